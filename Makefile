@@ -1,0 +1,78 @@
+# pgtether build. `make` builds build/pgtetherd and build/pgtether; `make test` runs
+# every test (unit tests and integration tests under ASan+UBSan); `make demo` shows a
+# real workload being intercepted. Both install what is missing first.
+
+CC      ?= cc
+CLANG   ?= clang
+BPFTOOL ?= bpftool
+BUILD   ?= build
+
+# -Wno-format-truncation: messages go into fixed buffers on purpose and are cut to fit.
+CFLAGS_BASE := -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-truncation \
+               -Wno-missing-field-initializers -D_GNU_SOURCE -fno-strict-aliasing
+ifeq ($(SAN),1)
+CFLAGS_BASE += -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+               -fno-omit-frame-pointer
+LDFLAGS     += -fsanitize=address,undefined
+endif
+CFLAGS  += $(CFLAGS_BASE) -I$(BUILD) -Idaemon $(shell pkg-config --cflags libnl-3.0 2>/dev/null)
+LDLIBS  += -lbpf -lelf -lz -ljansson $(shell pkg-config --libs libnl-3.0 2>/dev/null)
+
+# Pure modules: no socket, no kernel, no global; unit-tested directly.
+PURE    := addr jsonpos config pgwire cgroup attest log
+KERNEL  := intercept sockdiag
+DAEMON  := $(PURE) $(KERNEL) session control
+CLI     := addr jsonpos config cgroup control log
+
+DAEMON_OBJS := $(DAEMON:%=$(BUILD)/obj/%.o)
+CLI_OBJS    := $(CLI:%=$(BUILD)/obj/%.o)
+UNIT_TESTS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
+
+.PHONY: all deps test unit-binaries demo clean
+# keep BPF objects: they are inputs of the skeleton, not throwaway intermediates
+.SECONDARY:
+all: $(BUILD)/pgtetherd $(BUILD)/pgtether
+
+deps:
+	@scripts/install-deps.sh
+
+$(BUILD)/vmlinux.h:
+	@mkdir -p $(@D)
+	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/%.bpf.o: bpf/%.bpf.c bpf/%.h $(BUILD)/vmlinux.h
+	$(CLANG) -g -O2 -Wall -Werror -target bpf -D__TARGET_ARCH_x86 -I$(BUILD) -Ibpf -c $< -o $@
+
+$(BUILD)/%.skel.h: $(BUILD)/%.bpf.o
+	$(BPFTOOL) gen skeleton $< name $*_bpf > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/obj/intercept.o: $(BUILD)/intercept.skel.h
+
+$(BUILD)/obj/%.o: daemon/%.c daemon/*.h bpf/intercept.h
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/pgtetherd: $(BUILD)/obj/pgtetherd.o $(DAEMON_OBJS)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(BUILD)/pgtether: $(BUILD)/obj/pgtether.o $(CLI_OBJS)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(PURE:%=$(BUILD)/obj/%.o)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -DFIXTURES=\"$(CURDIR)/tests/fixtures\" $(LDFLAGS) $^ $(LDLIBS) -lcmocka -o $@
+
+# Tests run against a sanitizer build in build/san so memory errors in the daemon's
+# relay fail the integration tests too, not only the unit tests.
+test: deps
+	$(MAKE) --no-print-directory all
+	$(MAKE) --no-print-directory BUILD=build/san SAN=1 all unit-binaries
+	@scripts/run-tests.sh build/san
+
+unit-binaries: $(UNIT_TESTS)
+
+demo: deps all
+	@scripts/demo.sh
+
+clean:
+	rm -rf build

@@ -1,0 +1,277 @@
+/*
+ * cgroup2 helpers. The mountinfo and /proc/PID/cgroup parsers are pure; the rest
+ * are thin syscalls with errors returned as -errno.
+ */
+#include "cgroup.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Copies a mountinfo field, decoding \ooo escapes (space, tab, newline, backslash). */
+static int copy_field(const char *s, size_t n, char *ret, size_t len)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		char ch = s[i];
+
+		if (ch == '\\' && i + 3 < n &&
+		    s[i + 1] >= '0' && s[i + 1] <= '3' && s[i + 2] >= '0' && s[i + 2] <= '7' &&
+		    s[i + 3] >= '0' && s[i + 3] <= '7') {
+			ch = (char)((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0'));
+			i += 3;
+		}
+		if (o + 1 >= len)
+			return -ENAMETOOLONG;
+		ret[o++] = ch;
+	}
+	ret[o] = '\0';
+	return 0;
+}
+
+int cgroup_mount_from_mountinfo(const char *text, char *ret, size_t len)
+{
+	const char *line = text;
+
+	while (line && *line) {
+		const char *eol = strchr(line, '\n');
+		const char *end = eol ? eol : line + strlen(line);
+		const char *f[10], *sep, *p = line;
+		int nf = 0;
+
+		/* Fields: id parent maj:min root mountpoint options [optional...] - fstype source super */
+		while (p < end && nf < 5) {
+			f[nf++] = p;
+			while (p < end && *p != ' ')
+				p++;
+			while (p < end && *p == ' ')
+				p++;
+		}
+		sep = NULL;
+		for (const char *q = p; q + 2 < end + 1; q++)
+			if (q[0] == '-' && (q == line || q[-1] == ' ') && (q + 1 == end || q[1] == ' ')) {
+				sep = q;
+				break;
+			}
+		if (nf == 5 && sep && (size_t)(end - sep) > 9 && strncmp(sep + 2, "cgroup2 ", 8) == 0) {
+			const char *mp = f[4];
+			size_t mlen = (size_t)(strchr(mp, ' ') - mp);
+
+			return copy_field(mp, mlen, ret, len);
+		}
+		line = eol ? eol + 1 : NULL;
+	}
+	return -ENOENT;
+}
+
+int cgroup_find_mount(char *ret, size_t len)
+{
+	char *text = NULL;
+	size_t cap = 0, n = 0;
+	FILE *f;
+	int r;
+
+	f = fopen("/proc/self/mountinfo", "re");
+	if (!f)
+		return -errno;
+	for (;;) {
+		size_t got;
+
+		if (cap - n < 4096) {
+			char *bigger = realloc(text, cap + 65536);
+
+			if (!bigger) {
+				free(text);
+				fclose(f);
+				return -ENOMEM;
+			}
+			text = bigger;
+			cap += 65536;
+		}
+		got = fread(text + n, 1, cap - n - 1, f);
+		n += got;
+		if (got == 0)
+			break;
+	}
+	fclose(f);
+	text[n] = '\0';
+	r = cgroup_mount_from_mountinfo(text, ret, len);
+	free(text);
+	return r;
+}
+
+static int is_plain(unsigned char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+	       ch == '_' || ch == '.';
+}
+
+int cgroup_escape(const char *path, char *ret, size_t len)
+{
+	size_t o = 0;
+	const char *p = path;
+
+	while (*p == '/')
+		p++;
+	if (!*p) {
+		if (len < 2)
+			return -ENAMETOOLONG;
+		strcpy(ret, "-");
+		return 0;
+	}
+	for (; *p; p++) {
+		unsigned char ch = (unsigned char)*p;
+		char esc[5];
+		size_t n;
+
+		if (ch == '/') {
+			esc[0] = '-';
+			n = 1;
+		} else if (is_plain(ch) && !(ch == '.' && o == 0)) {
+			esc[0] = (char)ch;
+			n = 1;
+		} else {
+			snprintf(esc, sizeof(esc), "\\x%02x", ch);
+			n = 4;
+		}
+		if (o + n + 1 > len)
+			return -ENAMETOOLONG;
+		memcpy(ret + o, esc, n);
+		o += n;
+	}
+	ret[o] = '\0';
+	return 0;
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int cgroup_unescape(const char *name, char *ret, size_t len)
+{
+	size_t o = 0;
+
+	if (strcmp(name, "-") == 0) {
+		if (len < 2)
+			return -ENAMETOOLONG;
+		strcpy(ret, "/");
+		return 0;
+	}
+	if (len < 2)
+		return -ENAMETOOLONG;
+	ret[o++] = '/';
+	for (const char *p = name; *p; p++) {
+		char ch = *p;
+
+		if (ch == '-') {
+			ch = '/';
+		} else if (ch == '\\') {
+			if (p[1] != 'x' || hexval(p[2]) < 0 || hexval(p[3]) < 0)
+				return -EINVAL;
+			ch = (char)(hexval(p[2]) * 16 + hexval(p[3]));
+			p += 3;
+		}
+		if (o + 2 > len)
+			return -ENAMETOOLONG;
+		ret[o++] = ch;
+	}
+	ret[o] = '\0';
+	return 0;
+}
+
+static int full_path(const char *mount, const char *path, char *ret, size_t len)
+{
+	int n = snprintf(ret, len, "%s%s", mount, strcmp(path, "/") == 0 ? "" : path);
+
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+int cgroup_id(const char *mount, const char *path, uint64_t *ret)
+{
+	char full[PATH_MAX];
+	struct stat st;
+	int r;
+
+	if ((r = full_path(mount, path, full, sizeof(full))) < 0)
+		return r;
+	if (stat(full, &st) == -1)
+		return -errno;
+	if (!S_ISDIR(st.st_mode))
+		return -ENOTDIR;
+	*ret = (uint64_t)st.st_ino;
+	return 0;
+}
+
+int cgroup_create(const char *mount, const char *path)
+{
+	char full[PATH_MAX];
+	int r;
+
+	if ((r = full_path(mount, path, full, sizeof(full))) < 0)
+		return r;
+	/* mkdir -p, below the mount only */
+	for (char *p = full + strlen(mount) + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(full, 0755) == -1 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(full, 0755) == -1 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+int cgroup_enter(const char *mount, const char *path, pid_t pid)
+{
+	char full[PATH_MAX], num[32];
+	int fd, n, r = 0;
+
+	if ((r = full_path(mount, path, full, sizeof(full))) < 0)
+		return r;
+	if (strlen(full) + sizeof("/cgroup.procs") > sizeof(full))
+		return -ENAMETOOLONG;
+	strcat(full, "/cgroup.procs");
+	fd = open(full, O_WRONLY | O_CLOEXEC);
+	if (fd == -1)
+		return -errno;
+	n = snprintf(num, sizeof(num), "%d\n", (int)pid);
+	if (write(fd, num, (size_t)n) != n)
+		r = -errno;
+	close(fd);
+	return r;
+}
+
+int cgroup_from_proc_text(const char *text, char *ret, size_t len)
+{
+	const char *line = text;
+
+	while (line && *line) {
+		const char *eol = strchr(line, '\n');
+		size_t n = eol ? (size_t)(eol - line) : strlen(line);
+
+		if (n >= 3 && strncmp(line, "0::", 3) == 0) {
+			if (n - 3 + 1 > len)
+				return -ENAMETOOLONG;
+			memcpy(ret, line + 3, n - 3);
+			ret[n - 3] = '\0';
+			return 0;
+		}
+		line = eol ? eol + 1 : NULL;
+	}
+	return -ENOENT;
+}

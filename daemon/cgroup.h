@@ -1,0 +1,46 @@
+/*
+ * The cgroup2 hierarchy: where it is mounted, what a path's id is, creating a cgroup
+ * and placing a process in it, and the escaped names used for pins in bpffs.
+ *
+ * Paths are always given relative to the cgroup2 mount ("/ci/runner-1"), as
+ * /proc/PID/cgroup prints them; the mount itself is found in mountinfo, never
+ * assumed (hybrid hosts mount it at /sys/fs/cgroup/unified).
+ */
+#ifndef PGTETHER_CGROUP_H
+#define PGTETHER_CGROUP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/*
+ * Finds the mount point of the first cgroup2 filesystem in a mountinfo text
+ * (proc(5)). Octal escapes (\040) are decoded. 0, -ENOENT or -ENAMETOOLONG.
+ */
+int cgroup_mount_from_mountinfo(const char *text, char *ret, size_t len);
+
+/* The same, reading /proc/self/mountinfo. */
+int cgroup_find_mount(char *ret, size_t len);
+
+/*
+ * Escapes a cgroup path into one bpffs file name, as systemd-escape --path does:
+ * "/" → "-", '/' → '-', '-' and bytes outside [A-Za-z0-9_.] → \xNN, leading '.'
+ * → \x2e. Reversible with cgroup_unescape(). 0 or -ENAMETOOLONG.
+ */
+int cgroup_escape(const char *path, char *ret, size_t len);
+int cgroup_unescape(const char *name, char *ret, size_t len);
+
+/* The cgroup id of mount+path (its inode number, what bpf_get_current_cgroup_id()
+ * returns). 0 or -errno. */
+int cgroup_id(const char *mount, const char *path, uint64_t *ret);
+
+/* Creates mount+path and missing parents (mode 0755). 0 or -errno. */
+int cgroup_create(const char *mount, const char *path);
+
+/* Moves pid into mount+path by writing cgroup.procs. 0 or -errno. */
+int cgroup_enter(const char *mount, const char *path, pid_t pid);
+
+/* The cgroup2 path of a /proc/PID/cgroup text (the "0::" line). 0 or -ENOENT. */
+int cgroup_from_proc_text(const char *text, char *ret, size_t len);
+
+#endif

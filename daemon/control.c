@@ -1,0 +1,285 @@
+/*
+ * Control socket server and client (see control.h for the protocol).
+ */
+#include "control.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+
+static int make_addr(const char *path, struct sockaddr_un *sun)
+{
+	memset(sun, 0, sizeof(*sun));
+	sun->sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sun->sun_path))
+		return -ENAMETOOLONG;
+	strcpy(sun->sun_path, path);
+	return 0;
+}
+
+int control_listen(const char *path, char *err)
+{
+	struct sockaddr_un sun;
+	char dir[PATH_MAX];
+	char *slash;
+	int fd, r;
+
+	if ((r = make_addr(path, &sun)) < 0) {
+		snprintf(err, CONTROL_ERR_LEN, "control socket path '%s' is too long", path);
+		return r;
+	}
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (slash && slash != dir) {
+		*slash = '\0';
+		if (mkdir(dir, 0755) == -1 && errno != EEXIST) {
+			r = -errno;
+			snprintf(err, CONTROL_ERR_LEN, "cannot create %s: %s", dir, strerror(errno));
+			return r;
+		}
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd == -1) {
+		r = -errno;
+		snprintf(err, CONTROL_ERR_LEN, "socket: %s", strerror(errno));
+		return r;
+	}
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
+		close(fd);
+		snprintf(err, CONTROL_ERR_LEN, "another pgtetherd answers on %s; stop it first", path);
+		return -EADDRINUSE;
+	}
+	close(fd);
+	unlink(path); /* stale: nobody answered */
+
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1) {
+		r = -errno;
+		snprintf(err, CONTROL_ERR_LEN, "socket: %s", strerror(errno));
+		return r;
+	}
+	/* 0600 from the start: no window where another user could connect. */
+	mode_t old = umask(0177);
+
+	r = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
+	umask(old);
+	if (r == -1 || listen(fd, 64) == -1) {
+		r = -errno;
+		snprintf(err, CONTROL_ERR_LEN, "cannot listen on %s: %s", path, strerror(errno));
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+static void reply(int fd, json_t *obj)
+{
+	char *text = json_dumps(obj, JSON_COMPACT);
+	size_t len, off = 0;
+
+	json_decref(obj);
+	if (!text)
+		return;
+	len = strlen(text);
+	text[len++] = '\n'; /* overwrites the NUL: text is not used as a string below */
+	while (off < len) {
+		ssize_t n = send(fd, text + off, len - off, MSG_NOSIGNAL);
+
+		if (n <= 0) {
+			if (n < 0 && errno == EINTR)
+				continue;
+			break;
+		}
+		off += (size_t)n;
+	}
+	free(text);
+}
+
+static json_t *error_reply(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static json_t *error_reply(const char *fmt, ...)
+{
+	char msg[CONTROL_ERR_LEN];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return json_pack("{s:b, s:s}", "ok", 0, "error", msg);
+}
+
+static json_t *dispatch(const struct control_handlers *h, json_t *req)
+{
+	const char *cmd = json_string_value(json_object_get(req, "cmd"));
+	char err[CONTROL_ERR_LEN] = "";
+	int r;
+
+	if (!cmd)
+		return error_reply("request without \"cmd\"");
+	if (strcmp(cmd, "status") == 0) {
+		json_t *st = h->status(h->arg);
+
+		if (!st)
+			return error_reply("out of memory");
+		json_object_set_new(st, "ok", json_true());
+		return st;
+	}
+	if (strcmp(cmd, "attach") == 0 || strcmp(cmd, "detach") == 0) {
+		const char *cg = json_string_value(json_object_get(req, "cgroup"));
+		bool attach = cmd[0] == 'a';
+
+		if (!cg)
+			return error_reply("%s needs \"cgroup\"", cmd);
+		r = attach ? h->attach(h->arg, cg, err) : h->detach(h->arg, cg, err);
+		if (r < 0)
+			return error_reply("%s", err[0] ? err : strerror(-r));
+		return json_pack("{s:b, s:b}", "ok", 1, "changed", r == 0);
+	}
+	return error_reply("unknown command '%s'", cmd);
+}
+
+static void serve_one(int fd, const struct control_handlers *h)
+{
+	struct timeval tv = { 2, 0 };
+	struct ucred cred;
+	socklen_t clen = sizeof(cred);
+	char *buf, *nl = NULL;
+	size_t len = 0;
+	json_error_t jerr;
+	json_t *req;
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == -1 || cred.uid != 0) {
+		reply(fd, error_reply("permission denied: the control socket is for root only"));
+		return;
+	}
+	buf = malloc(CONTROL_MAX_REQUEST + 1);
+	if (!buf)
+		return;
+	while (!nl && len < CONTROL_MAX_REQUEST) {
+		ssize_t n = recv(fd, buf + len, CONTROL_MAX_REQUEST - len, 0);
+
+		if (n <= 0) {
+			if (n < 0 && errno == EINTR)
+				continue;
+			break;
+		}
+		buf[len + (size_t)n] = '\0';
+		nl = memchr(buf + len, '\n', (size_t)n);
+		len += (size_t)n;
+	}
+	if (!nl) {
+		reply(fd, error_reply("request incomplete or larger than %u bytes", CONTROL_MAX_REQUEST));
+		free(buf);
+		return;
+	}
+	req = json_loadb(buf, (size_t)(nl - buf), JSON_REJECT_DUPLICATES, &jerr);
+	free(buf);
+	if (!req || !json_is_object(req)) {
+		reply(fd, error_reply("malformed request: %s", req ? "not an object" : jerr.text));
+		json_decref(req);
+		return;
+	}
+	reply(fd, dispatch(h, req));
+	json_decref(req);
+}
+
+void control_serve(int lfd, const struct control_handlers *h)
+{
+	for (;;) {
+		int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+
+		if (fd == -1) {
+			if (errno == EINTR)
+				continue;
+			return; /* EAGAIN: nothing pending */
+		}
+		serve_one(fd, h);
+		close(fd);
+	}
+}
+
+int control_call(const char *path, json_t *req, json_t **ret, char *err)
+{
+	struct sockaddr_un sun;
+	size_t len = 0, cap = 0;
+	char *text, *buf = NULL;
+	json_error_t jerr;
+	int fd, r = 0;
+
+	if ((r = make_addr(path, &sun)) < 0) {
+		snprintf(err, CONTROL_ERR_LEN, "control socket path '%s' is too long", path);
+		return r;
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd == -1 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
+		r = -errno;
+		snprintf(err, CONTROL_ERR_LEN, "cannot connect to %s: %s (is pgtetherd running? pass -c FILE or --socket PATH)",
+			 path, strerror(errno));
+		if (fd != -1)
+			close(fd);
+		return r;
+	}
+	text = json_dumps(req, JSON_COMPACT);
+	if (!text) {
+		close(fd);
+		snprintf(err, CONTROL_ERR_LEN, "out of memory");
+		return -ENOMEM;
+	}
+	if (dprintf(fd, "%s\n", text) < 0) {
+		r = -errno;
+		snprintf(err, CONTROL_ERR_LEN, "cannot write to %s: %s", path, strerror(errno));
+	}
+	free(text);
+	while (r == 0) {
+		ssize_t n;
+
+		if (cap - len < 4096) {
+			char *bigger;
+
+			if (cap >= CONTROL_MAX_REPLY) {
+				r = -E2BIG;
+				snprintf(err, CONTROL_ERR_LEN, "reply from %s is larger than %u bytes", path, CONTROL_MAX_REPLY);
+				break;
+			}
+			bigger = realloc(buf, cap + 65536);
+			if (!bigger) {
+				r = -ENOMEM;
+				snprintf(err, CONTROL_ERR_LEN, "out of memory");
+				break;
+			}
+			buf = bigger;
+			cap += 65536;
+		}
+		n = recv(fd, buf + len, cap - len - 1, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	if (r == 0) {
+		*ret = json_loadb(buf ? buf : "", len, JSON_DISABLE_EOF_CHECK, &jerr);
+		if (!*ret || !json_is_object(*ret)) {
+			json_decref(*ret);
+			r = -EPROTO;
+			snprintf(err, CONTROL_ERR_LEN, "malformed reply from %s: %s", path, jerr.text);
+		}
+	}
+	free(buf);
+	return r;
+}

@@ -1,0 +1,233 @@
+/*
+ * pgtether: the admin CLI. Everything but `run`'s own cgroup placement goes through
+ * the daemon's control socket; the CLI never touches BPF objects itself, so there is
+ * one writer of the pins.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cgroup.h"
+#include "config.h"
+#include "control.h"
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: pgtether [-c FILE | --socket PATH] COMMAND [ARGS]\n"
+		"\n"
+		"commands:\n"
+		"  attach CGROUP                    intercept connections made in CGROUP\n"
+		"  detach CGROUP                    stop intercepting CGROUP at once\n"
+		"  status [--json]                  attached cgroups and live connections\n"
+		"  run --cgroup CGROUP -- CMD ARGS  run CMD inside CGROUP (created if needed, attached)\n"
+		"\n"
+		"CGROUP is a path below the cgroup2 mount, e.g. /ci/runner-1.\n"
+		"The daemon is found through -c FILE (its control_socket), --socket PATH,\n"
+		"or %s.\n",
+		CONFIG_DEFAULT_PATH);
+}
+
+static int socket_path(const char *config_path, const char *sock, char *ret, size_t len)
+{
+	struct config cfg;
+	char err[CONFIG_ERR_LEN];
+
+	if (sock) {
+		snprintf(ret, len, "%s", sock);
+		return 0;
+	}
+	if (!config_path && access(CONFIG_DEFAULT_PATH, F_OK) == 0)
+		config_path = CONFIG_DEFAULT_PATH;
+	if (!config_path) {
+		snprintf(ret, len, "/run/pgtether/control.sock");
+		return 0;
+	}
+	if (config_load(config_path, &cfg, err) < 0) {
+		fprintf(stderr, "pgtether: %s\n", err);
+		return -EINVAL;
+	}
+	snprintf(ret, len, "%s", cfg.control_socket);
+	config_release(&cfg);
+	return 0;
+}
+
+/* Sends {"cmd":cmd[,"cgroup":cg]}; prints the error and returns NULL on failure. */
+static json_t *call(const char *sock, const char *cmd, const char *cg)
+{
+	char err[CONTROL_ERR_LEN];
+	json_t *req, *rep = NULL;
+	int r;
+
+	req = cg ? json_pack("{s:s, s:s}", "cmd", cmd, "cgroup", cg) : json_pack("{s:s}", "cmd", cmd);
+	r = control_call(sock, req, &rep, err);
+	json_decref(req);
+	if (r < 0) {
+		fprintf(stderr, "pgtether: %s\n", err);
+		return NULL;
+	}
+	if (!json_is_true(json_object_get(rep, "ok"))) {
+		fprintf(stderr, "pgtether: %s: %s\n", cmd,
+			json_string_value(json_object_get(rep, "error")) ?: "failed");
+		json_decref(rep);
+		return NULL;
+	}
+	return rep;
+}
+
+static int cmd_attach(const char *sock, int attach, const char *cg)
+{
+	json_t *rep = call(sock, attach ? "attach" : "detach", cg);
+
+	if (!rep)
+		return 1;
+	if (attach)
+		printf(json_is_true(json_object_get(rep, "changed")) ? "attached %s\n" : "%s was attached already\n", cg);
+	else
+		printf("detached %s\n", cg);
+	json_decref(rep);
+	return 0;
+}
+
+static int cmd_status(const char *sock, int as_json)
+{
+	json_t *rep = call(sock, "status", NULL), *v;
+	size_t i;
+
+	if (!rep)
+		return 1;
+	json_object_del(rep, "ok");
+	if (as_json) {
+		json_dumpf(rep, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
+		putchar('\n');
+		json_decref(rep);
+		return 0;
+	}
+	printf("listen     %s   fail_mode %s   pins %s\n",
+	       json_string_value(json_object_get(rep, "listen")),
+	       json_string_value(json_object_get(rep, "fail_mode")),
+	       json_string_value(json_object_get(rep, "bpffs_dir")));
+	printf("attached cgroups (%zu):\n", json_array_size(json_object_get(rep, "attached")));
+	json_array_foreach(json_object_get(rep, "attached"), i, v)
+		printf("  %s\n", json_string_value(json_object_get(v, "cgroup")));
+	printf("connections (%zu):\n", json_array_size(json_object_get(rep, "connections")));
+	if (json_array_size(json_object_get(rep, "connections")))
+		printf("  %-6s %-8s %-6s %-24s %-22s %-10s %-10s %s\n", "ID", "PID", "UID", "CGROUP",
+		       "DST", "IN", "OUT", "EXE");
+	json_array_foreach(json_object_get(rep, "connections"), i, v)
+		printf("  %-6lld %-8lld %-6lld %-24s %-22s %-10lld %-10lld %s\n",
+		       json_integer_value(json_object_get(v, "id")),
+		       json_integer_value(json_object_get(v, "pid")),
+		       json_integer_value(json_object_get(v, "uid")),
+		       json_string_value(json_object_get(v, "cgroup")),
+		       json_string_value(json_object_get(v, "dst")),
+		       json_integer_value(json_object_get(v, "bytes_in")),
+		       json_integer_value(json_object_get(v, "bytes_out")),
+		       json_string_value(json_object_get(v, "exe")));
+	json_decref(rep);
+	return 0;
+}
+
+/* Like systemd-run --scope or cgexec: place ourselves, then exec, so CMD's exit
+ * status and signals are ours without a supervising parent. */
+static int cmd_run(const char *sock, const char *cg, char **argv)
+{
+	char mount[PATH_MAX], path[PATH_MAX];
+	json_t *rep;
+	int r;
+
+	if (config_cgroup_path(cg, path, sizeof(path)) < 0 || strcmp(path, "/") == 0) {
+		fprintf(stderr, "pgtether: run: invalid cgroup '%s': use an absolute path below the cgroup2 mount, e.g. /ci/job-1\n", cg);
+		return 2;
+	}
+	if ((r = cgroup_find_mount(mount, sizeof(mount))) < 0) {
+		fprintf(stderr, "pgtether: run: no cgroup2 filesystem mounted\n");
+		return 1;
+	}
+	if ((r = cgroup_create(mount, path)) < 0) {
+		fprintf(stderr, "pgtether: run: cannot create cgroup %s%s: %s\n", mount, path, strerror(-r));
+		return 1;
+	}
+	rep = call(sock, "attach", path);
+	if (!rep)
+		return 1;
+	json_decref(rep);
+	if ((r = cgroup_enter(mount, path, getpid())) < 0) {
+		fprintf(stderr, "pgtether: run: cannot enter cgroup %s: %s\n", path, strerror(-r));
+		return 1;
+	}
+	execvp(argv[0], argv);
+	fprintf(stderr, "pgtether: run: cannot run '%s': %s\n", argv[0], strerror(errno));
+	return errno == ENOENT ? 127 : 126;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "socket", required_argument, NULL, 's' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *config_path = NULL, *sock_opt = NULL, *cmd;
+	char sock[PATH_MAX];
+	int c;
+
+	while ((c = getopt_long(argc, argv, "+c:s:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': config_path = optarg; break;
+		case 's': sock_opt = optarg; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (socket_path(config_path, sock_opt, sock, sizeof(sock)) < 0)
+		return 1;
+	cmd = argv[optind++];
+
+	if (strcmp(cmd, "attach") == 0 || strcmp(cmd, "detach") == 0) {
+		if (argc - optind != 1) {
+			fprintf(stderr, "usage: pgtether %s CGROUP\n", cmd);
+			return 2;
+		}
+		return cmd_attach(sock, cmd[0] == 'a', argv[optind]);
+	}
+	if (strcmp(cmd, "status") == 0) {
+		int as_json = argc - optind == 1 && strcmp(argv[optind], "--json") == 0;
+
+		if (argc - optind > as_json) {
+			fprintf(stderr, "usage: pgtether status [--json]\n");
+			return 2;
+		}
+		return cmd_status(sock, as_json);
+	}
+	if (strcmp(cmd, "run") == 0) {
+		const char *cg = NULL;
+
+		if (optind < argc && strcmp(argv[optind], "--cgroup") == 0 && optind + 1 < argc) {
+			cg = argv[optind + 1];
+			optind += 2;
+		} else if (optind < argc && strncmp(argv[optind], "--cgroup=", 9) == 0) {
+			cg = argv[optind] + 9;
+			optind++;
+		}
+		if (optind < argc && strcmp(argv[optind], "--") == 0)
+			optind++;
+		if (!cg || optind >= argc) {
+			fprintf(stderr, "usage: pgtether run --cgroup CGROUP -- CMD [ARGS...]\n");
+			return 2;
+		}
+		return cmd_run(sock, cg, argv + optind);
+	}
+	fprintf(stderr, "pgtether: unknown command '%s'\n", cmd);
+	usage(stderr);
+	return 2;
+}

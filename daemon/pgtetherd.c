@@ -1,0 +1,401 @@
+/*
+ * pgtetherd: loads and attaches the interception programs, then runs the one epoll
+ * loop that accepts redirected connections, serves the control socket and handles
+ * signals. Start-up order matters: the listener exists before any cgroup is attached,
+ * so no workload is ever redirected to a port nobody listens on while we start.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include "attest.h"
+#include "cgroup.h"
+#include "config.h"
+#include "control.h"
+#include "intercept.h"
+#include "log.h"
+#include "session.h"
+#include "sockdiag.h"
+
+struct daemon {
+	struct config cfg;
+	struct intercept ic;
+	struct sockdiag sd;
+	struct session_env env;
+	char cgroup_mount[PATH_MAX];
+	uint64_t own_cgroup_id;
+	int epfd;
+	struct ev_source ev_listener, ev_control, ev_signal, ev_timer;
+	int lfd, ctlfd, sigfd, tfd;
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: pgtetherd [-c FILE] [-n] [-v]\n"
+		"  -c FILE  configuration (default %s)\n"
+		"  -n       check the configuration and exit\n"
+		"  -v       debug logging\n",
+		CONFIG_DEFAULT_PATH);
+}
+
+static int listen_on(const struct addr *a, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = addr_to_sockaddr(a, &ss);
+	char buf[ADDR_STRLEN];
+	int fd, one = 1;
+
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
+	    bind(fd, (struct sockaddr *)&ss, len) == -1 || listen(fd, 4096) == -1) {
+		int r = -errno;
+
+		snprintf(err, errlen, "cannot listen on %s: %s", addr_format(a, buf), strerror(errno));
+		if (fd != -1)
+			close(fd);
+		return r;
+	}
+	return fd;
+}
+
+static int own_cgroup(struct daemon *d)
+{
+	char text[4096], path[PATH_MAX];
+	FILE *f = fopen("/proc/self/cgroup", "re");
+	size_t n;
+
+	if (!f)
+		return -errno;
+	n = fread(text, 1, sizeof(text) - 1, f);
+	fclose(f);
+	text[n] = '\0';
+	if (cgroup_from_proc_text(text, path, sizeof(path)) < 0)
+		return -ENOENT;
+	return cgroup_id(d->cgroup_mount, path, &d->own_cgroup_id);
+}
+
+/* ---- control handlers --------------------------------------------------------- */
+
+static int on_attach(void *arg, const char *cgroup, char *err)
+{
+	struct daemon *d = arg;
+	char path[PATH_MAX];
+	int r;
+
+	if (config_cgroup_path(cgroup, path, sizeof(path)) < 0) {
+		snprintf(err, CONTROL_ERR_LEN, "invalid cgroup path '%s': use an absolute path below the cgroup2 mount, e.g. /ci", cgroup);
+		return -EINVAL;
+	}
+	r = intercept_attach(&d->ic, path, err);
+	if (r == 0)
+		log_info("attach", "attached to cgroup %s", path);
+	return r;
+}
+
+static int on_detach(void *arg, const char *cgroup, char *err)
+{
+	struct daemon *d = arg;
+	char path[PATH_MAX];
+	int r;
+
+	if (config_cgroup_path(cgroup, path, sizeof(path)) < 0) {
+		snprintf(err, CONTROL_ERR_LEN, "invalid cgroup path '%s'", cgroup);
+		return -EINVAL;
+	}
+	r = intercept_detach(&d->ic, path);
+	if (r == -ENOENT)
+		snprintf(err, CONTROL_ERR_LEN, "cgroup %s is not attached", path);
+	else if (r == 0)
+		log_info("detach", "detached from cgroup %s", path);
+	return r;
+}
+
+static const char *state_name(enum session_state st)
+{
+	switch (st) {
+	case SESSION_CONNECTING: return "connecting";
+	case SESSION_RELAYING: return "relaying";
+	default: return "refusing";
+	}
+}
+
+static json_t *on_status(void *arg)
+{
+	struct daemon *d = arg;
+	json_t *st, *att = json_array(), *conns = json_array();
+	struct timespec now;
+	char buf[ADDR_STRLEN];
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	for (size_t i = 0; i < d->ic.n_att; i++)
+		json_array_append_new(att, json_pack("{s:s, s:I}", "cgroup", d->ic.att[i].path,
+						     "cgroup_id", (json_int_t)d->ic.att[i].cgroup_id));
+	for (struct session *s = d->env.head; s; s = s->next) {
+		char comm[PGT_COMM_LEN + 1];
+		json_t *c;
+
+		if (s->state == SESSION_REFUSING)
+			continue;
+		memcpy(comm, s->origin.comm, PGT_COMM_LEN);
+		comm[PGT_COMM_LEN] = '\0';
+		c = json_pack("{s:I, s:s, s:I, s:I, s:I, s:s, s:s, s:s, s:I}",
+			      "id", (json_int_t)s->id, "state", state_name(s->state),
+			      "pid", (json_int_t)s->origin.tgid, "uid", (json_int_t)s->origin.uid,
+			      "gid", (json_int_t)s->origin.gid, "comm", comm, "exe", s->facts.exe,
+			      "cgroup", s->facts.cgroup, "cgroup_id", (json_int_t)s->origin.cgroup_id);
+		json_object_set_new(c, "peer", json_string(addr_format(&s->peer, buf)));
+		json_object_set_new(c, "dst", json_string(addr_format(&s->dst, buf)));
+		json_object_set_new(c, "bytes_in", json_integer((json_int_t)s->bytes_c2u));
+		json_object_set_new(c, "bytes_out", json_integer((json_int_t)s->bytes_u2c));
+		json_object_set_new(c, "age_s", json_integer(now.tv_sec - s->started.tv_sec));
+		json_array_append_new(conns, c);
+	}
+	st = json_pack("{s:s, s:s, s:s, s:o, s:o}", "listen", addr_format(&d->cfg.listen, buf),
+		       "fail_mode", d->cfg.fail_mode == CONFIG_FAIL_OPEN ? "open" : "closed",
+		       "bpffs_dir", d->cfg.bpffs_dir, "attached", att, "connections", conns);
+	return st;
+}
+
+/* ---- start-up ----------------------------------------------------------------- */
+
+static void on_adopt(const char *path, int removed, void *arg)
+{
+	(void)arg;
+	if (removed)
+		log_warn("adopt", "removed the pins of cgroup %s: it no longer exists or was recreated", path);
+	else
+		log_info("adopt", "re-adopted the pinned attachment of cgroup %s", path);
+}
+
+static int add_watch(int epfd, int fd, struct ev_source *ev)
+{
+	struct epoll_event e = { .events = EPOLLIN, .data.ptr = ev };
+
+	return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &e);
+}
+
+static int start(struct daemon *d)
+{
+	char err[INTERCEPT_ERR_LEN];
+	struct pgt_config bc;
+	struct itimerspec its = { { 1, 0 }, { 1, 0 } };
+	sigset_t mask;
+	int r;
+
+	if ((r = cgroup_find_mount(d->cgroup_mount, sizeof(d->cgroup_mount))) < 0) {
+		log_error("start", "no cgroup2 filesystem in /proc/self/mountinfo: pgtether needs the unified hierarchy (mount -t cgroup2 none /sys/fs/cgroup/unified)");
+		return r;
+	}
+	if ((r = own_cgroup(d)) < 0) {
+		log_error("start", "cannot find the daemon's own cgroup: %s", strerror(-r));
+		return r;
+	}
+	d->lfd = listen_on(&d->cfg.listen, err, sizeof(err));
+	if (d->lfd < 0) {
+		log_error("start", "%s", err);
+		return d->lfd;
+	}
+	if ((r = sockdiag_open(&d->sd)) < 0) {
+		log_error("start", "cannot open NETLINK_SOCK_DIAG: %s", strerror(-r));
+		return r;
+	}
+	d->ctlfd = control_listen(d->cfg.control_socket, err);
+	if (d->ctlfd < 0) {
+		log_error("start", "%s", err);
+		return d->ctlfd;
+	}
+	if ((r = intercept_open(&d->ic, d->cfg.bpffs_dir, d->cgroup_mount, err)) < 0) {
+		log_error("start", "%s", err);
+		return r;
+	}
+	memset(&bc, 0, sizeof(bc));
+	bc.flags = PGT_CONFIG_ACTIVE | (d->cfg.fail_mode == CONFIG_FAIL_OPEN ? PGT_CONFIG_FAIL_OPEN : 0);
+	bc.mark = d->cfg.socket_mark;
+	bc.daemon_cgroup_id = d->own_cgroup_id;
+	memcpy(&bc.listen_ip4, d->cfg.listen.ip + 12, 4);
+	bc.listen_port = d->cfg.listen.port;
+	if ((r = intercept_set_targets(&d->ic, d->cfg.targets, d->cfg.n_targets)) < 0 ||
+	    (r = intercept_set_config(&d->ic, &bc)) < 0) {
+		log_error("start", "cannot write the BPF maps: %s", strerror(-r));
+		return r;
+	}
+	if ((r = intercept_adopt(&d->ic, on_adopt, NULL, err)) < 0)
+		log_error("adopt", "%s", err);
+	for (size_t i = 0; i < d->cfg.n_cgroups; i++) {
+		r = intercept_attach(&d->ic, d->cfg.cgroups[i], err);
+		if (r == 0)
+			log_info("attach", "attached to cgroup %s", d->cfg.cgroups[i]);
+		else if (r < 0)
+			/* A runner's cgroup may not exist yet; `pgtether attach` adds it later. */
+			log_error("attach", "%s; connections from it are not intercepted", err);
+	}
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	d->sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	d->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	d->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (d->sigfd == -1 || d->tfd == -1 || d->epfd == -1 ||
+	    timerfd_settime(d->tfd, 0, &its, NULL) == -1) {
+		log_error("start", "cannot set up the event loop: %s", strerror(errno));
+		return -errno;
+	}
+	d->ev_listener.kind = EV_LISTENER;
+	d->ev_control.kind = EV_CONTROL;
+	d->ev_signal.kind = EV_SIGNAL;
+	d->ev_timer.kind = EV_TIMER;
+	if (add_watch(d->epfd, d->lfd, &d->ev_listener) == -1 ||
+	    add_watch(d->epfd, d->ctlfd, &d->ev_control) == -1 ||
+	    add_watch(d->epfd, d->sigfd, &d->ev_signal) == -1 ||
+	    add_watch(d->epfd, d->tfd, &d->ev_timer) == -1) {
+		log_error("start", "epoll: %s", strerror(errno));
+		return -errno;
+	}
+	d->env.ic = &d->ic;
+	d->env.sd = &d->sd;
+	d->env.cfg = &d->cfg;
+	d->env.epfd = d->epfd;
+	return 0;
+}
+
+/* Returns when a terminating signal arrives. */
+static void run(struct daemon *d)
+{
+	const struct control_handlers h = { d, on_attach, on_detach, on_status };
+	struct epoll_event events[256];
+
+	for (;;) {
+		int n = epoll_wait(d->epfd, events, 256, -1);
+
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			log_error("loop", "epoll_wait: %s", strerror(errno));
+			return;
+		}
+		for (int i = 0; i < n; i++) {
+			struct ev_source *ev = events[i].data.ptr;
+
+			switch (ev->kind) {
+			case EV_LISTENER:
+				session_accept(&d->env, d->lfd);
+				break;
+			case EV_CONTROL:
+				control_serve(d->ctlfd, &h);
+				break;
+			case EV_TIMER: {
+				uint64_t ticks;
+
+				if (read(d->tfd, &ticks, sizeof(ticks)) > 0)
+					session_tick(&d->env);
+				break;
+			}
+			case EV_SIGNAL: {
+				struct signalfd_siginfo si;
+
+				while (read(d->sigfd, &si, sizeof(si)) == sizeof(si)) {
+					if (si.ssi_signo == SIGHUP) {
+						log_info("reload", "SIGHUP: nothing to reload in this version (targets and cgroups change with a restart or pgtether attach/detach)");
+						continue;
+					}
+					log_info("stop", "signal %s: stopping; attachments stay pinned (fail_mode %s)",
+						 strsignal((int)si.ssi_signo),
+						 d->cfg.fail_mode == CONFIG_FAIL_OPEN ? "open" : "closed");
+					return;
+				}
+				break;
+			}
+			case EV_SESSION: {
+				struct session_end *end = (struct session_end *)ev;
+
+				session_event(&d->env, end, events[i].events);
+				break;
+			}
+			}
+		}
+		session_reap(&d->env);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "check", no_argument, NULL, 'n' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *path = CONFIG_DEFAULT_PATH;
+	struct daemon d;
+	char err[CONFIG_ERR_LEN];
+	int check = 0, c, r;
+
+	memset(&d, 0, sizeof(d));
+	d.lfd = d.ctlfd = d.sigfd = d.tfd = d.epfd = -1;
+	log_setup(LOG_LEVEL_INFO, stderr);
+	while ((c = getopt_long(argc, argv, "c:nvh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': path = optarg; break;
+		case 'n': check = 1; break;
+		case 'v': log_setup(LOG_LEVEL_DEBUG, stderr); break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (config_load(path, &d.cfg, err) < 0) {
+		fprintf(stderr, "pgtetherd: %s\n", err);
+		return 1;
+	}
+	if (check) {
+		printf("pgtetherd: configuration %s is valid\n", path);
+		config_release(&d.cfg);
+		return 0;
+	}
+
+	r = start(&d);
+	if (r == 0) {
+		char buf[ADDR_STRLEN];
+
+		log_info("ready", "listening on %s, %zu cgroup(s) attached, fail_mode %s",
+			 addr_format(&d.cfg.listen, buf), d.ic.n_att,
+			 d.cfg.fail_mode == CONFIG_FAIL_OPEN ? "open" : "closed");
+		run(&d);
+		session_close_all(&d.env, "daemon stopping");
+	}
+
+	if (d.lfd >= 0)
+		close(d.lfd);
+	if (d.ctlfd >= 0) {
+		close(d.ctlfd);
+		unlink(d.cfg.control_socket);
+	}
+	if (d.sigfd >= 0)
+		close(d.sigfd);
+	if (d.tfd >= 0)
+		close(d.tfd);
+	if (d.epfd >= 0)
+		close(d.epfd);
+	intercept_close(&d.ic);
+	sockdiag_close(&d.sd);
+	config_release(&d.cfg);
+	return r == 0 ? 0 : 1;
+}

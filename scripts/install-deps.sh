@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs everything pgtether's build, tests and demo need, from Debian 12's archive.
+# Idempotent: packages already present are left alone and apt-get is not run at all
+# when nothing is missing, so `make test` can call it on every run.
+set -euo pipefail
+
+packages=(
+  # build
+  make gcc clang llvm pkg-config bpftool libbpf-dev libelf-dev zlib1g-dev
+  libjansson-dev libnl-3-dev libssl-dev
+  # tests
+  libcmocka-dev bats jq python3 iproute2 procps
+  # a real PostgreSQL 15 for the integration tests and the demo (never the system service)
+  postgresql-15 postgresql-client-15
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: missing packages: ${missing[*]}; run as root: $0" >&2
+  exit 1
+fi
+
+echo "install-deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# postgresql-common would create and start a system cluster; pgtether's tests and demo
+# start their own throwaway clusters, so the package's own cluster is not wanted.
+mkdir -p /etc/postgresql-common
+if [ ! -f /etc/postgresql-common/createcluster.conf ] || ! grep -q '^create_main_cluster' /etc/postgresql-common/createcluster.conf; then
+  echo 'create_main_cluster = false' >> /etc/postgresql-common/createcluster.conf
+fi
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

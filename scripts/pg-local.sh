@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# A throwaway PostgreSQL 15 cluster for tests and the demo: initdb in a directory of
+# the caller's, on a loopback port, never the system's service.
+#   pg-local.sh start DIR PORT     creates DIR/data if needed and starts it
+#   pg-local.sh stop DIR           stops it (fast shutdown)
+# PostgreSQL refuses to run as root, so the cluster belongs to the postgres user.
+set -euo pipefail
+
+bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+[ -x "$bindir/initdb" ] || { echo "pg-local: PostgreSQL server binaries not found; run scripts/install-deps.sh" >&2; exit 1; }
+
+as_pg() {
+  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+cmd=${1:-}; dir=${2:-}
+[ -n "$cmd" ] && [ -n "$dir" ] || { echo "usage: $0 start DIR PORT | stop DIR" >&2; exit 2; }
+
+case "$cmd" in
+start)
+  port=${3:?port}
+  mkdir -p "$dir"
+  [ "$(id -u)" -eq 0 ] && chown postgres: "$dir"
+  chmod 0755 "$dir"
+  if [ ! -f "$dir/data/PG_VERSION" ]; then
+    as_pg "$bindir/initdb" -D "$dir/data" -U postgres -A trust --no-sync -E UTF8 >"$dir/initdb.log" 2>&1 ||
+      { cat "$dir/initdb.log" >&2; exit 1; }
+  fi
+  as_pg "$bindir/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 \
+    -o "-p $port -k $dir -c listen_addresses='127.0.0.1,::1' -c max_connections=400 -c fsync=off" \
+    start >/dev/null || { cat "$dir/postgres.log" >&2; exit 1; }
+  ;;
+stop)
+  if [ -f "$dir/data/postmaster.pid" ]; then
+    as_pg "$bindir/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
+  fi
+  ;;
+*)
+  echo "usage: $0 start DIR PORT | stop DIR" >&2; exit 2 ;;
+esac

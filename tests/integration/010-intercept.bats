@@ -1,0 +1,147 @@
+#!/usr/bin/env bats
+# Interception of unmodified clients: who is identified, what is left alone.
+
+load helpers
+
+setup_file() {
+  pgt_setup_world
+  pgt_start_daemon
+}
+
+teardown_file() {
+  pgt_teardown_world
+}
+
+@test "psql in an attached cgroup reaches the database through pgtetherd and is identified" {
+  "$PGTETHER" -c "$PGT_CONF" run --cgroup "$PGT_CG/t1" -- psql -X -h 127.0.0.1 -p "$PG_PORT" -Atq \
+    -c "select client_port from pg_stat_activity where pid = pg_backend_pid()" >"$PGT_TMP/out" &
+  local pid=$!
+  wait "$pid"
+  local line
+  line=$(grep 'event=conn.open ' "$PGT_LOG" | grep " pid=$pid ")
+  echo "$line"
+  [[ "$line" == *" cgroup=$PGT_CG/t1 "* ]]
+  [[ "$line" =~ \ exe=[^\ ]*/psql\  ]]
+  [[ "$line" == *" uid=0 "* ]]
+  [[ "$line" == *" dst=127.0.0.1:$PG_PORT "* ]]
+  # The database sees the daemon's upstream socket, not psql's.
+  local client_port upstream_port peer_port
+  client_port=$(cat "$PGT_TMP/out")
+  upstream_port=$(pgt_log_field conn.open " pid=$pid " upstream_local | sed 's/.*://')
+  peer_port=$(pgt_log_field conn.open " pid=$pid " peer | sed 's/.*://')
+  echo "client_port=$client_port upstream=$upstream_port peer=$peer_port"
+  [ "$client_port" = "$upstream_port" ]
+  [ "$client_port" != "$peer_port" ]
+  # ... and the close line carries the identity, the byte counts and the duration.
+  for _ in $(seq 50); do
+    [ "$(pgt_log_count conn.close " pid=$pid ")" = 1 ] && break
+    sleep 0.1
+  done
+  line=$(grep 'event=conn.close ' "$PGT_LOG" | grep " pid=$pid ")
+  echo "$line"
+  [[ "$line" == *" cgroup=$PGT_CG/t1 "* ]]
+  [[ "$line" =~ \ bytes_in=[1-9][0-9]*\  ]]
+  [[ "$line" =~ \ bytes_out=[1-9][0-9]*\  ]]
+  [[ "$line" =~ \ duration_ms=[0-9]+\  ]]
+}
+
+@test "psql outside any attached cgroup connects directly" {
+  local before
+  before=$(pgt_log_count conn.open)
+  run pgt_in_unattached "$PGT_CG/plain" psql -X -h 127.0.0.1 -p "$PG_PORT" -Atq -c "select 42"
+  [ "$status" -eq 0 ]
+  [ "$output" = 42 ]
+  [ "$(pgt_log_count conn.open)" = "$before" ]
+  [ "$(pgt_log_count conn.refused)" = 0 ]
+}
+
+@test "IPv6 destinations are intercepted" {
+  run pgt_in "$PGT_CG/t6" psql -X "host=::1 port=$PG_PORT" -Atq -c "select inet_client_addr()"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [ "$output" = "::1" ]
+  [ "$(pgt_log_count conn.open "dst=[::1]:$PG_PORT family=ipv6")" = 1 ]
+}
+
+@test "IPv4-mapped IPv6 destinations are intercepted" {
+  run pgt_in "$PGT_CG/t46" psql -X "hostaddr=::ffff:127.0.0.1 port=$PG_PORT" -Atq -c "select 7"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [ "$output" = 7 ]
+  [ "$(pgt_log_count conn.open "cgroup=$PGT_CG/t46 ")" = 1 ]
+  [ "$(pgt_log_count conn.open "dst=127.0.0.1:$PG_PORT family=ipv6")" = 1 ]
+}
+
+@test "a connection to a port that is not a target is untouched" {
+  local port before
+  port=$(pgt_free_port)
+  python3 - "$port" <<'PY' &
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(1)
+s.settimeout(10)
+c, _ = s.accept()
+c.sendall(b"direct\n")
+c.close()
+PY
+  local srv=$!
+  for _ in $(seq 50); do ss -ltn "sport = :$port" | grep -q LISTEN && break; sleep 0.1; done
+  before=$(pgt_log_count conn.open)
+  run pgt_in "$PGT_CG/t1" python3 -c "import socket,sys; c=socket.create_connection(('127.0.0.1', int(sys.argv[1])), 5); print(c.recv(64).decode().strip())" "$port"
+  wait "$srv" || true
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [ "$output" = direct ]
+  [ "$(pgt_log_count conn.open)" = "$before" ]
+}
+
+@test "a direct connection to the daemon's listener is refused with a PostgreSQL error" {
+  run psql -X -h 127.0.0.1 -p "$PGT_PORT" -Atq -c "select 1"
+  echo "$output"
+  [ "$status" -eq 2 ]
+  [[ "$output" == *"FATAL:  pgtether: this connection was not redirected by pgtether"* ]]
+  [ "$(pgt_log_count conn.refused "not redirected")" -ge 1 ]
+  # the same without TLS negotiation (no SSLRequest first)
+  run psql -X "host=127.0.0.1 port=$PGT_PORT sslmode=disable" -Atq -c "select 1"
+  [ "$status" -eq 2 ]
+  [[ "$output" == *"not redirected by pgtether"* ]]
+}
+
+@test "pgtether status lists attached cgroups and live connections with their identity" {
+  "$PGTETHER" -c "$PGT_CONF" run --cgroup "$PGT_CG/t1" -- psql -X -h 127.0.0.1 -p "$PG_PORT" -Atq -c "select pg_sleep(3)" >/dev/null &
+  local pid=$!
+  local found=
+  for _ in $(seq 40); do
+    pgt status --json >"$PGT_TMP/status.json"
+    if jq -e --argjson pid "$pid" '.connections[] | select(.pid == $pid)' "$PGT_TMP/status.json" >/dev/null; then
+      found=1
+      break
+    fi
+    sleep 0.1
+  done
+  wait "$pid"
+  cat "$PGT_TMP/status.json"
+  [ -n "$found" ]
+  jq -e --arg cg "$PGT_CG/t1" '.attached | map(.cgroup) | index($cg) != null' "$PGT_TMP/status.json"
+  jq -e --argjson pid "$pid" --arg cg "$PGT_CG/t1" \
+    '.connections[] | select(.pid == $pid) | .cgroup == $cg and (.exe | endswith("/psql")) and .uid == 0 and .state == "relaying"' \
+    "$PGT_TMP/status.json"
+  run pgt status
+  [ "$status" -eq 0 ]
+  [[ "$output" == *"$PGT_CG/t1"* ]]
+}
+
+@test "the origins map is empty once connections are closed" {
+  for _ in $(seq 50); do
+    [ "$(bpftool map dump pinned "$PGT_BPFFS/pgt_origins" -j | jq length)" = 0 ] && break
+    sleep 0.1
+  done
+  [ "$(bpftool map dump pinned "$PGT_BPFFS/pgt_origins" -j | jq length)" = 0 ]
+}
+
+@test "the daemon stops cleanly with no sanitizer report" {
+  pgt_stop_daemon
+  pgt_assert_clean_log
+}

@@ -1,0 +1,142 @@
+#!/usr/bin/env bats
+# Attach, detach, daemon stop and restart: fail closed, re-adoption of pins, fail open.
+
+load helpers
+
+setup_file() {
+  pgt_setup_world
+  pgt_start_daemon
+}
+
+teardown_file() {
+  pgt_teardown_world
+}
+
+psql_in_unattached() {
+  pgt_in_unattached "$1" psql -X -h 127.0.0.1 -p "$PG_PORT" -Atq -c "select 1"
+}
+
+# prints how often each of our programs is attached to CGROUP
+attached_programs() {
+  bpftool cgroup show "$CGMOUNT$1" | awk 'NR > 1 { print $NF }' | sort | uniq -c
+}
+
+@test "pgtether detach stops interception for that cgroup at once" {
+  run pgt_in "$PGT_CG/d1" psql -X -h 127.0.0.1 -p "$PG_PORT" -Atq -c "select 1"
+  [ "$status" -eq 0 ]
+  [ "$(pgt_log_count conn.open "cgroup=$PGT_CG/d1 ")" = 1 ]
+  run pgt detach "$PGT_CG/d1"
+  [ "$status" -eq 0 ]
+  [ "$output" = "detached $PGT_CG/d1" ]
+  [ -z "$(attached_programs "$PGT_CG/d1")" ]
+  [ -z "$(ls "$PGT_BPFFS/links" | grep -- '-d1$')" ]
+  run psql_in_unattached "$PGT_CG/d1"
+  [ "$status" -eq 0 ]
+  [ "$(pgt_log_count conn.open "cgroup=$PGT_CG/d1 ")" = 1 ]
+  # detaching again says so
+  run pgt detach "$PGT_CG/d1"
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"is not attached"* ]]
+}
+
+@test "pgtether attach makes an existing cgroup intercepted" {
+  mkdir -p "$CGMOUNT$PGT_CG/a1"
+  run pgt attach "$PGT_CG/a1"
+  [ "$status" -eq 0 ]
+  [ "$output" = "attached $PGT_CG/a1" ]
+  run pgt attach "$PGT_CG/a1"
+  [ "$output" = "$PGT_CG/a1 was attached already" ]
+  run psql_in_unattached "$PGT_CG/a1"
+  [ "$status" -eq 0 ]
+  [ "$(pgt_log_count conn.open "cgroup=$PGT_CG/a1 ")" = 1 ]
+  run pgt attach "$PGT_CG/does-not-exist"
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"No such file or directory"* ]]
+}
+
+@test "with the daemon stopped a redirected connection is refused within a second" {
+  run pgt_in "$PGT_CG/f1" psql -X -h 127.0.0.1 -p "$PG_PORT" -Atq -c "select 1"
+  [ "$status" -eq 0 ]
+  pgt_stop_daemon
+  pgt_assert_clean_log
+  local t0 t1
+  t0=$(date +%s%N)
+  run psql_in_unattached "$PGT_CG/f1"
+  t1=$(date +%s%N)
+  echo "$output; $(( (t1 - t0) / 1000000 )) ms"
+  [ "$status" -eq 2 ]
+  [[ "$output" == *"Connection refused"* ]]
+  [ $(( (t1 - t0) / 1000000 )) -lt 1000 ]
+  # and the database never saw it: no session from a non-daemon port was logged either
+  [ "$(pgt_log_count conn.open "cgroup=$PGT_CG/f1 ")" = 1 ]
+}
+
+@test "a restarted daemon re-adopts its pins: connections work again, each program attached once" {
+  pgt_start_daemon
+  grep -q "re-adopted the pinned attachment of cgroup $PGT_CG/f1" "$PGT_LOG"
+  run psql_in_unattached "$PGT_CG/f1"
+  [ "$status" -eq 0 ]
+  [ "$(pgt_log_count conn.open "cgroup=$PGT_CG/f1 ")" = 2 ]
+  run attached_programs "$PGT_CG/f1"
+  echo "$output"
+  [ "${#lines[@]}" -eq 3 ]
+  [[ "$output" == *"1 pgt_connect4"* ]]
+  [[ "$output" == *"1 pgt_connect6"* ]]
+  [[ "$output" == *"1 pgt_sockops"* ]]
+  # a second restart still leaves exactly one of each
+  pgt_stop_daemon
+  pgt_start_daemon
+  run attached_programs "$PGT_CG/f1"
+  [ "${#lines[@]}" -eq 3 ]
+  [[ "$output" != *" 2 "* ]]
+}
+
+@test "pins of a cgroup that disappeared while the daemon was down are removed" {
+  run pgt_in "$PGT_CG/gone" true
+  [ "$status" -eq 0 ]
+  pgt_stop_daemon
+  rmdir "$CGMOUNT$PGT_CG/gone"
+  pgt_start_daemon
+  grep -q "removed the pins of cgroup $PGT_CG/gone" "$PGT_LOG"
+  run pgt status --json
+  [[ "$output" != *"$PGT_CG/gone"* ]]
+  [ -z "$(ls "$PGT_BPFFS/links" | grep -- '-gone$')" ]
+}
+
+@test "cgroups listed in the config are attached at start" {
+  pgt_stop_daemon
+  mkdir -p "$CGMOUNT$PGT_CG/cfg"
+  pgt_write_config closed
+  sed -i "s|\"cgroups\": \[\]|\"cgroups\": [\"$PGT_CG/cfg\", \"$PGT_CG/missing\"]|" "$PGT_CONF"
+  pgt_start_daemon
+  grep -q "attached to cgroup $PGT_CG/cfg" "$PGT_LOG"
+  grep -q "event=attach .*$PGT_CG/missing.*not intercepted" "$PGT_LOG"
+  run psql_in_unattached "$PGT_CG/cfg"
+  [ "$status" -eq 0 ]
+  [ "$(pgt_log_count conn.open "cgroup=$PGT_CG/cfg ")" = 1 ]
+}
+
+@test "fail_mode open: with the daemon stopped, connections go straight to the database" {
+  pgt_stop_daemon
+  pgt_write_config open
+  pgt_start_daemon
+  run psql_in_unattached "$PGT_CG/f1"
+  [ "$status" -eq 0 ]
+  local n
+  n=$(pgt_log_count conn.open "cgroup=$PGT_CG/f1 ")
+  pgt_stop_daemon
+  run psql_in_unattached "$PGT_CG/f1"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [ "$output" = 1 ]
+  # intercepted again once the daemon is back
+  pgt_start_daemon
+  run psql_in_unattached "$PGT_CG/f1"
+  [ "$status" -eq 0 ]
+  [ "$(pgt_log_count conn.open "cgroup=$PGT_CG/f1 ")" = $((n + 1)) ]
+}
+
+@test "the daemon stops cleanly with no sanitizer report" {
+  pgt_stop_daemon
+  pgt_assert_clean_log
+}

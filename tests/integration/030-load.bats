@@ -1,0 +1,91 @@
+#!/usr/bin/env bats
+# Many connections at once, and a large result through the relay.
+
+load helpers
+
+setup_file() {
+  pgt_setup_world
+  pgt_start_daemon
+}
+
+teardown_file() {
+  pgt_teardown_world
+}
+
+@test "200 concurrent redirected connections all succeed and leave the origins map empty" {
+  cat >"$PGT_TMP/many.sh" <<'SH'
+#!/usr/bin/env bash
+# 200 psql at once, each holding its connection for a second; prints one line per result.
+for i in $(seq 200); do
+  psql -X -h 127.0.0.1 -p "$1" -Atq -c "select $i, pg_sleep(1)" >"$2/r.$i" 2>&1 &
+done
+fail=0
+for job in $(jobs -p); do wait "$job" || fail=$((fail + 1)); done
+echo "failed=$fail"
+SH
+  chmod +x "$PGT_TMP/many.sh"
+  run timeout 120 "$PGTETHER" -c "$PGT_CONF" run --cgroup "$PGT_CG/many" -- "$PGT_TMP/many.sh" "$PG_PORT" "$PGT_TMP"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [ "$output" = "failed=0" ]
+  for i in $(seq 200); do
+    [ "$(cat "$PGT_TMP/r.$i")" = "$i|" ] || { echo "result $i: $(cat "$PGT_TMP/r.$i")"; return 1; }
+  done
+  [ "$(pgt_log_count conn.open "cgroup=$PGT_CG/many ")" = 200 ]
+  for _ in $(seq 50); do
+    [ "$(pgt_log_count conn.close "cgroup=$PGT_CG/many ")" = 200 ] && break
+    sleep 0.1
+  done
+  [ "$(pgt_log_count conn.close "cgroup=$PGT_CG/many ")" = 200 ]
+  for _ in $(seq 50); do
+    [ "$(bpftool map dump pinned "$PGT_BPFFS/pgt_origins" -j | jq length)" = 0 ] && break
+    sleep 0.1
+  done
+  [ "$(bpftool map dump pinned "$PGT_BPFFS/pgt_origins" -j | jq length)" = 0 ]
+}
+
+@test "a 100 MB result arrives intact through the relay" {
+  local q="COPY (SELECT g, md5(g::text) FROM generate_series(1, 2500000) g) TO STDOUT"
+  local direct relayed
+  direct=$(pgt_psql -c "$q" | md5sum)
+  relayed=$(pgt_in "$PGT_CG/big" psql -X -h 127.0.0.1 -p "$PG_PORT" -Atq -c "$q" | md5sum)
+  echo "direct=$direct relayed=$relayed"
+  [ "$direct" = "$relayed" ]
+  local bytes
+  bytes=$(pgt_log_field conn.close "cgroup=$PGT_CG/big " bytes_out)
+  echo "bytes_out=$bytes"
+  [ "$bytes" -gt 100000000 ]
+}
+
+@test "a 100 MB upload (COPY FROM STDIN) arrives intact through the relay" {
+  pgt_psql -c "create table upload (g int, h text)"
+  local q="COPY (SELECT g, md5(g::text) FROM generate_series(1, 2500000) g) TO STDOUT"
+  pgt_psql -c "$q" >"$PGT_TMP/upload.tsv"
+  run pgt_in "$PGT_CG/big" psql -X -h 127.0.0.1 -p "$PG_PORT" -Atq -c "\\copy upload from '$PGT_TMP/upload.tsv'"
+  [ "$status" -eq 0 ]
+  [ "$(pgt_psql -c "select count(*), md5(string_agg(g || ' ' || h, ',' order by g)) = (select md5(string_agg(g || ' ' || md5(g::text), ',' order by g)) from generate_series(1, 2500000) g) from upload")" = "2500000|t" ]
+  local bytes
+  bytes=$(pgt_log_field conn.close "cgroup=$PGT_CG/big " bytes_in)
+  [ "$bytes" -gt 100000000 ]
+}
+
+@test "a dead upstream gets a clear PostgreSQL error, not a hang" {
+  local dead
+  dead=$(pgt_free_port)
+  pgt_stop_daemon
+  pgt_write_config closed
+  sed -i "s|\"targets\": \[\"\*:$PG_PORT\"\]|\"targets\": [\"*:$PG_PORT\", \"127.0.0.2:$dead\"]|" "$PGT_CONF"
+  pgt_start_daemon
+  run pgt_in "$PGT_CG/dead" psql -X "host=127.0.0.2 port=$dead" -Atq -c "select 1"
+  echo "$output"
+  [ "$status" -eq 2 ]
+  [[ "$output" == *"FATAL:  pgtether: cannot reach the database at 127.0.0.2:$dead: Connection refused"* ]]
+  # the session is still fine for everyone else
+  run pgt_in "$PGT_CG/dead" psql -X -h 127.0.0.1 -p "$PG_PORT" -Atq -c "select 1"
+  [ "$status" -eq 0 ]
+}
+
+@test "the daemon stops cleanly with no sanitizer report" {
+  pgt_stop_daemon
+  pgt_assert_clean_log
+}

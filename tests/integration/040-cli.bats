@@ -1,0 +1,84 @@
+#!/usr/bin/env bats
+# Configuration checks and CLI errors: what an admin sees when something is wrong.
+
+load helpers
+
+setup_file() {
+  export PGT_TMP
+  PGT_TMP=$(mktemp -d "/tmp/$PGT_RUN_ID-040.XXXXXX")
+}
+
+teardown_file() {
+  rm -rf "$PGT_TMP"
+}
+
+@test "pgtetherd -n accepts a valid configuration" {
+  printf '{ "listen": "127.0.0.1:6543", "targets": ["*:5432", "127.0.0.2:5433"], "cgroups": ["/ci"] }\n' >"$PGT_TMP/ok.json"
+  run "$PGTETHERD" -c "$PGT_TMP/ok.json" -n
+  [ "$status" -eq 0 ]
+  [ "$output" = "pgtetherd: configuration $PGT_TMP/ok.json is valid" ]
+}
+
+@test "pgtetherd -n rejects an unknown key with file:line:col and a suggestion" {
+  printf '{\n  "listen": "127.0.0.1:6543",\n  "fail_mod": "open"\n}\n' >"$PGT_TMP/typo.json"
+  run "$PGTETHERD" -c "$PGT_TMP/typo.json" -n
+  [ "$status" -eq 1 ]
+  [ "$output" = "pgtetherd: $PGT_TMP/typo.json:3:3: unknown key 'fail_mod' (did you mean 'fail_mode'?)" ]
+}
+
+@test "pgtetherd rejects broken JSON, duplicate keys and a missing file" {
+  printf '{ "listen": "127.0.0.1:6543", }' >"$PGT_TMP/broken.json"
+  run "$PGTETHERD" -c "$PGT_TMP/broken.json" -n
+  [ "$status" -eq 1 ]
+  [[ "$output" == "pgtetherd: $PGT_TMP/broken.json:1:"* ]]
+  printf '{ "listen": "127.0.0.1:6543",\n "listen": "127.0.0.1:6544" }' >"$PGT_TMP/dup.json"
+  run "$PGTETHERD" -c "$PGT_TMP/dup.json" -n
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"dup.json:2:"*"duplicate object key"* ]]
+  run "$PGTETHERD" -c "$PGT_TMP/nope.json" -n
+  [ "$status" -eq 1 ]
+  [ "$output" = "pgtetherd: $PGT_TMP/nope.json: cannot open: No such file or directory" ]
+}
+
+@test "pgtetherd refuses a bpffs_dir that is not on a bpf filesystem" {
+  printf '{ "listen": "127.0.0.1:%s", "bpffs_dir": "%s/pins", "control_socket": "%s/c.sock" }' \
+    "$(pgt_free_port)" "$PGT_TMP" "$PGT_TMP" >"$PGT_TMP/badfs.json"
+  run timeout 10 "$PGTETHERD" -c "$PGT_TMP/badfs.json"
+  echo "$output"
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"bpffs_dir '$PGT_TMP/pins' is not on a bpf filesystem"* ]]
+  [ ! -e "$PGT_TMP/c.sock" ]
+}
+
+@test "pgtetherd refuses to start twice on one control socket" {
+  local port
+  port=$(pgt_free_port)
+  python3 -c 'import socket,sys,time; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(); time.sleep(5)' "$PGT_TMP/busy.sock" &
+  local holder=$!
+  for _ in $(seq 50); do [ -S "$PGT_TMP/busy.sock" ] && break; sleep 0.1; done
+  printf '{ "listen": "127.0.0.1:%s", "bpffs_dir": "/sys/fs/bpf/%s-040", "control_socket": "%s/busy.sock" }' \
+    "$port" "$PGT_RUN_ID" "$PGT_TMP" >"$PGT_TMP/busy.json"
+  run timeout 10 "$PGTETHERD" -c "$PGT_TMP/busy.json"
+  kill "$holder"
+  echo "$output"
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"another pgtetherd answers on $PGT_TMP/busy.sock"* ]]
+}
+
+@test "pgtether says how to reach the daemon when it is not running" {
+  run "$PGTETHER" --socket "$PGT_TMP/none.sock" status
+  [ "$status" -eq 1 ]
+  [ "$output" = "pgtether: cannot connect to $PGT_TMP/none.sock: No such file or directory (is pgtetherd running? pass -c FILE or --socket PATH)" ]
+}
+
+@test "pgtether run rejects a bad cgroup path and a missing command" {
+  run "$PGTETHER" --socket "$PGT_TMP/none.sock" run --cgroup ci -- true
+  [ "$status" -eq 2 ]
+  [[ "$output" == *"invalid cgroup 'ci'"* ]]
+  run "$PGTETHER" --socket "$PGT_TMP/none.sock" run --cgroup /ci
+  [ "$status" -eq 2 ]
+  [[ "$output" == "usage: pgtether run --cgroup CGROUP -- CMD [ARGS...]" ]]
+  run "$PGTETHER" --socket "$PGT_TMP/none.sock" frobnicate
+  [ "$status" -eq 2 ]
+  [[ "${lines[0]}" == "pgtether: unknown command 'frobnicate'" ]]
+}

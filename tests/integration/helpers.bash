@@ -1,0 +1,142 @@
+# Shared by the integration tests: a real PostgreSQL on loopback, a real pgtetherd with
+# real BPF programs on real cgroups. Every name a test creates (cgroups, bpffs pins,
+# temp dirs) starts with $PGT_RUN_ID so runs never collide and leftovers can be found.
+
+PGT_ROOT=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
+PGT_BUILD=${PGT_BUILD:-$PGT_ROOT/build}
+PGTETHERD=$PGT_BUILD/pgtetherd
+PGTETHER=$PGT_BUILD/pgtether
+PGT_RUN_ID=${PGT_RUN_ID:-pgtether-test-$$}
+# The daemon is an ASan build under `make test`: leaks reported at exit fail the test.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+
+pgt_cgroup_mount() {
+  awk '$9 == "cgroup2" { print $5; exit }' /proc/self/mountinfo
+}
+
+# A TCP port on 127.0.0.1 that nothing listens on now.
+pgt_free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# Sets up this file's world: PG cluster, config, names. Call from setup_file.
+pgt_setup_world() {
+  local name
+  name=$(basename "$BATS_TEST_FILENAME" .bats)
+  export PGT_ID="$PGT_RUN_ID-$name"
+  export PGT_TMP
+  PGT_TMP=$(mktemp -d "/tmp/$PGT_ID.XXXXXX")
+  chmod 0755 "$PGT_TMP"
+  export CGMOUNT
+  CGMOUNT=$(pgt_cgroup_mount)
+  export PGT_CG="/$PGT_ID"
+  export PGT_BPFFS="/sys/fs/bpf/$PGT_ID"
+  export PG_PORT PGT_PORT
+  PG_PORT=$(pgt_free_port)
+  PGT_PORT=$(pgt_free_port)
+  export PGT_CONF="$PGT_TMP/pgtether.json"
+  export PGT_LOG="$PGT_TMP/daemon.log"
+  export PGUSER=postgres PGDATABASE=postgres PGCONNECT_TIMEOUT=5
+  "$PGT_ROOT/scripts/pg-local.sh" start "$PGT_TMP/pg" "$PG_PORT"
+  pgt_write_config closed
+}
+
+# pgt_write_config FAIL_MODE [EXTRA_JSON_MEMBERS]
+pgt_write_config() {
+  cat >"$PGT_CONF" <<JSON
+{
+  "listen": "127.0.0.1:$PGT_PORT",
+  "targets": ["*:$PG_PORT"],
+  "cgroups": [],
+  "fail_mode": "$1",
+  "bpffs_dir": "$PGT_BPFFS",
+  "control_socket": "$PGT_TMP/control.sock"${2:+,
+  $2}
+}
+JSON
+}
+
+# Starts pgtetherd in the background and waits for its ready line.
+pgt_start_daemon() {
+  local before=0
+  [ -f "$PGT_LOG" ] && before=$(grep -c 'event=ready' "$PGT_LOG")
+  "$PGTETHERD" -c "$PGT_CONF" </dev/null >>"$PGT_LOG" 2>&1 3>&- &
+  echo $! >"$PGT_TMP/daemon.pid"
+  for _ in $(seq 100); do
+    [ "$(grep -c 'event=ready' "$PGT_LOG")" -gt "$before" ] && return 0
+    kill -0 "$(cat "$PGT_TMP/daemon.pid")" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "pgtetherd did not start:" >&2
+  cat "$PGT_LOG" >&2
+  return 1
+}
+
+# Stops pgtetherd (SIGTERM) and waits for it; fails if it does not exit in 10 s.
+pgt_stop_daemon() {
+  local pid
+  [ -f "$PGT_TMP/daemon.pid" ] || return 0
+  pid=$(cat "$PGT_TMP/daemon.pid")
+  rm -f "$PGT_TMP/daemon.pid"
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for _ in $(seq 100); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null
+  echo "pgtetherd did not stop on SIGTERM" >&2
+  return 1
+}
+
+# Fails when the daemon's log holds a sanitizer report.
+pgt_assert_clean_log() {
+  if grep -nE 'AddressSanitizer|LeakSanitizer|runtime error:' "$PGT_LOG" >&2; then
+    return 1
+  fi
+}
+
+pgt() { "$PGTETHER" -c "$PGT_CONF" "$@"; }
+
+# pgt_in CGROUP CMD...: runs CMD in CGROUP (created and attached by pgtether run).
+pgt_in() { local cg=$1; shift; "$PGTETHER" -c "$PGT_CONF" run --cgroup "$cg" -- "$@"; }
+
+# pgt_in_unattached CGROUP CMD...: runs CMD in CGROUP without attaching it.
+pgt_in_unattached() {
+  local cg=$1; shift
+  mkdir -p "$CGMOUNT$cg"
+  bash -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$CGMOUNT$cg" "$@"
+}
+
+pgt_psql() { psql -X -h 127.0.0.1 -p "$PG_PORT" -Atq "$@"; }
+
+# Everything this file created goes: daemon, cluster, cgroups, pins, temp dir.
+pgt_teardown_world() {
+  pgt_stop_daemon || true
+  [ -n "${PGT_TMP:-}" ] && "$PGT_ROOT/scripts/pg-local.sh" stop "$PGT_TMP/pg" || true
+  # pins first: the last reference to a link going detaches it
+  [ -n "${PGT_ID:-}" ] && rm -rf "/sys/fs/bpf/$PGT_ID"
+  if [ -n "${PGT_ID:-}" ] && [ -n "${CGMOUNT:-}" ] && [ -d "$CGMOUNT/$PGT_ID" ]; then
+    # leaves first; any process still inside is moved to the root cgroup
+    find "$CGMOUNT/$PGT_ID" -depth -type d | while read -r d; do
+      while read -r p; do echo "$p" >"$CGMOUNT/cgroup.procs" 2>/dev/null; done <"$d/cgroup.procs"
+      rmdir "$d" 2>/dev/null || true
+    done
+  fi
+  [ -n "${PGT_TMP:-}" ] && rm -rf "$PGT_TMP"
+  return 0
+}
+
+# Number of log lines of an event, optionally also matching a fixed string.
+pgt_log_count() {
+  if [ -n "${2:-}" ]; then
+    grep "event=$1 " "$PGT_LOG" | grep -cF -- "$2" || true
+  else
+    grep -c "event=$1 " "$PGT_LOG" || true
+  fi
+}
+
+# The value of KEY in the last log line of EVENT that contains MATCH.
+pgt_log_field() {
+  grep "event=$1 " "$PGT_LOG" | grep -F -- "$2" | tail -n 1 | grep -oE "(^| )$3=[^ ]+" | sed "s/^ *$3=//"
+}

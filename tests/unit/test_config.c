@@ -1,0 +1,180 @@
+/* Unit tests for daemon/config.c and daemon/jsonpos.c: what loads, and the
+ * file:line:col of everything that must not. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <errno.h>
+#include <string.h>
+
+#include "config.h"
+#include "jsonpos.h"
+
+static int parse(const char *text, struct config *c, char *err)
+{
+	return config_parse("t.json", text, strlen(text), c, err);
+}
+
+static void expect_error(const char *text, const char *message)
+{
+	struct config c;
+	char err[CONFIG_ERR_LEN] = "";
+
+	assert_int_equal(parse(text, &c, err), -EINVAL);
+	assert_string_equal(err, message);
+}
+
+static void test_defaults(void **state)
+{
+	struct config c;
+	char err[CONFIG_ERR_LEN] = "", buf[ADDR_STRLEN];
+
+	(void)state;
+	assert_int_equal(parse("{}", &c, err), 0);
+	assert_string_equal(addr_format(&c.listen, buf), "127.0.0.1:6432");
+	assert_int_equal(c.n_targets, 1);
+	assert_string_equal(addr_format_target(&c.targets[0], buf), "*:5432");
+	assert_int_equal(c.n_cgroups, 0);
+	assert_int_equal(c.fail_mode, CONFIG_FAIL_CLOSED);
+	assert_string_equal(c.bpffs_dir, "/sys/fs/bpf/pgtether");
+	assert_string_equal(c.control_socket, "/run/pgtether/control.sock");
+	config_release(&c);
+}
+
+static void test_full_file(void **state)
+{
+	struct config c;
+	char err[CONFIG_ERR_LEN] = "", buf[ADDR_STRLEN];
+
+	(void)state;
+	assert_int_equal(config_load(FIXTURES "/config-full.json", &c, err), 0);
+	assert_int_equal(c.n_targets, 4);
+	assert_string_equal(addr_format_target(&c.targets[2], buf), "127.0.0.0/8:5434");
+	assert_string_equal(addr_format_target(&c.targets[3], buf), "[::1]:5435");
+	assert_int_equal(c.n_cgroups, 2);
+	assert_string_equal(c.cgroups[0], "/ci");
+	assert_string_equal(c.cgroups[1], "/agents"); /* normalized */
+	assert_int_equal(c.fail_mode, CONFIG_FAIL_OPEN);
+	assert_int_equal(c.socket_mark, 1234);
+	config_release(&c);
+}
+
+static void test_unknown_key_position_and_hint(void **state)
+{
+	(void)state;
+	expect_error("{\n  \"listen\": \"127.0.0.1:6432\",\n  \"cgroupz\": []\n}",
+		     "t.json:3:3: unknown key 'cgroupz' (did you mean 'cgroups'?)");
+	expect_error("{\"zzzzzzzz\": 1}", "t.json:1:2: unknown key 'zzzzzzzz'");
+}
+
+static void test_bad_values(void **state)
+{
+	(void)state;
+	expect_error("{\"targets\": [\"*:5432\",\n   \"nope\"]}",
+		     "t.json:2:4: invalid target 'nope' (expected \"*:PORT\", \"ADDR:PORT\", \"ADDR/PREFIX:PORT\" or \"[IPV6]:PORT\", address without host bits beyond the prefix)");
+	expect_error("{\"fail_mode\": \"ajar\"}",
+		     "t.json:1:2: 'fail_mode' must be \"closed\" or \"open\", got 'ajar'");
+	expect_error("{\"listen\": \"[::1]:6432\"}",
+		     "t.json:1:2: listen address '[::1]:6432' must be IPv4: the redirect reaches it from IPv6 sockets as ::ffff:a.b.c.d");
+	expect_error("{\"cgroups\": [\"/ci\", \"/ci/\"]}", "t.json:1:21: cgroup '/ci' is listed twice");
+	expect_error("{\"cgroups\": [\"ci\"]}",
+		     "t.json:1:14: a cgroup must be an absolute path below the cgroup2 mount like \"/ci\", without '.', '..' or empty parts");
+	expect_error("{\"cgroups\": [\"/ci/../etc\"]}",
+		     "t.json:1:14: a cgroup must be an absolute path below the cgroup2 mount like \"/ci\", without '.', '..' or empty parts");
+	expect_error("{\"targets\": [\"*:6432\"]}",
+		     "t.json:1:14: target '*:6432' includes the listener 127.0.0.1:6432 itself: connections would loop");
+	expect_error("{\"targets\": []}",
+		     "t.json:1:2: 'targets' must be a non-empty array of \"ADDRESS:PORT\" strings, e.g. [\"*:5432\"]");
+	expect_error("{\"bpffs_dir\": \"relative\"}",
+		     "t.json:1:2: 'bpffs_dir' must be an absolute path, got 'relative'");
+	expect_error("{\"socket_mark\": -1}", "t.json:1:2: 'socket_mark' must be an integer from 1 to 4294967295");
+	expect_error("[]", "t.json:1:1: the configuration must be a JSON object");
+}
+
+static void test_syntax_and_duplicates(void **state)
+{
+	struct config c;
+	char err[CONFIG_ERR_LEN] = "";
+
+	(void)state;
+	assert_int_equal(parse("{\"listen\": \"127.0.0.1:1\",\n \"listen\": \"127.0.0.1:2\"}", &c, err), -EINVAL);
+	assert_non_null(strstr(err, "t.json:2:"));
+	assert_non_null(strstr(err, "duplicate object key"));
+	assert_int_equal(parse("{\"listen\": ", &c, err), -EINVAL);
+	assert_non_null(strstr(err, "t.json:1:"));
+}
+
+static void test_missing_file(void **state)
+{
+	struct config c;
+	char err[CONFIG_ERR_LEN] = "";
+
+	(void)state;
+	assert_int_equal(config_load("/nonexistent/pgtether.json", &c, err), -ENOENT);
+	assert_string_equal(err, "/nonexistent/pgtether.json: cannot open: No such file or directory");
+}
+
+static void test_cgroup_path(void **state)
+{
+	char out[64];
+
+	(void)state;
+	assert_int_equal(config_cgroup_path("/", out, sizeof(out)), 0);
+	assert_string_equal(out, "/");
+	assert_int_equal(config_cgroup_path("/a//b", out, sizeof(out)), -EINVAL);
+	assert_int_equal(config_cgroup_path("/a/b/", out, sizeof(out)), 0);
+	assert_string_equal(out, "/a/b");
+	assert_int_equal(config_cgroup_path("/a/./b", out, sizeof(out)), -EINVAL);
+	assert_int_equal(config_cgroup_path("/a/..", out, sizeof(out)), -EINVAL);
+	assert_int_equal(config_cgroup_path("/a..b/.c", out, sizeof(out)), 0);
+	assert_int_equal(config_cgroup_path("a", out, sizeof(out)), -EINVAL);
+	assert_int_equal(config_cgroup_path("/xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", out, sizeof(out)), -EINVAL);
+}
+
+static void test_jsonpos(void **state)
+{
+	static const char text[] =
+		"{\n"
+		"  \"a\": {\"b\": [1, {\"c\": \"x}\"}, [2, 3]]},\n"
+		"  \"sl/ash\": 1, \"ti~lde\": 2, \"esc\\\"q\": 3\n"
+		"}";
+	int line, col;
+
+	(void)state;
+	assert_int_equal(jsonpos_find(text, strlen(text), "/a", &line, &col), 0);
+	assert_int_equal(line, 2);
+	assert_int_equal(col, 3);
+	assert_int_equal(jsonpos_find(text, strlen(text), "/a/b/1/c", &line, &col), 0);
+	assert_int_equal(line, 2);
+	assert_int_equal(col, 19);
+	assert_int_equal(jsonpos_find(text, strlen(text), "/a/b/2/1", &line, &col), 0);
+	assert_int_equal(col, 35);
+	assert_int_equal(jsonpos_find(text, strlen(text), "/sl~1ash", &line, &col), 0);
+	assert_int_equal(line, 3);
+	assert_int_equal(col, 3);
+	assert_int_equal(jsonpos_find(text, strlen(text), "/ti~0lde", &line, &col), 0);
+	assert_int_equal(col, 16);
+	assert_int_equal(jsonpos_find(text, strlen(text), "/esc\"q", &line, &col), 0);
+	assert_int_equal(col, 29);
+	assert_int_equal(jsonpos_find(text, strlen(text), "/a/b/3", &line, &col), -ENOENT);
+	assert_int_equal(jsonpos_find(text, strlen(text), "/nope", &line, &col), -ENOENT);
+	assert_int_equal(line, 1);
+	assert_int_equal(col, 1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_full_file),
+		cmocka_unit_test(test_unknown_key_position_and_hint),
+		cmocka_unit_test(test_bad_values),
+		cmocka_unit_test(test_syntax_and_duplicates),
+		cmocka_unit_test(test_missing_file),
+		cmocka_unit_test(test_cgroup_path),
+		cmocka_unit_test(test_jsonpos),
+	};
+
+	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
+}
