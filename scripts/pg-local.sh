@@ -3,6 +3,7 @@
 # the caller's, on a loopback port, never the system's service.
 #   pg-local.sh start DIR PORT     creates DIR/data if needed and starts it
 #   pg-local.sh stop DIR           stops it (fast shutdown)
+# PG_LISTEN overrides the addresses it listens on (default 127.0.0.1,::1).
 # PostgreSQL refuses to run as root, so the cluster belongs to the postgres user.
 set -euo pipefail
 
@@ -27,7 +28,7 @@ start)
       { cat "$dir/initdb.log" >&2; exit 1; }
   fi
   as_pg "$bindir/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 \
-    -o "-p $port -k $dir -c listen_addresses='127.0.0.1,::1' -c max_connections=400 -c fsync=off" \
+    -o "-p $port -k $dir -c listen_addresses='${PG_LISTEN:-127.0.0.1,::1}' -c max_connections=400 -c fsync=off" \
     start >/dev/null || { cat "$dir/postgres.log" >&2; exit 1; }
   ;;
 stop)

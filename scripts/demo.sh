@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# make demo: a throwaway PostgreSQL at 127.0.0.2 (the "remote" database), pgtetherd,
+# and an unmodified psql in a cgroup whose connection is intercepted and identified.
+# Everything it creates is removed when it ends, also on Ctrl-C.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+[ "$(id -u)" -eq 0 ] || { echo "demo: run as root (it loads BPF programs and creates cgroups)" >&2; exit 1; }
+
+id="pgtether-demo-$$"
+tmp=$(mktemp -d "/tmp/$id.XXXXXX")
+chmod 0755 "$tmp"
+cgmount=$(awk '$9 == "cgroup2" { print $5; exit }' /proc/self/mountinfo)
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+db_port=$(free_port)
+listen_port=$(free_port)
+daemon_pid=
+
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+show() { printf '\033[2m$ %s\033[0m\n' "$*"; }
+
+cleanup() {
+  set +e
+  [ -n "$daemon_pid" ] && kill "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null
+  scripts/pg-local.sh stop "$tmp/pg"
+  rm -rf "/sys/fs/bpf/$id"
+  [ -d "$cgmount/$id" ] && find "$cgmount/$id" -depth -type d -exec rmdir {} \; 2>/dev/null
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+say "A throwaway PostgreSQL 15 listening on 127.0.0.2:$db_port (the 'remote' database)"
+PG_LISTEN=127.0.0.2 scripts/pg-local.sh start "$tmp/pg" "$db_port"
+psql -X "host=127.0.0.2 port=$db_port user=postgres" -Atq \
+  -c "create table customers (id int, name text, email text)" \
+  -c "insert into customers values (1, 'Ada', 'ada@example.com'), (2, 'Linus', 'linus@example.com')"
+
+cat >"$tmp/pgtether.json" <<JSON
+{
+  "listen": "127.0.0.1:$listen_port",
+  "targets": ["127.0.0.2:$db_port"],
+  "cgroups": [],
+  "fail_mode": "closed",
+  "bpffs_dir": "/sys/fs/bpf/$id",
+  "control_socket": "$tmp/control.sock"
+}
+JSON
+say "pgtetherd with this configuration"
+cat "$tmp/pgtether.json"
+build/pgtetherd -c "$tmp/pgtether.json" -n
+build/pgtetherd -c "$tmp/pgtether.json" </dev/null >"$tmp/daemon.log" 2>&1 &
+daemon_pid=$!
+for _ in $(seq 100); do grep -q 'event=ready' "$tmp/daemon.log" && break; sleep 0.1; done
+cat "$tmp/daemon.log"
+
+query="select current_user, inet_client_addr() as client_addr, inet_client_port() as client_port, (select count(*) from customers) as customers"
+pgt() { build/pgtether -c "$tmp/pgtether.json" "$@"; }
+
+say "1. psql outside any attached cgroup: a direct connection, pgtether not involved"
+show "psql -h 127.0.0.2 -p $db_port -c \"$query\""
+psql -X "host=127.0.0.2 port=$db_port user=postgres" -c "$query"
+
+say "2. The same unmodified psql inside the cgroup /$id/ci-job"
+show "pgtether run --cgroup /$id/ci-job -- psql -h 127.0.0.2 -p $db_port -c \"...\""
+pgt run --cgroup "/$id/ci-job" -- psql -X "host=127.0.0.2 port=$db_port user=postgres" -c "$query"
+echo "The database now sees pgtetherd's upstream socket (client_port above), and pgtetherd"
+echo "knows exactly which workload it is relaying for:"
+sleep 0.2
+grep -E 'event=(attach|conn\.open|conn\.close)' "$tmp/daemon.log" | tail -n 3
+
+say "3. pgtether status while a workload holds a connection"
+pgt run --cgroup "/$id/ci-job" -- psql -X "host=127.0.0.2 port=$db_port user=postgres" -Atqc "select pg_sleep(2)" >/dev/null &
+holder=$!
+sleep 0.7
+show "pgtether status"
+pgt status
+wait "$holder"
+
+say "4. Connecting to pgtetherd's listener directly is refused (no kernel record, no identity)"
+show "psql -h 127.0.0.1 -p $listen_port"
+psql -X "host=127.0.0.1 port=$listen_port user=postgres" -c "select 1" || true
+
+say "5. Fail closed: with pgtetherd stopped, the workload cannot reach the database at all"
+kill "$daemon_pid"; wait "$daemon_pid" || true; daemon_pid=
+pgt_in_cgroup() { bash -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$cgmount/$id/ci-job" "$@"; }
+pgt_in_cgroup psql -X "host=127.0.0.2 port=$db_port user=postgres" -c "select 1" || true
+
+say "6. Restarted, pgtetherd re-adopts its pinned programs: interception resumes"
+build/pgtetherd -c "$tmp/pgtether.json" </dev/null >>"$tmp/daemon.log" 2>&1 &
+daemon_pid=$!
+for _ in $(seq 100); do [ "$(grep -c 'event=ready' "$tmp/daemon.log")" -ge 2 ] && break; sleep 0.1; done
+grep 'event=adopt' "$tmp/daemon.log"
+pgt_in_cgroup psql -X "host=127.0.0.2 port=$db_port user=postgres" -Atqc "select 'intercepted again, client_port ' || inet_client_port()"
+bpftool cgroup show "$cgmount/$id/ci-job"
+
+say "Done. Everything the demo created is being removed."
