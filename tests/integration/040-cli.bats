@@ -12,7 +12,9 @@ teardown_file() {
   rm -rf "$PGT_TMP"
 }
 
-@test "pgtetherd -n accepts a valid configuration" {
+@test "pgtetherd -n accepts a valid configuration and the shipped example" {
+  run "$PGTETHERD" -c "$PGT_ROOT/policies/pgtether.example.json" -n
+  [ "$status" -eq 0 ]
   printf '{ "listen": "127.0.0.1:6543", "targets": ["*:5432", "127.0.0.2:5433"], "cgroups": ["/ci"] }\n' >"$PGT_TMP/ok.json"
   run "$PGTETHERD" -c "$PGT_TMP/ok.json" -n
   [ "$status" -eq 0 ]
