@@ -20,7 +20,7 @@ LDLIBS  += -lbpf -lelf -lz -ljansson $(shell pkg-config --libs libnl-3.0 2>/dev/
 
 # Pure modules: no socket, no kernel, no global; unit-tested directly.
 PURE    := addr jsonpos config pgwire cgroup attest log
-KERNEL  := intercept sockdiag
+KERNEL  := intercept sockdiag notify
 DAEMON  := $(PURE) $(KERNEL) session control
 CLI     := addr jsonpos config cgroup control log
 
@@ -76,3 +76,54 @@ demo: deps all
 
 clean:
 	rm -rf build
+
+# ---- install ------------------------------------------------------------------
+# PREFIX and DESTDIR as usual. The configuration lives in /etc/pgtether whatever
+# PREFIX is: that is where pgtetherd looks by default. Existing files in /etc/pgtether
+# are never overwritten, and uninstall leaves /etc/pgtether and /var/lib/pgtether.
+PREFIX     ?= /usr
+SBINDIR    ?= $(PREFIX)/sbin
+BINDIR     ?= $(PREFIX)/bin
+DATADIR    ?= $(PREFIX)/share
+MANDIR     ?= $(DATADIR)/man
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+SYSCONFDIR ?= /etc
+EXAMPLES   := $(DATADIR)/pgtether/examples
+
+INSTALLED_FILES := \
+	$(SBINDIR)/pgtetherd $(BINDIR)/pgtether $(BINDIR)/pgtether-attach-runner \
+	$(UNITDIR)/pgtether.service \
+	$(MANDIR)/man1/pgtether.1 $(MANDIR)/man8/pgtetherd.8 \
+	$(MANDIR)/man5/pgtether.json.5 $(MANDIR)/man5/pgtether-policy.5 \
+	$(EXAMPLES)/pgtether.json $(EXAMPLES)/pgtether.example.json \
+	$(EXAMPLES)/credentials.example.json $(EXAMPLES)/README.md
+
+.PHONY: install uninstall
+install: all
+	install -d -m 0755 $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) \
+		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
+		$(DESTDIR)$(EXAMPLES)
+	install -m 0755 $(BUILD)/pgtetherd $(DESTDIR)$(SBINDIR)/pgtetherd
+	install -m 0755 $(BUILD)/pgtether $(DESTDIR)$(BINDIR)/pgtether
+	install -m 0755 scripts/pgtether-attach-runner $(DESTDIR)$(BINDIR)/pgtether-attach-runner
+	sed 's|@SBINDIR@|$(SBINDIR)|g' dist/pgtether.service.in > $(DESTDIR)$(UNITDIR)/pgtether.service.tmp
+	chmod 0644 $(DESTDIR)$(UNITDIR)/pgtether.service.tmp
+	mv $(DESTDIR)$(UNITDIR)/pgtether.service.tmp $(DESTDIR)$(UNITDIR)/pgtether.service
+	install -m 0644 man/pgtether.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 0644 man/pgtetherd.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 0644 man/pgtether.json.5 man/pgtether-policy.5 $(DESTDIR)$(MANDIR)/man5/
+	install -m 0644 dist/pgtether.json policies/pgtether.example.json policies/README.md $(DESTDIR)$(EXAMPLES)/
+	install -m 0600 dist/credentials.example.json $(DESTDIR)$(EXAMPLES)/
+	@for d in pgtether pgtether/policy.d pgtether/issuers.d; do \
+		[ -d $(DESTDIR)$(SYSCONFDIR)/$$d ] || install -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/$$d; \
+	done
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/pgtether/pgtether.json ]; then \
+		echo "kept the existing $(DESTDIR)$(SYSCONFDIR)/pgtether/pgtether.json"; \
+	else \
+		install -m 0644 dist/pgtether.json $(DESTDIR)$(SYSCONFDIR)/pgtether/pgtether.json; \
+	fi
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR),$(INSTALLED_FILES))
+	-rmdir $(DESTDIR)$(EXAMPLES) $(DESTDIR)$(DATADIR)/pgtether 2>/dev/null
+	@echo "left $(DESTDIR)$(SYSCONFDIR)/pgtether and $(DESTDIR)/var/lib/pgtether in place: remove them yourself if they are no longer needed"

@@ -108,8 +108,9 @@ int cgroup_find_mount(char *ret, size_t len)
 
 static int is_plain(unsigned char ch)
 {
+	/* no '.': bpffs refuses names that contain one (EPERM) */
 	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-	       ch == '_' || ch == '.';
+	       ch == '_';
 }
 
 int cgroup_escape(const char *path, char *ret, size_t len)
@@ -133,7 +134,7 @@ int cgroup_escape(const char *path, char *ret, size_t len)
 		if (ch == '/') {
 			esc[0] = '-';
 			n = 1;
-		} else if (is_plain(ch) && !(ch == '.' && o == 0)) {
+		} else if (is_plain(ch)) {
 			esc[0] = (char)ch;
 			n = 1;
 		} else {

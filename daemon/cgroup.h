@@ -23,9 +23,10 @@ int cgroup_mount_from_mountinfo(const char *text, char *ret, size_t len);
 int cgroup_find_mount(char *ret, size_t len);
 
 /*
- * Escapes a cgroup path into one bpffs file name, as systemd-escape --path does:
- * "/" → "-", '/' → '-', '-' and bytes outside [A-Za-z0-9_.] → \xNN, leading '.'
- * → \x2e. Reversible with cgroup_unescape(). 0 or -ENAMETOOLONG.
+ * Escapes a cgroup path into one bpffs file name, much as systemd-escape --path does:
+ * "/" → "-", '/' → '-', '-' and bytes outside [A-Za-z0-9_] → \xNN. Unlike systemd,
+ * '.' is escaped too: bpffs refuses names containing a dot. Reversible with
+ * cgroup_unescape(). 0 or -ENAMETOOLONG.
  */
 int cgroup_escape(const char *path, char *ret, size_t len);
 int cgroup_unescape(const char *name, char *ret, size_t len);

@@ -232,6 +232,8 @@ static int parse_root(struct parse *p, json_t *root, struct config *c)
 		const char *const *k;
 		char pointer[300];
 
+		if (strncmp(key, "//", 2) == 0) /* a comment: "//listen": "why this port" */
+			continue;
 		for (k = known_keys; *k && strcmp(*k, key) != 0; k++)
 			;
 		if (*k)

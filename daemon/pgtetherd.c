@@ -4,10 +4,12 @@
  * signals. Start-up order matters: the listener exists before any cgroup is attached,
  * so no workload is ever redirected to a port nobody listens on while we start.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +25,7 @@
 #include "control.h"
 #include "intercept.h"
 #include "log.h"
+#include "notify.h"
 #include "session.h"
 #include "sockdiag.h"
 
@@ -177,6 +180,132 @@ static void on_adopt(const char *path, int removed, void *arg)
 		log_info("adopt", "re-adopted the pinned attachment of cgroup %s", path);
 }
 
+/* The targets trie and the config entry the programs read. */
+static int write_maps(struct daemon *d, const struct config *cfg)
+{
+	struct pgt_config bc;
+	int r;
+
+	memset(&bc, 0, sizeof(bc));
+	bc.flags = PGT_CONFIG_ACTIVE | (cfg->fail_mode == CONFIG_FAIL_OPEN ? PGT_CONFIG_FAIL_OPEN : 0);
+	bc.mark = cfg->socket_mark;
+	bc.daemon_cgroup_id = d->own_cgroup_id;
+	memcpy(&bc.listen_ip4, cfg->listen.ip + 12, 4);
+	bc.listen_port = cfg->listen.port;
+	if ((r = intercept_set_targets(&d->ic, cfg->targets, cfg->n_targets)) < 0)
+		return r;
+	return intercept_set_config(&d->ic, &bc);
+}
+
+static bool listed(const struct config *cfg, const char *path)
+{
+	for (size_t i = 0; cfg && i < cfg->n_cgroups; i++)
+		if (strcmp(cfg->cgroups[i], path) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Attaches the cgroups `cfg` lists; with `old` (a reload), detaches those the old
+ * configuration listed and the new one does not. Attachments made with
+ * `pgtether attach` are left alone either way.
+ */
+static void attach_configured(struct daemon *d, const struct config *cfg, const struct config *old)
+{
+	char err[INTERCEPT_ERR_LEN];
+	int r;
+
+	for (size_t i = 0; old && i < old->n_cgroups; i++) {
+		if (listed(cfg, old->cgroups[i]))
+			continue;
+		if (intercept_detach(&d->ic, old->cgroups[i]) == 0)
+			log_info("detach", "detached from cgroup %s: no longer in %s", old->cgroups[i], cfg->path);
+	}
+	for (size_t i = 0; i < cfg->n_cgroups; i++) {
+		r = intercept_attach(&d->ic, cfg->cgroups[i], err);
+		if (r == 0)
+			log_info("attach", "attached to cgroup %s", cfg->cgroups[i]);
+		else if (r < 0)
+			/* A runner's cgroup may not exist yet; `pgtether attach` adds it later. */
+			log_error("attach", "%s; connections from it are not intercepted", err);
+	}
+}
+
+/* Policy files are read by a later version; until then, say so loudly rather than let
+ * an admin believe rules dropped into policy.d are enforced. */
+static void warn_unenforced_policy(void)
+{
+	static const char dir[] = "/etc/pgtether/policy.d";
+	struct dirent *de;
+	DIR *dp = opendir(dir);
+
+	if (!dp)
+		return;
+	while ((de = readdir(dp))) {
+		size_t n = strlen(de->d_name);
+
+		if (n > 5 && strcmp(de->d_name + n - 5, ".json") == 0 && de->d_name[0] != '.') {
+			log_warn("policy", "%s holds policy files, but this version of pgtetherd does not enforce policies yet: every intercepted connection is relayed as is", dir);
+			break;
+		}
+	}
+	closedir(dp);
+}
+
+static bool same_str(const char *a, const char *b)
+{
+	return strcmp(a, b) == 0;
+}
+
+/*
+ * SIGHUP: read the file again and swap in the new snapshot whole, or keep the running
+ * one and say why. Keys that the running daemon cannot change in place (the listener,
+ * the pin directory, the control socket, the mark) make a reload refuse.
+ */
+static void reload(struct daemon *d)
+{
+	char err[CONFIG_ERR_LEN];
+	struct config next;
+	const char *fixed = NULL;
+	int r;
+
+	notify_reloading();
+	if (config_load(d->cfg.path, &next, err) < 0) {
+		log_error("reload", "%s; keeping the running configuration", err);
+		notify_send("READY=1");
+		return;
+	}
+	if (memcmp(&next.listen, &d->cfg.listen, sizeof(next.listen)) != 0)
+		fixed = "listen";
+	else if (!same_str(next.bpffs_dir, d->cfg.bpffs_dir))
+		fixed = "bpffs_dir";
+	else if (!same_str(next.control_socket, d->cfg.control_socket))
+		fixed = "control_socket";
+	else if (next.socket_mark != d->cfg.socket_mark)
+		fixed = "socket_mark";
+	if (fixed) {
+		log_error("reload", "%s: '%s' changed, which needs a restart of pgtetherd; keeping the running configuration",
+			  d->cfg.path, fixed);
+		config_release(&next);
+		notify_send("READY=1");
+		return;
+	}
+	if ((r = write_maps(d, &next)) < 0) {
+		log_error("reload", "cannot write the BPF maps: %s; the running configuration stays in force", strerror(-r));
+		write_maps(d, &d->cfg);
+		config_release(&next);
+		notify_send("READY=1");
+		return;
+	}
+	attach_configured(d, &next, &d->cfg);
+	config_release(&d->cfg);
+	d->cfg = next;
+	log_info("reload", "reloaded %s: %zu target(s), %zu configured cgroup(s), fail_mode %s",
+		 d->cfg.path, d->cfg.n_targets, d->cfg.n_cgroups,
+		 d->cfg.fail_mode == CONFIG_FAIL_OPEN ? "open" : "closed");
+	notify_send("READY=1");
+}
+
 static int add_watch(int epfd, int fd, struct ev_source *ev)
 {
 	struct epoll_event e = { .events = EPOLLIN, .data.ptr = ev };
@@ -187,7 +316,6 @@ static int add_watch(int epfd, int fd, struct ev_source *ev)
 static int start(struct daemon *d)
 {
 	char err[INTERCEPT_ERR_LEN];
-	struct pgt_config bc;
 	struct itimerspec its = { { 1, 0 }, { 1, 0 } };
 	sigset_t mask;
 	int r;
@@ -218,27 +346,14 @@ static int start(struct daemon *d)
 		log_error("start", "%s", err);
 		return r;
 	}
-	memset(&bc, 0, sizeof(bc));
-	bc.flags = PGT_CONFIG_ACTIVE | (d->cfg.fail_mode == CONFIG_FAIL_OPEN ? PGT_CONFIG_FAIL_OPEN : 0);
-	bc.mark = d->cfg.socket_mark;
-	bc.daemon_cgroup_id = d->own_cgroup_id;
-	memcpy(&bc.listen_ip4, d->cfg.listen.ip + 12, 4);
-	bc.listen_port = d->cfg.listen.port;
-	if ((r = intercept_set_targets(&d->ic, d->cfg.targets, d->cfg.n_targets)) < 0 ||
-	    (r = intercept_set_config(&d->ic, &bc)) < 0) {
+	if ((r = write_maps(d, &d->cfg)) < 0) {
 		log_error("start", "cannot write the BPF maps: %s", strerror(-r));
 		return r;
 	}
 	if ((r = intercept_adopt(&d->ic, on_adopt, NULL, err)) < 0)
 		log_error("adopt", "%s", err);
-	for (size_t i = 0; i < d->cfg.n_cgroups; i++) {
-		r = intercept_attach(&d->ic, d->cfg.cgroups[i], err);
-		if (r == 0)
-			log_info("attach", "attached to cgroup %s", d->cfg.cgroups[i]);
-		else if (r < 0)
-			/* A runner's cgroup may not exist yet; `pgtether attach` adds it later. */
-			log_error("attach", "%s; connections from it are not intercepted", err);
-	}
+	attach_configured(d, &d->cfg, NULL);
+	warn_unenforced_policy();
 
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
@@ -309,7 +424,7 @@ static void run(struct daemon *d)
 
 				while (read(d->sigfd, &si, sizeof(si)) == sizeof(si)) {
 					if (si.ssi_signo == SIGHUP) {
-						log_info("reload", "SIGHUP: nothing to reload in this version (targets and cgroups change with a restart or pgtether attach/detach)");
+						reload(d);
 						continue;
 					}
 					log_info("stop", "signal %s: stopping; attachments stay pinned (fail_mode %s)",
@@ -378,7 +493,11 @@ int main(int argc, char **argv)
 		log_info("ready", "listening on %s, %zu cgroup(s) attached, fail_mode %s",
 			 addr_format(&d.cfg.listen, buf), d.ic.n_att,
 			 d.cfg.fail_mode == CONFIG_FAIL_OPEN ? "open" : "closed");
+		/* Only now: the listener is up and every configured cgroup is attached, so a
+		 * service ordered after pgtether finds interception live. */
+		notify_send("READY=1");
 		run(&d);
+		notify_send("STOPPING=1");
 		session_close_all(&d.env, "daemon stopping");
 	}
 

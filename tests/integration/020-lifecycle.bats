@@ -106,8 +106,7 @@ attached_programs() {
 @test "cgroups listed in the config are attached at start" {
   pgt_stop_daemon
   mkdir -p "$CGMOUNT$PGT_CG/cfg"
-  pgt_write_config closed
-  sed -i "s|\"cgroups\": \[\]|\"cgroups\": [\"$PGT_CG/cfg\", \"$PGT_CG/missing\"]|" "$PGT_CONF"
+  pgt_write_config closed "[\"$PGT_CG/cfg\", \"$PGT_CG/missing\"]"
   pgt_start_daemon
   grep -q "attached to cgroup $PGT_CG/cfg" "$PGT_LOG"
   grep -q "event=attach .*$PGT_CG/missing.*not intercepted" "$PGT_LOG"

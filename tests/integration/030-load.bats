@@ -73,8 +73,7 @@ SH
   local dead
   dead=$(pgt_free_port)
   pgt_stop_daemon
-  pgt_write_config closed
-  sed -i "s|\"targets\": \[\"\*:$PG_PORT\"\]|\"targets\": [\"*:$PG_PORT\", \"127.0.0.2:$dead\"]|" "$PGT_CONF"
+  pgt_write_config closed "[]" "[\"*:$PG_PORT\", \"127.0.0.2:$dead\"]"
   pgt_start_daemon
   run pgt_in "$PGT_CG/dead" psql -X "host=127.0.0.2 port=$dead" -Atq -c "select 1"
   echo "$output"

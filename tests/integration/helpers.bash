@@ -42,17 +42,16 @@ pgt_setup_world() {
   pgt_write_config closed
 }
 
-# pgt_write_config FAIL_MODE [EXTRA_JSON_MEMBERS]
+# pgt_write_config FAIL_MODE [CGROUPS_JSON_ARRAY] [TARGETS_JSON_ARRAY]
 pgt_write_config() {
   cat >"$PGT_CONF" <<JSON
 {
   "listen": "127.0.0.1:$PGT_PORT",
-  "targets": ["*:$PG_PORT"],
-  "cgroups": [],
+  "targets": ${3:-[\"*:$PG_PORT\"]},
+  "cgroups": ${2:-[]},
   "fail_mode": "$1",
   "bpffs_dir": "$PGT_BPFFS",
-  "control_socket": "$PGT_TMP/control.sock"${2:+,
-  $2}
+  "control_socket": "$PGT_TMP/control.sock"
 }
 JSON
 }

@@ -50,7 +50,8 @@ static void test_escape_round_trip(void **state)
 		{ "/", "-" },
 		{ "/ci", "ci" },
 		{ "/ci/runner-1", "ci-runner\\x2d1" },
-		{ "/system.slice/actions.runner.acme.service", "system.slice-actions.runner.acme.service" },
+		{ "/system.slice/actions.runner.acme.service",
+		  "system\\x2eslice-actions\\x2erunner\\x2eacme\\x2eservice" },
 		{ "/.hidden/a b", "\\x2ehidden-a\\x20b" },
 	};
 	char esc[256], back[256];
@@ -60,6 +61,7 @@ static void test_escape_round_trip(void **state)
 		assert_int_equal(cgroup_escape(cases[i][0], esc, sizeof(esc)), 0);
 		assert_string_equal(esc, cases[i][1]);
 		assert_null(strchr(esc, '/'));
+		assert_null(strchr(esc, '.')); /* bpffs refuses dots */
 		assert_int_equal(cgroup_unescape(esc, back, sizeof(back)), 0);
 		assert_string_equal(back, cases[i][0]);
 	}
