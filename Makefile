@@ -106,7 +106,7 @@ install: all
 	install -m 0755 $(BUILD)/pgtetherd $(DESTDIR)$(SBINDIR)/pgtetherd
 	install -m 0755 $(BUILD)/pgtether $(DESTDIR)$(BINDIR)/pgtether
 	install -m 0755 scripts/pgtether-attach-runner $(DESTDIR)$(BINDIR)/pgtether-attach-runner
-	sed 's|@SBINDIR@|$(SBINDIR)|g' dist/pgtether.service.in > $(DESTDIR)$(UNITDIR)/pgtether.service.tmp
+	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' dist/pgtether.service.in > $(DESTDIR)$(UNITDIR)/pgtether.service.tmp
 	chmod 0644 $(DESTDIR)$(UNITDIR)/pgtether.service.tmp
 	mv $(DESTDIR)$(UNITDIR)/pgtether.service.tmp $(DESTDIR)$(UNITDIR)/pgtether.service
 	install -m 0644 man/pgtether.1 $(DESTDIR)$(MANDIR)/man1/

@@ -276,3 +276,50 @@ int cgroup_from_proc_text(const char *text, char *ret, size_t len)
 	}
 	return -ENOENT;
 }
+
+static int ends_with(const char *s, size_t n, const char *suffix)
+{
+	size_t k = strlen(suffix);
+
+	return n > k && memcmp(s + n - k, suffix, k) == 0;
+}
+
+int cgroup_systemd_scope(const char *path, char *slice, size_t slice_len, char *unit, size_t unit_len)
+{
+	const char *comp = path + 1, *prev = NULL;
+	size_t prev_len = 0, n_slices = 0;
+
+	if (path[0] != '/')
+		return -EINVAL;
+	for (;;) {
+		const char *slash = strchr(comp, '/');
+		size_t n = slash ? (size_t)(slash - comp) : strlen(comp);
+
+		if (n == 0)
+			return -EINVAL;
+		if (!slash) {
+			/* the last component: the scope itself, inside at least one slice */
+			if (!ends_with(comp, n, ".scope") || n_slices == 0 || n + 1 > unit_len ||
+			    prev_len + 1 > slice_len)
+				return -EINVAL;
+			memcpy(unit, comp, n);
+			unit[n] = '\0';
+			memcpy(slice, prev, prev_len);
+			slice[prev_len] = '\0';
+			return 0;
+		}
+		if (!ends_with(comp, n, ".slice"))
+			return -EINVAL;
+		/* "a-b.slice" may only sit inside "a.slice" */
+		if (prev) {
+			size_t base = prev_len - strlen(".slice");
+
+			if (n <= base + 1 || memcmp(comp, prev, base) != 0 || comp[base] != '-')
+				return -EINVAL;
+		}
+		prev = comp;
+		prev_len = n;
+		n_slices++;
+		comp = slash + 1;
+	}
+}

@@ -41,6 +41,15 @@ int cgroup_create(const char *mount, const char *path);
 /* Moves pid into mount+path by writing cgroup.procs. 0 or -errno. */
 int cgroup_enter(const char *mount, const char *path, pid_t pid);
 
+/*
+ * When systemd manages the tree, a cgroup it can create for us is a scope inside
+ * slices: "/pgtether.slice/job-7.scope", "/a.slice/a-b.slice/x.scope" (slice names
+ * nest by prefix, systemd.slice(5)). Splits such a path into the innermost slice
+ * and the scope unit name, for systemd-run --scope --slice=... --unit=....
+ * 0, or -EINVAL when the path is not of that form.
+ */
+int cgroup_systemd_scope(const char *path, char *slice, size_t slice_len, char *unit, size_t unit_len);
+
 /* The cgroup2 path of a /proc/PID/cgroup text (the "0::" line). 0 or -ENOENT. */
 int cgroup_from_proc_text(const char *text, char *ret, size_t len);
 

@@ -132,11 +132,55 @@ static int cmd_status(const char *sock, int as_json)
 	return 0;
 }
 
+static int exec_cmd(char **argv)
+{
+	execvp(argv[0], argv);
+	fprintf(stderr, "pgtether: run: cannot run '%s': %s\n", argv[0], strerror(errno));
+	return errno == ENOENT ? 127 : 126;
+}
+
+/*
+ * When systemd manages the tree and the cgroup is a scope in slices, systemd must
+ * create it (it would otherwise treat the directory as foreign and may remove it):
+ * re-run ourselves under `systemd-run --scope`, and inside the scope only attach and
+ * exec (--in-scope).
+ */
+static int run_in_systemd_scope(const char *sock, const char *path, const char *slice,
+				const char *unit, char **argv)
+{
+	char self[PATH_MAX], slice_arg[PATH_MAX + 16], unit_arg[PATH_MAX + 16];
+	const char *fixed[] = { "systemd-run", "--scope", "--quiet", "--collect", slice_arg, unit_arg,
+				"--", self, "--socket", sock, "run", "--cgroup", path, "--in-scope", "--" };
+	size_t nfixed = sizeof(fixed) / sizeof(fixed[0]), n = 0;
+	ssize_t len;
+	char **args;
+
+	len = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (len < 0) {
+		fprintf(stderr, "pgtether: run: cannot find my own executable: %s\n", strerror(errno));
+		return 1;
+	}
+	self[len] = '\0';
+	snprintf(slice_arg, sizeof(slice_arg), "--slice=%s", slice);
+	snprintf(unit_arg, sizeof(unit_arg), "--unit=%s", unit);
+	while (argv[n])
+		n++;
+	args = calloc(nfixed + n + 1, sizeof(*args));
+	if (!args)
+		return 1;
+	memcpy(args, fixed, sizeof(fixed));
+	memcpy(args + nfixed, argv, n * sizeof(*args));
+	execvp(args[0], args);
+	fprintf(stderr, "pgtether: run: cannot run systemd-run for scope %s: %s\n", unit, strerror(errno));
+	free(args);
+	return 1;
+}
+
 /* Like systemd-run --scope or cgexec: place ourselves, then exec, so CMD's exit
  * status and signals are ours without a supervising parent. */
-static int cmd_run(const char *sock, const char *cg, char **argv)
+static int cmd_run(const char *sock, const char *cg, int in_scope, char **argv)
 {
-	char mount[PATH_MAX], path[PATH_MAX];
+	char mount[PATH_MAX], path[PATH_MAX], slice[PATH_MAX], unit[PATH_MAX], own[PATH_MAX];
 	json_t *rep;
 	int r;
 
@@ -144,25 +188,42 @@ static int cmd_run(const char *sock, const char *cg, char **argv)
 		fprintf(stderr, "pgtether: run: invalid cgroup '%s': use an absolute path below the cgroup2 mount, e.g. /ci/job-1\n", cg);
 		return 2;
 	}
-	if ((r = cgroup_find_mount(mount, sizeof(mount))) < 0) {
-		fprintf(stderr, "pgtether: run: no cgroup2 filesystem mounted\n");
-		return 1;
+	if (in_scope) {
+		FILE *f = fopen("/proc/self/cgroup", "re");
+		char text[4096];
+		size_t n = f ? fread(text, 1, sizeof(text) - 1, f) : 0;
+
+		if (f)
+			fclose(f);
+		text[n] = '\0';
+		if (cgroup_from_proc_text(text, own, sizeof(own)) < 0 || strcmp(own, path) != 0) {
+			fprintf(stderr, "pgtether: run: expected to run in cgroup %s, but this process is in %s\n",
+				path, own);
+			return 1;
+		}
+	} else if (access("/run/systemd/system", F_OK) == 0 &&
+		   cgroup_systemd_scope(path, slice, sizeof(slice), unit, sizeof(unit)) == 0) {
+		return run_in_systemd_scope(sock, path, slice, unit, argv);
+	} else {
+		if ((r = cgroup_find_mount(mount, sizeof(mount))) < 0) {
+			fprintf(stderr, "pgtether: run: no cgroup2 filesystem mounted\n");
+			return 1;
+		}
+		if ((r = cgroup_create(mount, path)) < 0) {
+			fprintf(stderr, "pgtether: run: cannot create cgroup %s%s: %s\n", mount, path, strerror(-r));
+			return 1;
+		}
 	}
-	if ((r = cgroup_create(mount, path)) < 0) {
-		fprintf(stderr, "pgtether: run: cannot create cgroup %s%s: %s\n", mount, path, strerror(-r));
-		return 1;
-	}
+	/* Attached before CMD runs: its first connection is already intercepted. */
 	rep = call(sock, "attach", path);
 	if (!rep)
 		return 1;
 	json_decref(rep);
-	if ((r = cgroup_enter(mount, path, getpid())) < 0) {
+	if (!in_scope && (r = cgroup_enter(mount, path, getpid())) < 0) {
 		fprintf(stderr, "pgtether: run: cannot enter cgroup %s: %s\n", path, strerror(-r));
 		return 1;
 	}
-	execvp(argv[0], argv);
-	fprintf(stderr, "pgtether: run: cannot run '%s': %s\n", argv[0], strerror(errno));
-	return errno == ENOENT ? 127 : 126;
+	return exec_cmd(argv);
 }
 
 int main(int argc, char **argv)
@@ -211,6 +272,7 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(cmd, "run") == 0) {
 		const char *cg = NULL;
+		int in_scope = 0;
 
 		if (optind < argc && strcmp(argv[optind], "--cgroup") == 0 && optind + 1 < argc) {
 			cg = argv[optind + 1];
@@ -219,13 +281,18 @@ int main(int argc, char **argv)
 			cg = argv[optind] + 9;
 			optind++;
 		}
+		/* internal: the second half of a systemd-run --scope placement */
+		if (optind < argc && strcmp(argv[optind], "--in-scope") == 0) {
+			in_scope = 1;
+			optind++;
+		}
 		if (optind < argc && strcmp(argv[optind], "--") == 0)
 			optind++;
 		if (!cg || optind >= argc) {
 			fprintf(stderr, "usage: pgtether run --cgroup CGROUP -- CMD [ARGS...]\n");
 			return 2;
 		}
-		return cmd_run(sock, cg, argv + optind);
+		return cmd_run(sock, cg, in_scope, argv + optind);
 	}
 	fprintf(stderr, "pgtether: unknown command '%s'\n", cmd);
 	usage(stderr);

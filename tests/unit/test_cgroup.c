@@ -81,6 +81,26 @@ static void test_proc_cgroup(void **state)
 	assert_int_equal(cgroup_from_proc_text("4:memory:/x\n", out, sizeof(out)), -ENOENT);
 }
 
+static void test_systemd_scope(void **state)
+{
+	char slice[64], unit[64];
+
+	(void)state;
+	assert_int_equal(cgroup_systemd_scope("/pgtether.slice/job-7.scope", slice, sizeof(slice), unit, sizeof(unit)), 0);
+	assert_string_equal(slice, "pgtether.slice");
+	assert_string_equal(unit, "job-7.scope");
+	assert_int_equal(cgroup_systemd_scope("/a.slice/a-b.slice/x.scope", slice, sizeof(slice), unit, sizeof(unit)), 0);
+	assert_string_equal(slice, "a-b.slice");
+	assert_string_equal(unit, "x.scope");
+	/* not systemd's shape: the caller writes cgroup.procs itself */
+	assert_int_equal(cgroup_systemd_scope("/a.slice/b.slice/x.scope", slice, sizeof(slice), unit, sizeof(unit)), -EINVAL);
+	assert_int_equal(cgroup_systemd_scope("/x.scope", slice, sizeof(slice), unit, sizeof(unit)), -EINVAL);
+	assert_int_equal(cgroup_systemd_scope("/ci/job", slice, sizeof(slice), unit, sizeof(unit)), -EINVAL);
+	assert_int_equal(cgroup_systemd_scope("/a.slice/x.service", slice, sizeof(slice), unit, sizeof(unit)), -EINVAL);
+	assert_int_equal(cgroup_systemd_scope("/a.slice//x.scope", slice, sizeof(slice), unit, sizeof(unit)), -EINVAL);
+	assert_int_equal(cgroup_systemd_scope("/a.slice/x.scope", slice, 4, unit, sizeof(unit)), -EINVAL);
+}
+
 static void test_starttime(void **state)
 {
 	uint64_t st = 0;
@@ -117,6 +137,7 @@ int main(void)
 		cmocka_unit_test(test_mountinfo),
 		cmocka_unit_test(test_escape_round_trip),
 		cmocka_unit_test(test_proc_cgroup),
+		cmocka_unit_test(test_systemd_scope),
 		cmocka_unit_test(test_starttime),
 		cmocka_unit_test(test_attest_self),
 	};
