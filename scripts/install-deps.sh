@@ -10,6 +10,8 @@ packages=(
   libjansson-dev libnl-3-dev libssl-dev
   # tests
   libcmocka-dev bats jq python3 iproute2 procps
+  # service and docs checks: systemd-analyze, man
+  systemd man-db groff-base
   # a real PostgreSQL 15 for the integration tests and the demo (never the system service)
   postgresql-15 postgresql-client-15
 )

@@ -135,6 +135,19 @@ attached_programs() {
   [ "$(pgt_log_count conn.open "cgroup=$PGT_CG/f1 ")" = $((n + 1)) ]
 }
 
+@test "run --in-scope, the half that runs inside a systemd scope, attaches its own cgroup" {
+  run pgt_in_unattached "$PGT_CG/scope1" "$PGTETHER" -c "$PGT_CONF" run --cgroup "$PGT_CG/scope1" --in-scope -- \
+    psql -X -h 127.0.0.1 -p "$PG_PORT" -Atq -c "select 8"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [ "$output" = 8 ]
+  [ "$(pgt_log_count conn.open "cgroup=$PGT_CG/scope1 ")" = 1 ]
+  # a process that is not where it claims to be is refused
+  run "$PGTETHER" -c "$PGT_CONF" run --cgroup "$PGT_CG/scope2" --in-scope -- true
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"expected to run in cgroup $PGT_CG/scope2, but this process is in"* ]]
+}
+
 @test "the daemon stops cleanly with no sanitizer report" {
   pgt_stop_daemon
   pgt_assert_clean_log
