@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Throughput of pgbench straight to PostgreSQL and through pgtetherd, on loopback.
+#   scripts/bench.sh [SECONDS]      (default 10 s per run; bounded, loopback only)
+# Prints a Markdown table; bench/results.md keeps the figures of record.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+[ "$(id -u)" -eq 0 ] || { echo "bench: run as root" >&2; exit 1; }
+secs=${1:-10}
+[ -x build/pgtetherd ] || make all >/dev/null
+
+id="pgtether-bench-$$"
+tmp=$(mktemp -d "/tmp/$id.XXXXXX"); chmod 0755 "$tmp"
+cgmount=$(awk '$9 == "cgroup2" { print $5; exit }' /proc/self/mountinfo)
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+db_port=$(free_port); listen_port=$(free_port); daemon=
+cleanup() {
+  set +e
+  [ -n "$daemon" ] && kill "$daemon" && wait "$daemon"
+  scripts/pg-local.sh stop "$tmp/pg"
+  rm -rf "/sys/fs/bpf/$id"
+  [ -d "$cgmount/$id" ] && find "$cgmount/$id" -depth -type d -exec rmdir {} \; 2>/dev/null
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+scripts/pg-local.sh start "$tmp/pg" "$db_port"
+cat >"$tmp/pgtether.json" <<JSON
+{ "listen": "127.0.0.1:$listen_port", "targets": ["*:$db_port"], "bpffs_dir": "/sys/fs/bpf/$id",
+  "control_socket": "$tmp/control.sock", "cgroups": [] }
+JSON
+build/pgtetherd -c "$tmp/pgtether.json" </dev/null >"$tmp/daemon.log" 2>&1 &
+daemon=$!
+for _ in $(seq 100); do grep -q event=ready "$tmp/daemon.log" && break; sleep 0.1; done
+mkdir -p "$cgmount/$id/bench"
+build/pgtether -c "$tmp/pgtether.json" attach "/$id/bench" >/dev/null
+
+export PGUSER=postgres PGHOST=127.0.0.1 PGPORT=$db_port
+pgbench -q -i -s 10 postgres >/dev/null 2>&1
+
+in_cgroup() { bash -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$cgmount/$id/bench" "$@"; }
+tps() { sed -n 's/^tps = \([0-9.]*\) .*/\1/p' | head -n 1; }
+
+printf '| workload | direct tps | through pgtether tps | ratio |\n|---|---:|---:|---:|\n'
+run_case() {
+  local name=$1; shift
+  local d p
+  d=$(pgbench "$@" -T "$secs" postgres 2>/dev/null | tps)
+  p=$(in_cgroup pgbench "$@" -T "$secs" postgres 2>/dev/null | tps)
+  printf '| %s | %.0f | %.0f | %.2f |\n' "$name" "$d" "$p" "$(echo "$p / $d" | bc -l)"
+}
+run_case "select-only, 8 clients, prepared" -S -M prepared -c 8 -j 2
+run_case "select-only, 1 client, simple" -S -M simple -c 1 -j 1
+run_case "tpcb-like, 8 clients" -M prepared -c 8 -j 2
+run_case "connect per transaction (-C), 4 clients" -S -C -c 4 -j 2
+n=$(grep -c 'event=conn.open' "$tmp/daemon.log")
+echo
+echo "($n connections relayed; $(nproc) cores; $(uname -r); ${secs}s per run)"
