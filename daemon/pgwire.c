@@ -5,6 +5,7 @@
  */
 #include "pgwire.h"
 
+#include <errno.h>
 #include <string.h>
 
 static uint32_t be32(const uint8_t *p)
@@ -86,4 +87,193 @@ size_t pgwire_error_response(uint8_t *out, size_t cap, const char *severity,
 	out[pos++] = 0;
 	put_be32(out + 1, (uint32_t)(pos - 1));
 	return pos;
+}
+
+/* ---- typed messages ---------------------------------------------------------- */
+
+long pgwire_scan_next(struct pgwire_scan *s, const uint8_t *chunk, size_t len,
+		      struct pgwire_header *ret, int *found)
+{
+	uint32_t max = s->max_len ? s->max_len : PGWIRE_DEFAULT_MAX_MESSAGE;
+	size_t used = 0;
+	uint32_t n;
+
+	*found = 0;
+	if (len == 0)
+		return 0;
+	if (s->remaining) {
+		used = len < s->remaining ? len : s->remaining;
+		s->remaining -= (uint32_t)used;
+		return (long)used;
+	}
+	while (used < len && s->have < PGWIRE_HEADER)
+		s->hdr[s->have++] = chunk[used++];
+	if (s->have < PGWIRE_HEADER)
+		return (long)used;
+	n = be32(s->hdr + 1);
+	if (n < 4 || n > max)
+		return -EPROTO;
+	ret->type = s->hdr[0];
+	ret->body_len = n - 4;
+	s->remaining = n - 4;
+	s->have = 0;
+	*found = 1;
+	return (long)used;
+}
+
+int pgwire_scan_at_boundary(const struct pgwire_scan *s)
+{
+	return s->have == 0 && s->remaining == 0;
+}
+
+int pgwire_startup_params(const uint8_t *pkt, size_t len, struct pgwire_param *params, size_t max)
+{
+	size_t pos = 8;
+	int n = 0;
+
+	if (len < 9 || pkt[len - 1] != 0)
+		return -EPROTO;
+	while (pos < len - 1) {
+		const uint8_t *name = pkt + pos, *value, *end;
+
+		end = memchr(name, 0, len - 1 - pos);
+		if (!end || end == name)
+			return -EPROTO;
+		value = end + 1;
+		if (value >= pkt + len - 1)
+			return -EPROTO; /* a name without a value */
+		end = memchr(value, 0, (size_t)(pkt + len - 1 - value));
+		if (!end)
+			return -EPROTO;
+		if ((size_t)n == max)
+			return -E2BIG;
+		params[n].name = (const char *)name;
+		params[n].value = (const char *)value;
+		n++;
+		pos = (size_t)(end - pkt) + 1;
+	}
+	return n;
+}
+
+/* Writes the type and a length placeholder; returns the body offset. */
+static size_t begin(uint8_t *out, char type)
+{
+	out[0] = (uint8_t)type;
+	return 5;
+}
+
+static size_t finish(uint8_t *out, size_t pos)
+{
+	put_be32(out + 1, (uint32_t)(pos - 1));
+	return pos;
+}
+
+size_t pgwire_build_startup(uint8_t *out, size_t cap, const struct pgwire_param *params, size_t n)
+{
+	size_t need = 8 + 1, pos = 8;
+
+	for (size_t i = 0; i < n; i++)
+		need += strlen(params[i].name) + 1 + strlen(params[i].value) + 1;
+	if (need > cap || need > PGWIRE_STARTUP_MAX)
+		return 0;
+	put_be32(out, (uint32_t)need);
+	put_be32(out + 4, PGWIRE_PROTOCOL_3_0);
+	for (size_t i = 0; i < n; i++) {
+		size_t a = strlen(params[i].name) + 1, b = strlen(params[i].value) + 1;
+
+		memcpy(out + pos, params[i].name, a);
+		pos += a;
+		memcpy(out + pos, params[i].value, b);
+		pos += b;
+	}
+	out[pos++] = 0;
+	return pos;
+}
+
+size_t pgwire_build_auth_ok(uint8_t *out, size_t cap)
+{
+	if (cap < 9)
+		return 0;
+	begin(out, 'R');
+	put_be32(out + 5, 0);
+	return finish(out, 9);
+}
+
+size_t pgwire_build_parameter_status(uint8_t *out, size_t cap, const char *name, const char *value)
+{
+	size_t a = strlen(name) + 1, b = strlen(value) + 1, pos;
+
+	if (5 + a + b > cap)
+		return 0;
+	pos = begin(out, 'S');
+	memcpy(out + pos, name, a);
+	pos += a;
+	memcpy(out + pos, value, b);
+	return finish(out, pos + b);
+}
+
+size_t pgwire_build_backend_key_data(uint8_t *out, size_t cap, uint32_t pid, uint32_t secret)
+{
+	if (cap < 13)
+		return 0;
+	begin(out, 'K');
+	put_be32(out + 5, pid);
+	put_be32(out + 9, secret);
+	return finish(out, 13);
+}
+
+size_t pgwire_build_ready_for_query(uint8_t *out, size_t cap, char status)
+{
+	if (cap < 6)
+		return 0;
+	begin(out, 'Z');
+	out[5] = (uint8_t)status;
+	return finish(out, 6);
+}
+
+size_t pgwire_build_cancel_request(uint8_t *out, size_t cap, uint32_t pid, uint32_t secret)
+{
+	if (cap < 16)
+		return 0;
+	put_be32(out, 16);
+	put_be32(out + 4, PGWIRE_CANCEL_REQUEST_CODE);
+	put_be32(out + 8, pid);
+	put_be32(out + 12, secret);
+	return 16;
+}
+
+size_t pgwire_build_password(uint8_t *out, size_t cap, const char *password)
+{
+	size_t n = strlen(password) + 1;
+
+	if (5 + n > cap)
+		return 0;
+	begin(out, 'p');
+	memcpy(out + 5, password, n);
+	return finish(out, 5 + n);
+}
+
+size_t pgwire_build_sasl_initial(uint8_t *out, size_t cap, const char *mechanism,
+				 const uint8_t *data, size_t data_len)
+{
+	size_t m = strlen(mechanism) + 1, pos;
+
+	if (5 + m + 4 + data_len > cap || data_len > 0x7fffffff)
+		return 0;
+	pos = begin(out, 'p');
+	memcpy(out + pos, mechanism, m);
+	pos += m;
+	put_be32(out + pos, (uint32_t)data_len);
+	pos += 4;
+	memcpy(out + pos, data, data_len);
+	return finish(out, pos + data_len);
+}
+
+size_t pgwire_build_sasl_response(uint8_t *out, size_t cap, const uint8_t *data, size_t data_len)
+{
+	if (5 + data_len > cap)
+		return 0;
+	begin(out, 'p');
+	memcpy(out + 5, data, data_len);
+	return finish(out, 5 + data_len);
 }

@@ -1,7 +1,8 @@
 /*
  * PostgreSQL frontend/backend protocol 3.0 (PostgreSQL docs, "Frontend/Backend
- * Protocol", "Message Formats"): the startup-phase framing pgtether needs to refuse
- * a connection properly, and the ErrorResponse builder. Pure: bytes in, bytes out.
+ * Protocol", "Message Formats"): startup-phase framing, a streaming scanner of typed
+ * messages for either direction, and builders of the messages pgtether sends itself.
+ * Pure: bytes in, bytes out; nothing here allocates.
  */
 #ifndef PGTETHER_PGWIRE_H
 #define PGTETHER_PGWIRE_H
@@ -38,5 +39,73 @@ enum pgwire_startup_kind pgwire_startup_classify(const uint8_t *buf, size_t len,
  */
 size_t pgwire_error_response(uint8_t *out, size_t cap, const char *severity,
 			     const char *sqlstate, const char *message, const char *hint);
+
+/* ---- typed messages ------------------------------------------------------------
+ * After the startup packet every message is: type (1 byte), length (4 bytes, big
+ * endian, counting itself but not the type), body. */
+
+#define PGWIRE_HEADER 5
+#define PGWIRE_DEFAULT_MAX_MESSAGE (1u << 30)   /* PostgreSQL's own MaxAllocSize */
+
+/*
+ * Tracks message boundaries in a byte stream that arrives in arbitrary pieces, so
+ * bodies can be forwarded as they arrive and never need buffering whole. Zero it and
+ * set max_len (0 means PGWIRE_DEFAULT_MAX_MESSAGE) before the first call.
+ */
+struct pgwire_scan {
+	uint32_t max_len;
+	uint32_t remaining;     /* body bytes of the current message not yet consumed */
+	uint8_t hdr[PGWIRE_HEADER];
+	uint8_t have;           /* header bytes collected so far */
+};
+
+struct pgwire_header {
+	uint8_t type;
+	uint32_t body_len;      /* length field minus its own four bytes */
+};
+
+/*
+ * Consumes chunk[0..len) up to and including the next message header that completes
+ * in it, or all of it when none does; body bytes are consumed without a report.
+ * Returns the number of bytes consumed (> 0 when len > 0) and sets *found when
+ * *ret holds a header completed by this call. -EPROTO when a length field is below 4
+ * or above max_len: the stream cannot be followed any further.
+ */
+long pgwire_scan_next(struct pgwire_scan *s, const uint8_t *chunk, size_t len,
+		      struct pgwire_header *ret, int *found);
+
+/* True between messages (no partial header or body pending). */
+int pgwire_scan_at_boundary(const struct pgwire_scan *s);
+
+/* A StartupMessage parameter (pointers into the caller's buffer). */
+struct pgwire_param {
+	const char *name;
+	const char *value;
+};
+
+/*
+ * Parses the parameters of a complete StartupMessage (as classified above): up to
+ * max pairs into params. Returns the number of pairs, or -EPROTO when the list is
+ * not NUL-terminated properly, -E2BIG when there are more than max.
+ */
+int pgwire_startup_params(const uint8_t *pkt, size_t len, struct pgwire_param *params, size_t max);
+
+/*
+ * Builders. Each writes one complete message into out and returns its length, or 0
+ * when cap is too small (nothing useful is written then).
+ */
+size_t pgwire_build_startup(uint8_t *out, size_t cap, const struct pgwire_param *params, size_t n);
+size_t pgwire_build_auth_ok(uint8_t *out, size_t cap);
+size_t pgwire_build_parameter_status(uint8_t *out, size_t cap, const char *name, const char *value);
+size_t pgwire_build_backend_key_data(uint8_t *out, size_t cap, uint32_t pid, uint32_t secret);
+size_t pgwire_build_ready_for_query(uint8_t *out, size_t cap, char status);
+size_t pgwire_build_cancel_request(uint8_t *out, size_t cap, uint32_t pid, uint32_t secret);
+/* PasswordMessage ('p') carrying a NUL-terminated password or md5 response. */
+size_t pgwire_build_password(uint8_t *out, size_t cap, const char *password);
+/* SASLInitialResponse ('p'): mechanism name, then the length-prefixed first message. */
+size_t pgwire_build_sasl_initial(uint8_t *out, size_t cap, const char *mechanism,
+				 const uint8_t *data, size_t data_len);
+/* SASLResponse ('p'): the raw message. */
+size_t pgwire_build_sasl_response(uint8_t *out, size_t cap, const uint8_t *data, size_t data_len);
 
 #endif

@@ -4,6 +4,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "pgwire.h"
@@ -106,6 +108,171 @@ static void test_error_response(void **state)
 	assert_int_equal(pgwire_error_response(out, 10, "FATAL", "08004", "m", NULL), 0);
 }
 
+/* A recorded server stream: what a backend sends after authentication, plus a row. */
+static size_t record_stream(uint8_t *buf, size_t cap, struct pgwire_header *want, size_t *n_want)
+{
+	size_t len = 0, n;
+	uint8_t row[300];
+
+	n = pgwire_build_auth_ok(buf + len, cap - len);
+	want[(*n_want)++] = (struct pgwire_header){ 'R', 4 };
+	len += n;
+	n = pgwire_build_parameter_status(buf + len, cap - len, "server_version", "15.18");
+	want[(*n_want)++] = (struct pgwire_header){ 'S', (uint32_t)n - 5 };
+	len += n;
+	n = pgwire_build_parameter_status(buf + len, cap - len, "client_encoding", "UTF8");
+	want[(*n_want)++] = (struct pgwire_header){ 'S', (uint32_t)n - 5 };
+	len += n;
+	n = pgwire_build_backend_key_data(buf + len, cap - len, 4242, 0xdeadbeef);
+	want[(*n_want)++] = (struct pgwire_header){ 'K', 8 };
+	len += n;
+	n = pgwire_build_ready_for_query(buf + len, cap - len, 'I');
+	want[(*n_want)++] = (struct pgwire_header){ 'Z', 1 };
+	len += n;
+	/* an empty-bodied message (e.g. Sync) and a bigger one */
+	buf[len++] = 'S';
+	buf[len++] = 0; buf[len++] = 0; buf[len++] = 0; buf[len++] = 4;
+	want[(*n_want)++] = (struct pgwire_header){ 'S', 0 };
+	memset(row, 'x', sizeof(row));
+	buf[len++] = 'D';
+	buf[len++] = 0; buf[len++] = 0; buf[len++] = (uint8_t)((sizeof(row) + 4) >> 8);
+	buf[len++] = (uint8_t)(sizeof(row) + 4);
+	memcpy(buf + len, row, sizeof(row));
+	len += sizeof(row);
+	want[(*n_want)++] = (struct pgwire_header){ 'D', sizeof(row) };
+	return len;
+}
+
+/* Feeds the stream in the given pieces; checks every header comes out once, in order. */
+static void feed(const uint8_t *buf, size_t len, const size_t *cuts, size_t n_cuts,
+		 const struct pgwire_header *want, size_t n_want)
+{
+	struct pgwire_scan sc = { 0 };
+	struct pgwire_header h;
+	size_t got = 0, start = 0;
+
+	for (size_t c = 0; c <= n_cuts; c++) {
+		size_t end = c < n_cuts ? cuts[c] : len;
+
+		while (start < end) {
+			int found;
+			long used = pgwire_scan_next(&sc, buf + start, end - start, &h, &found);
+
+			assert_true(used > 0);
+			start += (size_t)used;
+			if (found) {
+				assert_true(got < n_want);
+				assert_int_equal(h.type, want[got].type);
+				assert_int_equal(h.body_len, want[got].body_len);
+				got++;
+			}
+		}
+	}
+	assert_int_equal(got, n_want);
+	assert_true(pgwire_scan_at_boundary(&sc));
+}
+
+static void test_scan_every_split_point(void **state)
+{
+	uint8_t buf[1024];
+	struct pgwire_header want[16];
+	size_t n_want = 0, len, cuts[2];
+
+	(void)state;
+	len = record_stream(buf, sizeof(buf), want, &n_want);
+	feed(buf, len, NULL, 0, want, n_want);
+	for (size_t k = 0; k <= len; k++) {
+		cuts[0] = k;
+		feed(buf, len, cuts, 1, want, n_want);
+		/* and three pieces: k and k+3, so header halves meet body halves */
+		if (k + 3 <= len) {
+			cuts[1] = k + 3;
+			feed(buf, len, cuts, 2, want, n_want);
+		}
+	}
+	/* byte by byte */
+	size_t *all = calloc(len, sizeof(*all));
+	for (size_t k = 0; k < len; k++)
+		all[k] = k;
+	feed(buf, len, all, len, want, n_want);
+	free(all);
+}
+
+static void test_scan_rejects_bad_lengths(void **state)
+{
+	struct pgwire_scan sc = { 0 };
+	struct pgwire_header h;
+	int found;
+	const uint8_t short_len[] = { 'Q', 0, 0, 0, 3 };
+	const uint8_t huge[] = { 'D', 0x7f, 0xff, 0xff, 0xff };
+	const uint8_t over_cap[] = { 'Q', 0, 0, 0x10, 0x01 };
+
+	(void)state;
+	assert_int_equal(pgwire_scan_next(&sc, short_len, sizeof(short_len), &h, &found), -EPROTO);
+	memset(&sc, 0, sizeof(sc));
+	assert_int_equal(pgwire_scan_next(&sc, huge, sizeof(huge), &h, &found), -EPROTO);
+	memset(&sc, 0, sizeof(sc));
+	sc.max_len = 4096;
+	assert_int_equal(pgwire_scan_next(&sc, over_cap, sizeof(over_cap), &h, &found), -EPROTO);
+	/* exactly at the cap is fine */
+	memset(&sc, 0, sizeof(sc));
+	sc.max_len = 4097;
+	assert_int_equal(pgwire_scan_next(&sc, over_cap, sizeof(over_cap), &h, &found), 5);
+	assert_true(found);
+	assert_int_equal(h.body_len, 4093);
+	assert_false(pgwire_scan_at_boundary(&sc));
+}
+
+static void test_startup_params_round_trip(void **state)
+{
+	const struct pgwire_param in[] = {
+		{ "user", "app" }, { "database", "shop" }, { "application_name", "" },
+	};
+	struct pgwire_param out[8];
+	uint8_t buf[256];
+	size_t len, plen = 0;
+
+	(void)state;
+	len = pgwire_build_startup(buf, sizeof(buf), in, 3);
+	assert_true(len > 0);
+	assert_int_equal(pgwire_startup_classify(buf, len, &plen), PGWIRE_STARTUP_MESSAGE);
+	assert_int_equal(plen, len);
+	assert_int_equal(pgwire_startup_params(buf, len, out, 8), 3);
+	for (int i = 0; i < 3; i++) {
+		assert_string_equal(out[i].name, in[i].name);
+		assert_string_equal(out[i].value, in[i].value);
+	}
+	assert_int_equal(pgwire_startup_params(buf, len, out, 2), -E2BIG);
+	/* a name without its value, and a missing final terminator */
+	static const uint8_t lone[] = { 0, 0, 0, 14, 0, 3, 0, 0, 'u', 's', 'e', 'r', 0, 0 };
+	assert_int_equal(pgwire_startup_params(lone, sizeof(lone), out, 8), -EPROTO);
+	buf[len - 1] = 'x';
+	assert_int_equal(pgwire_startup_params(buf, len, out, 8), -EPROTO);
+	assert_int_equal(pgwire_build_startup(buf, 10, in, 3), 0);
+}
+
+static void test_builders(void **state)
+{
+	uint8_t b[64];
+	const uint8_t first[] = "n,,n=,r=abc";
+
+	(void)state;
+	assert_int_equal(pgwire_build_backend_key_data(b, sizeof(b), 1, 2), 13);
+	assert_memory_equal(b, "K\0\0\0\x0c\0\0\0\x01\0\0\0\x02", 13);
+	assert_int_equal(pgwire_build_ready_for_query(b, sizeof(b), 'T'), 6);
+	assert_memory_equal(b, "Z\0\0\0\x05T", 6);
+	assert_int_equal(pgwire_build_cancel_request(b, sizeof(b), 7, 9), 16);
+	assert_memory_equal(b, "\0\0\0\x10\x04\xd2\x16\x2e\0\0\0\x07\0\0\0\x09", 16);
+	assert_int_equal(pgwire_build_password(b, sizeof(b), "md5abc"), 12);
+	assert_memory_equal(b, "p\0\0\0\x0bmd5abc", 12);
+	assert_int_equal(pgwire_build_sasl_initial(b, sizeof(b), "SCRAM-SHA-256", first, sizeof(first) - 1),
+			 5 + 14 + 4 + 11);
+	assert_memory_equal(b + 5, "SCRAM-SHA-256\0\0\0\0\x0bn,,n=,r=abc", 14 + 4 + 11);
+	assert_int_equal(pgwire_build_sasl_response(b, sizeof(b), first, 3), 8);
+	assert_int_equal(pgwire_build_parameter_status(b, 8, "a", "bcdef"), 0);
+	assert_int_equal(pgwire_build_auth_ok(b, 8), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -113,6 +280,10 @@ int main(void)
 		cmocka_unit_test(test_startup_message),
 		cmocka_unit_test(test_length_bounds),
 		cmocka_unit_test(test_error_response),
+		cmocka_unit_test(test_scan_every_split_point),
+		cmocka_unit_test(test_scan_rejects_bad_lengths),
+		cmocka_unit_test(test_startup_params_round_trip),
+		cmocka_unit_test(test_builders),
 	};
 
 	return cmocka_run_group_tests_name("pgwire", tests, NULL, NULL);
