@@ -24,9 +24,15 @@
 #define DEFAULT_CONTROL_SOCKET "/run/pgtether/control.sock"
 #define DEFAULT_SOCKET_MARK 0x70677465u /* "pgte" */
 
+#define DEFAULT_CREDENTIALS_FILE "/etc/pgtether/credentials.json"
+
 static const char *const known_keys[] = {
 	"listen", "targets", "cgroups", "fail_mode", "bpffs_dir", "control_socket",
-	"socket_mark", NULL,
+	"socket_mark", "upstreams", "credentials_file", NULL,
+};
+
+static const char *const upstream_keys[] = {
+	"address", "aliases", "tls", "ca_file", "role", NULL,
 };
 
 struct parse {
@@ -80,12 +86,12 @@ static size_t distance(const char *a, const char *b)
 	return row[lb];
 }
 
-static const char *suggest(const char *key)
+static const char *suggest(const char *key, const char *const *keys)
 {
 	const char *best = NULL;
 	size_t best_d = 3; /* at most two edits away */
 
-	for (const char *const *k = known_keys; *k; k++) {
+	for (const char *const *k = keys; *k; k++) {
 		size_t d = distance(key, *k);
 
 		if (d < best_d) {
@@ -94,6 +100,31 @@ static const char *suggest(const char *key)
 		}
 	}
 	return best;
+}
+
+static int unknown_key(struct parse *p, const char *pointer, const char *key, const char *const *keys)
+{
+	if (suggest(key, keys))
+		return fail(p, pointer, "unknown key '%s' (did you mean '%s'?)", key, suggest(key, keys));
+	return fail(p, pointer, "unknown key '%s'", key);
+}
+
+/* Escapes a JSON object key for use in a JSON Pointer (RFC 6901). */
+static void pointer_key(char *out, size_t len, const char *prefix, const char *key, const char *suffix)
+{
+	size_t o = (size_t)snprintf(out, len, "%s/", prefix);
+
+	for (const char *k = key; *k && o + 3 < len; k++) {
+		if (*k == '~' || *k == '/') {
+			out[o++] = '~';
+			out[o++] = *k == '~' ? '0' : '1';
+		} else {
+			out[o++] = *k;
+		}
+	}
+	out[o < len ? o : len - 1] = '\0';
+	if (suffix)
+		snprintf(out + strlen(out), len - strlen(out), "%s", suffix);
 }
 
 static int get_string(struct parse *p, json_t *root, const char *key, const char *def,
@@ -220,6 +251,212 @@ static int parse_cgroups(struct parse *p, json_t *root, struct config *c)
 	return 0;
 }
 
+static int parse_upstream(struct parse *p, const char *name, json_t *obj, struct config_upstream *u)
+{
+	char ptr[512], sub[600], buf[ADDR_STRLEN];
+	const char *key;
+	json_t *v;
+	size_t i;
+
+	pointer_key(ptr, sizeof(ptr), "/upstreams", name, NULL);
+	if (!json_is_object(obj))
+		return fail(p, ptr, "upstream '%s' must be an object with \"address\", \"tls\" and \"role\"", name);
+	if (strlen(name) > CONFIG_NAME_MAX || strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.") != strlen(name))
+		return fail(p, ptr, "upstream name '%s' must be 1 to %d letters, digits, '_', '-' or '.'", name, CONFIG_NAME_MAX);
+	json_object_foreach(obj, key, v) {
+		const char *const *k;
+
+		if (strncmp(key, "//", 2) == 0)
+			continue;
+		for (k = upstream_keys; *k && strcmp(*k, key) != 0; k++)
+			;
+		if (!*k) {
+			snprintf(sub, sizeof(sub), "%s/%s", ptr, key);
+			return unknown_key(p, sub, key, upstream_keys);
+		}
+	}
+	if (!(u->name = strdup(name)))
+		return -ENOMEM;
+
+	snprintf(sub, sizeof(sub), "%s/address", ptr);
+	v = json_object_get(obj, "address");
+	if (!v)
+		return fail(p, ptr, "upstream '%s' needs \"address\": \"IP:PORT\"", name);
+	if (!json_is_string(v) || addr_parse(json_string_value(v), &u->address) < 0)
+		return fail(p, sub, "upstream '%s': address must be a literal \"IP:PORT\" or \"[IPV6]:PORT\" (host names are not resolved yet)", name);
+
+	v = json_object_get(obj, "aliases");
+	if (v) {
+		snprintf(sub, sizeof(sub), "%s/aliases", ptr);
+		if (!json_is_array(v) || json_array_size(v) > CONFIG_MAX_ALIASES)
+			return fail(p, sub, "upstream '%s': aliases must be an array of at most %d \"IP:PORT\" strings", name, CONFIG_MAX_ALIASES);
+		u->aliases = calloc(json_array_size(v) + 1, sizeof(*u->aliases));
+		if (!u->aliases)
+			return -ENOMEM;
+		for (i = 0; i < json_array_size(v); i++) {
+			json_t *a = json_array_get(v, i);
+
+			snprintf(sub, sizeof(sub), "%s/aliases/%zu", ptr, i);
+			if (!json_is_string(a) || addr_parse(json_string_value(a), &u->aliases[i]) < 0)
+				return fail(p, sub, "upstream '%s': an alias must be a literal \"IP:PORT\" or \"[IPV6]:PORT\"", name);
+			u->n_aliases++;
+		}
+	}
+
+	snprintf(sub, sizeof(sub), "%s/tls", ptr);
+	v = json_object_get(obj, "tls");
+	if (!v || !json_is_string(v))
+		return fail(p, v ? sub : ptr, "upstream '%s' needs \"tls\": \"disable\", \"require\" or \"verify-full\"", name);
+	if (strcmp(json_string_value(v), "disable") == 0)
+		u->tls = CONFIG_TLS_DISABLE;
+	else if (strcmp(json_string_value(v), "require") == 0 || strcmp(json_string_value(v), "verify-full") == 0)
+		/* Refused rather than accepted and ignored: an admin who asks for TLS must
+		 * never get a plaintext login believing it encrypted. */
+		return fail(p, sub, "upstream '%s': tls '%s' is not supported by this version of pgtetherd yet; only \"disable\" (use it on loopback or an otherwise protected network)",
+			    name, json_string_value(v));
+	else
+		return fail(p, sub, "upstream '%s': tls must be \"disable\", \"require\" or \"verify-full\", got '%s'", name, json_string_value(v));
+
+	v = json_object_get(obj, "ca_file");
+	if (v) {
+		snprintf(sub, sizeof(sub), "%s/ca_file", ptr);
+		if (!json_is_string(v) || json_string_value(v)[0] != '/')
+			return fail(p, sub, "upstream '%s': ca_file must be an absolute path", name);
+		if (!(u->ca_file = strdup(json_string_value(v))))
+			return -ENOMEM;
+	}
+
+	snprintf(sub, sizeof(sub), "%s/role", ptr);
+	v = json_object_get(obj, "role");
+	if (!v || !json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > CONFIG_NAME_MAX ||
+	    strlen(json_string_value(v)) != json_string_length(v))
+		return fail(p, v ? sub : ptr, "upstream '%s' needs \"role\": the database role pgtetherd logs in as (1 to %d bytes)", name, CONFIG_NAME_MAX);
+	if (!(u->role = strdup(json_string_value(v))))
+		return -ENOMEM;
+
+	/* one address, one upstream: the destination decides */
+	(void)buf;
+	return 0;
+}
+
+static int parse_upstreams(struct parse *p, json_t *root, struct config *c)
+{
+	json_t *obj = json_object_get(root, "upstreams"), *v;
+	char buf[ADDR_STRLEN], ptr[512];
+	const char *name;
+	int r;
+
+	if (!obj)
+		return 0;
+	if (!json_is_object(obj))
+		return fail(p, "/upstreams", "'upstreams' must be an object: name -> { \"address\", \"tls\", \"role\" }");
+	if (json_object_size(obj) > CONFIG_MAX_UPSTREAMS)
+		return fail(p, "/upstreams", "'upstreams' has %zu entries; at most %d are allowed", json_object_size(obj), CONFIG_MAX_UPSTREAMS);
+	c->upstreams = calloc(json_object_size(obj) + 1, sizeof(*c->upstreams));
+	if (!c->upstreams)
+		return -ENOMEM;
+	json_object_foreach(obj, name, v) {
+		struct config_upstream *u = &c->upstreams[c->n_upstreams];
+
+		if (strncmp(name, "//", 2) == 0)
+			continue;
+		c->n_upstreams++;
+		if ((r = parse_upstream(p, name, v, u)) < 0)
+			return r;
+		/* the same address in two upstreams would make the choice arbitrary */
+		for (size_t j = 0; j + 1 < c->n_upstreams; j++) {
+			const struct addr *mine[CONFIG_MAX_ALIASES + 1];
+			size_t n = 0;
+
+			mine[n++] = &u->address;
+			for (size_t a = 0; a < u->n_aliases; a++)
+				mine[n++] = &u->aliases[a];
+			for (size_t m = 0; m < n; m++)
+				if (config_upstream_for(&(struct config){ .upstreams = &c->upstreams[j], .n_upstreams = 1 }, mine[m])) {
+					pointer_key(ptr, sizeof(ptr), "/upstreams", name, NULL);
+					return fail(p, ptr, "upstream '%s' shares the address %s with upstream '%s'",
+						    name, addr_format(mine[m], buf), c->upstreams[j].name);
+				}
+		}
+	}
+	return 0;
+}
+
+struct config_upstream *config_upstream_for(const struct config *c, const struct addr *dst)
+{
+	for (size_t i = 0; i < c->n_upstreams; i++) {
+		struct config_upstream *u = &c->upstreams[i];
+
+		if (memcmp(&u->address, dst, sizeof(*dst)) == 0)
+			return u;
+		for (size_t a = 0; a < u->n_aliases; a++)
+			if (memcmp(&u->aliases[a], dst, sizeof(*dst)) == 0)
+				return u;
+	}
+	return NULL;
+}
+
+int config_parse_credentials(struct config *c, const char *name, const char *text, size_t len, char *err)
+{
+	struct parse p = { name, text, len, err };
+	json_error_t jerr;
+	json_t *root, *roles, *pw;
+	char ptr[512];
+	const char *key;
+	json_t *v;
+	int r = 0;
+
+	root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!root) {
+		snprintf(err, CONFIG_ERR_LEN, "%s:%d:%d: %s", name, jerr.line, jerr.column, jerr.text);
+		return -EINVAL;
+	}
+	if (!json_is_object(root)) {
+		r = fail(&p, "", "credentials must be an object: upstream -> role -> password");
+		goto out;
+	}
+	json_object_foreach(root, key, v) {
+		if (strncmp(key, "//", 2) == 0)
+			continue;
+		pointer_key(ptr, sizeof(ptr), "", key, NULL);
+		if (!json_is_object(v)) {
+			r = fail(&p, ptr, "'%s' must be an object: role -> password", key);
+			goto out;
+		}
+	}
+	for (size_t i = 0; i < c->n_upstreams; i++) {
+		struct config_upstream *u = &c->upstreams[i];
+
+		roles = json_object_get(root, u->name);
+		pw = roles ? json_object_get(roles, u->role) : NULL;
+		pointer_key(ptr, sizeof(ptr), "", u->name, NULL);
+		if (!pw) {
+			r = fail(&p, roles ? ptr : "", "no password for role '%s' of upstream '%s'", u->role, u->name);
+			goto out;
+		}
+		pointer_key(ptr, sizeof(ptr), "", u->name, NULL);
+		snprintf(ptr + strlen(ptr), sizeof(ptr) - strlen(ptr), "/%s", u->role);
+		if (!json_is_string(pw) || json_string_length(pw) == 0 ||
+		    strlen(json_string_value(pw)) != json_string_length(pw)) {
+			r = fail(&p, ptr, "the password of role '%s' of upstream '%s' must be a non-empty string", u->role, u->name);
+			goto out;
+		}
+		if (u->password) {
+			explicit_bzero(u->password, strlen(u->password));
+			free(u->password);
+		}
+		if (!(u->password = strdup(json_string_value(pw)))) {
+			r = -ENOMEM;
+			goto out;
+		}
+	}
+out:
+	/* jansson keeps its copies of the strings until decref; they are not wiped, a
+	 * limit of the library that is noted in config.h's neighbour, the README */
+	json_decref(root);
+	return r;
+}
+
 static int parse_root(struct parse *p, json_t *root, struct config *c)
 {
 	const char *key, *s;
@@ -239,9 +476,7 @@ static int parse_root(struct parse *p, json_t *root, struct config *c)
 		if (*k)
 			continue;
 		snprintf(pointer, sizeof(pointer), "/%s", key);
-		if (suggest(key))
-			return fail(p, pointer, "unknown key '%s' (did you mean '%s'?)", key, suggest(key));
-		return fail(p, pointer, "unknown key '%s'", key);
+		return unknown_key(p, pointer, key, known_keys);
 	}
 
 	if ((r = get_string(p, root, "listen", DEFAULT_LISTEN, &s)) < 0)
@@ -272,6 +507,14 @@ static int parse_root(struct parse *p, json_t *root, struct config *c)
 		return r;
 	if (!(c->control_socket = strdup(s)))
 		return -ENOMEM;
+
+	if ((r = get_string(p, root, "credentials_file", DEFAULT_CREDENTIALS_FILE, &s)) < 0 ||
+	    (r = check_abs_path(p, "credentials_file", s)) < 0)
+		return r;
+	if (!(c->credentials_file = strdup(s)))
+		return -ENOMEM;
+	if ((r = parse_upstreams(p, root, c)) < 0)
+		return r;
 
 	c->socket_mark = DEFAULT_SOCKET_MARK;
 	v = json_object_get(root, "socket_mark");
@@ -311,40 +554,79 @@ int config_parse(const char *name, const char *text, size_t len, struct config *
 	return 0;
 }
 
-int config_load(const char *path, struct config *ret, char *err)
+/* Reads a whole regular file of at most CONFIG_MAX_BYTES; NUL-terminates it. */
+static int read_file(const char *path, char **ret, size_t *ret_len, struct stat *st, char *err)
 {
-	struct stat st;
 	char *text;
 	ssize_t n;
 	int fd, r;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd == -1) {
 		r = -errno;
 		snprintf(err, CONFIG_ERR_LEN, "%s: cannot open: %s", path, strerror(errno));
 		return r;
 	}
-	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) || st.st_size > (off_t)CONFIG_MAX_BYTES) {
+	if (fstat(fd, st) == -1 || !S_ISREG(st->st_mode) || st->st_size > (off_t)CONFIG_MAX_BYTES) {
 		snprintf(err, CONFIG_ERR_LEN, "%s: not a regular file of at most %u bytes", path, CONFIG_MAX_BYTES);
 		close(fd);
 		return -EINVAL;
 	}
-	text = malloc((size_t)st.st_size + 1);
+	text = malloc((size_t)st->st_size + 1);
 	if (!text) {
 		close(fd);
 		snprintf(err, CONFIG_ERR_LEN, "%s: out of memory", path);
 		return -ENOMEM;
 	}
-	n = read(fd, text, (size_t)st.st_size);
+	n = read(fd, text, (size_t)st->st_size);
 	close(fd);
-	if (n != st.st_size) {
+	if (n != st->st_size) {
 		snprintf(err, CONFIG_ERR_LEN, "%s: short read", path);
 		free(text);
 		return -EIO;
 	}
 	text[n] = '\0';
-	r = config_parse(path, text, (size_t)n, ret, err);
+	*ret = text;
+	*ret_len = (size_t)n;
+	return 0;
+}
+
+int config_load(const char *path, struct config *ret, char *err)
+{
+	struct config c;
+	struct stat st;
+	size_t len;
+	char *text;
+	int r;
+
+	if ((r = read_file(path, &text, &len, &st, err)) < 0)
+		return r;
+	r = config_parse(path, text, len, &c, err);
 	free(text);
+	if (r < 0 || c.n_upstreams == 0) {
+		if (r == 0)
+			*ret = c;
+		return r;
+	}
+	/* The held credentials: root's alone, or they are not held at all. */
+	if ((r = read_file(c.credentials_file, &text, &len, &st, err)) < 0)
+		goto fail;
+	if (st.st_uid != geteuid() || (st.st_mode & 077)) {
+		snprintf(err, CONFIG_ERR_LEN, "%s: credentials must be owned by uid %u and readable by nobody else (mode %04o); run: chown %u %s && chmod 0600 %s",
+			 c.credentials_file, (unsigned)geteuid(), (unsigned)(st.st_mode & 07777),
+			 (unsigned)geteuid(), c.credentials_file, c.credentials_file);
+		r = -EPERM;
+	} else {
+		r = config_parse_credentials(&c, c.credentials_file, text, len, err);
+	}
+	explicit_bzero(text, len);
+	free(text);
+	if (r < 0)
+		goto fail;
+	*ret = c;
+	return 0;
+fail:
+	config_release(&c);
 	return r;
 }
 
@@ -357,6 +639,21 @@ void config_release(struct config *c)
 	free(c->targets);
 	free(c->bpffs_dir);
 	free(c->control_socket);
+	free(c->credentials_file);
+	for (size_t i = 0; c->upstreams && i < c->n_upstreams; i++) {
+		struct config_upstream *u = &c->upstreams[i];
+
+		if (u->password) {
+			explicit_bzero(u->password, strlen(u->password));
+			free(u->password);
+		}
+		explicit_bzero(&u->keycache, sizeof(u->keycache));
+		free(u->name);
+		free(u->aliases);
+		free(u->ca_file);
+		free(u->role);
+	}
+	free(c->upstreams);
 	free(c->path);
 	memset(c, 0, sizeof(*c));
 }

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "addr.h"
+#include "scram.h"
 
 #define CONFIG_DEFAULT_PATH "/etc/pgtether/pgtether.json"
 #define CONFIG_MAX_BYTES (1u << 20)   /* a config bigger than 1 MiB is a mistake */
@@ -18,6 +19,27 @@
 #define CONFIG_ERR_LEN 512
 
 enum config_fail_mode { CONFIG_FAIL_CLOSED, CONFIG_FAIL_OPEN };
+
+#define CONFIG_MAX_UPSTREAMS 64
+#define CONFIG_MAX_ALIASES 16
+#define CONFIG_NAME_MAX 63          /* PostgreSQL's NAMEDATALEN - 1, for role names */
+
+enum config_tls { CONFIG_TLS_DISABLE, CONFIG_TLS_REQUIRE, CONFIG_TLS_VERIFY_FULL };
+
+/* A database pgtetherd logs in to, and the held credential it logs in with. */
+struct config_upstream {
+	char *name;
+	struct addr address;
+	struct addr *aliases;
+	size_t n_aliases;
+	enum config_tls tls;
+	char *ca_file;
+	char *role;
+	char *password;                 /* from credentials_file; wiped on release */
+	/* SCRAM salted password of the last login: the one mutable part of the
+	 * snapshot, a cache that a reload simply starts afresh. */
+	struct scram_keycache keycache;
+};
 
 struct config {
 	char *path;                    /* file it was read from */
@@ -30,6 +52,9 @@ struct config {
 	char *bpffs_dir;
 	char *control_socket;
 	uint32_t socket_mark;          /* SO_MARK of upstream sockets (loop guard) */
+	struct config_upstream *upstreams;
+	size_t n_upstreams;
+	char *credentials_file;
 };
 
 /*
@@ -41,7 +66,18 @@ int config_load(const char *path, struct config *ret, char *err);
 /* Parses an in-memory text; `name` is used in messages. Same contract as above. */
 int config_parse(const char *name, const char *text, size_t len, struct config *ret, char *err);
 
-/* Frees what config_load allocated; the struct itself is the caller's. */
+/*
+ * Fills the passwords of c's upstreams from a credentials text ({"UPSTREAM": {"ROLE":
+ * "PASSWORD"}}); `name` is used in messages. Every upstream needs its role's
+ * password. Same error contract as config_parse. config_load calls it after checking
+ * that the file is owned by root and not readable by group or others.
+ */
+int config_parse_credentials(struct config *c, const char *name, const char *text, size_t len, char *err);
+
+/* The upstream whose address or aliases equal dst, or NULL. */
+struct config_upstream *config_upstream_for(const struct config *c, const struct addr *dst);
+
+/* Frees what config_load allocated (wiping passwords); the struct itself is the caller's. */
 void config_release(struct config *c);
 
 /*

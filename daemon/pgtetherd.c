@@ -126,8 +126,11 @@ static int on_detach(void *arg, const char *cgroup, char *err)
 static const char *state_name(enum session_state st)
 {
 	switch (st) {
+	case SESSION_STARTUP: return "startup";
 	case SESSION_CONNECTING: return "connecting";
+	case SESSION_LOGIN: return "login";
 	case SESSION_RELAYING: return "relaying";
+	case SESSION_CANCELLING: return "cancelling";
 	default: return "refusing";
 	}
 }
@@ -147,7 +150,7 @@ static json_t *on_status(void *arg)
 		char comm[PGT_COMM_LEN + 1];
 		json_t *c;
 
-		if (s->state == SESSION_REFUSING)
+		if (s->state == SESSION_REFUSING || s->state == SESSION_CANCELLING || !s->origin.tgid)
 			continue;
 		memcpy(comm, s->origin.comm, PGT_COMM_LEN);
 		comm[PGT_COMM_LEN] = '\0';
@@ -158,6 +161,11 @@ static json_t *on_status(void *arg)
 			      "cgroup", s->facts.cgroup, "cgroup_id", (json_int_t)s->origin.cgroup_id);
 		json_object_set_new(c, "peer", json_string(addr_format(&s->peer, buf)));
 		json_object_set_new(c, "dst", json_string(addr_format(&s->dst, buf)));
+		if (s->upstream_name[0]) {
+			json_object_set_new(c, "upstream", json_string(s->upstream_name));
+			json_object_set_new(c, "role", json_string(s->role));
+			json_object_set_new(c, "database", json_string(s->database));
+		}
 		json_object_set_new(c, "bytes_in", json_integer((json_int_t)s->bytes_c2u));
 		json_object_set_new(c, "bytes_out", json_integer((json_int_t)s->bytes_u2c));
 		json_object_set_new(c, "age_s", json_integer(now.tv_sec - s->started.tv_sec));

@@ -1,25 +1,32 @@
 /*
  * The life of one redirected connection. See session.h for the story; the functions
- * below follow it in order: accept → origin → confirm → facts → upstream → relay →
- * close, with refuse as the one way out before the relay starts.
+ * below follow it in order: accept → origin → confirm → facts → startup → upstream →
+ * login → relay → close, with refuse as the way out at any point before the relay
+ * and a FATAL ErrorResponse at a message boundary after it.
  */
 #include "session.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "config.h"
 #include "log.h"
-#include "pgwire.h"
 #include "sockdiag.h"
+
+static uint32_t be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
 
 static double elapsed_ms(const struct session *s)
 {
@@ -50,6 +57,11 @@ static void log_identity(struct logline *l, const struct session *s)
 	log_str(l, "peer", addr_format(&s->peer, buf));
 	log_str(l, "dst", addr_format(&s->dst, buf));
 	log_str(l, "family", s->origin.family == AF_INET6 ? "ipv6" : "ipv4");
+	if (s->upstream_name[0]) {
+		log_str(l, "upstream", s->upstream_name);
+		log_str(l, "role", s->role);
+		log_str(l, "database", s->database);
+	}
 }
 
 /* ---- epoll interest ---------------------------------------------------------- */
@@ -72,6 +84,75 @@ static int watch(struct session_env *env, struct session_end *end, uint32_t even
 		return -errno;
 	end->events = events;
 	return 0;
+}
+
+/* ---- buffers ----------------------------------------------------------------- */
+
+static size_t room(const struct session_buf *b)
+{
+	return SESSION_BUF - b->len;
+}
+
+/* Appends bytes that are ready to send. The caller made sure they fit. */
+static void put(struct session_buf *b, const void *data, size_t n)
+{
+	memcpy(b->data + b->len, data, n);
+	b->len += n;
+	b->ready = b->len;
+}
+
+/* Sends b[off..ready) to `to`; compacts the buffer when that part is drained.
+ * 0, or -errno of a broken socket. */
+static int flush(struct session_buf *b, struct session_end *to, size_t *scan_pos)
+{
+	while (b->off < b->ready) {
+		ssize_t n = send(to->fd, b->data + b->off, b->ready - b->off, MSG_NOSIGNAL);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN)
+				return 0;
+			return -errno;
+		}
+		b->off += (size_t)n;
+	}
+	if (b->off) {
+		/* held bytes (an incomplete header) move to the front */
+		memmove(b->data, b->data + b->off, b->len - b->off);
+		b->len -= b->off;
+		b->ready -= b->off;
+		if (scan_pos)
+			*scan_pos -= b->off;
+		b->off = 0;
+	}
+	if (b->eof && !b->shut && b->len == 0) {
+		shutdown(to->fd, SHUT_WR);
+		b->shut = true;
+	}
+	return 0;
+}
+
+/* Reads once from `from` into b, keeping `reserve` bytes free. Returns the number of
+ * bytes read (0 on EAGAIN or EOF, b->eof set on EOF), or -errno. */
+static ssize_t fill(struct session_buf *b, struct session_end *from, size_t reserve, uint64_t *count)
+{
+	ssize_t n;
+
+	if (b->eof || room(b) <= reserve)
+		return 0;
+	n = recv(from->fd, b->data + b->len, room(b) - reserve, 0);
+	if (n > 0) {
+		b->len += (size_t)n;
+		if (count)
+			*count += (uint64_t)n;
+		return n;
+	}
+	if (n == 0) {
+		b->eof = true;
+		return 0;
+	}
+	return errno == EAGAIN || errno == EINTR ? 0 : -errno;
 }
 
 /* ---- close ------------------------------------------------------------------- */
@@ -107,6 +188,12 @@ void session_reap(struct session_env *env)
 		struct session *s = env->dead;
 
 		env->dead = s->next;
+		if (s->password) {
+			OPENSSL_cleanse(s->password, strlen(s->password));
+			free(s->password);
+		}
+		OPENSSL_cleanse(&s->keycache, sizeof(s->keycache));
+		scram_client_release(&s->scram);
 		free(s->c2u.data);
 		free(s);
 	}
@@ -130,9 +217,19 @@ static void session_close(struct session_env *env, struct session *s, const char
 
 /* ---- refuse ------------------------------------------------------------------ */
 
+static void queue_error(struct session *s, const char *severity, const char *sqlstate, const char *msg)
+{
+	uint8_t m[640];
+	size_t n = pgwire_error_response(m, sizeof(m), severity, sqlstate, msg, NULL);
+
+	if (n && n <= room(&s->u2c))
+		put(&s->u2c, m, n);
+}
+
 /*
- * Switches the session to answering the client's startup packets with a refusal.
- * The upstream, if any, is closed; bytes the client already sent are read next.
+ * Ends the session with a FATAL ErrorResponse. Before the client's StartupMessage
+ * arrived it is read first (SSLRequest answered 'N'), as PostgreSQL does; the
+ * upstream, if any, is closed at once.
  */
 static void refuse(struct session_env *env, struct session *s, const char *sqlstate,
 		   const char *event, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
@@ -140,6 +237,7 @@ static void refuse(struct session_env *env, struct session *s, const char *sqlst
 static void refuse(struct session_env *env, struct session *s, const char *sqlstate,
 		   const char *event, const char *fmt, ...)
 {
+	bool have_startup = s->state != SESSION_STARTUP;
 	struct logline l;
 	va_list ap;
 
@@ -149,14 +247,15 @@ static void refuse(struct session_env *env, struct session *s, const char *sqlst
 	snprintf(s->refuse_sqlstate, sizeof(s->refuse_sqlstate), "%s", sqlstate);
 
 	log_begin(&l, LOG_LEVEL_WARN, event);
-	if (s->origin.tgid)
+	if (s->origin.tgid) {
 		log_identity(&l, s);
-	else {
+	} else {
 		char buf[ADDR_STRLEN];
 
 		log_u64(&l, "id", s->id);
 		log_str(&l, "peer", addr_format(&s->peer, buf));
 	}
+	log_str(&l, "sqlstate", sqlstate);
 	log_str(&l, "msg", s->refuse_msg);
 	log_end(&l, LOG_LEVEL_WARN);
 
@@ -165,54 +264,43 @@ static void refuse(struct session_env *env, struct session *s, const char *sqlst
 		s->upstream.fd = -1;
 	}
 	s->state = SESSION_REFUSING;
-	s->c2u.off = s->c2u.len = 0;
-	s->u2c.off = s->u2c.len = 0;
 	clock_gettime(CLOCK_MONOTONIC, &s->started); /* the refusal gets its own timeout */
-	set_events(env, &s->client, EPOLLIN);
+	if (have_startup) {
+		queue_error(s, "FATAL", s->refuse_sqlstate, s->refuse_msg);
+		s->in.eof = true; /* nothing more to read: flush, then close */
+		set_events(env, &s->client, EPOLLOUT);
+	} else {
+		set_events(env, &s->client, EPOLLIN);
+	}
 }
 
-static void queue_to_client(struct session *s, const void *data, size_t n)
-{
-	if (n > SESSION_BUF - s->u2c.len)
-		n = SESSION_BUF - s->u2c.len;
-	memcpy(s->u2c.data + s->u2c.len, data, n);
-	s->u2c.len += n;
-}
-
-/* Reads the client's startup packets; returns true when the session is finished. */
+/* In REFUSING before the StartupMessage: reads it, answering SSL/GSS with 'N'.
+ * Returns true when the session is finished. */
 static bool refuse_step(struct session *s)
 {
-	enum pgwire_startup_kind kind;
-	uint8_t msg[512];
-	size_t plen = 0;
 	ssize_t n;
+	size_t plen = 0;
 
-	n = recv(s->client.fd, s->c2u.data + s->c2u.len, PGWIRE_STARTUP_MAX - s->c2u.len, 0);
+	n = recv(s->client.fd, s->in.data + s->in.len, PGWIRE_STARTUP_MAX - s->in.len, 0);
 	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
 		return true;
 	if (n > 0)
-		s->c2u.len += (size_t)n;
+		s->in.len += (size_t)n;
 	for (;;) {
-		kind = pgwire_startup_classify(s->c2u.data, s->c2u.len, &plen);
-		switch (kind) {
+		switch (pgwire_startup_classify(s->in.data, s->in.len, &plen)) {
 		case PGWIRE_STARTUP_INCOMPLETE:
-			/* PGWIRE_STARTUP_MAX bounds the packet, so the buffer cannot fill up */
-			return false;
+			return false; /* PGWIRE_STARTUP_MAX bounds the packet */
 		case PGWIRE_STARTUP_SSL:
 		case PGWIRE_STARTUP_GSSENC:
-			/* Not now: the refusal goes out in plaintext, as PostgreSQL's own does. */
-			queue_to_client(s, "N", 1);
-			memmove(s->c2u.data, s->c2u.data + plen, s->c2u.len - plen);
-			s->c2u.len -= plen;
+			put(&s->u2c, "N", 1);
+			memmove(s->in.data, s->in.data + plen, s->in.len - plen);
+			s->in.len -= plen;
 			continue;
 		case PGWIRE_STARTUP_MESSAGE:
-			n = (ssize_t)pgwire_error_response(msg, sizeof(msg), "FATAL", s->refuse_sqlstate,
-							   s->refuse_msg, NULL);
-			queue_to_client(s, msg, (size_t)n);
-			s->c2u.eof = true;
+			queue_error(s, "FATAL", s->refuse_sqlstate, s->refuse_msg);
+			s->in.eof = true;
 			return false;
-		case PGWIRE_STARTUP_CANCEL:
-		case PGWIRE_STARTUP_INVALID:
+		default:
 			return true;
 		}
 	}
@@ -220,57 +308,161 @@ static bool refuse_step(struct session *s)
 
 /* ---- relay ------------------------------------------------------------------- */
 
-/* Sends what is pending in b to `to`. 0, or -errno of a broken socket. */
-static int flush(struct session_buf *b, struct session_end *to)
+/*
+ * The order of what the client is owed: 'S' when a forwarded Query or Sync awaits
+ * the server's ReadyForQuery, 'F' for a refused message whose ErrorResponse goes out
+ * after the answers to everything sent before it.
+ */
+static int pending_push(struct session *s, uint8_t what)
 {
-	while (b->off < b->len) {
-		ssize_t n = send(to->fd, b->data + b->off, b->len - b->off, MSG_NOSIGNAL);
+	if (s->pending_count == SESSION_MAX_PENDING)
+		return -ENOBUFS;
+	s->pending[(s->pending_head + s->pending_count++) % SESSION_MAX_PENDING] = what;
+	return 0;
+}
 
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN)
-				return 0;
-			return -errno;
+static const char fastpath_refusal[] =
+	"pgtether: the fast-path function call interface (FunctionCall message) is not allowed: "
+	"nothing the policy cannot see reaches the database; call the function in SQL instead";
+
+/* Inserts the refusals now due into u2c at pos (a server message boundary). */
+static size_t inject_due(struct session *s, size_t pos)
+{
+	uint8_t m[sizeof(fastpath_refusal) + 64];
+	size_t total = 0;
+
+	while (s->pending_count && s->pending[s->pending_head] == 'F') {
+		size_t n = pgwire_error_response(m, sizeof(m), "ERROR", "0A000", fastpath_refusal, NULL);
+
+		n += pgwire_build_ready_for_query(m + n, sizeof(m) - n, (char)s->tx_status);
+		if (n > room(&s->u2c))
+			break; /* SESSION_INJECT_RESERVE makes this unreachable in practice */
+		memmove(s->u2c.data + pos + n, s->u2c.data + pos, s->u2c.len - pos);
+		memcpy(s->u2c.data + pos, m, n);
+		s->u2c.len += n;
+		pos += n;
+		total += n;
+		s->pending_head = (s->pending_head + 1) % SESSION_MAX_PENDING;
+		s->pending_count--;
+	}
+	return total;
+}
+
+/*
+ * Client → server: follows message boundaries in c2u from c_scan on; drops
+ * FunctionCall messages (their refusal is queued in order) and counts sync points.
+ * Bytes of a header not yet complete are held back, so a message can still be
+ * removed whole. 0 or -EPROTO / -ENOBUFS.
+ */
+static int client_filter(struct session *s)
+{
+	struct session_buf *b = &s->c2u;
+	size_t pos = s->c_scan;
+	struct pgwire_header h;
+	int found, r;
+
+	while (pos < b->len) {
+		if (s->c_drop) {
+			size_t n = b->len - pos < s->c_drop ? b->len - pos : s->c_drop;
+
+			memmove(b->data + pos, b->data + pos + n, b->len - pos - n);
+			b->len -= n;
+			s->c_drop -= (uint32_t)n;
+			continue;
 		}
-		b->off += (size_t)n;
+		size_t start = pos - s->cscan.have;
+		long used = pgwire_scan_next(&s->cscan, b->data + pos, b->len - pos, &h, &found);
+
+		if (used < 0)
+			return -EPROTO;
+		pos += (size_t)used;
+		if (!found)
+			continue;
+		if (h.type == 'F') {
+			memmove(b->data + start, b->data + pos, b->len - pos);
+			b->len -= pos - start;
+			pos = start;
+			s->c_drop = h.body_len;
+			s->cscan.remaining = 0;
+			if ((r = pending_push(s, 'F')) < 0)
+				return r;
+		} else if (h.type == 'Q' || h.type == 'S') {
+			if ((r = pending_push(s, 'S')) < 0)
+				return r;
+		}
 	}
-	b->off = b->len = 0;
-	if (b->eof && !b->shut) {
-		shutdown(to->fd, SHUT_WR);
-		b->shut = true;
-	}
+	s->c_scan = pos;
+	b->ready = pos - s->cscan.have;
 	return 0;
 }
 
-/* Reads once from `from` into b. 0, or -errno of a broken socket. */
-static int fill(struct session_buf *b, struct session_end *from, uint64_t *count)
+/*
+ * Server → client: follows message boundaries in u2c from s_scan on, noting each
+ * ReadyForQuery's transaction status and putting due refusals right after it.
+ */
+static int server_scan(struct session *s)
 {
-	ssize_t n;
+	struct session_buf *b = &s->u2c;
+	size_t pos = s->s_scan;
+	struct pgwire_header h;
+	int found;
 
-	if (b->eof || b->len == SESSION_BUF)
-		return 0;
-	n = recv(from->fd, b->data + b->len, SESSION_BUF - b->len, 0);
-	if (n > 0) {
-		b->len += (size_t)n;
-		*count += (uint64_t)n;
-	} else if (n == 0) {
-		b->eof = true;
-	} else if (errno != EAGAIN && errno != EINTR) {
-		return -errno;
+	/* refusals owed with nothing outstanding before them go out at a boundary */
+	if (pgwire_scan_at_boundary(&s->sscan) && !s->want_status)
+		pos += inject_due(s, pos);
+	while (pos < b->len) {
+		if (s->want_status) {
+			s->tx_status = b->data[pos++];
+			s->want_status = false;
+			s->sscan.remaining = 0;
+			if (s->pending_count && s->pending[s->pending_head] == 'S') {
+				s->pending_head = (s->pending_head + 1) % SESSION_MAX_PENDING;
+				s->pending_count--;
+			}
+			pos += inject_due(s, pos);
+			continue;
+		}
+		long used = pgwire_scan_next(&s->sscan, b->data + pos, b->len - pos, &h, &found);
+
+		if (used < 0)
+			return -EPROTO;
+		pos += (size_t)used;
+		if (found) {
+			s->last_server_type = h.type;
+			if (h.type == 'Z' && h.body_len == 1)
+				s->want_status = true;
+			else if (pgwire_scan_at_boundary(&s->sscan))
+				pos += inject_due(s, pos);
+		}
 	}
+	s->s_scan = pos;
+	b->ready = b->len;
 	return 0;
 }
 
-static uint32_t interest(const struct session_buf *in, const struct session_buf *out)
+static uint32_t interest(const struct session_buf *in, size_t reserve, const struct session_buf *out)
 {
 	uint32_t ev = 0;
 
-	if (!in->eof && in->len < SESSION_BUF)
+	if (!in->eof && room(in) > reserve)
 		ev |= EPOLLIN;
-	if (out->len > out->off)
+	if (out->ready > out->off)
 		ev |= EPOLLOUT;
 	return ev;
+}
+
+/* The upstream went away mid-session: tell the client with a FATAL error when that
+ * can be said at a message boundary (a server's own FATAL already said it). */
+static void upstream_lost(struct session_env *env, struct session *s, const char *why)
+{
+	char msg[256];
+
+	if (pgwire_scan_at_boundary(&s->sscan) && !s->want_status && s->last_server_type != 'E') {
+		snprintf(msg, sizeof(msg), "pgtether: the connection to the database was lost (%s)", why);
+		queue_error(s, "FATAL", "08006", msg);
+		flush(&s->u2c, &s->client, &s->s_scan);
+	}
+	session_close(env, s, why);
 }
 
 static void relay_event(struct session_env *env, struct session *s, struct session_end *end,
@@ -281,8 +473,9 @@ static void relay_event(struct session_env *env, struct session *s, struct sessi
 	struct session_buf *out = from_client ? &s->u2c : &s->c2u;
 	struct session_end *other = from_client ? &s->upstream : &s->client;
 	const char *who = from_client ? "client" : "upstream";
-	char reason[128];
-	int r;
+	char reason[160];
+	ssize_t n;
+	int r = 0;
 
 	if (events & EPOLLERR) {
 		int err = 0;
@@ -290,21 +483,57 @@ static void relay_event(struct session_env *env, struct session *s, struct sessi
 
 		getsockopt(end->fd, SOL_SOCKET, SO_ERROR, &err, &len);
 		snprintf(reason, sizeof(reason), "%s error: %s", who, strerror(err ? err : EIO));
-		session_close(env, s, reason);
+		if (from_client)
+			session_close(env, s, reason);
+		else
+			upstream_lost(env, s, reason);
 		return;
 	}
 	if (events & (EPOLLIN | EPOLLHUP)) {
-		r = fill(in, end, from_client ? &s->bytes_c2u : &s->bytes_u2c);
-		if (r == 0 && in->eof && !out->eof && !s->closed_by)
+		n = fill(in, end, from_client ? 0 : SESSION_INJECT_RESERVE,
+			 from_client ? &s->bytes_c2u : &s->bytes_u2c);
+		if (n < 0) {
+			snprintf(reason, sizeof(reason), "%s error: %s", who, strerror((int)-n));
+			if (from_client)
+				session_close(env, s, reason);
+			else
+				upstream_lost(env, s, reason);
+			return;
+		}
+		if (in->eof && !out->eof && !s->closed_by)
 			s->closed_by = from_client ? "client closed" : "upstream closed";
-		if (r < 0 || (r = flush(in, other)) < 0) {
-			snprintf(reason, sizeof(reason), "%s error: %s", who, strerror(-r));
+		if (!from_client && in->eof && !s->c2u.eof) {
+			upstream_lost(env, s, "upstream closed");
+			return;
+		}
+		r = from_client ? client_filter(s) : server_scan(s);
+		if (r == -EPROTO && from_client) {
+			queue_error(s, "FATAL", "08P01", "pgtether: invalid message length from the client");
+			flush(&s->u2c, &s->client, &s->s_scan);
+			session_close(env, s, "client protocol violation");
+			return;
+		}
+		if (r == -EPROTO) {
+			session_close(env, s, "upstream protocol violation");
+			return;
+		}
+		if (r == -ENOBUFS) {
+			session_close(env, s, "client pipelined more than 4096 unanswered queries");
+			return;
+		}
+		if ((r = flush(in, other, from_client ? &s->c_scan : &s->s_scan)) < 0) {
+			snprintf(reason, sizeof(reason), "%s error: %s", from_client ? "upstream" : "client", strerror(-r));
 			session_close(env, s, reason);
 			return;
 		}
+		if (from_client && s->pending_count && s->pending[s->pending_head] == 'F') {
+			/* a refusal with nothing before it: the client is owed it now */
+			server_scan(s);
+			flush(&s->u2c, &s->client, &s->s_scan);
+		}
 	}
 	if (events & EPOLLOUT) {
-		if ((r = flush(out, end)) < 0) {
+		if ((r = flush(out, end, from_client ? &s->s_scan : &s->c_scan)) < 0) {
 			snprintf(reason, sizeof(reason), "%s error: %s", who, strerror(-r));
 			session_close(env, s, reason);
 			return;
@@ -314,48 +543,273 @@ static void relay_event(struct session_env *env, struct session *s, struct sessi
 		session_close(env, s, s->closed_by ? s->closed_by : "closed");
 		return;
 	}
-	/* The peer is gone both ways while we still wait for it: nothing more can flow. */
-	if ((events & EPOLLHUP) && in->eof && out->len == out->off) {
+	if ((events & EPOLLHUP) && in->eof && out->ready == out->off) {
 		session_close(env, s, from_client ? "client closed" : "upstream closed");
 		return;
 	}
-	set_events(env, &s->client, interest(&s->c2u, &s->u2c));
-	set_events(env, &s->upstream, interest(&s->u2c, &s->c2u));
+	set_events(env, &s->client, interest(&s->c2u, 0, &s->u2c));
+	set_events(env, &s->upstream, interest(&s->u2c, SESSION_INJECT_RESERVE, &s->c2u));
 }
 
-/* ---- upstream ---------------------------------------------------------------- */
+/* ---- login ------------------------------------------------------------------- */
 
-static void upstream_connected(struct session_env *env, struct session *s)
+static void start_relay(struct session_env *env, struct session *s)
 {
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
 	struct logline l;
 	char buf[ADDR_STRLEN];
-	int err = 0, one = 1;
 
-	len = sizeof(err);
-	if (getsockopt(s->upstream.fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
-		err = errno;
-	if (err) {
-		refuse(env, s, "08001", "conn.refused",
-		       "pgtether: cannot reach the database at %s: %s",
-		       addr_format(&s->dst, buf), strerror(err));
-		return;
-	}
-	setsockopt(s->upstream.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	len = sizeof(ss);
-	if (getsockname(s->upstream.fd, (struct sockaddr *)&ss, &len) == 0)
-		addr_from_sockaddr((struct sockaddr *)&ss, &s->up_local);
 	s->state = SESSION_RELAYING;
-
 	log_begin(&l, LOG_LEVEL_INFO, "conn.open");
 	log_identity(&l, s);
 	log_str(&l, "upstream_local", addr_format(&s->up_local, buf));
 	log_end(&l, LOG_LEVEL_INFO);
 
+	OPENSSL_cleanse(s->password, strlen(s->password));
+	OPENSSL_cleanse(&s->keycache, sizeof(s->keycache));
+	scram_client_release(&s->scram);
+
+	s->c2u.off = s->c2u.ready = s->c2u.len = 0;
+	s->cscan = (struct pgwire_scan){ 0 };
+	s->sscan = (struct pgwire_scan){ 0 };
+	s->c_scan = 0;
+	s->s_scan = s->u2c.len; /* what is queued was composed here, at boundaries */
+	set_events(env, &s->client, EPOLLIN | (s->u2c.ready > s->u2c.off ? EPOLLOUT : 0));
 	set_events(env, &s->upstream, EPOLLIN);
-	set_events(env, &s->client, EPOLLIN);
 }
+
+/* Sends a login message to the upstream (small; queued in c2u and flushed). */
+static int send_upstream(struct session *s, const uint8_t *m, size_t n)
+{
+	if (n == 0 || n > room(&s->c2u))
+		return -ENOSPC;
+	put(&s->c2u, m, n);
+	return flush(&s->c2u, &s->upstream, NULL);
+}
+
+/* One authentication request from the upstream. 1 when logged in, 0 to go on,
+ * or refuses the session and returns -1. */
+static int on_auth_request(struct session_env *env, struct session *s, const uint8_t *body, uint32_t len)
+{
+	char msg[SCRAM_MAX_MESSAGE], md5[36];
+	uint8_t out[SCRAM_MAX_MESSAGE + 64];
+	uint32_t code;
+	int r;
+
+	if (len < 4) {
+		refuse(env, s, "08P01", "conn.refused", "pgtether: the database sent a malformed authentication request");
+		return -1;
+	}
+	code = be32(body);
+	switch (code) {
+	case 0: /* AuthenticationOk */
+		if (s->scram.state == 1 || s->scram.state == 2) {
+			/* a server that skips the SCRAM final message has not proven anything */
+			refuse(env, s, "28000", "conn.refused",
+			       "pgtether: the database at upstream '%s' ended SCRAM authentication without proving it knows the password",
+			       s->upstream_name);
+			return -1;
+		}
+		s->authenticated = true;
+		return 1;
+	case 10: { /* AuthenticationSASL: NUL-terminated mechanism names */
+		bool scram = false;
+
+		for (const uint8_t *p = body + 4; p < body + len && *p; p += strlen((const char *)p) + 1) {
+			if (!memchr(p, 0, (size_t)(body + len - p)))
+				break;
+			if (strcmp((const char *)p, "SCRAM-SHA-256") == 0)
+				scram = true;
+		}
+		if (!scram)
+			break;
+		r = scram_client_first(&s->scram, s->role, NULL, msg, sizeof(msg));
+		if (r < 0 || send_upstream(s, out, pgwire_build_sasl_initial(out, sizeof(out), "SCRAM-SHA-256", (uint8_t *)msg, (size_t)r)) < 0)
+			goto io;
+		return 0;
+	}
+	case 11: { /* AuthenticationSASLContinue */
+		/* The upstream's cache is shared by every session that logs in with the
+		 * same credential, so one PBKDF2 serves them all; a reload that changed
+		 * the credential meanwhile leaves this session with its own copy. */
+		struct config_upstream *u = config_upstream_for(env->cfg, &s->dst);
+		struct scram_keycache *cache = &s->keycache;
+
+		if (u && u->password && strcmp(u->role, s->role) == 0 &&
+		    strlen(u->password) == strlen(s->password) &&
+		    CRYPTO_memcmp(u->password, s->password, strlen(s->password)) == 0)
+			cache = &u->keycache;
+		r = scram_client_final(&s->scram, s->password, (const char *)body + 4, len - 4, cache, msg, sizeof(msg));
+		if (r < 0) {
+			refuse(env, s, "28000", "conn.refused",
+			       "pgtether: the database at upstream '%s' sent an invalid SCRAM challenge", s->upstream_name);
+			return -1;
+		}
+		if (send_upstream(s, out, pgwire_build_sasl_response(out, sizeof(out), (uint8_t *)msg, (size_t)r)) < 0)
+			goto io;
+		OPENSSL_cleanse(msg, sizeof(msg));
+		return 0;
+	}
+	case 12: /* AuthenticationSASLFinal */
+		if (scram_verify_server_final(&s->scram, (const char *)body + 4, len - 4) < 0) {
+			refuse(env, s, "28000", "conn.refused",
+			       "pgtether: the database at upstream '%s' could not prove it knows the password (SCRAM server signature): is it the database you configured?",
+			       s->upstream_name);
+			return -1;
+		}
+		return 0;
+	case 5: /* AuthenticationMD5Password */
+		if (len < 8 || scram_md5_response(s->role, s->password, body + 4, md5) < 0)
+			break;
+		r = send_upstream(s, out, pgwire_build_password(out, sizeof(out), md5));
+		OPENSSL_cleanse(md5, sizeof(md5));
+		if (r < 0)
+			goto io;
+		return 0;
+	case 3: /* AuthenticationCleartextPassword */
+		refuse(env, s, "28000", "conn.refused",
+		       "pgtether: upstream '%s' asks for a cleartext password, which pgtether sends only over TLS; use scram-sha-256 in pg_hba.conf",
+		       s->upstream_name);
+		return -1;
+	}
+	refuse(env, s, "28000", "conn.refused",
+	       "pgtether: upstream '%s' asks for an authentication method pgtether does not support (code %u); use scram-sha-256 or md5",
+	       s->upstream_name, code);
+	return -1;
+io:
+	refuse(env, s, "08006", "conn.refused", "pgtether: cannot send the login to upstream '%s'", s->upstream_name);
+	return -1;
+}
+
+/* The M field of an ErrorResponse body, for messages. */
+static const char *error_message(const uint8_t *body, uint32_t len, char *buf, size_t cap)
+{
+	const uint8_t *p = body, *end = body + len;
+
+	snprintf(buf, cap, "(no message)");
+	while (p < end && *p) {
+		const uint8_t *z = memchr(p + 1, 0, (size_t)(end - p - 1));
+
+		if (!z)
+			break;
+		if (*p == 'M') {
+			snprintf(buf, cap, "%s", (const char *)p + 1);
+			break;
+		}
+		p = z + 1;
+	}
+	return buf;
+}
+
+/* Upstream bytes during login: whole messages are taken from s->in. */
+static void login_step(struct session_env *env, struct session *s)
+{
+	ssize_t n = fill(&s->in, &s->upstream, 0, NULL);
+	size_t pos = 0;
+	char buf[400];
+	uint8_t m[64];
+
+	if (n < 0 || (s->in.eof && s->in.len == 0)) {
+		refuse(env, s, "08006", "conn.refused",
+		       "pgtether: upstream '%s' closed the connection during login", s->upstream_name);
+		return;
+	}
+	while (s->in.len - pos >= PGWIRE_HEADER) {
+		uint8_t type = s->in.data[pos];
+		uint32_t mlen = be32(s->in.data + pos + 1);
+		const uint8_t *body = s->in.data + pos + PGWIRE_HEADER;
+
+		if (mlen < 4 || mlen > SESSION_BUF - PGWIRE_HEADER) {
+			refuse(env, s, "08P01", "conn.refused", "pgtether: upstream '%s' sent an invalid message during login", s->upstream_name);
+			return;
+		}
+		if (s->in.len - pos < 1 + (size_t)mlen)
+			break;
+		pos += 1 + mlen;
+		mlen -= 4;
+		switch (type) {
+		case 'R':
+			if (s->authenticated) {
+				refuse(env, s, "08P01", "conn.refused", "pgtether: upstream '%s' asked to authenticate twice", s->upstream_name);
+				return;
+			}
+			if (on_auth_request(env, s, body, mlen) < 0)
+				return;
+			if (s->authenticated && room(&s->u2c) >= 9)
+				put(&s->u2c, m, pgwire_build_auth_ok(m, sizeof(m)));
+			break;
+		case 'E':
+			if (!s->authenticated) {
+				/* Never the credential, only what the server said about it. */
+				refuse(env, s, "28000", "conn.refused",
+				       "pgtether could not log in to upstream '%s' as role '%s': %s (check %s)",
+				       s->upstream_name, s->role, error_message(body, mlen, buf, sizeof(buf)),
+				       env->cfg->credentials_file);
+				return;
+			}
+			/* After authentication: the server's own error (no such database, too
+			 * many connections) is the client's to see, as it is. */
+			if (1 + 4 + mlen <= room(&s->u2c))
+				put(&s->u2c, s->in.data + pos - 1 - 4 - mlen, 1 + 4 + mlen);
+			{
+				struct logline l;
+
+				log_begin(&l, LOG_LEVEL_WARN, "conn.refused");
+				log_identity(&l, s);
+				log_str(&l, "msg", error_message(body, mlen, buf, sizeof(buf)));
+				log_end(&l, LOG_LEVEL_WARN);
+			}
+			s->state = SESSION_REFUSING;
+			s->in.eof = true;
+			close(s->upstream.fd);
+			s->upstream.fd = -1;
+			set_events(env, &s->client, EPOLLOUT);
+			return;
+		case 'K':
+			if (mlen < 8) {
+				refuse(env, s, "08P01", "conn.refused", "pgtether: upstream '%s' sent a malformed BackendKeyData", s->upstream_name);
+				return;
+			}
+			s->up_pid = be32(body);
+			s->up_secret = be32(body + 4);
+			s->have_up_key = true;
+			if (room(&s->u2c) >= 13)
+				put(&s->u2c, m, pgwire_build_backend_key_data(m, sizeof(m), s->key_pid, s->key_secret));
+			break;
+		case 'S':
+		case 'N':
+			if (!s->authenticated)
+				break; /* notices before login are the server's business */
+			if (1 + 4 + mlen > room(&s->u2c)) {
+				refuse(env, s, "08P01", "conn.refused", "pgtether: upstream '%s' sent too much during login", s->upstream_name);
+				return;
+			}
+			put(&s->u2c, s->in.data + pos - 1 - 4 - mlen, 1 + 4 + mlen);
+			break;
+		case 'Z':
+			if (!s->authenticated || mlen != 1) {
+				refuse(env, s, "08P01", "conn.refused", "pgtether: upstream '%s' sent ReadyForQuery out of order", s->upstream_name);
+				return;
+			}
+			s->tx_status = body[0];
+			put(&s->u2c, s->in.data + pos - 6, 6);
+			start_relay(env, s);
+			return;
+		default:
+			refuse(env, s, "08P01", "conn.refused", "pgtether: upstream '%s' sent an unexpected '%c' message during login",
+			       s->upstream_name, type >= 0x20 && type < 0x7f ? type : '?');
+			return;
+		}
+	}
+	memmove(s->in.data, s->in.data + pos, s->in.len - pos);
+	s->in.len -= pos;
+	if (room(&s->in) == 0) {
+		refuse(env, s, "08P01", "conn.refused", "pgtether: upstream '%s' sent an oversized login message", s->upstream_name);
+		return;
+	}
+	flush(&s->u2c, &s->client, NULL);
+}
+
+/* ---- upstream connect -------------------------------------------------------- */
 
 static int upstream_connect(struct session_env *env, struct session *s)
 {
@@ -380,6 +834,293 @@ static int upstream_connect(struct session_env *env, struct session *s)
 	return watch(env, &s->upstream, EPOLLOUT);
 }
 
+static void upstream_connected(struct session_env *env, struct session *s)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	char buf[ADDR_STRLEN];
+	int err = 0, one = 1;
+
+	len = sizeof(err);
+	if (getsockopt(s->upstream.fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
+		err = errno;
+	if (err) {
+		refuse(env, s, "08001", "conn.refused", "pgtether: cannot reach the database at %s: %s",
+		       addr_format(&s->dst, buf), strerror(err));
+		return;
+	}
+	setsockopt(s->upstream.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	len = sizeof(ss);
+	if (getsockname(s->upstream.fd, (struct sockaddr *)&ss, &len) == 0)
+		addr_from_sockaddr((struct sockaddr *)&ss, &s->up_local);
+
+	if (s->state == SESSION_CANCELLING) {
+		uint8_t m[16];
+
+		pgwire_build_cancel_request(m, sizeof(m), s->cancel_pid, s->cancel_secret);
+		send_upstream(s, m, sizeof(m));
+		session_free(env, s); /* PostgreSQL answers a cancel by closing */
+		return;
+	}
+	s->state = SESSION_LOGIN;
+	if (flush(&s->c2u, &s->upstream, NULL) < 0) {
+		refuse(env, s, "08006", "conn.refused", "pgtether: cannot send the startup packet to upstream '%s'", s->upstream_name);
+		return;
+	}
+	s->in.off = s->in.ready = s->in.len = 0;
+	s->in.eof = false;
+	set_events(env, &s->upstream, EPOLLIN | (s->c2u.ready > s->c2u.off ? EPOLLOUT : 0));
+}
+
+/* ---- startup ----------------------------------------------------------------- */
+
+static bool falsy(const char *v)
+{
+	return !strcasecmp(v, "false") || !strcasecmp(v, "off") || !strcasecmp(v, "no") ||
+	       !strcmp(v, "0") || !*v;
+}
+
+/* What the database sees as current_setting('pgtether.identity'). */
+static void identity_string(const struct session *s, char *out, size_t cap)
+{
+	snprintf(out, cap, "cgroup=%s;uid=%u;gid=%u;pid=%u;exe=%s;comm=%.16s", s->facts.cgroup,
+		 s->origin.uid, s->origin.gid, s->origin.tgid, s->facts.exe, s->origin.comm);
+}
+
+/* A CancelRequest: find the session it names (same key, same workload cgroup) and
+ * forward the real key to its upstream. Unknown keys are dropped silently, as
+ * PostgreSQL does. */
+static void handle_cancel(struct session_env *env, struct session *s, const uint8_t *pkt)
+{
+	uint32_t pid = be32(pkt + 8), secret = be32(pkt + 12);
+	struct session *t;
+	char buf[ADDR_STRLEN];
+	int r;
+
+	for (t = env->head; t; t = t->next) {
+		if (t == s || t->state != SESSION_RELAYING || !t->have_up_key || t->key_pid != pid)
+			continue;
+		if (CRYPTO_memcmp(&t->key_secret, &secret, sizeof(secret)) != 0 ||
+		    t->origin.cgroup_id != s->origin.cgroup_id)
+			t = NULL;
+		break;
+	}
+	if (!t) {
+		log_warn("cancel", "id=%llu: a CancelRequest with an unknown key was ignored", (unsigned long long)s->id);
+		session_free(env, s);
+		return;
+	}
+	s->cancel_pid = t->up_pid;
+	s->cancel_secret = t->up_secret;
+	s->dst = t->dst;
+	log_info("cancel", "id=%llu forwards a cancel of session %llu to %s", (unsigned long long)s->id,
+		 (unsigned long long)t->id, addr_format(&t->dst, buf));
+	s->state = SESSION_CANCELLING;
+	set_events(env, &s->client, 0);
+	if ((r = upstream_connect(env, s)) < 0)
+		session_free(env, s);
+}
+
+/* The client's StartupMessage: check its parameters, choose the upstream, build
+ * the upstream's StartupMessage and connect. */
+static void handle_startup(struct session_env *env, struct session *s, const uint8_t *pkt, size_t plen)
+{
+	struct pgwire_param in[64], outp[72];
+	char app[128], identity[512], buf[ADDR_STRLEN];
+	const char *client_app = NULL, *user = NULL, *database = NULL;
+	uint32_t version = be32(pkt + 4);
+	struct config_upstream *u;
+	uint8_t m[PGWIRE_STARTUP_MAX];
+	size_t nout = 0, n;
+	int nin, r;
+
+	s->state = SESSION_CONNECTING; /* from here on a refusal answers at once */
+	nin = pgwire_startup_params(pkt, plen, in, sizeof(in) / sizeof(in[0]));
+	if (nin < 0) {
+		refuse(env, s, "08P01", "conn.refused", "pgtether: invalid startup packet (%s)",
+		       nin == -E2BIG ? "more than 64 parameters" : "malformed parameter list");
+		return;
+	}
+	for (int i = 0; i < nin; i++) {
+		const char *k = in[i].name, *v = in[i].value;
+
+		if (!strcmp(k, "user")) {
+			user = v;
+		} else if (!strcmp(k, "database")) {
+			database = v;
+		} else if (!strcmp(k, "application_name")) {
+			client_app = v;
+		} else if (!strcmp(k, "options")) {
+			if (*v) {
+				refuse(env, s, "08004", "conn.refused",
+				       "pgtether: the startup parameter \"options\" (PGOPTIONS) is not allowed: it changes settings before any policy applies; use SET after connecting");
+				return;
+			}
+		} else if (!strcmp(k, "replication")) {
+			if (!falsy(v)) {
+				refuse(env, s, "08004", "conn.refused", "pgtether: replication connections are not allowed through pgtether");
+				return;
+			}
+		} else if (!strncmp(k, "pgtether.", 9)) {
+			refuse(env, s, "08004", "conn.refused",
+			       "pgtether: the startup parameter \"%s\" is set by pgtether, not by the client", k);
+			return;
+		} else if (!strncmp(k, "_pq_.", 5)) {
+			continue; /* protocol extensions: none supported, declined below */
+		} else if (!strcmp(k, "client_encoding")) {
+			/* SQL_ASCII (psql under the C locale) is rewritten: UTF8 is a superset
+			 * and the server tells the client with ParameterStatus. Others would
+			 * make the bytes policy reads differ from the bytes the client meant. */
+			if (strcasecmp(v, "UTF8") && strcasecmp(v, "UTF-8") && strcasecmp(v, "UNICODE") &&
+			    strcasecmp(v, "SQL_ASCII")) {
+				refuse(env, s, "22023", "conn.refused",
+				       "pgtether: client_encoding \"%s\" is not supported; use UTF8 (PGCLIENTENCODING=UTF8)", v);
+				return;
+			}
+			outp[nout++] = (struct pgwire_param){ "client_encoding", "UTF8" };
+		} else {
+			outp[nout++] = in[i]; /* an ordinary setting (DateStyle, TimeZone, ...) */
+		}
+	}
+	if (!user || !*user) {
+		refuse(env, s, "28000", "conn.refused", "pgtether: no PostgreSQL user name specified in the startup packet");
+		return;
+	}
+	snprintf(s->client_user, sizeof(s->client_user), "%s", user);
+
+	u = config_upstream_for(env->cfg, &s->dst);
+	if (!u) {
+		refuse(env, s, "08004", "conn.refused",
+		       "pgtether: no upstream is configured for %s; add it to \"upstreams\" (address or aliases) in %s",
+		       addr_format(&s->dst, buf), env->cfg->path);
+		return;
+	}
+	snprintf(s->upstream_name, sizeof(s->upstream_name), "%s", u->name);
+	snprintf(s->role, sizeof(s->role), "%s", u->role);
+	snprintf(s->database, sizeof(s->database), "%s", database && *database ? database : user);
+	s->password = strdup(u->password);
+	if (!s->password) {
+		refuse(env, s, "53200", "conn.refused", "pgtether: out of memory");
+		return;
+	}
+
+	/* Newer minor versions and _pq_ options are declined, as a 3.0 server does:
+	 * NegotiateProtocolVersion with minor 0 and the options not recognized. */
+	size_t n_pq = 0;
+
+	for (int i = 0; i < nin; i++)
+		n_pq += !strncmp(in[i].name, "_pq_.", 5);
+	if ((version & 0xffff) != 0 || n_pq) {
+		uint8_t v[1024];
+		size_t pos = 5;
+
+		v[0] = 'v';
+		memset(v + pos, 0, 4); /* newest minor version supported: 0 */
+		pos += 4;
+		v[pos++] = 0;
+		v[pos++] = 0;
+		v[pos++] = (uint8_t)(n_pq >> 8);
+		v[pos++] = (uint8_t)n_pq;
+		for (int i = 0; i < nin; i++) {
+			size_t k = strlen(in[i].name) + 1;
+
+			if (strncmp(in[i].name, "_pq_.", 5) == 0 && pos + k <= sizeof(v)) {
+				memcpy(v + pos, in[i].name, k);
+				pos += k;
+			}
+		}
+		v[1] = (uint8_t)((pos - 1) >> 24);
+		v[2] = (uint8_t)((pos - 1) >> 16);
+		v[3] = (uint8_t)((pos - 1) >> 8);
+		v[4] = (uint8_t)(pos - 1);
+		put(&s->u2c, v, pos);
+	}
+
+	if (client_app && *client_app)
+		snprintf(app, sizeof(app), "pgtether:%s:%s", s->facts.cgroup, client_app);
+	else
+		snprintf(app, sizeof(app), "pgtether:%s", s->facts.cgroup);
+	/* PostgreSQL cuts application_name to NAMEDATALEN-1 bytes with a NOTICE the
+	 * client would see; cut it here instead, on a UTF-8 character boundary. */
+	if (strlen(app) > CONFIG_NAME_MAX) {
+		size_t cut = CONFIG_NAME_MAX;
+
+		while (cut > 0 && ((uint8_t)app[cut] & 0xc0) == 0x80)
+			cut--;
+		app[cut] = '\0';
+	}
+	identity_string(s, identity, sizeof(identity));
+	outp[nout++] = (struct pgwire_param){ "user", s->role };
+	outp[nout++] = (struct pgwire_param){ "database", s->database };
+	outp[nout++] = (struct pgwire_param){ "application_name", app };
+	outp[nout++] = (struct pgwire_param){ "pgtether.identity", identity };
+	n = pgwire_build_startup(m, sizeof(m), outp, nout);
+	if (n == 0 || n > room(&s->c2u)) {
+		refuse(env, s, "08P01", "conn.refused", "pgtether: the startup packet is too large");
+		return;
+	}
+	put(&s->c2u, m, n);
+
+	if (RAND_bytes((uint8_t *)&s->key_pid, sizeof(s->key_pid)) != 1 ||
+	    RAND_bytes((uint8_t *)&s->key_secret, sizeof(s->key_secret)) != 1) {
+		refuse(env, s, "53000", "conn.refused", "pgtether: no randomness for the cancel key");
+		return;
+	}
+	s->key_pid = (s->key_pid & 0x3fffffff) | 1; /* a positive, non-zero "pid" */
+	set_events(env, &s->client, 0);
+	if ((r = upstream_connect(env, s)) < 0)
+		refuse(env, s, "08001", "conn.refused", "pgtether: cannot reach the database at %s: %s",
+		       addr_format(&s->dst, buf), strerror(-r));
+}
+
+/* Client bytes before the StartupMessage. */
+static void startup_step(struct session_env *env, struct session *s)
+{
+	ssize_t n = fill(&s->in, &s->client, SESSION_BUF - PGWIRE_STARTUP_MAX, NULL);
+	size_t plen = 0;
+
+	if (n < 0 || s->in.eof) {
+		session_free(env, s);
+		return;
+	}
+	for (;;) {
+		switch (pgwire_startup_classify(s->in.data, s->in.len, &plen)) {
+		case PGWIRE_STARTUP_INCOMPLETE:
+			return;
+		case PGWIRE_STARTUP_SSL:
+		case PGWIRE_STARTUP_GSSENC:
+			/* Loopback hop: no TLS. Bytes the client sent right behind the
+			 * request, before our answer, are not trusted (CVE-2021-3935). */
+			if (s->in.len > plen) {
+				s->state = SESSION_CONNECTING; /* answer at once, read nothing more */
+				refuse(env, s, "08P01", "conn.refused", "pgtether: data sent before the SSL/GSS negotiation answer");
+				return;
+			}
+			put(&s->u2c, "N", 1);
+			flush(&s->u2c, &s->client, NULL);
+			s->in.len = 0;
+			return;
+		case PGWIRE_STARTUP_CANCEL:
+			handle_cancel(env, s, s->in.data);
+			return;
+		case PGWIRE_STARTUP_MESSAGE:
+			if (s->in.len > plen) {
+				s->state = SESSION_CONNECTING;
+				refuse(env, s, "08P01", "conn.refused", "pgtether: data sent before authentication completed");
+				return;
+			}
+			handle_startup(env, s, s->in.data, plen);
+			s->in.len = 0;
+			return;
+		case PGWIRE_STARTUP_INVALID:
+			/* Nothing a PostgreSQL client would send; answer as a server would. */
+			s->state = SESSION_CONNECTING;
+			refuse(env, s, "08P01", "conn.refused", "pgtether: invalid startup packet");
+			return;
+		}
+	}
+}
+
 /* ---- accept ------------------------------------------------------------------ */
 
 static struct session *session_new(struct session_env *env, int cfd)
@@ -388,13 +1129,15 @@ static struct session *session_new(struct session_env *env, int cfd)
 
 	if (!s)
 		return NULL;
-	s->c2u.data = malloc(2 * SESSION_BUF);
+	s->c2u.data = malloc(3 * SESSION_BUF);
 	if (!s->c2u.data) {
 		free(s);
 		return NULL;
 	}
 	s->u2c.data = s->c2u.data + SESSION_BUF;
+	s->in.data = s->c2u.data + 2 * SESSION_BUF;
 	s->id = ++env->next_id;
+	s->tx_status = 'I';
 	s->client = (struct session_end){ { EV_SESSION }, s, cfd, 0 };
 	s->upstream = (struct session_end){ { EV_SESSION }, s, -1, 0 };
 	clock_gettime(CLOCK_MONOTONIC, &s->started);
@@ -421,12 +1164,12 @@ static void session_start(struct session_env *env, struct session *s)
 	    addr_from_sockaddr((struct sockaddr *)&ss, &s->peer) < 0 ||
 	    (len = sizeof(ss), getsockname(s->client.fd, (struct sockaddr *)&ss, &len)) == -1 ||
 	    addr_from_sockaddr((struct sockaddr *)&ss, &local) < 0) {
-		session_close(env, s, "cannot read socket addresses");
+		session_free(env, s);
 		return;
 	}
 	setsockopt(s->client.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (watch(env, &s->client, 0) < 0) {
-		session_close(env, s, "epoll");
+	if (watch(env, &s->client, EPOLLIN) < 0) {
+		session_free(env, s);
 		return;
 	}
 
@@ -454,12 +1197,8 @@ static void session_start(struct session_env *env, struct session *s)
 		       r < 0 ? strerror(-r) : "socket cookie mismatch");
 		return;
 	}
-
-	/* 3. Upstream: where the workload wanted to go, marked so it is never redirected. */
-	s->state = SESSION_CONNECTING;
-	if ((r = upstream_connect(env, s)) < 0)
-		refuse(env, s, "08001", "conn.refused", "pgtether: cannot reach the database at %s: %s",
-		       addr_format(&s->dst, buf), strerror(-r));
+	/* 3. Next: the client's startup packet (startup_step). */
+	s->state = SESSION_STARTUP;
 }
 
 void session_accept(struct session_env *env, int lfd)
@@ -492,11 +1231,34 @@ void session_event(struct session_env *env, struct session_end *end, uint32_t ev
 	if (s->dead)
 		return;
 	switch (s->state) {
+	case SESSION_STARTUP:
+		if (end == &s->client) {
+			if (events & EPOLLOUT)
+				flush(&s->u2c, &s->client, NULL);
+			if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+				startup_step(env, s);
+			if (!s->dead && s->state == SESSION_STARTUP)
+				set_events(env, &s->client, EPOLLIN | (s->u2c.ready > s->u2c.off ? EPOLLOUT : 0));
+		}
+		break;
 	case SESSION_CONNECTING:
+	case SESSION_CANCELLING:
 		if (end == &s->upstream)
 			upstream_connected(env, s);
 		else if (events & (EPOLLHUP | EPOLLERR))
 			session_free(env, s); /* the client gave up before the upstream answered */
+		break;
+	case SESSION_LOGIN:
+		if (end == &s->upstream) {
+			if (events & EPOLLOUT)
+				flush(&s->c2u, &s->upstream, NULL);
+			if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+				login_step(env, s);
+			if (!s->dead && s->state == SESSION_LOGIN)
+				set_events(env, &s->upstream, EPOLLIN | (s->c2u.ready > s->c2u.off ? EPOLLOUT : 0));
+		} else if (events & (EPOLLHUP | EPOLLERR)) {
+			session_free(env, s);
+		}
 		break;
 	case SESSION_RELAYING:
 		relay_event(env, s, end, events);
@@ -504,15 +1266,15 @@ void session_event(struct session_env *env, struct session_end *end, uint32_t ev
 	case SESSION_REFUSING:
 		if (end != &s->client)
 			break;
-		if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) && !s->c2u.eof && refuse_step(s)) {
+		if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) && !s->in.eof && refuse_step(s)) {
 			session_free(env, s);
 			return;
 		}
-		if (flush(&s->u2c, &s->client) < 0 || (s->c2u.eof && s->u2c.len == 0)) {
+		if (flush(&s->u2c, &s->client, NULL) < 0 || (s->in.eof && s->u2c.len == 0)) {
 			session_free(env, s);
 			return;
 		}
-		set_events(env, &s->client, (s->c2u.eof ? 0 : EPOLLIN) | (s->u2c.len ? EPOLLOUT : 0));
+		set_events(env, &s->client, (s->in.eof ? 0 : EPOLLIN) | (s->u2c.len ? EPOLLOUT : 0));
 		break;
 	}
 }
@@ -528,11 +1290,12 @@ void session_tick(struct session_env *env)
 		time_t age = now.tv_sec - s->started.tv_sec;
 
 		next = s->next;
-		if (s->state == SESSION_CONNECTING && age >= SESSION_CONNECT_TIMEOUT_S)
+		if ((s->state == SESSION_CONNECTING || s->state == SESSION_LOGIN) && age >= SESSION_LOGIN_TIMEOUT_S)
 			refuse(env, s, "08001", "conn.refused",
-			       "pgtether: cannot reach the database at %s: connection timed out",
-			       addr_format(&s->dst, buf));
-		else if (s->state == SESSION_REFUSING && age >= SESSION_REFUSE_TIMEOUT_S)
+			       "pgtether: cannot reach the database at %s: %s timed out",
+			       addr_format(&s->dst, buf), s->state == SESSION_LOGIN ? "login" : "connection");
+		else if ((s->state == SESSION_REFUSING || s->state == SESSION_STARTUP ||
+			  s->state == SESSION_CANCELLING) && age >= SESSION_REFUSE_TIMEOUT_S)
 			session_free(env, s);
 	}
 }

@@ -1,15 +1,20 @@
 /*
  * One redirected connection, from accept() to close. Reading session.c top to bottom
  * tells its story: look up the origin the kernel recorded, confirm the peer socket
- * with sock_diag, read the kernel facts of the process, connect upstream to where the
- * workload wanted to go (with the loop-guard mark), then relay bytes both ways.
+ * with sock_diag, read the kernel facts of the process, read the client's startup
+ * packet, choose the upstream by the destination the workload dialed, log in there
+ * with the credential pgtetherd holds (the workload's own password is never asked
+ * for, never sent), then relay messages both ways.
  *
- * A connection that cannot go on is refused the way PostgreSQL refuses one: the
- * client's SSLRequest/GSSENCRequest gets 'N', its StartupMessage a FATAL
- * ErrorResponse with a SQLSTATE and a message a developer can act on.
+ * The client side sees a PostgreSQL server: SSLRequest and GSSENCRequest get 'N',
+ * the StartupMessage gets AuthenticationOk, the server's ParameterStatus messages,
+ * pgtetherd's own BackendKeyData (a CancelRequest with it is forwarded upstream with
+ * the real key) and ReadyForQuery. A connection that cannot go on is refused the way
+ * PostgreSQL refuses one: an ErrorResponse with a SQLSTATE and a message a developer
+ * can act on.
  *
- * Sessions live on one epoll loop. Each owns two fixed relay buffers allocated at
- * accept; nothing is allocated per read.
+ * Sessions live on one epoll loop. Each owns three fixed buffers allocated at accept;
+ * nothing is allocated per message.
  */
 #ifndef PGTETHER_SESSION_H
 #define PGTETHER_SESSION_H
@@ -21,13 +26,17 @@
 
 #include "addr.h"
 #include "attest.h"
+#include "config.h"
 #include "intercept.h"
+#include "pgwire.h"
+#include "scram.h"
 
 #define SESSION_BUF 65536
-#define SESSION_CONNECT_TIMEOUT_S 10
+#define SESSION_INJECT_RESERVE 1024    /* room kept in u2c for messages pgtether adds */
+#define SESSION_LOGIN_TIMEOUT_S 10     /* upstream connect + login */
 #define SESSION_REFUSE_TIMEOUT_S 10
+#define SESSION_MAX_PENDING 4096       /* client sync points awaiting a ReadyForQuery */
 
-struct config;
 struct sockdiag;
 
 /* Everything in the loop's epoll set starts with this, so one epoll_event.data.ptr
@@ -49,26 +58,61 @@ struct session_end {
 
 struct session_buf {
 	uint8_t *data;
-	size_t off, len;            /* pending bytes are data[off..len) */
+	size_t off, ready, len;     /* data[off..ready) may be sent; [ready..len) is held */
 	bool eof;                   /* the reading side has closed */
 	bool shut;                  /* and that EOF was passed on (shutdown SHUT_WR) */
 };
 
-enum session_state { SESSION_CONNECTING, SESSION_RELAYING, SESSION_REFUSING };
+enum session_state {
+	SESSION_STARTUP,            /* reading the client's startup packet */
+	SESSION_CONNECTING,         /* TCP connect to the upstream */
+	SESSION_LOGIN,              /* logging in upstream with the held credential */
+	SESSION_RELAYING,
+	SESSION_REFUSING,           /* sending an ErrorResponse, then closing */
+	SESSION_CANCELLING,         /* forwarding a CancelRequest upstream */
+};
 
 struct session {
 	uint64_t id;
 	enum session_state state;
 	struct session_end client, upstream;
-	struct session_buf c2u, u2c;     /* in REFUSING, u2c holds what goes to the client */
+	struct session_buf c2u, u2c;     /* to the upstream, to the client */
+	struct session_buf in;           /* startup packet, then upstream login messages */
 	struct pgt_origin origin;
 	struct attest_facts facts;
 	struct addr peer, dst, up_local;
 	uint64_t bytes_c2u, bytes_u2c;
 	struct timespec started;         /* CLOCK_MONOTONIC */
 	time_t started_wall;
+
+	/* login */
+	char upstream_name[CONFIG_NAME_MAX + 1];
+	char role[CONFIG_NAME_MAX + 1];
+	char database[CONFIG_NAME_MAX + 1];
+	char client_user[CONFIG_NAME_MAX + 1];
+	char *password;                  /* copy of the held credential; wiped at close */
+	struct scram_keycache keycache;  /* used when the upstream's own cannot be */
+	struct scram_client scram;
+	bool authenticated;
+	uint32_t key_pid, key_secret;    /* what the client got */
+	uint32_t up_pid, up_secret;      /* the real backend's key */
+	bool have_up_key;
+
+	/* relay */
+	struct pgwire_scan cscan, sscan;
+	size_t c_scan, s_scan;           /* scan positions in c2u and u2c */
+	uint32_t c_drop;                 /* body bytes of a dropped client message to skip */
+	bool want_status;                /* the next server byte is a ReadyForQuery status */
+	uint8_t tx_status;               /* of the last ReadyForQuery: 'I', 'T' or 'E' */
+	uint8_t last_server_type;
+	uint8_t pending[SESSION_MAX_PENDING]; /* ring: 'S' server answer due, 'F' refusal */
+	size_t pending_head, pending_count;
+
+	/* cancel */
+	uint32_t cancel_pid, cancel_secret;
+
 	char refuse_sqlstate[6];
-	char refuse_msg[256];
+	char refuse_msg[512];
 	const char *closed_by;           /* which side closed first */
 	bool dead;                       /* closed, waiting for session_reap() */
 	struct session *prev, *next;
@@ -77,7 +121,7 @@ struct session {
 struct session_env {
 	struct intercept *ic;
 	struct sockdiag *sd;
-	const struct config *cfg;
+	struct config *cfg;              /* the daemon's current snapshot */
 	int epfd;
 	uint64_t next_id;
 	struct session *head;            /* live sessions */
@@ -88,13 +132,13 @@ struct session_env {
 /* Accepts every pending connection on the listener. */
 void session_accept(struct session_env *env, int lfd);
 
-/* Handles epoll events for one end of a session (may free the session). */
+/* Handles epoll events for one end of a session (may close the session). */
 void session_event(struct session_env *env, struct session_end *end, uint32_t events);
 
 /* Frees the sessions closed since the last call; call after each epoll batch. */
 void session_reap(struct session_env *env);
 
-/* Once a second: times out upstream connects and refusals. */
+/* Once a second: times out upstream logins and refusals. */
 void session_tick(struct session_env *env);
 
 /* Closes every session (daemon shutdown), logging each with the reason. */

@@ -30,11 +30,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
-say "A throwaway PostgreSQL 15 listening on 127.0.0.2:$db_port (the 'remote' database)"
+say "A throwaway PostgreSQL 15 listening on 127.0.0.2:$db_port (the 'remote' database, scram-sha-256)"
 PG_LISTEN=127.0.0.2 scripts/pg-local.sh start "$tmp/pg" "$db_port"
-psql -X "host=127.0.0.2 port=$db_port user=postgres" -Atq \
+app_password="demo-$RANDOM$RANDOM"
+scripts/pg-local.sh role "$tmp/pg" "$db_port" app_ro "$app_password"
+psql -X -h "$tmp/pg" -p "$db_port" -U postgres -Atq \
   -c "create table customers (id int, name text, email text)" \
-  -c "insert into customers values (1, 'Ada', 'ada@example.com'), (2, 'Linus', 'linus@example.com')"
+  -c "insert into customers values (1, 'Ada', 'ada@example.com'), (2, 'Linus', 'linus@example.com')" \
+  -c "grant select on customers to app_ro"
+(umask 077 && printf '{ "db": { "app_ro": "%s" } }\n' "$app_password" >"$tmp/credentials.json")
 
 cat >"$tmp/pgtether.json" <<JSON
 {
@@ -43,10 +47,14 @@ cat >"$tmp/pgtether.json" <<JSON
   "cgroups": [],
   "fail_mode": "closed",
   "bpffs_dir": "/sys/fs/bpf/$id",
-  "control_socket": "$tmp/control.sock"
+  "control_socket": "$tmp/control.sock",
+  "credentials_file": "$tmp/credentials.json",
+  "upstreams": {
+    "db": { "address": "127.0.0.2:$db_port", "tls": "disable", "role": "app_ro" }
+  }
 }
 JSON
-say "pgtetherd with this configuration"
+say "pgtetherd with this configuration (the password of app_ro is in credentials.json, mode 0600)"
 cat "$tmp/pgtether.json"
 build/pgtetherd -c "$tmp/pgtether.json" -n
 build/pgtetherd -c "$tmp/pgtether.json" </dev/null >"$tmp/daemon.log" 2>&1 &
@@ -54,23 +62,24 @@ daemon_pid=$!
 for _ in $(seq 100); do grep -q 'event=ready' "$tmp/daemon.log" && break; sleep 0.1; done
 cat "$tmp/daemon.log"
 
-query="select current_user, inet_client_addr() as client_addr, inet_client_port() as client_port, (select count(*) from customers) as customers"
+query="select current_user, inet_client_port() as client_port, current_setting('application_name') as application_name, (select count(*) from customers) as customers"
 pgt() { build/pgtether -c "$tmp/pgtether.json" "$@"; }
 
-say "1. psql outside any attached cgroup: a direct connection, pgtether not involved"
-show "psql -h 127.0.0.2 -p $db_port -c \"$query\""
-psql -X "host=127.0.0.2 port=$db_port user=postgres" -c "$query"
+say "1. psql outside any attached cgroup, with a password it should not have: refused"
+show "PGPASSWORD=guess psql -h 127.0.0.2 -p $db_port -U ci-bot -c ..."
+PGPASSWORD=guess psql -X "host=127.0.0.2 port=$db_port user=ci-bot dbname=postgres" -c "$query" || true
 
-say "2. The same unmodified psql inside the cgroup /$id/ci-job"
-show "pgtether run --cgroup /$id/ci-job -- psql -h 127.0.0.2 -p $db_port -c \"...\""
-pgt run --cgroup "/$id/ci-job" -- psql -X "host=127.0.0.2 port=$db_port user=postgres" -c "$query"
-echo "The database now sees pgtetherd's upstream socket (client_port above), and pgtetherd"
-echo "knows exactly which workload it is relaying for:"
+say "2. The same unmodified psql inside the cgroup /$id/ci-job, still without the password"
+show "pgtether run --cgroup /$id/ci-job -- psql -h 127.0.0.2 -p $db_port -U ci-bot -c \"...\""
+pgt run --cgroup "/$id/ci-job" -- psql -X "host=127.0.0.2 port=$db_port user=ci-bot dbname=postgres" -c "$query" \
+  -c "select current_setting('pgtether.identity') as identity"
+echo "pgtetherd logged in as app_ro with the credential only it holds; the database sees"
+echo "who the workload is, and so does pgtetherd's log:"
 sleep 0.2
 grep -E 'event=(attach|conn\.open|conn\.close)' "$tmp/daemon.log" | tail -n 3
 
 say "3. pgtether status while a workload holds a connection"
-pgt run --cgroup "/$id/ci-job" -- psql -X "host=127.0.0.2 port=$db_port user=postgres" -Atqc "select pg_sleep(2)" >/dev/null &
+pgt run --cgroup "/$id/ci-job" -- psql -X "host=127.0.0.2 port=$db_port user=ci-bot dbname=postgres" -Atqc "select pg_sleep(2)" >/dev/null &
 holder=$!
 sleep 0.7
 show "pgtether status"
@@ -79,19 +88,19 @@ wait "$holder"
 
 say "4. Connecting to pgtetherd's listener directly is refused (no kernel record, no identity)"
 show "psql -h 127.0.0.1 -p $listen_port"
-psql -X "host=127.0.0.1 port=$listen_port user=postgres" -c "select 1" || true
+psql -X "host=127.0.0.1 port=$listen_port user=ci-bot dbname=postgres" -c "select 1" || true
 
 say "5. Fail closed: with pgtetherd stopped, the workload cannot reach the database at all"
 kill "$daemon_pid"; wait "$daemon_pid" || true; daemon_pid=
 pgt_in_cgroup() { bash -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$cgmount/$id/ci-job" "$@"; }
-pgt_in_cgroup psql -X "host=127.0.0.2 port=$db_port user=postgres" -c "select 1" || true
+pgt_in_cgroup psql -X "host=127.0.0.2 port=$db_port user=ci-bot dbname=postgres" -c "select 1" || true
 
 say "6. Restarted, pgtetherd re-adopts its pinned programs: interception resumes"
 build/pgtetherd -c "$tmp/pgtether.json" </dev/null >>"$tmp/daemon.log" 2>&1 &
 daemon_pid=$!
 for _ in $(seq 100); do [ "$(grep -c 'event=ready' "$tmp/daemon.log")" -ge 2 ] && break; sleep 0.1; done
 grep 'event=adopt' "$tmp/daemon.log"
-pgt_in_cgroup psql -X "host=127.0.0.2 port=$db_port user=postgres" -Atqc "select 'intercepted again, client_port ' || inet_client_port()"
+pgt_in_cgroup psql -X "host=127.0.0.2 port=$db_port user=ci-bot dbname=postgres" -Atqc "select 'intercepted again, as ' || current_user"
 bpftool cgroup show "$cgmount/$id/ci-job"
 
 say "Done. Everything the demo created is being removed."

@@ -4,6 +4,9 @@
 #   pg-local.sh start DIR PORT     creates DIR/data if needed and starts it
 #   pg-local.sh stop DIR           stops it (fast shutdown)
 # PG_LISTEN overrides the addresses it listens on (default 127.0.0.1,::1).
+# Connections over TCP must log in with scram-sha-256, as on a real server; the unix
+# socket in DIR trusts the local postgres user, for setting the cluster up.
+#   pg-local.sh role DIR PORT NAME PASSWORD   creates (or updates) a login role
 # PostgreSQL refuses to run as root, so the cluster belongs to the postgres user.
 set -euo pipefail
 
@@ -15,7 +18,7 @@ as_pg() {
 }
 
 cmd=${1:-}; dir=${2:-}
-[ -n "$cmd" ] && [ -n "$dir" ] || { echo "usage: $0 start DIR PORT | stop DIR" >&2; exit 2; }
+[ -n "$cmd" ] && [ -n "$dir" ] || { echo "usage: $0 start DIR PORT | role DIR PORT NAME PASSWORD | stop DIR" >&2; exit 2; }
 
 case "$cmd" in
 start)
@@ -24,12 +27,20 @@ start)
   [ "$(id -u)" -eq 0 ] && chown postgres: "$dir"
   chmod 0755 "$dir"
   if [ ! -f "$dir/data/PG_VERSION" ]; then
-    as_pg "$bindir/initdb" -D "$dir/data" -U postgres -A trust --no-sync -E UTF8 >"$dir/initdb.log" 2>&1 ||
+    as_pg "$bindir/initdb" -D "$dir/data" -U postgres --auth-local=trust --auth-host=scram-sha-256 --no-sync -E UTF8 >"$dir/initdb.log" 2>&1 ||
       { cat "$dir/initdb.log" >&2; exit 1; }
   fi
   as_pg "$bindir/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 \
     -o "-p $port -k $dir -c listen_addresses='${PG_LISTEN:-127.0.0.1,::1}' -c max_connections=400 -c fsync=off" \
     start >/dev/null || { cat "$dir/postgres.log" >&2; exit 1; }
+  ;;
+role)
+  port=${3:?port}; name=${4:?name}; password=${5:?password}
+  as_pg /usr/bin/psql -X -q -h "$dir" -p "$port" -U postgres -d postgres -v ON_ERROR_STOP=1 \
+    -v name="$name" -v password="$password" >/dev/null <<'SQL'
+SELECT format('CREATE ROLE %I LOGIN', :'name') WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'name') \gexec
+SELECT format('ALTER ROLE %I PASSWORD %L', :'name', :'password') \gexec
+SQL
   ;;
 stop)
   if [ -f "$dir/data/postmaster.pid" ]; then
@@ -37,5 +48,5 @@ stop)
   fi
   ;;
 *)
-  echo "usage: $0 start DIR PORT | stop DIR" >&2; exit 2 ;;
+  echo "usage: $0 start DIR PORT | role DIR PORT NAME PASSWORD | stop DIR" >&2; exit 2 ;;
 esac

@@ -26,6 +26,7 @@ SH
   chmod +x "$PGT_TMP/many.sh"
   run timeout 120 "$PGTETHER" -c "$PGT_CONF" run --cgroup "$PGT_CG/many" -- "$PGT_TMP/many.sh" "$PG_PORT" "$PGT_TMP"
   echo "$output"
+  grep -L '|$' "$PGT_TMP"/r.* | head -n 3 | xargs -r cat
   [ "$status" -eq 0 ]
   [ "$output" = "failed=0" ]
   for i in $(seq 200); do
@@ -58,7 +59,7 @@ SH
 }
 
 @test "a 100 MB upload (COPY FROM STDIN) arrives intact through the relay" {
-  pgt_psql -c "create table upload (g int, h text)"
+  pgt_psql -c "create table upload (g int, h text)" -c "grant all on upload to app"
   local q="COPY (SELECT g, md5(g::text) FROM generate_series(1, 2500000) g) TO STDOUT"
   pgt_psql -c "$q" >"$PGT_TMP/upload.tsv"
   run pgt_in "$PGT_CG/big" psql -X -h 127.0.0.1 -p "$PG_PORT" -Atq -c "\\copy upload from '$PGT_TMP/upload.tsv'"
@@ -73,7 +74,8 @@ SH
   local dead
   dead=$(pgt_free_port)
   pgt_stop_daemon
-  pgt_write_config closed "[]" "[\"*:$PG_PORT\", \"127.0.0.2:$dead\"]"
+  pgt_write_config closed "[]" "[\"*:$PG_PORT\", \"127.0.0.2:$dead\"]" \
+    "\"dead\": { \"address\": \"127.0.0.2:$dead\", \"tls\": \"disable\", \"role\": \"app\" }"
   pgt_start_daemon
   run pgt_in "$PGT_CG/dead" psql -X "host=127.0.0.2 port=$dead" -Atq -c "select 1"
   echo "$output"

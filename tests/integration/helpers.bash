@@ -37,12 +37,24 @@ pgt_setup_world() {
   PGT_PORT=$(pgt_free_port)
   export PGT_CONF="$PGT_TMP/pgtether.json"
   export PGT_LOG="$PGT_TMP/daemon.log"
-  export PGUSER=postgres PGDATABASE=postgres PGCONNECT_TIMEOUT=5
+  # Workloads connect as "app"; the password is the one pgtetherd holds. It is in the
+  # environment only for the tests that go straight to the database: through
+  # pgtether no password is ever asked for.
+  export PGUSER=app PGDATABASE=postgres PGCONNECT_TIMEOUT=5
+  export PG_APP_PASSWORD="pgt-$RANDOM$RANDOM-secret"
+  export PGPASSWORD="$PG_APP_PASSWORD"
   "$PGT_ROOT/scripts/pg-local.sh" start "$PGT_TMP/pg" "$PG_PORT"
+  "$PGT_ROOT/scripts/pg-local.sh" role "$PGT_TMP/pg" "$PG_PORT" app "$PG_APP_PASSWORD"
+  pgt_write_credentials "$PG_APP_PASSWORD"
   pgt_write_config closed
 }
 
-# pgt_write_config FAIL_MODE [CGROUPS_JSON_ARRAY] [TARGETS_JSON_ARRAY]
+# pgt_write_credentials PASSWORD: the held credentials, mode 0600.
+pgt_write_credentials() {
+  (umask 077 && printf '{ "main": { "app": "%s" }, "dead": { "app": "%s" } }\n' "$1" "$1" >"$PGT_TMP/credentials.json")
+}
+
+# pgt_write_config FAIL_MODE [CGROUPS_JSON_ARRAY] [TARGETS_JSON_ARRAY] [MORE_UPSTREAMS]
 pgt_write_config() {
   cat >"$PGT_CONF" <<JSON
 {
@@ -51,7 +63,12 @@ pgt_write_config() {
   "cgroups": ${2:-[]},
   "fail_mode": "$1",
   "bpffs_dir": "$PGT_BPFFS",
-  "control_socket": "$PGT_TMP/control.sock"
+  "control_socket": "$PGT_TMP/control.sock",
+  "credentials_file": "$PGT_TMP/credentials.json",
+  "upstreams": {
+    "main": { "address": "127.0.0.1:$PG_PORT", "aliases": ["[::1]:$PG_PORT"], "tls": "disable", "role": "app" }${4:+,
+    $4}
+  }
 }
 JSON
 }
@@ -107,7 +124,8 @@ pgt_in_unattached() {
   bash -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$CGMOUNT$cg" "$@"
 }
 
-pgt_psql() { psql -X -h 127.0.0.1 -p "$PG_PORT" -Atq "$@"; }
+# The database's administrator, over the cluster's unix socket (not intercepted).
+pgt_psql() { psql -X -h "$PGT_TMP/pg" -p "$PG_PORT" -U postgres -Atq "$@"; }
 
 # Everything this file created goes: daemon, cluster, cgroups, pins, temp dir.
 pgt_teardown_world() {

@@ -1,0 +1,202 @@
+#!/usr/bin/env bats
+# pgtether as a PostgreSQL endpoint: it logs in upstream with the credential it holds,
+# passes the workload's identity on, refuses what the policy could not see, forwards
+# cancels, and keeps sessions apart when one misbehaves.
+
+load helpers
+
+setup_file() {
+  pgt_setup_world
+  pgt_start_daemon
+}
+
+teardown_file() {
+  pgt_teardown_world
+}
+
+raw() { pgt_in "$PGT_CG/raw" python3 "$BATS_TEST_DIRNAME/pgraw.py" 127.0.0.1 "$PG_PORT" "$@"; }
+
+@test "a workload with a wrong or empty password logs in with the credential pgtether holds" {
+  run env PGPASSWORD=wrong psql -X -h 127.0.0.1 -p "$PG_PORT" -Atq -c "select 1"
+  [ "$status" -eq 2 ]
+  [[ "$output" == *'password authentication failed for user "app"'* ]]
+  run pgt_in "$PGT_CG/p1" env PGPASSWORD=wrong psql -X -h 127.0.0.1 -p "$PG_PORT" -Atq -c "select current_user"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [ "$output" = app ]
+  run pgt_in "$PGT_CG/p1" env -u PGPASSWORD psql -X -h 127.0.0.1 -p "$PG_PORT" -U someone-else -Atq -c "select current_user"
+  [ "$status" -eq 0 ]
+  [ "$output" = app ]
+  grep -q "event=conn.open .*cgroup=$PGT_CG/p1 .*upstream=main role=app" "$PGT_LOG"
+}
+
+@test "the database sees the workload's identity in application_name and pgtether.identity" {
+  run pgt_in "$PGT_CG/p2" psql -X -h 127.0.0.1 -p "$PG_PORT" -Atq \
+    -c "select current_setting('application_name'), current_setting('pgtether.identity')"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ "$output" == "pgtether:$PGT_CG/p2:psql|cgroup=$PGT_CG/p2;uid=0;gid=0;pid="*";exe="*"/psql;comm=psql" ]]
+  run pgt_in "$PGT_CG/p2" env PGAPPNAME=nightly-etl psql -X -h 127.0.0.1 -p "$PG_PORT" -Atq -c "select application_name from pg_stat_activity where pid = pg_backend_pid()"
+  [ "$output" = "pgtether:$PGT_CG/p2:nightly-etl" ]
+}
+
+@test "a FunctionCall is refused with 0A000 and the session goes on" {
+  run raw fastpath
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ "${lines[*]}" == *"E ERROR 0A000 pgtether: the fast-path function call interface (FunctionCall message) is not allowed"*"Z I"*"D still usable"*"Z I"* ]]
+}
+
+@test "a refused FunctionCall answers in order behind a pipelined query, and keeps the transaction state" {
+  run raw pipeline-fastpath
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ "${lines[*]}" == *"D |first"*"Z I"*"E ERROR 0A000"*"Z I"*"D third"*"Z I" ]]
+  run raw transaction-fastpath
+  echo "$output"
+  [[ "${lines[*]}" == *"C BEGIN Z T E ERROR 0A000"*"Z T" ]]
+}
+
+@test "a newer protocol version and _pq_ options are declined with NegotiateProtocolVersion" {
+  run raw negotiate
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [ "${lines[0]}" = "v 0 1 _pq_.test_option" ]
+  [[ "${lines[*]}" == *"D negotiated"* ]]
+}
+
+@test "a malformed message length ends that session with 08P01 and no other" {
+  pgt_in "$PGT_CG/p3" psql -X -h 127.0.0.1 -p "$PG_PORT" -Atq -c "select pg_sleep(2), 'survivor'" >"$PGT_TMP/survivor" &
+  local other=$!
+  sleep 0.5
+  run raw badlen
+  echo "$output"
+  [ "${lines[-2]}" = "E FATAL 08P01 pgtether: invalid message length from the client" ]
+  [ "${lines[-1]}" = "EOF" ]
+  wait "$other"
+  [ "$(cat "$PGT_TMP/survivor")" = "|survivor" ]
+}
+
+@test "startup parameters that could change privilege or parsing are refused" {
+  run pgt_in "$PGT_CG/p4" env PGOPTIONS="-c search_path=evil" psql -X -h 127.0.0.1 -p "$PG_PORT" -Atq -c "select 1"
+  echo "$output"
+  [ "$status" -eq 2 ]
+  [[ "$output" == *'FATAL:  pgtether: the startup parameter "options" (PGOPTIONS) is not allowed'* ]]
+  run pgt_in "$PGT_CG/p4" psql -X "host=127.0.0.1 port=$PG_PORT replication=database" -Atq -c "select 1"
+  [ "$status" -eq 2 ]
+  [[ "$output" == *"replication connections are not allowed through pgtether"* ]]
+  run pgt_in "$PGT_CG/p4" env PGCLIENTENCODING=LATIN1 psql -X -h 127.0.0.1 -p "$PG_PORT" -Atq -c "select 1"
+  [ "$status" -eq 2 ]
+  [[ "$output" == *'client_encoding "LATIN1" is not supported; use UTF8'* ]]
+  run pgt_in "$PGT_CG/p4" env PGCLIENTENCODING=SQL_ASCII psql -X -h 127.0.0.1 -p "$PG_PORT" -Atq -c "show client_encoding"
+  [ "$status" -eq 0 ]
+  [ "$output" = UTF8 ]
+}
+
+@test "a query cancelled with Ctrl-C ends within a second with 57014" {
+  # pgtether run execs psql, so $! is psql itself: SIGINT is what Ctrl-C sends it
+  "$PGTETHER" -c "$PGT_CONF" run --cgroup "$PGT_CG/p5" -- psql -X -h 127.0.0.1 -p "$PG_PORT" -Atq -c "select pg_sleep(30)" >"$PGT_TMP/cancel.out" 2>&1 &
+  local pid=$!
+  for _ in $(seq 50); do
+    [ "$(pgt_psql -c "select count(*) from pg_stat_activity where query = 'select pg_sleep(30)' and state = 'active'")" = 1 ] && break
+    sleep 0.1
+  done
+  local t0 t1
+  t0=$(date +%s%N)
+  kill -INT "$pid"
+  wait "$pid" || true
+  t1=$(date +%s%N)
+  cat "$PGT_TMP/cancel.out"
+  grep -q "ERROR:  canceling statement due to user request" "$PGT_TMP/cancel.out"
+  [ $(( (t1 - t0) / 1000000 )) -lt 1000 ]
+  grep -q "event=cancel .*forwards a cancel of session" "$PGT_LOG"
+}
+
+@test "a cancel with an unknown key is ignored, as PostgreSQL does" {
+  run pgt_in "$PGT_CG/p5" python3 -c '
+import socket, struct, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), 5)
+s.sendall(struct.pack("!IIII", 16, 80877102, 12345, 67890))
+print(repr(s.recv(10)))' "$PG_PORT"
+  [ "$status" -eq 0 ]
+  [ "$output" = "b''" ]
+  grep -q "a CancelRequest with an unknown key was ignored" "$PGT_LOG"
+}
+
+@test "pgbench in simple, extended and prepared modes with 8 clients works through pgtether" {
+  pgt_psql -c "grant create on schema public to app"
+  run pgt_in "$PGT_CG/bench" pgbench -h 127.0.0.1 -p "$PG_PORT" -i -s 1 -q postgres
+  [ "$status" -eq 0 ]
+  for mode in simple extended prepared; do
+    run pgt_in "$PGT_CG/bench" pgbench -h 127.0.0.1 -p "$PG_PORT" -M "$mode" -c 8 -j 2 -t 50 postgres
+    echo "$output" | tail -n 5
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"number of transactions actually processed: 400/400"* ]]
+  done
+}
+
+@test "psql \\copy works both ways through pgtether" {
+  pgt_psql -c "create table copyt (a int, b text)" -c "grant all on copyt to app"
+  seq 1 5000 | awk '{ print $1 "\tvalue " $1 }' >"$PGT_TMP/in.tsv"
+  run pgt_in "$PGT_CG/copy" psql -X -h 127.0.0.1 -p "$PG_PORT" -Atq -c "\\copy copyt from '$PGT_TMP/in.tsv'"
+  [ "$status" -eq 0 ]
+  run pgt_in "$PGT_CG/copy" psql -X -h 127.0.0.1 -p "$PG_PORT" -Atq -c "\\copy (select * from copyt order by a) to '$PGT_TMP/out.tsv'"
+  [ "$status" -eq 0 ]
+  cmp "$PGT_TMP/in.tsv" "$PGT_TMP/out.tsv"
+}
+
+@test "the upstream restarting mid-session gives the client an error and the daemon serves the next session" {
+  pgt_in "$PGT_CG/p6" psql -X -h 127.0.0.1 -p "$PG_PORT" -Atq -c "select pg_sleep(20)" >"$PGT_TMP/restart.out" 2>&1 &
+  local pid=$!
+  for _ in $(seq 50); do
+    [ "$(pgt_psql -c "select count(*) from pg_stat_activity where query = 'select pg_sleep(20)'")" = 1 ] && break
+    sleep 0.1
+  done
+  runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl -D "$PGT_TMP/pg/data" -m fast -w restart >/dev/null
+  wait "$pid" || true
+  cat "$PGT_TMP/restart.out"
+  grep -q "FATAL:  terminating connection due to administrator command" "$PGT_TMP/restart.out"
+  run pgt_in "$PGT_CG/p6" psql -X -h 127.0.0.1 -p "$PG_PORT" -Atq -c "select 'after restart'"
+  [ "$output" = "after restart" ]
+}
+
+@test "a wrong held credential is refused with 28000 and never shown" {
+  pgt_stop_daemon
+  pgt_write_credentials "not-the-password"
+  pgt_start_daemon
+  run pgt_in "$PGT_CG/p7" psql -X -h 127.0.0.1 -p "$PG_PORT" -Atq -c "select 1"
+  echo "$output"
+  [ "$status" -eq 2 ]
+  [[ "$output" == *"FATAL:  pgtether could not log in to upstream 'main' as role 'app': password authentication failed for user \"app\""* ]]
+  [[ "$output" != *"not-the-password"* ]]
+  ! grep -q "not-the-password" "$PGT_LOG"
+  pgt_stop_daemon
+  pgt_write_credentials "$PG_APP_PASSWORD"
+  pgt_start_daemon
+}
+
+@test "a destination without an upstream is refused with a clear error" {
+  local other
+  other=$(pgt_free_port)
+  pgt_stop_daemon
+  pgt_write_config closed "[]" "[\"*:$PG_PORT\", \"127.0.0.3:$other\"]"
+  pgt_start_daemon
+  run pgt_in "$PGT_CG/p8" psql -X "host=127.0.0.3 port=$other" -Atq -c "select 1"
+  echo "$output"
+  [ "$status" -eq 2 ]
+  [[ "$output" == *"FATAL:  pgtether: no upstream is configured for 127.0.0.3:$other; add it to \"upstreams\""* ]]
+}
+
+@test "credentials readable by others are refused at start" {
+  chmod 0644 "$PGT_TMP/credentials.json"
+  run "$PGTETHERD" -n -c "$PGT_CONF"
+  chmod 0600 "$PGT_TMP/credentials.json"
+  echo "$output"
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"credentials must be owned by uid 0 and readable by nobody else (mode 0644)"* ]]
+}
+
+@test "the daemon stops cleanly with no sanitizer report" {
+  pgt_stop_daemon
+  pgt_assert_clean_log
+}

@@ -1,0 +1,131 @@
+#!/usr/bin/env python3
+"""A raw PostgreSQL protocol client for the tests: sends exactly the bytes a case
+needs (a FunctionCall, a bad length, a newer protocol version) and prints what comes
+back, one message per line: TYPE [fields]. Usage: pgraw.py HOST PORT CASE"""
+import socket
+import struct
+import sys
+
+
+def msg(t, body=b""):
+    return t + struct.pack("!I", len(body) + 4) + body
+
+
+def startup(version=(3 << 16), extra=()):
+    params = [("user", "app"), ("database", "postgres")] + list(extra)
+    body = struct.pack("!I", version) + b"".join(k.encode() + b"\0" + v.encode() + b"\0" for k, v in params) + b"\0"
+    return struct.pack("!I", len(body) + 4) + body
+
+
+class Conn:
+    def __init__(self, host, port):
+        self.s = socket.create_connection((host, port), timeout=10)
+        self.buf = b""
+
+    def send(self, data):
+        self.s.sendall(data)
+
+    def read(self):
+        while len(self.buf) < 5 or len(self.buf) < 1 + struct.unpack("!I", self.buf[1:5])[0]:
+            chunk = self.s.recv(65536)
+            if not chunk:
+                return None
+            self.buf += chunk
+        n = struct.unpack("!I", self.buf[1:5])[0]
+        t, body, self.buf = self.buf[:1].decode(), self.buf[5:1 + n], self.buf[1 + n:]
+        return t, body
+
+    def until_ready(self, out):
+        while True:
+            m = self.read()
+            if m is None:
+                out.append("EOF")
+                return False
+            t, body = m
+            out.append(describe(t, body))
+            if t == "Z":
+                return True
+
+
+def fields(body):
+    out = {}
+    for part in body.split(b"\0"):
+        if part:
+            out[chr(part[0])] = part[1:].decode(errors="replace")
+    return out
+
+
+def describe(t, body):
+    if t == "E" or t == "N":
+        f = fields(body)
+        return "%s %s %s %s" % (t, f.get("S", "?"), f.get("C", "?"), f.get("M", ""))
+    if t == "Z":
+        return "Z " + body.decode()
+    if t == "R":
+        return "R %d" % struct.unpack("!I", body[:4])[0]
+    if t == "v":
+        minor, n = struct.unpack("!II", body[:8])
+        names = [x.decode() for x in body[8:].split(b"\0") if x]
+        return "v %d %d %s" % (minor, n, ",".join(names))
+    if t == "D":
+        n = struct.unpack("!H", body[:2])[0]
+        vals, pos = [], 2
+        for _ in range(n):
+            ln = struct.unpack("!i", body[pos:pos + 4])[0]
+            pos += 4
+            vals.append(body[pos:pos + ln].decode() if ln >= 0 else "NULL")
+            pos += max(ln, 0)
+        return "D " + "|".join(vals)
+    if t == "C":
+        return "C " + body.rstrip(b"\0").decode()
+    return t
+
+
+def login(c, out, version=(3 << 16), extra=()):
+    c.send(startup(version, extra))
+    return c.until_ready(out)
+
+
+def main():
+    host, port, case = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    c = Conn(host, port)
+    out = []
+    if case == "fastpath":
+        login(c, out)
+        # FunctionCall of pg_backend_pid() (oid 2026), no arguments, text result
+        c.send(msg(b"F", struct.pack("!IhhH", 2026, 0, 0, 0)))
+        c.until_ready(out)
+        c.send(msg(b"Q", b"select 'still usable'\0"))
+        c.until_ready(out)
+    elif case == "pipeline-fastpath":
+        login(c, out)
+        # a slow query, then the FunctionCall right behind it: the refusal must come
+        # after the query's answer, in order
+        c.send(msg(b"Q", b"select pg_sleep(0.3), 'first'\0") + msg(b"F", struct.pack("!IhhH", 2026, 0, 0, 0))
+               + msg(b"Q", b"select 'third'\0"))
+        c.until_ready(out)
+        c.until_ready(out)
+        c.until_ready(out)
+    elif case == "badlen":
+        login(c, out)
+        c.send(b"Q" + struct.pack("!I", 2))
+        m = c.read()
+        out.append(describe(*m) if m else "EOF")
+        m = c.read()
+        out.append(describe(*m) if m else "EOF")
+    elif case == "negotiate":
+        login(c, out, version=(3 << 16) | 2, extra=[("_pq_.test_option", "1")])
+        c.send(msg(b"Q", b"select 'negotiated'\0"))
+        c.until_ready(out)
+    elif case == "transaction-fastpath":
+        login(c, out)
+        c.send(msg(b"Q", b"begin\0"))
+        c.until_ready(out)
+        c.send(msg(b"F", struct.pack("!IhhH", 2026, 0, 0, 0)))
+        c.until_ready(out)
+    else:
+        sys.exit("unknown case " + case)
+    print("\n".join(out))
+
+
+main()
