@@ -12,6 +12,8 @@ packages=(
   libcmocka-dev bats jq python3 iproute2 procps
   # service and docs checks: systemd-analyze, man
   systemd man-db groff-base
+  # real clients for the compatibility tests (node-postgres comes from npm, below)
+  python3-psycopg nodejs
   # a real PostgreSQL 15 for the integration tests and the demo (never the system service)
   postgresql-15 postgresql-client-15
 )
@@ -23,7 +25,24 @@ for p in "${packages[@]}"; do
   fi
 done
 
+root=$(cd "$(dirname "$0")/.." && pwd)
+
+# node-postgres and friends for tests/clients/node, pinned by its package-lock.json.
+# npm comes with some builds of nodejs and separately with Debian's: only ask apt for
+# it when it is not there, so the two never conflict.
+node_deps() {
+  if ! command -v npm >/dev/null; then
+    [ "$(id -u)" -eq 0 ] || { echo "install-deps: npm is missing; run as root: $0" >&2; exit 1; }
+    apt-get install -y -qq --no-install-recommends npm >/dev/null
+  fi
+  if [ ! -d "$root/tests/clients/node/node_modules/pg" ] && command -v npm >/dev/null; then
+    echo "install-deps: npm ci in tests/clients/node" >&2
+    (cd "$root/tests/clients/node" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  fi
+}
+
 if [ ${#missing[@]} -eq 0 ]; then
+  node_deps
   exit 0
 fi
 
@@ -42,3 +61,4 @@ if [ ! -f /etc/postgresql-common/createcluster.conf ] || ! grep -q '^create_main
   echo 'create_main_cluster = false' >> /etc/postgresql-common/createcluster.conf
 fi
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+node_deps
