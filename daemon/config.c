@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 #include <unistd.h>
 
 #include "jsonpos.h"
+#include "pgwire.h"
 
 #define DEFAULT_LISTEN "127.0.0.1:6432"
 #define DEFAULT_TARGET "*:5432"
@@ -28,7 +30,7 @@
 
 static const char *const known_keys[] = {
 	"listen", "targets", "cgroups", "fail_mode", "bpffs_dir", "control_socket",
-	"socket_mark", "upstreams", "credentials_file", NULL,
+	"socket_mark", "upstreams", "credentials_file", "max_message_bytes", NULL,
 };
 
 static const char *const upstream_keys[] = {
@@ -282,8 +284,33 @@ static int parse_upstream(struct parse *p, const char *name, json_t *obj, struct
 	v = json_object_get(obj, "address");
 	if (!v)
 		return fail(p, ptr, "upstream '%s' needs \"address\": \"IP:PORT\"", name);
-	if (!json_is_string(v) || addr_parse(json_string_value(v), &u->address) < 0)
-		return fail(p, sub, "upstream '%s': address must be a literal \"IP:PORT\" or \"[IPV6]:PORT\" (host names are not resolved yet)", name);
+	if (!json_is_string(v))
+		return fail(p, sub, "upstream '%s': address must be a string \"HOST:PORT\"", name);
+	if (addr_parse(json_string_value(v), &u->address) < 0) {
+		/* a host name: checked here, resolved by config_resolve() */
+		const char *a = json_string_value(v), *colon = strrchr(a, ':');
+		size_t hl = colon ? (size_t)(colon - a) : 0;
+		char *end;
+		unsigned long port = colon ? strtoul(colon + 1, &end, 10) : 0;
+
+		if (!colon || hl == 0 || hl > 253 || !colon[1] || *end || port == 0 || port > 65535 ||
+		    strspn(a, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") != hl)
+			return fail(p, sub, "upstream '%s': address must be \"HOST:PORT\", \"IP:PORT\" or \"[IPV6]:PORT\", got '%s'", name, a);
+		if (!(u->host = strndup(a, hl)))
+			return -ENOMEM;
+		u->named = true;
+		u->address.port = (uint16_t)port;
+	} else {
+		char host[ADDR_STRLEN], *colon;
+
+		addr_format(&u->address, host);
+		colon = strrchr(host, ':');
+		*colon = '\0';
+		if (!(u->host = strdup(host[0] == '[' ? host + 1 : host)))
+			return -ENOMEM;
+		if (u->host[0] && u->host[strlen(u->host) - 1] == ']')
+			u->host[strlen(u->host) - 1] = '\0';
+	}
 
 	v = json_object_get(obj, "aliases");
 	if (v) {
@@ -368,7 +395,8 @@ static int parse_upstreams(struct parse *p, json_t *root, struct config *c)
 			const struct addr *mine[CONFIG_MAX_ALIASES + 1];
 			size_t n = 0;
 
-			mine[n++] = &u->address;
+			if (!u->named) /* a name's addresses are known only once resolved */
+				mine[n++] = &u->address;
 			for (size_t a = 0; a < u->n_aliases; a++)
 				mine[n++] = &u->aliases[a];
 			for (size_t m = 0; m < n; m++)
@@ -382,6 +410,44 @@ static int parse_upstreams(struct parse *p, json_t *root, struct config *c)
 	return 0;
 }
 
+int config_resolve(struct config *c, char *err)
+{
+	for (size_t i = 0; i < c->n_upstreams; i++) {
+		struct config_upstream *u = &c->upstreams[i];
+		struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
+		struct addrinfo *res, *ai;
+		char port[8];
+		size_t n = 0;
+		int r;
+
+		if (!u->named)
+			continue; /* a literal address: nothing to resolve */
+		snprintf(port, sizeof(port), "%u", u->address.port);
+		r = getaddrinfo(u->host, port, &hints, &res);
+		if (r != 0) {
+			snprintf(err, CONFIG_ERR_LEN, "%s: upstream '%s': cannot resolve '%s': %s", c->path, u->name,
+				 u->host, gai_strerror(r));
+			return -EHOSTUNREACH;
+		}
+		for (ai = res; ai; ai = ai->ai_next)
+			n++;
+		free(u->resolved);
+		u->resolved = calloc(n, sizeof(*u->resolved));
+		if (!u->resolved) {
+			freeaddrinfo(res);
+			return -ENOMEM;
+		}
+		u->n_resolved = 0;
+		for (ai = res; ai; ai = ai->ai_next)
+			if (addr_from_sockaddr(ai->ai_addr, &u->resolved[u->n_resolved]) == 0)
+				u->n_resolved++;
+		freeaddrinfo(res);
+		if (u->n_resolved)
+			u->address = u->resolved[0];
+	}
+	return 0;
+}
+
 struct config_upstream *config_upstream_for(const struct config *c, const struct addr *dst)
 {
 	for (size_t i = 0; i < c->n_upstreams; i++) {
@@ -389,6 +455,9 @@ struct config_upstream *config_upstream_for(const struct config *c, const struct
 
 		if (memcmp(&u->address, dst, sizeof(*dst)) == 0)
 			return u;
+		for (size_t a = 0; a < u->n_resolved; a++)
+			if (memcmp(&u->resolved[a], dst, sizeof(*dst)) == 0)
+				return u;
 		for (size_t a = 0; a < u->n_aliases; a++)
 			if (memcmp(&u->aliases[a], dst, sizeof(*dst)) == 0)
 				return u;
@@ -516,6 +585,14 @@ static int parse_root(struct parse *p, json_t *root, struct config *c)
 	if ((r = parse_upstreams(p, root, c)) < 0)
 		return r;
 
+	c->max_message_bytes = PGWIRE_DEFAULT_MAX_MESSAGE;
+	v = json_object_get(root, "max_message_bytes");
+	if (v) {
+		if (!json_is_integer(v) || json_integer_value(v) < 65536 || json_integer_value(v) > (json_int_t)PGWIRE_DEFAULT_MAX_MESSAGE)
+			return fail(p, "/max_message_bytes", "'max_message_bytes' must be an integer from 65536 to %u", PGWIRE_DEFAULT_MAX_MESSAGE);
+		c->max_message_bytes = (uint32_t)json_integer_value(v);
+	}
+
 	c->socket_mark = DEFAULT_SOCKET_MARK;
 	v = json_object_get(root, "socket_mark");
 	if (v) {
@@ -603,10 +680,13 @@ int config_load(const char *path, struct config *ret, char *err)
 		return r;
 	r = config_parse(path, text, len, &c, err);
 	free(text);
-	if (r < 0 || c.n_upstreams == 0) {
-		if (r == 0)
-			*ret = c;
+	if (r < 0)
 		return r;
+	if ((r = config_resolve(&c, err)) < 0)
+		goto fail;
+	if (c.n_upstreams == 0) {
+		*ret = c;
+		return 0;
 	}
 	/* The held credentials: root's alone, or they are not held at all. */
 	if ((r = read_file(c.credentials_file, &text, &len, &st, err)) < 0)
@@ -649,6 +729,8 @@ void config_release(struct config *c)
 		}
 		explicit_bzero(&u->keycache, sizeof(u->keycache));
 		free(u->name);
+		free(u->host);
+		free(u->resolved);
 		free(u->aliases);
 		free(u->ca_file);
 		free(u->role);

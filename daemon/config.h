@@ -6,6 +6,7 @@
 #ifndef PGTETHER_CONFIG_H
 #define PGTETHER_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -29,7 +30,11 @@ enum config_tls { CONFIG_TLS_DISABLE, CONFIG_TLS_REQUIRE, CONFIG_TLS_VERIFY_FULL
 /* A database pgtetherd logs in to, and the held credential it logs in with. */
 struct config_upstream {
 	char *name;
-	struct addr address;
+	char *host;                     /* the host part of "address" as written */
+	bool named;                     /* host is a name, resolved by config_resolve() */
+	struct addr address;            /* resolved: the first address of host */
+	struct addr *resolved;          /* every address host resolved to (names only) */
+	size_t n_resolved;
 	struct addr *aliases;
 	size_t n_aliases;
 	enum config_tls tls;
@@ -55,6 +60,7 @@ struct config {
 	struct config_upstream *upstreams;
 	size_t n_upstreams;
 	char *credentials_file;
+	uint32_t max_message_bytes;    /* largest protocol message accepted */
 };
 
 /*
@@ -74,7 +80,15 @@ int config_parse(const char *name, const char *text, size_t len, struct config *
  */
 int config_parse_credentials(struct config *c, const char *name, const char *text, size_t len, char *err);
 
-/* The upstream whose address or aliases equal dst, or NULL. */
+/*
+ * Resolves the upstreams whose address is a host name (getaddrinfo, TCP, IPv4 and
+ * IPv6): every address it has then selects that upstream. A name that does not
+ * resolve is an error. config_load calls it; the result holds until the next load,
+ * so a DNS change needs a reload.
+ */
+int config_resolve(struct config *c, char *err);
+
+/* The upstream whose address, resolved addresses or aliases equal dst, or NULL. */
 struct config_upstream *config_upstream_for(const struct config *c, const struct addr *dst);
 
 /* Frees what config_load allocated (wiping passwords); the struct itself is the caller's. */

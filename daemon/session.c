@@ -508,7 +508,11 @@ static void relay_event(struct session_env *env, struct session *s, struct sessi
 		}
 		r = from_client ? client_filter(s) : server_scan(s);
 		if (r == -EPROTO && from_client) {
-			queue_error(s, "FATAL", "08P01", "pgtether: invalid message length from the client");
+			char m[160];
+
+			snprintf(m, sizeof(m), "pgtether: invalid message length from the client (below 4 or above max_message_bytes, %u)",
+				 env->cfg->max_message_bytes);
+			queue_error(s, "FATAL", "08P01", m);
 			flush(&s->u2c, &s->client, &s->s_scan);
 			session_close(env, s, "client protocol violation");
 			return;
@@ -569,8 +573,8 @@ static void start_relay(struct session_env *env, struct session *s)
 	scram_client_release(&s->scram);
 
 	s->c2u.off = s->c2u.ready = s->c2u.len = 0;
-	s->cscan = (struct pgwire_scan){ 0 };
-	s->sscan = (struct pgwire_scan){ 0 };
+	s->cscan = (struct pgwire_scan){ .max_len = env->cfg->max_message_bytes };
+	s->sscan = (struct pgwire_scan){ .max_len = env->cfg->max_message_bytes };
 	s->c_scan = 0;
 	s->s_scan = s->u2c.len; /* what is queued was composed here, at boundaries */
 	set_events(env, &s->client, EPOLLIN | (s->u2c.ready > s->u2c.off ? EPOLLOUT : 0));

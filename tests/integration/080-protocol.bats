@@ -71,10 +71,46 @@ raw() { pgt_in "$PGT_CG/raw" python3 "$BATS_TEST_DIRNAME/pgraw.py" 127.0.0.1 "$P
   sleep 0.5
   run raw badlen
   echo "$output"
-  [ "${lines[-2]}" = "E FATAL 08P01 pgtether: invalid message length from the client" ]
+  [ "${lines[-2]}" = "E FATAL 08P01 pgtether: invalid message length from the client (below 4 or above max_message_bytes, 1073741824)" ]
   [ "${lines[-1]}" = "EOF" ]
   wait "$other"
   [ "$(cat "$PGT_TMP/survivor")" = "|survivor" ]
+}
+
+@test "a message above max_message_bytes ends the session with 08P01" {
+  pgt_stop_daemon
+  sed -i 's|"fail_mode"|"max_message_bytes": 65536, "fail_mode"|' "$PGT_CONF"
+  pgt_start_daemon
+  run pgt_in "$PGT_CG/p9" psql -X -h 127.0.0.1 -p "$PG_PORT" -Atq -c "select length('$(printf 'x%.0s' $(seq 70000))')"
+  [ "$status" -ne 0 ]
+  [[ "$output" == *"FATAL:  pgtether: invalid message length from the client (below 4 or above max_message_bytes, 65536)"* ]]
+  run pgt_in "$PGT_CG/p9" psql -X -h 127.0.0.1 -p "$PG_PORT" -Atq -c "select length('$(printf 'x%.0s' $(seq 60000))')"
+  [ "$output" = 60000 ]
+  pgt_stop_daemon
+  pgt_write_config closed
+  pgt_start_daemon
+}
+
+@test "an upstream given by host name is chosen by every address the name resolves to" {
+  pgt_stop_daemon
+  pgt_write_config closed
+  sed -i "s|\"address\": \"127.0.0.1:$PG_PORT\", \"aliases\": \[\"\[::1\]:$PG_PORT\"\]|\"address\": \"localhost:$PG_PORT\"|" "$PGT_CONF"
+  grep -q "\"localhost:$PG_PORT\"" "$PGT_CONF"
+  pgt_start_daemon
+  # whatever this host's resolver says localhost is (127.0.0.1, and ::1 where listed)
+  local addrs n=0
+  addrs=$(getent ahosts localhost | awk '{ print $1 }' | sort -u)
+  [ -n "$addrs" ]
+  for a in $addrs; do
+    run pgt_in "$PGT_CG/p10" psql -X "hostaddr=$a port=$PG_PORT" -Atq -c "select 'via $a'"
+    echo "$output"
+    [ "$output" = "via $a" ]
+    n=$((n + 1))
+  done
+  [ "$(pgt_log_count conn.open "cgroup=$PGT_CG/p10 ")" = "$n" ]
+  pgt_stop_daemon
+  pgt_write_config closed
+  pgt_start_daemon
 }
 
 @test "startup parameters that could change privilege or parsing are refused" {

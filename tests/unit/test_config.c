@@ -133,6 +133,48 @@ static void test_cgroup_path(void **state)
 	assert_int_equal(config_cgroup_path("/xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", out, sizeof(out)), -EINVAL);
 }
 
+static void test_upstreams(void **state)
+{
+	struct config c;
+	char err[CONFIG_ERR_LEN] = "", buf[ADDR_STRLEN];
+	struct addr a;
+
+	(void)state;
+	assert_int_equal(parse("{\"upstreams\": {\"main\": {\"address\": \"127.0.0.2:5432\", \"aliases\": [\"[::1]:5432\"], \"tls\": \"disable\", \"role\": \"app\"},"
+			       " \"byname\": {\"address\": \"localhost:6000\", \"tls\": \"disable\", \"role\": \"ro\"}}}", &c, err), 0);
+	assert_int_equal(c.n_upstreams, 2);
+	assert_false(c.upstreams[0].named);
+	assert_string_equal(c.upstreams[0].host, "127.0.0.2");
+	assert_true(c.upstreams[1].named);
+	assert_string_equal(c.upstreams[1].host, "localhost");
+	addr_parse("[::1]:5432", &a);
+	assert_ptr_equal(config_upstream_for(&c, &a), &c.upstreams[0]);
+	addr_parse("127.0.0.2:5433", &a);
+	assert_null(config_upstream_for(&c, &a));
+	/* names resolve (here through /etc/hosts), and every address selects */
+	assert_int_equal(config_resolve(&c, err), 0);
+	addr_parse("127.0.0.1:6000", &a);
+	assert_ptr_equal(config_upstream_for(&c, &a), &c.upstreams[1]);
+	assert_string_equal(addr_format(&c.upstreams[1].address, buf), "127.0.0.1:6000");
+	/* credentials: every upstream's role needs its password */
+	static const char creds[] = "{\"main\": {\"app\": \"s1\"}, \"byname\": {\"ro\": \"s2\"}}";
+	assert_int_equal(config_parse_credentials(&c, "cred.json", creds, strlen(creds), err), 0);
+	assert_string_equal(c.upstreams[0].password, "s1");
+	static const char missing[] = "{\"main\": {\"app\": \"s1\"}}";
+	assert_int_equal(config_parse_credentials(&c, "cred.json", missing, strlen(missing), err), -EINVAL);
+	assert_string_equal(err, "cred.json:1:1: no password for role 'ro' of upstream 'byname'");
+	config_release(&c);
+
+	expect_error("{\"upstreams\": {\"m\": {\"address\": \"127.0.0.2:5432\", \"tls\": \"verify-full\", \"role\": \"a\"}}}",
+		     "t.json:1:51: upstream 'm': tls 'verify-full' is not supported by this version of pgtetherd yet; only \"disable\" (use it on loopback or an otherwise protected network)");
+	expect_error("{\"upstreams\": {\"m\": {\"address\": \"127.0.0.2:5432\", \"tls\": \"disable\", \"rol\": \"a\"}}}",
+		     "t.json:1:69: unknown key 'rol' (did you mean 'role'?)");
+	expect_error("{\"upstreams\": {\"a\": {\"address\": \"127.0.0.2:5432\", \"tls\": \"disable\", \"role\": \"x\"},"
+		     " \"b\": {\"address\": \"127.0.0.3:1\", \"aliases\": [\"127.0.0.2:5432\"], \"tls\": \"disable\", \"role\": \"x\"}}}",
+		     "t.json:1:83: upstream 'b' shares the address 127.0.0.2:5432 with upstream 'a'");
+	expect_error("{\"max_message_bytes\": 10}", "t.json:1:2: 'max_message_bytes' must be an integer from 65536 to 1073741824");
+}
+
 static void test_jsonpos(void **state)
 {
 	static const char text[] =
@@ -174,6 +216,7 @@ int main(void)
 		cmocka_unit_test(test_syntax_and_duplicates),
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_cgroup_path),
+		cmocka_unit_test(test_upstreams),
 		cmocka_unit_test(test_jsonpos),
 	};
 
