@@ -30,7 +30,7 @@
 
 static const char *const known_keys[] = {
 	"listen", "targets", "cgroups", "fail_mode", "bpffs_dir", "control_socket",
-	"socket_mark", "upstreams", "credentials_file", "max_message_bytes", NULL,
+	"socket_mark", "upstreams", "credentials_file", "max_message_bytes", "client_tls", NULL,
 };
 
 static const char *const upstream_keys[] = {
@@ -336,11 +336,10 @@ static int parse_upstream(struct parse *p, const char *name, json_t *obj, struct
 		return fail(p, v ? sub : ptr, "upstream '%s' needs \"tls\": \"disable\", \"require\" or \"verify-full\"", name);
 	if (strcmp(json_string_value(v), "disable") == 0)
 		u->tls = CONFIG_TLS_DISABLE;
-	else if (strcmp(json_string_value(v), "require") == 0 || strcmp(json_string_value(v), "verify-full") == 0)
-		/* Refused rather than accepted and ignored: an admin who asks for TLS must
-		 * never get a plaintext login believing it encrypted. */
-		return fail(p, sub, "upstream '%s': tls '%s' is not supported by this version of pgtetherd yet; only \"disable\" (use it on loopback or an otherwise protected network)",
-			    name, json_string_value(v));
+	else if (strcmp(json_string_value(v), "require") == 0)
+		u->tls = CONFIG_TLS_REQUIRE;
+	else if (strcmp(json_string_value(v), "verify-full") == 0)
+		u->tls = CONFIG_TLS_VERIFY_FULL;
 	else
 		return fail(p, sub, "upstream '%s': tls must be \"disable\", \"require\" or \"verify-full\", got '%s'", name, json_string_value(v));
 
@@ -585,6 +584,28 @@ static int parse_root(struct parse *p, json_t *root, struct config *c)
 	if ((r = parse_upstreams(p, root, c)) < 0)
 		return r;
 
+	v = json_object_get(root, "client_tls");
+	if (v) {
+		json_t *cert = json_object_get(v, "cert"), *keyfile = json_object_get(v, "key");
+		const char *k;
+		json_t *x;
+
+		if (!json_is_object(v) || !json_is_string(cert) || !json_is_string(keyfile) ||
+		    json_string_value(cert)[0] != '/' || json_string_value(keyfile)[0] != '/')
+			return fail(p, "/client_tls", "'client_tls' must be { \"cert\": \"/path/cert.pem\", \"key\": \"/path/key.pem\" } with absolute paths");
+		json_object_foreach(v, k, x) {
+			if (strcmp(k, "cert") && strcmp(k, "key") && strncmp(k, "//", 2)) {
+				char ptr[300];
+
+				pointer_key(ptr, sizeof(ptr), "/client_tls", k, NULL);
+				return unknown_key(p, ptr, k, (const char *const[]){ "cert", "key", NULL });
+			}
+		}
+		if (!(c->client_tls_cert = strdup(json_string_value(cert))) ||
+		    !(c->client_tls_key = strdup(json_string_value(keyfile))))
+			return -ENOMEM;
+	}
+
 	c->max_message_bytes = PGWIRE_DEFAULT_MAX_MESSAGE;
 	v = json_object_get(root, "max_message_bytes");
 	if (v) {
@@ -720,6 +741,8 @@ void config_release(struct config *c)
 	free(c->bpffs_dir);
 	free(c->control_socket);
 	free(c->credentials_file);
+	free(c->client_tls_cert);
+	free(c->client_tls_key);
 	for (size_t i = 0; c->upstreams && i < c->n_upstreams; i++) {
 		struct config_upstream *u = &c->upstreams[i];
 

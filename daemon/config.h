@@ -27,6 +27,8 @@ enum config_fail_mode { CONFIG_FAIL_CLOSED, CONFIG_FAIL_OPEN };
 
 enum config_tls { CONFIG_TLS_DISABLE, CONFIG_TLS_REQUIRE, CONFIG_TLS_VERIFY_FULL };
 
+struct ssl_ctx_st;
+
 /* A database pgtetherd logs in to, and the held credential it logs in with. */
 struct config_upstream {
 	char *name;
@@ -44,6 +46,7 @@ struct config_upstream {
 	/* SCRAM salted password of the last login: the one mutable part of the
 	 * snapshot, a cache that a reload simply starts afresh. */
 	struct scram_keycache keycache;
+	struct ssl_ctx_st *ssl_ctx;     /* built by tls_prepare() when tls is on */
 };
 
 struct config {
@@ -61,6 +64,9 @@ struct config {
 	size_t n_upstreams;
 	char *credentials_file;
 	uint32_t max_message_bytes;    /* largest protocol message accepted */
+	char *client_tls_cert;         /* client_tls: terminate TLS from clients */
+	char *client_tls_key;
+	struct ssl_ctx_st *client_ssl_ctx; /* built by tls_prepare() */
 };
 
 /*

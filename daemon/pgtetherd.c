@@ -27,6 +27,7 @@
 #include "log.h"
 #include "notify.h"
 #include "session.h"
+#include "tls.h"
 #include "sockdiag.h"
 
 struct daemon {
@@ -283,6 +284,13 @@ static void reload(struct daemon *d)
 		notify_send("READY=1");
 		return;
 	}
+	if (tls_prepare(&next, err) < 0) {
+		log_error("reload", "%s: %s; keeping the running configuration", d->cfg.path, err);
+		tls_release(&next);
+		config_release(&next);
+		notify_send("READY=1");
+		return;
+	}
 	if (memcmp(&next.listen, &d->cfg.listen, sizeof(next.listen)) != 0)
 		fixed = "listen";
 	else if (!same_str(next.bpffs_dir, d->cfg.bpffs_dir))
@@ -294,6 +302,7 @@ static void reload(struct daemon *d)
 	if (fixed) {
 		log_error("reload", "%s: '%s' changed, which needs a restart of pgtetherd; keeping the running configuration",
 			  d->cfg.path, fixed);
+		tls_release(&next);
 		config_release(&next);
 		notify_send("READY=1");
 		return;
@@ -301,11 +310,13 @@ static void reload(struct daemon *d)
 	if ((r = write_maps(d, &next)) < 0) {
 		log_error("reload", "cannot write the BPF maps: %s; the running configuration stays in force", strerror(-r));
 		write_maps(d, &d->cfg);
+		tls_release(&next);
 		config_release(&next);
 		notify_send("READY=1");
 		return;
 	}
 	attach_configured(d, &next, &d->cfg);
+	tls_release(&d->cfg);
 	config_release(&d->cfg);
 	d->cfg = next;
 	log_info("reload", "reloaded %s: %zu target(s), %zu configured cgroup(s), fail_mode %s",
@@ -488,7 +499,14 @@ int main(int argc, char **argv)
 		fprintf(stderr, "pgtetherd: %s\n", err);
 		return 1;
 	}
+	if (tls_prepare(&d.cfg, err) < 0) {
+		fprintf(stderr, "pgtetherd: %s: %s\n", path, err);
+		tls_release(&d.cfg);
+		config_release(&d.cfg);
+		return 1;
+	}
 	if (check) {
+		tls_release(&d.cfg);
 		printf("pgtetherd: configuration %s is valid\n", path);
 		config_release(&d.cfg);
 		return 0;
@@ -523,6 +541,7 @@ int main(int argc, char **argv)
 		close(d.epfd);
 	intercept_close(&d.ic);
 	sockdiag_close(&d.sd);
+	tls_release(&d.cfg);
 	config_release(&d.cfg);
 	return r == 0 ? 0 : 1;
 }

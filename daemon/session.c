@@ -70,6 +70,8 @@ static void set_events(struct session_env *env, struct session_end *end, uint32_
 {
 	struct epoll_event ev = { .events = events, .data.ptr = &end->ev };
 
+	events |= end->want; /* TLS may need the other direction to make progress */
+	ev.events = events;
 	if (end->fd < 0 || end->events == events)
 		return;
 	epoll_ctl(env->epfd, EPOLL_CTL_MOD, end->fd, &ev);
@@ -84,6 +86,38 @@ static int watch(struct session_env *env, struct session_end *end, uint32_t even
 		return -errno;
 	end->events = events;
 	return 0;
+}
+
+/* ---- I/O: plain or TLS ---------------------------------------------------------- */
+
+static ssize_t end_recv(struct session_end *e, void *buf, size_t len)
+{
+	ssize_t n;
+
+	if (e->ssl) {
+		unsigned want = 0;
+
+		n = tls_read(e->ssl, buf, len, &want);
+		e->want = n == -EAGAIN ? want : 0;
+		return n;
+	}
+	n = recv(e->fd, buf, len, 0);
+	return n >= 0 ? n : -errno;
+}
+
+static ssize_t end_send(struct session_end *e, const void *buf, size_t len)
+{
+	ssize_t n;
+
+	if (e->ssl) {
+		unsigned want = 0;
+
+		n = tls_write(e->ssl, buf, len, &want);
+		e->want = n == -EAGAIN ? want : 0;
+		return n;
+	}
+	n = send(e->fd, buf, len, MSG_NOSIGNAL);
+	return n >= 0 ? n : -errno;
 }
 
 /* ---- buffers ----------------------------------------------------------------- */
@@ -106,14 +140,14 @@ static void put(struct session_buf *b, const void *data, size_t n)
 static int flush(struct session_buf *b, struct session_end *to, size_t *scan_pos)
 {
 	while (b->off < b->ready) {
-		ssize_t n = send(to->fd, b->data + b->off, b->ready - b->off, MSG_NOSIGNAL);
+		ssize_t n = end_send(to, b->data + b->off, b->ready - b->off);
 
 		if (n < 0) {
-			if (errno == EINTR)
+			if (n == -EINTR)
 				continue;
-			if (errno == EAGAIN)
+			if (n == -EAGAIN)
 				return 0;
-			return -errno;
+			return (int)n;
 		}
 		b->off += (size_t)n;
 	}
@@ -127,6 +161,8 @@ static int flush(struct session_buf *b, struct session_end *to, size_t *scan_pos
 		b->off = 0;
 	}
 	if (b->eof && !b->shut && b->len == 0) {
+		if (to->ssl)
+			tls_shutdown(to->ssl);
 		shutdown(to->fd, SHUT_WR);
 		b->shut = true;
 	}
@@ -141,7 +177,7 @@ static ssize_t fill(struct session_buf *b, struct session_end *from, size_t rese
 
 	if (b->eof || room(b) <= reserve)
 		return 0;
-	n = recv(from->fd, b->data + b->len, room(b) - reserve, 0);
+	n = end_recv(from, b->data + b->len, room(b) - reserve);
 	if (n > 0) {
 		b->len += (size_t)n;
 		if (count)
@@ -152,7 +188,7 @@ static ssize_t fill(struct session_buf *b, struct session_end *from, size_t rese
 		b->eof = true;
 		return 0;
 	}
-	return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+	return n == -EAGAIN || n == -EINTR ? 0 : n;
 }
 
 /* ---- close ------------------------------------------------------------------- */
@@ -164,6 +200,9 @@ static ssize_t fill(struct session_buf *b, struct session_end *from, size_t rese
  */
 static void session_free(struct session_env *env, struct session *s)
 {
+	tls_free(s->client.ssl);
+	tls_free(s->upstream.ssl);
+	s->client.ssl = s->upstream.ssl = NULL;
 	if (s->client.fd >= 0)
 		close(s->client.fd);  /* close() also removes it from the epoll set */
 	if (s->upstream.fd >= 0)
@@ -260,6 +299,8 @@ static void refuse(struct session_env *env, struct session *s, const char *sqlst
 	log_end(&l, LOG_LEVEL_WARN);
 
 	if (s->upstream.fd >= 0) {
+		tls_free(s->upstream.ssl);
+		s->upstream.ssl = NULL;
 		close(s->upstream.fd);
 		s->upstream.fd = -1;
 	}
@@ -281,8 +322,8 @@ static bool refuse_step(struct session *s)
 	ssize_t n;
 	size_t plen = 0;
 
-	n = recv(s->client.fd, s->in.data + s->in.len, PGWIRE_STARTUP_MAX - s->in.len, 0);
-	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+	n = end_recv(&s->client, s->in.data + s->in.len, PGWIRE_STARTUP_MAX - s->in.len);
+	if (n == 0 || (n < 0 && n != -EAGAIN && n != -EINTR))
 		return true;
 	if (n > 0)
 		s->in.len += (size_t)n;
@@ -553,9 +594,17 @@ static void relay_event(struct session_env *env, struct session *s, struct sessi
 	}
 	set_events(env, &s->client, interest(&s->c2u, 0, &s->u2c));
 	set_events(env, &s->upstream, interest(&s->u2c, SESSION_INJECT_RESERVE, &s->c2u));
+	/* Bytes TLS already decrypted raise no epoll event: take them now. */
+	if (tls_pending(s->client.ssl) && room(&s->c2u) > 0 && !s->c2u.eof)
+		relay_event(env, s, &s->client, EPOLLIN);
+	else if (tls_pending(s->upstream.ssl) && room(&s->u2c) > SESSION_INJECT_RESERVE && !s->u2c.eof)
+		relay_event(env, s, &s->upstream, EPOLLIN);
 }
 
 /* ---- login ------------------------------------------------------------------- */
+
+static void relay_event(struct session_env *env, struct session *s, struct session_end *end,
+			uint32_t events);
 
 static void start_relay(struct session_env *env, struct session *s)
 {
@@ -566,6 +615,12 @@ static void start_relay(struct session_env *env, struct session *s)
 	log_begin(&l, LOG_LEVEL_INFO, "conn.open");
 	log_identity(&l, s);
 	log_str(&l, "upstream_local", addr_format(&s->up_local, buf));
+	{
+		char t[96];
+
+		log_str(&l, "client_tls", s->client.ssl ? tls_describe(s->client.ssl, t, sizeof(t)) : "no");
+		log_str(&l, "upstream_tls", s->upstream.ssl ? tls_describe(s->upstream.ssl, t, sizeof(t)) : "no");
+	}
 	log_end(&l, LOG_LEVEL_INFO);
 
 	OPENSSL_cleanse(s->password, strlen(s->password));
@@ -579,6 +634,9 @@ static void start_relay(struct session_env *env, struct session *s)
 	s->s_scan = s->u2c.len; /* what is queued was composed here, at boundaries */
 	set_events(env, &s->client, EPOLLIN | (s->u2c.ready > s->u2c.off ? EPOLLOUT : 0));
 	set_events(env, &s->upstream, EPOLLIN);
+	/* a TLS client may have sent its first query already; no epoll event will say so */
+	if (tls_pending(s->client.ssl))
+		relay_event(env, s, &s->client, EPOLLIN);
 }
 
 /* Sends a login message to the upstream (small; queued in c2u and flushed). */
@@ -670,8 +728,15 @@ static int on_auth_request(struct session_env *env, struct session *s, const uin
 			goto io;
 		return 0;
 	case 3: /* AuthenticationCleartextPassword */
+		if (s->upstream.ssl) {
+			r = send_upstream(s, out, pgwire_build_password(out, sizeof(out), s->password));
+			OPENSSL_cleanse(out, sizeof(out));
+			if (r < 0)
+				goto io;
+			return 0;
+		}
 		refuse(env, s, "28000", "conn.refused",
-		       "pgtether: upstream '%s' asks for a cleartext password, which pgtether sends only over TLS; use scram-sha-256 in pg_hba.conf",
+		       "pgtether: upstream '%s' asks for a cleartext password, which pgtether sends only over TLS; use scram-sha-256 in pg_hba.conf or tls for the upstream",
 		       s->upstream_name);
 		return -1;
 	}
@@ -811,9 +876,14 @@ static void login_step(struct session_env *env, struct session *s)
 		return;
 	}
 	flush(&s->u2c, &s->client, NULL);
+	if (tls_pending(s->upstream.ssl))
+		login_step(env, s);
 }
 
 /* ---- upstream connect -------------------------------------------------------- */
+
+static void begin_login(struct session_env *env, struct session *s);
+static void upstream_tls_step(struct session_env *env, struct session *s);
 
 static int upstream_connect(struct session_env *env, struct session *s)
 {
@@ -866,7 +936,72 @@ static void upstream_connected(struct session_env *env, struct session *s)
 		session_free(env, s); /* PostgreSQL answers a cancel by closing */
 		return;
 	}
+	if (s->upstream.ssl) {
+		/* SSLRequest first, in the clear; the answer is one byte */
+		uint8_t req[8] = { 0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f };
+
+		if (send(s->upstream.fd, req, sizeof(req), MSG_NOSIGNAL) != (ssize_t)sizeof(req)) {
+			refuse(env, s, "08006", "conn.refused", "pgtether: cannot send SSLRequest to upstream '%s'", s->upstream_name);
+			return;
+		}
+		s->state = SESSION_UPSTREAM_SSLREQ;
+		set_events(env, &s->upstream, EPOLLIN);
+		return;
+	}
+	begin_login(env, s);
+}
+
+/* The upstream's answer to our SSLRequest. */
+static void upstream_sslreq_step(struct session_env *env, struct session *s)
+{
+	uint8_t answer[2];
+	ssize_t n = recv(s->upstream.fd, answer, sizeof(answer), 0);
+
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		refuse(env, s, "08006", "conn.refused", "pgtether: upstream '%s' closed the connection on SSLRequest", s->upstream_name);
+		return;
+	}
+	if (n > 1) {
+		/* bytes before the handshake could be injected by a man in the middle and
+		 * then read as if protected (CVE-2021-23222) */
+		refuse(env, s, "08P01", "conn.refused", "pgtether: upstream '%s' sent data after its SSL answer", s->upstream_name);
+		return;
+	}
+	if (answer[0] != 'S') {
+		refuse(env, s, "08001", "conn.refused",
+		       "pgtether: upstream '%s' does not accept TLS, but its tls setting requires it; enable ssl on the database or set tls to \"disable\"",
+		       s->upstream_name);
+		return;
+	}
+	s->state = SESSION_UPSTREAM_TLS;
+	upstream_tls_step(env, s);
+}
+
+static void upstream_tls_step(struct session_env *env, struct session *s)
+{
+	char err[TLS_ERR_LEN];
+	unsigned want = 0;
+	int r = tls_handshake(s->upstream.ssl, &want, err, sizeof(err));
+
+	if (r < 0) {
+		refuse(env, s, "08001", "conn.refused", "pgtether: TLS to upstream '%s' failed: %s", s->upstream_name, err);
+		return;
+	}
+	if (r == 0) {
+		s->upstream.want = 0;
+		set_events(env, &s->upstream, want);
+		return;
+	}
+	begin_login(env, s);
+}
+
+/* Connected (and encrypted, where configured): send the startup packet. */
+static void begin_login(struct session_env *env, struct session *s)
+{
 	s->state = SESSION_LOGIN;
+	s->upstream.want = 0;
 	if (flush(&s->c2u, &s->upstream, NULL) < 0) {
 		refuse(env, s, "08006", "conn.refused", "pgtether: cannot send the startup packet to upstream '%s'", s->upstream_name);
 		return;
@@ -1072,16 +1207,73 @@ static void handle_startup(struct session_env *env, struct session *s, const uin
 	}
 	s->key_pid = (s->key_pid & 0x3fffffff) | 1; /* a positive, non-zero "pid" */
 	set_events(env, &s->client, 0);
-	if ((r = upstream_connect(env, s)) < 0)
+	if ((r = upstream_connect(env, s)) < 0) {
 		refuse(env, s, "08001", "conn.refused", "pgtether: cannot reach the database at %s: %s",
 		       addr_format(&s->dst, buf), strerror(-r));
+		return;
+	}
+	/* The SSL object holds a reference to the context: a reload in between
+	 * cannot pull it away. */
+	if (u->tls != CONFIG_TLS_DISABLE && !(s->upstream.ssl = tls_upstream_new(u, s->upstream.fd)))
+		refuse(env, s, "08001", "conn.refused", "pgtether: cannot set up TLS for upstream '%s'", u->name);
+}
+
+static void startup_step(struct session_env *env, struct session *s);
+
+/* The TLS handshake with the client (after SSLRequest, or direct). */
+static void client_tls_step(struct session_env *env, struct session *s)
+{
+	char err[TLS_ERR_LEN];
+	unsigned want = 0;
+	int r = tls_handshake(s->client.ssl, &want, err, sizeof(err));
+
+	if (r == 0) {
+		s->client.want = 0;
+		set_events(env, &s->client, want);
+		return;
+	}
+	if (r < 0 || (s->client_direct_tls && !tls_alpn_is_postgresql(s->client.ssl))) {
+		/* Nothing can be said to a client whose TLS failed: log and close. */
+		log_warn("conn.refused", "id=%llu pid=%u: client TLS failed: %s", (unsigned long long)s->id,
+			 s->origin.tgid, r < 0 ? err : "direct TLS without ALPN \"postgresql\"");
+		session_free(env, s);
+		return;
+	}
+	s->client.want = 0;
+	s->state = SESSION_STARTUP;
+	set_events(env, &s->client, EPOLLIN);
+	if (tls_pending(s->client.ssl))
+		startup_step(env, s);
+}
+
+static void start_client_tls(struct session_env *env, struct session *s, bool direct)
+{
+	s->client.ssl = tls_client_new(env->cfg, s->client.fd, direct);
+	if (!s->client.ssl) {
+		session_free(env, s);
+		return;
+	}
+	s->client_direct_tls = direct;
+	s->state = SESSION_CLIENT_TLS;
+	client_tls_step(env, s);
 }
 
 /* Client bytes before the StartupMessage. */
 static void startup_step(struct session_env *env, struct session *s)
 {
-	ssize_t n = fill(&s->in, &s->client, SESSION_BUF - PGWIRE_STARTUP_MAX, NULL);
+	ssize_t n;
 	size_t plen = 0;
+
+	if (s->in.len == 0 && !s->client.ssl && env->cfg->client_ssl_ctx) {
+		uint8_t first;
+
+		/* PostgreSQL 17's direct TLS starts with a TLS handshake record */
+		if (recv(s->client.fd, &first, 1, MSG_PEEK) == 1 && first == 0x16) {
+			start_client_tls(env, s, true);
+			return;
+		}
+	}
+	n = fill(&s->in, &s->client, SESSION_BUF - PGWIRE_STARTUP_MAX, NULL);
 
 	if (n < 0 || s->in.eof) {
 		session_free(env, s);
@@ -1100,9 +1292,22 @@ static void startup_step(struct session_env *env, struct session *s)
 				refuse(env, s, "08P01", "conn.refused", "pgtether: data sent before the SSL/GSS negotiation answer");
 				return;
 			}
+			if (s->client.ssl) {
+				s->state = SESSION_CONNECTING;
+				refuse(env, s, "08P01", "conn.refused", "pgtether: SSLRequest inside TLS");
+				return;
+			}
+			s->in.len = 0;
+			if (env->cfg->client_ssl_ctx && s->in.data[7] == 0x2f) { /* SSLRequest */
+				if (send(s->client.fd, "S", 1, MSG_NOSIGNAL) != 1) {
+					session_free(env, s);
+					return;
+				}
+				start_client_tls(env, s, false);
+				return;
+			}
 			put(&s->u2c, "N", 1);
 			flush(&s->u2c, &s->client, NULL);
-			s->in.len = 0;
 			return;
 		case PGWIRE_STARTUP_CANCEL:
 			handle_cancel(env, s, s->in.data);
@@ -1245,6 +1450,22 @@ void session_event(struct session_env *env, struct session_end *end, uint32_t ev
 				set_events(env, &s->client, EPOLLIN | (s->u2c.ready > s->u2c.off ? EPOLLOUT : 0));
 		}
 		break;
+	case SESSION_CLIENT_TLS:
+		if (end == &s->client)
+			client_tls_step(env, s);
+		break;
+	case SESSION_UPSTREAM_SSLREQ:
+		if (end == &s->upstream)
+			upstream_sslreq_step(env, s);
+		else if (events & (EPOLLHUP | EPOLLERR))
+			session_free(env, s);
+		break;
+	case SESSION_UPSTREAM_TLS:
+		if (end == &s->upstream)
+			upstream_tls_step(env, s);
+		else if (events & (EPOLLHUP | EPOLLERR))
+			session_free(env, s);
+		break;
 	case SESSION_CONNECTING:
 	case SESSION_CANCELLING:
 		if (end == &s->upstream)
@@ -1294,12 +1515,15 @@ void session_tick(struct session_env *env)
 		time_t age = now.tv_sec - s->started.tv_sec;
 
 		next = s->next;
-		if ((s->state == SESSION_CONNECTING || s->state == SESSION_LOGIN) && age >= SESSION_LOGIN_TIMEOUT_S)
+		if ((s->state == SESSION_CONNECTING || s->state == SESSION_LOGIN ||
+		     s->state == SESSION_UPSTREAM_SSLREQ || s->state == SESSION_UPSTREAM_TLS) &&
+		    age >= SESSION_LOGIN_TIMEOUT_S)
 			refuse(env, s, "08001", "conn.refused",
 			       "pgtether: cannot reach the database at %s: %s timed out",
 			       addr_format(&s->dst, buf), s->state == SESSION_LOGIN ? "login" : "connection");
 		else if ((s->state == SESSION_REFUSING || s->state == SESSION_STARTUP ||
-			  s->state == SESSION_CANCELLING) && age >= SESSION_REFUSE_TIMEOUT_S)
+			  s->state == SESSION_CANCELLING || s->state == SESSION_CLIENT_TLS) &&
+			 age >= SESSION_REFUSE_TIMEOUT_S)
 			session_free(env, s);
 	}
 }

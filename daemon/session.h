@@ -30,6 +30,7 @@
 #include "intercept.h"
 #include "pgwire.h"
 #include "scram.h"
+#include "tls.h"
 
 #define SESSION_BUF 65536
 #define SESSION_INJECT_RESERVE 1024    /* room kept in u2c for messages pgtether adds */
@@ -53,6 +54,8 @@ struct session_end {
 	struct ev_source ev;        /* EV_SESSION */
 	struct session *s;
 	int fd;
+	SSL *ssl;                   /* when this hop is TLS */
+	uint32_t want;              /* what TLS last asked to wait for (EPOLLIN/OUT) */
 	uint32_t events;            /* what is registered in epoll now */
 };
 
@@ -65,7 +68,10 @@ struct session_buf {
 
 enum session_state {
 	SESSION_STARTUP,            /* reading the client's startup packet */
+	SESSION_CLIENT_TLS,         /* TLS handshake with the client */
 	SESSION_CONNECTING,         /* TCP connect to the upstream */
+	SESSION_UPSTREAM_SSLREQ,    /* SSLRequest sent upstream, awaiting 'S' or 'N' */
+	SESSION_UPSTREAM_TLS,       /* TLS handshake with the upstream */
 	SESSION_LOGIN,              /* logging in upstream with the held credential */
 	SESSION_RELAYING,
 	SESSION_REFUSING,           /* sending an ErrorResponse, then closing */
@@ -107,6 +113,8 @@ struct session {
 	uint8_t last_server_type;
 	uint8_t pending[SESSION_MAX_PENDING]; /* ring: 'S' server answer due, 'F' refusal */
 	size_t pending_head, pending_count;
+
+	bool client_direct_tls;          /* TLS from the first byte (sslnegotiation=direct) */
 
 	/* cancel */
 	uint32_t cancel_pid, cancel_secret;

@@ -165,8 +165,10 @@ static void test_upstreams(void **state)
 	assert_string_equal(err, "cred.json:1:1: no password for role 'ro' of upstream 'byname'");
 	config_release(&c);
 
-	expect_error("{\"upstreams\": {\"m\": {\"address\": \"127.0.0.2:5432\", \"tls\": \"verify-full\", \"role\": \"a\"}}}",
-		     "t.json:1:51: upstream 'm': tls 'verify-full' is not supported by this version of pgtetherd yet; only \"disable\" (use it on loopback or an otherwise protected network)");
+	expect_error("{\"upstreams\": {\"m\": {\"address\": \"127.0.0.2:5432\", \"tls\": \"verify-ful\", \"role\": \"a\"}}}",
+		     "t.json:1:51: upstream 'm': tls must be \"disable\", \"require\" or \"verify-full\", got 'verify-ful'");
+	expect_error("{\"client_tls\": {\"cert\": \"/c.pem\", \"key\": \"/k.pem\", \"ca\": \"/x\"}}",
+		     "t.json:1:52: unknown key 'ca'");
 	expect_error("{\"upstreams\": {\"m\": {\"address\": \"127.0.0.2:5432\", \"tls\": \"disable\", \"rol\": \"a\"}}}",
 		     "t.json:1:69: unknown key 'rol' (did you mean 'role'?)");
 	expect_error("{\"upstreams\": {\"a\": {\"address\": \"127.0.0.2:5432\", \"tls\": \"disable\", \"role\": \"x\"},"
