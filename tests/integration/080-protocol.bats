@@ -63,6 +63,26 @@ raw() { pgt_in "$PGT_CG/raw" python3 "$BATS_TEST_DIRNAME/pgraw.py" 127.0.0.1 "$P
   [ "$status" -eq 0 ]
   [ "${lines[0]}" = "v 0 1 _pq_.test_option" ]
   [[ "${lines[*]}" == *"D negotiated"* ]]
+  run raw negotiate-9999
+  echo "$output"
+  [ "${lines[0]}" = "v 0 1 _pq_.test_protocol_negotiation" ]
+  [[ "${lines[*]}" == *"D negotiated"* ]]
+}
+
+@test "psql's \\watch stops at Ctrl-C and psql goes on" {
+  # pgtether run execs psql, so $! is psql: SIGINT is what Ctrl-C sends it
+  printf "select 'tick' \\watch 0.2\nselect 'after watch';\n" |
+    "$PGTETHER" -c "$PGT_CONF" run --cgroup "$PGT_CG/watch" -- psql -X -h 127.0.0.1 -p "$PG_PORT" -At >"$PGT_TMP/watch.out" 2>&1 &
+  local pid=$!
+  sleep 1.5
+  kill -INT "$pid"
+  local waited=0
+  while kill -0 "$pid" 2>/dev/null && [ $waited -lt 50 ]; do sleep 0.1; waited=$((waited + 1)); done
+  cat "$PGT_TMP/watch.out"
+  run kill -0 "$pid"
+  [ "$status" -ne 0 ]
+  [ "$(grep -c '^tick$' "$PGT_TMP/watch.out")" -ge 3 ]
+  grep -q '^after watch$' "$PGT_TMP/watch.out"
 }
 
 @test "a malformed message length ends that session with 08P01 and no other" {
@@ -205,7 +225,8 @@ print(repr(s.recv(10)))' "$PG_PORT"
   [ "$status" -eq 2 ]
   [[ "$output" == *"FATAL:  pgtether could not log in to upstream 'main' as role 'app': password authentication failed for user \"app\""* ]]
   [[ "$output" != *"not-the-password"* ]]
-  ! grep -q "not-the-password" "$PGT_LOG"
+  run grep -c "not-the-password" "$PGT_LOG"
+  [ "$output" = 0 ]
   pgt_stop_daemon
   pgt_write_credentials "$PG_APP_PASSWORD"
   pgt_start_daemon

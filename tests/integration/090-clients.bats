@@ -22,12 +22,13 @@ teardown_file() {
 # without pgtether
 normalize() { sed -E 's/server process with PID [0-9]+/server process with PID N/'; }
 
-# differential NAME CMD...: runs CMD directly and in an attached cgroup; the
-# transcripts must be equal and non-trivial.
+# differential NAME CMD...: runs CMD directly (with the real password) and in an
+# attached cgroup with a wrong one, which pgtether never asks for; the transcripts
+# must be equal and non-trivial.
 differential() {
   local name=$1; shift
   "$@" 2>&1 | normalize >"$PGT_TMP/$name.direct"
-  pgt_in "$PGT_CG/$name" "$@" 2>&1 | normalize >"$PGT_TMP/$name.pgtether"
+  pgt_in "$PGT_CG/$name" env PGPASSWORD=wrong "$@" 2>&1 | normalize >"$PGT_TMP/$name.pgtether"
   diff -u "$PGT_TMP/$name.direct" "$PGT_TMP/$name.pgtether"
   [ "$(pgt_log_count conn.open "cgroup=$PGT_CG/$name ")" -ge 1 ]
 }

@@ -117,6 +117,11 @@ def main():
         login(c, out, version=(3 << 16) | 2, extra=[("_pq_.test_option", "1")])
         c.send(msg(b"Q", b"select 'negotiated'\0"))
         c.until_ready(out)
+    elif case == "negotiate-9999":
+        # what PostgreSQL 19's libpq sends to probe a server
+        login(c, out, version=(3 << 16) | 9999, extra=[("_pq_.test_protocol_negotiation", "")])
+        c.send(msg(b"Q", b"select 'negotiated'\0"))
+        c.until_ready(out)
     elif case == "transaction-fastpath":
         login(c, out)
         c.send(msg(b"Q", b"begin\0"))
