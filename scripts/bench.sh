@@ -26,9 +26,13 @@ cleanup() {
 trap cleanup EXIT
 
 scripts/pg-local.sh start "$tmp/pg" "$db_port"
+password="bench-$RANDOM$RANDOM"
+scripts/pg-local.sh role "$tmp/pg" "$db_port" postgres "$password"
+(umask 077 && printf '{ "db": { "postgres": "%s" } }\n' "$password" >"$tmp/credentials.json")
 cat >"$tmp/pgtether.json" <<JSON
 { "listen": "127.0.0.1:$listen_port", "targets": ["*:$db_port"], "bpffs_dir": "/sys/fs/bpf/$id",
-  "control_socket": "$tmp/control.sock", "cgroups": [] }
+  "control_socket": "$tmp/control.sock", "cgroups": [], "credentials_file": "$tmp/credentials.json",
+  "upstreams": { "db": { "address": "127.0.0.1:$db_port", "tls": "disable", "role": "postgres" } } }
 JSON
 build/pgtetherd -c "$tmp/pgtether.json" </dev/null >"$tmp/daemon.log" 2>&1 &
 daemon=$!
@@ -36,7 +40,7 @@ for _ in $(seq 100); do grep -q event=ready "$tmp/daemon.log" && break; sleep 0.
 mkdir -p "$cgmount/$id/bench"
 build/pgtether -c "$tmp/pgtether.json" attach "/$id/bench" >/dev/null
 
-export PGUSER=postgres PGHOST=127.0.0.1 PGPORT=$db_port
+export PGUSER=postgres PGHOST=127.0.0.1 PGPORT=$db_port PGPASSWORD=$password
 pgbench -q -i -s 10 postgres >/dev/null 2>&1
 
 in_cgroup() { bash -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$cgmount/$id/bench" "$@"; }
