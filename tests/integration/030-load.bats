@@ -16,6 +16,9 @@ teardown_file() {
   cat >"$PGT_TMP/many.sh" <<'SH'
 #!/usr/bin/env bash
 # 200 psql at once, each holding its connection for a second; prints one line per result.
+# The connect timeout is generous: this checks that all 200 get through, on a 2-core
+# machine where 200 backends start and run SCRAM at the same moment, not how fast.
+export PGCONNECT_TIMEOUT=60
 for i in $(seq 200); do
   psql -X -h 127.0.0.1 -p "$1" -Atq -c "select $i, pg_sleep(1)" >"$2/r.$i" 2>&1 &
 done
