@@ -11,6 +11,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+
 #include "cgroup.h"
 
 static ssize_t read_small(const char *path, char *buf, size_t len)
@@ -60,30 +65,122 @@ int attest_parse_starttime(const char *stat_text, uint64_t *ret)
 	return 0;
 }
 
-int attest_read(pid_t pid, struct attest_facts *ret)
+int attest_pid_reused(uint64_t start_ticks, long hz, uint64_t event_boot_ns)
+{
+	/* start times have tick granularity: allow one tick of rounding */
+	uint64_t start_ns = start_ticks * (1000000000ull / (uint64_t)hz);
+
+	return start_ns > event_boot_ns + 1000000000ull / (uint64_t)hz;
+}
+
+static void hex(const uint8_t *d, size_t n, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = digits[d[i] >> 4];
+		out[2 * i + 1] = digits[d[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+/* SHA-256 of the file behind fd, through the cache. 0 or -errno. */
+static int exe_hash(int fd, struct attest_cache *cache, char out[65])
+{
+	uint8_t buf[65536], md[32];
+	unsigned int mdlen = sizeof(md);
+	struct stat st;
+	EVP_MD_CTX *ctx;
+	ssize_t n;
+	uint64_t mtime;
+
+	if (fstat(fd, &st) == -1)
+		return -errno;
+	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > ATTEST_HASH_MAX_BYTES)
+		return -EFBIG;
+	mtime = (uint64_t)st.st_mtim.tv_sec * 1000000000ull + (uint64_t)st.st_mtim.tv_nsec;
+	for (unsigned i = 0; cache && i < ATTEST_CACHE; i++)
+		if (cache->e[i].sha256[0] && cache->e[i].dev == st.st_dev && cache->e[i].ino == st.st_ino &&
+		    cache->e[i].size == (uint64_t)st.st_size && cache->e[i].mtime_ns == mtime) {
+			memcpy(out, cache->e[i].sha256, 65);
+			return 0;
+		}
+	ctx = EVP_MD_CTX_new();
+	if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
+		EVP_MD_CTX_free(ctx);
+		return -ENOMEM;
+	}
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		EVP_DigestUpdate(ctx, buf, (size_t)n);
+	if (n < 0 || EVP_DigestFinal_ex(ctx, md, &mdlen) != 1) {
+		EVP_MD_CTX_free(ctx);
+		return n < 0 ? -errno : -EIO;
+	}
+	EVP_MD_CTX_free(ctx);
+	hex(md, sizeof(md), out);
+	if (cache) {
+		unsigned i = cache->next++ % ATTEST_CACHE;
+
+		cache->e[i].dev = st.st_dev;
+		cache->e[i].ino = st.st_ino;
+		cache->e[i].size = (uint64_t)st.st_size;
+		cache->e[i].mtime_ns = mtime;
+		memcpy(cache->e[i].sha256, out, 65);
+	}
+	return 0;
+}
+
+static void clear(struct attest_facts *f)
+{
+	f->start_time = 0;
+	strcpy(f->exe, "?");
+	strcpy(f->exe_sha256, "?");
+	strcpy(f->cgroup, "?");
+}
+
+int attest_read(pid_t pid, uint64_t connect_boot_ns, struct attest_cache *cache,
+		struct attest_facts *ret)
 {
 	char path[64], buf[4096];
-	int first = 0;
+	int first = 0, pidfd, fd;
 	ssize_t n;
 
 	ret->pid = pid;
-	ret->start_time = 0;
-	strcpy(ret->exe, "?");
-	strcpy(ret->cgroup, "?");
+	clear(ret);
+	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (pidfd < 0)
+		return -ESRCH;
 
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
 	n = read_small(path, buf, sizeof(buf));
-	if (n < 0 || attest_parse_starttime(buf, &ret->start_time) < 0)
-		first = n < 0 ? (int)n : -EINVAL;
+	if (n < 0 || attest_parse_starttime(buf, &ret->start_time) < 0) {
+		close(pidfd);
+		return -ESRCH;
+	}
+	if (attest_pid_reused(ret->start_time, sysconf(_SC_CLK_TCK), connect_boot_ns)) {
+		close(pidfd);
+		clear(ret);
+		return -ESTALE;
+	}
 
 	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
 	n = readlink(path, ret->exe, sizeof(ret->exe) - 1);
 	if (n >= 0) {
 		ret->exe[n] = '\0';
 	} else {
-		if (!first)
-			first = -errno;
+		first = -errno;
 		strcpy(ret->exe, "?");
+	}
+	/* the file the process runs, even if its path was replaced since */
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		int r = exe_hash(fd, cache, ret->exe_sha256);
+
+		if (r < 0 && !first)
+			first = r;
+		close(fd);
+	} else if (!first) {
+		first = -errno;
 	}
 
 	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)pid);
@@ -93,5 +190,13 @@ int attest_read(pid_t pid, struct attest_facts *ret)
 			first = n < 0 ? (int)n : -ENOENT;
 		strcpy(ret->cgroup, "?");
 	}
+
+	/* Still alive, so the pid was never free to be reused while we read. */
+	if (syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) != 0) {
+		close(pidfd);
+		clear(ret);
+		return -ESRCH;
+	}
+	close(pidfd);
 	return first;
 }

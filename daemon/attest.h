@@ -14,16 +14,43 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#define ATTEST_HASH_MAX_BYTES (512u << 20)  /* executables above this are not hashed */
+#define ATTEST_CACHE 64
+
 struct attest_facts {
 	pid_t pid;
 	uint64_t start_time;      /* field 22 of /proc/PID/stat, clock ticks since boot */
 	char exe[PATH_MAX];
+	char exe_sha256[65];      /* hex, or "?" */
 	char cgroup[PATH_MAX];    /* below the cgroup2 mount, as /proc/PID/cgroup says */
 };
 
-/* Fills ret for pid. Returns 0 when every fact was read, else the first -errno
- * (fields not read are "?"). */
-int attest_read(pid_t pid, struct attest_facts *ret);
+/* SHA-256 of executables by (device, inode, size, mtime): hashing a 100 MB binary on
+ * every connection would cost more than the connection. */
+struct attest_cache {
+	struct {
+		uint64_t dev, ino, size, mtime_ns;
+		char sha256[65];
+	} e[ATTEST_CACHE];
+	unsigned next;
+};
+
+/*
+ * Reads the facts of pid, the process that called connect() at connect_boot_ns
+ * (CLOCK_BOOTTIME, from the BPF record). The pid is pinned with pidfd_open() first and
+ * checked to be alive after the reads, so the facts belong to the process pinned; a
+ * process that started after connect_boot_ns holds a reused pid and is not the one
+ * that connected.
+ * Returns 0 when every fact was read; -ESTALE for a reused pid (facts cleared to
+ * "?"); -ESRCH when the process is gone (facts "?"); another -errno for a fact that
+ * could not be read (that field "?"). cache may be NULL.
+ */
+int attest_read(pid_t pid, uint64_t connect_boot_ns, struct attest_cache *cache,
+		struct attest_facts *ret);
+
+/* True when a process started at start_ticks (clock ticks since boot, tick Hz) cannot
+ * be the one that acted at event_boot_ns. */
+int attest_pid_reused(uint64_t start_ticks, long hz, uint64_t event_boot_ns);
 
 /* Field 22 (starttime) of a /proc/PID/stat text; the comm field may hold spaces and
  * parentheses, so parsing starts after the last ')'. 0 or -EINVAL. */

@@ -160,6 +160,7 @@ static json_t *on_status(void *arg)
 			      "pid", (json_int_t)s->origin.tgid, "uid", (json_int_t)s->origin.uid,
 			      "gid", (json_int_t)s->origin.gid, "comm", comm, "exe", s->facts.exe,
 			      "cgroup", s->facts.cgroup, "cgroup_id", (json_int_t)s->origin.cgroup_id);
+		json_object_set_new(c, "exe_sha256", json_string(s->facts.exe_sha256));
 		json_object_set_new(c, "peer", json_string(addr_format(&s->peer, buf)));
 		json_object_set_new(c, "dst", json_string(addr_format(&s->dst, buf)));
 		if (s->upstream_name[0]) {

@@ -52,6 +52,7 @@ static void log_identity(struct logline *l, const struct session *s)
 	log_u64(l, "gid", s->origin.gid);
 	log_str(l, "comm", comm);
 	log_str(l, "exe", s->facts.exe);
+	log_str(l, "exe_sha256", s->facts.exe_sha256);
 	log_str(l, "cgroup", s->facts.cgroup);
 	log_u64(l, "cgroup_id", s->origin.cgroup_id);
 	log_str(l, "peer", addr_format(&s->peer, buf));
@@ -1396,7 +1397,11 @@ static void session_start(struct session_env *env, struct session *s)
 	}
 	memcpy(s->dst.ip, s->origin.dst_addr, 16);
 	s->dst.port = s->origin.dst_port;
-	attest_read((pid_t)s->origin.tgid, &s->facts);
+	if (attest_read((pid_t)s->origin.tgid, s->origin.connect_ns, &env->exe_cache, &s->facts) == -ESTALE) {
+		refuse(env, s, "08004", "conn.refused",
+		       "pgtether: the process that opened this connection is gone and its pid now belongs to another process; try again");
+		return;
+	}
 
 	/* 2. The peer socket must be the one the hook saw: same 4-tuple, same cookie. */
 	r = sockdiag_cookie(env->sd, &s->peer, &local, &cookie);

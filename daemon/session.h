@@ -135,6 +135,7 @@ struct session_env {
 	struct session *head;            /* live sessions */
 	struct session *dead;            /* closed, freed by session_reap() */
 	size_t n_live;
+	struct attest_cache exe_cache;
 };
 
 /* Accepts every pending connection on the listener. */

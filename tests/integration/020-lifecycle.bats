@@ -148,6 +148,50 @@ attached_programs() {
   [[ "$output" == *"expected to run in cgroup $PGT_CG/scope2, but this process is in"* ]]
 }
 
+@test "a connection whose process died and whose pid was taken over never gets the new process's identity" {
+  cat >"$PGT_TMP/reuse.py" <<'PY'
+# The child connects and exits at once; the parent then hands the child's pid to a
+# `sleep` (through ns_last_pid) and speaks on the connected socket it still holds.
+import os, socket, struct, subprocess, sys
+port = int(sys.argv[1])
+s = socket.socket()
+child = os.fork()
+if child == 0:
+    s.connect(("127.0.0.1", port))
+    os._exit(0)
+os.waitpid(child, 0)
+sleeper = None
+for _ in range(50):
+    with open("/proc/sys/kernel/ns_last_pid", "w") as f:
+        f.write(str(child - 1))
+    sleeper = subprocess.Popen(["sleep", "10"])
+    if sleeper.pid == child:
+        break
+    sleeper.kill()
+    sleeper.wait()
+    sleeper = None
+print("pid", child, "reused" if sleeper else "not reused")
+body = struct.pack("!I", 3 << 16) + b"user\0app\0database\0postgres\0\0"
+s.sendall(struct.pack("!I", len(body) + 4) + body)
+s.settimeout(5)
+data = s.recv(4096)
+print("answer", data[:1].decode())
+if sleeper:
+    sleeper.kill()
+PY
+  run pgt_in "$PGT_CG/reuse" /usr/bin/python3 "$PGT_TMP/reuse.py" "$PG_PORT"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  local pid
+  pid=$(sed -n 's/^pid \([0-9]*\) .*/\1/p' <<<"$output")
+  [ -n "$pid" ]
+  sleep 0.2
+  grep -E "event=conn\.(open|refused) .* pid=$pid " "$PGT_LOG" || true
+  # whatever the timing, the identity logged for that pid is never the sleeper's
+  run grep -E "event=conn\.(open|refused) .* pid=$pid .*exe=[^ ]*sleep" "$PGT_LOG"
+  [ "$status" -eq 1 ]
+}
+
 @test "the daemon stops cleanly with no sanitizer report" {
   pgt_stop_daemon
   pgt_assert_clean_log

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "attest.h"
@@ -116,19 +117,47 @@ static void test_starttime(void **state)
 	assert_int_equal(attest_parse_starttime("no parens", &st), -EINVAL);
 }
 
+static uint64_t boot_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 static void test_attest_self(void **state)
 {
-	struct attest_facts f;
+	struct attest_cache cache;
+	struct attest_facts f, g;
 
 	(void)state;
-	assert_int_equal(attest_read(getpid(), &f), 0);
+	memset(&cache, 0, sizeof(cache));
+	assert_int_equal(attest_read(getpid(), boot_ns(), &cache, &f), 0);
 	assert_true(f.start_time > 0);
 	assert_non_null(strstr(f.exe, "test_cgroup"));
 	assert_int_equal(f.cgroup[0], '/');
-	/* a pid that cannot exist: every field falls back to "?" and an error returns */
-	assert_int_equal(attest_read(0x3fffffff, &f), -ENOENT);
+	assert_int_equal(strlen(f.exe_sha256), 64);
+	/* the second read comes from the cache and agrees */
+	assert_int_equal(attest_read(getpid(), boot_ns(), &cache, &g), 0);
+	assert_string_equal(f.exe_sha256, g.exe_sha256);
+	assert_int_equal(cache.next, 1);
+	/* an event from before this process started: its pid was reused */
+	assert_int_equal(attest_read(getpid(), 1000, &cache, &f), -ESTALE);
+	assert_string_equal(f.exe, "?");
+	/* a pid that cannot exist */
+	assert_int_equal(attest_read(0x3fffffff, boot_ns(), NULL, &f), -ESRCH);
 	assert_string_equal(f.exe, "?");
 	assert_string_equal(f.cgroup, "?");
+}
+
+static void test_pid_reused(void **state)
+{
+	(void)state;
+	/* started at 10.00 s; connect at 10.005 s: the same process (tick rounding) */
+	assert_false(attest_pid_reused(1000, 100, 10005000000ull));
+	assert_false(attest_pid_reused(1000, 100, 10000000000ull + 10000000ull));
+	/* started at 12 s, connect at 10 s: another process */
+	assert_true(attest_pid_reused(1200, 100, 10000000000ull));
 }
 
 int main(void)
@@ -140,6 +169,7 @@ int main(void)
 		cmocka_unit_test(test_systemd_scope),
 		cmocka_unit_test(test_starttime),
 		cmocka_unit_test(test_attest_self),
+		cmocka_unit_test(test_pid_reused),
 	};
 
 	return cmocka_run_group_tests_name("cgroup", tests, NULL, NULL);
