@@ -476,7 +476,9 @@ int config_parse_credentials(struct config *c, const char *name, const char *tex
 
 	root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!root) {
-		snprintf(err, CONFIG_ERR_LEN, "%s:%d:%d: %s", name, jerr.line, jerr.column, jerr.text);
+		/* jansson's message quotes the text near the error: a password, here */
+		snprintf(err, CONFIG_ERR_LEN, "%s:%d:%d: invalid JSON (details withheld: the file holds secrets)",
+			 name, jerr.line, jerr.column);
 		return -EINVAL;
 	}
 	if (!json_is_object(root)) {

@@ -62,9 +62,14 @@ static int rsa_key(json_t *jwk, struct jwks_key *k, char *err, size_t errlen)
 
 	if (nl <= 0 || el <= 0)
 		return fail(err, errlen, "key '%s': RSA needs base64url \"n\" and \"e\"", k->kid);
-	if (nl < 256)
-		return fail(err, errlen, "key '%s': RSA modulus of %ld bits; at least 2048 are required", k->kid, nl * 8);
 	bn = BN_bin2bn(n, (int)nl, NULL);
+	if (bn && BN_num_bits(bn) < 2048) {
+		/* counted in bits of the number: leading zero bytes do not make a key longer */
+		int bits = BN_num_bits(bn);
+
+		BN_free(bn);
+		return fail(err, errlen, "key '%s': RSA modulus of %d bits; at least 2048 are required", k->kid, bits);
+	}
 	be = BN_bin2bn(e, (int)el, NULL);
 	bld = OSSL_PARAM_BLD_new();
 	if (!bn || !be || !bld || !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn) ||

@@ -306,6 +306,8 @@ static void refuse(struct session_env *env, struct session *s, const char *sqlst
 		s->upstream.fd = -1;
 	}
 	s->state = SESSION_REFUSING;
+	OPENSSL_cleanse(s->c2u.data, SESSION_BUF); /* login messages may hold the credential */
+	s->c2u.off = s->c2u.ready = s->c2u.len = 0;
 	clock_gettime(CLOCK_MONOTONIC, &s->started); /* the refusal gets its own timeout */
 	if (have_startup) {
 		queue_error(s, "FATAL", s->refuse_sqlstate, s->refuse_msg);
@@ -334,6 +336,10 @@ static bool refuse_step(struct session *s)
 			return false; /* PGWIRE_STARTUP_MAX bounds the packet */
 		case PGWIRE_STARTUP_SSL:
 		case PGWIRE_STARTUP_GSSENC:
+			/* PostgreSQL allows one SSL and one GSS negotiation; more is abuse,
+			 * and every answer takes buffer space */
+			if (++s->negotiations > 2 || room(&s->u2c) == 0)
+				return true;
 			put(&s->u2c, "N", 1);
 			memmove(s->in.data, s->in.data + plen, s->in.len - plen);
 			s->in.len -= plen;
@@ -386,6 +392,7 @@ static size_t inject_due(struct session *s, size_t pos)
 		total += n;
 		s->pending_head = (s->pending_head + 1) % SESSION_MAX_PENDING;
 		s->pending_count--;
+		s->refusals_owed--;
 	}
 	return total;
 }
@@ -421,6 +428,12 @@ static int client_filter(struct session *s)
 		if (!found)
 			continue;
 		if (h.type == 'F') {
+			/* inside an extended-query batch not yet closed by Sync the refusal
+			 * would have no place in the answers; and each refusal owed takes
+			 * room kept in u2c, which holds four */
+			if (s->c_unsynced || s->refusals_owed >= 4)
+				return -EBADMSG;
+			s->refusals_owed++;
 			memmove(b->data + start, b->data + pos, b->len - pos);
 			b->len -= pos - start;
 			pos = start;
@@ -429,12 +442,21 @@ static int client_filter(struct session *s)
 			if ((r = pending_push(s, 'F')) < 0)
 				return r;
 		} else if (h.type == 'Q' || h.type == 'S') {
+			s->c_unsynced = false;
 			if ((r = pending_push(s, 'S')) < 0)
 				return r;
+		} else if (strchr("PBEDCH", h.type)) {
+			s->c_unsynced = true;
 		}
 	}
 	s->c_scan = pos;
 	b->ready = pos - s->cscan.have;
+	if (b->eof) {
+		/* the client is gone: a header it never finished will never be sent */
+		b->len = b->ready;
+		s->c_scan = b->len;
+		s->cscan.have = 0;
+	}
 	return 0;
 }
 
@@ -502,7 +524,20 @@ static void upstream_lost(struct session_env *env, struct session *s, const char
 	if (pgwire_scan_at_boundary(&s->sscan) && !s->want_status && s->last_server_type != 'E') {
 		snprintf(msg, sizeof(msg), "pgtether: the connection to the database was lost (%s)", why);
 		queue_error(s, "FATAL", "08006", msg);
-		flush(&s->u2c, &s->client, &s->s_scan);
+	}
+	flush(&s->u2c, &s->client, &s->s_scan);
+	if (s->u2c.ready > s->u2c.off) {
+		/* a slow client still gets what the server said last (its own FATAL,
+		 * final rows): drain, then close */
+		tls_free(s->upstream.ssl);
+		s->upstream.ssl = NULL;
+		close(s->upstream.fd);
+		s->upstream.fd = -1;
+		snprintf(s->refuse_msg, sizeof(s->refuse_msg), "%s", why);
+		s->draining = true;
+		s->drain_started = time(NULL);
+		set_events(env, &s->client, EPOLLOUT);
+		return;
 	}
 	session_close(env, s, why);
 }
@@ -518,6 +553,14 @@ static void relay_event(struct session_env *env, struct session *s, struct sessi
 	char reason[160];
 	ssize_t n;
 	int r = 0;
+
+	if (s->draining) {
+		if (from_client && (events & EPOLLOUT) && flush(&s->u2c, &s->client, &s->s_scan) == 0 &&
+		    s->u2c.ready > s->u2c.off)
+			return;
+		session_close(env, s, s->refuse_msg);
+		return;
+	}
 
 	if (events & EPOLLERR) {
 		int err = 0;
@@ -544,6 +587,8 @@ static void relay_event(struct session_env *env, struct session *s, struct sessi
 		}
 		if (in->eof && !out->eof && !s->closed_by)
 			s->closed_by = from_client ? "client closed" : "upstream closed";
+		if (from_client && in->eof)
+			s->c_drop = 0; /* nothing more comes: a held partial header is dropped below */
 		if (!from_client && in->eof && !s->c2u.eof) {
 			upstream_lost(env, s, "upstream closed");
 			return;
@@ -567,6 +612,13 @@ static void relay_event(struct session_env *env, struct session *s, struct sessi
 			session_close(env, s, "client pipelined more than 4096 unanswered queries");
 			return;
 		}
+		if (r == -EBADMSG) {
+			queue_error(s, "FATAL", "08P01",
+				    "pgtether: FunctionCall inside an unfinished extended-query batch, or too many pipelined FunctionCalls");
+			flush(&s->u2c, &s->client, &s->s_scan);
+			session_close(env, s, "client protocol violation");
+			return;
+		}
 		if ((r = flush(in, other, from_client ? &s->c_scan : &s->s_scan)) < 0) {
 			snprintf(reason, sizeof(reason), "%s error: %s", from_client ? "upstream" : "client", strerror(-r));
 			session_close(env, s, reason);
@@ -583,6 +635,11 @@ static void relay_event(struct session_env *env, struct session *s, struct sessi
 			snprintf(reason, sizeof(reason), "%s error: %s", who, strerror(-r));
 			session_close(env, s, reason);
 			return;
+		}
+		if (from_client && s->refusals_owed) {
+			/* room again: refusals that waited for it can go out */
+			server_scan(s);
+			flush(&s->u2c, &s->client, &s->s_scan);
 		}
 	}
 	if (s->c2u.shut && s->u2c.shut) {
@@ -627,6 +684,9 @@ static void start_relay(struct session_env *env, struct session *s)
 	OPENSSL_cleanse(s->password, strlen(s->password));
 	OPENSSL_cleanse(&s->keycache, sizeof(s->keycache));
 	scram_client_release(&s->scram);
+	/* the login messages sent (password, md5 response, SCRAM proof) and received */
+	OPENSSL_cleanse(s->c2u.data, SESSION_BUF);
+	OPENSSL_cleanse(s->in.data, SESSION_BUF);
 
 	s->c2u.off = s->c2u.ready = s->c2u.len = 0;
 	s->cscan = (struct pgwire_scan){ .max_len = env->cfg->max_message_bytes };
@@ -688,6 +748,7 @@ static int on_auth_request(struct session_env *env, struct session *s, const uin
 		r = scram_client_first(&s->scram, s->role, NULL, msg, sizeof(msg));
 		if (r < 0 || send_upstream(s, out, pgwire_build_sasl_initial(out, sizeof(out), "SCRAM-SHA-256", (uint8_t *)msg, (size_t)r)) < 0)
 			goto io;
+		OPENSSL_cleanse(out, sizeof(out));
 		return 0;
 	}
 	case 11: { /* AuthenticationSASLContinue */
@@ -707,9 +768,11 @@ static int on_auth_request(struct session_env *env, struct session *s, const uin
 			       "pgtether: the database at upstream '%s' sent an invalid SCRAM challenge", s->upstream_name);
 			return -1;
 		}
-		if (send_upstream(s, out, pgwire_build_sasl_response(out, sizeof(out), (uint8_t *)msg, (size_t)r)) < 0)
-			goto io;
+		r = send_upstream(s, out, pgwire_build_sasl_response(out, sizeof(out), (uint8_t *)msg, (size_t)r));
 		OPENSSL_cleanse(msg, sizeof(msg));
+		OPENSSL_cleanse(out, sizeof(out));
+		if (r < 0)
+			goto io;
 		return 0;
 	}
 	case 12: /* AuthenticationSASLFinal */
@@ -725,11 +788,14 @@ static int on_auth_request(struct session_env *env, struct session *s, const uin
 			break;
 		r = send_upstream(s, out, pgwire_build_password(out, sizeof(out), md5));
 		OPENSSL_cleanse(md5, sizeof(md5));
+		OPENSSL_cleanse(out, sizeof(out));
 		if (r < 0)
 			goto io;
 		return 0;
 	case 3: /* AuthenticationCleartextPassword */
-		if (s->upstream.ssl) {
+		/* only to a server whose certificate was verified: under "require" a man
+		 * in the middle could ask for it */
+		if (s->upstream.ssl && s->up_verified) {
 			r = send_upstream(s, out, pgwire_build_password(out, sizeof(out), s->password));
 			OPENSSL_cleanse(out, sizeof(out));
 			if (r < 0)
@@ -737,7 +803,7 @@ static int on_auth_request(struct session_env *env, struct session *s, const uin
 			return 0;
 		}
 		refuse(env, s, "28000", "conn.refused",
-		       "pgtether: upstream '%s' asks for a cleartext password, which pgtether sends only over TLS; use scram-sha-256 in pg_hba.conf or tls for the upstream",
+		       "pgtether: upstream '%s' asks for a cleartext password, which pgtether sends only over TLS with verify-full; use scram-sha-256 in pg_hba.conf or tls verify-full for the upstream",
 		       s->upstream_name);
 		return -1;
 	}
@@ -830,6 +896,8 @@ static void login_step(struct session_env *env, struct session *s)
 			}
 			s->state = SESSION_REFUSING;
 			s->in.eof = true;
+			tls_free(s->upstream.ssl);
+			s->upstream.ssl = NULL;
 			close(s->upstream.fd);
 			s->upstream.fd = -1;
 			set_events(env, &s->client, EPOLLOUT);
@@ -860,6 +928,10 @@ static void login_step(struct session_env *env, struct session *s)
 				refuse(env, s, "08P01", "conn.refused", "pgtether: upstream '%s' sent ReadyForQuery out of order", s->upstream_name);
 				return;
 			}
+			if (room(&s->u2c) < 6) {
+				refuse(env, s, "08P01", "conn.refused", "pgtether: upstream '%s' sent too much during login", s->upstream_name);
+				return;
+			}
 			s->tx_status = body[0];
 			put(&s->u2c, s->in.data + pos - 6, 6);
 			start_relay(env, s);
@@ -872,6 +944,11 @@ static void login_step(struct session_env *env, struct session *s)
 	}
 	memmove(s->in.data, s->in.data + pos, s->in.len - pos);
 	s->in.len -= pos;
+	if (s->in.eof) {
+		refuse(env, s, "08006", "conn.refused",
+		       "pgtether: upstream '%s' closed the connection during login", s->upstream_name);
+		return;
+	}
 	if (room(&s->in) == 0) {
 		refuse(env, s, "08P01", "conn.refused", "pgtether: upstream '%s' sent an oversized login message", s->upstream_name);
 		return;
@@ -1101,13 +1178,14 @@ static void handle_startup(struct session_env *env, struct session *s, const uin
 				refuse(env, s, "08004", "conn.refused", "pgtether: replication connections are not allowed through pgtether");
 				return;
 			}
-		} else if (!strncmp(k, "pgtether.", 9)) {
+		} else if (!strncmp(k, "_pq_.", 5)) {
+			continue; /* protocol extensions: none supported, declined below */
+		} else if (!strncasecmp(k, "pgtether.", 9)) {
+			/* setting names are case-insensitive in PostgreSQL */
 			refuse(env, s, "08004", "conn.refused",
 			       "pgtether: the startup parameter \"%s\" is set by pgtether, not by the client", k);
 			return;
-		} else if (!strncmp(k, "_pq_.", 5)) {
-			continue; /* protocol extensions: none supported, declined below */
-		} else if (!strcmp(k, "client_encoding")) {
+		} else if (!strcasecmp(k, "client_encoding")) {
 			/* SQL_ASCII (psql under the C locale) is rewritten: UTF8 is a superset
 			 * and the server tells the client with ParameterStatus. Others would
 			 * make the bytes policy reads differ from the bytes the client meant. */
@@ -1118,8 +1196,16 @@ static void handle_startup(struct session_env *env, struct session *s, const uin
 				return;
 			}
 			outp[nout++] = (struct pgwire_param){ "client_encoding", "UTF8" };
+		} else if (!strcasecmp(k, "DateStyle") || !strcasecmp(k, "TimeZone") ||
+			   !strcasecmp(k, "IntervalStyle") || !strcasecmp(k, "extra_float_digits")) {
+			outp[nout++] = in[i]; /* presentation only: what drivers send */
 		} else {
-			outp[nout++] = in[i]; /* an ordinary setting (DateStyle, TimeZone, ...) */
+			/* Anything else (search_path, role, session_authorization, ...) could
+			 * change privilege or how statements parse before any policy sees
+			 * them: the client can SET it once connected. */
+			refuse(env, s, "08004", "conn.refused",
+			       "pgtether: the startup parameter \"%s\" is not allowed; SET it after connecting", k);
+			return;
 		}
 	}
 	if (!user || !*user) {
@@ -1157,18 +1243,22 @@ static void handle_startup(struct session_env *env, struct session *s, const uin
 		v[0] = 'v';
 		memset(v + pos, 0, 4); /* newest minor version supported: 0 */
 		pos += 4;
-		v[pos++] = 0;
-		v[pos++] = 0;
-		v[pos++] = (uint8_t)(n_pq >> 8);
-		v[pos++] = (uint8_t)n_pq;
+		size_t count_at = pos, listed = 0;
+
+		pos += 4;
 		for (int i = 0; i < nin; i++) {
 			size_t k = strlen(in[i].name) + 1;
 
 			if (strncmp(in[i].name, "_pq_.", 5) == 0 && pos + k <= sizeof(v)) {
 				memcpy(v + pos, in[i].name, k);
 				pos += k;
+				listed++;
 			}
 		}
+		v[count_at] = 0;
+		v[count_at + 1] = 0;
+		v[count_at + 2] = (uint8_t)(listed >> 8);
+		v[count_at + 3] = (uint8_t)listed;
 		v[1] = (uint8_t)((pos - 1) >> 24);
 		v[2] = (uint8_t)((pos - 1) >> 16);
 		v[3] = (uint8_t)((pos - 1) >> 8);
@@ -1215,6 +1305,7 @@ static void handle_startup(struct session_env *env, struct session *s, const uin
 	}
 	/* The SSL object holds a reference to the context: a reload in between
 	 * cannot pull it away. */
+	s->up_verified = u->tls == CONFIG_TLS_VERIFY_FULL;
 	if (u->tls != CONFIG_TLS_DISABLE && !(s->upstream.ssl = tls_upstream_new(u, s->upstream.fd)))
 		refuse(env, s, "08001", "conn.refused", "pgtether: cannot set up TLS for upstream '%s'", u->name);
 }
@@ -1299,6 +1390,10 @@ static void startup_step(struct session_env *env, struct session *s)
 				return;
 			}
 			s->in.len = 0;
+			if (++s->negotiations > 2) {
+				session_free(env, s);
+				return;
+			}
 			if (env->cfg->client_ssl_ctx && s->in.data[7] == 0x2f) { /* SSLRequest */
 				if (send(s->client.fd, "S", 1, MSG_NOSIGNAL) != 1) {
 					session_free(env, s);
@@ -1526,6 +1621,9 @@ void session_tick(struct session_env *env)
 			refuse(env, s, "08001", "conn.refused",
 			       "pgtether: cannot reach the database at %s: %s timed out",
 			       addr_format(&s->dst, buf), s->state == SESSION_LOGIN ? "login" : "connection");
+		else if (s->state == SESSION_RELAYING && s->draining &&
+			 time(NULL) - s->drain_started >= SESSION_REFUSE_TIMEOUT_S)
+			session_close(env, s, s->refuse_msg);
 		else if ((s->state == SESSION_REFUSING || s->state == SESSION_STARTUP ||
 			  s->state == SESSION_CANCELLING || s->state == SESSION_CLIENT_TLS) &&
 			 age >= SESSION_REFUSE_TIMEOUT_S)

@@ -103,6 +103,7 @@ struct session {
 	uint32_t key_pid, key_secret;    /* what the client got */
 	uint32_t up_pid, up_secret;      /* the real backend's key */
 	bool have_up_key;
+	bool up_verified;                /* upstream TLS with verify-full */
 
 	/* relay */
 	struct pgwire_scan cscan, sscan;
@@ -111,6 +112,9 @@ struct session {
 	bool want_status;                /* the next server byte is a ReadyForQuery status */
 	uint8_t tx_status;               /* of the last ReadyForQuery: 'I', 'T' or 'E' */
 	uint8_t last_server_type;
+	bool c_unsynced;                 /* extended-query messages sent since the last Sync */
+	unsigned refusals_owed;          /* 'F' entries in pending */
+	unsigned negotiations;           /* SSLRequest/GSSENCRequest seen */
 	uint8_t pending[SESSION_MAX_PENDING]; /* ring: 'S' server answer due, 'F' refusal */
 	size_t pending_head, pending_count;
 
@@ -123,6 +127,8 @@ struct session {
 	char refuse_msg[512];
 	const char *closed_by;           /* which side closed first */
 	bool dead;                       /* closed, waiting for session_reap() */
+	bool draining;                   /* upstream gone; u2c still going to the client */
+	time_t drain_started;
 	struct session *prev, *next;
 };
 

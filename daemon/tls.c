@@ -176,7 +176,10 @@ int tls_handshake(SSL *ssl, unsigned *want, char *err, size_t errlen)
 
 ssize_t tls_read(SSL *ssl, void *buf, size_t len, unsigned *want)
 {
-	int n = SSL_read(ssl, buf, (int)(len > 1 << 30 ? 1 << 30 : len));
+	int n;
+
+	errno = 0; /* SSL_ERROR_SYSCALL reports through errno: no stale value */
+	n = SSL_read(ssl, buf, (int)(len > 1 << 30 ? 1 << 30 : len));
 
 	if (n > 0)
 		return n;
@@ -200,7 +203,10 @@ ssize_t tls_read(SSL *ssl, void *buf, size_t len, unsigned *want)
 
 ssize_t tls_write(SSL *ssl, const void *buf, size_t len, unsigned *want)
 {
-	int n = SSL_write(ssl, buf, (int)(len > 1 << 30 ? 1 << 30 : len));
+	int n;
+
+	errno = 0;
+	n = SSL_write(ssl, buf, (int)(len > 1 << 30 ? 1 << 30 : len));
 
 	if (n > 0)
 		return n;

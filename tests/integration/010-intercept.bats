@@ -109,6 +109,34 @@ PY
   [[ "$output" == *"not redirected by pgtether"* ]]
 }
 
+@test "a flood of SSLRequests is cut off after the two negotiations PostgreSQL allows" {
+  run python3 -c '
+import socket, struct, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), 5)
+try:
+    for _ in range(20000):
+        s.sendall(struct.pack("!II", 8, 80877103))
+except OSError:
+    pass
+s.settimeout(5)
+got = b""
+try:
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        got += chunk
+except OSError:
+    pass
+print(len(got), got[:2])' "$PGT_PORT"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ "$output" == "2 b'NN'" || "$output" == "1 b'N'" || "$output" == "0 b''" ]]
+  # and the daemon is alive and well
+  run pgt status --json
+  [ "$status" -eq 0 ]
+}
+
 @test "pgtether status lists attached cgroups and live connections with their identity" {
   "$PGTETHER" -c "$PGT_CONF" run --cgroup "$PGT_CG/t1" -- psql -X -h 127.0.0.1 -p "$PG_PORT" -Atq -c "select pg_sleep(3)" >/dev/null &
   local pid=$!

@@ -147,6 +147,21 @@ raw() { pgt_in "$PGT_CG/raw" python3 "$BATS_TEST_DIRNAME/pgraw.py" 127.0.0.1 "$P
   run pgt_in "$PGT_CG/p4" env PGCLIENTENCODING=SQL_ASCII psql -X -h 127.0.0.1 -p "$PG_PORT" -Atq -c "show client_encoding"
   [ "$status" -eq 0 ]
   [ "$output" = UTF8 ]
+  # setting names are case-insensitive, and only presentation settings pass
+  run pgt_in "$PGT_CG/p4" python3 "$BATS_TEST_DIRNAME/pgraw.py" 127.0.0.1 "$PG_PORT" startup-param CLIENT_ENCODING=SJIS
+  [[ "$output" == *"E FATAL 22023 pgtether: client_encoding \"SJIS\" is not supported"* ]]
+  run pgt_in "$PGT_CG/p4" python3 "$BATS_TEST_DIRNAME/pgraw.py" 127.0.0.1 "$PG_PORT" startup-param PGTETHER.identity=forged
+  [[ "$output" == *"E FATAL 08004 pgtether: the startup parameter \"PGTETHER.identity\" is set by pgtether"* ]]
+  run pgt_in "$PGT_CG/p4" python3 "$BATS_TEST_DIRNAME/pgraw.py" 127.0.0.1 "$PG_PORT" startup-param search_path=evil
+  [[ "$output" == *"E FATAL 08004 pgtether: the startup parameter \"search_path\" is not allowed; SET it after connecting"* ]]
+  run pgt_in "$PGT_CG/p4" python3 "$BATS_TEST_DIRNAME/pgraw.py" 127.0.0.1 "$PG_PORT" startup-param DateStyle=ISO,DMY
+  [[ "$output" == *"Z I"* ]]
+}
+
+@test "a FunctionCall inside an unfinished extended-query batch ends the session with 08P01" {
+  run raw fastpath-in-batch
+  echo "$output"
+  [[ "$output" == *"E FATAL 08P01 pgtether: FunctionCall inside an unfinished extended-query batch"* ]]
 }
 
 @test "a query cancelled with Ctrl-C ends within a second with 57014" {

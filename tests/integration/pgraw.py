@@ -122,6 +122,20 @@ def main():
         login(c, out, version=(3 << 16) | 9999, extra=[("_pq_.test_protocol_negotiation", "")])
         c.send(msg(b"Q", b"select 'negotiated'\0"))
         c.until_ready(out)
+    elif case == "startup-param":
+        name, value = sys.argv[4].split("=", 1)
+        login(c, out, extra=[(name, value)])
+    elif case == "fastpath-in-batch":
+        login(c, out)
+        # Parse/Bind/Execute without Sync, then a FunctionCall
+        c.send(msg(b"P", b"\0select 1\0\0\0") + msg(b"B", b"\0\0\0\0\0\0\0\0") +
+               msg(b"E", b"\0\0\0\0\0") + msg(b"F", struct.pack("!IhhH", 2026, 0, 0, 0)))
+        while True:
+            m = c.read()
+            if m is None:
+                out.append("EOF")
+                break
+            out.append(describe(*m))
     elif case == "transaction-fastpath":
         login(c, out)
         c.send(msg(b"Q", b"begin\0"))
