@@ -174,15 +174,10 @@ int tls_handshake(SSL *ssl, unsigned *want, char *err, size_t errlen)
 	}
 }
 
-ssize_t tls_read(SSL *ssl, void *buf, size_t len, unsigned *want)
+/* The result of an SSL_read/SSL_write that returned n, in recv/send terms; reading
+ * says whether a clean EOF is possible (writes have none). */
+static ssize_t io_result(SSL *ssl, int n, int reading, unsigned *want)
 {
-	int n;
-
-	errno = 0; /* SSL_ERROR_SYSCALL reports through errno: no stale value */
-	n = SSL_read(ssl, buf, (int)(len > 1 << 30 ? 1 << 30 : len));
-
-	if (n > 0)
-		return n;
 	switch (SSL_get_error(ssl, n)) {
 	case SSL_ERROR_WANT_READ:
 		*want = EPOLLIN;
@@ -191,14 +186,27 @@ ssize_t tls_read(SSL *ssl, void *buf, size_t len, unsigned *want)
 		*want = EPOLLOUT;
 		return -EAGAIN;
 	case SSL_ERROR_ZERO_RETURN:
-		return 0;
+		if (reading)
+			return 0;
+		break;
 	case SSL_ERROR_SYSCALL:
 		ERR_clear_error();
-		return errno ? -errno : 0; /* EOF without close_notify: an EOF all the same */
+		/* EOF without close_notify: an EOF all the same when reading */
+		return errno ? -errno : (reading ? 0 : -EPIPE);
 	default:
-		ERR_clear_error();
-		return -EPROTO;
+		break;
 	}
+	ERR_clear_error();
+	return reading ? -EPROTO : -EPIPE;
+}
+
+ssize_t tls_read(SSL *ssl, void *buf, size_t len, unsigned *want)
+{
+	int n;
+
+	errno = 0; /* SSL_ERROR_SYSCALL reports through errno: no stale value */
+	n = SSL_read(ssl, buf, (int)(len > 1 << 30 ? 1 << 30 : len));
+	return n > 0 ? n : io_result(ssl, n, 1, want);
 }
 
 ssize_t tls_write(SSL *ssl, const void *buf, size_t len, unsigned *want)
@@ -207,20 +215,7 @@ ssize_t tls_write(SSL *ssl, const void *buf, size_t len, unsigned *want)
 
 	errno = 0;
 	n = SSL_write(ssl, buf, (int)(len > 1 << 30 ? 1 << 30 : len));
-
-	if (n > 0)
-		return n;
-	switch (SSL_get_error(ssl, n)) {
-	case SSL_ERROR_WANT_READ:
-		*want = EPOLLIN;
-		return -EAGAIN;
-	case SSL_ERROR_WANT_WRITE:
-		*want = EPOLLOUT;
-		return -EAGAIN;
-	default:
-		ERR_clear_error();
-		return errno ? -errno : -EPIPE;
-	}
+	return n > 0 ? n : io_result(ssl, n, 0, want);
 }
 
 int tls_pending(SSL *ssl)
