@@ -18,6 +18,9 @@
 #include "b64url.h"
 #include "jwks.h"
 #include "token.h"
+#include "issuers.h"
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define ISS "https://token.actions.githubusercontent.com"
 #define NOW 1800000000L
@@ -356,6 +359,80 @@ static void test_jwks_refusals(void **state)
 	assert_string_equal(err, "key 'o': key type 'OKP' is not supported (RSA, EC)");
 }
 
+static void write_file(const char *dir, const char *name, const char *text, mode_t mode)
+{
+	char path[512];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+	chmod(path, mode);
+}
+
+static void test_issuers_dir(void **state)
+{
+	char dir[] = "/tmp/pgtether-issuers-XXXXXX", jwk[2048], set[4096], err[ISSUERS_ERR_LEN], *t;
+	const struct token_issuer *is = NULL;
+	struct issuers iss;
+	json_t *claims = NULL;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	jwk_of(rsa, "r1", 0, jwk, sizeof(jwk));
+	snprintf(set, sizeof(set), "{\"keys\":[%s]}", jwk);
+	write_file(dir, "github.jwks.json", set, 0644);
+	write_file(dir, "10-github.json",
+		   "{ \"issuer\": \"" ISS "\", \"audiences\": [\"pgtether\"],\n"
+		   "  \"algorithms\": [\"RS256\"], \"jwks_file\": \"github.jwks.json\", \"leeway\": 30 }\n", 0644);
+	write_file(dir, ".hidden.json", "garbage", 0644);
+	write_file(dir, "20-old.json~", "garbage", 0644);
+	if (issuers_load_dir(dir, &iss, err) != 0)
+		fail_msg("%s", err);
+	assert_int_equal(iss.n, 1);
+	assert_int_equal(iss.v[0].leeway, 30);
+	t = sign(JWT_ALG_RS256, rsa_priv, "r1", GOOD_CLAIMS);
+	assert_int_equal(token_verify(iss.v, iss.n, t, strlen(t), NOW, &claims, &is), TOKEN_OK);
+	assert_ptr_equal(is, &iss.v[0]);
+	json_decref(claims);
+	free(t);
+	/* ES256 is not among this issuer's algorithms */
+	t = sign(JWT_ALG_ES256, p256_priv, "r1", GOOD_CLAIMS);
+	claims = NULL;
+	assert_int_equal(token_verify(iss.v, iss.n, t, strlen(t), NOW, &claims, &is), TOKEN_ALG_NOT_ALLOWED);
+	free(t);
+	issuers_release(&iss);
+
+	/* errors name the file, line and column */
+	write_file(dir, "30-bad.json", "{ \"issuer\": \"https://x\",\n  \"algorithms\": [\"HS256\"] }", 0644);
+	assert_int_equal(issuers_load_dir(dir, &iss, err), -EINVAL);
+	assert_non_null(strstr(err, "30-bad.json:1:1: \"audiences\" must list 1 to 16 accepted \"aud\" values"));
+	write_file(dir, "30-bad.json", "{ \"issuer\": \"https://x\", \"audiences\": [\"a\"],\n  \"algorithms\": [\"HS256\"], \"jwks_file\": \"github.jwks.json\" }", 0644);
+	assert_int_equal(issuers_load_dir(dir, &iss, err), -EINVAL);
+	assert_non_null(strstr(err, "30-bad.json:2:18: algorithm HS256 is not allowed"));
+	write_file(dir, "30-bad.json", "{ \"issuer\": \"" ISS "\", \"audiences\": [\"a\"], \"algorithms\": [\"RS256\"], \"jwks_file\": \"github.jwks.json\" }", 0644);
+	assert_int_equal(issuers_load_dir(dir, &iss, err), -EINVAL);
+	assert_non_null(strstr(err, "issuer '" ISS "' is defined twice"));
+	write_file(dir, "30-bad.json", "{ \"isuer\": 1 }", 0644);
+	assert_int_equal(issuers_load_dir(dir, &iss, err), -EINVAL);
+	assert_non_null(strstr(err, "30-bad.json:1:3: unknown key 'isuer'"));
+	/* a key set anyone may write is a key set anyone may extend */
+	unlink(strcat(strcpy(set, dir), "/30-bad.json"));
+	chmod(strcat(strcpy(set, dir), "/github.jwks.json"), 0666);
+	assert_int_equal(issuers_load_dir(dir, &iss, err), -EPERM);
+	assert_non_null(strstr(err, "writable by group or others"));
+
+	char cmd[600];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+	/* no directory: no issuers */
+	assert_int_equal(issuers_load_dir(dir, &iss, err), 0);
+	assert_int_equal(iss.n, 0);
+	issuers_release(&iss);
+}
+
 static void test_b64url(void **state)
 {
 	uint8_t out[16];
@@ -383,6 +460,7 @@ int main(void)
 		cmocka_unit_test(test_keys_and_signatures),
 		cmocka_unit_test(test_shape_attacks),
 		cmocka_unit_test(test_jwks_refusals),
+		cmocka_unit_test(test_issuers_dir),
 		cmocka_unit_test(test_b64url),
 	};
 

@@ -1,0 +1,323 @@
+/*
+ * issuers.d loading (see issuers.h).
+ */
+#include "issuers.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "jsonpos.h"
+
+static const char *const keys_allowed[] = {
+	"issuer", "audiences", "algorithms", "jwks_file", "leeway", "max_token_bytes", NULL,
+};
+
+struct src {
+	const char *path;
+	const char *text;
+	size_t len;
+	char *err;
+};
+
+static int fail(struct src *s, const char *pointer, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static int fail(struct src *s, const char *pointer, const char *fmt, ...)
+{
+	char msg[ISSUERS_ERR_LEN];
+	int line, col;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	jsonpos_find(s->text, s->len, pointer, &line, &col);
+	snprintf(s->err, ISSUERS_ERR_LEN, "%s:%d:%d: %s", s->path, line, col, msg);
+	return -EINVAL;
+}
+
+static char *keep(struct issuers *is, const char *str)
+{
+	char *copy = strdup(str);
+	char **more;
+
+	if (!copy)
+		return NULL;
+	more = realloc(is->strings, (is->n_strings + 1) * sizeof(*more));
+	if (!more) {
+		free(copy);
+		return NULL;
+	}
+	is->strings = more;
+	is->strings[is->n_strings++] = copy;
+	return copy;
+}
+
+static int read_text(const char *path, char **ret, size_t *ret_len, size_t max, char *err)
+{
+	struct stat st;
+	char *text;
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+
+	if (fd == -1) {
+		int r = -errno;
+
+		snprintf(err, ISSUERS_ERR_LEN, "%s: cannot open: %s", path, strerror(errno));
+		return r;
+	}
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) || (size_t)st.st_size > max) {
+		close(fd);
+		snprintf(err, ISSUERS_ERR_LEN, "%s: not a regular file of at most %zu bytes", path, max);
+		return -EINVAL;
+	}
+	if (st.st_mode & 022) {
+		close(fd);
+		snprintf(err, ISSUERS_ERR_LEN, "%s: writable by group or others (mode %04o): anyone could add a trusted key; chmod go-w %s",
+			 path, (unsigned)(st.st_mode & 07777), path);
+		return -EPERM;
+	}
+	text = malloc((size_t)st.st_size + 1);
+	if (!text) {
+		close(fd);
+		return -ENOMEM;
+	}
+	n = read(fd, text, (size_t)st.st_size);
+	close(fd);
+	if (n != st.st_size) {
+		free(text);
+		snprintf(err, ISSUERS_ERR_LEN, "%s: short read", path);
+		return -EIO;
+	}
+	text[n] = '\0';
+	*ret = text;
+	*ret_len = (size_t)n;
+	return 0;
+}
+
+static int parse_one(struct issuers *is, const char *dir, struct src *s, size_t slot)
+{
+	struct token_issuer *ti = &is->v[slot];
+	const char **auds;
+	char jwks_path[PATH_MAX], *jtext, jerrbuf[256];
+	json_error_t jerr;
+	json_t *root, *v, *x;
+	const char *key;
+	size_t i, jlen;
+	int r = 0;
+
+	root = json_loadb(s->text, s->len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!root) {
+		snprintf(s->err, ISSUERS_ERR_LEN, "%s:%d:%d: %s", s->path, jerr.line, jerr.column, jerr.text);
+		return -EINVAL;
+	}
+	if (!json_is_object(root)) {
+		r = fail(s, "", "an issuer file holds one JSON object");
+		goto out;
+	}
+	json_object_foreach(root, key, v) {
+		const char *const *k;
+		char ptr[300];
+
+		if (strncmp(key, "//", 2) == 0)
+			continue;
+		for (k = keys_allowed; *k && strcmp(*k, key); k++)
+			;
+		if (!*k) {
+			snprintf(ptr, sizeof(ptr), "/%s", key);
+			r = fail(s, ptr, "unknown key '%s'", key);
+			goto out;
+		}
+	}
+	v = json_object_get(root, "issuer");
+	if (!json_is_string(v) || json_string_length(v) == 0) {
+		r = fail(s, v ? "/issuer" : "", "\"issuer\" must be the exact \"iss\" of its tokens, e.g. \"https://token.actions.githubusercontent.com\"");
+		goto out;
+	}
+	for (i = 0; i < slot; i++)
+		if (strcmp(is->v[i].issuer, json_string_value(v)) == 0) {
+			r = fail(s, "/issuer", "issuer '%s' is defined twice", json_string_value(v));
+			goto out;
+		}
+	if (!(ti->issuer = keep(is, json_string_value(v)))) {
+		r = -ENOMEM;
+		goto out;
+	}
+
+	v = json_object_get(root, "audiences");
+	if (!json_is_array(v) || json_array_size(v) == 0 || json_array_size(v) > 16) {
+		r = fail(s, v ? "/audiences" : "", "\"audiences\" must list 1 to 16 accepted \"aud\" values");
+		goto out;
+	}
+	auds = calloc(json_array_size(v), sizeof(*auds));
+	if (!auds || !keep(is, "")) { /* reserve a slot so the array is freed with the strings */
+		free(auds);
+		r = -ENOMEM;
+		goto out;
+	}
+	free(is->strings[is->n_strings - 1]);
+	is->strings[is->n_strings - 1] = (char *)auds;
+	json_array_foreach(v, i, x) {
+		if (!json_is_string(x) || json_string_length(x) == 0) {
+			char ptr[64];
+
+			snprintf(ptr, sizeof(ptr), "/audiences/%zu", i);
+			r = fail(s, ptr, "an audience must be a non-empty string");
+			goto out;
+		}
+		if (!(auds[i] = keep(is, json_string_value(x)))) {
+			r = -ENOMEM;
+			goto out;
+		}
+	}
+	ti->audiences = (const char *const *)auds;
+	ti->n_audiences = json_array_size(v);
+
+	v = json_object_get(root, "algorithms");
+	if (!json_is_array(v) || json_array_size(v) == 0) {
+		r = fail(s, v ? "/algorithms" : "", "\"algorithms\" must list the signature algorithms of this issuer (RS256, RS384, RS512, ES256, ES384)");
+		goto out;
+	}
+	json_array_foreach(v, i, x) {
+		static const char *const names[] = { "RS256", "RS384", "RS512", "ES256", "ES384" };
+		unsigned bit = 0;
+		char ptr[64];
+
+		for (unsigned a = 0; a < 5 && json_is_string(x); a++)
+			if (strcmp(json_string_value(x), names[a]) == 0)
+				bit = 1u << a;
+		snprintf(ptr, sizeof(ptr), "/algorithms/%zu", i);
+		if (!bit) {
+			r = fail(s, ptr, "algorithm %s is not allowed: only RS256, RS384, RS512, ES256, ES384 (never none or HS*)",
+				 json_is_string(x) ? json_string_value(x) : "(not a string)");
+			goto out;
+		}
+		ti->algorithms |= bit;
+	}
+
+	ti->leeway = TOKEN_DEFAULT_LEEWAY;
+	v = json_object_get(root, "leeway");
+	if (v) {
+		if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > TOKEN_MAX_LEEWAY) {
+			r = fail(s, "/leeway", "\"leeway\" must be 0 to %d seconds", TOKEN_MAX_LEEWAY);
+			goto out;
+		}
+		ti->leeway = (long)json_integer_value(v);
+	}
+	ti->max_bytes = TOKEN_DEFAULT_MAX_BYTES;
+	v = json_object_get(root, "max_token_bytes");
+	if (v) {
+		if (!json_is_integer(v) || json_integer_value(v) < 1024 || json_integer_value(v) > 65536) {
+			r = fail(s, "/max_token_bytes", "\"max_token_bytes\" must be 1024 to 65536");
+			goto out;
+		}
+		ti->max_bytes = (size_t)json_integer_value(v);
+	}
+
+	v = json_object_get(root, "jwks_file");
+	if (!json_is_string(v) || json_string_length(v) == 0) {
+		r = fail(s, v ? "/jwks_file" : "", "\"jwks_file\" must name the issuer's key set (relative to %s or absolute)", dir);
+		goto out;
+	}
+	snprintf(jwks_path, sizeof(jwks_path), json_string_value(v)[0] == '/' ? "%s%s" : "%s/%s",
+		 json_string_value(v)[0] == '/' ? "" : dir, json_string_value(v));
+	if ((r = read_text(jwks_path, &jtext, &jlen, JWKS_MAX_BYTES, s->err)) < 0)
+		goto out;
+	r = jwks_parse(jtext, jlen, &is->keys[slot], jerrbuf, sizeof(jerrbuf));
+	free(jtext);
+	if (r < 0) {
+		snprintf(s->err, ISSUERS_ERR_LEN, "%s: %s", jwks_path, jerrbuf);
+		goto out;
+	}
+	ti->keys = &is->keys[slot];
+out:
+	json_decref(root);
+	return r;
+}
+
+static int by_name(const struct dirent **a, const struct dirent **b)
+{
+	return strcmp((*a)->d_name, (*b)->d_name);
+}
+
+static int wanted(const struct dirent *d)
+{
+	size_t n = strlen(d->d_name);
+
+	/* key sets sit beside the issuer files: *.jwks.json are not issuers */
+	return d->d_name[0] != '.' && n > 5 && d->d_name[n - 1] != '~' && strcmp(d->d_name + n - 5, ".json") == 0 &&
+	       !(n > 10 && strcmp(d->d_name + n - 10, ".jwks.json") == 0);
+}
+
+int issuers_load_dir(const char *dir, struct issuers *ret, char *err)
+{
+	struct issuers is = { 0 };
+	struct dirent **names = NULL;
+	int n, r = 0;
+
+	n = scandir(dir, &names, wanted, by_name);
+	if (n < 0) {
+		if (errno == ENOENT) {
+			*ret = is;
+			return 0;
+		}
+		r = -errno;
+		snprintf(err, ISSUERS_ERR_LEN, "%s: cannot read: %s", dir, strerror(errno));
+		return r;
+	}
+	if (n > ISSUERS_MAX) {
+		snprintf(err, ISSUERS_ERR_LEN, "%s: %d issuer files; at most %d are allowed", dir, n, ISSUERS_MAX);
+		r = -E2BIG;
+		goto out;
+	}
+	is.v = calloc((size_t)n + 1, sizeof(*is.v));
+	is.keys = calloc((size_t)n + 1, sizeof(*is.keys));
+	if (!is.v || !is.keys) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (int i = 0; i < n && r == 0; i++) {
+		char path[PATH_MAX], *text;
+		size_t len;
+		struct src s;
+
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]->d_name);
+		if ((r = read_text(path, &text, &len, 65536, err)) < 0)
+			break;
+		s = (struct src){ path, text, len, err };
+		r = parse_one(&is, dir, &s, is.n);
+		free(text);
+		if (r == 0)
+			is.n++;
+	}
+out:
+	for (int i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	if (r < 0) {
+		issuers_release(&is);
+		return r;
+	}
+	*ret = is;
+	return 0;
+}
+
+void issuers_release(struct issuers *is)
+{
+	for (size_t i = 0; is->keys && i <= is->n; i++)
+		jwks_release(&is->keys[i]);
+	for (size_t i = 0; i < is->n_strings; i++)
+		free(is->strings[i]);
+	free(is->strings);
+	free(is->keys);
+	free(is->v);
+	memset(is, 0, sizeof(*is));
+}
