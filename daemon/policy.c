@@ -1,0 +1,405 @@
+/*
+ * Policy files: parsing with file:line:col errors, and matching (see policy.h).
+ */
+#include "policy.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "jsonpos.h"
+
+struct src {
+	const char *name;
+	const char *text;
+	size_t len;
+	char *err;
+};
+
+static int fail(struct src *s, const char *pointer, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static int fail(struct src *s, const char *pointer, const char *fmt, ...)
+{
+	char msg[POLICY_ERR_LEN];
+	int line, col;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	jsonpos_find(s->text, s->len, pointer, &line, &col);
+	snprintf(s->err, POLICY_ERR_LEN, "%s:%d:%d: %s", s->name, line, col, msg);
+	return -EINVAL;
+}
+
+static int check_keys(struct src *s, json_t *obj, const char *ptr, const char *const *allowed,
+		      const char *const *later)
+{
+	const char *key;
+	json_t *v;
+	char sub[400];
+
+	json_object_foreach(obj, key, v) {
+		const char *const *k;
+
+		if (strncmp(key, "//", 2) == 0)
+			continue;
+		for (k = allowed; *k && strcmp(*k, key); k++)
+			;
+		if (*k)
+			continue;
+		snprintf(sub, sizeof(sub), "%s/%s", ptr, key);
+		for (k = later; later && *k; k++)
+			if (strcmp(*k, key) == 0)
+				return fail(s, sub, "'%s' is not supported by this version of pgtetherd yet: a rule that relies on it would not be enforced", key);
+		return fail(s, sub, "unknown key '%s'", key);
+	}
+	return 0;
+}
+
+static int str(struct src *s, json_t *obj, const char *key, const char *ptr, char **ret)
+{
+	json_t *v = json_object_get(obj, key);
+	char sub[400];
+
+	if (!v)
+		return 0;
+	snprintf(sub, sizeof(sub), "%s/%s", ptr, key);
+	if (!json_is_string(v) || json_string_length(v) == 0 || strlen(json_string_value(v)) != json_string_length(v))
+		return fail(s, sub, "'%s' must be a non-empty string", key);
+	*ret = strdup(json_string_value(v));
+	return *ret ? 0 : -ENOMEM;
+}
+
+static int parse_rule(struct src *s, json_t *obj, const char *ptr, struct policy_rule *r)
+{
+	static const char *const rule_keys[] = { "name", "effect", "match", "token", "upstream", "role", NULL };
+	static const char *const later[] = { "statements", "mask", "record", NULL };
+	static const char *const match_keys[] = { "cgroup", "uid", "exe", "exe_sha256", "database", "issuer", "claims", NULL };
+	json_t *m, *v, *t;
+	char sub[400], *effect = NULL, *source = NULL;
+	const char *key;
+	int e;
+
+	if (!json_is_object(obj))
+		return fail(s, ptr, "a rule must be an object");
+	if ((e = check_keys(s, obj, ptr, rule_keys, later)) < 0)
+		return e;
+	if ((e = str(s, obj, "name", ptr, &r->name)) < 0)
+		return e;
+	if (!r->name)
+		return fail(s, ptr, "every rule needs a \"name\": it is what logs and refused clients see");
+	if ((e = str(s, obj, "effect", ptr, &effect)) < 0)
+		return e;
+	if (effect && strcmp(effect, "allow") && strcmp(effect, "deny")) {
+		free(effect);
+		snprintf(sub, sizeof(sub), "%s/effect", ptr);
+		return fail(s, sub, "rule '%s': effect must be \"allow\" or \"deny\"", r->name);
+	}
+	r->deny = effect && strcmp(effect, "deny") == 0;
+	free(effect);
+
+	snprintf(sub, sizeof(sub), "%s/match", ptr);
+	m = json_object_get(obj, "match");
+	if (!json_is_object(m))
+		return fail(s, m ? sub : ptr, "rule '%s' needs \"match\": the identity it is for", r->name);
+	if ((e = check_keys(s, m, sub, match_keys, NULL)) < 0 ||
+	    (e = str(s, m, "cgroup", sub, &r->cgroup)) < 0 || (e = str(s, m, "exe", sub, &r->exe)) < 0 ||
+	    (e = str(s, m, "exe_sha256", sub, &r->exe_sha256)) < 0 ||
+	    (e = str(s, m, "database", sub, &r->database)) < 0 || (e = str(s, m, "issuer", sub, &r->issuer)) < 0)
+		return e;
+	v = json_object_get(m, "uid");
+	if (v) {
+		char u[420];
+
+		snprintf(u, sizeof(u), "%s/uid", sub);
+		if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 0xfffffffeLL)
+			return fail(s, u, "rule '%s': uid must be a number", r->name);
+		r->has_uid = true;
+		r->uid = (uint32_t)json_integer_value(v);
+	}
+	v = json_object_get(m, "claims");
+	if (v) {
+		char c[420];
+
+		snprintf(c, sizeof(c), "%s/claims", sub);
+		if (!json_is_object(v) || json_object_size(v) == 0 || json_object_size(v) > POLICY_MAX_CLAIMS)
+			return fail(s, c, "rule '%s': claims must map 1 to %d claim names to exact values or globs", r->name, POLICY_MAX_CLAIMS);
+		if (!r->issuer)
+			return fail(s, c, "rule '%s': claims mean nothing without the \"issuer\" that vouches for them", r->name);
+		json_object_foreach(v, key, t) {
+			if (!json_is_string(t))
+				return fail(s, c, "rule '%s': claim '%s' must be a string (exact value or glob)", r->name, key);
+			r->claims[r->n_claims].name = strdup(key);
+			r->claims[r->n_claims].glob = strdup(json_string_value(t));
+			if (!r->claims[r->n_claims].name || !r->claims[r->n_claims].glob)
+				return -ENOMEM;
+			r->n_claims++;
+		}
+	}
+	if (!r->deny && !r->cgroup && !r->n_claims)
+		return fail(s, sub, "rule '%s' allows without narrowing identity: give a \"cgroup\" glob or token \"claims\"", r->name);
+
+	if (r->deny)
+		return 0;
+	snprintf(sub, sizeof(sub), "%s/token", ptr);
+	t = json_object_get(obj, "token");
+	if (!json_is_object(t))
+		return fail(s, t ? sub : ptr, "rule '%s' needs \"token\": { \"source\": \"password\" | \"file\" | \"none\" }", r->name);
+	if ((e = check_keys(s, t, sub, (const char *const[]){ "source", "path", NULL }, NULL)) < 0 ||
+	    (e = str(s, t, "source", sub, &source)) < 0)
+		return e;
+	if (source && strcmp(source, "password") == 0) {
+		r->token = POLICY_TOKEN_PASSWORD;
+	} else if (source && strcmp(source, "file") == 0) {
+		r->token = POLICY_TOKEN_FILE;
+		if ((e = str(s, t, "path", sub, &r->token_path)) < 0) {
+			free(source);
+			return e;
+		}
+		if (!r->token_path || r->token_path[0] != '/') {
+			free(source);
+			return fail(s, sub, "rule '%s': a file token needs an absolute \"path\" (inside the workload's mount namespace)", r->name);
+		}
+	} else if (source && strcmp(source, "none") == 0) {
+		r->token = POLICY_TOKEN_NONE;
+	} else {
+		free(source);
+		return fail(s, sub, "rule '%s': token source must be \"password\", \"file\" or \"none\"", r->name);
+	}
+	free(source);
+	if (r->token == POLICY_TOKEN_NONE && (r->issuer || r->n_claims))
+		return fail(s, sub, "rule '%s' matches token claims but takes no token", r->name);
+	if (r->token != POLICY_TOKEN_NONE && !r->issuer)
+		return fail(s, sub, "rule '%s' takes a token but names no \"issuer\" to verify it with", r->name);
+	if ((e = str(s, obj, "upstream", ptr, &r->upstream)) < 0 || (e = str(s, obj, "role", ptr, &r->role)) < 0)
+		return e;
+	if (!r->upstream)
+		return fail(s, ptr, "rule '%s' needs \"upstream\": the database it grants", r->name);
+	return 0;
+}
+
+int policy_parse(struct policy *p, const char *name, const char *text, size_t len, char *err)
+{
+	struct src s = { name, text, len, err };
+	json_error_t jerr;
+	json_t *root, *rules, *obj;
+	size_t i;
+	int r = 0;
+
+	root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!root) {
+		snprintf(err, POLICY_ERR_LEN, "%s:%d:%d: %s", name, jerr.line, jerr.column, jerr.text);
+		return -EINVAL;
+	}
+	if (!json_is_object(root) || (r = check_keys(&s, root, "", (const char *const[]){ "rules", NULL }, NULL)) < 0) {
+		if (!r)
+			r = fail(&s, "", "a policy file holds { \"rules\": [ ... ] }");
+		goto out;
+	}
+	rules = json_object_get(root, "rules");
+	if (!json_is_array(rules)) {
+		r = fail(&s, rules ? "/rules" : "", "a policy file holds { \"rules\": [ ... ] }");
+		goto out;
+	}
+	if (p->n + json_array_size(rules) > POLICY_MAX_RULES) {
+		r = fail(&s, "/rules", "more than %d rules in all", POLICY_MAX_RULES);
+		goto out;
+	}
+	json_array_foreach(rules, i, obj) {
+		struct policy_rule *more = realloc(p->rules, (p->n + 1) * sizeof(*more));
+		char ptr[64];
+		int line, col;
+
+		if (!more) {
+			r = -ENOMEM;
+			goto out;
+		}
+		p->rules = more;
+		memset(&p->rules[p->n], 0, sizeof(p->rules[0]));
+		snprintf(ptr, sizeof(ptr), "/rules/%zu", i);
+		p->n++; /* counted before parsing, so a failure frees what was filled */
+		if ((r = parse_rule(&s, obj, ptr, &p->rules[p->n - 1])) < 0)
+			goto out;
+		jsonpos_find(text, len, ptr, &line, &col);
+		p->rules[p->n - 1].line = line;
+		if (!(p->rules[p->n - 1].file = strdup(name))) {
+			r = -ENOMEM;
+			goto out;
+		}
+		for (size_t j = 0; j + 1 < p->n; j++)
+			if (strcmp(p->rules[j].name, p->rules[p->n - 1].name) == 0) {
+				char sub[80];
+
+				snprintf(sub, sizeof(sub), "%s/name", ptr);
+				r = fail(&s, sub, "rule name '%s' is used twice (first in %s:%d)", p->rules[j].name,
+					 p->rules[j].file ? p->rules[j].file : name, p->rules[j].line);
+				goto out;
+			}
+	}
+out:
+	json_decref(root);
+	return r;
+}
+
+static bool claim_fits(json_t *claims, const struct policy_claim *c)
+{
+	json_t *v = json_object_get(claims, c->name);
+
+	return json_is_string(v) && fnmatch(c->glob, json_string_value(v), 0) == 0;
+}
+
+bool policy_rule_fits_facts(const struct policy_rule *r, const struct policy_facts *f)
+{
+	if (r->cgroup && (!f->cgroup || fnmatch(r->cgroup, f->cgroup, FNM_PATHNAME) != 0))
+		return false;
+	if (r->has_uid && r->uid != f->uid)
+		return false;
+	if (r->exe && (!f->exe || strcmp(r->exe, f->exe) != 0))
+		return false;
+	if (r->exe_sha256 && (!f->exe_sha256 || strcasecmp(r->exe_sha256, f->exe_sha256) != 0))
+		return false;
+	if (r->database && (!f->database || fnmatch(r->database, f->database, 0) != 0))
+		return false;
+	return true;
+}
+
+static bool fits(const struct policy_rule *r, const struct policy_facts *f)
+{
+	if (!policy_rule_fits_facts(r, f))
+		return false;
+	if (r->issuer && (!f->issuer || strcmp(r->issuer, f->issuer) != 0))
+		return false;
+	for (size_t i = 0; i < r->n_claims; i++)
+		if (!f->claims || !claim_fits(f->claims, &r->claims[i]))
+			return false;
+	return true;
+}
+
+const struct policy_rule *policy_decide(const struct policy *p, const struct policy_facts *f,
+					const struct policy_rule **ret_deny)
+{
+	const struct policy_rule *allow = NULL;
+
+	*ret_deny = NULL;
+	for (size_t i = 0; i < p->n; i++) {
+		const struct policy_rule *r = &p->rules[i];
+
+		if (!fits(r, f))
+			continue;
+		if (r->deny) {
+			*ret_deny = r; /* deny beats allow, wherever it stands */
+			return NULL;
+		}
+		if (!allow)
+			allow = r;
+	}
+	return allow;
+}
+
+static int wanted(const struct dirent *d)
+{
+	size_t n = strlen(d->d_name);
+
+	return d->d_name[0] != '.' && n > 5 && d->d_name[n - 1] != '~' && strcmp(d->d_name + n - 5, ".json") == 0;
+}
+
+static int by_name(const struct dirent **a, const struct dirent **b)
+{
+	return strcmp((*a)->d_name, (*b)->d_name);
+}
+
+int policy_load_dir(const char *dir, struct policy *ret, char *err)
+{
+	struct policy p = { NULL, 0 };
+	struct dirent **names = NULL;
+	int n, r = 0;
+
+	n = scandir(dir, &names, wanted, by_name);
+	if (n < 0) {
+		if (errno == ENOENT) {
+			*ret = p; /* no directory: no rules, so every connection is refused */
+			return 0;
+		}
+		r = -errno;
+		snprintf(err, POLICY_ERR_LEN, "%s: cannot read: %s", dir, strerror(errno));
+		return r;
+	}
+	for (int i = 0; i < n && r == 0; i++) {
+		char path[PATH_MAX], *text;
+		struct stat st;
+		ssize_t got;
+		int fd;
+
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]->d_name);
+		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd == -1 || fstat(fd, &st) == -1) {
+			r = -errno;
+			snprintf(err, POLICY_ERR_LEN, "%s: cannot open: %s", path, strerror(errno));
+			if (fd != -1)
+				close(fd);
+			break;
+		}
+		if (!S_ISREG(st.st_mode) || st.st_size > (1 << 20) || st.st_uid != 0 || (st.st_mode & 022)) {
+			snprintf(err, POLICY_ERR_LEN, "%s: a policy file must be a regular file of at most 1 MiB, owned by root and not writable by group or others (owner %u, mode %04o)",
+				 path, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+			close(fd);
+			r = -EPERM;
+			break;
+		}
+		text = malloc((size_t)st.st_size + 1);
+		got = text ? read(fd, text, (size_t)st.st_size) : -1;
+		close(fd);
+		if (got != st.st_size) {
+			free(text);
+			snprintf(err, POLICY_ERR_LEN, "%s: short read", path);
+			r = -EIO;
+			break;
+		}
+		text[got] = '\0';
+		r = policy_parse(&p, path, text, (size_t)got, err);
+		free(text);
+	}
+	for (int i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	if (r < 0) {
+		policy_release(&p);
+		return r;
+	}
+	*ret = p;
+	return 0;
+}
+
+void policy_release(struct policy *p)
+{
+	for (size_t i = 0; i < p->n; i++) {
+		struct policy_rule *r = &p->rules[i];
+
+		free(r->name);
+		free(r->file);
+		free(r->cgroup);
+		free(r->exe);
+		free(r->exe_sha256);
+		free(r->database);
+		free(r->issuer);
+		for (size_t c = 0; c < r->n_claims; c++) {
+			free(r->claims[c].name);
+			free(r->claims[c].glob);
+		}
+		free(r->token_path);
+		free(r->upstream);
+		free(r->role);
+	}
+	free(p->rules);
+	p->rules = NULL;
+	p->n = 0;
+}

@@ -1,0 +1,92 @@
+/*
+ * Policy rules, identity half (DESIGN.md "Policy"): files in policy.d, read in lexical
+ * order, each { "rules": [ ... ] }. A rule matches on kernel facts (cgroup glob, uid,
+ * exe path or SHA-256), the database asked for, and the verified token (issuer and
+ * claims, exact or glob); it allows (with the token source, upstream and role) or
+ * denies. Default deny; a matching deny rule beats any allow rule, whatever the file
+ * order; an allow rule must narrow identity (a cgroup glob or token claims), so no file
+ * grants "everyone" by accident.
+ *
+ * Globs are fnmatch(3) patterns with FNM_PATHNAME for cgroups (a star matches one path level).
+ * Statement classes, masks and recording belong to later work: their keys are refused
+ * with a message that says so, rather than accepted and ignored.
+ */
+#ifndef PGTETHER_POLICY_H
+#define PGTETHER_POLICY_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define POLICY_ERR_LEN 512
+#define POLICY_MAX_RULES 1024
+#define POLICY_MAX_CLAIMS 16
+
+enum policy_token { POLICY_TOKEN_NONE, POLICY_TOKEN_PASSWORD, POLICY_TOKEN_FILE };
+
+struct policy_claim {
+	char *name;
+	char *glob;
+};
+
+struct policy_rule {
+	char *name;
+	char *file;
+	int line;
+	bool deny;
+	/* match; NULL / false: not part of the match */
+	char *cgroup;
+	bool has_uid;
+	uint32_t uid;
+	char *exe;
+	char *exe_sha256;
+	char *database;
+	char *issuer;
+	struct policy_claim claims[POLICY_MAX_CLAIMS];
+	size_t n_claims;
+	/* decision (allow rules) */
+	enum policy_token token;
+	char *token_path;
+	char *upstream;
+	char *role;
+};
+
+struct policy {
+	struct policy_rule *rules;
+	size_t n;
+};
+
+/* What a rule is matched against. issuer/claims NULL: no verified token. */
+struct policy_facts {
+	const char *cgroup;
+	uint32_t uid;
+	const char *exe;
+	const char *exe_sha256;
+	const char *database;
+	const char *issuer;
+	json_t *claims;
+};
+
+/* Appends the rules of one file's text; `name` is used in messages. 0 or -EINVAL with
+ * "name:line:col: message" in err. */
+int policy_parse(struct policy *p, const char *name, const char *text, size_t len, char *err);
+
+/* Loads every *.json of dir (lexical order; '.'-names and '~' skipped; files must be
+ * owned by root and not writable by group or others). 0 or -errno with err. */
+int policy_load_dir(const char *dir, struct policy *ret, char *err);
+
+/* True when the rule's kernel-fact and database conditions hold (the token part
+ * aside): which rules could apply, and so which token to ask for. */
+bool policy_rule_fits_facts(const struct policy_rule *r, const struct policy_facts *f);
+
+/*
+ * The decision: NULL when denied (default deny, or *ret_deny set to the deny rule
+ * that matched), else the first allow rule that matches completely.
+ */
+const struct policy_rule *policy_decide(const struct policy *p, const struct policy_facts *f,
+					const struct policy_rule **ret_deny);
+
+void policy_release(struct policy *p);
+
+#endif

@@ -1,0 +1,128 @@
+/* Unit tests for daemon/policy.c: parsing errors with positions, and decisions. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <errno.h>
+#include <string.h>
+
+#include "policy.h"
+
+#define ISS "https://token.actions.githubusercontent.com"
+
+static const char ci_rules[] =
+	"{ \"rules\": [\n"
+	"  { \"name\": \"ci-main\",\n"
+	"    \"match\": { \"cgroup\": \"/ci/*\", \"issuer\": \"" ISS "\",\n"
+	"               \"claims\": { \"sub\": \"repo:acme/api:ref:refs/heads/main\" } },\n"
+	"    \"token\": { \"source\": \"file\", \"path\": \"/run/secrets/token\" },\n"
+	"    \"upstream\": \"main\", \"role\": \"app_ro\" },\n"
+	"  { \"name\": \"legacy\", \"match\": { \"cgroup\": \"/legacy\", \"uid\": 1001, \"exe\": \"/usr/bin/psql\" },\n"
+	"    \"token\": { \"source\": \"none\" }, \"upstream\": \"main\" }\n"
+	"] }\n";
+
+static const char deny_rules[] =
+	"{ \"rules\": [ { \"name\": \"no-forks\", \"effect\": \"deny\",\n"
+	"  \"match\": { \"issuer\": \"" ISS "\", \"claims\": { \"repository_owner\": \"fork-*\" } } } ] }";
+
+static void expect(const char *text, const char *msg)
+{
+	struct policy p = { NULL, 0 };
+	char err[POLICY_ERR_LEN] = "";
+
+	assert_int_equal(policy_parse(&p, "p.json", text, strlen(text), err), -EINVAL);
+	assert_string_equal(err, msg);
+	policy_release(&p);
+}
+
+static void test_parse_and_decide(void **state)
+{
+	struct policy p = { NULL, 0 };
+	char err[POLICY_ERR_LEN] = "";
+	const struct policy_rule *deny, *r;
+	json_t *claims;
+
+	(void)state;
+	assert_int_equal(policy_parse(&p, "10-ci.json", ci_rules, strlen(ci_rules), err), 0);
+	assert_int_equal(p.n, 2);
+	assert_int_equal(p.rules[0].line, 2);
+	assert_int_equal(p.rules[0].token, POLICY_TOKEN_FILE);
+
+	claims = json_pack("{s:s, s:s}", "sub", "repo:acme/api:ref:refs/heads/main", "repository_owner", "acme");
+	struct policy_facts f = { "/ci/job-7", 1001, "/usr/bin/psql", NULL, "app", ISS, claims };
+
+	r = policy_decide(&p, &f, &deny);
+	assert_non_null(r);
+	assert_string_equal(r->name, "ci-main");
+	assert_string_equal(r->role, "app_ro");
+	/* the same token from another cgroup: no rule */
+	f.cgroup = "/agents/x";
+	assert_null(policy_decide(&p, &f, &deny));
+	assert_null(deny);
+	/* one level only */
+	f.cgroup = "/ci/job-7/sub";
+	assert_null(policy_decide(&p, &f, &deny));
+	/* right cgroup, no token */
+	f.cgroup = "/ci/job-7";
+	f.issuer = NULL;
+	f.claims = NULL;
+	assert_null(policy_decide(&p, &f, &deny));
+	assert_true(policy_rule_fits_facts(&p.rules[0], &f)); /* and so the token is asked for */
+	/* a token for another branch */
+	json_object_set_new(claims, "sub", json_string("repo:acme/api:ref:refs/heads/dev"));
+	f.issuer = ISS;
+	f.claims = claims;
+	assert_null(policy_decide(&p, &f, &deny));
+	/* legacy: kernel facts only, all of them */
+	struct policy_facts g = { "/legacy", 1001, "/usr/bin/psql", NULL, "app", NULL, NULL };
+	r = policy_decide(&p, &g, &deny);
+	assert_non_null(r);
+	assert_string_equal(r->name, "legacy");
+	g.uid = 0;
+	assert_null(policy_decide(&p, &g, &deny));
+
+	/* deny beats allow, even from a later file */
+	json_object_set_new(claims, "sub", json_string("repo:acme/api:ref:refs/heads/main"));
+	json_object_set_new(claims, "repository_owner", json_string("fork-evil"));
+	assert_int_equal(policy_parse(&p, "90-deny.json", deny_rules, strlen(deny_rules), err), 0);
+	assert_null(policy_decide(&p, &f, &deny));
+	assert_non_null(deny);
+	assert_string_equal(deny->name, "no-forks");
+	json_decref(claims);
+	policy_release(&p);
+}
+
+static void test_parse_errors(void **state)
+{
+	(void)state;
+	expect("{ \"rules\": [ { \"name\": \"everyone\", \"match\": { \"uid\": 0 },\n"
+	       "  \"token\": { \"source\": \"none\" }, \"upstream\": \"main\" } ] }",
+	       "p.json:1:36: rule 'everyone' allows without narrowing identity: give a \"cgroup\" glob or token \"claims\"");
+	expect("{ \"rules\": [ { \"name\": \"r\", \"match\": { \"cgroup\": \"/ci\" }, \"rolle\": \"x\" } ] }",
+	       "p.json:1:59: unknown key 'rolle'");
+	expect("{ \"rules\": [ { \"name\": \"r\", \"match\": { \"cgroup\": \"/ci\" }, \"statements\": {} } ] }",
+	       "p.json:1:59: 'statements' is not supported by this version of pgtetherd yet: a rule that relies on it would not be enforced");
+	expect("{ \"rules\": [ { \"name\": \"r\", \"match\": { \"cgroup\": \"/ci\", \"claims\": { \"sub\": \"x\" } },\n"
+	       "  \"token\": { \"source\": \"file\", \"path\": \"/t\" }, \"upstream\": \"main\" } ] }",
+	       "p.json:1:57: rule 'r': claims mean nothing without the \"issuer\" that vouches for them");
+	expect("{ \"rules\": [ { \"name\": \"r\", \"match\": { \"cgroup\": \"/ci\" },\n"
+	       "  \"token\": { \"source\": \"file\", \"path\": \"relative\" }, \"upstream\": \"main\" } ] }",
+	       "p.json:2:3: rule 'r': a file token needs an absolute \"path\" (inside the workload's mount namespace)");
+	expect("{ \"rules\": [ { \"name\": \"r\", \"match\": { \"cgroup\": \"/ci\" }, \"token\": { \"source\": \"none\" } } ] }",
+	       "p.json:1:14: rule 'r' needs \"upstream\": the database it grants");
+	expect("{ \"rules\": [ { \"name\": \"a\", \"effect\": \"deny\", \"match\": { \"cgroup\": \"/x\" } },\n"
+	       " { \"name\": \"a\", \"effect\": \"deny\", \"match\": { \"cgroup\": \"/y\" } } ] }",
+	       "p.json:2:4: rule name 'a' is used twice (first in p.json:1)");
+	expect("{ \"rules\": [ { \"name\": \"a\", \"name\": \"b\" } ] }", "p.json:1:34: duplicate object key near '\"name\"'");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_parse_and_decide),
+		cmocka_unit_test(test_parse_errors),
+	};
+
+	return cmocka_run_group_tests_name("policy", tests, NULL, NULL);
+}
