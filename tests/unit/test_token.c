@@ -372,14 +372,31 @@ static void write_file(const char *dir, const char *name, const char *text, mode
 	chmod(path, mode);
 }
 
+static char issuers_tmp[64];
+
+/* Removes the test's directory even when an assertion failed midway. */
+static int remove_issuers_tmp(void **state)
+{
+	char cmd[128];
+
+	(void)state;
+	if (issuers_tmp[0]) {
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", issuers_tmp);
+		if (system(cmd) != 0)
+			return -1;
+	}
+	return 0;
+}
+
 static void test_issuers_dir(void **state)
 {
-	char dir[] = "/tmp/pgtether-issuers-XXXXXX", jwk[2048], set[4096], err[ISSUERS_ERR_LEN], *t;
+	char *dir = issuers_tmp, jwk[2048], set[4096], err[ISSUERS_ERR_LEN], *t;
 	const struct token_issuer *is = NULL;
 	struct issuers iss;
 	json_t *claims = NULL;
 
 	(void)state;
+	strcpy(issuers_tmp, "/tmp/pgtether-issuers-XXXXXX");
 	assert_non_null(mkdtemp(dir));
 	jwk_of(rsa, "r1", 0, jwk, sizeof(jwk));
 	snprintf(set, sizeof(set), "{\"keys\":[%s]}", jwk);
@@ -460,7 +477,7 @@ int main(void)
 		cmocka_unit_test(test_keys_and_signatures),
 		cmocka_unit_test(test_shape_attacks),
 		cmocka_unit_test(test_jwks_refusals),
-		cmocka_unit_test(test_issuers_dir),
+		cmocka_unit_test_teardown(test_issuers_dir, remove_issuers_tmp),
 		cmocka_unit_test(test_b64url),
 	};
 
