@@ -255,7 +255,7 @@ static int parse_cgroups(struct parse *p, json_t *root, struct config *c)
 
 static int parse_upstream(struct parse *p, const char *name, json_t *obj, struct config_upstream *u)
 {
-	char ptr[512], sub[600], buf[ADDR_STRLEN];
+	char ptr[512], sub[600];
 	const char *key;
 	json_t *v;
 	size_t i;
@@ -360,8 +360,6 @@ static int parse_upstream(struct parse *p, const char *name, json_t *obj, struct
 	if (!(u->role = strdup(json_string_value(v))))
 		return -ENOMEM;
 
-	/* one address, one upstream: the destination decides */
-	(void)buf;
 	return 0;
 }
 
