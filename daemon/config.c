@@ -10,7 +10,6 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <netdb.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,29 +36,6 @@ static const char *const upstream_keys[] = {
 	"address", "aliases", "tls", "ca_file", "role", NULL,
 };
 
-struct parse {
-	const char *name;
-	const char *text;
-	size_t len;
-	char *err;
-};
-
-static int fail(struct parse *p, const char *pointer, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static int fail(struct parse *p, const char *pointer, const char *fmt, ...)
-{
-	char msg[CONFIG_ERR_LEN];
-	int line, col;
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	jsonpos_find(p->text, p->len, pointer, &line, &col);
-	snprintf(p->err, CONFIG_ERR_LEN, "%s:%d:%d: %s", p->name, line, col, msg);
-	return -EINVAL;
-}
 
 /* Edit distance, for "did you mean"; keys are short, so the O(n*m) table is fine. */
 static size_t distance(const char *a, const char *b)
@@ -104,11 +80,11 @@ static const char *suggest(const char *key, const char *const *keys)
 	return best;
 }
 
-static int unknown_key(struct parse *p, const char *pointer, const char *key, const char *const *keys)
+static int unknown_key(struct jsonpos_src *p, const char *pointer, const char *key, const char *const *keys)
 {
 	if (suggest(key, keys))
-		return fail(p, pointer, "unknown key '%s' (did you mean '%s'?)", key, suggest(key, keys));
-	return fail(p, pointer, "unknown key '%s'", key);
+		return jsonpos_fail(p, pointer, "unknown key '%s' (did you mean '%s'?)", key, suggest(key, keys));
+	return jsonpos_fail(p, pointer, "unknown key '%s'", key);
 }
 
 /* Escapes a JSON object key for use in a JSON Pointer (RFC 6901). */
@@ -129,7 +105,7 @@ static void pointer_key(char *out, size_t len, const char *prefix, const char *k
 		snprintf(out + strlen(out), len - strlen(out), "%s", suffix);
 }
 
-static int get_string(struct parse *p, json_t *root, const char *key, const char *def,
+static int get_string(struct jsonpos_src *p, json_t *root, const char *key, const char *def,
 		      const char **ret)
 {
 	json_t *v = json_object_get(root, key);
@@ -141,22 +117,22 @@ static int get_string(struct parse *p, json_t *root, const char *key, const char
 	}
 	snprintf(pointer, sizeof(pointer), "/%s", key);
 	if (!json_is_string(v))
-		return fail(p, pointer, "'%s' must be a string", key);
+		return jsonpos_fail(p, pointer, "'%s' must be a string", key);
 	if (json_string_length(v) == 0 || strlen(json_string_value(v)) != json_string_length(v))
-		return fail(p, pointer, "'%s' must be a non-empty string without NUL bytes", key);
+		return jsonpos_fail(p, pointer, "'%s' must be a non-empty string without NUL bytes", key);
 	*ret = json_string_value(v);
 	return 0;
 }
 
-static int check_abs_path(struct parse *p, const char *key, const char *value)
+static int check_abs_path(struct jsonpos_src *p, const char *key, const char *value)
 {
 	char pointer[64];
 
 	snprintf(pointer, sizeof(pointer), "/%s", key);
 	if (value[0] != '/')
-		return fail(p, pointer, "'%s' must be an absolute path, got '%s'", key, value);
+		return jsonpos_fail(p, pointer, "'%s' must be an absolute path, got '%s'", key, value);
 	if (strlen(value) >= 108 && strcmp(key, "control_socket") == 0)
-		return fail(p, pointer, "'control_socket' is longer than a unix socket path may be (107 bytes)");
+		return jsonpos_fail(p, pointer, "'control_socket' is longer than a unix socket path may be (107 bytes)");
 	return 0;
 }
 
@@ -184,7 +160,7 @@ int config_cgroup_path(const char *in, char *ret, size_t len)
 	return 0;
 }
 
-static int parse_targets(struct parse *p, json_t *root, struct config *c)
+static int parse_targets(struct jsonpos_src *p, json_t *root, struct config *c)
 {
 	json_t *arr = json_object_get(root, "targets"), *v;
 	char pointer[64], buf[ADDR_STRLEN];
@@ -199,9 +175,9 @@ static int parse_targets(struct parse *p, json_t *root, struct config *c)
 		return 0;
 	}
 	if (!json_is_array(arr) || json_array_size(arr) == 0)
-		return fail(p, "/targets", "'targets' must be a non-empty array of \"ADDRESS:PORT\" strings, e.g. [\"*:5432\"]");
+		return jsonpos_fail(p, "/targets", "'targets' must be a non-empty array of \"ADDRESS:PORT\" strings, e.g. [\"*:5432\"]");
 	if (json_array_size(arr) > CONFIG_MAX_TARGETS)
-		return fail(p, "/targets", "'targets' has %zu entries; at most %u are allowed",
+		return jsonpos_fail(p, "/targets", "'targets' has %zu entries; at most %u are allowed",
 			    json_array_size(arr), CONFIG_MAX_TARGETS);
 	c->targets = calloc(json_array_size(arr), sizeof(*c->targets));
 	if (!c->targets)
@@ -209,20 +185,20 @@ static int parse_targets(struct parse *p, json_t *root, struct config *c)
 	json_array_foreach(arr, i, v) {
 		snprintf(pointer, sizeof(pointer), "/targets/%zu", i);
 		if (!json_is_string(v))
-			return fail(p, pointer, "a target must be a string like \"*:5432\" or \"127.0.0.2:5432\"");
+			return jsonpos_fail(p, pointer, "a target must be a string like \"*:5432\" or \"127.0.0.2:5432\"");
 		if (addr_parse_target(json_string_value(v), &c->targets[i]) < 0)
-			return fail(p, pointer, "invalid target '%s' (expected \"*:PORT\", \"ADDR:PORT\", \"ADDR/PREFIX:PORT\" or \"[IPV6]:PORT\", address without host bits beyond the prefix)",
+			return jsonpos_fail(p, pointer, "invalid target '%s' (expected \"*:PORT\", \"ADDR:PORT\", \"ADDR/PREFIX:PORT\" or \"[IPV6]:PORT\", address without host bits beyond the prefix)",
 				    json_string_value(v));
 		if (c->targets[i].port == c->listen.port &&
 		    (c->targets[i].prefix == 0 || memcmp(c->targets[i].ip, c->listen.ip, 16) == 0))
-			return fail(p, pointer, "target '%s' includes the listener %s itself: connections would loop",
+			return jsonpos_fail(p, pointer, "target '%s' includes the listener %s itself: connections would loop",
 				    json_string_value(v), addr_format(&c->listen, buf));
 		c->n_targets++;
 	}
 	return 0;
 }
 
-static int parse_cgroups(struct parse *p, json_t *root, struct config *c)
+static int parse_cgroups(struct jsonpos_src *p, json_t *root, struct config *c)
 {
 	json_t *arr = json_object_get(root, "cgroups"), *v;
 	char pointer[64], norm[4096];
@@ -231,9 +207,9 @@ static int parse_cgroups(struct parse *p, json_t *root, struct config *c)
 	if (!arr)
 		return 0;
 	if (!json_is_array(arr))
-		return fail(p, "/cgroups", "'cgroups' must be an array of paths below the cgroup2 mount, e.g. [\"/ci\"]");
+		return jsonpos_fail(p, "/cgroups", "'cgroups' must be an array of paths below the cgroup2 mount, e.g. [\"/ci\"]");
 	if (json_array_size(arr) > CONFIG_MAX_CGROUPS)
-		return fail(p, "/cgroups", "'cgroups' has %zu entries; at most %u are allowed",
+		return jsonpos_fail(p, "/cgroups", "'cgroups' has %zu entries; at most %u are allowed",
 			    json_array_size(arr), CONFIG_MAX_CGROUPS);
 	c->cgroups = calloc(json_array_size(arr) + 1, sizeof(*c->cgroups));
 	if (!c->cgroups)
@@ -241,10 +217,10 @@ static int parse_cgroups(struct parse *p, json_t *root, struct config *c)
 	json_array_foreach(arr, i, v) {
 		snprintf(pointer, sizeof(pointer), "/cgroups/%zu", i);
 		if (!json_is_string(v) || config_cgroup_path(json_string_value(v), norm, sizeof(norm)) < 0)
-			return fail(p, pointer, "a cgroup must be an absolute path below the cgroup2 mount like \"/ci\", without '.', '..' or empty parts");
+			return jsonpos_fail(p, pointer, "a cgroup must be an absolute path below the cgroup2 mount like \"/ci\", without '.', '..' or empty parts");
 		for (size_t j = 0; j < c->n_cgroups; j++)
 			if (strcmp(c->cgroups[j], norm) == 0)
-				return fail(p, pointer, "cgroup '%s' is listed twice", norm);
+				return jsonpos_fail(p, pointer, "cgroup '%s' is listed twice", norm);
 		c->cgroups[c->n_cgroups] = strdup(norm);
 		if (!c->cgroups[c->n_cgroups])
 			return -ENOMEM;
@@ -253,7 +229,7 @@ static int parse_cgroups(struct parse *p, json_t *root, struct config *c)
 	return 0;
 }
 
-static int parse_upstream(struct parse *p, const char *name, json_t *obj, struct config_upstream *u)
+static int parse_upstream(struct jsonpos_src *p, const char *name, json_t *obj, struct config_upstream *u)
 {
 	char ptr[512], sub[600];
 	const char *key;
@@ -262,9 +238,9 @@ static int parse_upstream(struct parse *p, const char *name, json_t *obj, struct
 
 	pointer_key(ptr, sizeof(ptr), "/upstreams", name, NULL);
 	if (!json_is_object(obj))
-		return fail(p, ptr, "upstream '%s' must be an object with \"address\", \"tls\" and \"role\"", name);
+		return jsonpos_fail(p, ptr, "upstream '%s' must be an object with \"address\", \"tls\" and \"role\"", name);
 	if (strlen(name) > CONFIG_NAME_MAX || strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.") != strlen(name))
-		return fail(p, ptr, "upstream name '%s' must be 1 to %d letters, digits, '_', '-' or '.'", name, CONFIG_NAME_MAX);
+		return jsonpos_fail(p, ptr, "upstream name '%s' must be 1 to %d letters, digits, '_', '-' or '.'", name, CONFIG_NAME_MAX);
 	json_object_foreach(obj, key, v) {
 		const char *const *k;
 
@@ -283,9 +259,9 @@ static int parse_upstream(struct parse *p, const char *name, json_t *obj, struct
 	snprintf(sub, sizeof(sub), "%s/address", ptr);
 	v = json_object_get(obj, "address");
 	if (!v)
-		return fail(p, ptr, "upstream '%s' needs \"address\": \"IP:PORT\"", name);
+		return jsonpos_fail(p, ptr, "upstream '%s' needs \"address\": \"IP:PORT\"", name);
 	if (!json_is_string(v))
-		return fail(p, sub, "upstream '%s': address must be a string \"HOST:PORT\"", name);
+		return jsonpos_fail(p, sub, "upstream '%s': address must be a string \"HOST:PORT\"", name);
 	if (addr_parse(json_string_value(v), &u->address) < 0) {
 		/* a host name: checked here, resolved by config_resolve() */
 		const char *a = json_string_value(v), *colon = strrchr(a, ':');
@@ -295,7 +271,7 @@ static int parse_upstream(struct parse *p, const char *name, json_t *obj, struct
 
 		if (!colon || hl == 0 || hl > 253 || !colon[1] || *end || port == 0 || port > 65535 ||
 		    strspn(a, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") != hl)
-			return fail(p, sub, "upstream '%s': address must be \"HOST:PORT\", \"IP:PORT\" or \"[IPV6]:PORT\", got '%s'", name, a);
+			return jsonpos_fail(p, sub, "upstream '%s': address must be \"HOST:PORT\", \"IP:PORT\" or \"[IPV6]:PORT\", got '%s'", name, a);
 		if (!(u->host = strndup(a, hl)))
 			return -ENOMEM;
 		u->named = true;
@@ -316,7 +292,7 @@ static int parse_upstream(struct parse *p, const char *name, json_t *obj, struct
 	if (v) {
 		snprintf(sub, sizeof(sub), "%s/aliases", ptr);
 		if (!json_is_array(v) || json_array_size(v) > CONFIG_MAX_ALIASES)
-			return fail(p, sub, "upstream '%s': aliases must be an array of at most %d \"IP:PORT\" strings", name, CONFIG_MAX_ALIASES);
+			return jsonpos_fail(p, sub, "upstream '%s': aliases must be an array of at most %d \"IP:PORT\" strings", name, CONFIG_MAX_ALIASES);
 		u->aliases = calloc(json_array_size(v) + 1, sizeof(*u->aliases));
 		if (!u->aliases)
 			return -ENOMEM;
@@ -325,7 +301,7 @@ static int parse_upstream(struct parse *p, const char *name, json_t *obj, struct
 
 			snprintf(sub, sizeof(sub), "%s/aliases/%zu", ptr, i);
 			if (!json_is_string(a) || addr_parse(json_string_value(a), &u->aliases[i]) < 0)
-				return fail(p, sub, "upstream '%s': an alias must be a literal \"IP:PORT\" or \"[IPV6]:PORT\"", name);
+				return jsonpos_fail(p, sub, "upstream '%s': an alias must be a literal \"IP:PORT\" or \"[IPV6]:PORT\"", name);
 			u->n_aliases++;
 		}
 	}
@@ -333,7 +309,7 @@ static int parse_upstream(struct parse *p, const char *name, json_t *obj, struct
 	snprintf(sub, sizeof(sub), "%s/tls", ptr);
 	v = json_object_get(obj, "tls");
 	if (!v || !json_is_string(v))
-		return fail(p, v ? sub : ptr, "upstream '%s' needs \"tls\": \"disable\", \"require\" or \"verify-full\"", name);
+		return jsonpos_fail(p, v ? sub : ptr, "upstream '%s' needs \"tls\": \"disable\", \"require\" or \"verify-full\"", name);
 	if (strcmp(json_string_value(v), "disable") == 0)
 		u->tls = CONFIG_TLS_DISABLE;
 	else if (strcmp(json_string_value(v), "require") == 0)
@@ -341,13 +317,13 @@ static int parse_upstream(struct parse *p, const char *name, json_t *obj, struct
 	else if (strcmp(json_string_value(v), "verify-full") == 0)
 		u->tls = CONFIG_TLS_VERIFY_FULL;
 	else
-		return fail(p, sub, "upstream '%s': tls must be \"disable\", \"require\" or \"verify-full\", got '%s'", name, json_string_value(v));
+		return jsonpos_fail(p, sub, "upstream '%s': tls must be \"disable\", \"require\" or \"verify-full\", got '%s'", name, json_string_value(v));
 
 	v = json_object_get(obj, "ca_file");
 	if (v) {
 		snprintf(sub, sizeof(sub), "%s/ca_file", ptr);
 		if (!json_is_string(v) || json_string_value(v)[0] != '/')
-			return fail(p, sub, "upstream '%s': ca_file must be an absolute path", name);
+			return jsonpos_fail(p, sub, "upstream '%s': ca_file must be an absolute path", name);
 		if (!(u->ca_file = strdup(json_string_value(v))))
 			return -ENOMEM;
 	}
@@ -356,14 +332,14 @@ static int parse_upstream(struct parse *p, const char *name, json_t *obj, struct
 	v = json_object_get(obj, "role");
 	if (!v || !json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > CONFIG_NAME_MAX ||
 	    strlen(json_string_value(v)) != json_string_length(v))
-		return fail(p, v ? sub : ptr, "upstream '%s' needs \"role\": the database role pgtetherd logs in as (1 to %d bytes)", name, CONFIG_NAME_MAX);
+		return jsonpos_fail(p, v ? sub : ptr, "upstream '%s' needs \"role\": the database role pgtetherd logs in as (1 to %d bytes)", name, CONFIG_NAME_MAX);
 	if (!(u->role = strdup(json_string_value(v))))
 		return -ENOMEM;
 
 	return 0;
 }
 
-static int parse_upstreams(struct parse *p, json_t *root, struct config *c)
+static int parse_upstreams(struct jsonpos_src *p, json_t *root, struct config *c)
 {
 	json_t *obj = json_object_get(root, "upstreams"), *v;
 	char buf[ADDR_STRLEN], ptr[512];
@@ -373,9 +349,9 @@ static int parse_upstreams(struct parse *p, json_t *root, struct config *c)
 	if (!obj)
 		return 0;
 	if (!json_is_object(obj))
-		return fail(p, "/upstreams", "'upstreams' must be an object: name -> { \"address\", \"tls\", \"role\" }");
+		return jsonpos_fail(p, "/upstreams", "'upstreams' must be an object: name -> { \"address\", \"tls\", \"role\" }");
 	if (json_object_size(obj) > CONFIG_MAX_UPSTREAMS)
-		return fail(p, "/upstreams", "'upstreams' has %zu entries; at most %d are allowed", json_object_size(obj), CONFIG_MAX_UPSTREAMS);
+		return jsonpos_fail(p, "/upstreams", "'upstreams' has %zu entries; at most %d are allowed", json_object_size(obj), CONFIG_MAX_UPSTREAMS);
 	c->upstreams = calloc(json_object_size(obj) + 1, sizeof(*c->upstreams));
 	if (!c->upstreams)
 		return -ENOMEM;
@@ -399,7 +375,7 @@ static int parse_upstreams(struct parse *p, json_t *root, struct config *c)
 			for (size_t m = 0; m < n; m++)
 				if (config_upstream_for(&(struct config){ .upstreams = &c->upstreams[j], .n_upstreams = 1 }, mine[m])) {
 					pointer_key(ptr, sizeof(ptr), "/upstreams", name, NULL);
-					return fail(p, ptr, "upstream '%s' shares the address %s with upstream '%s'",
+					return jsonpos_fail(p, ptr, "upstream '%s' shares the address %s with upstream '%s'",
 						    name, addr_format(mine[m], buf), c->upstreams[j].name);
 				}
 		}
@@ -464,7 +440,7 @@ struct config_upstream *config_upstream_for(const struct config *c, const struct
 
 int config_parse_credentials(struct config *c, const char *name, const char *text, size_t len, char *err)
 {
-	struct parse p = { name, text, len, err };
+	struct jsonpos_src p = { name, text, len, err };
 	json_error_t jerr;
 	json_t *root, *roles, *pw;
 	char ptr[512];
@@ -480,7 +456,7 @@ int config_parse_credentials(struct config *c, const char *name, const char *tex
 		return -EINVAL;
 	}
 	if (!json_is_object(root)) {
-		r = fail(&p, "", "credentials must be an object: upstream -> role -> password");
+		r = jsonpos_fail(&p, "", "credentials must be an object: upstream -> role -> password");
 		goto out;
 	}
 	json_object_foreach(root, key, v) {
@@ -488,7 +464,7 @@ int config_parse_credentials(struct config *c, const char *name, const char *tex
 			continue;
 		pointer_key(ptr, sizeof(ptr), "", key, NULL);
 		if (!json_is_object(v)) {
-			r = fail(&p, ptr, "'%s' must be an object: role -> password", key);
+			r = jsonpos_fail(&p, ptr, "'%s' must be an object: role -> password", key);
 			goto out;
 		}
 	}
@@ -499,14 +475,14 @@ int config_parse_credentials(struct config *c, const char *name, const char *tex
 		pw = roles ? json_object_get(roles, u->role) : NULL;
 		pointer_key(ptr, sizeof(ptr), "", u->name, NULL);
 		if (!pw) {
-			r = fail(&p, roles ? ptr : "", "no password for role '%s' of upstream '%s'", u->role, u->name);
+			r = jsonpos_fail(&p, roles ? ptr : "", "no password for role '%s' of upstream '%s'", u->role, u->name);
 			goto out;
 		}
 		pointer_key(ptr, sizeof(ptr), "", u->name, NULL);
 		snprintf(ptr + strlen(ptr), sizeof(ptr) - strlen(ptr), "/%s", u->role);
 		if (!json_is_string(pw) || json_string_length(pw) == 0 ||
 		    strlen(json_string_value(pw)) != json_string_length(pw)) {
-			r = fail(&p, ptr, "the password of role '%s' of upstream '%s' must be a non-empty string", u->role, u->name);
+			r = jsonpos_fail(&p, ptr, "the password of role '%s' of upstream '%s' must be a non-empty string", u->role, u->name);
 			goto out;
 		}
 		if (u->password) {
@@ -525,14 +501,14 @@ out:
 	return r;
 }
 
-static int parse_root(struct parse *p, json_t *root, struct config *c)
+static int parse_root(struct jsonpos_src *p, json_t *root, struct config *c)
 {
 	const char *key, *s;
 	json_t *v;
 	int r;
 
 	if (!json_is_object(root))
-		return fail(p, "", "the configuration must be a JSON object");
+		return jsonpos_fail(p, "", "the configuration must be a JSON object");
 	json_object_foreach(root, key, v) {
 		const char *const *k;
 		char pointer[300];
@@ -550,9 +526,9 @@ static int parse_root(struct parse *p, json_t *root, struct config *c)
 	if ((r = get_string(p, root, "listen", DEFAULT_LISTEN, &s)) < 0)
 		return r;
 	if (addr_parse(s, &c->listen) < 0)
-		return fail(p, "/listen", "invalid listen address '%s' (expected \"IPV4:PORT\", e.g. \"127.0.0.1:6432\")", s);
+		return jsonpos_fail(p, "/listen", "invalid listen address '%s' (expected \"IPV4:PORT\", e.g. \"127.0.0.1:6432\")", s);
 	if (!addr_is_v4(c->listen.ip))
-		return fail(p, "/listen", "listen address '%s' must be IPv4: the redirect reaches it from IPv6 sockets as ::ffff:%s", s, "a.b.c.d");
+		return jsonpos_fail(p, "/listen", "listen address '%s' must be IPv4: the redirect reaches it from IPv6 sockets as ::ffff:%s", s, "a.b.c.d");
 	if ((r = parse_targets(p, root, c)) < 0 || (r = parse_cgroups(p, root, c)) < 0)
 		return r;
 
@@ -563,7 +539,7 @@ static int parse_root(struct parse *p, json_t *root, struct config *c)
 	else if (strcmp(s, "open") == 0)
 		c->fail_mode = CONFIG_FAIL_OPEN;
 	else
-		return fail(p, "/fail_mode", "'fail_mode' must be \"closed\" or \"open\", got '%s'", s);
+		return jsonpos_fail(p, "/fail_mode", "'fail_mode' must be \"closed\" or \"open\", got '%s'", s);
 
 	if ((r = get_string(p, root, "bpffs_dir", DEFAULT_BPFFS_DIR, &s)) < 0 ||
 	    (r = check_abs_path(p, "bpffs_dir", s)) < 0)
@@ -592,7 +568,7 @@ static int parse_root(struct parse *p, json_t *root, struct config *c)
 
 		if (!json_is_object(v) || !json_is_string(cert) || !json_is_string(keyfile) ||
 		    json_string_value(cert)[0] != '/' || json_string_value(keyfile)[0] != '/')
-			return fail(p, "/client_tls", "'client_tls' must be { \"cert\": \"/path/cert.pem\", \"key\": \"/path/key.pem\" } with absolute paths");
+			return jsonpos_fail(p, "/client_tls", "'client_tls' must be { \"cert\": \"/path/cert.pem\", \"key\": \"/path/key.pem\" } with absolute paths");
 		json_object_foreach(v, k, x) {
 			if (strcmp(k, "cert") && strcmp(k, "key") && strncmp(k, "//", 2)) {
 				char ptr[300];
@@ -610,7 +586,7 @@ static int parse_root(struct parse *p, json_t *root, struct config *c)
 	v = json_object_get(root, "max_message_bytes");
 	if (v) {
 		if (!json_is_integer(v) || json_integer_value(v) < 65536 || json_integer_value(v) > (json_int_t)PGWIRE_DEFAULT_MAX_MESSAGE)
-			return fail(p, "/max_message_bytes", "'max_message_bytes' must be an integer from 65536 to %u", PGWIRE_DEFAULT_MAX_MESSAGE);
+			return jsonpos_fail(p, "/max_message_bytes", "'max_message_bytes' must be an integer from 65536 to %u", PGWIRE_DEFAULT_MAX_MESSAGE);
 		c->max_message_bytes = (uint32_t)json_integer_value(v);
 	}
 
@@ -618,7 +594,7 @@ static int parse_root(struct parse *p, json_t *root, struct config *c)
 	v = json_object_get(root, "socket_mark");
 	if (v) {
 		if (!json_is_integer(v) || json_integer_value(v) <= 0 || json_integer_value(v) > 0xffffffffLL)
-			return fail(p, "/socket_mark", "'socket_mark' must be an integer from 1 to 4294967295");
+			return jsonpos_fail(p, "/socket_mark", "'socket_mark' must be an integer from 1 to 4294967295");
 		c->socket_mark = (uint32_t)json_integer_value(v);
 	}
 	return 0;
@@ -626,7 +602,7 @@ static int parse_root(struct parse *p, json_t *root, struct config *c)
 
 int config_parse(const char *name, const char *text, size_t len, struct config *ret, char *err)
 {
-	struct parse p = { name, text, len, err };
+	struct jsonpos_src p = { name, text, len, err };
 	struct config c;
 	json_error_t jerr;
 	json_t *root;

@@ -8,6 +8,8 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+
+#include "jsonpos.h"
 #include <stdint.h>
 
 #include "addr.h"
@@ -17,7 +19,7 @@
 #define CONFIG_MAX_BYTES (1u << 20)   /* a config bigger than 1 MiB is a mistake */
 #define CONFIG_MAX_TARGETS 256
 #define CONFIG_MAX_CGROUPS 256
-#define CONFIG_ERR_LEN 512
+#define CONFIG_ERR_LEN JSONPOS_ERR_LEN
 
 enum config_fail_mode { CONFIG_FAIL_CLOSED, CONFIG_FAIL_OPEN };
 

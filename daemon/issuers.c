@@ -8,7 +8,6 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,28 +20,6 @@ static const char *const keys_allowed[] = {
 	"issuer", "audiences", "algorithms", "jwks_file", "leeway", "max_token_bytes", NULL,
 };
 
-struct src {
-	const char *path;
-	const char *text;
-	size_t len;
-	char *err;
-};
-
-static int fail(struct src *s, const char *pointer, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static int fail(struct src *s, const char *pointer, const char *fmt, ...)
-{
-	char msg[ISSUERS_ERR_LEN];
-	int line, col;
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	jsonpos_find(s->text, s->len, pointer, &line, &col);
-	snprintf(s->err, ISSUERS_ERR_LEN, "%s:%d:%d: %s", s->path, line, col, msg);
-	return -EINVAL;
-}
 
 static char *keep(struct issuers *is, const char *str)
 {
@@ -103,7 +80,7 @@ static int read_text(const char *path, char **ret, size_t *ret_len, size_t max, 
 	return 0;
 }
 
-static int parse_one(struct issuers *is, const char *dir, struct src *s, size_t slot)
+static int parse_one(struct issuers *is, const char *dir, struct jsonpos_src *s, size_t slot)
 {
 	struct token_issuer *ti = &is->v[slot];
 	const char **auds;
@@ -116,11 +93,11 @@ static int parse_one(struct issuers *is, const char *dir, struct src *s, size_t 
 
 	root = json_loadb(s->text, s->len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!root) {
-		snprintf(s->err, ISSUERS_ERR_LEN, "%s:%d:%d: %s", s->path, jerr.line, jerr.column, jerr.text);
+		snprintf(s->err, ISSUERS_ERR_LEN, "%s:%d:%d: %s", s->name, jerr.line, jerr.column, jerr.text);
 		return -EINVAL;
 	}
 	if (!json_is_object(root)) {
-		r = fail(s, "", "an issuer file holds one JSON object");
+		r = jsonpos_fail(s, "", "an issuer file holds one JSON object");
 		goto out;
 	}
 	json_object_foreach(root, key, v) {
@@ -133,18 +110,18 @@ static int parse_one(struct issuers *is, const char *dir, struct src *s, size_t 
 			;
 		if (!*k) {
 			snprintf(ptr, sizeof(ptr), "/%s", key);
-			r = fail(s, ptr, "unknown key '%s'", key);
+			r = jsonpos_fail(s, ptr, "unknown key '%s'", key);
 			goto out;
 		}
 	}
 	v = json_object_get(root, "issuer");
 	if (!json_is_string(v) || json_string_length(v) == 0) {
-		r = fail(s, v ? "/issuer" : "", "\"issuer\" must be the exact \"iss\" of its tokens, e.g. \"https://token.actions.githubusercontent.com\"");
+		r = jsonpos_fail(s, v ? "/issuer" : "", "\"issuer\" must be the exact \"iss\" of its tokens, e.g. \"https://token.actions.githubusercontent.com\"");
 		goto out;
 	}
 	for (i = 0; i < slot; i++)
 		if (strcmp(is->v[i].issuer, json_string_value(v)) == 0) {
-			r = fail(s, "/issuer", "issuer '%s' is defined twice", json_string_value(v));
+			r = jsonpos_fail(s, "/issuer", "issuer '%s' is defined twice", json_string_value(v));
 			goto out;
 		}
 	if (!(ti->issuer = keep(is, json_string_value(v)))) {
@@ -154,7 +131,7 @@ static int parse_one(struct issuers *is, const char *dir, struct src *s, size_t 
 
 	v = json_object_get(root, "audiences");
 	if (!json_is_array(v) || json_array_size(v) == 0 || json_array_size(v) > 16) {
-		r = fail(s, v ? "/audiences" : "", "\"audiences\" must list 1 to 16 accepted \"aud\" values");
+		r = jsonpos_fail(s, v ? "/audiences" : "", "\"audiences\" must list 1 to 16 accepted \"aud\" values");
 		goto out;
 	}
 	auds = calloc(json_array_size(v), sizeof(*auds));
@@ -170,7 +147,7 @@ static int parse_one(struct issuers *is, const char *dir, struct src *s, size_t 
 			char ptr[64];
 
 			snprintf(ptr, sizeof(ptr), "/audiences/%zu", i);
-			r = fail(s, ptr, "an audience must be a non-empty string");
+			r = jsonpos_fail(s, ptr, "an audience must be a non-empty string");
 			goto out;
 		}
 		if (!(auds[i] = keep(is, json_string_value(x)))) {
@@ -183,7 +160,7 @@ static int parse_one(struct issuers *is, const char *dir, struct src *s, size_t 
 
 	v = json_object_get(root, "algorithms");
 	if (!json_is_array(v) || json_array_size(v) == 0) {
-		r = fail(s, v ? "/algorithms" : "", "\"algorithms\" must list the signature algorithms of this issuer (RS256, RS384, RS512, ES256, ES384)");
+		r = jsonpos_fail(s, v ? "/algorithms" : "", "\"algorithms\" must list the signature algorithms of this issuer (RS256, RS384, RS512, ES256, ES384)");
 		goto out;
 	}
 	json_array_foreach(v, i, x) {
@@ -196,7 +173,7 @@ static int parse_one(struct issuers *is, const char *dir, struct src *s, size_t 
 				bit = 1u << a;
 		snprintf(ptr, sizeof(ptr), "/algorithms/%zu", i);
 		if (!bit) {
-			r = fail(s, ptr, "algorithm %s is not allowed: only RS256, RS384, RS512, ES256, ES384 (never none or HS*)",
+			r = jsonpos_fail(s, ptr, "algorithm %s is not allowed: only RS256, RS384, RS512, ES256, ES384 (never none or HS*)",
 				 json_is_string(x) ? json_string_value(x) : "(not a string)");
 			goto out;
 		}
@@ -207,7 +184,7 @@ static int parse_one(struct issuers *is, const char *dir, struct src *s, size_t 
 	v = json_object_get(root, "leeway");
 	if (v) {
 		if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > TOKEN_MAX_LEEWAY) {
-			r = fail(s, "/leeway", "\"leeway\" must be 0 to %d seconds", TOKEN_MAX_LEEWAY);
+			r = jsonpos_fail(s, "/leeway", "\"leeway\" must be 0 to %d seconds", TOKEN_MAX_LEEWAY);
 			goto out;
 		}
 		ti->leeway = (long)json_integer_value(v);
@@ -216,7 +193,7 @@ static int parse_one(struct issuers *is, const char *dir, struct src *s, size_t 
 	v = json_object_get(root, "max_token_bytes");
 	if (v) {
 		if (!json_is_integer(v) || json_integer_value(v) < 1024 || json_integer_value(v) > 65536) {
-			r = fail(s, "/max_token_bytes", "\"max_token_bytes\" must be 1024 to 65536");
+			r = jsonpos_fail(s, "/max_token_bytes", "\"max_token_bytes\" must be 1024 to 65536");
 			goto out;
 		}
 		ti->max_bytes = (size_t)json_integer_value(v);
@@ -224,7 +201,7 @@ static int parse_one(struct issuers *is, const char *dir, struct src *s, size_t 
 
 	v = json_object_get(root, "jwks_file");
 	if (!json_is_string(v) || json_string_length(v) == 0) {
-		r = fail(s, v ? "/jwks_file" : "", "\"jwks_file\" must name the issuer's key set (relative to %s or absolute)", dir);
+		r = jsonpos_fail(s, v ? "/jwks_file" : "", "\"jwks_file\" must name the issuer's key set (relative to %s or absolute)", dir);
 		goto out;
 	}
 	snprintf(jwks_path, sizeof(jwks_path), json_string_value(v)[0] == '/' ? "%s%s" : "%s/%s",
@@ -243,11 +220,6 @@ out:
 	return r;
 }
 
-static int by_name(const struct dirent **a, const struct dirent **b)
-{
-	return strcmp((*a)->d_name, (*b)->d_name);
-}
-
 static int wanted(const struct dirent *d)
 {
 	size_t n = strlen(d->d_name);
@@ -263,7 +235,8 @@ int issuers_load_dir(const char *dir, struct issuers *ret, char *err)
 	struct dirent **names = NULL;
 	int n, r = 0;
 
-	n = scandir(dir, &names, wanted, by_name);
+	/* alphasort is strcoll; the daemon runs in the C locale, so that is byte order */
+	n = scandir(dir, &names, wanted, alphasort);
 	if (n < 0) {
 		if (errno == ENOENT) {
 			*ret = is;
@@ -287,12 +260,12 @@ int issuers_load_dir(const char *dir, struct issuers *ret, char *err)
 	for (int i = 0; i < n && r == 0; i++) {
 		char path[PATH_MAX], *text;
 		size_t len;
-		struct src s;
+		struct jsonpos_src s;
 
 		snprintf(path, sizeof(path), "%s/%s", dir, names[i]->d_name);
 		if ((r = read_text(path, &text, &len, 65536, err)) < 0)
 			break;
-		s = (struct src){ path, text, len, err };
+		s = (struct jsonpos_src){ path, text, len, err };
 		r = parse_one(&is, dir, &s, is.n);
 		free(text);
 		if (r == 0)

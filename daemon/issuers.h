@@ -14,11 +14,13 @@
 
 #include <stddef.h>
 
+#include "jsonpos.h"
+
 #include "jwks.h"
 #include "token.h"
 
 #define ISSUERS_MAX 64
-#define ISSUERS_ERR_LEN 512
+#define ISSUERS_ERR_LEN JSONPOS_ERR_LEN
 
 struct issuers {
 	struct token_issuer *v;      /* for token_verify() */

@@ -7,6 +7,8 @@
 #include "jsonpos.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -203,4 +205,18 @@ int jsonpos_find(const char *text, size_t len, const char *pointer, int *line, i
 	if (*pointer)
 		return -ENOENT;
 	return 0;
+}
+
+int jsonpos_fail(const struct jsonpos_src *s, const char *pointer, const char *fmt, ...)
+{
+	char msg[JSONPOS_ERR_LEN];
+	int line, col;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	jsonpos_find(s->text, s->len, pointer, &line, &col);
+	snprintf(s->err, JSONPOS_ERR_LEN, "%s:%d:%d: %s", s->name, line, col, msg);
+	return -EINVAL;
 }

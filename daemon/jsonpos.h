@@ -18,4 +18,20 @@
  */
 int jsonpos_find(const char *text, size_t len, const char *pointer, int *line, int *col);
 
+#define JSONPOS_ERR_LEN 512
+
+/* A JSON text under validation: what positioned messages are about. err holds
+ * JSONPOS_ERR_LEN bytes. */
+struct jsonpos_src {
+	const char *name;
+	const char *text;
+	size_t len;
+	char *err;
+};
+
+/* Writes "name:line:col: message" for the value at pointer into s->err; returns
+ * -EINVAL, so a validator can `return jsonpos_fail(...)`. */
+int jsonpos_fail(const struct jsonpos_src *s, const char *pointer, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
 #endif

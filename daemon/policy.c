@@ -8,7 +8,6 @@
 #include <fcntl.h>
 #include <fnmatch.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,30 +16,8 @@
 
 #include "jsonpos.h"
 
-struct src {
-	const char *name;
-	const char *text;
-	size_t len;
-	char *err;
-};
 
-static int fail(struct src *s, const char *pointer, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static int fail(struct src *s, const char *pointer, const char *fmt, ...)
-{
-	char msg[POLICY_ERR_LEN];
-	int line, col;
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	jsonpos_find(s->text, s->len, pointer, &line, &col);
-	snprintf(s->err, POLICY_ERR_LEN, "%s:%d:%d: %s", s->name, line, col, msg);
-	return -EINVAL;
-}
-
-static int check_keys(struct src *s, json_t *obj, const char *ptr, const char *const *allowed,
+static int check_keys(struct jsonpos_src *s, json_t *obj, const char *ptr, const char *const *allowed,
 		      const char *const *later)
 {
 	const char *key;
@@ -59,13 +36,13 @@ static int check_keys(struct src *s, json_t *obj, const char *ptr, const char *c
 		snprintf(sub, sizeof(sub), "%s/%s", ptr, key);
 		for (k = later; later && *k; k++)
 			if (strcmp(*k, key) == 0)
-				return fail(s, sub, "'%s' is not supported by this version of pgtetherd yet: a rule that relies on it would not be enforced", key);
-		return fail(s, sub, "unknown key '%s'", key);
+				return jsonpos_fail(s, sub, "'%s' is not supported by this version of pgtetherd yet: a rule that relies on it would not be enforced", key);
+		return jsonpos_fail(s, sub, "unknown key '%s'", key);
 	}
 	return 0;
 }
 
-static int str(struct src *s, json_t *obj, const char *key, const char *ptr, char **ret)
+static int str(struct jsonpos_src *s, json_t *obj, const char *key, const char *ptr, char **ret)
 {
 	json_t *v = json_object_get(obj, key);
 	char sub[400];
@@ -74,12 +51,12 @@ static int str(struct src *s, json_t *obj, const char *key, const char *ptr, cha
 		return 0;
 	snprintf(sub, sizeof(sub), "%s/%s", ptr, key);
 	if (!json_is_string(v) || json_string_length(v) == 0 || strlen(json_string_value(v)) != json_string_length(v))
-		return fail(s, sub, "'%s' must be a non-empty string", key);
+		return jsonpos_fail(s, sub, "'%s' must be a non-empty string", key);
 	*ret = strdup(json_string_value(v));
 	return *ret ? 0 : -ENOMEM;
 }
 
-static int parse_rule(struct src *s, json_t *obj, const char *ptr, struct policy_rule *r)
+static int parse_rule(struct jsonpos_src *s, json_t *obj, const char *ptr, struct policy_rule *r)
 {
 	static const char *const rule_keys[] = { "name", "effect", "match", "token", "upstream", "role", NULL };
 	static const char *const later[] = { "statements", "mask", "record", NULL };
@@ -90,19 +67,19 @@ static int parse_rule(struct src *s, json_t *obj, const char *ptr, struct policy
 	int e;
 
 	if (!json_is_object(obj))
-		return fail(s, ptr, "a rule must be an object");
+		return jsonpos_fail(s, ptr, "a rule must be an object");
 	if ((e = check_keys(s, obj, ptr, rule_keys, later)) < 0)
 		return e;
 	if ((e = str(s, obj, "name", ptr, &r->name)) < 0)
 		return e;
 	if (!r->name)
-		return fail(s, ptr, "every rule needs a \"name\": it is what logs and refused clients see");
+		return jsonpos_fail(s, ptr, "every rule needs a \"name\": it is what logs and refused clients see");
 	if ((e = str(s, obj, "effect", ptr, &effect)) < 0)
 		return e;
 	if (effect && strcmp(effect, "allow") && strcmp(effect, "deny")) {
 		free(effect);
 		snprintf(sub, sizeof(sub), "%s/effect", ptr);
-		return fail(s, sub, "rule '%s': effect must be \"allow\" or \"deny\"", r->name);
+		return jsonpos_fail(s, sub, "rule '%s': effect must be \"allow\" or \"deny\"", r->name);
 	}
 	r->deny = effect && strcmp(effect, "deny") == 0;
 	free(effect);
@@ -110,7 +87,7 @@ static int parse_rule(struct src *s, json_t *obj, const char *ptr, struct policy
 	snprintf(sub, sizeof(sub), "%s/match", ptr);
 	m = json_object_get(obj, "match");
 	if (!json_is_object(m))
-		return fail(s, m ? sub : ptr, "rule '%s' needs \"match\": the identity it is for", r->name);
+		return jsonpos_fail(s, m ? sub : ptr, "rule '%s' needs \"match\": the identity it is for", r->name);
 	if ((e = check_keys(s, m, sub, match_keys, NULL)) < 0 ||
 	    (e = str(s, m, "cgroup", sub, &r->cgroup)) < 0 || (e = str(s, m, "exe", sub, &r->exe)) < 0 ||
 	    (e = str(s, m, "exe_sha256", sub, &r->exe_sha256)) < 0 ||
@@ -122,7 +99,7 @@ static int parse_rule(struct src *s, json_t *obj, const char *ptr, struct policy
 
 		snprintf(u, sizeof(u), "%s/uid", sub);
 		if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 0xfffffffeLL)
-			return fail(s, u, "rule '%s': uid must be a number", r->name);
+			return jsonpos_fail(s, u, "rule '%s': uid must be a number", r->name);
 		r->has_uid = true;
 		r->uid = (uint32_t)json_integer_value(v);
 	}
@@ -132,12 +109,12 @@ static int parse_rule(struct src *s, json_t *obj, const char *ptr, struct policy
 
 		snprintf(c, sizeof(c), "%s/claims", sub);
 		if (!json_is_object(v) || json_object_size(v) == 0 || json_object_size(v) > POLICY_MAX_CLAIMS)
-			return fail(s, c, "rule '%s': claims must map 1 to %d claim names to exact values or globs", r->name, POLICY_MAX_CLAIMS);
+			return jsonpos_fail(s, c, "rule '%s': claims must map 1 to %d claim names to exact values or globs", r->name, POLICY_MAX_CLAIMS);
 		if (!r->issuer)
-			return fail(s, c, "rule '%s': claims mean nothing without the \"issuer\" that vouches for them", r->name);
+			return jsonpos_fail(s, c, "rule '%s': claims mean nothing without the \"issuer\" that vouches for them", r->name);
 		json_object_foreach(v, key, t) {
 			if (!json_is_string(t))
-				return fail(s, c, "rule '%s': claim '%s' must be a string (exact value or glob)", r->name, key);
+				return jsonpos_fail(s, c, "rule '%s': claim '%s' must be a string (exact value or glob)", r->name, key);
 			r->claims[r->n_claims].name = strdup(key);
 			r->claims[r->n_claims].glob = strdup(json_string_value(t));
 			if (!r->claims[r->n_claims].name || !r->claims[r->n_claims].glob)
@@ -146,14 +123,14 @@ static int parse_rule(struct src *s, json_t *obj, const char *ptr, struct policy
 		}
 	}
 	if (!r->deny && !r->cgroup && !r->n_claims)
-		return fail(s, sub, "rule '%s' allows without narrowing identity: give a \"cgroup\" glob or token \"claims\"", r->name);
+		return jsonpos_fail(s, sub, "rule '%s' allows without narrowing identity: give a \"cgroup\" glob or token \"claims\"", r->name);
 
 	if (r->deny)
 		return 0;
 	snprintf(sub, sizeof(sub), "%s/token", ptr);
 	t = json_object_get(obj, "token");
 	if (!json_is_object(t))
-		return fail(s, t ? sub : ptr, "rule '%s' needs \"token\": { \"source\": \"password\" | \"file\" | \"none\" }", r->name);
+		return jsonpos_fail(s, t ? sub : ptr, "rule '%s' needs \"token\": { \"source\": \"password\" | \"file\" | \"none\" }", r->name);
 	if ((e = check_keys(s, t, sub, (const char *const[]){ "source", "path", NULL }, NULL)) < 0 ||
 	    (e = str(s, t, "source", sub, &source)) < 0)
 		return e;
@@ -167,29 +144,29 @@ static int parse_rule(struct src *s, json_t *obj, const char *ptr, struct policy
 		}
 		if (!r->token_path || r->token_path[0] != '/') {
 			free(source);
-			return fail(s, sub, "rule '%s': a file token needs an absolute \"path\" (inside the workload's mount namespace)", r->name);
+			return jsonpos_fail(s, sub, "rule '%s': a file token needs an absolute \"path\" (inside the workload's mount namespace)", r->name);
 		}
 	} else if (source && strcmp(source, "none") == 0) {
 		r->token = POLICY_TOKEN_NONE;
 	} else {
 		free(source);
-		return fail(s, sub, "rule '%s': token source must be \"password\", \"file\" or \"none\"", r->name);
+		return jsonpos_fail(s, sub, "rule '%s': token source must be \"password\", \"file\" or \"none\"", r->name);
 	}
 	free(source);
 	if (r->token == POLICY_TOKEN_NONE && (r->issuer || r->n_claims))
-		return fail(s, sub, "rule '%s' matches token claims but takes no token", r->name);
+		return jsonpos_fail(s, sub, "rule '%s' matches token claims but takes no token", r->name);
 	if (r->token != POLICY_TOKEN_NONE && !r->issuer)
-		return fail(s, sub, "rule '%s' takes a token but names no \"issuer\" to verify it with", r->name);
+		return jsonpos_fail(s, sub, "rule '%s' takes a token but names no \"issuer\" to verify it with", r->name);
 	if ((e = str(s, obj, "upstream", ptr, &r->upstream)) < 0 || (e = str(s, obj, "role", ptr, &r->role)) < 0)
 		return e;
 	if (!r->upstream)
-		return fail(s, ptr, "rule '%s' needs \"upstream\": the database it grants", r->name);
+		return jsonpos_fail(s, ptr, "rule '%s' needs \"upstream\": the database it grants", r->name);
 	return 0;
 }
 
 int policy_parse(struct policy *p, const char *name, const char *text, size_t len, char *err)
 {
-	struct src s = { name, text, len, err };
+	struct jsonpos_src s = { name, text, len, err };
 	json_error_t jerr;
 	json_t *root, *rules, *obj;
 	size_t i;
@@ -202,16 +179,16 @@ int policy_parse(struct policy *p, const char *name, const char *text, size_t le
 	}
 	if (!json_is_object(root) || (r = check_keys(&s, root, "", (const char *const[]){ "rules", NULL }, NULL)) < 0) {
 		if (!r)
-			r = fail(&s, "", "a policy file holds { \"rules\": [ ... ] }");
+			r = jsonpos_fail(&s, "", "a policy file holds { \"rules\": [ ... ] }");
 		goto out;
 	}
 	rules = json_object_get(root, "rules");
 	if (!json_is_array(rules)) {
-		r = fail(&s, rules ? "/rules" : "", "a policy file holds { \"rules\": [ ... ] }");
+		r = jsonpos_fail(&s, rules ? "/rules" : "", "a policy file holds { \"rules\": [ ... ] }");
 		goto out;
 	}
 	if (p->n + json_array_size(rules) > POLICY_MAX_RULES) {
-		r = fail(&s, "/rules", "more than %d rules in all", POLICY_MAX_RULES);
+		r = jsonpos_fail(&s, "/rules", "more than %d rules in all", POLICY_MAX_RULES);
 		goto out;
 	}
 	json_array_foreach(rules, i, obj) {
@@ -240,7 +217,7 @@ int policy_parse(struct policy *p, const char *name, const char *text, size_t le
 				char sub[80];
 
 				snprintf(sub, sizeof(sub), "%s/name", ptr);
-				r = fail(&s, sub, "rule name '%s' is used twice (first in %s:%d)", p->rules[j].name,
+				r = jsonpos_fail(&s, sub, "rule name '%s' is used twice (first in %s:%d)", p->rules[j].name,
 					 p->rules[j].file ? p->rules[j].file : name, p->rules[j].line);
 				goto out;
 			}
@@ -312,18 +289,14 @@ static int wanted(const struct dirent *d)
 	return d->d_name[0] != '.' && n > 5 && d->d_name[n - 1] != '~' && strcmp(d->d_name + n - 5, ".json") == 0;
 }
 
-static int by_name(const struct dirent **a, const struct dirent **b)
-{
-	return strcmp((*a)->d_name, (*b)->d_name);
-}
-
 int policy_load_dir(const char *dir, struct policy *ret, char *err)
 {
 	struct policy p = { NULL, 0 };
 	struct dirent **names = NULL;
 	int n, r = 0;
 
-	n = scandir(dir, &names, wanted, by_name);
+	/* alphasort is strcoll; the daemon runs in the C locale, so that is byte order */
+	n = scandir(dir, &names, wanted, alphasort);
 	if (n < 0) {
 		if (errno == ENOENT) {
 			*ret = p; /* no directory: no rules, so every connection is refused */

@@ -17,9 +17,11 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+
+#include "jsonpos.h"
 #include <stdint.h>
 
-#define POLICY_ERR_LEN 512
+#define POLICY_ERR_LEN JSONPOS_ERR_LEN
 #define POLICY_MAX_RULES 1024
 #define POLICY_MAX_CLAIMS 16
 
