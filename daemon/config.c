@@ -24,12 +24,13 @@
 #define DEFAULT_BPFFS_DIR "/sys/fs/bpf/pgtether"
 #define DEFAULT_CONTROL_SOCKET "/run/pgtether/control.sock"
 #define DEFAULT_SOCKET_MARK 0x70677465u /* "pgte" */
+#define DEFAULT_LOGIN_TIMEOUT_S 30
 
 #define DEFAULT_CREDENTIALS_FILE "/etc/pgtether/credentials.json"
 
 static const char *const known_keys[] = {
 	"listen", "targets", "cgroups", "fail_mode", "bpffs_dir", "control_socket",
-	"socket_mark", "upstreams", "credentials_file", "max_message_bytes", "client_tls", NULL,
+	"socket_mark", "upstreams", "credentials_file", "max_message_bytes", "client_tls", "login_timeout", NULL,
 };
 
 static const char *const upstream_keys[] = {
@@ -588,6 +589,14 @@ static int parse_root(struct jsonpos_src *p, json_t *root, struct config *c)
 		if (!json_is_integer(v) || json_integer_value(v) < 65536 || json_integer_value(v) > (json_int_t)PGWIRE_DEFAULT_MAX_MESSAGE)
 			return jsonpos_fail(p, "/max_message_bytes", "'max_message_bytes' must be an integer from 65536 to %u", PGWIRE_DEFAULT_MAX_MESSAGE);
 		c->max_message_bytes = (uint32_t)json_integer_value(v);
+	}
+
+	c->login_timeout = DEFAULT_LOGIN_TIMEOUT_S;
+	v = json_object_get(root, "login_timeout");
+	if (v) {
+		if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 600)
+			return jsonpos_fail(p, "/login_timeout", "'login_timeout' must be a number of seconds from 1 to 600");
+		c->login_timeout = (unsigned)json_integer_value(v);
 	}
 
 	c->socket_mark = DEFAULT_SOCKET_MARK;

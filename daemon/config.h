@@ -66,6 +66,7 @@ struct config {
 	size_t n_upstreams;
 	char *credentials_file;
 	uint32_t max_message_bytes;    /* largest protocol message accepted */
+	unsigned login_timeout;        /* seconds from accept to the relay starting */
 	char *client_tls_cert;         /* client_tls: terminate TLS from clients */
 	char *client_tls_key;
 	struct ssl_ctx_st *client_ssl_ctx; /* built by tls_prepare() */

@@ -673,6 +673,7 @@ static void start_relay(struct session_env *env, struct session *s)
 	log_begin(&l, LOG_LEVEL_INFO, "conn.open");
 	log_identity(&l, s);
 	log_str(&l, "upstream_local", addr_format(&s->up_local, buf));
+	log_u64(&l, "login_ms", (unsigned long long)elapsed_ms(s));
 	{
 		char t[96];
 
@@ -1617,15 +1618,17 @@ void session_tick(struct session_env *env)
 		next = s->next;
 		if ((s->state == SESSION_CONNECTING || s->state == SESSION_LOGIN ||
 		     s->state == SESSION_UPSTREAM_SSLREQ || s->state == SESSION_UPSTREAM_TLS) &&
-		    age >= SESSION_LOGIN_TIMEOUT_S)
+		    age >= (time_t)env->cfg->login_timeout)
 			refuse(env, s, "08001", "conn.refused",
 			       "pgtether: cannot reach the database at %s: %s timed out",
 			       addr_format(&s->dst, buf), s->state == SESSION_LOGIN ? "login" : "connection");
 		else if (s->state == SESSION_RELAYING && s->draining &&
 			 time(NULL) - s->drain_started >= SESSION_REFUSE_TIMEOUT_S)
 			session_close(env, s, s->refuse_msg);
-		else if ((s->state == SESSION_REFUSING || s->state == SESSION_STARTUP ||
-			  s->state == SESSION_CANCELLING || s->state == SESSION_CLIENT_TLS) &&
+		else if ((s->state == SESSION_STARTUP || s->state == SESSION_CLIENT_TLS) &&
+			 age >= (time_t)env->cfg->login_timeout)
+			session_free(env, s); /* the client never finished its startup: nobody to answer */
+		else if ((s->state == SESSION_REFUSING || s->state == SESSION_CANCELLING) &&
 			 age >= SESSION_REFUSE_TIMEOUT_S)
 			session_free(env, s);
 	}

@@ -34,7 +34,6 @@
 
 #define SESSION_BUF 65536
 #define SESSION_INJECT_RESERVE 1024    /* room kept in u2c for messages pgtether adds */
-#define SESSION_LOGIN_TIMEOUT_S 10     /* upstream connect + login */
 #define SESSION_REFUSE_TIMEOUT_S 10
 #define SESSION_MAX_PENDING 4096       /* client sync points awaiting a ReadyForQuery */
 

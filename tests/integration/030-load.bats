@@ -89,6 +89,26 @@ SH
   [ "$status" -eq 0 ]
 }
 
+@test "an upstream that accepts but never answers is given up after login_timeout with 08001" {
+  local mute start
+  mute=$(pgt_free_port)
+  # a listener that completes the TCP handshake and then says nothing
+  python3 -c 'import socket,sys,time; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.2", int(sys.argv[1]))); s.listen(8); time.sleep(30)' "$mute" &
+  local listener=$!
+  pgt_stop_daemon
+  PGT_EXTRA_CONFIG='"login_timeout": 2' pgt_write_config closed "[]" "[\"*:$PG_PORT\", \"127.0.0.2:$mute\"]" \
+    "\"dead\": { \"address\": \"127.0.0.2:$mute\", \"tls\": \"disable\", \"role\": \"app\" }"
+  pgt_start_daemon
+  start=$(date +%s)
+  PGCONNECT_TIMEOUT=20 run pgt_in "$PGT_CG/mute" psql -X "host=127.0.0.2 port=$mute" -Atq -c "select 1"
+  kill "$listener"
+  echo "$output"
+  [ "$status" -eq 2 ]
+  [[ "$output" == *"FATAL:  pgtether: cannot reach the database at 127.0.0.2:$mute: login timed out"* ]]
+  # given up by the daemon after about 2 s, not by the client's 20 s
+  [ $(($(date +%s) - start)) -lt 10 ]
+}
+
 @test "the daemon stops cleanly with no sanitizer report" {
   pgt_stop_daemon
   pgt_assert_clean_log

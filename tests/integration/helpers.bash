@@ -55,6 +55,7 @@ pgt_write_credentials() {
 }
 
 # pgt_write_config FAIL_MODE [CGROUPS_JSON_ARRAY] [TARGETS_JSON_ARRAY] [MORE_UPSTREAMS]
+# $PGT_EXTRA_CONFIG, when set, adds top-level members ("key": value, ...).
 pgt_write_config() {
   cat >"$PGT_CONF" <<JSON
 {
@@ -64,7 +65,8 @@ pgt_write_config() {
   "fail_mode": "$1",
   "bpffs_dir": "$PGT_BPFFS",
   "control_socket": "$PGT_TMP/control.sock",
-  "credentials_file": "$PGT_TMP/credentials.json",
+  "credentials_file": "$PGT_TMP/credentials.json",${PGT_EXTRA_CONFIG:+
+  $PGT_EXTRA_CONFIG,}
   "upstreams": {
     "main": { "address": "127.0.0.1:$PG_PORT", "aliases": ["[::1]:$PG_PORT"], "tls": "disable", "role": "app" }${4:+,
     $4}
