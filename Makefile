@@ -22,7 +22,7 @@ LDLIBS  += -lbpf -lelf -lz -ljansson -ljwt -lssl -lcrypto $(shell pkg-config --l
 PURE    := addr jsonpos config pgwire scram b64url jwks token issuers policy cgroup attest log
 KERNEL  := intercept sockdiag notify tls
 DAEMON  := $(PURE) $(KERNEL) session control
-CLI     := addr jsonpos config cgroup control log
+CLI     := addr jsonpos config b64url jwks token issuers policy cgroup control log
 
 DAEMON_OBJS := $(DAEMON:%=$(BUILD)/obj/%.o)
 CLI_OBJS    := $(CLI:%=$(BUILD)/obj/%.o)
@@ -96,7 +96,8 @@ INSTALLED_FILES := \
 	$(MANDIR)/man1/pgtether.1 $(MANDIR)/man8/pgtetherd.8 \
 	$(MANDIR)/man5/pgtether.json.5 $(MANDIR)/man5/pgtether-policy.5 \
 	$(EXAMPLES)/pgtether.json $(EXAMPLES)/pgtether.example.json \
-	$(EXAMPLES)/credentials.example.json $(EXAMPLES)/README.md
+	$(EXAMPLES)/credentials.example.json $(EXAMPLES)/README.md \
+	$(EXAMPLES)/policy.example.json $(EXAMPLES)/issuer.example.json
 
 .PHONY: install uninstall
 install: all
@@ -112,7 +113,8 @@ install: all
 	install -m 0644 man/pgtether.1 $(DESTDIR)$(MANDIR)/man1/
 	install -m 0644 man/pgtetherd.8 $(DESTDIR)$(MANDIR)/man8/
 	install -m 0644 man/pgtether.json.5 man/pgtether-policy.5 $(DESTDIR)$(MANDIR)/man5/
-	install -m 0644 dist/pgtether.json policies/pgtether.example.json policies/README.md $(DESTDIR)$(EXAMPLES)/
+	install -m 0644 dist/pgtether.json policies/pgtether.example.json policies/README.md \
+		policies/policy.example.json policies/issuer.example.json $(DESTDIR)$(EXAMPLES)/
 	install -m 0600 dist/credentials.example.json $(DESTDIR)$(EXAMPLES)/
 	@for d in pgtether pgtether/policy.d pgtether/issuers.d; do \
 		[ -d $(DESTDIR)$(SYSCONFDIR)/$$d ] || install -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/$$d; \

@@ -15,6 +15,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <linux/openat2.h>
 
 #include "cgroup.h"
 
@@ -199,4 +200,102 @@ int attest_read(pid_t pid, uint64_t connect_boot_ns, struct attest_cache *cache,
 	}
 	close(pidfd);
 	return first;
+}
+
+int attest_read_token(pid_t pid, uint64_t connect_boot_ns, uint32_t uid, uint32_t gid, const char *path,
+		      char *buf, size_t cap, size_t *ret_len)
+{
+	struct open_how how = { .flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
+	char p[64], stat_text[4096];
+	int pidfd, rootfd = -1, pathfd = -1, fd = -1, r;
+	uint64_t start;
+	struct stat st;
+	size_t n = 0;
+	ssize_t got;
+
+	if (cap < 2)
+		return -EINVAL;
+	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (pidfd < 0)
+		return -ESRCH;
+	snprintf(p, sizeof(p), "/proc/%d/stat", (int)pid);
+	if (read_small(p, stat_text, sizeof(stat_text)) < 0 || attest_parse_starttime(stat_text, &start) < 0) {
+		r = -ESRCH;
+		goto out;
+	}
+	if (attest_pid_reused(start, sysconf(_SC_CLK_TCK), connect_boot_ns)) {
+		r = -ESTALE;
+		goto out;
+	}
+	snprintf(p, sizeof(p), "/proc/%d/root", (int)pid);
+	rootfd = open(p, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (rootfd < 0) {
+		r = -errno;
+		goto out;
+	}
+	pathfd = (int)syscall(SYS_openat2, rootfd, path, &how, sizeof(how));
+	if (pathfd < 0) {
+		r = -errno;
+		goto out;
+	}
+	if (fstat(pathfd, &st) < 0) {
+		r = -errno;
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		r = -EINVAL;
+		goto out;
+	}
+	/* what the workload could read itself (uid 0 reads anything) */
+	if (uid != 0 && !((st.st_uid == uid && (st.st_mode & S_IRUSR)) ||
+			  (st.st_uid != uid && st.st_gid == gid && (st.st_mode & S_IRGRP)) ||
+			  (st.st_uid != uid && st.st_gid != gid && (st.st_mode & S_IROTH)))) {
+		r = -EACCES;
+		goto out;
+	}
+	if ((uint64_t)st.st_size >= cap) {
+		r = -EFBIG;
+		goto out;
+	}
+	/* reopened for reading only now that it is known to be a regular file */
+	snprintf(p, sizeof(p), "/proc/self/fd/%d", pathfd);
+	fd = open(p, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	if (fd < 0) {
+		r = -errno;
+		goto out;
+	}
+	while ((got = read(fd, buf + n, cap - 1 - n)) > 0) {
+		n += (size_t)got;
+		if (n == cap - 1) {
+			char more;
+
+			if ((got = read(fd, &more, 1)) > 0) {
+				r = -EFBIG; /* grew since fstat */
+				goto out;
+			}
+			break;
+		}
+	}
+	if (got < 0) {
+		r = -errno;
+		goto out;
+	}
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ' || buf[n - 1] == '\t'))
+		n--;
+	buf[n] = '\0';
+	/* still the same process: nothing else could have answered for it */
+	r = syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) == 0 ? 0 : -ESRCH;
+out:
+	if (fd >= 0)
+		close(fd);
+	if (pathfd >= 0)
+		close(pathfd);
+	if (rootfd >= 0)
+		close(rootfd);
+	close(pidfd);
+	if (r < 0)
+		explicit_bzero(buf, cap);
+	else
+		*ret_len = n;
+	return r;
 }

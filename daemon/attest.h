@@ -48,6 +48,19 @@ struct attest_cache {
 int attest_read(pid_t pid, uint64_t connect_boot_ns, struct attest_cache *cache,
 		struct attest_facts *ret);
 
+/*
+ * Reads the identity token file `path` as the process pid (the one that called
+ * connect() at connect_boot_ns) sees it: resolved inside its own root and mount
+ * namespace through /proc/PID/root, with symlinks kept inside that root and magic
+ * links refused, while the pid is pinned. The file must be a regular file of fewer
+ * than cap bytes that the workload itself (uid, gid) may read, so no workload can
+ * point pgtetherd at a file only root may read. Trailing whitespace is dropped and
+ * buf NUL-terminated. 0; -ESTALE (reused pid), -ESRCH (gone), -EACCES, -EFBIG,
+ * -EINVAL (not a regular file) or another -errno. buf is wiped on failure.
+ */
+int attest_read_token(pid_t pid, uint64_t connect_boot_ns, uint32_t uid, uint32_t gid, const char *path,
+		      char *buf, size_t cap, size_t *ret_len);
+
 /* True when a process started at start_ticks (clock ticks since boot, tick Hz) cannot
  * be the one that acted at event_boot_ns. */
 int attest_pid_reused(uint64_t start_ticks, long hz, uint64_t event_boot_ns);

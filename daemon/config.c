@@ -27,10 +27,12 @@
 #define DEFAULT_LOGIN_TIMEOUT_S 30
 
 #define DEFAULT_CREDENTIALS_FILE "/etc/pgtether/credentials.json"
+#define DEFAULT_POLICY_DIR "/etc/pgtether/policy.d"
+#define DEFAULT_ISSUERS_DIR "/etc/pgtether/issuers.d"
 
 static const char *const known_keys[] = {
 	"listen", "targets", "cgroups", "fail_mode", "bpffs_dir", "control_socket",
-	"socket_mark", "upstreams", "credentials_file", "max_message_bytes", "client_tls", "login_timeout", NULL,
+	"socket_mark", "upstreams", "credentials_file", "policy_dir", "issuers_dir", "max_message_bytes", "client_tls", "login_timeout", NULL,
 };
 
 static const char *const upstream_keys[] = {
@@ -439,6 +441,70 @@ struct config_upstream *config_upstream_for(const struct config *c, const struct
 	return NULL;
 }
 
+static void release_roles(struct config_upstream *u)
+{
+	for (size_t i = 0; i < u->n_roles; i++) {
+		struct config_role *cr = &u->roles[i];
+
+		if (cr->password) {
+			explicit_bzero(cr->password, strlen(cr->password));
+			free(cr->password);
+		}
+		explicit_bzero(&cr->keycache, sizeof(cr->keycache));
+		free(cr->name);
+	}
+	free(u->roles);
+	u->roles = NULL;
+	u->n_roles = 0;
+}
+
+struct config_role *config_role_for(const struct config_upstream *u, const char *name)
+{
+	for (size_t i = 0; i < u->n_roles; i++)
+		if (strcmp(u->roles[i].name, name) == 0)
+			return &u->roles[i];
+	return NULL;
+}
+
+struct config_upstream *config_upstream_named(const struct config *c, const char *name)
+{
+	for (size_t i = 0; i < c->n_upstreams; i++)
+		if (strcmp(c->upstreams[i].name, name) == 0)
+			return &c->upstreams[i];
+	return NULL;
+}
+
+int config_check_policy(const struct config *c, char *err)
+{
+	for (size_t i = 0; i < c->policy.n; i++) {
+		const struct policy_rule *r = &c->policy.rules[i];
+		const struct config_upstream *u;
+		bool known = false;
+
+		if (r->deny)
+			continue;
+		u = config_upstream_named(c, r->upstream);
+		if (!u) {
+			snprintf(err, CONFIG_ERR_LEN, "%s:%d: rule '%s': no upstream '%s' in %s", r->file, r->line, r->name,
+				 r->upstream, c->path);
+			return -EINVAL;
+		}
+		if (!config_role_for(u, r->role ? r->role : u->role)) {
+			snprintf(err, CONFIG_ERR_LEN, "%s:%d: rule '%s': no credential for role '%s' of upstream '%s' in %s",
+				 r->file, r->line, r->name, r->role ? r->role : u->role, u->name, c->credentials_file);
+			return -EINVAL;
+		}
+		for (size_t k = 0; r->issuer && k < c->issuers.n; k++)
+			known |= strcmp(c->issuers.v[k].issuer, r->issuer) == 0;
+		if (r->issuer && !known) {
+			snprintf(err, CONFIG_ERR_LEN, "%s:%d: rule '%s': issuer '%s' is not trusted: no file in %s names it",
+				 r->file, r->line, r->name, r->issuer, c->issuers_dir);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
 int config_parse_credentials(struct config *c, const char *name, const char *text, size_t len, char *err)
 {
 	struct jsonpos_src p = { name, text, len, err };
@@ -471,28 +537,45 @@ int config_parse_credentials(struct config *c, const char *name, const char *tex
 	}
 	for (size_t i = 0; i < c->n_upstreams; i++) {
 		struct config_upstream *u = &c->upstreams[i];
+		const char *role;
 
 		roles = json_object_get(root, u->name);
-		pw = roles ? json_object_get(roles, u->role) : NULL;
 		pointer_key(ptr, sizeof(ptr), "", u->name, NULL);
-		if (!pw) {
+		if (!roles || !json_object_get(roles, u->role)) {
 			r = jsonpos_fail(&p, roles ? ptr : "", "no password for role '%s' of upstream '%s'", u->role, u->name);
 			goto out;
 		}
-		pointer_key(ptr, sizeof(ptr), "", u->name, NULL);
-		snprintf(ptr + strlen(ptr), sizeof(ptr) - strlen(ptr), "/%s", u->role);
-		if (!json_is_string(pw) || json_string_length(pw) == 0 ||
-		    strlen(json_string_value(pw)) != json_string_length(pw)) {
-			r = jsonpos_fail(&p, ptr, "the password of role '%s' of upstream '%s' must be a non-empty string", u->role, u->name);
+		release_roles(u);
+		if (json_object_size(roles) > CONFIG_MAX_ROLES) {
+			r = jsonpos_fail(&p, ptr, "more than %d roles for upstream '%s'", CONFIG_MAX_ROLES, u->name);
 			goto out;
 		}
-		if (u->password) {
-			explicit_bzero(u->password, strlen(u->password));
-			free(u->password);
-		}
-		if (!(u->password = strdup(json_string_value(pw)))) {
+		u->roles = calloc(json_object_size(roles), sizeof(*u->roles));
+		if (!u->roles) {
 			r = -ENOMEM;
 			goto out;
+		}
+		json_object_foreach(roles, role, pw) {
+			struct config_role *cr;
+
+			if (strncmp(role, "//", 2) == 0)
+				continue;
+			pointer_key(ptr, sizeof(ptr), "", u->name, NULL);
+			pointer_key(ptr + strlen(ptr), sizeof(ptr) - strlen(ptr), "", role, NULL);
+			if (strlen(role) == 0 || strlen(role) > CONFIG_NAME_MAX) {
+				r = jsonpos_fail(&p, ptr, "role names of upstream '%s' must be 1 to %d bytes", u->name, CONFIG_NAME_MAX);
+				goto out;
+			}
+			if (!json_is_string(pw) || json_string_length(pw) == 0 ||
+			    strlen(json_string_value(pw)) != json_string_length(pw)) {
+				r = jsonpos_fail(&p, ptr, "the password of role '%s' of upstream '%s' must be a non-empty string", role, u->name);
+				goto out;
+			}
+			cr = &u->roles[u->n_roles++];
+			if (!(cr->name = strdup(role)) || !(cr->password = strdup(json_string_value(pw)))) {
+				r = -ENOMEM;
+				goto out;
+			}
 		}
 	}
 out:
@@ -500,6 +583,18 @@ out:
 	 * limit of the library that is noted in config.h's neighbour, the README */
 	json_decref(root);
 	return r;
+}
+
+/* An absolute path under key (or the default), copied into *ret. */
+static int path_key(struct jsonpos_src *p, json_t *root, const char *key, const char *def, char **ret)
+{
+	const char *s;
+	int r;
+
+	if ((r = get_string(p, root, key, def, &s)) < 0 || (r = check_abs_path(p, key, s)) < 0)
+		return r;
+	*ret = strdup(s);
+	return *ret ? 0 : -ENOMEM;
 }
 
 static int parse_root(struct jsonpos_src *p, json_t *root, struct config *c)
@@ -542,22 +637,12 @@ static int parse_root(struct jsonpos_src *p, json_t *root, struct config *c)
 	else
 		return jsonpos_fail(p, "/fail_mode", "'fail_mode' must be \"closed\" or \"open\", got '%s'", s);
 
-	if ((r = get_string(p, root, "bpffs_dir", DEFAULT_BPFFS_DIR, &s)) < 0 ||
-	    (r = check_abs_path(p, "bpffs_dir", s)) < 0)
+	if ((r = path_key(p, root, "bpffs_dir", DEFAULT_BPFFS_DIR, &c->bpffs_dir)) < 0 ||
+	    (r = path_key(p, root, "control_socket", DEFAULT_CONTROL_SOCKET, &c->control_socket)) < 0 ||
+	    (r = path_key(p, root, "credentials_file", DEFAULT_CREDENTIALS_FILE, &c->credentials_file)) < 0 ||
+	    (r = path_key(p, root, "policy_dir", DEFAULT_POLICY_DIR, &c->policy_dir)) < 0 ||
+	    (r = path_key(p, root, "issuers_dir", DEFAULT_ISSUERS_DIR, &c->issuers_dir)) < 0)
 		return r;
-	if (!(c->bpffs_dir = strdup(s)))
-		return -ENOMEM;
-	if ((r = get_string(p, root, "control_socket", DEFAULT_CONTROL_SOCKET, &s)) < 0 ||
-	    (r = check_abs_path(p, "control_socket", s)) < 0)
-		return r;
-	if (!(c->control_socket = strdup(s)))
-		return -ENOMEM;
-
-	if ((r = get_string(p, root, "credentials_file", DEFAULT_CREDENTIALS_FILE, &s)) < 0 ||
-	    (r = check_abs_path(p, "credentials_file", s)) < 0)
-		return r;
-	if (!(c->credentials_file = strdup(s)))
-		return -ENOMEM;
 	if ((r = parse_upstreams(p, root, c)) < 0)
 		return r;
 
@@ -690,10 +775,12 @@ int config_load(const char *path, struct config *ret, char *err)
 		return r;
 	if ((r = config_resolve(&c, err)) < 0)
 		goto fail;
-	if (c.n_upstreams == 0) {
-		*ret = c;
-		return 0;
-	}
+	/* Issuers and rules are part of the snapshot: a reload swaps all or nothing. */
+	if ((r = issuers_load_dir(c.issuers_dir, &c.issuers, err)) < 0 ||
+	    (r = policy_load_dir(c.policy_dir, &c.policy, err)) < 0)
+		goto fail;
+	if (c.n_upstreams == 0)
+		goto check;
 	/* The held credentials: root's alone, or they are not held at all. */
 	if ((r = read_file(c.credentials_file, &text, &len, &st, err)) < 0)
 		goto fail;
@@ -708,6 +795,9 @@ int config_load(const char *path, struct config *ret, char *err)
 	explicit_bzero(text, len);
 	free(text);
 	if (r < 0)
+		goto fail;
+check:
+	if ((r = config_check_policy(&c, err)) < 0)
 		goto fail;
 	*ret = c;
 	return 0;
@@ -726,16 +816,16 @@ void config_release(struct config *c)
 	free(c->bpffs_dir);
 	free(c->control_socket);
 	free(c->credentials_file);
+	free(c->policy_dir);
+	free(c->issuers_dir);
+	policy_release(&c->policy);
+	issuers_release(&c->issuers);
 	free(c->client_tls_cert);
 	free(c->client_tls_key);
 	for (size_t i = 0; c->upstreams && i < c->n_upstreams; i++) {
 		struct config_upstream *u = &c->upstreams[i];
 
-		if (u->password) {
-			explicit_bzero(u->password, strlen(u->password));
-			free(u->password);
-		}
-		explicit_bzero(&u->keycache, sizeof(u->keycache));
+		release_roles(u);
 		free(u->name);
 		free(u->host);
 		free(u->resolved);

@@ -13,6 +13,8 @@
 #include <stdint.h>
 
 #include "addr.h"
+#include "issuers.h"
+#include "policy.h"
 #include "scram.h"
 
 #define CONFIG_DEFAULT_PATH "/etc/pgtether/pgtether.json"
@@ -24,6 +26,7 @@
 enum config_fail_mode { CONFIG_FAIL_CLOSED, CONFIG_FAIL_OPEN };
 
 #define CONFIG_MAX_UPSTREAMS 64
+#define CONFIG_MAX_ROLES 64
 #define CONFIG_MAX_ALIASES 16
 #define CONFIG_NAME_MAX 63          /* PostgreSQL's NAMEDATALEN - 1, for role names */
 
@@ -31,7 +34,16 @@ enum config_tls { CONFIG_TLS_DISABLE, CONFIG_TLS_REQUIRE, CONFIG_TLS_VERIFY_FULL
 
 struct ssl_ctx_st;
 
-/* A database pgtetherd logs in to, and the held credential it logs in with. */
+/* A role of an upstream and the held credential pgtetherd logs in with. */
+struct config_role {
+	char *name;
+	char *password;                 /* from credentials_file; wiped on release */
+	/* SCRAM salted password of the last login: the one mutable part of the
+	 * snapshot, a cache that a reload simply starts afresh. */
+	struct scram_keycache keycache;
+};
+
+/* A database pgtetherd logs in to, and the roles it holds credentials for. */
 struct config_upstream {
 	char *name;
 	char *host;                     /* the host part of "address" as written */
@@ -43,11 +55,9 @@ struct config_upstream {
 	size_t n_aliases;
 	enum config_tls tls;
 	char *ca_file;
-	char *role;
-	char *password;                 /* from credentials_file; wiped on release */
-	/* SCRAM salted password of the last login: the one mutable part of the
-	 * snapshot, a cache that a reload simply starts afresh. */
-	struct scram_keycache keycache;
+	char *role;                     /* the role a rule without "role" logs in as */
+	struct config_role *roles;      /* every role credentials_file holds for it */
+	size_t n_roles;
 	struct ssl_ctx_st *ssl_ctx;     /* built by tls_prepare() when tls is on */
 };
 
@@ -65,6 +75,10 @@ struct config {
 	struct config_upstream *upstreams;
 	size_t n_upstreams;
 	char *credentials_file;
+	char *policy_dir;
+	char *issuers_dir;
+	struct policy policy;          /* loaded by config_load from policy_dir */
+	struct issuers issuers;        /* loaded by config_load from issuers_dir */
 	uint32_t max_message_bytes;    /* largest protocol message accepted */
 	unsigned login_timeout;        /* seconds from accept to the relay starting */
 	char *client_tls_cert;         /* client_tls: terminate TLS from clients */
@@ -82,10 +96,11 @@ int config_load(const char *path, struct config *ret, char *err);
 int config_parse(const char *name, const char *text, size_t len, struct config *ret, char *err);
 
 /*
- * Fills the passwords of c's upstreams from a credentials text ({"UPSTREAM": {"ROLE":
- * "PASSWORD"}}); `name` is used in messages. Every upstream needs its role's
- * password. Same error contract as config_parse. config_load calls it after checking
- * that the file is owned by root and not readable by group or others.
+ * Fills the roles of c's upstreams from a credentials text ({"UPSTREAM": {"ROLE":
+ * "PASSWORD"}}); `name` is used in messages. Every upstream needs at least its own
+ * role's password; every role listed is held. Same error contract as config_parse.
+ * config_load calls it after checking that the file is owned by root and not
+ * readable by group or others.
  */
 int config_parse_credentials(struct config *c, const char *name, const char *text, size_t len, char *err);
 
@@ -96,6 +111,20 @@ int config_parse_credentials(struct config *c, const char *name, const char *tex
  * so a DNS change needs a reload.
  */
 int config_resolve(struct config *c, char *err);
+
+/*
+ * Checks that every rule of c->policy can be carried out: its upstream exists, the
+ * role it grants has a credential, and its issuer is one of c->issuers. A rule that
+ * names what is not there would refuse every connection it is meant to allow, so it
+ * is an error at load ("file:line: rule 'x': ..."). config_load calls it.
+ */
+int config_check_policy(const struct config *c, char *err);
+
+/* The upstream named name, or NULL. */
+struct config_upstream *config_upstream_named(const struct config *c, const char *name);
+
+/* The held role of u named name, or NULL. */
+struct config_role *config_role_for(const struct config_upstream *u, const char *name);
 
 /* The upstream whose address, resolved addresses or aliases equal dst, or NULL. */
 struct config_upstream *config_upstream_for(const struct config *c, const struct addr *dst);

@@ -116,10 +116,13 @@ static int cmd_status(const char *sock, int as_json)
 		printf("  %s\n", json_string_value(json_object_get(v, "cgroup")));
 	printf("connections (%zu):\n", json_array_size(json_object_get(rep, "connections")));
 	if (json_array_size(json_object_get(rep, "connections")))
-		printf("  %-6s %-8s %-6s %-24s %-22s %-10s %-10s %s\n", "ID", "PID", "UID", "CGROUP",
-		       "DST", "IN", "OUT", "EXE");
-	json_array_foreach(json_object_get(rep, "connections"), i, v)
-		printf("  %-6lld %-8lld %-6lld %-24s %-22s %-10lld %-10lld %s\n",
+		printf("  %-6s %-8s %-6s %-24s %-22s %-10s %-10s %-32s %-16s %s\n", "ID", "PID", "UID", "CGROUP",
+		       "DST", "IN", "OUT", "EXE", "RULE", "SUB");
+	json_array_foreach(json_object_get(rep, "connections"), i, v) {
+		const char *rule = json_string_value(json_object_get(v, "rule"));
+		const char *sub = json_string_value(json_object_get(v, "sub"));
+
+		printf("  %-6lld %-8lld %-6lld %-24s %-22s %-10lld %-10lld %-32s %-16s %s\n",
 		       json_integer_value(json_object_get(v, "id")),
 		       json_integer_value(json_object_get(v, "pid")),
 		       json_integer_value(json_object_get(v, "uid")),
@@ -127,7 +130,8 @@ static int cmd_status(const char *sock, int as_json)
 		       json_string_value(json_object_get(v, "dst")),
 		       json_integer_value(json_object_get(v, "bytes_in")),
 		       json_integer_value(json_object_get(v, "bytes_out")),
-		       json_string_value(json_object_get(v, "exe")));
+		       json_string_value(json_object_get(v, "exe")), rule ? rule : "-", sub ? sub : "-");
+	}
 	json_decref(rep);
 	return 0;
 }

@@ -128,6 +128,8 @@ static const char *state_name(enum session_state st)
 {
 	switch (st) {
 	case SESSION_STARTUP: return "startup";
+	case SESSION_CLIENT_TLS: return "startup";
+	case SESSION_CLIENT_AUTH: return "authenticating";
 	case SESSION_CONNECTING: return "connecting";
 	case SESSION_LOGIN: return "login";
 	case SESSION_RELAYING: return "relaying";
@@ -167,6 +169,14 @@ static json_t *on_status(void *arg)
 			json_object_set_new(c, "upstream", json_string(s->upstream_name));
 			json_object_set_new(c, "role", json_string(s->role));
 			json_object_set_new(c, "database", json_string(s->database));
+		}
+		if (s->rule[0])
+			json_object_set_new(c, "rule", json_string(s->rule));
+		if (s->token_source)
+			json_object_set_new(c, "token", json_string(s->token_source));
+		if (s->token_iss[0]) {
+			json_object_set_new(c, "iss", json_string(s->token_iss));
+			json_object_set_new(c, "sub", json_string(s->token_sub));
 		}
 		json_object_set_new(c, "bytes_in", json_integer((json_int_t)s->bytes_c2u));
 		json_object_set_new(c, "bytes_out", json_integer((json_int_t)s->bytes_u2c));
@@ -241,27 +251,6 @@ static void attach_configured(struct daemon *d, const struct config *cfg, const 
 	}
 }
 
-/* Policy files are read by a later version; until then, say so loudly rather than let
- * an admin believe rules dropped into policy.d are enforced. */
-static void warn_unenforced_policy(void)
-{
-	static const char dir[] = "/etc/pgtether/policy.d";
-	struct dirent *de;
-	DIR *dp = opendir(dir);
-
-	if (!dp)
-		return;
-	while ((de = readdir(dp))) {
-		size_t n = strlen(de->d_name);
-
-		if (n > 5 && strcmp(de->d_name + n - 5, ".json") == 0 && de->d_name[0] != '.') {
-			log_warn("policy", "%s holds policy files, but this version of pgtetherd does not enforce policies yet: every intercepted connection is relayed as is", dir);
-			break;
-		}
-	}
-	closedir(dp);
-}
-
 static bool same_str(const char *a, const char *b)
 {
 	return strcmp(a, b) == 0;
@@ -320,9 +309,9 @@ static void reload(struct daemon *d)
 	tls_release(&d->cfg);
 	config_release(&d->cfg);
 	d->cfg = next;
-	log_info("reload", "reloaded %s: %zu target(s), %zu configured cgroup(s), fail_mode %s",
+	log_info("reload", "reloaded %s: %zu target(s), %zu configured cgroup(s), fail_mode %s, %zu policy rule(s), %zu trusted issuer(s)",
 		 d->cfg.path, d->cfg.n_targets, d->cfg.n_cgroups,
-		 d->cfg.fail_mode == CONFIG_FAIL_OPEN ? "open" : "closed");
+		 d->cfg.fail_mode == CONFIG_FAIL_OPEN ? "open" : "closed", d->cfg.policy.n, d->cfg.issuers.n);
 	notify_send("READY=1");
 }
 
@@ -373,7 +362,6 @@ static int start(struct daemon *d)
 	if ((r = intercept_adopt(&d->ic, on_adopt, NULL, err)) < 0)
 		log_error("adopt", "%s", err);
 	attach_configured(d, &d->cfg, NULL);
-	warn_unenforced_policy();
 
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
@@ -508,7 +496,8 @@ int main(int argc, char **argv)
 	}
 	if (check) {
 		tls_release(&d.cfg);
-		printf("pgtetherd: configuration %s is valid\n", path);
+		printf("pgtetherd: configuration %s is valid (%zu policy rule(s) from %s, %zu trusted issuer(s))\n", path,
+		       d.cfg.policy.n, d.cfg.policy_dir, d.cfg.issuers.n);
 		config_release(&d.cfg);
 		return 0;
 	}
@@ -517,9 +506,13 @@ int main(int argc, char **argv)
 	if (r == 0) {
 		char buf[ADDR_STRLEN];
 
-		log_info("ready", "listening on %s, %zu cgroup(s) attached, fail_mode %s",
+		log_info("ready", "listening on %s, %zu cgroup(s) attached, fail_mode %s, %zu policy rule(s) from %s, %zu trusted issuer(s)",
 			 addr_format(&d.cfg.listen, buf), d.ic.n_att,
-			 d.cfg.fail_mode == CONFIG_FAIL_OPEN ? "open" : "closed");
+			 d.cfg.fail_mode == CONFIG_FAIL_OPEN ? "open" : "closed", d.cfg.policy.n, d.cfg.policy_dir,
+			 d.cfg.issuers.n);
+		if (d.cfg.policy.n == 0)
+			log_warn("policy", "%s holds no policy rules: every intercepted connection is refused (default deny)",
+				 d.cfg.policy_dir);
 		/* Only now: the listener is up and every configured cgroup is attached, so a
 		 * service ordered after pgtether finds interception live. */
 		notify_send("READY=1");

@@ -234,9 +234,36 @@ static bool claim_fits(json_t *claims, const struct policy_claim *c)
 	return json_is_string(v) && fnmatch(c->glob, json_string_value(v), 0) == 0;
 }
 
+bool policy_cgroup_fits(const char *glob, const char *cgroup)
+{
+	size_t g = strlen(glob);
+	char path[PATH_MAX], base[PATH_MAX];
+
+	if (g < 3 || strcmp(glob + g - 3, "/**") != 0)
+		return fnmatch(glob, cgroup, FNM_PATHNAME) == 0;
+	/* "/a" + slash-star-star: /a itself and every cgroup below it, at any depth */
+	if (g - 3 >= sizeof(base) || strlen(cgroup) >= sizeof(path))
+		return false;
+	memcpy(base, glob, g - 3);
+	base[g - 3] = '\0';
+	strcpy(path, cgroup);
+	for (;;) {
+		char *slash;
+
+		if (fnmatch(base[0] ? base : "/", path, FNM_PATHNAME) == 0)
+			return true;
+		slash = strrchr(path, '/');
+		if (!slash || slash == path)
+			return !base[0]; /* slash-star-star alone: everything */
+		*slash = '\0';
+	}
+}
+
 bool policy_rule_fits_facts(const struct policy_rule *r, const struct policy_facts *f)
 {
-	if (r->cgroup && (!f->cgroup || fnmatch(r->cgroup, f->cgroup, FNM_PATHNAME) != 0))
+	if (r->cgroup && (!f->cgroup || !policy_cgroup_fits(r->cgroup, f->cgroup)))
+		return false;
+	if (!r->deny && r->upstream && (!f->upstream || strcmp(r->upstream, f->upstream) != 0))
 		return false;
 	if (r->has_uid && r->uid != f->uid)
 		return false;

@@ -7,7 +7,10 @@
  * order; an allow rule must narrow identity (a cgroup glob or token claims), so no file
  * grants "everyone" by accident.
  *
- * Globs are fnmatch(3) patterns with FNM_PATHNAME for cgroups (a star matches one path level).
+ * Globs are fnmatch(3) patterns with FNM_PATHNAME for cgroups (a star matches one path
+ * level); a cgroup glob ending in a slash and two stars also matches every cgroup
+ * below, at any depth.
+ * An allow rule applies only to connections to the upstream it names.
  * Statement classes, masks and recording belong to later work: their keys are refused
  * with a message that says so, rather than accepted and ignored.
  */
@@ -66,9 +69,13 @@ struct policy_facts {
 	const char *exe;
 	const char *exe_sha256;
 	const char *database;
+	const char *upstream;
 	const char *issuer;
 	json_t *claims;
 };
+
+/* The cgroup glob rules use (see above). */
+bool policy_cgroup_fits(const char *glob, const char *cgroup);
 
 /* Appends the rules of one file's text; `name` is used in messages. 0 or -EINVAL with
  * "name:line:col: message" in err. */

@@ -63,6 +63,14 @@ static void log_identity(struct logline *l, const struct session *s)
 		log_str(l, "role", s->role);
 		log_str(l, "database", s->database);
 	}
+	if (s->rule[0])
+		log_str(l, "rule", s->rule);
+	if (s->token_source)
+		log_str(l, "token", s->token_source);
+	if (s->token_iss[0]) {
+		log_str(l, "iss", s->token_iss);
+		log_str(l, "sub", s->token_sub);
+	}
 }
 
 /* ---- epoll interest ---------------------------------------------------------- */
@@ -756,13 +764,13 @@ static int on_auth_request(struct session_env *env, struct session *s, const uin
 		/* The upstream's cache is shared by every session that logs in with the
 		 * same credential, so one PBKDF2 serves them all; a reload that changed
 		 * the credential meanwhile leaves this session with its own copy. */
-		struct config_upstream *u = config_upstream_for(env->cfg, &s->dst);
+		struct config_upstream *u = config_upstream_named(env->cfg, s->upstream_name);
+		struct config_role *cr = u ? config_role_for(u, s->role) : NULL;
 		struct scram_keycache *cache = &s->keycache;
 
-		if (u && u->password && strcmp(u->role, s->role) == 0 &&
-		    strlen(u->password) == strlen(s->password) &&
-		    CRYPTO_memcmp(u->password, s->password, strlen(s->password)) == 0)
-			cache = &u->keycache;
+		if (cr && strlen(cr->password) == strlen(s->password) &&
+		    CRYPTO_memcmp(cr->password, s->password, strlen(s->password)) == 0)
+			cache = &cr->keycache;
 		r = scram_client_final(&s->scram, s->password, (const char *)body + 4, len - 4, cache, msg, sizeof(msg));
 		if (r < 0) {
 			refuse(env, s, "28000", "conn.refused",
@@ -1099,10 +1107,14 @@ static bool falsy(const char *v)
 }
 
 /* What the database sees as current_setting('pgtether.identity'). */
+/* Both halves of the identity, for the database (pgtether.identity). */
 static void identity_string(const struct session *s, char *out, size_t cap)
 {
-	snprintf(out, cap, "cgroup=%s;uid=%u;gid=%u;pid=%u;exe=%s;comm=%.16s", s->facts.cgroup,
-		 s->origin.uid, s->origin.gid, s->origin.tgid, s->facts.exe, s->origin.comm);
+	int n = snprintf(out, cap, "cgroup=%s;uid=%u;gid=%u;pid=%u;exe=%s;comm=%.16s;rule=%s", s->facts.cgroup,
+			 s->origin.uid, s->origin.gid, s->origin.tgid, s->facts.exe, s->origin.comm, s->rule);
+
+	if (s->token_iss[0] && n > 0 && (size_t)n < cap)
+		snprintf(out + n, cap - (size_t)n, ";iss=%s;sub=%s", s->token_iss, s->token_sub);
 }
 
 /* A CancelRequest: find the session it names (same key, same workload cgroup) and
@@ -1139,18 +1151,31 @@ static void handle_cancel(struct session_env *env, struct session *s, const uint
 		session_free(env, s);
 }
 
-/* The client's StartupMessage: check its parameters, choose the upstream, build
- * the upstream's StartupMessage and connect. */
+/* Keeps a startup parameter to pass on once the identity is known. */
+static int fwd_add(struct session *s, const char *name, const char *value)
+{
+	size_t a = strlen(name) + 1, b = strlen(value) + 1;
+
+	if (s->fwd_len + a + b > sizeof(s->fwd_params))
+		return -E2BIG;
+	memcpy(s->fwd_params + s->fwd_len, name, a);
+	memcpy(s->fwd_params + s->fwd_len + a, value, b);
+	s->fwd_len += a + b;
+	return 0;
+}
+
+static void identify(struct session_env *env, struct session *s);
+
+/* The client's StartupMessage: check its parameters and choose the upstream by the
+ * destination; then the identity decides the rest (identify). */
 static void handle_startup(struct session_env *env, struct session *s, const uint8_t *pkt, size_t plen)
 {
-	struct pgwire_param in[64], outp[72];
-	char app[128], identity[512], buf[ADDR_STRLEN];
+	struct pgwire_param in[64];
+	char buf[ADDR_STRLEN];
 	const char *client_app = NULL, *user = NULL, *database = NULL;
 	uint32_t version = be32(pkt + 4);
 	struct config_upstream *u;
-	uint8_t m[PGWIRE_STARTUP_MAX];
-	size_t nout = 0, n;
-	int nin, r;
+	int nin, r = 0;
 
 	s->state = SESSION_CONNECTING; /* from here on a refusal answers at once */
 	nin = pgwire_startup_params(pkt, plen, in, sizeof(in) / sizeof(in[0]));
@@ -1159,7 +1184,7 @@ static void handle_startup(struct session_env *env, struct session *s, const uin
 		       nin == -E2BIG ? "more than 64 parameters" : "malformed parameter list");
 		return;
 	}
-	for (int i = 0; i < nin; i++) {
+	for (int i = 0; i < nin && r == 0; i++) {
 		const char *k = in[i].name, *v = in[i].value;
 
 		if (!strcmp(k, "user")) {
@@ -1196,10 +1221,10 @@ static void handle_startup(struct session_env *env, struct session *s, const uin
 				       "pgtether: client_encoding \"%s\" is not supported; use UTF8 (PGCLIENTENCODING=UTF8)", v);
 				return;
 			}
-			outp[nout++] = (struct pgwire_param){ "client_encoding", "UTF8" };
+			r = fwd_add(s, "client_encoding", "UTF8");
 		} else if (!strcasecmp(k, "DateStyle") || !strcasecmp(k, "TimeZone") ||
 			   !strcasecmp(k, "IntervalStyle") || !strcasecmp(k, "extra_float_digits")) {
-			outp[nout++] = in[i]; /* presentation only: what drivers send */
+			r = fwd_add(s, k, v); /* presentation only: what drivers send */
 		} else {
 			/* Anything else (search_path, role, session_authorization, ...) could
 			 * change privilege or how statements parse before any policy sees
@@ -1209,11 +1234,16 @@ static void handle_startup(struct session_env *env, struct session *s, const uin
 			return;
 		}
 	}
+	if (r < 0) {
+		refuse(env, s, "08P01", "conn.refused", "pgtether: the startup parameters are too long");
+		return;
+	}
 	if (!user || !*user) {
 		refuse(env, s, "28000", "conn.refused", "pgtether: no PostgreSQL user name specified in the startup packet");
 		return;
 	}
 	snprintf(s->client_user, sizeof(s->client_user), "%s", user);
+	snprintf(s->client_app, sizeof(s->client_app), "%s", client_app ? client_app : "");
 
 	u = config_upstream_for(env->cfg, &s->dst);
 	if (!u) {
@@ -1225,11 +1255,6 @@ static void handle_startup(struct session_env *env, struct session *s, const uin
 	snprintf(s->upstream_name, sizeof(s->upstream_name), "%s", u->name);
 	snprintf(s->role, sizeof(s->role), "%s", u->role);
 	snprintf(s->database, sizeof(s->database), "%s", database && *database ? database : user);
-	s->password = strdup(u->password);
-	if (!s->password) {
-		refuse(env, s, "53200", "conn.refused", "pgtether: out of memory");
-		return;
-	}
 
 	/* Newer minor versions and _pq_ options are declined, as a 3.0 server does:
 	 * NegotiateProtocolVersion with minor 0 and the options not recognized. */
@@ -1266,9 +1291,27 @@ static void handle_startup(struct session_env *env, struct session *s, const uin
 		v[4] = (uint8_t)(pos - 1);
 		put(&s->u2c, v, pos);
 	}
+	identify(env, s);
+}
 
-	if (client_app && *client_app)
-		snprintf(app, sizeof(app), "pgtether:%s:%s", s->facts.cgroup, client_app);
+/* Allowed: build the upstream's StartupMessage and connect. */
+static void connect_upstream(struct session_env *env, struct session *s)
+{
+	struct pgwire_param outp[72];
+	char app[128], identity[1024], buf[ADDR_STRLEN];
+	struct config_upstream *u = config_upstream_named(env->cfg, s->upstream_name);
+	uint8_t m[PGWIRE_STARTUP_MAX];
+	size_t nout = 0, n;
+	int r;
+
+	for (size_t at = 0; at < s->fwd_len && nout < 64;) {
+		const char *k = s->fwd_params + at, *v = k + strlen(k) + 1;
+
+		outp[nout++] = (struct pgwire_param){ k, v };
+		at = (size_t)(v - s->fwd_params) + strlen(v) + 1;
+	}
+	if (s->client_app[0])
+		snprintf(app, sizeof(app), "pgtether:%s:%s", s->facts.cgroup, s->client_app);
 	else
 		snprintf(app, sizeof(app), "pgtether:%s", s->facts.cgroup);
 	/* PostgreSQL cuts application_name to NAMEDATALEN-1 bytes with a NOTICE the
@@ -1298,6 +1341,7 @@ static void handle_startup(struct session_env *env, struct session *s, const uin
 		return;
 	}
 	s->key_pid = (s->key_pid & 0x3fffffff) | 1; /* a positive, non-zero "pid" */
+	s->state = SESSION_CONNECTING;
 	set_events(env, &s->client, 0);
 	if ((r = upstream_connect(env, s)) < 0) {
 		refuse(env, s, "08001", "conn.refused", "pgtether: cannot reach the database at %s: %s",
@@ -1309,6 +1353,178 @@ static void handle_startup(struct session_env *env, struct session *s, const uin
 	s->up_verified = u->tls == CONFIG_TLS_VERIFY_FULL;
 	if (u->tls != CONFIG_TLS_DISABLE && !(s->upstream.ssl = tls_upstream_new(u, s->upstream.fd)))
 		refuse(env, s, "08001", "conn.refused", "pgtether: cannot set up TLS for upstream '%s'", u->name);
+}
+
+/* ---- identity ------------------------------------------------------------------ */
+
+static void session_facts(const struct session *s, struct policy_facts *f)
+{
+	*f = (struct policy_facts){
+		.cgroup = s->facts.cgroup, .uid = s->origin.uid, .exe = s->facts.exe,
+		.exe_sha256 = s->facts.exe_sha256, .database = s->database, .upstream = s->upstream_name,
+	};
+}
+
+/*
+ * The decision, with the token (NULL: none) taken from `source`. `problem` says why a
+ * token the rules wanted is missing, for the refusal message. The token is the
+ * caller's to wipe.
+ */
+static void authorize(struct session_env *env, struct session *s, const char *token, size_t len,
+		      const char *source, const char *problem)
+{
+	const struct token_issuer *iss = NULL;
+	const struct policy_rule *rule, *deny;
+	struct config_upstream *u;
+	struct config_role *cr;
+	struct policy_facts f;
+	json_t *claims = NULL, *sub;
+	const char *role;
+
+	s->token_source = token ? source : "none";
+	session_facts(s, &f);
+	if (token) {
+		enum token_result tr = token_verify(env->cfg->issuers.v, env->cfg->issuers.n, token, len,
+						    time(NULL), &claims, &iss);
+
+		if (tr != TOKEN_OK) {
+			refuse(env, s, "28000", "conn.refused", "pgtether: the identity token (%s) was refused: %s",
+			       source, token_strerror(tr));
+			return;
+		}
+		f.issuer = iss->issuer;
+		f.claims = claims;
+		snprintf(s->token_iss, sizeof(s->token_iss), "%s", iss->issuer);
+		sub = json_object_get(claims, "sub");
+		snprintf(s->token_sub, sizeof(s->token_sub), "%s", json_is_string(sub) ? json_string_value(sub) : "");
+	}
+	rule = policy_decide(&env->cfg->policy, &f, &deny);
+	json_decref(claims);
+	if (!rule && deny) {
+		snprintf(s->rule, sizeof(s->rule), "%s", deny->name);
+		refuse(env, s, "28000", "conn.refused", "pgtether: this connection is denied by policy rule '%s' (%s:%d)",
+		       deny->name, deny->file, deny->line);
+		return;
+	}
+	if (!rule) {
+		char tok[400] = "";
+
+		if (s->token_iss[0])
+			snprintf(tok, sizeof(tok), ", token sub \"%s\" from %s", s->token_sub, s->token_iss);
+		else if (problem)
+			snprintf(tok, sizeof(tok), ", no token: %s", problem);
+		refuse(env, s, "28000", "conn.refused",
+		       "pgtether: no policy rule allows this connection (cgroup %s, uid %u, exe %s, upstream '%s', database \"%s\"%s)",
+		       s->facts.cgroup, s->origin.uid, s->facts.exe, s->upstream_name, s->database, tok);
+		return;
+	}
+	snprintf(s->rule, sizeof(s->rule), "%s", rule->name);
+	u = config_upstream_named(env->cfg, s->upstream_name);
+	role = rule->role ? rule->role : u->role;
+	cr = config_role_for(u, role);
+	if (!cr) { /* config_check_policy makes this impossible; stay safe anyway */
+		refuse(env, s, "28000", "conn.refused", "pgtether: no credential for role '%s' of upstream '%s'", role, u->name);
+		return;
+	}
+	snprintf(s->role, sizeof(s->role), "%s", role);
+	s->password = strdup(cr->password);
+	if (!s->password) {
+		refuse(env, s, "53200", "conn.refused", "pgtether: out of memory");
+		return;
+	}
+	connect_upstream(env, s);
+}
+
+/*
+ * Which token to take: the source of the first allow rule whose kernel facts fit.
+ * "password" asks the client (AuthenticationCleartextPassword) and waits; "file"
+ * reads it from the workload's mount namespace now; "none" decides at once.
+ */
+static void identify(struct session_env *env, struct session *s)
+{
+	const struct policy *p = &env->cfg->policy;
+	const struct policy_rule *first = NULL;
+	struct policy_facts f;
+
+	session_facts(s, &f);
+	for (size_t i = 0; i < p->n && !first; i++)
+		if (!p->rules[i].deny && policy_rule_fits_facts(&p->rules[i], &f))
+			first = &p->rules[i];
+	if (!first || first->token == POLICY_TOKEN_NONE) {
+		authorize(env, s, NULL, 0, "none", NULL);
+		return;
+	}
+	if (first->token == POLICY_TOKEN_PASSWORD) {
+		static const uint8_t ask[9] = { 'R', 0, 0, 0, 8, 0, 0, 0, 3 };
+
+		put(&s->u2c, ask, sizeof(ask));
+		s->state = SESSION_CLIENT_AUTH;
+		s->in.off = s->in.ready = s->in.len = 0;
+		if (flush(&s->u2c, &s->client, NULL) < 0) {
+			session_free(env, s);
+			return;
+		}
+		set_events(env, &s->client, EPOLLIN | (s->u2c.ready > s->u2c.off ? EPOLLOUT : 0));
+		return;
+	}
+	/* a file: read in the workload's own mount namespace, while its pid is pinned */
+	size_t cap = SESSION_TOKEN_MAX + 1, len = 0;
+	char *tok = malloc(cap), problem[PATH_MAX + 64];
+	int r = tok ? attest_read_token((pid_t)s->origin.tgid, s->origin.connect_ns, s->origin.uid, s->origin.gid,
+				       first->token_path, tok, cap, &len)
+		    : -ENOMEM;
+
+	if (r == -ESTALE) {
+		refuse(env, s, "08004", "conn.refused",
+		       "pgtether: the process that opened this connection is gone and its pid now belongs to another process; try again");
+	} else if (r < 0) {
+		snprintf(problem, sizeof(problem), "the token file %s cannot be read in the workload's mount namespace: %s",
+			 first->token_path, r == -EFBIG ? "too large" : r == -EACCES ? "the workload itself may not read it" : strerror(-r));
+		authorize(env, s, NULL, 0, "file", problem);
+	} else {
+		authorize(env, s, tok, len, "file", NULL);
+	}
+	if (tok) {
+		OPENSSL_cleanse(tok, cap);
+		free(tok);
+	}
+}
+
+/* The client's answer to AuthenticationCleartextPassword: its identity token. */
+static void client_auth_step(struct session_env *env, struct session *s)
+{
+	ssize_t n = fill(&s->in, &s->client, 0, NULL);
+	uint32_t len;
+	size_t tlen;
+
+	if (n < 0 || s->in.eof) {
+		OPENSSL_cleanse(s->in.data, SESSION_BUF);
+		session_free(env, s); /* e.g. psql without a password: it closes */
+		return;
+	}
+	if (s->in.len < 5)
+		return;
+	len = be32(s->in.data + 1);
+	if (s->in.data[0] != 'p' || len < 5 || len > SESSION_TOKEN_MAX + 5) {
+		OPENSSL_cleanse(s->in.data, SESSION_BUF);
+		refuse(env, s, "08P01", "conn.refused", s->in.data[0] != 'p' ?
+		       "pgtether: expected a password message (the identity token)" : "pgtether: the password message is too long for an identity token");
+		return;
+	}
+	if (s->in.len < 1 + (size_t)len)
+		return;
+	if (s->in.len > 1 + (size_t)len || s->in.data[len] != '\0') {
+		OPENSSL_cleanse(s->in.data, SESSION_BUF);
+		refuse(env, s, "08P01", "conn.refused", "pgtether: data sent before authentication completed");
+		return;
+	}
+	tlen = strlen((char *)s->in.data + 5);
+	if (tlen == 0)
+		authorize(env, s, NULL, 0, "password", "the client sent an empty password where its identity token was expected");
+	else
+		authorize(env, s, (char *)s->in.data + 5, tlen, "password", NULL);
+	OPENSSL_cleanse(s->in.data, 1 + (size_t)len);
+	s->in.len = 0;
 }
 
 static void startup_step(struct session_env *env, struct session *s);
@@ -1555,6 +1771,21 @@ void session_event(struct session_env *env, struct session_end *end, uint32_t ev
 		if (end == &s->client)
 			client_tls_step(env, s);
 		break;
+	case SESSION_CLIENT_AUTH:
+		if (end != &s->client)
+			break;
+		if (events & EPOLLOUT)
+			flush(&s->u2c, &s->client, NULL);
+		if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+			/* bytes TLS already decrypted raise no epoll event: take them too */
+			do
+				client_auth_step(env, s);
+			while (!s->dead && s->state == SESSION_CLIENT_AUTH && tls_pending(s->client.ssl) &&
+			       room(&s->in) > 0);
+		}
+		if (!s->dead && s->state == SESSION_CLIENT_AUTH)
+			set_events(env, &s->client, EPOLLIN | (s->u2c.ready > s->u2c.off ? EPOLLOUT : 0));
+		break;
 	case SESSION_UPSTREAM_SSLREQ:
 		if (end == &s->upstream)
 			upstream_sslreq_step(env, s);
@@ -1625,7 +1856,8 @@ void session_tick(struct session_env *env)
 		else if (s->state == SESSION_RELAYING && s->draining &&
 			 time(NULL) - s->drain_started >= SESSION_REFUSE_TIMEOUT_S)
 			session_close(env, s, s->refuse_msg);
-		else if ((s->state == SESSION_STARTUP || s->state == SESSION_CLIENT_TLS) &&
+		else if ((s->state == SESSION_STARTUP || s->state == SESSION_CLIENT_TLS ||
+			  s->state == SESSION_CLIENT_AUTH) &&
 			 age >= (time_t)env->cfg->login_timeout)
 			session_free(env, s); /* the client never finished its startup: nobody to answer */
 		else if ((s->state == SESSION_REFUSING || s->state == SESSION_CANCELLING) &&

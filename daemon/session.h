@@ -36,6 +36,7 @@
 #define SESSION_INJECT_RESERVE 1024    /* room kept in u2c for messages pgtether adds */
 #define SESSION_REFUSE_TIMEOUT_S 10
 #define SESSION_MAX_PENDING 4096       /* client sync points awaiting a ReadyForQuery */
+#define SESSION_TOKEN_MAX (SESSION_BUF - 8) /* identity tokens; issuers set lower caps */
 
 struct sockdiag;
 
@@ -68,6 +69,7 @@ struct session_buf {
 enum session_state {
 	SESSION_STARTUP,            /* reading the client's startup packet */
 	SESSION_CLIENT_TLS,         /* TLS handshake with the client */
+	SESSION_CLIENT_AUTH,        /* asked the client for its identity token (password) */
 	SESSION_CONNECTING,         /* TCP connect to the upstream */
 	SESSION_UPSTREAM_SSLREQ,    /* SSLRequest sent upstream, awaiting 'S' or 'N' */
 	SESSION_UPSTREAM_TLS,       /* TLS handshake with the upstream */
@@ -89,6 +91,15 @@ struct session {
 	uint64_t bytes_c2u, bytes_u2c;
 	struct timespec started;         /* CLOCK_MONOTONIC */
 	time_t started_wall;
+
+	/* identity: the policy rule that allowed the session and the token it verified */
+	char rule[128];
+	const char *token_source;        /* "none", "password" or "file" */
+	char token_iss[256];             /* verified "iss", or empty */
+	char token_sub[256];             /* its "sub" claim, or empty */
+	char client_app[CONFIG_NAME_MAX + 1];
+	char fwd_params[1024];           /* startup parameters passed on: name\0value\0... */
+	size_t fwd_len;
 
 	/* login */
 	char upstream_name[CONFIG_NAME_MAX + 1];

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make demo: a throwaway PostgreSQL at 127.0.0.2 (the "remote" database), pgtetherd,
-# and an unmodified psql in a cgroup whose connection is intercepted and identified.
+# and an unmodified psql in a cgroup whose connection is intercepted and identified by
+# kernel facts plus a signed token bound to that cgroup.
 # Everything it creates is removed when it ends, also on Ctrl-C.
 set -euo pipefail
 
@@ -49,11 +50,31 @@ cat >"$tmp/pgtether.json" <<JSON
   "bpffs_dir": "/sys/fs/bpf/$id",
   "control_socket": "$tmp/control.sock",
   "credentials_file": "$tmp/credentials.json",
+  "policy_dir": "$tmp/policy.d",
+  "issuers_dir": "$tmp/issuers.d",
   "upstreams": {
     "db": { "address": "127.0.0.2:$db_port", "tls": "disable", "role": "app_ro" }
   }
 }
 JSON
+# A CI system's token issuer (here a key made for the demo) and the rule that binds its
+# tokens for acme/api to the cgroups of CI jobs.
+mkdir -p "$tmp/issuers.d" "$tmp/policy.d"
+scripts/dev-jwt.py keygen "$tmp/issuers.d" demo-key
+cat >"$tmp/issuers.d/ci.json" <<JSON
+{ "issuer": "https://ci.demo.test", "audiences": ["pgtether"], "algorithms": ["RS256"], "jwks_file": "demo-key.jwks.json" }
+JSON
+cat >"$tmp/policy.d/10-ci.json" <<JSON
+{ "rules": [ {
+  "name": "ci-acme-api",
+  "match": { "cgroup": "/$id/ci-*", "issuer": "https://ci.demo.test",
+             "claims": { "sub": "repo:acme/api:*" } },
+  "token": { "source": "password" },
+  "upstream": "db", "role": "app_ro"
+} ] }
+JSON
+token=$(scripts/dev-jwt.py mint "$tmp/issuers.d" demo-key '{"iss": "https://ci.demo.test", "aud": "pgtether", "sub": "repo:acme/api:ref:refs/heads/main"}')
+
 say "pgtetherd with this configuration (the password of app_ro is in credentials.json, mode 0600)"
 cat "$tmp/pgtether.json"
 build/pgtetherd -c "$tmp/pgtether.json" -n
@@ -69,17 +90,26 @@ say "1. psql outside any attached cgroup, with a password it should not have: re
 show "PGPASSWORD=guess psql -h 127.0.0.2 -p $db_port -U ci-bot -c ..."
 PGPASSWORD=guess psql -X "host=127.0.0.2 port=$db_port user=ci-bot dbname=postgres" -c "$query" || true
 
-say "2. The same unmodified psql inside the cgroup /$id/ci-job, still without the password"
-show "pgtether run --cgroup /$id/ci-job -- psql -h 127.0.0.2 -p $db_port -U ci-bot -c \"...\""
-pgt run --cgroup "/$id/ci-job" -- psql -X "host=127.0.0.2 port=$db_port user=ci-bot dbname=postgres" -c "$query" \
+say "2. The same unmodified psql inside the cgroup /$id/ci-job, without the password: its CI token is its password"
+echo "The rule in policy.d:"
+cat "$tmp/policy.d/10-ci.json"
+show "PGPASSWORD=\$CI_TOKEN pgtether run --cgroup /$id/ci-job -- psql -h 127.0.0.2 -p $db_port -U ci-bot -c \"...\""
+PGPASSWORD=$token pgt run --cgroup "/$id/ci-job" -- psql -X "host=127.0.0.2 port=$db_port user=ci-bot dbname=postgres" -c "$query" \
   -c "select current_setting('pgtether.identity') as identity"
-echo "pgtetherd logged in as app_ro with the credential only it holds; the database sees"
-echo "who the workload is, and so does pgtetherd's log:"
+echo "pgtetherd verified the token, checked that it is bound to this cgroup, and logged in"
+echo "as app_ro with the credential only it holds; the database sees who the workload is,"
+echo "and so does pgtetherd's log:"
 sleep 0.2
 grep -E 'event=(attach|conn\.open|conn\.close)' "$tmp/daemon.log" | tail -n 3
 
+say "2b. The same token, stolen by a process in another cgroup: useless"
+show "PGPASSWORD=\$CI_TOKEN pgtether run --cgroup /$id/agent -- psql -h 127.0.0.2 ..."
+PGPASSWORD=$token pgt run --cgroup "/$id/agent" -- psql -X "host=127.0.0.2 port=$db_port user=ci-bot dbname=postgres" -c "$query" || true
+show "PGPASSWORD=forged pgtether run --cgroup /$id/ci-job -- psql -h 127.0.0.2 ..."
+PGPASSWORD=forged pgt run --cgroup "/$id/ci-job" -- psql -X "host=127.0.0.2 port=$db_port user=ci-bot dbname=postgres" -c "$query" || true
+
 say "3. pgtether status while a workload holds a connection"
-pgt run --cgroup "/$id/ci-job" -- psql -X "host=127.0.0.2 port=$db_port user=ci-bot dbname=postgres" -Atqc "select pg_sleep(2)" >/dev/null &
+PGPASSWORD=$token pgt run --cgroup "/$id/ci-job" -- psql -X "host=127.0.0.2 port=$db_port user=ci-bot dbname=postgres" -Atqc "select pg_sleep(2)" >/dev/null &
 holder=$!
 sleep 0.7
 show "pgtether status"
@@ -100,7 +130,7 @@ build/pgtetherd -c "$tmp/pgtether.json" </dev/null >>"$tmp/daemon.log" 2>&1 &
 daemon_pid=$!
 for _ in $(seq 100); do [ "$(grep -c 'event=ready' "$tmp/daemon.log")" -ge 2 ] && break; sleep 0.1; done
 grep 'event=adopt' "$tmp/daemon.log"
-pgt_in_cgroup psql -X "host=127.0.0.2 port=$db_port user=ci-bot dbname=postgres" -Atqc "select 'intercepted again, as ' || current_user"
+PGPASSWORD=$token pgt_in_cgroup psql -X "host=127.0.0.2 port=$db_port user=ci-bot dbname=postgres" -Atqc "select 'intercepted again, as ' || current_user"
 bpftool cgroup show "$cgmount/$id/ci-job"
 
 say "Done. Everything the demo created is being removed."

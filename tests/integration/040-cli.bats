@@ -15,10 +15,34 @@ teardown_file() {
 @test "pgtetherd -n accepts a valid configuration and the shipped example" {
   run "$PGTETHERD" -c "$PGT_ROOT/policies/pgtether.example.json" -n
   [ "$status" -eq 0 ]
-  printf '{ "listen": "127.0.0.1:6543", "targets": ["*:5432", "127.0.0.2:5433"], "cgroups": ["/ci"] }\n' >"$PGT_TMP/ok.json"
+  printf '{ "listen": "127.0.0.1:6543", "targets": ["*:5432", "127.0.0.2:5433"], "cgroups": ["/ci"], "policy_dir": "%s" }\n' \
+    "$PGT_TMP/none.d" >"$PGT_TMP/ok.json"
   run "$PGTETHERD" -c "$PGT_TMP/ok.json" -n
   [ "$status" -eq 0 ]
-  [ "$output" = "pgtetherd: configuration $PGT_TMP/ok.json is valid" ]
+  [ "$output" = "pgtetherd: configuration $PGT_TMP/ok.json is valid (0 policy rule(s) from $PGT_TMP/none.d, 0 trusted issuer(s))" ]
+}
+
+@test "the shipped policy and issuer examples are valid once their key set and credentials exist" {
+  mkdir -p "$PGT_TMP/ex/policy.d" "$PGT_TMP/ex/issuers.d"
+  cp "$PGT_ROOT/policies/policy.example.json" "$PGT_TMP/ex/policy.d/10-ci.json"
+  cp "$PGT_ROOT/policies/issuer.example.json" "$PGT_TMP/ex/issuers.d/github-actions.json"
+  "$PGT_ROOT/scripts/dev-jwt.py" keygen "$PGT_TMP/ex/issuers.d" github-actions
+  (umask 077 && echo '{ "main": { "app": "x" } }' >"$PGT_TMP/ex/credentials.json")
+  cat >"$PGT_TMP/ex/pgtether.json" <<JSON
+{ "policy_dir": "$PGT_TMP/ex/policy.d", "issuers_dir": "$PGT_TMP/ex/issuers.d",
+  "credentials_file": "$PGT_TMP/ex/credentials.json",
+  "upstreams": { "main": { "address": "127.0.0.2:5432", "tls": "disable", "role": "app" } } }
+JSON
+  run "$PGTETHERD" -c "$PGT_TMP/ex/pgtether.json" -n
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ "$output" == *"valid (3 policy rule(s) from $PGT_TMP/ex/policy.d, 1 trusted issuer(s))" ]]
+  # without the key set beside it, the issuer file says what is missing
+  rm "$PGT_TMP/ex/issuers.d/github-actions.jwks.json"
+  run "$PGTETHERD" -c "$PGT_TMP/ex/pgtether.json" -n
+  echo "$output"
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"github-actions.jwks.json"* ]]
 }
 
 @test "pgtetherd -n rejects an unknown key with file:line:col and a suggestion" {

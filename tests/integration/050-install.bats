@@ -58,8 +58,10 @@ drwxr-xr-x root:root ./usr/share/pgtether
 drwxr-xr-x root:root ./usr/share/pgtether/examples
 -rw-r--r-- root:root ./usr/share/pgtether/examples/README.md
 -rw------- root:root ./usr/share/pgtether/examples/credentials.example.json
+-rw-r--r-- root:root ./usr/share/pgtether/examples/issuer.example.json
 -rw-r--r-- root:root ./usr/share/pgtether/examples/pgtether.example.json
 -rw-r--r-- root:root ./usr/share/pgtether/examples/pgtether.json
+-rw-r--r-- root:root ./usr/share/pgtether/examples/policy.example.json
 EXPECTED
   # the installed configuration is valid as shipped
   "$DEST/usr/sbin/pgtetherd" -n -c "$DEST/etc/pgtether/pgtether.json"

@@ -35,7 +35,7 @@ raw() { pgt_in "$PGT_CG/raw" python3 "$BATS_TEST_DIRNAME/pgraw.py" 127.0.0.1 "$P
     -c "select current_setting('application_name'), current_setting('pgtether.identity')"
   echo "$output"
   [ "$status" -eq 0 ]
-  [[ "$output" == "pgtether:$PGT_CG/p2:psql|cgroup=$PGT_CG/p2;uid=0;gid=0;pid="*";exe="*"/psql;comm=psql" ]]
+  [[ "$output" == "pgtether:$PGT_CG/p2:psql|cgroup=$PGT_CG/p2;uid=0;gid=0;pid="*";exe="*"/psql;comm=psql;rule=tests-main" ]]
   run pgt_in "$PGT_CG/p2" env PGAPPNAME=nightly-etl psql -X -h 127.0.0.1 -p "$PG_PORT" -Atq -c "select application_name from pg_stat_activity where pid = pg_backend_pid()"
   [ "$output" = "pgtether:$PGT_CG/p2:nightly-etl" ]
 }

@@ -55,7 +55,8 @@ pgt_write_credentials() {
 }
 
 # pgt_write_config FAIL_MODE [CGROUPS_JSON_ARRAY] [TARGETS_JSON_ARRAY] [MORE_UPSTREAMS]
-# $PGT_EXTRA_CONFIG, when set, adds top-level members ("key": value, ...).
+# $PGT_EXTRA_CONFIG, when set, adds top-level members ("key": value, ...). Unless
+# $PGT_OWN_POLICY is set, the policy is rewritten to the tests' default (below).
 pgt_write_config() {
   cat >"$PGT_CONF" <<JSON
 {
@@ -65,7 +66,9 @@ pgt_write_config() {
   "fail_mode": "$1",
   "bpffs_dir": "$PGT_BPFFS",
   "control_socket": "$PGT_TMP/control.sock",
-  "credentials_file": "$PGT_TMP/credentials.json",${PGT_EXTRA_CONFIG:+
+  "credentials_file": "$PGT_TMP/credentials.json",
+  "policy_dir": "$PGT_TMP/policy.d",
+  "issuers_dir": "$PGT_TMP/issuers.d",${PGT_EXTRA_CONFIG:+
   $PGT_EXTRA_CONFIG,}
   "upstreams": {
     "main": { "address": "127.0.0.1:$PG_PORT", "aliases": ["[::1]:$PG_PORT"], "tls": "disable", "role": "app" }${4:+,
@@ -73,6 +76,18 @@ pgt_write_config() {
   }
 }
 JSON
+  [ -n "${PGT_OWN_POLICY:-}" ] || pgt_write_policy
+}
+
+# The tests' default policy: every cgroup of this file's subtree may reach every
+# upstream of the config, as its default role, on kernel facts alone. Tests of the
+# policy itself set PGT_OWN_POLICY and write their own.
+pgt_write_policy() {
+  mkdir -p "$PGT_TMP/policy.d" "$PGT_TMP/issuers.d"
+  rm -f "$PGT_TMP"/policy.d/*.json
+  jq --arg cg "$PGT_CG/**" '{ rules: [ .upstreams | keys[] |
+      { name: ("tests-" + .), match: { cgroup: $cg }, token: { source: "none" }, upstream: . } ] }' \
+    "$PGT_CONF" >"$PGT_TMP/policy.d/50-tests.json"
 }
 
 # Starts pgtetherd in the background and waits for its ready line.
@@ -88,6 +103,19 @@ pgt_start_daemon() {
   done
   echo "pgtetherd did not start:" >&2
   cat "$PGT_LOG" >&2
+  return 1
+}
+
+# Sends SIGHUP and waits for the daemon's reload line (applied or refused).
+pgt_reload() {
+  local before
+  before=$(grep -c 'event=reload ' "$PGT_LOG" || true)
+  kill -HUP "$(cat "$PGT_TMP/daemon.pid")"
+  for _ in $(seq 100); do
+    [ "$(grep -c 'event=reload ' "$PGT_LOG" || true)" -gt "$before" ] && return 0
+    sleep 0.1
+  done
+  echo "pgtetherd did not log a reload" >&2
   return 1
 }
 

@@ -159,9 +159,33 @@ static void test_upstreams(void **state)
 	assert_ptr_equal(config_upstream_for(&c, &a), &c.upstreams[1]);
 	assert_string_equal(addr_format(&c.upstreams[1].address, buf), "127.0.0.1:6000");
 	/* credentials: every upstream's role needs its password */
-	static const char creds[] = "{\"main\": {\"app\": \"s1\"}, \"byname\": {\"ro\": \"s2\"}}";
+	static const char creds[] = "{\"main\": {\"app\": \"s1\", \"app_ro\": \"s3\"}, \"byname\": {\"ro\": \"s2\"}}";
 	assert_int_equal(config_parse_credentials(&c, "cred.json", creds, strlen(creds), err), 0);
-	assert_string_equal(c.upstreams[0].password, "s1");
+	assert_string_equal(config_role_for(&c.upstreams[0], "app")->password, "s1");
+	assert_string_equal(config_role_for(&c.upstreams[0], "app_ro")->password, "s3"); /* every role is held */
+	assert_null(config_role_for(&c.upstreams[0], "ro"));
+	assert_string_equal(config_role_for(&c.upstreams[1], "ro")->password, "s2");
+	/* rules must name what exists: upstream, role with a credential, trusted issuer */
+	free(c.path);
+	c.path = strdup("pgtether.json");
+	free(c.credentials_file);
+	c.credentials_file = strdup("cred.json");
+	static const char rules[] = "{\"rules\": [\n"
+		"{\"name\": \"a\", \"match\": {\"cgroup\": \"/ci\"}, \"token\": {\"source\": \"none\"}, \"upstream\": \"main\", \"role\": \"app_ro\"},\n"
+		"{\"name\": \"b\", \"match\": {\"cgroup\": \"/ci\"}, \"token\": {\"source\": \"none\"}, \"upstream\": \"main\", \"role\": \"admin\"}]}";
+	assert_int_equal(policy_parse(&c.policy, "10-ci.json", rules, strlen(rules), err), 0);
+	assert_int_equal(config_check_policy(&c, err), -EINVAL);
+	assert_string_equal(err, "10-ci.json:3: rule 'b': no credential for role 'admin' of upstream 'main' in cred.json");
+	free(c.policy.rules[1].upstream);
+	c.policy.rules[1].upstream = strdup("nosuch");
+	assert_int_equal(config_check_policy(&c, err), -EINVAL);
+	assert_string_equal(err, "10-ci.json:3: rule 'b': no upstream 'nosuch' in pgtether.json");
+	policy_release(&c.policy);
+	static const char tok[] = "{\"rules\": [{\"name\": \"t\", \"match\": {\"cgroup\": \"/ci\", \"issuer\": \"https://x\"},"
+		" \"token\": {\"source\": \"password\"}, \"upstream\": \"main\"}]}";
+	assert_int_equal(policy_parse(&c.policy, "20-t.json", tok, strlen(tok), err), 0);
+	assert_int_equal(config_check_policy(&c, err), -EINVAL);
+	assert_string_equal(err, "20-t.json:1: rule 't': issuer 'https://x' is not trusted: no file in /etc/pgtether/issuers.d names it");
 	static const char missing[] = "{\"main\": {\"app\": \"s1\"}}";
 	assert_int_equal(config_parse_credentials(&c, "cred.json", missing, strlen(missing), err), -EINVAL);
 	assert_string_equal(err, "cred.json:1:1: no password for role 'ro' of upstream 'byname'");

@@ -50,12 +50,16 @@ static void test_parse_and_decide(void **state)
 	assert_int_equal(p.rules[0].token, POLICY_TOKEN_FILE);
 
 	claims = json_pack("{s:s, s:s}", "sub", "repo:acme/api:ref:refs/heads/main", "repository_owner", "acme");
-	struct policy_facts f = { "/ci/job-7", 1001, "/usr/bin/psql", NULL, "app", ISS, claims };
+	struct policy_facts f = { "/ci/job-7", 1001, "/usr/bin/psql", NULL, "app", "main", ISS, claims };
 
 	r = policy_decide(&p, &f, &deny);
 	assert_non_null(r);
 	assert_string_equal(r->name, "ci-main");
 	assert_string_equal(r->role, "app_ro");
+	/* a rule grants its own upstream only */
+	f.upstream = "reports";
+	assert_null(policy_decide(&p, &f, &deny));
+	f.upstream = "main";
 	/* the same token from another cgroup: no rule */
 	f.cgroup = "/agents/x";
 	assert_null(policy_decide(&p, &f, &deny));
@@ -75,7 +79,7 @@ static void test_parse_and_decide(void **state)
 	f.claims = claims;
 	assert_null(policy_decide(&p, &f, &deny));
 	/* legacy: kernel facts only, all of them */
-	struct policy_facts g = { "/legacy", 1001, "/usr/bin/psql", NULL, "app", NULL, NULL };
+	struct policy_facts g = { "/legacy", 1001, "/usr/bin/psql", NULL, "app", "main", NULL, NULL };
 	r = policy_decide(&p, &g, &deny);
 	assert_non_null(r);
 	assert_string_equal(r->name, "legacy");
@@ -91,6 +95,22 @@ static void test_parse_and_decide(void **state)
 	assert_string_equal(deny->name, "no-forks");
 	json_decref(claims);
 	policy_release(&p);
+}
+
+static void test_cgroup_globs(void **state)
+{
+	(void)state;
+	assert_true(policy_cgroup_fits("/ci/*", "/ci/job-1"));
+	assert_false(policy_cgroup_fits("/ci/*", "/ci/job-1/step"));
+	assert_false(policy_cgroup_fits("/ci/*", "/ci"));
+	assert_true(policy_cgroup_fits("/ci/**", "/ci"));
+	assert_true(policy_cgroup_fits("/ci/**", "/ci/job-1"));
+	assert_true(policy_cgroup_fits("/ci/**", "/ci/job-1/step/x"));
+	assert_false(policy_cgroup_fits("/ci/**", "/cix/job-1"));
+	assert_false(policy_cgroup_fits("/ci/**", "/agents/ci"));
+	assert_true(policy_cgroup_fits("/system.slice/*-runner.service/**", "/system.slice/gitlab-runner.service/job/1"));
+	assert_false(policy_cgroup_fits("/system.slice/*-runner.service/**", "/system.slice/nginx.service"));
+	assert_true(policy_cgroup_fits("/**", "/anything/at/all"));
 }
 
 static void test_parse_errors(void **state)
@@ -121,6 +141,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse_and_decide),
+		cmocka_unit_test(test_cgroup_globs),
 		cmocka_unit_test(test_parse_errors),
 	};
 
