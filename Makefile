@@ -16,10 +16,10 @@ CFLAGS_BASE += -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined 
 LDFLAGS     += -fsanitize=address,undefined
 endif
 CFLAGS  += $(CFLAGS_BASE) -I$(BUILD) -Idaemon $(shell pkg-config --cflags libnl-3.0 2>/dev/null)
-LDLIBS  += -lbpf -lelf -lz -ljansson -ljwt -lssl -lcrypto $(shell pkg-config --libs libnl-3.0 2>/dev/null)
+LDLIBS  += -lbpf -lelf -lz -ljansson -ljwt -lpg_query -lssl -lcrypto -pthread $(shell pkg-config --libs libnl-3.0 2>/dev/null)
 
 # Pure modules: no socket, no kernel, no global; unit-tested directly.
-PURE    := addr jsonpos config pgwire scram b64url jwks token issuers policy cgroup attest log
+PURE    := addr jsonpos config pgwire scram b64url jwks token issuers policy sqlclass cgroup attest log
 KERNEL  := intercept sockdiag notify tls
 DAEMON  := $(PURE) $(KERNEL) session control
 CLI     := addr jsonpos config b64url jwks token issuers policy cgroup control log

@@ -7,7 +7,7 @@ set -euo pipefail
 packages=(
   # build
   make gcc clang llvm pkg-config bpftool libbpf-dev libelf-dev zlib1g-dev
-  libjansson-dev libnl-3-dev libssl-dev libjwt-dev
+  libjansson-dev libnl-3-dev libssl-dev libjwt-dev libpg-query-dev
   # tests
   libcmocka-dev bats jq python3 iproute2 procps
   # service and docs checks: systemd-analyze, man

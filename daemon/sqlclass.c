@@ -1,0 +1,290 @@
+/*
+ * Statement classification on libpg_query's parse tree (see sqlclass.h).
+ */
+#include "sqlclass.h"
+
+#include <errno.h>
+#include <fnmatch.h>
+#include <jansson.h>
+#include <pg_query.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Statements longer than this are parsed on a thread with PARSE_STACK bytes of stack. */
+#define PARSE_INLINE_MAX 4096
+#define PARSE_STACK (256u << 20)
+
+static const char *const names[SQL_CLASS_COUNT] = {
+	"read", "write", "ddl", "drop", "truncate", "alter_role", "grant", "copy_in", "copy_out",
+	"copy_program", "dynamic", "session", "transaction", "utility", "dangerous_function",
+};
+
+const char *const sqlclass_default_dangerous[] = {
+	"pg_read_file", "pg_read_binary_file", "pg_ls_dir", "pg_stat_file", "pg_file_write",
+	"lo_import", "lo_export", "lo_from_bytea", "lo_put", "dblink*", "pg_terminate_backend",
+	"pg_cancel_backend", "pg_reload_conf", "pg_rotate_logfile", "pg_promote",
+	"set_config", "pg_switch_wal", "pg_create_restore_point", "pg_logical_emit_message",
+	"pg_replication_origin_*", "pg_create_*_replication_slot", "pg_drop_replication_slot",
+	"pg_execute_server_program", NULL,
+};
+
+const char *sqlclass_name(unsigned bit)
+{
+	for (unsigned i = 0; i < SQL_CLASS_COUNT; i++)
+		if (bit == 1u << i)
+			return names[i];
+	return NULL;
+}
+
+unsigned sqlclass_from_name(const char *name)
+{
+	for (unsigned i = 0; i < SQL_CLASS_COUNT; i++)
+		if (strcmp(names[i], name) == 0)
+			return 1u << i;
+	return 0;
+}
+
+void sqlclass_format(unsigned classes, char *out, size_t cap)
+{
+	size_t n = 0;
+
+	out[0] = '\0';
+	for (unsigned i = 0; i < SQL_CLASS_COUNT && n < cap; i++)
+		if (classes & (1u << i)) {
+			int w = snprintf(out + n, cap - n, "%s%s", n ? ", " : "", names[i]);
+
+			if (w < 0)
+				break;
+			n += (size_t)w;
+		}
+}
+
+/* Top-level statement node → its own class (nested nodes add more in walk()). */
+static unsigned stmt_class(const char *type, json_t *node)
+{
+	static const struct { const char *type; unsigned cls; } exact[] = {
+		{ "SelectStmt", SQL_READ }, { "InsertStmt", SQL_WRITE }, { "UpdateStmt", SQL_WRITE },
+		{ "DeleteStmt", SQL_WRITE }, { "MergeStmt", SQL_WRITE },
+		{ "CreateTableAsStmt", SQL_WRITE | SQL_DDL }, { "RefreshMatViewStmt", SQL_WRITE },
+		{ "DropStmt", SQL_DROP }, { "TruncateStmt", SQL_TRUNCATE },
+		{ "CreateRoleStmt", SQL_ALTER_ROLE }, { "AlterRoleStmt", SQL_ALTER_ROLE },
+		{ "AlterRoleSetStmt", SQL_ALTER_ROLE }, { "DropRoleStmt", SQL_ALTER_ROLE },
+		{ "ReassignOwnedStmt", SQL_ALTER_ROLE }, { "DropOwnedStmt", SQL_ALTER_ROLE },
+		{ "GrantStmt", SQL_GRANT }, { "GrantRoleStmt", SQL_GRANT },
+		{ "AlterDefaultPrivilegesStmt", SQL_GRANT },
+		{ "DoStmt", SQL_DYNAMIC }, { "CallStmt", SQL_DYNAMIC }, { "ExecuteStmt", SQL_DYNAMIC },
+		{ "PrepareStmt", SQL_DYNAMIC }, { "DeallocateStmt", SQL_SESSION },
+		{ "VariableSetStmt", SQL_SESSION }, { "DiscardStmt", SQL_SESSION },
+		{ "TransactionStmt", SQL_TRANSACTION },
+		{ "ExplainStmt", 0 }, /* the classes of what it explains (ANALYZE runs it) */
+		{ "DeclareCursorStmt", SQL_READ },
+		{ "DropdbStmt", SQL_DROP }, { "DropTableSpaceStmt", SQL_DROP },
+		{ "DropSubscriptionStmt", SQL_DROP }, { "DropUserMappingStmt", SQL_DROP },
+	};
+	json_t *v;
+
+	for (size_t i = 0; i < sizeof(exact) / sizeof(exact[0]); i++)
+		if (strcmp(exact[i].type, type) == 0) {
+			if (!strcmp(type, "SelectStmt") && json_object_get(node, "intoClause"))
+				return SQL_WRITE | SQL_DDL; /* SELECT ... INTO creates and fills a table */
+			return exact[i].cls;
+		}
+	if (!strcmp(type, "CopyStmt")) {
+		unsigned c = json_is_true(json_object_get(node, "is_from")) ? SQL_COPY_IN : SQL_COPY_OUT;
+
+		v = json_object_get(node, "filename");
+		if (json_is_true(json_object_get(node, "is_program")) || json_is_string(v))
+			c |= SQL_COPY_PROGRAM; /* the server runs a program or opens a file */
+		return c;
+	}
+	if (!strncmp(type, "Create", 6) || !strncmp(type, "Alter", 5) || !strcmp(type, "IndexStmt") ||
+	    !strcmp(type, "ViewStmt") || !strcmp(type, "RenameStmt") || !strcmp(type, "CommentStmt") ||
+	    !strcmp(type, "DefineStmt") || !strcmp(type, "CompositeTypeStmt") || !strcmp(type, "RuleStmt") ||
+	    !strcmp(type, "SecLabelStmt") || !strcmp(type, "ImportForeignSchemaStmt") ||
+	    !strcmp(type, "CreatedbStmt") || !strcmp(type, "AlterObjectSchemaStmt"))
+		return SQL_DDL;
+	return SQL_UTILITY;
+}
+
+struct walk {
+	struct sqlclass_result *r;
+	const char *const *dangerous;
+	unsigned cls;
+	int err;
+};
+
+static void add_name(char **list, size_t *n, const char *schema, const char *name, int *err)
+{
+	char buf[256];
+
+	snprintf(buf, sizeof(buf), "%s%s%s", schema ? schema : "", schema ? "." : "", name);
+	for (size_t i = 0; i < *n; i++)
+		if (strcmp(list[i], buf) == 0)
+			return;
+	if (*n == SQLCLASS_MAX_NAMES)
+		return;
+	if (!(list[*n] = strdup(buf)))
+		*err = -ENOMEM;
+	else
+		(*n)++;
+}
+
+static const char *sval(json_t *string_node)
+{
+	return json_string_value(json_object_get(json_object_get(string_node, "String"), "sval"));
+}
+
+static void walk(struct walk *w, json_t *node);
+
+static void on_object(struct walk *w, const char *key, json_t *v)
+{
+	if (!strcmp(key, "InsertStmt") || !strcmp(key, "UpdateStmt") || !strcmp(key, "DeleteStmt") ||
+	    !strcmp(key, "MergeStmt"))
+		w->cls |= SQL_WRITE; /* DML anywhere: CTEs, rules, PREPARE, EXPLAIN */
+	if ((!strcmp(key, "UpdateStmt") && json_object_get(v, "fromClause")) ||
+	    (!strcmp(key, "DeleteStmt") && json_object_get(v, "usingClause")) || !strcmp(key, "MergeStmt"))
+		w->cls |= SQL_READ; /* rows of other tables decide what is written */
+	else if (!strcmp(key, "SelectStmt") && json_object_get(v, "intoClause"))
+		w->cls |= SQL_WRITE | SQL_DDL;
+	else if (!strcmp(key, "SelectStmt") && !(json_object_get(v, "valuesLists") && !json_object_get(v, "targetList")))
+		w->cls |= SQL_READ; /* a bare VALUES list (INSERT ... VALUES) reads nothing */
+	else if (!strcmp(key, "FuncCall")) {
+		json_t *fn = json_object_get(v, "funcname");
+		size_t n = json_array_size(fn);
+		const char *name = n ? sval(json_array_get(fn, n - 1)) : NULL;
+		const char *schema = n > 1 ? sval(json_array_get(fn, n - 2)) : NULL;
+
+		for (const char *const *d = w->dangerous; name && d && *d; d++)
+			if (fnmatch(*d, name, 0) == 0) {
+				w->cls |= SQL_DANGEROUS_FUNCTION;
+				add_name(w->r->functions, &w->r->n_functions, schema, name, &w->err);
+				break;
+			}
+	}
+	if (json_is_object(v) && json_is_string(json_object_get(v, "relname")))
+		add_name(w->r->tables, &w->r->n_tables, json_string_value(json_object_get(v, "schemaname")),
+			 json_string_value(json_object_get(v, "relname")), &w->err);
+}
+
+static void walk(struct walk *w, json_t *node)
+{
+	const char *key;
+	json_t *v;
+	size_t i;
+
+	if (json_is_object(node)) {
+		json_object_foreach(node, key, v) {
+			on_object(w, key, v);
+			walk(w, v);
+		}
+	} else if (json_is_array(node)) {
+		json_array_foreach(node, i, v)
+			walk(w, v);
+	}
+}
+
+struct parse_job {
+	const char *sql;
+	PgQueryParseResult res;
+};
+
+static void *parse_thread(void *arg)
+{
+	struct parse_job *j = arg;
+
+	j->res = pg_query_parse(j->sql); /* the thread's memory context goes when it exits */
+	return NULL;
+}
+
+/* The parser and its JSON output recurse per nesting level: long text gets a big stack. */
+static int parse(const char *sql, PgQueryParseResult *ret)
+{
+	struct parse_job j = { sql, { 0 } };
+	pthread_attr_t attr;
+	pthread_t t;
+	int r;
+
+	if (strlen(sql) <= PARSE_INLINE_MAX) {
+		*ret = pg_query_parse(sql);
+		return 0;
+	}
+	if ((r = pthread_attr_init(&attr)) != 0)
+		return -r;
+	r = pthread_attr_setstacksize(&attr, PARSE_STACK);
+	if (r == 0)
+		r = pthread_create(&t, &attr, parse_thread, &j);
+	pthread_attr_destroy(&attr);
+	if (r != 0)
+		return -r;
+	pthread_join(t, NULL);
+	*ret = j.res;
+	return 0;
+}
+
+int sqlclass_classify(const char *sql, const char *const *dangerous, struct sqlclass_result *ret)
+{
+	struct walk w = { ret, dangerous, 0, 0 };
+	PgQueryParseResult pr;
+	json_error_t jerr;
+	json_t *root, *stmts, *st;
+	size_t i;
+	int r;
+
+	memset(ret, 0, sizeof(*ret));
+	if ((r = parse(sql, &pr)) < 0) {
+		snprintf(ret->error, sizeof(ret->error), "cannot start the parser: %s", strerror(-r));
+		return r;
+	}
+	if (pr.error) {
+		snprintf(ret->error, sizeof(ret->error), "%s", pr.error->message);
+		ret->error_pos = pr.error->cursorpos;
+		pg_query_free_parse_result(pr);
+		return -EINVAL;
+	}
+	root = json_loads(pr.parse_tree, 0, &jerr);
+	pg_query_free_parse_result(pr);
+	if (!root) {
+		snprintf(ret->error, sizeof(ret->error), "the statement is nested too deeply to be checked");
+		return -EINVAL;
+	}
+	stmts = json_object_get(root, "stmts");
+	ret->stmt_classes = calloc(json_array_size(stmts) + 1, sizeof(*ret->stmt_classes));
+	if (!ret->stmt_classes) {
+		json_decref(root);
+		return -ENOMEM;
+	}
+	json_array_foreach(stmts, i, st) {
+		json_t *node = json_object_get(st, "stmt");
+		const char *type = json_is_object(node) ? json_object_iter_key(json_object_iter(node)) : NULL;
+
+		if (!type)
+			continue;
+		w.cls = stmt_class(type, json_object_get(node, type));
+		on_object(&w, type, json_object_get(node, type));
+		walk(&w, json_object_get(node, type));
+		if (!strcmp(type, "ExplainStmt") && !w.cls)
+			w.cls = SQL_UTILITY;
+		ret->stmt_classes[ret->n_stmts++] = w.cls;
+		ret->classes |= w.cls;
+	}
+	json_decref(root);
+	if (w.err)
+		return w.err;
+	if (ret->n_stmts == 0)
+		ret->classes = 0; /* an empty query: nothing to decide */
+	return 0;
+}
+
+void sqlclass_release(struct sqlclass_result *r)
+{
+	for (size_t i = 0; i < r->n_tables; i++)
+		free(r->tables[i]);
+	for (size_t i = 0; i < r->n_functions; i++)
+		free(r->functions[i]);
+	free(r->stmt_classes);
+	r->stmt_classes = NULL;
+	r->n_tables = r->n_functions = r->n_stmts = 0;
+}

@@ -1,0 +1,73 @@
+/*
+ * Statement classes from PostgreSQL's own parser (libpg_query, PostgreSQL 15 grammar),
+ * never from regular expressions: every statement of a multi-statement string, DML
+ * inside CTEs and SELECT ... INTO, DO / CALL / EXECUTE / PREPARE, COPY ... PROGRAM and
+ * calls of dangerous functions are all seen. Text that does not parse (including
+ * syntax newer than PostgreSQL 15) has no classes: callers deny it.
+ *
+ * The parse tree comes as JSON (pg_query_parse) and is read with jansson, whose depth
+ * limit bounds the walk; long statements are parsed on a thread with a large stack,
+ * because the parser's output functions recurse once per nesting level.
+ */
+#ifndef PGTETHER_SQLCLASS_H
+#define PGTETHER_SQLCLASS_H
+
+#include <stddef.h>
+
+enum sql_class {
+	SQL_READ = 1u << 0,
+	SQL_WRITE = 1u << 1,            /* INSERT, UPDATE, DELETE, MERGE; SELECT INTO; CREATE TABLE AS */
+	SQL_DDL = 1u << 2,
+	SQL_DROP = 1u << 3,
+	SQL_TRUNCATE = 1u << 4,
+	SQL_ALTER_ROLE = 1u << 5,       /* CREATE/ALTER/DROP ROLE, ALTER ROLE SET, REASSIGN/DROP OWNED */
+	SQL_GRANT = 1u << 6,            /* GRANT, REVOKE, ALTER DEFAULT PRIVILEGES */
+	SQL_COPY_IN = 1u << 7,
+	SQL_COPY_OUT = 1u << 8,
+	SQL_COPY_PROGRAM = 1u << 9,     /* COPY ... PROGRAM, and COPY to or from a server file */
+	SQL_DYNAMIC = 1u << 10,         /* DO, CALL, EXECUTE, PREPARE */
+	SQL_SESSION = 1u << 11,         /* SET, RESET, SET ROLE, SET SESSION AUTHORIZATION, DISCARD */
+	SQL_TRANSACTION = 1u << 12,
+	SQL_UTILITY = 1u << 13,         /* everything else: VACUUM, LISTEN, SHOW, LOCK, ... */
+	SQL_DANGEROUS_FUNCTION = 1u << 14, /* a call of a function in the dangerous list */
+};
+#define SQL_CLASS_COUNT 15
+
+#define SQLCLASS_ERR_LEN 256
+#define SQLCLASS_MAX_NAMES 64          /* tables and functions kept per statement text */
+
+struct sqlclass_result {
+	unsigned classes;               /* union over every statement */
+	unsigned *stmt_classes;         /* per statement */
+	size_t n_stmts;
+	char *tables[SQLCLASS_MAX_NAMES]; /* "schema.table", or "table" when unqualified */
+	size_t n_tables;
+	char *functions[SQLCLASS_MAX_NAMES]; /* dangerous functions called */
+	size_t n_functions;
+	char error[SQLCLASS_ERR_LEN];   /* why there are no classes */
+	int error_pos;                  /* 1-based character of a syntax error, or 0 */
+};
+
+/* The functions denied unless a rule allows "dangerous_function". Admins add more. */
+extern const char *const sqlclass_default_dangerous[];
+
+/*
+ * Classifies the statements of sql (NUL-terminated). dangerous: NULL-terminated globs
+ * of function names (the last part of a qualified name is matched). 0 with *ret filled;
+ * -EINVAL when sql does not parse or is nested too deeply (ret->error says why);
+ * -ENOMEM. ret must be released either way.
+ */
+int sqlclass_classify(const char *sql, const char *const *dangerous, struct sqlclass_result *ret);
+
+void sqlclass_release(struct sqlclass_result *r);
+
+/* "read", "write", ... for one class bit; NULL for none. */
+const char *sqlclass_name(unsigned bit);
+
+/* The class bit of a name, or 0. */
+unsigned sqlclass_from_name(const char *name);
+
+/* "read, write" for a set of classes, into out. */
+void sqlclass_format(unsigned classes, char *out, size_t cap);
+
+#endif

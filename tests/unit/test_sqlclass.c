@@ -1,0 +1,188 @@
+/* Unit tests for daemon/sqlclass.c: the corpus in tests/fixtures/sql-corpus.sql, and
+ * input too large or too deep to parse safely. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sqlclass.h"
+
+/* "read, write" → bits; "error" → ~0u */
+static unsigned parse_expect(const char *list)
+{
+	char buf[256], *save = NULL, *tok;
+	unsigned bits = 0;
+
+	snprintf(buf, sizeof(buf), "%s", list);
+	if (strcmp(buf, "error") == 0)
+		return ~0u;
+	for (tok = strtok_r(buf, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+		unsigned b = sqlclass_from_name(tok);
+
+		if (!b)
+			fail_msg("unknown class '%s' in the corpus", tok);
+		bits |= b;
+	}
+	return bits;
+}
+
+static int check_case(const char *expect, const char *sql, int line)
+{
+	struct sqlclass_result r;
+	unsigned want = parse_expect(expect);
+	char got[256];
+	int rc = sqlclass_classify(sql, sqlclass_default_dangerous, &r);
+
+	if (want == ~0u) {
+		if (rc != -EINVAL || r.error[0] == '\0') {
+			fprintf(stderr, "sql-corpus.sql:%d: expected a parse error for: %s\n", line, sql);
+			sqlclass_release(&r);
+			return 1;
+		}
+		sqlclass_release(&r);
+		return 0;
+	}
+	sqlclass_format(r.classes, got, sizeof(got));
+	if (rc != 0 || r.classes != want) {
+		fprintf(stderr, "sql-corpus.sql:%d: expected [%s], got [%s] (rc %d %s) for: %s\n", line, expect, got, rc,
+			r.error, sql);
+		sqlclass_release(&r);
+		return 1;
+	}
+	sqlclass_release(&r);
+	return 0;
+}
+
+static void test_corpus(void **state)
+{
+	FILE *f = fopen(FIXTURES "/sql-corpus.sql", "r");
+	char line[4096], expect[256] = "", sql[16384] = "";
+	int lineno = 0, at = 0, cases = 0, failed = 0;
+
+	(void)state;
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f)) {
+		lineno++;
+		if (strncmp(line, "-- expect: ", 11) == 0) {
+			if (expect[0]) {
+				failed += check_case(expect, sql, at);
+				cases++;
+			}
+			snprintf(expect, sizeof(expect), "%s", line + 11);
+			expect[strcspn(expect, "\n")] = '\0';
+			sql[0] = '\0';
+			at = lineno + 1;
+		} else if (expect[0]) {
+			strncat(sql, line, sizeof(sql) - strlen(sql) - 1);
+		}
+	}
+	fclose(f);
+	if (expect[0]) {
+		failed += check_case(expect, sql, at);
+		cases++;
+	}
+	fprintf(stderr, "%d corpus cases, %d failed\n", cases, failed);
+	assert_true(cases >= 150);
+	assert_int_equal(failed, 0);
+}
+
+static bool has(char *const *list, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(list[i], name) == 0)
+			return true;
+	return false;
+}
+
+static void test_tables_and_functions(void **state)
+{
+	struct sqlclass_result r;
+
+	(void)state;
+	assert_int_equal(sqlclass_classify("WITH g AS (DELETE FROM audit.log RETURNING *) "
+					   "SELECT pg_read_file('x'), * FROM public.users u JOIN orders o ON true, g",
+					   sqlclass_default_dangerous, &r), 0);
+	assert_int_equal(r.n_stmts, 1);
+	assert_int_equal(r.n_tables, 4);
+	assert_true(has(r.tables, r.n_tables, "audit.log"));
+	assert_true(has(r.tables, r.n_tables, "public.users"));
+	assert_true(has(r.tables, r.n_tables, "orders"));
+	assert_true(has(r.tables, r.n_tables, "g")); /* a CTE name looks like a table */
+	assert_int_equal(r.n_functions, 1);
+	assert_string_equal(r.functions[0], "pg_read_file");
+	sqlclass_release(&r);
+
+	/* per statement */
+	assert_int_equal(sqlclass_classify("BEGIN; UPDATE t SET a = 1; COMMIT", NULL, &r), 0);
+	assert_int_equal(r.n_stmts, 3);
+	assert_int_equal(r.stmt_classes[0], SQL_TRANSACTION);
+	assert_int_equal(r.stmt_classes[1], SQL_WRITE);
+	assert_int_equal(r.stmt_classes[2], SQL_TRANSACTION);
+	sqlclass_release(&r);
+
+	/* an admin's own dangerous list */
+	static const char *const mine[] = { "archive_*", NULL };
+	assert_int_equal(sqlclass_classify("SELECT archive_everything(), pg_read_file('x')", mine, &r), 0);
+	assert_int_equal(r.classes, SQL_READ | SQL_DANGEROUS_FUNCTION);
+	assert_int_equal(r.n_functions, 1);
+	assert_string_equal(r.functions[0], "archive_everything");
+	sqlclass_release(&r);
+
+	/* nothing to decide */
+	assert_int_equal(sqlclass_classify("  ; -- only a comment", NULL, &r), 0);
+	assert_int_equal(r.classes, 0);
+	sqlclass_release(&r);
+}
+
+static void test_errors_and_depth(void **state)
+{
+	struct sqlclass_result r;
+	size_t n = 100000, len = strlen("select 1") + n * strlen(" union select 1") + 1;
+	char *sql = malloc(len), *p;
+
+	(void)state;
+	assert_int_equal(sqlclass_classify("SELECT 1 FROM", NULL, &r), -EINVAL);
+	assert_string_equal(r.error, "syntax error at end of input");
+	assert_int_equal(r.error_pos, 14);
+	sqlclass_release(&r);
+
+	/* a 100k-term UNION: too deep to check, refused, and no crash */
+	assert_non_null(sql);
+	p = sql + sprintf(sql, "select 1");
+	for (size_t i = 0; i < n; i++)
+		p += sprintf(p, " union select 1");
+	assert_int_equal(sqlclass_classify(sql, NULL, &r), -EINVAL);
+	assert_string_equal(r.error, "the statement is nested too deeply to be checked");
+	sqlclass_release(&r);
+	free(sql);
+}
+
+static void test_names(void **state)
+{
+	char buf[128];
+
+	(void)state;
+	assert_int_equal(sqlclass_from_name("copy_program"), SQL_COPY_PROGRAM);
+	assert_int_equal(sqlclass_from_name("nope"), 0);
+	assert_string_equal(sqlclass_name(SQL_ALTER_ROLE), "alter_role");
+	sqlclass_format(SQL_READ | SQL_DROP, buf, sizeof(buf));
+	assert_string_equal(buf, "read, drop");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_corpus),
+		cmocka_unit_test(test_tables_and_functions),
+		cmocka_unit_test(test_errors_and_depth),
+		cmocka_unit_test(test_names),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
