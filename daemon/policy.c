@@ -56,10 +56,100 @@ static int str(struct jsonpos_src *s, json_t *obj, const char *key, const char *
 	return *ret ? 0 : -ENOMEM;
 }
 
+/* A list of class names into bits. */
+static int class_list(struct jsonpos_src *s, json_t *arr, const char *ptr, const char *rule, unsigned *ret)
+{
+	char sub[440];
+	json_t *v;
+	size_t i;
+
+	if (!json_is_array(arr))
+		return jsonpos_fail(s, ptr, "rule '%s': a list of statement classes is expected", rule);
+	json_array_foreach(arr, i, v) {
+		unsigned bit = json_is_string(v) ? sqlclass_from_name(json_string_value(v)) : 0;
+
+		snprintf(sub, sizeof(sub), "%s/%zu", ptr, i);
+		if (!bit)
+			return jsonpos_fail(s, sub, "rule '%s': unknown statement class; the classes are read, write, ddl, drop, truncate, alter_role, grant, copy_in, copy_out, copy_program, dynamic, session, transaction, utility, dangerous_function", rule);
+		*ret |= bit;
+	}
+	return 0;
+}
+
+/* A list of schema.table globs. */
+static int table_list(struct jsonpos_src *s, json_t *arr, const char *ptr, const char *rule, char **ret, size_t *n)
+{
+	json_t *v;
+	size_t i;
+
+	if (!json_is_array(arr) || json_array_size(arr) > POLICY_MAX_TABLES)
+		return jsonpos_fail(s, ptr, "rule '%s': a list of up to %d table globs (schema.table) is expected", rule, POLICY_MAX_TABLES);
+	json_array_foreach(arr, i, v) {
+		char sub[440];
+
+		snprintf(sub, sizeof(sub), "%s/%zu", ptr, i);
+		if (!json_is_string(v) || json_string_length(v) == 0)
+			return jsonpos_fail(s, sub, "rule '%s': a table glob must be a non-empty string", rule);
+		if (!(ret[*n] = strdup(json_string_value(v))))
+			return -ENOMEM;
+		(*n)++;
+	}
+	return 0;
+}
+
+static int parse_statements(struct jsonpos_src *s, json_t *obj, const char *ptr, struct policy_rule *r)
+{
+	struct policy_statements *st = &r->statements;
+	char sub[440];
+	json_t *v, *t;
+	int e;
+
+	if (!json_is_object(obj))
+		return jsonpos_fail(s, ptr, "rule '%s': \"statements\" must be an object", r->name);
+	if ((e = check_keys(s, obj, ptr, (const char *const[]){ "allow", "deny", "approve", "approval_timeout", "tables", NULL }, NULL)) < 0)
+		return e;
+	st->set = true;
+	st->approval_timeout = POLICY_DEFAULT_APPROVAL_TIMEOUT;
+	static const char *const keys[] = { "allow", "deny", "approve" };
+	unsigned *bits[] = { &st->allow, &st->deny, &st->approve };
+
+	for (int i = 0; i < 3; i++) {
+		snprintf(sub, sizeof(sub), "%s/%s", ptr, keys[i]);
+		if ((v = json_object_get(obj, keys[i])) && (e = class_list(s, v, sub, r->name, bits[i])) < 0)
+			return e;
+	}
+	v = json_object_get(obj, "approval_timeout");
+	if (v) {
+		snprintf(sub, sizeof(sub), "%s/approval_timeout", ptr);
+		if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 86400)
+			return jsonpos_fail(s, sub, "rule '%s': approval_timeout must be a number of seconds from 1 to 86400", r->name);
+		st->approval_timeout = (unsigned)json_integer_value(v);
+	}
+	t = json_object_get(obj, "tables");
+	if (t) {
+		snprintf(sub, sizeof(sub), "%s/tables", ptr);
+		if (!json_is_object(t))
+			return jsonpos_fail(s, sub, "rule '%s': \"tables\" must be { \"allow\": [...], \"deny\": [...] }", r->name);
+		if ((e = check_keys(s, t, sub, (const char *const[]){ "allow", "deny", NULL }, NULL)) < 0)
+			return e;
+		char tsub[460];
+
+		snprintf(tsub, sizeof(tsub), "%s/allow", sub);
+		if ((v = json_object_get(t, "allow")) &&
+		    (e = table_list(s, v, tsub, r->name, st->tables_allow, &st->n_tables_allow)) < 0)
+			return e;
+		snprintf(tsub, sizeof(tsub), "%s/deny", sub);
+		if ((v = json_object_get(t, "deny")) &&
+		    (e = table_list(s, v, tsub, r->name, st->tables_deny, &st->n_tables_deny)) < 0)
+			return e;
+	}
+	return 0;
+}
+
 static int parse_rule(struct jsonpos_src *s, json_t *obj, const char *ptr, struct policy_rule *r)
 {
-	static const char *const rule_keys[] = { "name", "effect", "match", "token", "upstream", "role", NULL };
-	static const char *const later[] = { "statements", "mask", "record", NULL };
+	static const char *const rule_keys[] = { "name", "effect", "match", "token", "upstream", "role", "statements", NULL };
+	static const char *const later[] = { "mask", "record", NULL };
 	static const char *const match_keys[] = { "cgroup", "uid", "exe", "exe_sha256", "database", "issuer", "claims", NULL };
 	json_t *m, *v, *t;
 	char sub[400], *effect = NULL, *source = NULL;
@@ -161,6 +251,36 @@ static int parse_rule(struct jsonpos_src *s, json_t *obj, const char *ptr, struc
 		return e;
 	if (!r->upstream)
 		return jsonpos_fail(s, ptr, "rule '%s' needs \"upstream\": the database it grants", r->name);
+	if ((t = json_object_get(obj, "statements"))) {
+		snprintf(sub, sizeof(sub), "%s/statements", ptr);
+		return parse_statements(s, t, sub, r);
+	}
+	return 0;
+}
+
+static int dangerous_list(struct policy *p, struct jsonpos_src *s, json_t *arr)
+{
+	json_t *v;
+	size_t i;
+
+	if (!json_is_array(arr))
+		return jsonpos_fail(s, "/dangerous_functions", "\"dangerous_functions\" must be a list of function names or globs");
+	json_array_foreach(arr, i, v) {
+		char **more;
+		char sub[64];
+
+		snprintf(sub, sizeof(sub), "/dangerous_functions/%zu", i);
+		if (!json_is_string(v) || json_string_length(v) == 0)
+			return jsonpos_fail(s, sub, "a dangerous function must be a non-empty name or glob");
+		if (!(more = realloc(p->extra_dangerous, (p->n_extra_dangerous + 1) * sizeof(*more))))
+			return -ENOMEM;
+		p->extra_dangerous = more;
+		if (!(more[p->n_extra_dangerous] = strdup(json_string_value(v))))
+			return -ENOMEM;
+		p->n_extra_dangerous++;
+	}
+	free(p->dangerous);
+	p->dangerous = NULL; /* rebuilt by policy_dangerous() */
 	return 0;
 }
 
@@ -177,11 +297,15 @@ int policy_parse(struct policy *p, const char *name, const char *text, size_t le
 		snprintf(err, POLICY_ERR_LEN, "%s:%d:%d: %s", name, jerr.line, jerr.column, jerr.text);
 		return -EINVAL;
 	}
-	if (!json_is_object(root) || (r = check_keys(&s, root, "", (const char *const[]){ "rules", NULL }, NULL)) < 0) {
+	if (!json_is_object(root) ||
+	    (r = check_keys(&s, root, "", (const char *const[]){ "rules", "dangerous_functions", NULL }, NULL)) < 0) {
 		if (!r)
 			r = jsonpos_fail(&s, "", "a policy file holds { \"rules\": [ ... ] }");
 		goto out;
 	}
+	if (json_object_get(root, "dangerous_functions") &&
+	    (r = dangerous_list(p, &s, json_object_get(root, "dangerous_functions"))) < 0)
+		goto out;
 	rules = json_object_get(root, "rules");
 	if (!json_is_array(rules)) {
 		r = jsonpos_fail(&s, rules ? "/rules" : "", "a policy file holds { \"rules\": [ ... ] }");
@@ -398,8 +522,89 @@ void policy_release(struct policy *p)
 		free(r->token_path);
 		free(r->upstream);
 		free(r->role);
+		for (size_t t = 0; t < r->statements.n_tables_allow; t++)
+			free(r->statements.tables_allow[t]);
+		for (size_t t = 0; t < r->statements.n_tables_deny; t++)
+			free(r->statements.tables_deny[t]);
 	}
 	free(p->rules);
-	p->rules = NULL;
-	p->n = 0;
+	for (size_t i = 0; i < p->n_extra_dangerous; i++)
+		free(p->extra_dangerous[i]);
+	free(p->extra_dangerous);
+	free(p->dangerous);
+	memset(p, 0, sizeof(*p));
+}
+
+const char *const *policy_dangerous(const struct policy *cp)
+{
+	struct policy *p = (struct policy *)cp; /* the list is a cache of what p holds */
+	size_t n = 0, k = 0;
+
+	if (p->dangerous)
+		return p->dangerous;
+	while (sqlclass_default_dangerous[n])
+		n++;
+	p->dangerous = calloc(n + p->n_extra_dangerous + 1, sizeof(*p->dangerous));
+	if (!p->dangerous)
+		return sqlclass_default_dangerous;
+	for (size_t i = 0; i < n; i++)
+		p->dangerous[k++] = sqlclass_default_dangerous[i];
+	for (size_t i = 0; i < p->n_extra_dangerous; i++)
+		p->dangerous[k++] = p->extra_dangerous[i];
+	return p->dangerous;
+}
+
+/* An unqualified name is taken as public.NAME, where the default search_path finds it
+ * (a rule that allows the session class lets a client change that). */
+static bool table_fits(const char *glob, const char *table)
+{
+	char q[300];
+
+	if (strchr(table, '.'))
+		return fnmatch(glob, table, 0) == 0;
+	snprintf(q, sizeof(q), "public.%s", table);
+	return fnmatch(glob, q, 0) == 0;
+}
+
+enum policy_verdict policy_statement_verdict(const struct policy_rule *r, const struct sqlclass_result *c,
+					     char *why, size_t cap)
+{
+	const struct policy_statements *st = &r->statements;
+	unsigned bad;
+	char names[256];
+
+	why[0] = '\0';
+	if (!st->set || c->classes == 0)
+		return POLICY_ALLOW;
+	if ((bad = c->classes & st->deny)) {
+		sqlclass_format(bad, names, sizeof(names));
+		snprintf(why, cap, "statement class %s is denied by rule '%s'", names, r->name);
+		return POLICY_DENY;
+	}
+	for (size_t i = 0; i < c->n_tables; i++) {
+		bool listed = false;
+
+		for (size_t k = 0; k < st->n_tables_deny; k++)
+			if (table_fits(st->tables_deny[k], c->tables[i])) {
+				snprintf(why, cap, "table %s is denied by rule '%s'", c->tables[i], r->name);
+				return POLICY_DENY;
+			}
+		for (size_t k = 0; k < st->n_tables_allow && !listed; k++)
+			listed = table_fits(st->tables_allow[k], c->tables[i]);
+		if (st->n_tables_allow && !listed) {
+			snprintf(why, cap, "table %s is not among the tables rule '%s' allows", c->tables[i], r->name);
+			return POLICY_DENY;
+		}
+	}
+	if ((bad = c->classes & ~(st->allow | st->approve))) {
+		sqlclass_format(bad, names, sizeof(names));
+		snprintf(why, cap, "statement class %s is not allowed by rule '%s'", names, r->name);
+		return POLICY_DENY;
+	}
+	if ((bad = c->classes & st->approve)) {
+		sqlclass_format(bad, names, sizeof(names));
+		snprintf(why, cap, "statement class %s needs approval under rule '%s'", names, r->name);
+		return POLICY_APPROVE;
+	}
+	return POLICY_ALLOW;
 }

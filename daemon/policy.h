@@ -11,8 +11,12 @@
  * level); a cgroup glob ending in a slash and two stars also matches every cgroup
  * below, at any depth.
  * An allow rule applies only to connections to the upstream it names.
- * Statement classes, masks and recording belong to later work: their keys are refused
- * with a message that says so, rather than accepted and ignored.
+ * An allow rule may limit statements ("statements": classes allowed, denied or held
+ * for approval, tables allowed or denied); without it every statement is allowed and
+ * the database role's own privileges are the limit. Masks and recording belong to
+ * later work: their keys are refused with a message that says so, rather than
+ * accepted and ignored. A file may add functions to the dangerous list
+ * ("dangerous_functions").
  */
 #ifndef PGTETHER_POLICY_H
 #define PGTETHER_POLICY_H
@@ -22,6 +26,7 @@
 #include <stddef.h>
 
 #include "jsonpos.h"
+#include "sqlclass.h"
 #include <stdint.h>
 
 #define POLICY_ERR_LEN JSONPOS_ERR_LEN
@@ -29,6 +34,21 @@
 #define POLICY_MAX_CLAIMS 16
 
 enum policy_token { POLICY_TOKEN_NONE, POLICY_TOKEN_PASSWORD, POLICY_TOKEN_FILE };
+
+#define POLICY_DEFAULT_APPROVAL_TIMEOUT 300
+#define POLICY_MAX_TABLES 64
+
+struct policy_statements {
+	bool set;                        /* "statements" given: only what it allows passes */
+	unsigned allow, deny, approve;   /* sql_class bits */
+	unsigned approval_timeout;       /* seconds */
+	char *tables_allow[POLICY_MAX_TABLES];
+	size_t n_tables_allow;
+	char *tables_deny[POLICY_MAX_TABLES];
+	size_t n_tables_deny;
+};
+
+enum policy_verdict { POLICY_ALLOW, POLICY_DENY, POLICY_APPROVE };
 
 struct policy_claim {
 	char *name;
@@ -55,11 +75,15 @@ struct policy_rule {
 	char *token_path;
 	char *upstream;
 	char *role;
+	struct policy_statements statements;
 };
 
 struct policy {
 	struct policy_rule *rules;
 	size_t n;
+	char **extra_dangerous;          /* "dangerous_functions" of the files */
+	size_t n_extra_dangerous;
+	const char **dangerous;          /* defaults + extras, NULL-terminated */
 };
 
 /* What a rule is matched against. issuer/claims NULL: no verified token. */
@@ -95,6 +119,16 @@ bool policy_rule_fits_facts(const struct policy_rule *r, const struct policy_fac
  */
 const struct policy_rule *policy_decide(const struct policy *p, const struct policy_facts *f,
 					const struct policy_rule **ret_deny);
+
+/*
+ * What rule r says about statements classified as c: allow, deny (why says which
+ * class or table, naming the rule) or hold for approval (why says which class).
+ */
+enum policy_verdict policy_statement_verdict(const struct policy_rule *r, const struct sqlclass_result *c,
+					     char *why, size_t cap);
+
+/* The dangerous function globs in force: sqlclass's defaults plus the files' own. */
+const char *const *policy_dangerous(const struct policy *p);
 
 void policy_release(struct policy *p);
 

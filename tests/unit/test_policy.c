@@ -97,6 +97,69 @@ static void test_parse_and_decide(void **state)
 	policy_release(&p);
 }
 
+static const char stmt_rules[] =
+	"{ \"dangerous_functions\": [\"archive_*\"], \"rules\": [\n"
+	"  { \"name\": \"agent\", \"match\": { \"cgroup\": \"/agents/*\" }, \"token\": { \"source\": \"none\" },\n"
+	"    \"upstream\": \"main\",\n"
+	"    \"statements\": { \"allow\": [\"read\", \"transaction\", \"session\"], \"deny\": [\"drop\"],\n"
+	"                    \"approve\": [\"write\"], \"approval_timeout\": 60,\n"
+	"                    \"tables\": { \"deny\": [\"public.secrets\", \"audit.*\"] } } },\n"
+	"  { \"name\": \"ci\", \"match\": { \"cgroup\": \"/ci/*\" }, \"token\": { \"source\": \"none\" },\n"
+	"    \"upstream\": \"main\", \"statements\": { \"allow\": [\"read\", \"write\"], \"tables\": { \"allow\": [\"app.*\"] } } },\n"
+	"  { \"name\": \"human\", \"match\": { \"cgroup\": \"/humans/*\" }, \"token\": { \"source\": \"none\" },\n"
+	"    \"upstream\": \"main\" }\n"
+	"] }";
+
+static enum policy_verdict verdict(const struct policy *p, size_t rule, const char *sql, char *why)
+{
+	struct sqlclass_result c;
+	enum policy_verdict v;
+
+	assert_int_equal(sqlclass_classify(sql, policy_dangerous(p), &c), 0);
+	v = policy_statement_verdict(&p->rules[rule], &c, why, 256);
+	sqlclass_release(&c);
+	return v;
+}
+
+static void test_statements(void **state)
+{
+	struct policy p = { 0 };
+	char err[POLICY_ERR_LEN] = "", why[256];
+
+	(void)state;
+	assert_int_equal(policy_parse(&p, "20-stmt.json", stmt_rules, strlen(stmt_rules), err), 0);
+	assert_int_equal(p.rules[0].statements.approval_timeout, 60);
+	assert_int_equal(verdict(&p, 0, "SELECT * FROM users", why), POLICY_ALLOW);
+	assert_int_equal(verdict(&p, 0, "BEGIN; SELECT 1; COMMIT", why), POLICY_ALLOW);
+	assert_int_equal(verdict(&p, 0, "DROP TABLE users", why), POLICY_DENY);
+	assert_string_equal(why, "statement class drop is denied by rule 'agent'");
+	/* one denied statement denies the whole message */
+	assert_int_equal(verdict(&p, 0, "SELECT 1; DROP TABLE users", why), POLICY_DENY);
+	assert_int_equal(verdict(&p, 0, "TRUNCATE users", why), POLICY_DENY);
+	assert_string_equal(why, "statement class truncate is not allowed by rule 'agent'");
+	assert_int_equal(verdict(&p, 0, "DELETE FROM users WHERE id = 1", why), POLICY_APPROVE);
+	assert_string_equal(why, "statement class write needs approval under rule 'agent'");
+	/* deny beats approve, tables too, qualified or not */
+	assert_int_equal(verdict(&p, 0, "DELETE FROM users; DROP TABLE x", why), POLICY_DENY);
+	assert_int_equal(verdict(&p, 0, "SELECT * FROM public.secrets", why), POLICY_DENY);
+	assert_string_equal(why, "table public.secrets is denied by rule 'agent'");
+	assert_int_equal(verdict(&p, 0, "SELECT * FROM secrets", why), POLICY_DENY);
+	assert_int_equal(verdict(&p, 0, "WITH x AS (SELECT * FROM audit.log) SELECT * FROM x", why), POLICY_DENY);
+	assert_string_equal(why, "table audit.log is denied by rule 'agent'");
+	/* dangerous functions: the defaults and the file's own */
+	assert_int_equal(verdict(&p, 0, "SELECT pg_read_file('/etc/passwd')", why), POLICY_DENY);
+	assert_string_equal(why, "statement class dangerous_function is not allowed by rule 'agent'");
+	assert_int_equal(verdict(&p, 0, "SELECT archive_all()", why), POLICY_DENY);
+	/* an allow list of tables */
+	assert_int_equal(verdict(&p, 1, "INSERT INTO app.jobs VALUES (1)", why), POLICY_ALLOW);
+	assert_int_equal(verdict(&p, 1, "SELECT * FROM app.jobs j JOIN other.t USING (id)", why), POLICY_DENY);
+	assert_string_equal(why, "table other.t is not among the tables rule 'ci' allows");
+	assert_int_equal(verdict(&p, 1, "CREATE TABLE app.x (id int)", why), POLICY_DENY);
+	/* no "statements": the role's own privileges are the limit */
+	assert_int_equal(verdict(&p, 2, "DROP TABLE users", why), POLICY_ALLOW);
+	policy_release(&p);
+}
+
 static void test_cgroup_globs(void **state)
 {
 	(void)state;
@@ -121,8 +184,15 @@ static void test_parse_errors(void **state)
 	       "p.json:1:36: rule 'everyone' allows without narrowing identity: give a \"cgroup\" glob or token \"claims\"");
 	expect("{ \"rules\": [ { \"name\": \"r\", \"match\": { \"cgroup\": \"/ci\" }, \"rolle\": \"x\" } ] }",
 	       "p.json:1:59: unknown key 'rolle'");
-	expect("{ \"rules\": [ { \"name\": \"r\", \"match\": { \"cgroup\": \"/ci\" }, \"statements\": {} } ] }",
-	       "p.json:1:59: 'statements' is not supported by this version of pgtetherd yet: a rule that relies on it would not be enforced");
+	expect("{ \"rules\": [ { \"name\": \"r\", \"match\": { \"cgroup\": \"/ci\" }, \"mask\": [] } ] }",
+	       "p.json:1:59: 'mask' is not supported by this version of pgtetherd yet: a rule that relies on it would not be enforced");
+	expect("{ \"rules\": [ { \"name\": \"r\", \"match\": { \"cgroup\": \"/ci\" }, \"token\": { \"source\": \"none\" },\n"
+	       "  \"upstream\": \"main\", \"statements\": { \"allow\": [\"read\", \"writes\"] } } ] }",
+	       "p.json:2:57: rule 'r': unknown statement class; the classes are read, write, ddl, drop, truncate, alter_role, grant, copy_in, copy_out, copy_program, dynamic, session, transaction, utility, dangerous_function");
+	expect("{ \"rules\": [ { \"name\": \"r\", \"match\": { \"cgroup\": \"/ci\" }, \"token\": { \"source\": \"none\" },\n"
+	       "  \"upstream\": \"main\", \"statements\": { \"allow\": [\"read\"], \"approval_timeout\": 0 } } ] }",
+	       "p.json:2:58: rule 'r': approval_timeout must be a number of seconds from 1 to 86400");
+	expect("{ \"dangerous_functions\": [\"\"], \"rules\": [] }", "p.json:1:27: a dangerous function must be a non-empty name or glob");
 	expect("{ \"rules\": [ { \"name\": \"r\", \"match\": { \"cgroup\": \"/ci\", \"claims\": { \"sub\": \"x\" } },\n"
 	       "  \"token\": { \"source\": \"file\", \"path\": \"/t\" }, \"upstream\": \"main\" } ] }",
 	       "p.json:1:57: rule 'r': claims mean nothing without the \"issuer\" that vouches for them");
@@ -142,6 +212,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse_and_decide),
 		cmocka_unit_test(test_cgroup_globs),
+		cmocka_unit_test(test_statements),
 		cmocka_unit_test(test_parse_errors),
 	};
 
