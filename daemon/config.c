@@ -25,6 +25,7 @@
 #define DEFAULT_CONTROL_SOCKET "/run/pgtether/control.sock"
 #define DEFAULT_SOCKET_MARK 0x70677465u /* "pgte" */
 #define DEFAULT_LOGIN_TIMEOUT_S 30
+#define DEFAULT_MAX_STATEMENT (1u << 20)
 
 #define DEFAULT_CREDENTIALS_FILE "/etc/pgtether/credentials.json"
 #define DEFAULT_POLICY_DIR "/etc/pgtether/policy.d"
@@ -32,7 +33,7 @@
 
 static const char *const known_keys[] = {
 	"listen", "targets", "cgroups", "fail_mode", "bpffs_dir", "control_socket",
-	"socket_mark", "upstreams", "credentials_file", "policy_dir", "issuers_dir", "max_message_bytes", "client_tls", "login_timeout", NULL,
+	"socket_mark", "upstreams", "credentials_file", "policy_dir", "issuers_dir", "max_message_bytes", "max_statement_bytes", "client_tls", "login_timeout", NULL,
 };
 
 static const char *const upstream_keys[] = {
@@ -676,6 +677,14 @@ static int parse_root(struct jsonpos_src *p, json_t *root, struct config *c)
 		c->max_message_bytes = (uint32_t)json_integer_value(v);
 	}
 
+	c->max_statement_bytes = DEFAULT_MAX_STATEMENT;
+	v = json_object_get(root, "max_statement_bytes");
+	if (v) {
+		if (!json_is_integer(v) || json_integer_value(v) < 1024 || json_integer_value(v) > (64 << 20))
+			return jsonpos_fail(p, "/max_statement_bytes", "'max_statement_bytes' must be an integer from 1024 to 67108864");
+		c->max_statement_bytes = (uint32_t)json_integer_value(v);
+	}
+
 	c->login_timeout = DEFAULT_LOGIN_TIMEOUT_S;
 	v = json_object_get(root, "login_timeout");
 	if (v) {
@@ -759,9 +768,33 @@ static int read_file(const char *path, char **ret, size_t *ret_len, struct stat 
 	return 0;
 }
 
-int config_load(const char *path, struct config *ret, char *err)
+int config_load_credentials(struct config *c, char *err)
 {
-	struct config c;
+	struct stat st;
+	size_t len;
+	char *text;
+	int r;
+
+	if (c->n_upstreams == 0)
+		return 0;
+	/* The held credentials: root's alone, or they are not held at all. */
+	if ((r = read_file(c->credentials_file, &text, &len, &st, err)) < 0)
+		return r;
+	if (st.st_uid != geteuid() || (st.st_mode & 077)) {
+		snprintf(err, CONFIG_ERR_LEN, "%s: credentials must be owned by uid %u and readable by nobody else (mode %04o); run: chown %u %s && chmod 0600 %s",
+			 c->credentials_file, (unsigned)geteuid(), (unsigned)(st.st_mode & 07777),
+			 (unsigned)geteuid(), c->credentials_file, c->credentials_file);
+		r = -EPERM;
+	} else {
+		r = config_parse_credentials(c, c->credentials_file, text, len, err);
+	}
+	explicit_bzero(text, len);
+	free(text);
+	return r;
+}
+
+int config_load_file(const char *path, struct config *ret, char *err)
+{
 	struct stat st;
 	size_t len;
 	char *text;
@@ -769,9 +802,17 @@ int config_load(const char *path, struct config *ret, char *err)
 
 	if ((r = read_file(path, &text, &len, &st, err)) < 0)
 		return r;
-	r = config_parse(path, text, len, &c, err);
+	r = config_parse(path, text, len, ret, err);
 	free(text);
-	if (r < 0)
+	return r;
+}
+
+int config_load(const char *path, struct config *ret, char *err)
+{
+	struct config c;
+	int r;
+
+	if ((r = config_load_file(path, &c, err)) < 0)
 		return r;
 	if ((r = config_resolve(&c, err)) < 0)
 		goto fail;
@@ -779,24 +820,8 @@ int config_load(const char *path, struct config *ret, char *err)
 	if ((r = issuers_load_dir(c.issuers_dir, &c.issuers, err)) < 0 ||
 	    (r = policy_load_dir(c.policy_dir, &c.policy, err)) < 0)
 		goto fail;
-	if (c.n_upstreams == 0)
-		goto check;
-	/* The held credentials: root's alone, or they are not held at all. */
-	if ((r = read_file(c.credentials_file, &text, &len, &st, err)) < 0)
+	if ((r = config_load_credentials(&c, err)) < 0)
 		goto fail;
-	if (st.st_uid != geteuid() || (st.st_mode & 077)) {
-		snprintf(err, CONFIG_ERR_LEN, "%s: credentials must be owned by uid %u and readable by nobody else (mode %04o); run: chown %u %s && chmod 0600 %s",
-			 c.credentials_file, (unsigned)geteuid(), (unsigned)(st.st_mode & 07777),
-			 (unsigned)geteuid(), c.credentials_file, c.credentials_file);
-		r = -EPERM;
-	} else {
-		r = config_parse_credentials(&c, c.credentials_file, text, len, err);
-	}
-	explicit_bzero(text, len);
-	free(text);
-	if (r < 0)
-		goto fail;
-check:
 	if ((r = config_check_policy(&c, err)) < 0)
 		goto fail;
 	*ret = c;

@@ -81,6 +81,7 @@ struct config {
 	struct issuers issuers;        /* loaded by config_load from issuers_dir */
 	uint32_t max_message_bytes;    /* largest protocol message accepted */
 	unsigned login_timeout;        /* seconds from accept to the relay starting */
+	uint32_t max_statement_bytes;  /* longest SQL text a rule with statements checks */
 	char *client_tls_cert;         /* client_tls: terminate TLS from clients */
 	char *client_tls_key;
 	struct ssl_ctx_st *client_ssl_ctx; /* built by tls_prepare() */
@@ -91,6 +92,13 @@ struct config {
  * "path:line:col: message" into err (CONFIG_ERR_LEN bytes); ret is untouched.
  */
 int config_load(const char *path, struct config *ret, char *err);
+
+/* Reads credentials_file into c's roles (see config_parse_credentials), after
+ * checking that only its owner, root, can read it. 0 or -errno with err. */
+int config_load_credentials(struct config *c, char *err);
+
+/* Reads and validates the file alone: no credentials, names or policy (the CLI's view). */
+int config_load_file(const char *path, struct config *ret, char *err);
 
 /* Parses an in-memory text; `name` is used in messages. Same contract as above. */
 int config_parse(const char *name, const char *text, size_t len, struct config *ret, char *err);

@@ -147,6 +147,11 @@ static json_t *dispatch(const struct control_handlers *h, json_t *req)
 			return error_reply("%s", err[0] ? err : strerror(-r));
 		return json_pack("{s:b, s:b}", "ok", 1, "changed", r == 0);
 	}
+	if (strcmp(cmd, "reload") == 0) {
+		if ((r = h->reload(h->arg, err)) < 0)
+			return error_reply("%s", err[0] ? err : strerror(-r));
+		return json_pack("{s:b}", "ok", 1);
+	}
 	return error_reply("unknown command '%s'", cmd);
 }
 

@@ -20,6 +20,8 @@ struct control_handlers {
 	int (*detach)(void *arg, const char *cgroup, char *err);
 	/* a new reference */
 	json_t *(*status)(void *arg);
+	/* 0, or -errno with err filled (the running configuration stays) */
+	int (*reload)(void *arg, char *err);
 };
 
 /*

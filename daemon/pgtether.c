@@ -11,9 +11,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <pg_query.h>
+
 #include "cgroup.h"
 #include "config.h"
 #include "control.h"
+#include "issuers.h"
+#include "policy.h"
+#include "sqlclass.h"
 
 static void usage(FILE *out)
 {
@@ -25,6 +30,11 @@ static void usage(FILE *out)
 		"  detach CGROUP                    stop intercepting CGROUP at once\n"
 		"  status [--json]                  attached cgroups and live connections\n"
 		"  run --cgroup CGROUP -- CMD ARGS  run CMD inside CGROUP (created if needed, attached)\n"
+		"  reload                           apply changed configuration, rules and issuers now\n"
+		"  check [DIR]                      check the policy files of DIR (default: policy_dir)\n"
+		"  explain --cgroup CGROUP [--uid UID] [--exe PATH] [--issuer ISS] [--claims JSON]\n"
+		"          [--database DB] [--upstream NAME] SQL\n"
+		"                                   which rule decides, and the verdict per statement\n"
 		"\n"
 		"CGROUP is a path below the cgroup2 mount, e.g. /ci/runner-1.\n"
 		"The daemon is found through -c FILE (its control_socket), --socket PATH,\n"
@@ -47,7 +57,7 @@ static int socket_path(const char *config_path, const char *sock, char *ret, siz
 		snprintf(ret, len, "/run/pgtether/control.sock");
 		return 0;
 	}
-	if (config_load(config_path, &cfg, err) < 0) {
+	if (config_load_file(config_path, &cfg, err) < 0) {
 		fprintf(stderr, "pgtether: %s\n", err);
 		return -EINVAL;
 	}
@@ -230,6 +240,168 @@ static int cmd_run(const char *sock, const char *cg, int in_scope, char **argv)
 	return exec_cmd(argv);
 }
 
+static int cmd_reload(const char *sock)
+{
+	json_t *rep = call(sock, "reload", NULL);
+
+	if (!rep)
+		return 1;
+	json_decref(rep);
+	printf("pgtether: reloaded\n");
+	return 0;
+}
+
+/* The configuration the policy commands read: -c FILE, the default file, or defaults. */
+static int policy_config(const char *config_path, struct config *cfg)
+{
+	char err[CONFIG_ERR_LEN];
+
+	if (!config_path && access(CONFIG_DEFAULT_PATH, F_OK) == 0)
+		config_path = CONFIG_DEFAULT_PATH;
+	if (config_path ? config_load_file(config_path, cfg, err) < 0 : config_parse("defaults", "{}", 2, cfg, err) < 0) {
+		fprintf(stderr, "pgtether: %s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
+static void print_error(const char *err, void *arg)
+{
+	(*(int *)arg)++;
+	printf("%s\n", err);
+}
+
+/* pgtether check [DIR]: every file's errors, then whether the rules fit the config. */
+static int cmd_check(const char *config_path, const char *dir)
+{
+	char err[CONFIG_ERR_LEN];
+	struct config cfg;
+	struct policy p;
+	int errors = 0, bad;
+
+	if (policy_config(config_path, &cfg) < 0)
+		return 1;
+	if (!dir)
+		dir = cfg.policy_dir;
+	bad = policy_check_dir(dir, &p, print_error, &errors);
+	cfg.policy = p;
+	if (!bad) {
+		/* what the rules name must exist: upstreams, roles with a credential, issuers */
+		if (issuers_load_dir(cfg.issuers_dir, &cfg.issuers, err) < 0 || config_load_credentials(&cfg, err) < 0 ||
+		    config_check_policy(&cfg, err) < 0)
+			print_error(err, &errors);
+	}
+	if (errors)
+		printf("pgtether: %s: %d error(s)\n", dir, errors);
+	else
+		printf("pgtether: %s: %zu rule(s), valid\n", dir, cfg.policy.n);
+	config_release(&cfg);
+	return errors ? 1 : 0;
+}
+
+/* pgtether explain: the rule for an identity, and the verdict on each statement. */
+static int cmd_explain(const char *config_path, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "cgroup", required_argument, NULL, 'g' }, { "uid", required_argument, NULL, 'u' },
+		{ "exe", required_argument, NULL, 'e' }, { "issuer", required_argument, NULL, 'i' },
+		{ "claims", required_argument, NULL, 'l' }, { "database", required_argument, NULL, 'd' },
+		{ "upstream", required_argument, NULL, 'p' }, { NULL, 0, NULL, 0 },
+	};
+	struct policy_facts f = { .database = "postgres" };
+	const struct policy_rule *rule, *deny;
+	char err[CONFIG_ERR_LEN];
+	struct config cfg;
+	json_error_t jerr;
+	json_t *claims = NULL;
+	int c, denied = 0;
+	const char *sql;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'g': f.cgroup = optarg; break;
+		case 'u': f.uid = (uint32_t)strtoul(optarg, NULL, 10); break;
+		case 'e': f.exe = optarg; break;
+		case 'i': f.issuer = optarg; break;
+		case 'd': f.database = optarg; break;
+		case 'p': f.upstream = optarg; break;
+		case 'l':
+			json_decref(claims);
+			claims = json_loads(optarg, JSON_REJECT_DUPLICATES, &jerr);
+			if (!json_is_object(claims)) {
+				fprintf(stderr, "pgtether: explain: --claims must be a JSON object: %s\n", claims ? "not an object" : jerr.text);
+				json_decref(claims);
+				return 2;
+			}
+			break;
+		default: return 2;
+		}
+	}
+	if (!f.cgroup || optind != argc - 1) {
+		fprintf(stderr, "usage: pgtether explain --cgroup CGROUP [--uid UID] [--exe PATH] [--issuer ISS] [--claims JSON] [--database DB] [--upstream NAME] SQL\n");
+		json_decref(claims);
+		return 2;
+	}
+	sql = argv[optind];
+	f.claims = claims;
+	if (policy_config(config_path, &cfg) < 0 || policy_load_dir(cfg.policy_dir, &cfg.policy, err) < 0) {
+		if (err[0])
+			fprintf(stderr, "pgtether: %s\n", err);
+		json_decref(claims);
+		return 1;
+	}
+	if (!f.upstream && cfg.n_upstreams == 1)
+		f.upstream = cfg.upstreams[0].name;
+	rule = policy_decide(&cfg.policy, &f, &deny);
+	if (!rule) {
+		if (deny)
+			printf("connection: denied by rule '%s' (%s:%d)\n", deny->name, deny->file, deny->line);
+		else
+			printf("connection: no rule allows it (default deny)%s\n",
+			       f.upstream ? "" : "; several upstreams: give --upstream");
+		config_release(&cfg);
+		json_decref(claims);
+		return 1;
+	}
+	printf("connection: rule '%s' (%s:%d), upstream '%s', role '%s', token %s\n", rule->name, rule->file, rule->line,
+	       rule->upstream, rule->role ? rule->role : "(the upstream's)",
+	       rule->token == POLICY_TOKEN_PASSWORD ? "as password" : rule->token == POLICY_TOKEN_FILE ? rule->token_path : "none");
+
+	PgQuerySplitResult split = pg_query_split_with_parser(sql);
+	int n = split.error ? 1 : split.n_stmts;
+
+	for (int i = 0; i < n; i++) {
+		char *one = split.error ? strdup(sql) : strndup(sql + split.stmts[i]->stmt_location, (size_t)split.stmts[i]->stmt_len);
+		struct sqlclass_result res;
+		char why[300], names[256];
+		enum policy_verdict v;
+
+		if (!one)
+			break;
+		printf("statement %d: %s\n", i + 1, one + strspn(one, " \t\n"));
+		if (sqlclass_classify(one, policy_dangerous(&cfg.policy), &res) < 0) {
+			printf("  cannot be checked: %s\n  verdict: deny%s\n", res.error, rule->statements.set ? "" : " (the rule has no statements, but text that does not parse is not sent either)");
+			denied = 1;
+		} else {
+			sqlclass_format(res.classes, names, sizeof(names));
+			printf("  classes: %s\n", names[0] ? names : "(none)");
+			for (size_t t = 0; t < res.n_tables; t++)
+				printf("  table: %s\n", res.tables[t]);
+			v = policy_statement_verdict(rule, &res, why, sizeof(why));
+			printf("  verdict: %s%s%s\n", v == POLICY_ALLOW ? "allow" : v == POLICY_DENY ? "deny" : "approval",
+			       why[0] ? ": " : "", why);
+			denied |= v != POLICY_ALLOW;
+		}
+		sqlclass_release(&res);
+		free(one);
+	}
+	pg_query_free_split_result(split);
+	config_release(&cfg);
+	json_decref(claims);
+	return denied;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -254,9 +426,26 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	cmd = argv[optind++];
+	/* the policy commands read files; they need no daemon */
+	if (strcmp(cmd, "check") == 0) {
+		if (argc - optind > 1) {
+			fprintf(stderr, "usage: pgtether check [DIR]\n");
+			return 2;
+		}
+		return cmd_check(config_path, optind < argc ? argv[optind] : NULL);
+	}
+	if (strcmp(cmd, "explain") == 0)
+		return cmd_explain(config_path, argc - optind + 1, argv + optind - 1);
 	if (socket_path(config_path, sock_opt, sock, sizeof(sock)) < 0)
 		return 1;
-	cmd = argv[optind++];
+	if (strcmp(cmd, "reload") == 0) {
+		if (argc != optind) {
+			fprintf(stderr, "usage: pgtether reload\n");
+			return 2;
+		}
+		return cmd_reload(sock);
+	}
 
 	if (strcmp(cmd, "attach") == 0 || strcmp(cmd, "detach") == 0) {
 		if (argc - optind != 1) {

@@ -19,6 +19,8 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include <openssl/rand.h>
+
 #include "attest.h"
 #include "cgroup.h"
 #include "config.h"
@@ -189,6 +191,19 @@ static json_t *on_status(void *arg)
 	return st;
 }
 
+static int reload(struct daemon *d, char *why);
+
+/* pgtether reload: as SIGHUP, but the caller learns the outcome. */
+static int on_reload(void *arg, char *err)
+{
+	char why[CONFIG_ERR_LEN];
+
+	if (reload(arg, why) == 0)
+		return 0;
+	snprintf(err, CONTROL_ERR_LEN, "%s; the running configuration stays", why);
+	return -EINVAL;
+}
+
 /* ---- start-up ----------------------------------------------------------------- */
 
 static void on_adopt(const char *path, int removed, void *arg)
@@ -261,7 +276,8 @@ static bool same_str(const char *a, const char *b)
  * one and say why. Keys that the running daemon cannot change in place (the listener,
  * the pin directory, the control socket, the mark) make a reload refuse.
  */
-static void reload(struct daemon *d)
+/* Returns 0, or -1 with why (CONFIG_ERR_LEN bytes) when the running configuration stays. */
+static int reload(struct daemon *d, char *why)
 {
 	char err[CONFIG_ERR_LEN];
 	struct config next;
@@ -271,15 +287,17 @@ static void reload(struct daemon *d)
 	notify_reloading();
 	if (config_load(d->cfg.path, &next, err) < 0) {
 		log_error("reload", "%s; keeping the running configuration", err);
+		snprintf(why, CONFIG_ERR_LEN, "%s", err);
 		notify_send("READY=1");
-		return;
+		return -1;
 	}
 	if (tls_prepare(&next, err) < 0) {
 		log_error("reload", "%s: %s; keeping the running configuration", d->cfg.path, err);
+		snprintf(why, CONFIG_ERR_LEN, "%s: %s", d->cfg.path, err);
 		tls_release(&next);
 		config_release(&next);
 		notify_send("READY=1");
-		return;
+		return -1;
 	}
 	if (memcmp(&next.listen, &d->cfg.listen, sizeof(next.listen)) != 0)
 		fixed = "listen";
@@ -292,27 +310,31 @@ static void reload(struct daemon *d)
 	if (fixed) {
 		log_error("reload", "%s: '%s' changed, which needs a restart of pgtetherd; keeping the running configuration",
 			  d->cfg.path, fixed);
+		snprintf(why, CONFIG_ERR_LEN, "%s: '%s' changed, which needs a restart of pgtetherd", d->cfg.path, fixed);
 		tls_release(&next);
 		config_release(&next);
 		notify_send("READY=1");
-		return;
+		return -1;
 	}
 	if ((r = write_maps(d, &next)) < 0) {
 		log_error("reload", "cannot write the BPF maps: %s; the running configuration stays in force", strerror(-r));
+		snprintf(why, CONFIG_ERR_LEN, "cannot write the BPF maps: %s", strerror(-r));
 		write_maps(d, &d->cfg);
 		tls_release(&next);
 		config_release(&next);
 		notify_send("READY=1");
-		return;
+		return -1;
 	}
 	attach_configured(d, &next, &d->cfg);
 	tls_release(&d->cfg);
 	config_release(&d->cfg);
 	d->cfg = next;
+	session_policy_reloaded(&d->env);
 	log_info("reload", "reloaded %s: %zu target(s), %zu configured cgroup(s), fail_mode %s, %zu policy rule(s), %zu trusted issuer(s)",
 		 d->cfg.path, d->cfg.n_targets, d->cfg.n_cgroups,
 		 d->cfg.fail_mode == CONFIG_FAIL_OPEN ? "open" : "closed", d->cfg.policy.n, d->cfg.issuers.n);
 	notify_send("READY=1");
+	return 0;
 }
 
 static int add_watch(int epfd, int fd, struct ev_source *ev)
@@ -392,13 +414,23 @@ static int start(struct daemon *d)
 	d->env.sd = &d->sd;
 	d->env.cfg = &d->cfg;
 	d->env.epfd = d->epfd;
+	{
+		/* denied statements are sent upstream as this word plus a number: unguessable,
+		 * so nothing a client writes can pass for a denial */
+		unsigned char rnd[8];
+
+		if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+			return -EIO;
+		snprintf(d->env.sentinel_tag, sizeof(d->env.sentinel_tag), "pgtether_denied_%02x%02x%02x%02x%02x%02x%02x%02x_",
+			 rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
+	}
 	return 0;
 }
 
 /* Returns when a terminating signal arrives. */
 static void run(struct daemon *d)
 {
-	const struct control_handlers h = { d, on_attach, on_detach, on_status };
+	const struct control_handlers h = { d, on_attach, on_detach, on_status, on_reload };
 	struct epoll_event events[256];
 
 	for (;;) {
@@ -432,7 +464,9 @@ static void run(struct daemon *d)
 
 				while (read(d->sigfd, &si, sizeof(si)) == sizeof(si)) {
 					if (si.ssi_signo == SIGHUP) {
-						reload(d);
+						char why[CONFIG_ERR_LEN];
+
+						reload(d, why);
 						continue;
 					}
 					log_info("stop", "signal %s: stopping; attachments stay pinned (fail_mode %s)",

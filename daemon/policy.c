@@ -440,67 +440,101 @@ static int wanted(const struct dirent *d)
 	return d->d_name[0] != '.' && n > 5 && d->d_name[n - 1] != '~' && strcmp(d->d_name + n - 5, ".json") == 0;
 }
 
-int policy_load_dir(const char *dir, struct policy *ret, char *err)
+/* Reads and parses one policy file into p. 0 or -errno with err. */
+static int load_file(struct policy *p, const char *path, char *err)
 {
-	struct policy p = { NULL, 0 };
+	struct stat st;
+	ssize_t got;
+	char *text;
+	int fd, r;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd == -1 || fstat(fd, &st) == -1) {
+		r = -errno;
+		snprintf(err, POLICY_ERR_LEN, "%s: cannot open: %s", path, strerror(errno));
+		if (fd != -1)
+			close(fd);
+		return r;
+	}
+	if (!S_ISREG(st.st_mode) || st.st_size > (1 << 20) || st.st_uid != 0 || (st.st_mode & 022)) {
+		snprintf(err, POLICY_ERR_LEN, "%s: a policy file must be a regular file of at most 1 MiB, owned by root and not writable by group or others (owner %u, mode %04o)",
+			 path, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+		close(fd);
+		return -EPERM;
+	}
+	text = malloc((size_t)st.st_size + 1);
+	got = text ? read(fd, text, (size_t)st.st_size) : -1;
+	close(fd);
+	if (got != st.st_size) {
+		free(text);
+		snprintf(err, POLICY_ERR_LEN, "%s: short read", path);
+		return -EIO;
+	}
+	text[got] = '\0';
+	r = policy_parse(p, path, text, (size_t)got, err);
+	free(text);
+	return r;
+}
+
+/* Every file of dir, in order, into p; report gets each error (NULL: stop at the first,
+ * which is then in err). Returns the number of files that failed, or -errno. */
+static int load_files(const char *dir, struct policy *p, void (*report)(const char *, void *), void *arg,
+		      char *err)
+{
 	struct dirent **names = NULL;
-	int n, r = 0;
+	int n, failed = 0;
 
 	/* alphasort is strcoll; the daemon runs in the C locale, so that is byte order */
 	n = scandir(dir, &names, wanted, alphasort);
 	if (n < 0) {
-		if (errno == ENOENT) {
-			*ret = p; /* no directory: no rules, so every connection is refused */
-			return 0;
-		}
-		r = -errno;
+		if (errno == ENOENT)
+			return 0; /* no directory: no rules, so every connection is refused */
 		snprintf(err, POLICY_ERR_LEN, "%s: cannot read: %s", dir, strerror(errno));
-		return r;
+		return -errno;
 	}
-	for (int i = 0; i < n && r == 0; i++) {
-		char path[PATH_MAX], *text;
-		struct stat st;
-		ssize_t got;
-		int fd;
+	for (int i = 0; i < n; i++) {
+		char path[PATH_MAX];
 
+		if (failed && !report)
+			break;
 		snprintf(path, sizeof(path), "%s/%s", dir, names[i]->d_name);
-		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-		if (fd == -1 || fstat(fd, &st) == -1) {
-			r = -errno;
-			snprintf(err, POLICY_ERR_LEN, "%s: cannot open: %s", path, strerror(errno));
-			if (fd != -1)
-				close(fd);
-			break;
+		if (load_file(p, path, err) < 0) {
+			failed++;
+			if (report)
+				report(err, arg);
 		}
-		if (!S_ISREG(st.st_mode) || st.st_size > (1 << 20) || st.st_uid != 0 || (st.st_mode & 022)) {
-			snprintf(err, POLICY_ERR_LEN, "%s: a policy file must be a regular file of at most 1 MiB, owned by root and not writable by group or others (owner %u, mode %04o)",
-				 path, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
-			close(fd);
-			r = -EPERM;
-			break;
-		}
-		text = malloc((size_t)st.st_size + 1);
-		got = text ? read(fd, text, (size_t)st.st_size) : -1;
-		close(fd);
-		if (got != st.st_size) {
-			free(text);
-			snprintf(err, POLICY_ERR_LEN, "%s: short read", path);
-			r = -EIO;
-			break;
-		}
-		text[got] = '\0';
-		r = policy_parse(&p, path, text, (size_t)got, err);
-		free(text);
 	}
 	for (int i = 0; i < n; i++)
 		free(names[i]);
 	free(names);
-	if (r < 0) {
+	return failed;
+}
+
+int policy_load_dir(const char *dir, struct policy *ret, char *err)
+{
+	struct policy p = { 0 };
+	int r = load_files(dir, &p, NULL, NULL, err);
+
+	if (r != 0) {
 		policy_release(&p);
-		return r;
+		return r < 0 ? r : -EINVAL;
 	}
 	*ret = p;
 	return 0;
+}
+
+int policy_check_dir(const char *dir, struct policy *ret, void (*report)(const char *err, void *arg), void *arg)
+{
+	char err[POLICY_ERR_LEN];
+	int r;
+
+	memset(ret, 0, sizeof(*ret));
+	r = load_files(dir, ret, report, arg, err);
+	if (r < 0) {
+		report(err, arg);
+		return 1;
+	}
+	return r;
 }
 
 void policy_release(struct policy *p)

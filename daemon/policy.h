@@ -109,6 +109,13 @@ int policy_parse(struct policy *p, const char *name, const char *text, size_t le
  * owned by root and not writable by group or others). 0 or -errno with err. */
 int policy_load_dir(const char *dir, struct policy *ret, char *err);
 
+/*
+ * `pgtether check`: loads every file of dir like policy_load_dir, but goes on after a
+ * file with an error and reports each error. Returns the number of failed files; ret
+ * holds the rules of the others (release it).
+ */
+int policy_check_dir(const char *dir, struct policy *ret, void (*report)(const char *err, void *arg), void *arg);
+
 /* True when the rule's kernel-fact and database conditions hold (the token part
  * aside): which rules could apply, and so which token to ask for. */
 bool policy_rule_fits_facts(const struct policy_rule *r, const struct policy_facts *f);

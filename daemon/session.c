@@ -133,7 +133,7 @@ static ssize_t end_send(struct session_end *e, const void *buf, size_t len)
 
 static size_t room(const struct session_buf *b)
 {
-	return SESSION_BUF - b->len;
+	return b->cap - b->len;
 }
 
 /* Appends bytes that are ready to send. The caller made sure they fit. */
@@ -242,7 +242,10 @@ void session_reap(struct session_env *env)
 		}
 		OPENSSL_cleanse(&s->keycache, sizeof(s->keycache));
 		scram_client_release(&s->scram);
-		free(s->c2u.data);
+		json_decref(s->claims);
+		if (s->c2u.data != s->base)
+			free(s->c2u.data);
+		free(s->base);
 		free(s);
 	}
 }
@@ -314,7 +317,7 @@ static void refuse(struct session_env *env, struct session *s, const char *sqlst
 		s->upstream.fd = -1;
 	}
 	s->state = SESSION_REFUSING;
-	OPENSSL_cleanse(s->c2u.data, SESSION_BUF); /* login messages may hold the credential */
+	OPENSSL_cleanse(s->c2u.data, s->c2u.cap); /* login messages may hold the credential */
 	s->c2u.off = s->c2u.ready = s->c2u.len = 0;
 	clock_gettime(CLOCK_MONOTONIC, &s->started); /* the refusal gets its own timeout */
 	if (have_startup) {
@@ -405,13 +408,163 @@ static size_t inject_due(struct session *s, size_t pos)
 	return total;
 }
 
+/* ---- statements and policy ------------------------------------------------------- */
+
+/* The rule that allowed the session, in the current snapshot (NULL: gone). */
+static const struct policy_rule *session_rule(struct session_env *env, struct session *s)
+{
+	const struct policy *p = &env->cfg->policy;
+
+	if (s->rule_gen != env->gen) {
+		s->rule_idx = p->n;
+		for (size_t i = 0; i < p->n; i++)
+			if (strcmp(p->rules[i].name, s->rule) == 0) {
+				s->rule_idx = i;
+				break;
+			}
+		s->rule_gen = env->gen;
+	}
+	return s->rule_idx < p->n ? &p->rules[s->rule_idx] : NULL;
+}
+
+/*
+ * The verdict on the SQL text of one Query or Parse (sql[len] is its NUL). A denial
+ * leaves its SQLSTATE and message in sqlstate and msg.
+ */
+static enum policy_verdict check_statement(struct session_env *env, struct session *s, const char *sql, size_t len,
+					   char *sqlstate, char *msg, size_t cap)
+{
+	const struct policy_rule *r = session_rule(env, s);
+	struct sqlclass_result c;
+	enum policy_verdict v;
+	char why[300];
+
+	if (r && !r->statements.set)
+		return POLICY_ALLOW; /* nothing to check: not even a parse */
+	strcpy(sqlstate, "42501");
+	if (!r) {
+		snprintf(msg, cap, "pgtether: the rule that allowed this session ('%s') is gone", s->rule);
+		return POLICY_DENY;
+	}
+	if (len > env->cfg->max_statement_bytes) {
+		strcpy(sqlstate, "54000");
+		snprintf(msg, cap, "pgtether: the statement is %zu bytes long; rule '%s' checks statements of at most %u bytes (max_statement_bytes)",
+			 len, r->name, env->cfg->max_statement_bytes);
+		return POLICY_DENY;
+	}
+	if (sqlclass_classify(sql, policy_dangerous(&env->cfg->policy), &c) < 0) {
+		strcpy(sqlstate, "42601");
+		snprintf(msg, cap, "pgtether: the statement cannot be checked against rule '%s', so it is denied: %s%s",
+			 r->name, c.error[0] ? c.error : "out of memory",
+			 c.error_pos ? " (PostgreSQL 15 grammar)" : "");
+		sqlclass_release(&c);
+		return POLICY_DENY;
+	}
+	v = policy_statement_verdict(r, &c, why, sizeof(why));
+	sqlclass_release(&c);
+	if (v == POLICY_APPROVE) {
+		/* approvals are held in the session by later work; until then, no */
+		snprintf(msg, cap, "pgtether: %s, and this version of pgtetherd cannot hold statements for approval yet", why);
+		return POLICY_DENY;
+	}
+	if (v == POLICY_DENY)
+		snprintf(msg, cap, "pgtether: %s", why);
+	return v;
+}
+
+/*
+ * Replaces the Query or Parse at data[start..start+mlen) of c2u with one whose SQL
+ * fails to parse on the server, carrying the denial's number; the server then answers
+ * as for any failed statement (ErrorResponse, discards to Sync, keeps its transaction
+ * state) and server_scan swaps that error for the denial. 0 or -ENOBUFS.
+ */
+static int substitute_sentinel(struct session_env *env, struct session *s, size_t start, size_t mlen,
+			       const char *sqlstate, const char *msg)
+{
+	struct session_buf *b = &s->c2u;
+	uint8_t m[256];
+	char sql[96];
+	size_t n = 0, name_len = 0;
+	uint32_t slot;
+
+	if (s->sentinels_out >= SESSION_MAX_DENIALS)
+		return -ENOBUFS;
+	slot = s->denial_seq % SESSION_MAX_DENIALS;
+	snprintf(s->denials[slot].sqlstate, sizeof(s->denials[slot].sqlstate), "%s", sqlstate);
+	snprintf(s->denials[slot].msg, sizeof(s->denials[slot].msg), "%s", msg);
+	snprintf(sql, sizeof(sql), "%s%u", env->sentinel_tag, s->denial_seq++);
+	m[n++] = b->data[start];
+	n += 4;
+	if (m[0] == 'P') {
+		/* keep the statement name: the server must not create it either */
+		name_len = strnlen((char *)b->data + start + 5, mlen - 5);
+		if (name_len >= 128)
+			name_len = 0;
+		memcpy(m + n, b->data + start + 5, name_len);
+		n += name_len;
+		m[n++] = '\0';
+	}
+	memcpy(m + n, sql, strlen(sql) + 1);
+	n += strlen(sql) + 1;
+	if (m[0] == 'P') {
+		m[n++] = 0; /* no parameter types */
+		m[n++] = 0;
+	}
+	m[1] = (uint8_t)((n - 1) >> 24);
+	m[2] = (uint8_t)((n - 1) >> 16);
+	m[3] = (uint8_t)((n - 1) >> 8);
+	m[4] = (uint8_t)(n - 1);
+	/* n is below mlen for any Query/Parse long enough to need a check, but not always */
+	if (n > mlen && n - mlen > room(b))
+		return -ENOBUFS;
+	memmove(b->data + start + n, b->data + start + mlen, b->len - start - mlen);
+	memcpy(b->data + start, m, n);
+	b->len = b->len - mlen + n;
+	s->sentinels_out++;
+	return (int)n;
+}
+
+/* Makes c2u able to hold a message of mlen bytes at start. 0 or -ENOMEM. */
+static int c2u_reserve(struct session *s, size_t start, size_t mlen)
+{
+	struct session_buf *b = &s->c2u;
+	size_t want = start + mlen;
+	uint8_t *d;
+
+	if (want <= b->cap)
+		return 0;
+	d = malloc(want);
+	if (!d)
+		return -ENOMEM;
+	memcpy(d, b->data, b->len);
+	OPENSSL_cleanse(b->data, b->cap);
+	if (b->data != s->base)
+		free(b->data);
+	b->data = d;
+	b->cap = want;
+	return 0;
+}
+
+/* Back into the session's own buffer once a long statement has gone out. */
+static void c2u_shrink(struct session *s)
+{
+	struct session_buf *b = &s->c2u;
+
+	if (b->data == s->base || b->len > SESSION_BUF)
+		return;
+	memcpy(s->base, b->data, b->len);
+	free(b->data);
+	b->data = s->base;
+	b->cap = SESSION_BUF;
+}
+
 /*
  * Client → server: follows message boundaries in c2u from c_scan on; drops
  * FunctionCall messages (their refusal is queued in order) and counts sync points.
  * Bytes of a header not yet complete are held back, so a message can still be
  * removed whole. 0 or -EPROTO / -ENOBUFS.
  */
-static int client_filter(struct session *s)
+static int client_filter(struct session_env *env, struct session *s)
 {
 	struct session_buf *b = &s->c2u;
 	size_t pos = s->c_scan;
@@ -449,6 +602,59 @@ static int client_filter(struct session *s)
 			s->cscan.remaining = 0;
 			if ((r = pending_push(s, 'F')) < 0)
 				return r;
+		} else if ((h.type == 'Q' || h.type == 'P') && s->rule[0]) {
+			/* decided whole: wait until the message is all here */
+			size_t mlen = PGWIRE_HEADER + (size_t)h.body_len;
+			const char *sql;
+			char sqlstate[6], msg[400];
+			size_t sql_len;
+
+			if (b->len - start < mlen) {
+				if (h.body_len > env->cfg->max_statement_bytes + 256u) {
+					/* too long to hold for a check: refused without reading it */
+					return -EMSGSIZE;
+				}
+				if ((r = c2u_reserve(s, start, mlen)) < 0)
+					return r;
+				s->cscan.have = 0;
+				s->cscan.remaining = 0;
+				pos = start;
+				break;
+			}
+			sql = (const char *)b->data + start + PGWIRE_HEADER;
+			if (h.type == 'P')
+				sql += strnlen(sql, h.body_len) + 1; /* after the statement name */
+			sql_len = strnlen(sql, (size_t)((const char *)b->data + start + mlen - sql));
+			if (sql + sql_len >= (const char *)b->data + start + mlen)
+				return -EPROTO; /* no NUL inside the message */
+			s->cscan.remaining = 0;
+			if (check_statement(env, s, sql, sql_len, sqlstate, msg, sizeof(msg)) == POLICY_ALLOW) {
+				pos = start + mlen;
+			} else {
+				struct logline l;
+
+				log_begin(&l, LOG_LEVEL_WARN, "stmt.denied");
+				log_u64(&l, "id", s->id);
+				log_u64(&l, "pid", s->origin.tgid);
+				log_str(&l, "cgroup", s->facts.cgroup);
+				log_str(&l, "rule", s->rule);
+				if (s->token_sub[0])
+					log_str(&l, "sub", s->token_sub);
+				log_str(&l, "message", h.type == 'Q' ? "query" : "parse");
+				log_str(&l, "sqlstate", sqlstate);
+				log_str(&l, "msg", msg);
+				log_end(&l, LOG_LEVEL_WARN);
+				if ((r = substitute_sentinel(env, s, start, mlen, sqlstate, msg)) < 0)
+					return r;
+				pos = start + (size_t)r;
+			}
+			if (h.type == 'Q') {
+				s->c_unsynced = false;
+				if ((r = pending_push(s, 'S')) < 0)
+					return r;
+			} else {
+				s->c_unsynced = true;
+			}
 		} else if (h.type == 'Q' || h.type == 'S') {
 			s->c_unsynced = false;
 			if ((r = pending_push(s, 'S')) < 0)
@@ -469,13 +675,52 @@ static int client_filter(struct session *s)
 }
 
 /*
- * Server → client: follows message boundaries in u2c from s_scan on, noting each
- * ReadyForQuery's transaction status and putting due refusals right after it.
+ * The server's ErrorResponse at data[start..start+mlen) of u2c: when it is the
+ * syntax error of a statement substituted for a denied one, it becomes the denial.
+ * Returns the message's length after that.
  */
-static int server_scan(struct session *s)
+static size_t replace_sentinel_error(struct session_env *env, struct session *s, size_t start, size_t mlen)
+{
+	static const char near[] = "syntax error at or near \"";
+	struct session_buf *b = &s->u2c;
+	const uint8_t *p = b->data + start + PGWIRE_HEADER, *end = b->data + start + mlen;
+	size_t tag = strlen(env->sentinel_tag);
+	uint8_t m[640];
+	size_t n;
+
+	while (p < end && *p) {
+		const uint8_t *v = p + 1;
+		size_t vlen = strnlen((const char *)v, (size_t)(end - v));
+
+		if (*p == 'M' && vlen > sizeof(near) - 1 + tag && memcmp(v, near, sizeof(near) - 1) == 0 &&
+		    memcmp(v + sizeof(near) - 1, env->sentinel_tag, tag) == 0) {
+			unsigned long seq = strtoul((const char *)v + sizeof(near) - 1 + tag, NULL, 10);
+			unsigned slot = (unsigned)(seq % SESSION_MAX_DENIALS);
+
+			n = pgwire_error_response(m, sizeof(m), "ERROR", s->denials[slot].sqlstate, s->denials[slot].msg, NULL);
+			if (n == 0 || (n > mlen && n - mlen > room(b)))
+				return mlen;
+			memmove(b->data + start + n, b->data + start + mlen, b->len - start - mlen);
+			memcpy(b->data + start, m, n);
+			b->len = b->len - mlen + n;
+			if (s->sentinels_out)
+				s->sentinels_out--;
+			return n;
+		}
+		p = v + vlen + 1;
+	}
+	return mlen;
+}
+
+/*
+ * Server → client: follows message boundaries in u2c from s_scan on, noting each
+ * ReadyForQuery's transaction status and putting due refusals right after it, and
+ * turning the errors of substituted statements into their denials.
+ */
+static int server_scan(struct session_env *env, struct session *s)
 {
 	struct session_buf *b = &s->u2c;
-	size_t pos = s->s_scan;
+	size_t pos = s->s_scan, hold = SIZE_MAX;
 	struct pgwire_header h;
 	int found;
 
@@ -491,14 +736,33 @@ static int server_scan(struct session *s)
 				s->pending_head = (s->pending_head + 1) % SESSION_MAX_PENDING;
 				s->pending_count--;
 			}
+			if (s->pending_count == 0 && !s->c_unsynced)
+				s->sentinels_out = 0; /* answered or discarded, every one */
 			pos += inject_due(s, pos);
 			continue;
 		}
+		size_t start = pos - s->sscan.have;
 		long used = pgwire_scan_next(&s->sscan, b->data + pos, b->len - pos, &h, &found);
 
 		if (used < 0)
 			return -EPROTO;
 		pos += (size_t)used;
+		if (found && h.type == 'E' && s->sentinels_out && h.body_len < 1024 && start >= b->off) {
+			size_t mlen = PGWIRE_HEADER + h.body_len;
+
+			s->last_server_type = h.type;
+			if (b->len - start < mlen) {
+				/* held until whole: it may be a denial's */
+				s->sscan.have = 0;
+				s->sscan.remaining = 0;
+				pos = hold = start;
+				break;
+			}
+			s->sscan.remaining = 0;
+			pos = start + replace_sentinel_error(env, s, start, mlen);
+			pos += inject_due(s, pos);
+			continue;
+		}
 		if (found) {
 			s->last_server_type = h.type;
 			if (h.type == 'Z' && h.body_len == 1)
@@ -508,7 +772,8 @@ static int server_scan(struct session *s)
 		}
 	}
 	s->s_scan = pos;
-	b->ready = b->len;
+	/* while a denial may come back, a header is not sent before it is known */
+	b->ready = hold != SIZE_MAX ? hold : s->sentinels_out ? pos - s->sscan.have : b->len;
 	return 0;
 }
 
@@ -525,14 +790,11 @@ static uint32_t interest(const struct session_buf *in, size_t reserve, const str
 
 /* The upstream went away mid-session: tell the client with a FATAL error when that
  * can be said at a message boundary (a server's own FATAL already said it). */
-static void upstream_lost(struct session_env *env, struct session *s, const char *why)
+static void end_relay(struct session_env *env, struct session *s, const char *sqlstate, const char *msg,
+		      const char *why)
 {
-	char msg[256];
-
-	if (pgwire_scan_at_boundary(&s->sscan) && !s->want_status && s->last_server_type != 'E') {
-		snprintf(msg, sizeof(msg), "pgtether: the connection to the database was lost (%s)", why);
-		queue_error(s, "FATAL", "08006", msg);
-	}
+	if (pgwire_scan_at_boundary(&s->sscan) && !s->want_status && s->last_server_type != 'E')
+		queue_error(s, "FATAL", sqlstate, msg);
 	flush(&s->u2c, &s->client, &s->s_scan);
 	if (s->u2c.ready > s->u2c.off) {
 		/* a slow client still gets what the server said last (its own FATAL,
@@ -548,6 +810,14 @@ static void upstream_lost(struct session_env *env, struct session *s, const char
 		return;
 	}
 	session_close(env, s, why);
+}
+
+static void upstream_lost(struct session_env *env, struct session *s, const char *why)
+{
+	char msg[256];
+
+	snprintf(msg, sizeof(msg), "pgtether: the connection to the database was lost (%s)", why);
+	end_relay(env, s, "08006", msg, why);
 }
 
 static void relay_event(struct session_env *env, struct session *s, struct session_end *end,
@@ -601,7 +871,7 @@ static void relay_event(struct session_env *env, struct session *s, struct sessi
 			upstream_lost(env, s, "upstream closed");
 			return;
 		}
-		r = from_client ? client_filter(s) : server_scan(s);
+		r = from_client ? client_filter(env, s) : server_scan(env, s);
 		if (r == -EPROTO && from_client) {
 			char m[160];
 
@@ -617,7 +887,19 @@ static void relay_event(struct session_env *env, struct session *s, struct sessi
 			return;
 		}
 		if (r == -ENOBUFS) {
-			session_close(env, s, "client pipelined more than 4096 unanswered queries");
+			queue_error(s, "FATAL", "54000", "pgtether: too many pipelined queries or denied statements awaiting an answer");
+			flush(&s->u2c, &s->client, &s->s_scan);
+			session_close(env, s, "client pipelined too many unanswered or denied queries");
+			return;
+		}
+		if (r == -EMSGSIZE || r == -ENOMEM) {
+			char m[200];
+
+			snprintf(m, sizeof(m), "pgtether: %s", r == -ENOMEM ? "out of memory" :
+				 "a statement longer than max_statement_bytes cannot be checked, so it is denied");
+			queue_error(s, "FATAL", r == -ENOMEM ? "53200" : "54000", m);
+			flush(&s->u2c, &s->client, &s->s_scan);
+			session_close(env, s, r == -ENOMEM ? "out of memory" : "statement too long to check");
 			return;
 		}
 		if (r == -EBADMSG) {
@@ -632,9 +914,11 @@ static void relay_event(struct session_env *env, struct session *s, struct sessi
 			session_close(env, s, reason);
 			return;
 		}
+		if (from_client)
+			c2u_shrink(s);
 		if (from_client && s->pending_count && s->pending[s->pending_head] == 'F') {
 			/* a refusal with nothing before it: the client is owed it now */
-			server_scan(s);
+			server_scan(env, s);
 			flush(&s->u2c, &s->client, &s->s_scan);
 		}
 	}
@@ -646,7 +930,7 @@ static void relay_event(struct session_env *env, struct session *s, struct sessi
 		}
 		if (from_client && s->refusals_owed) {
 			/* room again: refusals that waited for it can go out */
-			server_scan(s);
+			server_scan(env, s);
 			flush(&s->u2c, &s->client, &s->s_scan);
 		}
 	}
@@ -694,8 +978,8 @@ static void start_relay(struct session_env *env, struct session *s)
 	OPENSSL_cleanse(&s->keycache, sizeof(s->keycache));
 	scram_client_release(&s->scram);
 	/* the login messages sent (password, md5 response, SCRAM proof) and received */
-	OPENSSL_cleanse(s->c2u.data, SESSION_BUF);
-	OPENSSL_cleanse(s->in.data, SESSION_BUF);
+	OPENSSL_cleanse(s->c2u.data, s->c2u.cap);
+	OPENSSL_cleanse(s->in.data, s->in.cap);
 
 	s->c2u.off = s->c2u.ready = s->c2u.len = 0;
 	s->cscan = (struct pgwire_scan){ .max_len = env->cfg->max_message_bytes };
@@ -1399,7 +1683,7 @@ static void authorize(struct session_env *env, struct session *s, const char *to
 		snprintf(s->token_sub, sizeof(s->token_sub), "%s", json_is_string(sub) ? json_string_value(sub) : "");
 	}
 	rule = policy_decide(&env->cfg->policy, &f, &deny);
-	json_decref(claims);
+	s->claims = claims; /* kept for a re-decision at reload */
 	if (!rule && deny) {
 		snprintf(s->rule, sizeof(s->rule), "%s", deny->name);
 		refuse(env, s, "28000", "conn.refused", "pgtether: this connection is denied by policy rule '%s' (%s:%d)",
@@ -1419,6 +1703,8 @@ static void authorize(struct session_env *env, struct session *s, const char *to
 		return;
 	}
 	snprintf(s->rule, sizeof(s->rule), "%s", rule->name);
+	s->rule_gen = env->gen;
+	s->rule_idx = (size_t)(rule - env->cfg->policy.rules);
 	u = config_upstream_named(env->cfg, s->upstream_name);
 	role = rule->role ? rule->role : u->role;
 	cr = config_role_for(u, role);
@@ -1651,13 +1937,15 @@ static struct session *session_new(struct session_env *env, int cfd)
 
 	if (!s)
 		return NULL;
-	s->c2u.data = malloc(3 * SESSION_BUF);
-	if (!s->c2u.data) {
+	s->base = malloc(3 * SESSION_BUF);
+	if (!s->base) {
 		free(s);
 		return NULL;
 	}
-	s->u2c.data = s->c2u.data + SESSION_BUF;
-	s->in.data = s->c2u.data + 2 * SESSION_BUF;
+	s->c2u.data = s->base;
+	s->u2c.data = s->base + SESSION_BUF;
+	s->in.data = s->base + 2 * SESSION_BUF;
+	s->c2u.cap = s->u2c.cap = s->in.cap = SESSION_BUF;
 	s->id = ++env->next_id;
 	s->tx_status = 'I';
 	s->client = (struct session_end){ { EV_SESSION }, s, cfd, 0 };
@@ -1863,6 +2151,51 @@ void session_tick(struct session_env *env)
 		else if ((s->state == SESSION_REFUSING || s->state == SESSION_CANCELLING) &&
 			 age >= SESSION_REFUSE_TIMEOUT_S)
 			session_free(env, s);
+	}
+}
+
+void session_policy_reloaded(struct session_env *env)
+{
+	struct session *s, *next;
+
+	env->gen++;
+	for (s = env->head; s; s = next) {
+		const struct policy_rule *rule, *deny;
+		struct config_upstream *u;
+		struct policy_facts f;
+		char msg[512];
+
+		next = s->next;
+		if (s->state != SESSION_RELAYING || s->draining || !s->rule[0])
+			continue;
+		session_facts(s, &f);
+		if (s->token_iss[0]) {
+			f.issuer = s->token_iss;
+			f.claims = s->claims;
+		}
+		rule = policy_decide(&env->cfg->policy, &f, &deny);
+		u = config_upstream_named(env->cfg, s->upstream_name);
+		if (rule && u && strcmp(rule->role ? rule->role : u->role, s->role) == 0) {
+			if (strcmp(rule->name, s->rule) != 0) {
+				log_info("policy", "id=%llu: session now under rule '%s' (was '%s')", (unsigned long long)s->id,
+					 rule->name, s->rule);
+				snprintf(s->rule, sizeof(s->rule), "%s", rule->name);
+			}
+			s->rule_gen = env->gen;
+			s->rule_idx = (size_t)(rule - env->cfg->policy.rules);
+			continue;
+		}
+		if (deny)
+			snprintf(msg, sizeof(msg), "pgtether: access withdrawn by a policy reload: denied by rule '%s' (%s:%d)",
+				 deny->name, deny->file, deny->line);
+		else if (rule)
+			snprintf(msg, sizeof(msg), "pgtether: access withdrawn by a policy reload: rule '%s' now grants role '%s', not '%s'",
+				 rule->name, rule->role ? rule->role : u ? u->role : "?", s->role);
+		else
+			snprintf(msg, sizeof(msg), "pgtether: access withdrawn by a policy reload: no rule allows this session any more (it was allowed by '%s')",
+				 s->rule);
+		log_warn("policy", "id=%llu cgroup=%s: %s", (unsigned long long)s->id, s->facts.cgroup, msg);
+		end_relay(env, s, "57P01", msg, "access withdrawn");
 	}
 }
 

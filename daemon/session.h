@@ -37,6 +37,7 @@
 #define SESSION_REFUSE_TIMEOUT_S 10
 #define SESSION_MAX_PENDING 4096       /* client sync points awaiting a ReadyForQuery */
 #define SESSION_TOKEN_MAX (SESSION_BUF - 8) /* identity tokens; issuers set lower caps */
+#define SESSION_MAX_DENIALS 8          /* denied statements awaiting their answer */
 
 struct sockdiag;
 
@@ -61,6 +62,7 @@ struct session_end {
 
 struct session_buf {
 	uint8_t *data;
+	size_t cap;                 /* SESSION_BUF, more while c2u holds a long statement */
 	size_t off, ready, len;     /* data[off..ready) may be sent; [ready..len) is held */
 	bool eof;                   /* the reading side has closed */
 	bool shut;                  /* and that EOF was passed on (shutdown SHUT_WR) */
@@ -94,6 +96,9 @@ struct session {
 
 	/* identity: the policy rule that allowed the session and the token it verified */
 	char rule[128];
+	json_t *claims;                  /* the verified token's claims, for re-decisions */
+	unsigned rule_gen;               /* env->gen when rule_idx was looked up */
+	size_t rule_idx;
 	const char *token_source;        /* "none", "password" or "file" */
 	char token_iss[256];             /* verified "iss", or empty */
 	char token_sub[256];             /* its "sub" claim, or empty */
@@ -130,6 +135,14 @@ struct session {
 
 	bool client_direct_tls;          /* TLS from the first byte (sslnegotiation=direct) */
 
+	/* statements denied by policy: sent upstream as a statement that fails to parse
+	 * (so the server keeps its own transaction and pipeline state), whose error is
+	 * replaced by the denial on the way back */
+	struct { char sqlstate[6]; char msg[400]; } denials[SESSION_MAX_DENIALS];
+	uint32_t denial_seq;
+	unsigned sentinels_out;
+	uint8_t *base;                   /* the buffers' allocation (c2u may move out of it) */
+
 	/* cancel */
 	uint32_t cancel_pid, cancel_secret;
 
@@ -152,6 +165,8 @@ struct session_env {
 	struct session *dead;            /* closed, freed by session_reap() */
 	size_t n_live;
 	struct attest_cache exe_cache;
+	unsigned gen;                    /* bumped when cfg is replaced (reload) */
+	char sentinel_tag[40];           /* "pgtether_denied_<random>_": marks denied statements */
 };
 
 /* Accepts every pending connection on the listener. */
@@ -165,6 +180,10 @@ void session_reap(struct session_env *env);
 
 /* Once a second: times out upstream logins and refusals. */
 void session_tick(struct session_env *env);
+
+/* After a reload: sessions whose identity no rule allows any more (or allows as
+ * another role or upstream) are ended with a FATAL error. */
+void session_policy_reloaded(struct session_env *env);
 
 /* Closes every session (daemon shutdown), logging each with the reason. */
 void session_close_all(struct session_env *env, const char *reason);

@@ -164,6 +164,23 @@ static void on_object(struct walk *w, const char *key, json_t *v)
 				break;
 			}
 	}
+	if (!strcmp(key, "DropStmt")) {
+		/* DROP TABLE/VIEW/...: the names are lists of strings, not RangeVars */
+		const char *t = json_string_value(json_object_get(v, "removeType"));
+		json_t *obj;
+		size_t i;
+
+		if (t && (!strcmp(t, "OBJECT_TABLE") || !strcmp(t, "OBJECT_VIEW") || !strcmp(t, "OBJECT_MATVIEW") ||
+			  !strcmp(t, "OBJECT_FOREIGN_TABLE") || !strcmp(t, "OBJECT_SEQUENCE")))
+			json_array_foreach(json_object_get(v, "objects"), i, obj) {
+				json_t *items = json_object_get(json_object_get(obj, "List"), "items");
+				size_t n = json_array_size(items);
+
+				if (n >= 1 && sval(json_array_get(items, n - 1)))
+					add_name(w->r->tables, &w->r->n_tables, n >= 2 ? sval(json_array_get(items, n - 2)) : NULL,
+						 sval(json_array_get(items, n - 1)), &w->err);
+			}
+	}
 	if (json_is_object(v) && json_is_string(json_object_get(v, "relname")))
 		add_name(w->r->tables, &w->r->n_tables, json_string_value(json_object_get(v, "schemaname")),
 			 json_string_value(json_object_get(v, "relname")), &w->err);

@@ -70,7 +70,8 @@ cat >"$tmp/policy.d/10-ci.json" <<JSON
   "match": { "cgroup": "/$id/ci-*", "issuer": "https://ci.demo.test",
              "claims": { "sub": "repo:acme/api:*" } },
   "token": { "source": "password" },
-  "upstream": "db", "role": "app_ro"
+  "upstream": "db", "role": "app_ro",
+  "statements": { "allow": ["read", "transaction", "session"], "deny": ["drop"] }
 } ] }
 JSON
 token=$(scripts/dev-jwt.py mint "$tmp/issuers.d" demo-key '{"iss": "https://ci.demo.test", "aud": "pgtether", "sub": "repo:acme/api:ref:refs/heads/main"}')
@@ -107,6 +108,12 @@ show "PGPASSWORD=\$CI_TOKEN pgtether run --cgroup /$id/agent -- psql -h 127.0.0.
 PGPASSWORD=$token pgt run --cgroup "/$id/agent" -- psql -X "host=127.0.0.2 port=$db_port user=ci-bot dbname=postgres" -c "$query" || true
 show "PGPASSWORD=forged pgtether run --cgroup /$id/ci-job -- psql -h 127.0.0.2 ..."
 PGPASSWORD=forged pgt run --cgroup "/$id/ci-job" -- psql -X "host=127.0.0.2 port=$db_port user=ci-bot dbname=postgres" -c "$query" || true
+
+say "2c. Restricted: the rule allows reading only; other statements are denied, the session goes on"
+show "PGPASSWORD=\$CI_TOKEN pgtether run --cgroup /$id/ci-job -- psql -c 'DELETE FROM customers' -c 'DROP TABLE customers' -c 'SELECT count(*) FROM customers'"
+PGPASSWORD=$token pgt run --cgroup "/$id/ci-job" -- psql -X "host=127.0.0.2 port=$db_port user=ci-bot dbname=postgres" \
+  -c "DELETE FROM customers" -c "DROP /* sneaky */ TABLE customers" -c "SELECT count(*) AS customers_still_there FROM customers" || true
+grep -E 'event=stmt\.denied' "$tmp/daemon.log" | tail -n 2
 
 say "3. pgtether status while a workload holds a connection"
 PGPASSWORD=$token pgt run --cgroup "/$id/ci-job" -- psql -X "host=127.0.0.2 port=$db_port user=ci-bot dbname=postgres" -Atqc "select pg_sleep(2)" >/dev/null &

@@ -118,6 +118,13 @@ static void test_tables_and_functions(void **state)
 	assert_string_equal(r.functions[0], "pg_read_file");
 	sqlclass_release(&r);
 
+	/* DROP names its tables as lists of strings */
+	assert_int_equal(sqlclass_classify("DROP TABLE a, s.b; DROP FUNCTION f()", NULL, &r), 0);
+	assert_int_equal(r.n_tables, 2);
+	assert_true(has(r.tables, r.n_tables, "a"));
+	assert_true(has(r.tables, r.n_tables, "s.b"));
+	sqlclass_release(&r);
+
 	/* per statement */
 	assert_int_equal(sqlclass_classify("BEGIN; UPDATE t SET a = 1; COMMIT", NULL, &r), 0);
 	assert_int_equal(r.n_stmts, 3);

@@ -1,0 +1,247 @@
+#!/usr/bin/env bats
+# Statement rules: every Query and Parse is classified by PostgreSQL's own parser and
+# decided by the session's rule; a denial is an error, and the session goes on.
+
+load helpers
+
+setup_file() {
+  export PGT_OWN_POLICY=1
+  pgt_setup_world
+  pgt_psql -c "create table items (id int, v text)" -c "insert into items values (1, 'a'), (2, 'b')" \
+    -c "create table secrets (k text)" -c "grant all on items, secrets to app"
+  mkdir -p "$PGT_TMP/policy.d"
+  write_rules
+  pgt_write_config closed
+  pgt_start_daemon
+}
+
+teardown_file() {
+  pgt_teardown_world
+}
+
+write_rules() {
+  cat >"$PGT_TMP/policy.d/10-stmt.json" <<JSON
+{ "rules": [
+  { "name": "agent", "match": { "cgroup": "$PGT_CG/agent" }, "token": { "source": "none" }, "upstream": "main",
+    "statements": { "allow": ["read", "write", "transaction", "session"], "deny": ["drop"],
+                    "tables": { "deny": ["public.secrets"] } } },
+  { "name": "reader", "match": { "cgroup": "$PGT_CG/reader" }, "token": { "source": "none" }, "upstream": "main",
+    "statements": { "allow": ["read"] } },
+  { "name": "free", "match": { "cgroup": "$PGT_CG/free" }, "token": { "source": "none" }, "upstream": "main" }
+] }
+JSON
+}
+
+# agent|reader|free SQL...: psql in that cgroup, one -c per argument, in one session
+as() {
+  local who=$1; shift
+  local args=()
+  for q in "$@"; do args+=(-c "$q"); done
+  pgt_in "$PGT_CG/$who" psql -X -h 127.0.0.1 -p "$PG_PORT" -Atq "${args[@]}" 2>&1
+}
+
+@test "a denied DROP gets 42501 naming the rule and class, and the next statement in the session works" {
+  run as agent "drop table items" "select count(*) from items"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [ "${lines[0]}" = "ERROR:  pgtether: statement class drop is denied by rule 'agent'" ]
+  [ "${lines[1]}" = "2" ]
+  [ "$(pgt_psql -c "select count(*) from items")" = 2 ]
+  [ "$(pgt_log_count stmt.denied "rule=agent ")" -ge 1 ]
+  [ "$(pgt_log_field stmt.denied "rule=agent " sqlstate)" = 42501 ]
+  [ "$(pgt_log_field stmt.denied "rule=agent " message)" = query ]
+  # the SQLSTATE, as a client sees it
+  run pgt_in "$PGT_CG/agent" psql -X -h 127.0.0.1 -p "$PG_PORT" -Atq -v VERBOSITY=verbose -c "drop table items"
+  [[ "$output" == *"ERROR:  42501: pgtether: statement class drop is denied by rule 'agent'"* ]]
+}
+
+@test "one denied statement denies the whole multi-statement Query, comments and quoting do not hide it" {
+  run as agent "insert into items values (3, 'c'); DROP /* hidden */ TABLE items" "select count(*) from items"
+  echo "$output"
+  [ "${lines[0]}" = "ERROR:  pgtether: statement class drop is denied by rule 'agent'" ]
+  [ "${lines[1]}" = "2" ] # the insert before it did not run either
+  run as agent "select \$\$ drop table items \$\$ as text" "COMMIT; DrOp TaBlE items"
+  echo "$output"
+  [ "${lines[0]}" = " drop table items " ]
+  [ "${lines[1]}" = "ERROR:  pgtether: statement class drop is denied by rule 'agent'" ]
+}
+
+@test "inside a transaction a denial aborts it, exactly as a failed statement would" {
+  run as agent "begin" "insert into items values (9, 'z')" "drop table items" "select 1" "rollback" "select count(*) from items"
+  echo "$output"
+  [ "${lines[0]}" = "ERROR:  pgtether: statement class drop is denied by rule 'agent'" ]
+  [ "${lines[1]}" = "ERROR:  current transaction is aborted, commands ignored until end of transaction block" ]
+  [ "${lines[2]}" = "2" ]
+}
+
+@test "tables, classes and text that does not parse are denied with the reason" {
+  run as agent "select * from secrets" "select * from public.secrets" "selec 1" "truncate items"
+  echo "$output"
+  [ "${lines[0]}" = "ERROR:  pgtether: table secrets is denied by rule 'agent'" ]
+  [ "${lines[1]}" = "ERROR:  pgtether: table public.secrets is denied by rule 'agent'" ]
+  [[ "${lines[2]}" == "ERROR:  pgtether: the statement cannot be checked against rule 'agent', so it is denied: syntax error at or near \"selec\""* ]]
+  [ "${lines[3]}" = "ERROR:  pgtether: statement class truncate is not allowed by rule 'agent'" ]
+  run as reader "select v from items where id = 1" "update items set v = 'x'" "with d as (delete from items returning *) select * from d" "select pg_read_file('/etc/hostname')"
+  echo "$output"
+  [ "${lines[0]}" = "a" ]
+  [ "${lines[1]}" = "ERROR:  pgtether: statement class write is not allowed by rule 'reader'" ]
+  [ "${lines[2]}" = "ERROR:  pgtether: statement class write is not allowed by rule 'reader'" ]
+  [ "${lines[3]}" = "ERROR:  pgtether: statement class dangerous_function is not allowed by rule 'reader'" ]
+  # a rule without "statements" leaves it to the role's own privileges
+  run as free "select count(*) from secrets"
+  [ "$output" = "0" ]
+}
+
+@test "a denied Parse in a psycopg pipeline is answered as PostgreSQL answers a failed one" {
+  cat >"$PGT_TMP/pipe.py" <<'PY'
+import sys
+import psycopg
+
+def run(conn, sqls):
+    out = []
+    try:
+        with conn.pipeline():
+            curs = []
+            for q in sqls:
+                c = conn.cursor()
+                c.execute(q)
+                curs.append(c)
+    except psycopg.errors.Error as e:
+        out.append(f"pipeline error {e.sqlstate}: {str(e).splitlines()[0]}")
+    for c in curs:
+        try:
+            out.append(f"ok {c.fetchall()}")
+        except psycopg.Error as e:
+            out.append(f"{type(e).__name__} {e.sqlstate}")
+    return out
+
+conn = psycopg.connect(sys.argv[1], autocommit=True)
+for line in run(conn, [sys.argv[2], "select 1", sys.argv[3], "select 2"]):
+    print(line)
+print("after:", conn.execute("select 42").fetchone()[0])
+PY
+  local dsn="host=127.0.0.1 port=$PG_PORT user=app dbname=postgres"
+  # straight to the database, with a statement that fails on its own
+  run env PGPASSWORD="$PG_APP_PASSWORD" /usr/bin/python3 "$PGT_TMP/pipe.py" "$dsn" "select 0" "select * from no_such_table"
+  echo "$output"
+  local direct=$output
+  run pgt_in "$PGT_CG/agent" /usr/bin/python3 "$PGT_TMP/pipe.py" "$dsn" "select 0" "drop table items"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ "${lines[0]}" == "pipeline error 42501: pgtether: statement class drop is denied by rule 'agent'" ]]
+  # the same shape as the database's own answer to a failing statement
+  [ "$(sed -E 's/^pipeline error .*/pipeline error/; s/[0-9A-Z]{5}$/STATE/' <<<"$output")" = \
+    "$(sed -E 's/^pipeline error .*/pipeline error/; s/[0-9A-Z]{5}$/STATE/' <<<"$direct")" ]
+  [ "${lines[-1]}" = "after: 42" ]
+}
+
+@test "a broken policy file on SIGHUP keeps the old policy enforced" {
+  echo '{ "rules": [ { "name": "x", "match": { "cgroup": "/x" }, "token": { "source": "none" }, "upstream": "main", "statements": { "allow": ["reed"] } } ] }' \
+    >"$PGT_TMP/policy.d/20-broken.json"
+  pgt_reload
+  rm -f "$PGT_TMP/policy.d/20-broken.json"
+  [[ "$(grep "event=reload " "$PGT_LOG" | tail -n 1)" == *"20-broken.json:1:"*"unknown statement class"*"keeping the running configuration"* ]]
+  run as agent "drop table items" "select count(*) from items"
+  [ "${lines[0]}" = "ERROR:  pgtether: statement class drop is denied by rule 'agent'" ]
+  [ "${lines[1]}" = "2" ]
+}
+
+@test "a reload applies to live sessions: new statements at once, a withdrawn rule ends the session within a second" {
+  # a session that keeps running statements while the rule changes under it
+  pgt_in "$PGT_CG/agent" psql -X -h 127.0.0.1 -p "$PG_PORT" -Atq \
+    -c "select pg_sleep(1.5)" -c "drop table if exists nothing_here" >"$PGT_TMP/live.out" 2>&1 &
+  local bg=$!
+  sleep 0.5
+  sed -i 's/"deny": \["drop"\],/"deny": [],/; s/"allow": \["read", "write", "transaction", "session"\]/"allow": ["read", "write", "transaction", "session", "drop"]/' \
+    "$PGT_TMP/policy.d/10-stmt.json"
+  pgt_reload
+  wait "$bg"
+  cat "$PGT_TMP/live.out"
+  grep -q "NOTICE:  table \"nothing_here\" does not exist, skipping" "$PGT_TMP/live.out"
+  # withdrawn: the rule disappears while a statement runs
+  pgt_in "$PGT_CG/agent" psql -X -h 127.0.0.1 -p "$PG_PORT" -Atq -c "select pg_sleep(20)" >"$PGT_TMP/live2.out" 2>&1 &
+  bg=$!
+  sleep 0.7
+  sed -i "s|\"cgroup\": \"$PGT_CG/agent\"|\"cgroup\": \"$PGT_CG/agent-gone\"|" "$PGT_TMP/policy.d/10-stmt.json"
+  local t0
+  t0=$(date +%s%N)
+  pgt_reload
+  wait "$bg" || true
+  local ms=$((($(date +%s%N) - t0) / 1000000))
+  cat "$PGT_TMP/live2.out"
+  echo "ended after ${ms} ms"
+  [ "$ms" -lt 1500 ]
+  grep -q "FATAL:  pgtether: access withdrawn by a policy reload: no rule allows this session any more (it was allowed by 'agent')" "$PGT_TMP/live2.out"
+  write_rules
+  pgt_reload
+}
+
+@test "a statement held for approval is refused until approvals exist, and says so" {
+  sed -i 's/"statements": { "allow": \["read"\] }/"statements": { "allow": ["read"], "approve": ["write"] }/' "$PGT_TMP/policy.d/10-stmt.json"
+  pgt_reload
+  run as reader "delete from items"
+  write_rules
+  pgt_reload
+  echo "$output"
+  [ "$output" = "ERROR:  pgtether: statement class write needs approval under rule 'reader', and this version of pgtetherd cannot hold statements for approval yet" ]
+}
+
+@test "pgtether check lists every broken file with file:line:col, and passes a good directory" {
+  mkdir -p "$PGT_TMP/chk"
+  cp "$PGT_TMP/policy.d/10-stmt.json" "$PGT_TMP/chk/10-good.json"
+  printf '{ "rules": [\n  { "name": "a", "match": { "cgroup": "/x" }, "token": { "source": "none" }, "upstream": "main",\n    "statements": { "allow": ["reed"] } } ] }\n' >"$PGT_TMP/chk/20-class.json"
+  printf '{ "rules": [ { "name": "b", "match": { "uid": 5 }, "token": { "source": "none" }, "upstream": "main" } ] }\n' >"$PGT_TMP/chk/30-narrow.json"
+  run "$PGTETHER" -c "$PGT_CONF" check "$PGT_TMP/chk"
+  echo "$output"
+  [ "$status" -eq 1 ]
+  [[ "${lines[0]}" == "$PGT_TMP/chk/20-class.json:3:31: rule 'a': unknown statement class;"* ]]
+  [ "${lines[1]}" = "$PGT_TMP/chk/30-narrow.json:1:29: rule 'b' allows without narrowing identity: give a \"cgroup\" glob or token \"claims\"" ]
+  [ "${lines[2]}" = "pgtether: $PGT_TMP/chk: 2 error(s)" ]
+  rm "$PGT_TMP"/chk/[23]0-*.json
+  # a rule naming a role without a credential
+  sed 's/"upstream": "main" }$/"upstream": "main", "role": "admin" }/' "$PGT_TMP/policy.d/10-stmt.json" >"$PGT_TMP/chk/10-good.json"
+  run "$PGTETHER" -c "$PGT_CONF" check "$PGT_TMP/chk"
+  echo "$output"
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"rule 'free': no credential for role 'admin' of upstream 'main'"* ]]
+  run "$PGTETHER" -c "$PGT_CONF" check
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [ "$output" = "pgtether: $PGT_TMP/policy.d: 3 rule(s), valid" ]
+}
+
+@test "pgtether explain shows the deciding rule and the verdict per statement" {
+  run "$PGTETHER" -c "$PGT_CONF" explain --cgroup "$PGT_CG/agent" "select * from items; DROP TABLE items; select * from secrets"
+  echo "$output"
+  [ "$status" -eq 1 ]
+  [[ "${lines[0]}" == "connection: rule 'agent' ($PGT_TMP/policy.d/10-stmt.json:2), upstream 'main', role '(the upstream's)', token none" ]]
+  [ "${lines[1]}" = "statement 1: select * from items" ]
+  [ "${lines[2]}" = "  classes: read" ]
+  [ "${lines[4]}" = "  verdict: allow" ]
+  [ "${lines[5]}" = "statement 2: DROP TABLE items" ]
+  [ "${lines[7]}" = "  table: items" ]
+  [ "${lines[8]}" = "  verdict: deny: statement class drop is denied by rule 'agent'" ]
+  [ "${lines[-1]}" = "  verdict: deny: table secrets is denied by rule 'agent'" ]
+  run "$PGTETHER" -c "$PGT_CONF" explain --cgroup "$PGT_CG/agent" "select 1"
+  [ "$status" -eq 0 ]
+  run "$PGTETHER" -c "$PGT_CONF" explain --cgroup /elsewhere "select 1"
+  [ "$status" -eq 1 ]
+  [ "$output" = "connection: no rule allows it (default deny)" ]
+}
+
+@test "pgtether reload applies the policy now, or says why it cannot" {
+  run "$PGTETHER" -c "$PGT_CONF" reload
+  [ "$status" -eq 0 ]
+  [ "$output" = "pgtether: reloaded" ]
+  echo '{ "rules": [ { "name": "x" } ] }' >"$PGT_TMP/policy.d/40-bad.json"
+  run "$PGTETHER" -c "$PGT_CONF" reload
+  rm -f "$PGT_TMP/policy.d/40-bad.json"
+  echo "$output"
+  [ "$status" -eq 1 ]
+  [[ "$output" == "pgtether: reload: $PGT_TMP/policy.d/40-bad.json:1:"*"needs \"match\""*"the running configuration stays" ]]
+}
+
+@test "the daemon stops cleanly with no sanitizer report" {
+  pgt_stop_daemon
+  pgt_assert_clean_log
+}
