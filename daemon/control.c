@@ -120,7 +120,7 @@ static json_t *error_reply(const char *fmt, ...)
 	return json_pack("{s:b, s:s}", "ok", 0, "error", msg);
 }
 
-static json_t *dispatch(const struct control_handlers *h, json_t *req)
+static json_t *dispatch(const struct control_handlers *h, json_t *req, const struct ucred *cred)
 {
 	const char *cmd = json_string_value(json_object_get(req, "cmd"));
 	char err[CONTROL_ERR_LEN] = "";
@@ -146,6 +146,21 @@ static json_t *dispatch(const struct control_handlers *h, json_t *req)
 		if (r < 0)
 			return error_reply("%s", err[0] ? err : strerror(-r));
 		return json_pack("{s:b, s:b}", "ok", 1, "changed", r == 0);
+	}
+	if (strcmp(cmd, "approvals") == 0) {
+		json_t *list = h->approvals(h->arg);
+
+		return list ? json_pack("{s:b, s:o}", "ok", 1, "requests", list) : error_reply("out of memory");
+	}
+	if (strcmp(cmd, "approve") == 0 || strcmp(cmd, "deny") == 0) {
+		json_t *id = json_object_get(req, "request");
+		const char *reason = json_string_value(json_object_get(req, "reason"));
+
+		if (!json_is_integer(id) || json_integer_value(id) <= 0)
+			return error_reply("%s needs \"request\": a request number", cmd);
+		if ((r = h->decide(h->arg, (uint64_t)json_integer_value(id), cmd[0] == 'a', reason, cred->pid, cred->uid, err)) < 0)
+			return error_reply("%s", err[0] ? err : strerror(-r));
+		return json_pack("{s:b}", "ok", 1);
 	}
 	if (strcmp(cmd, "reload") == 0) {
 		if ((r = h->reload(h->arg, err)) < 0)
@@ -198,7 +213,7 @@ static void serve_one(int fd, const struct control_handlers *h)
 		json_decref(req);
 		return;
 	}
-	reply(fd, dispatch(h, req));
+	reply(fd, dispatch(h, req, &cred));
 	json_decref(req);
 }
 

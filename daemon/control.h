@@ -8,6 +8,9 @@
 #define PGTETHER_CONTROL_H
 
 #include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
 
 #define CONTROL_ERR_LEN 512
 #define CONTROL_MAX_REQUEST 65536
@@ -22,6 +25,11 @@ struct control_handlers {
 	json_t *(*status)(void *arg);
 	/* 0, or -errno with err filled (the running configuration stays) */
 	int (*reload)(void *arg, char *err);
+	/* the statements held for approval (a new reference) */
+	json_t *(*approvals)(void *arg);
+	/* approve or deny request id, as the peer (pid, uid) of the control socket;
+	 * 0 or -errno with err filled */
+	int (*decide)(void *arg, uint64_t id, bool approve, const char *reason, pid_t pid, uid_t uid, char *err);
 };
 
 /*

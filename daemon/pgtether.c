@@ -31,6 +31,8 @@ static void usage(FILE *out)
 		"  status [--json]                  attached cgroups and live connections\n"
 		"  run --cgroup CGROUP -- CMD ARGS  run CMD inside CGROUP (created if needed, attached)\n"
 		"  reload                           apply changed configuration, rules and issuers now\n"
+		"  approvals [--json]               statements held for approval\n"
+		"  approve N | deny N [--reason T]  decide request N (not as the uid that asked)\n"
 		"  check [DIR]                      check the policy files of DIR (default: policy_dir)\n"
 		"  explain --cgroup CGROUP [--uid UID] [--exe PATH] [--issuer ISS] [--claims JSON]\n"
 		"          [--database DB] [--upstream NAME] SQL\n"
@@ -66,16 +68,15 @@ static int socket_path(const char *config_path, const char *sock, char *ret, siz
 	return 0;
 }
 
-/* Sends {"cmd":cmd[,"cgroup":cg]}; prints the error and returns NULL on failure. */
-static json_t *call(const char *sock, const char *cmd, const char *cg)
+/* Sends req (taking its reference); prints the error and returns NULL on failure. */
+static json_t *call_req(const char *sock, json_t *req)
 {
+	const char *cmd = json_string_value(json_object_get(req, "cmd"));
 	char err[CONTROL_ERR_LEN];
-	json_t *req, *rep = NULL;
+	json_t *rep = NULL;
 	int r;
 
-	req = cg ? json_pack("{s:s, s:s}", "cmd", cmd, "cgroup", cg) : json_pack("{s:s}", "cmd", cmd);
 	r = control_call(sock, req, &rep, err);
-	json_decref(req);
 	if (r < 0) {
 		fprintf(stderr, "pgtether: %s\n", err);
 		return NULL;
@@ -84,9 +85,67 @@ static json_t *call(const char *sock, const char *cmd, const char *cg)
 		fprintf(stderr, "pgtether: %s: %s\n", cmd,
 			json_string_value(json_object_get(rep, "error")) ?: "failed");
 		json_decref(rep);
+		json_decref(req);
 		return NULL;
 	}
+	json_decref(req);
 	return rep;
+}
+
+/* Sends {"cmd":cmd[,"cgroup":cg]}. */
+static json_t *call(const char *sock, const char *cmd, const char *cg)
+{
+	return call_req(sock, cg ? json_pack("{s:s, s:s}", "cmd", cmd, "cgroup", cg) : json_pack("{s:s}", "cmd", cmd));
+}
+
+static int cmd_approvals(const char *sock, int as_json)
+{
+	json_t *rep = call(sock, "approvals", NULL), *v;
+	size_t i;
+
+	if (!rep)
+		return 1;
+	if (as_json) {
+		json_dumpf(json_object_get(rep, "requests"), stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
+		putchar('\n');
+		json_decref(rep);
+		return 0;
+	}
+	printf("requests (%zu):\n", json_array_size(json_object_get(rep, "requests")));
+	json_array_foreach(json_object_get(rep, "requests"), i, v) {
+		const char *sub = json_string_value(json_object_get(v, "sub"));
+
+		printf("  request %lld: pid %lld uid %lld cgroup %s exe %s%s%s, rule '%s', waiting %lld of %lld s\n"
+		       "    %s\n    %s\n",
+		       json_integer_value(json_object_get(v, "request")), json_integer_value(json_object_get(v, "pid")),
+		       json_integer_value(json_object_get(v, "uid")), json_string_value(json_object_get(v, "cgroup")),
+		       json_string_value(json_object_get(v, "exe")), sub ? " sub " : "", sub ? sub : "",
+		       json_string_value(json_object_get(v, "rule")), json_integer_value(json_object_get(v, "waiting_s")),
+		       json_integer_value(json_object_get(v, "timeout_s")), json_string_value(json_object_get(v, "why")),
+		       json_string_value(json_object_get(v, "sql")));
+	}
+	json_decref(rep);
+	return 0;
+}
+
+static int cmd_decide(const char *sock, const char *cmd, const char *id, const char *reason)
+{
+	char *end;
+	unsigned long long n = strtoull(id, &end, 10);
+	json_t *req, *rep;
+
+	if (*end || n == 0) {
+		fprintf(stderr, "pgtether: %s: '%s' is not a request number (see pgtether approvals)\n", cmd, id);
+		return 2;
+	}
+	req = json_pack("{s:s, s:I}", "cmd", cmd, "request", (json_int_t)n);
+	if (reason)
+		json_object_set_new(req, "reason", json_string(reason));
+	if (!(rep = call_req(sock, req)))
+		return 1;
+	json_decref(rep);
+	printf("pgtether: request %llu %s\n", n, cmd[0] == 'a' ? "approved" : "denied");
+	return 0;
 }
 
 static int cmd_attach(const char *sock, int attach, const char *cg)
@@ -439,6 +498,23 @@ int main(int argc, char **argv)
 		return cmd_explain(config_path, argc - optind + 1, argv + optind - 1);
 	if (socket_path(config_path, sock_opt, sock, sizeof(sock)) < 0)
 		return 1;
+	if (strcmp(cmd, "approvals") == 0) {
+		int as_json = argc - optind == 1 && strcmp(argv[optind], "--json") == 0;
+
+		if (argc - optind > as_json) {
+			fprintf(stderr, "usage: pgtether approvals [--json]\n");
+			return 2;
+		}
+		return cmd_approvals(sock, as_json);
+	}
+	if (strcmp(cmd, "approve") == 0 && argc - optind == 1)
+		return cmd_decide(sock, cmd, argv[optind], NULL);
+	if (strcmp(cmd, "deny") == 0 && (argc - optind == 1 || (argc - optind == 3 && strcmp(argv[optind + 1], "--reason") == 0)))
+		return cmd_decide(sock, cmd, argv[optind], argc - optind == 3 ? argv[optind + 2] : NULL);
+	if (strcmp(cmd, "approve") == 0 || strcmp(cmd, "deny") == 0) {
+		fprintf(stderr, "usage: pgtether approve N | pgtether deny N [--reason TEXT]\n");
+		return 2;
+	}
 	if (strcmp(cmd, "reload") == 0) {
 		if (argc != optind) {
 			fprintf(stderr, "usage: pgtether reload\n");

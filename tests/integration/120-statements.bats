@@ -27,7 +27,9 @@ write_rules() {
                     "tables": { "deny": ["public.secrets"] } } },
   { "name": "reader", "match": { "cgroup": "$PGT_CG/reader" }, "token": { "source": "none" }, "upstream": "main",
     "statements": { "allow": ["read"] } },
-  { "name": "free", "match": { "cgroup": "$PGT_CG/free" }, "token": { "source": "none" }, "upstream": "main" }
+  { "name": "free", "match": { "cgroup": "$PGT_CG/free" }, "token": { "source": "none" }, "upstream": "main" },
+  { "name": "careful", "match": { "cgroup": "$PGT_CG/careful" }, "token": { "source": "none" }, "upstream": "main",
+    "statements": { "allow": ["read", "transaction", "session"], "approve": ["write"], "approval_timeout": 3 } }
 ] }
 JSON
 }
@@ -176,14 +178,111 @@ PY
   pgt_reload
 }
 
-@test "a statement held for approval is refused until approvals exist, and says so" {
-  sed -i 's/"statements": { "allow": \["read"\] }/"statements": { "allow": ["read"], "approve": ["write"] }/' "$PGT_TMP/policy.d/10-stmt.json"
-  pgt_reload
-  run as reader "delete from items"
-  write_rules
-  pgt_reload
+# held UID SQL...: psql as UID in the careful cgroup, in the background; output in $PGT_TMP/held.out
+held() {
+  local uid=$1; shift
+  local args=()
+  for q in "$@"; do args+=(-c "$q"); done
+  pgt_in "$PGT_CG/careful" setpriv --reuid="$uid" --regid="$uid" --clear-groups \
+    psql -X -h 127.0.0.1 -p "$PG_PORT" -Atq "${args[@]}" >"$PGT_TMP/held.out" 2>&1 &
+  HELD_PID=$!
+}
+
+# Waits for one request held for approval and prints its number.
+wait_request() {
+  local req=""
+  for _ in $(seq 100); do
+    req=$("$PGTETHER" -c "$PGT_CONF" approvals --json | jq -r '.[0].request // empty')
+    [ -n "$req" ] && break
+    sleep 0.05
+  done
+  echo "$req"
+}
+
+@test "a write held for approval waits in its session, other sessions go on, and runs once approved" {
+  held 65534 "delete from items where id = 2" "select count(*) from items"
+  local req
+  req=$(wait_request)
+  [ -n "$req" ]
+  run "$PGTETHER" -c "$PGT_CONF" approvals --json
   echo "$output"
-  [ "$output" = "ERROR:  pgtether: statement class write needs approval under rule 'reader', and this version of pgtetherd cannot hold statements for approval yet" ]
+  [ "$(jq -r '.[0].sql' <<<"$output")" = "delete from items where id = 2" ]
+  [ "$(jq -r '.[0].uid' <<<"$output")" = 65534 ]
+  [ "$(jq -r '.[0].rule' <<<"$output")" = careful ]
+  [ "$(jq -r '.[0].why' <<<"$output")" = "statement class write needs approval under rule 'careful'" ]
+  run "$PGTETHER" -c "$PGT_CONF" approvals
+  [[ "$output" == *"request $req: pid "*" uid 65534 cgroup $PGT_CG/careful"* ]]
+  # the row is still there, and another session is not held up
+  [ "$(pgt_psql -c "select count(*) from items")" = 2 ]
+  run as agent "select count(*) from items"
+  [ "$output" = 2 ]
+  run "$PGTETHER" -c "$PGT_CONF" approve "$req"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  wait "$HELD_PID"
+  cat "$PGT_TMP/held.out"
+  grep -qx "NOTICE:  pgtether: statement held for approval as request $req (statement class write needs approval under rule 'careful'): pgtether approve $req" "$PGT_TMP/held.out"
+  [ "$(tail -n 1 "$PGT_TMP/held.out")" = 1 ]
+  [ "$(pgt_log_field approval.decision "request=$req " decision)" = approved ]
+  [[ "$(grep "event=approval.decision request=$req " "$PGT_LOG")" == *"by=\"uid 0 "* ]]
+  pgt_psql -c "insert into items values (2, 'b')"
+}
+
+@test "a denied or timed-out request fails with the reason, and the session goes on" {
+  held 65534 "update items set v = 'x'" "select string_agg(v, ',' order by id) from items"
+  local req
+  req=$(wait_request)
+  run "$PGTETHER" -c "$PGT_CONF" deny "$req" --reason "not during the freeze"
+  [ "$status" -eq 0 ]
+  wait "$HELD_PID"
+  cat "$PGT_TMP/held.out"
+  grep -q "^ERROR:  pgtether: request $req was denied by uid 0 (.*): not during the freeze$" "$PGT_TMP/held.out"
+  [ "$(tail -n 1 "$PGT_TMP/held.out")" = "a,b" ]
+  # nobody decides: it fails after approval_timeout (3 s)
+  held 65534 "update items set v = 'y'" "select string_agg(v, ',' order by id) from items"
+  req=$(wait_request)
+  wait "$HELD_PID"
+  cat "$PGT_TMP/held.out"
+  grep -q "^ERROR:  pgtether: request $req timed out after 3 s without approval" "$PGT_TMP/held.out"
+  [ "$(tail -n 1 "$PGT_TMP/held.out")" = "a,b" ]
+  run "$PGTETHER" -c "$PGT_CONF" approve "$req"
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"no statement waits as request $req"* ]]
+}
+
+@test "a client that cancels a held statement (Ctrl-C) gets it denied at once" {
+  cat >"$PGT_TMP/cancel.py" <<'PY'
+import sys, threading, time
+import psycopg
+conn = psycopg.connect(sys.argv[1], autocommit=True)
+threading.Timer(1.0, conn.cancel).start()
+t = time.monotonic()
+try:
+    conn.execute("delete from items")
+except psycopg.Error as e:
+    print(f"{e.sqlstate} {str(e).splitlines()[0]} after {time.monotonic() - t:.1f}")
+print(conn.execute("select count(*) from items").fetchone()[0])
+PY
+  run pgt_in "$PGT_CG/careful" setpriv --reuid=65534 --regid=65534 --clear-groups \
+    /usr/bin/python3 "$PGT_TMP/cancel.py" "host=127.0.0.1 port=$PG_PORT user=app dbname=postgres"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ "${lines[0]}" == "42501 pgtether: request "*" was denied by a cancel request from the client after 1."* ]]
+  [ "${lines[1]}" = 2 ]
+}
+
+@test "the uid that asked cannot approve its own request" {
+  held 0 "delete from items"
+  local req
+  req=$(wait_request)
+  run "$PGTETHER" -c "$PGT_CONF" approve "$req"
+  echo "$output"
+  [ "$status" -eq 1 ]
+  [ "$output" = "pgtether: approve: request $req was made by uid 0, which cannot approve its own request" ]
+  "$PGTETHER" -c "$PGT_CONF" deny "$req"
+  wait "$HELD_PID" || true
+  grep -q "^ERROR:  pgtether: request $req was denied by uid 0" "$PGT_TMP/held.out"
+  [ "$(pgt_psql -c "select count(*) from items")" = 2 ]
 }
 
 @test "pgtether check lists every broken file with file:line:col, and passes a good directory" {
@@ -199,7 +298,7 @@ PY
   [ "${lines[2]}" = "pgtether: $PGT_TMP/chk: 2 error(s)" ]
   rm "$PGT_TMP"/chk/[23]0-*.json
   # a rule naming a role without a credential
-  sed 's/"upstream": "main" }$/"upstream": "main", "role": "admin" }/' "$PGT_TMP/policy.d/10-stmt.json" >"$PGT_TMP/chk/10-good.json"
+  sed 's/"upstream": "main" },$/"upstream": "main", "role": "admin" },/' "$PGT_TMP/policy.d/10-stmt.json" >"$PGT_TMP/chk/10-good.json"
   run "$PGTETHER" -c "$PGT_CONF" check "$PGT_TMP/chk"
   echo "$output"
   [ "$status" -eq 1 ]
@@ -207,7 +306,7 @@ PY
   run "$PGTETHER" -c "$PGT_CONF" check
   echo "$output"
   [ "$status" -eq 0 ]
-  [ "$output" = "pgtether: $PGT_TMP/policy.d: 3 rule(s), valid" ]
+  [ "$output" = "pgtether: $PGT_TMP/policy.d: 4 rule(s), valid" ]
 }
 
 @test "pgtether explain shows the deciding rule and the verdict per statement" {
