@@ -79,16 +79,14 @@ static json_t *call_req(const char *sock, json_t *req)
 	r = control_call(sock, req, &rep, err);
 	if (r < 0) {
 		fprintf(stderr, "pgtether: %s\n", err);
-		return NULL;
-	}
-	if (!json_is_true(json_object_get(rep, "ok"))) {
+		rep = NULL;
+	} else if (!json_is_true(json_object_get(rep, "ok"))) {
 		fprintf(stderr, "pgtether: %s: %s\n", cmd,
 			json_string_value(json_object_get(rep, "error")) ?: "failed");
 		json_decref(rep);
-		json_decref(req);
-		return NULL;
+		rep = NULL;
 	}
-	json_decref(req);
+	json_decref(req); /* cmd points into it: released last */
 	return rep;
 }
 
