@@ -97,7 +97,8 @@ INSTALLED_FILES := \
 	$(MANDIR)/man5/pgtether.json.5 $(MANDIR)/man5/pgtether-policy.5 \
 	$(EXAMPLES)/pgtether.json $(EXAMPLES)/pgtether.example.json \
 	$(EXAMPLES)/credentials.example.json $(EXAMPLES)/README.md \
-	$(EXAMPLES)/policy.example.json $(EXAMPLES)/issuer.example.json
+	$(EXAMPLES)/policy.example.json $(EXAMPLES)/issuer.example.json $(EXAMPLES)/policy.schema.json \
+	$(EXAMPLES)/policy.d/10-ci-migrations.json $(EXAMPLES)/policy.d/20-ai-agent.json $(EXAMPLES)/policy.d/30-oncall.json
 
 .PHONY: install uninstall
 install: all
@@ -114,7 +115,9 @@ install: all
 	install -m 0644 man/pgtetherd.8 $(DESTDIR)$(MANDIR)/man8/
 	install -m 0644 man/pgtether.json.5 man/pgtether-policy.5 $(DESTDIR)$(MANDIR)/man5/
 	install -m 0644 dist/pgtether.json policies/pgtether.example.json policies/README.md \
-		policies/policy.example.json policies/issuer.example.json $(DESTDIR)$(EXAMPLES)/
+		policies/policy.example.json policies/issuer.example.json policies/policy.schema.json $(DESTDIR)$(EXAMPLES)/
+	install -d -m 0755 $(DESTDIR)$(EXAMPLES)/policy.d
+	install -m 0644 policies/examples/*.json $(DESTDIR)$(EXAMPLES)/policy.d/
 	install -m 0600 dist/credentials.example.json $(DESTDIR)$(EXAMPLES)/
 	@for d in pgtether pgtether/policy.d pgtether/issuers.d; do \
 		[ -d $(DESTDIR)$(SYSCONFDIR)/$$d ] || install -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/$$d; \
@@ -127,5 +130,5 @@ install: all
 
 uninstall:
 	rm -f $(addprefix $(DESTDIR),$(INSTALLED_FILES))
-	-rmdir $(DESTDIR)$(EXAMPLES) $(DESTDIR)$(DATADIR)/pgtether 2>/dev/null
+	-rmdir $(DESTDIR)$(EXAMPLES)/policy.d $(DESTDIR)$(EXAMPLES) $(DESTDIR)$(DATADIR)/pgtether 2>/dev/null
 	@echo "left $(DESTDIR)$(SYSCONFDIR)/pgtether and $(DESTDIR)/var/lib/pgtether in place: remove them yourself if they are no longer needed"

@@ -351,11 +351,18 @@ out:
 	return r;
 }
 
+/* A string claim fits its glob; an array claim (groups, aud) when one element does. */
 static bool claim_fits(json_t *claims, const struct policy_claim *c)
 {
-	json_t *v = json_object_get(claims, c->name);
+	json_t *v = json_object_get(claims, c->name), *e;
+	size_t i;
 
-	return json_is_string(v) && fnmatch(c->glob, json_string_value(v), 0) == 0;
+	if (json_is_string(v))
+		return fnmatch(c->glob, json_string_value(v), 0) == 0;
+	json_array_foreach(v, i, e)
+		if (json_is_string(e) && fnmatch(c->glob, json_string_value(e), 0) == 0)
+			return true;
+	return false;
 }
 
 bool policy_cgroup_fits(const char *glob, const char *cgroup)

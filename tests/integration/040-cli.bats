@@ -24,10 +24,15 @@ teardown_file() {
 
 @test "the shipped policy and issuer examples are valid once their key set and credentials exist" {
   mkdir -p "$PGT_TMP/ex/policy.d" "$PGT_TMP/ex/issuers.d"
-  cp "$PGT_ROOT/policies/policy.example.json" "$PGT_TMP/ex/policy.d/10-ci.json"
+  cp "$PGT_ROOT/policies/policy.example.json" "$PGT_TMP/ex/policy.d/05-example.json"
+  cp "$PGT_ROOT"/policies/examples/*.json "$PGT_TMP/ex/policy.d/"
   cp "$PGT_ROOT/policies/issuer.example.json" "$PGT_TMP/ex/issuers.d/github-actions.json"
   "$PGT_ROOT/scripts/dev-jwt.py" keygen "$PGT_TMP/ex/issuers.d" github-actions
-  (umask 077 && echo '{ "main": { "app": "x" } }' >"$PGT_TMP/ex/credentials.json")
+  "$PGT_ROOT/scripts/dev-jwt.py" keygen "$PGT_TMP/ex/issuers.d" sso
+  echo '{ "issuer": "https://sso.example.com", "audiences": ["pgtether"], "algorithms": ["RS256"], "jwks_file": "sso.jwks.json" }' \
+    >"$PGT_TMP/ex/issuers.d/sso.json"
+  (umask 077 && echo '{ "main": { "app": "x", "migrator": "x", "reader": "x", "agent": "x", "oncall": "x" } }' \
+    >"$PGT_TMP/ex/credentials.json")
   cat >"$PGT_TMP/ex/pgtether.json" <<JSON
 { "policy_dir": "$PGT_TMP/ex/policy.d", "issuers_dir": "$PGT_TMP/ex/issuers.d",
   "credentials_file": "$PGT_TMP/ex/credentials.json",
@@ -36,7 +41,11 @@ JSON
   run "$PGTETHERD" -c "$PGT_TMP/ex/pgtether.json" -n
   echo "$output"
   [ "$status" -eq 0 ]
-  [[ "$output" == *"valid (3 policy rule(s) from $PGT_TMP/ex/policy.d, 1 trusted issuer(s))" ]]
+  [[ "$output" == *"valid (8 policy rule(s) from $PGT_TMP/ex/policy.d, 2 trusted issuer(s))" ]]
+  run "$PGTETHER" -c "$PGT_TMP/ex/pgtether.json" check
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [ "$output" = "pgtether: $PGT_TMP/ex/policy.d: 8 rule(s), valid" ]
   # without the key set beside it, the issuer file says what is missing
   rm "$PGT_TMP/ex/issuers.d/github-actions.jwks.json"
   run "$PGTETHERD" -c "$PGT_TMP/ex/pgtether.json" -n

@@ -61,7 +61,12 @@ drwxr-xr-x root:root ./usr/share/pgtether/examples
 -rw-r--r-- root:root ./usr/share/pgtether/examples/issuer.example.json
 -rw-r--r-- root:root ./usr/share/pgtether/examples/pgtether.example.json
 -rw-r--r-- root:root ./usr/share/pgtether/examples/pgtether.json
+drwxr-xr-x root:root ./usr/share/pgtether/examples/policy.d
+-rw-r--r-- root:root ./usr/share/pgtether/examples/policy.d/10-ci-migrations.json
+-rw-r--r-- root:root ./usr/share/pgtether/examples/policy.d/20-ai-agent.json
+-rw-r--r-- root:root ./usr/share/pgtether/examples/policy.d/30-oncall.json
 -rw-r--r-- root:root ./usr/share/pgtether/examples/policy.example.json
+-rw-r--r-- root:root ./usr/share/pgtether/examples/policy.schema.json
 EXPECTED
   # the installed configuration is valid as shipped
   "$DEST/usr/sbin/pgtetherd" -n -c "$DEST/etc/pgtether/pgtether.json"

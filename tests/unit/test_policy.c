@@ -73,6 +73,13 @@ static void test_parse_and_decide(void **state)
 	f.claims = NULL;
 	assert_null(policy_decide(&p, &f, &deny));
 	assert_true(policy_rule_fits_facts(&p.rules[0], &f)); /* and so the token is asked for */
+	/* an array claim fits when one element does */
+	f.issuer = ISS;
+	f.claims = claims;
+	json_object_set_new(claims, "sub", json_pack("[s, s]", "x", "repo:acme/api:ref:refs/heads/main"));
+	assert_non_null(policy_decide(&p, &f, &deny));
+	json_object_set_new(claims, "sub", json_pack("[s, i]", "x", 1));
+	assert_null(policy_decide(&p, &f, &deny));
 	/* a token for another branch */
 	json_object_set_new(claims, "sub", json_string("repo:acme/api:ref:refs/heads/dev"));
 	f.issuer = ISS;
