@@ -32,32 +32,46 @@ scripts/pg-local.sh role "$tmp/pg" "$db_port" postgres "$password"
 cat >"$tmp/pgtether.json" <<JSON
 { "listen": "127.0.0.1:$listen_port", "targets": ["*:$db_port"], "bpffs_dir": "/sys/fs/bpf/$id",
   "control_socket": "$tmp/control.sock", "cgroups": [], "credentials_file": "$tmp/credentials.json",
+  "policy_dir": "$tmp/policy.d", "issuers_dir": "$tmp/issuers.d",
   "upstreams": { "db": { "address": "127.0.0.1:$db_port", "tls": "disable", "role": "postgres" } } }
+JSON
+# two identities: one whose rule leaves statements to the role, one whose every
+# statement is classified by the parser and decided
+mkdir -p "$tmp/policy.d"
+cat >"$tmp/policy.d/10-bench.json" <<JSON
+{ "rules": [
+  { "name": "bench", "match": { "cgroup": "/$id/bench" }, "token": { "source": "none" }, "upstream": "db" },
+  { "name": "checked", "match": { "cgroup": "/$id/checked" }, "token": { "source": "none" }, "upstream": "db",
+    "statements": { "allow": ["read", "write", "transaction", "session"], "deny": ["drop"] } } ] }
 JSON
 build/pgtetherd -c "$tmp/pgtether.json" </dev/null >"$tmp/daemon.log" 2>&1 &
 daemon=$!
 for _ in $(seq 100); do grep -q event=ready "$tmp/daemon.log" && break; sleep 0.1; done
-mkdir -p "$cgmount/$id/bench"
+mkdir -p "$cgmount/$id/bench" "$cgmount/$id/checked"
 build/pgtether -c "$tmp/pgtether.json" attach "/$id/bench" >/dev/null
+build/pgtether -c "$tmp/pgtether.json" attach "/$id/checked" >/dev/null
 
 export PGUSER=postgres PGHOST=127.0.0.1 PGPORT=$db_port PGPASSWORD=$password
 pgbench -q -i -s 10 postgres >/dev/null 2>&1
 
-in_cgroup() { bash -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$cgmount/$id/bench" "$@"; }
+in_cgroup() { local cg=$1; shift; bash -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$cgmount/$id/$cg" "$@"; }
 tps() { sed -n 's/^tps = \([0-9.]*\) .*/\1/p' | head -n 1; }
 
 printf '| workload | direct tps | through pgtether tps | ratio |\n|---|---:|---:|---:|\n'
 run_case() {
-  local name=$1; shift
+  local name=$1 cg=$2; shift 2
   local d p
   d=$(pgbench "$@" -T "$secs" postgres 2>/dev/null | tps)
-  p=$(in_cgroup pgbench "$@" -T "$secs" postgres 2>/dev/null | tps)
+  p=$(in_cgroup "$cg" pgbench "$@" -T "$secs" postgres 2>/dev/null | tps)
   printf '| %s | %.0f | %.0f | %.2f |\n' "$name" "$d" "$p" "$(echo "$p / $d" | bc -l)"
 }
-run_case "select-only, 8 clients, prepared" -S -M prepared -c 8 -j 2
-run_case "select-only, 1 client, simple" -S -M simple -c 1 -j 1
-run_case "tpcb-like, 8 clients" -M prepared -c 8 -j 2
-run_case "connect per transaction (-C), 4 clients" -S -C -c 4 -j 2
+run_case "select-only, 8 clients, prepared" bench -S -M prepared -c 8 -j 2
+run_case "select-only, 1 client, simple" bench -S -M simple -c 1 -j 1
+run_case "tpcb-like, 8 clients" bench -M prepared -c 8 -j 2
+run_case "connect per transaction (-C), 4 clients" bench -S -C -c 4 -j 2
+run_case "select-only, 8 clients, prepared, statements checked" checked -S -M prepared -c 8 -j 2
+run_case "select-only, 1 client, simple, statements checked" checked -S -M simple -c 1 -j 1
+run_case "tpcb-like, 8 clients, statements checked" checked -M prepared -c 8 -j 2
 n=$(grep -c 'event=conn.open' "$tmp/daemon.log")
 echo
 echo "($n connections relayed; $(nproc) cores; $(uname -r); ${secs}s per run)"
