@@ -3,6 +3,7 @@
  * never from mountinfo, which a bind mount inside the workload could forge.
  */
 #include "attest.h"
+#include "b64url.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -74,16 +75,6 @@ int attest_pid_reused(uint64_t start_ticks, long hz, uint64_t event_boot_ns)
 	return start_ns > event_boot_ns + 1000000000ull / (uint64_t)hz;
 }
 
-static void hex(const uint8_t *d, size_t n, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = digits[d[i] >> 4];
-		out[2 * i + 1] = digits[d[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
 
 /* SHA-256 of the file behind fd, through the cache. 0 or -errno. */
 static int exe_hash(int fd, struct attest_cache *cache, char out[65])
@@ -118,7 +109,7 @@ static int exe_hash(int fd, struct attest_cache *cache, char out[65])
 		return n < 0 ? -errno : -EIO;
 	}
 	EVP_MD_CTX_free(ctx);
-	hex(md, sizeof(md), out);
+	hex_encode(md, sizeof(md), out);
 	if (cache) {
 		unsigned i = cache->next++ % ATTEST_CACHE;
 

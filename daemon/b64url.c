@@ -69,3 +69,14 @@ long b64url_encode(const uint8_t *in, size_t len, char *out, size_t cap)
 	out[o] = '\0';
 	return (long)o;
 }
+
+void hex_encode(const uint8_t *d, size_t n, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = digits[d[i] >> 4];
+		out[2 * i + 1] = digits[d[i] & 15];
+	}
+	out[2 * n] = '\0';
+}

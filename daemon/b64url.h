@@ -16,4 +16,7 @@ long b64url_decode(const char *in, size_t len, uint8_t *out, size_t cap);
  * or -ENOSPC. */
 long b64url_encode(const uint8_t *in, size_t len, char *out, size_t cap);
 
+/* Lowercase hex of d[0..n) into out (2n + 1 bytes). */
+void hex_encode(const uint8_t *d, size_t n, char *out);
+
 #endif

@@ -30,10 +30,12 @@
 #define DEFAULT_CREDENTIALS_FILE "/etc/pgtether/credentials.json"
 #define DEFAULT_POLICY_DIR "/etc/pgtether/policy.d"
 #define DEFAULT_ISSUERS_DIR "/etc/pgtether/issuers.d"
+#define DEFAULT_SESSIONS_DIR "/var/lib/pgtether/sessions"
 
 static const char *const known_keys[] = {
 	"listen", "targets", "cgroups", "fail_mode", "bpffs_dir", "control_socket",
-	"socket_mark", "upstreams", "credentials_file", "policy_dir", "issuers_dir", "max_message_bytes", "max_statement_bytes", "client_tls", "login_timeout", NULL,
+	"socket_mark", "upstreams", "credentials_file", "policy_dir", "issuers_dir", "max_message_bytes", "max_statement_bytes", "client_tls", "login_timeout", "sessions_dir",
+	"recording_fail_mode", "recording_fsync", NULL,
 };
 
 static const char *const upstream_keys[] = {
@@ -644,6 +646,17 @@ static int parse_root(struct jsonpos_src *p, json_t *root, struct config *c)
 	    (r = path_key(p, root, "policy_dir", DEFAULT_POLICY_DIR, &c->policy_dir)) < 0 ||
 	    (r = path_key(p, root, "issuers_dir", DEFAULT_ISSUERS_DIR, &c->issuers_dir)) < 0)
 		return r;
+	v = json_object_get(root, "sessions_dir");
+	if (!json_is_null(v) && (r = path_key(p, root, "sessions_dir", DEFAULT_SESSIONS_DIR, &c->sessions_dir)) < 0)
+		return r; /* null: sessions are not recorded */
+	v = json_object_get(root, "recording_fail_mode");
+	if (v && (!json_is_string(v) || (strcmp(json_string_value(v), "closed") && strcmp(json_string_value(v), "open"))))
+		return jsonpos_fail(p, "/recording_fail_mode", "'recording_fail_mode' must be \"closed\" (refuse what cannot be recorded) or \"open\"");
+	c->recording_fail_open = v && strcmp(json_string_value(v), "open") == 0;
+	v = json_object_get(root, "recording_fsync");
+	if (v && !json_is_boolean(v))
+		return jsonpos_fail(p, "/recording_fsync", "'recording_fsync' must be true or false");
+	c->recording_fsync = json_is_true(v);
 	if ((r = parse_upstreams(p, root, c)) < 0)
 		return r;
 
@@ -843,6 +856,7 @@ void config_release(struct config *c)
 	free(c->credentials_file);
 	free(c->policy_dir);
 	free(c->issuers_dir);
+	free(c->sessions_dir);
 	policy_release(&c->policy);
 	issuers_release(&c->issuers);
 	free(c->client_tls_cert);

@@ -77,6 +77,9 @@ struct config {
 	char *credentials_file;
 	char *policy_dir;
 	char *issuers_dir;
+	char *sessions_dir;            /* session recordings; NULL: not recorded */
+	bool recording_fail_open;      /* a recording that fails is not a refusal */
+	bool recording_fsync;          /* fsync after every statement */
 	struct policy policy;          /* loaded by config_load from policy_dir */
 	struct issuers issuers;        /* loaded by config_load from issuers_dir */
 	uint32_t max_message_bytes;    /* largest protocol message accepted */

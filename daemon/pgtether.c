@@ -18,7 +18,12 @@
 #include "control.h"
 #include "issuers.h"
 #include "policy.h"
+#include "record.h"
 #include "sqlclass.h"
+
+#include <fnmatch.h>
+#include <ftw.h>
+#include <time.h>
 
 static void usage(FILE *out)
 {
@@ -37,6 +42,9 @@ static void usage(FILE *out)
 		"  explain --cgroup CGROUP [--uid UID] [--exe PATH] [--issuer ISS] [--claims JSON]\n"
 		"          [--database DB] [--upstream NAME] SQL\n"
 		"                                   which rule decides, and the verdict per statement\n"
+		"  sessions [--since DAY] [--cgroup GLOB] [--sub GLOB]   recorded sessions\n"
+		"  verify ID... | --all             check recordings' hash chains\n"
+		"  replay ID [--speed N]            print a recorded session as it happened\n"
 		"\n"
 		"CGROUP is a path below the cgroup2 mount, e.g. /ci/runner-1.\n"
 		"The daemon is found through -c FILE (its control_socket), --socket PATH,\n"
@@ -459,6 +467,254 @@ static int cmd_explain(const char *config_path, int argc, char **argv)
 	return denied;
 }
 
+/* ---- recordings ----------------------------------------------------------------- */
+
+/* The file of recording id (YYYYmmddTHHMMSSZ-...) below dir, or id itself when it is a path. */
+static void recording_path(const char *dir, const char *id, char *out, size_t cap)
+{
+	if (strchr(id, '/'))
+		snprintf(out, cap, "%s", id);
+	else
+		snprintf(out, cap, "%s/%.4s/%.2s/%.2s/%s.jsonl", dir, id, id + 4, id + 6, id);
+}
+
+static char **found_paths;
+static size_t n_found;
+
+static int collect(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	size_t n = strlen(path);
+	char **more;
+
+	(void)st;
+	(void)ftw;
+	if (flag != FTW_F || n < 7 || strcmp(path + n - 6, ".jsonl") != 0)
+		return 0;
+	if (!(more = realloc(found_paths, (n_found + 1) * sizeof(*more))))
+		return -1;
+	found_paths = more;
+	return (found_paths[n_found++] = strdup(path)) ? 0 : -1;
+}
+
+static int by_name(const void *a, const void *b)
+{
+	const char *x = strrchr(*(char *const *)a, '/'), *y = strrchr(*(char *const *)b, '/');
+
+	return strcmp(x, y);
+}
+
+/* Every recording below dir, oldest first (names start with their UTC start time). */
+static int list_recordings(const char *dir)
+{
+	n_found = 0;
+	if (nftw(dir, collect, 16, FTW_PHYS) < 0 && errno != ENOENT) {
+		fprintf(stderr, "pgtether: cannot read %s: %s\n", dir, strerror(errno));
+		return -1;
+	}
+	if (n_found)
+		qsort(found_paths, n_found, sizeof(*found_paths), by_name);
+	return 0;
+}
+
+static void free_recordings(void)
+{
+	for (size_t i = 0; i < n_found; i++)
+		free(found_paths[i]);
+	free(found_paths);
+	found_paths = NULL;
+	n_found = 0;
+}
+
+static int verify_one(const char *path)
+{
+	struct record_check c;
+	char err[RECORD_ERR_LEN];
+	const char *id = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+	int r = record_verify(path, &c, err);
+
+	if (r == 0)
+		printf("%.*s: ok, %llu records, %s\n", (int)(strlen(id) - 6), id, (unsigned long long)c.records,
+		       c.sealed ? "sealed" : "unsealed (the session was cut off before its end)");
+	else
+		printf("%.*s: BROKEN: %s\n", (int)(strlen(id) > 6 ? strlen(id) - 6 : strlen(id)), id, err);
+	json_decref(c.header);
+	return r == 0 ? 0 : 1;
+}
+
+static int cmd_verify(const char *config_path, int argc, char **argv)
+{
+	struct config cfg;
+	char path[PATH_MAX];
+	int bad = 0;
+
+	if (argc < 1) {
+		fprintf(stderr, "usage: pgtether verify ID... | --all\n");
+		return 2;
+	}
+	if (policy_config(config_path, &cfg) < 0)
+		return 1;
+	if (!cfg.sessions_dir) {
+		fprintf(stderr, "pgtether: sessions are not recorded (sessions_dir is null)\n");
+		config_release(&cfg);
+		return 1;
+	}
+	if (argc == 1 && strcmp(argv[0], "--all") == 0) {
+		if (list_recordings(cfg.sessions_dir) < 0) {
+			config_release(&cfg);
+			return 1;
+		}
+		for (size_t i = 0; i < n_found; i++)
+			bad |= verify_one(found_paths[i]);
+		if (!n_found)
+			printf("no recordings in %s\n", cfg.sessions_dir);
+		free_recordings();
+	} else {
+		for (int i = 0; i < argc; i++) {
+			recording_path(cfg.sessions_dir, argv[i], path, sizeof(path));
+			bad |= verify_one(path);
+		}
+	}
+	config_release(&cfg);
+	return bad;
+}
+
+static const char *jstr(json_t *o, const char *k)
+{
+	const char *v = json_string_value(json_object_get(o, k));
+
+	return v ? v : "-";
+}
+
+static int cmd_sessions(const char *config_path, int argc, char **argv)
+{
+	const char *cg = NULL, *sub = NULL, *since = NULL;
+	struct config cfg;
+
+	for (int i = 0; i < argc; i++) {
+		if (i + 1 < argc && strcmp(argv[i], "--cgroup") == 0)
+			cg = argv[++i];
+		else if (i + 1 < argc && strcmp(argv[i], "--sub") == 0)
+			sub = argv[++i];
+		else if (i + 1 < argc && strcmp(argv[i], "--since") == 0)
+			since = argv[++i];
+		else {
+			fprintf(stderr, "usage: pgtether sessions [--since YYYY-MM-DD] [--cgroup GLOB] [--sub GLOB]\n");
+			return 2;
+		}
+	}
+	if (policy_config(config_path, &cfg) < 0)
+		return 1;
+	if (!cfg.sessions_dir || list_recordings(cfg.sessions_dir) < 0) {
+		config_release(&cfg);
+		return 1;
+	}
+	printf("%-34s %-20s %-8s %-28s %-16s %s\n", "ID", "STARTED (UTC)", "PID", "CGROUP", "RULE", "SUB");
+	for (size_t i = 0; i < n_found; i++) {
+		FILE *f = fopen(found_paths[i], "re");
+		char *line = NULL, when[32], day[11];
+		size_t cap = 0;
+		json_t *h = NULL, *claims;
+		time_t t;
+		struct tm tm;
+
+		if (f && getline(&line, &cap, f) > 0)
+			h = json_loads(line, 0, NULL);
+		free(line);
+		if (f)
+			fclose(f);
+		if (!h)
+			continue;
+		t = (time_t)json_number_value(json_object_get(h, "ts"));
+		gmtime_r(&t, &tm);
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+		strftime(day, sizeof(day), "%Y-%m-%d", &tm);
+		claims = json_object_get(h, "claims");
+		if ((!cg || fnmatch(cg, jstr(h, "cgroup"), 0) == 0) && (!since || strcmp(day, since) >= 0) &&
+		    (!sub || fnmatch(sub, jstr(claims, "sub"), 0) == 0))
+			printf("%-34s %-20s %-8lld %-28s %-16s %s\n", jstr(h, "recording"), when,
+			       json_integer_value(json_object_get(h, "pid")), jstr(h, "cgroup"), jstr(h, "rule"), jstr(claims, "sub"));
+		json_decref(h);
+	}
+	free_recordings();
+	config_release(&cfg);
+	return 0;
+}
+
+/* The session as it happened: each record, after the pause it had (scaled by speed; 0: none). */
+static int cmd_replay(const char *config_path, int argc, char **argv)
+{
+	double speed = 1, last = 0;
+	char path[PATH_MAX], *line = NULL;
+	struct config cfg;
+	struct record_check c;
+	char err[RECORD_ERR_LEN];
+	size_t cap = 0;
+	FILE *f;
+
+	if (argc == 3 && strcmp(argv[1], "--speed") == 0)
+		speed = strtod(argv[2], NULL);
+	else if (argc != 1) {
+		fprintf(stderr, "usage: pgtether replay ID [--speed N] (0: no pauses)\n");
+		return 2;
+	}
+	if (policy_config(config_path, &cfg) < 0)
+		return 1;
+	recording_path(cfg.sessions_dir ? cfg.sessions_dir : ".", argv[0], path, sizeof(path));
+	config_release(&cfg);
+	if (record_verify(path, &c, err) < 0) {
+		/* replay what there is, but say first that it cannot be trusted */
+		printf("WARNING: %s\n", err);
+	}
+	json_decref(c.header);
+	if (!(f = fopen(path, "re"))) {
+		fprintf(stderr, "pgtether: %s: %s\n", path, strerror(errno));
+		return 1;
+	}
+	while (getline(&line, &cap, f) > 0) {
+		json_t *r = json_loads(line, 0, NULL);
+		double ts = json_number_value(json_object_get(r, "ts"));
+		const char *type = jstr(r, "type");
+		char when[32];
+		time_t t = (time_t)ts;
+		struct tm tm;
+
+		if (!r)
+			continue;
+		if (speed > 0 && last > 0 && ts > last) {
+			double pause = (ts - last) / speed;
+			struct timespec d = { (time_t)pause, (long)((pause - (double)(time_t)pause) * 1e9) };
+
+			nanosleep(&d, NULL);
+		}
+		last = ts;
+		gmtime_r(&t, &tm);
+		strftime(when, sizeof(when), "%H:%M:%S", &tm);
+		if (!strcmp(type, "header"))
+			printf("%s.%03d session %lld: pid %lld uid %lld exe %s cgroup %s rule %s sub %s upstream %s role %s\n", when,
+			       (int)((ts - (double)t) * 1000), json_integer_value(json_object_get(r, "session")),
+			       json_integer_value(json_object_get(r, "pid")), json_integer_value(json_object_get(r, "uid")),
+			       jstr(r, "exe"), jstr(r, "cgroup"), jstr(r, "rule"), jstr(json_object_get(r, "claims"), "sub"),
+			       jstr(r, "upstream"), jstr(r, "role"));
+		else if (!strcmp(type, "statement"))
+			printf("%s.%03d %s %s: %s%s%s\n", when, (int)((ts - (double)t) * 1000), jstr(r, "verdict"), jstr(r, "message"),
+			       jstr(r, "sql"), json_object_get(r, "msg") ? "  -- " : "", json_object_get(r, "msg") ? jstr(r, "msg") : "");
+		else if (!strcmp(type, "result"))
+			printf("%s.%03d   -> %s\n", when, (int)((ts - (double)t) * 1000), jstr(r, "tag"));
+		else if (!strcmp(type, "error"))
+			printf("%s.%03d   -> ERROR %s: %s\n", when, (int)((ts - (double)t) * 1000), jstr(r, "sqlstate"), jstr(r, "msg"));
+		else if (!strcmp(type, "approval"))
+			printf("%s.%03d approval of request %lld: %s by %s\n", when, (int)((ts - (double)t) * 1000),
+			       json_integer_value(json_object_get(r, "request")), jstr(r, "decision"), jstr(r, "by"));
+		else if (!strcmp(type, "seal"))
+			printf("%s.%03d end: %s (%lld bytes in, %lld out)\n", when, (int)((ts - (double)t) * 1000), jstr(r, "reason"),
+			       json_integer_value(json_object_get(r, "bytes_in")), json_integer_value(json_object_get(r, "bytes_out")));
+		json_decref(r);
+	}
+	free(line);
+	fclose(f);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -494,6 +750,12 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(cmd, "explain") == 0)
 		return cmd_explain(config_path, argc - optind + 1, argv + optind - 1);
+	if (strcmp(cmd, "verify") == 0)
+		return cmd_verify(config_path, argc - optind, argv + optind);
+	if (strcmp(cmd, "sessions") == 0)
+		return cmd_sessions(config_path, argc - optind, argv + optind);
+	if (strcmp(cmd, "replay") == 0)
+		return cmd_replay(config_path, argc - optind, argv + optind);
 	if (socket_path(config_path, sock_opt, sock, sizeof(sock)) < 0)
 		return 1;
 	if (strcmp(cmd, "approvals") == 0) {

@@ -174,6 +174,8 @@ static json_t *on_status(void *arg)
 		}
 		if (s->rule[0])
 			json_object_set_new(c, "rule", json_string(s->rule));
+		if (s->rec)
+			json_object_set_new(c, "recording", json_string(s->rec->id));
 		if (s->token_source)
 			json_object_set_new(c, "token", json_string(s->token_source));
 		if (s->token_iss[0]) {

@@ -73,6 +73,83 @@ static void log_identity(struct logline *l, const struct session *s)
 	}
 }
 
+/* ---- recording ------------------------------------------------------------------- */
+
+/* Opens the session's recording once its identity is decided. 0, or -1 after refusing
+ * the session (recording_fail_mode closed). */
+static int rec_open(struct session_env *env, struct session *s, char *why, size_t cap)
+{
+	char buf[ADDR_STRLEN], comm[PGT_COMM_LEN + 1], err[RECORD_ERR_LEN];
+	json_t *h;
+	int r;
+
+	if (!env->cfg->sessions_dir)
+		return 0;
+	memcpy(comm, s->origin.comm, PGT_COMM_LEN);
+	comm[PGT_COMM_LEN] = '\0';
+	h = json_pack("{s:I, s:I, s:I, s:I, s:s, s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}",
+		      "session", (json_int_t)s->id, "pid", (json_int_t)s->origin.tgid, "uid", (json_int_t)s->origin.uid,
+		      "gid", (json_int_t)s->origin.gid, "comm", comm, "exe", s->facts.exe, "exe_sha256", s->facts.exe_sha256,
+		      "cgroup", s->facts.cgroup, "cgroup_id", (json_int_t)s->origin.cgroup_id,
+		      "peer", addr_format(&s->peer, buf), "upstream", s->upstream_name, "role", s->role,
+		      "database", s->database, "rule", s->rule, "token", s->token_source ? s->token_source : "none",
+		      "client_user", s->client_user, "application_name", s->client_app);
+	if (h) {
+		json_object_set_new(h, "dst", json_string(addr_format(&s->dst, buf)));
+		if (s->claims)
+			json_object_set(h, "claims", s->claims); /* verified claims; never the token */
+	}
+	s->rec = calloc(1, sizeof(*s->rec));
+	r = s->rec ? record_open(s->rec, env->cfg->sessions_dir, time(NULL), h, env->cfg->recording_fsync, err)
+		   : (json_decref(h), snprintf(err, sizeof(err), "out of memory"), -ENOMEM);
+	if (r == 0)
+		return 0;
+	free(s->rec);
+	s->rec = NULL;
+	snprintf(why, cap, "%s", err);
+	log_error("record", "id=%llu: %s%s", (unsigned long long)s->id, err,
+		  env->cfg->recording_fail_open ? "; the session goes on unrecorded (recording_fail_mode open)" : "");
+	return env->cfg->recording_fail_open ? 0 : -1;
+}
+
+/* Records one event. 0, or -errno when it cannot be written and that must stop what
+ * is being recorded (recording_fail_mode closed). fields is taken. */
+static int rec_event(struct session_env *env, struct session *s, const char *type, json_t *fields, bool flush)
+{
+	int r;
+
+	if (!s->rec) {
+		json_decref(fields);
+		return 0;
+	}
+	r = record_add(s->rec, type, fields);
+	if (r == 0 && flush)
+		r = record_flush(s->rec);
+	if (r == 0)
+		return 0;
+	log_error("record", "id=%llu: cannot write %s: %s%s", (unsigned long long)s->id, s->rec->path, strerror(-r),
+		  env->cfg->recording_fail_open ? "; the session goes on unrecorded" : "");
+	if (env->cfg->recording_fail_open) {
+		record_abandon(s->rec);
+		free(s->rec);
+		s->rec = NULL;
+		return 0;
+	}
+	return r;
+}
+
+static void rec_seal(struct session *s)
+{
+	if (!s->rec)
+		return;
+	if (s->rec->fd >= 0)
+		record_seal(s->rec, json_pack("{s:I, s:I, s:I, s:s}", "bytes_in", (json_int_t)s->bytes_c2u,
+					      "bytes_out", (json_int_t)s->bytes_u2c, "duration_ms", (json_int_t)elapsed_ms(s),
+					      "reason", s->close_reason ? s->close_reason : s->refuse_msg[0] ? s->refuse_msg : "closed"));
+	free(s->rec);
+	s->rec = NULL;
+}
+
 /* ---- epoll interest ---------------------------------------------------------- */
 
 static void set_events(struct session_env *env, struct session_end *end, uint32_t events)
@@ -207,8 +284,11 @@ static ssize_t fill(struct session_buf *b, struct session_end *from, size_t rese
  * the dead list until session_reap(): the other end of this session may still have
  * an event in the epoll batch being handled.
  */
+static void rec_seal(struct session *s);
+
 static void session_free(struct session_env *env, struct session *s)
 {
+	rec_seal(s);
 	tls_free(s->client.ssl);
 	tls_free(s->upstream.ssl);
 	s->client.ssl = s->upstream.ssl = NULL;
@@ -255,6 +335,7 @@ static void session_close(struct session_env *env, struct session *s, const char
 {
 	struct logline l;
 
+	s->close_reason = reason;
 	if (s->state == SESSION_RELAYING) {
 		log_begin(&l, LOG_LEVEL_INFO, "conn.close");
 		log_identity(&l, s);
@@ -533,6 +614,56 @@ static int substitute_sentinel(struct session_env *env, struct session *s, size_
 	return (int)n;
 }
 
+/* Records a Query or Parse and its verdict, flushed at once. 0 or -errno. */
+static int rec_statement(struct session_env *env, struct session *s, uint8_t type, const char *sql, size_t len,
+			 enum policy_verdict v, const char *sqlstate, const char *msg)
+{
+	size_t keep = len < 65536 ? len : 65536;
+	json_t *ev;
+
+	if (!s->rec)
+		return 0;
+	ev = json_pack("{s:s, s:s}", "message", type == 'Q' ? "query" : "parse", "verdict",
+		       v == POLICY_ALLOW ? "allow" : v == POLICY_DENY ? "deny" : "held");
+	if (!ev)
+		return -ENOMEM;
+	json_object_set_new(ev, "sql", json_stringn(sql, keep)); /* null when not UTF-8 */
+	if (keep < len)
+		json_object_set_new(ev, "sql_bytes", json_integer((json_int_t)len));
+	if (v == POLICY_DENY) {
+		json_object_set_new(ev, "sqlstate", json_string(sqlstate));
+		json_object_set_new(ev, "msg", json_string(msg));
+	} else if (v == POLICY_APPROVE) {
+		json_object_set_new(ev, "request", json_integer((json_int_t)s->held_id));
+		json_object_set_new(ev, "why", json_string(msg));
+	}
+	return rec_event(env, s, "statement", ev, true);
+}
+
+/* Records what the server answered a statement with: its tag, or its error. */
+static void rec_server_message(struct session_env *env, struct session *s, const uint8_t *m, size_t mlen)
+{
+	const char *p = (const char *)m + PGWIRE_HEADER, *end = (const char *)m + mlen;
+	json_t *ev;
+
+	if (!s->rec || mlen <= PGWIRE_HEADER || end[-1] != '\0')
+		return;
+	if (m[0] == 'C') {
+		ev = json_pack("{s:s}", "tag", p);
+		rec_event(env, s, "result", ev, false);
+		return;
+	}
+	ev = json_object();
+	while (ev && p < end && *p) {
+		if (*p == 'C')
+			json_object_set_new(ev, "sqlstate", json_string(p + 1));
+		else if (*p == 'M')
+			json_object_set_new(ev, "msg", json_string(p + 1));
+		p += strlen(p) + 1;
+	}
+	rec_event(env, s, "error", ev, false);
+}
+
 /* Holds the statement now at c_scan for approval and tells the client how to get it. */
 static void hold(struct session_env *env, struct session *s, const char *sql, size_t len, const char *why)
 {
@@ -684,8 +815,19 @@ static int client_filter(struct session_env *env, struct session *s)
 			} else {
 				v = check_statement(env, s, sql, sql_len, sqlstate, msg, sizeof(msg));
 			}
-			if (v == POLICY_APPROVE) {
+			if (v == POLICY_APPROVE)
 				hold(env, s, sql, sql_len, msg);
+			if (rec_statement(env, s, h.type, sql, sql_len, v, sqlstate, msg) < 0 && v != POLICY_DENY) {
+				v = POLICY_DENY;
+				strcpy(sqlstate, "53100");
+				snprintf(msg, sizeof(msg), "pgtether: the statement cannot be recorded (%s), so it is not run",
+					 s->rec && s->rec->error ? strerror(-s->rec->error) : "write failed");
+				if (s->held_id) {
+					s->held_id = 0;
+					s->notice_len = 0;
+				}
+			}
+			if (v == POLICY_APPROVE) {
 				s->cscan.have = 0;
 				pos = start;
 				break;
@@ -803,13 +945,16 @@ static int server_scan(struct session_env *env, struct session *s)
 			pos += inject_due(s, pos);
 			continue;
 		}
-		size_t start = pos - s->sscan.have;
+		/* where this message starts, if its header is still in the buffer: a header
+		 * begun in an earlier read may have been sent already */
+		size_t start = pos >= s->sscan.have ? pos - s->sscan.have : SIZE_MAX;
+		bool whole_here = start != SIZE_MAX && start >= b->off;
 		long used = pgwire_scan_next(&s->sscan, b->data + pos, b->len - pos, &h, &found);
 
 		if (used < 0)
 			return -EPROTO;
 		pos += (size_t)used;
-		if (found && h.type == 'E' && s->sentinels_out && h.body_len < 1024 && start >= b->off) {
+		if (found && h.type == 'E' && s->sentinels_out && h.body_len < 1024 && whole_here) {
 			size_t mlen = PGWIRE_HEADER + h.body_len;
 
 			s->last_server_type = h.type;
@@ -821,10 +966,17 @@ static int server_scan(struct session_env *env, struct session *s)
 				break;
 			}
 			s->sscan.remaining = 0;
-			pos = start + replace_sentinel_error(env, s, start, mlen);
+			size_t now = replace_sentinel_error(env, s, start, mlen);
+
+			if (now == mlen && b->data[start] == 'E')
+				rec_server_message(env, s, b->data + start, mlen); /* not a denial: the server's own */
+			pos = start + now;
 			pos += inject_due(s, pos);
 			continue;
 		}
+		if (found && s->rec && (h.type == 'C' || h.type == 'E') && whole_here &&
+		    b->len - start >= PGWIRE_HEADER + (size_t)h.body_len)
+			rec_server_message(env, s, b->data + start, PGWIRE_HEADER + (size_t)h.body_len);
 		if (found) {
 			s->last_server_type = h.type;
 			if (h.type == 'Z' && h.body_len == 1)
@@ -1028,6 +1180,8 @@ static void start_relay(struct session_env *env, struct session *s)
 	log_identity(&l, s);
 	log_str(&l, "upstream_local", addr_format(&s->up_local, buf));
 	log_u64(&l, "login_ms", (unsigned long long)elapsed_ms(s));
+	if (s->rec)
+		log_str(&l, "recording", s->rec->id);
 	{
 		char t[96];
 
@@ -1788,6 +1942,16 @@ static void authorize(struct session_env *env, struct session *s, const char *to
 		refuse(env, s, "53200", "conn.refused", "pgtether: out of memory");
 		return;
 	}
+	{
+		char why[RECORD_ERR_LEN];
+
+		if (rec_open(env, s, why, sizeof(why)) < 0) {
+			refuse(env, s, "53100", "conn.refused",
+			       "pgtether: this session cannot be recorded (%s); sessions are refused until recordings can be written",
+			       why);
+			return;
+		}
+	}
 	connect_upstream(env, s);
 }
 
@@ -2286,6 +2450,9 @@ int session_decide(struct session_env *env, uint64_t id, bool approve, const cha
 	if (reason && *reason)
 		log_str(&l, "reason", reason);
 	log_end(&l, LOG_LEVEL_INFO);
+	rec_event(env, s, "approval", json_pack("{s:I, s:s, s:s, s:s}", "request", (json_int_t)id, "decision",
+						!by ? "timeout" : approve ? "approved" : "denied", "by", by ? by : "timeout",
+						"reason", reason ? reason : ""), true);
 	/* go on from the held statement, as if its bytes had just arrived */
 	relay_event(env, s, &s->client, EPOLLIN);
 	return 0;

@@ -29,6 +29,7 @@
 #include "config.h"
 #include "intercept.h"
 #include "pgwire.h"
+#include "record.h"
 #include "scram.h"
 #include "tls.h"
 
@@ -152,6 +153,9 @@ struct session {
 	char *held_sql;                  /* what is held, for pgtether approvals */
 	uint8_t notice[600];             /* a NoticeResponse owed to the client */
 	size_t notice_len;
+
+	struct record_writer *rec;       /* the session's recording, when recorded */
+	const char *close_reason;
 	uint8_t *base;                   /* the buffers' allocation (c2u may move out of it) */
 
 	/* cancel */

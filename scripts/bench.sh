@@ -32,7 +32,7 @@ scripts/pg-local.sh role "$tmp/pg" "$db_port" postgres "$password"
 cat >"$tmp/pgtether.json" <<JSON
 { "listen": "127.0.0.1:$listen_port", "targets": ["*:$db_port"], "bpffs_dir": "/sys/fs/bpf/$id",
   "control_socket": "$tmp/control.sock", "cgroups": [], "credentials_file": "$tmp/credentials.json",
-  "policy_dir": "$tmp/policy.d", "issuers_dir": "$tmp/issuers.d",
+  "policy_dir": "$tmp/policy.d", "issuers_dir": "$tmp/issuers.d", "sessions_dir": "$tmp/sessions",
   "upstreams": { "db": { "address": "127.0.0.1:$db_port", "tls": "disable", "role": "postgres" } } }
 JSON
 # two identities: one whose rule leaves statements to the role, one whose every

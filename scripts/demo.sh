@@ -51,6 +51,7 @@ cat >"$tmp/pgtether.json" <<JSON
   "control_socket": "$tmp/control.sock",
   "credentials_file": "$tmp/credentials.json",
   "policy_dir": "$tmp/policy.d",
+  "sessions_dir": "$tmp/sessions",
   "issuers_dir": "$tmp/issuers.d",
   "upstreams": {
     "db": { "address": "127.0.0.2:$db_port", "tls": "disable", "role": "app_ro" }
@@ -142,6 +143,15 @@ sleep 0.7
 show "pgtether status"
 pgt status
 wait "$holder"
+
+say "3b. Recorded: every session is a hash-chained file; verify it, replay it"
+show "pgtether sessions"
+pgt sessions
+rec=$(pgt sessions --cgroup "/$id/ci-job" | awk 'NR > 1 { print $1 }' | sed -n 3p)
+show "pgtether verify --all"
+pgt verify --all
+show "pgtether replay $rec --speed 0"
+pgt replay "$rec" --speed 0
 
 say "4. Connecting to pgtetherd's listener directly is refused (no kernel record, no identity)"
 show "psql -h 127.0.0.1 -p $listen_port"

@@ -68,7 +68,8 @@ pgt_write_config() {
   "control_socket": "$PGT_TMP/control.sock",
   "credentials_file": "$PGT_TMP/credentials.json",
   "policy_dir": "$PGT_TMP/policy.d",
-  "issuers_dir": "$PGT_TMP/issuers.d",${PGT_EXTRA_CONFIG:+
+  "issuers_dir": "$PGT_TMP/issuers.d",
+  "sessions_dir": "$PGT_TMP/sessions",${PGT_EXTRA_CONFIG:+
   $PGT_EXTRA_CONFIG,}
   "upstreams": {
     "main": { "address": "127.0.0.1:$PG_PORT", "aliases": ["[::1]:$PG_PORT"], "tls": "disable", "role": "app" }${4:+,

@@ -1,0 +1,115 @@
+#!/usr/bin/env bats
+# Recording: one JSON-lines file per session, hash-chained and sealed; pgtether
+# sessions, replay and verify; fail closed when it cannot be written.
+
+load helpers
+
+setup_file() {
+  export PGT_OWN_POLICY=1
+  pgt_setup_world
+  pgt_psql -c "create table t (id int)" -c "grant all on t to app"
+  mkdir -p "$PGT_TMP/policy.d"
+  cat >"$PGT_TMP/policy.d/10-rec.json" <<JSON
+{ "rules": [ { "name": "rec", "match": { "cgroup": "$PGT_CG/**" }, "token": { "source": "none" }, "upstream": "main",
+  "statements": { "allow": ["read", "transaction", "session"], "deny": ["drop"], "approve": ["write"] } } ] }
+JSON
+  pgt_write_config closed
+  pgt_start_daemon
+}
+
+teardown_file() {
+  umount "$PGT_TMP/full" 2>/dev/null || true
+  pgt_teardown_world
+}
+
+only_recording() { "$PGTETHER" -c "$PGT_CONF" sessions --cgroup "$1" | tail -n +2 | awk '{ print $1 }'; }
+
+@test "a session with a denial, an error and an approval is recorded, verifies and replays in order" {
+  pgt_in "$PGT_CG/r1" setpriv --reuid=65534 --regid=65534 --clear-groups psql -X -h 127.0.0.1 -p "$PG_PORT" -Atq \
+    -c "select 41 + 1" -c "drop table t" -c "select * from no_such_table" -c "insert into t values (7)" \
+    -c "select count(*) from t" >"$PGT_TMP/r1.out" 2>&1 &
+  local bg=$! req=""
+  for _ in $(seq 100); do
+    req=$("$PGTETHER" -c "$PGT_CONF" approvals --json | jq -r '.[0].request // empty')
+    [ -n "$req" ] && break
+    sleep 0.05
+  done
+  "$PGTETHER" -c "$PGT_CONF" approve "$req"
+  wait "$bg" || true
+  cat "$PGT_TMP/r1.out"
+  local id
+  id=$(only_recording "$PGT_CG/r1")
+  echo "recording: $id"
+  [ -n "$id" ]
+  run "$PGTETHER" -c "$PGT_CONF" verify "$id"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ "$output" == "$id: ok, "*" records, sealed" ]]
+  run "$PGTETHER" -c "$PGT_CONF" replay "$id" --speed 0
+  echo "$output"
+  [[ "${lines[0]}" == *" session "*": pid "*" uid 65534 exe "*"/psql cgroup $PGT_CG/r1 rule rec sub - upstream main role app" ]]
+  [[ "${lines[1]}" == *" allow query: select 41 + 1" ]]
+  [[ "${lines[2]}" == *"   -> SELECT 1" ]]
+  [[ "${lines[3]}" == *" deny query: drop table t  -- pgtether: statement class drop is denied by rule 'rec'" ]]
+  [[ "${lines[4]}" == *" allow query: select * from no_such_table" ]]
+  [[ "${lines[5]}" == *"   -> ERROR 42P01: relation \"no_such_table\" does not exist" ]]
+  [[ "${lines[6]}" == *" held query: insert into t values (7)" ]]
+  [[ "${lines[7]}" == *" approval of request $req: approved by uid 0 "* ]]
+  [[ "${lines[8]}" == *" allow query: insert into t values (7)" ]]
+  [[ "${lines[9]}" == *"   -> INSERT 0 1" ]]
+  [[ "${lines[-1]}" == *" end: client closed ("*" bytes in, "*" out)" ]]
+  # no token, no password in it
+  run grep -c "$PG_APP_PASSWORD" "$PGT_TMP"/sessions/*/*/*/"$id.jsonl"
+  [ "$output" = 0 ]
+  # one byte edited: verify names the record after it
+  local f
+  f=$(ls "$PGT_TMP"/sessions/*/*/*/"$id.jsonl")
+  sed -i 's/select 41 + 1/select 41 + 2/' "$f"
+  run "$PGTETHER" -c "$PGT_CONF" verify "$id"
+  echo "$output"
+  [ "$status" -eq 1 ]
+  [ "$output" = "$id: BROKEN: record 2 (line 3): the previous record was changed, removed or moved (hash chain broken)" ]
+  run "$PGTETHER" -c "$PGT_CONF" verify --all
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"$id: BROKEN: record 2"* ]]
+}
+
+@test "a recording cut off by a daemon crash verifies up to its last record, unsealed" {
+  pgt_in "$PGT_CG/r2" psql -X -h 127.0.0.1 -p "$PG_PORT" -Atq -c "select 1" -c "select pg_sleep(5)" >/dev/null 2>&1 &
+  local bg=$!
+  sleep 1
+  kill -KILL "$(cat "$PGT_TMP/daemon.pid")"
+  rm -f "$PGT_TMP/daemon.pid"
+  wait "$bg" || true
+  pgt_start_daemon
+  local id
+  id=$(only_recording "$PGT_CG/r2")
+  run "$PGTETHER" -c "$PGT_CONF" verify "$id"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [ "$output" = "$id: ok, 4 records, unsealed (the session was cut off before its end)" ]
+}
+
+@test "on a full filesystem new sessions are refused with a clear error, and work again once there is room" {
+  mkdir -p "$PGT_TMP/full"
+  mount -t tmpfs -o size=256k pgtether-test "$PGT_TMP/full"
+  sed -i "s|\"sessions_dir\": \"[^\"]*\"|\"sessions_dir\": \"$PGT_TMP/full\"|" "$PGT_CONF"
+  pgt_reload
+  dd if=/dev/zero of="$PGT_TMP/full/filler" bs=4k 2>/dev/null || true
+  run pgt_in "$PGT_CG/r3" psql -X -h 127.0.0.1 -p "$PG_PORT" -Atq -c "select 1"
+  echo "$output"
+  [ "$status" -eq 2 ]
+  [[ "$output" == *"FATAL:  pgtether: this session cannot be recorded (cannot write $PGT_TMP/full/"*": No space left on device); sessions are refused until recordings can be written"* ]]
+  rm -f "$PGT_TMP/full/filler"
+  run pgt_in "$PGT_CG/r3" psql -X -h 127.0.0.1 -p "$PG_PORT" -Atq -c "select 1"
+  [ "$status" -eq 0 ]
+  [ "$output" = 1 ]
+  sed -i "s|\"sessions_dir\": \"[^\"]*\"|\"sessions_dir\": \"$PGT_TMP/sessions\"|" "$PGT_CONF"
+  pgt_reload
+  umount "$PGT_TMP/full"
+}
+
+@test "the daemon stops cleanly with no sanitizer report" {
+  pgt_stop_daemon
+  pgt_assert_clean_log
+}
