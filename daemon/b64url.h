@@ -1,6 +1,7 @@
 /*
  * base64url without padding (RFC 4648 §5), as JOSE uses it (RFC 7515 §2). Strict:
  * only the URL-safe alphabet, no padding, no whitespace, no non-zero trailing bits.
+ * And lowercase hex, for digests in logs and recordings.
  */
 #ifndef PGTETHER_B64URL_H
 #define PGTETHER_B64URL_H

@@ -443,6 +443,7 @@ static int start(struct daemon *d)
 	d->env.sd = &d->sd;
 	d->env.cfg = &d->cfg;
 	d->env.epfd = d->epfd;
+	d->env.sqlcache = calloc(1, sizeof(*d->env.sqlcache)); /* without it, every statement is parsed */
 	{
 		/* denied statements are sent upstream as this word plus a number: unguessable,
 		 * so nothing a client writes can pass for a denial */
@@ -582,6 +583,12 @@ int main(int argc, char **argv)
 		run(&d);
 		notify_send("STOPPING=1");
 		session_close_all(&d.env, "daemon stopping");
+		if (d.env.sqlcache) {
+			log_info("stop", "statement classifications: %llu parsed, %llu from the cache",
+				  (unsigned long long)d.env.sqlcache->misses, (unsigned long long)d.env.sqlcache->hits);
+			sqlclass_cache_clear(d.env.sqlcache);
+			free(d.env.sqlcache);
+		}
 	}
 
 	if (d.lfd >= 0)

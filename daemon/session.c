@@ -526,9 +526,11 @@ static enum policy_verdict check_statement(struct session_env *env, struct sessi
 					   char *sqlstate, char *msg, size_t cap)
 {
 	const struct policy_rule *r = session_rule(env, s);
-	struct sqlclass_result c;
+	struct sqlclass_result tmp = { 0 };
+	const struct sqlclass_result *c;
 	enum policy_verdict v;
 	char why[300];
+	int rc;
 
 	if (r && !r->statements.set)
 		return POLICY_ALLOW; /* nothing to check: not even a parse */
@@ -543,16 +545,22 @@ static enum policy_verdict check_statement(struct session_env *env, struct sessi
 			 len, r->name, env->cfg->max_statement_bytes);
 		return POLICY_DENY;
 	}
-	if (sqlclass_classify(sql, policy_dangerous(&env->cfg->policy), &c) < 0) {
+	if (env->sqlcache) {
+		rc = sqlclass_cached(env->sqlcache, sql, len, policy_dangerous(&env->cfg->policy), &tmp, &c);
+	} else {
+		rc = sqlclass_classify(sql, policy_dangerous(&env->cfg->policy), &tmp);
+		c = &tmp;
+	}
+	if (rc < 0) {
 		strcpy(sqlstate, "42601");
 		snprintf(msg, cap, "pgtether: the statement cannot be checked against rule '%s', so it is denied: %s%s",
-			 r->name, c.error[0] ? c.error : "out of memory",
-			 c.error_pos ? " (PostgreSQL 15 grammar)" : "");
-		sqlclass_release(&c);
+			 r->name, c->error[0] ? c->error : "out of memory",
+			 c->error_pos ? " (PostgreSQL 15 grammar)" : "");
+		sqlclass_release(&tmp);
 		return POLICY_DENY;
 	}
-	v = policy_statement_verdict(r, &c, why, sizeof(why));
-	sqlclass_release(&c);
+	v = policy_statement_verdict(r, c, why, sizeof(why));
+	sqlclass_release(&tmp);
 	if (v == POLICY_APPROVE) {
 		s->held_timeout = r->statements.approval_timeout;
 		snprintf(msg, cap, "%s", why);
@@ -2463,6 +2471,8 @@ void session_policy_reloaded(struct session_env *env)
 	struct session *s, *next;
 
 	env->gen++;
+	if (env->sqlcache)
+		sqlclass_cache_clear(env->sqlcache); /* the dangerous functions may have changed */
 	for (s = env->head; s; s = next) {
 		const struct policy_rule *rule, *deny;
 		struct config_upstream *u;

@@ -30,6 +30,7 @@
 #include "intercept.h"
 #include "pgwire.h"
 #include "record.h"
+#include "sqlclass.h"
 #include "scram.h"
 #include "tls.h"
 
@@ -182,6 +183,7 @@ struct session_env {
 	struct attest_cache exe_cache;
 	unsigned gen;                    /* bumped when cfg is replaced (reload) */
 	uint64_t next_request;           /* approval request numbers */
+	struct sqlclass_cache *sqlcache; /* classifications by statement text (NULL: none) */
 	char sentinel_tag[40];           /* "pgtether_denied_<random>_": marks denied statements */
 };
 

@@ -305,3 +305,57 @@ void sqlclass_release(struct sqlclass_result *r)
 	r->stmt_classes = NULL;
 	r->n_tables = r->n_functions = r->n_stmts = 0;
 }
+
+static uint64_t fnv1a(const char *s, size_t n)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	for (size_t i = 0; i < n; i++) {
+		h ^= (uint8_t)s[i];
+		h *= 1099511628211ull;
+	}
+	return h;
+}
+
+int sqlclass_cached(struct sqlclass_cache *c, const char *sql, size_t len, const char *const *dangerous,
+		    struct sqlclass_result *tmp, const struct sqlclass_result **ret)
+{
+	uint64_t h;
+	struct sqlclass_cache_entry *e;
+	int rc;
+
+	if (len > SQLCLASS_CACHE_TEXT) {
+		rc = sqlclass_classify(sql, dangerous, tmp);
+		*ret = tmp;
+		return rc;
+	}
+	h = fnv1a(sql, len);
+	e = &c->slot[h % SQLCLASS_CACHE_SLOTS];
+	if (e->text && e->hash == h && e->len == len && memcmp(e->text, sql, len) == 0) {
+		c->hits++;
+		*ret = &e->res;
+		return e->rc;
+	}
+	c->misses++;
+	free(e->text);
+	e->text = NULL;
+	sqlclass_release(&e->res);
+	rc = sqlclass_classify(sql, dangerous, &e->res);
+	if (rc != -ENOMEM && (e->text = malloc(len + 1))) {
+		memcpy(e->text, sql, len + 1);
+		e->hash = h;
+		e->len = len;
+		e->rc = rc;
+	}
+	*ret = &e->res;
+	return rc;
+}
+
+void sqlclass_cache_clear(struct sqlclass_cache *c)
+{
+	for (size_t i = 0; i < SQLCLASS_CACHE_SLOTS; i++) {
+		free(c->slot[i].text);
+		c->slot[i].text = NULL;
+		sqlclass_release(&c->slot[i].res);
+	}
+}

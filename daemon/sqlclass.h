@@ -13,6 +13,7 @@
 #define PGTETHER_SQLCLASS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 enum sql_class {
 	SQL_READ = 1u << 0,
@@ -60,6 +61,37 @@ extern const char *const sqlclass_default_dangerous[];
 int sqlclass_classify(const char *sql, const char *const *dangerous, struct sqlclass_result *ret);
 
 void sqlclass_release(struct sqlclass_result *r);
+
+/*
+ * A cache of classifications by statement text: drivers send the same text again and
+ * again (an unnamed Parse per execution), and a classification costs a parse. Direct
+ * mapped, SQLCLASS_CACHE_SLOTS entries of texts up to SQLCLASS_CACHE_TEXT bytes;
+ * clear it whenever the dangerous list may have changed.
+ */
+#define SQLCLASS_CACHE_SLOTS 512
+#define SQLCLASS_CACHE_TEXT 2048
+
+struct sqlclass_cache {
+	struct sqlclass_cache_entry {
+		uint64_t hash;
+		char *text;              /* NULL: empty slot */
+		size_t len;
+		int rc;                  /* what sqlclass_classify returned */
+		struct sqlclass_result res;
+	} slot[SQLCLASS_CACHE_SLOTS];
+	uint64_t hits, misses;
+};
+
+/*
+ * The classification of sql[0..len) (sql[len] is NUL): from the cache, or computed
+ * and kept. *ret points into the cache (or to tmp, for texts too long to keep, which
+ * the caller then releases) and stays valid until the next call. Returns what
+ * sqlclass_classify returns.
+ */
+int sqlclass_cached(struct sqlclass_cache *c, const char *sql, size_t len, const char *const *dangerous,
+		    struct sqlclass_result *tmp, const struct sqlclass_result **ret);
+
+void sqlclass_cache_clear(struct sqlclass_cache *c);
 
 /* "read", "write", ... for one class bit; NULL for none. */
 const char *sqlclass_name(unsigned bit);

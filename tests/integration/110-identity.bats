@@ -154,6 +154,11 @@ JSON
   [[ "$output" == "reader|"*";rule=api-file;iss=$ISS;sub=repo:acme/api:ref:refs/heads/dev" ]]
   [ -z "$(ls -A "$TOKDIR")" ]
   [ "$(pgt_log_field conn.open "cgroup=$PGT_CG/f " token)" = "file" ]
+  # the same token file, copied into a process of another cgroup: no rule binds it there
+  run in_token_ns "$PGT_CG/other" 0644 0 "select 1"
+  echo "$output"
+  [ "$status" -eq 2 ]
+  [[ "$output" == *"FATAL:  pgtether: no policy rule allows this connection (cgroup $PGT_CG/other,"* ]]
   # the same workload without the mount has no token, and is told why
   run pgt_in "$PGT_CG/f" psql -X -h 127.0.0.1 -p "$PG_PORT" -Atq -c "select 1"
   echo "$output"

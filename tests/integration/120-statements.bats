@@ -340,7 +340,14 @@ PY
   [[ "$output" == "pgtether: reload: $PGT_TMP/policy.d/40-bad.json:1:"*"needs \"match\""*"the running configuration stays" ]]
 }
 
+@test "a statement text seen before is not parsed again" {
+  run as reader "select 42" "select 42" "select 42"
+  [ "$output" = "$(printf '42\n42\n42')" ]
+}
+
 @test "the daemon stops cleanly with no sanitizer report" {
   pgt_stop_daemon
   pgt_assert_clean_log
+  grep "event=stop " "$PGT_LOG"
+  grep -qE "statement classifications: [0-9]+ parsed, [1-9][0-9]* from the cache" "$PGT_LOG"
 }

@@ -170,6 +170,34 @@ static void test_errors_and_depth(void **state)
 	free(sql);
 }
 
+static void test_cache(void **state)
+{
+	struct sqlclass_cache *c = calloc(1, sizeof(*c));
+	const struct sqlclass_result *r, *again;
+	struct sqlclass_result tmp = { 0 };
+	const char *q = "DELETE FROM t WHERE id = $1";
+
+	(void)state;
+	assert_int_equal(sqlclass_cached(c, q, strlen(q), NULL, &tmp, &r), 0);
+	assert_int_equal(r->classes, SQL_WRITE);
+	assert_int_equal(sqlclass_cached(c, q, strlen(q), NULL, &tmp, &again), 0);
+	assert_ptr_equal(r, again);
+	assert_int_equal(c->hits, 1);
+	assert_int_equal(c->misses, 1);
+	/* errors are kept too, with their message */
+	assert_int_equal(sqlclass_cached(c, "SELEC 1", 7, NULL, &tmp, &r), -EINVAL);
+	assert_int_equal(sqlclass_cached(c, "SELEC 1", 7, NULL, &tmp, &r), -EINVAL);
+	assert_string_equal(r->error, "syntax error at or near \"SELEC\"");
+	/* another text is another classification */
+	assert_int_equal(sqlclass_cached(c, "SELECT 1", 8, NULL, &tmp, &r), 0);
+	assert_int_equal(r->classes, SQL_READ);
+	sqlclass_cache_clear(c);
+	assert_int_equal(sqlclass_cached(c, q, strlen(q), NULL, &tmp, &r), 0);
+	assert_int_equal(c->misses, 4);
+	sqlclass_cache_clear(c);
+	free(c);
+}
+
 static void test_names(void **state)
 {
 	char buf[128];
@@ -188,6 +216,7 @@ int main(void)
 		cmocka_unit_test(test_corpus),
 		cmocka_unit_test(test_tables_and_functions),
 		cmocka_unit_test(test_errors_and_depth),
+		cmocka_unit_test(test_cache),
 		cmocka_unit_test(test_names),
 	};
 
