@@ -9,7 +9,7 @@ packages=(
   make gcc clang llvm pkg-config bpftool libbpf-dev libelf-dev zlib1g-dev
   libjansson-dev libnl-3-dev libssl-dev libjwt-dev libpg-query-dev
   # tests
-  libcmocka-dev bats jq python3 iproute2 procps
+  libcmocka-dev bats jq python3 iproute2 procps openssl util-linux
   # service and docs checks: systemd-analyze, man
   systemd man-db groff-base
   # real clients for the compatibility tests (node-postgres comes from npm, below)
