@@ -37,8 +37,8 @@ static int mkdirs(char *path)
 	return mkdir(path, 0750) < 0 && errno != EEXIST ? -errno : 0;
 }
 
-int record_open(struct record_writer *w, const char *dir, time_t started, json_t *header, bool fsync_each,
-		char *err)
+int record_open(struct record_writer *w, const char *dir, time_t started, uint64_t session, json_t *header,
+		bool fsync_each, char *err)
 {
 	char sub[PATH_MAX], stamp[32], rnd_hex[17];
 	unsigned char rnd[8];
@@ -56,7 +56,7 @@ int record_open(struct record_writer *w, const char *dir, time_t started, json_t
 		return -EIO;
 	}
 	hex_encode(rnd, sizeof(rnd), rnd_hex);
-	snprintf(w->id, sizeof(w->id), "%s-%s", stamp, rnd_hex);
+	snprintf(w->id, sizeof(w->id), "%s-%06llu-%.8s", stamp, (unsigned long long)session, rnd_hex);
 	snprintf(sub, sizeof(sub), "%s/%04d/%02d/%02d", dir, tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
 	if ((r = mkdirs(sub)) < 0) {
 		json_decref(header);

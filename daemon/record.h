@@ -21,7 +21,7 @@
 struct record_writer {
 	int fd;                      /* -1: closed */
 	char path[PATH_MAX];
-	char id[48];                 /* the session's recording id, also the file name */
+	char id[64];                 /* the session's recording id, also the file name */
 	uint8_t prev[32];            /* SHA-256 of the last line */
 	uint64_t seq;
 	char *buf;                   /* lines not yet written */
@@ -32,10 +32,12 @@ struct record_writer {
 
 /*
  * Creates dir/YYYY/MM/DD/<id>.jsonl (directories 0750, file 0640, never an existing
- * one) and writes the header record (header is taken). 0 or -errno with err.
+ * one) and writes the header record (header is taken). The id is the UTC start
+ * second, the daemon's session number and a random part, so names sort in the order
+ * sessions started. 0 or -errno with err.
  */
-int record_open(struct record_writer *w, const char *dir, time_t started, json_t *header, bool fsync_each,
-		char *err);
+int record_open(struct record_writer *w, const char *dir, time_t started, uint64_t session, json_t *header,
+		bool fsync_each, char *err);
 
 /* Buffers one record of type with fields (taken; NULL for none). 0 or -ENOMEM. */
 int record_add(struct record_writer *w, const char *type, json_t *fields);

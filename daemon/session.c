@@ -100,7 +100,7 @@ static int rec_open(struct session_env *env, struct session *s, char *why, size_
 			json_object_set(h, "claims", s->claims); /* verified claims; never the token */
 	}
 	s->rec = calloc(1, sizeof(*s->rec));
-	r = s->rec ? record_open(s->rec, env->cfg->sessions_dir, time(NULL), h, env->cfg->recording_fsync, err)
+	r = s->rec ? record_open(s->rec, env->cfg->sessions_dir, time(NULL), s->id, h, env->cfg->recording_fsync, err)
 		   : (json_decref(h), snprintf(err, sizeof(err), "out of memory"), -ENOMEM);
 	if (r == 0)
 		return 0;

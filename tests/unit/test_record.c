@@ -75,8 +75,9 @@ static void test_chain(void **state)
 	size_t len, n;
 
 	(void)state;
-	assert_int_equal(record_open(&w, dir, 1795000000, json_pack("{s:s, s:i}", "cgroup", "/ci/job", "pid", 42), false, err), 0);
-	assert_non_null(strstr(w.path, "/2026/11/18/"));
+	assert_int_equal(record_open(&w, dir, 1795000000, 7, json_pack("{s:s, s:i}", "cgroup", "/ci/job", "pid", 42), false, err), 0);
+	assert_non_null(strstr(w.path, "/2026/11/18/20261118T"));
+	assert_non_null(strstr(w.id, "-000007-"));
 	assert_int_equal(record_add(&w, "statement", json_pack("{s:s, s:s}", "sql", "select 1", "verdict", "allow")), 0);
 	assert_int_equal(record_add(&w, "statement", json_pack("{s:s, s:s}", "sql", "drop table t", "verdict", "deny")), 0);
 	assert_int_equal(record_add(&w, "result", json_pack("{s:s}", "tag", "SELECT 1")), 0);
@@ -152,7 +153,7 @@ static void test_crash_and_errors(void **state)
 	char err[RECORD_ERR_LEN] = "";
 
 	(void)state;
-	assert_int_equal(record_open(&w, dir, 1795000000, NULL, true, err), 0);
+	assert_int_equal(record_open(&w, dir, 1795000000, 8, NULL, true, err), 0);
 	assert_int_equal(record_add(&w, "statement", NULL), 0);
 	assert_int_equal(record_flush(&w), 0);
 	record_abandon(&w); /* the daemon died */
@@ -163,7 +164,7 @@ static void test_crash_and_errors(void **state)
 	unlink(w.path);
 
 	/* a directory that cannot be created */
-	assert_int_equal(record_open(&w, "/proc/pgtether-nope", 1795000000, NULL, false, err), -ENOENT);
+	assert_int_equal(record_open(&w, "/proc/pgtether-nope", 1795000000, 9, NULL, false, err), -ENOENT);
 	assert_non_null(strstr(err, "cannot create /proc/pgtether-nope/2026/11/18"));
 	assert_int_equal(record_verify("/nonexistent", &c, err), -ENOENT);
 }
