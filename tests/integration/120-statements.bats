@@ -29,7 +29,9 @@ write_rules() {
     "statements": { "allow": ["read"] } },
   { "name": "free", "match": { "cgroup": "$PGT_CG/free" }, "token": { "source": "none" }, "upstream": "main" },
   { "name": "careful", "match": { "cgroup": "$PGT_CG/careful" }, "token": { "source": "none" }, "upstream": "main",
-    "statements": { "allow": ["read", "transaction", "session"], "approve": ["write"], "approval_timeout": 3 } }
+    "statements": { "allow": ["read", "transaction", "session"], "approve": ["write"], "approval_timeout": 60 } },
+  { "name": "hasty", "match": { "cgroup": "$PGT_CG/hasty" }, "token": { "source": "none" }, "upstream": "main",
+    "statements": { "allow": ["read", "transaction", "session"], "approve": ["write"], "approval_timeout": 2 } }
 ] }
 JSON
 }
@@ -178,12 +180,13 @@ PY
   pgt_reload
 }
 
-# held UID SQL...: psql as UID in the careful cgroup, in the background; output in $PGT_TMP/held.out
+# held UID SQL...: psql as UID in the careful cgroup ($HELD_CG: another), in the
+# background; output in $PGT_TMP/held.out
 held() {
   local uid=$1; shift
   local args=()
   for q in "$@"; do args+=(-c "$q"); done
-  pgt_in "$PGT_CG/careful" setpriv --reuid="$uid" --regid="$uid" --clear-groups \
+  pgt_in "$PGT_CG/${HELD_CG:-careful}" setpriv --reuid="$uid" --regid="$uid" --clear-groups \
     psql -X -h 127.0.0.1 -p "$PG_PORT" -Atq "${args[@]}" >"$PGT_TMP/held.out" 2>&1 &
   HELD_PID=$!
 }
@@ -238,12 +241,12 @@ wait_request() {
   cat "$PGT_TMP/held.out"
   grep -q "^ERROR:  pgtether: request $req was denied by uid 0 (.*): not during the freeze$" "$PGT_TMP/held.out"
   [ "$(tail -n 1 "$PGT_TMP/held.out")" = "a,b" ]
-  # nobody decides: it fails after approval_timeout (3 s)
-  held 65534 "update items set v = 'y'" "select string_agg(v, ',' order by id) from items"
+  # nobody decides: it fails after approval_timeout (2 s under rule hasty)
+  HELD_CG=hasty held 65534 "update items set v = 'y'" "select string_agg(v, ',' order by id) from items"
   req=$(wait_request)
   wait "$HELD_PID"
   cat "$PGT_TMP/held.out"
-  grep -q "^ERROR:  pgtether: request $req timed out after 3 s without approval" "$PGT_TMP/held.out"
+  grep -q "^ERROR:  pgtether: request $req timed out after 2 s without approval" "$PGT_TMP/held.out"
   [ "$(tail -n 1 "$PGT_TMP/held.out")" = "a,b" ]
   run "$PGTETHER" -c "$PGT_CONF" approve "$req"
   [ "$status" -eq 1 ]
@@ -306,7 +309,7 @@ PY
   run "$PGTETHER" -c "$PGT_CONF" check
   echo "$output"
   [ "$status" -eq 0 ]
-  [ "$output" = "pgtether: $PGT_TMP/policy.d: 4 rule(s), valid" ]
+  [ "$output" = "pgtether: $PGT_TMP/policy.d: 5 rule(s), valid" ]
 }
 
 @test "pgtether explain shows the deciding rule and the verdict per statement" {
