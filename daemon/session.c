@@ -585,12 +585,19 @@ static int substitute_sentinel(struct session_env *env, struct session *s, size_
 	size_t n = 0, name_len = 0;
 	uint32_t slot;
 
-	if (s->sentinels_out >= SESSION_MAX_DENIALS)
+	/* After the first error of an extended-query batch the server discards all up
+	 * to Sync: a later denied Parse of the batch is never answered, and needs no
+	 * room of its own (a pipeline of a hundred denied inserts is one error). */
+	bool answered = !(b->data[start] == 'P' && s->batch_denied);
+
+	if (answered && s->sentinels_out >= SESSION_MAX_DENIALS)
 		return -ENOBUFS;
 	slot = s->denial_seq % SESSION_MAX_DENIALS;
-	snprintf(s->denials[slot].sqlstate, sizeof(s->denials[slot].sqlstate), "%s", sqlstate);
-	snprintf(s->denials[slot].msg, sizeof(s->denials[slot].msg), "%s", msg);
-	snprintf(sql, sizeof(sql), "%s%u", env->sentinel_tag, s->denial_seq++);
+	if (answered) {
+		snprintf(s->denials[slot].sqlstate, sizeof(s->denials[slot].sqlstate), "%s", sqlstate);
+		snprintf(s->denials[slot].msg, sizeof(s->denials[slot].msg), "%s", msg);
+	}
+	snprintf(sql, sizeof(sql), "%s%u", env->sentinel_tag, answered ? s->denial_seq++ : s->denial_seq - 1);
 	m[n++] = b->data[start];
 	n += 4;
 	if (m[0] == 'P') {
@@ -618,7 +625,10 @@ static int substitute_sentinel(struct session_env *env, struct session *s, size_
 	memmove(b->data + start + n, b->data + start + mlen, b->len - start - mlen);
 	memcpy(b->data + start, m, n);
 	b->len = b->len - mlen + n;
-	s->sentinels_out++;
+	if (answered)
+		s->sentinels_out++;
+	if (m[0] == 'P')
+		s->batch_denied = true;
 	return (int)n;
 }
 
@@ -862,6 +872,7 @@ static int client_filter(struct session_env *env, struct session *s)
 			}
 			if (h.type == 'Q') {
 				s->c_unsynced = false;
+				s->batch_denied = false;
 				if ((r = pending_push(s, 'S')) < 0)
 					return r;
 			} else {
@@ -869,6 +880,7 @@ static int client_filter(struct session_env *env, struct session *s)
 			}
 		} else if (h.type == 'Q' || h.type == 'S') {
 			s->c_unsynced = false;
+			s->batch_denied = false;
 			if ((r = pending_push(s, 'S')) < 0)
 				return r;
 		} else if (strchr("PBEDCH", h.type)) {

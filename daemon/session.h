@@ -143,6 +143,7 @@ struct session {
 	struct { char sqlstate[6]; char msg[400]; } denials[SESSION_MAX_DENIALS];
 	uint32_t denial_seq;
 	unsigned sentinels_out;
+	bool batch_denied;               /* a Parse of this extended-query batch was denied */
 
 	/* a statement held for approval: c2u stops at it (c_scan) until a decision */
 	uint64_t held_id;                /* request number, 0: nothing held */

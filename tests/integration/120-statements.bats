@@ -139,6 +139,27 @@ PY
   [ "${lines[-1]}" = "after: 42" ]
 }
 
+@test "a pipeline of many denied statements is one error, and the session goes on" {
+  cat >"$PGT_TMP/many.py" <<'PY'
+import sys
+import psycopg
+conn = psycopg.connect(sys.argv[1], autocommit=True)
+conn.prepare_threshold = None  # a Parse for every execution, as many drivers send
+try:
+    with conn.pipeline():
+        for i in range(40):
+            conn.execute("insert into items values (%s, 'x')", (100 + i,))
+except psycopg.Error as e:
+    print(e.sqlstate, str(e).splitlines()[0])
+print("after:", conn.execute("select count(*) from items").fetchone()[0])
+PY
+  run pgt_in "$PGT_CG/reader" /usr/bin/python3 "$PGT_TMP/many.py" "host=127.0.0.1 port=$PG_PORT user=app dbname=postgres"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [ "${lines[0]}" = "42501 pgtether: statement class write is not allowed by rule 'reader'" ]
+  [ "${lines[1]}" = "after: 2" ]
+}
+
 @test "a broken policy file on SIGHUP keeps the old policy enforced" {
   echo '{ "rules": [ { "name": "x", "match": { "cgroup": "/x" }, "token": { "source": "none" }, "upstream": "main", "statements": { "allow": ["reed"] } } ] }' \
     >"$PGT_TMP/policy.d/20-broken.json"
