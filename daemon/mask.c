@@ -14,6 +14,7 @@
 #include <strings.h>
 
 #include "b64url.h"
+#include "pgwire.h"
 
 #define DEFAULT_REDACT "****"
 
@@ -301,19 +302,6 @@ static long scalar(const struct mask_spec *m, uint32_t t, int format, const uint
 
 /* ---- arrays --------------------------------------------------------------------- */
 
-static uint32_t be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
-
 static long array_binary(const struct mask_spec *m, uint32_t elem, const uint8_t *in, size_t len, uint8_t *out,
 			 size_t cap)
 {
@@ -321,12 +309,12 @@ static long array_binary(const struct mask_spec *m, uint32_t elem, const uint8_t
 	size_t pos, n, flag_at;
 	bool any_null = false;
 
-	if (len < 12 || (ndim = be32(in)) > 6 || len < 12 + 8 * (size_t)ndim)
+	if (len < 12 || (ndim = pgwire_get32(in)) > 6 || len < 12 + 8 * (size_t)ndim)
 		return -EINVAL;
-	if (be32(in + 8) != elem)
+	if (pgwire_get32(in + 8) != elem)
 		return -EINVAL;
 	for (uint32_t d = 0; d < ndim; d++) {
-		uint32_t size = be32(in + 12 + 8 * d);
+		uint32_t size = pgwire_get32(in + 12 + 8 * d);
 
 		if (size > (1u << 27) || (uint64_t)nitems * size > (1u << 27))
 			return -EINVAL;
@@ -344,7 +332,7 @@ static long array_binary(const struct mask_spec *m, uint32_t elem, const uint8_t
 
 		if (pos + 4 > len)
 			return -EINVAL;
-		el = (int32_t)be32(in + pos);
+		el = (int32_t)pgwire_get32(in + pos);
 		pos += 4;
 		if (el >= 0 && (size_t)el > len - pos)
 			return -EINVAL;
@@ -353,7 +341,7 @@ static long array_binary(const struct mask_spec *m, uint32_t elem, const uint8_t
 		r = scalar(m, elem, 1, in + pos, el, out + n + 4, cap - n - 4);
 		if (r == -ENOSPC || r == -EINVAL || r == -EIO)
 			return r;
-		put32(out + n, (uint32_t)(int32_t)r);
+		pgwire_put32(out + n, (uint32_t)(int32_t)r);
 		n += 4 + (r > 0 ? (size_t)r : 0);
 		any_null |= r < 0;
 		if (el > 0)
@@ -361,7 +349,7 @@ static long array_binary(const struct mask_spec *m, uint32_t elem, const uint8_t
 	}
 	if (pos != len)
 		return -EINVAL;
-	put32(out + flag_at, any_null ? 1 : 0);
+	pgwire_put32(out + flag_at, any_null ? 1 : 0);
 	return (long)n;
 }
 

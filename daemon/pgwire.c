@@ -8,18 +8,6 @@
 #include <errno.h>
 #include <string.h>
 
-static uint32_t be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
 
 enum pgwire_startup_kind pgwire_startup_classify(const uint8_t *buf, size_t len, size_t *ret_len)
 {
@@ -27,12 +15,12 @@ enum pgwire_startup_kind pgwire_startup_classify(const uint8_t *buf, size_t len,
 
 	if (len < 4)
 		return PGWIRE_STARTUP_INCOMPLETE;
-	n = be32(buf);
+	n = pgwire_get32(buf);
 	if (n < 8 || n > PGWIRE_STARTUP_MAX)
 		return PGWIRE_STARTUP_INVALID;
 	if (len < 8)
 		return PGWIRE_STARTUP_INCOMPLETE;
-	code = be32(buf + 4);
+	code = pgwire_get32(buf + 4);
 	switch (code) {
 	case PGWIRE_SSL_REQUEST_CODE:
 	case PGWIRE_GSSENC_REQUEST_CODE:
@@ -85,7 +73,7 @@ size_t pgwire_error_response(uint8_t *out, size_t cap, const char *severity,
 	if (hint)
 		pos = put_field(out, pos, cap, 'H', hint);
 	out[pos++] = 0;
-	put_be32(out + 1, (uint32_t)(pos - 1));
+	pgwire_put32(out + 1, (uint32_t)(pos - 1));
 	return pos;
 }
 
@@ -110,7 +98,7 @@ long pgwire_scan_next(struct pgwire_scan *s, const uint8_t *chunk, size_t len,
 		s->hdr[s->have++] = chunk[used++];
 	if (s->have < PGWIRE_HEADER)
 		return (long)used;
-	n = be32(s->hdr + 1);
+	n = pgwire_get32(s->hdr + 1);
 	if (n < 4 || n > max)
 		return -EPROTO;
 	ret->type = s->hdr[0];
@@ -164,7 +152,7 @@ static size_t begin(uint8_t *out, char type)
 
 static size_t finish(uint8_t *out, size_t pos)
 {
-	put_be32(out + 1, (uint32_t)(pos - 1));
+	pgwire_put32(out + 1, (uint32_t)(pos - 1));
 	return pos;
 }
 
@@ -176,8 +164,8 @@ size_t pgwire_build_startup(uint8_t *out, size_t cap, const struct pgwire_param 
 		need += strlen(params[i].name) + 1 + strlen(params[i].value) + 1;
 	if (need > cap || need > PGWIRE_STARTUP_MAX)
 		return 0;
-	put_be32(out, (uint32_t)need);
-	put_be32(out + 4, PGWIRE_PROTOCOL_3_0);
+	pgwire_put32(out, (uint32_t)need);
+	pgwire_put32(out + 4, PGWIRE_PROTOCOL_3_0);
 	for (size_t i = 0; i < n; i++) {
 		size_t a = strlen(params[i].name) + 1, b = strlen(params[i].value) + 1;
 
@@ -195,7 +183,7 @@ size_t pgwire_build_auth_ok(uint8_t *out, size_t cap)
 	if (cap < 9)
 		return 0;
 	begin(out, 'R');
-	put_be32(out + 5, 0);
+	pgwire_put32(out + 5, 0);
 	return finish(out, 9);
 }
 
@@ -217,8 +205,8 @@ size_t pgwire_build_backend_key_data(uint8_t *out, size_t cap, uint32_t pid, uin
 	if (cap < 13)
 		return 0;
 	begin(out, 'K');
-	put_be32(out + 5, pid);
-	put_be32(out + 9, secret);
+	pgwire_put32(out + 5, pid);
+	pgwire_put32(out + 9, secret);
 	return finish(out, 13);
 }
 
@@ -235,10 +223,10 @@ size_t pgwire_build_cancel_request(uint8_t *out, size_t cap, uint32_t pid, uint3
 {
 	if (cap < 16)
 		return 0;
-	put_be32(out, 16);
-	put_be32(out + 4, PGWIRE_CANCEL_REQUEST_CODE);
-	put_be32(out + 8, pid);
-	put_be32(out + 12, secret);
+	pgwire_put32(out, 16);
+	pgwire_put32(out + 4, PGWIRE_CANCEL_REQUEST_CODE);
+	pgwire_put32(out + 8, pid);
+	pgwire_put32(out + 12, secret);
 	return 16;
 }
 
@@ -263,7 +251,7 @@ size_t pgwire_build_sasl_initial(uint8_t *out, size_t cap, const char *mechanism
 	pos = begin(out, 'p');
 	memcpy(out + pos, mechanism, m);
 	pos += m;
-	put_be32(out + pos, (uint32_t)data_len);
+	pgwire_put32(out + pos, (uint32_t)data_len);
 	pos += 4;
 	memcpy(out + pos, data, data_len);
 	return finish(out, pos + data_len);

@@ -10,6 +10,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Protocol integers are big-endian. */
+static inline uint32_t pgwire_get32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static inline void pgwire_put32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
 #define PGWIRE_STARTUP_MAX 10240       /* PostgreSQL's own MAX_STARTUP_PACKET_LENGTH */
 #define PGWIRE_CANCEL_REQUEST_CODE 80877102
 #define PGWIRE_SSL_REQUEST_CODE    80877103

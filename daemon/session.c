@@ -23,11 +23,6 @@
 #include "log.h"
 #include "sockdiag.h"
 
-static uint32_t be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 static double elapsed_ms(const struct session *s)
 {
 	struct timespec now;
@@ -615,10 +610,7 @@ static int substitute_sentinel(struct session_env *env, struct session *s, size_
 		m[n++] = 0; /* no parameter types */
 		m[n++] = 0;
 	}
-	m[1] = (uint8_t)((n - 1) >> 24);
-	m[2] = (uint8_t)((n - 1) >> 16);
-	m[3] = (uint8_t)((n - 1) >> 8);
-	m[4] = (uint8_t)(n - 1);
+	pgwire_put32(m + 1, (uint32_t)(n - 1));
 	/* n is below mlen for any Query/Parse long enough to need a check, but not always */
 	if (n > mlen && n - mlen > room(b))
 		return -ENOBUFS;
@@ -1251,7 +1243,7 @@ static int on_auth_request(struct session_env *env, struct session *s, const uin
 		refuse(env, s, "08P01", "conn.refused", "pgtether: the database sent a malformed authentication request");
 		return -1;
 	}
-	code = be32(body);
+	code = pgwire_get32(body);
 	switch (code) {
 	case 0: /* AuthenticationOk */
 		if (s->scram.state == 1 || s->scram.state == 2) {
@@ -1380,7 +1372,7 @@ static void login_step(struct session_env *env, struct session *s)
 	}
 	while (s->in.len - pos >= PGWIRE_HEADER) {
 		uint8_t type = s->in.data[pos];
-		uint32_t mlen = be32(s->in.data + pos + 1);
+		uint32_t mlen = pgwire_get32(s->in.data + pos + 1);
 		const uint8_t *body = s->in.data + pos + PGWIRE_HEADER;
 
 		if (mlen < 4 || mlen > SESSION_BUF - PGWIRE_HEADER) {
@@ -1436,8 +1428,8 @@ static void login_step(struct session_env *env, struct session *s)
 				refuse(env, s, "08P01", "conn.refused", "pgtether: upstream '%s' sent a malformed BackendKeyData", s->upstream_name);
 				return;
 			}
-			s->up_pid = be32(body);
-			s->up_secret = be32(body + 4);
+			s->up_pid = pgwire_get32(body);
+			s->up_secret = pgwire_get32(body + 4);
 			s->have_up_key = true;
 			if (room(&s->u2c) >= 13)
 				put(&s->u2c, m, pgwire_build_backend_key_data(m, sizeof(m), s->key_pid, s->key_secret));
@@ -1642,7 +1634,7 @@ static void identity_string(const struct session *s, char *out, size_t cap)
  * PostgreSQL does. */
 static void handle_cancel(struct session_env *env, struct session *s, const uint8_t *pkt)
 {
-	uint32_t pid = be32(pkt + 8), secret = be32(pkt + 12);
+	uint32_t pid = pgwire_get32(pkt + 8), secret = pgwire_get32(pkt + 12);
 	struct session *t;
 	char buf[ADDR_STRLEN];
 	int r;
@@ -1701,7 +1693,7 @@ static void handle_startup(struct session_env *env, struct session *s, const uin
 	struct pgwire_param in[64];
 	char buf[ADDR_STRLEN];
 	const char *client_app = NULL, *user = NULL, *database = NULL;
-	uint32_t version = be32(pkt + 4);
+	uint32_t version = pgwire_get32(pkt + 4);
 	struct config_upstream *u;
 	int nin, r = 0;
 
@@ -1809,14 +1801,8 @@ static void handle_startup(struct session_env *env, struct session *s, const uin
 				listed++;
 			}
 		}
-		v[count_at] = 0;
-		v[count_at + 1] = 0;
-		v[count_at + 2] = (uint8_t)(listed >> 8);
-		v[count_at + 3] = (uint8_t)listed;
-		v[1] = (uint8_t)((pos - 1) >> 24);
-		v[2] = (uint8_t)((pos - 1) >> 16);
-		v[3] = (uint8_t)((pos - 1) >> 8);
-		v[4] = (uint8_t)(pos - 1);
+		pgwire_put32(v + count_at, (uint32_t)listed);
+		pgwire_put32(v + 1, (uint32_t)(pos - 1));
 		put(&s->u2c, v, pos);
 	}
 	identify(env, s);
@@ -2044,7 +2030,7 @@ static void client_auth_step(struct session_env *env, struct session *s)
 	}
 	if (s->in.len < 5)
 		return;
-	len = be32(s->in.data + 1);
+	len = pgwire_get32(s->in.data + 1);
 	if (s->in.data[0] != 'p' || len < 5 || len > SESSION_TOKEN_MAX + 5) {
 		OPENSSL_cleanse(s->in.data, SESSION_BUF);
 		refuse(env, s, "08P01", "conn.refused", s->in.data[0] != 'p' ?
