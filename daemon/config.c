@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <openssl/evp.h>
 
 #include "jsonpos.h"
 #include "pgwire.h"
@@ -31,11 +32,12 @@
 #define DEFAULT_POLICY_DIR "/etc/pgtether/policy.d"
 #define DEFAULT_ISSUERS_DIR "/etc/pgtether/issuers.d"
 #define DEFAULT_SESSIONS_DIR "/var/lib/pgtether/sessions"
+#define DEFAULT_MASK_KEY_FILE "/etc/pgtether/mask.key"
 
 static const char *const known_keys[] = {
 	"listen", "targets", "cgroups", "fail_mode", "bpffs_dir", "control_socket",
 	"socket_mark", "upstreams", "credentials_file", "policy_dir", "issuers_dir", "max_message_bytes", "max_statement_bytes", "client_tls", "login_timeout", "sessions_dir",
-	"recording_fail_mode", "recording_fsync", NULL,
+	"recording_fail_mode", "recording_fsync", "mask_key_file", NULL,
 };
 
 static const char *const upstream_keys[] = {
@@ -644,7 +646,8 @@ static int parse_root(struct jsonpos_src *p, json_t *root, struct config *c)
 	    (r = path_key(p, root, "control_socket", DEFAULT_CONTROL_SOCKET, &c->control_socket)) < 0 ||
 	    (r = path_key(p, root, "credentials_file", DEFAULT_CREDENTIALS_FILE, &c->credentials_file)) < 0 ||
 	    (r = path_key(p, root, "policy_dir", DEFAULT_POLICY_DIR, &c->policy_dir)) < 0 ||
-	    (r = path_key(p, root, "issuers_dir", DEFAULT_ISSUERS_DIR, &c->issuers_dir)) < 0)
+	    (r = path_key(p, root, "issuers_dir", DEFAULT_ISSUERS_DIR, &c->issuers_dir)) < 0 ||
+	    (r = path_key(p, root, "mask_key_file", DEFAULT_MASK_KEY_FILE, &c->mask_key_file)) < 0)
 		return r;
 	v = json_object_get(root, "sessions_dir");
 	if (!json_is_null(v) && (r = path_key(p, root, "sessions_dir", DEFAULT_SESSIONS_DIR, &c->sessions_dir)) < 0)
@@ -806,6 +809,42 @@ int config_load_credentials(struct config *c, char *err)
 	return r;
 }
 
+int config_load_mask_key(struct config *c, char *err)
+{
+	struct stat st;
+	size_t len;
+	char *text;
+	unsigned int n = 0;
+	int r;
+
+	if (!policy_uses_hash(&c->policy))
+		return 0;
+	if ((r = read_file(c->mask_key_file, &text, &len, &st, err)) < 0) {
+		size_t k = strlen(err);
+
+		snprintf(err + k, CONFIG_ERR_LEN - k, " (a rule masks with \"hash\"; make a key with: head -c 32 /dev/urandom > %s && chmod 0600 %s)",
+			 c->mask_key_file, c->mask_key_file);
+		return r;
+	}
+	if (st.st_uid != geteuid() || (st.st_mode & 077)) {
+		snprintf(err, CONFIG_ERR_LEN, "%s: the mask key must be owned by uid %u and readable by nobody else (mode %04o); run: chmod 0600 %s",
+			 c->mask_key_file, (unsigned)geteuid(), (unsigned)(st.st_mode & 07777), c->mask_key_file);
+		r = -EPERM;
+	} else if (len < 32) {
+		snprintf(err, CONFIG_ERR_LEN, "%s: the mask key has %zu bytes; it needs at least 32 (head -c 32 /dev/urandom)",
+			 c->mask_key_file, len);
+		r = -EINVAL;
+	} else if (!EVP_Digest(text, len, c->mask_key, &n, EVP_sha256(), NULL) || n != MASK_KEY_LEN) {
+		snprintf(err, CONFIG_ERR_LEN, "%s: cannot derive the mask key", c->mask_key_file);
+		r = -EIO;
+	} else {
+		c->have_mask_key = true;
+	}
+	explicit_bzero(text, len);
+	free(text);
+	return r;
+}
+
 int config_load_file(const char *path, struct config *ret, char *err)
 {
 	struct stat st;
@@ -833,7 +872,7 @@ int config_load(const char *path, struct config *ret, char *err)
 	if ((r = issuers_load_dir(c.issuers_dir, &c.issuers, err)) < 0 ||
 	    (r = policy_load_dir(c.policy_dir, &c.policy, err)) < 0)
 		goto fail;
-	if ((r = config_load_credentials(&c, err)) < 0)
+	if ((r = config_load_credentials(&c, err)) < 0 || (r = config_load_mask_key(&c, err)) < 0)
 		goto fail;
 	if ((r = config_check_policy(&c, err)) < 0)
 		goto fail;
@@ -857,6 +896,8 @@ void config_release(struct config *c)
 	free(c->policy_dir);
 	free(c->issuers_dir);
 	free(c->sessions_dir);
+	free(c->mask_key_file);
+	OPENSSL_cleanse(c->mask_key, sizeof(c->mask_key));
 	policy_release(&c->policy);
 	issuers_release(&c->issuers);
 	free(c->client_tls_cert);

@@ -80,6 +80,9 @@ struct config {
 	char *sessions_dir;            /* session recordings; NULL: not recorded */
 	bool recording_fail_open;      /* a recording that fails is not a refusal */
 	bool recording_fsync;          /* fsync after every statement */
+	char *mask_key_file;           /* key of "hash" masks (root's alone) */
+	uint8_t mask_key[MASK_KEY_LEN]; /* SHA-256 of that file, when a rule hashes */
+	bool have_mask_key;
 	struct policy policy;          /* loaded by config_load from policy_dir */
 	struct issuers issuers;        /* loaded by config_load from issuers_dir */
 	uint32_t max_message_bytes;    /* largest protocol message accepted */
@@ -99,6 +102,10 @@ int config_load(const char *path, struct config *ret, char *err);
 /* Reads credentials_file into c's roles (see config_parse_credentials), after
  * checking that only its owner, root, can read it. 0 or -errno with err. */
 int config_load_credentials(struct config *c, char *err);
+
+/* Reads mask_key_file into c->mask_key when a rule of c->policy masks with "hash":
+ * owned by root, mode 0600 or stricter, at least 32 bytes. 0 or -errno with err. */
+int config_load_mask_key(struct config *c, char *err);
 
 /* Reads and validates the file alone: no credentials, names or policy (the CLI's view). */
 int config_load_file(const char *path, struct config *ret, char *err);

@@ -699,7 +699,15 @@ static int cmd_replay(const char *config_path, int argc, char **argv)
 			printf("%s.%03d %s %s: %s%s%s\n", when, (int)((ts - (double)t) * 1000), jstr(r, "verdict"), jstr(r, "message"),
 			       jstr(r, "sql"), json_object_get(r, "msg") ? "  -- " : "", json_object_get(r, "msg") ? jstr(r, "msg") : "");
 		else if (!strcmp(type, "result"))
-			printf("%s.%03d   -> %s\n", when, (int)((ts - (double)t) * 1000), jstr(r, "tag"));
+			printf("%s.%03d   -> %s (%.1f ms)\n", when, (int)((ts - (double)t) * 1000), jstr(r, "tag"),
+			       json_number_value(json_object_get(r, "ms")));
+		else if (!strcmp(type, "bind") || !strcmp(type, "row")) {
+			char *v = json_dumps(json_object_get(r, type[0] == 'b' ? "params" : "values"), JSON_COMPACT);
+
+			printf("%s.%03d   %s %s\n", when, (int)((ts - (double)t) * 1000), type[0] == 'b' ? "bind" : "row ",
+			       v ? v : "?");
+			free(v);
+		}
 		else if (!strcmp(type, "error"))
 			printf("%s.%03d   -> ERROR %s: %s\n", when, (int)((ts - (double)t) * 1000), jstr(r, "sqlstate"), jstr(r, "msg"));
 		else if (!strcmp(type, "approval"))

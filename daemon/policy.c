@@ -146,10 +146,137 @@ static int parse_statements(struct jsonpos_src *s, json_t *obj, const char *ptr,
 	return 0;
 }
 
+/* A catalog name as a mask names it: 1 to 63 bytes, no quotes, backslashes or dots
+ * (it goes into the catalog query as a literal). */
+static bool ident_ok(const char *p, size_t n)
+{
+	if (n == 0 || n > 63)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (p[i] == '"' || p[i] == '\'' || p[i] == '\\' || p[i] == '.' || (unsigned char)p[i] < 0x20)
+			return false;
+	return true;
+}
+
+static int parse_mask(struct jsonpos_src *s, json_t *obj, const char *ptr, const char *rule, struct policy_mask *m)
+{
+	static const char *const keys[] = { "column", "column_name", "strategy", "keep", "text", "allow", NULL };
+	static const struct { const char *name; unsigned bit; } allows[] = {
+		{ "copy", POLICY_MASK_ALLOW_COPY }, { "whole_row", POLICY_MASK_ALLOW_WHOLE_ROW },
+		{ "computed", POLICY_MASK_ALLOW_COMPUTED }, { "ddl", POLICY_MASK_ALLOW_DDL },
+	};
+	char *strategy = NULL, sub[480];
+	json_t *v, *a;
+	size_t i;
+	int e, st;
+
+	if (!json_is_object(obj))
+		return jsonpos_fail(s, ptr, "rule '%s': a mask must be an object: { \"column\": \"schema.table.column\", \"strategy\": ... }", rule);
+	if ((e = check_keys(s, obj, ptr, keys, NULL)) < 0 || (e = str(s, obj, "column", ptr, &m->column)) < 0 ||
+	    (e = str(s, obj, "column_name", ptr, &m->column_name)) < 0 || (e = str(s, obj, "strategy", ptr, &strategy)) < 0 ||
+	    (e = str(s, obj, "text", ptr, &m->text)) < 0) {
+		free(strategy);
+		return e;
+	}
+	if (!m->column == !m->column_name)
+		return free(strategy), jsonpos_fail(s, ptr, "rule '%s': a mask names either \"column\" (schema.table.column) or \"column_name\" (a glob of result column names)", rule);
+	if (m->column) {
+		const char *c = m->column, *d1 = strchr(c, '.'), *d2 = d1 ? strchr(d1 + 1, '.') : NULL;
+		bool ok;
+
+		if (d2 && strchr(d2 + 1, '.'))
+			d2 = NULL, d1 = NULL;
+		if (d2)
+			ok = ident_ok(c, (size_t)(d1 - c)) && ident_ok(d1 + 1, (size_t)(d2 - d1 - 1)) && ident_ok(d2 + 1, strlen(d2 + 1));
+		else
+			ok = d1 && ident_ok(c, (size_t)(d1 - c)) && ident_ok(d1 + 1, strlen(d1 + 1));
+		snprintf(sub, sizeof(sub), "%s/column", ptr);
+		if (!ok) {
+			free(strategy);
+			return jsonpos_fail(s, sub, "rule '%s': mask column '%s' must be schema.table.column or table.column (names as the catalog spells them, without quotes)", rule, c);
+		}
+		m->schema = d2 ? strndup(c, (size_t)(d1 - c)) : strdup("public");
+		m->table = d2 ? strndup(d1 + 1, (size_t)(d2 - d1 - 1)) : strndup(c, (size_t)(d1 - c));
+		m->name = strdup(d2 ? d2 + 1 : d1 + 1);
+		if (!m->schema || !m->table || !m->name)
+			return free(strategy), -ENOMEM;
+	}
+	snprintf(sub, sizeof(sub), "%s/strategy", ptr);
+	st = strategy ? mask_strategy_from_name(strategy) : -1;
+	free(strategy);
+	if (st < 0)
+		return jsonpos_fail(s, json_object_get(obj, "strategy") ? sub : ptr, "rule '%s': a mask needs \"strategy\": \"redact\", \"null\", \"partial\", \"hash\" or \"email\"", rule);
+	m->strategy = (enum mask_strategy)st;
+	if ((v = json_object_get(obj, "keep"))) {
+		snprintf(sub, sizeof(sub), "%s/keep", ptr);
+		if (m->strategy != MASK_PARTIAL || !json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 64)
+			return jsonpos_fail(s, sub, "rule '%s': \"keep\" (0 to 64 characters) goes with strategy \"partial\"", rule);
+		m->keep = (unsigned)json_integer_value(v);
+	} else if (m->strategy == MASK_PARTIAL) {
+		m->keep = 4;
+	}
+	if (m->text && (m->strategy != MASK_REDACT || strlen(m->text) > 200)) {
+		snprintf(sub, sizeof(sub), "%s/text", ptr);
+		return jsonpos_fail(s, sub, "rule '%s': \"text\" (at most 200 bytes) goes with strategy \"redact\"", rule);
+	}
+	if ((v = json_object_get(obj, "allow"))) {
+		snprintf(sub, sizeof(sub), "%s/allow", ptr);
+		if (!json_is_array(v))
+			return jsonpos_fail(s, sub, "rule '%s': a mask's \"allow\" is a list of \"copy\", \"whole_row\", \"computed\", \"ddl\"", rule);
+		json_array_foreach(v, i, a) {
+			size_t k;
+
+			for (k = 0; k < sizeof(allows) / sizeof(allows[0]); k++)
+				if (json_is_string(a) && !strcmp(json_string_value(a), allows[k].name))
+					break;
+			if (k == sizeof(allows) / sizeof(allows[0]))
+				return jsonpos_fail(s, sub, "rule '%s': a mask's \"allow\" is a list of \"copy\", \"whole_row\", \"computed\", \"ddl\"", rule);
+			m->allow |= allows[k].bit;
+		}
+	}
+	return 0;
+}
+
+static int parse_masks(struct jsonpos_src *s, json_t *arr, const char *ptr, struct policy_rule *r)
+{
+	char sub[460];
+	json_t *v;
+	size_t i;
+	int e;
+
+	if (!json_is_array(arr) || json_array_size(arr) == 0 || json_array_size(arr) > POLICY_MAX_MASKS)
+		return jsonpos_fail(s, ptr, "rule '%s': \"mask\" must be a list of 1 to %d masks", r->name, POLICY_MAX_MASKS);
+	if (!(r->masks = calloc(json_array_size(arr), sizeof(*r->masks))))
+		return -ENOMEM;
+	json_array_foreach(arr, i, v) {
+		snprintf(sub, sizeof(sub), "%s/%zu", ptr, i);
+		r->n_masks++;
+		if ((e = parse_mask(s, v, sub, r->name, &r->masks[i])) < 0)
+			return e;
+	}
+	return 0;
+}
+
+static int parse_record(struct jsonpos_src *s, json_t *obj, const char *ptr, struct policy_rule *r)
+{
+	json_t *v;
+	int e;
+
+	if (!json_is_object(obj))
+		return jsonpos_fail(s, ptr, "rule '%s': \"record\" must be { \"results\": true | false }", r->name);
+	if ((e = check_keys(s, obj, ptr, (const char *const[]){ "results", NULL }, NULL)) < 0)
+		return e;
+	v = json_object_get(obj, "results");
+	if (v && !json_is_boolean(v))
+		return jsonpos_fail(s, ptr, "rule '%s': \"results\" must be true or false", r->name);
+	r->record_results = json_is_true(v);
+	return 0;
+}
+
 static int parse_rule(struct jsonpos_src *s, json_t *obj, const char *ptr, struct policy_rule *r)
 {
-	static const char *const rule_keys[] = { "name", "effect", "match", "token", "upstream", "role", "statements", NULL };
-	static const char *const later[] = { "mask", "record", NULL };
+	static const char *const rule_keys[] = { "name", "effect", "match", "token", "upstream", "role", "statements",
+						 "mask", "record", NULL };
 	static const char *const match_keys[] = { "cgroup", "uid", "exe", "exe_sha256", "database", "issuer", "claims", NULL };
 	json_t *m, *v, *t;
 	char sub[400], *effect = NULL, *source = NULL;
@@ -158,7 +285,7 @@ static int parse_rule(struct jsonpos_src *s, json_t *obj, const char *ptr, struc
 
 	if (!json_is_object(obj))
 		return jsonpos_fail(s, ptr, "a rule must be an object");
-	if ((e = check_keys(s, obj, ptr, rule_keys, later)) < 0)
+	if ((e = check_keys(s, obj, ptr, rule_keys, NULL)) < 0)
 		return e;
 	if ((e = str(s, obj, "name", ptr, &r->name)) < 0)
 		return e;
@@ -253,7 +380,18 @@ static int parse_rule(struct jsonpos_src *s, json_t *obj, const char *ptr, struc
 		return jsonpos_fail(s, ptr, "rule '%s' needs \"upstream\": the database it grants", r->name);
 	if ((t = json_object_get(obj, "statements"))) {
 		snprintf(sub, sizeof(sub), "%s/statements", ptr);
-		return parse_statements(s, t, sub, r);
+		if ((e = parse_statements(s, t, sub, r)) < 0)
+			return e;
+	}
+	if ((t = json_object_get(obj, "mask"))) {
+		snprintf(sub, sizeof(sub), "%s/mask", ptr);
+		if ((e = parse_masks(s, t, sub, r)) < 0)
+			return e;
+	}
+	if ((t = json_object_get(obj, "record"))) {
+		snprintf(sub, sizeof(sub), "%s/record", ptr);
+		if ((e = parse_record(s, t, sub, r)) < 0)
+			return e;
 	}
 	return 0;
 }
@@ -567,6 +705,15 @@ void policy_release(struct policy *p)
 			free(r->statements.tables_allow[t]);
 		for (size_t t = 0; t < r->statements.n_tables_deny; t++)
 			free(r->statements.tables_deny[t]);
+		for (size_t m = 0; m < r->n_masks; m++) {
+			free(r->masks[m].column);
+			free(r->masks[m].schema);
+			free(r->masks[m].table);
+			free(r->masks[m].name);
+			free(r->masks[m].column_name);
+			free(r->masks[m].text);
+		}
+		free(r->masks);
 	}
 	free(p->rules);
 	for (size_t i = 0; i < p->n_extra_dangerous; i++)
@@ -574,6 +721,15 @@ void policy_release(struct policy *p)
 	free(p->extra_dangerous);
 	free(p->dangerous);
 	memset(p, 0, sizeof(*p));
+}
+
+bool policy_uses_hash(const struct policy *p)
+{
+	for (size_t i = 0; i < p->n; i++)
+		for (size_t m = 0; m < p->rules[i].n_masks; m++)
+			if (p->rules[i].masks[m].strategy == MASK_HASH)
+				return true;
+	return false;
 }
 
 const char *const *policy_dangerous(const struct policy *cp)

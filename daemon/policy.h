@@ -13,10 +13,10 @@
  * An allow rule applies only to connections to the upstream it names.
  * An allow rule may limit statements ("statements": classes allowed, denied or held
  * for approval, tables allowed or denied); without it every statement is allowed and
- * the database role's own privileges are the limit. Masks and recording belong to
- * later work: their keys are refused with a message that says so, rather than
- * accepted and ignored. A file may add functions to the dangerous list
- * ("dangerous_functions").
+ * the database role's own privileges are the limit. A rule may mask columns ("mask":
+ * by schema.table.column, or by output column name for derived columns) and ask
+ * for result rows in the recording ("record": { "results": true }). A file may add
+ * functions to the dangerous list ("dangerous_functions").
  */
 #ifndef PGTETHER_POLICY_H
 #define PGTETHER_POLICY_H
@@ -26,6 +26,7 @@
 #include <stddef.h>
 
 #include "jsonpos.h"
+#include "mask.h"
 #include "sqlclass.h"
 #include <stdint.h>
 
@@ -46,6 +47,27 @@ struct policy_statements {
 	size_t n_tables_allow;
 	char *tables_deny[POLICY_MAX_TABLES];
 	size_t n_tables_deny;
+};
+
+#define POLICY_MAX_MASKS 64
+
+/* What a mask lets through although the mask cannot follow it ("allow"). */
+enum policy_mask_allow {
+	POLICY_MASK_ALLOW_COPY = 1u << 0,      /* COPY ... TO of the table, or of a query over it */
+	POLICY_MASK_ALLOW_WHOLE_ROW = 1u << 1, /* row_to_json(u), SELECT u FROM users u */
+	POLICY_MASK_ALLOW_COMPUTED = 1u << 2,  /* upper(email), email::text, INSERT ... SELECT email */
+	POLICY_MASK_ALLOW_DDL = 1u << 3,       /* ALTER/DROP/CREATE ... naming the table */
+};
+
+struct policy_mask {
+	char *column;                    /* "schema.table.column" as written (schema defaults
+					  * to public), or NULL for a name pattern */
+	char *schema, *table, *name;     /* its parts */
+	char *column_name;               /* "column_name" glob of output columns, or NULL */
+	enum mask_strategy strategy;
+	unsigned keep;                   /* partial */
+	char *text;                      /* redact: NULL for the default */
+	unsigned allow;                  /* policy_mask_allow bits */
 };
 
 enum policy_verdict { POLICY_ALLOW, POLICY_DENY, POLICY_APPROVE };
@@ -76,6 +98,9 @@ struct policy_rule {
 	char *upstream;
 	char *role;
 	struct policy_statements statements;
+	struct policy_mask *masks;
+	size_t n_masks;
+	bool record_results;             /* "record": { "results": true } */
 };
 
 struct policy {
@@ -133,6 +158,9 @@ const struct policy_rule *policy_decide(const struct policy *p, const struct pol
  */
 enum policy_verdict policy_statement_verdict(const struct policy_rule *r, const struct sqlclass_result *c,
 					     char *why, size_t cap);
+
+/* True when a rule masks with "hash" (a key file is then needed). */
+bool policy_uses_hash(const struct policy *p);
 
 /* The dangerous function globs in force: sqlclass's defaults plus the files' own. */
 const char *const *policy_dangerous(const struct policy *p);

@@ -7,6 +7,7 @@
 #include "session.h"
 
 #include <errno.h>
+#include <fnmatch.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/crypto.h>
@@ -20,6 +21,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "b64url.h"
 #include "log.h"
 #include "sockdiag.h"
 
@@ -321,6 +323,11 @@ void session_reap(struct session_env *env)
 		free(s->held_sql);
 		if (s->c2u.data != s->base)
 			free(s->c2u.data);
+		if (s->u2c.data != s->base + SESSION_BUF)
+			free(s->u2c.data);
+		maskset_release(&s->masks);
+		free(s->cols);
+		free(s->row);
 		free(s->base);
 		free(s);
 	}
@@ -337,6 +344,8 @@ static void session_close(struct session_env *env, struct session *s, const char
 		log_u64(&l, "bytes_in", s->bytes_c2u);
 		log_u64(&l, "bytes_out", s->bytes_u2c);
 		log_u64(&l, "duration_ms", (unsigned long long)elapsed_ms(s));
+		if (s->rows_masked)
+			log_u64(&l, "rows_masked", s->rows_masked);
 		log_str(&l, "reason", reason);
 		log_end(&l, LOG_LEVEL_INFO);
 	}
@@ -445,8 +454,8 @@ static bool refuse_step(struct session *s)
 /* ---- relay ------------------------------------------------------------------- */
 
 /*
- * The order of what the client is owed: 'S' when a forwarded Query or Sync awaits
- * the server's ReadyForQuery, 'F' for a refused message whose ErrorResponse goes out
+ * The order of what the client is owed: 'Q' or 'S' when a forwarded Query or Sync
+ * awaits the server's ReadyForQuery, 'F' for a refused message whose ErrorResponse goes out
  * after the answers to everything sent before it.
  */
 static int pending_push(struct session *s, uint8_t what)
@@ -518,7 +527,7 @@ static const struct policy_rule *session_rule(struct session_env *env, struct se
  * leaves its SQLSTATE and message in sqlstate and msg.
  */
 static enum policy_verdict check_statement(struct session_env *env, struct session *s, const char *sql, size_t len,
-					   char *sqlstate, char *msg, size_t cap)
+					   char *sqlstate, char *msg, size_t cap, bool *touches_masked)
 {
 	const struct policy_rule *r = session_rule(env, s);
 	struct sqlclass_result tmp = { 0 };
@@ -527,7 +536,7 @@ static enum policy_verdict check_statement(struct session_env *env, struct sessi
 	char why[300];
 	int rc;
 
-	if (r && !r->statements.set)
+	if (r && !r->statements.set && !r->n_masks)
 		return POLICY_ALLOW; /* nothing to check: not even a parse */
 	strcpy(sqlstate, "42501");
 	if (!r) {
@@ -555,6 +564,9 @@ static enum policy_verdict check_statement(struct session_env *env, struct sessi
 		return POLICY_DENY;
 	}
 	v = policy_statement_verdict(r, c, why, sizeof(why));
+	if (v != POLICY_DENY && r->n_masks && maskset_leak(&s->masks, r, c, why, sizeof(why)))
+		v = POLICY_DENY;
+	*touches_masked = r->n_masks && maskset_touches(&s->masks, r, c);
 	sqlclass_release(&tmp);
 	if (v == POLICY_APPROVE) {
 		s->held_timeout = r->statements.approval_timeout;
@@ -647,6 +659,13 @@ static int rec_statement(struct session_env *env, struct session *s, uint8_t typ
 		json_object_set_new(ev, "request", json_integer((json_int_t)s->held_id));
 		json_object_set_new(ev, "why", json_string(msg));
 	}
+	clock_gettime(CLOCK_MONOTONIC, &s->stmt_t0);
+	if (v == POLICY_ALLOW && env->cfg && s->rule[0]) {
+		const struct policy_rule *r = session_rule(env, s);
+
+		s->rows_to_record = r && r->record_results ? 100 : 0;
+		s->row_bytes_left = 65536;
+	}
 	return rec_event(env, s, "statement", ev, true);
 }
 
@@ -658,12 +677,22 @@ static void rec_server_message(struct session_env *env, struct session *s, const
 
 	if (!s->rec || mlen <= PGWIRE_HEADER || end[-1] != '\0')
 		return;
+	struct timespec now;
+	double ms;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ms = (double)(now.tv_sec - s->stmt_t0.tv_sec) * 1e3 + (double)(now.tv_nsec - s->stmt_t0.tv_nsec) / 1e6;
 	if (m[0] == 'C') {
-		ev = json_pack("{s:s}", "tag", p);
+		const char *last = strrchr(p, ' ');
+
+		ev = json_pack("{s:s, s:f}", "tag", p, "ms", ms);
+		/* "SELECT 3", "INSERT 0 3", "UPDATE 3", "COPY 3": the last number is the rows */
+		if (ev && last && last[1] >= '0' && last[1] <= '9')
+			json_object_set_new(ev, "rows", json_integer(strtoll(last + 1, NULL, 10)));
 		rec_event(env, s, "result", ev, false);
 		return;
 	}
-	ev = json_object();
+	ev = json_pack("{s:f}", "ms", ms);
 	while (ev && p < end && *p) {
 		if (*p == 'C')
 			json_object_set_new(ev, "sqlstate", json_string(p + 1));
@@ -705,11 +734,16 @@ static void hold(struct session_env *env, struct session *s, const char *sql, si
 	log_end(&l, LOG_LEVEL_WARN);
 }
 
-/* Makes c2u able to hold a message of mlen bytes at start. 0 or -ENOMEM. */
-static int c2u_reserve(struct session *s, size_t start, size_t mlen)
+/* The part of the session's own allocation that is b's when b is not grown. */
+static uint8_t *buf_home(struct session *s, const struct session_buf *b)
 {
-	struct session_buf *b = &s->c2u;
-	size_t want = start + mlen;
+	return b == &s->c2u ? s->base : s->base + SESSION_BUF;
+}
+
+/* Makes c2u or u2c able to hold `want` bytes (a long statement, a row to mask, a
+ * catalog answer). 0 or -ENOMEM. */
+static int buf_reserve(struct session *s, struct session_buf *b, size_t want)
+{
 	uint8_t *d;
 
 	if (want <= b->cap)
@@ -719,24 +753,517 @@ static int c2u_reserve(struct session *s, size_t start, size_t mlen)
 		return -ENOMEM;
 	memcpy(d, b->data, b->len);
 	OPENSSL_cleanse(b->data, b->cap);
-	if (b->data != s->base)
+	if (b->data != buf_home(s, b))
 		free(b->data);
 	b->data = d;
 	b->cap = want;
 	return 0;
 }
 
-/* Back into the session's own buffer once a long statement has gone out. */
-static void c2u_shrink(struct session *s)
+/* Back into the session's own buffer once what needed more room has gone out. */
+static void buf_shrink(struct session *s, struct session_buf *b)
+{
+	uint8_t *home = buf_home(s, b);
+
+	if (b->data == home || b->len > SESSION_BUF || (b == &s->u2c && s->u2c_kept))
+		return;
+	memcpy(home, b->data, b->len);
+	free(b->data);
+	b->data = home;
+	b->cap = SESSION_BUF;
+}
+
+/*
+ * A message of mlen bytes at start of b is held until it is whole. The bytes before
+ * it go out and the buffer compacts meanwhile, so more room is needed only when the
+ * message cannot fit at all, with `reserve` bytes kept free for reading (fill()):
+ * nothing is allocated for messages of ordinary size. 0 or -ENOMEM.
+ */
+static int hold_room(struct session *s, struct session_buf *b, size_t start, size_t mlen, size_t reserve)
+{
+	if (mlen + reserve < b->cap)
+		return 0;
+	return buf_reserve(s, b, start + mlen + reserve + 1);
+}
+
+static int c2u_reserve(struct session *s, size_t start, size_t mlen)
+{
+	return hold_room(s, &s->c2u, start, mlen, 0);
+}
+
+/* ---- masking ----------------------------------------------------------------------- */
+
+static const char *error_message(const uint8_t *body, uint32_t len, char *buf, size_t cap);
+static void end_relay(struct session_env *env, struct session *s, const char *sqlstate, const char *msg,
+		      const char *why);
+
+/* The session's rule when rows are looked at (it masks, or records results), else NULL. */
+static const struct policy_rule *masking_rule(struct session_env *env, struct session *s)
+{
+	const struct policy_rule *r = s->rule[0] ? session_rule(env, s) : NULL;
+
+	return r && (r->n_masks || (r->record_results && s->rec)) ? r : NULL;
+}
+
+/*
+ * Puts the catalog query for the rule's masks into c2u at pos (a message boundary
+ * before which everything is answered): its answer is taken by lookup_scan, not
+ * relayed. Returns the bytes added, 0 when the rule needs no catalog (resolved at
+ * once), or -ENOMEM.
+ */
+static long lookup_insert(struct session_env *env, struct session *s, const struct policy_rule *r, size_t pos)
 {
 	struct session_buf *b = &s->c2u;
+	int err;
+	char *q = maskset_query(r, &err);
+	size_t qlen, n;
 
-	if (b->data == s->base || b->len > SESSION_BUF)
+	maskset_reset(&s->masks);
+	if (!q) {
+		s->mask_epoch = env->mask_epoch;
+		return err;
+	}
+	qlen = strlen(q) + 1;
+	n = PGWIRE_HEADER + qlen;
+	if (buf_reserve(s, b, b->len + n) < 0) {
+		free(q);
+		return -ENOMEM;
+	}
+	memmove(b->data + pos + n, b->data + pos, b->len - pos);
+	b->data[pos] = 'Q';
+	pgwire_put32(b->data + pos + 1, (uint32_t)(4 + qlen));
+	memcpy(b->data + pos + PGWIRE_HEADER, q, qlen);
+	b->len += n;
+	free(q);
+	s->lookup_active = true;
+	s->lookup_epoch = env->mask_epoch;
+	return (long)n;
+}
+
+/* The lookup failed: masks cannot be known, so the session cannot go on. */
+static void lookup_failed(struct session_env *env, struct session *s, const char *why)
+{
+	char msg[600];
+
+	snprintf(msg, sizeof(msg), "pgtether: rule '%s' masks columns, and they cannot be looked up in the catalog: %s",
+		 s->rule, why);
+	log_error("mask", "id=%llu: %s", (unsigned long long)s->id, msg);
+	s->lookup_active = false;
+	end_relay(env, s, s->lookup_login ? "XX000" : "57P01", msg, "mask lookup failed");
+}
+
+/*
+ * Server → pgtether while the catalog query is out: takes its rows, and drops its
+ * messages, but passes on what the server says of its own accord (notices,
+ * parameter changes, notifications). Returns 1 when the answer is complete, 0 when
+ * more is to come, -1 when the session ended.
+ */
+static int lookup_scan(struct session_env *env, struct session *s)
+{
+	const struct policy_rule *r = masking_rule(env, s);
+	struct session_buf *b = &s->u2c;
+	size_t pos = s->s_scan;
+	int rc;
+
+	while (b->len - pos >= PGWIRE_HEADER) {
+		uint8_t type = b->data[pos];
+		uint32_t len = pgwire_get32(b->data + pos + 1);
+		size_t mlen = 1 + (size_t)len;
+		const uint8_t *body = b->data + pos + PGWIRE_HEADER;
+
+		if (len < 4 || len > (16u << 20)) {
+			lookup_failed(env, s, "the server's answer is malformed or too large");
+			return -1;
+		}
+		if (b->len - pos < mlen) {
+			if (hold_room(s, b, pos, mlen, SESSION_INJECT_RESERVE) < 0) {
+				lookup_failed(env, s, "out of memory");
+				return -1;
+			}
+			break;
+		}
+		if (type == 'N' || type == 'S' || type == 'A') {
+			pos += mlen; /* the client's */
+			continue;
+		}
+		if (type == 'E') {
+			char m[400], said[300];
+
+			snprintf(m, sizeof(m), "the server said: %s", error_message(body, len - 4, said, sizeof(said)));
+			lookup_failed(env, s, m);
+			return -1;
+		}
+		if (type == 'D') {
+			uint32_t flen = len >= 10 ? pgwire_get32(body + 2) : 0;
+
+			if (!r || len < 10 || flen > len - 10 ||
+			    (rc = maskset_add_row(&s->masks, r, (const char *)body + 6, flen)) < 0) {
+				lookup_failed(env, s, !r ? "the rule is gone" : "a row of the answer is not understood");
+				return -1;
+			}
+		}
+		if (type == 'Z' && s->lookup_login) {
+			s->tx_status = body[0];
+			pos += mlen; /* the client's first ReadyForQuery */
+		} else {
+			memmove(b->data + pos, b->data + pos + mlen, b->len - pos - mlen);
+			b->len -= mlen;
+		}
+		if (type == 'Z') {
+			s->s_scan = b->ready = pos;
+			s->lookup_active = false;
+			if (r && (rc = maskset_finish(&s->masks, r)) < 0) {
+				lookup_failed(env, s, strerror(-rc));
+				return -1;
+			}
+			s->mask_epoch = s->lookup_epoch;
+			s->lookup_login = false;
+			log_msg(LOG_LEVEL_DEBUG, "mask", "id=%llu: %zu masked columns resolved", (unsigned long long)s->id, s->masks.n);
+			return 1;
+		}
+	}
+	s->s_scan = b->ready = pos;
+	return 0;
+}
+
+/* Whether a Parse's statement names a masked table, by statement name: its Bind
+ * parameters are then recorded masked. */
+static void remember_prepared(struct session *s, const char *name, bool masked)
+{
+	unsigned i;
+
+	for (i = 0; i < 16; i++)
+		if (s->prepared[i].used && !strcmp(s->prepared[i].name, name))
+			break;
+	if (i == 16)
+		i = s->prepared_next++ % 16;
+	snprintf(s->prepared[i].name, sizeof(s->prepared[i].name), "%s", name);
+	s->prepared[i].used = true;
+	s->prepared[i].masked = masked;
+}
+
+/* A value for the recording: text as a string when it is UTF-8, else "\x" and hex;
+ * cut at `max` bytes. */
+static json_t *rec_value(const uint8_t *v, int32_t len, int format, size_t max)
+{
+	char hex[2 * 256 + 3];
+	size_t n = len > 0 ? (size_t)len : 0;
+	json_t *j;
+
+	if (len < 0)
+		return json_null();
+	if (n > max)
+		n = max;
+	if (format == 0 && (j = json_stringn((const char *)v, n)))
+		return j;
+	if (n > 256)
+		n = 256;
+	hex[0] = '\\';
+	hex[1] = 'x';
+	hex_encode(v, n, hex + 2);
+	return json_string(hex);
+}
+
+/* Records the parameters of a whole Bind body (masked when its statement names a
+ * masked table, or is not known). */
+static void rec_bind(struct session_env *env, struct session *s, const struct policy_rule *masking, const uint8_t *body,
+		     size_t blen)
+{
+	const uint8_t *p = body, *end = body + blen, *fmts;
+	size_t portal = strnlen((const char *)p, blen), stmt_len;
+	const char *stmt;
+	unsigned nfmt, nparams;
+	bool masked = masking && masking->n_masks;
+	json_t *params;
+
+	if (portal >= blen)
 		return;
-	memcpy(s->base, b->data, b->len);
-	free(b->data);
-	b->data = s->base;
-	b->cap = SESSION_BUF;
+	stmt = (const char *)p + portal + 1;
+	stmt_len = strnlen(stmt, (size_t)(end - (const uint8_t *)stmt));
+	p = (const uint8_t *)stmt + stmt_len + 1;
+	if (p + 2 > end)
+		return;
+	for (unsigned i = 0; masked && i < 16; i++)
+		if (s->prepared[i].used && !strcmp(s->prepared[i].name, stmt) && !s->prepared[i].masked)
+			masked = false; /* known, and it names no masked table */
+	nfmt = (unsigned)(p[0] << 8 | p[1]);
+	fmts = p + 2;
+	p += 2 + 2 * (size_t)nfmt;
+	if (p + 2 > end)
+		return;
+	nparams = (unsigned)(p[0] << 8 | p[1]);
+	p += 2;
+	if (!(params = json_array()))
+		return;
+	for (unsigned i = 0; i < nparams && i < 64; i++) {
+		int32_t len;
+		int fmt = nfmt == 0 ? 0 : (fmts[2 * (nfmt == 1 ? 0 : i) + 1] != 0);
+
+		if (p + 4 > end || (nfmt > 1 && i >= nfmt))
+			break;
+		len = (int32_t)pgwire_get32(p);
+		p += 4;
+		if (len > end - p)
+			break;
+		json_array_append_new(params, masked && len >= 0 ? json_string("****") : rec_value(p, len, fmt, 1024));
+		if (len > 0)
+			p += len;
+	}
+	rec_event(env, s, "bind", json_pack("{s:s%, s:o, s:b}", "statement", stmt, stmt_len, "params", params, "masked",
+					    masked), false);
+}
+
+/* Records a result row as the client gets it (after masking), within the budget
+ * of the statement. */
+static void rec_row(struct session_env *env, struct session *s, const uint8_t *m, size_t mlen)
+{
+	const uint8_t *p = m + PGWIRE_HEADER + 2, *end = m + mlen;
+	json_t *vals = json_array();
+
+	if (!vals)
+		return;
+	for (size_t i = 0; i < s->n_cols && p + 4 <= end; i++) {
+		int32_t len = (int32_t)pgwire_get32(p);
+
+		p += 4;
+		json_array_append_new(vals, rec_value(p, len, s->cols[i].format, 1024));
+		if (len > 0)
+			p += len;
+	}
+	s->rows_to_record--;
+	s->row_bytes_left = mlen < s->row_bytes_left ? s->row_bytes_left - mlen : 0;
+	if (!s->row_bytes_left)
+		s->rows_to_record = 0;
+	rec_event(env, s, "row", json_pack("{s:o}", "values", vals), false);
+}
+
+/* The current RowDescription (a whole 'T' body): which columns are masked, how. */
+static int parse_desc(struct session *s, const struct policy_rule *r, const uint8_t *body, size_t blen)
+{
+	const uint8_t *p = body + 2, *end = body + blen;
+	size_t n;
+
+	if (blen < 2)
+		return -EPROTO;
+	n = (size_t)(body[0] << 8 | body[1]);
+	if (n > s->cap_cols) {
+		struct session_col *c = realloc(s->cols, n * sizeof(*c));
+
+		if (!c)
+			return -ENOMEM;
+		s->cols = c;
+		s->cap_cols = n;
+	}
+	s->cols_masked = false;
+	for (size_t i = 0; i < n; i++) {
+		const char *name = (const char *)p;
+		size_t nl = strnlen(name, (size_t)(end - p));
+		int mask = -1;
+
+		if (p + nl + 1 + 18 > end)
+			return -EPROTO;
+		p += nl + 1;
+		uint32_t rel = pgwire_get32(p);
+		int16_t att = (int16_t)(p[4] << 8 | p[5]);
+
+		if (rel)
+			mask = maskset_find(&s->masks, rel, att);
+		for (size_t k = 0; mask < 0 && k < r->n_masks; k++)
+			if (r->masks[k].column_name && fnmatch(r->masks[k].column_name, name, 0) == 0)
+				mask = (int)k;
+		s->cols[i] = (struct session_col){ (int16_t)mask, (int16_t)(p[16] << 8 | p[17]), pgwire_get32(p + 6) };
+		s->cols_masked |= mask >= 0;
+		p += 18;
+	}
+	s->n_cols = n;
+	s->have_desc = true;
+	return 0;
+}
+
+/* s->row holding at least need bytes. 0, -ENOMEM or -E2BIG. */
+static int row_room(struct session *s, size_t need)
+{
+	size_t cap = s->row_cap ? s->row_cap : 65536;
+	uint8_t *d;
+
+	if (need <= s->row_cap)
+		return 0;
+	if (need > 2 * (size_t)SESSION_MAX_MASKED_ROW)
+		return -E2BIG;
+	while (cap < need)
+		cap *= 2;
+	if (!(d = realloc(s->row, cap)))
+		return -ENOMEM;
+	s->row = d;
+	s->row_cap = cap;
+	return 0;
+}
+
+/* Appends the masked form of the whole DataRow m[0..mlen) to s->row at *o. */
+static int mask_one_row(struct session_env *env, struct session *s, const struct policy_rule *r, const uint8_t *m,
+			size_t mlen, size_t *o)
+{
+	const uint8_t *p = m + PGWIRE_HEADER + 2, *end = m + mlen;
+	size_t at = *o, w;
+	int rc;
+
+	if (mlen < PGWIRE_HEADER + 2 || (size_t)(m[5] << 8 | m[6]) != s->n_cols)
+		return -EPROTO;
+	if ((rc = row_room(s, at + mlen)) < 0)
+		return rc;
+	memcpy(s->row + at, m, PGWIRE_HEADER + 2);
+	w = at + PGWIRE_HEADER + 2;
+	for (size_t i = 0; i < s->n_cols; i++) {
+		int32_t flen;
+		const uint8_t *val;
+
+		if (end - p < 4)
+			return -EPROTO;
+		flen = (int32_t)pgwire_get32(p);
+		p += 4;
+		if (flen < -1 || flen > end - p)
+			return -EPROTO;
+		val = p;
+		if (flen > 0)
+			p += flen;
+		if (s->cols[i].mask < 0) {
+			size_t k = 4 + (flen > 0 ? (size_t)flen : 0);
+
+			if ((rc = row_room(s, w + k + (size_t)(end - p))) < 0)
+				return rc;
+			memcpy(s->row + w, val - 4, k);
+			w += k;
+			continue;
+		}
+		size_t mi = (size_t)s->cols[i].mask;
+		const struct policy_mask *pm = mi < r->n_masks ? &r->masks[mi] : NULL;
+		struct mask_spec spec = { pm ? pm->strategy : MASK_NULL, pm ? pm->keep : 0, pm ? pm->text : NULL,
+					  env->cfg->mask_key };
+		long out;
+
+		for (;;) {
+			if ((rc = row_room(s, w + 4 + 256 + (size_t)(end - p))) < 0)
+				return rc;
+			out = mask_value(&spec, s->cols[i].type, s->cols[i].format, val, flen, s->row + w + 4,
+					 s->row_cap - w - 4 - (size_t)(end - p));
+			if (out != -ENOSPC)
+				break;
+			if ((rc = row_room(s, s->row_cap * 2)) < 0)
+				return rc;
+		}
+		if (out < 0 && out != MASK_NULL_VALUE)
+			out = MASK_NULL_VALUE; /* not a valid value of its type: NULL rather than it */
+		pgwire_put32(s->row + w, (uint32_t)(int32_t)out);
+		w += 4 + (out > 0 ? (size_t)out : 0);
+	}
+	if (p != end)
+		return -EPROTO;
+	pgwire_put32(s->row + at + 1, (uint32_t)(w - at - 1));
+	*o = w;
+	if (s->rows_to_record)
+		rec_row(env, s, s->row + at, w - at);
+	return 0;
+}
+
+/*
+ * Masks the DataRows from u2c[start] on (the first one whole), as many as are whole
+ * in the buffer, in one pass: they are rewritten into s->row and put back in one
+ * move. Returns the length they have now (*used: the length they had), or -errno.
+ */
+static long mask_rows(struct session_env *env, struct session *s, const struct policy_rule *r, size_t start,
+		      size_t *used)
+{
+	struct session_buf *b = &s->u2c;
+	size_t p = start, o = 0;
+	int rc;
+
+	while (b->len - p >= PGWIRE_HEADER && b->data[p] == 'D') {
+		size_t mlen = 1 + (size_t)pgwire_get32(b->data + p + 1), was = o;
+
+		if (b->len - p < mlen)
+			break;
+		if ((rc = mask_one_row(env, s, r, b->data + p, mlen, &o)) < 0)
+			return rc;
+		/* rows that grew must still fit: fill() leaves SESSION_INJECT_RESERVE free,
+		 * which takes most growth; a row that grows by more waits until what is
+		 * before it has gone out, and only a first row that cannot fit even then
+		 * makes the buffer bigger (for the rest of the session) */
+		if (o > p + mlen - start && o - (p + mlen - start) > room(b)) {
+			if (p > start) {
+				o = was;
+				break;
+			}
+			if (buf_reserve(s, b, 2 * b->cap + (o - mlen)) < 0)
+				return -ENOMEM;
+			s->u2c_kept = true;
+		}
+		p += mlen;
+		s->rows_masked++;
+	}
+	memmove(b->data + start + o, b->data + p, b->len - p);
+	memcpy(b->data + start, s->row, o);
+	b->len = b->len - (p - start) + o;
+	*used = p - start;
+	return (long)o;
+}
+
+/* The answer to a Describe (RowDescription or NoData): ours when we added the Describe. */
+static bool describe_answer_ours(struct session *s)
+{
+	bool ours;
+
+	if (!s->pending_count || s->pending[s->pending_head] != 'S')
+		return false; /* a simple Query's own RowDescription */
+	if (!s->desc_count || s->describes[s->desc_head].batch != s->s_batch)
+		return false;
+	ours = s->describes[s->desc_head].ours;
+	s->desc_head = (s->desc_head + 1) % SESSION_MAX_DESCRIBES;
+	s->desc_count--;
+	return ours;
+}
+
+/* A ReadyForQuery: the Describes of the batch it ends that were skipped after an
+ * error are never answered. */
+static void batch_answered(struct session *s, uint8_t kind)
+{
+	if (kind == 'S') {
+		while (s->desc_count && s->describes[s->desc_head].batch == s->s_batch) {
+			s->desc_head = (s->desc_head + 1) % SESSION_MAX_DESCRIBES;
+			s->desc_count--;
+		}
+		s->s_batch++;
+	}
+	s->have_desc = false;
+	s->cols_masked = false;
+}
+
+/*
+ * A whole 'T', 'n' or masked 'D' at u2c[start..start+mlen) of a masking session:
+ * RowDescriptions set how rows are masked, answers to Describes pgtether added are
+ * dropped, rows are rewritten. Returns the bytes now there from start, or -errno.
+ */
+static long masked_message(struct session_env *env, struct session *s, const struct policy_rule *r, size_t start,
+			   size_t mlen)
+{
+	struct session_buf *b = &s->u2c;
+	uint8_t type = b->data[start];
+	size_t used;
+	long n;
+	int rc;
+
+	if (type == 'D') {
+		n = mask_rows(env, s, r, start, &used);
+		return n;
+	}
+	if (type == 'T' && (rc = parse_desc(s, r, b->data + start + PGWIRE_HEADER, mlen - PGWIRE_HEADER)) < 0)
+		return rc;
+	if (type == 'n')
+		s->have_desc = s->cols_masked = false;
+	if (!describe_answer_ours(s))
+		return (long)mlen;
+	memmove(b->data + start, b->data + start + mlen, b->len - start - mlen);
+	b->len -= mlen;
+	return 0;
 }
 
 /*
@@ -752,8 +1279,10 @@ static int client_filter(struct session_env *env, struct session *s)
 	struct pgwire_header h;
 	int found, r;
 
-	if (s->held_id && !s->held_decision)
-		return 0; /* nothing passes a statement held for approval */
+	const struct policy_rule *masking = masking_rule(env, s);
+
+	if ((s->held_id && !s->held_decision) || s->lookup_active)
+		return 0; /* nothing passes a statement held for approval, or our catalog query */
 	while (pos < b->len) {
 		if (s->c_drop) {
 			size_t n = b->len - pos < s->c_drop ? b->len - pos : s->c_drop;
@@ -771,6 +1300,67 @@ static int client_filter(struct session_env *env, struct session *s)
 		pos += (size_t)used;
 		if (!found)
 			continue;
+		if (masking && (h.type == 'Q' || h.type == 'P') && s->mask_epoch != env->mask_epoch && !s->c_unsynced &&
+		    s->pending_count == 0 && s->tx_status != 'E' && !s->held_id && !s->want_status &&
+		    pgwire_scan_at_boundary(&s->sscan)) {
+			/* the catalog changed (DDL, reload): resolve the masks again first,
+			 * now that the server has answered everything */
+			long n = lookup_insert(env, s, masking, start);
+
+			if (n < 0)
+				return (int)n;
+			if (n > 0) {
+				s->cscan.have = 0;
+				s->cscan.remaining = 0;
+				pos = start + (size_t)n;
+				break;
+			}
+		}
+		if (masking && h.type == 'E') {
+			/* every Execute gets a Describe of its portal first, so the rows it
+			 * returns always come after the description masks need (drivers skip
+			 * Describe for statements they prepared) */
+			size_t mlen = PGWIRE_HEADER + (size_t)h.body_len, plen, dlen;
+
+			if (h.body_len > 1024)
+				return -EPROTO;
+			if (b->len - start < mlen) {
+				if ((r = c2u_reserve(s, start, mlen)) < 0)
+					return r;
+				s->cscan.have = 0;
+				s->cscan.remaining = 0;
+				pos = start;
+				break;
+			}
+			plen = strnlen((const char *)b->data + start + PGWIRE_HEADER, h.body_len);
+			if (plen + 5 != h.body_len)
+				return -EPROTO;
+			if (s->desc_count == SESSION_MAX_DESCRIBES)
+				return -ENOBUFS;
+			dlen = PGWIRE_HEADER + 1 + plen + 1;
+			if (buf_reserve(s, b, b->len + dlen) < 0)
+				return -ENOMEM;
+			memmove(b->data + start + dlen, b->data + start, b->len - start);
+			b->data[start] = 'D';
+			pgwire_put32(b->data + start + 1, (uint32_t)(dlen - 1));
+			b->data[start + PGWIRE_HEADER] = 'P';
+			memcpy(b->data + start + PGWIRE_HEADER + 1, b->data + start + dlen + PGWIRE_HEADER, plen + 1);
+			b->len += dlen;
+			s->describes[(s->desc_head + s->desc_count++) % SESSION_MAX_DESCRIBES] =
+				(typeof(s->describes[0])){ s->c_batch, true };
+			s->cscan.remaining = 0;
+			pos = start + dlen + mlen;
+			s->c_unsynced = true;
+			continue;
+		}
+		if (masking && h.type == 'D') {
+			if (s->desc_count == SESSION_MAX_DESCRIBES)
+				return -ENOBUFS;
+			s->describes[(s->desc_head + s->desc_count++) % SESSION_MAX_DESCRIBES] =
+				(typeof(s->describes[0])){ s->c_batch, false };
+		}
+		if (h.type == 'S')
+			s->c_batch++;
 		if (h.type == 'F') {
 			/* inside an extended-query batch not yet closed by Sync the refusal
 			 * would have no place in the answers; and each refusal owed takes
@@ -791,6 +1381,7 @@ static int client_filter(struct session_env *env, struct session *s)
 			const char *sql;
 			char sqlstate[6], msg[400];
 			size_t sql_len;
+			bool touches = masking != NULL; /* a held statement: as if it did */
 
 			if (b->len - start < mlen) {
 				if (h.body_len > env->cfg->max_statement_bytes + 256u) {
@@ -823,8 +1414,10 @@ static int client_filter(struct session_env *env, struct session *s)
 				free(s->held_sql);
 				s->held_sql = NULL;
 			} else {
-				v = check_statement(env, s, sql, sql_len, sqlstate, msg, sizeof(msg));
+				v = check_statement(env, s, sql, sql_len, sqlstate, msg, sizeof(msg), &touches);
 			}
+			if (h.type == 'P' && masking)
+				remember_prepared(s, (const char *)b->data + start + PGWIRE_HEADER, touches);
 			if (v == POLICY_APPROVE)
 				hold(env, s, sql, sql_len, msg);
 			if (rec_statement(env, s, h.type, sql, sql_len, v, sqlstate, msg) < 0 && v != POLICY_DENY) {
@@ -865,7 +1458,7 @@ static int client_filter(struct session_env *env, struct session *s)
 			if (h.type == 'Q') {
 				s->c_unsynced = false;
 				s->batch_denied = false;
-				if ((r = pending_push(s, 'S')) < 0)
+				if ((r = pending_push(s, 'Q')) < 0)
 					return r;
 			} else {
 				s->c_unsynced = true;
@@ -873,8 +1466,27 @@ static int client_filter(struct session_env *env, struct session *s)
 		} else if (h.type == 'Q' || h.type == 'S') {
 			s->c_unsynced = false;
 			s->batch_denied = false;
-			if ((r = pending_push(s, 'S')) < 0)
+			if ((r = pending_push(s, h.type)) < 0)
 				return r;
+		} else if (h.type == 'B' && s->rec) {
+			size_t mlen = PGWIRE_HEADER + (size_t)h.body_len;
+
+			s->c_unsynced = true;
+			if (h.body_len > 65536) {
+				rec_event(env, s, "bind", json_pack("{s:I}", "bytes", (json_int_t)h.body_len), false);
+				continue; /* too long to hold for the record: its size only */
+			}
+			if (b->len - start < mlen) {
+				if ((r = c2u_reserve(s, start, mlen)) < 0)
+					return r;
+				s->cscan.have = 0;
+				s->cscan.remaining = 0;
+				pos = start;
+				break;
+			}
+			rec_bind(env, s, masking, b->data + start + PGWIRE_HEADER, h.body_len);
+			s->cscan.remaining = 0;
+			pos = start + mlen;
 		} else if (strchr("PBEDCH", h.type)) {
 			s->c_unsynced = true;
 		}
@@ -940,6 +1552,10 @@ static int server_scan(struct session_env *env, struct session *s)
 	struct pgwire_header h;
 	int found;
 
+	const struct policy_rule *masking = masking_rule(env, s);
+
+	if (s->lookup_active)
+		return 0; /* lookup_scan's */
 	/* refusals owed with nothing outstanding before them go out at a boundary */
 	if (pgwire_scan_at_boundary(&s->sscan) && !s->want_status)
 		pos += inject_due(s, pos);
@@ -948,9 +1564,14 @@ static int server_scan(struct session_env *env, struct session *s)
 			s->tx_status = b->data[pos++];
 			s->want_status = false;
 			s->sscan.remaining = 0;
-			if (s->pending_count && s->pending[s->pending_head] == 'S') {
+			if (s->pending_count && (s->pending[s->pending_head] == 'S' || s->pending[s->pending_head] == 'Q')) {
+				batch_answered(s, s->pending[s->pending_head]);
 				s->pending_head = (s->pending_head + 1) % SESSION_MAX_PENDING;
 				s->pending_count--;
+			}
+			if (s->ddl_done && s->tx_status == 'I') {
+				env->mask_epoch++; /* masked sessions look again before their next statement */
+				s->ddl_done = false;
 			}
 			if (s->pending_count == 0 && !s->c_unsynced)
 				s->sentinels_out = 0; /* answered or discarded, every one */
@@ -986,6 +1607,39 @@ static int server_scan(struct session_env *env, struct session *s)
 			pos += inject_due(s, pos);
 			continue;
 		}
+		if (found && masking && whole_here &&
+		    (h.type == 'T' || h.type == 'n' || (h.type == 'D' && (s->cols_masked || s->rows_to_record || !s->have_desc)))) {
+			size_t mlen = PGWIRE_HEADER + (size_t)h.body_len;
+			long now;
+
+			if (h.type == 'D' && !s->have_desc) {
+				if (!masking->n_masks)
+					goto plain; /* recorded rows only: these are not */
+				return -EBADE; /* rows nothing described: they cannot be masked */
+			}
+			if (b->len - start < mlen) {
+				if (h.type == 'D' && mlen > SESSION_MAX_MASKED_ROW)
+					return -E2BIG;
+				if (hold_room(s, b, start, mlen, SESSION_INJECT_RESERVE) < 0)
+					return -ENOMEM;
+				s->sscan.have = 0;
+				s->sscan.remaining = 0;
+				pos = hold = start;
+				break;
+			}
+			s->sscan.remaining = 0;
+			if ((now = masked_message(env, s, masking, start, mlen)) < 0)
+				return (int)now;
+			s->last_server_type = h.type;
+			pos = start + (size_t)now;
+			pos += inject_due(s, pos);
+			continue;
+		}
+plain:
+		if (found && h.type == 'C' && whole_here && h.body_len >= 5 && b->len - start >= PGWIRE_HEADER + 5 &&
+		    (!memcmp(b->data + start + PGWIRE_HEADER, "CREAT", 5) || !memcmp(b->data + start + PGWIRE_HEADER, "ALTER", 5) ||
+		     !memcmp(b->data + start + PGWIRE_HEADER, "DROP ", 5)))
+			s->ddl_done = true; /* the catalog changed: masks are resolved again */
 		if (found && s->rec && (h.type == 'C' || h.type == 'E') && whole_here &&
 		    b->len - start >= PGWIRE_HEADER + (size_t)h.body_len)
 			rec_server_message(env, s, b->data + start, PGWIRE_HEADER + (size_t)h.body_len);
@@ -998,8 +1652,9 @@ static int server_scan(struct session_env *env, struct session *s)
 		}
 	}
 	s->s_scan = pos;
-	/* while a denial may come back, a header is not sent before it is known */
-	b->ready = hold != SIZE_MAX ? hold : s->sentinels_out ? pos - s->sscan.have : b->len;
+	/* while a denial may come back, or rows may be masked, a header is not sent
+	 * before it is known */
+	b->ready = hold != SIZE_MAX ? hold : (s->sentinels_out || masking) ? pos - s->sscan.have : b->len;
 	return 0;
 }
 
@@ -1055,6 +1710,7 @@ static void relay_event(struct session_env *env, struct session *s, struct sessi
 	struct session_end *other = from_client ? &s->upstream : &s->client;
 	const char *who = from_client ? "client" : "upstream";
 	char reason[160];
+	bool kick = false;
 	ssize_t n;
 	int r = 0;
 
@@ -1097,6 +1753,13 @@ static void relay_event(struct session_env *env, struct session *s, struct sessi
 			upstream_lost(env, s, "upstream closed");
 			return;
 		}
+		if (!from_client && s->lookup_active) {
+			int l = lookup_scan(env, s);
+
+			if (l < 0)
+				return; /* the session ended */
+			kick = l > 0;
+		}
 		r = from_client ? client_filter(env, s) : server_scan(env, s);
 		if (r == -EPROTO && from_client) {
 			char m[160];
@@ -1128,6 +1791,14 @@ static void relay_event(struct session_env *env, struct session *s, struct sessi
 			session_close(env, s, r == -ENOMEM ? "out of memory" : "statement too long to check");
 			return;
 		}
+		if (r == -EBADE || r == -E2BIG) {
+			char m[200];
+
+			snprintf(m, sizeof(m), "pgtether: %s", r == -EBADE ? "rows came without a description, so they cannot be masked" :
+				 "a row too large to mask (over 64 MiB)");
+			end_relay(env, s, r == -E2BIG ? "54000" : "XX000", m, "row cannot be masked");
+			return;
+		}
 		if (r == -EBADMSG) {
 			queue_error(s, "FATAL", "08P01",
 				    "pgtether: FunctionCall inside an unfinished extended-query batch, or too many pipelined FunctionCalls");
@@ -1140,8 +1811,7 @@ static void relay_event(struct session_env *env, struct session *s, struct sessi
 			session_close(env, s, reason);
 			return;
 		}
-		if (from_client)
-			c2u_shrink(s);
+		buf_shrink(s, from_client ? &s->c2u : &s->u2c);
 		if (from_client && (s->notice_len || (s->pending_count && s->pending[s->pending_head] == 'F'))) {
 			/* a refusal with nothing before it: the client is owed it now */
 			server_scan(env, s);
@@ -1170,6 +1840,11 @@ static void relay_event(struct session_env *env, struct session *s, struct sessi
 	}
 	set_events(env, &s->client, interest(&s->c2u, 0, &s->u2c));
 	set_events(env, &s->upstream, interest(&s->u2c, SESSION_INJECT_RESERVE, &s->c2u));
+	if (kick) {
+		/* the masks are known: what the client sent meanwhile goes on */
+		relay_event(env, s, &s->client, EPOLLIN);
+		return;
+	}
 	/* Bytes TLS already decrypted raise no epoll event: take them now. */
 	if (tls_pending(s->client.ssl) && room(&s->c2u) > 0 && !s->c2u.eof)
 		relay_event(env, s, &s->client, EPOLLIN);
@@ -1184,6 +1859,7 @@ static void relay_event(struct session_env *env, struct session *s, struct sessi
 
 static void start_relay(struct session_env *env, struct session *s)
 {
+	const struct policy_rule *mr;
 	struct logline l;
 	char buf[ADDR_STRLEN];
 
@@ -1214,8 +1890,25 @@ static void start_relay(struct session_env *env, struct session *s)
 	s->sscan = (struct pgwire_scan){ .max_len = env->cfg->max_message_bytes };
 	s->c_scan = 0;
 	s->s_scan = s->u2c.len; /* what is queued was composed here, at boundaries */
+	if ((mr = masking_rule(env, s))) {
+		/* the client's first ReadyForQuery waits for the answer of the catalog query */
+		long n = lookup_insert(env, s, mr, 0);
+
+		if (n > 0) {
+			s->lookup_login = true;
+			s->c2u.ready = s->c_scan = (size_t)n;
+		} else if (n == 0) {
+			uint8_t z[8];
+
+			put(&s->u2c, z, pgwire_build_ready_for_query(z, sizeof(z), (char)s->tx_status));
+			s->s_scan = s->u2c.len;
+		} else {
+			refuse(env, s, "53200", "conn.refused", "pgtether: out of memory");
+			return;
+		}
+	}
 	set_events(env, &s->client, EPOLLIN | (s->u2c.ready > s->u2c.off ? EPOLLOUT : 0));
-	set_events(env, &s->upstream, EPOLLIN);
+	set_events(env, &s->upstream, EPOLLIN | (s->c2u.ready > s->c2u.off ? EPOLLOUT : 0));
 	/* a TLS client may have sent its first query already; no epoll event will say so */
 	if (tls_pending(s->client.ssl))
 		relay_event(env, s, &s->client, EPOLLIN);
@@ -1454,8 +2147,9 @@ static void login_step(struct session_env *env, struct session *s)
 				return;
 			}
 			s->tx_status = body[0];
-			put(&s->u2c, s->in.data + pos - 6, 6);
-			start_relay(env, s);
+			if (!masking_rule(env, s))
+				put(&s->u2c, s->in.data + pos - 6, 6);
+			start_relay(env, s); /* which looks the masks up first, if any */
 			return;
 		default:
 			refuse(env, s, "08P01", "conn.refused", "pgtether: upstream '%s' sent an unexpected '%c' message during login",
@@ -2469,6 +3163,7 @@ void session_policy_reloaded(struct session_env *env)
 	struct session *s, *next;
 
 	env->gen++;
+	env->mask_epoch++; /* masks may have changed: sessions resolve theirs again */
 	if (env->sqlcache)
 		sqlclass_cache_clear(env->sqlcache); /* the dangerous functions may have changed */
 	for (s = env->head; s; s = next) {

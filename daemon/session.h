@@ -28,6 +28,7 @@
 #include "attest.h"
 #include "config.h"
 #include "intercept.h"
+#include "maskset.h"
 #include "pgwire.h"
 #include "record.h"
 #include "sqlclass.h"
@@ -40,6 +41,8 @@
 #define SESSION_MAX_PENDING 4096       /* client sync points awaiting a ReadyForQuery */
 #define SESSION_TOKEN_MAX (SESSION_BUF - 8) /* identity tokens; issuers set lower caps */
 #define SESSION_MAX_DENIALS 8          /* denied statements awaiting their answer */
+#define SESSION_MAX_MASKED_ROW (64u << 20) /* a DataRow rewritten by masks is held whole */
+#define SESSION_MAX_DESCRIBES 1024     /* Describe answers awaited while masking */
 
 struct sockdiag;
 
@@ -156,7 +159,31 @@ struct session {
 	uint8_t notice[600];             /* a NoticeResponse owed to the client */
 	size_t notice_len;
 
+	/* masking: rows are rewritten by the description of the result they belong to */
+	struct maskset masks;            /* the rule's masks, resolved in this database */
+	unsigned mask_epoch;             /* env->mask_epoch the resolution is of */
+	unsigned lookup_epoch;           /* ... and of the lookup out now */
+	bool lookup_active;              /* our catalog query is out: its answer is ours */
+	bool lookup_login;               /* its ReadyForQuery is the client's first */
+	bool ddl_done;                   /* the server completed DDL: others re-resolve at idle */
+	struct session_col { int16_t mask; int16_t format; uint32_t type; } *cols; /* of the last RowDescription */
+	size_t n_cols, cap_cols;
+	bool cols_masked;                /* some column of it is masked */
+	bool have_desc;                  /* a RowDescription applies to the rows coming */
+	bool u2c_kept;                   /* u2c grew for rows that masks made longer */
+	uint8_t *row;                    /* a rewritten DataRow */
+	size_t row_cap;
+	struct { uint32_t batch; bool ours; } describes[SESSION_MAX_DESCRIBES]; /* awaited, in order */
+	size_t desc_head, desc_count;
+	uint32_t c_batch, s_batch;       /* Syncs sent, ReadyForQuery of them received */
+	uint64_t rows_masked;
+
 	struct record_writer *rec;       /* the session's recording, when recorded */
+	struct timespec stmt_t0;         /* when the last statement was recorded (durations) */
+	unsigned rows_to_record;         /* result rows the recording still takes ("results") */
+	size_t row_bytes_left;
+	struct { char name[64]; bool used, masked; } prepared[16]; /* statements naming masked tables */
+	unsigned prepared_next;
 	const char *close_reason;
 	uint8_t *base;                   /* the buffers' allocation (c2u may move out of it) */
 
@@ -186,6 +213,7 @@ struct session_env {
 	uint64_t next_request;           /* approval request numbers */
 	struct sqlclass_cache *sqlcache; /* classifications by statement text (NULL: none) */
 	char sentinel_tag[40];           /* "pgtether_denied_<random>_": marks denied statements */
+	unsigned mask_epoch;             /* bumped by reloads and completed DDL: re-resolve masks */
 };
 
 /* Accepts every pending connection on the listener. */

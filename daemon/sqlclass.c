@@ -203,6 +203,191 @@ static void walk(struct walk *w, json_t *node)
 	}
 }
 
+/* ---- where column values leave without their identity ------------------------ */
+
+struct outwalk {
+	struct sqlclass_result *r;
+	struct { const char *name; char qual[256]; } rels[SQLCLASS_MAX_NAMES];
+	size_t n_rels;
+	int err;
+};
+
+/* Every relation of the statement by the name it goes by (alias, else its name). */
+static void collect_rels(struct outwalk *o, json_t *node)
+{
+	const char *key;
+	json_t *v;
+	size_t i;
+
+	if (json_is_object(node)) {
+		json_object_foreach(node, key, v) {
+			if (!strcmp(key, "RangeVar") && json_is_object(v) && o->n_rels < SQLCLASS_MAX_NAMES) {
+				const char *rel = json_string_value(json_object_get(v, "relname"));
+				const char *schema = json_string_value(json_object_get(v, "schemaname"));
+				const char *alias = json_string_value(json_object_get(json_object_get(v, "alias"), "aliasname"));
+
+				if (rel) {
+					o->rels[o->n_rels].name = alias ? alias : rel;
+					snprintf(o->rels[o->n_rels].qual, sizeof(o->rels[0].qual), "%s%s%s",
+						 schema ? schema : "", schema ? "." : "", rel);
+					o->n_rels++;
+				}
+			}
+			collect_rels(o, v);
+		}
+	} else if (json_is_array(node)) {
+		json_array_foreach(node, i, v)
+			collect_rels(o, v);
+	}
+}
+
+static const char *rel_named(const struct outwalk *o, const char *name)
+{
+	for (size_t i = 0; name && i < o->n_rels; i++)
+		if (!strcmp(o->rels[i].name, name))
+			return o->rels[i].qual;
+	return NULL;
+}
+
+/* A ColumnRef: kept is true when its value leaves as a select-list column of its own. */
+static void column_ref(struct outwalk *o, json_t *cref, bool kept)
+{
+	json_t *fields = json_object_get(cref, "fields");
+	size_t n = json_array_size(fields);
+	json_t *last = json_array_get(fields, n ? n - 1 : 0);
+	const char *name, *rel;
+
+	if (!n)
+		return;
+	if (json_object_get(last, "A_Star")) {
+		/* SELECT * and u.* expand into columns that keep their identity */
+		if (kept)
+			return;
+		name = n >= 2 ? sval(json_array_get(fields, n - 2)) : "*";
+		rel = rel_named(o, name);
+		add_name(o->r->whole_rows, &o->r->n_whole_rows, NULL, rel ? rel : name ? name : "*", &o->err);
+		return;
+	}
+	name = sval(last);
+	if (!name)
+		return;
+	if (n == 1 && (rel = rel_named(o, name))) {
+		add_name(o->r->whole_rows, &o->r->n_whole_rows, NULL, rel, &o->err); /* u in row_to_json(u) */
+		return;
+	}
+	if (!kept)
+		add_name(o->r->out_columns, &o->r->n_out_columns, NULL, name, &o->err);
+}
+
+/* An expression whose value leaves: every column it names loses its identity. */
+static void expr_out(struct outwalk *o, json_t *node)
+{
+	const char *key;
+	json_t *v;
+	size_t i;
+
+	if (json_is_object(node)) {
+		json_object_foreach(node, key, v) {
+			if (!strcmp(key, "ColumnRef"))
+				column_ref(o, v, false);
+			else
+				expr_out(o, v);
+		}
+	} else if (json_is_array(node)) {
+		json_array_foreach(node, i, v)
+			expr_out(o, v);
+	}
+}
+
+static void target_list_out(struct outwalk *o, json_t *list, bool kept)
+{
+	json_t *rt;
+	size_t i;
+
+	json_array_foreach(list, i, rt) {
+		json_t *val = json_object_get(json_object_get(rt, "ResTarget"), "val");
+		json_t *cref = json_object_get(val, "ColumnRef");
+
+		if (cref)
+			column_ref(o, cref, kept);
+		else
+			expr_out(o, val);
+	}
+}
+
+static void stmt_out(struct outwalk *o, json_t *wrapped, bool kept);
+
+static void with_out(struct outwalk *o, json_t *with, bool kept)
+{
+	json_t *cte;
+	size_t i;
+
+	json_array_foreach(json_object_get(json_object_get(with, "WithClause"), "ctes"), i, cte)
+		stmt_out(o, json_object_get(json_object_get(cte, "CommonTableExpr"), "ctequery"), kept);
+}
+
+static void select_out(struct outwalk *o, json_t *sel, bool kept);
+
+static void from_out(struct outwalk *o, json_t *item, bool kept)
+{
+	json_t *v;
+
+	if ((v = json_object_get(item, "RangeSubselect")))
+		select_out(o, json_object_get(json_object_get(v, "subquery"), "SelectStmt"), kept);
+	else if ((v = json_object_get(item, "JoinExpr"))) {
+		from_out(o, json_object_get(v, "larg"), kept);
+		from_out(o, json_object_get(v, "rarg"), kept);
+	} else if ((v = json_object_get(item, "RangeFunction")))
+		expr_out(o, v);
+}
+
+/* A SELECT's list, FROM subqueries and CTEs keep column identity (kept); set
+ * operations do not. */
+static void select_out(struct outwalk *o, json_t *sel, bool kept)
+{
+	const char *op = json_string_value(json_object_get(sel, "op"));
+	json_t *item;
+	size_t i;
+
+	if (!json_is_object(sel))
+		return;
+	with_out(o, json_object_get(sel, "withClause"), kept);
+	if (op && strcmp(op, "SETOP_NONE")) {
+		select_out(o, json_object_get(sel, "larg"), false);
+		select_out(o, json_object_get(sel, "rarg"), false);
+		return;
+	}
+	target_list_out(o, json_object_get(sel, "targetList"), kept);
+	json_array_foreach(json_object_get(sel, "fromClause"), i, item)
+		from_out(o, item, kept);
+}
+
+/* wrapped: { "SelectStmt": {...} } and the like. */
+static void stmt_out(struct outwalk *o, json_t *wrapped, bool kept)
+{
+	const char *type = json_is_object(wrapped) ? json_object_iter_key(json_object_iter(wrapped)) : NULL;
+	json_t *b = type ? json_object_get(wrapped, type) : NULL;
+
+	if (!type)
+		return;
+	if (!strcmp(type, "SelectStmt")) {
+		select_out(o, b, kept && !json_object_get(b, "intoClause"));
+	} else if (!strcmp(type, "InsertStmt") || !strcmp(type, "UpdateStmt") || !strcmp(type, "DeleteStmt")) {
+		/* what goes into a table leaves the mask's sight; RETURNING keeps identity */
+		with_out(o, json_object_get(b, "withClause"), false);
+		stmt_out(o, json_object_get(b, "selectStmt"), false);
+		if (!strcmp(type, "UpdateStmt"))
+			target_list_out(o, json_object_get(b, "targetList"), false);
+		target_list_out(o, json_object_get(b, "returningList"), true);
+	} else if (!strcmp(type, "MergeStmt") || !strcmp(type, "RuleStmt")) {
+		expr_out(o, b);
+	} else if (!strcmp(type, "CreateTableAsStmt") || !strcmp(type, "ViewStmt") || !strcmp(type, "CopyStmt")) {
+		stmt_out(o, json_object_get(b, "query"), false);
+	} else if (!strcmp(type, "DeclareCursorStmt") || !strcmp(type, "PrepareStmt")) {
+		stmt_out(o, json_object_get(b, "query"), kept);
+	}
+}
+
 struct parse_job {
 	const char *sql;
 	PgQueryParseResult res;
@@ -282,6 +467,14 @@ int sqlclass_classify(const char *sql, const char *const *dangerous, struct sqlc
 		w.cls = stmt_class(type, json_object_get(node, type));
 		on_object(&w, type, json_object_get(node, type));
 		walk(&w, json_object_get(node, type));
+		{
+			struct outwalk o = { .r = ret };
+
+			collect_rels(&o, node);
+			stmt_out(&o, node, true);
+			if (o.err)
+				w.err = o.err;
+		}
 		if (!strcmp(type, "ExplainStmt") && !w.cls)
 			w.cls = SQL_UTILITY;
 		ret->stmt_classes[ret->n_stmts++] = w.cls;
@@ -301,9 +494,113 @@ void sqlclass_release(struct sqlclass_result *r)
 		free(r->tables[i]);
 	for (size_t i = 0; i < r->n_functions; i++)
 		free(r->functions[i]);
+	for (size_t i = 0; i < r->n_out_columns; i++)
+		free(r->out_columns[i]);
+	for (size_t i = 0; i < r->n_whole_rows; i++)
+		free(r->whole_rows[i]);
+	r->n_out_columns = r->n_whole_rows = 0;
 	free(r->stmt_classes);
 	r->stmt_classes = NULL;
 	r->n_tables = r->n_functions = r->n_stmts = 0;
+}
+
+static void view_refs(struct outwalk *o, json_t *node, struct sqlclass_view_col *c)
+{
+	const char *key;
+	json_t *v;
+	size_t i;
+
+	if (json_is_object(node)) {
+		json_object_foreach(node, key, v) {
+			if (strcmp(key, "ColumnRef")) {
+				view_refs(o, v, c);
+				continue;
+			}
+			json_t *fields = json_object_get(v, "fields");
+			size_t n = json_array_size(fields);
+			const char *name = n ? sval(json_array_get(fields, n - 1)) : NULL;
+
+			if (!name || (n == 1 && rel_named(o, name)) || c->n_refs == SQLCLASS_VIEW_REFS) {
+				c->whole = 1;
+			} else if (!(c->refs[c->n_refs] = strdup(name))) {
+				o->err = -ENOMEM;
+			} else {
+				c->n_refs++;
+			}
+		}
+	} else if (json_is_array(node)) {
+		json_array_foreach(node, i, v)
+			view_refs(o, v, c);
+	}
+}
+
+int sqlclass_view_columns(const char *def, struct sqlclass_view *ret)
+{
+	struct sqlclass_result scratch = { 0 };
+	struct outwalk o = { .r = &scratch };
+	PgQueryParseResult pr;
+	json_error_t jerr;
+	json_t *root, *sel, *rt, *item;
+	const char *op;
+	size_t i;
+	int r;
+
+	memset(ret, 0, sizeof(*ret));
+	if ((r = parse(def, &pr)) < 0)
+		return r;
+	if (pr.error) {
+		pg_query_free_parse_result(pr);
+		return -EINVAL;
+	}
+	root = json_loads(pr.parse_tree, 0, &jerr);
+	pg_query_free_parse_result(pr);
+	sel = json_object_get(json_object_get(json_array_get(json_object_get(root, "stmts"), 0), "stmt"), "SelectStmt");
+	if (!sel) {
+		json_decref(root);
+		return -EINVAL;
+	}
+	collect_rels(&o, sel);
+	op = json_string_value(json_object_get(sel, "op"));
+	ret->complex = (op && strcmp(op, "SETOP_NONE")) || json_object_get(sel, "withClause");
+	json_array_foreach(json_object_get(sel, "fromClause"), i, item)
+		if (!json_object_get(item, "RangeVar") && !json_object_get(item, "JoinExpr"))
+			ret->complex = 1;
+	if (ret->complex) {
+		json_decref(root);
+		return 0;
+	}
+	ret->cols = calloc(json_array_size(json_object_get(sel, "targetList")) + 1, sizeof(*ret->cols));
+	if (!ret->cols) {
+		json_decref(root);
+		return -ENOMEM;
+	}
+	json_array_foreach(json_object_get(sel, "targetList"), i, rt) {
+		struct sqlclass_view_col *c = &ret->cols[ret->n++];
+		json_t *val = json_object_get(json_object_get(rt, "ResTarget"), "val");
+		json_t *fields = json_object_get(json_object_get(val, "ColumnRef"), "fields");
+		size_t n = json_array_size(fields);
+		const char *name = n ? sval(json_array_get(fields, n - 1)) : NULL;
+
+		if (name && !(n == 1 && rel_named(&o, name))) {
+			if (!(c->direct = strdup(name)))
+				o.err = -ENOMEM;
+		} else {
+			view_refs(&o, val, c);
+		}
+	}
+	json_decref(root);
+	return o.err;
+}
+
+void sqlclass_view_release(struct sqlclass_view *v)
+{
+	for (size_t i = 0; i < v->n; i++) {
+		free(v->cols[i].direct);
+		for (size_t k = 0; k < v->cols[i].n_refs; k++)
+			free(v->cols[i].refs[k]);
+	}
+	free(v->cols);
+	memset(v, 0, sizeof(*v));
 }
 
 static uint64_t fnv1a(const char *s, size_t n)

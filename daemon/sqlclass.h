@@ -45,6 +45,18 @@ struct sqlclass_result {
 	size_t n_tables;
 	char *functions[SQLCLASS_MAX_NAMES]; /* dangerous functions called */
 	size_t n_functions;
+	/* Where column values leave without their column identity, so a mask cannot
+	 * find them in RowDescription: a column named in an expression of a select
+	 * list (upper(email), email::text, a scalar subquery, a UNION arm), or copied
+	 * into a table (INSERT ... SELECT, CREATE TABLE AS, SET a = b, CREATE VIEW).
+	 * Plain column references of a SELECT's own list (and of its FROM subqueries,
+	 * CTEs and RETURNING) keep their identity and are not listed. */
+	char *out_columns[SQLCLASS_MAX_NAMES]; /* column names */
+	size_t n_out_columns;
+	char *whole_rows[SQLCLASS_MAX_NAMES];  /* relations taken as whole-row values
+						* (row_to_json(u), SELECT u FROM users u);
+						* "*" for every relation of the statement */
+	size_t n_whole_rows;
 	char error[SQLCLASS_ERR_LEN];   /* why there are no classes */
 	int error_pos;                  /* 1-based character of a syntax error, or 0 */
 };
@@ -61,6 +73,33 @@ extern const char *const sqlclass_default_dangerous[];
 int sqlclass_classify(const char *sql, const char *const *dangerous, struct sqlclass_result *ret);
 
 void sqlclass_release(struct sqlclass_result *r);
+
+/*
+ * The output columns of a view, from its definition (pg_get_viewdef): for masks on
+ * the columns a view passes on. Column i is `direct` when it is a plain column
+ * reference (its name), else the names it is computed from (refs) and whether it
+ * takes whole rows. A view with set operations, subqueries in FROM or CTEs is
+ * `complex`: its columns cannot be traced by name.
+ */
+#define SQLCLASS_VIEW_REFS 16
+
+struct sqlclass_view_col {
+	char *direct;
+	char *refs[SQLCLASS_VIEW_REFS];
+	size_t n_refs;
+	int whole;                      /* a whole-row or * reference, or too many refs */
+};
+
+struct sqlclass_view {
+	struct sqlclass_view_col *cols;
+	size_t n;
+	int complex;
+};
+
+/* 0, -EINVAL (does not parse, or not a SELECT) or -ENOMEM; release either way. */
+int sqlclass_view_columns(const char *def, struct sqlclass_view *ret);
+
+void sqlclass_view_release(struct sqlclass_view *v);
 
 /*
  * A cache of classifications by statement text: drivers send the same text again and

@@ -142,6 +142,31 @@ def main():
         c.until_ready(out)
         c.send(msg(b"F", struct.pack("!IhhH", 2026, 0, 0, 0)))
         c.until_ready(out)
+    elif case == "no-describe":
+        # what drivers such as pgx and JDBC do with statements they prepared: Bind
+        # and Execute with no Describe; and a portal executed in two steps
+        def bind(portal, stmt, param):
+            p = param.encode()
+            return msg(b"B", portal + b"\0" + stmt + b"\0" + struct.pack("!HHI", 0, 1, len(p)) + p + struct.pack("!H", 0))
+        login(c, out)
+        c.send(msg(b"P", b"s1\0select id, email from users where id >= $1 order by id\0\0\0") +
+               msg(b"D", b"Ss1\0") + msg(b"S"))
+        c.until_ready(out)
+        out.append("--")
+        c.send(bind(b"", b"s1", "2") + msg(b"E", b"\0\0\0\0\0") + msg(b"S"))
+        c.until_ready(out)
+        out.append("--")
+        c.send(bind(b"", b"s1", "x") + msg(b"E", b"\0\0\0\0\0") + bind(b"", b"s1", "1") +
+               msg(b"E", b"\0\0\0\0\0") + msg(b"S"))
+        c.until_ready(out)
+        out.append("--")
+        c.send(msg(b"Q", b"begin\0"))
+        c.until_ready(out)
+        c.send(bind(b"p1", b"s1", "1") + msg(b"E", b"p1\0" + struct.pack("!I", 1)) +
+               msg(b"E", b"p1\0" + struct.pack("!I", 1)) + msg(b"S"))
+        c.until_ready(out)
+        c.send(msg(b"Q", b"commit\0"))
+        c.until_ready(out)
     else:
         sys.exit("unknown case " + case)
     print("\n".join(out))

@@ -183,6 +183,37 @@ static void test_cgroup_globs(void **state)
 	assert_true(policy_cgroup_fits("/**", "/anything/at/all"));
 }
 
+static void test_masks(void **state)
+{
+	static const char text[] =
+		"{ \"rules\": [ { \"name\": \"r\", \"match\": { \"cgroup\": \"/ci\" }, \"token\": { \"source\": \"none\" },\n"
+		"  \"upstream\": \"main\", \"record\": { \"results\": true }, \"mask\": [\n"
+		"  { \"column\": \"users.email\", \"strategy\": \"email\" },\n"
+		"  { \"column\": \"crm.people.phone\", \"strategy\": \"partial\", \"keep\": 2, \"allow\": [\"copy\", \"ddl\"] },\n"
+		"  { \"column_name\": \"*ssn*\", \"strategy\": \"redact\", \"text\": \"[ssn]\" } ] } ] }";
+	struct policy p = { 0 };
+	char err[POLICY_ERR_LEN];
+	const struct policy_rule *r;
+
+	(void)state;
+	assert_int_equal(policy_parse(&p, "p.json", text, strlen(text), err), 0);
+	r = &p.rules[0];
+	assert_true(r->record_results);
+	assert_int_equal(r->n_masks, 3);
+	assert_string_equal(r->masks[0].schema, "public");
+	assert_string_equal(r->masks[0].table, "users");
+	assert_string_equal(r->masks[0].name, "email");
+	assert_int_equal(r->masks[0].strategy, MASK_EMAIL);
+	assert_string_equal(r->masks[1].schema, "crm");
+	assert_int_equal(r->masks[1].keep, 2);
+	assert_int_equal(r->masks[1].allow, POLICY_MASK_ALLOW_COPY | POLICY_MASK_ALLOW_DDL);
+	assert_null(r->masks[2].column);
+	assert_string_equal(r->masks[2].column_name, "*ssn*");
+	assert_string_equal(r->masks[2].text, "[ssn]");
+	assert_false(policy_uses_hash(&p));
+	policy_release(&p);
+}
+
 static void test_parse_errors(void **state)
 {
 	(void)state;
@@ -191,8 +222,22 @@ static void test_parse_errors(void **state)
 	       "p.json:1:36: rule 'everyone' allows without narrowing identity: give a \"cgroup\" glob or token \"claims\"");
 	expect("{ \"rules\": [ { \"name\": \"r\", \"match\": { \"cgroup\": \"/ci\" }, \"rolle\": \"x\" } ] }",
 	       "p.json:1:59: unknown key 'rolle'");
-	expect("{ \"rules\": [ { \"name\": \"r\", \"match\": { \"cgroup\": \"/ci\" }, \"mask\": [] } ] }",
-	       "p.json:1:59: 'mask' is not supported by this version of pgtetherd yet: a rule that relies on it would not be enforced");
+	/* masks */
+#define MASKED(m) "{ \"rules\": [ { \"name\": \"r\", \"match\": { \"cgroup\": \"/ci\" }, \"token\": { \"source\": \"none\" },\n" \
+	"  \"upstream\": \"main\", \"mask\": [" m "] } ] }"
+	expect(MASKED(""), "p.json:2:23: rule 'r': \"mask\" must be a list of 1 to 64 masks");
+	expect(MASKED("{ \"column\": \"users\", \"strategy\": \"null\" }"),
+	       "p.json:2:34: rule 'r': mask column 'users' must be schema.table.column or table.column (names as the catalog spells them, without quotes)");
+	expect(MASKED("{ \"column\": \"a.b.c.d\", \"strategy\": \"null\" }"),
+	       "p.json:2:34: rule 'r': mask column 'a.b.c.d' must be schema.table.column or table.column (names as the catalog spells them, without quotes)");
+	expect(MASKED("{ \"column\": \"users.email\", \"strategy\": \"scramble\" }"),
+	       "p.json:2:59: rule 'r': a mask needs \"strategy\": \"redact\", \"null\", \"partial\", \"hash\" or \"email\"");
+	expect(MASKED("{ \"column\": \"users.email\", \"strategy\": \"hash\", \"keep\": 3 }"),
+	       "p.json:2:79: rule 'r': \"keep\" (0 to 64 characters) goes with strategy \"partial\"");
+	expect(MASKED("{ \"column\": \"users.email\", \"column_name\": \"*mail\", \"strategy\": \"null\" }"),
+	       "p.json:2:32: rule 'r': a mask names either \"column\" (schema.table.column) or \"column_name\" (a glob of result column names)");
+	expect(MASKED("{ \"column\": \"users.email\", \"strategy\": \"null\", \"allow\": [\"joins\"] }"),
+	       "p.json:2:79: rule 'r': a mask's \"allow\" is a list of \"copy\", \"whole_row\", \"computed\", \"ddl\"");
 	expect("{ \"rules\": [ { \"name\": \"r\", \"match\": { \"cgroup\": \"/ci\" }, \"token\": { \"source\": \"none\" },\n"
 	       "  \"upstream\": \"main\", \"statements\": { \"allow\": [\"read\", \"writes\"] } } ] }",
 	       "p.json:2:57: rule 'r': unknown statement class; the classes are read, write, ddl, drop, truncate, alter_role, grant, copy_in, copy_out, copy_program, dynamic, session, transaction, utility, dangerous_function");
@@ -221,6 +266,7 @@ int main(void)
 		cmocka_unit_test(test_cgroup_globs),
 		cmocka_unit_test(test_statements),
 		cmocka_unit_test(test_parse_errors),
+		cmocka_unit_test(test_masks),
 	};
 
 	return cmocka_run_group_tests_name("policy", tests, NULL, NULL);

@@ -198,6 +198,86 @@ static void test_cache(void **state)
 	free(c);
 }
 
+/* "a,b" of a name list, in order */
+static void join_names(char *const *list, size_t n, char *out, size_t cap)
+{
+	size_t k = 0;
+
+	out[0] = '\0';
+	for (size_t i = 0; i < n && k < cap; i++)
+		k += (size_t)snprintf(out + k, cap - k, "%s%s", i ? "," : "", list[i]);
+}
+
+/* Where masked values could leave unseen: out_columns and whole_rows. */
+static void test_output_references(void **state)
+{
+	static const struct { const char *sql, *out, *whole; } cases[] = {
+		{ "SELECT * FROM users", "", "" },
+		{ "SELECT id, email AS e FROM users", "", "" },
+		{ "SELECT u.email FROM users u JOIN orders o ON o.uid = u.id WHERE u.email LIKE 'a%'", "", "" },
+		{ "SELECT e FROM (SELECT email AS e FROM users) s", "", "" },
+		{ "WITH x AS (SELECT email FROM users) SELECT * FROM x", "", "" },
+		{ "SELECT upper(email) FROM users", "email", "" },
+		{ "SELECT email::text FROM users", "email", "" },
+		{ "SELECT (SELECT email FROM users LIMIT 1)", "email", "" },
+		{ "SELECT email FROM users UNION SELECT 'x'", "email", "" },
+		{ "SELECT row_to_json(u) FROM users u", "", "users" },
+		{ "SELECT u FROM public.users u", "", "public.users" },
+		{ "SELECT to_jsonb(u.*) FROM users u", "", "users" },
+		{ "SELECT * FROM users UNION ALL SELECT * FROM users", "", "*" },
+		{ "INSERT INTO copy SELECT email FROM users", "email", "" },
+		{ "CREATE TABLE c AS SELECT id, email FROM users", "id,email", "" },
+		{ "SELECT email INTO c FROM users", "email", "" },
+		{ "UPDATE t SET a = email FROM users", "email", "" },
+		{ "UPDATE users SET name = 'x' RETURNING email", "", "" },
+		{ "CREATE VIEW v AS SELECT email FROM users", "email", "" },
+		{ "COPY (SELECT email FROM users) TO STDOUT", "email", "" },
+		{ "PREPARE p AS SELECT email FROM users", "", "" },
+		{ "SELECT count(*) FROM users WHERE email = 'a'", "", "" },
+	};
+	char out[512], whole[512];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct sqlclass_result r;
+
+		assert_int_equal(sqlclass_classify(cases[i].sql, sqlclass_default_dangerous, &r), 0);
+		join_names(r.out_columns, r.n_out_columns, out, sizeof(out));
+		join_names(r.whole_rows, r.n_whole_rows, whole, sizeof(whole));
+		if (strcmp(out, cases[i].out) || strcmp(whole, cases[i].whole))
+			fail_msg("%s: out [%s] whole [%s], expected [%s] [%s]", cases[i].sql, out, whole, cases[i].out,
+				 cases[i].whole);
+		sqlclass_release(&r);
+	}
+}
+
+/* View definitions as pg_get_viewdef prints them. */
+static void test_view_columns(void **state)
+{
+	struct sqlclass_view v;
+
+	(void)state;
+	assert_int_equal(sqlclass_view_columns(" SELECT users.id,\n    users.email AS contact,\n    lower(users.email) AS l,\n"
+					       "    row_to_json(u.*) AS j\n   FROM users u;", &v), 0);
+	assert_false(v.complex);
+	assert_int_equal(v.n, 4);
+	assert_string_equal(v.cols[0].direct, "id");
+	assert_string_equal(v.cols[1].direct, "email");
+	assert_null(v.cols[2].direct);
+	assert_int_equal(v.cols[2].n_refs, 1);
+	assert_string_equal(v.cols[2].refs[0], "email");
+	assert_int_equal(v.cols[3].whole, 1);
+	sqlclass_view_release(&v);
+	assert_int_equal(sqlclass_view_columns("SELECT email FROM users UNION SELECT 'x'", &v), 0);
+	assert_true(v.complex);
+	sqlclass_view_release(&v);
+	assert_int_equal(sqlclass_view_columns("SELECT e FROM (SELECT email AS e FROM users) s", &v), 0);
+	assert_true(v.complex);
+	sqlclass_view_release(&v);
+	assert_int_equal(sqlclass_view_columns("DELETE FROM users", &v), -EINVAL);
+	sqlclass_view_release(&v);
+}
+
 static void test_names(void **state)
 {
 	char buf[128];
@@ -218,6 +298,8 @@ int main(void)
 		cmocka_unit_test(test_errors_and_depth),
 		cmocka_unit_test(test_cache),
 		cmocka_unit_test(test_names),
+		cmocka_unit_test(test_output_references),
+		cmocka_unit_test(test_view_columns),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,329 @@
+/*
+ * Masks resolved against the catalog, and the statements that would leak past them
+ * (see maskset.h).
+ */
+#include "maskset.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define EQ " OPERATOR(pg_catalog.=) "
+#define IS_REWRITE "d.classid" EQ "'pg_catalog.pg_rewrite'::pg_catalog.regclass"
+#define ON_CLASS "d.refclassid" EQ "'pg_catalog.pg_class'::pg_catalog.regclass"
+
+/* Every view over the masked tables, however deep (views of views). */
+static const char query_tail[] =
+	"),\n"
+	"base AS (SELECT m.i, a.attrelid AS rel, a.attnum AS att FROM m\n"
+	"  JOIN pg_catalog.pg_namespace n ON n.nspname" EQ "m.s\n"
+	"  JOIN pg_catalog.pg_class c ON c.relnamespace" EQ "n.oid AND c.relname" EQ "m.t\n"
+	"  JOIN pg_catalog.pg_attribute a ON a.attrelid" EQ "c.oid AND a.attname" EQ "m.c\n"
+	"   AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped),\n"
+	"v(rel) AS (SELECT w.ev_class FROM pg_catalog.pg_depend d\n"
+	"  JOIN pg_catalog.pg_rewrite w ON w.oid" EQ "d.objid\n"
+	"  WHERE " IS_REWRITE " AND " ON_CLASS "\n"
+	"   AND EXISTS (SELECT 1 FROM base WHERE base.rel" EQ "d.refobjid)\n"
+	"   AND w.ev_class OPERATOR(pg_catalog.<>) d.refobjid\n"
+	" UNION SELECT w.ev_class FROM v JOIN pg_catalog.pg_depend d ON d.refobjid" EQ "v.rel\n"
+	"  JOIN pg_catalog.pg_rewrite w ON w.oid" EQ "d.objid\n"
+	"  WHERE " IS_REWRITE " AND " ON_CLASS " AND w.ev_class OPERATOR(pg_catalog.<>) d.refobjid)\n"
+	"SELECT pg_catalog.json_build_object('k', 'c', 'rel', rel::pg_catalog.int8, 'att', att, 'm', i)::pg_catalog.text FROM base\n"
+	"UNION ALL\n"
+	"SELECT pg_catalog.json_build_object('k', 'v', 'rel', v.rel::pg_catalog.int8,\n"
+	"  'schema', n.nspname, 'name', c.relname, 'def', pg_catalog.pg_get_viewdef(v.rel),\n"
+	"  'cols', (SELECT pg_catalog.json_agg(a.attname ORDER BY a.attnum) FROM pg_catalog.pg_attribute a\n"
+	"           WHERE a.attrelid" EQ "v.rel AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped),\n"
+	"  'deps', (SELECT pg_catalog.json_agg(pg_catalog.json_build_array(d.refobjid::pg_catalog.int8, d.refobjsubid))\n"
+	"           FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_rewrite w ON w.oid" EQ "d.objid\n"
+	"           WHERE w.ev_class" EQ "v.rel AND " ON_CLASS " AND d.refobjsubid OPERATOR(pg_catalog.>) 0))::pg_catalog.text\n"
+	"FROM v JOIN pg_catalog.pg_class c ON c.oid" EQ "v.rel JOIN pg_catalog.pg_namespace n ON n.oid" EQ "c.relnamespace";
+
+char *maskset_query(const struct policy_rule *r, int *err)
+{
+	static const char head[] = "/* pgtether: masked columns */ WITH RECURSIVE m(i, s, t, c) AS (VALUES ";
+	size_t cap = sizeof(head) + sizeof(query_tail), n = 0, k = 0;
+	char *q;
+
+	*err = 0;
+	for (size_t i = 0; i < r->n_masks; i++)
+		if (r->masks[i].column) {
+			cap += 24 + strlen(r->masks[i].schema) + strlen(r->masks[i].table) + strlen(r->masks[i].name);
+			k++;
+		}
+	if (!k)
+		return NULL;
+	if (!(q = malloc(cap))) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	n = (size_t)snprintf(q, cap, "%s", head);
+	/* the names were checked at load: no quotes or backslashes */
+	for (size_t i = 0, j = 0; i < r->n_masks; i++)
+		if (r->masks[i].column)
+			n += (size_t)snprintf(q + n, cap - n, "%s(%zu, '%s', '%s', '%s')", j++ ? ", " : "", i,
+					      r->masks[i].schema, r->masks[i].table, r->masks[i].name);
+	snprintf(q + n, cap - n, "%s", query_tail);
+	return q;
+}
+
+static int add_col(struct maskset *m, uint32_t rel, int16_t att, size_t mask, const char *schema, const char *table,
+		   const char *column)
+{
+	struct maskset_col *c;
+
+	if (maskset_find(m, rel, att) >= 0)
+		return 0;
+	if (m->n == MASKSET_MAX_COLS)
+		return -E2BIG;
+	if (m->n % 64 == 0) {
+		struct maskset_col *more = realloc(m->cols, (m->n + 64) * sizeof(*more));
+
+		if (!more)
+			return -ENOMEM;
+		m->cols = more;
+	}
+	c = &m->cols[m->n++];
+	c->rel = rel;
+	c->att = att;
+	c->mask = (uint16_t)mask;
+	snprintf(c->table, sizeof(c->table), "%s.%s", schema, table);
+	snprintf(c->column, sizeof(c->column), "%s", column);
+	return 0;
+}
+
+int maskset_add_row(struct maskset *m, const struct policy_rule *r, const char *json, size_t len)
+{
+	json_t *row = json_loadb(json, len, JSON_REJECT_DUPLICATES, NULL);
+	const char *k = json_string_value(json_object_get(row, "k"));
+	json_int_t rel = json_integer_value(json_object_get(row, "rel"));
+	int rc = -EINVAL;
+
+	if (!k || rel <= 0 || rel > UINT32_MAX) {
+		json_decref(row);
+		return -EINVAL;
+	}
+	if (!strcmp(k, "c")) {
+		json_int_t att = json_integer_value(json_object_get(row, "att"));
+		json_int_t i = json_integer_value(json_object_get(row, "m"));
+
+		if (att > 0 && att <= INT16_MAX && i >= 0 && (size_t)i < r->n_masks && r->masks[i].column)
+			rc = add_col(m, (uint32_t)rel, (int16_t)att, (size_t)i, r->masks[i].schema, r->masks[i].table,
+				     r->masks[i].name);
+	} else if (!strcmp(k, "v") && json_is_string(json_object_get(row, "def"))) {
+		if (!m->views && !(m->views = json_array()))
+			rc = -ENOMEM;
+		else if (json_array_size(m->views) >= MASKSET_MAX_VIEWS)
+			rc = -E2BIG;
+		else
+			rc = json_array_append(m->views, row) ? -ENOMEM : 0;
+	}
+	json_decref(row);
+	return rc;
+}
+
+/* The masked columns a view reads: indexes into m->cols, up to max. */
+static size_t view_sources(const struct maskset *m, json_t *deps, size_t *out, size_t max)
+{
+	json_t *d;
+	size_t i, n = 0;
+
+	json_array_foreach(deps, i, d) {
+		json_int_t rel = json_integer_value(json_array_get(d, 0)), att = json_integer_value(json_array_get(d, 1));
+		int at = -1;
+
+		for (size_t c = 0; c < m->n; c++)
+			if (m->cols[c].rel == rel && m->cols[c].att == att)
+				at = (int)c;
+		if (at >= 0 && n < max)
+			out[n++] = (size_t)at;
+	}
+	return n;
+}
+
+/* The source (index into m->cols) whose column is named name, or -1. */
+static int source_named(const struct maskset *m, const size_t *src, size_t n, const char *name)
+{
+	for (size_t i = 0; name && i < n; i++)
+		if (!strcmp(m->cols[src[i]].column, name))
+			return (int)src[i];
+	return -1;
+}
+
+/* One pass over the views: masks for the columns of those that read masked ones. */
+static int trace_views(struct maskset *m, bool *changed)
+{
+	json_t *v;
+	size_t i;
+	int rc;
+
+	json_array_foreach(m->views, i, v) {
+		json_int_t rel = json_integer_value(json_object_get(v, "rel"));
+		json_t *cols = json_object_get(v, "cols");
+		const char *schema = json_string_value(json_object_get(v, "schema"));
+		const char *name = json_string_value(json_object_get(v, "name"));
+		size_t src[64], n = view_sources(m, json_object_get(v, "deps"), src, 64);
+		struct sqlclass_view sv;
+
+		if (!n || !schema || !name)
+			continue;
+		rc = sqlclass_view_columns(json_string_value(json_object_get(v, "def")), &sv);
+		if (rc == -ENOMEM)
+			return rc;
+		for (size_t c = 0; c < json_array_size(cols); c++) {
+			const char *col = json_string_value(json_array_get(cols, c));
+			int from = -1;
+
+			if (!col || maskset_find(m, (uint32_t)rel, (int16_t)(c + 1)) >= 0)
+				continue;
+			if (rc < 0 || sv.complex || sv.n != json_array_size(cols)) {
+				from = (int)src[0]; /* cannot be traced: every column */
+			} else if (sv.cols[c].direct) {
+				from = source_named(m, src, n, sv.cols[c].direct);
+			} else {
+				for (size_t k = 0; from < 0 && k < sv.cols[c].n_refs; k++)
+					from = source_named(m, src, n, sv.cols[c].refs[k]);
+				if (from < 0 && sv.cols[c].whole)
+					from = (int)src[0];
+			}
+			if (from < 0)
+				continue;
+			if ((rc = add_col(m, (uint32_t)rel, (int16_t)(c + 1), m->cols[from].mask, schema, name, col)) < 0) {
+				sqlclass_view_release(&sv);
+				return rc;
+			}
+			*changed = true;
+		}
+		sqlclass_view_release(&sv);
+	}
+	return 0;
+}
+
+int maskset_finish(struct maskset *m, const struct policy_rule *r)
+{
+	bool changed = true;
+	int rc = 0;
+
+	(void)r;
+	/* each pass reaches one level deeper into views of views */
+	for (int pass = 0; m->views && changed && pass < 16; pass++) {
+		changed = false;
+		if ((rc = trace_views(m, &changed)) < 0)
+			break;
+	}
+	json_decref(m->views);
+	m->views = NULL;
+	return rc;
+}
+
+int maskset_find(const struct maskset *m, uint32_t rel, int16_t att)
+{
+	for (size_t i = 0; i < m->n; i++)
+		if (m->cols[i].rel == rel && m->cols[i].att == att)
+			return m->cols[i].mask;
+	return -1;
+}
+
+/* "users" → "public.users": what unqualified names mean under the default search_path */
+static void qualify(const char *name, char *out, size_t cap)
+{
+	snprintf(out, cap, "%s%s", strchr(name, '.') ? "" : "public.", name);
+}
+
+/* A masked column of a relation the statement names (the rule's own, then those of
+ * views), whose mask does not allow `allow`: its "schema.table.column" in out. */
+struct masked {
+	const char *table, *column;
+	size_t mask;
+};
+
+static size_t masked_in(const struct maskset *m, const struct policy_rule *r, const struct sqlclass_result *c,
+			struct masked *out, size_t max)
+{
+	char t[200];
+	size_t n = 0;
+
+	for (size_t i = 0; i < c->n_tables; i++) {
+		qualify(c->tables[i], t, sizeof(t));
+		for (size_t k = 0; k < r->n_masks && n < max; k++) {
+			const struct policy_mask *pm = &r->masks[k];
+			char mt[200];
+
+			if (!pm->column)
+				continue;
+			snprintf(mt, sizeof(mt), "%s.%s", pm->schema, pm->table);
+			if (!strcmp(mt, t))
+				out[n++] = (struct masked){ c->tables[i], pm->name, k };
+		}
+		for (size_t k = 0; m && k < m->n && n < max; k++)
+			if (!strcmp(m->cols[k].table, t))
+				out[n++] = (struct masked){ c->tables[i], m->cols[k].column, m->cols[k].mask };
+	}
+	return n;
+}
+
+int maskset_leak(const struct maskset *m, const struct policy_rule *r, const struct sqlclass_result *c, char *why,
+		 size_t cap)
+{
+	struct masked found[128];
+	size_t n = masked_in(m, r, c, found, 128);
+	char t[200];
+
+	for (size_t i = 0; i < n; i++) {
+		const struct policy_mask *pm = &r->masks[found[i].mask];
+		const char *how = NULL, *allow = NULL;
+
+		if ((c->classes & SQL_COPY_OUT) && !(pm->allow & POLICY_MASK_ALLOW_COPY)) {
+			how = "COPY would move it out unmasked";
+			allow = "copy";
+		}
+		for (size_t w = 0; !how && w < c->n_whole_rows; w++) {
+			qualify(c->whole_rows[w], t, sizeof(t));
+			if ((!strcmp(c->whole_rows[w], "*") || !strcmp(t, found[i].table) ||
+			     !strcmp(c->whole_rows[w], found[i].table)) &&
+			    !(pm->allow & POLICY_MASK_ALLOW_WHOLE_ROW)) {
+				how = "a whole-row value of its table would carry it unmasked";
+				allow = "whole_row";
+			}
+		}
+		for (size_t o = 0; !how && o < c->n_out_columns; o++)
+			if (!strcmp(c->out_columns[o], found[i].column) && !(pm->allow & POLICY_MASK_ALLOW_COMPUTED)) {
+				how = "a value computed or copied from it would leave unmasked";
+				allow = "computed";
+			}
+		if (!how && (c->classes & (SQL_DDL | SQL_DROP)) && !(pm->allow & POLICY_MASK_ALLOW_DDL)) {
+			how = "the statement would change what the mask is on";
+			allow = "ddl";
+		}
+		if (how) {
+			qualify(found[i].table, t, sizeof(t));
+			snprintf(why, cap, "rule '%s' masks %s.%s, and %s (a mask's \"allow\": [\"%s\"] would permit it)",
+				 r->name, t, found[i].column, how, allow);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+bool maskset_touches(const struct maskset *m, const struct policy_rule *r, const struct sqlclass_result *c)
+{
+	struct masked one[1];
+
+	return masked_in(m, r, c, one, 1) > 0;
+}
+
+void maskset_reset(struct maskset *m)
+{
+	m->n = 0;
+	json_decref(m->views);
+	m->views = NULL;
+}
+
+void maskset_release(struct maskset *m)
+{
+	free(m->cols);
+	json_decref(m->views);
+	memset(m, 0, sizeof(*m));
+}

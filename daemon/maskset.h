@@ -1,0 +1,82 @@
+/*
+ * The masks of one session, resolved against its database (DESIGN.md "Masking").
+ *
+ * A rule names masked columns as schema.table.column; RowDescription names result
+ * columns by table OID and attribute number. maskset_query() is the catalog query
+ * that joins the two, run on the session's own upstream connection: it returns the
+ * (OID, attnum) of every masked column, and every view that reads one, however deep,
+ * with its definition. A view column that passes a masked column on, or is computed
+ * from one, gets that column's mask; a view whose columns cannot be traced by name
+ * (set operations, subqueries, CTEs) is masked in every column.
+ *
+ * maskset_leak() closes what RowDescription cannot show: a statement that would move
+ * a masked column out in a form no mask can find (COPY TO, whole-row values, columns
+ * computed from it, copies into other tables) is denied, unless the mask allows it.
+ *
+ * The query qualifies every function and operator with pg_catalog, so a search_path
+ * the workload set cannot change what it means.
+ */
+#ifndef PGTETHER_MASKSET_H
+#define PGTETHER_MASKSET_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "policy.h"
+#include "sqlclass.h"
+
+#define MASKSET_MAX_COLS 4096          /* resolved columns per session */
+#define MASKSET_MAX_VIEWS 256
+
+struct maskset_col {
+	uint32_t rel;                  /* table or view OID */
+	int16_t att;                   /* attribute number */
+	uint16_t mask;                 /* index into the rule's masks */
+	char table[130];               /* "schema.table" */
+	char column[64];
+};
+
+struct maskset {
+	struct maskset_col *cols;
+	size_t n;
+	json_t *views;                 /* view rows until maskset_finish() */
+	unsigned epoch;                /* of the resolution (the session's business) */
+};
+
+/*
+ * The catalog query for the rule's masks by column (malloc'd, NUL-terminated), or
+ * NULL when it has none (name-pattern masks need no catalog) or memory is short
+ * (*err set to -ENOMEM then).
+ */
+char *maskset_query(const struct policy_rule *r, int *err);
+
+/*
+ * Takes one row of the query's answer (its one text column, json[0..len)). 0, or
+ * -EINVAL for a row that is not what the query returns, -E2BIG past the limits.
+ */
+int maskset_add_row(struct maskset *m, const struct policy_rule *r, const char *json, size_t len);
+
+/* After the last row: traces masked columns through the views. 0 or -errno. */
+int maskset_finish(struct maskset *m, const struct policy_rule *r);
+
+/* The index of the mask on column att of relation rel, or -1. */
+int maskset_find(const struct maskset *m, uint32_t rel, int16_t att);
+
+/*
+ * Whether statements classified as c would move a column the rule masks out unseen.
+ * 0: no; 1: yes, and why says which mask and how (for a 42501 denial).
+ */
+int maskset_leak(const struct maskset *m, const struct policy_rule *r, const struct sqlclass_result *c, char *why,
+		 size_t cap);
+
+/* Whether statements classified as c name a relation with a masked column. */
+bool maskset_touches(const struct maskset *m, const struct policy_rule *r, const struct sqlclass_result *c);
+
+/* Forgets what was resolved (a new resolution starts from empty). */
+void maskset_reset(struct maskset *m);
+
+void maskset_release(struct maskset *m);
+
+#endif

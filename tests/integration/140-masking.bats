@@ -1,0 +1,251 @@
+#!/usr/bin/env bats
+# Masking: columns a rule masks never reach its workloads, by column identity
+# (RowDescription's table OID and attribute number, resolved in the catalog), in text
+# and binary results, through views, joins and prepared statements; statements that
+# would move a masked column out unseen are denied; rows stream with bounded memory.
+
+load helpers
+
+CLIENTS="$PGT_ROOT/tests/clients"
+
+setup_file() {
+  export PGT_OWN_POLICY=1
+  pgt_setup_world
+  pgt_psql <<'SQL'
+create table users (id int primary key, email text, phone varchar(20), ssn char(11), card int8, token uuid,
+                    notes jsonb, tags text[], name text, my_secret text);
+insert into users values
+  (1, 'alice@example.com', '+1 555 0100', '123-45-6789', 4111111111111111, 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
+   '{"vip": true}', '{a,b}', 'Alice', 's1'),
+  (2, 'bob@example.org', '+1 555 0199', '987-65-4321', 4111111111111111, 'b0eebc99-9c0b-4ef8-bb6d-6bb9bd380a12',
+   null, '{c,NULL}', 'Bob', 's2');
+create table orders (id int, user_id int, total numeric);
+insert into orders values (10, 1, 9.5), (11, 2, 20);
+create view user_contacts as select id, email as contact, lower(email) as lower_email, name from users;
+grant all on users, orders, user_contacts to app;
+grant create on schema public to app;
+SQL
+  head -c 32 /dev/urandom >"$PGT_TMP/mask.key"
+  chmod 0600 "$PGT_TMP/mask.key"
+  mkdir -p "$PGT_TMP/policy.d"
+  cat >"$PGT_TMP/policy.d/10-mask.json" <<JSON
+{ "rules": [
+  { "name": "masked", "match": { "cgroup": "$PGT_CG/masked/**" }, "token": { "source": "none" }, "upstream": "main",
+    "mask": [ { "column": "public.users.email", "strategy": "email" },
+              { "column": "users.phone", "strategy": "partial", "keep": 4 },
+              { "column": "users.ssn", "strategy": "redact" },
+              { "column": "users.card", "strategy": "hash" },
+              { "column": "users.token", "strategy": "hash" },
+              { "column": "users.notes", "strategy": "null" },
+              { "column": "users.tags", "strategy": "redact" },
+              { "column": "public.big.email", "strategy": "email" },
+              { "column_name": "*secret*", "strategy": "redact", "text": "[hidden]" } ] },
+  { "name": "plain", "match": { "cgroup": "$PGT_CG/plain/**" }, "token": { "source": "none" }, "upstream": "main" },
+  { "name": "recorded", "match": { "cgroup": "$PGT_CG/rec/**" }, "token": { "source": "none" }, "upstream": "main",
+    "mask": [ { "column": "users.email", "strategy": "email" } ], "record": { "results": true } } ] }
+JSON
+  PGT_EXTRA_CONFIG="\"mask_key_file\": \"$PGT_TMP/mask.key\"" pgt_write_config closed
+  pgt_start_daemon
+}
+
+teardown_file() {
+  pgt_teardown_world
+}
+
+masked() { pgt_in "$PGT_CG/masked/$1" psql -X -h 127.0.0.1 -p "$PG_PORT" -At "${@:2}"; }
+plain() { pgt_in "$PGT_CG/plain/$1" psql -X -h 127.0.0.1 -p "$PG_PORT" -At "${@:2}"; }
+
+@test "SELECT * returns masked values under the masked rule and raw values under the other" {
+  run masked star -c "select id, email, phone, ssn, notes, tags, name, my_secret from users order by id"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [ "${lines[0]}" = '1|***@example.com|*******0100|****||{"****","****"}|Alice|[hidden]' ]
+  [ "${lines[1]}" = '2|***@example.org|*******0199|****||{"****",NULL}|Bob|[hidden]' ]
+  run masked star -c "select * from users order by id"
+  echo "$output"
+  [[ "${lines[0]}" == "1|***@example.com|*******0100|****|"* ]]
+  [[ "$output" != *alice@* && "$output" != *4111111111111111* && "$output" != *a0eebc99* && "$output" != *vip* ]]
+  run plain star -c "select id, email, phone, ssn, card, notes, my_secret from users where id = 1"
+  echo "$output"
+  [ "$output" = '1|alice@example.com|+1 555 0100|123-45-6789|4111111111111111|{"vip": true}|s1' ]
+  [ "$(grep "event=conn.close " "$PGT_LOG" | grep -F "cgroup=$PGT_CG/masked/star " | grep -c "rows_masked=2 ")" -ge 2 ]
+}
+
+@test "hash masks are stable: equal values hash alike, in every session, and are shaped to the type" {
+  local a b
+  a=$(masked h1 -c "select card, token from users order by id")
+  b=$(masked h2 -c "select card, token from users order by id")
+  echo "$a"
+  [ "$a" = "$b" ]
+  [ "$(echo "$a" | cut -d'|' -f1 | sort -u | wc -l)" -eq 1 ]
+  [[ "$(echo "$a" | head -1 | cut -d'|' -f1)" =~ ^-?[0-9]+$ ]]
+  [[ "$(echo "$a" | head -1 | cut -d'|' -f2)" =~ ^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$ ]]
+  [ "$(echo "$a" | head -1 | cut -d'|' -f1)" != 4111111111111111 ]
+  # joins on the hashed value still work
+  run masked h3 -c "select count(*) from (select card from users) a join (select card from users) b using (card)"
+  [ "$output" = 4 ]
+}
+
+@test "an alias, a join and a view over the table return masked values" {
+  run masked alias -c "select email as e from users where id = 2"
+  [ "$output" = "***@example.org" ]
+  run masked join -c "select o.id, u.email, o.total from orders o join users u on u.id = o.user_id order by o.id"
+  echo "$output"
+  [ "${lines[0]}" = "10|***@example.com|9.5" ]
+  [ "${lines[1]}" = "11|***@example.org|20" ]
+  run masked view -c "select id, contact, lower_email, name from user_contacts order by id"
+  echo "$output"
+  [ "${lines[0]}" = "1|***@example.com|***@example.com|Alice" ]
+  run plain view -c "select contact from user_contacts where id = 1"
+  [ "$output" = "alice@example.com" ]
+  # WHERE on a masked column is allowed (the value does not leave)
+  run masked where -c "select id from users where email like 'alice@%'"
+  [ "$output" = 1 ]
+}
+
+@test "prepared statements, text and binary (psycopg), and named statements (node-postgres) are masked" {
+  run pgt_in "$PGT_CG/masked/py" /usr/bin/python3 "$CLIENTS/masking.py" prepared 127.0.0.1 "$PG_PORT"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [ "${#lines[@]}" -eq 6 ]
+  [[ "${lines[0]}" == "1|***@example.com|*******0100|"* ]]
+  [[ "${lines[2]}" == "1|***@example.com|*******0100|"* ]]
+  [[ "${lines[3]}" == "1|***@example.com|*******0100|"* ]]   # binary format
+  [[ "${lines[5]}" == "1|***@example.com|*******0100|"* ]]
+  [ "${lines[0]}" = "${lines[3]}" ]  # the same masks in text and binary
+  [[ "$output" != *alice@* && "$output" != *4111111111111111* ]]
+  run pgt_in "$PGT_CG/masked/node" node -e '
+    const { Client } = require(process.argv[1] + "/node_modules/pg");
+    (async () => {
+      const c = new Client({ host: "127.0.0.1", port: Number(process.argv[2]), user: "app", database: "postgres" });
+      await c.connect();
+      for (const id of [1, 2, 1]) {
+        const r = await c.query({ name: "u", text: "select id, email, ssn from users where id = $1", values: [id] });
+        console.log(r.rows.map((x) => [x.id, x.email, x.ssn].join("|")).join("\n"));
+      }
+      await c.end();
+    })().catch((e) => { console.error(e.message); process.exit(1); });' "$CLIENTS/node" "$PG_PORT"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [ "$output" = $'1|***@example.com|****\n2|***@example.org|****\n1|***@example.com|****' ]
+}
+
+@test "statements that would move a masked column out unseen are denied, naming the mask" {
+  run masked copy -c "copy users to stdout"
+  echo "$output"
+  [ "$status" -ne 0 ]
+  [[ "$output" == *"ERROR:  pgtether: rule 'masked' masks public.users.email, and COPY would move it out unmasked"* ]]
+  run masked json -c "select row_to_json(u) from users u"
+  echo "$output"
+  [[ "$output" == *"ERROR:  pgtether: rule 'masked' masks public.users."*", and a whole-row value of its table would carry it unmasked"* ]]
+  run masked upper -c "select upper(email) from users"
+  [[ "$output" == *"ERROR:  pgtether: rule 'masked' masks public.users.email, and a value computed or copied from it would leave unmasked"* ]]
+  run masked viewcalc -c "select upper(contact) from user_contacts"
+  [[ "$output" == *"masks public.user_contacts.contact, and a value computed"* ]]
+  run masked stash -c "create table stash as select email from users"
+  [[ "$output" == *"ERROR:  pgtether: rule 'masked' masks public.users.email"* ]]
+  # the session stays usable, and the unmasked rule may copy
+  run masked after -c "select upper(email) from users" -c "select count(*) from users"
+  [ "${lines[-1]}" = 2 ]
+  run plain copy -c "copy users (id, email) to stdout"
+  [[ "$output" == *"alice@example.com"* ]]
+}
+
+@test "a view created after a masked session started is masked in it (DDL through pgtether re-resolves)" {
+  local flag="$PGT_TMP/view-created"
+  pgt_in "$PGT_CG/masked/later" /usr/bin/python3 "$CLIENTS/masking.py" later 127.0.0.1 "$PG_PORT" "$flag" \
+    "select who from late_view order by who" >"$PGT_TMP/later.out" 2>&1 &
+  local bg=$!
+  for _ in $(seq 100); do
+    [ "$(pgt_log_count conn.open "cgroup=$PGT_CG/masked/later ")" -ge 1 ] && break
+    sleep 0.05
+  done
+  sleep 0.3
+  plain ddl -c "create view late_view as select email as who from users"
+  touch "$flag"
+  wait "$bg"
+  cat "$PGT_TMP/later.out"
+  [ "$(cat "$PGT_TMP/later.out")" = $'***@example.com\n***@example.org' ]
+}
+
+@test "a 1 GB result through a masked query streams with the daemon's RSS under 64 MB" {
+  pgt_psql -c "create table big as select i as id, 'user' || i || '@example.com' as email, repeat('x', 2000) as pad
+               from generate_series(1, 500000) i" -c "grant select on big to app"
+  local pid rss max=0
+  pid=$(cat "$PGT_TMP/daemon.pid")
+  pgt_in "$PGT_CG/masked/big" /usr/bin/python3 "$CLIENTS/masking.py" stream 127.0.0.1 "$PG_PORT" \
+    "select id, email, pad from big" >"$PGT_TMP/big.out" 2>&1 &
+  local bg=$!
+  while kill -0 "$bg" 2>/dev/null; do
+    rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status")
+    [ "$rss" -gt "$max" ] && max=$rss
+    sleep 0.2
+  done
+  wait "$bg"
+  cat "$PGT_TMP/big.out"
+  echo "max RSS ${max} kB"
+  [[ "$(cat "$PGT_TMP/big.out")" == "rows 500000 bytes "* ]]
+  [ "$(awk '{ print $4 }' "$PGT_TMP/big.out")" -ge 1000000000 ]
+  [ "$(awk '{ print $6 }' "$PGT_TMP/big.out")" -eq 0 ]
+  [ "$max" -lt 65536 ]
+}
+
+@test "a hash mask without a key file is refused at load with how to make one" {
+  mv "$PGT_TMP/mask.key" "$PGT_TMP/mask.key.away"
+  run "$PGTETHERD" -c "$PGT_CONF" -n
+  mv "$PGT_TMP/mask.key.away" "$PGT_TMP/mask.key"
+  echo "$output"
+  [ "$status" -ne 0 ]
+  [[ "$output" == *"mask.key: cannot open: No such file or directory (a rule masks with \"hash\"; make a key with: head -c 32 /dev/urandom > "* ]]
+}
+
+@test "Bind and Execute without Describe (pgx, JDBC) and portals run in steps are masked, and the client sees no extra message" {
+  run pgt_in "$PGT_CG/masked/raw" python3 "$BATS_TEST_DIRNAME/pgraw.py" 127.0.0.1 "$PG_PORT" no-describe
+  echo "$output"
+  [ "$status" -eq 0 ]
+  local after
+  after=$(printf '%s\n' "$output" | sed -n '/^--$/,$p')
+  [ "$after" = "--
+2
+D 2|***@example.org
+C SELECT 1
+Z I
+--
+E ERROR 22P02 invalid input syntax for type integer: \"x\"
+Z I
+--
+C BEGIN
+Z T
+2
+D 1|***@example.com
+s
+D 2|***@example.org
+s
+Z T
+C COMMIT
+Z I" ]
+  [[ "$output" != *alice@* && "$output" != *bob@* ]]
+}
+
+@test "the recording of a masked session holds its bind parameters and result rows, masked" {
+  pgt_in "$PGT_CG/rec/r1" /usr/bin/python3 -c '
+import sys, psycopg
+with psycopg.connect(f"host=127.0.0.1 port={sys.argv[1]} dbname=postgres user=app", autocommit=True) as c:
+    print(c.execute("select id, email from users where email = %s", ("alice@example.com",)).fetchall())
+    print(c.execute("select total from orders where id = %s", (10,)).fetchall())' "$PG_PORT"
+  local id
+  id=$("$PGTETHER" -c "$PGT_CONF" sessions --cgroup "$PGT_CG/rec/r1" | tail -n +2 | awk '{ print $1 }')
+  [ -n "$id" ]
+  run "$PGTETHER" -c "$PGT_CONF" replay "$id" --speed 0
+  echo "$output"
+  [[ "$output" == *' allow parse: select id, email from users where email = $1'* ]]
+  [[ "$output" == *'   bind ["****"]'* ]]
+  [[ "$output" == *'   row  ["1","***@example.com"]'* ]]
+  [[ "$output" == *'   -> SELECT 1 ('*' ms)'* ]]
+  [[ "$output" == *'   bind ["\\x000a"]'* ]]   # psycopg sends the int in binary: recorded as hex
+  [[ "$output" == *'   row  ["9.5"]'* ]]
+  run grep -c "alice@" "$PGT_TMP"/sessions/*/*/*/"$id.jsonl"
+  [ "$output" = 0 ]
+  run "$PGTETHER" -c "$PGT_CONF" verify "$id"
+  [ "$status" -eq 0 ]
+}

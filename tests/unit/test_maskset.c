@@ -1,0 +1,155 @@
+/* Unit tests for daemon/maskset.c: the catalog query, tracing masks through views
+ * from rows as PostgreSQL returns them, and the statements that would leak. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "maskset.h"
+
+static const char policy_text[] =
+	"{ \"rules\": [ { \"name\": \"agent\", \"match\": { \"cgroup\": \"/ci\" }, \"token\": { \"source\": \"none\" },\n"
+	"  \"upstream\": \"main\", \"mask\": [\n"
+	"  { \"column\": \"users.email\", \"strategy\": \"email\" },\n"
+	"  { \"column\": \"crm.people.phone\", \"strategy\": \"partial\", \"allow\": [\"copy\"] },\n"
+	"  { \"column_name\": \"*ssn*\", \"strategy\": \"null\" } ] } ] }";
+
+static void load(struct policy *p)
+{
+	char err[POLICY_ERR_LEN];
+
+	memset(p, 0, sizeof(*p));
+	if (policy_parse(p, "p.json", policy_text, strlen(policy_text), err) < 0)
+		fail_msg("%s", err);
+}
+
+static void row(struct maskset *m, const struct policy_rule *r, const char *json)
+{
+	int rc = maskset_add_row(m, r, json, strlen(json));
+
+	if (rc < 0)
+		fail_msg("row %s: %d", json, rc);
+}
+
+static void test_query(void **state)
+{
+	struct policy p;
+	int err;
+	char *q;
+
+	(void)state;
+	load(&p);
+	q = maskset_query(&p.rules[0], &err);
+	assert_non_null(q);
+	assert_non_null(strstr(q, "(0, 'public', 'users', 'email'), (1, 'crm', 'people', 'phone')"));
+	assert_null(strstr(q, "ssn")); /* name patterns need no catalog */
+	free(q);
+	policy_release(&p);
+}
+
+static void test_views(void **state)
+{
+	struct maskset m = { 0 };
+	struct policy p;
+	const struct policy_rule *r;
+
+	(void)state;
+	load(&p);
+	r = &p.rules[0];
+	row(&m, r, "{\"k\": \"c\", \"rel\": 16384, \"att\": 2, \"m\": 0}");
+	/* a view of a view first: rows come in any order */
+	row(&m, r, "{\"k\": \"v\", \"rel\": 16400, \"schema\": \"public\", \"name\": \"vv\", \"cols\": [\"c\"],"
+		   " \"deps\": [[16390, 2]], \"def\": \" SELECT v.contact AS c FROM v;\"}");
+	row(&m, r, "{\"k\": \"v\", \"rel\": 16390, \"schema\": \"public\", \"name\": \"v\","
+		   " \"cols\": [\"id\", \"contact\", \"l\", \"n\"], \"deps\": [[16384, 1], [16384, 2], [16384, 3]],"
+		   " \"def\": \" SELECT users.id, users.email AS contact, lower(users.email) AS l, users.name AS n FROM users;\"}");
+	row(&m, r, "{\"k\": \"v\", \"rel\": 16395, \"schema\": \"public\", \"name\": \"u\", \"cols\": [\"a\", \"b\"],"
+		   " \"deps\": [[16384, 2]], \"def\": \" SELECT users.email AS a, 1 AS b FROM users UNION SELECT 'x', 2;\"}");
+	{
+		static const char bad[] = "{\"k\": \"c\", \"rel\": 1, \"att\": 1, \"m\": 7}";
+
+		assert_int_equal(maskset_add_row(&m, r, bad, strlen(bad)), -EINVAL);
+	}
+	assert_int_equal(maskset_add_row(&m, r, "not json", 8), -EINVAL);
+	assert_int_equal(maskset_finish(&m, r), 0);
+	assert_int_equal(maskset_find(&m, 16384, 2), 0);
+	assert_int_equal(maskset_find(&m, 16384, 1), -1);
+	assert_int_equal(maskset_find(&m, 16390, 1), -1);  /* id passes an unmasked column on */
+	assert_int_equal(maskset_find(&m, 16390, 2), 0);   /* email AS contact */
+	assert_int_equal(maskset_find(&m, 16390, 3), 0);   /* lower(email) */
+	assert_int_equal(maskset_find(&m, 16390, 4), -1);
+	assert_int_equal(maskset_find(&m, 16400, 1), 0);   /* through two views */
+	assert_int_equal(maskset_find(&m, 16395, 1), 0);   /* a UNION: every column */
+	assert_int_equal(maskset_find(&m, 16395, 2), 0);
+	maskset_release(&m);
+	policy_release(&p);
+}
+
+static int leaks(const struct maskset *m, const struct policy_rule *r, const char *sql, char *why)
+{
+	struct sqlclass_result c;
+	int rc;
+
+	assert_int_equal(sqlclass_classify(sql, sqlclass_default_dangerous, &c), 0);
+	why[0] = '\0';
+	rc = maskset_leak(m, r, &c, why, 400);
+	sqlclass_release(&c);
+	return rc;
+}
+
+static void test_leaks(void **state)
+{
+	struct maskset m = { 0 };
+	struct policy p;
+	const struct policy_rule *r;
+	char why[400];
+
+	(void)state;
+	load(&p);
+	r = &p.rules[0];
+	row(&m, r, "{\"k\": \"c\", \"rel\": 16384, \"att\": 2, \"m\": 0}");
+	row(&m, r, "{\"k\": \"v\", \"rel\": 16390, \"schema\": \"public\", \"name\": \"v\", \"cols\": [\"contact\"],"
+		   " \"deps\": [[16384, 2]], \"def\": \" SELECT users.email AS contact FROM users;\"}");
+	assert_int_equal(maskset_finish(&m, r), 0);
+
+	assert_int_equal(leaks(&m, r, "SELECT * FROM users", why), 0);
+	assert_int_equal(leaks(&m, r, "SELECT email AS e, id FROM public.users WHERE email LIKE '%@x'", why), 0);
+	assert_int_equal(leaks(&m, r, "SELECT upper(name) FROM users", why), 0);
+	assert_int_equal(leaks(&m, r, "SELECT upper(email) FROM orders", why), 0); /* not the masked table */
+	assert_int_equal(leaks(&m, r, "COPY users TO STDOUT", why), 1);
+	assert_string_equal(why, "rule 'agent' masks public.users.email, and COPY would move it out unmasked "
+				 "(a mask's \"allow\": [\"copy\"] would permit it)");
+	assert_int_equal(leaks(&m, r, "COPY (SELECT id FROM users) TO STDOUT", why), 1);
+	assert_int_equal(leaks(&m, r, "COPY crm.people TO STDOUT", why), 0); /* allowed by its mask */
+	assert_int_equal(leaks(&m, r, "SELECT row_to_json(u) FROM users u", why), 1);
+	assert_non_null(strstr(why, "whole-row"));
+	assert_int_equal(leaks(&m, r, "SELECT upper(email) FROM users", why), 1);
+	assert_non_null(strstr(why, "computed"));
+	assert_int_equal(leaks(&m, r, "INSERT INTO stash SELECT email FROM users", why), 1);
+	assert_int_equal(leaks(&m, r, "SELECT upper(contact) FROM v", why), 1);  /* through the view */
+	assert_string_equal(why, "rule 'agent' masks public.v.contact, and a value computed or copied from it would "
+				 "leave unmasked (a mask's \"allow\": [\"computed\"] would permit it)");
+	assert_int_equal(leaks(&m, r, "ALTER TABLE users RENAME COLUMN email TO e", why), 1);
+	assert_non_null(strstr(why, "\"ddl\""));
+	/* unresolved (the table does not exist yet): the rule's names still count */
+	maskset_reset(&m);
+	assert_int_equal(leaks(&m, r, "SELECT row_to_json(users) FROM users", why), 1);
+	maskset_release(&m);
+	policy_release(&p);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_query),
+		cmocka_unit_test(test_views),
+		cmocka_unit_test(test_leaks),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
