@@ -271,6 +271,15 @@ int maskset_leak(const struct maskset *m, const struct policy_rule *r, const str
 	size_t n = masked_in(m, r, c, found, 128);
 	char t[200];
 
+	/* server-side code can read any masked column and say it in a notice or error */
+	for (size_t k = 0; c->runs_code && k < r->n_masks; k++)
+		if (r->masks[k].column && !(r->masks[k].allow & POLICY_MASK_ALLOW_CODE)) {
+			snprintf(why, cap, "rule '%s' masks %s.%s.%s, and a DO block or procedure could read it unmasked "
+				 "(a mask's \"allow\": [\"code\"] would permit it)", r->name, r->masks[k].schema, r->masks[k].table,
+				 r->masks[k].name);
+			return 1;
+		}
+
 	for (size_t i = 0; i < n; i++) {
 		const struct policy_mask *pm = &r->masks[found[i].mask];
 		const char *how = NULL, *allow = NULL;

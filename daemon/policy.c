@@ -164,6 +164,7 @@ static int parse_mask(struct jsonpos_src *s, json_t *obj, const char *ptr, const
 	static const struct { const char *name; unsigned bit; } allows[] = {
 		{ "copy", POLICY_MASK_ALLOW_COPY }, { "whole_row", POLICY_MASK_ALLOW_WHOLE_ROW },
 		{ "computed", POLICY_MASK_ALLOW_COMPUTED }, { "ddl", POLICY_MASK_ALLOW_DDL },
+		{ "code", POLICY_MASK_ALLOW_CODE },
 	};
 	char *strategy = NULL, sub[480];
 	json_t *v, *a;
@@ -222,7 +223,7 @@ static int parse_mask(struct jsonpos_src *s, json_t *obj, const char *ptr, const
 	if ((v = json_object_get(obj, "allow"))) {
 		snprintf(sub, sizeof(sub), "%s/allow", ptr);
 		if (!json_is_array(v))
-			return jsonpos_fail(s, sub, "rule '%s': a mask's \"allow\" is a list of \"copy\", \"whole_row\", \"computed\", \"ddl\"", rule);
+			return jsonpos_fail(s, sub, "rule '%s': a mask's \"allow\" is a list of \"copy\", \"whole_row\", \"computed\", \"ddl\", \"code\"", rule);
 		json_array_foreach(v, i, a) {
 			size_t k;
 
@@ -230,7 +231,7 @@ static int parse_mask(struct jsonpos_src *s, json_t *obj, const char *ptr, const
 				if (json_is_string(a) && !strcmp(json_string_value(a), allows[k].name))
 					break;
 			if (k == sizeof(allows) / sizeof(allows[0]))
-				return jsonpos_fail(s, sub, "rule '%s': a mask's \"allow\" is a list of \"copy\", \"whole_row\", \"computed\", \"ddl\"", rule);
+				return jsonpos_fail(s, sub, "rule '%s': a mask's \"allow\" is a list of \"copy\", \"whole_row\", \"computed\", \"ddl\", \"code\"", rule);
 			m->allow |= allows[k].bit;
 		}
 	}

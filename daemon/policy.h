@@ -57,6 +57,7 @@ enum policy_mask_allow {
 	POLICY_MASK_ALLOW_WHOLE_ROW = 1u << 1, /* row_to_json(u), SELECT u FROM users u */
 	POLICY_MASK_ALLOW_COMPUTED = 1u << 2,  /* upper(email), email::text, INSERT ... SELECT email */
 	POLICY_MASK_ALLOW_DDL = 1u << 3,       /* ALTER/DROP/CREATE ... naming the table */
+	POLICY_MASK_ALLOW_CODE = 1u << 4,      /* DO blocks and CALL (server-side code) */
 };
 
 struct policy_mask {

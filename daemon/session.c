@@ -1207,34 +1207,82 @@ static long mask_rows(struct session_env *env, struct session *s, const struct p
 	return (long)o;
 }
 
-/* The answer to a Describe (RowDescription or NoData): ours when we added the Describe. */
-static bool describe_answer_ours(struct session *s)
+/* Notes what the server will answer in order: a Query ('Q', answered by
+ * RowDescriptions of its own), a Describe of the client's ('d') or of pgtether's
+ * ('i'), each with the number of the ReadyForQuery that ends its batch. */
+static int expect_answer(struct session *s, uint8_t kind)
 {
-	bool ours;
-
-	if (!s->pending_count || s->pending[s->pending_head] != 'S')
-		return false; /* a simple Query's own RowDescription */
-	if (!s->desc_count || s->describes[s->desc_head].batch != s->s_batch)
-		return false;
-	ours = s->describes[s->desc_head].ours;
-	s->desc_head = (s->desc_head + 1) % SESSION_MAX_DESCRIBES;
-	s->desc_count--;
-	return ours;
+	if (s->desc_count == SESSION_MAX_DESCRIBES)
+		return -ENOBUFS;
+	s->describes[(s->desc_head + s->desc_count++) % SESSION_MAX_DESCRIBES] =
+		(typeof(s->describes[0])){ s->c_batch, kind };
+	return 0;
 }
 
-/* A ReadyForQuery: the Describes of the batch it ends that were skipped after an
- * error are never answered. */
-static void batch_answered(struct session *s, uint8_t kind)
+/* A Query or Sync passed on: the end of a batch, answered by one ReadyForQuery. */
+static int sync_point(struct session *s, const struct policy_rule *masking, uint8_t type)
 {
-	if (kind == 'S') {
-		while (s->desc_count && s->describes[s->desc_head].batch == s->s_batch) {
-			s->desc_head = (s->desc_head + 1) % SESSION_MAX_DESCRIBES;
-			s->desc_count--;
-		}
-		s->s_batch++;
+	int r;
+
+	if (masking && type == 'Q' && (r = expect_answer(s, 'Q')) < 0)
+		return r;
+	s->c_batch++;
+	return 0;
+}
+
+/* A RowDescription or NoData: true when it answers a Describe pgtether added. */
+static bool describe_answer_ours(struct session *s)
+{
+	uint8_t kind;
+
+	if (!s->desc_count || s->describes[s->desc_head].batch != s->s_batch)
+		return false;
+	kind = s->describes[s->desc_head].kind;
+	if (kind == 'Q')
+		return false; /* a Query's own result */
+	s->desc_head = (s->desc_head + 1) % SESSION_MAX_DESCRIBES;
+	s->desc_count--;
+	return kind == 'i';
+}
+
+/* A ReadyForQuery ends a batch: what of it was not answered (skipped after an error)
+ * never will be. */
+static void batch_answered(struct session *s)
+{
+	while (s->desc_count && s->describes[s->desc_head].batch == s->s_batch) {
+		s->desc_head = (s->desc_head + 1) % SESSION_MAX_DESCRIBES;
+		s->desc_count--;
 	}
+	s->s_batch++;
 	s->have_desc = false;
 	s->cols_masked = false;
+}
+
+/*
+ * A whole ErrorResponse or NoticeResponse at u2c[start..start+mlen) of a masking
+ * session loses its DETAIL field: "Failing row contains (...)" and "Key (email)=(...)"
+ * would show masked values. Returns the message's length now.
+ */
+static size_t withhold_detail(struct session *s, size_t start, size_t mlen)
+{
+	struct session_buf *b = &s->u2c;
+	uint8_t *p = b->data + start + PGWIRE_HEADER, *end = b->data + start + mlen;
+
+	while (p < end && *p) {
+		size_t flen = strnlen((const char *)p, (size_t)(end - p)) + 1;
+
+		if (p + flen > end)
+			break;
+		if (*p == 'D') {
+			memmove(p, p + flen, b->len - (size_t)(p + flen - b->data));
+			b->len -= flen;
+			mlen -= flen;
+			pgwire_put32(b->data + start + 1, (uint32_t)(mlen - 1));
+			break;
+		}
+		p += flen;
+	}
+	return mlen;
 }
 
 /*
@@ -1255,6 +1303,8 @@ static long masked_message(struct session_env *env, struct session *s, const str
 		n = mask_rows(env, s, r, start, &used);
 		return n;
 	}
+	if (type == 'E' || type == 'N')
+		return r->n_masks ? (long)withhold_detail(s, start, mlen) : (long)mlen;
 	if (type == 'T' && (rc = parse_desc(s, r, b->data + start + PGWIRE_HEADER, mlen - PGWIRE_HEADER)) < 0)
 		return rc;
 	if (type == 'n')
@@ -1335,8 +1385,6 @@ static int client_filter(struct session_env *env, struct session *s)
 			plen = strnlen((const char *)b->data + start + PGWIRE_HEADER, h.body_len);
 			if (plen + 5 != h.body_len)
 				return -EPROTO;
-			if (s->desc_count == SESSION_MAX_DESCRIBES)
-				return -ENOBUFS;
 			dlen = PGWIRE_HEADER + 1 + plen + 1;
 			if (buf_reserve(s, b, b->len + dlen) < 0)
 				return -ENOMEM;
@@ -1346,21 +1394,15 @@ static int client_filter(struct session_env *env, struct session *s)
 			b->data[start + PGWIRE_HEADER] = 'P';
 			memcpy(b->data + start + PGWIRE_HEADER + 1, b->data + start + dlen + PGWIRE_HEADER, plen + 1);
 			b->len += dlen;
-			s->describes[(s->desc_head + s->desc_count++) % SESSION_MAX_DESCRIBES] =
-				(typeof(s->describes[0])){ s->c_batch, true };
+			if ((r = expect_answer(s, 'i')) < 0)
+				return r;
 			s->cscan.remaining = 0;
 			pos = start + dlen + mlen;
 			s->c_unsynced = true;
 			continue;
 		}
-		if (masking && h.type == 'D') {
-			if (s->desc_count == SESSION_MAX_DESCRIBES)
-				return -ENOBUFS;
-			s->describes[(s->desc_head + s->desc_count++) % SESSION_MAX_DESCRIBES] =
-				(typeof(s->describes[0])){ s->c_batch, false };
-		}
-		if (h.type == 'S')
-			s->c_batch++;
+		if (masking && h.type == 'D' && (r = expect_answer(s, 'd')) < 0)
+			return r;
 		if (h.type == 'F') {
 			/* inside an extended-query batch not yet closed by Sync the refusal
 			 * would have no place in the answers; and each refusal owed takes
@@ -1458,7 +1500,7 @@ static int client_filter(struct session_env *env, struct session *s)
 			if (h.type == 'Q') {
 				s->c_unsynced = false;
 				s->batch_denied = false;
-				if ((r = pending_push(s, 'Q')) < 0)
+				if ((r = pending_push(s, 'Q')) < 0 || (r = sync_point(s, masking, 'Q')) < 0)
 					return r;
 			} else {
 				s->c_unsynced = true;
@@ -1466,7 +1508,7 @@ static int client_filter(struct session_env *env, struct session *s)
 		} else if (h.type == 'Q' || h.type == 'S') {
 			s->c_unsynced = false;
 			s->batch_denied = false;
-			if ((r = pending_push(s, h.type)) < 0)
+			if ((r = pending_push(s, h.type)) < 0 || (r = sync_point(s, masking, h.type)) < 0)
 				return r;
 		} else if (h.type == 'B' && s->rec) {
 			size_t mlen = PGWIRE_HEADER + (size_t)h.body_len;
@@ -1507,7 +1549,8 @@ static int client_filter(struct session_env *env, struct session *s)
  * syntax error of a statement substituted for a denied one, it becomes the denial.
  * Returns the message's length after that.
  */
-static size_t replace_sentinel_error(struct session_env *env, struct session *s, size_t start, size_t mlen)
+static size_t replace_sentinel_error(struct session_env *env, struct session *s, size_t start, size_t mlen,
+				     bool *replaced)
 {
 	static const char near[] = "syntax error at or near \"";
 	struct session_buf *b = &s->u2c;
@@ -1533,6 +1576,7 @@ static size_t replace_sentinel_error(struct session_env *env, struct session *s,
 			b->len = b->len - mlen + n;
 			if (s->sentinels_out)
 				s->sentinels_out--;
+			*replaced = true;
 			return n;
 		}
 		p = v + vlen + 1;
@@ -1564,8 +1608,8 @@ static int server_scan(struct session_env *env, struct session *s)
 			s->tx_status = b->data[pos++];
 			s->want_status = false;
 			s->sscan.remaining = 0;
+			batch_answered(s);
 			if (s->pending_count && (s->pending[s->pending_head] == 'S' || s->pending[s->pending_head] == 'Q')) {
-				batch_answered(s, s->pending[s->pending_head]);
 				s->pending_head = (s->pending_head + 1) % SESSION_MAX_PENDING;
 				s->pending_count--;
 			}
@@ -1599,16 +1643,22 @@ static int server_scan(struct session_env *env, struct session *s)
 				break;
 			}
 			s->sscan.remaining = 0;
-			size_t now = replace_sentinel_error(env, s, start, mlen);
+			bool denial = false;
+			size_t now = replace_sentinel_error(env, s, start, mlen, &denial);
 
-			if (now == mlen && b->data[start] == 'E')
-				rec_server_message(env, s, b->data + start, mlen); /* not a denial: the server's own */
+			if (!denial) {
+				/* the server's own */
+				if (masking && masking->n_masks)
+					now = withhold_detail(s, start, mlen);
+				rec_server_message(env, s, b->data + start, now);
+			}
 			pos = start + now;
 			pos += inject_due(s, pos);
 			continue;
 		}
 		if (found && masking && whole_here &&
-		    (h.type == 'T' || h.type == 'n' || (h.type == 'D' && (s->cols_masked || s->rows_to_record || !s->have_desc)))) {
+		    (h.type == 'T' || h.type == 'n' || h.type == 'E' || h.type == 'N' ||
+		     (h.type == 'D' && (s->cols_masked || s->rows_to_record || !s->have_desc)))) {
 			size_t mlen = PGWIRE_HEADER + (size_t)h.body_len;
 			long now;
 
@@ -1630,6 +1680,8 @@ static int server_scan(struct session_env *env, struct session *s)
 			s->sscan.remaining = 0;
 			if ((now = masked_message(env, s, masking, start, mlen)) < 0)
 				return (int)now;
+			if (h.type == 'E')
+				rec_server_message(env, s, b->data + start, (size_t)now);
 			s->last_server_type = h.type;
 			pos = start + (size_t)now;
 			pos += inject_due(s, pos);

@@ -42,7 +42,7 @@
 #define SESSION_TOKEN_MAX (SESSION_BUF - 8) /* identity tokens; issuers set lower caps */
 #define SESSION_MAX_DENIALS 8          /* denied statements awaiting their answer */
 #define SESSION_MAX_MASKED_ROW (64u << 20) /* a DataRow rewritten by masks is held whole */
-#define SESSION_MAX_DESCRIBES 1024     /* Describe answers awaited while masking */
+#define SESSION_MAX_DESCRIBES 1024     /* Queries and Describes awaiting answers while masking */
 
 struct sockdiag;
 
@@ -173,9 +173,9 @@ struct session {
 	bool u2c_kept;                   /* u2c grew for rows that masks made longer */
 	uint8_t *row;                    /* a rewritten DataRow */
 	size_t row_cap;
-	struct { uint32_t batch; bool ours; } describes[SESSION_MAX_DESCRIBES]; /* awaited, in order */
+	struct { uint32_t batch; uint8_t kind; } describes[SESSION_MAX_DESCRIBES]; /* answers awaited */
 	size_t desc_head, desc_count;
-	uint32_t c_batch, s_batch;       /* Syncs sent, ReadyForQuery of them received */
+	uint32_t c_batch, s_batch;       /* Queries and Syncs sent; ReadyForQuery received */
 	uint64_t rows_masked;
 
 	struct record_writer *rec;       /* the session's recording, when recorded */

@@ -299,6 +299,25 @@ static void expr_out(struct outwalk *o, json_t *node)
 	}
 }
 
+/* Casts anywhere: "invalid input syntax for type integer: <the value>". */
+static void casts_out(struct outwalk *o, json_t *node)
+{
+	const char *key;
+	json_t *v;
+	size_t i;
+
+	if (json_is_object(node)) {
+		json_object_foreach(node, key, v) {
+			if (!strcmp(key, "TypeCast"))
+				expr_out(o, json_object_get(v, "arg"));
+			casts_out(o, v);
+		}
+	} else if (json_is_array(node)) {
+		json_array_foreach(node, i, v)
+			casts_out(o, v);
+	}
+}
+
 static void target_list_out(struct outwalk *o, json_t *list, bool kept)
 {
 	json_t *rt;
@@ -472,6 +491,9 @@ int sqlclass_classify(const char *sql, const char *const *dangerous, struct sqlc
 
 			collect_rels(&o, node);
 			stmt_out(&o, node, true);
+			casts_out(&o, node);
+			if (!strcmp(type, "DoStmt") || !strcmp(type, "CallStmt"))
+				ret->runs_code = 1;
 			if (o.err)
 				w.err = o.err;
 		}
@@ -499,6 +521,7 @@ void sqlclass_release(struct sqlclass_result *r)
 	for (size_t i = 0; i < r->n_whole_rows; i++)
 		free(r->whole_rows[i]);
 	r->n_out_columns = r->n_whole_rows = 0;
+	r->runs_code = 0;
 	free(r->stmt_classes);
 	r->stmt_classes = NULL;
 	r->n_tables = r->n_functions = r->n_stmts = 0;

@@ -50,13 +50,15 @@ struct sqlclass_result {
 	 * list (upper(email), email::text, a scalar subquery, a UNION arm), or copied
 	 * into a table (INSERT ... SELECT, CREATE TABLE AS, SET a = b, CREATE VIEW).
 	 * Plain column references of a SELECT's own list (and of its FROM subqueries,
-	 * CTEs and RETURNING) keep their identity and are not listed. */
+	 * CTEs and RETURNING) keep their identity and are not listed. A column cast
+	 * anywhere (even in WHERE) is listed: a failed cast puts the value in the error. */
 	char *out_columns[SQLCLASS_MAX_NAMES]; /* column names */
 	size_t n_out_columns;
 	char *whole_rows[SQLCLASS_MAX_NAMES];  /* relations taken as whole-row values
 						* (row_to_json(u), SELECT u FROM users u);
 						* "*" for every relation of the statement */
 	size_t n_whole_rows;
+	int runs_code;                  /* DO or CALL: server-side code no check can follow */
 	char error[SQLCLASS_ERR_LEN];   /* why there are no classes */
 	int error_pos;                  /* 1-based character of a syntax error, or 0 */
 };

@@ -223,6 +223,13 @@ D 2|***@example.org
 s
 Z T
 C COMMIT
+Z I
+--
+1
+2
+T
+D ***@example.com
+C SELECT 1
 Z I" ]
   [[ "$output" != *alice@* && "$output" != *bob@* ]]
 }
@@ -248,4 +255,49 @@ with psycopg.connect(f"host=127.0.0.1 port={sys.argv[1]} dbname=postgres user=ap
   [ "$output" = 0 ]
   run "$PGTETHER" -c "$PGT_CONF" verify "$id"
   [ "$status" -eq 0 ]
+}
+
+@test "a reload that adds a mask applies to a live session's next statement" {
+  local flag="$PGT_TMP/reloaded" pol="$PGT_TMP/policy.d/10-mask.json"
+  cp "$pol" "$PGT_TMP/10-mask.json.orig"
+  pgt_in "$PGT_CG/masked/reload" /usr/bin/python3 "$CLIENTS/masking.py" later 127.0.0.1 "$PG_PORT" "$flag" \
+    "select name from users order by id" >"$PGT_TMP/reload.out" 2>&1 &
+  local bg=$!
+  for _ in $(seq 100); do
+    [ "$(pgt_log_count conn.open "cgroup=$PGT_CG/masked/reload ")" -ge 1 ] && break
+    sleep 0.05
+  done
+  sleep 0.3
+  jq '.rules[0].mask += [{ "column": "users.name", "strategy": "redact" }]' "$PGT_TMP/10-mask.json.orig" >"$pol"
+  pgt_reload
+  touch "$flag"
+  wait "$bg"
+  cp "$PGT_TMP/10-mask.json.orig" "$pol"
+  pgt_reload
+  cat "$PGT_TMP/reload.out"
+  [ "$(cat "$PGT_TMP/reload.out")" = $'****\n****' ]
+  run masked after-reload -c "select name from users where id = 1"
+  [ "$output" = Alice ]
+}
+
+@test "errors of a masked session do not carry masked values: casts and DO blocks are denied, DETAIL is withheld" {
+  run masked cast -c "select id from users where email::int = 1"
+  echo "$output"
+  [[ "$output" == *"ERROR:  pgtether: rule 'masked' masks public.users.email, and a value computed or copied from it"* ]]
+  run masked do -c "do \$\$ begin raise notice '%', (select email from users limit 1); end \$\$"
+  echo "$output"
+  [[ "$output" == *"a DO block or procedure could read it unmasked"* ]]
+  [[ "$output" != *alice@* ]]
+  # a constraint violation's "Failing row contains (...)" would show the row
+  pgt_psql -c "create table people (id int primary key, email text, name text not null)" \
+           -c "insert into people values (1, 'carol@example.net', 'Carol')" -c "grant all on people to app"
+  jq '.rules[0].mask += [{ "column": "people.email", "strategy": "email" }]' "$PGT_TMP/policy.d/10-mask.json" \
+    >"$PGT_TMP/mask.tmp" && cat "$PGT_TMP/mask.tmp" >"$PGT_TMP/policy.d/10-mask.json"
+  pgt_reload
+  run masked detail -v VERBOSITY=verbose -c "update people set name = null where id = 1"
+  echo "$output"
+  [[ "$output" == *"ERROR:  23502: null value in column \"name\" of relation \"people\" violates not-null constraint"* ]]
+  [[ "$output" != *carol@* && "$output" != *DETAIL* ]]
+  run plain detail -c "update people set name = null where id = 1"
+  [[ "$output" == *"DETAIL:  Failing row contains (1, carol@example.net, null)."* ]]
 }

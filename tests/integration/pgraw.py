@@ -167,6 +167,16 @@ def main():
         c.until_ready(out)
         c.send(msg(b"Q", b"commit\0"))
         c.until_ready(out)
+        out.append("--")
+        # Flush instead of Sync: the answers come before any ReadyForQuery
+        c.send(msg(b"P", b"\0select email from users where id = 1\0\0\0") +
+               msg(b"B", b"\0\0" + struct.pack("!HHH", 0, 0, 0)) + msg(b"D", b"P\0") +
+               msg(b"E", b"\0\0\0\0\0") + msg(b"H"))
+        for _ in range(5):
+            m = c.read()
+            out.append(describe(*m) if m else "EOF")
+        c.send(msg(b"S"))
+        c.until_ready(out)
     else:
         sys.exit("unknown case " + case)
     print("\n".join(out))

@@ -136,6 +136,10 @@ static void test_leaks(void **state)
 				 "leave unmasked (a mask's \"allow\": [\"computed\"] would permit it)");
 	assert_int_equal(leaks(&m, r, "ALTER TABLE users RENAME COLUMN email TO e", why), 1);
 	assert_non_null(strstr(why, "\"ddl\""));
+	assert_int_equal(leaks(&m, r, "SELECT id FROM users WHERE email::int = 1", why), 1);  /* the error would say it */
+	assert_int_equal(leaks(&m, r, "DO $$ BEGIN RAISE NOTICE '%', (SELECT email FROM users LIMIT 1); END $$", why), 1);
+	assert_string_equal(why, "rule 'agent' masks public.users.email, and a DO block or procedure could read it "
+				 "unmasked (a mask's \"allow\": [\"code\"] would permit it)");
 	/* unresolved (the table does not exist yet): the rule's names still count */
 	maskset_reset(&m);
 	assert_int_equal(leaks(&m, r, "SELECT row_to_json(users) FROM users", why), 1);

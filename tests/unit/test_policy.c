@@ -237,7 +237,7 @@ static void test_parse_errors(void **state)
 	expect(MASKED("{ \"column\": \"users.email\", \"column_name\": \"*mail\", \"strategy\": \"null\" }"),
 	       "p.json:2:32: rule 'r': a mask names either \"column\" (schema.table.column) or \"column_name\" (a glob of result column names)");
 	expect(MASKED("{ \"column\": \"users.email\", \"strategy\": \"null\", \"allow\": [\"joins\"] }"),
-	       "p.json:2:79: rule 'r': a mask's \"allow\" is a list of \"copy\", \"whole_row\", \"computed\", \"ddl\"");
+	       "p.json:2:79: rule 'r': a mask's \"allow\" is a list of \"copy\", \"whole_row\", \"computed\", \"ddl\", \"code\"");
 	expect("{ \"rules\": [ { \"name\": \"r\", \"match\": { \"cgroup\": \"/ci\" }, \"token\": { \"source\": \"none\" },\n"
 	       "  \"upstream\": \"main\", \"statements\": { \"allow\": [\"read\", \"writes\"] } } ] }",
 	       "p.json:2:57: rule 'r': unknown statement class; the classes are read, write, ddl, drop, truncate, alter_role, grant, copy_in, copy_out, copy_program, dynamic, session, transaction, utility, dangerous_function");
