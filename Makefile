@@ -22,7 +22,7 @@ LDLIBS  += -lbpf -lelf -lz -ljansson -ljwt -lpg_query -lssl -lcrypto -pthread $(
 PURE    := addr jsonpos config pgwire scram b64url jwks token issuers policy sqlclass record mask maskset cgroup attest log
 KERNEL  := intercept sockdiag notify tls
 DAEMON  := $(PURE) $(KERNEL) session control
-CLI     := addr jsonpos config b64url jwks token issuers policy sqlclass record mask cgroup control log
+CLI     := addr jsonpos config b64url jwks token issuers policy sqlclass record mask maskset cgroup control log
 
 DAEMON_OBJS := $(DAEMON:%=$(BUILD)/obj/%.o)
 CLI_OBJS    := $(CLI:%=$(BUILD)/obj/%.o)

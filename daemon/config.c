@@ -837,6 +837,9 @@ int config_load_mask_key(struct config *c, char *err)
 	} else if (!EVP_Digest(text, len, c->mask_key, &n, EVP_sha256(), NULL) || n != MASK_KEY_LEN) {
 		snprintf(err, CONFIG_ERR_LEN, "%s: cannot derive the mask key", c->mask_key_file);
 		r = -EIO;
+	} else if (!(c->mask_hmac = mask_hmac_new(c->mask_key))) {
+		snprintf(err, CONFIG_ERR_LEN, "%s: cannot set up HMAC-SHA-256 with the mask key", c->mask_key_file);
+		r = -EIO;
 	} else {
 		c->have_mask_key = true;
 	}
@@ -898,6 +901,7 @@ void config_release(struct config *c)
 	free(c->sessions_dir);
 	free(c->mask_key_file);
 	OPENSSL_cleanse(c->mask_key, sizeof(c->mask_key));
+	mask_hmac_free(c->mask_hmac);
 	policy_release(&c->policy);
 	issuers_release(&c->issuers);
 	free(c->client_tls_cert);

@@ -32,14 +32,19 @@ uint32_t mask_array_element(uint32_t array_type)
 	return 0;
 }
 
+static const char *const strategy_names[] = { "redact", "null", "partial", "hash", "email" };
+
 int mask_strategy_from_name(const char *name)
 {
-	static const char *const names[] = { "redact", "null", "partial", "hash", "email" };
-
 	for (int i = 0; i < 5; i++)
-		if (strcmp(names[i], name) == 0)
+		if (strcmp(strategy_names[i], name) == 0)
 			return i;
 	return -1;
+}
+
+const char *mask_strategy_name(enum mask_strategy s)
+{
+	return (unsigned)s < 5 ? strategy_names[s] : "?";
 }
 
 static bool text_type(uint32_t t)
@@ -141,6 +146,25 @@ static long numeric_binary(uint64_t v, uint8_t *out, size_t cap)
 	return 8 + 2 * n;
 }
 
+EVP_MAC_CTX *mask_hmac_new(const uint8_t key[MASK_KEY_LEN])
+{
+	EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	EVP_MAC_CTX *ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
+	OSSL_PARAM params[] = { OSSL_PARAM_construct_utf8_string("digest", (char *)"SHA256", 0), OSSL_PARAM_construct_end() };
+
+	EVP_MAC_free(mac); /* the context holds its own reference */
+	if (ctx && !EVP_MAC_init(ctx, key, MASK_KEY_LEN, params)) {
+		EVP_MAC_CTX_free(ctx);
+		ctx = NULL;
+	}
+	return ctx;
+}
+
+void mask_hmac_free(EVP_MAC_CTX *ctx)
+{
+	EVP_MAC_CTX_free(ctx);
+}
+
 static long hash_value(const struct mask_spec *m, uint32_t t, int format, const uint8_t *in, size_t len, uint8_t *out,
 		       size_t cap)
 {
@@ -161,14 +185,13 @@ static long hash_value(const struct mask_spec *m, uint32_t t, int format, const 
 	{
 		/* the type family goes into the MAC: 5 the integer and "5" the text differ */
 		uint8_t tag = text_type(t) ? 't' : (t == MASK_OID_INT2 || t == MASK_OID_INT4 || t == MASK_OID_INT8) ? 'i' : (uint8_t)t;
-		EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-		EVP_MAC_CTX *ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
-		OSSL_PARAM params[] = { OSSL_PARAM_construct_utf8_string("digest", (char *)"SHA256", 0), OSSL_PARAM_construct_end() };
-		int ok = ctx && EVP_MAC_init(ctx, m->key, MASK_KEY_LEN, params) && EVP_MAC_update(ctx, &tag, 1) &&
+		EVP_MAC_CTX *ctx = m->hmac ? m->hmac : mask_hmac_new(m->key);
+		/* a NULL key starts again with the key the context holds */
+		int ok = ctx && EVP_MAC_init(ctx, NULL, 0, NULL) && EVP_MAC_update(ctx, &tag, 1) &&
 			 EVP_MAC_update(ctx, c, clen) && EVP_MAC_final(ctx, h, &hlen, sizeof(h));
 
-		EVP_MAC_CTX_free(ctx);
-		EVP_MAC_free(mac);
+		if (ctx != m->hmac)
+			mask_hmac_free(ctx);
 		if (!ok || hlen != 32)
 			return -EIO;
 	}

@@ -30,12 +30,20 @@ enum mask_strategy { MASK_REDACT, MASK_NULL, MASK_PARTIAL, MASK_HASH, MASK_EMAIL
 #define MASK_KEY_LEN 32
 #define MASK_NULL_VALUE (-1L)
 
+struct evp_mac_ctx_st;
+
 struct mask_spec {
 	enum mask_strategy strategy;
 	unsigned keep;               /* partial: characters kept at the end */
 	const char *redact_text;     /* redact: NULL for "****" */
 	const uint8_t *key;          /* hash: MASK_KEY_LEN bytes */
+	struct evp_mac_ctx_st *hmac; /* hash: mask_hmac_new(key), or NULL (slower: set up per value) */
 };
+
+/* An HMAC-SHA-256 context keyed once, reused for every value (no allocation per
+ * value); NULL when OpenSSL cannot make one. */
+struct evp_mac_ctx_st *mask_hmac_new(const uint8_t key[MASK_KEY_LEN]);
+void mask_hmac_free(struct evp_mac_ctx_st *ctx);
 
 /* Type OIDs of PostgreSQL's catalog that masks understand. */
 enum {
@@ -59,5 +67,8 @@ uint32_t mask_array_element(uint32_t array_type);
 
 /* "redact", "null", "partial", "hash", "email" → strategy; -1 for another name. */
 int mask_strategy_from_name(const char *name);
+
+/* The name of a strategy. */
+const char *mask_strategy_name(enum mask_strategy s);
 
 #endif

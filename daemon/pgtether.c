@@ -17,6 +17,7 @@
 #include "config.h"
 #include "control.h"
 #include "issuers.h"
+#include "maskset.h"
 #include "policy.h"
 #include "record.h"
 #include "sqlclass.h"
@@ -432,6 +433,9 @@ static int cmd_explain(const char *config_path, int argc, char **argv)
 	printf("connection: rule '%s' (%s:%d), upstream '%s', role '%s', token %s\n", rule->name, rule->file, rule->line,
 	       rule->upstream, rule->role ? rule->role : "(the upstream's)",
 	       rule->token == POLICY_TOKEN_PASSWORD ? "as password" : rule->token == POLICY_TOKEN_FILE ? rule->token_path : "none");
+	for (size_t m = 0; m < rule->n_masks; m++)
+		printf("mask: %s%s %s\n", rule->masks[m].column ? rule->masks[m].column : "columns named ",
+		       rule->masks[m].column ? "" : rule->masks[m].column_name, mask_strategy_name(rule->masks[m].strategy));
 
 	PgQuerySplitResult split = pg_query_split_with_parser(sql);
 	int n = split.error ? 1 : split.n_stmts;
@@ -454,6 +458,9 @@ static int cmd_explain(const char *config_path, int argc, char **argv)
 			for (size_t t = 0; t < res.n_tables; t++)
 				printf("  table: %s\n", res.tables[t]);
 			v = policy_statement_verdict(rule, &res, why, sizeof(why));
+			/* views are traced only in a live session; the rule's own columns here */
+			if (v != POLICY_DENY && maskset_leak(NULL, rule, &res, why, sizeof(why)))
+				v = POLICY_DENY;
 			printf("  verdict: %s%s%s\n", v == POLICY_ALLOW ? "allow" : v == POLICY_DENY ? "deny" : "approval",
 			       why[0] ? ": " : "", why);
 			denied |= v != POLICY_ALLOW;

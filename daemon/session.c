@@ -1138,7 +1138,7 @@ static int mask_one_row(struct session_env *env, struct session *s, const struct
 		size_t mi = (size_t)s->cols[i].mask;
 		const struct policy_mask *pm = mi < r->n_masks ? &r->masks[mi] : NULL;
 		struct mask_spec spec = { pm ? pm->strategy : MASK_NULL, pm ? pm->keep : 0, pm ? pm->text : NULL,
-					  env->cfg->mask_key };
+					  env->cfg->mask_key, env->cfg->mask_hmac };
 		long out;
 
 		for (;;) {
@@ -1316,6 +1316,15 @@ static long masked_message(struct session_env *env, struct session *s, const str
 	return 0;
 }
 
+/* client_filter stops at a message to read it again from its header later (when it
+ * is whole, decided, or after what pgtether put before it): the position to stop at. */
+static size_t rescan_from(struct session *s, size_t at)
+{
+	s->cscan.have = 0;
+	s->cscan.remaining = 0;
+	return at;
+}
+
 /*
  * Client → server: follows message boundaries in c2u from c_scan on; drops
  * FunctionCall messages (their refusal is queued in order) and counts sync points.
@@ -1360,9 +1369,7 @@ static int client_filter(struct session_env *env, struct session *s)
 			if (n < 0)
 				return (int)n;
 			if (n > 0) {
-				s->cscan.have = 0;
-				s->cscan.remaining = 0;
-				pos = start + (size_t)n;
+				pos = rescan_from(s, start + (size_t)n);
 				break;
 			}
 		}
@@ -1377,9 +1384,7 @@ static int client_filter(struct session_env *env, struct session *s)
 			if (b->len - start < mlen) {
 				if ((r = c2u_reserve(s, start, mlen)) < 0)
 					return r;
-				s->cscan.have = 0;
-				s->cscan.remaining = 0;
-				pos = start;
+				pos = rescan_from(s, start);
 				break;
 			}
 			plen = strnlen((const char *)b->data + start + PGWIRE_HEADER, h.body_len);
@@ -1432,9 +1437,7 @@ static int client_filter(struct session_env *env, struct session *s)
 				}
 				if ((r = c2u_reserve(s, start, mlen)) < 0)
 					return r;
-				s->cscan.have = 0;
-				s->cscan.remaining = 0;
-				pos = start;
+				pos = rescan_from(s, start);
 				break;
 			}
 			sql = (const char *)b->data + start + PGWIRE_HEADER;
@@ -1521,9 +1524,7 @@ static int client_filter(struct session_env *env, struct session *s)
 			if (b->len - start < mlen) {
 				if ((r = c2u_reserve(s, start, mlen)) < 0)
 					return r;
-				s->cscan.have = 0;
-				s->cscan.remaining = 0;
-				pos = start;
+				pos = rescan_from(s, start);
 				break;
 			}
 			rec_bind(env, s, masking, b->data + start + PGWIRE_HEADER, h.body_len);

@@ -137,7 +137,24 @@ static const char *sval(json_t *string_node)
 	return json_string_value(json_object_get(json_object_get(string_node, "String"), "sval"));
 }
 
-static void walk(struct walk *w, json_t *node);
+/* Calls fn(arg, key, value) for the members of every object in the tree below node;
+ * fn returns whether to go on into that value. */
+static void visit(json_t *node, bool (*fn)(void *arg, const char *key, json_t *v), void *arg)
+{
+	const char *key;
+	json_t *v;
+	size_t i;
+
+	if (json_is_object(node)) {
+		json_object_foreach(node, key, v)
+			if (fn(arg, key, v))
+				visit(v, fn, arg);
+	} else if (json_is_array(node)) {
+		json_array_foreach(node, i, v)
+			visit(v, fn, arg);
+	}
+}
+
 
 static void on_object(struct walk *w, const char *key, json_t *v)
 {
@@ -186,21 +203,10 @@ static void on_object(struct walk *w, const char *key, json_t *v)
 			 json_string_value(json_object_get(v, "relname")), &w->err);
 }
 
-static void walk(struct walk *w, json_t *node)
+static bool walk_member(void *w, const char *key, json_t *v)
 {
-	const char *key;
-	json_t *v;
-	size_t i;
-
-	if (json_is_object(node)) {
-		json_object_foreach(node, key, v) {
-			on_object(w, key, v);
-			walk(w, v);
-		}
-	} else if (json_is_array(node)) {
-		json_array_foreach(node, i, v)
-			walk(w, v);
-	}
+	on_object(w, key, v);
+	return true;
 }
 
 /* ---- where column values leave without their identity ------------------------ */
@@ -212,33 +218,25 @@ struct outwalk {
 	int err;
 };
 
-/* Every relation of the statement by the name it goes by (alias, else its name). */
-static void collect_rels(struct outwalk *o, json_t *node)
+/* Every relation of the statement by the name it goes by (alias, else its name):
+ * visit(node, collect_rel, outwalk). */
+static bool collect_rel(void *arg, const char *key, json_t *v)
 {
-	const char *key;
-	json_t *v;
-	size_t i;
+	struct outwalk *o = arg;
 
-	if (json_is_object(node)) {
-		json_object_foreach(node, key, v) {
-			if (!strcmp(key, "RangeVar") && json_is_object(v) && o->n_rels < SQLCLASS_MAX_NAMES) {
-				const char *rel = json_string_value(json_object_get(v, "relname"));
-				const char *schema = json_string_value(json_object_get(v, "schemaname"));
-				const char *alias = json_string_value(json_object_get(json_object_get(v, "alias"), "aliasname"));
+	if (!strcmp(key, "RangeVar") && json_is_object(v) && o->n_rels < SQLCLASS_MAX_NAMES) {
+		const char *rel = json_string_value(json_object_get(v, "relname"));
+		const char *schema = json_string_value(json_object_get(v, "schemaname"));
+		const char *alias = json_string_value(json_object_get(json_object_get(v, "alias"), "aliasname"));
 
-				if (rel) {
-					o->rels[o->n_rels].name = alias ? alias : rel;
-					snprintf(o->rels[o->n_rels].qual, sizeof(o->rels[0].qual), "%s%s%s",
-						 schema ? schema : "", schema ? "." : "", rel);
-					o->n_rels++;
-				}
-			}
-			collect_rels(o, v);
+		if (rel) {
+			o->rels[o->n_rels].name = alias ? alias : rel;
+			snprintf(o->rels[o->n_rels].qual, sizeof(o->rels[0].qual), "%s%s%s", schema ? schema : "",
+				 schema ? "." : "", rel);
+			o->n_rels++;
 		}
-	} else if (json_is_array(node)) {
-		json_array_foreach(node, i, v)
-			collect_rels(o, v);
 	}
+	return true;
 }
 
 static const char *rel_named(const struct outwalk *o, const char *name)
@@ -280,42 +278,25 @@ static void column_ref(struct outwalk *o, json_t *cref, bool kept)
 }
 
 /* An expression whose value leaves: every column it names loses its identity. */
+static bool expr_member(void *o, const char *key, json_t *v)
+{
+	if (strcmp(key, "ColumnRef"))
+		return true;
+	column_ref(o, v, false);
+	return false;
+}
+
 static void expr_out(struct outwalk *o, json_t *node)
 {
-	const char *key;
-	json_t *v;
-	size_t i;
-
-	if (json_is_object(node)) {
-		json_object_foreach(node, key, v) {
-			if (!strcmp(key, "ColumnRef"))
-				column_ref(o, v, false);
-			else
-				expr_out(o, v);
-		}
-	} else if (json_is_array(node)) {
-		json_array_foreach(node, i, v)
-			expr_out(o, v);
-	}
+	visit(node, expr_member, o);
 }
 
 /* Casts anywhere: "invalid input syntax for type integer: <the value>". */
-static void casts_out(struct outwalk *o, json_t *node)
+static bool cast_member(void *o, const char *key, json_t *v)
 {
-	const char *key;
-	json_t *v;
-	size_t i;
-
-	if (json_is_object(node)) {
-		json_object_foreach(node, key, v) {
-			if (!strcmp(key, "TypeCast"))
-				expr_out(o, json_object_get(v, "arg"));
-			casts_out(o, v);
-		}
-	} else if (json_is_array(node)) {
-		json_array_foreach(node, i, v)
-			casts_out(o, v);
-	}
+	if (!strcmp(key, "TypeCast"))
+		expr_out(o, json_object_get(v, "arg"));
+	return true;
 }
 
 static void target_list_out(struct outwalk *o, json_t *list, bool kept)
@@ -485,13 +466,13 @@ int sqlclass_classify(const char *sql, const char *const *dangerous, struct sqlc
 			continue;
 		w.cls = stmt_class(type, json_object_get(node, type));
 		on_object(&w, type, json_object_get(node, type));
-		walk(&w, json_object_get(node, type));
+		visit(json_object_get(node, type), walk_member, &w);
 		{
 			struct outwalk o = { .r = ret };
 
-			collect_rels(&o, node);
+			visit(node, collect_rel, &o);
 			stmt_out(&o, node, true);
-			casts_out(&o, node);
+			visit(node, cast_member, &o);
 			if (!strcmp(type, "DoStmt") || !strcmp(type, "CallStmt"))
 				ret->runs_code = 1;
 			if (o.err)
@@ -527,34 +508,27 @@ void sqlclass_release(struct sqlclass_result *r)
 	r->n_tables = r->n_functions = r->n_stmts = 0;
 }
 
-static void view_refs(struct outwalk *o, json_t *node, struct sqlclass_view_col *c)
+struct view_walk {
+	struct outwalk *o;
+	struct sqlclass_view_col *c;
+};
+
+static bool view_ref(void *arg, const char *key, json_t *v)
 {
-	const char *key;
-	json_t *v;
-	size_t i;
+	struct view_walk *vw = arg;
+	json_t *fields = json_object_get(v, "fields");
+	size_t n = json_array_size(fields);
+	const char *name = n ? sval(json_array_get(fields, n - 1)) : NULL;
 
-	if (json_is_object(node)) {
-		json_object_foreach(node, key, v) {
-			if (strcmp(key, "ColumnRef")) {
-				view_refs(o, v, c);
-				continue;
-			}
-			json_t *fields = json_object_get(v, "fields");
-			size_t n = json_array_size(fields);
-			const char *name = n ? sval(json_array_get(fields, n - 1)) : NULL;
-
-			if (!name || (n == 1 && rel_named(o, name)) || c->n_refs == SQLCLASS_VIEW_REFS) {
-				c->whole = 1;
-			} else if (!(c->refs[c->n_refs] = strdup(name))) {
-				o->err = -ENOMEM;
-			} else {
-				c->n_refs++;
-			}
-		}
-	} else if (json_is_array(node)) {
-		json_array_foreach(node, i, v)
-			view_refs(o, v, c);
-	}
+	if (strcmp(key, "ColumnRef"))
+		return true;
+	if (!name || (n == 1 && rel_named(vw->o, name)) || vw->c->n_refs == SQLCLASS_VIEW_REFS)
+		vw->c->whole = 1;
+	else if (!(vw->c->refs[vw->c->n_refs] = strdup(name)))
+		vw->o->err = -ENOMEM;
+	else
+		vw->c->n_refs++;
+	return false;
 }
 
 int sqlclass_view_columns(const char *def, struct sqlclass_view *ret)
@@ -582,7 +556,7 @@ int sqlclass_view_columns(const char *def, struct sqlclass_view *ret)
 		json_decref(root);
 		return -EINVAL;
 	}
-	collect_rels(&o, sel);
+	visit(sel, collect_rel, &o);
 	op = json_string_value(json_object_get(sel, "op"));
 	ret->complex = (op && strcmp(op, "SETOP_NONE")) || json_object_get(sel, "withClause");
 	json_array_foreach(json_object_get(sel, "fromClause"), i, item)
@@ -608,7 +582,7 @@ int sqlclass_view_columns(const char *def, struct sqlclass_view *ret)
 			if (!(c->direct = strdup(name)))
 				o.err = -ENOMEM;
 		} else {
-			view_refs(&o, val, c);
+			visit(val, view_ref, &(struct view_walk){ &o, c });
 		}
 	}
 	json_decref(root);

@@ -33,6 +33,7 @@ cat >"$tmp/pgtether.json" <<JSON
 { "listen": "127.0.0.1:$listen_port", "targets": ["*:$db_port"], "bpffs_dir": "/sys/fs/bpf/$id",
   "control_socket": "$tmp/control.sock", "cgroups": [], "credentials_file": "$tmp/credentials.json",
   "policy_dir": "$tmp/policy.d", "issuers_dir": "$tmp/issuers.d", "sessions_dir": "$tmp/sessions",
+  "mask_key_file": "$tmp/mask.key",
   "upstreams": { "db": { "address": "127.0.0.1:$db_port", "tls": "disable", "role": "postgres" } } }
 JSON
 # two identities: one whose rule leaves statements to the role, one whose every
@@ -42,14 +43,19 @@ cat >"$tmp/policy.d/10-bench.json" <<JSON
 { "rules": [
   { "name": "bench", "match": { "cgroup": "/$id/bench" }, "token": { "source": "none" }, "upstream": "db" },
   { "name": "checked", "match": { "cgroup": "/$id/checked" }, "token": { "source": "none" }, "upstream": "db",
-    "statements": { "allow": ["read", "write", "transaction", "session"], "deny": ["drop"] } } ] }
+    "statements": { "allow": ["read", "write", "transaction", "session"], "deny": ["drop"] } },
+  { "name": "masked", "match": { "cgroup": "/$id/masked" }, "token": { "source": "none" }, "upstream": "db",
+    "mask": [ { "column": "public.pgbench_accounts.abalance", "strategy": "hash" },
+              { "column": "public.pgbench_accounts.filler", "strategy": "partial" } ] } ] }
 JSON
+(umask 077 && head -c 32 /dev/urandom >"$tmp/mask.key")
 build/pgtetherd -c "$tmp/pgtether.json" </dev/null >"$tmp/daemon.log" 2>&1 &
 daemon=$!
 for _ in $(seq 100); do grep -q event=ready "$tmp/daemon.log" && break; sleep 0.1; done
-mkdir -p "$cgmount/$id/bench" "$cgmount/$id/checked"
-build/pgtether -c "$tmp/pgtether.json" attach "/$id/bench" >/dev/null
-build/pgtether -c "$tmp/pgtether.json" attach "/$id/checked" >/dev/null
+for cg in bench checked masked; do
+  mkdir -p "$cgmount/$id/$cg"
+  build/pgtether -c "$tmp/pgtether.json" attach "/$id/$cg" >/dev/null
+done
 
 export PGUSER=postgres PGHOST=127.0.0.1 PGPORT=$db_port PGPASSWORD=$password
 pgbench -q -i -s 10 postgres >/dev/null 2>&1
@@ -72,6 +78,22 @@ run_case "connect per transaction (-C), 4 clients" bench -S -C -c 4 -j 2
 run_case "select-only, 8 clients, prepared, statements checked" checked -S -M prepared -c 8 -j 2
 run_case "select-only, 1 client, simple, statements checked" checked -S -M simple -c 1 -j 1
 run_case "tpcb-like, 8 clients, statements checked" checked -M prepared -c 8 -j 2
+run_case "select-only, 8 clients, prepared, masked (hash)" masked -S -M prepared -c 8 -j 2
+run_case "select-only, 1 client, simple, masked (hash)" masked -S -M simple -c 1 -j 1
+
+# bulk rows: every row of pgbench_accounts (100 bytes each), read by psql
+printf '\n| bulk read of %s rows | seconds | MB/s |\n|---|---:|---:|\n' "$(psql -Atc 'select count(*) from pgbench_accounts' postgres)"
+bulk() {
+  local name=$1 t0 t1 bytes
+  shift
+  t0=$(date +%s.%N)
+  bytes=$("$@" psql -Atc "select aid, abalance, filler from pgbench_accounts" postgres | wc -c)
+  t1=$(date +%s.%N)
+  printf '| %s | %.2f | %.0f |\n' "$name" "$(echo "$t1 - $t0" | bc -l)" "$(echo "$bytes / ($t1 - $t0) / 1000000" | bc -l)"
+}
+bulk direct env
+bulk "through pgtether" in_cgroup bench
+bulk "through pgtether, two columns masked" in_cgroup masked
 n=$(grep -c 'event=conn.open' "$tmp/daemon.log")
 echo
 echo "($n connections relayed; $(nproc) cores; $(uname -r); ${secs}s per run)"

@@ -72,7 +72,8 @@ cat >"$tmp/policy.d/10-ci.json" <<JSON
              "claims": { "sub": "repo:acme/api:*" } },
   "token": { "source": "password" },
   "upstream": "db", "role": "app_ro",
-  "statements": { "allow": ["read", "transaction", "session"], "deny": ["drop"], "approve": ["write"] }
+  "statements": { "allow": ["read", "transaction", "session"], "deny": ["drop"], "approve": ["write"] },
+  "mask": [ { "column": "public.customers.email", "strategy": "email" } ]
 } ] }
 JSON
 token=$(scripts/dev-jwt.py mint "$tmp/issuers.d" demo-key '{"iss": "https://ci.demo.test", "aud": "pgtether", "sub": "repo:acme/api:ref:refs/heads/main"}')
@@ -135,6 +136,13 @@ show "pgtether approve $request"
 pgt approve "$request"
 wait "$writer" || true
 grep -E 'event=approval\.(request|decision)' "$tmp/daemon.log" | tail -n 2
+
+say "2e. Masked: the job reads customers, but never sees an email; ways around the mask are denied"
+show "PGPASSWORD=\$CI_TOKEN pgtether run --cgroup /$id/ci-job -- psql -c 'SELECT * FROM customers' -c 'SELECT row_to_json(c) FROM customers c' -c 'COPY customers TO STDOUT'"
+PGPASSWORD=$token pgt run --cgroup "/$id/ci-job" -- psql -X "host=127.0.0.2 port=$db_port user=ci-bot dbname=postgres" \
+  -c "SELECT * FROM customers ORDER BY id" -c "SELECT row_to_json(c) FROM customers c" -c "COPY customers TO STDOUT" || true
+echo "The same query straight to the database, as its owner:"
+psql -X -h "$tmp/pg" -p "$db_port" -U postgres -c "SELECT * FROM customers ORDER BY id"
 
 say "3. pgtether status while a workload holds a connection"
 PGPASSWORD=$token pgt run --cgroup "/$id/ci-job" -- psql -X "host=127.0.0.2 port=$db_port user=ci-bot dbname=postgres" -Atqc "select pg_sleep(2)" >/dev/null &

@@ -14,6 +14,8 @@ packages=(
   systemd man-db groff-base
   # real clients for the compatibility tests (node-postgres comes from npm, below)
   python3-psycopg nodejs
+  # the policy schema check
+  python3-jsonschema
   # a real PostgreSQL 15 for the integration tests and the demo (never the system service)
   postgresql-15 postgresql-client-15
 )

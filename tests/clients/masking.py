@@ -3,7 +3,8 @@
   masking.py prepared HOST PORT        rows of prepared statements, text and binary
   masking.py stream HOST PORT SQL      streams a result row by row; prints rows, bytes
                                        and how many 'email' values were not masked
-  masking.py later HOST PORT FLAG SQL  runs "select 1", waits for FLAG to exist, then SQL
+  masking.py later HOST PORT FLAG SQL  runs "select 1", creates FLAG.ready, waits for FLAG to
+                                       exist, then runs SQL
 """
 import logging
 import os
@@ -42,6 +43,7 @@ with psycopg.connect(dsn, autocommit=True) as conn:
         print(f"rows {rows} bytes {nbytes} unmasked {clear}")
     elif mode == "later":
         conn.execute("select 1")
+        open(sys.argv[4] + ".ready", "w").close()
         while not os.path.exists(sys.argv[4]):
             time.sleep(0.05)
         show(conn.execute(sys.argv[5]).fetchall())

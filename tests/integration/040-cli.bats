@@ -22,6 +22,29 @@ teardown_file() {
   [ "$output" = "pgtetherd: configuration $PGT_TMP/ok.json is valid (0 policy rule(s) from $PGT_TMP/none.d, 0 trusted issuer(s))" ]
 }
 
+@test "the shipped policy files follow policy.schema.json" {
+  run /usr/bin/python3 - "$PGT_ROOT/policies/policy.schema.json" "$PGT_ROOT/policies/policy.example.json" "$PGT_ROOT"/policies/examples/*.json <<'PY'
+import json, sys, jsonschema
+schema = json.load(open(sys.argv[1]))
+jsonschema.Draft202012Validator.check_schema(schema)
+for f in sys.argv[2:]:
+    jsonschema.validate(json.load(open(f)), schema, cls=jsonschema.Draft202012Validator)
+    print("valid", f.rsplit("/", 1)[1])
+# and the schema refuses what pgtetherd refuses
+bad = {"rules": [{"name": "r", "match": {"cgroup": "/x"}, "token": {"source": "none"}, "upstream": "main",
+                  "mask": [{"column": "users", "strategy": "email"}]}]}
+try:
+    jsonschema.validate(bad, schema, cls=jsonschema.Draft202012Validator)
+    print("accepted a mask column without a table")
+except jsonschema.ValidationError:
+    print("refused")
+PY
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [ "${lines[-1]}" = refused ]
+  [ "$(printf '%s\n' "$output" | grep -c '^valid ')" -eq 4 ]
+}
+
 @test "the shipped policy and issuer examples are valid once their key set and credentials exist" {
   mkdir -p "$PGT_TMP/ex/policy.d" "$PGT_TMP/ex/issuers.d"
   cp "$PGT_ROOT/policies/policy.example.json" "$PGT_TMP/ex/policy.d/05-example.json"
@@ -33,9 +56,10 @@ teardown_file() {
     >"$PGT_TMP/ex/issuers.d/sso.json"
   (umask 077 && echo '{ "main": { "app": "x", "migrator": "x", "reader": "x", "agent": "x", "oncall": "x" } }' \
     >"$PGT_TMP/ex/credentials.json")
+  (umask 077 && head -c 32 /dev/urandom >"$PGT_TMP/ex/mask.key")
   cat >"$PGT_TMP/ex/pgtether.json" <<JSON
 { "policy_dir": "$PGT_TMP/ex/policy.d", "issuers_dir": "$PGT_TMP/ex/issuers.d",
-  "credentials_file": "$PGT_TMP/ex/credentials.json",
+  "credentials_file": "$PGT_TMP/ex/credentials.json", "mask_key_file": "$PGT_TMP/ex/mask.key",
   "upstreams": { "main": { "address": "127.0.0.2:5432", "tls": "disable", "role": "app" } } }
 JSON
   run "$PGTETHERD" -c "$PGT_TMP/ex/pgtether.json" -n

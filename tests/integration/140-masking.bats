@@ -52,6 +52,20 @@ teardown_file() {
   pgt_teardown_world
 }
 
+# later NAME FLAG SQL: a masked session that runs "select 1", then SQL once FLAG exists.
+# Returns once the first statement is done; its pid is in LATER_PID, its output in
+# $PGT_TMP/NAME.out.
+later() {
+  pgt_in "$PGT_CG/masked/$1" /usr/bin/python3 "$CLIENTS/masking.py" later 127.0.0.1 "$PG_PORT" "$2" "$3" \
+    >"$PGT_TMP/$1.out" 2>&1 &
+  LATER_PID=$!
+  for _ in $(seq 200); do
+    [ -e "$2.ready" ] && return 0
+    sleep 0.05
+  done
+  return 1
+}
+
 masked() { pgt_in "$PGT_CG/masked/$1" psql -X -h 127.0.0.1 -p "$PG_PORT" -At "${@:2}"; }
 plain() { pgt_in "$PGT_CG/plain/$1" psql -X -h 127.0.0.1 -p "$PG_PORT" -At "${@:2}"; }
 
@@ -153,17 +167,10 @@ plain() { pgt_in "$PGT_CG/plain/$1" psql -X -h 127.0.0.1 -p "$PG_PORT" -At "${@:
 
 @test "a view created after a masked session started is masked in it (DDL through pgtether re-resolves)" {
   local flag="$PGT_TMP/view-created"
-  pgt_in "$PGT_CG/masked/later" /usr/bin/python3 "$CLIENTS/masking.py" later 127.0.0.1 "$PG_PORT" "$flag" \
-    "select who from late_view order by who" >"$PGT_TMP/later.out" 2>&1 &
-  local bg=$!
-  for _ in $(seq 100); do
-    [ "$(pgt_log_count conn.open "cgroup=$PGT_CG/masked/later ")" -ge 1 ] && break
-    sleep 0.05
-  done
-  sleep 0.3
+  later later "$flag" "select who from late_view order by who"
   plain ddl -c "create view late_view as select email as who from users"
   touch "$flag"
-  wait "$bg"
+  wait "$LATER_PID"
   cat "$PGT_TMP/later.out"
   [ "$(cat "$PGT_TMP/later.out")" = $'***@example.com\n***@example.org' ]
 }
@@ -260,18 +267,11 @@ with psycopg.connect(f"host=127.0.0.1 port={sys.argv[1]} dbname=postgres user=ap
 @test "a reload that adds a mask applies to a live session's next statement" {
   local flag="$PGT_TMP/reloaded" pol="$PGT_TMP/policy.d/10-mask.json"
   cp "$pol" "$PGT_TMP/10-mask.json.orig"
-  pgt_in "$PGT_CG/masked/reload" /usr/bin/python3 "$CLIENTS/masking.py" later 127.0.0.1 "$PG_PORT" "$flag" \
-    "select name from users order by id" >"$PGT_TMP/reload.out" 2>&1 &
-  local bg=$!
-  for _ in $(seq 100); do
-    [ "$(pgt_log_count conn.open "cgroup=$PGT_CG/masked/reload ")" -ge 1 ] && break
-    sleep 0.05
-  done
-  sleep 0.3
+  later reload "$flag" "select name from users order by id"
   jq '.rules[0].mask += [{ "column": "users.name", "strategy": "redact" }]' "$PGT_TMP/10-mask.json.orig" >"$pol"
   pgt_reload
   touch "$flag"
-  wait "$bg"
+  wait "$LATER_PID"
   cp "$PGT_TMP/10-mask.json.orig" "$pol"
   pgt_reload
   cat "$PGT_TMP/reload.out"
@@ -300,4 +300,14 @@ with psycopg.connect(f"host=127.0.0.1 port={sys.argv[1]} dbname=postgres user=ap
   [[ "$output" != *carol@* && "$output" != *DETAIL* ]]
   run plain detail -c "update people set name = null where id = 1"
   [[ "$output" == *"DETAIL:  Failing row contains (1, carol@example.net, null)."* ]]
+}
+
+@test "pgtether explain lists the rule's masks and denies what would leak past them" {
+  run "$PGTETHER" -c "$PGT_CONF" explain --cgroup "$PGT_CG/masked/x" "select email from users; copy users to stdout"
+  echo "$output"
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"mask: public.users.email email"* ]]
+  [[ "$output" == *"mask: columns named *secret* redact"* ]]
+  [ "$(printf '%s\n' "$output" | grep -c '^  verdict: allow$')" -eq 1 ]
+  [[ "$output" == *"  verdict: deny: rule 'masked' masks public.users.email, and COPY would move it out unmasked"* ]]
 }

@@ -6,7 +6,13 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "jsonpos.h"
@@ -205,6 +211,50 @@ static void test_upstreams(void **state)
 	expect_error("{\"max_message_bytes\": 10}", "t.json:1:2: 'max_message_bytes' must be an integer from 65536 to 1073741824");
 }
 
+/* The key of "hash" masks: read only when a rule hashes; root's alone; 32 bytes or
+ * more; its SHA-256 is the key. */
+static void test_mask_key(void **state)
+{
+	static const char rule[] =
+		"{ \"rules\": [ { \"name\": \"r\", \"match\": { \"cgroup\": \"/ci\" }, \"token\": { \"source\": \"none\" },"
+		" \"upstream\": \"main\", \"mask\": [ { \"column\": \"users.card\", \"strategy\": \"hash\" } ] } ] }";
+	char dir[] = "/tmp/pgtether-test-maskkey-XXXXXX", path[64], text[128], err[CONFIG_ERR_LEN] = "";
+	uint8_t want[32];
+	unsigned int n;
+	struct config c;
+	int fd;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/mask.key", dir);
+	snprintf(text, sizeof(text), "{ \"mask_key_file\": \"%s\" }", path);
+	assert_int_equal(parse(text, &c, err), 0);
+	assert_string_equal(c.mask_key_file, path);
+	/* no rule hashes: no key needed */
+	assert_int_equal(config_load_mask_key(&c, err), 0);
+	assert_false(c.have_mask_key);
+	assert_int_equal(policy_parse(&c.policy, "p.json", rule, strlen(rule), err), 0);
+	assert_int_equal(config_load_mask_key(&c, err), -ENOENT);
+	assert_non_null(strstr(err, "(a rule masks with \"hash\"; make a key with: head -c 32 /dev/urandom > "));
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "0123456789abcdef", 16), 16);
+	assert_int_equal(config_load_mask_key(&c, err), -EPERM); /* readable by others */
+	assert_non_null(strstr(err, "the mask key must be owned by uid"));
+	assert_int_equal(fchmod(fd, 0600), 0);
+	assert_int_equal(config_load_mask_key(&c, err), -EINVAL); /* too short */
+	assert_non_null(strstr(err, "the mask key has 16 bytes; it needs at least 32"));
+	assert_int_equal(write(fd, "0123456789abcdef", 16), 16);
+	close(fd);
+	assert_int_equal(config_load_mask_key(&c, err), 0);
+	assert_true(c.have_mask_key);
+	assert_int_equal(EVP_Digest("0123456789abcdef0123456789abcdef", 32, want, &n, EVP_sha256(), NULL), 1);
+	assert_memory_equal(c.mask_key, want, 32);
+	config_release(&c);
+	unlink(path);
+	rmdir(dir);
+}
+
 static void test_jsonpos(void **state)
 {
 	static const char text[] =
@@ -248,6 +298,7 @@ int main(void)
 		cmocka_unit_test(test_cgroup_path),
 		cmocka_unit_test(test_upstreams),
 		cmocka_unit_test(test_jsonpos),
+		cmocka_unit_test(test_mask_key),
 	};
 
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);

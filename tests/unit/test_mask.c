@@ -78,6 +78,20 @@ static void test_hash(void **state)
 	assert_memory_not_equal(a, first, 32);
 	/* text and varchar hash alike, so a join over both still matches */
 	assert_string_equal(txt(MASK_HASH, MASK_OID_VARCHAR, "ada@example.com"), first);
+	/* a context keyed once gives the same hashes, value after value */
+	{
+		struct mask_spec k1 = { MASK_HASH, 0, NULL, key1, mask_hmac_new(key1) };
+
+		assert_non_null(k1.hmac);
+		for (int i = 0; i < 3; i++) {
+			n = mask_value(&k1, MASK_OID_TEXT, 0, (const uint8_t *)"ada@example.com", 15, a, sizeof(a));
+			assert_int_equal(n, 32);
+			assert_memory_equal(a, first, 32);
+			n = mask_value(&k1, MASK_OID_TEXT, 0, (const uint8_t *)"bob@example.com", 15, a, sizeof(a));
+			assert_memory_not_equal(a, first, 32);
+		}
+		mask_hmac_free(k1.hmac);
+	}
 
 	/* int4: text and binary of the same value give the same integer */
 	const char *t = txt(MASK_HASH, MASK_OID_INT4, "42");
