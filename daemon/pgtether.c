@@ -703,8 +703,10 @@ static int cmd_replay(const char *config_path, int argc, char **argv)
 			       jstr(r, "exe"), jstr(r, "cgroup"), jstr(r, "rule"), jstr(json_object_get(r, "claims"), "sub"),
 			       jstr(r, "upstream"), jstr(r, "role"));
 		else if (!strcmp(type, "statement"))
-			printf("%s.%03d %s %s: %s%s%s\n", when, (int)((ts - (double)t) * 1000), jstr(r, "verdict"), jstr(r, "message"),
-			       jstr(r, "sql"), json_object_get(r, "msg") ? "  -- " : "", json_object_get(r, "msg") ? jstr(r, "msg") : "");
+			printf("%s.%03d %s %s: %s%s%s%s%s%s\n", when, (int)((ts - (double)t) * 1000), jstr(r, "verdict"),
+			       jstr(r, "message"), jstr(r, "sql"), json_object_get(r, "classes") ? "  [" : "",
+			       json_object_get(r, "classes") ? jstr(r, "classes") : "", json_object_get(r, "classes") ? "]" : "",
+			       json_object_get(r, "msg") ? "  -- " : "", json_object_get(r, "msg") ? jstr(r, "msg") : "");
 		else if (!strcmp(type, "result"))
 			printf("%s.%03d   -> %s (%.1f ms)\n", when, (int)((ts - (double)t) * 1000), jstr(r, "tag"),
 			       json_number_value(json_object_get(r, "ms")));

@@ -536,6 +536,7 @@ static enum policy_verdict check_statement(struct session_env *env, struct sessi
 	char why[300];
 	int rc;
 
+	s->stmt_classes = 0;
 	if (r && !r->statements.set && !r->n_masks)
 		return POLICY_ALLOW; /* nothing to check: not even a parse */
 	strcpy(sqlstate, "42501");
@@ -563,6 +564,7 @@ static enum policy_verdict check_statement(struct session_env *env, struct sessi
 		sqlclass_release(&tmp);
 		return POLICY_DENY;
 	}
+	s->stmt_classes = c->classes;
 	v = policy_statement_verdict(r, c, why, sizeof(why));
 	if (v != POLICY_DENY && r->n_masks && maskset_leak(&s->masks, r, c, why, sizeof(why)))
 		v = POLICY_DENY;
@@ -650,6 +652,13 @@ static int rec_statement(struct session_env *env, struct session *s, uint8_t typ
 	if (!ev)
 		return -ENOMEM;
 	json_object_set_new(ev, "sql", json_stringn(sql, keep)); /* null when not UTF-8 */
+	json_object_set_new(ev, "rule", json_string(s->rule));
+	if (s->stmt_classes) {
+		char names[256];
+
+		sqlclass_format(s->stmt_classes, names, sizeof(names));
+		json_object_set_new(ev, "classes", json_string(names));
+	}
 	if (keep < len)
 		json_object_set_new(ev, "sql_bytes", json_integer((json_int_t)len));
 	if (v == POLICY_DENY) {

@@ -180,6 +180,7 @@ struct session {
 
 	struct record_writer *rec;       /* the session's recording, when recorded */
 	struct timespec stmt_t0;         /* when the last statement was recorded (durations) */
+	unsigned stmt_classes;           /* of the last statement checked (0: not parsed) */
 	unsigned rows_to_record;         /* result rows the recording still takes ("results") */
 	size_t row_bytes_left;
 	struct { char name[64]; bool used, masked; } prepared[16]; /* statements naming masked tables */

@@ -48,14 +48,14 @@ only_recording() { "$PGTETHER" -c "$PGT_CONF" sessions --cgroup "$1" | tail -n +
   run "$PGTETHER" -c "$PGT_CONF" replay "$id" --speed 0
   echo "$output"
   [[ "${lines[0]}" == *" session "*": pid "*" uid 65534 exe "*"/psql cgroup $PGT_CG/r1 rule rec sub - upstream main role app" ]]
-  [[ "${lines[1]}" == *" allow query: select 41 + 1" ]]
+  [[ "${lines[1]}" == *" allow query: select 41 + 1  [read]" ]]
   [[ "${lines[2]}" == *"   -> SELECT 1 ("*" ms)" ]]
-  [[ "${lines[3]}" == *" deny query: drop table t  -- pgtether: statement class drop is denied by rule 'rec'" ]]
-  [[ "${lines[4]}" == *" allow query: select * from no_such_table" ]]
+  [[ "${lines[3]}" == *" deny query: drop table t  [drop]  -- pgtether: statement class drop is denied by rule 'rec'" ]]
+  [[ "${lines[4]}" == *" allow query: select * from no_such_table  [read]" ]]
   [[ "${lines[5]}" == *"   -> ERROR 42P01: relation \"no_such_table\" does not exist" ]]
-  [[ "${lines[6]}" == *" held query: insert into t values (7)" ]]
+  [[ "${lines[6]}" == *" held query: insert into t values (7)  [write]" ]]
   [[ "${lines[7]}" == *" approval of request $req: approved by uid 0 "* ]]
-  [[ "${lines[8]}" == *" allow query: insert into t values (7)" ]]
+  [[ "${lines[8]}" == *" allow query: insert into t values (7)  [write]" ]]
   [[ "${lines[9]}" == *"   -> INSERT 0 1 ("*" ms)" ]]
   [[ "${lines[-1]}" == *" end: client closed ("*" bytes in, "*" out)" ]]
   # no token, no password in it
