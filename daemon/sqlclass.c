@@ -335,6 +335,16 @@ static void from_out(struct outwalk *o, json_t *item, bool kept)
 	if ((v = json_object_get(item, "RangeSubselect")))
 		select_out(o, json_object_get(json_object_get(v, "subquery"), "SelectStmt"), kept);
 	else if ((v = json_object_get(item, "JoinExpr"))) {
+		json_t *u;
+		size_t i;
+
+		/* a column merged by USING or NATURAL comes from either side, or is a
+		 * COALESCE of both (FULL JOIN): it cannot keep one identity */
+		json_array_foreach(json_object_get(v, "usingClause"), i, u)
+			if (sval(u))
+				add_name(o->r->out_columns, &o->r->n_out_columns, NULL, sval(u), &o->err);
+		if (json_is_true(json_object_get(v, "isNatural")))
+			add_name(o->r->whole_rows, &o->r->n_whole_rows, NULL, "*", &o->err);
 		from_out(o, json_object_get(v, "larg"), kept);
 		from_out(o, json_object_get(v, "rarg"), kept);
 	} else if ((v = json_object_get(item, "RangeFunction")))

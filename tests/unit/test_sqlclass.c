@@ -235,6 +235,8 @@ static void test_output_references(void **state)
 		{ "PREPARE p AS SELECT email FROM users", "", "" },
 		{ "SELECT count(*) FROM users WHERE email = 'a'", "", "" },
 		{ "SELECT id FROM users WHERE email::int = 1", "email", "" },
+		{ "SELECT email FROM other FULL JOIN users USING (email)", "email", "" },
+		{ "SELECT * FROM other NATURAL JOIN users", "", "*" },
 		{ "SELECT id FROM users WHERE created > '2026-01-01'::date", "", "" }, /* a constant cast */
 	};
 	char out[512], whole[512];
