@@ -83,7 +83,7 @@ struct config {
 	char *mask_key_file;           /* key of "hash" masks (root's alone) */
 	uint8_t mask_key[MASK_KEY_LEN]; /* SHA-256 of that file, when a rule hashes */
 	bool have_mask_key;
-	struct evp_mac_ctx_st *mask_hmac; /* keyed with it once (mask_hmac_new) */
+	struct mask_hmac *mask_hmac;      /* keyed with it once (mask_hmac_new) */
 	struct policy policy;          /* loaded by config_load from policy_dir */
 	struct issuers issuers;        /* loaded by config_load from issuers_dir */
 	uint32_t max_message_bytes;    /* largest protocol message accepted */

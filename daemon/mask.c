@@ -1,12 +1,16 @@
 /*
  * Column masking strategies on single values (see mask.h).
  */
+/* The hash strategy runs HMAC-SHA-256 on SHA256_CTX states it keyed once: OpenSSL
+ * 3.0's EVP digests allocate on every init, and masking must not allocate per value.
+ * Those functions are deprecated in 3.0, not gone. */
+#define OPENSSL_SUPPRESS_DEPRECATED
 #include "mask.h"
 
 #include <ctype.h>
 #include <errno.h>
-#include <openssl/evp.h>
-#include <openssl/params.h>
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -146,30 +150,62 @@ static long numeric_binary(uint64_t v, uint8_t *out, size_t cap)
 	return 8 + 2 * n;
 }
 
-EVP_MAC_CTX *mask_hmac_new(const uint8_t key[MASK_KEY_LEN])
-{
-	EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-	EVP_MAC_CTX *ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
-	OSSL_PARAM params[] = { OSSL_PARAM_construct_utf8_string("digest", (char *)"SHA256", 0), OSSL_PARAM_construct_end() };
+struct mask_hmac {
+	SHA256_CTX inner, outer; /* after (key ^ ipad) and (key ^ opad) */
+};
 
-	EVP_MAC_free(mac); /* the context holds its own reference */
-	if (ctx && !EVP_MAC_init(ctx, key, MASK_KEY_LEN, params)) {
-		EVP_MAC_CTX_free(ctx);
-		ctx = NULL;
+struct mask_hmac *mask_hmac_new(const uint8_t key[MASK_KEY_LEN])
+{
+	struct mask_hmac *h = malloc(sizeof(*h));
+	uint8_t ipad[SHA256_CBLOCK], opad[SHA256_CBLOCK];
+
+	if (!h)
+		return NULL;
+	/* RFC 2104 with a key shorter than the block: zero-padded, then XORed */
+	memset(ipad, 0x36, sizeof(ipad));
+	memset(opad, 0x5c, sizeof(opad));
+	for (size_t i = 0; i < MASK_KEY_LEN; i++) {
+		ipad[i] ^= key[i];
+		opad[i] ^= key[i];
 	}
-	return ctx;
+	SHA256_Init(&h->inner);
+	SHA256_Update(&h->inner, ipad, sizeof(ipad));
+	SHA256_Init(&h->outer);
+	SHA256_Update(&h->outer, opad, sizeof(opad));
+	OPENSSL_cleanse(ipad, sizeof(ipad));
+	OPENSSL_cleanse(opad, sizeof(opad));
+	return h;
 }
 
-void mask_hmac_free(EVP_MAC_CTX *ctx)
+void mask_hmac_free(struct mask_hmac *h)
 {
-	EVP_MAC_CTX_free(ctx);
+	if (h) {
+		OPENSSL_cleanse(h, sizeof(*h));
+		free(h);
+	}
+}
+
+/* HMAC(key, tag || data) into out. */
+static void hmac_sha256(const struct mask_hmac *k, uint8_t tag, const uint8_t *data, size_t len,
+			uint8_t out[SHA256_DIGEST_LENGTH])
+{
+	SHA256_CTX c = k->inner;
+	uint8_t inner[SHA256_DIGEST_LENGTH];
+
+	SHA256_Update(&c, &tag, 1);
+	SHA256_Update(&c, data, len);
+	SHA256_Final(inner, &c);
+	c = k->outer;
+	SHA256_Update(&c, inner, sizeof(inner));
+	SHA256_Final(out, &c);
+	OPENSSL_cleanse(&c, sizeof(c));
 }
 
 static long hash_value(const struct mask_spec *m, uint32_t t, int format, const uint8_t *in, size_t len, uint8_t *out,
 		       size_t cap)
 {
 	uint8_t canon[4096], *c = canon, h[32];
-	size_t clen = 0, hlen = 0;
+	size_t clen = 0;
 	char hx[65];
 	uint64_t v;
 	int r;
@@ -185,15 +221,12 @@ static long hash_value(const struct mask_spec *m, uint32_t t, int format, const 
 	{
 		/* the type family goes into the MAC: 5 the integer and "5" the text differ */
 		uint8_t tag = text_type(t) ? 't' : (t == MASK_OID_INT2 || t == MASK_OID_INT4 || t == MASK_OID_INT8) ? 'i' : (uint8_t)t;
-		EVP_MAC_CTX *ctx = m->hmac ? m->hmac : mask_hmac_new(m->key);
-		/* a NULL key starts again with the key the context holds */
-		int ok = ctx && EVP_MAC_init(ctx, NULL, 0, NULL) && EVP_MAC_update(ctx, &tag, 1) &&
-			 EVP_MAC_update(ctx, c, clen) && EVP_MAC_final(ctx, h, &hlen, sizeof(h));
+		struct mask_hmac *own = m->hmac ? NULL : mask_hmac_new(m->key);
 
-		if (ctx != m->hmac)
-			mask_hmac_free(ctx);
-		if (!ok || hlen != 32)
-			return -EIO;
+		if (!m->hmac && !own)
+			return -ENOMEM;
+		hmac_sha256(m->hmac ? m->hmac : own, tag, c, clen, h);
+		mask_hmac_free(own);
 	}
 	v = 0;
 	for (int i = 0; i < 8; i++)

@@ -30,20 +30,20 @@ enum mask_strategy { MASK_REDACT, MASK_NULL, MASK_PARTIAL, MASK_HASH, MASK_EMAIL
 #define MASK_KEY_LEN 32
 #define MASK_NULL_VALUE (-1L)
 
-struct evp_mac_ctx_st;
+struct mask_hmac;
 
 struct mask_spec {
 	enum mask_strategy strategy;
 	unsigned keep;               /* partial: characters kept at the end */
 	const char *redact_text;     /* redact: NULL for "****" */
 	const uint8_t *key;          /* hash: MASK_KEY_LEN bytes */
-	struct evp_mac_ctx_st *hmac; /* hash: mask_hmac_new(key), or NULL (slower: set up per value) */
+	const struct mask_hmac *hmac; /* hash: mask_hmac_new(key), or NULL (slower: set up per value) */
 };
 
-/* An HMAC-SHA-256 context keyed once, reused for every value (no allocation per
- * value); NULL when OpenSSL cannot make one. */
-struct evp_mac_ctx_st *mask_hmac_new(const uint8_t key[MASK_KEY_LEN]);
-void mask_hmac_free(struct evp_mac_ctx_st *ctx);
+/* HMAC-SHA-256 keyed once: the SHA-256 states after the key's inner and outer
+ * blocks, copied for every value (no allocation per value); NULL when out of memory. */
+struct mask_hmac *mask_hmac_new(const uint8_t key[MASK_KEY_LEN]);
+void mask_hmac_free(struct mask_hmac *h);
 
 /* Type OIDs of PostgreSQL's catalog that masks understand. */
 enum {

@@ -17,10 +17,14 @@
 /* Every view over the masked tables, however deep (views of views). */
 static const char query_tail[] =
 	"),\n"
-	"base AS (SELECT m.i, a.attrelid AS rel, a.attnum AS att FROM m\n"
+	/* the named tables, and their partitions and inheritance children at any depth:
+	 * a partition read directly names its own OID */
+	"t(i, rel, c) AS (SELECT m.i, c.oid, m.c FROM m\n"
 	"  JOIN pg_catalog.pg_namespace n ON n.nspname" EQ "m.s\n"
 	"  JOIN pg_catalog.pg_class c ON c.relnamespace" EQ "n.oid AND c.relname" EQ "m.t\n"
-	"  JOIN pg_catalog.pg_attribute a ON a.attrelid" EQ "c.oid AND a.attname" EQ "m.c\n"
+	" UNION SELECT t.i, h.inhrelid, t.c FROM t JOIN pg_catalog.pg_inherits h ON h.inhparent" EQ "t.rel),\n"
+	"base AS (SELECT t.i, a.attrelid AS rel, a.attnum AS att FROM t\n"
+	"  JOIN pg_catalog.pg_attribute a ON a.attrelid" EQ "t.rel AND a.attname" EQ "t.c\n"
 	"   AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped),\n"
 	"v(rel) AS (SELECT w.ev_class FROM pg_catalog.pg_depend d\n"
 	"  JOIN pg_catalog.pg_rewrite w ON w.oid" EQ "d.objid\n"
@@ -30,7 +34,9 @@ static const char query_tail[] =
 	" UNION SELECT w.ev_class FROM v JOIN pg_catalog.pg_depend d ON d.refobjid" EQ "v.rel\n"
 	"  JOIN pg_catalog.pg_rewrite w ON w.oid" EQ "d.objid\n"
 	"  WHERE " IS_REWRITE " AND " ON_CLASS " AND w.ev_class OPERATOR(pg_catalog.<>) d.refobjid)\n"
-	"SELECT pg_catalog.json_build_object('k', 'c', 'rel', rel::pg_catalog.int8, 'att', att, 'm', i)::pg_catalog.text FROM base\n"
+	"SELECT pg_catalog.json_build_object('k', 'c', 'rel', rel::pg_catalog.int8, 'att', att, 'm', i,\n"
+	"  'schema', n.nspname, 'name', c.relname)::pg_catalog.text\n"
+	"FROM base JOIN pg_catalog.pg_class c ON c.oid" EQ "base.rel JOIN pg_catalog.pg_namespace n ON n.oid" EQ "c.relnamespace\n"
 	"UNION ALL\n"
 	"SELECT pg_catalog.json_build_object('k', 'v', 'rel', v.rel::pg_catalog.int8,\n"
 	"  'schema', n.nspname, 'name', c.relname, 'def', pg_catalog.pg_get_viewdef(v.rel),\n"
@@ -38,7 +44,7 @@ static const char query_tail[] =
 	"           WHERE a.attrelid" EQ "v.rel AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped),\n"
 	"  'deps', (SELECT pg_catalog.json_agg(pg_catalog.json_build_array(d.refobjid::pg_catalog.int8, d.refobjsubid))\n"
 	"           FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_rewrite w ON w.oid" EQ "d.objid\n"
-	"           WHERE w.ev_class" EQ "v.rel AND " ON_CLASS " AND d.refobjsubid OPERATOR(pg_catalog.>) 0))::pg_catalog.text\n"
+	"           WHERE w.ev_class" EQ "v.rel AND " ON_CLASS " AND d.refobjid OPERATOR(pg_catalog.<>) v.rel))::pg_catalog.text\n"
 	"FROM v JOIN pg_catalog.pg_class c ON c.oid" EQ "v.rel JOIN pg_catalog.pg_namespace n ON n.oid" EQ "c.relnamespace";
 
 char *maskset_query(const struct policy_rule *r, int *err)
@@ -109,9 +115,12 @@ int maskset_add_row(struct maskset *m, const struct policy_rule *r, const char *
 		json_int_t att = json_integer_value(json_object_get(row, "att"));
 		json_int_t i = json_integer_value(json_object_get(row, "m"));
 
+		const char *schema = json_string_value(json_object_get(row, "schema"));
+		const char *name = json_string_value(json_object_get(row, "name"));
+
 		if (att > 0 && att <= INT16_MAX && i >= 0 && (size_t)i < r->n_masks && r->masks[i].column)
-			rc = add_col(m, (uint32_t)rel, (int16_t)att, (size_t)i, r->masks[i].schema, r->masks[i].table,
-				     r->masks[i].name);
+			rc = add_col(m, (uint32_t)rel, (int16_t)att, (size_t)i, schema ? schema : r->masks[i].schema,
+				     name ? name : r->masks[i].table, r->masks[i].name);
 	} else if (!strcmp(k, "v") && json_is_string(json_object_get(row, "def"))) {
 		if (!m->views && !(m->views = json_array()))
 			rc = -ENOMEM;
@@ -124,21 +133,30 @@ int maskset_add_row(struct maskset *m, const struct policy_rule *r, const char *
 	return rc;
 }
 
-/* The masked columns a view reads: indexes into m->cols, up to max. */
+/*
+ * The masked columns a view may read: every masked column of each relation it
+ * depends on (indexes into m->cols, up to max). PostgreSQL records a view's column
+ * references but not its whole-row ones (row_to_json(u)), so a relation counts as a
+ * whole; the view's definition then says, by name, which column carries which.
+ */
 static size_t view_sources(const struct maskset *m, json_t *deps, size_t *out, size_t max)
 {
 	json_t *d;
 	size_t i, n = 0;
 
 	json_array_foreach(deps, i, d) {
-		json_int_t rel = json_integer_value(json_array_get(d, 0)), att = json_integer_value(json_array_get(d, 1));
-		int at = -1;
+		json_int_t rel = json_integer_value(json_array_get(d, 0));
 
-		for (size_t c = 0; c < m->n; c++)
-			if (m->cols[c].rel == rel && m->cols[c].att == att)
-				at = (int)c;
-		if (at >= 0 && n < max)
-			out[n++] = (size_t)at;
+		for (size_t c = 0; c < m->n && n < max; c++) {
+			size_t k;
+
+			if (m->cols[c].rel != rel)
+				continue;
+			for (k = 0; k < n && out[k] != c; k++)
+				;
+			if (k == n)
+				out[n++] = c;
+		}
 	}
 	return n;
 }
@@ -226,40 +244,53 @@ int maskset_find(const struct maskset *m, uint32_t rel, int16_t att)
 	return -1;
 }
 
-/* "users" → "public.users": what unqualified names mean under the default search_path */
-static void qualify(const char *name, char *out, size_t cap)
+/*
+ * Whether a relation as a statement names it is the masked relation "schema.table".
+ * An unqualified name may be any schema's, depending on the session's search_path.
+ */
+static bool same_relation(const char *named, const char *qualified)
 {
-	snprintf(out, cap, "%s%s", strchr(name, '.') ? "" : "public.", name);
+	const char *dot = strchr(qualified, '.');
+
+	if (strchr(named, '.'))
+		return !strcmp(named, qualified);
+	return dot && !strcmp(named, dot + 1);
 }
 
-/* A masked column of a relation the statement names (the rule's own, then those of
- * views), whose mask does not allow `allow`: its "schema.table.column" in out. */
+/* A masked column of a relation the statement names: the rule's own columns, then
+ * those resolved in views. */
 struct masked {
-	const char *table, *column;
+	char table[140];                 /* "schema.table" */
+	const char *named;               /* as the statement names it */
+	const char *column;
 	size_t mask;
 };
 
 static size_t masked_in(const struct maskset *m, const struct policy_rule *r, const struct sqlclass_result *c,
 			struct masked *out, size_t max)
 {
-	char t[200];
 	size_t n = 0;
 
 	for (size_t i = 0; i < c->n_tables; i++) {
-		qualify(c->tables[i], t, sizeof(t));
 		for (size_t k = 0; k < r->n_masks && n < max; k++) {
 			const struct policy_mask *pm = &r->masks[k];
-			char mt[200];
 
 			if (!pm->column)
 				continue;
-			snprintf(mt, sizeof(mt), "%s.%s", pm->schema, pm->table);
-			if (!strcmp(mt, t))
-				out[n++] = (struct masked){ c->tables[i], pm->name, k };
+			snprintf(out[n].table, sizeof(out[n].table), "%s.%s", pm->schema, pm->table);
+			if (same_relation(c->tables[i], out[n].table)) {
+				out[n].named = c->tables[i];
+				out[n].column = pm->name;
+				out[n++].mask = k;
+			}
 		}
 		for (size_t k = 0; m && k < m->n && n < max; k++)
-			if (!strcmp(m->cols[k].table, t))
-				out[n++] = (struct masked){ c->tables[i], m->cols[k].column, m->cols[k].mask };
+			if (same_relation(c->tables[i], m->cols[k].table)) {
+				snprintf(out[n].table, sizeof(out[n].table), "%s", m->cols[k].table);
+				out[n].named = c->tables[i];
+				out[n].column = m->cols[k].column;
+				out[n++].mask = m->cols[k].mask;
+			}
 	}
 	return n;
 }
@@ -269,17 +300,15 @@ int maskset_leak(const struct maskset *m, const struct policy_rule *r, const str
 {
 	struct masked found[128];
 	size_t n = masked_in(m, r, c, found, 128);
-	char t[200];
 
 	/* server-side code can read any masked column and say it in a notice or error */
 	for (size_t k = 0; c->runs_code && k < r->n_masks; k++)
 		if (r->masks[k].column && !(r->masks[k].allow & POLICY_MASK_ALLOW_CODE)) {
-			snprintf(why, cap, "rule '%s' masks %s.%s.%s, and a DO block or procedure could read it unmasked "
-				 "(a mask's \"allow\": [\"code\"] would permit it)", r->name, r->masks[k].schema, r->masks[k].table,
-				 r->masks[k].name);
+			snprintf(why, cap, "rule '%s' masks %s.%s.%s, and a DO block, procedure or function that runs "
+				 "queries of its own could read it unmasked (a mask's \"allow\": [\"code\"] would permit it)",
+				 r->name, r->masks[k].schema, r->masks[k].table, r->masks[k].name);
 			return 1;
 		}
-
 	for (size_t i = 0; i < n; i++) {
 		const struct policy_mask *pm = &r->masks[found[i].mask];
 		const char *how = NULL, *allow = NULL;
@@ -288,28 +317,28 @@ int maskset_leak(const struct maskset *m, const struct policy_rule *r, const str
 			how = "COPY would move it out unmasked";
 			allow = "copy";
 		}
-		for (size_t w = 0; !how && w < c->n_whole_rows; w++) {
-			qualify(c->whole_rows[w], t, sizeof(t));
-			if ((!strcmp(c->whole_rows[w], "*") || !strcmp(t, found[i].table) ||
-			     !strcmp(c->whole_rows[w], found[i].table)) &&
+		for (size_t w = 0; !how && w < c->n_whole_rows; w++)
+			if ((!strcmp(c->whole_rows[w], "*") || same_relation(c->whole_rows[w], found[i].table)) &&
 			    !(pm->allow & POLICY_MASK_ALLOW_WHOLE_ROW)) {
 				how = "a whole-row value of its table would carry it unmasked";
 				allow = "whole_row";
 			}
-		}
 		for (size_t o = 0; !how && o < c->n_out_columns; o++)
 			if (!strcmp(c->out_columns[o], found[i].column) && !(pm->allow & POLICY_MASK_ALLOW_COMPUTED)) {
 				how = "a value computed or copied from it would leave unmasked";
 				allow = "computed";
 			}
+		if (!how && c->out_renamed && !(pm->allow & POLICY_MASK_ALLOW_COMPUTED)) {
+			how = "a value computed from a column the statement renames could be it, unmasked";
+			allow = "computed";
+		}
 		if (!how && (c->classes & (SQL_DDL | SQL_DROP)) && !(pm->allow & POLICY_MASK_ALLOW_DDL)) {
 			how = "the statement would change what the mask is on";
 			allow = "ddl";
 		}
 		if (how) {
-			qualify(found[i].table, t, sizeof(t));
 			snprintf(why, cap, "rule '%s' masks %s.%s, and %s (a mask's \"allow\": [\"%s\"] would permit it)",
-				 r->name, t, found[i].column, how, allow);
+				 r->name, found[i].table, found[i].column, how, allow);
 			return 1;
 		}
 	}

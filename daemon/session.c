@@ -326,6 +326,7 @@ void session_reap(struct session_env *env)
 		if (s->u2c.data != s->base + SESSION_BUF)
 			free(s->u2c.data);
 		maskset_release(&s->masks);
+		free(s->describes);
 		free(s->cols);
 		free(s->row);
 		free(s->base);
@@ -359,6 +360,9 @@ static void queue_error(struct session *s, const char *severity, const char *sql
 	uint8_t m[640];
 	size_t n = pgwire_error_response(m, sizeof(m), severity, sqlstate, msg, NULL);
 
+	/* what is held (a message not yet whole, not yet masked or checked) never goes
+	 * out: the error follows the last message that may */
+	s->u2c.len = s->u2c.ready;
 	if (n && n <= room(&s->u2c))
 		put(&s->u2c, m, n);
 }
@@ -815,6 +819,20 @@ static const struct policy_rule *masking_rule(struct session_env *env, struct se
 }
 
 /*
+ * Room kept free in u2c when reading from the upstream. Rows that masks make longer
+ * are rewritten in place, so a masked session reads into half the buffer only: the
+ * rows it holds can grow into the other half without the buffer growing.
+ */
+static size_t u2c_reserve(struct session_env *env, struct session *s)
+{
+	const struct policy_rule *r = masking_rule(env, s);
+
+	if (r && r->n_masks && !s->lookup_active && s->u2c.cap / 2 > SESSION_INJECT_RESERVE)
+		return s->u2c.cap / 2;
+	return SESSION_INJECT_RESERVE;
+}
+
+/*
  * Puts the catalog query for the rule's masks into c2u at pos (a message boundary
  * before which everything is answered): its answer is taken by lookup_scan, not
  * relayed. Returns the bytes added, 0 when the rule needs no catalog (resolved at
@@ -830,6 +848,7 @@ static long lookup_insert(struct session_env *env, struct session *s, const stru
 	maskset_reset(&s->masks);
 	if (!q) {
 		s->mask_epoch = env->mask_epoch;
+		s->mask_gen = env->gen;
 		return err;
 	}
 	qlen = strlen(q) + 1;
@@ -926,6 +945,7 @@ static int lookup_scan(struct session_env *env, struct session *s)
 				return -1;
 			}
 			s->mask_epoch = s->lookup_epoch;
+			s->mask_gen = env->gen;
 			s->lookup_login = false;
 			log_msg(LOG_LEVEL_DEBUG, "mask", "id=%llu: %zu masked columns resolved", (unsigned long long)s->id, s->masks.n);
 			return 1;
@@ -1075,9 +1095,9 @@ static int parse_desc(struct session *s, const struct policy_rule *r, const uint
 		uint32_t rel = pgwire_get32(p);
 		int16_t att = (int16_t)(p[4] << 8 | p[5]);
 
-		if (rel)
+		if (rel && r)
 			mask = maskset_find(&s->masks, rel, att);
-		for (size_t k = 0; mask < 0 && k < r->n_masks; k++)
+		for (size_t k = 0; r && mask < 0 && k < r->n_masks; k++)
 			if (r->masks[k].column_name && fnmatch(r->masks[k].column_name, name, 0) == 0)
 				mask = (int)k;
 		s->cols[i] = (struct session_col){ (int16_t)mask, (int16_t)(p[16] << 8 | p[17]), pgwire_get32(p + 6) };
@@ -1145,7 +1165,9 @@ static int mask_one_row(struct session_env *env, struct session *s, const struct
 			continue;
 		}
 		size_t mi = (size_t)s->cols[i].mask;
-		const struct policy_mask *pm = mi < r->n_masks ? &r->masks[mi] : NULL;
+		/* indexes resolved under another snapshot may point at another mask:
+		 * until resolved again, NULL */
+		const struct policy_mask *pm = s->mask_gen == env->gen && mi < r->n_masks ? &r->masks[mi] : NULL;
 		struct mask_spec spec = { pm ? pm->strategy : MASK_NULL, pm ? pm->keep : 0, pm ? pm->text : NULL,
 					  env->cfg->mask_key, env->cfg->mask_hmac };
 		long out;
@@ -1193,16 +1215,20 @@ static long mask_rows(struct session_env *env, struct session *s, const struct p
 			break;
 		if ((rc = mask_one_row(env, s, r, b->data + p, mlen, &o)) < 0)
 			return rc;
-		/* rows that grew must still fit: fill() leaves SESSION_INJECT_RESERVE free,
-		 * which takes most growth; a row that grows by more waits until what is
-		 * before it has gone out, and only a first row that cannot fit even then
-		 * makes the buffer bigger (for the rest of the session) */
-		if (o > p + mlen - start && o - (p + mlen - start) > room(b)) {
+		/* rows that grew must still fit, with SESSION_INJECT_RESERVE kept free for
+		 * what pgtether inserts: a row that does not fit waits until what is
+		 * before it has gone out, and only a row first in the buffer that cannot
+		 * fit even then makes the buffer bigger (for the rest of the session) */
+		if (o > p + mlen - start && o - (p + mlen - start) + SESSION_INJECT_RESERVE > room(b)) {
 			if (p > start) {
 				o = was;
 				break;
 			}
-			if (buf_reserve(s, b, 2 * b->cap + (o - mlen)) < 0)
+			if (start > b->off)
+				return -EAGAIN; /* after what is before it has gone out */
+			if (b->len + (o - mlen) > 2 * (size_t)SESSION_MAX_MASKED_ROW)
+				return -E2BIG;
+			if (buf_reserve(s, b, b->len + (o - mlen) + SESSION_INJECT_RESERVE + 1) < 0)
 				return -ENOMEM;
 			s->u2c_kept = true;
 		}
@@ -1221,10 +1247,22 @@ static long mask_rows(struct session_env *env, struct session *s, const struct p
  * ('i'), each with the number of the ReadyForQuery that ends its batch. */
 static int expect_answer(struct session *s, uint8_t kind)
 {
-	if (s->desc_count == SESSION_MAX_DESCRIBES)
-		return -ENOBUFS;
-	s->describes[(s->desc_head + s->desc_count++) % SESSION_MAX_DESCRIBES] =
-		(typeof(s->describes[0])){ s->c_batch, kind };
+	if (s->desc_count == s->desc_cap) {
+		size_t cap = s->desc_cap ? 2 * s->desc_cap : 64;
+		struct session_answer *d;
+
+		if (cap > SESSION_MAX_DESCRIBES)
+			return -ENOBUFS;
+		if (!(d = malloc(cap * sizeof(*d))))
+			return -ENOMEM;
+		for (size_t i = 0; i < s->desc_count; i++) /* unrolled from the old ring */
+			d[i] = s->describes[(s->desc_head + i) % s->desc_cap];
+		free(s->describes);
+		s->describes = d;
+		s->desc_cap = cap;
+		s->desc_head = 0;
+	}
+	s->describes[(s->desc_head + s->desc_count++) % s->desc_cap] = (struct session_answer){ s->c_batch, kind };
 	return 0;
 }
 
@@ -1249,7 +1287,7 @@ static bool describe_answer_ours(struct session *s)
 	kind = s->describes[s->desc_head].kind;
 	if (kind == 'Q')
 		return false; /* a Query's own result */
-	s->desc_head = (s->desc_head + 1) % SESSION_MAX_DESCRIBES;
+	s->desc_head = (s->desc_head + 1) % s->desc_cap;
 	s->desc_count--;
 	return kind == 'i';
 }
@@ -1259,7 +1297,7 @@ static bool describe_answer_ours(struct session *s)
 static void batch_answered(struct session *s)
 {
 	while (s->desc_count && s->describes[s->desc_head].batch == s->s_batch) {
-		s->desc_head = (s->desc_head + 1) % SESSION_MAX_DESCRIBES;
+		s->desc_head = (s->desc_head + 1) % s->desc_cap;
 		s->desc_count--;
 	}
 	s->s_batch++;
@@ -1269,29 +1307,50 @@ static void batch_answered(struct session *s)
 
 /*
  * A whole ErrorResponse or NoticeResponse at u2c[start..start+mlen) of a masking
- * session loses its DETAIL field: "Failing row contains (...)" and "Key (email)=(...)"
- * would show masked values. Returns the message's length now.
+ * session: its DETAIL goes ("Failing row contains (...)", "Key (email)=(...)" would
+ * show masked values), and so does the message of a data exception (class 22: "invalid
+ * input syntax for type integer: \"<the value>\""). Returns the message's length now,
+ * or -ENOMEM.
  */
-static size_t withhold_detail(struct session *s, size_t start, size_t mlen)
+static long withhold_detail(struct session *s, size_t start, size_t mlen)
 {
 	struct session_buf *b = &s->u2c;
 	uint8_t *p = b->data + start + PGWIRE_HEADER, *end = b->data + start + mlen;
+	const char *sev = NULL, *code = NULL;
+	uint8_t m[400];
+	char text[160];
+	size_t n;
 
 	while (p < end && *p) {
 		size_t flen = strnlen((const char *)p, (size_t)(end - p)) + 1;
 
 		if (p + flen > end)
 			break;
+		if (*p == 'V' || (*p == 'S' && !sev))
+			sev = (const char *)p + 1;
+		else if (*p == 'C')
+			code = (const char *)p + 1;
 		if (*p == 'D') {
 			memmove(p, p + flen, b->len - (size_t)(p + flen - b->data));
 			b->len -= flen;
+			end -= flen;
 			mlen -= flen;
 			pgwire_put32(b->data + start + 1, (uint32_t)(mlen - 1));
-			break;
+			continue;
 		}
 		p += flen;
 	}
-	return mlen;
+	if (b->data[start] != 'E' || !code || strncmp(code, "22", 2) != 0)
+		return (long)mlen;
+	snprintf(text, sizeof(text), "pgtether: data exception %s (the server's message is withheld: it could quote a masked value)",
+		 code);
+	n = pgwire_error_response(m, sizeof(m), sev ? sev : "ERROR", code, text, NULL);
+	if (n > mlen && buf_reserve(s, b, b->len + (n - mlen) + SESSION_INJECT_RESERVE) < 0)
+		return -ENOMEM;
+	memmove(b->data + start + n, b->data + start + mlen, b->len - start - mlen);
+	memcpy(b->data + start, m, n);
+	b->len = b->len - mlen + n;
+	return (long)n;
 }
 
 /*
@@ -1313,7 +1372,7 @@ static long masked_message(struct session_env *env, struct session *s, const str
 		return n;
 	}
 	if (type == 'E' || type == 'N')
-		return r->n_masks ? (long)withhold_detail(s, start, mlen) : (long)mlen;
+		return r && r->n_masks ? withhold_detail(s, start, mlen) : (long)mlen;
 	if (type == 'T' && (rc = parse_desc(s, r, b->data + start + PGWIRE_HEADER, mlen - PGWIRE_HEADER)) < 0)
 		return rc;
 	if (type == 'n')
@@ -1368,7 +1427,8 @@ static int client_filter(struct session_env *env, struct session *s)
 		pos += (size_t)used;
 		if (!found)
 			continue;
-		if (masking && (h.type == 'Q' || h.type == 'P') && s->mask_epoch != env->mask_epoch && !s->c_unsynced &&
+		if (masking && (h.type == 'Q' || h.type == 'P' || h.type == 'B') && s->mask_epoch != env->mask_epoch &&
+		    !s->c_unsynced &&
 		    s->pending_count == 0 && s->tx_status != 'E' && !s->held_id && !s->want_status &&
 		    pgwire_scan_at_boundary(&s->sscan)) {
 			/* the catalog changed (DDL, reload): resolve the masks again first,
@@ -1450,8 +1510,13 @@ static int client_filter(struct session_env *env, struct session *s)
 				break;
 			}
 			sql = (const char *)b->data + start + PGWIRE_HEADER;
-			if (h.type == 'P')
-				sql += strnlen(sql, h.body_len) + 1; /* after the statement name */
+			if (h.type == 'P') {
+				const char *z = memchr(sql, 0, h.body_len);
+
+				if (!z)
+					return -EPROTO; /* a statement name without its NUL */
+				sql = z + 1;
+			}
 			sql_len = strnlen(sql, (size_t)((const char *)b->data + start + mlen - sql));
 			if (sql + sql_len >= (const char *)b->data + start + mlen)
 				return -EPROTO; /* no NUL inside the message */
@@ -1658,17 +1723,22 @@ static int server_scan(struct session_env *env, struct session *s)
 
 			if (!denial) {
 				/* the server's own */
-				if (masking && masking->n_masks)
-					now = withhold_detail(s, start, mlen);
+				if (masking && masking->n_masks) {
+					long w = withhold_detail(s, start, mlen);
+
+					if (w < 0)
+						return (int)w;
+					now = (size_t)w;
+				}
 				rec_server_message(env, s, b->data + start, now);
 			}
 			pos = start + now;
 			pos += inject_due(s, pos);
 			continue;
 		}
-		if (found && masking && whole_here &&
-		    (h.type == 'T' || h.type == 'n' || h.type == 'E' || h.type == 'N' ||
-		     (h.type == 'D' && (s->cols_masked || s->rows_to_record || !s->have_desc)))) {
+		if (found && (masking || s->desc_count) && whole_here &&
+		    (h.type == 'T' || h.type == 'n' || (masking && (h.type == 'E' || h.type == 'N')) ||
+		     (masking && h.type == 'D' && (s->cols_masked || s->rows_to_record || !s->have_desc)))) {
 			size_t mlen = PGWIRE_HEADER + (size_t)h.body_len;
 			long now;
 
@@ -1680,7 +1750,9 @@ static int server_scan(struct session_env *env, struct session *s)
 			if (b->len - start < mlen) {
 				if (h.type == 'D' && mlen > SESSION_MAX_MASKED_ROW)
 					return -E2BIG;
-				if (hold_room(s, b, start, mlen, SESSION_INJECT_RESERVE) < 0)
+				/* reading stops at half the buffer (u2c_reserve): the row must
+				 * fit in that half */
+				if (hold_room(s, b, start, mlen, start + mlen + SESSION_INJECT_RESERVE) < 0)
 					return -ENOMEM;
 				s->sscan.have = 0;
 				s->sscan.remaining = 0;
@@ -1688,7 +1760,14 @@ static int server_scan(struct session_env *env, struct session *s)
 				break;
 			}
 			s->sscan.remaining = 0;
-			if ((now = masked_message(env, s, masking, start, mlen)) < 0)
+			if ((now = masked_message(env, s, masking, start, mlen)) == -EAGAIN) {
+				/* no room for the masked rows before the client has read */
+				s->sscan.have = 0;
+				pos = hold = start;
+				s->u2c_rescan = true;
+				break;
+			}
+			if (now < 0)
 				return (int)now;
 			if (h.type == 'E')
 				rec_server_message(env, s, b->data + start, (size_t)now);
@@ -1797,7 +1876,7 @@ static void relay_event(struct session_env *env, struct session *s, struct sessi
 		return;
 	}
 	if (events & (EPOLLIN | EPOLLHUP)) {
-		n = fill(in, end, from_client ? 0 : SESSION_INJECT_RESERVE,
+		n = fill(in, end, from_client ? 0 : u2c_reserve(env, s),
 			 from_client ? &s->bytes_c2u : &s->bytes_u2c);
 		if (n < 0) {
 			snprintf(reason, sizeof(reason), "%s error: %s", who, strerror((int)-n));
@@ -1901,16 +1980,27 @@ static void relay_event(struct session_env *env, struct session *s, struct sessi
 		return;
 	}
 	set_events(env, &s->client, interest(&s->c2u, 0, &s->u2c));
-	set_events(env, &s->upstream, interest(&s->u2c, SESSION_INJECT_RESERVE, &s->c2u));
+	set_events(env, &s->upstream, interest(&s->u2c, u2c_reserve(env, s), &s->c2u));
 	if (kick) {
 		/* the masks are known: what the client sent meanwhile goes on */
 		relay_event(env, s, &s->client, EPOLLIN);
 		return;
 	}
+	if (s->u2c_rescan && !s->rescanning && s->u2c.ready == s->u2c.off) {
+		/* masked rows waited for room, and the client has read what was before
+		 * them: take them now, as if the server had just sent them */
+		s->rescanning = true;
+		while (s->u2c_rescan && s->u2c.ready == s->u2c.off && !s->dead && !s->draining) {
+			s->u2c_rescan = false;
+			relay_event(env, s, &s->upstream, EPOLLIN);
+		}
+		s->rescanning = false;
+		return;
+	}
 	/* Bytes TLS already decrypted raise no epoll event: take them now. */
 	if (tls_pending(s->client.ssl) && room(&s->c2u) > 0 && !s->c2u.eof)
 		relay_event(env, s, &s->client, EPOLLIN);
-	else if (tls_pending(s->upstream.ssl) && room(&s->u2c) > SESSION_INJECT_RESERVE && !s->u2c.eof)
+	else if (tls_pending(s->upstream.ssl) && room(&s->u2c) > u2c_reserve(env, s) && !s->u2c.eof)
 		relay_event(env, s, &s->upstream, EPOLLIN);
 }
 
@@ -3127,6 +3217,11 @@ void session_tick(struct session_env *env)
 	char buf[ADDR_STRLEN];
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (now.tv_sec - env->mask_refreshed >= SESSION_MASK_REFRESH_S) {
+		/* DDL outside pgtetherd (a migration recreating a table) is seen this soon */
+		env->mask_epoch++;
+		env->mask_refreshed = now.tv_sec;
+	}
 	for (; s; s = next) {
 		time_t age = now.tv_sec - s->started.tv_sec;
 

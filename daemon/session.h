@@ -42,7 +42,8 @@
 #define SESSION_TOKEN_MAX (SESSION_BUF - 8) /* identity tokens; issuers set lower caps */
 #define SESSION_MAX_DENIALS 8          /* denied statements awaiting their answer */
 #define SESSION_MAX_MASKED_ROW (64u << 20) /* a DataRow rewritten by masks is held whole */
-#define SESSION_MAX_DESCRIBES 1024     /* Queries and Describes awaiting answers while masking */
+#define SESSION_MAX_DESCRIBES 65536    /* Queries and Describes awaiting answers while masking */
+#define SESSION_MASK_REFRESH_S 60      /* masks are resolved again at least this often */
 
 struct sockdiag;
 
@@ -171,10 +172,13 @@ struct session {
 	bool cols_masked;                /* some column of it is masked */
 	bool have_desc;                  /* a RowDescription applies to the rows coming */
 	bool u2c_kept;                   /* u2c grew for rows that masks made longer */
+	bool u2c_rescan;                 /* rows wait for room: scan again once u2c drained */
+	bool rescanning;
+	unsigned mask_gen;               /* env->gen the resolved masks' indexes are of */
 	uint8_t *row;                    /* a rewritten DataRow */
 	size_t row_cap;
-	struct { uint32_t batch; uint8_t kind; } describes[SESSION_MAX_DESCRIBES]; /* answers awaited */
-	size_t desc_head, desc_count;
+	struct session_answer { uint32_t batch; uint8_t kind; } *describes; /* answers awaited (a ring) */
+	size_t desc_head, desc_count, desc_cap;
 	uint32_t c_batch, s_batch;       /* Queries and Syncs sent; ReadyForQuery received */
 	uint64_t rows_masked;
 
@@ -214,7 +218,9 @@ struct session_env {
 	uint64_t next_request;           /* approval request numbers */
 	struct sqlclass_cache *sqlcache; /* classifications by statement text (NULL: none) */
 	char sentinel_tag[40];           /* "pgtether_denied_<random>_": marks denied statements */
-	unsigned mask_epoch;             /* bumped by reloads and completed DDL: re-resolve masks */
+	unsigned mask_epoch;             /* bumped by reloads, completed DDL and every
+					  * SESSION_MASK_REFRESH_S: re-resolve masks */
+	time_t mask_refreshed;
 };
 
 /* Accepts every pending connection on the listener. */

@@ -124,8 +124,10 @@ static void add_name(char **list, size_t *n, const char *schema, const char *nam
 	for (size_t i = 0; i < *n; i++)
 		if (strcmp(list[i], buf) == 0)
 			return;
-	if (*n == SQLCLASS_MAX_NAMES)
+	if (*n == SQLCLASS_MAX_NAMES) {
+		*err = -E2BIG; /* what is not listed could not be checked */
 		return;
+	}
 	if (!(list[*n] = strdup(buf)))
 		*err = -ENOMEM;
 	else
@@ -174,6 +176,11 @@ static void on_object(struct walk *w, const char *key, json_t *v)
 		const char *name = n ? sval(json_array_get(fn, n - 1)) : NULL;
 		const char *schema = n > 1 ? sval(json_array_get(fn, n - 2)) : NULL;
 
+		static const char *const runs_query[] = { "*_to_xml", "*_to_xml_and_xmlschema", "ts_stat", NULL };
+
+		for (const char *const *q = runs_query; name && *q; q++)
+			if (fnmatch(*q, name, 0) == 0)
+				w->r->runs_code = 1; /* query_to_xml('select email from users', ...) */
 		for (const char *const *d = w->dangerous; name && d && *d; d++)
 			if (fnmatch(*d, name, 0) == 0) {
 				w->cls |= SQL_DANGEROUS_FUNCTION;
@@ -215,8 +222,71 @@ struct outwalk {
 	struct sqlclass_result *r;
 	struct { const char *name; char qual[256]; } rels[SQLCLASS_MAX_NAMES];
 	size_t n_rels;
+	/* names the statement itself gives: subquery aliases and CTE names (derived
+	 * relations), and the columns of subqueries, CTEs and alias lists */
+	const char *derived_rels[SQLCLASS_MAX_NAMES], *derived_cols[SQLCLASS_MAX_NAMES];
+	size_t n_derived_rels, n_derived_cols;
 	int err;
 };
+
+static bool listed(const char *const *list, size_t n, const char *name)
+{
+	for (size_t i = 0; name && i < n; i++)
+		if (!strcmp(list[i], name))
+			return true;
+	return false;
+}
+
+static void note(struct outwalk *o, const char **list, size_t *n, const char *name)
+{
+	if (!name || listed(list, *n, name))
+		return;
+	if (*n == SQLCLASS_MAX_NAMES)
+		o->err = -E2BIG;
+	else
+		list[(*n)++] = name;
+}
+
+/* The output names of the select lists below node (a subquery's or CTE's). */
+static bool derived_col(void *arg, const char *key, json_t *v)
+{
+	struct outwalk *o = arg;
+
+	if (!strcmp(key, "ResTarget"))
+		note(o, o->derived_cols, &o->n_derived_cols, json_string_value(json_object_get(v, "name")));
+	return true;
+}
+
+static void alias_cols(struct outwalk *o, json_t *colnames)
+{
+	json_t *c;
+	size_t i;
+
+	json_array_foreach(colnames, i, c)
+		note(o, o->derived_cols, &o->n_derived_cols, sval(c));
+}
+
+/* visit(node, collect_derived, outwalk): every name the statement introduces. */
+static bool collect_derived(void *arg, const char *key, json_t *v)
+{
+	struct outwalk *o = arg;
+	json_t *alias = json_object_get(v, "alias");
+
+	if (!strcmp(key, "RangeSubselect")) {
+		note(o, o->derived_rels, &o->n_derived_rels,
+		     json_string_value(json_object_get(json_object_get(alias, "Alias"), "aliasname")) ?:
+		     json_string_value(json_object_get(alias, "aliasname")));
+		alias_cols(o, json_object_get(alias, "colnames"));
+		visit(json_object_get(v, "subquery"), derived_col, o);
+	} else if (!strcmp(key, "CommonTableExpr")) {
+		note(o, o->derived_rels, &o->n_derived_rels, json_string_value(json_object_get(v, "ctename")));
+		alias_cols(o, json_object_get(v, "aliascolnames"));
+		visit(json_object_get(v, "ctequery"), derived_col, o);
+	} else if (!strcmp(key, "RangeVar") || !strcmp(key, "RangeFunction")) {
+		alias_cols(o, json_object_get(alias, "colnames")); /* users u(a, b) */
+	}
+	return true;
+}
 
 /* Every relation of the statement by the name it goes by (alias, else its name):
  * visit(node, collect_rel, outwalk). */
@@ -224,7 +294,9 @@ static bool collect_rel(void *arg, const char *key, json_t *v)
 {
 	struct outwalk *o = arg;
 
-	if (!strcmp(key, "RangeVar") && json_is_object(v) && o->n_rels < SQLCLASS_MAX_NAMES) {
+	if (!strcmp(key, "RangeVar") && json_is_object(v) && o->n_rels == SQLCLASS_MAX_NAMES) {
+		o->err = -E2BIG;
+	} else if (!strcmp(key, "RangeVar") && json_is_object(v)) {
 		const char *rel = json_string_value(json_object_get(v, "relname"));
 		const char *schema = json_string_value(json_object_get(v, "schemaname"));
 		const char *alias = json_string_value(json_object_get(json_object_get(v, "alias"), "aliasname"));
@@ -262,19 +334,27 @@ static void column_ref(struct outwalk *o, json_t *cref, bool kept)
 		if (kept)
 			return;
 		name = n >= 2 ? sval(json_array_get(fields, n - 2)) : "*";
-		rel = rel_named(o, name);
+		rel = listed(o->derived_rels, o->n_derived_rels, name) ? "*" : rel_named(o, name);
 		add_name(o->r->whole_rows, &o->r->n_whole_rows, NULL, rel ? rel : name ? name : "*", &o->err);
 		return;
 	}
 	name = sval(last);
 	if (!name)
 		return;
+	if (n == 1 && listed(o->derived_rels, o->n_derived_rels, name)) {
+		/* a whole row of a subquery or CTE: of whatever it reads */
+		add_name(o->r->whole_rows, &o->r->n_whole_rows, NULL, "*", &o->err);
+		return;
+	}
 	if (n == 1 && (rel = rel_named(o, name))) {
 		add_name(o->r->whole_rows, &o->r->n_whole_rows, NULL, rel, &o->err); /* u in row_to_json(u) */
 		return;
 	}
-	if (!kept)
-		add_name(o->r->out_columns, &o->r->n_out_columns, NULL, name, &o->err);
+	if (kept)
+		return;
+	add_name(o->r->out_columns, &o->r->n_out_columns, NULL, name, &o->err);
+	if (listed(o->derived_cols, o->n_derived_cols, name))
+		o->r->out_renamed = 1; /* upper(x) of (SELECT email AS x ...) */
 }
 
 /* An expression whose value leaves: every column it names loses its identity. */
@@ -368,6 +448,7 @@ static void select_out(struct outwalk *o, json_t *sel, bool kept)
 		return;
 	}
 	target_list_out(o, json_object_get(sel, "targetList"), kept);
+	expr_out(o, json_object_get(sel, "valuesLists")); /* VALUES ((SELECT email ...)) */
 	json_array_foreach(json_object_get(sel, "fromClause"), i, item)
 		from_out(o, item, kept);
 }
@@ -481,9 +562,10 @@ int sqlclass_classify(const char *sql, const char *const *dangerous, struct sqlc
 			struct outwalk o = { .r = ret };
 
 			visit(node, collect_rel, &o);
+			visit(node, collect_derived, &o);
 			stmt_out(&o, node, true);
 			visit(node, cast_member, &o);
-			if (!strcmp(type, "DoStmt") || !strcmp(type, "CallStmt"))
+			if (!strcmp(type, "DoStmt") || !strcmp(type, "CallStmt") || !strcmp(type, "CreateFunctionStmt"))
 				ret->runs_code = 1;
 			if (o.err)
 				w.err = o.err;
@@ -494,6 +576,9 @@ int sqlclass_classify(const char *sql, const char *const *dangerous, struct sqlc
 		ret->classes |= w.cls;
 	}
 	json_decref(root);
+	if (w.err == -E2BIG)
+		snprintf(ret->error, sizeof(ret->error), "it names more than %d tables, functions or columns, more than can be checked",
+			 SQLCLASS_MAX_NAMES);
 	if (w.err)
 		return w.err;
 	if (ret->n_stmts == 0)
@@ -512,7 +597,7 @@ void sqlclass_release(struct sqlclass_result *r)
 	for (size_t i = 0; i < r->n_whole_rows; i++)
 		free(r->whole_rows[i]);
 	r->n_out_columns = r->n_whole_rows = 0;
-	r->runs_code = 0;
+	r->runs_code = r->out_renamed = 0;
 	free(r->stmt_classes);
 	r->stmt_classes = NULL;
 	r->n_tables = r->n_functions = r->n_stmts = 0;

@@ -58,7 +58,10 @@ struct sqlclass_result {
 						* (row_to_json(u), SELECT u FROM users u);
 						* "*" for every relation of the statement */
 	size_t n_whole_rows;
-	int runs_code;                  /* DO or CALL: server-side code no check can follow */
+	int runs_code;                  /* DO, CALL, CREATE FUNCTION, query_to_xml(...):
+					 * server-side code no check can follow */
+	int out_renamed;                /* a leaving expression names a column renamed inside
+					 * the statement (a subquery's or CTE's alias) */
 	char error[SQLCLASS_ERR_LEN];   /* why there are no classes */
 	int error_pos;                  /* 1-based character of a syntax error, or 0 */
 };
@@ -69,7 +72,8 @@ extern const char *const sqlclass_default_dangerous[];
 /*
  * Classifies the statements of sql (NUL-terminated). dangerous: NULL-terminated globs
  * of function names (the last part of a qualified name is matched). 0 with *ret filled;
- * -EINVAL when sql does not parse or is nested too deeply (ret->error says why);
+ * -EINVAL when sql does not parse or is nested too deeply, -E2BIG when it names more
+ * than SQLCLASS_MAX_NAMES tables, functions or columns to check (ret->error says why);
  * -ENOMEM. ret must be released either way.
  */
 int sqlclass_classify(const char *sql, const char *const *dangerous, struct sqlclass_result *ret);

@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <errno.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -78,9 +80,21 @@ static void test_hash(void **state)
 	assert_memory_not_equal(a, first, 32);
 	/* text and varchar hash alike, so a join over both still matches */
 	assert_string_equal(txt(MASK_HASH, MASK_OID_VARCHAR, "ada@example.com"), first);
+	/* it is HMAC-SHA-256 of the type tag and the value, as OpenSSL computes it */
+	{
+		uint8_t msg[16] = "tada@example.com", mac[32];
+		unsigned maclen = 0;
+		char hx[33];
+
+		assert_non_null(HMAC(EVP_sha256(), key1, MASK_KEY_LEN, msg, sizeof(msg), mac, &maclen));
+		for (int i = 0; i < 16; i++)
+			snprintf(hx + 2 * i, 3, "%02x", mac[i]);
+		assert_string_equal(first, hx);
+	}
 	/* a context keyed once gives the same hashes, value after value */
 	{
-		struct mask_spec k1 = { MASK_HASH, 0, NULL, key1, mask_hmac_new(key1) };
+		struct mask_hmac *h1 = mask_hmac_new(key1);
+		struct mask_spec k1 = { MASK_HASH, 0, NULL, key1, h1 };
 
 		assert_non_null(k1.hmac);
 		for (int i = 0; i < 3; i++) {
@@ -90,7 +104,7 @@ static void test_hash(void **state)
 			n = mask_value(&k1, MASK_OID_TEXT, 0, (const uint8_t *)"bob@example.com", 15, a, sizeof(a));
 			assert_memory_not_equal(a, first, 32);
 		}
-		mask_hmac_free(k1.hmac);
+		mask_hmac_free(h1);
 	}
 
 	/* int4: text and binary of the same value give the same integer */

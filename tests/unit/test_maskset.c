@@ -68,6 +68,9 @@ static void test_views(void **state)
 	row(&m, r, "{\"k\": \"v\", \"rel\": 16390, \"schema\": \"public\", \"name\": \"v\","
 		   " \"cols\": [\"id\", \"contact\", \"l\", \"n\"], \"deps\": [[16384, 1], [16384, 2], [16384, 3]],"
 		   " \"def\": \" SELECT users.id, users.email AS contact, lower(users.email) AS l, users.name AS n FROM users;\"}");
+	/* a whole-row reference is not among a view's recorded dependencies */
+	row(&m, r, "{\"k\": \"v\", \"rel\": 16396, \"schema\": \"public\", \"name\": \"api\", \"cols\": [\"id\", \"doc\"],"
+		   " \"deps\": [[16384, 1]], \"def\": \" SELECT u.id, row_to_json(u.*) AS doc FROM users u;\"}");
 	row(&m, r, "{\"k\": \"v\", \"rel\": 16395, \"schema\": \"public\", \"name\": \"u\", \"cols\": [\"a\", \"b\"],"
 		   " \"deps\": [[16384, 2]], \"def\": \" SELECT users.email AS a, 1 AS b FROM users UNION SELECT 'x', 2;\"}");
 	{
@@ -84,6 +87,8 @@ static void test_views(void **state)
 	assert_int_equal(maskset_find(&m, 16390, 3), 0);   /* lower(email) */
 	assert_int_equal(maskset_find(&m, 16390, 4), -1);
 	assert_int_equal(maskset_find(&m, 16400, 1), 0);   /* through two views */
+	assert_int_equal(maskset_find(&m, 16396, 1), -1);
+	assert_int_equal(maskset_find(&m, 16396, 2), 0);   /* row_to_json(u.*) */
 	assert_int_equal(maskset_find(&m, 16395, 1), 0);   /* a UNION: every column */
 	assert_int_equal(maskset_find(&m, 16395, 2), 0);
 	maskset_release(&m);
@@ -138,8 +143,26 @@ static void test_leaks(void **state)
 	assert_non_null(strstr(why, "\"ddl\""));
 	assert_int_equal(leaks(&m, r, "SELECT id FROM users WHERE email::int = 1", why), 1);  /* the error would say it */
 	assert_int_equal(leaks(&m, r, "DO $$ BEGIN RAISE NOTICE '%', (SELECT email FROM users LIMIT 1); END $$", why), 1);
-	assert_string_equal(why, "rule 'agent' masks public.users.email, and a DO block or procedure could read it "
-				 "unmasked (a mask's \"allow\": [\"code\"] would permit it)");
+	assert_string_equal(why, "rule 'agent' masks public.users.email, and a DO block, procedure or function that "
+				 "runs queries of its own could read it unmasked (a mask's \"allow\": [\"code\"] would permit it)");
+	assert_int_equal(leaks(&m, r, "SELECT query_to_xml('select email from users', true, false, '')", why), 1);
+	assert_int_equal(leaks(&m, r, "CREATE FUNCTION f() RETURNS SETOF text LANGUAGE sql AS 'select email from users'", why), 1);
+	/* renamed inside the statement, then computed */
+	assert_int_equal(leaks(&m, r, "SELECT upper(x) FROM (SELECT email AS x FROM users) s", why), 1);
+	assert_non_null(strstr(why, "a column the statement renames"));
+	assert_int_equal(leaks(&m, r, "WITH c(x) AS (SELECT email FROM users) SELECT upper(x) FROM c", why), 1);
+	assert_int_equal(leaks(&m, r, "SELECT string_agg(x, ',') FROM users u(id, x)", why), 1);
+	assert_int_equal(leaks(&m, r, "SELECT s FROM (SELECT email FROM users) s", why), 1);
+	assert_int_equal(leaks(&m, r, "WITH c AS (SELECT email FROM users) SELECT to_json(c) FROM c", why), 1);
+	assert_int_equal(leaks(&m, r, "SELECT x FROM (SELECT email AS x FROM users) s", why), 0); /* kept: masked by OID */
+	/* VALUES */
+	assert_int_equal(leaks(&m, r, "INSERT INTO t VALUES ((SELECT email FROM users LIMIT 1))", why), 1);
+	assert_int_equal(leaks(&m, r, "SELECT * FROM users u, LATERAL (VALUES (u.email)) v(x)", why), 1);
+	/* an unqualified name may be another schema's under the session's search_path */
+	assert_int_equal(leaks(&m, r, "SELECT upper(phone) FROM people", why), 1);
+	assert_string_equal(why, "rule 'agent' masks crm.people.phone, and a value computed or copied from it would "
+				 "leave unmasked (a mask's \"allow\": [\"computed\"] would permit it)");
+	assert_int_equal(leaks(&m, r, "SELECT upper(phone) FROM other.people", why), 0);
 	/* unresolved (the table does not exist yet): the rule's names still count */
 	maskset_reset(&m);
 	assert_int_equal(leaks(&m, r, "SELECT row_to_json(users) FROM users", why), 1);

@@ -255,6 +255,23 @@ static void test_output_references(void **state)
 	}
 }
 
+/* More names than can be listed: the statement cannot be checked, so it is denied. */
+static void test_too_many_names(void **state)
+{
+	char sql[8192];
+	size_t n = 0;
+	struct sqlclass_result r;
+
+	(void)state;
+	n += (size_t)snprintf(sql + n, sizeof(sql) - n, "SELECT 1 FROM ");
+	for (int i = 0; i < 70; i++)
+		n += (size_t)snprintf(sql + n, sizeof(sql) - n, "%st%d", i ? ", " : "", i);
+	snprintf(sql + n, sizeof(sql) - n, ", users");
+	assert_int_equal(sqlclass_classify(sql, sqlclass_default_dangerous, &r), -E2BIG);
+	assert_string_equal(r.error, "it names more than 64 tables, functions or columns, more than can be checked");
+	sqlclass_release(&r);
+}
+
 /* View definitions as pg_get_viewdef prints them. */
 static void test_view_columns(void **state)
 {
@@ -304,6 +321,7 @@ int main(void)
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_output_references),
 		cmocka_unit_test(test_view_columns),
+		cmocka_unit_test(test_too_many_names),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
