@@ -26,6 +26,7 @@
 #define DEFAULT_CONTROL_SOCKET "/run/pgtether/control.sock"
 #define DEFAULT_SOCKET_MARK 0x70677465u /* "pgte" */
 #define DEFAULT_LOGIN_TIMEOUT_S 30
+#define DEFAULT_MASK_REFRESH_S 60
 #define DEFAULT_MAX_STATEMENT (1u << 20)
 
 #define DEFAULT_CREDENTIALS_FILE "/etc/pgtether/credentials.json"
@@ -37,7 +38,7 @@
 static const char *const known_keys[] = {
 	"listen", "targets", "cgroups", "fail_mode", "bpffs_dir", "control_socket",
 	"socket_mark", "upstreams", "credentials_file", "policy_dir", "issuers_dir", "max_message_bytes", "max_statement_bytes", "client_tls", "login_timeout", "sessions_dir",
-	"recording_fail_mode", "recording_fsync", "mask_key_file", NULL,
+	"recording_fail_mode", "recording_fsync", "mask_key_file", "mask_refresh", NULL,
 };
 
 static const char *const upstream_keys[] = {
@@ -707,6 +708,14 @@ static int parse_root(struct jsonpos_src *p, json_t *root, struct config *c)
 		if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 600)
 			return jsonpos_fail(p, "/login_timeout", "'login_timeout' must be a number of seconds from 1 to 600");
 		c->login_timeout = (unsigned)json_integer_value(v);
+	}
+
+	c->mask_refresh = DEFAULT_MASK_REFRESH_S;
+	v = json_object_get(root, "mask_refresh");
+	if (v) {
+		if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 3600)
+			return jsonpos_fail(p, "/mask_refresh", "'mask_refresh' must be a number of seconds from 1 to 3600");
+		c->mask_refresh = (unsigned)json_integer_value(v);
 	}
 
 	c->socket_mark = DEFAULT_SOCKET_MARK;

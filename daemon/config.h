@@ -88,6 +88,7 @@ struct config {
 	struct issuers issuers;        /* loaded by config_load from issuers_dir */
 	uint32_t max_message_bytes;    /* largest protocol message accepted */
 	unsigned login_timeout;        /* seconds from accept to the relay starting */
+	unsigned mask_refresh;         /* seconds: masked sessions resolve their masks again */
 	uint32_t max_statement_bytes;  /* longest SQL text a rule with statements checks */
 	char *client_tls_cert;         /* client_tls: terminate TLS from clients */
 	char *client_tls_key;

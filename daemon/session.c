@@ -3217,7 +3217,7 @@ void session_tick(struct session_env *env)
 	char buf[ADDR_STRLEN];
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	if (now.tv_sec - env->mask_refreshed >= SESSION_MASK_REFRESH_S) {
+	if (now.tv_sec - env->mask_refreshed >= (time_t)env->cfg->mask_refresh) {
 		/* DDL outside pgtetherd (a migration recreating a table) is seen this soon */
 		env->mask_epoch++;
 		env->mask_refreshed = now.tv_sec;

@@ -43,7 +43,6 @@
 #define SESSION_MAX_DENIALS 8          /* denied statements awaiting their answer */
 #define SESSION_MAX_MASKED_ROW (64u << 20) /* a DataRow rewritten by masks is held whole */
 #define SESSION_MAX_DESCRIBES 65536    /* Queries and Describes awaiting answers while masking */
-#define SESSION_MASK_REFRESH_S 60      /* masks are resolved again at least this often */
 
 struct sockdiag;
 

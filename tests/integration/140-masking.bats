@@ -44,7 +44,7 @@ SQL
   { "name": "recorded", "match": { "cgroup": "$PGT_CG/rec/**" }, "token": { "source": "none" }, "upstream": "main",
     "mask": [ { "column": "users.email", "strategy": "email" } ], "record": { "results": true } } ] }
 JSON
-  PGT_EXTRA_CONFIG="\"mask_key_file\": \"$PGT_TMP/mask.key\"" pgt_write_config closed
+  PGT_EXTRA_CONFIG="\"mask_key_file\": \"$PGT_TMP/mask.key\", \"mask_refresh\": 3600" pgt_write_config closed
   pgt_start_daemon
 }
 
@@ -363,4 +363,19 @@ SQL
   [ "$(cut -d'|' -f2 "$PGT_TMP/slow.out" | sort -u | wc -l)" -eq 26 ]
   echo "RSS ${rss0} kB before, at most ${max} kB during"
   [ $((max - rss0)) -lt 16384 ]
+}
+
+@test "a view created outside pgtether is masked in a live session within mask_refresh seconds" {
+  # the setup's mask_refresh of an hour keeps the DDL test above honest; here it is 1 s
+  PGT_EXTRA_CONFIG="\"mask_key_file\": \"$PGT_TMP/mask.key\", \"mask_refresh\": 1" pgt_write_config closed
+  pgt_reload
+  local flag="$PGT_TMP/outside-view"
+  later outside "$flag" "select who from outside_view order by who"
+  # straight to PostgreSQL, as a migration would: pgtetherd sees no DDL go by
+  pgt_psql -c "create view outside_view as select email as who from users" -c "grant select on outside_view to app"
+  sleep 2.5
+  touch "$flag"
+  wait "$LATER_PID"
+  cat "$PGT_TMP/outside.out"
+  [ "$(cat "$PGT_TMP/outside.out")" = $'***@example.com\n***@example.org' ]
 }

@@ -47,6 +47,7 @@ static void test_defaults(void **state)
 	assert_string_equal(c.bpffs_dir, "/sys/fs/bpf/pgtether");
 	assert_string_equal(c.control_socket, "/run/pgtether/control.sock");
 	assert_int_equal(c.login_timeout, 30);
+	assert_int_equal(c.mask_refresh, 60);
 	config_release(&c);
 }
 
@@ -206,6 +207,7 @@ static void test_upstreams(void **state)
 	expect_error("{\"upstreams\": {\"a\": {\"address\": \"127.0.0.2:5432\", \"tls\": \"disable\", \"role\": \"x\"},"
 		     " \"b\": {\"address\": \"127.0.0.3:1\", \"aliases\": [\"127.0.0.2:5432\"], \"tls\": \"disable\", \"role\": \"x\"}}}",
 		     "t.json:1:83: upstream 'b' shares the address 127.0.0.2:5432 with upstream 'a'");
+	expect_error("{\"mask_refresh\": 0}", "t.json:1:2: 'mask_refresh' must be a number of seconds from 1 to 3600");
 	expect_error("{\"login_timeout\": 0}", "t.json:1:2: 'login_timeout' must be a number of seconds from 1 to 600");
 	expect_error("{\"login_timeout\": \"30s\"}", "t.json:1:2: 'login_timeout' must be a number of seconds from 1 to 600");
 	expect_error("{\"max_message_bytes\": 10}", "t.json:1:2: 'max_message_bytes' must be an integer from 65536 to 1073741824");
