@@ -1427,6 +1427,10 @@ static int client_filter(struct session_env *env, struct session *s)
 		pos += (size_t)used;
 		if (!found)
 			continue;
+		if (h.type == 'Q' && s->c_unsynced)
+			/* after an error in the batch the server discards it unanswered, so
+			 * what is owed and what is described would no longer line up */
+			return -EILSEQ;
 		if (masking && (h.type == 'Q' || h.type == 'P' || h.type == 'B') && s->mask_epoch != env->mask_epoch &&
 		    !s->c_unsynced &&
 		    s->pending_count == 0 && s->tx_status != 'E' && !s->held_id && !s->want_status &&
@@ -1938,6 +1942,12 @@ static void relay_event(struct session_env *env, struct session *s, struct sessi
 			snprintf(m, sizeof(m), "pgtether: %s", r == -EBADE ? "rows came without a description, so they cannot be masked" :
 				 "a row too large to mask (over 64 MiB)");
 			end_relay(env, s, r == -E2BIG ? "54000" : "XX000", m, "row cannot be masked");
+			return;
+		}
+		if (r == -EILSEQ) {
+			queue_error(s, "FATAL", "08P01", "pgtether: Query inside an unfinished extended-query batch (send Sync first)");
+			flush(&s->u2c, &s->client, &s->s_scan);
+			session_close(env, s, "client protocol violation");
 			return;
 		}
 		if (r == -EBADMSG) {

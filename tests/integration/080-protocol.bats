@@ -167,6 +167,13 @@ raw() { pgt_in "$PGT_CG/raw" python3 "$BATS_TEST_DIRNAME/pgraw.py" 127.0.0.1 "$P
   [[ "$output" == *"E FATAL 08P01 pgtether: FunctionCall inside an unfinished extended-query batch"* ]]
 }
 
+@test "a simple Query inside an unfinished extended-query batch ends the session with 08P01" {
+  run raw query-in-batch
+  echo "$output"
+  [[ "$output" == *"E FATAL 08P01 pgtether: Query inside an unfinished extended-query batch (send Sync first)"* ]]
+  [[ "$output" == *EOF* ]]
+}
+
 @test "a query cancelled with Ctrl-C ends within a second with 57014" {
   # pgtether run execs psql, so $! is psql itself: SIGINT is what Ctrl-C sends it
   "$PGTETHER" -c "$PGT_CONF" run --cgroup "$PGT_CG/p5" -- psql -X -h 127.0.0.1 -p "$PG_PORT" -Atq -c "select pg_sleep(30)" >"$PGT_TMP/cancel.out" 2>&1 &

@@ -136,6 +136,18 @@ def main():
                 out.append("EOF")
                 break
             out.append(describe(*m))
+    elif case == "query-in-batch":
+        login(c, out)
+        # a failing Parse/Bind/Execute without Sync, then a simple Query: the
+        # server would discard the Query unanswered
+        c.send(msg(b"P", b"\0select 1/0\0\0\0") + msg(b"B", b"\0\0\0\0\0\0\0\0") +
+               msg(b"E", b"\0\0\0\0\0") + msg(b"Q", b"select 1\0"))
+        while True:
+            m = c.read()
+            if m is None:
+                out.append("EOF")
+                break
+            out.append(describe(*m))
     elif case == "transaction-fastpath":
         login(c, out)
         c.send(msg(b"Q", b"begin\0"))
