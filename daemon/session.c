@@ -773,12 +773,13 @@ static int buf_reserve(struct session *s, struct session_buf *b, size_t want)
 	return 0;
 }
 
-/* Back into the session's own buffer once what needed more room has gone out. */
+/* Back into the session's own buffer once what needed more room has gone out: not
+ * while part of a message is held, which is what the room was made for. */
 static void buf_shrink(struct session *s, struct session_buf *b)
 {
 	uint8_t *home = buf_home(s, b);
 
-	if (b->data == home || b->len > SESSION_BUF || (b == &s->u2c && s->u2c_kept))
+	if (b->data == home || b->len > SESSION_BUF || b->len > b->ready || (b == &s->u2c && s->u2c_kept))
 		return;
 	memcpy(home, b->data, b->len);
 	free(b->data);

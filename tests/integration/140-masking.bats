@@ -365,6 +365,33 @@ SQL
   [ $((max - rss0)) -lt 16384 ]
 }
 
+@test "long rows, long errors and long statements are held whole and pass, masked or not" {
+  local big
+  # pgt_in runs psql under pgtether run: timeout bounds a session that would hang
+  run timeout 30 "$PGTETHER" -c "$PGT_CONF" run --cgroup "$PGT_CG/masked/long" -- \
+    psql -X -h 127.0.0.1 -p "$PG_PORT" -At -c "select email, length(repeat('x', 50000)), repeat('y', 50000) from users where id = 1" \
+    -c "select email, repeat('z', 100000) from users where id = 2"
+  [ "$status" -eq 0 ]
+  [ "${lines[0]}" = "***@example.com|50000|$(printf 'y%.0s' $(seq 50000))" ]
+  [ "${lines[1]}" = "***@example.org|$(printf 'z%.0s' $(seq 100000))" ]
+  # a 40 KB error (class 22: withheld in a masked session)
+  run timeout 30 "$PGTETHER" -c "$PGT_CONF" run --cgroup "$PGT_CG/masked/longerr" -- \
+    psql -X -h 127.0.0.1 -p "$PG_PORT" -At -c "select repeat('x', 40000)::int"
+  echo "${output:0:300}"
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"ERROR:  pgtether: data exception 22P02"* ]]
+  # a 100 KB statement, under either rule
+  big=$(printf "'%s'" "$(printf 'w%.0s' $(seq 100000))")
+  run timeout 30 "$PGTETHER" -c "$PGT_CONF" run --cgroup "$PGT_CG/plain/longsql" -- \
+    psql -X -h 127.0.0.1 -p "$PG_PORT" -At -c "select length($big)"
+  [ "$status" -eq 0 ]
+  [ "$output" = 100000 ]
+  run timeout 30 "$PGTETHER" -c "$PGT_CONF" run --cgroup "$PGT_CG/masked/longsql" -- \
+    psql -X -h 127.0.0.1 -p "$PG_PORT" -At -c "select length($big), email from users where id = 1"
+  [ "$status" -eq 0 ]
+  [ "$output" = "100000|***@example.com" ]
+}
+
 @test "a view created outside pgtether is masked in a live session within mask_refresh seconds" {
   # the setup's mask_refresh of an hour keeps the DDL test above honest; here it is 1 s
   PGT_EXTRA_CONFIG="\"mask_key_file\": \"$PGT_TMP/mask.key\", \"mask_refresh\": 1" pgt_write_config closed
