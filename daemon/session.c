@@ -866,7 +866,26 @@ static long lookup_insert(struct session_env *env, struct session *s, const stru
 	free(q);
 	s->lookup_active = true;
 	s->lookup_epoch = env->mask_epoch;
+	s->refresh_due_since = 0;
 	return (long)n;
+}
+
+/*
+ * The masks are due to be looked up again, but the session has had no moment with
+ * nothing outstanding to do it: true once that has lasted 3 × mask_refresh. A client
+ * that never waits (or a pipeline the server discarded part of, whose answers never
+ * come) would otherwise keep masks that miss newer views, or, after a reload, NULLs.
+ */
+static bool mask_refresh_overdue(struct session_env *env, struct session *s)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (!s->refresh_due_since) {
+		s->refresh_due_since = now.tv_sec ? now.tv_sec : 1;
+		return false;
+	}
+	return now.tv_sec - s->refresh_due_since >= 3 * (time_t)env->cfg->mask_refresh;
 }
 
 /* The lookup failed: masks cannot be known, so the session cannot go on. */
@@ -1428,23 +1447,21 @@ static int client_filter(struct session_env *env, struct session *s)
 		pos += (size_t)used;
 		if (!found)
 			continue;
-		if (h.type == 'Q' && s->c_unsynced)
-			/* after an error in the batch the server discards it unanswered, so
-			 * what is owed and what is described would no longer line up */
-			return -EILSEQ;
-		if (masking && (h.type == 'Q' || h.type == 'P' || h.type == 'B') && s->mask_epoch != env->mask_epoch &&
-		    !s->c_unsynced &&
-		    s->pending_count == 0 && s->tx_status != 'E' && !s->held_id && !s->want_status &&
-		    pgwire_scan_at_boundary(&s->sscan)) {
-			/* the catalog changed (DDL, reload): resolve the masks again first,
-			 * now that the server has answered everything */
-			long n = lookup_insert(env, s, masking, start);
+		if (masking && (h.type == 'Q' || h.type == 'P' || h.type == 'B') && s->mask_epoch != env->mask_epoch) {
+			if (!s->c_unsynced && s->pending_count == 0 && s->tx_status != 'E' && !s->held_id &&
+			    !s->want_status && pgwire_scan_at_boundary(&s->sscan)) {
+				/* the catalog changed (DDL, reload, mask_refresh): resolve the
+				 * masks again first, now that the server has answered everything */
+				long n = lookup_insert(env, s, masking, start);
 
-			if (n < 0)
-				return (int)n;
-			if (n > 0) {
-				pos = rescan_from(s, start + (size_t)n);
-				break;
+				if (n < 0)
+					return (int)n;
+				if (n > 0) {
+					pos = rescan_from(s, start + (size_t)n);
+					break;
+				}
+			} else if (mask_refresh_overdue(env, s)) {
+				return -ESTALE;
 			}
 		}
 		if (masking && h.type == 'E') {
@@ -1945,10 +1962,15 @@ static void relay_event(struct session_env *env, struct session *s, struct sessi
 			end_relay(env, s, r == -E2BIG ? "54000" : "XX000", m, "row cannot be masked");
 			return;
 		}
-		if (r == -EILSEQ) {
-			queue_error(s, "FATAL", "08P01", "pgtether: Query inside an unfinished extended-query batch (send Sync first)");
+		if (r == -ESTALE) {
+			char m[300];
+
+			snprintf(m, sizeof(m), "pgtether: this session's masks could not be looked up again for %u s: "
+				 "it never waited for all its answers between statements; reconnect",
+				 3 * env->cfg->mask_refresh);
+			queue_error(s, "FATAL", "55000", m);
 			flush(&s->u2c, &s->client, &s->s_scan);
-			session_close(env, s, "client protocol violation");
+			session_close(env, s, "masks could not be refreshed");
 			return;
 		}
 		if (r == -EBADMSG) {

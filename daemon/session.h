@@ -163,6 +163,7 @@ struct session {
 	struct maskset masks;            /* the rule's masks, resolved in this database */
 	unsigned mask_epoch;             /* env->mask_epoch the resolution is of */
 	unsigned lookup_epoch;           /* ... and of the lookup out now */
+	time_t refresh_due_since;        /* CLOCK_MONOTONIC s a due lookup first had to wait, or 0 */
 	bool lookup_active;              /* our catalog query is out: its answer is ours */
 	bool lookup_login;               /* its ReadyForQuery is the client's first */
 	bool ddl_done;                   /* the server completed DDL: others re-resolve at idle */

@@ -406,3 +406,16 @@ SQL
   cat "$PGT_TMP/outside.out"
   [ "$(cat "$PGT_TMP/outside.out")" = $'***@example.com\n***@example.org' ]
 }
+
+@test "a masked session whose masks cannot be looked up again for 3 × mask_refresh is ended" {
+  # runs after the test above set mask_refresh to 1 s. A Query behind a failing
+  # Execute, before Sync, is discarded by the server unanswered: the session then
+  # never has nothing outstanding, so the due lookup cannot go in
+  run pgt_in "$PGT_CG/masked/drift" /usr/bin/python3 "$BATS_TEST_DIRNAME/pgraw.py" 127.0.0.1 "$PG_PORT" discarded-query
+  echo "$output"
+  [[ "$output" == *"E ERROR 22012"* ]]
+  [[ "$output" == *"***@example.com"* ]]
+  [[ "$output" != *alice@* ]]
+  [[ "$output" == *"E FATAL 55000 pgtether: this session's masks could not be looked up again for 3 s"* ]]
+  [[ "$output" == *EOF ]]
+}

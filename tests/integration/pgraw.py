@@ -5,6 +5,7 @@ back, one message per line: TYPE [fields]. Usage: pgraw.py HOST PORT CASE"""
 import socket
 import struct
 import sys
+import time
 
 
 def msg(t, body=b""):
@@ -136,18 +137,31 @@ def main():
                 out.append("EOF")
                 break
             out.append(describe(*m))
-    elif case == "query-in-batch":
+    elif case == "prepare-flush-then-query":
         login(c, out)
-        # a failing Parse/Bind/Execute without Sync, then a simple Query: the
-        # server would discard the Query unanswered
+        # asyncpg's prepare: Parse, Describe and Flush, no Sync; then a simple Query
+        c.send(msg(b"P", b"s1\0select 1\0\0\0") + msg(b"D", b"Ss1\0") + msg(b"H"))
+        for _ in range(3):  # ParseComplete, ParameterDescription, RowDescription
+            t, body = c.read()
+            out.append(describe(t, body))
+        c.send(msg(b"Q", b"begin\0"))
+        c.until_ready(out)
+        c.send(msg(b"Q", b"commit\0"))
+        c.until_ready(out)
+    elif case == "discarded-query":
+        login(c, out)
+        # a simple Query behind a failing Execute, before Sync: the server discards
+        # it unanswered, so one ReadyForQuery pgtether expects never comes
         c.send(msg(b"P", b"\0select 1/0\0\0\0") + msg(b"B", b"\0\0\0\0\0\0\0\0") +
-               msg(b"E", b"\0\0\0\0\0") + msg(b"Q", b"select 1\0"))
-        while True:
-            m = c.read()
-            if m is None:
-                out.append("EOF")
+               msg(b"E", b"\0\0\0\0\0") + msg(b"Q", b"select 1\0") + msg(b"S"))
+        c.until_ready(out)
+        # then a statement every half second, until pgtether gives up on the
+        # session (or 20 s pass)
+        for _ in range(40):
+            c.send(msg(b"Q", b"select email from users where id = 1\0"))
+            if not c.until_ready(out):
                 break
-            out.append(describe(*m))
+            time.sleep(0.5)
     elif case == "transaction-fastpath":
         login(c, out)
         c.send(msg(b"Q", b"begin\0"))
