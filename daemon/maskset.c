@@ -261,7 +261,6 @@ static bool same_relation(const char *named, const char *qualified)
  * those resolved in views. */
 struct masked {
 	char table[140];                 /* "schema.table" */
-	const char *named;               /* as the statement names it */
 	const char *column;
 	size_t mask;
 };
@@ -279,7 +278,6 @@ static size_t masked_in(const struct maskset *m, const struct policy_rule *r, co
 				continue;
 			snprintf(out[n].table, sizeof(out[n].table), "%s.%s", pm->schema, pm->table);
 			if (same_relation(c->tables[i], out[n].table)) {
-				out[n].named = c->tables[i];
 				out[n].column = pm->name;
 				out[n++].mask = k;
 			}
@@ -287,7 +285,6 @@ static size_t masked_in(const struct maskset *m, const struct policy_rule *r, co
 		for (size_t k = 0; m && k < m->n && n < max; k++)
 			if (same_relation(c->tables[i], m->cols[k].table)) {
 				snprintf(out[n].table, sizeof(out[n].table), "%s", m->cols[k].table);
-				out[n].named = c->tables[i];
 				out[n].column = m->cols[k].column;
 				out[n++].mask = m->cols[k].mask;
 			}
