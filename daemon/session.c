@@ -1832,6 +1832,15 @@ static uint32_t interest(const struct session_buf *in, size_t reserve, const str
 	return ev;
 }
 
+/* The client broke a rule of the relay: it is told why, at once, and the session ends. */
+static void client_fatal(struct session_env *env, struct session *s, const char *sqlstate, const char *msg,
+			 const char *why)
+{
+	queue_error(s, "FATAL", sqlstate, msg);
+	flush(&s->u2c, &s->client, &s->s_scan);
+	session_close(env, s, why);
+}
+
 /* The upstream went away mid-session: tell the client with a FATAL error when that
  * can be said at a message boundary (a server's own FATAL already said it). */
 static void end_relay(struct session_env *env, struct session *s, const char *sqlstate, const char *msg,
@@ -1929,9 +1938,7 @@ static void relay_event(struct session_env *env, struct session *s, struct sessi
 
 			snprintf(m, sizeof(m), "pgtether: invalid message length from the client (below 4 or above max_message_bytes, %u)",
 				 env->cfg->max_message_bytes);
-			queue_error(s, "FATAL", "08P01", m);
-			flush(&s->u2c, &s->client, &s->s_scan);
-			session_close(env, s, "client protocol violation");
+			client_fatal(env, s, "08P01", m, "client protocol violation");
 			return;
 		}
 		if (r == -EPROTO) {
@@ -1939,9 +1946,8 @@ static void relay_event(struct session_env *env, struct session *s, struct sessi
 			return;
 		}
 		if (r == -ENOBUFS) {
-			queue_error(s, "FATAL", "54000", "pgtether: too many pipelined queries or denied statements awaiting an answer");
-			flush(&s->u2c, &s->client, &s->s_scan);
-			session_close(env, s, "client pipelined too many unanswered or denied queries");
+			client_fatal(env, s, "54000", "pgtether: too many pipelined queries or denied statements awaiting an answer",
+				     "client pipelined too many unanswered or denied queries");
 			return;
 		}
 		if (r == -EMSGSIZE || r == -ENOMEM) {
@@ -1949,9 +1955,8 @@ static void relay_event(struct session_env *env, struct session *s, struct sessi
 
 			snprintf(m, sizeof(m), "pgtether: %s", r == -ENOMEM ? "out of memory" :
 				 "a statement longer than max_statement_bytes cannot be checked, so it is denied");
-			queue_error(s, "FATAL", r == -ENOMEM ? "53200" : "54000", m);
-			flush(&s->u2c, &s->client, &s->s_scan);
-			session_close(env, s, r == -ENOMEM ? "out of memory" : "statement too long to check");
+			client_fatal(env, s, r == -ENOMEM ? "53200" : "54000", m,
+				     r == -ENOMEM ? "out of memory" : "statement too long to check");
 			return;
 		}
 		if (r == -EBADE || r == -E2BIG) {
@@ -1968,16 +1973,13 @@ static void relay_event(struct session_env *env, struct session *s, struct sessi
 			snprintf(m, sizeof(m), "pgtether: this session's masks could not be looked up again for %u s: "
 				 "it never waited for all its answers between statements; reconnect",
 				 3 * env->cfg->mask_refresh);
-			queue_error(s, "FATAL", "55000", m);
-			flush(&s->u2c, &s->client, &s->s_scan);
-			session_close(env, s, "masks could not be refreshed");
+			client_fatal(env, s, "55000", m, "masks could not be refreshed");
 			return;
 		}
 		if (r == -EBADMSG) {
-			queue_error(s, "FATAL", "08P01",
-				    "pgtether: FunctionCall inside an unfinished extended-query batch, or too many pipelined FunctionCalls");
-			flush(&s->u2c, &s->client, &s->s_scan);
-			session_close(env, s, "client protocol violation");
+			client_fatal(env, s, "08P01",
+				     "pgtether: FunctionCall inside an unfinished extended-query batch, or too many pipelined FunctionCalls",
+				     "client protocol violation");
 			return;
 		}
 		if ((r = flush(in, other, from_client ? &s->c_scan : &s->s_scan)) < 0) {
