@@ -603,10 +603,31 @@ static int path_key(struct jsonpos_src *p, json_t *root, const char *key, const 
 	return *ret ? 0 : -ENOMEM;
 }
 
+/* An integer key of the root object, lo to hi, or dflt when absent; what says what
+ * it is in the error ("an integer", "a number of seconds"). 0, or the error's -EINVAL. */
+static int int_key(struct jsonpos_src *p, json_t *root, const char *key, const char *what, json_int_t lo,
+		   json_int_t hi, json_int_t dflt, json_int_t *out)
+{
+	json_t *v = json_object_get(root, key);
+	char pointer[64];
+
+	*out = dflt;
+	if (!v)
+		return 0;
+	if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi) {
+		snprintf(pointer, sizeof(pointer), "/%s", key);
+		return jsonpos_fail(p, pointer, "'%s' must be %s from %lld to %lld", key, what, (long long)lo,
+				    (long long)hi);
+	}
+	*out = json_integer_value(v);
+	return 0;
+}
+
 static int parse_root(struct jsonpos_src *p, json_t *root, struct config *c)
 {
 	const char *key, *s;
 	json_t *v;
+	json_int_t n;
 	int r;
 
 	if (!json_is_object(root))
@@ -686,45 +707,22 @@ static int parse_root(struct jsonpos_src *p, json_t *root, struct config *c)
 			return -ENOMEM;
 	}
 
-	c->max_message_bytes = PGWIRE_DEFAULT_MAX_MESSAGE;
-	v = json_object_get(root, "max_message_bytes");
-	if (v) {
-		if (!json_is_integer(v) || json_integer_value(v) < 65536 || json_integer_value(v) > (json_int_t)PGWIRE_DEFAULT_MAX_MESSAGE)
-			return jsonpos_fail(p, "/max_message_bytes", "'max_message_bytes' must be an integer from 65536 to %u", PGWIRE_DEFAULT_MAX_MESSAGE);
-		c->max_message_bytes = (uint32_t)json_integer_value(v);
-	}
-
-	c->max_statement_bytes = DEFAULT_MAX_STATEMENT;
-	v = json_object_get(root, "max_statement_bytes");
-	if (v) {
-		if (!json_is_integer(v) || json_integer_value(v) < 1024 || json_integer_value(v) > (64 << 20))
-			return jsonpos_fail(p, "/max_statement_bytes", "'max_statement_bytes' must be an integer from 1024 to 67108864");
-		c->max_statement_bytes = (uint32_t)json_integer_value(v);
-	}
-
-	c->login_timeout = DEFAULT_LOGIN_TIMEOUT_S;
-	v = json_object_get(root, "login_timeout");
-	if (v) {
-		if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 600)
-			return jsonpos_fail(p, "/login_timeout", "'login_timeout' must be a number of seconds from 1 to 600");
-		c->login_timeout = (unsigned)json_integer_value(v);
-	}
-
-	c->mask_refresh = DEFAULT_MASK_REFRESH_S;
-	v = json_object_get(root, "mask_refresh");
-	if (v) {
-		if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 3600)
-			return jsonpos_fail(p, "/mask_refresh", "'mask_refresh' must be a number of seconds from 1 to 3600");
-		c->mask_refresh = (unsigned)json_integer_value(v);
-	}
-
-	c->socket_mark = DEFAULT_SOCKET_MARK;
-	v = json_object_get(root, "socket_mark");
-	if (v) {
-		if (!json_is_integer(v) || json_integer_value(v) <= 0 || json_integer_value(v) > 0xffffffffLL)
-			return jsonpos_fail(p, "/socket_mark", "'socket_mark' must be an integer from 1 to 4294967295");
-		c->socket_mark = (uint32_t)json_integer_value(v);
-	}
+	if ((r = int_key(p, root, "max_message_bytes", "an integer", 65536, PGWIRE_DEFAULT_MAX_MESSAGE,
+			 PGWIRE_DEFAULT_MAX_MESSAGE, &n)) < 0)
+		return r;
+	c->max_message_bytes = (uint32_t)n;
+	if ((r = int_key(p, root, "max_statement_bytes", "an integer", 1024, 64 << 20, DEFAULT_MAX_STATEMENT, &n)) < 0)
+		return r;
+	c->max_statement_bytes = (uint32_t)n;
+	if ((r = int_key(p, root, "login_timeout", "a number of seconds", 1, 600, DEFAULT_LOGIN_TIMEOUT_S, &n)) < 0)
+		return r;
+	c->login_timeout = (unsigned)n;
+	if ((r = int_key(p, root, "mask_refresh", "a number of seconds", 1, 3600, DEFAULT_MASK_REFRESH_S, &n)) < 0)
+		return r;
+	c->mask_refresh = (unsigned)n;
+	if ((r = int_key(p, root, "socket_mark", "an integer", 1, 0xffffffffLL, DEFAULT_SOCKET_MARK, &n)) < 0)
+		return r;
+	c->socket_mark = (uint32_t)n;
 	return 0;
 }
 
