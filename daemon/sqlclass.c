@@ -116,14 +116,21 @@ struct walk {
 	int err;
 };
 
+static bool listed(const char *const *list, size_t n, const char *name)
+{
+	for (size_t i = 0; name && i < n; i++)
+		if (!strcmp(list[i], name))
+			return true;
+	return false;
+}
+
 static void add_name(char **list, size_t *n, const char *schema, const char *name, int *err)
 {
 	char buf[256];
 
 	snprintf(buf, sizeof(buf), "%s%s%s", schema ? schema : "", schema ? "." : "", name);
-	for (size_t i = 0; i < *n; i++)
-		if (strcmp(list[i], buf) == 0)
-			return;
+	if (listed((const char *const *)list, *n, buf))
+		return;
 	if (*n == SQLCLASS_MAX_NAMES) {
 		*err = -E2BIG; /* what is not listed could not be checked */
 		return;
@@ -228,14 +235,6 @@ struct outwalk {
 	size_t n_derived_rels, n_derived_cols;
 	int err;
 };
-
-static bool listed(const char *const *list, size_t n, const char *name)
-{
-	for (size_t i = 0; name && i < n; i++)
-		if (!strcmp(list[i], name))
-			return true;
-	return false;
-}
 
 static void note(struct outwalk *o, const char **list, size_t *n, const char *name)
 {

@@ -66,6 +66,12 @@ later() {
   return 1
 }
 
+# add_mask JSON: one more mask in the masked rule, applied by a reload.
+add_mask() {
+  jq ".rules[0].mask += [$1]" "$PGT_TMP/policy.d/10-mask.json" >"$PGT_TMP/mask.tmp" &&
+    cat "$PGT_TMP/mask.tmp" >"$PGT_TMP/policy.d/10-mask.json" && pgt_reload
+}
+
 masked() { pgt_in "$PGT_CG/masked/$1" psql -X -h 127.0.0.1 -p "$PG_PORT" -At "${@:2}"; }
 plain() { pgt_in "$PGT_CG/plain/$1" psql -X -h 127.0.0.1 -p "$PG_PORT" -At "${@:2}"; }
 
@@ -291,9 +297,7 @@ with psycopg.connect(f"host=127.0.0.1 port={sys.argv[1]} dbname=postgres user=ap
   # a constraint violation's "Failing row contains (...)" would show the row
   pgt_psql -c "create table people (id int primary key, email text, name text not null)" \
            -c "insert into people values (1, 'carol@example.net', 'Carol')" -c "grant all on people to app"
-  jq '.rules[0].mask += [{ "column": "people.email", "strategy": "email" }]' "$PGT_TMP/policy.d/10-mask.json" \
-    >"$PGT_TMP/mask.tmp" && cat "$PGT_TMP/mask.tmp" >"$PGT_TMP/policy.d/10-mask.json"
-  pgt_reload
+  add_mask '{ "column": "people.email", "strategy": "email" }'
   run masked detail -v VERBOSITY=verbose -c "update people set name = null where id = 1"
   echo "$output"
   [[ "$output" == *"ERROR:  23502: null value in column \"name\" of relation \"people\" violates not-null constraint"* ]]
@@ -321,9 +325,7 @@ insert into crm.accounts values (1, 'dave@example.com');
 create view users_api as select id, row_to_json(u) as doc from users u;
 grant all on crm.accounts, crm.accounts_1, users_api to app;
 SQL
-  jq '.rules[0].mask += [{ "column": "crm.accounts.email", "strategy": "email" }]' "$PGT_TMP/policy.d/10-mask.json" \
-    >"$PGT_TMP/mask.tmp" && cat "$PGT_TMP/mask.tmp" >"$PGT_TMP/policy.d/10-mask.json"
-  pgt_reload
+  add_mask '{ "column": "crm.accounts.email", "strategy": "email" }'
   run masked part -c "select email from crm.accounts_1" -c "select email from crm.accounts"
   echo "$output"
   [ "$output" = $'***@example.com\n***@example.com' ]
@@ -343,9 +345,7 @@ SQL
 @test "rows that masks make longer wait for a slow client instead of growing the daemon" {
   pgt_psql -c "create table codes as select i as id, chr(65 + i % 26) as card_pin from generate_series(1, 200000) i" \
            -c "grant select on codes to app"
-  jq '.rules[0].mask += [{ "column": "codes.card_pin", "strategy": "hash" }]' "$PGT_TMP/policy.d/10-mask.json" \
-    >"$PGT_TMP/mask.tmp" && cat "$PGT_TMP/mask.tmp" >"$PGT_TMP/policy.d/10-mask.json"
-  pgt_reload
+  add_mask '{ "column": "codes.card_pin", "strategy": "hash" }'
   local pid rss0 rss max=0
   pid=$(cat "$PGT_TMP/daemon.pid")
   rss0=$(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status")
