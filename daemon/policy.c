@@ -764,6 +764,13 @@ static bool table_fits(const char *glob, const char *table)
 	return fnmatch(glob, q, 0) == 0;
 }
 
+bool policy_read_only(const struct policy_rule *r)
+{
+	const unsigned writes = SQL_WRITE | SQL_DDL | SQL_DROP | SQL_TRUNCATE | SQL_ALTER_ROLE | SQL_GRANT | SQL_COPY_IN;
+
+	return r->statements.set && !((r->statements.allow | r->statements.approve) & writes);
+}
+
 enum policy_verdict policy_statement_verdict(const struct policy_rule *r, const struct sqlclass_result *c,
 					     char *why, size_t cap)
 {

@@ -154,6 +154,15 @@ const struct policy_rule *policy_decide(const struct policy *p, const struct pol
 					const struct policy_rule **ret_deny);
 
 /*
+ * Whether a rule lets its sessions change nothing: it has "statements" and allows or
+ * approves no class that writes (write, ddl, drop, truncate, alter_role, grant,
+ * copy_in). Such sessions are also run read-only by the server
+ * (default_transaction_read_only), which then refuses what pgtether cannot see
+ * writing: a function the role may execute, a DO block.
+ */
+bool policy_read_only(const struct policy_rule *r);
+
+/*
  * What rule r says about statements classified as c: allow, deny (why says which
  * class or table, naming the rule) or hold for approval (why says which class).
  */

@@ -570,6 +570,11 @@ static enum policy_verdict check_statement(struct session_env *env, struct sessi
 	}
 	s->stmt_classes = c->classes;
 	v = policy_statement_verdict(r, c, why, sizeof(why));
+	if (v != POLICY_DENY && s->read_only && c->sets_read_write) {
+		snprintf(why, sizeof(why), "rule '%s' is read-only and its session is run read-only: the statement would make it read-write",
+			 r->name);
+		v = POLICY_DENY;
+	}
 	if (v != POLICY_DENY && r->n_masks && maskset_leak(&s->masks, r, c, why, sizeof(why)))
 		v = POLICY_DENY;
 	*touches_masked = r->n_masks && maskset_touches(&s->masks, r, c);
@@ -2723,6 +2728,11 @@ static void connect_upstream(struct session_env *env, struct session *s)
 	outp[nout++] = (struct pgwire_param){ "database", s->database };
 	outp[nout++] = (struct pgwire_param){ "application_name", app };
 	outp[nout++] = (struct pgwire_param){ "pgtether.identity", identity };
+	/* The server refuses, in a read-only session, the writes pgtether cannot see:
+	 * a function that writes, called from a SELECT; a DO block. The client cannot
+	 * turn it off: check_statement denies what would (sets_read_write). */
+	if ((s->read_only = session_rule(env, s) && policy_read_only(session_rule(env, s))))
+		outp[nout++] = (struct pgwire_param){ "default_transaction_read_only", "on" };
 	n = pgwire_build_startup(m, sizeof(m), outp, nout);
 	if (n == 0 || n > room(&s->c2u)) {
 		refuse(env, s, "08P01", "conn.refused", "pgtether: the startup packet is too large");
@@ -3374,7 +3384,8 @@ void session_policy_reloaded(struct session_env *env)
 		}
 		rule = policy_decide(&env->cfg->policy, &f, &deny);
 		u = config_upstream_named(env->cfg, s->upstream_name);
-		if (rule && u && strcmp(rule->role ? rule->role : u->role, s->role) == 0) {
+		if (rule && u && strcmp(rule->role ? rule->role : u->role, s->role) == 0 &&
+		    policy_read_only(rule) == s->read_only) {
 			if (strcmp(rule->name, s->rule) != 0) {
 				log_info("policy", "id=%llu: session now under rule '%s' (was '%s')", (unsigned long long)s->id,
 					 rule->name, s->rule);
@@ -3387,6 +3398,9 @@ void session_policy_reloaded(struct session_env *env)
 		if (deny)
 			snprintf(msg, sizeof(msg), "pgtether: access withdrawn by a policy reload: denied by rule '%s' (%s:%d)",
 				 deny->name, deny->file, deny->line);
+		else if (rule && u && strcmp(rule->role ? rule->role : u->role, s->role) == 0)
+			snprintf(msg, sizeof(msg), "pgtether: session ended by a policy reload: rule '%s' is now %s; reconnect",
+				 rule->name, s->read_only ? "read-write" : "read-only");
 		else if (rule)
 			snprintf(msg, sizeof(msg), "pgtether: access withdrawn by a policy reload: rule '%s' now grants role '%s', not '%s'",
 				 rule->name, rule->role ? rule->role : u ? u->role : "?", s->role);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* Statements longer than this are parsed on a thread with PARSE_STACK bytes of stack. */
 #define PARSE_INLINE_MAX 4096
@@ -146,6 +147,71 @@ static const char *sval(json_t *string_node)
 	return json_string_value(json_object_get(json_object_get(string_node, "String"), "sval"));
 }
 
+/*
+ * Built-ins that change data although they are called from a SELECT: the functions
+ * of PostgreSQL 15 that refuse to run in a read-only transaction
+ * (PreventCommandIfReadOnly in sequence.c and be-fsstubs.c). They are writes.
+ */
+static const char *const writes_data[] = {
+	"nextval", "setval", "lo_creat", "lo_create", "lo_unlink", "lowrite", "lo_import",
+	"lo_truncate", "lo_truncate64", "lo_from_bytea", "lo_put", NULL,
+};
+
+#define INV_WRITE 0x00020000 /* libpq/libpq-fs.h: lo_open's mode bit for writing */
+
+/* An integer constant's value, in the JSON of PostgreSQL 15's A_Const (a zero is
+ * written as an empty "ival" object). */
+static bool int_const(json_t *node, long *ret)
+{
+	json_t *c = json_object_get(node, "A_Const"), *iv = json_object_get(c, "ival");
+
+	if (!json_is_object(iv))
+		return false;
+	*ret = (long)json_integer_value(json_object_get(iv, "ival"));
+	return true;
+}
+
+static bool writes_data_call(const char *name, json_t *args)
+{
+	long mode;
+
+	if (name && !strcmp(name, "lo_open")) /* writes unless its mode is a constant without INV_WRITE */
+		return !(json_array_size(args) == 2 && int_const(json_array_get(args, 1), &mode) && !(mode & INV_WRITE));
+	for (const char *const *f = writes_data; name && *f; f++)
+		if (!strcmp(*f, name))
+			return true;
+	return false;
+}
+
+/* The settings that make a session or a transaction read-only. */
+static bool read_only_setting(const char *name)
+{
+	return name && (!strcasecmp(name, "default_transaction_read_only") || !strcasecmp(name, "transaction_read_only"));
+}
+
+/* Whether a node may turn read-only off: a SET of one of those settings (RESET and
+ * SET ... TO DEFAULT go back to what the session started with), a transaction_read_only
+ * option that is not a constant true (BEGIN READ WRITE, SET TRANSACTION READ WRITE,
+ * SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE), or set_config() of one of
+ * them or of a name computed at run time. */
+static bool sets_read_write(const char *key, json_t *v, const char *func, json_t *args)
+{
+	long on;
+
+	if (!strcmp(key, "VariableSetStmt"))
+		return read_only_setting(json_string_value(json_object_get(v, "name"))) &&
+		       !strcmp(json_string_value(json_object_get(v, "kind")) ?: "", "VAR_SET_VALUE");
+	if (!strcmp(key, "DefElem") && !strcmp(json_string_value(json_object_get(v, "defname")) ?: "", "transaction_read_only"))
+		return !(int_const(json_object_get(v, "arg"), &on) && on == 1);
+	if (func && !strcmp(func, "set_config")) {
+		json_t *c = json_object_get(json_array_get(args, 0), "A_Const");
+		const char *name = json_string_value(json_object_get(json_object_get(c, "sval"), "sval"));
+
+		return !name || read_only_setting(name);
+	}
+	return false;
+}
+
 /* Calls fn(arg, key, value) for the members of every object in the tree below node;
  * fn returns whether to go on into that value. */
 static void visit(json_t *node, bool (*fn)(void *arg, const char *key, json_t *v), void *arg)
@@ -185,6 +251,10 @@ static void on_object(struct walk *w, const char *key, json_t *v)
 
 		static const char *const runs_query[] = { "*_to_xml", "*_to_xml_and_xmlschema", "ts_stat", NULL };
 
+		if (writes_data_call(name, json_object_get(v, "args")))
+			w->cls |= SQL_WRITE; /* SELECT nextval('s'), lo_create(0) */
+		if (sets_read_write(key, v, name, json_object_get(v, "args")))
+			w->r->sets_read_write = 1;
 		for (const char *const *q = runs_query; name && *q; q++)
 			if (fnmatch(*q, name, 0) == 0)
 				w->r->runs_code = 1; /* query_to_xml('select email from users', ...) */
@@ -195,6 +265,8 @@ static void on_object(struct walk *w, const char *key, json_t *v)
 				break;
 			}
 	}
+	if ((!strcmp(key, "VariableSetStmt") || !strcmp(key, "DefElem")) && sets_read_write(key, v, NULL, NULL))
+		w->r->sets_read_write = 1;
 	if (!strcmp(key, "DropStmt")) {
 		/* DROP TABLE/VIEW/...: the names are lists of strings, not RangeVars */
 		const char *t = json_string_value(json_object_get(v, "removeType"));
@@ -596,7 +668,7 @@ void sqlclass_release(struct sqlclass_result *r)
 	for (size_t i = 0; i < r->n_whole_rows; i++)
 		free(r->whole_rows[i]);
 	r->n_out_columns = r->n_whole_rows = 0;
-	r->runs_code = r->out_renamed = 0;
+	r->runs_code = r->out_renamed = r->sets_read_write = 0;
 	free(r->stmt_classes);
 	r->stmt_classes = NULL;
 	r->n_tables = r->n_functions = r->n_stmts = 0;

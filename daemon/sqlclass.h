@@ -62,6 +62,10 @@ struct sqlclass_result {
 					 * server-side code no check can follow */
 	int out_renamed;                /* a leaving expression names a column renamed inside
 					 * the statement (a subquery's or CTE's alias) */
+	int sets_read_write;            /* may make the transaction or the session read-write:
+					 * SET [default_]transaction_read_only, BEGIN / SET
+					 * TRANSACTION / SET SESSION CHARACTERISTICS ... READ
+					 * WRITE, set_config() of those or of a computed name */
 	char error[SQLCLASS_ERR_LEN];   /* why there are no classes */
 	int error_pos;                  /* 1-based character of a syntax error, or 0 */
 };

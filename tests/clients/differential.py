@@ -45,7 +45,8 @@ create table b (id int);
 create table copy_src (id int);
 create sequence seq1;
 create schema archive;
-create function bump() returns int language sql as 'select 1';
+-- a function that writes, called from a SELECT: only the server can see that
+create function bump() returns int language sql as 'insert into log values (1) returning id';
 """
 
 
@@ -118,6 +119,7 @@ def fingerprint(admin_host, port):
             union all select format('defacl %s', defaclacl) from pg_default_acl
             union all select format('server %s', srvname) from pg_foreign_server
             union all select format('lo %s %s', loid, md5(data)) from pg_largeobject
+            union all select format('lo %s %s', oid, lomowner::regrole) from pg_largeobject_metadata
             order by 1""").fetchall()
         for kind, name in c.execute("""
                 select c.relkind, format('%I.%I', n.nspname, c.relname) from pg_class c

@@ -8,7 +8,9 @@ setup_file() {
   export PGT_OWN_POLICY=1
   pgt_setup_world
   pgt_psql -c "create table items (id int, v text)" -c "insert into items values (1, 'a'), (2, 'b')" \
-    -c "create table secrets (k text)" -c "grant all on items, secrets to app"
+    -c "create table secrets (k text)" -c "grant all on items, secrets to app" \
+    -c "create function add_item() returns int language sql as 'insert into items values (9, ''f'') returning id'" \
+    -c "create sequence item_ids" -c "grant all on sequence item_ids to app"
   mkdir -p "$PGT_TMP/policy.d"
   write_rules
   pgt_write_config closed
@@ -27,6 +29,8 @@ write_rules() {
                     "tables": { "deny": ["public.secrets"] } } },
   { "name": "reader", "match": { "cgroup": "$PGT_CG/reader" }, "token": { "source": "none" }, "upstream": "main",
     "statements": { "allow": ["read"] } },
+  { "name": "viewer", "match": { "cgroup": "$PGT_CG/viewer" }, "token": { "source": "none" }, "upstream": "main",
+    "statements": { "allow": ["read", "transaction", "session"] } },
   { "name": "free", "match": { "cgroup": "$PGT_CG/free" }, "token": { "source": "none" }, "upstream": "main" },
   { "name": "careful", "match": { "cgroup": "$PGT_CG/careful" }, "token": { "source": "none" }, "upstream": "main",
     "statements": { "allow": ["read", "transaction", "session"], "approve": ["write"], "approval_timeout": 60 } },
@@ -334,7 +338,7 @@ PY
   run "$PGTETHER" -c "$PGT_CONF" check
   echo "$output"
   [ "$status" -eq 0 ]
-  [ "$output" = "pgtether: $PGT_TMP/policy.d: 5 rule(s), valid" ]
+  [ "$output" = "pgtether: $PGT_TMP/policy.d: 6 rule(s), valid" ]
 }
 
 @test "pgtether explain shows the deciding rule and the verdict per statement" {
@@ -373,9 +377,48 @@ PY
   [ "$output" = "$(printf '42\n42\n42')" ]
 }
 
+@test "a read-only rule's session is read-only at the server too: a function that writes is refused" {
+  run as viewer "select add_item()" "select current_setting('default_transaction_read_only')"
+  echo "$output"
+  [[ "${lines[0]}" == *"cannot execute INSERT in a read-only transaction"* ]]
+  [ "${lines[-1]}" = "on" ]
+  [ "$(pgt_psql -c "select count(*) from items where id = 9")" = 0 ]
+  # a rule that allows writes leaves the session read-write
+  run as agent "select current_setting('default_transaction_read_only')"
+  [ "$output" = "off" ]
+}
+
+@test "a read-only session cannot be made read-write, in any spelling" {
+  for q in "set default_transaction_read_only = off" "SET SESSION default_transaction_read_only TO false" \
+           "set transaction_read_only = 0" "begin read write" "start transaction isolation level serializable, read write" \
+           "set session characteristics as transaction read write" "begin; set transaction read write" \
+           "select set_config('default_transaction_read_only', 'off', false)" \
+           "select set_config(lower('DEFAULT_TRANSACTION_READ_ONLY'), 'off', false)"; do
+    run as viewer "$q" "select add_item()"
+    echo "$q: $output"
+    [[ "$output" == *"read-only"* ]]
+    [ "$(pgt_psql -c "select count(*) from items where id = 9")" = 0 ]
+  done
+  # what keeps it read-only passes
+  run as viewer "begin read only" "select 1" "commit" "reset all" "select current_setting('default_transaction_read_only')"
+  echo "$output"
+  [ "${lines[-1]}" = "on" ]
+}
+
+@test "built-ins that write are writes: nextval, setval and the large-object writers" {
+  run as reader "select nextval('item_ids')"
+  [[ "$output" == *"statement class write is not allowed by rule 'reader'"* ]]
+  run as reader "select lo_create(0)"
+  [[ "$output" == *"statement class write is not allowed by rule 'reader'"* ]]
+  [ "$(pgt_psql -c "select count(*) from pg_largeobject_metadata")" = 0 ]
+  run as agent "select nextval('item_ids')"
+  [ "$output" = 1 ]
+}
+
 @test "the daemon stops cleanly with no sanitizer report" {
   pgt_stop_daemon
   pgt_assert_clean_log
   grep "event=stop " "$PGT_LOG"
   grep -qE "statement classifications: [0-9]+ parsed, [1-9][0-9]* from the cache" "$PGT_LOG"
 }
+
