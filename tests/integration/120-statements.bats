@@ -139,9 +139,13 @@ PY
   echo "$output"
   [ "$status" -eq 0 ]
   [[ "${lines[0]}" == "pipeline error 42501: pgtether: statement class drop is denied by rule 'agent'" ]]
-  # the same shape as the database's own answer to a failing statement
-  [ "$(sed -E 's/^pipeline error .*/pipeline error/; s/[0-9A-Z]{5}$/STATE/' <<<"$output")" = \
-    "$(sed -E 's/^pipeline error .*/pipeline error/; s/[0-9A-Z]{5}$/STATE/' <<<"$direct")" ]
+  # the same shape as the database's own answer to a failing statement: the error,
+  # then the results of the statements before it. Whether psycopg has collected the
+  # statement after the error when the pipeline block raises is a race in the client
+  # (seen straight to the database too), so that line is not compared.
+  [ "$(head -n 3 <<<"$output" | sed -E 's/^pipeline error .*/pipeline error/')" = \
+    "$(head -n 3 <<<"$direct" | sed -E 's/^pipeline error .*/pipeline error/')" ]
+  [ "${lines[3]}" = "ProgrammingError None" ]
   [ "${lines[-1]}" = "after: 42" ]
 }
 
