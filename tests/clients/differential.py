@@ -6,7 +6,11 @@ attached cgroup). After each run a fingerprint of the database and of the cluste
 shared objects is taken: through pgtether nothing may change, whatever the statement
 did when it ran straight. A database that changed is put back from its template.
 
-Usage: differential.py CORPUS SOCKET_DIR PORT [SETTING=VALUE...]
+Usage: differential.py CORPUS SOCKET_DIR PORT [--read-write] [SETTING=VALUE...]
+--read-write: the rule lets the session write (it allows copy_in), so the server does
+not run it read-only and pgtether's classification alone must stop every other write.
+Server-side code is then the database's own business (the threat model trusts it):
+the function that writes is not the role's to execute in that run.
 Each SETTING=VALUE becomes the workload role's default in the test database (ALTER
 ROLE ... IN DATABASE ... SET), as an admin may have set it: the corpus must hold under
 standard_conforming_strings = off too.
@@ -180,7 +184,8 @@ def cases(path):
 
 def main():
     corpus, sockdir, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    settings = [a.split("=", 1) for a in sys.argv[4:]]
+    read_write = "--read-write" in sys.argv[4:]
+    settings = [a.split("=", 1) for a in sys.argv[4:] if not a.startswith("--")]
     with connect(host=sockdir, port=port, user="postgres", dbname="postgres") as c:
         c.execute("drop database if exists %s with (force)" % DB)
         c.execute("drop database if exists %s with (force)" % TEMPLATE)
@@ -189,6 +194,10 @@ def main():
         verifier = c.execute("select rolpassword from pg_authid where rolname = 'app'").fetchone()[0]
     with connect(host=sockdir, port=port, user="app", dbname=TEMPLATE) as c:
         c.execute(FIXTURE)
+    if read_write:
+        with connect(host=sockdir, port=port, user="postgres", dbname=TEMPLATE) as c:
+            c.execute("alter function bump() owner to postgres")
+            c.execute("revoke execute on function bump() from public")
     reset(sockdir, port, verifier, baseline_roles, settings)
     base = fingerprint(sockdir, port)
 

@@ -13,7 +13,9 @@ setup_file() {
   cat >"$PGT_TMP/policy.d/10-ro.json" <<JSON
 { "rules": [
   { "name": "read-only", "match": { "cgroup": "$PGT_CG/ro/**" }, "token": { "source": "none" }, "upstream": "main",
-    "statements": { "allow": ["read"] } } ] }
+    "statements": { "allow": ["read"] } },
+  { "name": "read-and-copy-in", "match": { "cgroup": "$PGT_CG/rw/**" }, "token": { "source": "none" }, "upstream": "main",
+    "statements": { "allow": ["read", "copy_in"] } } ] }
 JSON
   pgt_write_config closed
   pgt_start_daemon
@@ -23,9 +25,11 @@ teardown_file() {
   pgt_teardown_world
 }
 
-# differential [SETTING=VALUE...]: the whole corpus, straight and through pgtether
+# differential ro|rw [--read-write] [SETTING=VALUE...]: the whole corpus, straight and
+# through pgtether under the rule of that cgroup
 differential() {
-  run timeout 600 "$PGTETHER" -c "$PGT_CONF" run --cgroup "$PGT_CG/ro/diff" -- \
+  local cg=$1; shift
+  run timeout 600 "$PGTETHER" -c "$PGT_CONF" run --cgroup "$PGT_CG/$cg/diff" -- \
     /usr/bin/python3 "$PGT_ROOT/tests/clients/differential.py" "$PGT_ROOT/tests/fixtures/sql-corpus.sql" \
     "$PGT_TMP/pg" "$PG_PORT" "$@"
   echo "$output"
@@ -36,11 +40,21 @@ differential() {
 }
 
 @test "no corpus statement changes the database through a read-only rule, whatever it does straight" {
-  differential
+  differential ro
 }
 
 # A role default the admin set: the server reads backslashes in '...' as escapes, and
 # pgtether must read them the same way.
 @test "nor with standard_conforming_strings off as the role's default" {
-  differential standard_conforming_strings=off
+  differential ro standard_conforming_strings=off
+}
+
+# A rule that allows copy_in is not run read-only by the server: pgtether's own
+# classification is all that stops the rest.
+@test "nor through a rule that allows reads and COPY FROM STDIN only, which the server does not make read-only" {
+  differential rw --read-write
+}
+
+@test "nor there with standard_conforming_strings off" {
+  differential rw --read-write standard_conforming_strings=off
 }
