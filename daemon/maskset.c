@@ -73,11 +73,13 @@ static void mask_spec(const struct policy_mask *pm, char *out, size_t cap)
 
 char *maskset_query(const struct policy_rule *r, const struct maskset *prev, int *err)
 {
-	static const char head[] = "/* pgtether: masked columns */ WITH RECURSIVE m(i, s, t, c) AS (VALUES ";
+	static const char head[] = "/* pgtether: masked columns */ WITH RECURSIVE m(i, s, t, c) AS (";
+	static const char none[] = "SELECT NULL::pg_catalog.int4, NULL::pg_catalog.text, NULL::pg_catalog.text, "
+				   "NULL::pg_catalog.text WHERE false";
 	static const char anchors[] = "),\nx(i, rel, att) AS (SELECT NULL::pg_catalog.int4, NULL::pg_catalog.oid, "
 				      "NULL::pg_catalog.int2 WHERE false";
 	static const char anchor_fmt[] = " UNION ALL VALUES (%zu, %u::pg_catalog.oid, %d::pg_catalog.int2)";
-	size_t cap = sizeof(head) + sizeof(anchors) + sizeof(query_tail), n = 0, k = 0;
+	size_t cap = sizeof(head) + sizeof(none) + sizeof(anchors) + sizeof(query_tail), n = 0, k = 0;
 	char spec[200];
 	char *q;
 
@@ -89,13 +91,15 @@ char *maskset_query(const struct policy_rule *r, const struct maskset *prev, int
 		}
 	if (prev)
 		cap += prev->n_anchors * (sizeof(anchor_fmt) + 3 * 20);
-	if (!k)
+	/* name patterns need no columns from the catalog, but the views over the
+	 * planner's statistics still matter */
+	if (!r->n_masks)
 		return NULL;
 	if (!(q = malloc(cap))) {
 		*err = -ENOMEM;
 		return NULL;
 	}
-	n = (size_t)snprintf(q, cap, "%s", head);
+	n = (size_t)snprintf(q, cap, "%s%s", head, k ? "VALUES " : none);
 	/* the names were checked at load: no quotes or backslashes */
 	for (size_t i = 0, j = 0; i < r->n_masks; i++)
 		if (r->masks[i].column)

@@ -68,8 +68,8 @@ struct maskset {
 
 /*
  * The catalog query for the rule's masks by column (malloc'd, NUL-terminated), or
- * NULL when it has none (name-pattern masks need no catalog) or memory is short
- * (*err set to -ENOMEM then). prev (or NULL): the session's last resolution, whose
+ * NULL when the rule has no masks or memory is short (*err set to -ENOMEM then).
+ * A rule with name patterns only still looks up the views over the statistics. prev (or NULL): the session's last resolution, whose
  * columns are looked for again by OID, under whatever names they have now. The
  * answer also names every view over the planner's statistics.
  */

@@ -35,7 +35,9 @@ SQL
               { "column": "crm.accounts.email", "strategy": "email" },
               { "column": "hr.staff.email", "strategy": "email" } ] },
   { "name": "plain", "match": { "cgroup": "$PGT_CG/plain/**" }, "token": { "source": "none" }, "upstream": "main" },
-  { "name": "late", "match": { "cgroup": "$PGT_CG/late/**" }, "token": { "source": "none" }, "upstream": "main" } ] }
+  { "name": "late", "match": { "cgroup": "$PGT_CG/late/**" }, "token": { "source": "none" }, "upstream": "main" },
+  { "name": "named", "match": { "cgroup": "$PGT_CG/named/**" }, "token": { "source": "none" }, "upstream": "main",
+    "mask": [ { "column_name": "*email*", "strategy": "redact" } ] } ] }
 JSON
   # mask_refresh 1: a live masked session looks its masks up again every second
   PGT_EXTRA_CONFIG="\"mask_refresh\": 1" pgt_write_config closed
@@ -73,6 +75,17 @@ plain() { pgt_in "$PGT_CG/plain/$1" psql -X -h 127.0.0.1 -p "$PG_PORT" -At "${@:
   [ "${lines[-1]}" = "***@example.com" ]
   run pgt_in "$PGT_CG/masked/stats" psql -X -h 127.0.0.1 -p "$PG_PORT" -At -v VERBOSITY=verbose -c "select * from pg_stats"
   [[ "$output" == *"ERROR:  42501: pgtether: rule 'masked' masks columns, and pg_stats shows"* ]]
+}
+
+@test "a rule that masks by column name only denies pg_stats and the views over it too" {
+  run pgt_in "$PGT_CG/named/stats" psql -X -h 127.0.0.1 -p "$PG_PORT" -At \
+    -c "select h from ops.col_stats where tablename = 'users' and attname = 'email'" \
+    -c "select histogram_bounds from pg_stats where attname = 'email'" -c "select email from users where id = 1"
+  echo "$output"
+  [[ "$output" != *alice@* && "$output" != *bob@* && "$output" != *carol@* ]]
+  [ "${lines[0]}" = "ERROR:  pgtether: rule 'named' masks columns, and ops.col_stats shows the planner's statistics of columns, masked ones too (their most common values and histogram bounds), so a masked session may not read it" ]
+  [[ "${lines[1]}" == "ERROR:  pgtether: rule 'named' masks columns, and pg_stats shows"* ]]
+  [ "${lines[2]}" = "****" ]
 }
 
 @test "a masked schema renamed inside the masked session stays masked" {

@@ -50,6 +50,22 @@ static void test_query(void **state)
 	assert_null(strstr(q, "ssn")); /* name patterns need no catalog */
 	free(q);
 	policy_release(&p);
+	/* name patterns only: no columns to find, but the views over pg_stats */
+	{
+		static const char only[] =
+			"{ \"rules\": [ { \"name\": \"n\", \"match\": { \"cgroup\": \"/ci\" }, \"token\": { \"source\": \"none\" },\n"
+			"  \"upstream\": \"main\", \"mask\": [ { \"column_name\": \"*email*\", \"strategy\": \"null\" } ] } ] }";
+		char perr[POLICY_ERR_LEN];
+
+		memset(&p, 0, sizeof(p));
+		assert_int_equal(policy_parse(&p, "n.json", only, strlen(only), perr), 0);
+		q = maskset_query(&p.rules[0], NULL, &err);
+		assert_non_null(q);
+		assert_non_null(strstr(q, "m(i, s, t, c) AS (SELECT NULL::pg_catalog.int4"));
+		assert_non_null(strstr(q, "'pg_catalog.pg_stats'::pg_catalog.regclass"));
+		free(q);
+		policy_release(&p);
+	}
 }
 
 static void test_views(void **state)
