@@ -238,9 +238,10 @@ static void visit(json_t *node, bool (*fn)(void *arg, const char *key, json_t *v
  * to SPI (utils/adt/xml.c: query_to_xml_internal, query_to_oid_list, cursor_to_xml's
  * SPI_cursor_find; tsvector_op.c ts_stat_sql; tsquery_rewrite.c), mapped to pg_proc
  * by prosrc, and those of contrib that do the same (tablefunc, xml2; dblink is in the
- * dangerous list). tests/integration/145-dynamic-sql.bats keeps this list tied to the
- * live catalog. The *_to_xmlschema ones read only a relation's definition, but of
- * relations the text does not name, so they count too.
+ * dangerous list) or read a relation's pages by its name (pageinspect's get_raw_page
+ * and bt_page_items). tests/integration/145-dynamic-sql.bats keeps this list tied to
+ * the live catalog. The *_to_xmlschema ones read only a relation's definition, but
+ * of relations the text does not name, so they count too.
  */
 static const char *const query_functions[] = {
 	"query_to_xml", "query_to_xmlschema", "query_to_xml_and_xmlschema",
@@ -249,7 +250,8 @@ static const char *const query_functions[] = {
 	"schema_to_xml", "schema_to_xmlschema", "schema_to_xml_and_xmlschema",
 	"database_to_xml", "database_to_xmlschema", "database_to_xml_and_xmlschema",
 	"ts_stat", "ts_rewrite", /* ts_rewrite(tsquery, text); the 3-argument form runs nothing */
-	"crosstab", "crosstab2", "crosstab3", "crosstab4", "connectby", "xpath_table", NULL,
+	"crosstab", "crosstab2", "crosstab3", "crosstab4", "connectby", "xpath_table", "get_raw_page", "bt_page_items",
+	NULL,
 };
 
 static bool query_function(const char *name)

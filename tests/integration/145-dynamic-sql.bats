@@ -8,11 +8,13 @@ load helpers
 
 # The SQL-callable C functions of PostgreSQL 15 (src/backend/utils/adt/xml.c,
 # tsvector_op.c, tsquery_rewrite.c) and of contrib (tablefunc, xml2) that hand a
-# caller's query string or relation to SPI, by pg_proc.prosrc.
+# caller's query string or relation to SPI, and pageinspect's that read a relation's
+# pages by name, by pg_proc.prosrc.
 C_SYMBOLS="query_to_xml query_to_xmlschema query_to_xml_and_xmlschema cursor_to_xml cursor_to_xmlschema
   table_to_xml table_to_xmlschema table_to_xml_and_xmlschema schema_to_xml schema_to_xmlschema
   schema_to_xml_and_xmlschema database_to_xml database_to_xmlschema database_to_xml_and_xmlschema
-  ts_stat1 ts_stat2 tsquery_rewrite_query crosstab crosstab_hash connectby_text connectby_text_serial xpath_table"
+  ts_stat1 ts_stat2 tsquery_rewrite_query crosstab crosstab_hash connectby_text connectby_text_serial xpath_table
+  get_raw_page_1_9 get_raw_page_fork_1_9 bt_page_items_1_9"
 
 setup_file() {
   export PGT_OWN_POLICY=1
@@ -26,8 +28,9 @@ create table aliases (t tsquery, s tsquery);
 grant all on items, secrets, aliases to app;
 grant create on schema public to app;
 SQL
-  # the contrib modules whose functions run query text, where this PostgreSQL has them
-  for ext in tablefunc xml2; do
+  # the contrib modules whose functions run query text or read pages, where this
+  # PostgreSQL has them
+  for ext in tablefunc xml2 pageinspect; do
     [ -f "/usr/share/postgresql/15/extension/$ext.control" ] && pgt_psql -c "create extension if not exists $ext" >/dev/null
   done
   mkdir -p "$PGT_TMP/policy.d"
