@@ -423,6 +423,30 @@ static const char *reads_statistics(const struct maskset *m, const struct sqlcla
 	return NULL;
 }
 
+/* A masked column of a relation in schema, by the rule's names or the resolved
+ * ones, into *ret; false if there is none. */
+static bool schema_masked(const struct maskset *m, const struct policy_rule *r, const char *schema,
+			  struct masked *ret)
+{
+	size_t len = strlen(schema);
+
+	for (size_t k = 0; k < r->n_masks; k++)
+		if (r->masks[k].column && !strcmp(r->masks[k].schema, schema)) {
+			snprintf(ret->table, sizeof(ret->table), "%s.%s", r->masks[k].schema, r->masks[k].table);
+			ret->column = r->masks[k].name;
+			ret->mask = k;
+			return true;
+		}
+	for (size_t k = 0; m && k < m->n; k++)
+		if (!strncmp(m->cols[k].table, schema, len) && m->cols[k].table[len] == '.') {
+			snprintf(ret->table, sizeof(ret->table), "%s", m->cols[k].table);
+			ret->column = m->cols[k].column;
+			ret->mask = m->cols[k].mask;
+			return true;
+		}
+	return false;
+}
+
 int maskset_leak(const struct maskset *m, const struct policy_rule *r, const struct sqlclass_result *c, char *why,
 		 size_t cap)
 {
@@ -435,6 +459,18 @@ int maskset_leak(const struct maskset *m, const struct policy_rule *r, const str
 			 "ones too (their most common values and histogram bounds), so a masked session may not read it",
 			 r->name, stats);
 		return 1;
+	}
+	/* a statement checked after the rename in the same text or pipeline would still
+	 * be checked against the old names */
+	for (size_t i = 0; i < c->n_schemas; i++) {
+		struct masked in;
+
+		if (schema_masked(m, r, c->schemas[i], &in) && !(r->masks[in.mask].allow & POLICY_MASK_ALLOW_DDL)) {
+			snprintf(why, cap, "rule '%s' masks %s.%s, and renaming schema %s would change what the mask is on "
+				 "(a mask's \"allow\": [\"ddl\"] would permit it)", r->name, in.table, in.column,
+				 c->schemas[i]);
+			return 1;
+		}
 	}
 
 	/* server-side code can read any masked column and say it in a notice or error */

@@ -316,6 +316,11 @@ static void on_object(struct walk *w, const char *key, json_t *v)
 	if (!strcmp(key, "DefineStmt") || !strcmp(key, "CreateCastStmt") || !strcmp(key, "CreateOpClassStmt") ||
 	    !strcmp(key, "AlterOpFamilyStmt") || !strcmp(key, "CreateTransformStmt") || !strcmp(key, "AlterOperatorStmt"))
 		visit(v, names_query_function, w);
+	if (!strcmp(key, "RenameStmt") && json_is_string(json_object_get(v, "subname")) &&
+	    !strcmp(json_string_value(json_object_get(v, "renameType")) ?: "", "OBJECT_SCHEMA"))
+		/* every relation in it changes its name without being named */
+		add_name(w->r->schemas, &w->r->n_schemas, NULL, json_string_value(json_object_get(v, "subname")),
+			 &w->err);
 	if (!strcmp(key, "DropStmt")) {
 		/* DROP TABLE/VIEW/...: the names are lists of strings, not RangeVars */
 		const char *t = json_string_value(json_object_get(v, "removeType"));
@@ -716,6 +721,9 @@ void sqlclass_release(struct sqlclass_result *r)
 		free(r->out_columns[i]);
 	for (size_t i = 0; i < r->n_whole_rows; i++)
 		free(r->whole_rows[i]);
+	for (size_t i = 0; i < r->n_schemas; i++)
+		free(r->schemas[i]);
+	r->n_schemas = 0;
 	r->n_out_columns = r->n_whole_rows = 0;
 	r->runs_code = r->out_renamed = r->sets_read_write = r->any_table = 0;
 	free(r->stmt_classes);

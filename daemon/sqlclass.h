@@ -58,6 +58,9 @@ struct sqlclass_result {
 						* (row_to_json(u), SELECT u FROM users u);
 						* "*" for every relation of the statement */
 	size_t n_whole_rows;
+	char *schemas[SQLCLASS_MAX_NAMES]; /* schemas renamed (ALTER SCHEMA ... RENAME):
+					    * each of their relations gets a new name */
+	size_t n_schemas;
 	int runs_code;                  /* DO, CALL, CREATE FUNCTION, query_to_xml(...):
 					 * server-side code no check can follow */
 	int any_table;                  /* it may read or write tables it does not name:

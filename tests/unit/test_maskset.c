@@ -179,6 +179,13 @@ static void test_leaks(void **state)
 	assert_string_equal(why, "rule 'agent' masks crm.people.phone, and a value computed or copied from it would "
 				 "leave unmasked (a mask's \"allow\": [\"computed\"] would permit it)");
 	assert_int_equal(leaks(&m, r, "SELECT upper(phone) FROM other.people", why), 0);
+	/* renaming a schema renames its masked tables without naming them */
+	assert_int_equal(leaks(&m, r, "ALTER SCHEMA public RENAME TO p; SELECT upper(email) FROM p.users", why), 1);
+	assert_string_equal(why, "rule 'agent' masks public.users.email, and renaming schema public would change what "
+				 "the mask is on (a mask's \"allow\": [\"ddl\"] would permit it)");
+	assert_int_equal(leaks(&m, r, "ALTER SCHEMA crm RENAME TO crm2", why), 1);
+	assert_int_equal(leaks(&m, r, "ALTER SCHEMA other RENAME TO x", why), 0);
+	assert_int_equal(leaks(&m, r, "ALTER SCHEMA crm OWNER TO app", why), 0);
 	/* unresolved (the table does not exist yet): the rule's names still count */
 	maskset_reset(&m);
 	assert_int_equal(leaks(&m, r, "SELECT row_to_json(users) FROM users", why), 1);
