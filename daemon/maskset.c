@@ -22,8 +22,12 @@ static const char query_tail[] =
 	"t(i, rel, c) AS (SELECT m.i, c.oid, m.c FROM m\n"
 	"  JOIN pg_catalog.pg_namespace n ON n.nspname" EQ "m.s\n"
 	"  JOIN pg_catalog.pg_class c ON c.relnamespace" EQ "n.oid AND c.relname" EQ "m.t\n"
+	/* columns resolved before, by OID: a rename of their schema, table or column
+	 * does not take them out of the masks */
+	" UNION SELECT x.i, a.attrelid, a.attname::pg_catalog.text FROM x\n"
+	"  JOIN pg_catalog.pg_attribute a ON a.attrelid" EQ "x.rel AND a.attnum" EQ "x.att AND NOT a.attisdropped\n"
 	" UNION SELECT t.i, h.inhrelid, t.c FROM t JOIN pg_catalog.pg_inherits h ON h.inhparent" EQ "t.rel),\n"
-	"base AS (SELECT t.i, a.attrelid AS rel, a.attnum AS att FROM t\n"
+	"base AS (SELECT t.i, a.attrelid AS rel, a.attnum AS att, a.attname AS col FROM t\n"
 	"  JOIN pg_catalog.pg_attribute a ON a.attrelid" EQ "t.rel AND a.attname" EQ "t.c\n"
 	"   AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped),\n"
 	"v(rel) AS (SELECT w.ev_class FROM pg_catalog.pg_depend d\n"
@@ -33,8 +37,18 @@ static const char query_tail[] =
 	"   AND w.ev_class OPERATOR(pg_catalog.<>) d.refobjid\n"
 	" UNION SELECT w.ev_class FROM v JOIN pg_catalog.pg_depend d ON d.refobjid" EQ "v.rel\n"
 	"  JOIN pg_catalog.pg_rewrite w ON w.oid" EQ "d.objid\n"
+	"  WHERE " IS_REWRITE " AND " ON_CLASS " AND w.ev_class OPERATOR(pg_catalog.<>) d.refobjid),\n"
+	/* the views of the planner's statistics and every view over them, however deep;
+	 * by name, because PostgreSQL records no dependency on a pinned catalog such as
+	 * pg_statistic (so a view read straight from it is not found: only superusers
+	 * can read pg_statistic, and pgtether denies it by name) */
+	"sv(rel) AS (SELECT 'pg_catalog.pg_stats'::pg_catalog.regclass::pg_catalog.oid\n"
+	" UNION SELECT 'pg_catalog.pg_stats_ext'::pg_catalog.regclass::pg_catalog.oid\n"
+	" UNION SELECT 'pg_catalog.pg_stats_ext_exprs'::pg_catalog.regclass::pg_catalog.oid\n"
+	" UNION SELECT w.ev_class FROM sv JOIN pg_catalog.pg_depend d ON d.refobjid" EQ "sv.rel\n"
+	"  JOIN pg_catalog.pg_rewrite w ON w.oid" EQ "d.objid\n"
 	"  WHERE " IS_REWRITE " AND " ON_CLASS " AND w.ev_class OPERATOR(pg_catalog.<>) d.refobjid)\n"
-	"SELECT pg_catalog.json_build_object('k', 'c', 'rel', rel::pg_catalog.int8, 'att', att, 'm', i,\n"
+	"SELECT pg_catalog.json_build_object('k', 'c', 'rel', rel::pg_catalog.int8, 'att', att, 'm', i, 'col', col,\n"
 	"  'schema', n.nspname, 'name', c.relname)::pg_catalog.text\n"
 	"FROM base JOIN pg_catalog.pg_class c ON c.oid" EQ "base.rel JOIN pg_catalog.pg_namespace n ON n.oid" EQ "c.relnamespace\n"
 	"UNION ALL\n"
@@ -45,12 +59,28 @@ static const char query_tail[] =
 	"  'deps', (SELECT pg_catalog.json_agg(pg_catalog.json_build_array(d.refobjid::pg_catalog.int8, d.refobjsubid))\n"
 	"           FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_rewrite w ON w.oid" EQ "d.objid\n"
 	"           WHERE w.ev_class" EQ "v.rel AND " ON_CLASS " AND d.refobjid OPERATOR(pg_catalog.<>) v.rel))::pg_catalog.text\n"
-	"FROM v JOIN pg_catalog.pg_class c ON c.oid" EQ "v.rel JOIN pg_catalog.pg_namespace n ON n.oid" EQ "c.relnamespace";
+	"FROM v JOIN pg_catalog.pg_class c ON c.oid" EQ "v.rel JOIN pg_catalog.pg_namespace n ON n.oid" EQ "c.relnamespace\n"
+	"UNION ALL\n"
+	"SELECT pg_catalog.json_build_object('k', 's', 'rel', sv.rel::pg_catalog.int8, 'schema', n.nspname,\n"
+	"  'name', c.relname)::pg_catalog.text\n"
+	"FROM sv JOIN pg_catalog.pg_class c ON c.oid" EQ "sv.rel JOIN pg_catalog.pg_namespace n ON n.oid" EQ "c.relnamespace";
 
-char *maskset_query(const struct policy_rule *r, int *err)
+/* "schema.table.column" of a rule's mask, as its anchors are keyed. */
+static void mask_spec(const struct policy_mask *pm, char *out, size_t cap)
 {
-	static const char head[] = "/* pgtether: masked columns */ WITH RECURSIVE m(i, s, t, c) AS (VALUES ";
-	size_t cap = sizeof(head) + sizeof(query_tail), n = 0, k = 0;
+	snprintf(out, cap, "%s.%s.%s", pm->schema, pm->table, pm->name);
+}
+
+char *maskset_query(const struct policy_rule *r, const struct maskset *prev, int *err)
+{
+	static const char head[] = "/* pgtether: masked columns */ WITH RECURSIVE m(i, s, t, c) AS (";
+	static const char none[] = "SELECT NULL::pg_catalog.int4, NULL::pg_catalog.text, NULL::pg_catalog.text, "
+				   "NULL::pg_catalog.text WHERE false";
+	static const char anchors[] = "),\nx(i, rel, att) AS (SELECT NULL::pg_catalog.int4, NULL::pg_catalog.oid, "
+				      "NULL::pg_catalog.int2 WHERE false";
+	static const char anchor_fmt[] = " UNION ALL VALUES (%zu, %u::pg_catalog.oid, %d::pg_catalog.int2)";
+	size_t cap = sizeof(head) + sizeof(none) + sizeof(anchors) + sizeof(query_tail), n = 0, k = 0;
+	char spec[200];
 	char *q;
 
 	*err = 0;
@@ -59,20 +89,74 @@ char *maskset_query(const struct policy_rule *r, int *err)
 			cap += 24 + strlen(r->masks[i].schema) + strlen(r->masks[i].table) + strlen(r->masks[i].name);
 			k++;
 		}
-	if (!k)
+	if (prev)
+		cap += prev->n_anchors * (sizeof(anchor_fmt) + 3 * 20);
+	/* name patterns need no columns from the catalog, but the views over the
+	 * planner's statistics still matter */
+	if (!r->n_masks)
 		return NULL;
 	if (!(q = malloc(cap))) {
 		*err = -ENOMEM;
 		return NULL;
 	}
-	n = (size_t)snprintf(q, cap, "%s", head);
+	n = (size_t)snprintf(q, cap, "%s%s", head, k ? "VALUES " : none);
 	/* the names were checked at load: no quotes or backslashes */
 	for (size_t i = 0, j = 0; i < r->n_masks; i++)
 		if (r->masks[i].column)
 			n += (size_t)snprintf(q + n, cap - n, "%s(%zu, '%s', '%s', '%s')", j++ ? ", " : "", i,
 					      r->masks[i].schema, r->masks[i].table, r->masks[i].name);
+	n += (size_t)snprintf(q + n, cap - n, "%s", anchors);
+	/* matched by the mask's name, not its index: a reload may renumber the masks */
+	for (size_t i = 0; prev && i < r->n_masks; i++) {
+		if (!r->masks[i].column)
+			continue;
+		mask_spec(&r->masks[i], spec, sizeof(spec));
+		for (size_t a = 0; a < prev->n_anchors; a++)
+			if (!strcmp(prev->anchors[a].spec, spec))
+				n += (size_t)snprintf(q + n, cap - n, anchor_fmt, i, prev->anchors[a].rel,
+						      prev->anchors[a].att);
+	}
 	snprintf(q + n, cap - n, "%s", query_tail);
 	return q;
+}
+
+/* Appends to a list grown 64 entries at a time, up to max; the new entry, or NULL. */
+static void *grow(void *list_p, size_t *n, size_t size, size_t max, int *rc)
+{
+	void **list = list_p;
+
+	if (*n == max) {
+		*rc = -E2BIG;
+		return NULL;
+	}
+	if (*n % 64 == 0) {
+		void *more = realloc(*list, (*n + 64) * size);
+
+		if (!more) {
+			*rc = -ENOMEM;
+			return NULL;
+		}
+		*list = more;
+	}
+	return (char *)*list + (*n)++ * size;
+}
+
+/* Keeps (rel, att) as a column of mask i for the next resolution (see query_tail). */
+static int add_anchor(struct maskset *m, const struct policy_rule *r, size_t i, uint32_t rel, int16_t att)
+{
+	struct maskset_anchor *a;
+	int rc = 0;
+
+	for (size_t k = 0; k < m->n_fresh; k++)
+		if (m->fresh[k].rel == rel && m->fresh[k].att == att && m->fresh[k].mask == i)
+			return 0;
+	if (!(a = grow(&m->fresh, &m->n_fresh, sizeof(*a), MASKSET_MAX_COLS, &rc)))
+		return rc;
+	a->rel = rel;
+	a->att = att;
+	a->mask = (uint16_t)i;
+	mask_spec(&r->masks[i], a->spec, sizeof(a->spec));
+	return 0;
 }
 
 static int add_col(struct maskset *m, uint32_t rel, int16_t att, size_t mask, const char *schema, const char *table,
@@ -117,10 +201,23 @@ int maskset_add_row(struct maskset *m, const struct policy_rule *r, const char *
 
 		const char *schema = json_string_value(json_object_get(row, "schema"));
 		const char *name = json_string_value(json_object_get(row, "name"));
+		const char *col = json_string_value(json_object_get(row, "col"));
 
-		if (att > 0 && att <= INT16_MAX && i >= 0 && (size_t)i < r->n_masks && r->masks[i].column)
-			rc = add_col(m, (uint32_t)rel, (int16_t)att, (size_t)i, schema ? schema : r->masks[i].schema,
-				     name ? name : r->masks[i].table, r->masks[i].name);
+		/* the catalog's names now, which a rename may have made other than the rule's */
+		if (att > 0 && att <= INT16_MAX && i >= 0 && (size_t)i < r->n_masks && r->masks[i].column &&
+		    (rc = add_col(m, (uint32_t)rel, (int16_t)att, (size_t)i, schema ? schema : r->masks[i].schema,
+				  name ? name : r->masks[i].table, col ? col : r->masks[i].name)) == 0)
+			rc = add_anchor(m, r, (size_t)i, (uint32_t)rel, (int16_t)att);
+	} else if (!strcmp(k, "s")) {
+		const char *schema = json_string_value(json_object_get(row, "schema"));
+		const char *name = json_string_value(json_object_get(row, "name"));
+		struct maskset_stats *st;
+
+		if (schema && name && (st = grow(&m->stats, &m->n_stats, sizeof(*st), MASKSET_MAX_VIEWS, &rc))) {
+			st->rel = (uint32_t)rel;
+			snprintf(st->table, sizeof(st->table), "%s.%s", schema, name);
+			rc = 0;
+		}
 	} else if (!strcmp(k, "v") && json_is_string(json_object_get(row, "def"))) {
 		if (!m->views && !(m->views = json_array()))
 			rc = -ENOMEM;
@@ -233,6 +330,13 @@ int maskset_finish(struct maskset *m, const struct policy_rule *r)
 	}
 	json_decref(m->views);
 	m->views = NULL;
+	/* what this resolution found is what the next one looks for by OID; a column
+	 * dropped since is gone from both */
+	free(m->anchors);
+	m->anchors = m->fresh;
+	m->n_anchors = m->n_fresh;
+	m->fresh = NULL;
+	m->n_fresh = 0;
 	return rc;
 }
 
@@ -292,11 +396,82 @@ static size_t masked_in(const struct maskset *m, const struct policy_rule *r, co
 	return n;
 }
 
+/*
+ * The relations that show the planner's statistics: the most common values and
+ * histogram bounds of every column the role may read, masked ones too. By name in
+ * any schema (an unqualified name finds pg_catalog's first unless the search_path
+ * says otherwise, and a same-named table elsewhere is denied with them); views over
+ * them are found in the catalog (m->stats).
+ */
+static const char *const stats_relations[] = {
+	"pg_stats", "pg_stats_ext", "pg_stats_ext_exprs", "pg_statistic", "pg_statistic_ext_data", NULL,
+};
+
+static const char *reads_statistics(const struct maskset *m, const struct sqlclass_result *c)
+{
+	for (size_t i = 0; i < c->n_tables; i++) {
+		const char *dot = strrchr(c->tables[i], '.');
+		const char *rel = dot ? dot + 1 : c->tables[i];
+
+		for (const char *const *s = stats_relations; *s; s++)
+			if (!strcmp(rel, *s))
+				return c->tables[i];
+		for (size_t k = 0; m && k < m->n_stats; k++)
+			if (same_relation(c->tables[i], m->stats[k].table))
+				return c->tables[i];
+	}
+	return NULL;
+}
+
+/* A masked column of a relation in schema, by the rule's names or the resolved
+ * ones, into *ret; false if there is none. */
+static bool schema_masked(const struct maskset *m, const struct policy_rule *r, const char *schema,
+			  struct masked *ret)
+{
+	size_t len = strlen(schema);
+
+	for (size_t k = 0; k < r->n_masks; k++)
+		if (r->masks[k].column && !strcmp(r->masks[k].schema, schema)) {
+			snprintf(ret->table, sizeof(ret->table), "%s.%s", r->masks[k].schema, r->masks[k].table);
+			ret->column = r->masks[k].name;
+			ret->mask = k;
+			return true;
+		}
+	for (size_t k = 0; m && k < m->n; k++)
+		if (!strncmp(m->cols[k].table, schema, len) && m->cols[k].table[len] == '.') {
+			snprintf(ret->table, sizeof(ret->table), "%s", m->cols[k].table);
+			ret->column = m->cols[k].column;
+			ret->mask = m->cols[k].mask;
+			return true;
+		}
+	return false;
+}
+
 int maskset_leak(const struct maskset *m, const struct policy_rule *r, const struct sqlclass_result *c, char *why,
 		 size_t cap)
 {
 	struct masked found[128];
 	size_t n = masked_in(m, r, c, found, 128);
+	const char *stats = r->n_masks ? reads_statistics(m, c) : NULL;
+
+	if (stats) {
+		snprintf(why, cap, "rule '%s' masks columns, and %s shows the planner's statistics of columns, masked "
+			 "ones too (their most common values and histogram bounds), so a masked session may not read it",
+			 r->name, stats);
+		return 1;
+	}
+	/* a statement checked after the rename in the same text or pipeline would still
+	 * be checked against the old names */
+	for (size_t i = 0; i < c->n_schemas; i++) {
+		struct masked in;
+
+		if (schema_masked(m, r, c->schemas[i], &in) && !(r->masks[in.mask].allow & POLICY_MASK_ALLOW_DDL)) {
+			snprintf(why, cap, "rule '%s' masks %s.%s, and renaming schema %s would change what the mask is on "
+				 "(a mask's \"allow\": [\"ddl\"] would permit it)", r->name, in.table, in.column,
+				 c->schemas[i]);
+			return 1;
+		}
+	}
 
 	/* server-side code can read any masked column and say it in a notice or error */
 	for (size_t k = 0; c->runs_code && k < r->n_masks; k++)
@@ -352,6 +527,8 @@ bool maskset_touches(const struct maskset *m, const struct policy_rule *r, const
 void maskset_reset(struct maskset *m)
 {
 	m->n = 0;
+	m->n_stats = 0;
+	m->n_fresh = 0; /* the anchors stay: the next resolution starts from them */
 	json_decref(m->views);
 	m->views = NULL;
 }
@@ -359,6 +536,9 @@ void maskset_reset(struct maskset *m)
 void maskset_release(struct maskset *m)
 {
 	free(m->cols);
+	free(m->anchors);
+	free(m->fresh);
+	free(m->stats);
 	json_decref(m->views);
 	memset(m, 0, sizeof(*m));
 }

@@ -38,19 +38,42 @@ struct maskset_col {
 	char column[64];
 };
 
+/* A column a mask resolved to, kept by OID for the next resolution. */
+struct maskset_anchor {
+	uint32_t rel;
+	int16_t att;
+	uint16_t mask;
+	char spec[200];                /* the mask's "schema.table.column" in the rule */
+};
+
+/* A view over the planner's statistics (pg_stats, or a view over it). */
+struct maskset_stats {
+	uint32_t rel;
+	char table[130];               /* "schema.view" */
+};
+
 struct maskset {
 	struct maskset_col *cols;
 	size_t n;
 	json_t *views;                 /* view rows until maskset_finish() */
 	unsigned epoch;                /* of the resolution (the session's business) */
+	/* The columns earlier resolutions found: the next one finds them again by OID,
+	 * so that renaming a masked column, its table or its schema (in the session, or
+	 * by anyone between two lookups) does not take it out of the masks. */
+	struct maskset_anchor *anchors, *fresh;
+	size_t n_anchors, n_fresh;
+	struct maskset_stats *stats;
+	size_t n_stats;
 };
 
 /*
  * The catalog query for the rule's masks by column (malloc'd, NUL-terminated), or
- * NULL when it has none (name-pattern masks need no catalog) or memory is short
- * (*err set to -ENOMEM then).
+ * NULL when the rule has no masks or memory is short (*err set to -ENOMEM then).
+ * A rule with name patterns only still looks up the views over the statistics. prev (or NULL): the session's last resolution, whose
+ * columns are looked for again by OID, under whatever names they have now. The
+ * answer also names every view over the planner's statistics.
  */
-char *maskset_query(const struct policy_rule *r, int *err);
+char *maskset_query(const struct policy_rule *r, const struct maskset *prev, int *err);
 
 /*
  * Takes one row of the query's answer (its one text column, json[0..len)). 0, or
@@ -65,8 +88,10 @@ int maskset_finish(struct maskset *m, const struct policy_rule *r);
 int maskset_find(const struct maskset *m, uint32_t rel, int16_t att);
 
 /*
- * Whether statements classified as c would move a column the rule masks out unseen.
- * 0: no; 1: yes, and why says which mask and how (for a 42501 denial).
+ * Whether statements classified as c would move a column the rule masks out unseen,
+ * or read the planner's statistics (pg_stats and views over it: they show masked
+ * columns' values). 0: no; 1: yes, and why says which mask and how (for a 42501
+ * denial).
  */
 int maskset_leak(const struct maskset *m, const struct policy_rule *r, const struct sqlclass_result *c, char *why,
 		 size_t cap);

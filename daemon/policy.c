@@ -786,6 +786,13 @@ enum policy_verdict policy_statement_verdict(const struct policy_rule *r, const 
 		snprintf(why, cap, "statement class %s is denied by rule '%s'", names, r->name);
 		return POLICY_DENY;
 	}
+	if (c->any_table && (st->n_tables_allow || st->n_tables_deny)) {
+		/* the tables it reads are not in the text: it may read any, a denied one too */
+		snprintf(why, cap, "the statement runs SQL its text does not show (DO, CALL, CREATE FUNCTION, or a "
+			 "function such as query_to_xml or ts_stat), so it may read any table, and rule '%s' limits tables",
+			 r->name);
+		return POLICY_DENY;
+	}
 	for (size_t i = 0; i < c->n_tables; i++) {
 		bool listed = false;
 

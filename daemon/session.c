@@ -848,7 +848,7 @@ static long lookup_insert(struct session_env *env, struct session *s, const stru
 {
 	struct session_buf *b = &s->c2u;
 	int err;
-	char *q = maskset_query(r, &err);
+	char *q = maskset_query(r, &s->masks, &err);
 	size_t qlen, n;
 
 	maskset_reset(&s->masks);
@@ -1452,7 +1452,10 @@ static int client_filter(struct session_env *env, struct session *s)
 		pos += (size_t)used;
 		if (!found)
 			continue;
-		if (masking && (h.type == 'Q' || h.type == 'P' || h.type == 'B') && s->mask_epoch != env->mask_epoch) {
+		/* Execute too: a portal bound before a reload that added a mask returns its
+		 * later rows under the masks of now */
+		if (masking && (h.type == 'Q' || h.type == 'P' || h.type == 'B' || h.type == 'E') &&
+		    s->mask_epoch != env->mask_epoch) {
 			if (!s->c_unsynced && s->pending_count == 0 && s->tx_status != 'E' && !s->held_id &&
 			    !s->want_status && pgwire_scan_at_boundary(&s->sscan)) {
 				/* the catalog changed (DDL, reload, mask_refresh): resolve the

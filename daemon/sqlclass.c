@@ -231,6 +231,54 @@ static void visit(json_t *node, bool (*fn)(void *arg, const char *key, json_t *v
 }
 
 
+/*
+ * Functions that run SQL given as text, or read relations an argument names: the
+ * tables they read are nowhere in the statement. Derived from PostgreSQL 15: the
+ * SQL-callable C functions of src/backend that hand a caller's string or relation
+ * to SPI (utils/adt/xml.c: query_to_xml_internal, query_to_oid_list, cursor_to_xml's
+ * SPI_cursor_find; tsvector_op.c ts_stat_sql; tsquery_rewrite.c), mapped to pg_proc
+ * by prosrc, and those of contrib that do the same (tablefunc, xml2; dblink is in the
+ * dangerous list) or read a relation's pages by its name (pageinspect's get_raw_page
+ * and bt_page_items). tests/integration/145-dynamic-sql.bats keeps this list tied to
+ * the live catalog. The *_to_xmlschema ones read only a relation's definition, but
+ * of relations the text does not name, so they count too.
+ */
+static const char *const query_functions[] = {
+	"query_to_xml", "query_to_xmlschema", "query_to_xml_and_xmlschema",
+	"cursor_to_xml", "cursor_to_xmlschema",
+	"table_to_xml", "table_to_xmlschema", "table_to_xml_and_xmlschema",
+	"schema_to_xml", "schema_to_xmlschema", "schema_to_xml_and_xmlschema",
+	"database_to_xml", "database_to_xmlschema", "database_to_xml_and_xmlschema",
+	"ts_stat", "ts_rewrite", /* ts_rewrite(tsquery, text); the 3-argument form runs nothing */
+	"crosstab", "crosstab2", "crosstab3", "crosstab4", "connectby", "xpath_table", "get_raw_page", "bt_page_items",
+	NULL,
+};
+
+static bool query_function(const char *name)
+{
+	for (const char *const *q = query_functions; name && *q; q++)
+		if (!strcmp(*q, name))
+			return true;
+	return false;
+}
+
+static void runs_query(struct walk *w)
+{
+	w->cls |= SQL_DYNAMIC;
+	w->r->runs_code = 1;
+	w->r->any_table = 1;
+}
+
+/* visit(): a name anywhere in CREATE OPERATOR / AGGREGATE / CAST and the like, which
+ * bind a query function to an operator, an aggregate's state function or a cast, so
+ * that it is called without a FuncCall of its name. */
+static bool names_query_function(void *arg, const char *key, json_t *v)
+{
+	if (!strcmp(key, "String") && query_function(json_string_value(json_object_get(v, "sval"))))
+		runs_query(arg);
+	return true;
+}
+
 static void on_object(struct walk *w, const char *key, json_t *v)
 {
 	if (!strcmp(key, "InsertStmt") || !strcmp(key, "UpdateStmt") || !strcmp(key, "DeleteStmt") ||
@@ -249,15 +297,13 @@ static void on_object(struct walk *w, const char *key, json_t *v)
 		const char *name = n ? sval(json_array_get(fn, n - 1)) : NULL;
 		const char *schema = n > 1 ? sval(json_array_get(fn, n - 2)) : NULL;
 
-		static const char *const runs_query[] = { "*_to_xml", "*_to_xml_and_xmlschema", "ts_stat", NULL };
-
 		if (writes_data_call(name, json_object_get(v, "args")))
 			w->cls |= SQL_WRITE; /* SELECT nextval('s'), lo_create(0) */
 		if (sets_read_write(key, v, name, json_object_get(v, "args")))
 			w->r->sets_read_write = 1;
-		for (const char *const *q = runs_query; name && *q; q++)
-			if (fnmatch(*q, name, 0) == 0)
-				w->r->runs_code = 1; /* query_to_xml('select email from users', ...) */
+		/* query_to_xml('select email from users', ...), in any schema spelling */
+		if (query_function(name) && (strcmp(name, "ts_rewrite") || json_array_size(json_object_get(v, "args")) != 3))
+			runs_query(w);
 		for (const char *const *d = w->dangerous; name && d && *d; d++)
 			if (fnmatch(*d, name, 0) == 0) {
 				w->cls |= SQL_DANGEROUS_FUNCTION;
@@ -267,6 +313,14 @@ static void on_object(struct walk *w, const char *key, json_t *v)
 	}
 	if ((!strcmp(key, "VariableSetStmt") || !strcmp(key, "DefElem")) && sets_read_write(key, v, NULL, NULL))
 		w->r->sets_read_write = 1;
+	if (!strcmp(key, "DefineStmt") || !strcmp(key, "CreateCastStmt") || !strcmp(key, "CreateOpClassStmt") ||
+	    !strcmp(key, "AlterOpFamilyStmt") || !strcmp(key, "CreateTransformStmt") || !strcmp(key, "AlterOperatorStmt"))
+		visit(v, names_query_function, w);
+	if (!strcmp(key, "RenameStmt") && json_is_string(json_object_get(v, "subname")) &&
+	    !strcmp(json_string_value(json_object_get(v, "renameType")) ?: "", "OBJECT_SCHEMA"))
+		/* every relation in it changes its name without being named */
+		add_name(w->r->schemas, &w->r->n_schemas, NULL, json_string_value(json_object_get(v, "subname")),
+			 &w->err);
 	if (!strcmp(key, "DropStmt")) {
 		/* DROP TABLE/VIEW/...: the names are lists of strings, not RangeVars */
 		const char *t = json_string_value(json_object_get(v, "removeType"));
@@ -637,7 +691,7 @@ int sqlclass_classify(const char *sql, const char *const *dangerous, struct sqlc
 			stmt_out(&o, node, true);
 			visit(node, cast_member, &o);
 			if (!strcmp(type, "DoStmt") || !strcmp(type, "CallStmt") || !strcmp(type, "CreateFunctionStmt"))
-				ret->runs_code = 1;
+				ret->runs_code = ret->any_table = 1;
 			if (o.err)
 				w.err = o.err;
 		}
@@ -667,8 +721,11 @@ void sqlclass_release(struct sqlclass_result *r)
 		free(r->out_columns[i]);
 	for (size_t i = 0; i < r->n_whole_rows; i++)
 		free(r->whole_rows[i]);
+	for (size_t i = 0; i < r->n_schemas; i++)
+		free(r->schemas[i]);
+	r->n_schemas = 0;
 	r->n_out_columns = r->n_whole_rows = 0;
-	r->runs_code = r->out_renamed = r->sets_read_write = 0;
+	r->runs_code = r->out_renamed = r->sets_read_write = r->any_table = 0;
 	free(r->stmt_classes);
 	r->stmt_classes = NULL;
 	r->n_tables = r->n_functions = r->n_stmts = 0;

@@ -26,7 +26,7 @@ enum sql_class {
 	SQL_COPY_IN = 1u << 7,
 	SQL_COPY_OUT = 1u << 8,
 	SQL_COPY_PROGRAM = 1u << 9,     /* COPY ... PROGRAM, and COPY to or from a server file */
-	SQL_DYNAMIC = 1u << 10,         /* DO, CALL, EXECUTE, PREPARE */
+	SQL_DYNAMIC = 1u << 10,         /* DO, CALL, EXECUTE, PREPARE, functions that run SQL text */
 	SQL_SESSION = 1u << 11,         /* SET, RESET, SET ROLE, SET SESSION AUTHORIZATION, DISCARD */
 	SQL_TRANSACTION = 1u << 12,
 	SQL_UTILITY = 1u << 13,         /* everything else: VACUUM, LISTEN, SHOW, LOCK, ... */
@@ -58,8 +58,14 @@ struct sqlclass_result {
 						* (row_to_json(u), SELECT u FROM users u);
 						* "*" for every relation of the statement */
 	size_t n_whole_rows;
+	char *schemas[SQLCLASS_MAX_NAMES]; /* schemas renamed (ALTER SCHEMA ... RENAME):
+					    * each of their relations gets a new name */
+	size_t n_schemas;
 	int runs_code;                  /* DO, CALL, CREATE FUNCTION, query_to_xml(...):
 					 * server-side code no check can follow */
+	int any_table;                  /* it may read or write tables it does not name:
+					 * SQL given as text (query_to_xml, ts_stat, ts_rewrite,
+					 * table_to_xml(regclass), ...), DO, CALL, CREATE FUNCTION */
 	int out_renamed;                /* a leaving expression names a column renamed inside
 					 * the statement (a subquery's or CTE's alias) */
 	int sets_read_write;            /* may make the transaction or the session read-write:

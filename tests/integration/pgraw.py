@@ -203,6 +203,30 @@ def main():
             out.append(describe(*m) if m else "EOF")
         c.send(msg(b"S"))
         c.until_ready(out)
+    elif case == "portal-across-reload":
+        # a portal run in steps, and a named statement described, before a reload
+        # (the test's, once FLAG.ready exists) that adds a mask; then their later rows
+        import os
+        flag = sys.argv[4]
+        login(c, out)
+        c.send(msg(b"Q", b"begin\0"))
+        c.until_ready(out)
+        c.send(msg(b"P", b"s1\0select id, email from users order by id\0\0\0") + msg(b"D", b"Ss1\0") +
+               msg(b"B", b"p1\0s1\0\0\0\0\0\0\0") + msg(b"E", b"p1\0" + struct.pack("!I", 1)) + msg(b"S"))
+        c.until_ready(out)
+        open(flag + ".ready", "w").close()
+        for _ in range(200):
+            if os.path.exists(flag):
+                break
+            time.sleep(0.05)
+        out.append("--")
+        c.send(msg(b"E", b"p1\0" + struct.pack("!I", 1)) + msg(b"S"))
+        c.until_ready(out)
+        out.append("--")
+        c.send(msg(b"B", b"p2\0s1\0\0\0\0\0\0\0") + msg(b"E", b"p2\0\0\0\0\0") + msg(b"S"))
+        c.until_ready(out)
+        c.send(msg(b"Q", b"commit\0"))
+        c.until_ready(out)
     else:
         sys.exit("unknown case " + case)
     print("\n".join(out))

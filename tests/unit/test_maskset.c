@@ -44,12 +44,28 @@ static void test_query(void **state)
 
 	(void)state;
 	load(&p);
-	q = maskset_query(&p.rules[0], &err);
+	q = maskset_query(&p.rules[0], NULL, &err);
 	assert_non_null(q);
 	assert_non_null(strstr(q, "(0, 'public', 'users', 'email'), (1, 'crm', 'people', 'phone')"));
 	assert_null(strstr(q, "ssn")); /* name patterns need no catalog */
 	free(q);
 	policy_release(&p);
+	/* name patterns only: no columns to find, but the views over pg_stats */
+	{
+		static const char only[] =
+			"{ \"rules\": [ { \"name\": \"n\", \"match\": { \"cgroup\": \"/ci\" }, \"token\": { \"source\": \"none\" },\n"
+			"  \"upstream\": \"main\", \"mask\": [ { \"column_name\": \"*email*\", \"strategy\": \"null\" } ] } ] }";
+		char perr[POLICY_ERR_LEN];
+
+		memset(&p, 0, sizeof(p));
+		assert_int_equal(policy_parse(&p, "n.json", only, strlen(only), perr), 0);
+		q = maskset_query(&p.rules[0], NULL, &err);
+		assert_non_null(q);
+		assert_non_null(strstr(q, "m(i, s, t, c) AS (SELECT NULL::pg_catalog.int4"));
+		assert_non_null(strstr(q, "'pg_catalog.pg_stats'::pg_catalog.regclass"));
+		free(q);
+		policy_release(&p);
+	}
 }
 
 static void test_views(void **state)
@@ -163,9 +179,92 @@ static void test_leaks(void **state)
 	assert_string_equal(why, "rule 'agent' masks crm.people.phone, and a value computed or copied from it would "
 				 "leave unmasked (a mask's \"allow\": [\"computed\"] would permit it)");
 	assert_int_equal(leaks(&m, r, "SELECT upper(phone) FROM other.people", why), 0);
+	/* renaming a schema renames its masked tables without naming them */
+	assert_int_equal(leaks(&m, r, "ALTER SCHEMA public RENAME TO p; SELECT upper(email) FROM p.users", why), 1);
+	assert_string_equal(why, "rule 'agent' masks public.users.email, and renaming schema public would change what "
+				 "the mask is on (a mask's \"allow\": [\"ddl\"] would permit it)");
+	assert_int_equal(leaks(&m, r, "ALTER SCHEMA crm RENAME TO crm2", why), 1);
+	assert_int_equal(leaks(&m, r, "ALTER SCHEMA other RENAME TO x", why), 0);
+	assert_int_equal(leaks(&m, r, "ALTER SCHEMA crm OWNER TO app", why), 0);
 	/* unresolved (the table does not exist yet): the rule's names still count */
 	maskset_reset(&m);
 	assert_int_equal(leaks(&m, r, "SELECT row_to_json(users) FROM users", why), 1);
+	maskset_release(&m);
+	policy_release(&p);
+}
+
+/* The planner's statistics show masked values: pg_stats by any spelling, and the
+ * views over it the catalog query names. */
+static void test_statistics(void **state)
+{
+	struct maskset m = { 0 };
+	struct policy p;
+	const struct policy_rule *r;
+	char why[400];
+
+	(void)state;
+	load(&p);
+	r = &p.rules[0];
+	row(&m, r, "{\"k\": \"c\", \"rel\": 16384, \"att\": 2, \"m\": 0}");
+	row(&m, r, "{\"k\": \"s\", \"rel\": 12053, \"schema\": \"pg_catalog\", \"name\": \"pg_stats\"}");
+	row(&m, r, "{\"k\": \"s\", \"rel\": 16500, \"schema\": \"ops\", \"name\": \"col_stats\"}");
+	assert_int_equal(maskset_finish(&m, r), 0);
+	assert_int_equal(leaks(&m, r, "SELECT most_common_vals FROM pg_stats WHERE attname = 'email'", why), 1);
+	assert_string_equal(why, "rule 'agent' masks columns, and pg_stats shows the planner's statistics of columns, "
+				 "masked ones too (their most common values and histogram bounds), so a masked session "
+				 "may not read it");
+	assert_int_equal(leaks(&m, r, "SELECT * FROM pg_catalog.pg_stats", why), 1);
+	assert_int_equal(leaks(&m, r, "SELECT * FROM \"pg_catalog\".\"pg_stats\"", why), 1);
+	assert_int_equal(leaks(&m, r, "SELECT * FROM PG_CATALOG.PG_STATS", why), 1);
+	assert_int_equal(leaks(&m, r, "TABLE pg_stats_ext", why), 1);
+	assert_int_equal(leaks(&m, r, "SELECT 1 WHERE EXISTS (SELECT 1 FROM pg_stats_ext_exprs)", why), 1);
+	assert_int_equal(leaks(&m, r, "SELECT stavalues1 FROM pg_statistic", why), 1);
+	assert_int_equal(leaks(&m, r, "SELECT stxdmcv FROM pg_catalog.pg_statistic_ext_data", why), 1);
+	assert_int_equal(leaks(&m, r, "SELECT * FROM ops.col_stats", why), 1); /* a view over pg_stats */
+	assert_int_equal(leaks(&m, r, "SELECT * FROM col_stats", why), 1);     /* on the search_path */
+	assert_int_equal(leaks(&m, r, "CREATE VIEW mine AS SELECT histogram_bounds::text FROM pg_stats", why), 1);
+	assert_int_equal(leaks(&m, r, "SELECT * FROM other.col_stats", why), 0);
+	assert_int_equal(leaks(&m, r, "SELECT * FROM pg_stat_activity", why), 0);
+	maskset_release(&m);
+	policy_release(&p);
+}
+
+/* A column once resolved is looked for again by OID, under its names of now. */
+static void test_anchors(void **state)
+{
+	struct maskset m = { 0 };
+	struct policy p;
+	const struct policy_rule *r;
+	char why[400];
+	int err;
+	char *q;
+
+	(void)state;
+	load(&p);
+	r = &p.rules[0];
+	q = maskset_query(r, &m, &err);
+	assert_non_null(strstr(q, "WHERE false),\nt(i, rel, c)")); /* nothing resolved yet */
+	free(q);
+	row(&m, r, "{\"k\": \"c\", \"rel\": 16384, \"att\": 2, \"m\": 0, \"col\": \"email\", \"schema\": \"public\", \"name\": \"users\"}");
+	row(&m, r, "{\"k\": \"c\", \"rel\": 16700, \"att\": 3, \"m\": 1, \"col\": \"phone\", \"schema\": \"crm\", \"name\": \"people\"}");
+	assert_int_equal(maskset_finish(&m, r), 0);
+	q = maskset_query(r, &m, &err);
+	maskset_reset(&m);
+	assert_non_null(strstr(q, "UNION ALL VALUES (0, 16384::pg_catalog.oid, 2::pg_catalog.int2)"));
+	assert_non_null(strstr(q, "UNION ALL VALUES (1, 16700::pg_catalog.oid, 3::pg_catalog.int2)"));
+	free(q);
+	/* renamed since (ALTER SCHEMA public RENAME TO old, ALTER TABLE ... RENAME COLUMN) */
+	row(&m, r, "{\"k\": \"c\", \"rel\": 16384, \"att\": 2, \"m\": 0, \"col\": \"mail\", \"schema\": \"old\", \"name\": \"users\"}");
+	assert_int_equal(maskset_finish(&m, r), 0);
+	assert_int_equal(maskset_find(&m, 16384, 2), 0);
+	assert_int_equal(leaks(&m, r, "SELECT upper(mail) FROM old.users", why), 1);
+	assert_string_equal(why, "rule 'agent' masks old.users.mail, and a value computed or copied from it would leave "
+				 "unmasked (a mask's \"allow\": [\"computed\"] would permit it)");
+	/* crm.people.phone was not found again (dropped): no longer looked for */
+	q = maskset_query(r, &m, &err);
+	assert_non_null(strstr(q, "(0, 16384::pg_catalog.oid"));
+	assert_null(strstr(q, "16700"));
+	free(q);
 	maskset_release(&m);
 	policy_release(&p);
 }
@@ -176,6 +275,8 @@ int main(void)
 		cmocka_unit_test(test_query),
 		cmocka_unit_test(test_views),
 		cmocka_unit_test(test_leaks),
+		cmocka_unit_test(test_statistics),
+		cmocka_unit_test(test_anchors),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

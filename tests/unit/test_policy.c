@@ -114,7 +114,11 @@ static const char stmt_rules[] =
 	"  { \"name\": \"ci\", \"match\": { \"cgroup\": \"/ci/*\" }, \"token\": { \"source\": \"none\" },\n"
 	"    \"upstream\": \"main\", \"statements\": { \"allow\": [\"read\", \"write\"], \"tables\": { \"allow\": [\"app.*\"] } } },\n"
 	"  { \"name\": \"human\", \"match\": { \"cgroup\": \"/humans/*\" }, \"token\": { \"source\": \"none\" },\n"
-	"    \"upstream\": \"main\" }\n"
+	"    \"upstream\": \"main\" },\n"
+	"  { \"name\": \"dyn\", \"match\": { \"cgroup\": \"/dyn/*\" }, \"token\": { \"source\": \"none\" },\n"
+	"    \"upstream\": \"main\", \"statements\": { \"allow\": [\"read\", \"dynamic\"], \"tables\": { \"allow\": [\"app.*\"] } } },\n"
+	"  { \"name\": \"dyn-deny\", \"match\": { \"cgroup\": \"/dyn2/*\" }, \"token\": { \"source\": \"none\" },\n"
+	"    \"upstream\": \"main\", \"statements\": { \"allow\": [\"read\", \"dynamic\"], \"tables\": { \"deny\": [\"public.secrets\"] } } }\n"
 	"] }";
 
 static enum policy_verdict verdict(const struct policy *p, size_t rule, const char *sql, char *why)
@@ -164,6 +168,23 @@ static void test_statements(void **state)
 	assert_int_equal(verdict(&p, 1, "CREATE TABLE app.x (id int)", why), POLICY_DENY);
 	/* no "statements": the role's own privileges are the limit */
 	assert_int_equal(verdict(&p, 2, "DROP TABLE users", why), POLICY_ALLOW);
+	/* SQL given as text may read any table: an allow list or a deny list of tables
+	 * denies it even where the class dynamic is allowed */
+	assert_int_equal(verdict(&p, 3, "SELECT * FROM app.jobs", why), POLICY_ALLOW);
+	assert_int_equal(verdict(&p, 3, "SELECT query_to_xml('select * from other.t', true, false, '')", why), POLICY_DENY);
+	assert_string_equal(why, "the statement runs SQL its text does not show (DO, CALL, CREATE FUNCTION, or a function "
+				 "such as query_to_xml or ts_stat), so it may read any table, and rule 'dyn' limits tables");
+	assert_int_equal(verdict(&p, 3, "SELECT ts_rewrite('a'::tsquery, 'select * from other.t')", why), POLICY_DENY);
+	assert_int_equal(verdict(&p, 3, "SELECT * FROM ts_stat('select v from other.t')", why), POLICY_DENY);
+	assert_int_equal(verdict(&p, 3, "SELECT table_to_xml('other.t'::regclass, true, false, '')", why), POLICY_DENY);
+	assert_int_equal(verdict(&p, 3, "DO $$ BEGIN PERFORM 1; END $$", why), POLICY_DENY);
+	assert_int_equal(verdict(&p, 3, "SELECT ts_rewrite('a'::tsquery, 'a'::tsquery, 'b'::tsquery)", why), POLICY_ALLOW);
+	assert_int_equal(verdict(&p, 4, "SELECT pg_catalog.query_to_xml('select * from secrets', true, false, '')", why),
+			 POLICY_DENY);
+	assert_non_null(strstr(why, "rule 'dyn-deny' limits tables"));
+	assert_int_equal(verdict(&p, 4, "SELECT * FROM users", why), POLICY_ALLOW);
+	/* a rule without table lists decides by class alone */
+	assert_int_equal(verdict(&p, 0, "SELECT query_to_xml('select 1', true, false, '')", why), POLICY_DENY);
 	policy_release(&p);
 }
 
