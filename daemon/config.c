@@ -38,7 +38,7 @@
 static const char *const known_keys[] = {
 	"listen", "targets", "cgroups", "fail_mode", "bpffs_dir", "control_socket",
 	"socket_mark", "upstreams", "credentials_file", "policy_dir", "issuers_dir", "max_message_bytes", "max_statement_bytes", "client_tls", "login_timeout", "sessions_dir",
-	"recording_fail_mode", "recording_fsync", "mask_key_file", "mask_refresh", NULL,
+	"recording_fail_mode", "recording_fsync", "mask_key_file", "mask_refresh", "approvers_group", NULL,
 };
 
 static const char *const upstream_keys[] = {
@@ -143,6 +143,29 @@ static int check_abs_path(struct jsonpos_src *p, const char *key, const char *va
 	if (strlen(value) >= 108 && strcmp(key, "control_socket") == 0)
 		return jsonpos_fail(p, pointer, "'control_socket' is longer than a unix socket path may be (107 bytes)");
 	return 0;
+}
+
+/*
+ * approvers_group: the group (name, or number) whose members may list, approve and
+ * deny held statements through the control socket, which then becomes theirs to
+ * connect to (mode 0660). A name as useradd(8) accepts one: it goes to getgrnam.
+ */
+static int parse_approvers_group(struct jsonpos_src *p, json_t *root, struct config *c)
+{
+	json_t *v = json_object_get(root, "approvers_group");
+	const char *g;
+	size_t n;
+
+	if (!v || json_is_null(v))
+		return 0;
+	g = json_string_value(v);
+	n = g ? strlen(g) : 0;
+	if (!g || n == 0 || n > 32 || n != json_string_length(v) || strspn(g, "abcdefghijklmnopqrstuvwxyz"
+		    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != n || g[0] == '-')
+		return jsonpos_fail(p, "/approvers_group", "'approvers_group' must be a group name or number (up to 32 of a-z, 0-9, '_', '.', '-'), e.g. \"pgtether-approvers\"");
+	if (strspn(g, "0123456789") == n && strtoull(g, NULL, 10) == 0)
+		return jsonpos_fail(p, "/approvers_group", "'approvers_group' must not be group 0 (root's group): root approves anyway, and members of group 0 would all become approvers");
+	return (c->approvers_group = strdup(g)) ? 0 : -ENOMEM;
 }
 
 int config_cgroup_path(const char *in, char *ret, size_t len)
@@ -684,6 +707,8 @@ static int parse_root(struct jsonpos_src *p, json_t *root, struct config *c)
 	c->recording_fsync = json_is_true(v);
 	if ((r = parse_upstreams(p, root, c)) < 0)
 		return r;
+	if ((r = parse_approvers_group(p, root, c)) < 0)
+		return r;
 
 	v = json_object_get(root, "client_tls");
 	if (v) {
@@ -902,6 +927,7 @@ void config_release(struct config *c)
 	free(c->targets);
 	free(c->bpffs_dir);
 	free(c->control_socket);
+	free(c->approvers_group);
 	free(c->credentials_file);
 	free(c->policy_dir);
 	free(c->issuers_dir);

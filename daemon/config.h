@@ -71,6 +71,7 @@ struct config {
 	enum config_fail_mode fail_mode;
 	char *bpffs_dir;
 	char *control_socket;
+	char *approvers_group;         /* may approve through control_socket; NULL: root alone */
 	uint32_t socket_mark;          /* SO_MARK of upstream sockets (loop guard) */
 	struct config_upstream *upstreams;
 	size_t n_upstreams;

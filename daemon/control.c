@@ -13,7 +13,9 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
+#include <grp.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -29,7 +31,55 @@ static int make_addr(const char *path, struct sockaddr_un *sun)
 	return 0;
 }
 
-int control_listen(const char *path, char *err)
+int control_group_gid(const char *group, gid_t *ret, char *err)
+{
+	struct group gr, *found = NULL;
+	char buf[16384], *end;
+	unsigned long n = strtoul(group, &end, 10);
+	int r;
+
+	if (group[0] && !*end) {
+		*ret = (gid_t)n;
+	} else {
+		r = getgrnam_r(group, &gr, buf, sizeof(buf), &found);
+		if (!found) {
+			snprintf(err, CONTROL_ERR_LEN, "approvers_group '%s': %s", group,
+				 r ? strerror(r) : "no such group (create it with groupadd, or fix pgtether.json)");
+			return r ? -r : -ENOENT;
+		}
+		*ret = found->gr_gid;
+	}
+	if (*ret == 0) {
+		snprintf(err, CONTROL_ERR_LEN, "approvers_group '%s' is group 0: every member of root's group would approve; use a group of its own", group);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* With approvers, only root may change what is in the socket's directory, or the
+ * socket could be swapped for another's; the group must be able to reach it. */
+static int check_dir(const char *dir, gid_t approvers, char *err)
+{
+	struct stat st;
+
+	if (stat(dir, &st) == -1) {
+		snprintf(err, CONTROL_ERR_LEN, "cannot stat %s: %s", dir, strerror(errno));
+		return -errno;
+	}
+	if (st.st_uid != 0 || ((st.st_mode & 0022) && !(st.st_mode & S_ISVTX))) {
+		snprintf(err, CONTROL_ERR_LEN, "%s, the control socket's directory, must be root's and writable by root alone (mode %04o, owner uid %u) when approvers_group is set",
+			 dir, (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid);
+		return -EPERM;
+	}
+	if (!(st.st_mode & S_IXOTH) && !(st.st_gid == approvers && (st.st_mode & S_IXGRP))) {
+		snprintf(err, CONTROL_ERR_LEN, "%s, the control socket's directory, is not searchable by approvers_group (mode %04o): chmod o+x it, or chgrp it to the group and chmod g+x",
+			 dir, (unsigned)(st.st_mode & 07777));
+		return -EACCES;
+	}
+	return 0;
+}
+
+int control_listen(const char *path, gid_t approvers, char *err)
 {
 	struct sockaddr_un sun;
 	char dir[PATH_MAX];
@@ -49,6 +99,8 @@ int control_listen(const char *path, char *err)
 			snprintf(err, CONTROL_ERR_LEN, "cannot create %s: %s", dir, strerror(errno));
 			return r;
 		}
+		if (approvers != (gid_t)-1 && (r = check_dir(dir, approvers, err)) < 0)
+			return r;
 	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd == -1) {
@@ -75,6 +127,9 @@ int control_listen(const char *path, char *err)
 
 	r = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
 	umask(old);
+	/* then the approvers' group may connect, before anyone could (not listening yet) */
+	if (r == 0 && approvers != (gid_t)-1 && (chown(path, 0, approvers) == -1 || chmod(path, 0660) == -1))
+		r = -1;
 	if (r == -1 || listen(fd, 64) == -1) {
 		r = -errno;
 		snprintf(err, CONTROL_ERR_LEN, "cannot listen on %s: %s", path, strerror(errno));
@@ -120,7 +175,7 @@ static json_t *error_reply(const char *fmt, ...)
 	return json_pack("{s:b, s:s}", "ok", 0, "error", msg);
 }
 
-static json_t *dispatch(const struct control_handlers *h, json_t *req, const struct ucred *cred)
+static json_t *dispatch(const struct control_handlers *h, json_t *req, const struct control_peer *peer)
 {
 	const char *cmd = json_string_value(json_object_get(req, "cmd"));
 	char err[CONTROL_ERR_LEN] = "";
@@ -128,6 +183,9 @@ static json_t *dispatch(const struct control_handlers *h, json_t *req, const str
 
 	if (!cmd)
 		return error_reply("request without \"cmd\"");
+	if (!peer->root && strcmp(cmd, "approvals") && strcmp(cmd, "approve") && strcmp(cmd, "deny"))
+		return error_reply("permission denied: members of approvers_group may list, approve and deny requests; '%.32s' is for root",
+				   cmd);
 	if (strcmp(cmd, "status") == 0) {
 		json_t *st = h->status(h->arg);
 
@@ -158,7 +216,7 @@ static json_t *dispatch(const struct control_handlers *h, json_t *req, const str
 
 		if (!json_is_integer(id) || json_integer_value(id) <= 0)
 			return error_reply("%s needs \"request\": a request number", cmd);
-		if ((r = h->decide(h->arg, (uint64_t)json_integer_value(id), cmd[0] == 'a', reason, cred->pid, cred->uid, err)) < 0)
+		if ((r = h->decide(h->arg, (uint64_t)json_integer_value(id), cmd[0] == 'a', reason, peer, err)) < 0)
 			return error_reply("%s", err[0] ? err : strerror(-r));
 		return json_pack("{s:b}", "ok", 1);
 	}
@@ -170,9 +228,65 @@ static json_t *dispatch(const struct control_handlers *h, json_t *req, const str
 	return error_reply("unknown command '%s'", cmd);
 }
 
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77 /* Linux 6.5 */
+#endif
+
+/*
+ * The login uid of the peer: read from /proc/PID while a pidfd pins the process
+ * (SO_PEERPIDFD, the very process that connected; or pidfd_open on older kernels),
+ * and trusted only if that process is still alive after the read, so a recycled PID
+ * cannot lend its login uid.
+ */
+static uint32_t peer_loginuid(int fd, pid_t pid)
+{
+	socklen_t len = sizeof(int);
+	char path[64], buf[16] = "";
+	int pidfd = -1, f;
+	ssize_t n;
+	unsigned long v;
+	char *end;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) == -1)
+		pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (pidfd < 0)
+		return CONTROL_NO_LOGINUID;
+	snprintf(path, sizeof(path), "/proc/%d/loginuid", (int)pid);
+	f = open(path, O_RDONLY | O_CLOEXEC);
+	n = f >= 0 ? read(f, buf, sizeof(buf) - 1) : -1;
+	if (f >= 0)
+		close(f);
+	if (syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) != 0)
+		n = -1; /* gone: the PID may name another process now */
+	close(pidfd);
+	if (n <= 0)
+		return CONTROL_NO_LOGINUID;
+	buf[n] = '\0';
+	v = strtoul(buf, &end, 10);
+	return end != buf && v < CONTROL_NO_LOGINUID ? (uint32_t)v : CONTROL_NO_LOGINUID;
+}
+
+/* Whether the peer is in group gid: its gid, or one of its supplementary groups as
+ * the kernel had them at connect() (SO_PEERGROUPS, Linux 4.13). */
+static bool peer_in_group(int fd, const struct ucred *cred, gid_t gid)
+{
+	gid_t groups[256];
+	socklen_t len = sizeof(groups);
+
+	if (cred->gid == gid)
+		return true;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) == -1)
+		return false; /* ERANGE: more than 256 groups; not an approver then */
+	for (size_t i = 0; i < len / sizeof(gid_t); i++)
+		if (groups[i] == gid)
+			return true;
+	return false;
+}
+
 static void serve_one(int fd, const struct control_handlers *h)
 {
 	struct timeval tv = { 2, 0 };
+	struct control_peer peer = { 0 };
 	struct ucred cred;
 	socklen_t clen = sizeof(cred);
 	char *buf, *nl = NULL;
@@ -182,10 +296,20 @@ static void serve_one(int fd, const struct control_handlers *h)
 
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == -1 || cred.uid != 0) {
-		reply(fd, error_reply("permission denied: the control socket is for root only"));
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == -1) {
+		reply(fd, error_reply("permission denied: who is asking cannot be told (SO_PEERCRED)"));
 		return;
 	}
+	peer.pid = cred.pid;
+	peer.uid = cred.uid;
+	peer.root = cred.uid == 0;
+	peer.approver = !peer.root && h->have_approvers && peer_in_group(fd, &cred, h->approvers_gid);
+	if (!peer.root && !peer.approver) {
+		reply(fd, error_reply(h->have_approvers ? "permission denied: the control socket is for root and members of approvers_group"
+							: "permission denied: the control socket is for root only"));
+		return;
+	}
+	peer.loginuid = peer_loginuid(fd, cred.pid);
 	buf = malloc(CONTROL_MAX_REQUEST + 1);
 	if (!buf)
 		return;
@@ -213,7 +337,7 @@ static void serve_one(int fd, const struct control_handlers *h)
 		json_decref(req);
 		return;
 	}
-	reply(fd, dispatch(h, req, &cred));
+	reply(fd, dispatch(h, req, &peer));
 	json_decref(req);
 }
 

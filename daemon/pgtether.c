@@ -16,6 +16,7 @@
 #include "cgroup.h"
 #include "config.h"
 #include "control.h"
+#include "escape.h"
 #include "issuers.h"
 #include "maskset.h"
 #include "policy.h"
@@ -77,6 +78,100 @@ static int socket_path(const char *config_path, const char *sock, char *ret, siz
 	return 0;
 }
 
+/*
+ * Workload text for the terminal: every string a workload could choose (statement,
+ * parameters, names, paths, claims, errors) goes through escape_term, so no byte of
+ * it can move the cursor, recolour, reorder or hide what an admin reads. A field K
+ * with "K_escaped": true holds escape_bytes text (not UTF-8): its bytes are shown.
+ * The strings live until tfree(); a CLI run prints a bounded number per line.
+ */
+static char **tpool;
+static size_t ntpool, tcap;
+
+static void tfree(void)
+{
+	for (size_t i = 0; i < ntpool; i++)
+		free(tpool[i]);
+	ntpool = 0;
+}
+
+/* s (len bytes) shown safely; "?" when out of memory. */
+static const char *tn(const char *s, size_t len)
+{
+	char *e, **more;
+
+	if (ntpool == tcap) {
+		if (!(more = realloc(tpool, (tcap + 64) * sizeof(*more))))
+			return "?";
+		tpool = more;
+		tcap += 64;
+	}
+	if (!(e = escape_term(s, len)))
+		return "?";
+	tpool[ntpool++] = e;
+	return e;
+}
+
+static const char *tstr(const char *s)
+{
+	return s ? tn(s, strlen(s)) : "-";
+}
+
+/* A string of a JSON value, shown safely: escaped says it is escape_bytes text. */
+static const char *tv(json_t *v, bool escaped)
+{
+	const char *s = json_string_value(v);
+	char *raw;
+	size_t n;
+	const char *r;
+
+	if (!s)
+		return "-";
+	if (!escaped || escape_unbytes(s, &raw, &n) < 0)
+		return tstr(s);
+	r = tn(raw, n);
+	free(raw);
+	return r;
+}
+
+/* o[k] shown safely ("-" when absent), honouring "k_escaped". */
+static const char *tj(json_t *o, const char *k)
+{
+	char ek[64];
+
+	snprintf(ek, sizeof(ek), "%s_escaped", k);
+	return tv(json_object_get(o, k), json_is_true(json_object_get(o, ek)));
+}
+
+/* An array of values (parameters, a row) as ["a", null, "\\x00"]: strings shown
+ * safely; the indices listed in `escaped` hold escape_bytes text. */
+static void print_values(json_t *arr, json_t *escaped)
+{
+	json_t *v, *e;
+	size_t i, k;
+
+	putchar('[');
+	json_array_foreach(arr, i, v) {
+		bool esc = false;
+
+		json_array_foreach(escaped, k, e)
+			esc |= json_integer_value(e) == (json_int_t)i;
+		if (i)
+			fputs(", ", stdout);
+		if (json_is_string(v))
+			printf("\"%s\"", tv(v, esc));
+		else if (json_is_null(v))
+			fputs("null", stdout);
+		else {
+			char *d = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_ENSURE_ASCII);
+
+			fputs(d ? tstr(d) : "?", stdout);
+			free(d);
+		}
+	}
+	putchar(']');
+}
+
 /* Sends req (taking its reference); prints the error and returns NULL on failure. */
 static json_t *call_req(const char *sock, json_t *req)
 {
@@ -90,8 +185,8 @@ static json_t *call_req(const char *sock, json_t *req)
 		fprintf(stderr, "pgtether: %s\n", err);
 		rep = NULL;
 	} else if (!json_is_true(json_object_get(rep, "ok"))) {
-		fprintf(stderr, "pgtether: %s: %s\n", cmd,
-			json_string_value(json_object_get(rep, "error")) ?: "failed");
+		fprintf(stderr, "pgtether: %s: %s\n", cmd, tj(rep, "error"));
+		tfree();
 		json_decref(rep);
 		rep = NULL;
 	}
@@ -107,29 +202,40 @@ static json_t *call(const char *sock, const char *cmd, const char *cg)
 
 static int cmd_approvals(const char *sock, int as_json)
 {
-	json_t *rep = call(sock, "approvals", NULL), *v;
-	size_t i;
+	json_t *rep = call(sock, "approvals", NULL), *v, *p;
+	size_t i, k;
 
 	if (!rep)
 		return 1;
 	if (as_json) {
-		json_dumpf(json_object_get(rep, "requests"), stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
+		/* ASCII: a bidi override or C1 control stays a \u escape on a terminal too */
+		json_dumpf(json_object_get(rep, "requests"), stdout, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
 		putchar('\n');
 		json_decref(rep);
 		return 0;
 	}
 	printf("requests (%zu):\n", json_array_size(json_object_get(rep, "requests")));
 	json_array_foreach(json_object_get(rep, "requests"), i, v) {
-		const char *sub = json_string_value(json_object_get(v, "sub"));
+		json_t *sub = json_object_get(v, "sub");
 
 		printf("  request %lld: pid %lld uid %lld cgroup %s exe %s%s%s, rule '%s', waiting %lld of %lld s\n"
 		       "    %s\n    %s\n",
 		       json_integer_value(json_object_get(v, "request")), json_integer_value(json_object_get(v, "pid")),
-		       json_integer_value(json_object_get(v, "uid")), json_string_value(json_object_get(v, "cgroup")),
-		       json_string_value(json_object_get(v, "exe")), sub ? " sub " : "", sub ? sub : "",
-		       json_string_value(json_object_get(v, "rule")), json_integer_value(json_object_get(v, "waiting_s")),
-		       json_integer_value(json_object_get(v, "timeout_s")), json_string_value(json_object_get(v, "why")),
-		       json_string_value(json_object_get(v, "sql")));
+		       json_integer_value(json_object_get(v, "uid")), tj(v, "cgroup"), tj(v, "exe"), sub ? " sub " : "",
+		       sub ? tj(v, "sub") : "", tj(v, "rule"), json_integer_value(json_object_get(v, "waiting_s")),
+		       json_integer_value(json_object_get(v, "timeout_s")), tj(v, "why"), tj(v, "sql"));
+		if (json_object_get(v, "statement")) {
+			/* one execution of a prepared statement: its text above, its values here */
+			printf("    execution of prepared statement \"%s\" with parameters ", tj(v, "statement"));
+			print_values(json_object_get(v, "params"), json_object_get(v, "params_escaped"));
+			putchar('\n');
+		}
+		json_array_foreach(json_object_get(v, "prepared"), k, p) {
+			printf("    EXECUTE %s runs%s: %s\n", tj(p, "name"),
+			       json_is_true(json_object_get(p, "several")) ? " (the last of several prepared under that name)" : "",
+			       tj(p, "sql"));
+		}
+		tfree();
 	}
 	json_decref(rep);
 	return 0;
@@ -178,7 +284,7 @@ static int cmd_status(const char *sock, int as_json)
 		return 1;
 	json_object_del(rep, "ok");
 	if (as_json) {
-		json_dumpf(rep, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
+		json_dumpf(rep, stdout, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
 		putchar('\n');
 		json_decref(rep);
 		return 0;
@@ -188,25 +294,24 @@ static int cmd_status(const char *sock, int as_json)
 	       json_string_value(json_object_get(rep, "fail_mode")),
 	       json_string_value(json_object_get(rep, "bpffs_dir")));
 	printf("attached cgroups (%zu):\n", json_array_size(json_object_get(rep, "attached")));
-	json_array_foreach(json_object_get(rep, "attached"), i, v)
-		printf("  %s\n", json_string_value(json_object_get(v, "cgroup")));
+	json_array_foreach(json_object_get(rep, "attached"), i, v) {
+		printf("  %s\n", tj(v, "cgroup"));
+		tfree();
+	}
 	printf("connections (%zu):\n", json_array_size(json_object_get(rep, "connections")));
 	if (json_array_size(json_object_get(rep, "connections")))
 		printf("  %-6s %-8s %-6s %-24s %-22s %-10s %-10s %-32s %-16s %s\n", "ID", "PID", "UID", "CGROUP",
 		       "DST", "IN", "OUT", "EXE", "RULE", "SUB");
 	json_array_foreach(json_object_get(rep, "connections"), i, v) {
-		const char *rule = json_string_value(json_object_get(v, "rule"));
-		const char *sub = json_string_value(json_object_get(v, "sub"));
-
 		printf("  %-6lld %-8lld %-6lld %-24s %-22s %-10lld %-10lld %-32s %-16s %s\n",
 		       json_integer_value(json_object_get(v, "id")),
 		       json_integer_value(json_object_get(v, "pid")),
 		       json_integer_value(json_object_get(v, "uid")),
-		       json_string_value(json_object_get(v, "cgroup")),
-		       json_string_value(json_object_get(v, "dst")),
+		       tj(v, "cgroup"), tj(v, "dst"),
 		       json_integer_value(json_object_get(v, "bytes_in")),
 		       json_integer_value(json_object_get(v, "bytes_out")),
-		       json_string_value(json_object_get(v, "exe")), rule ? rule : "-", sub ? sub : "-");
+		       tj(v, "exe"), tj(v, "rule"), tj(v, "sub"));
+		tfree();
 	}
 	json_decref(rep);
 	return 0;
@@ -638,8 +743,9 @@ static int cmd_sessions(const char *config_path, int argc, char **argv)
 		claims = json_object_get(h, "claims");
 		if ((!cg || fnmatch(cg, jstr(h, "cgroup"), 0) == 0) && (!since || strcmp(day, since) >= 0) &&
 		    (!sub || fnmatch(sub, jstr(claims, "sub"), 0) == 0))
-			printf("%-34s %-20s %-8lld %-28s %-16s %s\n", jstr(h, "recording"), when,
-			       json_integer_value(json_object_get(h, "pid")), jstr(h, "cgroup"), jstr(h, "rule"), jstr(claims, "sub"));
+			printf("%-34s %-20s %-8lld %-28s %-16s %s\n", tj(h, "recording"), when,
+			       json_integer_value(json_object_get(h, "pid")), tj(h, "cgroup"), tj(h, "rule"), tj(claims, "sub"));
+		tfree();
 		json_decref(h);
 	}
 	free_recordings();
@@ -697,34 +803,38 @@ static int cmd_replay(const char *config_path, int argc, char **argv)
 		gmtime_r(&t, &tm);
 		strftime(when, sizeof(when), "%H:%M:%S", &tm);
 		if (!strcmp(type, "header"))
-			printf("%s.%03d session %lld: pid %lld uid %lld exe %s cgroup %s rule %s sub %s upstream %s role %s\n", when,
+			printf("%s.%03d session %lld: pid %lld uid %lld exe %s cgroup %s rule %s sub %s upstream %s role %s"
+			       " (client: comm %s user %s database %s application_name %s)\n", when,
 			       (int)((ts - (double)t) * 1000), json_integer_value(json_object_get(r, "session")),
 			       json_integer_value(json_object_get(r, "pid")), json_integer_value(json_object_get(r, "uid")),
-			       jstr(r, "exe"), jstr(r, "cgroup"), jstr(r, "rule"), jstr(json_object_get(r, "claims"), "sub"),
-			       jstr(r, "upstream"), jstr(r, "role"));
+			       tj(r, "exe"), tj(r, "cgroup"), tj(r, "rule"), tj(json_object_get(r, "claims"), "sub"),
+			       tj(r, "upstream"), tj(r, "role"), tj(r, "comm"), tj(r, "client_user"), tj(r, "database"),
+			       tj(r, "application_name"));
 		else if (!strcmp(type, "statement"))
-			printf("%s.%03d %s %s: %s%s%s%s%s%s\n", when, (int)((ts - (double)t) * 1000), jstr(r, "verdict"),
-			       jstr(r, "message"), jstr(r, "sql"), json_object_get(r, "classes") ? "  [" : "",
-			       json_object_get(r, "classes") ? jstr(r, "classes") : "", json_object_get(r, "classes") ? "]" : "",
-			       json_object_get(r, "msg") ? "  -- " : "", json_object_get(r, "msg") ? jstr(r, "msg") : "");
+			printf("%s.%03d %s %s: %s%s%s%s%s%s\n", when, (int)((ts - (double)t) * 1000), tj(r, "verdict"),
+			       tj(r, "message"), tj(r, "sql"), json_object_get(r, "classes") ? "  [" : "",
+			       json_object_get(r, "classes") ? tj(r, "classes") : "", json_object_get(r, "classes") ? "]" : "",
+			       json_object_get(r, "msg") ? "  -- " : "", json_object_get(r, "msg") ? tj(r, "msg") : "");
 		else if (!strcmp(type, "result"))
-			printf("%s.%03d   -> %s (%.1f ms)\n", when, (int)((ts - (double)t) * 1000), jstr(r, "tag"),
+			printf("%s.%03d   -> %s (%.1f ms)\n", when, (int)((ts - (double)t) * 1000), tj(r, "tag"),
 			       json_number_value(json_object_get(r, "ms")));
 		else if (!strcmp(type, "bind") || !strcmp(type, "row")) {
-			char *v = json_dumps(json_object_get(r, type[0] == 'b' ? "params" : "values"), JSON_COMPACT);
-
-			printf("%s.%03d   %s %s\n", when, (int)((ts - (double)t) * 1000), type[0] == 'b' ? "bind" : "row ",
-			       v ? v : "?");
-			free(v);
+			printf("%s.%03d   %s ", when, (int)((ts - (double)t) * 1000), type[0] == 'b' ? "bind" : "row ");
+			if (json_object_get(r, "bytes"))
+				printf("(%lld bytes, not recorded)", json_integer_value(json_object_get(r, "bytes")));
+			else
+				print_values(json_object_get(r, type[0] == 'b' ? "params" : "values"), json_object_get(r, "escaped"));
+			putchar('\n');
 		}
 		else if (!strcmp(type, "error"))
-			printf("%s.%03d   -> ERROR %s: %s\n", when, (int)((ts - (double)t) * 1000), jstr(r, "sqlstate"), jstr(r, "msg"));
+			printf("%s.%03d   -> ERROR %s: %s\n", when, (int)((ts - (double)t) * 1000), tj(r, "sqlstate"), tj(r, "msg"));
 		else if (!strcmp(type, "approval"))
 			printf("%s.%03d approval of request %lld: %s by %s\n", when, (int)((ts - (double)t) * 1000),
-			       json_integer_value(json_object_get(r, "request")), jstr(r, "decision"), jstr(r, "by"));
+			       json_integer_value(json_object_get(r, "request")), tj(r, "decision"), tj(r, "by"));
 		else if (!strcmp(type, "seal"))
-			printf("%s.%03d end: %s (%lld bytes in, %lld out)\n", when, (int)((ts - (double)t) * 1000), jstr(r, "reason"),
+			printf("%s.%03d end: %s (%lld bytes in, %lld out)\n", when, (int)((ts - (double)t) * 1000), tj(r, "reason"),
 			       json_integer_value(json_object_get(r, "bytes_in")), json_integer_value(json_object_get(r, "bytes_out")));
+		tfree();
 		json_decref(r);
 	}
 	free(line);

@@ -25,6 +25,7 @@
 #include "cgroup.h"
 #include "config.h"
 #include "control.h"
+#include "escape.h"
 #include "intercept.h"
 #include "log.h"
 #include "notify.h"
@@ -42,6 +43,7 @@ struct daemon {
 	int epfd;
 	struct ev_source ev_listener, ev_control, ev_signal, ev_timer;
 	int lfd, ctlfd, sigfd, tfd;
+	gid_t approvers_gid;            /* approvers_group, or (gid_t)-1 */
 };
 
 static void usage(FILE *out)
@@ -159,18 +161,22 @@ static json_t *on_status(void *arg)
 			continue;
 		memcpy(comm, s->origin.comm, PGT_COMM_LEN);
 		comm[PGT_COMM_LEN] = '\0';
-		c = json_pack("{s:I, s:s, s:I, s:I, s:I, s:s, s:s, s:s, s:I}",
+		/* comm, exe, cgroup, database and claims are the workload's choice: valid
+		 * UTF-8 for JSON (escape.h), escaped again by the CLI for the terminal */
+		c = json_pack("{s:I, s:s, s:I, s:I, s:I, s:o, s:o, s:o, s:I}",
 			      "id", (json_int_t)s->id, "state", state_name(s->state),
 			      "pid", (json_int_t)s->origin.tgid, "uid", (json_int_t)s->origin.uid,
-			      "gid", (json_int_t)s->origin.gid, "comm", comm, "exe", s->facts.exe,
-			      "cgroup", s->facts.cgroup, "cgroup_id", (json_int_t)s->origin.cgroup_id);
+			      "gid", (json_int_t)s->origin.gid, "comm", escape_json_str(comm), "exe", escape_json_str(s->facts.exe),
+			      "cgroup", escape_json_str(s->facts.cgroup), "cgroup_id", (json_int_t)s->origin.cgroup_id);
+		if (!c)
+			continue;
 		json_object_set_new(c, "exe_sha256", json_string(s->facts.exe_sha256));
 		json_object_set_new(c, "peer", json_string(addr_format(&s->peer, buf)));
 		json_object_set_new(c, "dst", json_string(addr_format(&s->dst, buf)));
 		if (s->upstream_name[0]) {
 			json_object_set_new(c, "upstream", json_string(s->upstream_name));
 			json_object_set_new(c, "role", json_string(s->role));
-			json_object_set_new(c, "database", json_string(s->database));
+			json_object_set_new(c, "database", escape_json_str(s->database));
 		}
 		if (s->rule[0])
 			json_object_set_new(c, "rule", json_string(s->rule));
@@ -179,8 +185,8 @@ static json_t *on_status(void *arg)
 		if (s->token_source)
 			json_object_set_new(c, "token", json_string(s->token_source));
 		if (s->token_iss[0]) {
-			json_object_set_new(c, "iss", json_string(s->token_iss));
-			json_object_set_new(c, "sub", json_string(s->token_sub));
+			json_object_set_new(c, "iss", escape_json_str(s->token_iss));
+			json_object_set_new(c, "sub", escape_json_str(s->token_sub));
 		}
 		json_object_set_new(c, "bytes_in", json_integer((json_int_t)s->bytes_c2u));
 		json_object_set_new(c, "bytes_out", json_integer((json_int_t)s->bytes_u2c));
@@ -203,23 +209,18 @@ static json_t *on_approvals(void *arg)
 }
 
 /* The approver: the control socket's peer, with its login uid (who ran sudo). */
-static int on_decide(void *arg, uint64_t id, bool approve, const char *reason, pid_t pid, uid_t uid, char *err)
+static int on_decide(void *arg, uint64_t id, bool approve, const char *reason, const struct control_peer *peer,
+		     char *err)
 {
 	struct daemon *d = arg;
-	char path[64], buf[32] = "", by[128];
-	FILE *f;
+	struct session_approver who = { (uint32_t)peer->uid, peer->loginuid, peer->root };
+	char by[128];
 
-	snprintf(path, sizeof(path), "/proc/%d/loginuid", (int)pid);
-	if ((f = fopen(path, "r"))) {
-		if (!fgets(buf, sizeof(buf), f))
-			buf[0] = '\0';
-		fclose(f);
-	}
-	if (buf[0] && strtoul(buf, NULL, 10) != 4294967295UL)
-		snprintf(by, sizeof(by), "uid %u (login uid %lu, pid %d)", (unsigned)uid, strtoul(buf, NULL, 10), (int)pid);
+	if (peer->loginuid != CONTROL_NO_LOGINUID)
+		snprintf(by, sizeof(by), "uid %u (login uid %u, pid %d)", (unsigned)peer->uid, peer->loginuid, (int)peer->pid);
 	else
-		snprintf(by, sizeof(by), "uid %u (pid %d)", (unsigned)uid, (int)pid);
-	return session_decide(&d->env, id, approve, reason, by, (uint32_t)uid, err, CONTROL_ERR_LEN);
+		snprintf(by, sizeof(by), "uid %u (pid %d)", (unsigned)peer->uid, (int)peer->pid);
+	return session_decide(&d->env, id, approve, reason, by, &who, err, CONTROL_ERR_LEN);
 }
 
 /* pgtether reload: as SIGHUP, but the caller learns the outcome. */
@@ -334,6 +335,8 @@ static int reload(struct daemon *d, char *why)
 		fixed = "bpffs_dir";
 	else if (!same_str(next.control_socket, d->cfg.control_socket))
 		fixed = "control_socket";
+	else if (!same_str(next.approvers_group ? next.approvers_group : "", d->cfg.approvers_group ? d->cfg.approvers_group : ""))
+		fixed = "approvers_group"; /* the socket's group is set when it is made */
 	else if (next.socket_mark != d->cfg.socket_mark)
 		fixed = "socket_mark";
 	if (fixed) {
@@ -397,7 +400,12 @@ static int start(struct daemon *d)
 		log_error("start", "cannot open NETLINK_SOCK_DIAG: %s", strerror(-r));
 		return r;
 	}
-	d->ctlfd = control_listen(d->cfg.control_socket, err);
+	d->approvers_gid = (gid_t)-1;
+	if (d->cfg.approvers_group && (r = control_group_gid(d->cfg.approvers_group, &d->approvers_gid, err)) < 0) {
+		log_error("start", "%s", err);
+		return r;
+	}
+	d->ctlfd = control_listen(d->cfg.control_socket, d->approvers_gid, err);
 	if (d->ctlfd < 0) {
 		log_error("start", "%s", err);
 		return d->ctlfd;
@@ -460,7 +468,8 @@ static int start(struct daemon *d)
 /* Returns when a terminating signal arrives. */
 static void run(struct daemon *d)
 {
-	const struct control_handlers h = { d, on_attach, on_detach, on_status, on_reload, on_approvals, on_decide };
+	const struct control_handlers h = { d, d->approvers_gid != (gid_t)-1, d->approvers_gid, on_attach, on_detach,
+					    on_status, on_reload, on_approvals, on_decide };
 	struct epoll_event events[256];
 
 	for (;;) {

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "b64url.h"
+#include "escape.h"
 #include "log.h"
 #include "sockdiag.h"
 
@@ -84,13 +85,16 @@ static int rec_open(struct session_env *env, struct session *s, char *why, size_
 		return 0;
 	memcpy(comm, s->origin.comm, PGT_COMM_LEN);
 	comm[PGT_COMM_LEN] = '\0';
-	h = json_pack("{s:I, s:I, s:I, s:I, s:s, s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}",
+	/* what the workload chose (comm, exe, cgroup, database, user, application_name)
+	 * escaped when not UTF-8 (escape.h): the identity is never lost from the header */
+	h = json_pack("{s:I, s:I, s:I, s:I, s:o, s:o, s:s, s:o, s:I, s:s, s:s, s:s, s:o, s:s, s:s, s:o, s:o}",
 		      "session", (json_int_t)s->id, "pid", (json_int_t)s->origin.tgid, "uid", (json_int_t)s->origin.uid,
-		      "gid", (json_int_t)s->origin.gid, "comm", comm, "exe", s->facts.exe, "exe_sha256", s->facts.exe_sha256,
-		      "cgroup", s->facts.cgroup, "cgroup_id", (json_int_t)s->origin.cgroup_id,
-		      "peer", addr_format(&s->peer, buf), "upstream", s->upstream_name, "role", s->role,
-		      "database", s->database, "rule", s->rule, "token", s->token_source ? s->token_source : "none",
-		      "client_user", s->client_user, "application_name", s->client_app);
+		      "gid", (json_int_t)s->origin.gid, "comm", escape_json_str(comm), "exe", escape_json_str(s->facts.exe),
+		      "exe_sha256", s->facts.exe_sha256, "cgroup", escape_json_str(s->facts.cgroup),
+		      "cgroup_id", (json_int_t)s->origin.cgroup_id, "peer", addr_format(&s->peer, buf),
+		      "upstream", s->upstream_name, "role", s->role, "database", escape_json_str(s->database),
+		      "rule", s->rule, "token", s->token_source ? s->token_source : "none",
+		      "client_user", escape_json_str(s->client_user), "application_name", escape_json_str(s->client_app));
 	if (h) {
 		json_object_set_new(h, "dst", json_string(addr_format(&s->dst, buf)));
 		if (s->claims)
@@ -321,6 +325,8 @@ void session_reap(struct session_env *env)
 		scram_client_release(&s->scram);
 		json_decref(s->claims);
 		free(s->held_sql);
+		json_decref(s->held_extra);
+		prepared_release(&s->stmts);
 		if (s->c2u.data != s->base)
 			free(s->c2u.data);
 		if (s->u2c.data != s->base + SESSION_BUF)
@@ -531,10 +537,11 @@ static const struct policy_rule *session_rule(struct session_env *env, struct se
  * leaves its SQLSTATE and message in sqlstate and msg.
  */
 static enum policy_verdict check_statement(struct session_env *env, struct session *s, const char *sql, size_t len,
-					   char *sqlstate, char *msg, size_t cap, bool *touches_masked)
+					   const char *parse_name, char *sqlstate, char *msg, size_t cap, bool *touches_masked,
+					   json_t **ret_extra)
 {
 	const struct policy_rule *r = session_rule(env, s);
-	struct sqlclass_result tmp = { 0 };
+	struct sqlclass_result tmp = { 0 }, merged;
 	const struct sqlclass_result *c;
 	enum policy_verdict v;
 	char why[300];
@@ -568,6 +575,24 @@ static enum policy_verdict check_statement(struct session_env *env, struct sessi
 		sqlclass_release(&tmp);
 		return POLICY_DENY;
 	}
+	if (c->n_executes) {
+		/* an EXECUTE runs what was prepared under its name: decided as that */
+		merged = *c; /* shallow: only its classes change */
+		for (size_t i = 0; i < c->n_executes; i++) {
+			struct prepared_view pv;
+
+			rc = prepared_resolve(&s->stmts, c->executes[i], false, &pv);
+			if (rc < 0 && r->statements.approve) {
+				snprintf(msg, cap, "pgtether: EXECUTE %s: %s, and rule '%s' holds statements for approval, so it is denied",
+					 c->executes[i], rc == -ENOENT ? "pgtether did not see that statement prepared in this session"
+					 : "what it runs cannot be followed", r->name);
+				sqlclass_release(&tmp);
+				return POLICY_DENY;
+			}
+			merged.classes |= rc == 0 ? pv.classes : 0;
+		}
+		c = &merged;
+	}
 	s->stmt_classes = c->classes;
 	v = policy_statement_verdict(r, c, why, sizeof(why));
 	if (v != POLICY_DENY && s->read_only && c->sets_read_write) {
@@ -578,6 +603,41 @@ static enum policy_verdict check_statement(struct session_env *env, struct sessi
 	if (v != POLICY_DENY && r->n_masks && maskset_leak(&s->masks, r, c, why, sizeof(why)))
 		v = POLICY_DENY;
 	*touches_masked = r->n_masks && maskset_touches(&s->masks, r, c);
+	if (v != POLICY_DENY) {
+		/* what may now be prepared under a name (-ENOSPC: it stays unknown) */
+		if (parse_name)
+			prepared_note(&s->stmts, parse_name, c, sql, len);
+		for (size_t i = 0; i < c->n_prepares; i++)
+			prepared_note(&s->stmts, c->prepares[i], c, sql, len);
+	}
+	if (v == POLICY_APPROVE && len > SESSION_MAX_SHOWN) {
+		snprintf(msg, cap, "pgtether: the statement is %zu bytes long, more than an approver is shown (%u), so it is denied (%s)",
+			 len, SESSION_MAX_SHOWN, why);
+		sqlclass_release(&tmp);
+		return POLICY_DENY;
+	}
+	if (v == POLICY_APPROVE && c->n_executes && (*ret_extra = json_pack("{s:[]}", "prepared"))) {
+		/* the approver sees what each EXECUTE runs too */
+		for (size_t i = 0; i < c->n_executes; i++) {
+			struct prepared_view pv;
+			bool escaped = false;
+			json_t *one;
+
+			if (prepared_resolve(&s->stmts, c->executes[i], false, &pv) < 0 || !pv.text) {
+				snprintf(msg, cap, "pgtether: %s, but what EXECUTE %s runs was not kept to be shown to an approver, so it is denied",
+					 why, c->executes[i]);
+				json_decref(*ret_extra);
+				*ret_extra = NULL;
+				sqlclass_release(&tmp);
+				return POLICY_DENY;
+			}
+			one = json_pack("{s:o, s:o, s:b}", "name", escape_json_str(c->executes[i]), "sql",
+					escape_json(pv.text, pv.text_len, &escaped), "several", pv.several);
+			if (one && escaped)
+				json_object_set_new(one, "sql_escaped", json_true());
+			json_array_append_new(json_object_get(*ret_extra, "prepared"), one);
+		}
+	}
 	sqlclass_release(&tmp);
 	if (v == POLICY_APPROVE) {
 		s->held_timeout = r->statements.approval_timeout;
@@ -606,7 +666,8 @@ static int substitute_sentinel(struct session_env *env, struct session *s, size_
 	/* After the first error of an extended-query batch the server discards all up
 	 * to Sync: a later denied Parse of the batch is never answered, and needs no
 	 * room of its own (a pipeline of a hundred denied inserts is one error). */
-	bool answered = !(b->data[start] == 'P' && s->batch_denied);
+	bool bind = b->data[start] == 'B';
+	bool answered = !((b->data[start] == 'P' || bind) && s->batch_denied);
 
 	if (answered && s->sentinels_out >= SESSION_MAX_DENIALS)
 		return -ENOBUFS;
@@ -616,9 +677,17 @@ static int substitute_sentinel(struct session_env *env, struct session *s, size_
 		snprintf(s->denials[slot].msg, sizeof(s->denials[slot].msg), "%s", msg);
 	}
 	snprintf(sql, sizeof(sql), "%s%u", env->sentinel_tag, answered ? s->denial_seq++ : s->denial_seq - 1);
-	m[n++] = b->data[start];
+	m[n++] = bind ? 'P' : b->data[start];
 	n += 4;
-	if (m[0] == 'P') {
+	if (bind) {
+		/* a denied Bind becomes a Parse that fails under a name nobody uses: the
+		 * server answers it as a failed Bind and creates nothing, not even the
+		 * unnamed statement is touched */
+		name_len = strlen(sql);
+		memcpy(m + n, sql, name_len);
+		n += name_len;
+		m[n++] = '\0';
+	} else if (m[0] == 'P') {
 		/* keep the statement name: the server must not create it either */
 		name_len = strnlen((char *)b->data + start + 5, mlen - 5);
 		if (name_len >= 128)
@@ -651,16 +720,20 @@ static int substitute_sentinel(struct session_env *env, struct session *s, size_
 static int rec_statement(struct session_env *env, struct session *s, uint8_t type, const char *sql, size_t len,
 			 enum policy_verdict v, const char *sqlstate, const char *msg)
 {
-	size_t keep = len < 65536 ? len : 65536;
+	bool escaped = false;
 	json_t *ev;
 
 	if (!s->rec)
 		return 0;
-	ev = json_pack("{s:s, s:s}", "message", type == 'Q' ? "query" : "parse", "verdict",
+	ev = json_pack("{s:s, s:s}", "message", type == 'Q' ? "query" : type == 'B' ? "bind" : "parse", "verdict",
 		       v == POLICY_ALLOW ? "allow" : v == POLICY_DENY ? "deny" : "held");
 	if (!ev)
 		return -ENOMEM;
-	json_object_set_new(ev, "sql", json_stringn(sql, keep)); /* null when not UTF-8 */
+	/* whole (the caller bounds it by max_statement_bytes); bytes that are not UTF-8
+	 * escaped, and said so (escape.h) */
+	json_object_set_new(ev, "sql", escape_json(sql, len, &escaped));
+	if (escaped)
+		json_object_set_new(ev, "sql_escaped", json_true());
 	json_object_set_new(ev, "rule", json_string(s->rule));
 	if (s->stmt_classes) {
 		char names[256];
@@ -668,17 +741,15 @@ static int rec_statement(struct session_env *env, struct session *s, uint8_t typ
 		sqlclass_format(s->stmt_classes, names, sizeof(names));
 		json_object_set_new(ev, "classes", json_string(names));
 	}
-	if (keep < len)
-		json_object_set_new(ev, "sql_bytes", json_integer((json_int_t)len));
 	if (v == POLICY_DENY) {
 		json_object_set_new(ev, "sqlstate", json_string(sqlstate));
-		json_object_set_new(ev, "msg", json_string(msg));
+		json_object_set_new(ev, "msg", escape_json_str(msg));
 	} else if (v == POLICY_APPROVE) {
 		json_object_set_new(ev, "request", json_integer((json_int_t)s->held_id));
-		json_object_set_new(ev, "why", json_string(msg));
+		json_object_set_new(ev, "why", escape_json_str(msg));
 	}
 	clock_gettime(CLOCK_MONOTONIC, &s->stmt_t0);
-	if (v == POLICY_ALLOW && env->cfg && s->rule[0]) {
+	if (v == POLICY_ALLOW && type != 'B' && env->cfg && s->rule[0]) {
 		const struct policy_rule *r = session_rule(env, s);
 
 		s->rows_to_record = r && r->record_results ? 100 : 0;
@@ -713,16 +784,17 @@ static void rec_server_message(struct session_env *env, struct session *s, const
 	ev = json_pack("{s:f}", "ms", ms);
 	while (ev && p < end && *p) {
 		if (*p == 'C')
-			json_object_set_new(ev, "sqlstate", json_string(p + 1));
+			json_object_set_new(ev, "sqlstate", escape_json_str(p + 1));
 		else if (*p == 'M')
-			json_object_set_new(ev, "msg", json_string(p + 1));
+			json_object_set_new(ev, "msg", escape_json_str(p + 1)); /* it may quote the statement */
 		p += strlen(p) + 1;
 	}
 	rec_event(env, s, "error", ev, false);
 }
 
 /* Holds the statement now at c_scan for approval and tells the client how to get it. */
-static void hold(struct session_env *env, struct session *s, const char *sql, size_t len, const char *why)
+static void hold(struct session_env *env, struct session *s, const char *sql, size_t len, const char *why,
+		 json_t *extra)
 {
 	char text[500];
 	struct logline l;
@@ -731,8 +803,16 @@ static void hold(struct session_env *env, struct session *s, const char *sql, si
 	s->held_since = time(NULL);
 	s->held_decision = 0;
 	snprintf(s->held_why, sizeof(s->held_why), "%s", why);
+	/* whole: the approver sees everything that runs (check_statement bounds it) */
 	free(s->held_sql);
-	s->held_sql = strndup(sql, len < 4096 ? len : 4096);
+	s->held_sql = malloc(len + 1);
+	s->held_len = s->held_sql ? len : 0;
+	if (s->held_sql) {
+		memcpy(s->held_sql, sql, len);
+		s->held_sql[len] = '\0';
+	}
+	json_decref(s->held_extra);
+	s->held_extra = extra;
 	snprintf(text, sizeof(text), "pgtether: statement held for approval as request %llu (%s): pgtether approve %llu",
 		 (unsigned long long)s->held_id, why, (unsigned long long)s->held_id);
 	s->notice_len = pgwire_error_response(s->notice, sizeof(s->notice), "NOTICE", "01000", text, NULL);
@@ -750,6 +830,170 @@ static void hold(struct session_env *env, struct session *s, const char *sql, si
 	log_str(&l, "why", why);
 	log_u64(&l, "timeout_s", s->held_timeout);
 	log_end(&l, LOG_LEVEL_WARN);
+}
+
+/* The decision on the held statement, now that there is one: it runs (allow) or
+ * fails with the approver's reason; nothing is held any more. */
+static enum policy_verdict held_outcome(struct session *s, char *sqlstate, char *msg, size_t cap)
+{
+	enum policy_verdict v = s->held_decision > 0 ? POLICY_ALLOW : POLICY_DENY;
+
+	strcpy(sqlstate, "42501");
+	snprintf(msg, cap, "%s", s->held_msg);
+	s->held_id = 0;
+	s->held_decision = 0;
+	free(s->held_sql);
+	s->held_sql = NULL;
+	s->held_len = 0;
+	json_decref(s->held_extra);
+	s->held_extra = NULL;
+	return v;
+}
+
+/* Whether Binds are decided: only a rule that holds statements for approval needs
+ * it (each execution of a statement is approved on its own). */
+static bool bind_checked(struct session_env *env, struct session *s)
+{
+	const struct policy_rule *r = s->rule[0] ? session_rule(env, s) : NULL;
+
+	return r && r->statements.set && r->statements.approve;
+}
+
+/*
+ * The parameters of a whole Bind body as JSON: text format as text (escape_bytes
+ * when not UTF-8, its index then in *ret_escaped), binary as "\x" and hex, NULL as
+ * null; "****" for each when masked. Its statement name in *ret_stmt. NULL when the
+ * body is malformed or out of memory.
+ */
+static json_t *bind_params(const uint8_t *body, size_t blen, bool masked, json_t **ret_escaped, const char **ret_stmt,
+			   size_t *ret_stmt_len)
+{
+	const uint8_t *p = body, *end = body + blen, *fmts;
+	size_t portal = strnlen((const char *)p, blen), stmt_len;
+	const char *stmt;
+	unsigned nfmt, nparams;
+	json_t *params, *escaped;
+
+	if (portal >= blen)
+		return NULL;
+	stmt = (const char *)p + portal + 1;
+	stmt_len = strnlen(stmt, (size_t)(end - (const uint8_t *)stmt));
+	p = (const uint8_t *)stmt + stmt_len + 1;
+	if (p + 2 > end)
+		return NULL;
+	nfmt = (unsigned)(p[0] << 8 | p[1]);
+	fmts = p + 2;
+	p += 2 + 2 * (size_t)nfmt;
+	if (p + 2 > end)
+		return NULL;
+	nparams = (unsigned)(p[0] << 8 | p[1]);
+	p += 2;
+	if (!(params = json_array()) || !(escaped = json_array())) {
+		json_decref(params);
+		return NULL;
+	}
+	for (unsigned i = 0; i < nparams; i++) {
+		int32_t len;
+		int fmt = nfmt == 0 ? 0 : (fmts[2 * (nfmt == 1 ? 0 : i) + 1] != 0);
+		bool esc = false;
+		json_t *v;
+
+		if (p + 4 > end || (nfmt > 1 && i >= nfmt))
+			break;
+		len = (int32_t)pgwire_get32(p);
+		p += 4;
+		if (len > end - p)
+			break;
+		if (len < 0) {
+			v = json_null();
+		} else if (masked) {
+			v = json_string("****");
+		} else if (fmt == 0) {
+			v = escape_json((const char *)p, (size_t)len, &esc);
+		} else {
+			char *hex = malloc(2 * (size_t)len + 3);
+
+			if (hex) {
+				hex[0] = '\\';
+				hex[1] = 'x';
+				hex_encode(p, (size_t)len, hex + 2);
+			}
+			v = hex ? json_string(hex) : NULL;
+			free(hex);
+		}
+		json_array_append_new(params, v);
+		if (esc)
+			json_array_append_new(escaped, json_integer(i));
+		if (len > 0)
+			p += len;
+	}
+	*ret_escaped = escaped;
+	*ret_stmt = stmt;
+	*ret_stmt_len = stmt_len;
+	return params;
+}
+
+/*
+ * The verdict on one execution of a prepared statement: the Bind at body. A
+ * statement that needs approval is held here, with its text and parameters, each
+ * time; one pgtether cannot follow is denied (the rule holds statements for
+ * approval: bind_checked).
+ */
+static enum policy_verdict check_bind(struct session_env *env, struct session *s, const uint8_t *body, size_t blen,
+				      char *sqlstate, char *msg, size_t cap)
+{
+	const struct policy_rule *r = session_rule(env, s);
+	struct sqlclass_result c = { 0 };
+	struct prepared_view pv = { 0 };
+	json_t *params, *escaped = NULL, *extra;
+	const char *stmt = "";
+	size_t stmt_len = 0;
+	enum policy_verdict v;
+	char why[300];
+	int rc;
+
+	strcpy(sqlstate, "42501");
+	params = bind_params(body, blen, false, &escaped, &stmt, &stmt_len);
+	if (!params) {
+		snprintf(msg, cap, "pgtether: a Bind message that cannot be read is denied");
+		return POLICY_DENY;
+	}
+	rc = prepared_resolve(&s->stmts, stmt, true, &pv);
+	if (rc < 0) {
+		snprintf(msg, cap, "pgtether: statement \"%.64s\": %s, and rule '%s' holds statements for approval, so its execution is denied",
+			 stmt, rc == -ENOENT ? "pgtether did not see it prepared in this session" : "what it runs cannot be followed",
+			 r->name);
+		v = POLICY_DENY;
+	} else {
+		c.classes = pv.classes;
+		v = policy_statement_verdict(r, &c, why, sizeof(why));
+		if (v == POLICY_DENY)
+			snprintf(msg, cap, "pgtether: %s", why);
+		else if (v == POLICY_APPROVE && !pv.text) {
+			snprintf(msg, cap, "pgtether: %s, but the statement's text was not kept to be shown to an approver, so it is denied", why);
+			v = POLICY_DENY;
+		}
+	}
+	if (v == POLICY_APPROVE) {
+		s->stmt_classes = c.classes;
+		s->held_timeout = r->statements.approval_timeout;
+		snprintf(msg, cap, "%s%s", why, pv.several ? "; several statements were prepared under its name in this session, the last is shown" : "");
+		extra = json_pack("{s:o, s:o, s:o}", "statement", escape_json(stmt, stmt_len, NULL), "params", params,
+				  "params_escaped", escaped);
+		hold(env, s, pv.text, pv.text_len, msg, extra);
+	} else {
+		json_decref(params);
+		json_decref(escaped);
+	}
+	if (v != POLICY_ALLOW && rec_statement(env, s, 'B', pv.text ? pv.text : "", pv.text ? pv.text_len : 0, v, sqlstate, msg) < 0 && v == POLICY_APPROVE) {
+		/* not recorded: not run */
+		s->held_id = 0;
+		s->notice_len = 0;
+		snprintf(msg, cap, "pgtether: the statement cannot be recorded, so it is not run");
+		strcpy(sqlstate, "53100");
+		v = POLICY_DENY;
+	}
+	return v;
 }
 
 /* The part of the session's own allocation that is b's when b is not grown. */
@@ -1023,48 +1267,24 @@ static json_t *rec_value(const uint8_t *v, int32_t len, int format, size_t max)
 static void rec_bind(struct session_env *env, struct session *s, const struct policy_rule *masking, const uint8_t *body,
 		     size_t blen)
 {
-	const uint8_t *p = body, *end = body + blen, *fmts;
-	size_t portal = strnlen((const char *)p, blen), stmt_len;
+	size_t portal = strnlen((const char *)body, blen), stmt_len;
 	const char *stmt;
-	unsigned nfmt, nparams;
 	bool masked = masking && masking->n_masks;
-	json_t *params;
+	json_t *params, *escaped, *ev;
 
 	if (portal >= blen)
 		return;
-	stmt = (const char *)p + portal + 1;
-	stmt_len = strnlen(stmt, (size_t)(end - (const uint8_t *)stmt));
-	p = (const uint8_t *)stmt + stmt_len + 1;
-	if (p + 2 > end)
-		return;
+	stmt = (const char *)body + portal + 1;
 	for (unsigned i = 0; masked && i < 16; i++)
-		if (s->prepared[i].used && !strcmp(s->prepared[i].name, stmt) && !s->prepared[i].masked)
+		if (s->prepared[i].used && !strncmp(s->prepared[i].name, stmt, blen - portal - 1) && !s->prepared[i].masked)
 			masked = false; /* known, and it names no masked table */
-	nfmt = (unsigned)(p[0] << 8 | p[1]);
-	fmts = p + 2;
-	p += 2 + 2 * (size_t)nfmt;
-	if (p + 2 > end)
+	if (!(params = bind_params(body, blen, masked, &escaped, &stmt, &stmt_len)))
 		return;
-	nparams = (unsigned)(p[0] << 8 | p[1]);
-	p += 2;
-	if (!(params = json_array()))
-		return;
-	for (unsigned i = 0; i < nparams && i < 64; i++) {
-		int32_t len;
-		int fmt = nfmt == 0 ? 0 : (fmts[2 * (nfmt == 1 ? 0 : i) + 1] != 0);
-
-		if (p + 4 > end || (nfmt > 1 && i >= nfmt))
-			break;
-		len = (int32_t)pgwire_get32(p);
-		p += 4;
-		if (len > end - p)
-			break;
-		json_array_append_new(params, masked && len >= 0 ? json_string("****") : rec_value(p, len, fmt, 1024));
-		if (len > 0)
-			p += len;
-	}
-	rec_event(env, s, "bind", json_pack("{s:s%, s:o, s:b}", "statement", stmt, stmt_len, "params", params, "masked",
-					    masked), false);
+	ev = json_pack("{s:o, s:o, s:b}", "statement", escape_json(stmt, stmt_len, NULL), "params", params, "masked", masked);
+	if (ev && json_array_size(escaped))
+		json_object_set(ev, "escaped", escaped);
+	json_decref(escaped);
+	rec_event(env, s, "bind", ev, false);
 }
 
 /* Records a result row as the client gets it (after masking), within the budget
@@ -1528,6 +1748,7 @@ static int client_filter(struct session_env *env, struct session *s)
 			char sqlstate[6], msg[400];
 			size_t sql_len;
 			bool touches = masking != NULL; /* a held statement: as if it did */
+			json_t *extra = NULL;
 
 			if (b->len - start < mlen) {
 				if (h.body_len > env->cfg->max_statement_bytes + 256u) {
@@ -1555,20 +1776,20 @@ static int client_filter(struct session_env *env, struct session *s)
 
 			if (s->held_id) {
 				/* decided: the held statement runs or fails */
-				v = s->held_decision > 0 ? POLICY_ALLOW : POLICY_DENY;
-				strcpy(sqlstate, "42501");
-				snprintf(msg, sizeof(msg), "%s", s->held_msg);
-				s->held_id = 0;
-				s->held_decision = 0;
-				free(s->held_sql);
-				s->held_sql = NULL;
+				v = held_outcome(s, sqlstate, msg, sizeof(msg));
 			} else {
-				v = check_statement(env, s, sql, sql_len, sqlstate, msg, sizeof(msg), &touches);
+				v = check_statement(env, s, sql, sql_len,
+						    h.type == 'P' ? (const char *)b->data + start + PGWIRE_HEADER : NULL,
+						    sqlstate, msg, sizeof(msg), &touches, &extra);
 			}
 			if (h.type == 'P' && masking)
 				remember_prepared(s, (const char *)b->data + start + PGWIRE_HEADER, touches);
+			if (h.type == 'P' && v == POLICY_APPROVE)
+				v = POLICY_ALLOW; /* a Parse runs nothing: each Bind of it is held (one approval, one execution) */
 			if (v == POLICY_APPROVE)
-				hold(env, s, sql, sql_len, msg);
+				hold(env, s, sql, sql_len, msg, extra);
+			else
+				json_decref(extra);
 			if (rec_statement(env, s, h.type, sql, sql_len, v, sqlstate, msg) < 0 && v != POLICY_DENY) {
 				v = POLICY_DENY;
 				strcpy(sqlstate, "53100");
@@ -1605,6 +1826,7 @@ static int client_filter(struct session_env *env, struct session *s)
 				pos = start + (size_t)r;
 			}
 			if (h.type == 'Q') {
+				prepared_end_batch(&s->stmts, !s->c_unsynced);
 				s->c_unsynced = false;
 				s->batch_denied = false;
 				if ((r = pending_push(s, 'Q')) < 0 || (r = sync_point(s, masking, 'Q')) < 0)
@@ -1613,26 +1835,49 @@ static int client_filter(struct session_env *env, struct session *s)
 				s->c_unsynced = true;
 			}
 		} else if (h.type == 'Q' || h.type == 'S') {
+			prepared_end_batch(&s->stmts, h.type == 'Q' && !s->c_unsynced);
 			s->c_unsynced = false;
 			s->batch_denied = false;
 			if ((r = pending_push(s, h.type)) < 0 || (r = sync_point(s, masking, h.type)) < 0)
 				return r;
-		} else if (h.type == 'B' && s->rec) {
+		} else if (h.type == 'B' && (s->rec || bind_checked(env, s))) {
 			size_t mlen = PGWIRE_HEADER + (size_t)h.body_len;
+			bool check = bind_checked(env, s);
 
 			s->c_unsynced = true;
-			if (h.body_len > 65536) {
+			if (h.body_len > env->cfg->max_statement_bytes + 256u && !check) {
 				rec_event(env, s, "bind", json_pack("{s:I}", "bytes", (json_int_t)h.body_len), false);
 				continue; /* too long to hold for the record: its size only */
 			}
+			if (h.body_len > env->cfg->max_statement_bytes + 256u)
+				return -EMSGSIZE; /* too long to hold for a check */
 			if (b->len - start < mlen) {
 				if ((r = c2u_reserve(s, start, mlen)) < 0)
 					return r;
 				pos = rescan_from(s, start);
 				break;
 			}
-			rec_bind(env, s, masking, b->data + start + PGWIRE_HEADER, h.body_len);
 			s->cscan.remaining = 0;
+			if (check) {
+				char sqlstate[6], msg[400];
+				enum policy_verdict v = s->held_id ? held_outcome(s, sqlstate, msg, sizeof(msg))
+								   : check_bind(env, s, b->data + start + PGWIRE_HEADER,
+										h.body_len, sqlstate, msg, sizeof(msg));
+
+				if (v == POLICY_APPROVE) {
+					s->cscan.have = 0;
+					pos = start;
+					break;
+				}
+				if (v == POLICY_DENY) {
+					if ((r = substitute_sentinel(env, s, start, mlen, sqlstate, msg)) < 0)
+						return r;
+					pos = start + (size_t)r;
+					continue;
+				}
+			}
+			if (s->rec)
+				rec_bind(env, s, masking, b->data + start + PGWIRE_HEADER, h.body_len);
 			pos = start + mlen;
 		} else if (strchr("PBEDCH", h.type)) {
 			s->c_unsynced = true;
@@ -2546,7 +2791,7 @@ static void handle_cancel(struct session_env *env, struct session *s, const uint
 		char err[160];
 
 		session_free(env, s);
-		session_decide(env, t->held_id, false, NULL, "a cancel request from the client", UINT32_MAX, err, sizeof(err));
+		session_decide(env, t->held_id, false, NULL, "a cancel request from the client", NULL, err, sizeof(err));
 		return;
 	}
 	s->cancel_pid = t->up_pid;
@@ -3284,7 +3529,7 @@ void session_tick(struct session_env *env)
 			 time(NULL) - s->held_since >= (time_t)s->held_timeout) {
 			char err[160];
 
-			session_decide(env, s->held_id, false, NULL, NULL, UINT32_MAX, err, sizeof(err));
+			session_decide(env, s->held_id, false, NULL, NULL, NULL, err, sizeof(err));
 		} else if (s->state == SESSION_RELAYING && s->draining &&
 			 time(NULL) - s->drain_started >= SESSION_REFUSE_TIMEOUT_S)
 			session_close(env, s, s->refuse_msg);
@@ -3304,27 +3549,37 @@ json_t *session_approvals(struct session_env *env)
 	time_t now = time(NULL);
 
 	for (struct session *s = env->head; s && list; s = s->next) {
+		bool escaped = false;
 		json_t *a;
 
 		if (!s->held_id || s->held_decision)
 			continue;
-		a = json_pack("{s:I, s:I, s:I, s:I, s:s, s:s, s:s, s:s, s:s, s:I, s:I}", "request", (json_int_t)s->held_id,
+		/* every string a workload chose: valid UTF-8 for JSON, escaped when not;
+		 * the CLI escapes them again for the terminal */
+		a = json_pack("{s:I, s:I, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:I, s:I}", "request", (json_int_t)s->held_id,
 			      "session", (json_int_t)s->id, "pid", (json_int_t)s->origin.tgid, "uid", (json_int_t)s->origin.uid,
-			      "cgroup", s->facts.cgroup, "exe", s->facts.exe, "rule", s->rule, "why", s->held_why,
-			      "sql", s->held_sql ? s->held_sql : "", "waiting_s", (json_int_t)(now - s->held_since),
-			      "timeout_s", (json_int_t)s->held_timeout);
+			      "cgroup", escape_json_str(s->facts.cgroup), "exe", escape_json_str(s->facts.exe),
+			      "rule", escape_json_str(s->rule), "why", escape_json_str(s->held_why),
+			      "sql", escape_json(s->held_sql ? s->held_sql : "", s->held_len, &escaped),
+			      "waiting_s", (json_int_t)(now - s->held_since), "timeout_s", (json_int_t)s->held_timeout);
+		if (a && escaped)
+			json_object_set_new(a, "sql_escaped", json_true());
+		if (a && s->held_extra)
+			json_object_update(a, s->held_extra);
 		if (a && s->token_sub[0])
-			json_object_set_new(a, "sub", json_string(s->token_sub));
-		json_array_append_new(list, a);
+			json_object_set_new(a, "sub", escape_json_str(s->token_sub));
+		if (a)
+			json_array_append_new(list, a);
 	}
 	return list;
 }
 
 int session_decide(struct session_env *env, uint64_t id, bool approve, const char *reason, const char *by,
-		   uint32_t approver_uid, char *err, size_t errlen)
+		   const struct session_approver *who, char *err, size_t errlen)
 {
 	struct session *s;
 	struct logline l;
+	json_t *ev;
 
 	for (s = env->head; s; s = s->next)
 		if (s->held_id == id && !s->held_decision && s->state == SESSION_RELAYING)
@@ -3333,9 +3588,12 @@ int session_decide(struct session_env *env, uint64_t id, bool approve, const cha
 		snprintf(err, errlen, "no statement waits as request %llu", (unsigned long long)id);
 		return -ENOENT;
 	}
-	if (by && approve && approver_uid == s->origin.uid) {
-		snprintf(err, errlen, "request %llu was made by uid %u, which cannot approve its own request",
-			 (unsigned long long)id, approver_uid);
+	/* approvers are people other than the workload; denying is always allowed (the
+	 * workload could cancel its own statement anyway) */
+	if (who && approve && !who->root && (who->uid == s->origin.uid || (who->loginuid && who->loginuid == s->origin.uid))) {
+		snprintf(err, errlen, "request %llu was made by uid %u, which cannot approve its own request%s",
+			 (unsigned long long)id, s->origin.uid,
+			 who->uid == s->origin.uid ? "" : " (you logged in as that uid)");
 		return -EPERM;
 	}
 	s->held_decision = approve ? 1 : -1;
@@ -3352,12 +3610,23 @@ int session_decide(struct session_env *env, uint64_t id, bool approve, const cha
 	log_str(&l, "rule", s->rule);
 	log_str(&l, "decision", !by ? "timeout" : approve ? "approved" : "denied");
 	log_str(&l, "by", by ? by : "timeout");
+	if (who) {
+		log_u64(&l, "approver_uid", who->uid);
+		if (who->loginuid != UINT32_MAX)
+			log_u64(&l, "approver_loginuid", who->loginuid);
+	}
 	if (reason && *reason)
 		log_str(&l, "reason", reason);
 	log_end(&l, LOG_LEVEL_INFO);
-	rec_event(env, s, "approval", json_pack("{s:I, s:s, s:s, s:s}", "request", (json_int_t)id, "decision",
-						!by ? "timeout" : approve ? "approved" : "denied", "by", by ? by : "timeout",
-						"reason", reason ? reason : ""), true);
+	ev = json_pack("{s:I, s:s, s:s, s:o}", "request", (json_int_t)id, "decision",
+		       !by ? "timeout" : approve ? "approved" : "denied", "by", by ? by : "timeout",
+		       "reason", escape_json_str(reason ? reason : ""));
+	if (ev && who) {
+		json_object_set_new(ev, "approver_uid", json_integer(who->uid));
+		json_object_set_new(ev, "approver_loginuid",
+				    who->loginuid != UINT32_MAX ? json_integer(who->loginuid) : json_null());
+	}
+	rec_event(env, s, "approval", ev, true);
 	/* go on from the held statement, as if its bytes had just arrived */
 	relay_event(env, s, &s->client, EPOLLIN);
 	return 0;

@@ -30,6 +30,7 @@
 #include "intercept.h"
 #include "maskset.h"
 #include "pgwire.h"
+#include "prepared.h"
 #include "record.h"
 #include "sqlclass.h"
 #include "scram.h"
@@ -41,6 +42,8 @@
 #define SESSION_MAX_PENDING 4096       /* client sync points awaiting a ReadyForQuery */
 #define SESSION_TOKEN_MAX (SESSION_BUF - 8) /* identity tokens; issuers set lower caps */
 #define SESSION_MAX_DENIALS 8          /* denied statements awaiting their answer */
+#define SESSION_MAX_SHOWN (1u << 20)   /* longest statement held for approval: all of it is
+					* shown to the approver (escaped, it fits a control reply) */
 #define SESSION_MAX_MASKED_ROW (64u << 20) /* a DataRow rewritten by masks is held whole */
 #define SESSION_MAX_DESCRIBES 65536    /* Queries and Describes awaiting answers while masking */
 
@@ -155,7 +158,10 @@ struct session {
 	int held_decision;               /* 0 waiting, 1 approved, -1 denied */
 	char held_why[300];
 	char held_msg[400];              /* the denial, when denied */
-	char *held_sql;                  /* what is held, for pgtether approvals */
+	char *held_sql;                  /* what is held, whole, for pgtether approvals */
+	size_t held_len;
+	json_t *held_extra;              /* more for approvers: a Bind's parameters, what an EXECUTE runs */
+	struct prepared_model stmts;     /* the session's prepared statements: approvals per execution */
 	uint8_t notice[600];             /* a NoticeResponse owed to the client */
 	size_t notice_len;
 
@@ -240,13 +246,21 @@ void session_tick(struct session_env *env);
 /* The statements held for approval, for `pgtether approvals` (a new reference). */
 json_t *session_approvals(struct session_env *env);
 
+/* A person deciding a request through the control socket. */
+struct session_approver {
+	uint32_t uid;
+	uint32_t loginuid;           /* UINT32_MAX: none */
+	bool root;                   /* root decides any request */
+};
+
 /*
  * Decides request id: the held statement runs (approve) or fails with reason. by
- * names the approver for logs and the client; approver_uid may not be the uid of
- * the workload that asked. 0, or -ENOENT / -EPERM with err (CONTROL_ERR_LEN).
+ * names who decided for logs and the client; who is the person (NULL: the client's
+ * cancel, or the timeout). Nobody but root approves a request of their own uid, or
+ * of the uid they logged in as. 0, or -ENOENT / -EPERM with err (CONTROL_ERR_LEN).
  */
 int session_decide(struct session_env *env, uint64_t id, bool approve, const char *reason, const char *by,
-		   uint32_t approver_uid, char *err, size_t errlen);
+		   const struct session_approver *who, char *err, size_t errlen);
 
 /* After a reload: sessions whose identity no rule allows any more (or allows as
  * another role or upstream) are ended with a FATAL error. */

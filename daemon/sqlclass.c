@@ -341,6 +341,14 @@ static void on_object(struct walk *w, const char *key, json_t *v)
 	if (json_is_object(v) && json_is_string(json_object_get(v, "relname")))
 		add_name(w->r->tables, &w->r->n_tables, json_string_value(json_object_get(v, "schemaname")),
 			 json_string_value(json_object_get(v, "relname")), &w->err);
+	/* the session's prepared statements: what runs at an EXECUTE is decided by what
+	 * was prepared under its name (EXPLAIN ANALYZE and CREATE TABLE AS run one too) */
+	if ((!strcmp(key, "PrepareStmt") || !strcmp(key, "ExecuteStmt")) && json_is_string(json_object_get(v, "name"))) {
+		if (key[0] == 'P')
+			add_name(w->r->prepares, &w->r->n_prepares, NULL, json_string_value(json_object_get(v, "name")), &w->err);
+		else
+			add_name(w->r->executes, &w->r->n_executes, NULL, json_string_value(json_object_get(v, "name")), &w->err);
+	}
 }
 
 static bool walk_member(void *w, const char *key, json_t *v)
@@ -724,6 +732,11 @@ void sqlclass_release(struct sqlclass_result *r)
 	for (size_t i = 0; i < r->n_schemas; i++)
 		free(r->schemas[i]);
 	r->n_schemas = 0;
+	for (size_t i = 0; i < r->n_prepares; i++)
+		free(r->prepares[i]);
+	for (size_t i = 0; i < r->n_executes; i++)
+		free(r->executes[i]);
+	r->n_prepares = r->n_executes = 0;
 	r->n_out_columns = r->n_whole_rows = 0;
 	r->runs_code = r->out_renamed = r->sets_read_write = r->any_table = 0;
 	free(r->stmt_classes);

@@ -61,6 +61,10 @@ struct sqlclass_result {
 	char *schemas[SQLCLASS_MAX_NAMES]; /* schemas renamed (ALTER SCHEMA ... RENAME):
 					    * each of their relations gets a new name */
 	size_t n_schemas;
+	char *prepares[SQLCLASS_MAX_NAMES];  /* names of SQL PREPAREs, as the server keeps them */
+	size_t n_prepares;
+	char *executes[SQLCLASS_MAX_NAMES];  /* names of prepared statements EXECUTEd */
+	size_t n_executes;
 	int runs_code;                  /* DO, CALL, CREATE FUNCTION, query_to_xml(...):
 					 * server-side code no check can follow */
 	int any_table;                  /* it may read or write tables it does not name:

@@ -6,6 +6,14 @@ load helpers
 
 setup_file() {
   export PGT_OWN_POLICY=1
+  # an approver who is not root: a system user and group of this run's own
+  export PGT_AP="${PGT_RUN_ID}-a"
+  groupadd -r "$PGT_AP"
+  useradd -r -M -N -g "$PGT_AP" -s /usr/sbin/nologin "$PGT_AP"
+  export AP_UID AP_GID
+  AP_UID=$(id -u "$PGT_AP")
+  AP_GID=$(getent group "$PGT_AP" | cut -d: -f3)
+  export PGT_EXTRA_CONFIG="\"approvers_group\": \"$PGT_AP\""
   pgt_setup_world
   pgt_psql -c "create table items (id int, v text)" -c "insert into items values (1, 'a'), (2, 'b')" \
     -c "create table secrets (k text)" -c "grant all on items, secrets to app" \
@@ -17,8 +25,18 @@ setup_file() {
   pgt_start_daemon
 }
 
+# nothing a test held waits into the next (a failed test leaves its request behind)
+teardown() {
+  local r
+  for r in $("$PGTETHER" -c "$PGT_CONF" approvals --json 2>/dev/null | jq -r '.[].request' 2>/dev/null); do
+    "$PGTETHER" -c "$PGT_CONF" deny "$r" >/dev/null 2>&1 || true
+  done
+}
+
 teardown_file() {
   pgt_teardown_world
+  userdel "$PGT_AP" 2>/dev/null || true
+  groupdel "$PGT_AP" 2>/dev/null || true
 }
 
 write_rules() {
@@ -35,7 +53,11 @@ write_rules() {
   { "name": "careful", "match": { "cgroup": "$PGT_CG/careful" }, "token": { "source": "none" }, "upstream": "main",
     "statements": { "allow": ["read", "transaction", "session"], "approve": ["write"], "approval_timeout": 60 } },
   { "name": "hasty", "match": { "cgroup": "$PGT_CG/hasty" }, "token": { "source": "none" }, "upstream": "main",
-    "statements": { "allow": ["read", "transaction", "session"], "approve": ["write"], "approval_timeout": 2 } }
+    "statements": { "allow": ["read", "transaction", "session"], "approve": ["write"], "approval_timeout": 2 } },
+  { "name": "prep", "match": { "cgroup": "$PGT_CG/prep" }, "token": { "source": "none" }, "upstream": "main",
+    "statements": { "allow": ["read", "transaction", "session", "dynamic"], "approve": ["write"], "approval_timeout": 60 } },
+  { "name": "sneaky", "match": { "cgroup": "$PGT_CG/sneaky/**" }, "token": { "source": "none" }, "upstream": "main",
+    "statements": { "allow": ["read", "transaction", "session"], "approve": ["write"], "approval_timeout": 60 } }
 ] }
 JSON
 }
@@ -224,16 +246,19 @@ held() {
   HELD_PID=$!
 }
 
-# Waits for one request held for approval and prints its number.
+# Waits for one request held for approval (other than request $1) and prints its number.
 wait_request() {
   local req=""
   for _ in $(seq 100); do
-    req=$("$PGTETHER" -c "$PGT_CONF" approvals --json | jq -r '.[0].request // empty')
+    req=$("$PGTETHER" -c "$PGT_CONF" approvals --json | jq -r --arg not "${1:-}" '[.[] | select((.request | tostring) != $not)][0].request // empty')
     [ -n "$req" ] && break
     sleep 0.05
   done
   echo "$req"
 }
+
+# pgtether as the approver (a member of approvers_group, not root)
+as_approver() { setpriv --reuid="$AP_UID" --regid="$AP_GID" --init-groups "$PGTETHER" --socket "$PGT_TMP/control.sock" "$@"; }
 
 @test "a write held for approval waits in its session, other sessions go on, and runs once approved" {
   held 65534 "delete from items where id = 2" "select count(*) from items"
@@ -307,18 +332,186 @@ PY
   [ "${lines[1]}" = 2 ]
 }
 
-@test "the uid that asked cannot approve its own request" {
-  held 0 "delete from items"
+@test "an approver cannot approve their own uid's request, but may deny it; root decides any request" {
+  held "$AP_UID" "delete from items"
   local req
+  req=$(wait_request)
+  run as_approver approve "$req"
+  echo "$output"
+  [ "$status" -eq 1 ]
+  [ "$output" = "pgtether: approve: request $req was made by uid $AP_UID, which cannot approve its own request" ]
+  run as_approver deny "$req"
+  [ "$status" -eq 0 ]
+  wait "$HELD_PID" || true
+  grep -q "^ERROR:  pgtether: request $req was denied by uid $AP_UID" "$PGT_TMP/held.out"
+  [ "$(pgt_psql -c "select count(*) from items")" = 2 ]
+  # a root workload: root approves it (root decides any request)
+  held 0 "insert into items values (3, 'c')"
   req=$(wait_request)
   run "$PGTETHER" -c "$PGT_CONF" approve "$req"
   echo "$output"
+  [ "$status" -eq 0 ]
+  wait "$HELD_PID"
+  [ "$(pgt_psql -c "select count(*) from items")" = 3 ]
+  pgt_psql -c "delete from items where id = 3"
+}
+
+@test "a member of approvers_group approves another uid's request, root's too, and can do nothing else" {
+  # the socket is the group's, and only the group's
+  [ "$(stat -c '%a %U %G' "$PGT_TMP/control.sock")" = "660 root $PGT_AP" ]
+  run setpriv --reuid=65534 --regid=65534 --clear-groups "$PGTETHER" --socket "$PGT_TMP/control.sock" approvals
   [ "$status" -eq 1 ]
-  [ "$output" = "pgtether: approve: request $req was made by uid 0, which cannot approve its own request" ]
+  [[ "$output" == *"cannot connect to $PGT_TMP/control.sock: Permission denied"* ]]
+  for cmd in status reload "attach $PGT_CG/x" "detach $PGT_CG/careful"; do
+    # shellcheck disable=SC2086
+    run as_approver $cmd
+    echo "$output"
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"permission denied: members of approvers_group may list, approve and deny requests; '${cmd%% *}' is for root" ]]
+  done
+  held 65534 "insert into items values (4, 'd')"
+  local req
+  req=$(wait_request)
+  run as_approver approvals
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ "$output" == *"request $req: pid "*" uid 65534 "* ]]
+  run as_approver approve "$req"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  wait "$HELD_PID"
+  [ "$(pgt_psql -c "select count(*) from items where id = 4")" = 1 ]
+  [ "$(pgt_log_field approval.decision "request=$req " approver_uid)" = "$AP_UID" ]
+  # the recording names the approver by uid
+  local rec
+  rec=$(grep -l "\"request\":$req," "$PGT_TMP"/sessions/*/*/*/*.jsonl | head -n 1)
+  [ "$(jq -r "select(.type == \"approval\" and .request == $req) | .approver_uid" "$rec")" = "$AP_UID" ]
+  # a root workload's request: a member approves it
+  held 0 "insert into items values (5, 'e')"
+  req=$(wait_request "$req")
+  run as_approver approve "$req"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  wait "$HELD_PID"
+  [ "$(pgt_psql -c "select count(*) from items where id in (4, 5)")" = 2 ]
+  pgt_psql -c "delete from items where id in (4, 5)"
+}
+
+@test "a held statement is shown whole: 100 KB, with what it does after the first 4096 bytes" {
+  local pad
+  pad=$(head -c 100000 /dev/zero | tr '\0' x)
+  held 65534 "delete from items /* $pad */ where v = 'after-the-fold'"
+  local req
+  req=$(wait_request)
+  run "$PGTETHER" -c "$PGT_CONF" approvals --json
+  [ "$(jq -r '.[0].sql' <<<"$output")" = "delete from items /* $pad */ where v = 'after-the-fold'" ]
+  run "$PGTETHER" -c "$PGT_CONF" approvals
+  [[ "$output" == *"*/ where v = 'after-the-fold'"* ]]
   "$PGTETHER" -c "$PGT_CONF" deny "$req"
   wait "$HELD_PID" || true
-  grep -q "^ERROR:  pgtether: request $req was denied by uid 0" "$PGT_TMP/held.out"
-  [ "$(pgt_psql -c "select count(*) from items")" = 2 ]
+}
+
+@test "workload text reaches the admin's terminal escaped: approvals, status, sessions, replay" {
+  local esc rlo cg
+  esc=$(printf '\033')
+  rlo=$(printf '\342\200\256')
+  cg="$PGT_CG/sneaky/x${esc}[31m${rlo}y"
+  PGAPPNAME="app${esc}]0;owned${esc}\\" pgt_in "$cg" setpriv --reuid=65534 --regid=65534 --clear-groups \
+    psql -X -h 127.0.0.1 -p "$PG_PORT" -Atq -c "delete from items where v = '${esc}[2K${esc}[1A' -- ${rlo}; select 1" \
+    >"$PGT_TMP/held.out" 2>&1 &
+  HELD_PID=$!
+  local req
+  req=$(wait_request)
+  [ -n "$req" ]
+  local shown
+  shown=$("$PGTETHER" -c "$PGT_CONF" approvals; "$PGTETHER" -c "$PGT_CONF" status; "$PGTETHER" -c "$PGT_CONF" approvals --json)
+  echo "$shown"
+  [[ "$shown" != *"$esc"* && "$shown" != *"$rlo"* ]]
+  [[ "$shown" == *"cgroup $PGT_CG/sneaky/x\\x1b[31m\\u{202E}y exe "* ]]
+  [[ "$shown" == *"delete from items where v = '\\x1b[2K\\x1b[1A' -- \\u{202E}; select 1"* ]]
+  [[ "$shown" == *" $PGT_CG/sneaky/x\\x1b[31m\\u{202E}y "* ]]  # status
+  "$PGTETHER" -c "$PGT_CONF" deny "$req"
+  wait "$HELD_PID" || true
+  shown=$("$PGTETHER" -c "$PGT_CONF" sessions --cgroup "$PGT_CG/sneaky/*")
+  echo "$shown"
+  [[ "$shown" != *"$esc"* && "$shown" != *"$rlo"* ]]
+  local id
+  id=$(tail -n 1 <<<"$shown" | awk '{ print $1 }')
+  [[ "$shown" == *" $PGT_CG/sneaky/x\\x1b[31m\\u{202E}y "* ]]
+  shown=$("$PGTETHER" -c "$PGT_CONF" replay "$id" --speed 0)
+  echo "$shown"
+  [[ "$shown" != *"$esc"* && "$shown" != *"$rlo"* ]]
+  [[ "$shown" == *"cgroup $PGT_CG/sneaky/x\\x1b[31m\\u{202E}y rule sneaky"* ]]
+  [[ "$shown" == *"application_name app\\x1b]0;owned\\x1b\\\\)"* ]]
+  [[ "$shown" == *"held query: delete from items where v = '\\x1b[2K\\x1b[1A' -- \\u{202E}; select 1"* ]]
+}
+
+@test "a named prepared statement that needs approval is held at each execution, with its parameters" {
+  cat >"$PGT_TMP/prep.py" <<'PY'
+import sys
+import psycopg
+conn = psycopg.connect(sys.argv[1], autocommit=True, prepare_threshold=0)
+for v in ("p31", "p32"):
+    conn.execute("insert into items values (31, %s)", [v], prepare=True)
+    print("ran", v, flush=True)
+print(conn.execute("select count(*) from items where id = 31").fetchone()[0])
+PY
+  pgt_in "$PGT_CG/careful" setpriv --reuid=65534 --regid=65534 --clear-groups \
+    /usr/bin/python3 "$PGT_TMP/prep.py" "host=127.0.0.1 port=$PG_PORT user=app dbname=postgres" >"$PGT_TMP/prep.out" 2>&1 &
+  local bg=$! req1 req2
+  req1=$(wait_request)
+  [ -n "$req1" ]
+  run "$PGTETHER" -c "$PGT_CONF" approvals --json
+  echo "$output"
+  [ "$(jq -r '.[0].sql' <<<"$output")" = "insert into items values (31, \$1)" ]
+  [ "$(jq -c '.[0].params' <<<"$output")" = '["p31"]' ]
+  [[ "$(jq -r '.[0].statement' <<<"$output")" == _pg3_* ]]
+  run "$PGTETHER" -c "$PGT_CONF" approvals
+  [[ "$output" == *"execution of prepared statement \"_pg3_"*"\" with parameters [\"p31\"]"* ]]
+  "$PGTETHER" -c "$PGT_CONF" approve "$req1"
+  # the second execution of the same prepared statement is a request of its own
+  req2=$(wait_request "$req1")
+  echo "second request: $req2"
+  cat "$PGT_TMP/prep.out"
+  [ -n "$req2" ]
+  [ "$req2" != "$req1" ]
+  run "$PGTETHER" -c "$PGT_CONF" approvals --json
+  [ "$(jq -c '.[0].params' <<<"$output")" = '["p32"]' ]
+  "$PGTETHER" -c "$PGT_CONF" approve "$req2"
+  wait "$bg"
+  cat "$PGT_TMP/prep.out"
+  [ "$(tail -n 1 "$PGT_TMP/prep.out")" = 2 ]
+  pgt_psql -c "delete from items where id = 31"
+}
+
+@test "each SQL EXECUTE of a statement that needs approval is held, and an unknown name is denied" {
+  HELD_CG=prep held 65534 "prepare p(int) as insert into items values (\$1, 'q')" "execute p(41)" "execute p(42)" \
+    "deallocate p" "prepare p(int) as select \$1" "execute p(43)" "select count(*) from items where v = 'q'"
+  local req last="" n=0
+  for want in "prepare p(int) as insert" "execute p(41)" "execute p(42)" "execute p(43)"; do
+    req=$(wait_request "$last")
+    echo "request $req for $want"
+    [ -n "$req" ]
+    run "$PGTETHER" -c "$PGT_CONF" approvals --json
+    echo "$output"
+    [[ "$(jq -r '.[0].sql' <<<"$output")" == "$want"* ]]
+    if [ "$want" != "prepare p(int) as insert" ]; then
+      # what the EXECUTE runs is shown too: a re-PREPARE under the name does not hide the insert
+      [[ "$(jq -r '.[0].prepared[0].sql' <<<"$output")" == "prepare p(int) as "* ]]
+      [ "$(jq -r '.[0].prepared[0].name' <<<"$output")" = p ]
+    fi
+    "$PGTETHER" -c "$PGT_CONF" approve "$req"
+    last=$req
+    n=$((n + 1))
+  done
+  wait "$HELD_PID"
+  cat "$PGT_TMP/held.out"
+  [ "$n" = 4 ]
+  [ "$(tail -n 1 "$PGT_TMP/held.out")" = 2 ]
+  pgt_psql -c "delete from items where v = 'q'"
+  run pgt_in "$PGT_CG/prep" psql -X -h 127.0.0.1 -p "$PG_PORT" -Atq -c "execute nosuch(1)"
+  echo "$output"
+  [[ "$output" == *"ERROR:  pgtether: EXECUTE nosuch: pgtether did not see that statement prepared in this session, and rule 'prep' holds statements for approval, so it is denied"* ]]
 }
 
 @test "pgtether check lists every broken file with file:line:col, and passes a good directory" {
@@ -342,7 +535,7 @@ PY
   run "$PGTETHER" -c "$PGT_CONF" check
   echo "$output"
   [ "$status" -eq 0 ]
-  [ "$output" = "pgtether: $PGT_TMP/policy.d: 6 rule(s), valid" ]
+  [ "$output" = "pgtether: $PGT_TMP/policy.d: 8 rule(s), valid" ]
 }
 
 @test "pgtether explain shows the deciding rule and the verdict per statement" {

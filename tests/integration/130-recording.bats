@@ -47,7 +47,7 @@ only_recording() { "$PGTETHER" -c "$PGT_CONF" sessions --cgroup "$1" | tail -n +
   [[ "$output" == "$id: ok, "*" records, sealed" ]]
   run "$PGTETHER" -c "$PGT_CONF" replay "$id" --speed 0
   echo "$output"
-  [[ "${lines[0]}" == *" session "*": pid "*" uid 65534 exe "*"/psql cgroup $PGT_CG/r1 rule rec sub - upstream main role app" ]]
+  [[ "${lines[0]}" == *" session "*": pid "*" uid 65534 exe "*"/psql cgroup $PGT_CG/r1 rule rec sub - upstream main role app (client: comm psql user app database postgres application_name psql)" ]]
   [[ "${lines[1]}" == *" allow query: select 41 + 1  [read]" ]]
   [[ "${lines[2]}" == *"   -> SELECT 1 ("*" ms)" ]]
   [[ "${lines[3]}" == *" deny query: drop table t  [drop]  -- pgtether: statement class drop is denied by rule 'rec'" ]]
@@ -72,6 +72,46 @@ only_recording() { "$PGTETHER" -c "$PGT_CONF" sessions --cgroup "$1" | tail -n +
   run "$PGTETHER" -c "$PGT_CONF" verify --all
   [ "$status" -eq 1 ]
   [[ "$output" == *"$id: BROKEN: record 2"* ]]
+}
+
+@test "statements are recorded whole (200 KB), bytes that are not UTF-8 escaped, parameters whole" {
+  local pad
+  pad=$(head -c 200000 /dev/zero | tr '\0' x)
+  printf 'select 1 /* %s */ as hidden_after_64k;\n' "$pad" >"$PGT_TMP/long.sql"
+  # Latin-1 bytes in a statement: the server refuses them (UTF8), the recording keeps them
+  printf '%s\n' "select 'caf$(printf '\351') \\ $(printf '\377')' as latin1;" >"$PGT_TMP/latin1.sql"
+  cat >"$PGT_TMP/params.py" <<'PY'
+import sys
+import psycopg
+conn = psycopg.connect(sys.argv[1], autocommit=True)
+print(len(conn.execute("select %s::text", ["p" * 5000 + "-end"]).fetchone()[0]))
+PY
+  pgt_in "$PGT_CG/r5" psql -X -h 127.0.0.1 -p "$PG_PORT" -Atq -f "$PGT_TMP/long.sql" -f "$PGT_TMP/latin1.sql" || true
+  pgt_in "$PGT_CG/r5" /usr/bin/python3 "$PGT_TMP/params.py" "host=127.0.0.1 port=$PG_PORT user=app dbname=postgres"
+  local f
+  for id in $(only_recording "$PGT_CG/r5"); do
+    run "$PGTETHER" -c "$PGT_CONF" verify "$id"
+    [ "$status" -eq 0 ]
+    f="$f $(ls "$PGT_TMP"/sessions/*/*/*/"$id.jsonl")"
+  done
+  # shellcheck disable=SC2086
+  run jq -r 'select(.type == "statement" and (.sql // "" | test("hidden_after_64k"))) | .sql' $f
+  [ "$output" = "select 1 /* $pad */ as hidden_after_64k;" ]
+  # shellcheck disable=SC2086
+  run jq -c 'select(.type == "statement" and .sql_escaped) | [.sql, .sql_escaped]' $f
+  echo "$output"
+  [ "$output" = '["select '"'"'caf\\xe9 \\\\ \\xff'"'"' as latin1;",true]' ]
+  # shellcheck disable=SC2086
+  run jq -r 'select(.type == "bind") | .params[0]' $f
+  [ "$output" = "$(printf 'p%.0s' $(seq 5000))-end" ]
+  # replay shows the bytes escaped for the terminal
+  local shown=""
+  for id in $(only_recording "$PGT_CG/r5"); do
+    shown+=$("$PGTETHER" -c "$PGT_CONF" replay "$id" --speed 0)
+  done
+  echo "$shown" | cut -c 1-300
+  [[ "$shown" == *" query: select 'caf\\xe9 \\\\ \\xff' as latin1;"* ]]
+  [[ "$shown" == *"*/ as hidden_after_64k;"* ]]
 }
 
 @test "a recording cut off by a daemon crash verifies up to its last record, unsealed" {

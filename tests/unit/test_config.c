@@ -257,6 +257,33 @@ static void test_mask_key(void **state)
 	rmdir(dir);
 }
 
+/* approvers_group: a group name or number; unset, root alone approves */
+static void test_approvers_group(void **state)
+{
+	struct config c;
+	char err[CONFIG_ERR_LEN] = "";
+
+	(void)state;
+	assert_int_equal(parse("{}", &c, err), 0);
+	assert_null(c.approvers_group);
+	config_release(&c);
+	assert_int_equal(parse("{\"approvers_group\": \"pgtether-approvers\"}", &c, err), 0);
+	assert_string_equal(c.approvers_group, "pgtether-approvers");
+	config_release(&c);
+	assert_int_equal(parse("{\"approvers_group\": \"1234\"}", &c, err), 0);
+	assert_string_equal(c.approvers_group, "1234");
+	config_release(&c);
+	expect_error("{\"approvers_group\": 12}",
+		     "t.json:1:2: 'approvers_group' must be a group name or number (up to 32 of a-z, 0-9, '_', '.', '-'), e.g. \"pgtether-approvers\"");
+	expect_error("{\"approvers_group\": \"ops;rm\"}",
+		     "t.json:1:2: 'approvers_group' must be a group name or number (up to 32 of a-z, 0-9, '_', '.', '-'), e.g. \"pgtether-approvers\"");
+	expect_error("{\"approvers_group\": \"\"}",
+		     "t.json:1:2: 'approvers_group' must be a group name or number (up to 32 of a-z, 0-9, '_', '.', '-'), e.g. \"pgtether-approvers\"");
+	expect_error("{\"approvers_group\": \"0\"}",
+		     "t.json:1:2: 'approvers_group' must not be group 0 (root's group): root approves anyway, and members of group 0 would all become approvers");
+	expect_error("{\"approvers_grup\": \"x\"}", "t.json:1:2: unknown key 'approvers_grup' (did you mean 'approvers_group'?)");
+}
+
 static void test_jsonpos(void **state)
 {
 	static const char text[] =
@@ -300,6 +327,7 @@ int main(void)
 		cmocka_unit_test(test_cgroup_path),
 		cmocka_unit_test(test_upstreams),
 		cmocka_unit_test(test_jsonpos),
+		cmocka_unit_test(test_approvers_group),
 		cmocka_unit_test(test_mask_key),
 	};
 
