@@ -4,6 +4,7 @@
 #include "prepared.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,11 +21,14 @@ static void entry_clear(struct prepared_model *m, struct prepared_entry *e)
 	e->execs_overflow = false;
 	e->all = e->last = 0;
 	e->known = false;
-	e->several = false;
-	m->text_bytes -= e->text_cap;
-	free(e->text);
-	e->text = NULL;
-	e->text_len = e->text_cap = 0;
+	for (size_t i = 0; i < e->n_texts; i++) {
+		m->text_bytes -= e->text_lens[i] + 1;
+		free(e->texts[i]);
+		e->texts[i] = NULL;
+	}
+	e->n_texts = e->next_text = 0;
+	e->last_text = -1;
+	e->texts_lost = false;
 }
 
 void prepared_release(struct prepared_model *m)
@@ -82,6 +86,8 @@ static int grow(struct prepared_model *m)
 	return 0;
 }
 
+static int note_text(struct prepared_model *m, struct prepared_entry *e, const char *text, size_t len);
+
 int prepared_note(struct prepared_model *m, const char *name, const struct sqlclass_result *c, const char *text,
 		  size_t len)
 {
@@ -100,12 +106,11 @@ int prepared_note(struct prepared_model *m, const char *name, const struct sqlcl
 		}
 		e = slot(m, key);
 		memset(e, 0, sizeof(*e));
+		e->last_text = -1;
 		memcpy(e->key, key, sizeof(key));
 		e->used = true;
 		m->n++;
 	}
-	if (e->known && e->text && (e->text_len != len || memcmp(e->text, text, len)))
-		e->several = true;
 	e->known = true;
 	e->all |= c->classes;
 	e->last = c->classes;
@@ -122,26 +127,51 @@ int prepared_note(struct prepared_model *m, const char *name, const struct sqlcl
 		else
 			e->n_execs++;
 	}
-	if (len + 1 > e->text_cap) {
-		char *t = NULL;
+	return note_text(m, e, text, len);
+}
 
-		if (m->text_bytes - e->text_cap + len + 1 <= PREPARED_MAX_TEXT)
-			t = realloc(e->text, len + 1);
-		if (!t) {
-			/* not kept: an execution that needs approval cannot be shown, and is denied */
-			m->text_bytes -= e->text_cap;
-			free(e->text);
-			e->text = NULL;
-			e->text_len = e->text_cap = 0;
+/* Keeps text among e's texts (the oldest goes when there are too many). */
+static int note_text(struct prepared_model *m, struct prepared_entry *e, const char *text, size_t len)
+{
+	size_t i;
+	char *t;
+
+	for (i = 0; i < e->n_texts; i++)
+		if (e->text_lens[i] == len && !memcmp(e->texts[i], text, len)) {
+			e->last_text = (int)i;
 			return 0;
 		}
-		m->text_bytes += len + 1 - e->text_cap;
-		e->text = t;
-		e->text_cap = len + 1;
+	e->last_text = -1;
+	if (e->n_texts == PREPARED_MAX_TEXTS) {
+		/* the oldest goes: it may still be what runs, so the set is incomplete */
+		i = e->next_text++ % PREPARED_MAX_TEXTS;
+		m->text_bytes -= e->text_lens[i] + 1;
+		free(e->texts[i]);
+		e->texts[i] = NULL;
+		e->text_lens[i] = 0;
+		e->texts_lost = true;
+	} else {
+		i = e->n_texts;
 	}
-	memcpy(e->text, text, len);
-	e->text[len] = '\0';
-	e->text_len = len;
+	if (m->text_bytes + len + 1 > PREPARED_MAX_TEXT || !(t = malloc(len + 1))) {
+		e->texts_lost = true; /* not kept: an execution that needs approval is denied */
+		if (i == e->n_texts)
+			return 0;
+		/* a freed slot in the middle: keep the array dense */
+		e->n_texts--;
+		e->texts[i] = e->texts[e->n_texts];
+		e->text_lens[i] = e->text_lens[e->n_texts];
+		e->texts[e->n_texts] = NULL;
+		return 0;
+	}
+	memcpy(t, text, len);
+	t[len] = '\0';
+	e->texts[i] = t;
+	e->text_lens[i] = len;
+	if (i == e->n_texts)
+		e->n_texts++;
+	m->text_bytes += len + 1;
+	e->last_text = (int)i;
 	return 0;
 }
 
@@ -172,10 +202,20 @@ static int resolve(const struct prepared_model *m, const char *name, bool bind, 
 		return -ELOOP;
 	exact = bind && e->last_batch == m->batch;
 	ret->classes |= exact ? e->last : e->all;
-	if (depth == 0) {
-		ret->text = e->text;
-		ret->text_len = e->text_len;
-		ret->several = !exact && e->several;
+	if (depth == 0 && exact) {
+		ret->complete = e->last_text >= 0;
+		if (ret->complete) {
+			ret->texts[0] = e->texts[e->last_text];
+			ret->text_lens[0] = e->text_lens[e->last_text];
+			ret->n_texts = 1;
+		}
+	} else if (depth == 0) {
+		ret->complete = !e->texts_lost && e->n_texts > 0;
+		for (size_t i = 0; i < e->n_texts; i++) {
+			ret->texts[i] = e->texts[i];
+			ret->text_lens[i] = e->text_lens[i];
+		}
+		ret->n_texts = e->n_texts;
 	}
 	for (size_t i = 0; i < e->n_execs; i++) {
 		memset(&sub, 0, sizeof(sub));
@@ -194,4 +234,34 @@ int prepared_resolve(const struct prepared_model *m, const char *name, bool bind
 	if (r == 0)
 		*ret = v;
 	return r;
+}
+
+char *prepared_view_text(const struct prepared_view *v, size_t *ret_len)
+{
+	static const char head[] = "-- the server runs one of the %zu statements prepared under this name in this session:\n";
+	static const char sep[] = "\n-- or:\n";
+	size_t len = 0, n = 0;
+	char *t;
+
+	if (!v->complete || !v->n_texts)
+		return NULL;
+	if (v->n_texts > 1)
+		len += sizeof(head) + 20 + (v->n_texts - 1) * (sizeof(sep) - 1);
+	for (size_t i = 0; i < v->n_texts; i++)
+		len += v->text_lens[i];
+	if (!(t = malloc(len + 1)))
+		return NULL;
+	if (v->n_texts > 1)
+		n = (size_t)snprintf(t, len + 1, head, v->n_texts);
+	for (size_t i = 0; i < v->n_texts; i++) {
+		if (i) {
+			memcpy(t + n, sep, sizeof(sep) - 1);
+			n += sizeof(sep) - 1;
+		}
+		memcpy(t + n, v->texts[i], v->text_lens[i]);
+		n += v->text_lens[i];
+	}
+	t[n] = '\0';
+	*ret_len = n;
+	return t;
 }

@@ -32,6 +32,7 @@
 #define PREPARED_MAX_EXECS 8         /* names one statement EXECUTEs */
 #define PREPARED_MAX_DEPTH 4         /* EXECUTE of a statement that EXECUTEs ... */
 #define PREPARED_MAX_TEXT (16u << 20) /* texts kept per session; beyond, not shown (denied) */
+#define PREPARED_MAX_TEXTS 4         /* distinct texts kept per name */
 
 struct prepared_entry {
 	char key[PREPARED_KEY + 1];  /* "" is the unnamed statement */
@@ -42,9 +43,13 @@ struct prepared_entry {
 	char *execs[PREPARED_MAX_EXECS]; /* names its statements EXECUTE (union) */
 	size_t n_execs;
 	bool execs_overflow;
-	char *text;                  /* the last statement's text, for approvers */
-	size_t text_len, text_cap;
-	bool several;                /* more than one text was prepared under the name */
+	/* the distinct texts prepared under the name, for approvers: any of them may be
+	 * what the server runs (texts_lost: not all could be kept) */
+	char *texts[PREPARED_MAX_TEXTS];
+	size_t text_lens[PREPARED_MAX_TEXTS];
+	size_t n_texts, next_text;
+	int last_text;               /* index of the last one, -1: not kept */
+	bool texts_lost;
 };
 
 struct prepared_model {
@@ -72,9 +77,10 @@ void prepared_end_batch(struct prepared_model *m, bool drop_unnamed);
 
 struct prepared_view {
 	unsigned classes;            /* what an execution of the name may run */
-	const char *text;            /* the last text under the name (NULL: not kept) */
-	size_t text_len;
-	bool several;                /* the server runs one of several texts */
+	const char *texts[PREPARED_MAX_TEXTS]; /* what it may be: one of these texts */
+	size_t text_lens[PREPARED_MAX_TEXTS];
+	size_t n_texts;
+	bool complete;               /* every text it may be is among them */
 };
 
 /*
@@ -84,5 +90,10 @@ struct prepared_view {
  * is deeper than PREPARED_MAX_DEPTH or a statement EXECUTEs too many names.
  */
 int prepared_resolve(const struct prepared_model *m, const char *name, bool bind, struct prepared_view *ret);
+
+/* The text to show an approver for v: its one text, or all of them, each introduced
+ * by a line saying the server runs one of them. malloc'd (*ret_len bytes); NULL when
+ * v is not complete (not everything it may be was kept) or out of memory. */
+char *prepared_view_text(const struct prepared_view *v, size_t *ret_len);
 
 #endif

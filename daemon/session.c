@@ -623,7 +623,11 @@ static enum policy_verdict check_statement(struct session_env *env, struct sessi
 			bool escaped = false;
 			json_t *one;
 
-			if (prepared_resolve(&s->stmts, c->executes[i], false, &pv) < 0 || !pv.text) {
+			char *text = NULL;
+			size_t text_len = 0;
+
+			if (prepared_resolve(&s->stmts, c->executes[i], false, &pv) < 0 ||
+			    !(text = prepared_view_text(&pv, &text_len))) {
 				snprintf(msg, cap, "pgtether: %s, but what EXECUTE %s runs was not kept to be shown to an approver, so it is denied",
 					 why, c->executes[i]);
 				json_decref(*ret_extra);
@@ -632,7 +636,8 @@ static enum policy_verdict check_statement(struct session_env *env, struct sessi
 				return POLICY_DENY;
 			}
 			one = json_pack("{s:o, s:o, s:b}", "name", escape_json_str(c->executes[i]), "sql",
-					escape_json(pv.text, pv.text_len, &escaped), "several", pv.several);
+					escape_json(text, text_len, &escaped), "several", pv.n_texts > 1);
+			free(text);
 			if (one && escaped)
 				json_object_set_new(one, "sql_escaped", json_true());
 			json_array_append_new(json_object_get(*ret_extra, "prepared"), one);
@@ -947,9 +952,9 @@ static enum policy_verdict check_bind(struct session_env *env, struct session *s
 	struct prepared_view pv = { 0 };
 	json_t *params, *escaped = NULL, *extra;
 	const char *stmt = "";
-	size_t stmt_len = 0;
+	size_t stmt_len = 0, text_len = 0;
+	char why[300], *text = NULL;
 	enum policy_verdict v;
-	char why[300];
 	int rc;
 
 	strcpy(sqlstate, "42501");
@@ -969,23 +974,24 @@ static enum policy_verdict check_bind(struct session_env *env, struct session *s
 		v = policy_statement_verdict(r, &c, why, sizeof(why));
 		if (v == POLICY_DENY)
 			snprintf(msg, cap, "pgtether: %s", why);
-		else if (v == POLICY_APPROVE && !pv.text) {
-			snprintf(msg, cap, "pgtether: %s, but the statement's text was not kept to be shown to an approver, so it is denied", why);
+		else if (v == POLICY_APPROVE && !(text = prepared_view_text(&pv, &text_len))) {
+			/* the approver would not see all it may run */
+			snprintf(msg, cap, "pgtether: %s, but not every statement prepared under its name in this session was kept to be shown to an approver, so it is denied", why);
 			v = POLICY_DENY;
 		}
 	}
 	if (v == POLICY_APPROVE) {
 		s->stmt_classes = c.classes;
 		s->held_timeout = r->statements.approval_timeout;
-		snprintf(msg, cap, "%s%s", why, pv.several ? "; several statements were prepared under its name in this session, the last is shown" : "");
+		snprintf(msg, cap, "%s%s", why, pv.n_texts > 1 ? " (one of several statements prepared under its name)" : "");
 		extra = json_pack("{s:o, s:o, s:o}", "statement", escape_json(stmt, stmt_len, NULL), "params", params,
 				  "params_escaped", escaped);
-		hold(env, s, pv.text, pv.text_len, msg, extra);
+		hold(env, s, text, text_len, msg, extra);
 	} else {
 		json_decref(params);
 		json_decref(escaped);
 	}
-	if (v != POLICY_ALLOW && rec_statement(env, s, 'B', pv.text ? pv.text : "", pv.text ? pv.text_len : 0, v, sqlstate, msg) < 0 && v == POLICY_APPROVE) {
+	if (v != POLICY_ALLOW && rec_statement(env, s, 'B', text ? text : "", text_len, v, sqlstate, msg) < 0 && v == POLICY_APPROVE) {
 		/* not recorded: not run */
 		s->held_id = 0;
 		s->notice_len = 0;
@@ -993,6 +999,7 @@ static enum policy_verdict check_bind(struct session_env *env, struct session *s
 		strcpy(sqlstate, "53100");
 		v = POLICY_DENY;
 	}
+	free(text);
 	return v;
 }
 

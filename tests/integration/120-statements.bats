@@ -484,6 +484,58 @@ PY
   pgt_psql -c "delete from items where id = 31"
 }
 
+@test "the unnamed statement is held at each Bind, and a Parse the server discarded does not launder it" {
+  cat >"$PGT_TMP/unnamed.py" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[3])
+from pgraw import Conn, login, msg, describe
+c, out = Conn(sys.argv[1], int(sys.argv[2])), []
+login(c, out)
+bind = msg(b"B", b"\0\0\0\0\0\0\0\0") + msg(b"E", b"\0\0\0\0\0") + msg(b"S")
+def step(name, data):
+    out.clear()
+    c.send(data)
+    c.until_ready(out)
+    print(name, " ".join(m for m in out if not m.startswith("N")), flush=True)
+step("parse+bind", msg(b"P", b"\0insert into items values (51, 'u')\0\0\0") + bind)
+step("bind-again", bind)
+# an error first: the server discards the Parse of a harmless text, the unnamed
+# statement stays the insert
+step("discarded", msg(b"P", b"e\0select 1/0\0\0\0") + msg(b"B", b"\0e\0\0\0\0\0\0\0") +
+     msg(b"E", b"\0\0\0\0\0") + msg(b"P", b"\0select 1\0\0\0") + msg(b"S"))
+step("bind-after", bind)
+step("count", msg(b"Q", b"select count(*) from items where id = 51\0"))
+PY
+  pgt_in "$PGT_CG/careful" setpriv --reuid=65534 --regid=65534 --clear-groups \
+    /usr/bin/python3 "$PGT_TMP/unnamed.py" 127.0.0.1 "$PG_PORT" "$BATS_TEST_DIRNAME" >"$PGT_TMP/unnamed.out" 2>&1 &
+  local bg=$! req last="" n=0
+  for decision in approve approve deny; do
+    req=$(wait_request "$last")
+    echo "request $req: $decision"
+    [ -n "$req" ]
+    run "$PGTETHER" -c "$PGT_CONF" approvals --json
+    echo "$output"
+    if [ "$n" -lt 2 ]; then
+      [ "$(jq -r '.[0].sql' <<<"$output")" = "insert into items values (51, 'u')" ]
+    else
+      # the approver sees every statement the name may be, not only the last
+      [ "$(jq -r '.[0].sql' <<<"$output")" = "$(printf '%s\n' "-- the server runs one of the 2 statements prepared under this name in this session:" \
+        "insert into items values (51, 'u')" "-- or:" "select 1" | head -c -1)" ]
+    fi
+    "$PGTETHER" -c "$PGT_CONF" "$decision" "$req"
+    last=$req
+    n=$((n + 1))
+  done
+  wait "$bg"
+  cat "$PGT_TMP/unnamed.out"
+  [ "$n" = 3 ]
+  grep -qx "parse+bind 1 2 C INSERT 0 1 Z I" "$PGT_TMP/unnamed.out"
+  grep -qx "bind-again 2 C INSERT 0 1 Z I" "$PGT_TMP/unnamed.out"
+  grep -q "^bind-after E ERROR 42501 pgtether: request $last was denied by uid 0" "$PGT_TMP/unnamed.out"
+  grep -qx "count T D 2 C SELECT 1 Z I" "$PGT_TMP/unnamed.out"
+  pgt_psql -c "delete from items where id = 51"
+}
+
 @test "each SQL EXECUTE of a statement that needs approval is held, and an unknown name is denied" {
   HELD_CG=prep held 65534 "prepare p(int) as insert into items values (\$1, 'q')" "execute p(41)" "execute p(42)" \
     "deallocate p" "prepare p(int) as select \$1" "execute p(43)" "select count(*) from items where v = 'q'"
@@ -497,7 +549,10 @@ PY
     [[ "$(jq -r '.[0].sql' <<<"$output")" == "$want"* ]]
     if [ "$want" != "prepare p(int) as insert" ]; then
       # what the EXECUTE runs is shown too: a re-PREPARE under the name does not hide the insert
-      [[ "$(jq -r '.[0].prepared[0].sql' <<<"$output")" == "prepare p(int) as "* ]]
+      [[ "$(jq -r '.[0].prepared[0].sql' <<<"$output")" == *"prepare p(int) as insert into items"* ]]
+      if [ "$want" = "execute p(43)" ]; then
+        [[ "$(jq -r '.[0].prepared[0].sql' <<<"$output")" == "-- the server runs one of the 2 statements"*"-- or:"* ]]
+      fi
       [ "$(jq -r '.[0].prepared[0].name' <<<"$output")" = p ]
     fi
     "$PGTETHER" -c "$PGT_CONF" approve "$req"

@@ -34,6 +34,8 @@ static void test_union_and_exact(void **state)
 {
 	struct prepared_model m;
 	struct prepared_view v;
+	char *text;
+	size_t n;
 
 	(void)state;
 	prepared_init(&m);
@@ -47,9 +49,26 @@ static void test_union_and_exact(void **state)
 	prepared_end_batch(&m, false);
 	/* a later batch: the Parse of select 1 may have been discarded */
 	assert_int_equal(classes(&m, "", true, 0), SQL_READ | SQL_WRITE);
+	/* and the approver is shown both */
 	assert_int_equal(prepared_resolve(&m, "", true, &v), 0);
-	assert_string_equal(v.text, "select 1");
-	assert_true(v.several);
+	assert_int_equal(v.n_texts, 2);
+	assert_true(v.complete);
+	text = prepared_view_text(&v, &n);
+	assert_string_equal(text, "-- the server runs one of the 2 statements prepared under this name in this session:\n"
+			    "delete from t\n-- or:\nselect 1");
+	assert_int_equal(n, strlen(text));
+	free(text);
+	/* more texts than are kept: not shown, so not approvable */
+	for (int i = 0; i < PREPARED_MAX_TEXTS; i++) {
+		char sql[32];
+
+		snprintf(sql, sizeof(sql), "select %d", i + 2);
+		note(&m, "", sql);
+	}
+	prepared_end_batch(&m, false);
+	assert_int_equal(prepared_resolve(&m, "", true, &v), 0);
+	assert_false(v.complete);
+	assert_null(prepared_view_text(&v, &n));
 	/* a simple Query the server ran dropped the unnamed statement */
 	prepared_end_batch(&m, true);
 	classes(&m, "", true, -ENOENT);
