@@ -157,7 +157,7 @@ static void print_values(json_t *arr, json_t *escaped)
 		json_array_foreach(escaped, k, e)
 			esc |= json_integer_value(e) == (json_int_t)i;
 		if (i)
-			fputs(", ", stdout);
+			putchar(',');
 		if (json_is_string(v))
 			printf("\"%s\"", tv(v, esc));
 		else if (json_is_null(v))

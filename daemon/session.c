@@ -950,7 +950,7 @@ static enum policy_verdict check_bind(struct session_env *env, struct session *s
 	const struct policy_rule *r = session_rule(env, s);
 	struct sqlclass_result c = { 0 };
 	struct prepared_view pv = { 0 };
-	json_t *params, *escaped = NULL, *extra;
+	json_t *params = NULL, *escaped = NULL, *extra;
 	const char *stmt = "";
 	size_t stmt_len = 0, text_len = 0;
 	char why[300], *text = NULL;
@@ -958,8 +958,15 @@ static enum policy_verdict check_bind(struct session_env *env, struct session *s
 	int rc;
 
 	strcpy(sqlstate, "42501");
-	params = bind_params(body, blen, false, &escaped, &stmt, &stmt_len);
-	if (!params) {
+	/* the statement name first: the parameters are read only for an approver (no
+	 * allocation per execution otherwise) */
+	size_t portal = strnlen((const char *)body, blen);
+
+	if (portal < blen) {
+		stmt = (const char *)body + portal + 1;
+		stmt_len = strnlen(stmt, blen - portal - 1);
+	}
+	if (portal >= blen || portal + 1 + stmt_len >= blen) {
 		snprintf(msg, cap, "pgtether: a Bind message that cannot be read is denied");
 		return POLICY_DENY;
 	}
@@ -980,6 +987,10 @@ static enum policy_verdict check_bind(struct session_env *env, struct session *s
 			v = POLICY_DENY;
 		}
 	}
+	if (v == POLICY_APPROVE && !(params = bind_params(body, blen, false, &escaped, &stmt, &stmt_len))) {
+		snprintf(msg, cap, "pgtether: a Bind message whose parameters cannot be read is denied");
+		v = POLICY_DENY;
+	}
 	if (v == POLICY_APPROVE) {
 		s->stmt_classes = c.classes;
 		s->held_timeout = r->statements.approval_timeout;
@@ -987,9 +998,6 @@ static enum policy_verdict check_bind(struct session_env *env, struct session *s
 		extra = json_pack("{s:o, s:o, s:o}", "statement", escape_json(stmt, stmt_len, NULL), "params", params,
 				  "params_escaped", escaped);
 		hold(env, s, text, text_len, msg, extra);
-	} else {
-		json_decref(params);
-		json_decref(escaped);
 	}
 	if (v != POLICY_ALLOW && rec_statement(env, s, 'B', text ? text : "", text_len, v, sqlstate, msg) < 0 && v == POLICY_APPROVE) {
 		/* not recorded: not run */
