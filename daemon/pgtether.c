@@ -143,7 +143,7 @@ static const char *tj(json_t *o, const char *k)
 	return tv(json_object_get(o, k), json_is_true(json_object_get(o, ek)));
 }
 
-/* An array of values (parameters, a row) as ["a", null, "\\x00"]: strings shown
+/* An array of values (parameters, a row) as ["a",null,"\\x00"]: strings shown
  * safely; the indices listed in `escaped` hold escape_bytes text. */
 static void print_values(json_t *arr, json_t *escaped)
 {

@@ -89,7 +89,7 @@ static int grow(struct prepared_model *m)
 static int note_text(struct prepared_model *m, struct prepared_entry *e, const char *text, size_t len);
 
 int prepared_note(struct prepared_model *m, const char *name, const struct sqlclass_result *c, const char *text,
-		  size_t len)
+		  size_t len, bool keep_text)
 {
 	char key[PREPARED_KEY + 1];
 	struct prepared_entry *e;
@@ -126,6 +126,11 @@ int prepared_note(struct prepared_model *m, const char *name, const struct sqlcl
 			e->execs_overflow = true; /* its executions cannot be followed: see resolve */
 		else
 			e->n_execs++;
+	}
+	if (!keep_text) {
+		e->last_text = -1;
+		e->texts_lost = true; /* what it is cannot be shown: not approvable */
+		return 0;
 	}
 	return note_text(m, e, text, len);
 }

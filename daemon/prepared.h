@@ -64,12 +64,13 @@ void prepared_release(struct prepared_model *m);
 
 /*
  * A statement prepared under name (a Parse, or a PREPARE in a Query whose whole
- * text and classification these are): its classes join the name's, text becomes the
- * one shown to approvers. 0, -ENOSPC (too many names: the name stays unknown) or
- * -ENOMEM.
+ * text and classification these are): its classes join the name's, and text joins
+ * those shown to approvers when keep_text (a rule without approvals needs no texts,
+ * and keeps none: the hot path then copies nothing). 0, -ENOSPC (too many names:
+ * the name stays unknown) or -ENOMEM.
  */
 int prepared_note(struct prepared_model *m, const char *name, const struct sqlclass_result *c, const char *text,
-		  size_t len);
+		  size_t len, bool keep_text);
 
 /* A Sync or a simple Query ends the batch. A simple Query the server runs (outside a
  * failed batch: drop_unnamed set) drops the unnamed statement. */

@@ -605,10 +605,12 @@ static enum policy_verdict check_statement(struct session_env *env, struct sessi
 	*touches_masked = r->n_masks && maskset_touches(&s->masks, r, c);
 	if (v != POLICY_DENY) {
 		/* what may now be prepared under a name (-ENOSPC: it stays unknown) */
+		bool keep = r->statements.approve != 0;
+
 		if (parse_name)
-			prepared_note(&s->stmts, parse_name, c, sql, len);
+			prepared_note(&s->stmts, parse_name, c, sql, len, keep);
 		for (size_t i = 0; i < c->n_prepares; i++)
-			prepared_note(&s->stmts, c->prepares[i], c, sql, len);
+			prepared_note(&s->stmts, c->prepares[i], c, sql, len, keep);
 	}
 	if (v == POLICY_APPROVE && len > SESSION_MAX_SHOWN) {
 		snprintf(msg, cap, "pgtether: the statement is %zu bytes long, more than an approver is shown (%u), so it is denied (%s)",

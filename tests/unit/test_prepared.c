@@ -18,7 +18,7 @@ static void note(struct prepared_model *m, const char *name, const char *sql)
 	struct sqlclass_result c;
 
 	assert_int_equal(sqlclass_classify(sql, NULL, &c), 0);
-	assert_int_equal(prepared_note(m, name, &c, sql, strlen(sql)), 0);
+	assert_int_equal(prepared_note(m, name, &c, sql, strlen(sql), true), 0);
 	sqlclass_release(&c);
 }
 
@@ -87,7 +87,7 @@ static void test_sql_names(void **state)
 	assert_int_equal(sqlclass_classify("PREPARE Del AS delete from t; select 1", NULL, &c), 0);
 	assert_int_equal(c.n_prepares, 1);
 	assert_string_equal(c.prepares[0], "del");
-	assert_int_equal(prepared_note(&m, c.prepares[0], &c, "x", 1), 0);
+	assert_int_equal(prepared_note(&m, c.prepares[0], &c, "x", 1, true), 0);
 	sqlclass_release(&c);
 	note(&m, "del", "PREPARE del AS select 1"); /* fails on the server: del exists */
 	assert_true(classes(&m, "del", false, 0) & SQL_WRITE);
@@ -107,7 +107,7 @@ static void test_sql_names(void **state)
 	snprintf(long2, sizeof(long2), "PREPARE %s AS delete from t", long1);
 	assert_int_equal(sqlclass_classify(long2, NULL, &c), 0);
 	assert_int_equal(strlen(c.prepares[0]), 63);
-	assert_int_equal(prepared_note(&m, c.prepares[0], &c, long2, strlen(long2)), 0);
+	assert_int_equal(prepared_note(&m, c.prepares[0], &c, long2, strlen(long2), true), 0);
 	sqlclass_release(&c);
 	long1[60] = 'b'; /* differs after the server's cut... */
 	assert_true(classes(&m, long1, false, 0) & SQL_WRITE); /* ...and after ours */
@@ -126,11 +126,13 @@ static void test_bounds(void **state)
 	assert_int_equal(sqlclass_classify("select 1", NULL, &c), 0);
 	for (int i = 0; i <= PREPARED_MAX_NAMES && r == 0; i++) {
 		snprintf(name, sizeof(name), "s%d", i);
-		r = prepared_note(&m, name, &c, "select 1", 8);
+		r = prepared_note(&m, name, &c, "select 1", 8, false);
 	}
 	assert_int_equal(r, -ENOSPC);
 	classes(&m, name, true, -ENOENT);
 	assert_int_equal(classes(&m, "s1", true, 0), SQL_READ);
+	/* kept without its text (no approvals): known, but nothing to show */
+	assert_null(prepared_view_text(&(struct prepared_view){ .complete = false }, &(size_t){ 0 }));
 	sqlclass_release(&c);
 	prepared_release(&m);
 }
