@@ -127,9 +127,17 @@ int control_listen(const char *path, gid_t approvers, char *err)
 
 	r = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
 	umask(old);
-	/* then the approvers' group may connect, before anyone could (not listening yet) */
-	if (r == 0 && approvers != (gid_t)-1 && (chown(path, 0, approvers) == -1 || chmod(path, 0660) == -1))
-		r = -1;
+	/* then the approvers' group may connect, before anyone could (not listening yet).
+	 * Without CAP_CHOWN (the shipped unit) root may give the socket only to a group
+	 * it is a member of: SupplementaryGroups= in the unit. */
+	if (r == 0 && approvers != (gid_t)-1 && (chown(path, 0, approvers) == -1 || chmod(path, 0660) == -1)) {
+		r = -errno;
+		snprintf(err, CONTROL_ERR_LEN, "cannot give %s to approvers_group (gid %u): %s%s", path, (unsigned)approvers,
+			 strerror(errno), errno == EPERM ? " (under systemd, add SupplementaryGroups= with that group to pgtether.service)" : "");
+		close(fd);
+		unlink(path);
+		return r;
+	}
 	if (r == -1 || listen(fd, 64) == -1) {
 		r = -errno;
 		snprintf(err, CONTROL_ERR_LEN, "cannot listen on %s: %s", path, strerror(errno));
