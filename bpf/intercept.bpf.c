@@ -83,6 +83,8 @@ static __always_inline void exe_of_current(struct pgt_origin *rec)
 
 	rec->exe_ino = 0;
 	rec->exe_dev = 0;
+	rec->exe_ctime_sec = 0;
+	rec->exe_ctime_nsec = 0;
 	if (!mm)
 		return;
 	f = mm->exe_file;
@@ -93,6 +95,10 @@ static __always_inline void exe_of_current(struct pgt_origin *rec)
 		return;
 	rec->exe_ino = ino->i_ino;
 	rec->exe_dev = ino->i_sb->s_dev;
+	/* i_ctime_sec/_nsec since Linux 6.11 (what stat() reports as st_ctim); the top
+	 * bit of _nsec is I_CTIME_QUERIED of multigrain timestamps (6.13), not time */
+	rec->exe_ctime_sec = ino->i_ctime_sec;
+	rec->exe_ctime_nsec = ino->i_ctime_nsec & ~(1u << 31);
 }
 
 /* Decides and, for a target, records and rewrites. Always returns 1: a hook that

@@ -55,7 +55,10 @@ struct pgt_origin {
 	 * for a user task that connects). */
 	__u64 exe_ino;
 	__u32 exe_dev;
-	__u32 pad;
+	/* ... and its ctime then: a file rewritten in place after connect() (same inode,
+	 * other bytes, once no process runs it) has another. */
+	__u32 exe_ctime_nsec;
+	__s64 exe_ctime_sec;
 	__u8 dst_addr[16];  /* where the workload wanted to go */
 	__u16 dst_port;
 	__u16 family;       /* AF_INET or AF_INET6 of the socket */

@@ -263,6 +263,15 @@ enum attest_result attest_read(const struct attest_origin *o, struct attest_fact
 		goto out;
 	}
 	exe_key_of(&st, &ret->exe_key);
+	/* Same inode, other bytes: the connecting binary was rewritten once nothing ran
+	 * it (a forked child kept the socket, the connector exec'd away, rewrote it and
+	 * exec'd it again), so its hash now says nothing about what connected. */
+	if (ret->exe_key.ctime_ns != o->exe_ctime_ns) {
+		snprintf(why, cap, "exe: the executable of the process (pid %d) was modified or replaced after it opened this connection",
+			 (int)o->pid);
+		r = ATTEST_CHANGED;
+		goto out;
+	}
 	/* the path of the file opened, not a second readlink of /proc/PID/exe, which an
 	 * exec in between would answer for another file */
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);

@@ -45,6 +45,7 @@ struct attest_origin {
 	uint64_t cgroup_id;       /* its cgroup2 cgroup (the directory's inode) */
 	uint64_t exe_ino;         /* mm->exe_file's inode number */
 	uint32_t exe_dev;         /* ... and its superblock's dev_t, kernel encoding */
+	uint64_t exe_ctime_ns;    /* ... and its ctime */
 	const char *cgroup_mount; /* where cgroup2 is mounted for the daemon */
 };
 

@@ -2869,7 +2869,9 @@ static void session_attest(struct session_env *env, struct session *s)
 	const struct attest_origin o = {
 		.pid = (pid_t)s->origin.tgid, .connect_boot_ns = s->origin.connect_ns,
 		.uid = s->origin.uid, .gid = s->origin.gid, .cgroup_id = s->origin.cgroup_id,
-		.exe_ino = s->origin.exe_ino, .exe_dev = s->origin.exe_dev, .cgroup_mount = env->ic->cgroup_mount,
+		.exe_ino = s->origin.exe_ino, .exe_dev = s->origin.exe_dev,
+		.exe_ctime_ns = (uint64_t)s->origin.exe_ctime_sec * 1000000000ull + s->origin.exe_ctime_nsec,
+		.cgroup_mount = env->ic->cgroup_mount,
 	};
 	char why[ATTEST_WHY_LEN];
 	enum attest_result r;

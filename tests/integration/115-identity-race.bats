@@ -137,6 +137,28 @@ stall_done() { wait "$STALL" || true; rm -f "$PGT_TMP"/stall-*; }
   [[ "$output" == "OK cgroup=$PGT_CG/ok/same;"* ]]
 }
 
+@test "a connecting binary rewritten in place after connect() (same inode, other bytes) is refused" {
+  local evil="$PGT_TMP/evil-python" sum
+  cp "$PYREAL" "$evil"
+  truncate -s +4096 "$evil" # other bytes than python3's: a binary a deny rule names by hash
+  sum=$(sha256sum "$evil" | cut -d' ' -f1)
+  cat >"$PGT_TMP/policy.d/92-evil.json" <<JSON
+{ "rules": [ { "name": "no-evil", "effect": "deny", "match": { "exe_sha256": "$sum" } } ] }
+JSON
+  pgt_reload
+  run pgt_in "$PGT_CG/ok/evil" "$evil" "$RACE" plain 127.0.0.1 "$PG_PORT"
+  echo "$output"
+  [[ "$output" == "E 28000 pgtether: this connection is denied by policy rule 'no-evil'"* ]]
+  # connect, keep the socket in a child, rewrite the binary as python3 and run that
+  stall_old_daemon "$PGT_CG/ok/evil"
+  run race_in "$PGT_CG/ok/evil" "$evil" "$RACE" rewrite 127.0.0.1 "$PG_PORT" "$PYREAL"
+  stall_done
+  rm -f "$PGT_TMP/policy.d/92-evil.json" "$evil"
+  pgt_reload
+  echo "$output"
+  [[ "$output" == "E 28000 pgtether: cannot establish who opened this connection: exe: the executable of the process (pid "*") was modified or replaced after it opened this connection"* ]]
+}
+
 @test "an executable on overlayfs (a container's root) is identified like any other" {
   mkdir -p "$PGT_TMP/ovl/lower" "$PGT_TMP/ovl/upper" "$PGT_TMP/ovl/work" "$PGT_TMP/ovl/merged"
   cp "$PYREAL" "$PGT_TMP/ovl/lower/python"

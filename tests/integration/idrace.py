@@ -16,7 +16,12 @@ Usage:
                                          the socket inherited; EXE runs this script's
                                          'speak-fd' and speaks
   idrace.py setuid HOST PORT UID         connect as root, setresuid(UID), then speak
-  idrace.py speak-fd FD                  (what 'exec' runs)
+  idrace.py rewrite HOST PORT CONTENT    run as a writable copy of python: connect, fork
+                                         a child that keeps the socket (and execs the
+                                         real python3 to speak 1.5 s later), exec away,
+                                         copy CONTENT over our own executable (same
+                                         inode, other bytes) and exec it again to wait
+  idrace.py speak-fd FD [DELAY]          (what 'exec' and 'rewrite' run)
   idrace.py latency HOST PORT SECONDS    one session, 'select 1' in a loop for
                                          SECONDS; prints 'MAX <ms> N <queries>'
 A password request is answered with $PGT_TOKEN.
@@ -144,7 +149,21 @@ def main():
         os.setresgid(uid, uid, uid)
         os.setresuid(uid, uid, uid)
         speak(s)
+    elif mode == "rewrite":
+        s = connect(sys.argv[2], sys.argv[3])
+        fd = s.detach()
+        os.set_inheritable(fd, True)
+        child = os.fork()
+        if child == 0:
+            os.execv("/usr/bin/python3", ["/usr/bin/python3", os.path.abspath(__file__), "speak-fd", str(fd), "1.5"])
+        os.close(fd)
+        me = os.path.realpath(sys.executable)
+        os.execv("/bin/sh", ["/bin/sh", "-c",
+                             'cp "$1" "$2" && exec "$2" -c "import os, sys; os.waitpid(int(sys.argv[1]), 0)" "$3"',
+                             "sh", sys.argv[4], me, str(child)])
     elif mode == "speak-fd":
+        if len(sys.argv) > 3:
+            time.sleep(float(sys.argv[3]))
         speak(socket.socket(fileno=int(sys.argv[2])))
     elif mode == "latency":
         s = connect(sys.argv[2], sys.argv[3])

@@ -153,6 +153,7 @@ static void self_origin(struct attest_origin *o, char *mount, size_t len)
 	o->gid = getgid();
 	o->exe_ino = st.st_ino;
 	o->exe_dev = (uint32_t)(major(st.st_dev) << 20 | minor(st.st_dev));
+	o->exe_ctime_ns = (uint64_t)st.st_ctim.tv_sec * 1000000000ull + (uint64_t)st.st_ctim.tv_nsec;
 	o->cgroup_mount = mount;
 }
 
@@ -192,6 +193,10 @@ static void test_attest_self(void **state)
 	bad = o;
 	bad.exe_dev ^= 1;
 	assert_int_equal(attest_read(&bad, &f, NULL, why, sizeof(why)), ATTEST_CHANGED);
+	bad = o;
+	bad.exe_ctime_ns--; /* rewritten in place since */
+	assert_int_equal(attest_read(&bad, &f, NULL, why, sizeof(why)), ATTEST_CHANGED);
+	assert_non_null(strstr(why, "modified or replaced"));
 	bad = o;
 	bad.exe_ino = 0; /* the hook found no executable */
 	assert_int_equal(attest_read(&bad, &f, NULL, why, sizeof(why)), ATTEST_CHANGED);
