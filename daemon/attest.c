@@ -19,7 +19,9 @@
 #include <sys/sysmacros.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <linux/nsfs.h>
 #include <linux/openat2.h>
+#include <sys/ioctl.h>
 
 #include "cgroup.h"
 
@@ -184,6 +186,7 @@ enum attest_result attest_hash_fd(int fd, const struct attest_exe_key *key, cons
 static void clear(struct attest_facts *f)
 {
 	memset(&f->exe_key, 0, sizeof(f->exe_key));
+	f->exe_foreign = false;
 	f->start_time = 0;
 	strcpy(f->exe, "?");
 	f->exe_sha256[0] = '\0';
@@ -195,6 +198,58 @@ static void clear(struct attest_facts *f)
 static dev_t kernel_dev(uint32_t kdev)
 {
 	return makedev(kdev >> 20, kdev & 0xfffff);
+}
+
+static bool same_file(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
+}
+
+/*
+ * Whether the path /proc gave for the executable st is one a rule may trust: it names
+ * that very file in pgtetherd's own mount namespace, or inside the process's root
+ * when the process's mount namespace belongs to the initial user namespace (a
+ * container runtime's mounts, which the workload cannot change). A mount namespace
+ * of a user namespace the workload created is its own to remount, and the path of a
+ * file on such a mount is whatever it chose: /proc/PID/exe reads "/usr/bin/psql" for
+ * its own binary bind-mounted there. The same holds for a binary opened there and
+ * passed to a process outside by SCM_RIGHTS for fexecve().
+ */
+static bool exe_path_vouched(pid_t pid, const char *exe, const struct stat *st)
+{
+	struct open_how how = { .flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
+	struct stat here, own;
+	char p[64];
+	int rootfd, fd, nsfd, ufd;
+	bool ok = false;
+
+	if (exe[0] != '/')
+		return false;
+	if (stat(exe, &here) == 0 && same_file(&here, st))
+		return true;
+	snprintf(p, sizeof(p), "/proc/%d/ns/mnt", (int)pid);
+	nsfd = open(p, O_RDONLY | O_CLOEXEC);
+	if (nsfd < 0)
+		return false;
+	ufd = ioctl(nsfd, NS_GET_USERNS);
+	close(nsfd);
+	if (ufd < 0)
+		return false;
+	ok = fstat(ufd, &here) == 0 && stat("/proc/self/ns/user", &own) == 0 && same_file(&here, &own);
+	close(ufd);
+	if (!ok)
+		return false;
+	snprintf(p, sizeof(p), "/proc/%d/root", (int)pid);
+	rootfd = open(p, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (rootfd < 0)
+		return false;
+	fd = (int)syscall(SYS_openat2, rootfd, exe, &how, sizeof(how));
+	close(rootfd);
+	if (fd < 0)
+		return false;
+	ok = fstat(fd, &here) == 0 && same_file(&here, st);
+	close(fd);
+	return ok;
 }
 
 /* The process is gone when its pidfd says so; a zombie has no executable left either. */
@@ -282,6 +337,7 @@ enum attest_result attest_read(const struct attest_origin *o, struct attest_fact
 		goto out;
 	}
 	ret->exe[n] = '\0';
+	ret->exe_foreign = !exe_path_vouched(o->pid, ret->exe, &st);
 
 	/* cgroup: the path must name the cgroup the kernel saw at connect() (its id is the
 	 * directory's inode), so a process that moved since is not judged by its new one */

@@ -58,6 +58,10 @@ struct attest_facts {
 	pid_t pid;
 	uint64_t start_time;      /* field 22 of /proc/PID/stat, clock ticks since boot */
 	char exe[PATH_MAX];
+	/* exe is a path only the workload's own mount namespace gives that file (a bind
+	 * mount in a user namespace it owns can put any binary at /usr/bin/psql there):
+	 * no rule may allow by it */
+	bool exe_foreign;
 	char exe_sha256[65];      /* hex; "" until hashed */
 	char cgroup[PATH_MAX];    /* below the cgroup2 mount, as /proc/PID/cgroup says */
 	struct attest_exe_key exe_key;

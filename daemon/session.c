@@ -2771,6 +2771,7 @@ static void session_facts(const struct session *s, struct policy_facts *f)
 	*f = (struct policy_facts){
 		.cgroup = s->facts.cgroup, .uid = s->origin.uid, .exe = s->facts.exe,
 		.exe_sha256 = s->facts.exe_sha256, .database = s->database, .upstream = s->upstream_name,
+		.exe_foreign = s->facts.exe_foreign,
 	};
 }
 
@@ -2823,8 +2824,10 @@ static void authorize(struct session_env *env, struct session *s, const char *to
 		else if (problem)
 			snprintf(tok, sizeof(tok), ", no token: %s", problem);
 		refuse(env, s, "28000", "conn.refused",
-		       "pgtether: no policy rule allows this connection (cgroup %s, uid %u, exe %s, upstream '%s', database \"%s\"%s)",
-		       s->facts.cgroup, s->origin.uid, s->facts.exe, s->upstream_name, s->database, tok);
+		       "pgtether: no policy rule allows this connection (cgroup %s, uid %u, exe %s%s, upstream '%s', database \"%s\"%s)",
+		       s->facts.cgroup, s->origin.uid, s->facts.exe,
+		       s->facts.exe_foreign ? " as named in the workload's own mount namespace, which exe rules do not trust" : "",
+		       s->upstream_name, s->database, tok);
 		return;
 	}
 	snprintf(s->rule, sizeof(s->rule), "%s", rule->name);

@@ -32,6 +32,8 @@ JSON
   cat >"$PGT_TMP/policy.d/10-race.json" <<JSON
 { "rules": [
   { "name": "ok", "match": { "cgroup": "$PGT_CG/ok/**" }, "token": { "source": "none" }, "upstream": "main" },
+  { "name": "py-only", "match": { "cgroup": "$PGT_CG/exeonly", "exe": "$PYREAL" }, "token": { "source": "none" },
+    "upstream": "main" },
   { "name": "by-token", "match": { "issuer": "$ISS", "claims": { "sub": "repo:acme/*" } },
     "token": { "source": "password" }, "upstream": "main" }
 ] }
@@ -157,6 +159,28 @@ JSON
   pgt_reload
   echo "$output"
   [[ "$output" == "E 28000 pgtether: cannot establish who opened this connection: exe: the executable of the process (pid "*") was modified or replaced after it opened this connection"* ]]
+}
+
+@test "a binary bind-mounted over an allowed path in the workload's own user namespace does not pass for it" {
+  local evil="$PGT_TMP/evil-bind"
+  cp "$PYREAL" "$evil"
+  truncate -s +4096 "$evil"
+  run pgt_in "$PGT_CG/exeonly" $PY "$RACE" plain 127.0.0.1 "$PG_PORT"
+  echo "$output"
+  [[ "$output" == "OK cgroup=$PGT_CG/exeonly;"*";exe=$PYREAL;"*";rule=py-only" ]]
+  # an unprivileged workload: a user and mount namespace of its own, its binary at
+  # python3's path there; /proc/PID/exe reads that path
+  run pgt_in "$PGT_CG/exeonly" setpriv --reuid=65534 --regid=65534 --clear-groups \
+    unshare -Urm sh -c 'mount --bind "$1" "$2" && exec "$2" "$3" plain 127.0.0.1 "$4"' sh "$evil" "$PYREAL" "$RACE" "$PG_PORT"
+  echo "$output"
+  [[ "$output" == "E 28000 pgtether: no policy rule allows this connection (cgroup $PGT_CG/exeonly, uid 65534, exe $PYREAL as named in the workload's own mount namespace, which exe rules do not trust,"* ]]
+  # a mount namespace of the initial user namespace (a container runtime's; here
+  # root's) is not the workload's to change: its paths are trusted inside its root
+  run pgt_in "$PGT_CG/exeonly" unshare -m sh -c 'mount --bind "$1" "$2" && exec "$2" "$3" plain 127.0.0.1 "$4"' \
+    sh "$evil" "$PYREAL" "$RACE" "$PG_PORT"
+  rm -f "$evil"
+  echo "$output"
+  [[ "$output" == "OK cgroup=$PGT_CG/exeonly;"*";exe=$PYREAL;"*";rule=py-only" ]]
 }
 
 @test "an executable on overlayfs (a container's root) is identified like any other" {

@@ -171,6 +171,7 @@ static void test_attest_self(void **state)
 	assert_true(fd >= 0);
 	assert_true(f.start_time > 0);
 	assert_non_null(strstr(f.exe, "test_cgroup"));
+	assert_false(f.exe_foreign);
 	assert_int_equal(f.cgroup[0], '/');
 	assert_int_equal(attest_hash_fd(fd, &f.exe_key, NULL, sha, why, sizeof(why)), ATTEST_OK);
 	assert_int_equal(strlen(sha), 64);
