@@ -311,9 +311,16 @@ enum attest_result attest_read(const struct attest_origin *o, struct attest_fact
 		snprintf(why, cap, "exe: /proc/%d/exe is not a regular file", (int)o->pid);
 		goto out;
 	}
-	if (o->exe_ino == 0 || st.st_ino != o->exe_ino || st.st_dev != kernel_dev(o->exe_dev)) {
+	if (o->exe_ino == 0 || st.st_ino != o->exe_ino) {
 		snprintf(why, cap, "exe: the process (pid %d) runs another executable than the one that opened this connection (it exec'd since)",
 			 (int)o->pid);
+		r = ATTEST_CHANGED;
+		goto out;
+	}
+	if (st.st_dev != kernel_dev(o->exe_dev)) {
+		/* btrfs reports a subvolume's own device to stat(), not the superblock's */
+		snprintf(why, cap, "exe: the executable's device as stat() reports it (%u:%u) is not its filesystem's (%u:%u); pgtether cannot tell such executables (btrfs subvolumes) from others yet",
+			 major(st.st_dev), minor(st.st_dev), o->exe_dev >> 20, o->exe_dev & 0xfffff);
 		r = ATTEST_CHANGED;
 		goto out;
 	}
