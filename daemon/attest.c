@@ -133,54 +133,66 @@ void attest_cache_put(struct attest_cache *cache, const struct attest_exe_key *k
 enum attest_result attest_hash_fd(int fd, const struct attest_exe_key *key, const bool *cancel, char out[65],
 				  char *why, size_t cap)
 {
+	enum attest_result r = ATTEST_UNREADABLE;
 	uint8_t buf[65536], md[32];
 	unsigned int mdlen = sizeof(md);
 	struct attest_exe_key now;
+	EVP_MD_CTX *ctx = NULL;
 	struct stat st;
-	EVP_MD_CTX *ctx;
+	char p[64];
 	ssize_t n;
+	int rfd;
 
 	if (key->size > ATTEST_HASH_MAX_BYTES) {
 		snprintf(why, cap, "exe_sha256: the executable is %llu bytes, more than the %llu pgtether hashes",
 			 (unsigned long long)key->size, (unsigned long long)ATTEST_HASH_MAX_BYTES);
 		return ATTEST_UNREADABLE;
 	}
-	ctx = EVP_MD_CTX_new();
-	if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
-		EVP_MD_CTX_free(ctx);
-		snprintf(why, cap, "exe_sha256: out of memory");
+	/* Opened for reading only here, on the hasher's thread: an executable on a FUSE
+	 * mount the workload serves can make open() and read() wait as long as it likes. */
+	snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
+	rfd = open(p, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (rfd == -1) {
+		snprintf(why, cap, "exe_sha256: cannot open the executable: %s", strerror(errno));
 		return ATTEST_UNREADABLE;
 	}
+	ctx = EVP_MD_CTX_new();
+	if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
+		snprintf(why, cap, "exe_sha256: out of memory");
+		goto out;
+	}
 	/* pread from 0: the fd's offset is nobody else's, but this does not depend on it */
-	for (off_t at = 0; (n = pread(fd, buf, sizeof(buf), at)) > 0; at += n) {
+	for (off_t at = 0; (n = pread(rfd, buf, sizeof(buf), at)) > 0; at += n) {
 		if ((uint64_t)at + (uint64_t)n > key->size)
 			break; /* grew: caught by the check below */
 		if (cancel && __atomic_load_n(cancel, __ATOMIC_RELAXED)) {
-			EVP_MD_CTX_free(ctx);
 			snprintf(why, cap, "exe_sha256: pgtetherd is stopping");
-			return ATTEST_UNREADABLE;
+			goto out;
 		}
 		EVP_DigestUpdate(ctx, buf, (size_t)n);
 	}
 	if (n < 0 || EVP_DigestFinal_ex(ctx, md, &mdlen) != 1) {
 		snprintf(why, cap, "exe_sha256: cannot read the executable: %s", n < 0 ? strerror(errno) : "digest failed");
-		EVP_MD_CTX_free(ctx);
-		return ATTEST_UNREADABLE;
+		goto out;
 	}
-	EVP_MD_CTX_free(ctx);
 	/* The hash is of the bytes the key describes only if nothing wrote the file while
 	 * it was read: a write moves ctime, which no one but the clock's owner can set. */
-	if (fstat(fd, &st) == -1) {
+	if (fstat(rfd, &st) == -1) {
 		snprintf(why, cap, "exe_sha256: cannot stat the executable: %s", strerror(errno));
-		return ATTEST_UNREADABLE;
+		goto out;
 	}
 	exe_key_of(&st, &now);
 	if (memcmp(&now, key, sizeof(now)) != 0) {
 		snprintf(why, cap, "exe_sha256: the executable was modified while pgtether hashed it");
-		return ATTEST_CHANGED;
+		r = ATTEST_CHANGED;
+		goto out;
 	}
 	hex_encode(md, sizeof(md), out);
-	return ATTEST_OK;
+	r = ATTEST_OK;
+out:
+	EVP_MD_CTX_free(ctx);
+	close(rfd);
+	return r;
 }
 
 static void clear(struct attest_facts *f)
@@ -252,6 +264,26 @@ static bool exe_path_vouched(pid_t pid, const char *exe, const struct stat *st)
 	return ok;
 }
 
+/* fstat() of fd from the attributes the kernel holds, without asking a network or
+ * FUSE filesystem's server (AT_STATX_DONT_SYNC). 0 or -1 with errno. */
+static int stat_nosync(int fd, struct stat *ret)
+{
+	struct statx x;
+
+	if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_BASIC_STATS, &x) == -1)
+		return -1;
+	memset(ret, 0, sizeof(*ret));
+	ret->st_dev = makedev(x.stx_dev_major, x.stx_dev_minor);
+	ret->st_ino = x.stx_ino;
+	ret->st_mode = x.stx_mode;
+	ret->st_size = (off_t)x.stx_size;
+	ret->st_mtim.tv_sec = x.stx_mtime.tv_sec;
+	ret->st_mtim.tv_nsec = x.stx_mtime.tv_nsec;
+	ret->st_ctim.tv_sec = x.stx_ctime.tv_sec;
+	ret->st_ctim.tv_nsec = x.stx_ctime.tv_nsec;
+	return 0;
+}
+
 /* The process is gone when its pidfd says so; a zombie has no executable left either. */
 static bool pid_alive(int pidfd)
 {
@@ -272,6 +304,11 @@ enum attest_result attest_read(const struct attest_origin *o, struct attest_fact
 	ret->pid = o->pid;
 	clear(ret);
 	pidfd = (int)syscall(SYS_pidfd_open, o->pid, 0);
+	if (pidfd < 0 && errno != ESRCH) {
+		snprintf(why, cap, "cannot pin the process that opened this connection (pid %d): %s", (int)o->pid,
+			 strerror(errno));
+		return ATTEST_UNREADABLE;
+	}
 	if (pidfd < 0) {
 		snprintf(why, cap, "the process that opened this connection (pid %d) has exited; its kernel facts cannot be read",
 			 (int)o->pid);
@@ -292,10 +329,12 @@ enum attest_result attest_read(const struct attest_origin *o, struct attest_fact
 		goto out;
 	}
 
-	/* exe: the file it runs now, opened, then compared with the one it ran at connect() */
+	/* exe: the file it runs now, then compared with the one it ran at connect(). O_PATH
+	 * and a statx that asks no server: nothing here waits for a FUSE mount the
+	 * workload serves (the hasher's thread opens it for reading). */
 	snprintf(path, sizeof(path), "/proc/%d/exe", (int)o->pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd == -1 || fstat(fd, &st) == -1) {
+	fd = open(path, O_PATH | O_CLOEXEC);
+	if (fd == -1 || stat_nosync(fd, &st) == -1) {
 		int e = errno;
 
 		/* a zombie (exited, not yet reaped) has no executable any more: ENOENT */

@@ -82,7 +82,7 @@ struct attest_cache {
  * pidfd_open() and checked to be alive after the reads, so the facts belong to the
  * process pinned. The executable is the file opened through /proc/PID/exe, and its
  * path is that open file's own, so path, inode and hash all describe one file.
- * On ATTEST_OK, *ret_exe_fd (when not NULL) is that file opened read-only, for
+ * On ATTEST_OK, *ret_exe_fd (when not NULL) is that file (an O_PATH fd), for
  * hashing: the caller closes it. Otherwise why says which fact and why, for the
  * client, and the facts read so far are left in ret.
  */
@@ -94,7 +94,8 @@ bool attest_cache_get(const struct attest_cache *cache, const struct attest_exe_
 void attest_cache_put(struct attest_cache *cache, const struct attest_exe_key *key, const char sha256[65]);
 
 /*
- * SHA-256 of the file behind fd (blocking: the hasher's thread calls it), which must
+ * SHA-256 of the file behind fd (which may be O_PATH: it is opened again for reading;
+ * blocking: the hasher's thread calls it), which must
  * still be what key describes, before and after the read: ATTEST_CHANGED when it was
  * written meanwhile, ATTEST_UNREADABLE when it is too large or cannot be read, or
  * when *cancel (may be NULL) turned true.
