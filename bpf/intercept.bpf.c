@@ -72,6 +72,35 @@ static __always_inline void set_ip6(__u8 out[16], __u32 w0, __u32 w1, __u32 w2, 
 	__builtin_memcpy(out + 12, &w3, 4);
 }
 
+/* The executable's identity (see struct pgt_origin). BTF pointer walks: a NULL on
+ * the way reads as 0, which the daemon refuses. */
+static __always_inline void exe_of_current(struct pgt_origin *rec)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct mm_struct *mm = task->mm;
+	struct file *f;
+	struct inode *ino;
+
+	rec->exe_ino = 0;
+	rec->exe_dev = 0;
+	rec->exe_ctime_sec = 0;
+	rec->exe_ctime_nsec = 0;
+	if (!mm)
+		return;
+	f = mm->exe_file;
+	if (!f)
+		return;
+	ino = f->f_inode;
+	if (!ino)
+		return;
+	rec->exe_ino = ino->i_ino;
+	rec->exe_dev = ino->i_sb->s_dev;
+	/* i_ctime_sec/_nsec since Linux 6.11 (what stat() reports as st_ctim); the top
+	 * bit of _nsec is I_CTIME_QUERIED of multigrain timestamps (6.13), not time */
+	rec->exe_ctime_sec = ino->i_ctime_sec;
+	rec->exe_ctime_nsec = ino->i_ctime_nsec & ~(1u << 31);
+}
+
 /* Decides and, for a target, records and rewrites. Always returns 1: a hook that
  * returned 0 would fail the connect() with EPERM, which is not ours to decide here. */
 static __always_inline int intercept(struct bpf_sock_addr *ctx, const __u8 dst[16],
@@ -136,6 +165,7 @@ static __always_inline int intercept(struct bpf_sock_addr *ctx, const __u8 dst[1
 	rec->dst_port = dst_port;
 	rec->family = ipv6_sock ? AF_INET6 : AF_INET;
 	bpf_get_current_comm(rec->comm, sizeof(rec->comm));
+	exe_of_current(rec);
 
 	if (ipv6_sock) {
 		/* The listener is IPv4: a dual-stack socket reaches it as ::ffff:a.b.c.d.

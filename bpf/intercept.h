@@ -48,6 +48,17 @@ struct pgt_origin {
 	__u32 tid;          /* thread that called connect() */
 	__u32 uid;
 	__u32 gid;
+	/* The file the task was running at connect(): mm->exe_file's inode number and
+	 * its superblock's device (kernel encoding, MAJOR << 20 | MINOR). pgtetherd
+	 * compares them with what it opens as /proc/PID/exe, so a process that exec'd
+	 * another binary after connect() cannot pass for it. exe_ino 0: no mm (never
+	 * for a user task that connects). */
+	__u64 exe_ino;
+	__u32 exe_dev;
+	/* ... and its ctime then: a file rewritten in place after connect() (same inode,
+	 * other bytes, once no process runs it) has another. */
+	__u32 exe_ctime_nsec;
+	__s64 exe_ctime_sec;
 	__u8 dst_addr[16];  /* where the workload wanted to go */
 	__u16 dst_port;
 	__u16 family;       /* AF_INET or AF_INET6 of the socket */

@@ -13,10 +13,15 @@
 #include <unistd.h>
 
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/sysmacros.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <linux/nsfs.h>
 #include <linux/openat2.h>
+#include <sys/ioctl.h>
 
 #include "cgroup.h"
 
@@ -76,121 +81,509 @@ int attest_pid_reused(uint64_t start_ticks, long hz, uint64_t event_boot_ns)
 }
 
 
-/* SHA-256 of the file behind fd, through the cache. 0 or -errno. */
-static int exe_hash(int fd, struct attest_cache *cache, char out[65])
+int attest_parse_status_ids(const char *text, uint32_t *ret_uid, uint32_t *ret_gid)
 {
+	static const char *const tags[2] = { "\nUid:", "\nGid:" };
+	unsigned long v[2];
+
+	for (int i = 0; i < 2; i++) {
+		const char *p = strstr(text, tags[i]);
+		char *end;
+
+		if (!p)
+			return -EINVAL;
+		p += strlen(tags[i]);
+		errno = 0;
+		v[i] = strtoul(p, &end, 10);
+		if (errno || end == p || v[i] > UINT32_MAX)
+			return -EINVAL;
+	}
+	*ret_uid = (uint32_t)v[0];
+	*ret_gid = (uint32_t)v[1];
+	return 0;
+}
+
+static void exe_key_of(const struct stat *st, struct attest_exe_key *k)
+{
+	k->dev = st->st_dev;
+	k->ino = st->st_ino;
+	k->size = (uint64_t)st->st_size;
+	k->mtime_ns = (uint64_t)st->st_mtim.tv_sec * 1000000000ull + (uint64_t)st->st_mtim.tv_nsec;
+	k->ctime_ns = (uint64_t)st->st_ctim.tv_sec * 1000000000ull + (uint64_t)st->st_ctim.tv_nsec;
+}
+
+bool attest_cache_get(const struct attest_cache *cache, const struct attest_exe_key *key, char out[65])
+{
+	for (unsigned i = 0; cache && i < ATTEST_CACHE; i++)
+		if (cache->e[i].sha256[0] && memcmp(&cache->e[i].k, key, sizeof(*key)) == 0) {
+			memcpy(out, cache->e[i].sha256, 65);
+			return true;
+		}
+	return false;
+}
+
+void attest_cache_put(struct attest_cache *cache, const struct attest_exe_key *key, const char sha256[65])
+{
+	unsigned i = cache->next++ % ATTEST_CACHE;
+
+	cache->e[i].k = *key;
+	memcpy(cache->e[i].sha256, sha256, 65);
+}
+
+enum attest_result attest_hash_fd(int fd, const struct attest_exe_key *key, const bool *cancel, char out[65],
+				  char *why, size_t cap)
+{
+	enum attest_result r = ATTEST_UNREADABLE;
 	uint8_t buf[65536], md[32];
 	unsigned int mdlen = sizeof(md);
+	struct attest_exe_key now;
+	EVP_MD_CTX *ctx = NULL;
 	struct stat st;
-	EVP_MD_CTX *ctx;
+	char p[64];
 	ssize_t n;
-	uint64_t mtime;
+	int rfd;
 
-	if (fstat(fd, &st) == -1)
-		return -errno;
-	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > ATTEST_HASH_MAX_BYTES)
-		return -EFBIG;
-	mtime = (uint64_t)st.st_mtim.tv_sec * 1000000000ull + (uint64_t)st.st_mtim.tv_nsec;
-	for (unsigned i = 0; cache && i < ATTEST_CACHE; i++)
-		if (cache->e[i].sha256[0] && cache->e[i].dev == st.st_dev && cache->e[i].ino == st.st_ino &&
-		    cache->e[i].size == (uint64_t)st.st_size && cache->e[i].mtime_ns == mtime) {
-			memcpy(out, cache->e[i].sha256, 65);
-			return 0;
-		}
+	if (key->size > ATTEST_HASH_MAX_BYTES) {
+		snprintf(why, cap, "exe_sha256: the executable is %llu bytes, more than the %llu pgtether hashes",
+			 (unsigned long long)key->size, (unsigned long long)ATTEST_HASH_MAX_BYTES);
+		return ATTEST_UNREADABLE;
+	}
+	/* Opened for reading only here, on the hasher's thread: an executable on a FUSE
+	 * mount the workload serves can make open() and read() wait as long as it likes. */
+	snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
+	rfd = open(p, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (rfd == -1) {
+		snprintf(why, cap, "exe_sha256: cannot open the executable: %s", strerror(errno));
+		return ATTEST_UNREADABLE;
+	}
 	ctx = EVP_MD_CTX_new();
 	if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
-		EVP_MD_CTX_free(ctx);
-		return -ENOMEM;
+		snprintf(why, cap, "exe_sha256: out of memory");
+		goto out;
 	}
-	while ((n = read(fd, buf, sizeof(buf))) > 0)
+	/* pread from 0: the fd's offset is nobody else's, but this does not depend on it */
+	for (off_t at = 0; (n = pread(rfd, buf, sizeof(buf), at)) > 0; at += n) {
+		if ((uint64_t)at + (uint64_t)n > key->size)
+			break; /* grew: caught by the check below */
+		if (cancel && __atomic_load_n(cancel, __ATOMIC_RELAXED)) {
+			snprintf(why, cap, "exe_sha256: pgtetherd is stopping");
+			goto out;
+		}
 		EVP_DigestUpdate(ctx, buf, (size_t)n);
+	}
 	if (n < 0 || EVP_DigestFinal_ex(ctx, md, &mdlen) != 1) {
-		EVP_MD_CTX_free(ctx);
-		return n < 0 ? -errno : -EIO;
+		snprintf(why, cap, "exe_sha256: cannot read the executable: %s", n < 0 ? strerror(errno) : "digest failed");
+		goto out;
 	}
-	EVP_MD_CTX_free(ctx);
+	/* The hash is of the bytes the key describes only if nothing wrote the file while
+	 * it was read: a write moves ctime, which no one but the clock's owner can set. */
+	if (fstat(rfd, &st) == -1) {
+		snprintf(why, cap, "exe_sha256: cannot stat the executable: %s", strerror(errno));
+		goto out;
+	}
+	exe_key_of(&st, &now);
+	if (memcmp(&now, key, sizeof(now)) != 0) {
+		snprintf(why, cap, "exe_sha256: the executable was modified while pgtether hashed it");
+		r = ATTEST_CHANGED;
+		goto out;
+	}
 	hex_encode(md, sizeof(md), out);
-	if (cache) {
-		unsigned i = cache->next++ % ATTEST_CACHE;
-
-		cache->e[i].dev = st.st_dev;
-		cache->e[i].ino = st.st_ino;
-		cache->e[i].size = (uint64_t)st.st_size;
-		cache->e[i].mtime_ns = mtime;
-		memcpy(cache->e[i].sha256, out, 65);
-	}
-	return 0;
+	r = ATTEST_OK;
+out:
+	EVP_MD_CTX_free(ctx);
+	close(rfd);
+	return r;
 }
 
 static void clear(struct attest_facts *f)
 {
+	memset(&f->exe_key, 0, sizeof(f->exe_key));
+	f->exe_foreign = false;
 	f->start_time = 0;
 	strcpy(f->exe, "?");
-	strcpy(f->exe_sha256, "?");
+	f->exe_sha256[0] = '\0';
 	strcpy(f->cgroup, "?");
 }
 
-int attest_read(pid_t pid, uint64_t connect_boot_ns, struct attest_cache *cache,
-		struct attest_facts *ret)
+/* The kernel's dev_t (MAJOR << 20 | MINOR, what the BPF hook reads from s_dev) as
+ * user space's st_dev. */
+static dev_t kernel_dev(uint32_t kdev)
+{
+	return makedev(kdev >> 20, kdev & 0xfffff);
+}
+
+static bool same_file(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
+}
+
+/*
+ * Whether the path /proc gave for the executable st is one a rule may trust: it names
+ * that very file in pgtetherd's own mount namespace, or inside the process's root
+ * when the process's mount namespace belongs to the initial user namespace (a
+ * container runtime's mounts, which the workload cannot change). A mount namespace
+ * of a user namespace the workload created is its own to remount, and the path of a
+ * file on such a mount is whatever it chose: /proc/PID/exe reads "/usr/bin/psql" for
+ * its own binary bind-mounted there. The same holds for a binary opened there and
+ * passed to a process outside by SCM_RIGHTS for fexecve().
+ */
+static bool exe_path_vouched(pid_t pid, const char *exe, const struct stat *st)
+{
+	struct open_how how = { .flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
+	struct stat here, own;
+	char p[64];
+	int rootfd, fd, nsfd, ufd;
+	bool ok = false;
+
+	if (exe[0] != '/')
+		return false;
+	if (stat(exe, &here) == 0 && same_file(&here, st))
+		return true;
+	snprintf(p, sizeof(p), "/proc/%d/ns/mnt", (int)pid);
+	nsfd = open(p, O_RDONLY | O_CLOEXEC);
+	if (nsfd < 0)
+		return false;
+	ufd = ioctl(nsfd, NS_GET_USERNS);
+	close(nsfd);
+	if (ufd < 0)
+		return false;
+	ok = fstat(ufd, &here) == 0 && stat("/proc/self/ns/user", &own) == 0 && same_file(&here, &own);
+	close(ufd);
+	if (!ok)
+		return false;
+	snprintf(p, sizeof(p), "/proc/%d/root", (int)pid);
+	rootfd = open(p, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (rootfd < 0)
+		return false;
+	fd = (int)syscall(SYS_openat2, rootfd, exe, &how, sizeof(how));
+	close(rootfd);
+	if (fd < 0)
+		return false;
+	ok = fstat(fd, &here) == 0 && same_file(&here, st);
+	close(fd);
+	return ok;
+}
+
+/* fstat() of fd from the attributes the kernel holds, without asking a network or
+ * FUSE filesystem's server (AT_STATX_DONT_SYNC). 0 or -1 with errno. */
+static int stat_nosync(int fd, struct stat *ret)
+{
+	struct statx x;
+
+	if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_BASIC_STATS, &x) == -1)
+		return -1;
+	memset(ret, 0, sizeof(*ret));
+	ret->st_dev = makedev(x.stx_dev_major, x.stx_dev_minor);
+	ret->st_ino = x.stx_ino;
+	ret->st_mode = x.stx_mode;
+	ret->st_size = (off_t)x.stx_size;
+	ret->st_mtim.tv_sec = x.stx_mtime.tv_sec;
+	ret->st_mtim.tv_nsec = x.stx_mtime.tv_nsec;
+	ret->st_ctim.tv_sec = x.stx_ctime.tv_sec;
+	ret->st_ctim.tv_nsec = x.stx_ctime.tv_nsec;
+	return 0;
+}
+
+/* The process is gone when its pidfd says so; a zombie has no executable left either. */
+static bool pid_alive(int pidfd)
+{
+	return syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) == 0;
+}
+
+enum attest_result attest_read(const struct attest_origin *o, struct attest_facts *ret, int *ret_exe_fd,
+			       char *why, size_t cap)
 {
 	char path[64], buf[4096];
-	int first = 0, pidfd, fd;
+	enum attest_result r = ATTEST_UNREADABLE;
+	int pidfd, fd = -1;
+	uint32_t uid, gid;
+	uint64_t cgid;
+	struct stat st;
 	ssize_t n;
 
-	ret->pid = pid;
+	ret->pid = o->pid;
 	clear(ret);
-	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-	if (pidfd < 0)
-		return -ESRCH;
+	pidfd = (int)syscall(SYS_pidfd_open, o->pid, 0);
+	if (pidfd < 0 && errno != ESRCH) {
+		snprintf(why, cap, "cannot pin the process that opened this connection (pid %d): %s", (int)o->pid,
+			 strerror(errno));
+		return ATTEST_UNREADABLE;
+	}
+	if (pidfd < 0) {
+		snprintf(why, cap, "the process that opened this connection (pid %d) has exited; its kernel facts cannot be read",
+			 (int)o->pid);
+		return ATTEST_GONE;
+	}
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)o->pid);
 	n = read_small(path, buf, sizeof(buf));
 	if (n < 0 || attest_parse_starttime(buf, &ret->start_time) < 0) {
-		close(pidfd);
-		return -ESRCH;
+		snprintf(why, cap, "the process that opened this connection (pid %d) has exited", (int)o->pid);
+		r = ATTEST_GONE;
+		goto out;
 	}
-	if (attest_pid_reused(ret->start_time, sysconf(_SC_CLK_TCK), connect_boot_ns)) {
-		close(pidfd);
-		clear(ret);
-		return -ESTALE;
+	if (attest_pid_reused(ret->start_time, sysconf(_SC_CLK_TCK), o->connect_boot_ns)) {
+		snprintf(why, cap, "the process that opened this connection is gone and its pid %d now belongs to another process",
+			 (int)o->pid);
+		r = ATTEST_REUSED;
+		goto out;
 	}
 
-	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+	/* exe: the file it runs now, then compared with the one it ran at connect(). O_PATH
+	 * and a statx that asks no server: nothing here waits for a FUSE mount the
+	 * workload serves (the hasher's thread opens it for reading). */
+	snprintf(path, sizeof(path), "/proc/%d/exe", (int)o->pid);
+	fd = open(path, O_PATH | O_CLOEXEC);
+	if (fd == -1 || stat_nosync(fd, &st) == -1) {
+		int e = errno;
+
+		/* a zombie (exited, not yet reaped) has no executable any more: ENOENT */
+		if (e == ENOENT || !pid_alive(pidfd)) {
+			snprintf(why, cap, "exe: the process that opened this connection (pid %d) has exited", (int)o->pid);
+			r = ATTEST_GONE;
+		} else {
+			snprintf(why, cap, "exe: cannot open /proc/%d/exe: %s", (int)o->pid, strerror(e));
+		}
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(why, cap, "exe: /proc/%d/exe is not a regular file", (int)o->pid);
+		goto out;
+	}
+	if (o->exe_ino == 0 || st.st_ino != o->exe_ino) {
+		snprintf(why, cap, "exe: the process (pid %d) runs another executable than the one that opened this connection (it exec'd since)",
+			 (int)o->pid);
+		r = ATTEST_CHANGED;
+		goto out;
+	}
+	if (st.st_dev != kernel_dev(o->exe_dev)) {
+		/* btrfs reports a subvolume's own device to stat(), not the superblock's */
+		snprintf(why, cap, "exe: the executable's device as stat() reports it (%u:%u) is not its filesystem's (%u:%u); pgtether cannot tell such executables (btrfs subvolumes) from others yet",
+			 major(st.st_dev), minor(st.st_dev), o->exe_dev >> 20, o->exe_dev & 0xfffff);
+		r = ATTEST_CHANGED;
+		goto out;
+	}
+	exe_key_of(&st, &ret->exe_key);
+	/* Same inode, other bytes: the connecting binary was rewritten once nothing ran
+	 * it (a forked child kept the socket, the connector exec'd away, rewrote it and
+	 * exec'd it again), so its hash now says nothing about what connected. */
+	if (ret->exe_key.ctime_ns != o->exe_ctime_ns) {
+		snprintf(why, cap, "exe: the executable of the process (pid %d) was modified or replaced after it opened this connection",
+			 (int)o->pid);
+		r = ATTEST_CHANGED;
+		goto out;
+	}
+	/* the path of the file opened, not a second readlink of /proc/PID/exe, which an
+	 * exec in between would answer for another file */
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
 	n = readlink(path, ret->exe, sizeof(ret->exe) - 1);
-	if (n >= 0) {
-		ret->exe[n] = '\0';
-	} else {
-		first = -errno;
+	if (n < 0 || (size_t)n >= sizeof(ret->exe) - 1) {
+		snprintf(why, cap, "exe: cannot read the executable's path: %s", n < 0 ? strerror(errno) : "too long");
 		strcpy(ret->exe, "?");
+		goto out;
 	}
-	/* the file the process runs, even if its path was replaced since */
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		int r = exe_hash(fd, cache, ret->exe_sha256);
+	ret->exe[n] = '\0';
+	ret->exe_foreign = !exe_path_vouched(o->pid, ret->exe, &st);
 
-		if (r < 0 && !first)
-			first = r;
-		close(fd);
-	} else if (!first) {
-		first = -errno;
-	}
-
-	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)pid);
+	/* cgroup: the path must name the cgroup the kernel saw at connect() (its id is the
+	 * directory's inode), so a process that moved since is not judged by its new one */
+	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)o->pid);
 	n = read_small(path, buf, sizeof(buf));
 	if (n < 0 || cgroup_from_proc_text(buf, ret->cgroup, sizeof(ret->cgroup)) < 0) {
-		if (!first)
-			first = n < 0 ? (int)n : -ENOENT;
+		snprintf(why, cap, "cgroup: cannot read /proc/%d/cgroup: %s", (int)o->pid,
+			 n < 0 ? strerror((int)-n) : "no cgroup2 line");
 		strcpy(ret->cgroup, "?");
+		if (!pid_alive(pidfd))
+			r = ATTEST_GONE;
+		goto out;
+	}
+	if (cgroup_id(o->cgroup_mount, ret->cgroup, &cgid) < 0 || cgid != o->cgroup_id) {
+		snprintf(why, cap, "cgroup: the process (pid %d) is now in cgroup %s, not in the cgroup it opened this connection from (id %llu)",
+			 (int)o->pid, ret->cgroup, (unsigned long long)o->cgroup_id);
+		r = ATTEST_CHANGED;
+		goto out;
+	}
+
+	/* uid, gid: the policy judges the ones of connect(); a process whose ids changed
+	 * since (setuid, a setuid binary) is another principal */
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)o->pid);
+	n = read_small(path, buf, sizeof(buf));
+	if (n < 0 || attest_parse_status_ids(buf, &uid, &gid) < 0) {
+		snprintf(why, cap, "uid: cannot read /proc/%d/status: %s", (int)o->pid, n < 0 ? strerror((int)-n) : "no Uid/Gid lines");
+		if (!pid_alive(pidfd))
+			r = ATTEST_GONE;
+		goto out;
+	}
+	if (uid != o->uid || gid != o->gid) {
+		snprintf(why, cap, "%s: the process (pid %d) now runs as uid %u gid %u, not as uid %u gid %u as when it opened this connection",
+			 uid != o->uid ? "uid" : "gid", (int)o->pid, uid, gid, o->uid, o->gid);
+		r = ATTEST_CHANGED;
+		goto out;
 	}
 
 	/* Still alive, so the pid was never free to be reused while we read. */
-	if (syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) != 0) {
-		close(pidfd);
-		clear(ret);
-		return -ESRCH;
+	if (!pid_alive(pidfd)) {
+		snprintf(why, cap, "the process that opened this connection (pid %d) exited while pgtether read it", (int)o->pid);
+		r = ATTEST_GONE;
+		goto out;
 	}
+	r = ATTEST_OK;
+out:
 	close(pidfd);
-	return first;
+	if (r == ATTEST_OK && ret_exe_fd) {
+		*ret_exe_fd = fd;
+		fd = -1;
+	}
+	if (fd >= 0)
+		close(fd);
+	return r;
+}
+
+/* ---- the hasher ---------------------------------------------------------------- */
+
+struct attest_hash_job {
+	uint64_t tag;
+	int fd;
+	struct attest_exe_key key;
+};
+
+struct attest_hasher {
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	int efd;
+	bool stop;
+	/* jobs wait in todo; results in done; both bounded by ATTEST_HASH_QUEUE together */
+	struct attest_hash_job todo[ATTEST_HASH_QUEUE];
+	size_t todo_head, todo_n;
+	struct attest_hash_done done[ATTEST_HASH_QUEUE];
+	size_t done_head, done_n;
+	size_t running;
+};
+
+static void *attest_hasher_main(void *arg)
+{
+	struct attest_hasher *h = arg;
+
+	pthread_mutex_lock(&h->lock);
+	for (;;) {
+		struct attest_hash_job j;
+		struct attest_hash_done d;
+		uint64_t one = 1;
+
+		while (!__atomic_load_n(&h->stop, __ATOMIC_RELAXED) && h->todo_n == 0)
+			pthread_cond_wait(&h->wake, &h->lock);
+		if (__atomic_load_n(&h->stop, __ATOMIC_RELAXED))
+			break;
+		j = h->todo[h->todo_head];
+		h->todo_head = (h->todo_head + 1) % ATTEST_HASH_QUEUE;
+		h->todo_n--;
+		h->running++;
+		pthread_mutex_unlock(&h->lock);
+
+		memset(&d, 0, sizeof(d));
+		d.tag = j.tag;
+		d.key = j.key;
+		d.result = attest_hash_fd(j.fd, &j.key, &h->stop, d.sha256, d.why, sizeof(d.why));
+		close(j.fd);
+
+		pthread_mutex_lock(&h->lock);
+		h->running--;
+		/* room is certain: submit counts running and done jobs against the bound */
+		h->done[(h->done_head + h->done_n) % ATTEST_HASH_QUEUE] = d;
+		h->done_n++;
+		/* an eventfd write only fails when the counter would overflow: never here */
+		if (write(h->efd, &one, sizeof(one)) != sizeof(one))
+			continue;
+	}
+	pthread_mutex_unlock(&h->lock);
+	return NULL;
+}
+
+int attest_hasher_start(struct attest_hasher **ret)
+{
+	struct attest_hasher *h = calloc(1, sizeof(*h));
+	int r;
+
+	if (!h)
+		return -ENOMEM;
+	h->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (h->efd == -1) {
+		r = -errno;
+		free(h);
+		return r;
+	}
+	pthread_mutex_init(&h->lock, NULL);
+	pthread_cond_init(&h->wake, NULL);
+	if ((r = pthread_create(&h->thread, NULL, attest_hasher_main, h)) != 0) {
+		pthread_mutex_destroy(&h->lock);
+		pthread_cond_destroy(&h->wake);
+		close(h->efd);
+		free(h);
+		return -r;
+	}
+	*ret = h;
+	return 0;
+}
+
+int attest_hasher_fd(const struct attest_hasher *h)
+{
+	return h->efd;
+}
+
+enum attest_result attest_hasher_submit(struct attest_hasher *h, uint64_t tag, int fd,
+					const struct attest_exe_key *key)
+{
+	enum attest_result r = ATTEST_OK;
+
+	pthread_mutex_lock(&h->lock);
+	if (h->todo_n + h->running + h->done_n >= ATTEST_HASH_QUEUE) {
+		r = ATTEST_BUSY;
+	} else {
+		h->todo[(h->todo_head + h->todo_n) % ATTEST_HASH_QUEUE] = (struct attest_hash_job){ tag, fd, *key };
+		h->todo_n++;
+		pthread_cond_signal(&h->wake);
+	}
+	pthread_mutex_unlock(&h->lock);
+	if (r != ATTEST_OK)
+		close(fd);
+	return r;
+}
+
+int attest_hasher_collect(struct attest_hasher *h, struct attest_hash_done *ret)
+{
+	uint64_t count;
+	int got = 0;
+
+	/* EAGAIN: nothing counted since the last call; the queue is looked at anyway */
+	if (read(h->efd, &count, sizeof(count)) < 0 && errno != EAGAIN)
+		return 0;
+	pthread_mutex_lock(&h->lock);
+	if (h->done_n) {
+		*ret = h->done[h->done_head];
+		h->done_head = (h->done_head + 1) % ATTEST_HASH_QUEUE;
+		h->done_n--;
+		got = 1;
+	}
+	pthread_mutex_unlock(&h->lock);
+	return got;
+}
+
+void attest_hasher_free(struct attest_hasher *h)
+{
+	if (!h)
+		return;
+	pthread_mutex_lock(&h->lock);
+	__atomic_store_n(&h->stop, true, __ATOMIC_RELAXED);
+	pthread_cond_signal(&h->wake);
+	pthread_mutex_unlock(&h->lock);
+	pthread_join(h->thread, NULL);
+	for (size_t i = 0; i < h->todo_n; i++)
+		close(h->todo[(h->todo_head + i) % ATTEST_HASH_QUEUE].fd);
+	pthread_mutex_destroy(&h->lock);
+	pthread_cond_destroy(&h->wake);
+	close(h->efd);
+	free(h);
 }
 
 int attest_read_token(pid_t pid, uint64_t connect_boot_ns, uint32_t uid, uint32_t gid, const char *path,

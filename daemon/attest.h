@@ -1,52 +1,134 @@
 /*
- * Kernel facts about the process behind a connection, read from /proc/PID. The BPF
- * record gives pid, uid, gid, comm and cgroup id at connect() time; this module adds
- * what only /proc knows (executable path, cgroup path) and the process start time
- * that lets a later check detect a reused pid.
+ * Kernel facts about the process behind a connection, read from /proc/PID and checked
+ * against what the BPF connect hook recorded: pid, uid, gid, cgroup id and the
+ * executable's inode at connect(). This module adds what only /proc knows (the
+ * executable's path and content hash, the cgroup's path) and refuses to guess: a fact
+ * that cannot be read, or that no longer describes the process that connected (it
+ * exited, its pid was reused, it moved to another cgroup, exec'd another binary or
+ * changed its uid or gid), is an error naming that fact, never a "?" that a deny rule
+ * would then fail to match.
  *
- * Every field is best effort: a short-lived process may be gone by the time the
- * daemon looks, and its fields then read "?" with the error returned.
+ * Hashing an executable can take seconds (a 2 GB binary); it runs on the hasher's
+ * thread (attest_hasher_*) so one workload's binary never stalls the event loop.
  */
 #ifndef PGTETHER_ATTEST_H
 #define PGTETHER_ATTEST_H
 
 #include <limits.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
-#define ATTEST_HASH_MAX_BYTES (512u << 20)  /* executables above this are not hashed */
+/* Executables above this are refused rather than hashed: the largest real binaries
+ * (static toolchains, bundled runtimes) stay well below it, and it bounds the CPU one
+ * connection can make the hasher spend (~1-2 s on one core with SHA extensions). */
+#define ATTEST_HASH_MAX_BYTES (2ull << 30)
 #define ATTEST_CACHE 64
+#define ATTEST_WHY_LEN 256
+/* Hash jobs waiting or running; more is refused (53300) rather than queued without bound. */
+#define ATTEST_HASH_QUEUE 16
+
+enum attest_result {
+	ATTEST_OK = 0,
+	ATTEST_GONE = -1,        /* the process that connected has exited */
+	ATTEST_REUSED = -2,      /* its pid belongs to a process started after connect() */
+	ATTEST_CHANGED = -3,     /* a fact differs from what the kernel recorded at connect() */
+	ATTEST_UNREADABLE = -4,  /* a fact cannot be read */
+	ATTEST_BUSY = -5,        /* the hasher's queue is full */
+};
+
+/* What the connect hook recorded (struct pgt_origin), to check /proc against. */
+struct attest_origin {
+	pid_t pid;                /* the connecting task's process (tgid) */
+	uint64_t connect_boot_ns; /* CLOCK_BOOTTIME at connect() */
+	uint32_t uid, gid;        /* real uid and gid of the connecting task */
+	uint64_t cgroup_id;       /* its cgroup2 cgroup (the directory's inode) */
+	uint64_t exe_ino;         /* mm->exe_file's inode number */
+	uint32_t exe_dev;         /* ... and its superblock's dev_t, kernel encoding */
+	uint64_t exe_ctime_ns;    /* ... and its ctime */
+	const char *cgroup_mount; /* where cgroup2 is mounted for the daemon */
+};
+
+/* The executable's identity as the hash cache keys it: any write changes ctime. */
+struct attest_exe_key {
+	uint64_t dev, ino, size, mtime_ns, ctime_ns;
+};
 
 struct attest_facts {
 	pid_t pid;
 	uint64_t start_time;      /* field 22 of /proc/PID/stat, clock ticks since boot */
 	char exe[PATH_MAX];
-	char exe_sha256[65];      /* hex, or "?" */
+	/* exe is a path only the workload's own mount namespace gives that file (a bind
+	 * mount in a user namespace it owns can put any binary at /usr/bin/psql there):
+	 * no rule may allow by it */
+	bool exe_foreign;
+	char exe_sha256[65];      /* hex; "" until hashed */
 	char cgroup[PATH_MAX];    /* below the cgroup2 mount, as /proc/PID/cgroup says */
+	struct attest_exe_key exe_key;
 };
 
-/* SHA-256 of executables by (device, inode, size, mtime): hashing a 100 MB binary on
- * every connection would cost more than the connection. */
+/* SHA-256 of executables by attest_exe_key: hashing a 100 MB binary on every
+ * connection would cost more than the connection. Used by the event loop only. */
 struct attest_cache {
 	struct {
-		uint64_t dev, ino, size, mtime_ns;
+		struct attest_exe_key k;
 		char sha256[65];
 	} e[ATTEST_CACHE];
 	unsigned next;
 };
 
 /*
- * Reads the facts of pid, the process that called connect() at connect_boot_ns
- * (CLOCK_BOOTTIME, from the BPF record). The pid is pinned with pidfd_open() first and
- * checked to be alive after the reads, so the facts belong to the process pinned; a
- * process that started after connect_boot_ns holds a reused pid and is not the one
- * that connected.
- * Returns 0 when every fact was read; -ESTALE for a reused pid (facts cleared to
- * "?"); -ESRCH when the process is gone (facts "?"); another -errno for a fact that
- * could not be read (that field "?"). cache may be NULL.
+ * Reads the facts of o->pid and checks them against o. The pid is pinned with
+ * pidfd_open() and checked to be alive after the reads, so the facts belong to the
+ * process pinned. The executable is the file opened through /proc/PID/exe, and its
+ * path is that open file's own, so path, inode and hash all describe one file.
+ * On ATTEST_OK, *ret_exe_fd (when not NULL) is that file (an O_PATH fd), for
+ * hashing: the caller closes it. Otherwise why says which fact and why, for the
+ * client, and the facts read so far are left in ret.
  */
-int attest_read(pid_t pid, uint64_t connect_boot_ns, struct attest_cache *cache,
-		struct attest_facts *ret);
+enum attest_result attest_read(const struct attest_origin *o, struct attest_facts *ret, int *ret_exe_fd,
+			       char *why, size_t cap);
+
+/* Copies the cached hash of key into out: true when there was one. */
+bool attest_cache_get(const struct attest_cache *cache, const struct attest_exe_key *key, char out[65]);
+void attest_cache_put(struct attest_cache *cache, const struct attest_exe_key *key, const char sha256[65]);
+
+/*
+ * SHA-256 of the file behind fd (which may be O_PATH: it is opened again for reading;
+ * blocking: the hasher's thread calls it), which must
+ * still be what key describes, before and after the read: ATTEST_CHANGED when it was
+ * written meanwhile, ATTEST_UNREADABLE when it is too large or cannot be read, or
+ * when *cancel (may be NULL) turned true.
+ */
+enum attest_result attest_hash_fd(int fd, const struct attest_exe_key *key, const bool *cancel, char out[65],
+				  char *why, size_t cap);
+
+/*
+ * The hasher: one thread that hashes executables for the event loop. Jobs go in with
+ * attest_hasher_submit; the loop watches attest_hasher_fd (an eventfd, readable when
+ * a result waits) and takes results with attest_hasher_collect.
+ */
+struct attest_hasher;
+
+struct attest_hash_done {
+	uint64_t tag;             /* the submitter's (a session id) */
+	enum attest_result result;
+	struct attest_exe_key key;
+	char sha256[65];
+	char why[ATTEST_WHY_LEN];
+};
+
+/* 0 or -errno. */
+int attest_hasher_start(struct attest_hasher **ret);
+int attest_hasher_fd(const struct attest_hasher *h);
+/* Takes fd (closed when the job is done, or at once on failure). 0 or ATTEST_BUSY. */
+enum attest_result attest_hasher_submit(struct attest_hasher *h, uint64_t tag, int fd,
+					const struct attest_exe_key *key);
+/* 1 and *ret filled when a result was waiting, else 0. Clears the eventfd's count
+ * first: call until it returns 0. */
+int attest_hasher_collect(struct attest_hasher *h, struct attest_hash_done *ret);
+/* Stops the thread (after the job it is in) and frees everything; NULL is fine. */
+void attest_hasher_free(struct attest_hasher *h);
 
 /*
  * Reads the identity token file `path` as the process pid (the one that called
@@ -64,6 +146,10 @@ int attest_read_token(pid_t pid, uint64_t connect_boot_ns, uint32_t uid, uint32_
 /* True when a process started at start_ticks (clock ticks since boot, tick Hz) cannot
  * be the one that acted at event_boot_ns. */
 int attest_pid_reused(uint64_t start_ticks, long hz, uint64_t event_boot_ns);
+
+/* The real uid and gid (first fields of the "Uid:" and "Gid:" lines) of a
+ * /proc/PID/status text. 0 or -EINVAL. */
+int attest_parse_status_ids(const char *status_text, uint32_t *ret_uid, uint32_t *ret_gid);
 
 /* Field 22 (starttime) of a /proc/PID/stat text; the comm field may hold spaces and
  * parentheses, so parsing starts after the last ')'. 0 or -EINVAL. */

@@ -41,7 +41,7 @@ struct daemon {
 	char cgroup_mount[PATH_MAX];
 	uint64_t own_cgroup_id;
 	int epfd;
-	struct ev_source ev_listener, ev_control, ev_signal, ev_timer;
+	struct ev_source ev_listener, ev_control, ev_signal, ev_timer, ev_hasher;
 	int lfd, ctlfd, sigfd, tfd;
 	gid_t approvers_gid;            /* approvers_group, or (gid_t)-1 */
 };
@@ -133,6 +133,7 @@ static const char *state_name(enum session_state st)
 	switch (st) {
 	case SESSION_STARTUP: return "startup";
 	case SESSION_CLIENT_TLS: return "startup";
+	case SESSION_ATTESTING: return "attesting";
 	case SESSION_CLIENT_AUTH: return "authenticating";
 	case SESSION_CONNECTING: return "connecting";
 	case SESSION_LOGIN: return "login";
@@ -440,7 +441,13 @@ static int start(struct daemon *d)
 	d->ev_control.kind = EV_CONTROL;
 	d->ev_signal.kind = EV_SIGNAL;
 	d->ev_timer.kind = EV_TIMER;
-	if (add_watch(d->epfd, d->lfd, &d->ev_listener) == -1 ||
+	d->ev_hasher.kind = EV_HASHER;
+	if ((r = attest_hasher_start(&d->env.hasher)) < 0) {
+		log_error("start", "cannot start the executable hasher: %s", strerror(-r));
+		return r;
+	}
+	if (add_watch(d->epfd, attest_hasher_fd(d->env.hasher), &d->ev_hasher) == -1 ||
+	    add_watch(d->epfd, d->lfd, &d->ev_listener) == -1 ||
 	    add_watch(d->epfd, d->ctlfd, &d->ev_control) == -1 ||
 	    add_watch(d->epfd, d->sigfd, &d->ev_signal) == -1 ||
 	    add_watch(d->epfd, d->tfd, &d->ev_timer) == -1) {
@@ -515,6 +522,9 @@ static void run(struct daemon *d)
 				}
 				break;
 			}
+			case EV_HASHER:
+				session_hashes_done(&d->env);
+				break;
 			case EV_SESSION: {
 				struct session_end *end = (struct session_end *)ev;
 
@@ -600,6 +610,7 @@ int main(int argc, char **argv)
 		}
 	}
 
+	attest_hasher_free(d.env.hasher);
 	if (d.lfd >= 0)
 		close(d.lfd);
 	if (d.ctlfd >= 0) {

@@ -537,7 +537,7 @@ bool policy_rule_fits_facts(const struct policy_rule *r, const struct policy_fac
 		return false;
 	if (r->has_uid && r->uid != f->uid)
 		return false;
-	if (r->exe && (!f->exe || strcmp(r->exe, f->exe) != 0))
+	if (r->exe && (!f->exe || (!r->deny && f->exe_foreign) || strcmp(r->exe, f->exe) != 0))
 		return false;
 	if (r->exe_sha256 && (!f->exe_sha256 || strcasecmp(r->exe_sha256, f->exe_sha256) != 0))
 		return false;

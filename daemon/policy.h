@@ -122,6 +122,8 @@ struct policy_facts {
 	const char *upstream;
 	const char *issuer;
 	json_t *claims;
+	bool exe_foreign;                /* exe is only the workload's own name for it: no
+					  * allow rule matches by exe (deny rules still do) */
 };
 
 /* The cgroup glob rules use (see above). */

@@ -2836,6 +2836,7 @@ static int fwd_add(struct session *s, const char *name, const char *value)
 }
 
 static void identify(struct session_env *env, struct session *s);
+static void session_attest(struct session_env *env, struct session *s);
 
 /* The client's StartupMessage: check its parameters and choose the upstream by the
  * destination; then the identity decides the rest (identify). */
@@ -2956,7 +2957,7 @@ static void handle_startup(struct session_env *env, struct session *s, const uin
 		pgwire_put32(v + 1, (uint32_t)(pos - 1));
 		put(&s->u2c, v, pos);
 	}
-	identify(env, s);
+	session_attest(env, s);
 }
 
 /* Allowed: build the upstream's StartupMessage and connect. */
@@ -3032,6 +3033,7 @@ static void session_facts(const struct session *s, struct policy_facts *f)
 	*f = (struct policy_facts){
 		.cgroup = s->facts.cgroup, .uid = s->origin.uid, .exe = s->facts.exe,
 		.exe_sha256 = s->facts.exe_sha256, .database = s->database, .upstream = s->upstream_name,
+		.exe_foreign = s->facts.exe_foreign,
 	};
 }
 
@@ -3084,8 +3086,10 @@ static void authorize(struct session_env *env, struct session *s, const char *to
 		else if (problem)
 			snprintf(tok, sizeof(tok), ", no token: %s", problem);
 		refuse(env, s, "28000", "conn.refused",
-		       "pgtether: no policy rule allows this connection (cgroup %s, uid %u, exe %s, upstream '%s', database \"%s\"%s)",
-		       s->facts.cgroup, s->origin.uid, s->facts.exe, s->upstream_name, s->database, tok);
+		       "pgtether: no policy rule allows this connection (cgroup %s, uid %u, exe %s%s, upstream '%s', database \"%s\"%s)",
+		       s->facts.cgroup, s->origin.uid, s->facts.exe,
+		       s->facts.exe_foreign ? " as named in the workload's own mount namespace, which exe rules do not trust" : "",
+		       s->upstream_name, s->database, tok);
 		return;
 	}
 	snprintf(s->rule, sizeof(s->rule), "%s", rule->name);
@@ -3115,6 +3119,71 @@ static void authorize(struct session_env *env, struct session *s, const char *to
 		}
 	}
 	connect_upstream(env, s);
+}
+
+/*
+ * The kernel facts, read only now that the client has sent its startup packet, so
+ * that whatever the process did between connect() and then (exit, exec, a move to
+ * another cgroup, setuid) is seen, and checked against the connect hook's record. A
+ * fact that cannot be read, or that no longer holds, refuses the connection: a "?"
+ * would fail to match a deny rule. The executable is hashed on the hasher's thread
+ * unless its hash is cached; identify() goes on when it is known.
+ */
+static void session_attest(struct session_env *env, struct session *s)
+{
+	const struct attest_origin o = {
+		.pid = (pid_t)s->origin.tgid, .connect_boot_ns = s->origin.connect_ns,
+		.uid = s->origin.uid, .gid = s->origin.gid, .cgroup_id = s->origin.cgroup_id,
+		.exe_ino = s->origin.exe_ino, .exe_dev = s->origin.exe_dev,
+		.exe_ctime_ns = (uint64_t)s->origin.exe_ctime_sec * 1000000000ull + s->origin.exe_ctime_nsec,
+		.cgroup_mount = env->ic->cgroup_mount,
+	};
+	char why[ATTEST_WHY_LEN];
+	enum attest_result r;
+	int fd = -1;
+
+	r = attest_read(&o, &s->facts, &fd, why, sizeof(why));
+	if (r != ATTEST_OK) {
+		refuse(env, s, r == ATTEST_CHANGED ? "28000" : "08004", "conn.refused",
+		       "pgtether: cannot establish who opened this connection: %s", why);
+		return;
+	}
+	if (attest_cache_get(&env->exe_cache, &s->facts.exe_key, s->facts.exe_sha256)) {
+		close(fd);
+		identify(env, s);
+		return;
+	}
+	if (attest_hasher_submit(env->hasher, s->id, fd, &s->facts.exe_key) != ATTEST_OK) {
+		refuse(env, s, "53300", "conn.refused",
+		       "pgtether: too many executables are being hashed right now (%d); try again", ATTEST_HASH_QUEUE);
+		return;
+	}
+	s->state = SESSION_ATTESTING;
+	set_events(env, &s->client, 0);
+}
+
+void session_hashes_done(struct session_env *env)
+{
+	struct attest_hash_done d;
+
+	while (attest_hasher_collect(env->hasher, &d)) {
+		struct session *s;
+
+		if (d.result == ATTEST_OK)
+			attest_cache_put(&env->exe_cache, &d.key, d.sha256);
+		for (s = env->head; s && s->id != d.tag; s = s->next)
+			;
+		if (!s || s->dead || s->state != SESSION_ATTESTING)
+			continue; /* the session ended meanwhile */
+		s->state = SESSION_CONNECTING;
+		if (d.result != ATTEST_OK) {
+			refuse(env, s, d.result == ATTEST_CHANGED ? "28000" : "08004", "conn.refused",
+			       "pgtether: cannot establish who opened this connection: %s", d.why);
+			continue;
+		}
+		memcpy(s->facts.exe_sha256, d.sha256, sizeof(s->facts.exe_sha256));
+		identify(env, s);
+	}
 }
 
 /*
@@ -3344,6 +3413,8 @@ static struct session *session_new(struct session_env *env, int cfd)
 	s->c2u.cap = s->u2c.cap = s->in.cap = SESSION_BUF;
 	s->id = ++env->next_id;
 	s->tx_status = 'I';
+	strcpy(s->facts.exe, "?"); /* until session_attest reads them */
+	strcpy(s->facts.cgroup, "?");
 	s->client = (struct session_end){ { EV_SESSION }, s, cfd, 0 };
 	s->upstream = (struct session_end){ { EV_SESSION }, s, -1, 0 };
 	clock_gettime(CLOCK_MONOTONIC, &s->started);
@@ -3393,11 +3464,7 @@ static void session_start(struct session_env *env, struct session *s)
 	}
 	memcpy(s->dst.ip, s->origin.dst_addr, 16);
 	s->dst.port = s->origin.dst_port;
-	if (attest_read((pid_t)s->origin.tgid, s->origin.connect_ns, &env->exe_cache, &s->facts) == -ESTALE) {
-		refuse(env, s, "08004", "conn.refused",
-		       "pgtether: the process that opened this connection is gone and its pid now belongs to another process; try again");
-		return;
-	}
+	/* the kernel facts are read at the startup packet (session_attest) */
 
 	/* 2. The peer socket must be the one the hook saw: same 4-tuple, same cookie. */
 	r = sockdiag_cookie(env->sd, &s->peer, &local, &cookie);
@@ -3501,6 +3568,11 @@ void session_event(struct session_env *env, struct session_end *end, uint32_t ev
 			session_free(env, s);
 		}
 		break;
+	case SESSION_ATTESTING:
+		/* nothing is read meanwhile; HUP and ERR arrive even so */
+		if (end == &s->client && (events & (EPOLLHUP | EPOLLERR)))
+			session_free(env, s); /* the client gave up; the hash still fills the cache */
+		break;
 	case SESSION_RELAYING:
 		relay_event(env, s, end, events);
 		break;
@@ -3550,6 +3622,9 @@ void session_tick(struct session_env *env)
 		} else if (s->state == SESSION_RELAYING && s->draining &&
 			 time(NULL) - s->drain_started >= SESSION_REFUSE_TIMEOUT_S)
 			session_close(env, s, s->refuse_msg);
+		else if (s->state == SESSION_ATTESTING && age >= (time_t)env->cfg->login_timeout)
+			refuse(env, s, "08004", "conn.refused",
+			       "pgtether: cannot establish who opened this connection: exe_sha256: hashing the executable timed out");
 		else if ((s->state == SESSION_STARTUP || s->state == SESSION_CLIENT_TLS ||
 			  s->state == SESSION_CLIENT_AUTH) &&
 			 age >= (time_t)env->cfg->login_timeout)

@@ -51,7 +51,7 @@ struct sockdiag;
 
 /* Everything in the loop's epoll set starts with this, so one epoll_event.data.ptr
  * tells what woke up. */
-enum ev_kind { EV_LISTENER, EV_CONTROL, EV_SIGNAL, EV_TIMER, EV_SESSION };
+enum ev_kind { EV_LISTENER, EV_CONTROL, EV_SIGNAL, EV_TIMER, EV_SESSION, EV_HASHER };
 
 struct ev_source {
 	enum ev_kind kind;
@@ -79,6 +79,7 @@ struct session_buf {
 enum session_state {
 	SESSION_STARTUP,            /* reading the client's startup packet */
 	SESSION_CLIENT_TLS,         /* TLS handshake with the client */
+	SESSION_ATTESTING,          /* the executable is being hashed (attest_hasher) */
 	SESSION_CLIENT_AUTH,        /* asked the client for its identity token (password) */
 	SESSION_CONNECTING,         /* TCP connect to the upstream */
 	SESSION_UPSTREAM_SSLREQ,    /* SSLRequest sent upstream, awaiting 'S' or 'N' */
@@ -222,6 +223,7 @@ struct session_env {
 	struct session *dead;            /* closed, freed by session_reap() */
 	size_t n_live;
 	struct attest_cache exe_cache;
+	struct attest_hasher *hasher;    /* hashes executables off the event loop */
 	unsigned gen;                    /* bumped when cfg is replaced (reload) */
 	uint64_t next_request;           /* approval request numbers */
 	struct sqlclass_cache *sqlcache; /* classifications by statement text (NULL: none) */
@@ -236,6 +238,9 @@ void session_accept(struct session_env *env, int lfd);
 
 /* Handles epoll events for one end of a session (may close the session). */
 void session_event(struct session_env *env, struct session_end *end, uint32_t events);
+
+/* The hasher's eventfd is readable: sessions whose executable is hashed go on. */
+void session_hashes_done(struct session_env *env);
 
 /* Frees the sessions closed since the last call; call after each epoll batch. */
 void session_reap(struct session_env *env);

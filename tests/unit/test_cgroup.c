@@ -10,6 +10,10 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <poll.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
 
 #include "attest.h"
 #include "cgroup.h"
@@ -125,29 +129,189 @@ static uint64_t boot_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* What the connect hook would have recorded for this process now. */
+static void self_origin(struct attest_origin *o, char *mount, size_t len)
+{
+	static char text[4096], cg[4096];
+	struct stat st;
+	FILE *f;
+	size_t n;
+
+	assert_int_equal(cgroup_find_mount(mount, len), 0);
+	f = fopen("/proc/self/cgroup", "r");
+	assert_non_null(f);
+	n = fread(text, 1, sizeof(text) - 1, f);
+	fclose(f);
+	text[n] = '\0';
+	assert_int_equal(cgroup_from_proc_text(text, cg, sizeof(cg)), 0);
+	memset(o, 0, sizeof(*o));
+	assert_int_equal(cgroup_id(mount, cg, &o->cgroup_id), 0);
+	assert_int_equal(stat("/proc/self/exe", &st), 0);
+	o->pid = getpid();
+	o->connect_boot_ns = boot_ns();
+	o->uid = getuid();
+	o->gid = getgid();
+	o->exe_ino = st.st_ino;
+	o->exe_dev = (uint32_t)(major(st.st_dev) << 20 | minor(st.st_dev));
+	o->exe_ctime_ns = (uint64_t)st.st_ctim.tv_sec * 1000000000ull + (uint64_t)st.st_ctim.tv_nsec;
+	o->cgroup_mount = mount;
+}
+
 static void test_attest_self(void **state)
 {
+	struct attest_origin o, bad;
+	struct attest_facts f;
 	struct attest_cache cache;
-	struct attest_facts f, g;
+	char mount[4096], why[ATTEST_WHY_LEN], sha[65], again[65];
+	int fd = -1;
 
 	(void)state;
-	memset(&cache, 0, sizeof(cache));
-	assert_int_equal(attest_read(getpid(), boot_ns(), &cache, &f), 0);
+	self_origin(&o, mount, sizeof(mount));
+	assert_int_equal(attest_read(&o, &f, &fd, why, sizeof(why)), ATTEST_OK);
+	assert_true(fd >= 0);
 	assert_true(f.start_time > 0);
 	assert_non_null(strstr(f.exe, "test_cgroup"));
+	assert_false(f.exe_foreign);
 	assert_int_equal(f.cgroup[0], '/');
-	assert_int_equal(strlen(f.exe_sha256), 64);
-	/* the second read comes from the cache and agrees */
-	assert_int_equal(attest_read(getpid(), boot_ns(), &cache, &g), 0);
-	assert_string_equal(f.exe_sha256, g.exe_sha256);
-	assert_int_equal(cache.next, 1);
+	assert_int_equal(attest_hash_fd(fd, &f.exe_key, NULL, sha, why, sizeof(why)), ATTEST_OK);
+	assert_int_equal(strlen(sha), 64);
+	close(fd);
+	memset(&cache, 0, sizeof(cache));
+	assert_false(attest_cache_get(&cache, &f.exe_key, again));
+	attest_cache_put(&cache, &f.exe_key, sha);
+	assert_true(attest_cache_get(&cache, &f.exe_key, again));
+	assert_string_equal(again, sha);
+
+	/* each fact the kernel recorded at connect() must still hold */
+	bad = o;
+	bad.cgroup_id++;
+	assert_int_equal(attest_read(&bad, &f, NULL, why, sizeof(why)), ATTEST_CHANGED);
+	assert_memory_equal(why, "cgroup: ", 8);
+	bad = o;
+	bad.exe_ino++;
+	assert_int_equal(attest_read(&bad, &f, NULL, why, sizeof(why)), ATTEST_CHANGED);
+	assert_memory_equal(why, "exe: ", 5);
+	bad = o;
+	bad.exe_dev ^= 1;
+	assert_int_equal(attest_read(&bad, &f, NULL, why, sizeof(why)), ATTEST_CHANGED);
+	bad = o;
+	bad.exe_ctime_ns--; /* rewritten in place since */
+	assert_int_equal(attest_read(&bad, &f, NULL, why, sizeof(why)), ATTEST_CHANGED);
+	assert_non_null(strstr(why, "modified or replaced"));
+	bad = o;
+	bad.exe_ino = 0; /* the hook found no executable */
+	assert_int_equal(attest_read(&bad, &f, NULL, why, sizeof(why)), ATTEST_CHANGED);
+	bad = o;
+	bad.uid++;
+	assert_int_equal(attest_read(&bad, &f, NULL, why, sizeof(why)), ATTEST_CHANGED);
+	assert_memory_equal(why, "uid: ", 5);
+	bad = o;
+	bad.gid++;
+	assert_int_equal(attest_read(&bad, &f, NULL, why, sizeof(why)), ATTEST_CHANGED);
+	assert_memory_equal(why, "gid: ", 5);
 	/* an event from before this process started: its pid was reused */
-	assert_int_equal(attest_read(getpid(), 1000, &cache, &f), -ESTALE);
-	assert_string_equal(f.exe, "?");
+	bad = o;
+	bad.connect_boot_ns = 1000;
+	assert_int_equal(attest_read(&bad, &f, NULL, why, sizeof(why)), ATTEST_REUSED);
 	/* a pid that cannot exist */
-	assert_int_equal(attest_read(0x3fffffff, boot_ns(), NULL, &f), -ESRCH);
+	bad = o;
+	bad.pid = 0x3fffffff;
+	assert_int_equal(attest_read(&bad, &f, NULL, why, sizeof(why)), ATTEST_GONE);
 	assert_string_equal(f.exe, "?");
 	assert_string_equal(f.cgroup, "?");
+}
+
+/* A process that connected and exited is gone, zombie or reaped, never "?". */
+static void test_attest_exited(void **state)
+{
+	struct attest_origin o;
+	struct attest_facts f;
+	char mount[4096], why[ATTEST_WHY_LEN];
+	pid_t child;
+
+	(void)state;
+	self_origin(&o, mount, sizeof(mount));
+	child = fork();
+	assert_true(child >= 0);
+	if (child == 0)
+		_exit(0);
+	o.pid = child;
+	usleep(100000); /* a zombie now: exited, not reaped */
+	assert_int_equal(attest_read(&o, &f, NULL, why, sizeof(why)), ATTEST_GONE);
+	assert_non_null(strstr(why, "has exited"));
+	assert_int_equal(waitpid(child, NULL, 0), child);
+	assert_int_equal(attest_read(&o, &f, NULL, why, sizeof(why)), ATTEST_GONE);
+}
+
+static void test_status_ids(void **state)
+{
+	uint32_t uid = 0, gid = 0;
+
+	(void)state;
+	assert_int_equal(attest_parse_status_ids("Name:\tx\nUid:\t1001\t0\t0\t0\nGid:\t1002\t0\t0\t0\n", &uid, &gid), 0);
+	assert_int_equal(uid, 1001);
+	assert_int_equal(gid, 1002);
+	assert_int_equal(attest_parse_status_ids("Name:\tx\nUid:\t1001\n", &uid, &gid), -EINVAL);
+	assert_int_equal(attest_parse_status_ids("Name:\tx\nUid:\tx\nGid:\t1\n", &uid, &gid), -EINVAL);
+}
+
+static void wait_readable(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	assert_int_equal(poll(&p, 1, 10000), 1);
+}
+
+static void test_hasher(void **state)
+{
+	struct attest_hasher *h = NULL;
+	struct attest_hash_done d;
+	struct attest_exe_key key;
+	char path[] = "/tmp/pgtether-test-hash-XXXXXX", why[ATTEST_WHY_LEN];
+	struct stat st;
+	int fd;
+
+	(void)state;
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "abc", 3), 3);
+	assert_int_equal(fstat(fd, &st), 0);
+	memset(&key, 0, sizeof(key));
+	key.dev = st.st_dev;
+	key.ino = st.st_ino;
+	key.size = (uint64_t)st.st_size;
+	key.mtime_ns = (uint64_t)st.st_mtim.tv_sec * 1000000000ull + (uint64_t)st.st_mtim.tv_nsec;
+	key.ctime_ns = (uint64_t)st.st_ctim.tv_sec * 1000000000ull + (uint64_t)st.st_ctim.tv_nsec;
+
+	assert_int_equal(attest_hasher_start(&h), 0);
+	assert_int_equal(attest_hasher_collect(h, &d), 0);
+	assert_int_equal(attest_hasher_submit(h, 7, dup(fd), &key), ATTEST_OK);
+	wait_readable(attest_hasher_fd(h));
+	assert_int_equal(attest_hasher_collect(h, &d), 1);
+	assert_int_equal(d.tag, 7);
+	assert_int_equal(d.result, ATTEST_OK);
+	assert_string_equal(d.sha256, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+	assert_int_equal(attest_hasher_collect(h, &d), 0);
+
+	/* written after its key was taken: the hash would be of other bytes */
+	usleep(10000);
+	assert_int_equal(pwrite(fd, "x", 1, 0), 1);
+	assert_int_equal(attest_hash_fd(fd, &key, NULL, d.sha256, why, sizeof(why)), ATTEST_CHANGED);
+	/* too large to hash (by its key): refused, not read */
+	key.size = ATTEST_HASH_MAX_BYTES + 1;
+	assert_int_equal(attest_hash_fd(fd, &key, NULL, d.sha256, why, sizeof(why)), ATTEST_UNREADABLE);
+	assert_non_null(strstr(why, "more than"));
+	/* the queue is bounded: jobs beyond it are refused (and their fds closed) */
+	{
+		int busy = 0;
+
+		for (int i = 0; i < ATTEST_HASH_QUEUE + 4; i++)
+			busy += attest_hasher_submit(h, (uint64_t)i, dup(fd), &key) == ATTEST_BUSY;
+		assert_true(busy >= 4);
+	}
+	attest_hasher_free(h);
+	close(fd);
+	unlink(path);
 }
 
 static void test_pid_reused(void **state)
@@ -169,6 +333,9 @@ int main(void)
 		cmocka_unit_test(test_systemd_scope),
 		cmocka_unit_test(test_starttime),
 		cmocka_unit_test(test_attest_self),
+		cmocka_unit_test(test_attest_exited),
+		cmocka_unit_test(test_status_ids),
+		cmocka_unit_test(test_hasher),
 		cmocka_unit_test(test_pid_reused),
 	};
 

@@ -92,6 +92,24 @@ static void test_parse_and_decide(void **state)
 	assert_string_equal(r->name, "legacy");
 	g.uid = 0;
 	assert_null(policy_decide(&p, &g, &deny));
+	/* the same path, but only as the workload's own mount namespace names it */
+	g.uid = 1001;
+	g.exe_foreign = true;
+	assert_null(policy_decide(&p, &g, &deny));
+	assert_null(deny);
+	{
+		static const char deny_exe[] = "{ \"rules\": [ { \"name\": \"no-psql\", \"effect\": \"deny\",\n"
+					       "  \"match\": { \"cgroup\": \"/legacy\", \"exe\": \"/usr/bin/psql\" } } ] }";
+		struct policy q = { NULL, 0 };
+
+		/* while a deny rule on the path still holds */
+		assert_int_equal(policy_parse(&q, "91-deny.json", deny_exe, strlen(deny_exe), err), 0);
+		assert_null(policy_decide(&q, &g, &deny));
+		assert_non_null(deny);
+		assert_string_equal(deny->name, "no-psql");
+		policy_release(&q);
+	}
+	g.exe_foreign = false;
 
 	/* deny beats allow, even from a later file */
 	json_object_set_new(claims, "sub", json_string("repo:acme/api:ref:refs/heads/main"));
