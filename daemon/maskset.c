@@ -484,6 +484,7 @@ int maskset_leak(const struct maskset *m, const struct policy_rule *r, const str
 	for (size_t i = 0; i < n; i++) {
 		const struct policy_mask *pm = &r->masks[found[i].mask];
 		const char *how = NULL, *allow = NULL;
+		char carried[128];
 
 		if ((c->classes & SQL_COPY_OUT) && !(pm->allow & POLICY_MASK_ALLOW_COPY)) {
 			how = "COPY would move it out unmasked";
@@ -494,6 +495,14 @@ int maskset_leak(const struct maskset *m, const struct policy_rule *r, const str
 			    !(pm->allow & POLICY_MASK_ALLOW_WHOLE_ROW)) {
 				how = "a whole-row value of its table would carry it unmasked";
 				allow = "whole_row";
+			}
+		for (size_t o = 0; !how && o < c->n_carried; o++)
+			if ((!strcmp(c->carried[o], "*") || !strcmp(c->carried[o], found[i].column)) &&
+			    !(pm->allow & POLICY_MASK_ALLOW_COMPUTED)) {
+				snprintf(carried, sizeof(carried), "%s() would carry it out of the statement unmasked",
+					 c->carrier);
+				how = carried;
+				allow = "computed";
 			}
 		for (size_t o = 0; !how && o < c->n_out_columns; o++)
 			if (!strcmp(c->out_columns[o], found[i].column) && !(pm->allow & POLICY_MASK_ALLOW_COMPUTED)) {
@@ -521,6 +530,13 @@ bool maskset_touches(const struct maskset *m, const struct policy_rule *r, const
 {
 	struct masked one[1];
 
+	/* a function of the database's own, or SQL given as text, may read any masked
+	 * column; a column_name mask may be on a column of any table */
+	if (c->calls_unknown || c->any_table)
+		return true;
+	for (size_t k = 0; c->n_tables && k < r->n_masks; k++)
+		if (r->masks[k].column_name)
+			return true;
 	return masked_in(m, r, c, one, 1) > 0;
 }
 

@@ -11,7 +11,8 @@
  *
  * maskset_leak() closes what RowDescription cannot show: a statement that would move
  * a masked column out in a form no mask can find (COPY TO, whole-row values, columns
- * computed from it, copies into other tables) is denied, unless the mask allows it.
+ * computed from it, copies into other tables, an argument of a function that carries
+ * it elsewhere, such as pg_notify or set_config) is denied, unless the mask allows it.
  *
  * The query qualifies every function and operator with pg_catalog, so a search_path
  * the workload set cannot change what it means.
@@ -96,7 +97,9 @@ int maskset_find(const struct maskset *m, uint32_t rel, int16_t att);
 int maskset_leak(const struct maskset *m, const struct policy_rule *r, const struct sqlclass_result *c, char *why,
 		 size_t cap);
 
-/* Whether statements classified as c name a relation with a masked column. */
+/* Whether statements classified as c name a relation with a masked column (any
+ * relation, when the rule has a column_name mask) or call a function that is not
+ * built in: what the server says to them is withheld from a masked session. */
 bool maskset_touches(const struct maskset *m, const struct policy_rule *r, const struct sqlclass_result *c);
 
 /* Forgets what was resolved (a new resolution starts from empty). */

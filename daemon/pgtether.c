@@ -826,8 +826,12 @@ static int cmd_replay(const char *config_path, int argc, char **argv)
 				print_values(json_object_get(r, type[0] == 'b' ? "params" : "values"), json_object_get(r, "escaped"));
 			putchar('\n');
 		}
-		else if (!strcmp(type, "error"))
-			printf("%s.%03d   -> ERROR %s: %s\n", when, (int)((ts - (double)t) * 1000), tj(r, "sqlstate"), tj(r, "msg"));
+		else if (!strcmp(type, "error") || !strcmp(type, "notice")) {
+			printf("%s.%03d   -> %s %s: %s\n", when, (int)((ts - (double)t) * 1000), type[0] == 'e' ? "ERROR" : "NOTICE",
+			       tj(r, "sqlstate"), tj(r, "msg"));
+			if (json_object_get(r, "detail"))
+				printf("             DETAIL: %s\n", tj(r, "detail"));
+		}
 		else if (!strcmp(type, "approval"))
 			printf("%s.%03d approval of request %lld: %s by %s\n", when, (int)((ts - (double)t) * 1000),
 			       json_integer_value(json_object_get(r, "request")), tj(r, "decision"), tj(r, "by"));

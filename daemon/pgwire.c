@@ -6,6 +6,7 @@
 #include "pgwire.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <string.h>
 
 
@@ -75,6 +76,88 @@ size_t pgwire_error_response(uint8_t *out, size_t cap, const char *severity,
 	out[pos++] = 0;
 	pgwire_put32(out + 1, (uint32_t)(pos - 1));
 	return pos;
+}
+
+/* Whether msg[0..mlen) is a whole 'E' or 'N' whose fields all end inside it, the
+ * last followed by the terminator. */
+static bool notice_well_formed(const uint8_t *msg, size_t mlen)
+{
+	const uint8_t *p = msg + 5, *end = msg + mlen;
+
+	if (mlen < 6 || (msg[0] != 'E' && msg[0] != 'N') || pgwire_get32(msg + 1) != mlen - 1 || end[-1] != 0)
+		return false;
+	while (p < end && *p) {
+		const uint8_t *z = memchr(p + 1, 0, (size_t)(end - p - 1));
+
+		if (!z)
+			return false;
+		p = z + 1;
+	}
+	return p == end - 1;
+}
+
+const char *pgwire_notice_field(const uint8_t *msg, size_t mlen, char code)
+{
+	const uint8_t *p = msg + 5;
+
+	if (!notice_well_formed(msg, mlen))
+		return NULL;
+	for (; *p; p += strlen((const char *)p) + 1)
+		if (*p == (uint8_t)code)
+			return (const char *)p + 1;
+	return NULL;
+}
+
+size_t pgwire_withhold(const uint8_t *msg, size_t mlen, const char *text, uint8_t *out, size_t cap)
+{
+	/* "Error and Notice Message Fields": the ones that carry no value */
+	static const char keep[] = "SVCPstcdn";
+	const uint8_t *p = msg + 5;
+	size_t pos = 5;
+	bool said = false;
+
+	if (!notice_well_formed(msg, mlen) || cap < 5 + 2 + strlen(text) + 1)
+		return 0;
+	out[0] = msg[0];
+	for (; *p; p += strlen((const char *)p) + 1) {
+		size_t n = strlen((const char *)p) + 1;
+
+		if (!strchr(keep, *p))
+			continue;
+		if (pos + n + 1 > cap)
+			return 0;
+		memcpy(out + pos, p, n);
+		pos += n;
+		if (*p == 'C' && !said) {
+			if (pos + 2 + strlen(text) + 1 > cap)
+				return 0;
+			pos = put_field(out, pos, cap, 'M', text);
+			said = true;
+		}
+	}
+	if (!said) {
+		if (pos + 2 + strlen(text) + 1 > cap)
+			return 0;
+		pos = put_field(out, pos, cap, 'M', text);
+	}
+	out[pos++] = 0;
+	pgwire_put32(out + 1, (uint32_t)(pos - 1));
+	return pos;
+}
+
+size_t pgwire_notification_strip(uint8_t *msg, size_t mlen)
+{
+	/* 'A', length, int32 pid, channel\0, payload\0 */
+	const uint8_t *chan = msg + 9, *z;
+	size_t n;
+
+	if (mlen < 11 || msg[0] != 'A' || pgwire_get32(msg + 1) != mlen - 1 || msg[mlen - 1] != 0 ||
+	    !(z = memchr(chan, 0, mlen - 9)) || z + 1 >= msg + mlen || memchr(z + 1, 0, (size_t)(msg + mlen - z - 1)) != msg + mlen - 1)
+		return 0;
+	n = (size_t)(z + 1 - msg);
+	msg[n++] = 0;
+	pgwire_put32(msg + 1, (uint32_t)(n - 1));
+	return n;
 }
 
 /* ---- typed messages ---------------------------------------------------------- */

@@ -54,6 +54,32 @@ enum pgwire_startup_kind pgwire_startup_classify(const uint8_t *buf, size_t len,
 size_t pgwire_error_response(uint8_t *out, size_t cap, const char *severity,
 			     const char *sqlstate, const char *message, const char *hint);
 
+/*
+ * The value of field `code` of a whole ErrorResponse or NoticeResponse msg[0..mlen)
+ * (header included), NUL-terminated inside msg, or NULL when it has none or is not
+ * well formed.
+ */
+const char *pgwire_notice_field(const uint8_t *msg, size_t mlen, char code);
+
+/*
+ * Writes into out the server's ErrorResponse or NoticeResponse msg[0..mlen) (header
+ * included) with `text` as its message and only the fields no value can be in: S and
+ * V (severity), C (SQLSTATE), P (a position in the client's own statement), s t c d n
+ * (catalog names: schema, table, column, type, constraint), kept in the server's
+ * order. Everything else goes (M, D, H, W, q, p, F, L, R and fields not yet defined),
+ * since the server fills them from values: "Key (email)=(...)", "Failing row
+ * contains (...)", a PL/pgSQL RAISE, a COPY line. Returns the new length, 0 when msg is
+ * not a well-formed message of either kind or out cannot hold the result.
+ */
+size_t pgwire_withhold(const uint8_t *msg, size_t mlen, const char *text, uint8_t *out, size_t cap);
+
+/*
+ * Empties the payload of the whole NotificationResponse msg[0..mlen) (header
+ * included) in place, keeping the sender's pid and the channel. Returns its new
+ * length, or 0 when it is not a well-formed NotificationResponse.
+ */
+size_t pgwire_notification_strip(uint8_t *msg, size_t mlen);
+
 /* ---- typed messages ------------------------------------------------------------
  * After the startup packet every message is: type (1 byte), length (4 bytes, big
  * endian, counting itself but not the type), body. */

@@ -765,7 +765,7 @@ static int rec_statement(struct session_env *env, struct session *s, uint8_t typ
 	return rec_event(env, s, "statement", ev, true);
 }
 
-/* Records what the server answered a statement with: its tag, or its error. */
+/* Records what the server answered a statement with: its tag, error or notice. */
 static void rec_server_message(struct session_env *env, struct session *s, const uint8_t *m, size_t mlen)
 {
 	const char *p = (const char *)m + PGWIRE_HEADER, *end = (const char *)m + mlen;
@@ -789,14 +789,19 @@ static void rec_server_message(struct session_env *env, struct session *s, const
 		return;
 	}
 	ev = json_pack("{s:f}", "ms", ms);
+	/* all the server said in words: what a masked session's client does not see */
 	while (ev && p < end && *p) {
-		if (*p == 'C')
-			json_object_set_new(ev, "sqlstate", escape_json_str(p + 1));
-		else if (*p == 'M')
-			json_object_set_new(ev, "msg", escape_json_str(p + 1)); /* it may quote the statement */
+		static const struct { char code; const char *key; } fields[] = {
+			{ 'C', "sqlstate" }, { 'M', "msg" }, { 'D', "detail" }, { 'H', "hint" }, { 'W', "context" },
+		};
+
+		/* they may quote the statement */
+		for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+			if (*p == fields[i].code)
+				json_object_set_new(ev, fields[i].key, escape_json_str(p + 1));
 		p += strlen(p) + 1;
 	}
-	rec_event(env, s, "error", ev, false);
+	rec_event(env, s, m[0] == 'N' ? "notice" : "error", ev, false);
 }
 
 /* Holds the statement now at c_scan for approval and tells the client how to get it. */
@@ -1074,6 +1079,7 @@ static int c2u_reserve(struct session *s, size_t start, size_t mlen)
 /* ---- masking ----------------------------------------------------------------------- */
 
 static const char *error_message(const uint8_t *body, uint32_t len, char *buf, size_t cap);
+static size_t notification_text(struct session_env *env, struct session *s, size_t start, size_t mlen);
 static void end_relay(struct session_env *env, struct session *s, const char *sqlstate, const char *msg,
 		      const char *why);
 
@@ -1197,7 +1203,8 @@ static int lookup_scan(struct session_env *env, struct session *s)
 			break;
 		}
 		if (type == 'N' || type == 'S' || type == 'A') {
-			pos += mlen; /* the client's */
+			/* the client's */
+			pos += type == 'A' && r && r->n_masks ? notification_text(env, s, pos, mlen) : mlen;
 			continue;
 		}
 		if (type == 'E') {
@@ -1242,7 +1249,9 @@ static int lookup_scan(struct session_env *env, struct session *s)
 }
 
 /* Whether a Parse's statement names a masked table, by statement name: its Bind
- * parameters are then recorded masked. */
+ * parameters are then recorded masked, and what the server says to it withheld. A
+ * named statement stays masked once it was: a second Parse of the name fails on the
+ * server, which keeps the first. */
 static void remember_prepared(struct session *s, const char *name, bool masked)
 {
 	unsigned i;
@@ -1250,11 +1259,37 @@ static void remember_prepared(struct session *s, const char *name, bool masked)
 	for (i = 0; i < 16; i++)
 		if (s->prepared[i].used && !strcmp(s->prepared[i].name, name))
 			break;
-	if (i == 16)
+	if (i == 16) {
 		i = s->prepared_next++ % 16;
+		if (s->prepared[i].used && s->prepared[i].masked && s->prepared[i].name[0])
+			s->prepared_lost = true; /* its name could now be taken for clean */
+	} else if (name[0] && s->prepared[i].masked) {
+		masked = true;
+	}
 	snprintf(s->prepared[i].name, sizeof(s->prepared[i].name), "%s", name);
 	s->prepared[i].used = true;
 	s->prepared[i].masked = masked;
+}
+
+/* Whether statement `name` (a Bind's) is known to name no masked table. */
+static bool prepared_clean(const struct session *s, const char *name)
+{
+	if (name[0] && s->prepared_lost)
+		return false;
+	for (unsigned i = 0; i < 16; i++)
+		if (s->prepared[i].used && !strcmp(s->prepared[i].name, name))
+			return !s->prepared[i].masked;
+	return false; /* not known (a long name is never found): as if it did */
+}
+
+/* Whether the whole Bind body[0..len) binds a statement known to name no masked table. */
+static bool bind_clean(const struct session *s, const uint8_t *body, size_t len)
+{
+	size_t portal = strnlen((const char *)body, len);
+
+	if (portal >= len || !memchr(body + portal + 1, 0, len - portal - 1))
+		return false;
+	return prepared_clean(s, (const char *)body + portal + 1);
 }
 
 /* A value for the recording: text as a string when it is UTF-8, else "\x" and hex;
@@ -1292,9 +1327,8 @@ static void rec_bind(struct session_env *env, struct session *s, const struct po
 	if (portal >= blen)
 		return;
 	stmt = (const char *)body + portal + 1;
-	for (unsigned i = 0; masked && i < 16; i++)
-		if (s->prepared[i].used && !strncmp(s->prepared[i].name, stmt, blen - portal - 1) && !s->prepared[i].masked)
-			masked = false; /* known, and it names no masked table */
+	if (masked && memchr(stmt, 0, blen - portal - 1) && prepared_clean(s, stmt))
+		masked = false; /* known, and it names no masked table */
 	if (!(params = bind_params(body, blen, masked, &escaped, &stmt, &stmt_len)))
 		return;
 	ev = json_pack("{s:o, s:o, s:b}", "statement", escape_json(stmt, stmt_len, NULL), "params", params, "masked", masked);
@@ -1554,14 +1588,47 @@ static bool describe_answer_ours(struct session *s)
 	return kind == 'i';
 }
 
+/*
+ * Statements whose server text a masked session withholds even when they name no
+ * masked table: writes and DDL fire triggers and event triggers, EXECUTE and CALL
+ * run what was prepared or defined elsewhere, and any of that code can read a masked
+ * column and quote it in a RAISE or an error.
+ */
+#define SESSION_TAINT_CLASSES (SQL_WRITE | SQL_COPY_IN | SQL_TRUNCATE | SQL_DDL | SQL_DROP | SQL_GRANT | SQL_DYNAMIC)
+
+/* What the server says in answer to the batch being sent now (c_batch) is withheld. */
+static void taint_batch(struct session *s)
+{
+	uint32_t b = s->c_batch % SESSION_TAINT_BATCHES;
+
+	s->tainted[b / 64] |= UINT64_C(1) << (b % 64);
+}
+
+/* Whether what the server says now (in answer to batch s_batch) is withheld: its
+ * batch is tainted, or an earlier one of the same transaction was (a deferred
+ * constraint fails at COMMIT, a cursor is fetched later), or the count is not
+ * trusted. */
+static bool answer_tainted(const struct session *s)
+{
+	uint32_t b = s->s_batch % SESSION_TAINT_BATCHES;
+
+	if (s->tx_tainted || s->c_batch - s->s_batch >= SESSION_TAINT_BATCHES)
+		return true;
+	return (s->tainted[b / 64] >> (b % 64)) & 1;
+}
+
 /* A ReadyForQuery ends a batch: what of it was not answered (skipped after an error)
  * never will be. */
 static void batch_answered(struct session *s)
 {
+	uint32_t b = s->s_batch % SESSION_TAINT_BATCHES;
+
 	while (s->desc_count && s->describes[s->desc_head].batch == s->s_batch) {
 		s->desc_head = (s->desc_head + 1) % s->desc_cap;
 		s->desc_count--;
 	}
+	s->tx_tainted = s->tx_status != 'I' && answer_tainted(s);
+	s->tainted[b / 64] &= ~(UINT64_C(1) << (b % 64));
 	s->s_batch++;
 	s->have_desc = false;
 	s->cols_masked = false;
@@ -1616,6 +1683,74 @@ static long withhold_detail(struct session *s, size_t start, size_t mlen)
 }
 
 /*
+ * A whole ErrorResponse or NoticeResponse of the server at u2c[start..start+mlen) in
+ * a session with masks. The recording gets it as the server sent it. The client gets,
+ * in answer to a tainted batch, its severity, SQLSTATE and catalog names with
+ * pgtether's words for a message (pgwire_withhold), and otherwise what
+ * withhold_detail leaves. Returns its length now, or -ENOMEM.
+ */
+static long server_text(struct session_env *env, struct session *s, size_t start, size_t mlen)
+{
+	struct session_buf *b = &s->u2c;
+	const uint8_t *m = b->data + start;
+	const char *code, *con, *col;
+	char text[400], codebuf[6], what[160] = "";
+	uint8_t out[1024];
+	size_t n;
+
+	rec_server_message(env, s, m, mlen);
+	if (!answer_tainted(s))
+		return withhold_detail(s, start, mlen);
+	code = pgwire_notice_field(m, mlen, 'C');
+	snprintf(codebuf, sizeof(codebuf), "%s", code ? code : m[0] == 'E' ? "XX000" : "01000");
+	if ((con = pgwire_notice_field(m, mlen, 'n')))
+		snprintf(what, sizeof(what), " (constraint \"%.100s\")", con);
+	else if ((col = pgwire_notice_field(m, mlen, 'c')))
+		snprintf(what, sizeof(what), " (column \"%.100s\")", col);
+	snprintf(text, sizeof(text),
+		 "pgtether: the server's %s %s%s is withheld: the statement reads a masked table or runs code "
+		 "pgtether cannot follow, so the text could quote a masked value%s",
+		 m[0] == 'E' ? "error" : "notice", codebuf, what, s->rec ? " (the session's recording holds it)" : "");
+	n = pgwire_withhold(m, mlen, text, out, sizeof(out));
+	if (n == 0) {
+		/* not well formed, or names too long to keep: the words alone */
+		n = pgwire_error_response(out, sizeof(out), m[0] == 'E' ? "ERROR" : "NOTICE", codebuf, text, NULL);
+		out[0] = m[0];
+	}
+	if (n > mlen && buf_reserve(s, b, b->len + (n - mlen) + SESSION_INJECT_RESERVE) < 0)
+		return -ENOMEM;
+	memmove(b->data + start + n, b->data + start + mlen, b->len - start - mlen);
+	memcpy(b->data + start, out, n);
+	b->len = b->len - mlen + n;
+	return (long)n;
+}
+
+/*
+ * A whole NotificationResponse at u2c[start..start+mlen) of a session with masks: its
+ * payload is free text from any session of the database (pg_notify(ch, email) where
+ * pgtether does not look), so the client gets the channel and the sender's pid only;
+ * the recording gets the payload. Returns its length now.
+ */
+static size_t notification_text(struct session_env *env, struct session *s, size_t start, size_t mlen)
+{
+	struct session_buf *b = &s->u2c;
+	uint8_t *m = b->data + start;
+	const char *chan = (const char *)m + PGWIRE_HEADER + 4;
+	size_t n;
+
+	if (mlen < PGWIRE_HEADER + 4 + 2 || m[mlen - 1] != 0)
+		return mlen; /* not one: the server's stream is trusted to be well formed */
+	if (s->rec && memchr(chan, 0, mlen - PGWIRE_HEADER - 4) != (const void *)(m + mlen - 1))
+		rec_event(env, s, "notification", json_pack("{s:s?, s:s?}", "channel", chan, "payload",
+							      chan + strlen(chan) + 1), false);
+	if (!(n = pgwire_notification_strip(m, mlen)))
+		return mlen;
+	memmove(b->data + start + n, b->data + start + mlen, b->len - start - mlen);
+	b->len -= mlen - n;
+	return n;
+}
+
+/*
  * A whole 'T', 'n' or masked 'D' at u2c[start..start+mlen) of a masking session:
  * RowDescriptions set how rows are masked, answers to Describes pgtether added are
  * dropped, rows are rewritten. Returns the bytes now there from start, or -errno.
@@ -1634,7 +1769,9 @@ static long masked_message(struct session_env *env, struct session *s, const str
 		return n;
 	}
 	if (type == 'E' || type == 'N')
-		return r && r->n_masks ? withhold_detail(s, start, mlen) : (long)mlen;
+		return r && r->n_masks ? server_text(env, s, start, mlen) : (long)mlen;
+	if (type == 'A')
+		return (long)notification_text(env, s, start, mlen);
 	if (type == 'T' && (rc = parse_desc(s, r, b->data + start + PGWIRE_HEADER, mlen - PGWIRE_HEADER)) < 0)
 		return rc;
 	if (type == 'n')
@@ -1799,6 +1936,11 @@ static int client_filter(struct session_env *env, struct session *s)
 						    h.type == 'P' ? (const char *)b->data + start + PGWIRE_HEADER : NULL,
 						    sqlstate, msg, sizeof(msg), &touches, &extra);
 			}
+			if (masking && masking->n_masks && v != POLICY_DENY &&
+			    (touches || (s->stmt_classes & SESSION_TAINT_CLASSES)))
+				taint_batch(s);
+			if (masking && (s->stmt_classes & SQL_DYNAMIC))
+				s->prepared_lost = true; /* PREPARE and DEALLOCATE change named statements */
 			if (h.type == 'P' && masking)
 				remember_prepared(s, (const char *)b->data + start + PGWIRE_HEADER, touches);
 			if (h.type == 'P' && v == POLICY_APPROVE)
@@ -1857,12 +1999,14 @@ static int client_filter(struct session_env *env, struct session *s)
 			s->batch_denied = false;
 			if ((r = pending_push(s, h.type)) < 0 || (r = sync_point(s, masking, h.type)) < 0)
 				return r;
-		} else if (h.type == 'B' && (s->rec || bind_checked(env, s))) {
+		} else if (h.type == 'B' && (s->rec || bind_checked(env, s) || (masking && masking->n_masks))) {
 			size_t mlen = PGWIRE_HEADER + (size_t)h.body_len;
 			bool check = bind_checked(env, s);
 
 			s->c_unsynced = true;
 			if (h.body_len > env->cfg->max_statement_bytes + 256u && !check) {
+				if (masking && masking->n_masks)
+					taint_batch(s); /* its statement is not read: as if it named a masked table */
 				rec_event(env, s, "bind", json_pack("{s:I}", "bytes", (json_int_t)h.body_len), false);
 				continue; /* too long to hold for the record: its size only */
 			}
@@ -1874,6 +2018,8 @@ static int client_filter(struct session_env *env, struct session *s)
 				pos = rescan_from(s, start);
 				break;
 			}
+			if (masking && masking->n_masks && !bind_clean(s, b->data + start + PGWIRE_HEADER, h.body_len))
+				taint_batch(s);
 			s->cscan.remaining = 0;
 			if (check) {
 				char sqlstate[6], msg[400];
@@ -2016,13 +2162,14 @@ static int server_scan(struct session_env *env, struct session *s)
 			if (!denial) {
 				/* the server's own */
 				if (masking && masking->n_masks) {
-					long w = withhold_detail(s, start, mlen);
+					long w = server_text(env, s, start, mlen);
 
 					if (w < 0)
 						return (int)w;
 					now = (size_t)w;
+				} else {
+					rec_server_message(env, s, b->data + start, now);
 				}
-				rec_server_message(env, s, b->data + start, now);
 			}
 			pos = start + now;
 			pos += inject_due(s, pos);
@@ -2030,6 +2177,7 @@ static int server_scan(struct session_env *env, struct session *s)
 		}
 		if (found && (masking || s->desc_count) && whole_here &&
 		    (h.type == 'T' || h.type == 'n' || (masking && (h.type == 'E' || h.type == 'N')) ||
+		     (masking && masking->n_masks && h.type == 'A') ||
 		     (masking && h.type == 'D' && (s->cols_masked || s->rows_to_record || !s->have_desc)))) {
 			size_t mlen = PGWIRE_HEADER + (size_t)h.body_len;
 			long now;
@@ -2061,8 +2209,8 @@ static int server_scan(struct session_env *env, struct session *s)
 			}
 			if (now < 0)
 				return (int)now;
-			if (h.type == 'E')
-				rec_server_message(env, s, b->data + start, (size_t)now);
+			if (h.type == 'E' && !masking->n_masks)
+				rec_server_message(env, s, b->data + start, (size_t)now); /* server_text's, when masking */
 			s->last_server_type = h.type;
 			pos = start + (size_t)now;
 			pos += inject_due(s, pos);

@@ -46,6 +46,9 @@
 					* shown to the approver (escaped, it fits a control reply) */
 #define SESSION_MAX_MASKED_ROW (64u << 20) /* a DataRow rewritten by masks is held whole */
 #define SESSION_MAX_DESCRIBES 65536    /* Queries and Describes awaiting answers while masking */
+/* batches whose server text is withheld, by number: at most SESSION_MAX_PENDING are
+ * outstanding (and one open), so twice that many bits never wrap onto a live one */
+#define SESSION_TAINT_BATCHES (2 * SESSION_MAX_PENDING)
 
 struct sockdiag;
 
@@ -187,6 +190,11 @@ struct session {
 	struct session_answer { uint32_t batch; uint8_t kind; } *describes; /* answers awaited (a ring) */
 	size_t desc_head, desc_count, desc_cap;
 	uint32_t c_batch, s_batch;       /* Queries and Syncs sent; ReadyForQuery received */
+	/* masking: batches with a statement that touches a masked table or may run code
+	 * pgtether cannot follow; their errors and notices reach the client in
+	 * pgtether's words (the recording keeps the server's) */
+	uint64_t tainted[SESSION_TAINT_BATCHES / 64];
+	bool tx_tainted;                 /* ... and so is the open transaction's rest */
 	uint64_t rows_masked;
 
 	struct record_writer *rec;       /* the session's recording, when recorded */
@@ -196,6 +204,7 @@ struct session {
 	size_t row_bytes_left;
 	struct { char name[64]; bool used, masked; } prepared[16]; /* statements naming masked tables */
 	unsigned prepared_next;
+	bool prepared_lost;              /* one that did was forgotten, or SQL prepared one */
 	const char *close_reason;
 	uint8_t *base;                   /* the buffers' allocation (c2u may move out of it) */
 

@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "sqlclass_builtins.h"
 #include <strings.h>
 
 /* Statements longer than this are parsed on a thread with PARSE_STACK bytes of stack. */
@@ -31,6 +33,24 @@ const char *const sqlclass_default_dangerous[] = {
 	"pg_replication_origin_*", "pg_create_*_replication_slot", "pg_drop_replication_slot",
 	"pg_execute_server_program", NULL,
 };
+
+const char *const sqlclass_carriers[] = {
+	"pg_notify", "set_config", "setval", "pg_advisory*lock*", "pg_try_advisory*lock*",
+	"lo_from_bytea", "lo_put", "lowrite", "lo_create", "lo_import", "lo_export", "pg_logical_emit_message",
+	"pg_replication_origin_*", "pg_create_*_replication_slot", "pg_copy_*_replication_slot",
+	"pg_create_restore_point", "pg_backup_start", "pg_start_backup", "dblink*", "pg_file_write", NULL,
+};
+
+static int builtin_cmp(const void *key, const void *elem)
+{
+	return strcmp(key, *(const char *const *)elem);
+}
+
+int sqlclass_builtin(const char *name)
+{
+	return bsearch(name, sqlclass_builtins, sizeof(sqlclass_builtins) / sizeof(sqlclass_builtins[0]),
+		       sizeof(sqlclass_builtins[0]), builtin_cmp) != NULL;
+}
 
 const char *sqlclass_name(unsigned bit)
 {
@@ -297,6 +317,9 @@ static void on_object(struct walk *w, const char *key, json_t *v)
 		const char *name = n ? sval(json_array_get(fn, n - 1)) : NULL;
 		const char *schema = n > 1 ? sval(json_array_get(fn, n - 2)) : NULL;
 
+		if (!name || (schema && strcmp(schema, "pg_catalog")) || !sqlclass_builtin(name))
+			w->r->calls_unknown = 1; /* a function of the database's own */
+
 		if (writes_data_call(name, json_object_get(v, "args")))
 			w->cls |= SQL_WRITE; /* SELECT nextval('s'), lo_create(0) */
 		if (sets_read_write(key, v, name, json_object_get(v, "args")))
@@ -512,6 +535,47 @@ static bool cast_member(void *o, const char *key, json_t *v)
 	return true;
 }
 
+/* A column reference in an argument of a carrier: its name, or "*" for what cannot be
+ * traced by name (a whole row, a column the statement renames). */
+static bool carried_member(void *arg, const char *key, json_t *v)
+{
+	struct outwalk *o = arg;
+	json_t *fields = json_object_get(v, "fields");
+	size_t n = json_array_size(fields);
+	const char *name = n ? sval(json_array_get(fields, n - 1)) : NULL;
+
+	if (strcmp(key, "ColumnRef"))
+		return true;
+	if (!name || (n == 1 && (listed(o->derived_rels, o->n_derived_rels, name) || rel_named(o, name))) ||
+	    listed(o->derived_cols, o->n_derived_cols, name))
+		name = "*";
+	add_name(o->r->carried, &o->r->n_carried, NULL, name, &o->err);
+	return false;
+}
+
+/* Calls of carriers anywhere: pg_notify('ch', email) in a WHERE clause. A function
+ * that is not built in is one too: its code may store, send or RAISE its argument. */
+static bool carrier_member(void *arg, const char *key, json_t *v)
+{
+	struct outwalk *o = arg;
+	json_t *fn = json_object_get(v, "funcname");
+	size_t n = json_array_size(fn), before = o->r->n_carried;
+	const char *name = n ? sval(json_array_get(fn, n - 1)) : NULL;
+	const char *schema = n > 1 ? sval(json_array_get(fn, n - 2)) : NULL;
+	bool carries = name && ((schema && strcmp(schema, "pg_catalog")) || !sqlclass_builtin(name));
+
+	if (strcmp(key, "FuncCall") || !name)
+		return true;
+	for (const char *const *c = sqlclass_carriers; !carries && *c; c++)
+		carries = fnmatch(*c, name, 0) == 0;
+	if (carries) {
+		visit(json_object_get(v, "args"), carried_member, o);
+		if (o->r->n_carried > before && !o->r->carrier[0])
+			snprintf(o->r->carrier, sizeof(o->r->carrier), "%s", name);
+	}
+	return true; /* a carrier's argument may call another */
+}
+
 static void target_list_out(struct outwalk *o, json_t *list, bool kept)
 {
 	json_t *rt;
@@ -698,6 +762,7 @@ int sqlclass_classify(const char *sql, const char *const *dangerous, struct sqlc
 			visit(node, collect_derived, &o);
 			stmt_out(&o, node, true);
 			visit(node, cast_member, &o);
+			visit(node, carrier_member, &o);
 			if (!strcmp(type, "DoStmt") || !strcmp(type, "CallStmt") || !strcmp(type, "CreateFunctionStmt"))
 				ret->runs_code = ret->any_table = 1;
 			if (o.err)
@@ -737,8 +802,11 @@ void sqlclass_release(struct sqlclass_result *r)
 	for (size_t i = 0; i < r->n_executes; i++)
 		free(r->executes[i]);
 	r->n_prepares = r->n_executes = 0;
-	r->n_out_columns = r->n_whole_rows = 0;
-	r->runs_code = r->out_renamed = r->sets_read_write = r->any_table = 0;
+	for (size_t i = 0; i < r->n_carried; i++)
+		free(r->carried[i]);
+	r->n_out_columns = r->n_whole_rows = r->n_carried = 0;
+	r->carrier[0] = '\0';
+	r->runs_code = r->out_renamed = r->sets_read_write = r->any_table = r->calls_unknown = 0;
 	free(r->stmt_classes);
 	r->stmt_classes = NULL;
 	r->n_tables = r->n_functions = r->n_stmts = 0;

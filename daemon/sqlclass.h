@@ -76,12 +76,33 @@ struct sqlclass_result {
 					 * SET [default_]transaction_read_only, BEGIN / SET
 					 * TRANSACTION / SET SESSION CHARACTERISTICS ... READ
 					 * WRITE, set_config() of those or of a computed name */
+	/* Columns passed, anywhere in the statement (WHERE, JOIN ON, ORDER BY, VALUES, a
+	 * subquery), to a function that carries its argument out by a channel other than
+	 * the result: pg_notify, set_config, setval, advisory locks, large objects, ...
+	 * (sqlclass_carriers), and any function that is not built in (its code may keep
+	 * or send what it is given). "*": one the statement renames, or a whole row. */
+	char *carried[SQLCLASS_MAX_NAMES];
+	size_t n_carried;
+	char carrier[64];               /* the first such function called with a column */
+	int calls_unknown;              /* calls a function that is not one of PostgreSQL's
+					 * built-ins (sqlclass_builtin): its code may read a
+					 * masked column and say it in a notice or error */
 	char error[SQLCLASS_ERR_LEN];   /* why there are no classes */
 	int error_pos;                  /* 1-based character of a syntax error, or 0 */
 };
 
+/* Whether name is a function of PostgreSQL 15's pg_catalog (daemon/sqlclass_builtins.h). */
+int sqlclass_builtin(const char *name);
+
 /* The functions denied unless a rule allows "dangerous_function". Admins add more. */
 extern const char *const sqlclass_default_dangerous[];
+
+/* Functions (globs of the last part of the name, PostgreSQL 15's catalog) whose
+ * arguments leave the statement through another channel: NotificationResponse to
+ * every listener, settings (current_setting, pg_settings, pg_stat_activity),
+ * sequences, advisory lock keys (pg_locks), large objects, WAL messages, replication
+ * slots and origins, backup labels, other servers (dblink). */
+extern const char *const sqlclass_carriers[];
 
 /*
  * Classifies the statements of sql (NUL-terminated). dangerous: NULL-terminated globs

@@ -5,6 +5,10 @@
                                        and how many 'email' values were not masked
   masking.py later HOST PORT FLAG SQL  runs "select 1", creates FLAG.ready, waits for FLAG to
                                        exist, then runs SQL
+  masking.py errors HOST PORT SQL...   runs each SQL twice as a prepared statement (the second
+                                       time a Bind of it only), with one parameter 42 when it
+                                       has %s; prints notices and errors: severity, SQLSTATE,
+                                       message, detail, hint, context
 """
 import logging
 import os
@@ -47,3 +51,15 @@ with psycopg.connect(dsn, autocommit=True) as conn:
         while not os.path.exists(sys.argv[4]):
             time.sleep(0.05)
         show(conn.execute(sys.argv[5]).fetchall())
+    elif mode == "errors":
+        def said(kind, d):
+            print(kind, d.severity, d.sqlstate, d.message_primary, d.message_detail, d.message_hint, d.context, sep="|")
+
+        conn.add_notice_handler(lambda d: said("notice", d))
+        for sql in sys.argv[4:]:
+            for _ in range(2):
+                try:
+                    conn.execute(sql, (42,) if "%s" in sql else None, prepare=True)
+                    print("ok")
+                except psycopg.Error as e:
+                    said("error", e.diag)

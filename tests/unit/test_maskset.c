@@ -186,6 +186,42 @@ static void test_leaks(void **state)
 	assert_int_equal(leaks(&m, r, "ALTER SCHEMA crm RENAME TO crm2", why), 1);
 	assert_int_equal(leaks(&m, r, "ALTER SCHEMA other RENAME TO x", why), 0);
 	assert_int_equal(leaks(&m, r, "ALTER SCHEMA crm OWNER TO app", why), 0);
+	/* functions that carry an argument out of the statement, anywhere in it */
+	assert_int_equal(leaks(&m, r, "SELECT 1 FROM users WHERE pg_notify('ch', email) IS NULL", why), 1);
+	assert_string_equal(why, "rule 'agent' masks public.users.email, and pg_notify() would carry it out of the "
+				 "statement unmasked (a mask's \"allow\": [\"computed\"] would permit it)");
+	assert_int_equal(leaks(&m, r, "SELECT 1 FROM users WHERE id = 1 AND set_config('x.y', email, false) <> ''", why), 1);
+	assert_int_equal(leaks(&m, r, "SELECT 1 FROM users u JOIN orders o ON pg_catalog.set_config(setting_name => 'a.b', "
+				      "new_value => u.email, is_local => true) IS NOT NULL", why), 1);
+	assert_int_equal(leaks(&m, r, "SELECT id FROM users ORDER BY pg_advisory_xact_lock(hashtext(email))", why), 1);
+	assert_int_equal(leaks(&m, r, "SELECT 1 FROM users WHERE lo_from_bytea(0, convert_to(email, 'UTF8')) > 0", why), 1);
+	assert_int_equal(leaks(&m, r, "SELECT 1 WHERE setval('s', (SELECT length(email) FROM users LIMIT 1)) > 0", why), 1);
+	assert_int_equal(leaks(&m, r, "SELECT 1 FROM (SELECT email AS x FROM users) s WHERE pg_notify('c', x) IS NULL", why), 1);
+	assert_int_equal(leaks(&m, r, "SELECT 1 FROM users u WHERE pg_notify('c', u::text) IS NULL", why), 1);
+	assert_int_equal(leaks(&m, r, "SELECT 1 FROM users u WHERE pg_notify('c', concat(u)) IS NULL", why), 1);
+	assert_int_equal(leaks(&m, r, "SELECT id FROM users WHERE log_value(email)", why), 1); /* the database's own */
+	assert_string_equal(why, "rule 'agent' masks public.users.email, and log_value() would carry it out of the "
+				 "statement unmasked (a mask's \"allow\": [\"computed\"] would permit it)");
+	assert_int_equal(leaks(&m, r, "SELECT id FROM users WHERE lower(email) = 'a@x'", why), 0); /* built in */
+	assert_int_equal(leaks(&m, r, "SELECT id FROM users WHERE pg_notify('c', name) IS NULL", why), 0); /* not masked */
+	assert_int_equal(leaks(&m, r, "SELECT pg_notify('c', 'literal'), set_config('x.y', 'v', false)", why), 0);
+	assert_int_equal(leaks(&m, r, "SELECT id FROM users WHERE current_setting('x.y') = email", why), 0); /* reads only */
+	/* what the server says is withheld: a masked table's, or any table's under a
+	 * column_name mask; a statement that names none keeps the server's words */
+	{
+		struct sqlclass_result c;
+
+		assert_int_equal(sqlclass_classify("SELECT 1 FROM orders WHERE current_setting(note) IS NULL",
+						   sqlclass_default_dangerous, &c), 0);
+		assert_true(maskset_touches(&m, r, &c)); /* orders may have an ssn column */
+		sqlclass_release(&c);
+		assert_int_equal(sqlclass_classify("SELECT current_setting('x')", sqlclass_default_dangerous, &c), 0);
+		assert_false(maskset_touches(&m, r, &c));
+		sqlclass_release(&c);
+		assert_int_equal(sqlclass_classify("SELECT leak_email(42)", sqlclass_default_dangerous, &c), 0);
+		assert_true(maskset_touches(&m, r, &c)); /* its code may read users.email */
+		sqlclass_release(&c);
+	}
 	/* unresolved (the table does not exist yet): the rule's names still count */
 	maskset_reset(&m);
 	assert_int_equal(leaks(&m, r, "SELECT row_to_json(users) FROM users", why), 1);

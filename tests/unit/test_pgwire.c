@@ -108,6 +108,77 @@ static void test_error_response(void **state)
 	assert_int_equal(pgwire_error_response(out, 10, "FATAL", "08004", "m", NULL), 0);
 }
 
+/* An ErrorResponse of body[0..len) (fields and the final terminator). */
+static size_t notice_of(uint8_t *out, char type, const char *body, size_t len)
+{
+	out[0] = (uint8_t)type;
+	out[1] = (uint8_t)((len + 4) >> 24);
+	out[2] = (uint8_t)((len + 4) >> 16);
+	out[3] = (uint8_t)((len + 4) >> 8);
+	out[4] = (uint8_t)(len + 4);
+	memcpy(out + 5, body, len);
+	return 5 + len;
+}
+
+static void test_withhold(void **state)
+{
+	/* a unique violation as PostgreSQL 15 sends it */
+	static const char body[] = "SERROR\0VERROR\0C23505\0Mduplicate key value violates unique constraint \"c_email_key\"\0"
+				   "DKey (email)=(alice@example.com) already exists.\0Hhint alice@example.com\0"
+				   "Wcontext alice@example.com\0qselect 'alice@example.com'\0p3\0P12\0spublic\0tc\0cemail\0dtext\0"
+				   "nc_email_key\0Fnbtinsert.c\0L664\0R_bt_check_unique\0Zfuture alice@example.com\0";
+	static const char want[] = "SERROR\0VERROR\0C23505\0Mwithheld\0P12\0spublic\0tc\0cemail\0dtext\0nc_email_key\0";
+	uint8_t in[600], out[600];
+	size_t n = notice_of(in, 'E', body, sizeof(body)), m;
+
+	(void)state;
+	assert_string_equal(pgwire_notice_field(in, n, 'C'), "23505");
+	assert_string_equal(pgwire_notice_field(in, n, 'n'), "c_email_key");
+	assert_null(pgwire_notice_field(in, n, 'X'));
+	m = pgwire_withhold(in, n, "withheld", out, sizeof(out));
+	assert_int_equal(m, 5 + sizeof(want));
+	assert_int_equal(out[0], 'E');
+	assert_int_equal((size_t)(out[1] << 24 | out[2] << 16 | out[3] << 8 | out[4]), m - 1);
+	assert_memory_equal(out + 5, want, sizeof(want));
+	assert_null(memmem(out, m, "alice", 5));
+
+	/* a notice keeps its type; one without a SQLSTATE still gets the message */
+	n = notice_of(in, 'N', "SNOTICE\0Maudit alice@example.com\0", sizeof("SNOTICE\0Maudit alice@example.com\0"));
+	m = pgwire_withhold(in, n, "w", out, sizeof(out));
+	assert_int_equal(out[0], 'N');
+	assert_memory_equal(out + 5, "SNOTICE\0Mw\0", sizeof("SNOTICE\0Mw\0"));
+	assert_int_equal(m, 5 + sizeof("SNOTICE\0Mw\0"));
+
+	/* not well formed, or no room: 0 */
+	n = notice_of(in, 'E', "SERROR\0Mx", 9); /* no NUL after the last field */
+	assert_int_equal(pgwire_withhold(in, n, "w", out, sizeof(out)), 0);
+	assert_null(pgwire_notice_field(in, n, 'S'));
+	n = notice_of(in, 'D', "SERROR\0\0", 8);
+	assert_int_equal(pgwire_withhold(in, n, "w", out, sizeof(out)), 0);
+	n = notice_of(in, 'E', body, sizeof(body));
+	assert_int_equal(pgwire_withhold(in, n, "withheld", out, 20), 0);
+	assert_int_equal(pgwire_withhold(in, n - 1, "withheld", out, sizeof(out)), 0);
+}
+
+static void test_notification_strip(void **state)
+{
+	static const uint8_t msg[] = "A\0\0\0\x1d\0\0\x30\x39" "ch\0" "alice@example.com"; /* NUL-terminated */
+	static const uint8_t want[] = "A\0\0\0\x0c\0\0\x30\x39" "ch\0"; /* and an empty payload */
+	uint8_t m[64];
+
+	(void)state;
+	memcpy(m, msg, sizeof(msg));
+	assert_int_equal(pgwire_notification_strip(m, sizeof(msg)), sizeof(want));
+	assert_memory_equal(m, want, sizeof(want));
+	memcpy(m, msg, sizeof(msg));
+	assert_int_equal(pgwire_notification_strip(m, sizeof(msg) - 1), 0); /* length field disagrees */
+	m[0] = 'N';
+	assert_int_equal(pgwire_notification_strip(m, sizeof(msg)), 0);
+	memcpy(m, msg, sizeof(msg));
+	m[11] = 'x'; /* no NUL after the channel: the payload's is the only one */
+	assert_int_equal(pgwire_notification_strip(m, sizeof(msg)), 0);
+}
+
 /* A recorded server stream: what a backend sends after authentication, plus a row. */
 static size_t record_stream(uint8_t *buf, size_t cap, struct pgwire_header *want, size_t *n_want)
 {
@@ -280,6 +351,8 @@ int main(void)
 		cmocka_unit_test(test_startup_message),
 		cmocka_unit_test(test_length_bounds),
 		cmocka_unit_test(test_error_response),
+		cmocka_unit_test(test_withhold),
+		cmocka_unit_test(test_notification_strip),
 		cmocka_unit_test(test_scan_every_split_point),
 		cmocka_unit_test(test_scan_rejects_bad_lengths),
 		cmocka_unit_test(test_startup_params_round_trip),

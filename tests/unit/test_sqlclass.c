@@ -255,6 +255,64 @@ static void test_output_references(void **state)
 	}
 }
 
+/* Columns passed to functions that carry their arguments out: carried and carrier. */
+static void test_carried(void **state)
+{
+	static const struct { const char *sql, *carried, *carrier; } cases[] = {
+		{ "SELECT 1 FROM users WHERE pg_notify('ch', email) IS NULL", "email", "pg_notify" },
+		{ "SELECT 1 FROM users WHERE set_config('a.b', lower(u.email) || name, false) <> ''", "email,name", "set_config" },
+		{ "SELECT 1 FROM users u WHERE pg_notify('c', u::text) IS NULL", "*", "pg_notify" },
+		{ "SELECT 1 FROM (SELECT email AS x FROM users) s WHERE pg_notify('c', x) IS NULL", "*", "pg_notify" },
+		{ "SELECT 1 FROM users WHERE pg_try_advisory_lock(id)", "id", "pg_try_advisory_lock" },
+		{ "SELECT pg_notify('c', 'x'), upper(email) FROM users", "", "" },
+		{ "SELECT 1 FROM users WHERE current_setting(email) IS NULL", "", "" },
+		{ "VALUES (setval('s', (SELECT max(card) FROM users)))", "card", "setval" },
+		{ "SELECT id FROM users WHERE log_value(email)", "email", "log_value" }, /* not built in */
+		{ "SELECT id FROM users WHERE public.lower(email) = 'a'", "email", "lower" },
+		{ "SELECT id FROM users WHERE lower(email) = 'a' AND pg_catalog.upper(name) = 'B'", "", "" },
+	};
+	char carried[512];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct sqlclass_result r;
+
+		assert_int_equal(sqlclass_classify(cases[i].sql, sqlclass_default_dangerous, &r), 0);
+		join_names(r.carried, r.n_carried, carried, sizeof(carried));
+		if (strcmp(carried, cases[i].carried) || strcmp(r.carrier, cases[i].carrier))
+			fail_msg("%s: carried [%s] by [%s], expected [%s] [%s]", cases[i].sql, carried, r.carrier,
+				 cases[i].carried, cases[i].carrier);
+		sqlclass_release(&r);
+	}
+}
+
+/* Calls of functions that are not PostgreSQL's own. */
+static void test_calls_unknown(void **state)
+{
+	static const struct { const char *sql; int unknown; } cases[] = {
+		{ "SELECT count(*), lower(email), extract(year from now()) FROM users", 0 },
+		{ "SELECT pg_catalog.upper(trim(both ' ' from email)) FROM users WHERE position('@' in email) > 0", 0 },
+		{ "SELECT * FROM generate_series(1, 3)", 0 },
+		{ "SELECT leak(42)", 1 },
+		{ "SELECT 1 FROM users WHERE audit_email(email)", 1 },
+		{ "SELECT public.lower('x')", 1 },  /* not pg_catalog's */
+		{ "SELECT * FROM my_srf()", 1 },
+		{ "SELECT 1", 0 },
+	};
+
+	(void)state;
+	assert_true(sqlclass_builtin("current_setting"));
+	assert_false(sqlclass_builtin("leak"));
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct sqlclass_result r;
+
+		assert_int_equal(sqlclass_classify(cases[i].sql, sqlclass_default_dangerous, &r), 0);
+		if (r.calls_unknown != cases[i].unknown)
+			fail_msg("%s: calls_unknown %d, expected %d", cases[i].sql, r.calls_unknown, cases[i].unknown);
+		sqlclass_release(&r);
+	}
+}
+
 /* More names than can be listed: the statement cannot be checked, so it is denied. */
 static void test_too_many_names(void **state)
 {
@@ -320,6 +378,8 @@ int main(void)
 		cmocka_unit_test(test_cache),
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_output_references),
+		cmocka_unit_test(test_carried),
+		cmocka_unit_test(test_calls_unknown),
 		cmocka_unit_test(test_view_columns),
 		cmocka_unit_test(test_too_many_names),
 	};
