@@ -16,13 +16,13 @@ CFLAGS_BASE += -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined 
 LDFLAGS     += -fsanitize=address,undefined
 endif
 CFLAGS  += $(CFLAGS_BASE) -I$(BUILD) -Idaemon $(shell pkg-config --cflags libnl-3.0 2>/dev/null)
-LDLIBS  += -lbpf -lelf -lz -ljansson -ljwt -lpg_query -lssl -lcrypto -pthread $(shell pkg-config --libs libnl-3.0 2>/dev/null)
+LDLIBS  += -lbpf -lelf -lz -ljansson -ljwt -l:libpg_query.a -lssl -lcrypto -pthread $(shell pkg-config --libs libnl-3.0 2>/dev/null)
 
 # Pure modules: no socket, no kernel, no global; unit-tested directly.
-PURE    := addr escape jsonpos config pgwire scram b64url jwks token issuers policy sqlclass prepared record mask maskset cgroup attest log
+PURE    := addr escape jsonpos config pgwire scram b64url jwks token issuers policy sqlclass sqlguard prepared record mask maskset cgroup attest log
 KERNEL  := intercept sockdiag notify tls
 DAEMON  := $(PURE) $(KERNEL) session control
-CLI     := addr escape jsonpos config b64url jwks token issuers policy sqlclass record mask maskset cgroup control log
+CLI     := addr escape jsonpos config b64url jwks token issuers policy sqlclass sqlguard record mask maskset cgroup control log
 
 DAEMON_OBJS := $(DAEMON:%=$(BUILD)/obj/%.o)
 CLI_OBJS    := $(CLI:%=$(BUILD)/obj/%.o)

@@ -557,6 +557,9 @@ static int cmd_explain(const char *config_path, int argc, char **argv)
 		if (sqlclass_classify(one, policy_dangerous(&cfg.policy), &res) < 0) {
 			printf("  cannot be checked: %s\n  verdict: deny%s\n", res.error, rule->statements.set ? "" : " (the rule has no statements, but text that does not parse is not sent either)");
 			denied = 1;
+		} else if (res.guard[0]) {
+			printf("  verdict: deny (whatever the rule allows): %s\n", res.guard);
+			denied = 1;
 		} else {
 			sqlclass_format(res.classes, names, sizeof(names));
 			printf("  classes: %s\n", names[0] ? names : "(none)");

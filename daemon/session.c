@@ -25,6 +25,7 @@
 #include "escape.h"
 #include "log.h"
 #include "sockdiag.h"
+#include "sqlguard.h"
 
 static double elapsed_ms(const struct session *s)
 {
@@ -548,8 +549,10 @@ static enum policy_verdict check_statement(struct session_env *env, struct sessi
 	int rc;
 
 	s->stmt_classes = 0;
-	if (r && !r->statements.set && !r->n_masks)
-		return POLICY_ALLOW; /* nothing to check: not even a parse */
+	/* Nothing to check but the settings no rule can give away (pgtether.*,
+	 * client_encoding): text that cannot touch them costs a byte scan, no parse. */
+	if (r && !r->statements.set && !r->n_masks && !sqlguard_may_touch(sql, len))
+		return POLICY_ALLOW;
 	strcpy(sqlstate, "42501");
 	if (!r) {
 		snprintf(msg, cap, "pgtether: the rule that allowed this session ('%s') is gone", s->rule);
@@ -594,6 +597,16 @@ static enum policy_verdict check_statement(struct session_env *env, struct sessi
 		c = &merged;
 	}
 	s->stmt_classes = c->classes;
+	if (c->guard[0]) {
+		/* whatever the rule allows */
+		snprintf(msg, cap, "%s", c->guard);
+		sqlclass_release(&tmp);
+		return POLICY_DENY;
+	}
+	if (!r->statements.set && !r->n_masks) {
+		sqlclass_release(&tmp);
+		return POLICY_ALLOW;
+	}
 	v = policy_statement_verdict(r, c, why, sizeof(why));
 	if (v != POLICY_DENY && s->read_only && c->sets_read_write) {
 		snprintf(why, sizeof(why), "rule '%s' is read-only and its session is run read-only: the statement would make it read-write",
@@ -2098,6 +2111,35 @@ static size_t replace_sentinel_error(struct session_env *env, struct session *s,
 }
 
 /*
+ * A ParameterStatus (body: name\0value\0, PostgreSQL protocol 55.7) of a setting
+ * statements are read by: kept in the session and recorded. false when the session
+ * must end: client_encoding is not UTF8, which pgtether reads every statement as.
+ */
+static bool session_param_status(struct session_env *env, struct session *s, const uint8_t *body, size_t blen)
+{
+	const char *name = (const char *)body, *value;
+	size_t nl = strnlen(name, blen);
+	char *keep;
+
+	if (nl + 1 >= blen)
+		return true;
+	value = name + nl + 1;
+	if (strnlen(value, blen - nl - 1) == blen - nl - 1)
+		return true; /* no NUL: not a setting anyone reads */
+	if (!strcmp(name, "standard_conforming_strings"))
+		keep = s->scs;
+	else if (!strcmp(name, "client_encoding"))
+		keep = s->client_encoding;
+	else
+		return true;
+	if (keep[0] && strcmp(keep, value) && s->rec)
+		/* a change after login: a statement or a function set it */
+		rec_event(env, s, "setting", json_pack("{s:s, s:s}", "name", name, "value", value), false);
+	snprintf(keep, keep == s->scs ? sizeof(s->scs) : sizeof(s->client_encoding), "%s", value);
+	return keep != s->client_encoding || !strcmp(value, "UTF8");
+}
+
+/*
  * Server → client: follows message boundaries in u2c from s_scan on, noting each
  * ReadyForQuery's transaction status and putting due refusals right after it, and
  * turning the errors of substituted statements into their denials.
@@ -2144,6 +2186,23 @@ static int server_scan(struct session_env *env, struct session *s)
 		if (used < 0)
 			return -EPROTO;
 		pos += (size_t)used;
+		if (found && h.type == 'S' && h.body_len < 1024 && whole_here) {
+			/* a setting changed: read whole before it goes on */
+			size_t mlen = PGWIRE_HEADER + h.body_len;
+
+			s->sscan.remaining = 0;
+			if (b->len - start < mlen) {
+				s->sscan.have = 0;
+				pos = hold = start;
+				break;
+			}
+			s->last_server_type = h.type;
+			if (!session_param_status(env, s, b->data + start + PGWIRE_HEADER, h.body_len))
+				return -EILSEQ;
+			pos = start + mlen;
+			pos += inject_due(s, pos);
+			continue;
+		}
 		if (found && h.type == 'E' && s->sentinels_out && h.body_len < 1024 && whole_here) {
 			size_t mlen = PGWIRE_HEADER + h.body_len;
 
@@ -2235,7 +2294,7 @@ plain:
 	s->s_scan = pos;
 	/* while a denial may come back, or rows may be masked, a header is not sent
 	 * before it is known */
-	b->ready = hold != SIZE_MAX ? hold : (s->sentinels_out || masking) ? pos - s->sscan.have : b->len;
+	b->ready = hold != SIZE_MAX ? hold : pos - s->sscan.have; /* a ParameterStatus header too */
 	return 0;
 }
 
@@ -2392,6 +2451,14 @@ static void relay_event(struct session_env *env, struct session *s, struct sessi
 				 "it never waited for all its answers between statements; reconnect",
 				 3 * env->cfg->mask_refresh);
 			client_fatal(env, s, "55000", m, "masks could not be refreshed");
+			return;
+		}
+		if (r == -EILSEQ) {
+			char m[200];
+
+			snprintf(m, sizeof(m), "pgtether: the database now reads this session in client_encoding \"%s\"; pgtether reads statements as UTF8 only, so the session ends",
+				 s->client_encoding);
+			client_fatal(env, s, "0A000", m, "client_encoding not UTF8");
 			return;
 		}
 		if (r == -EBADMSG) {
@@ -2736,6 +2803,12 @@ static void login_step(struct session_env *env, struct session *s)
 		case 'N':
 			if (!s->authenticated)
 				break; /* notices before login are the server's business */
+			if (type == 'S' && !session_param_status(env, s, body, mlen)) {
+				refuse(env, s, "0A000", "conn.refused",
+				       "pgtether: the database reads this session in client_encoding \"%s\"; pgtether reads statements as UTF8 only",
+				       s->client_encoding);
+				return;
+			}
 			if (1 + 4 + mlen > room(&s->u2c)) {
 				refuse(env, s, "08P01", "conn.refused", "pgtether: upstream '%s' sent too much during login", s->upstream_name);
 				return;
@@ -3004,6 +3077,8 @@ static void handle_startup(struct session_env *env, struct session *s, const uin
 		       nin == -E2BIG ? "more than 64 parameters" : "malformed parameter list");
 		return;
 	}
+	bool encoding_sent = false;
+
 	for (int i = 0; i < nin && r == 0; i++) {
 		const char *k = in[i].name, *v = in[i].value;
 
@@ -3042,6 +3117,7 @@ static void handle_startup(struct session_env *env, struct session *s, const uin
 				return;
 			}
 			r = fwd_add(s, "client_encoding", "UTF8");
+			encoding_sent = true;
 		} else if (!strcasecmp(k, "DateStyle") || !strcasecmp(k, "TimeZone") ||
 			   !strcasecmp(k, "IntervalStyle") || !strcasecmp(k, "extra_float_digits")) {
 			r = fwd_add(s, k, v); /* presentation only: what drivers send */
@@ -3054,6 +3130,10 @@ static void handle_startup(struct session_env *env, struct session *s, const uin
 			return;
 		}
 	}
+	/* UTF8 even when the client names none: a role's or database's default
+	 * client_encoding would otherwise apply, and the session would be refused */
+	if (r == 0 && !encoding_sent)
+		r = fwd_add(s, "client_encoding", "UTF8");
 	if (r < 0) {
 		refuse(env, s, "08P01", "conn.refused", "pgtether: the startup parameters are too long");
 		return;

@@ -131,6 +131,10 @@ struct session {
 	uint32_t up_pid, up_secret;      /* the real backend's key */
 	bool have_up_key;
 	bool up_verified;                /* upstream TLS with verify-full */
+	/* the settings statements are read with, as the server reports them in
+	 * ParameterStatus (sqlclass reads a backslash both ways whatever they say) */
+	char scs[8];                     /* standard_conforming_strings */
+	char client_encoding[32];
 
 	/* relay */
 	struct pgwire_scan cscan, sscan;

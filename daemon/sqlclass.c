@@ -3,6 +3,8 @@
  */
 #include "sqlclass.h"
 
+#include "sqlguard.h"
+
 #include <errno.h>
 #include <fnmatch.h>
 #include <jansson.h>
@@ -15,6 +17,10 @@
 
 #include "sqlclass_builtins.h"
 #include <strings.h>
+
+/* libpg_query's lexer settings (its scan.o, linked from the static archive: the shared
+ * library does not export them). Per thread, so each parse sets its own. */
+extern __thread bool standard_conforming_strings;
 
 /* Statements longer than this are parsed on a thread with PARSE_STACK bytes of stack. */
 #define PARSE_INLINE_MAX 4096
@@ -678,43 +684,64 @@ static void stmt_out(struct outwalk *o, json_t *wrapped, bool kept)
 
 struct parse_job {
 	const char *sql;
+	bool scs;                       /* standard_conforming_strings for this parse */
+	bool plpgsql;                   /* pg_query_parse_plpgsql instead */
 	PgQueryParseResult res;
+	PgQueryPlpgsqlParseResult pl;
 };
+
+static void parse_run(struct parse_job *j)
+{
+	standard_conforming_strings = j->scs;
+	if (j->plpgsql)
+		j->pl = pg_query_parse_plpgsql(j->sql);
+	else
+		j->res = pg_query_parse(j->sql);
+}
 
 static void *parse_thread(void *arg)
 {
-	struct parse_job *j = arg;
-
-	j->res = pg_query_parse(j->sql); /* the thread's memory context goes when it exits */
+	parse_run(arg); /* the thread's memory context goes when it exits */
 	return NULL;
 }
 
 /* The parser and its JSON output recurse per nesting level: long text gets a big stack. */
-static int parse(const char *sql, PgQueryParseResult *ret)
+static int parse_job(struct parse_job *j)
 {
-	struct parse_job j = { sql, { 0 } };
 	pthread_attr_t attr;
 	pthread_t t;
 	int r;
 
-	if (strlen(sql) <= PARSE_INLINE_MAX) {
-		*ret = pg_query_parse(sql);
+	if (strlen(j->sql) <= PARSE_INLINE_MAX) {
+		parse_run(j);
+		standard_conforming_strings = true;
 		return 0;
 	}
 	if ((r = pthread_attr_init(&attr)) != 0)
 		return -r;
 	r = pthread_attr_setstacksize(&attr, PARSE_STACK);
 	if (r == 0)
-		r = pthread_create(&t, &attr, parse_thread, &j);
+		r = pthread_create(&t, &attr, parse_thread, j);
 	pthread_attr_destroy(&attr);
 	if (r != 0)
 		return -r;
 	pthread_join(t, NULL);
-	*ret = j.res;
 	return 0;
 }
 
-int sqlclass_classify(const char *sql, const char *const *dangerous, struct sqlclass_result *ret)
+static int parse(const char *sql, bool scs, PgQueryParseResult *ret)
+{
+	struct parse_job j = { .sql = sql, .scs = scs };
+	int r = parse_job(&j);
+
+	*ret = j.res;
+	return r;
+}
+
+/* One reading of sql: with standard_conforming_strings = scs. *syntax is set when the
+ * text does not parse in this reading (and only then). depth: see sqlguard_tree. */
+static int classify_reading(const char *sql, bool scs, int depth, const char *const *dangerous,
+			    struct sqlclass_result *ret, bool *syntax)
 {
 	struct walk w = { ret, dangerous, 0, 0 };
 	PgQueryParseResult pr;
@@ -724,7 +751,8 @@ int sqlclass_classify(const char *sql, const char *const *dangerous, struct sqlc
 	int r;
 
 	memset(ret, 0, sizeof(*ret));
-	if ((r = parse(sql, &pr)) < 0) {
+	*syntax = false;
+	if ((r = parse(sql, scs, &pr)) < 0) {
 		snprintf(ret->error, sizeof(ret->error), "cannot start the parser: %s", strerror(-r));
 		return r;
 	}
@@ -732,6 +760,7 @@ int sqlclass_classify(const char *sql, const char *const *dangerous, struct sqlc
 		snprintf(ret->error, sizeof(ret->error), "%s", pr.error->message);
 		ret->error_pos = pr.error->cursorpos;
 		pg_query_free_parse_result(pr);
+		*syntax = true;
 		return -EINVAL;
 	}
 	root = json_loads(pr.parse_tree, 0, &jerr);
@@ -773,6 +802,9 @@ int sqlclass_classify(const char *sql, const char *const *dangerous, struct sqlc
 		ret->stmt_classes[ret->n_stmts++] = w.cls;
 		ret->classes |= w.cls;
 	}
+	/* whatever the rule allows: pgtether.* and client_encoding (sqlguard.h) */
+	if ((r = sqlguard_tree(root, sql, ret->stmt_classes, depth, ret->guard, sizeof(ret->guard))) < 0)
+		w.err = r;
 	json_decref(root);
 	if (w.err == -E2BIG)
 		snprintf(ret->error, sizeof(ret->error), "it names more than %d tables, functions or columns, more than can be checked",
@@ -782,6 +814,175 @@ int sqlclass_classify(const char *sql, const char *const *dangerous, struct sqlc
 	if (ret->n_stmts == 0)
 		ret->classes = 0; /* an empty query: nothing to decide */
 	return 0;
+}
+
+/* Adds b's findings to a's: the union of two readings. */
+static int merge_readings(struct sqlclass_result *a, struct sqlclass_result *b)
+{
+	int err = 0;
+
+	a->classes |= b->classes;
+	for (size_t i = 0; i < a->n_stmts && i < b->n_stmts; i++)
+		a->stmt_classes[i] |= b->stmt_classes[i];
+	for (size_t i = 0; i < b->n_tables; i++)
+		add_name(a->tables, &a->n_tables, NULL, b->tables[i], &err);
+	for (size_t i = 0; i < b->n_functions; i++)
+		add_name(a->functions, &a->n_functions, NULL, b->functions[i], &err);
+	for (size_t i = 0; i < b->n_out_columns; i++)
+		add_name(a->out_columns, &a->n_out_columns, NULL, b->out_columns[i], &err);
+	for (size_t i = 0; i < b->n_whole_rows; i++)
+		add_name(a->whole_rows, &a->n_whole_rows, NULL, b->whole_rows[i], &err);
+	for (size_t i = 0; i < b->n_carried; i++)
+		add_name(a->carried, &a->n_carried, NULL, b->carried[i], &err);
+	if (!a->carrier[0])
+		memcpy(a->carrier, b->carrier, sizeof(a->carrier));
+	a->calls_unknown |= b->calls_unknown;
+	a->runs_code |= b->runs_code;
+	a->out_renamed |= b->out_renamed;
+	a->sets_read_write |= b->sets_read_write;
+	if (!a->guard[0])
+		memcpy(a->guard, b->guard, sizeof(a->guard));
+	if (err == -E2BIG)
+		snprintf(a->error, sizeof(a->error), "it names more than %d tables, functions or columns, more than can be checked",
+			 SQLCLASS_MAX_NAMES);
+	return err;
+}
+
+/*
+ * Both readings of a text with a backslash. The server reads '...' strings with its
+ * standard_conforming_strings, which a pipelined statement or a function can change
+ * before pgtether sees ParameterStatus: so a text is classified as the union of the
+ * readings that parse (one that does not parse is not run by a server reading it
+ * so). Text without a backslash reads the same either way and is parsed once.
+ */
+static int classify_text(const char *sql, int depth, const char *const *dangerous, struct sqlclass_result *ret)
+{
+	struct sqlclass_result off;
+	bool syn_on, syn_off;
+	int r_on, r_off;
+
+	r_on = classify_reading(sql, true, depth, dangerous, ret, &syn_on);
+	if (!strchr(sql, '\\') || r_on == -ENOMEM || (r_on < 0 && !syn_on))
+		return r_on;
+	r_off = classify_reading(sql, false, depth, dangerous, &off, &syn_off);
+	if (r_off < 0 && syn_off) {
+		sqlclass_release(&off);
+		return r_on; /* only the standard reading parses (or neither) */
+	}
+	if (r_on < 0) {
+		/* only standard_conforming_strings = off parses: that reading it is */
+		sqlclass_release(ret);
+		*ret = off;
+		return r_off;
+	}
+	if (r_off < 0) {
+		memcpy(ret->error, off.error, sizeof(ret->error));
+		sqlclass_release(&off);
+		return r_off;
+	}
+	r_on = merge_readings(ret, &off);
+	sqlclass_release(&off);
+	return r_on;
+}
+
+int sqlclass_classify(const char *sql, const char *const *dangerous, struct sqlclass_result *ret)
+{
+	char why[SQLCLASS_ERR_LEN];
+
+	if (sqlguard_encoding(sql, strlen(sql), why, sizeof(why)) < 0) {
+		memset(ret, 0, sizeof(*ret));
+		snprintf(ret->error, sizeof(ret->error), "%s", why);
+		return -EILSEQ;
+	}
+	return classify_text(sql, 0, dangerous, ret);
+}
+
+int sqlclass_guard_text(const char *sql, bool plpgsql_function, int depth, char *why, size_t cap)
+{
+	int r = -EINVAL;
+
+	if (!plpgsql_function) {
+		struct sqlclass_result res;
+
+		r = classify_text(sql, depth, NULL, &res);
+		if (res.guard[0]) {
+			snprintf(why, cap, "%s", res.guard);
+			r = 1;
+		} else if (r == -EINVAL && !res.error_pos && res.error[0] && strstr(res.error, "nested too deeply")) {
+			snprintf(why, cap, "pgtether: server-side code in it cannot be checked: %s", res.error);
+			r = 1;
+		} else if (r != -EINVAL && r != -ENOMEM) {
+			r = 0; /* too many names does not matter here */
+		}
+		sqlclass_release(&res);
+		return r;
+	}
+	for (int scs = 1; scs >= 0; scs--) {
+		struct parse_job j = { .sql = sql, .scs = scs, .plpgsql = true };
+		json_error_t jerr;
+		json_t *funcs;
+		int g;
+
+		if (!scs && !strchr(sql, '\\'))
+			break;
+		if ((g = parse_job(&j)) < 0)
+			return g;
+		if (j.pl.error) {
+			pg_query_free_plpgsql_parse_result(j.pl);
+			continue;
+		}
+		funcs = json_loads(j.pl.plpgsql_funcs, 0, &jerr);
+		pg_query_free_plpgsql_parse_result(j.pl);
+		if (!funcs) {
+			snprintf(why, cap, "pgtether: PL/pgSQL code in it is nested too deeply to be checked for pgtether.* settings");
+			return 1;
+		}
+		g = sqlguard_plpgsql(funcs, depth, why, cap);
+		json_decref(funcs);
+		if (g != 0)
+			return g;
+		r = 0;
+	}
+	return r;
+}
+
+char *sqlclass_constant_select(const char *sql)
+{
+	char *out = NULL;
+
+	for (int scs = 1; scs >= 0; scs--) {
+		PgQueryParseResult pr;
+		json_error_t jerr;
+		json_t *root, *sel, *tl, *val;
+		const char *text;
+
+		if (!scs && !strchr(sql, '\\'))
+			break;
+		if (parse(sql, scs, &pr) < 0)
+			break;
+		root = pr.error ? NULL : json_loads(pr.parse_tree, 0, &jerr);
+		pg_query_free_parse_result(pr);
+		sel = json_object_get(json_object_get(json_array_get(json_object_get(root, "stmts"), 0), "stmt"), "SelectStmt");
+		tl = json_object_get(sel, "targetList");
+		val = json_object_get(json_object_get(json_array_get(tl, 0), "ResTarget"), "val");
+		while (json_object_get(val, "TypeCast"))
+			val = json_object_get(json_object_get(val, "TypeCast"), "arg");
+		text = json_string_value(json_object_get(json_object_get(json_object_get(val, "A_Const"), "sval"), "sval"));
+		if (!root) {
+			continue; /* this reading does not parse: the server reading so fails too */
+		} else if (json_array_size(json_object_get(root, "stmts")) != 1 || json_array_size(tl) != 1 || !text ||
+			   json_object_get(sel, "fromClause") || (out && strcmp(out, text))) {
+			free(out);
+			out = NULL;
+			json_decref(root);
+			return NULL; /* computed, or a different string in the other reading */
+		} else if (!out && !(out = strdup(text))) {
+			json_decref(root);
+			return NULL;
+		}
+		json_decref(root);
+	}
+	return out;
 }
 
 void sqlclass_release(struct sqlclass_result *r)
@@ -847,7 +1048,7 @@ int sqlclass_view_columns(const char *def, struct sqlclass_view *ret)
 	int r;
 
 	memset(ret, 0, sizeof(*ret));
-	if ((r = parse(def, &pr)) < 0)
+	if ((r = parse(def, true, &pr)) < 0)
 		return r;
 	if (pr.error) {
 		pg_query_free_parse_result(pr);

@@ -12,6 +12,7 @@
 #ifndef PGTETHER_SQLCLASS_H
 #define PGTETHER_SQLCLASS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -87,6 +88,9 @@ struct sqlclass_result {
 	int calls_unknown;              /* calls a function that is not one of PostgreSQL's
 					 * built-ins (sqlclass_builtin): its code may read a
 					 * masked column and say it in a notice or error */
+	char guard[SQLCLASS_ERR_LEN];   /* non-empty: a statement touches pgtether.* or
+					 * client_encoding (sqlguard.h), denied whatever
+					 * the rule allows; the denial's message */
 	char error[SQLCLASS_ERR_LEN];   /* why there are no classes */
 	int error_pos;                  /* 1-based character of a syntax error, or 0 */
 };
@@ -108,12 +112,30 @@ extern const char *const sqlclass_carriers[];
  * Classifies the statements of sql (NUL-terminated). dangerous: NULL-terminated globs
  * of function names (the last part of a qualified name is matched). 0 with *ret filled;
  * -EINVAL when sql does not parse or is nested too deeply, -E2BIG when it names more
- * than SQLCLASS_MAX_NAMES tables, functions or columns to check (ret->error says why);
- * -ENOMEM. ret must be released either way.
+ * than SQLCLASS_MAX_NAMES tables, functions or columns to check, -EILSEQ when its
+ * bytes read differently in a client-only encoding (ret->error says why); -ENOMEM.
+ * ret must be released either way.
+ *
+ * A text with a backslash is read both with standard_conforming_strings on and off,
+ * and the result is the union of the readings that parse: the server's setting can
+ * change where pgtether cannot see it in time (a pipelined SET, a function). The
+ * result depends on the text alone, so the cache below stays right.
  */
 int sqlclass_classify(const char *sql, const char *const *dangerous, struct sqlclass_result *ret);
 
 void sqlclass_release(struct sqlclass_result *r);
+
+/*
+ * For sqlguard: the guard over server-side code. sql is SQL text, or (plpgsql_function)
+ * text with CREATE FUNCTION ... LANGUAGE plpgsql statements whose bodies are checked;
+ * both readings of a backslash. 1 with why filled when it touches a guarded setting,
+ * 0 when not, -EINVAL when no reading parses, -ENOMEM.
+ */
+int sqlclass_guard_text(const char *sql, bool plpgsql_function, int depth, char *why, size_t cap);
+
+/* "SELECT <a string constant>": that string (malloc'd), the same in both readings;
+ * NULL for anything else. */
+char *sqlclass_constant_select(const char *sql);
 
 /*
  * The output columns of a view, from its definition (pg_get_viewdef): for masks on

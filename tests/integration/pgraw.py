@@ -227,6 +227,14 @@ def main():
         c.until_ready(out)
         c.send(msg(b"Q", b"commit\0"))
         c.until_ready(out)
+    elif case == "pipeline":
+        # every further argument a Query, all sent at once, before any answer: what
+        # a client does to race a setting's ParameterStatus
+        login(c, out)
+        c.send(b"".join(msg(b"Q", q.encode() + b"\0") for q in sys.argv[4:]))
+        for _ in sys.argv[4:]:
+            if not c.until_ready(out):
+                break
     else:
         sys.exit("unknown case " + case)
     print("\n".join(out))

@@ -35,10 +35,32 @@ static unsigned parse_expect(const char *list)
 static int check_case(const char *expect, const char *sql, int line)
 {
 	struct sqlclass_result r;
-	unsigned want = parse_expect(expect);
+	unsigned want;
 	char got[256];
-	int rc = sqlclass_classify(sql, sqlclass_default_dangerous, &r);
+	int rc;
 
+	if (!strcmp(expect, "guarded") || !strcmp(expect, "encoding")) {
+		/* guarded: denied whatever the rule allows (sqlguard.h); encoding: reads
+		 * differently in a client-only encoding */
+		bool enc = !strcmp(expect, "encoding");
+
+		rc = sqlclass_classify(sql, sqlclass_default_dangerous, &r);
+		if (enc ? rc != -EILSEQ : (rc != 0 || !r.guard[0])) {
+			fprintf(stderr, "sql-corpus.sql:%d: expected %s, got rc %d guard '%s' error '%s' for: %s\n", line, expect,
+				rc, r.guard, r.error, sql);
+			sqlclass_release(&r);
+			return 1;
+		}
+		sqlclass_release(&r);
+		return 0;
+	}
+	want = parse_expect(expect);
+	rc = sqlclass_classify(sql, sqlclass_default_dangerous, &r);
+	if (rc == 0 && r.guard[0]) {
+		fprintf(stderr, "sql-corpus.sql:%d: unexpectedly guarded (%s): %s\n", line, r.guard, sql);
+		sqlclass_release(&r);
+		return 1;
+	}
 	if (want == ~0u) {
 		if (rc != -EINVAL || r.error[0] == '\0') {
 			fprintf(stderr, "sql-corpus.sql:%d: expected a parse error for: %s\n", line, sql);
