@@ -189,6 +189,10 @@ static json_t *on_status(void *arg)
 			json_object_set_new(c, "iss", escape_json_str(s->token_iss));
 			json_object_set_new(c, "sub", escape_json_str(s->token_sub));
 		}
+		if (s->client_encoding[0]) /* as the server reported them: what statements are read with */
+			json_object_set_new(c, "client_encoding", json_string(s->client_encoding));
+		if (s->scs[0])
+			json_object_set_new(c, "standard_conforming_strings", json_string(s->scs));
 		json_object_set_new(c, "bytes_in", json_integer((json_int_t)s->bytes_c2u));
 		json_object_set_new(c, "bytes_out", json_integer((json_int_t)s->bytes_u2c));
 		json_object_set_new(c, "age_s", json_integer(now.tv_sec - s->started.tv_sec));
