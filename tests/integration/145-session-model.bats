@@ -70,6 +70,9 @@ no_email() { [[ "$1" != *"ALICE@EXAMPLE.COM"* && "$1" != *"alice@example.com"* ]
   [[ "$output" == *"alive"* ]]
   no_email "$output"
   t_exists
+  # the session's recording says when the server changed how it reads strings
+  grep -h '"type":"setting"' "$PGT_TMP"/sessions/*/*/*/*.jsonl | grep '"name":"standard_conforming_strings"' |
+    grep -q '"value":"off"'
 }
 
 @test "standard_conforming_strings = off pipelined right before the statement: denied all the same" {
