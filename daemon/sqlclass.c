@@ -267,7 +267,8 @@ static void visit(json_t *node, bool (*fn)(void *arg, const char *key, json_t *v
  * dangerous list) or read a relation's pages by its name (pageinspect's get_raw_page
  * and bt_page_items). tests/integration/145-dynamic-sql.bats keeps this list tied to
  * the live catalog. The *_to_xmlschema ones read only a relation's definition, but
- * of relations the text does not name, so they count too.
+ * of relations the text does not name, so they count too. sqlguard_may_touch's byte
+ * scan must find each one that builds SQL from text (test_sqlguard checks).
  */
 static const char *const query_functions[] = {
 	"query_to_xml", "query_to_xmlschema", "query_to_xml_and_xmlschema",
@@ -286,6 +287,11 @@ static bool query_function(const char *name)
 		if (!strcmp(*q, name))
 			return true;
 	return false;
+}
+
+bool sqlclass_query_function(const char *name, size_t nargs)
+{
+	return query_function(name) && (!name || strcmp(name, "ts_rewrite") || nargs != 3);
 }
 
 static void runs_query(struct walk *w)
@@ -840,6 +846,7 @@ static int merge_readings(struct sqlclass_result *a, struct sqlclass_result *b)
 	a->runs_code |= b->runs_code;
 	a->out_renamed |= b->out_renamed;
 	a->sets_read_write |= b->sets_read_write;
+	a->any_table |= b->any_table;
 	if (!a->guard[0])
 		memcpy(a->guard, b->guard, sizeof(a->guard));
 	if (err == -E2BIG)

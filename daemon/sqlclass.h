@@ -133,6 +133,10 @@ void sqlclass_release(struct sqlclass_result *r);
  */
 int sqlclass_guard_text(const char *sql, bool plpgsql_function, int depth, char *why, size_t cap);
 
+/* Whether a call of name with nargs arguments builds SQL from them (query_to_xml,
+ * ts_stat, crosstab, xpath_table, ...: the list runs_code and any_table come from). */
+bool sqlclass_query_function(const char *name, size_t nargs);
+
 /* "SELECT <a string constant>": that string (malloc'd), the same in both readings;
  * NULL for anything else. */
 char *sqlclass_constant_select(const char *sql);

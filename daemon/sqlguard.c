@@ -37,7 +37,8 @@ bool sqlguard_may_touch(const char *sql, size_t len)
 	 * byte); it is what every Query and Parse of a rule without statements pays. */
 	static const char *const words[] = {
 		"pgtether", "pg_settings", "procedure", "set_config", "client_encoding", "names", "function",
-		"_to_xml", "ts_stat", "ts_rewrite", NULL,
+		/* what sqlclass_query_function names: they build SQL from text */
+		"_to_xml", "ts_stat", "ts_rewrite", "crosstab", "connectby", "xpath_table", NULL,
 	};
 	const uint8_t *s = (const uint8_t *)sql;
 
@@ -47,7 +48,8 @@ bool sqlguard_may_touch(const char *sql, size_t len)
 		switch (c) {
 		case 'p': if (d != 'g' && d != 'r') continue; break;
 		case 's': if (d != 'e') continue; break;
-		case 'c': if (d != 'l') continue; break;
+		case 'c': if (d != 'l' && d != 'r' && d != 'o') continue; break;
+		case 'x': if (d != 'p') continue; break;
 		case 'n': if (d != 'a') continue; break;
 		case 'f': if (d != 'u') continue; break;
 		case '_': if (d != 't') continue; break;
@@ -235,8 +237,8 @@ static const char *sqlguard_const_text(json_t *node, bool *is_const)
 {
 	json_t *c;
 
-	while (json_object_get(node, "TypeCast"))
-		node = json_object_get(json_object_get(node, "TypeCast"), "arg");
+	while (json_object_get(node, "TypeCast") || json_object_get(node, "NamedArgExpr"))
+		node = json_object_get(json_object_get(node, "TypeCast") ?: json_object_get(node, "NamedArgExpr"), "arg");
 	c = json_object_get(node, "A_Const");
 	*is_const = c != NULL;
 	return json_string_value(json_object_get(json_object_get(c, "sval"), "sval"));
@@ -325,17 +327,38 @@ static void sqlguard_set_config(struct sqlguard_walk *g, json_t *args)
 				val ? val : "a computed value");
 }
 
-/* Functions that run a string argument as a query in this session. */
-static bool sqlguard_runs_query(const char *name)
+/* A constant handed to a function that builds SQL from it (query_to_xml's query,
+ * xpath_table's criteria, crosstab's source): text that names nothing guarded cannot
+ * reach a setting; other text must read as a statement or an expression that does not. */
+static void sqlguard_fragment(struct sqlguard_walk *g, const char *text)
 {
-	static const char *const list[] = {
-		"query_to_xml", "query_to_xmlschema", "query_to_xml_and_xmlschema", "ts_stat", "ts_rewrite", NULL,
-	};
+	char why[SQLCLASS_ERR_LEN];
+	size_t n = strlen(text) + 8;
+	char *sel;
+	int r;
 
-	for (const char *const *l = list; name && *l; l++)
-		if (!strcasecmp(name, *l))
-			return true;
-	return false;
+	if (g->hit || !sqlguard_may_touch(text, strlen(text)))
+		return;
+	if (g->depth + 1 > SQLGUARD_MAX_DEPTH) {
+		sqlguard_refuse(g, "pgtether: its server-side code nests more than %d levels deep to be checked for pgtether.* settings", SQLGUARD_MAX_DEPTH);
+		return;
+	}
+	r = sqlclass_guard_text(text, false, g->depth + 1, why, sizeof(why));
+	if (r == -EINVAL) {
+		if (!(sel = malloc(n))) {
+			g->hit = -ENOMEM;
+			return;
+		}
+		snprintf(sel, n, "SELECT %s", text);
+		r = sqlclass_guard_text(sel, false, g->depth + 1, why, sizeof(why));
+		free(sel);
+	}
+	if (r == 1)
+		sqlguard_refuse(g, "%s", why);
+	else if (r == -EINVAL)
+		sqlguard_refuse(g, "pgtether: a function is given SQL text pgtether cannot read (\"%.60s\"), so it cannot be checked for pgtether.* settings", text);
+	else if (r < 0)
+		g->hit = r;
 }
 
 static bool sqlguard_member(void *arg, const char *key, json_t *v);
@@ -459,15 +482,15 @@ static bool sqlguard_member(void *arg, const char *key, json_t *v)
 
 		if (name && !strcasecmp(name, "set_config"))
 			sqlguard_set_config(g, json_object_get(v, "args"));
-		if (sqlguard_runs_query(name))
+		if (sqlclass_query_function(name, json_array_size(json_object_get(v, "args"))))
 			json_array_foreach(json_object_get(v, "args"), i, a) {
 				bool is_const;
 				const char *q = sqlguard_const_text(a, &is_const);
 
 				if (!is_const)
-					sqlguard_refuse(g, "pgtether: %s runs a computed query string, which pgtether cannot check for pgtether.* settings", name);
+					sqlguard_refuse(g, "pgtether: %s is given a computed argument, from which it builds SQL pgtether cannot check for pgtether.* settings", name);
 				else if (q)
-					sqlguard_nested(g, q, false, true);
+					sqlguard_fragment(g, q);
 			}
 		/* the name itself is checked here: a String "set_config" elsewhere is
 		 * a reference that is not a call (an aggregate's sfunc, an operator) */

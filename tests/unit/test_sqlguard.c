@@ -44,6 +44,24 @@ static void test_may_touch(void **state)
 	assert_true(may("create or replace procedure p() language sql as ''"));
 	assert_true(may("select query_to_xml('select 1', true, true, '')"));
 	assert_true(may("select ts_rewrite('a'::tsquery, 'select 1')"));
+	/* every function that builds SQL from text (sqlclass_query_function) */
+	{
+		static const char *const q[] = {
+			"query_to_xml", "query_to_xmlschema", "query_to_xml_and_xmlschema", "cursor_to_xml",
+			"cursor_to_xmlschema", "table_to_xml", "table_to_xmlschema", "table_to_xml_and_xmlschema",
+			"schema_to_xml", "schema_to_xmlschema", "schema_to_xml_and_xmlschema", "database_to_xml",
+			"database_to_xmlschema", "database_to_xml_and_xmlschema", "ts_stat", "ts_rewrite", "crosstab",
+			"crosstab2", "crosstab3", "crosstab4", "connectby", "xpath_table", NULL,
+		};
+		char sql[128];
+
+		for (const char *const *n = q; *n; n++) {
+			assert_true(sqlclass_query_function(*n, 2));
+			snprintf(sql, sizeof(sql), "SELECT * FROM %s('x')", *n);
+			if (!may(sql))
+				fail_msg("%s builds SQL from text but the byte scan misses it", *n);
+		}
+	}
 }
 
 static int enc(const char *sql, char *why)
