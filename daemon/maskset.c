@@ -20,7 +20,7 @@ static const char query_tail[] =
 	/* the named tables, and their partitions and inheritance children at any depth:
 	 * a partition read directly names its own OID */
 	"t(i, rel, c) AS (SELECT m.i, c.oid, m.c FROM m\n"
-	"  JOIN pg_catalog.pg_namespace n ON n.nspname" EQ "m.s\n"
+	"  JOIN pg_catalog.pg_namespace n ON (m.s IS NULL OR n.nspname" EQ "m.s)\n"
 	"  JOIN pg_catalog.pg_class c ON c.relnamespace" EQ "n.oid AND c.relname" EQ "m.t\n"
 	/* columns resolved before, by OID: a rename of their schema, table or column
 	 * does not take them out of the masks */
@@ -100,11 +100,17 @@ char *maskset_query(const struct policy_rule *r, const struct maskset *prev, int
 		return NULL;
 	}
 	n = (size_t)snprintf(q, cap, "%s%s", head, k ? "VALUES " : none);
-	/* the names were checked at load: no quotes or backslashes */
+	/* the names were checked at load: no quotes or backslashes. A table.column
+	 * without its schema is masked in every schema (NULL): which one a session
+	 * reaches depends on its search_path, which the workload can change. */
 	for (size_t i = 0, j = 0; i < r->n_masks; i++)
-		if (r->masks[i].column)
-			n += (size_t)snprintf(q + n, cap - n, "%s(%zu, '%s', '%s', '%s')", j++ ? ", " : "", i,
-					      r->masks[i].schema, r->masks[i].table, r->masks[i].name);
+		if (r->masks[i].column) {
+			bool any = strchr(r->masks[i].column, '.') == strrchr(r->masks[i].column, '.');
+
+			n += (size_t)snprintf(q + n, cap - n, "%s(%zu, %s%s%s, '%s', '%s')", j++ ? ", " : "", i,
+					      any ? "NULL" : "'", any ? "" : r->masks[i].schema, any ? "" : "'",
+					      r->masks[i].table, r->masks[i].name);
+		}
 	n += (size_t)snprintf(q + n, cap - n, "%s", anchors);
 	/* matched by the mask's name, not its index: a reload may renumber the masks */
 	for (size_t i = 0; prev && i < r->n_masks; i++) {

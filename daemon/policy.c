@@ -752,8 +752,9 @@ const char *const *policy_dangerous(const struct policy *cp)
 	return p->dangerous;
 }
 
-/* An unqualified name is taken as public.NAME, where the default search_path finds it
- * (a rule that allows the session class lets a client change that). */
+/* An unqualified name is taken as public.NAME, where the default search_path finds it:
+ * only where no session can tell (pgtether explain); a live session resolves names
+ * on its own search_path first (searchpath.h). */
 static bool table_fits(const char *glob, const char *table)
 {
 	char q[300];
@@ -769,6 +770,25 @@ bool policy_read_only(const struct policy_rule *r)
 	const unsigned writes = SQL_WRITE | SQL_DDL | SQL_DROP | SQL_TRUNCATE | SQL_ALTER_ROLE | SQL_GRANT | SQL_COPY_IN;
 
 	return r->statements.set && !((r->statements.allow | r->statements.approve) & writes);
+}
+
+enum policy_verdict policy_table_verdict(const struct policy_rule *r, const char *table, char *why, size_t cap)
+{
+	const struct policy_statements *st = &r->statements;
+	bool listed = false;
+
+	for (size_t k = 0; k < st->n_tables_deny; k++)
+		if (table_fits(st->tables_deny[k], table)) {
+			snprintf(why, cap, "table %s is denied by rule '%s'", table, r->name);
+			return POLICY_DENY;
+		}
+	for (size_t k = 0; k < st->n_tables_allow && !listed; k++)
+		listed = table_fits(st->tables_allow[k], table);
+	if (st->n_tables_allow && !listed) {
+		snprintf(why, cap, "table %s is not among the tables rule '%s' allows", table, r->name);
+		return POLICY_DENY;
+	}
+	return POLICY_ALLOW;
 }
 
 enum policy_verdict policy_statement_verdict(const struct policy_rule *r, const struct sqlclass_result *c,
@@ -793,21 +813,9 @@ enum policy_verdict policy_statement_verdict(const struct policy_rule *r, const 
 			 r->name);
 		return POLICY_DENY;
 	}
-	for (size_t i = 0; i < c->n_tables; i++) {
-		bool listed = false;
-
-		for (size_t k = 0; k < st->n_tables_deny; k++)
-			if (table_fits(st->tables_deny[k], c->tables[i])) {
-				snprintf(why, cap, "table %s is denied by rule '%s'", c->tables[i], r->name);
-				return POLICY_DENY;
-			}
-		for (size_t k = 0; k < st->n_tables_allow && !listed; k++)
-			listed = table_fits(st->tables_allow[k], c->tables[i]);
-		if (st->n_tables_allow && !listed) {
-			snprintf(why, cap, "table %s is not among the tables rule '%s' allows", c->tables[i], r->name);
+	for (size_t i = 0; i < c->n_tables; i++)
+		if (policy_table_verdict(r, c->tables[i], why, cap) == POLICY_DENY)
 			return POLICY_DENY;
-		}
-	}
 	if ((bad = c->classes & ~(st->allow | st->approve))) {
 		sqlclass_format(bad, names, sizeof(names));
 		snprintf(why, cap, "statement class %s is not allowed by rule '%s'", names, r->name);

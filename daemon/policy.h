@@ -171,6 +171,10 @@ bool policy_read_only(const struct policy_rule *r);
 enum policy_verdict policy_statement_verdict(const struct policy_rule *r, const struct sqlclass_result *c,
 					     char *why, size_t cap);
 
+/* What rule r's table rules say of one table ("schema.table"; an unqualified name is
+ * taken as public's): allow, or deny with why naming the rule. */
+enum policy_verdict policy_table_verdict(const struct policy_rule *r, const char *table, char *why, size_t cap);
+
 /* True when a rule masks with "hash" (a key file is then needed). */
 bool policy_uses_hash(const struct policy *p);
 

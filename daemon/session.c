@@ -291,6 +291,9 @@ static void rec_seal(struct session *s);
 static void session_free(struct session_env *env, struct session *s)
 {
 	rec_seal(s);
+	searchpath_state_release(&s->path);
+	searchpath_scan_release(&s->path_sc);
+	free(s->path_sql);
 	tls_free(s->client.ssl);
 	tls_free(s->upstream.ssl);
 	s->client.ssl = s->upstream.ssl = NULL;
@@ -533,6 +536,78 @@ static const struct policy_rule *session_rule(struct session_env *env, struct se
 	return s->rule_idx < p->n ? &p->rules[s->rule_idx] : NULL;
 }
 
+/* Whether the server can be asked now what the session's names resolve to: nothing
+ * is outstanding, so its answer is the state the next statement runs in. */
+static bool path_can_ask(const struct session *s)
+{
+	return !s->c_unsynced && s->pending_count == 0 && s->tx_status != 'E' && !s->held_id &&
+	       !s->want_status && pgwire_scan_at_boundary(&s->sscan);
+}
+
+/*
+ * The scan of sql[0..len) (sql[len] is NUL), kept for the same text: a statement
+ * that needs the server's answer is scanned once, not again for the question and
+ * for its check. NULL when it cannot be scanned (*ret_rc says why).
+ */
+static const struct searchpath_scan *path_scan(struct session *s, const char *sql, size_t len, int *ret_rc)
+{
+	if (!s->path_sql || s->path_sql_len != len || memcmp(s->path_sql, sql, len)) {
+		free(s->path_sql);
+		searchpath_scan_release(&s->path_sc);
+		s->path_sql = NULL;
+		s->path_sc_rc = searchpath_scan(sql, &s->path_sc);
+		if (s->path_sc_rc == 0 && !(s->path_sql = malloc(len + 1)))
+			s->path_sc_rc = -ENOMEM;
+		if (s->path_sql) {
+			memcpy(s->path_sql, sql, len + 1);
+			s->path_sql_len = len;
+		}
+	}
+	*ret_rc = s->path_sc_rc;
+	return s->path_sc_rc == 0 ? &s->path_sc : NULL;
+}
+
+/* Rule r's verdict on c as far as it does not depend on where unqualified names lead. */
+static enum policy_verdict path_qualified_verdict(const struct policy_rule *r, const struct sqlclass_result *c,
+						  char *why, size_t cap)
+{
+	struct sqlclass_result q = *c; /* shallow: only the qualified names, nothing to release */
+	size_t k = 0;
+
+	for (size_t i = 0; i < c->n_tables; i++)
+		if (strchr(c->tables[i], '.'))
+			q.tables[k++] = c->tables[i];
+	q.n_tables = k;
+	return policy_statement_verdict(r, &q, why, cap);
+}
+
+/*
+ * Rule r's verdict on c, when r has table rules and c names tables: the qualified
+ * names as policy_statement_verdict decides them, the others resolved on the
+ * search_path the server reported just before (searchpath_check).
+ */
+static enum policy_verdict path_verdict(struct session *s, const struct policy_rule *r, const struct sqlclass_result *c,
+					const char *sql, size_t len, char *why, size_t cap)
+{
+	const struct searchpath_scan *sc;
+	enum policy_verdict v;
+	int rc;
+
+	if ((v = path_qualified_verdict(r, c, why, cap)) == POLICY_DENY)
+		return v;
+	if (!(sc = path_scan(s, sql, len, &rc))) {
+		snprintf(why, cap, "the table names of the statement cannot be resolved (%s), so rule '%s' cannot decide them; qualify the table names",
+			 strerror(-rc), r->name);
+		v = POLICY_DENY;
+	} else if (searchpath_check(r, c, sc, s->path_fresh ? &s->path : NULL, s->path_parse,
+				    s->tx_status == 'E' ? "the transaction is aborted, so the search_path cannot be asked for (end it first)" :
+				    "the search_path cannot be asked for while earlier messages await their answers (pipelining)",
+				    why, cap) == POLICY_DENY) {
+		v = POLICY_DENY;
+	}
+	return v;
+}
+
 /*
  * The verdict on the SQL text of one Query or Parse (sql[len] is its NUL). A denial
  * leaves its SQLSTATE and message in sqlstate and msg.
@@ -607,7 +682,10 @@ static enum policy_verdict check_statement(struct session_env *env, struct sessi
 		sqlclass_release(&tmp);
 		return POLICY_ALLOW;
 	}
-	v = policy_statement_verdict(r, c, why, sizeof(why));
+	if (searchpath_needed(r, c))
+		v = path_verdict(s, r, c, sql, len, why, sizeof(why));
+	else
+		v = policy_statement_verdict(r, c, why, sizeof(why));
 	if (v != POLICY_DENY && s->read_only && c->sets_read_write) {
 		snprintf(why, sizeof(why), "rule '%s' is read-only and its session is run read-only: the statement would make it read-write",
 			 r->name);
@@ -1156,6 +1234,82 @@ static long lookup_insert(struct session_env *env, struct session *s, const stru
 }
 
 /*
+ * Whether the Query or Parse sql[0..len) needs the server's search_path first (its
+ * rule has table rules, it names a table without a schema, and no class denies it
+ * anyway): PATH_ASK when the server can be asked now, PATH_WAIT when it can once
+ * the answers to what went before are in (every earlier message ends in a Sync or
+ * is a Query, so they will come), else PATH_NO (check_statement then denies the
+ * names it cannot resolve). Rules without table rules stop at the first test.
+ */
+enum path_due { PATH_NO, PATH_ASK, PATH_WAIT };
+
+static enum path_due path_due(struct session_env *env, struct session *s, const char *sql, size_t len)
+{
+	const struct policy_rule *r = session_rule(env, s);
+	struct sqlclass_result tmp = { 0 };
+	const struct sqlclass_result *c = &tmp;
+	char why[300];
+	bool due;
+	int rc;
+
+	if (!r || !r->statements.set || (!r->statements.n_tables_allow && !r->statements.n_tables_deny) ||
+	    s->path_fresh || len > env->cfg->max_statement_bytes || s->c_unsynced || s->held_id)
+		return PATH_NO;
+	if (!path_can_ask(s) && s->pending_count == 0)
+		return PATH_NO; /* an aborted transaction: nothing will change that first */
+	if (env->sqlcache)
+		rc = sqlclass_cached(env->sqlcache, sql, len, policy_dangerous(&env->cfg->policy), &tmp, &c);
+	else
+		rc = sqlclass_classify(sql, policy_dangerous(&env->cfg->policy), &tmp);
+	/* denied whatever the names resolve to (a class): no need to ask */
+	due = rc == 0 && searchpath_needed(r, c) && path_qualified_verdict(r, c, why, sizeof(why)) != POLICY_DENY;
+	sqlclass_release(&tmp);
+	if (due) {
+		const struct searchpath_scan *sc = path_scan(s, sql, len, &rc);
+
+		due = sc && sc->n_unqualified > 0;
+	}
+	return !due ? PATH_NO : path_can_ask(s) ? PATH_ASK : PATH_WAIT;
+}
+
+/*
+ * Puts the search_path lookup for sql's names into c2u at pos, before the message
+ * that names them (extended-query messages ending in Sync: pos is a point with
+ * nothing outstanding); its answer is taken by lookup_scan. The catalog query is
+ * prepared once per session, so it is planned once, not per statement. Returns the
+ * bytes added, 0 when sql cannot be scanned (check_statement then denies), or
+ * -ENOMEM.
+ */
+static long path_insert(struct session *s, const char *sql, size_t len, size_t pos)
+{
+	struct session_buf *b = &s->c2u;
+	const struct searchpath_scan *sc;
+	int err = 0;
+	uint8_t *q = NULL;
+	size_t n = 0;
+
+	if ((sc = path_scan(s, sql, len, &err)))
+		q = searchpath_request(sc, !s->path_prepared, &n, &err);
+	else
+		err = 0;
+	if (!q)
+		return err;
+	if (buf_reserve(s, b, b->len + n) < 0) {
+		free(q);
+		return -ENOMEM;
+	}
+	memmove(b->data + pos + n, b->data + pos, b->len - pos);
+	memcpy(b->data + pos, q, n);
+	b->len += n;
+	free(q);
+	searchpath_state_release(&s->path);
+	s->lookup_active = true;
+	s->path_lookup = true;
+	s->path_prepared = true; /* or the lookup fails, and the session ends */
+	return (long)n;
+}
+
+/*
  * The masks are due to be looked up again, but the session has had no moment with
  * nothing outstanding to do it: true once that has lasted 3 × mask_refresh. A client
  * that never waits (or a pipeline the server discarded part of, whose answers never
@@ -1173,16 +1327,23 @@ static bool mask_refresh_overdue(struct session_env *env, struct session *s)
 	return now.tv_sec - s->refresh_due_since >= 3 * (time_t)env->cfg->mask_refresh;
 }
 
-/* The lookup failed: masks cannot be known, so the session cannot go on. */
+/* The lookup failed: masks (or where names lead) cannot be known, so the session
+ * cannot go on. */
 static void lookup_failed(struct session_env *env, struct session *s, const char *why)
 {
+	const char *reason = s->path_lookup ? "search_path lookup failed" : "mask lookup failed";
 	char msg[600];
 
-	snprintf(msg, sizeof(msg), "pgtether: rule '%s' masks columns, and they cannot be looked up in the catalog: %s",
-		 s->rule, why);
-	log_error("mask", "id=%llu: %s", (unsigned long long)s->id, msg);
+	if (s->path_lookup)
+		snprintf(msg, sizeof(msg), "pgtether: rule '%s' has table rules, and this session's search_path cannot be asked for: %s",
+			 s->rule, why);
+	else
+		snprintf(msg, sizeof(msg), "pgtether: rule '%s' masks columns, and they cannot be looked up in the catalog: %s",
+			 s->rule, why);
+	log_error(s->path_lookup ? "searchpath" : "mask", "id=%llu: %s", (unsigned long long)s->id, msg);
 	s->lookup_active = false;
-	end_relay(env, s, s->lookup_login ? "XX000" : "57P01", msg, "mask lookup failed");
+	s->path_lookup = false;
+	end_relay(env, s, s->lookup_login ? "XX000" : "57P01", msg, reason);
 }
 
 /*
@@ -1227,7 +1388,12 @@ static int lookup_scan(struct session_env *env, struct session *s)
 			lookup_failed(env, s, m);
 			return -1;
 		}
-		if (type == 'D') {
+		if (type == 'D' && s->path_lookup) {
+			if ((rc = searchpath_add_row(&s->path, body, len - 4)) < 0) {
+				lookup_failed(env, s, "a row of the answer is not understood");
+				return -1;
+			}
+		} else if (type == 'D') {
 			uint32_t flen = len >= 10 ? pgwire_get32(body + 2) : 0;
 
 			if (!r || len < 10 || flen > len - 10 ||
@@ -1242,6 +1408,13 @@ static int lookup_scan(struct session_env *env, struct session *s)
 		} else {
 			memmove(b->data + pos, b->data + pos + mlen, b->len - pos - mlen);
 			b->len -= mlen;
+		}
+		if (type == 'Z' && s->path_lookup) {
+			s->s_scan = b->ready = pos;
+			s->lookup_active = false;
+			s->path_lookup = false;
+			s->path_fresh = true;
+			return 1;
 		}
 		if (type == 'Z') {
 			s->s_scan = b->ready = pos;
@@ -1945,9 +2118,31 @@ static int client_filter(struct session_env *env, struct session *s)
 				/* decided: the held statement runs or fails */
 				v = held_outcome(s, sqlstate, msg, sizeof(msg));
 			} else {
+				/* names without a schema: ask the server for its search_path first */
+				enum path_due due = path_due(env, s, sql, sql_len);
+				long n = due == PATH_ASK ? path_insert(s, sql, sql_len, start) : 0;
+
+				if (due == PATH_WAIT) {
+					/* relay_event comes back once the answers are in */
+					s->path_waiting = true;
+					s->cscan.have = 0;
+					pos = start;
+					break;
+				}
+				if (n < 0)
+					return (int)n;
+				if (n > 0) {
+					pos = rescan_from(s, start + (size_t)n);
+					break;
+				}
+				s->path_parse = h.type == 'P';
 				v = check_statement(env, s, sql, sql_len,
 						    h.type == 'P' ? (const char *)b->data + start + PGWIRE_HEADER : NULL,
 						    sqlstate, msg, sizeof(msg), &touches, &extra);
+				s->path_fresh = false; /* an answer serves one message */
+				if (s->path_prepared && ((s->stmt_classes & SQL_DYNAMIC) ||
+							 ((s->stmt_classes & SQL_SESSION) && (strcasestr(sql, "dealloc") || strcasestr(sql, "discard")))))
+					s->path_prepared = false; /* DEALLOCATE ALL, DISCARD ALL, code: prepare again */
 			}
 			if (masking && masking->n_masks && v != POLICY_DENY &&
 			    (touches || (s->stmt_classes & SESSION_TAINT_CLASSES)))
@@ -2057,6 +2252,8 @@ static int client_filter(struct session_env *env, struct session *s)
 			pos = start + mlen;
 		} else if (strchr("PBEDCH", h.type)) {
 			s->c_unsynced = true;
+			if (h.type == 'C')
+				s->path_prepared = false; /* it may close the lookup's statement */
 		}
 	}
 	s->c_scan = pos;
@@ -2410,6 +2607,14 @@ static void relay_event(struct session_env *env, struct session *s, struct sessi
 			kick = l > 0;
 		}
 		r = from_client ? client_filter(env, s) : server_scan(env, s);
+		if (!from_client && r == 0 && s->path_waiting && path_can_ask(s)) {
+			/* a statement waits for the search_path: it can be asked now */
+			s->path_waiting = false;
+			kick = true;
+		} else if (!from_client && r == 0 && s->path_waiting && !s->pending_count) {
+			s->path_waiting = false; /* an aborted transaction: check_statement denies */
+			kick = true;
+		}
 		if (r == -EPROTO && from_client) {
 			char m[160];
 

@@ -34,6 +34,7 @@
 #include "record.h"
 #include "sqlclass.h"
 #include "scram.h"
+#include "searchpath.h"
 #include "tls.h"
 
 #define SESSION_BUF 65536
@@ -181,6 +182,18 @@ struct session {
 	bool lookup_active;              /* our catalog query is out: its answer is ours */
 	bool lookup_login;               /* its ReadyForQuery is the client's first */
 	bool ddl_done;                   /* the server completed DDL: others re-resolve at idle */
+	/* unqualified table names under table rules: asked of the server before each
+	 * Query or Parse that has them (searchpath.h) */
+	struct searchpath_state path;    /* the answer, for the message at c_scan */
+	bool path_lookup;                /* the catalog query out is searchpath's */
+	bool path_fresh;                 /* path answers for the next Query or Parse */
+	bool path_parse;                 /* the statement checked now is a Parse's */
+	bool path_waiting;               /* the message at c_scan waits for earlier answers */
+	bool path_prepared;              /* SEARCHPATH_STATEMENT is prepared in the server */
+	char *path_sql;                  /* the text path_sc scanned (a copy), or NULL */
+	size_t path_sql_len;
+	int path_sc_rc;                  /* what searchpath_scan returned for it */
+	struct searchpath_scan path_sc;
 	struct session_col { int16_t mask; int16_t format; uint32_t type; } *cols; /* of the last RowDescription */
 	size_t n_cols, cap_cols;
 	bool cols_masked;                /* some column of it is masked */

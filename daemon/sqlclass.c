@@ -1165,3 +1165,16 @@ void sqlclass_cache_clear(struct sqlclass_cache *c)
 		sqlclass_release(&c->slot[i].res);
 	}
 }
+
+void *sqlclass_parse_tree(const char *sql)
+{
+	PgQueryParseResult pr;
+	json_error_t jerr;
+	json_t *root;
+
+	if (parse(sql, &pr) < 0)
+		return NULL;
+	root = pr.error ? NULL : json_loads(pr.parse_tree, 0, &jerr);
+	pg_query_free_parse_result(pr);
+	return root;
+}

@@ -199,6 +199,10 @@ int sqlclass_cached(struct sqlclass_cache *c, const char *sql, size_t len, const
 
 void sqlclass_cache_clear(struct sqlclass_cache *c);
 
+/* The parse tree of sql as a jansson json_t * (the caller decrefs it), parsed as
+ * sqlclass_classify parses; NULL when it does not parse or memory ran out. */
+void *sqlclass_parse_tree(const char *sql);
+
 /* "read", "write", ... for one class bit; NULL for none. */
 const char *sqlclass_name(unsigned bit);
 

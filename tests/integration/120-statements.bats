@@ -107,7 +107,7 @@ as() {
 @test "tables, classes and text that does not parse are denied with the reason" {
   run as agent "select * from secrets" "select * from public.secrets" "selec 1" "truncate items"
   echo "$output"
-  [ "${lines[0]}" = "ERROR:  pgtether: table secrets is denied by rule 'agent'" ]
+  [ "${lines[0]}" = "ERROR:  pgtether: table secrets resolves to public.secrets on this session's search_path, and table public.secrets is denied by rule 'agent'" ]
   [ "${lines[1]}" = "ERROR:  pgtether: table public.secrets is denied by rule 'agent'" ]
   [[ "${lines[2]}" == "ERROR:  pgtether: the statement cannot be checked against rule 'agent', so it is denied: syntax error at or near \"selec\""* ]]
   [ "${lines[3]}" = "ERROR:  pgtether: statement class truncate is not allowed by rule 'agent'" ]

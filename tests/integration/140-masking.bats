@@ -342,6 +342,20 @@ SQL
   [[ "$output" != *alice@* ]]
 }
 
+@test "a mask's table.column without a schema masks that table in every schema, whatever the search_path" {
+  pgt_psql <<'SQL'
+create schema app2;
+create table app2.people (id int, email text);
+insert into app2.people values (1, 'erin@example.com');
+grant usage on schema app2 to app;
+grant all on app2.people to app;
+SQL
+  add_mask '{ "column": "people.email", "strategy": "email" }'
+  run masked people -c "set search_path = app2, public" -c "select email from people" -c "select email from app2.people"
+  echo "$output"
+  [ "$output" = $'SET\n***@example.com\n***@example.com' ]
+}
+
 @test "rows that masks make longer wait for a slow client instead of growing the daemon" {
   pgt_psql -c "create table codes as select i as id, chr(65 + i % 26) as card_pin from generate_series(1, 200000) i" \
            -c "grant select on codes to app"
