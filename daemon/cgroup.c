@@ -277,6 +277,15 @@ int cgroup_from_proc_text(const char *text, char *ret, size_t len)
 	return -ENOENT;
 }
 
+bool cgroup_within(const char *path, const char *ancestor)
+{
+	size_t n = strlen(ancestor);
+
+	while (n > 0 && ancestor[n - 1] == '/')
+		n--; /* "/" and "/ci/" */
+	return path[0] == '/' && strncmp(path, ancestor, n) == 0 && (path[n] == '\0' || path[n] == '/');
+}
+
 static int ends_with(const char *s, size_t n, const char *suffix)
 {
 	size_t k = strlen(suffix);

@@ -9,6 +9,7 @@
 #ifndef PGTETHER_CGROUP_H
 #define PGTETHER_CGROUP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -49,6 +50,10 @@ int cgroup_enter(const char *mount, const char *path, pid_t pid);
  * 0, or -EINVAL when the path is not of that form.
  */
 int cgroup_systemd_scope(const char *path, char *slice, size_t slice_len, char *unit, size_t unit_len);
+
+/* Whether path is ancestor or below it ("/ci/job-7" is within "/ci", "/ci2" is not;
+ * everything is within "/"). Both as /proc/PID/cgroup prints them. */
+bool cgroup_within(const char *path, const char *ancestor);
 
 /* The cgroup2 path of a /proc/PID/cgroup text (the "0::" line). 0 or -ENOENT. */
 int cgroup_from_proc_text(const char *text, char *ret, size_t len);

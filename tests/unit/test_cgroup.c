@@ -86,6 +86,20 @@ static void test_proc_cgroup(void **state)
 	assert_int_equal(cgroup_from_proc_text("4:memory:/x\n", out, sizeof(out)), -ENOENT);
 }
 
+/* The per-cgroup login cap counts a child cgroup under the attached one it is in. */
+static void test_within(void **state)
+{
+	(void)state;
+	assert_true(cgroup_within("/ci", "/ci"));
+	assert_true(cgroup_within("/ci/job-7", "/ci"));
+	assert_true(cgroup_within("/ci/job-7/x", "/ci/"));
+	assert_false(cgroup_within("/ci2", "/ci"));
+	assert_false(cgroup_within("/c", "/ci"));
+	assert_false(cgroup_within("/other/ci", "/ci"));
+	assert_true(cgroup_within("/anything", "/"));
+	assert_false(cgroup_within("?", "/")); /* unknown is within nothing */
+}
+
 static void test_systemd_scope(void **state)
 {
 	char slice[64], unit[64];
@@ -330,6 +344,7 @@ int main(void)
 		cmocka_unit_test(test_mountinfo),
 		cmocka_unit_test(test_escape_round_trip),
 		cmocka_unit_test(test_proc_cgroup),
+		cmocka_unit_test(test_within),
 		cmocka_unit_test(test_systemd_scope),
 		cmocka_unit_test(test_starttime),
 		cmocka_unit_test(test_attest_self),
