@@ -51,6 +51,11 @@ int cgroup_enter(const char *mount, const char *path, pid_t pid);
  */
 int cgroup_systemd_scope(const char *path, char *slice, size_t slice_len, char *unit, size_t unit_len);
 
+/* The path of the cgroup with this id (a cgroup2 file handle, open_by_handle_at(2):
+ * needs CAP_DAC_READ_SEARCH), when its process is no longer there to ask. 0 or
+ * -errno (-ESTALE: no such cgroup now). */
+int cgroup_path_of_id(const char *mount, uint64_t id, char *ret, size_t len);
+
 /* Whether path is ancestor or below it ("/ci/job-7" is within "/ci", "/ci2" is not;
  * everything is within "/"). Both as /proc/PID/cgroup prints them. */
 bool cgroup_within(const char *path, const char *ancestor);

@@ -78,6 +78,21 @@ origins() {
   [[ "$(cat "$PGT_TMP/nest.out")" == "held=8 fatal=12 closed=0 failed=0 codes=53300 first=pgtether: too many connections still logging in from cgroup $PGT_CG/nest and"* ]]
 }
 
+@test "a connection whose process exited at once still counts under its attached cgroup" {
+  start_daemon 256 '"max_logins": 64, "max_logins_per_cgroup": 8'
+  # the daemon is stopped while the connections are made, so every process that
+  # made one has exited (its socket handed on) before the daemon looks at it
+  pgt_in "$PGT_CG/orphans" true
+  kill -STOP "$(cat "$PGT_TMP/daemon.pid")"
+  pgt_in "$PGT_CG/orphans" "$HOLD" "$HOLDCONNS" 127.0.0.1 "$PG_PORT" 20 6 "$CGMOUNT$PGT_CG/orphans" orphan >"$PGT_TMP/orphans.out" &
+  local orphans=$!
+  sleep 2
+  kill -CONT "$(cat "$PGT_TMP/daemon.pid")"
+  wait "$orphans"
+  cat "$PGT_TMP/orphans.out"
+  [[ "$(cat "$PGT_TMP/orphans.out")" == "held=8 fatal=12 closed=0 failed=0 codes=53300 first=pgtether: too many connections still logging in from cgroup $PGT_CG/orphans and"* ]]
+}
+
 @test "max_logins caps connections still logging in from all cgroups together" {
   start_daemon 256 '"max_logins": 10, "max_logins_per_cgroup": 6'
   pgt_in "$PGT_CG/t1" "$HOLD" "$HOLDCONNS" 127.0.0.1 "$PG_PORT" 6 8 >"$PGT_TMP/t1.out" &

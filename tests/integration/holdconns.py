@@ -4,8 +4,10 @@ login that never finishes), then reports what came back: per connection, an
 ErrorResponse (its SQLSTATE), a close, or nothing yet (held). Holds the connections
 HOLD seconds, then closes them all. With CGDIR, the process moves into a new child
 cgroup CGDIR/cN before each connection, as a workload with a delegated subtree may.
-With SLOW, it sends one byte of a StartupMessage per second on each instead.
-Usage: holdconns.py HOST PORT N HOLD [CGDIR] [slow]
+With SLOW, it sends one byte of a StartupMessage per second on each instead. With
+ORPHAN, each connection is made by a short-lived child that passes the socket back
+(SCM_RIGHTS) and exits: the process the kernel recorded is gone.
+Usage: holdconns.py HOST PORT N HOLD [CGDIR|-] [slow|orphan]
 Prints: held=H fatal=F closed=C codes=SQLSTATE,... first=MESSAGE"""
 import os
 import select
@@ -17,6 +19,25 @@ import time
 host, port, n, hold = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
 cgdir = sys.argv[5] if len(sys.argv) > 5 and sys.argv[5] != "-" else None
 slow = len(sys.argv) > 6 and sys.argv[6] == "slow"
+orphan = len(sys.argv) > 6 and sys.argv[6] == "orphan"
+
+
+def connect_orphaned():
+    """A child connects and hands the socket over, then exits."""
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    pid = os.fork()
+    if pid == 0:
+        a.close()
+        c = socket.socket()
+        c.settimeout(5)
+        c.connect((host, port))
+        socket.send_fds(b, [b"s"], [c.fileno()])
+        os._exit(0)
+    b.close()
+    _, fds, _, _ = socket.recv_fds(a, 1, 1)
+    os.waitpid(pid, 0)
+    a.close()
+    return socket.socket(fileno=fds[0])
 
 socks, failed = [], 0
 for i in range(n):
@@ -25,10 +46,13 @@ for i in range(n):
         os.makedirs(d, exist_ok=True)
         with open(os.path.join(d, "cgroup.procs"), "w") as f:
             f.write(str(os.getpid()))
-    s = socket.socket()
-    s.settimeout(5)
     try:
-        s.connect((host, port))
+        if orphan:
+            s = connect_orphaned()
+        else:
+            s = socket.socket()
+            s.settimeout(5)
+            s.connect((host, port))
     except OSError:
         failed += 1
         s.close()
