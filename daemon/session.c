@@ -3672,26 +3672,29 @@ static void session_refuse_capped(struct session_env *env, struct session *s, co
 
 /*
  * The attached cgroup a connection counts under for max_logins_per_cgroup: the
- * outermost attachment its process's cgroup is within. Counting by the process's own
- * cgroup id would let a workload that may create child cgroups (a delegated subtree,
- * root in a user namespace) open a cap's worth from each child. NULL when unknown
+ * outermost attachment the cgroup the connect hook recorded is within. Counting by
+ * that cgroup's own id would let a workload that may create child cgroups (a
+ * delegated subtree, root in a user namespace) open a cap's worth from each child.
+ * The recorded id is used, not /proc (not read yet at accept, and gone with a
+ * process that exited right after connect() and passed its socket on): an attached
+ * cgroup's id is known, a child's path is found from its id. NULL when unknown
  * (the cgroup is gone too): those share one count.
  */
 static const struct intercept_attachment *session_login_key(const struct session_env *env, const struct session *s)
 {
 	const struct intercept_attachment *best = NULL;
+	const char *cg = NULL;
 	char path[PATH_MAX];
-	const char *cg = s->facts.cgroup;
 
-	/* A process that exited right after connect() (its socket passed on) leaves
-	 * no /proc to read: the cgroup id the hook recorded still names its cgroup. */
-	if (cg[0] != '/' && cgroup_path_of_id(env->ic->cgroup_mount, s->origin.cgroup_id, path, sizeof(path)) == 0)
+	for (size_t i = 0; i < env->ic->n_att && !cg; i++)
+		if (env->ic->att[i].cgroup_id == s->origin.cgroup_id)
+			cg = env->ic->att[i].path;
+	if (!cg && cgroup_path_of_id(env->ic->cgroup_mount, s->origin.cgroup_id, path, sizeof(path)) == 0)
 		cg = path;
-	for (size_t i = 0; i < env->ic->n_att; i++) {
+	for (size_t i = 0; cg && i < env->ic->n_att; i++) {
 		const struct intercept_attachment *a = &env->ic->att[i];
 
-		if ((a->cgroup_id == s->origin.cgroup_id || cgroup_within(cg, a->path)) &&
-		    (!best || strlen(a->path) < strlen(best->path)))
+		if (cgroup_within(cg, a->path) && (!best || strlen(a->path) < strlen(best->path)))
 			best = a;
 	}
 	return best;
