@@ -6,9 +6,10 @@
  * its identity (pid, uid, cgroup, comm) is at hand. When the destination is a target
  * they store that identity in socket-local storage and rewrite the destination to
  * pgtetherd's listener. sockops then sees the connection established, knows its final
- * 4-tuple, and files the record in `origins` under that tuple for the daemon to read
- * after accept(); it removes the entry when the socket reaches TCP_CLOSE, so the map
- * holds exactly the live redirected connections. Socket storage dies with the socket,
+ * 4-tuple, and files the record in `origins` under that tuple for the daemon to take
+ * (lookup and delete) after accept(); it removes the entry itself when the socket
+ * reaches TCP_CLOSE first, so the map holds only live redirected connections the
+ * daemon has not accepted yet, however many a workload keeps open. Socket storage dies with the socket,
  * so a connect() that never completes leaves nothing behind.
  *
  * Helpers used need Linux 5.7+ (bpf_get_netns_cookie in sock_addr programs); the
@@ -33,6 +34,13 @@ struct {
 	__type(key, __u32);
 	__type(value, struct pgt_config);
 } pgt_config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pgt_stats);
+} pgt_stats SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
@@ -232,10 +240,21 @@ int pgt_sockops(struct bpf_sock_ops *skops)
 		if (!rec)
 			return 1;
 		tuple_of(skops, &t);
-		if (bpf_map_update_elem(&pgt_origins, &t, rec, BPF_ANY) == 0)
-			bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags |
-						  BPF_SOCK_OPS_STATE_CB_FLAG);
-		/* A full map leaves no entry: the daemon refuses the connection. */
+		if (bpf_map_update_elem(&pgt_origins, &t, rec, BPF_ANY) == 0) {
+			/* Without the close callback the entry could outlive its socket
+			 * (if the daemon never accepts it): take it back, fail closed. */
+			if (bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags |
+						      BPF_SOCK_OPS_STATE_CB_FLAG) != 0)
+				bpf_map_delete_elem(&pgt_origins, &t);
+		} else {
+			/* A full map leaves no entry: the daemon refuses the connection,
+			 * and this count lets it say why. */
+			__u32 zero = 0;
+			struct pgt_stats *st = bpf_map_lookup_elem(&pgt_stats, &zero);
+
+			if (st)
+				__sync_fetch_and_add(&st->origins_full, 1);
+		}
 		break;
 	case BPF_SOCK_OPS_STATE_CB:
 		if (skops->args[1] == TCP_CLOSE) {

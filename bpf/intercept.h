@@ -12,6 +12,11 @@
 
 #define PGT_COMM_LEN 16
 #define PGT_MAX_TARGETS 1024
+/* Origins are filed when a redirected connection is established and taken out by
+ * the daemon when it accepts it (or by sockops when the socket closes first), so
+ * the map holds only connections waiting in the listener's queue: the accept
+ * backlog (4096, capped by net.core.somaxconn) plus handshakes in flight, far below
+ * this. A connection that finds it full is refused (pgt_stats counts them). */
 #define PGT_MAX_ORIGINS 65536
 
 /* pgt_config.flags */
@@ -63,6 +68,11 @@ struct pgt_origin {
 	__u16 dst_port;
 	__u16 family;       /* AF_INET or AF_INET6 of the socket */
 	char comm[PGT_COMM_LEN];
+};
+
+/* Single entry of the stats array map, written by the programs. */
+struct pgt_stats {
+	__u64 origins_full;      /* established redirected connections left unrecorded */
 };
 
 /* Single entry of the config array map, written by the daemon. */

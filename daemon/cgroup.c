@@ -277,6 +277,56 @@ int cgroup_from_proc_text(const char *text, char *ret, size_t len)
 	return -ENOENT;
 }
 
+int cgroup_path_of_id(const char *mount, uint64_t id, char *ret, size_t len)
+{
+	/* cgroup2 (kernfs) file handles are the 64-bit id, type FILEID_KERNFS */
+	union {
+		struct file_handle fh;
+		char raw[sizeof(struct file_handle) + sizeof(uint64_t)];
+	} h;
+	char link[64], full[PATH_MAX];
+	size_t ml = strlen(mount);
+	ssize_t n;
+	int mfd, fd, r = 0;
+
+	memset(&h, 0, sizeof(h));
+	h.fh.handle_bytes = sizeof(uint64_t);
+	h.fh.handle_type = 0xfe;
+	memcpy(h.fh.f_handle, &id, sizeof(id));
+	if ((mfd = open(mount, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		return -errno;
+	fd = open_by_handle_at(mfd, &h.fh, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd == -1)
+		r = -errno;
+	close(mfd);
+	if (r < 0)
+		return r;
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	n = readlink(link, full, sizeof(full) - 1);
+	if (n == -1)
+		r = -errno;
+	close(fd);
+	if (r < 0)
+		return r;
+	full[n] = '\0';
+	while (ml > 1 && mount[ml - 1] == '/')
+		ml--;
+	if (strncmp(full, mount, ml) != 0 || (full[ml] != '/' && full[ml] != '\0'))
+		return -ENOENT; /* outside our view of the hierarchy */
+	if (snprintf(ret, len, "%s", full[ml] ? full + ml : "/") >= (int)len)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+bool cgroup_within(const char *path, const char *ancestor)
+{
+	size_t n = strlen(ancestor);
+
+	while (n > 0 && ancestor[n - 1] == '/')
+		n--; /* "/" and "/ci/" */
+	return path[0] == '/' && strncmp(path, ancestor, n) == 0 && (path[n] == '\0' || path[n] == '/');
+}
+
 static int ends_with(const char *s, size_t n, const char *suffix)
 {
 	size_t k = strlen(suffix);

@@ -9,6 +9,7 @@
 #ifndef PGTETHER_CGROUP_H
 #define PGTETHER_CGROUP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -49,6 +50,15 @@ int cgroup_enter(const char *mount, const char *path, pid_t pid);
  * 0, or -EINVAL when the path is not of that form.
  */
 int cgroup_systemd_scope(const char *path, char *slice, size_t slice_len, char *unit, size_t unit_len);
+
+/* The path of the cgroup with this id (a cgroup2 file handle, open_by_handle_at(2):
+ * needs CAP_DAC_READ_SEARCH), when its process is no longer there to ask. 0 or
+ * -errno (-ESTALE: no such cgroup now). */
+int cgroup_path_of_id(const char *mount, uint64_t id, char *ret, size_t len);
+
+/* Whether path is ancestor or below it ("/ci/job-7" is within "/ci", "/ci2" is not;
+ * everything is within "/"). Both as /proc/PID/cgroup prints them. */
+bool cgroup_within(const char *path, const char *ancestor);
 
 /* The cgroup2 path of a /proc/PID/cgroup text (the "0::" line). 0 or -ENOENT. */
 int cgroup_from_proc_text(const char *text, char *ret, size_t len);

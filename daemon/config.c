@@ -28,6 +28,15 @@
 #define DEFAULT_LOGIN_TIMEOUT_S 30
 #define DEFAULT_MASK_REFRESH_S 60
 #define DEFAULT_MAX_STATEMENT (1u << 20)
+/* Connections between accept and the relay, each holding two fds and 192 KiB: a
+ * thousand is far above what a host's workloads start at the same moment, and far
+ * below the unit's LimitNOFILE. One cgroup gets a quarter, so it takes three others
+ * at their cap to fill the rest. */
+#define DEFAULT_MAX_LOGINS 1024
+#define DEFAULT_MAX_LOGINS_PER_CGROUP 256
+/* What sessions may grow beyond their fixed buffers, together: long statements held
+ * to be checked, rows held to be masked. Four of the largest rows (64 MiB each). */
+#define DEFAULT_MEMORY_BUDGET (512ll << 20)
 
 #define DEFAULT_CREDENTIALS_FILE "/etc/pgtether/credentials.json"
 #define DEFAULT_POLICY_DIR "/etc/pgtether/policy.d"
@@ -38,7 +47,8 @@
 static const char *const known_keys[] = {
 	"listen", "targets", "cgroups", "fail_mode", "bpffs_dir", "control_socket",
 	"socket_mark", "upstreams", "credentials_file", "policy_dir", "issuers_dir", "max_message_bytes", "max_statement_bytes", "client_tls", "login_timeout", "sessions_dir",
-	"recording_fail_mode", "recording_fsync", "mask_key_file", "mask_refresh", "approvers_group", NULL,
+	"recording_fail_mode", "recording_fsync", "mask_key_file", "mask_refresh", "approvers_group", "max_logins",
+	"max_logins_per_cgroup", "memory_budget", NULL,
 };
 
 static const char *const upstream_keys[] = {
@@ -748,6 +758,20 @@ static int parse_root(struct jsonpos_src *p, json_t *root, struct config *c)
 	if ((r = int_key(p, root, "socket_mark", "an integer", 1, 0xffffffffLL, DEFAULT_SOCKET_MARK, &n)) < 0)
 		return r;
 	c->socket_mark = (uint32_t)n;
+	if ((r = int_key(p, root, "max_logins", "an integer", 1, 65536, DEFAULT_MAX_LOGINS, &n)) < 0)
+		return r;
+	c->max_logins = (unsigned)n;
+	if ((r = int_key(p, root, "max_logins_per_cgroup", "an integer", 1, 65536,
+			 n < DEFAULT_MAX_LOGINS_PER_CGROUP ? n : DEFAULT_MAX_LOGINS_PER_CGROUP, &n)) < 0)
+		return r;
+	if (n > (json_int_t)c->max_logins)
+		/* it could never be reached: max_logins refuses first, for every cgroup */
+		return jsonpos_fail(p, "/max_logins_per_cgroup", "'max_logins_per_cgroup' (%lld) must not exceed 'max_logins' (%u)",
+				    (long long)n, c->max_logins);
+	c->max_logins_per_cgroup = (unsigned)n;
+	if ((r = int_key(p, root, "memory_budget", "a number of bytes", 1 << 20, 1ll << 40, DEFAULT_MEMORY_BUDGET, &n)) < 0)
+		return r;
+	c->memory_budget = (size_t)n;
 	return 0;
 }
 

@@ -91,6 +91,9 @@ struct config {
 	unsigned login_timeout;        /* seconds from accept to the relay starting */
 	unsigned mask_refresh;         /* seconds: masked sessions resolve their masks again */
 	uint32_t max_statement_bytes;  /* longest SQL text a rule with statements checks */
+	unsigned max_logins;           /* connections between accept and the relay, in all */
+	unsigned max_logins_per_cgroup; /* ... from one attached cgroup (and its children) */
+	size_t memory_budget;          /* bytes all sessions may grow beyond their buffers */
 	char *client_tls_cert;         /* client_tls: terminate TLS from clients */
 	char *client_tls_key;
 	struct ssl_ctx_st *client_ssl_ctx; /* built by tls_prepare() */

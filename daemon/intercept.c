@@ -422,11 +422,49 @@ int intercept_adopt(struct intercept *ic, void (*report)(const char *path, int r
 	return first;
 }
 
-int intercept_lookup(struct intercept *ic, const struct pgt_tuple *t, struct pgt_origin *ret)
+int intercept_take(struct intercept *ic, const struct pgt_tuple *t, struct pgt_origin *ret)
 {
-	if (bpf_map_lookup_elem(ic->origins_fd, t, ret) < 0)
+	/* BPF_MAP_LOOKUP_AND_DELETE_ELEM on a hash map needs Linux 5.14 */
+	if (bpf_map_lookup_and_delete_elem(ic->origins_fd, t, ret) < 0)
 		return -errno;
 	return 0;
+}
+
+int intercept_origins_full(struct intercept *ic, uint64_t *ret)
+{
+	struct pgt_stats st;
+	__u32 zero = 0;
+
+	if (bpf_map_lookup_elem(bpf_map__fd(ic->skel->maps.pgt_stats), &zero, &st) < 0)
+		return -errno;
+	*ret = st.origins_full;
+	return 0;
+}
+
+size_t intercept_expire(struct intercept *ic, uint64_t cutoff_boot_ns)
+{
+	struct pgt_tuple key, next, stale[64];
+	struct pgt_origin o;
+	size_t n_stale, deleted = 0, seen = 0;
+
+	/* Deleting while walking restarts the walk: collect a batch, delete it, walk
+	 * again from the start. `seen` bounds the work of one call. */
+	do {
+		void *prev = NULL;
+
+		n_stale = 0;
+		while (n_stale < 64 && seen < PGT_MAX_ORIGINS && bpf_map_get_next_key(ic->origins_fd, prev, &next) == 0) {
+			seen++;
+			key = next;
+			prev = &key;
+			if (bpf_map_lookup_elem(ic->origins_fd, &key, &o) == 0 && o.connect_ns < cutoff_boot_ns)
+				stale[n_stale++] = key;
+		}
+		for (size_t i = 0; i < n_stale; i++)
+			if (bpf_map_delete_elem(ic->origins_fd, &stale[i]) == 0)
+				deleted++;
+	} while (n_stale == 64 && seen < PGT_MAX_ORIGINS);
+	return deleted;
 }
 
 void intercept_close(struct intercept *ic)

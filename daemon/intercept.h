@@ -75,8 +75,19 @@ int intercept_attach(struct intercept *ic, const char *path, char *err);
  * 0, or -ENOENT when not attached. */
 int intercept_detach(struct intercept *ic, const char *path);
 
-/* The origin record of a live redirected connection. 0 or -ENOENT. */
-int intercept_lookup(struct intercept *ic, const struct pgt_tuple *t, struct pgt_origin *ret);
+/* Takes the origin record of a live redirected connection out of the map: it is read
+ * once, at accept, so held connections never fill the map. 0 or -ENOENT. */
+int intercept_take(struct intercept *ic, const struct pgt_tuple *t, struct pgt_origin *ret);
+
+/* How many established redirected connections found the origins map full (and so
+ * were refused) since the programs were loaded. 0 or -errno. */
+int intercept_origins_full(struct intercept *ic, uint64_t *ret);
+
+/* Deletes origin records of connections established before cutoff_boot_ns
+ * (CLOCK_BOOTTIME) that the daemon never accepted: handshakes the listener's full
+ * queue dropped leave a client socket established with nobody on the other side.
+ * Returns how many were deleted (bounded by PGT_MAX_ORIGINS per call). */
+size_t intercept_expire(struct intercept *ic, uint64_t cutoff_boot_ns);
 
 /* Closes fds and frees memory; pins and attachments stay (that is the point). */
 void intercept_close(struct intercept *ic);

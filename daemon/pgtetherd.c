@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
@@ -44,6 +45,11 @@ struct daemon {
 	struct ev_source ev_listener, ev_control, ev_signal, ev_timer, ev_hasher;
 	int lfd, ctlfd, sigfd, tfd;
 	gid_t approvers_gid;            /* approvers_group, or (gid_t)-1 */
+	/* accept() failing for lack of fds or memory: the listener is out of the epoll
+	 * set until the next timer tick, rather than waking the loop at once again */
+	bool accept_paused;
+	struct quota_episode accept_starved;
+	int accept_errno;                /* of the episode's first failure */
 };
 
 static void usage(FILE *out)
@@ -374,6 +380,80 @@ static int reload(struct daemon *d, char *why)
 	return 0;
 }
 
+/*
+ * Every session holds up to two fds, so the soft RLIMIT_NOFILE (1024 by default)
+ * would be reached long before max_logins: raise it to the hard limit (the unit's
+ * LimitNOFILE) and say what it is. Not fatal: the caps and the accept back-off keep
+ * a low limit from doing more than refusing connections.
+ */
+static void raise_fd_limit(const struct config *cfg)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1) {
+		log_warn("start", "cannot read RLIMIT_NOFILE: %s", strerror(errno));
+		return;
+	}
+	if (rl.rlim_cur < rl.rlim_max) {
+		struct rlimit want = { rl.rlim_max, rl.rlim_max };
+
+		if (setrlimit(RLIMIT_NOFILE, &want) == 0)
+			rl = want;
+		else
+			log_warn("start", "cannot raise the file descriptor limit from %llu to %llu: %s",
+				 (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max, strerror(errno));
+	}
+	log_info("start", "file descriptor limit %llu (max_logins %u, max_logins_per_cgroup %u, memory_budget %zu)",
+		 (unsigned long long)rl.rlim_cur, cfg->max_logins, cfg->max_logins_per_cgroup, cfg->memory_budget);
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < 2ull * cfg->max_logins + 64)
+		log_warn("start", "the file descriptor limit %llu is below what max_logins %u connections still logging in "
+			 "can hold (two each): raise LimitNOFILE or lower max_logins",
+			 (unsigned long long)rl.rlim_cur, cfg->max_logins);
+}
+
+/*
+ * accept4() failed with EMFILE, ENFILE, ENOBUFS or ENOMEM. The connection stays in
+ * the listen queue and the listener stays readable: watching it would wake the loop
+ * at once, for ever. Take it out of the epoll set until the next tick (at most a
+ * second) and log once per episode; connections wait in the queue meanwhile, and
+ * login_timeout frees the fds of those that never finish logging in.
+ */
+static void accept_pause(struct daemon *d, int err)
+{
+	struct epoll_event e = { .events = 0, .data.ptr = &d->ev_listener };
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (quota_episode_hit(&d->accept_starved, now.tv_sec)) {
+		d->accept_errno = err;
+		log_error("accept", "cannot accept connections: %s (%zu sessions open); pausing the listener, "
+			  "retrying every second; raise LimitNOFILE or lower max_logins",
+			  strerror(err), d->env.n_live);
+	}
+	if (epoll_ctl(d->epfd, EPOLL_CTL_MOD, d->lfd, &e) == -1)
+		log_error("accept", "cannot pause the listener: %s", strerror(errno));
+	d->accept_paused = true;
+}
+
+/* From the timer: the listener is watched again; the episode ends once accepts work. */
+static void accept_resume(struct daemon *d)
+{
+	struct epoll_event e = { .events = EPOLLIN, .data.ptr = &d->ev_listener };
+	struct timespec now;
+	uint64_t count;
+	time_t secs;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (d->accept_paused) {
+		if (epoll_ctl(d->epfd, EPOLL_CTL_MOD, d->lfd, &e) == -1)
+			log_error("accept", "cannot watch the listener again: %s", strerror(errno));
+		d->accept_paused = false;
+	} else if (quota_episode_over(&d->accept_starved, now.tv_sec, 1, &count, &secs)) {
+		log_info("accept", "accepting connections again after %lld s: %llu pause(s) for %s",
+			 (long long)secs, (unsigned long long)count, strerror(d->accept_errno));
+	}
+}
+
 static int add_watch(int epfd, int fd, struct ev_source *ev)
 {
 	struct epoll_event e = { .events = EPOLLIN, .data.ptr = ev };
@@ -423,6 +503,9 @@ static int start(struct daemon *d)
 		log_error("start", "cannot write the BPF maps: %s", strerror(-r));
 		return r;
 	}
+	/* the count is pinned with the map: what an earlier daemon saw is not news */
+	if (intercept_origins_full(&d->ic, &d->env.origins_full_seen) < 0)
+		d->env.origins_full_seen = 0;
 	if ((r = intercept_adopt(&d->ic, on_adopt, NULL, err)) < 0)
 		log_error("adopt", "%s", err);
 	attach_configured(d, &d->cfg, NULL);
@@ -496,17 +579,23 @@ static void run(struct daemon *d)
 			struct ev_source *ev = events[i].data.ptr;
 
 			switch (ev->kind) {
-			case EV_LISTENER:
-				session_accept(&d->env, d->lfd);
+			case EV_LISTENER: {
+				int r = session_accept(&d->env, d->lfd);
+
+				if (r < 0)
+					accept_pause(d, -r);
 				break;
+			}
 			case EV_CONTROL:
 				control_serve(d->ctlfd, &h);
 				break;
 			case EV_TIMER: {
 				uint64_t ticks;
 
-				if (read(d->tfd, &ticks, sizeof(ticks)) > 0)
+				if (read(d->tfd, &ticks, sizeof(ticks)) > 0) {
 					session_tick(&d->env);
+					accept_resume(d);
+				}
 				break;
 			}
 			case EV_SIGNAL: {
@@ -589,6 +678,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 
+	raise_fd_limit(&d.cfg);
 	r = start(&d);
 	if (r == 0) {
 		char buf[ADDR_STRLEN];
@@ -606,6 +696,7 @@ int main(int argc, char **argv)
 		run(&d);
 		notify_send("STOPPING=1");
 		session_close_all(&d.env, "daemon stopping");
+		quota_logins_release(&d.env.logins);
 		if (d.env.sqlcache) {
 			log_info("stop", "statement classifications: %llu parsed, %llu from the cache",
 				  (unsigned long long)d.env.sqlcache->misses, (unsigned long long)d.env.sqlcache->hits);

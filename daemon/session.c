@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "b64url.h"
+#include "cgroup.h"
 #include "escape.h"
 #include "log.h"
 #include "sockdiag.h"
@@ -288,6 +289,21 @@ static ssize_t fill(struct session_buf *b, struct session_end *from, size_t rese
  */
 static void rec_seal(struct session *s);
 
+/* The login caps count a session from accept until its relay starts or it ends. */
+static void session_login_done(struct session_env *env, struct session *s)
+{
+	if (s->login_counted)
+		quota_login_end(&env->logins, s->login_keyed, s->login_key);
+	s->login_counted = s->login_keyed = false;
+}
+
+static void session_budget_message(struct session_env *env, char *m, size_t cap)
+{
+	snprintf(m, cap, "pgtether: out of memory: this session needs more room than is left of memory_budget "
+		 "(%zu bytes, shared by all sessions) for a long statement or a row held to be masked; try again later or with less",
+		 env->cfg->memory_budget);
+}
+
 static void session_free(struct session_env *env, struct session *s)
 {
 	rec_seal(s);
@@ -309,6 +325,9 @@ static void session_free(struct session_env *env, struct session *s)
 	if (s->next)
 		s->next->prev = s->prev;
 	env->n_live--;
+	session_login_done(env, s);
+	if (s->capped)
+		env->capped--;
 	s->dead = true;
 	s->prev = NULL;
 	s->next = env->dead;
@@ -340,6 +359,7 @@ void session_reap(struct session_env *env)
 		free(s->cols);
 		free(s->row);
 		free(s->base);
+		quota_mem_give(&env->mem, s->mem_held);
 		free(s);
 	}
 }
@@ -397,18 +417,20 @@ static void refuse(struct session_env *env, struct session *s, const char *sqlst
 	va_end(ap);
 	snprintf(s->refuse_sqlstate, sizeof(s->refuse_sqlstate), "%s", sqlstate);
 
-	log_begin(&l, LOG_LEVEL_WARN, event);
-	if (s->origin.tgid) {
-		log_identity(&l, s);
-	} else {
-		char buf[ADDR_STRLEN];
+	if (event) { /* NULL: the caller logs (once per flood of the same refusal) */
+		log_begin(&l, LOG_LEVEL_WARN, event);
+		if (s->origin.tgid) {
+			log_identity(&l, s);
+		} else {
+			char buf[ADDR_STRLEN];
 
-		log_u64(&l, "id", s->id);
-		log_str(&l, "peer", addr_format(&s->peer, buf));
+			log_u64(&l, "id", s->id);
+			log_str(&l, "peer", addr_format(&s->peer, buf));
+		}
+		log_str(&l, "sqlstate", sqlstate);
+		log_str(&l, "msg", s->refuse_msg);
+		log_end(&l, LOG_LEVEL_WARN);
 	}
-	log_str(&l, "sqlstate", sqlstate);
-	log_str(&l, "msg", s->refuse_msg);
-	log_end(&l, LOG_LEVEL_WARN);
 
 	if (s->upstream.fd >= 0) {
 		tls_free(s->upstream.ssl);
@@ -1115,17 +1137,45 @@ static uint8_t *buf_home(struct session *s, const struct session_buf *b)
 	return b == &s->c2u ? s->base : s->base + SESSION_BUF;
 }
 
+/*
+ * Memory beyond a session's fixed buffers comes out of the daemon-wide memory_budget,
+ * so one workload holding huge statements or rows cannot starve the others: the
+ * session that asks for more than is left is the one refused (53200), and what it
+ * held goes back when its buffers shrink or it ends (session_reap).
+ */
+static int session_mem_take(struct session *s, size_t n)
+{
+	if (quota_mem_take(&s->env->mem, n, s->env->cfg->memory_budget) < 0) {
+		s->over_budget = true;
+		return -ENOMEM;
+	}
+	s->mem_held += n;
+	return 0;
+}
+
+static void session_mem_give(struct session *s, size_t n)
+{
+	quota_mem_give(&s->env->mem, n);
+	s->mem_held -= n;
+}
+
 /* Makes c2u or u2c able to hold `want` bytes (a long statement, a row to mask, a
- * catalog answer). 0 or -ENOMEM. */
+ * catalog answer). 0 or -ENOMEM (out of memory or of memory_budget). */
 static int buf_reserve(struct session *s, struct session_buf *b, size_t want)
 {
+	/* a grown buffer replaces an earlier grown one; the fixed one stays allocated */
+	size_t more = b->data != buf_home(s, b) ? want - b->cap : want;
 	uint8_t *d;
 
 	if (want <= b->cap)
 		return 0;
-	d = malloc(want);
-	if (!d)
+	if (session_mem_take(s, more) < 0)
 		return -ENOMEM;
+	d = malloc(want);
+	if (!d) {
+		session_mem_give(s, more);
+		return -ENOMEM;
+	}
 	memcpy(d, b->data, b->len);
 	OPENSSL_cleanse(b->data, b->cap);
 	if (b->data != buf_home(s, b))
@@ -1145,6 +1195,7 @@ static void buf_shrink(struct session *s, struct session_buf *b)
 		return;
 	memcpy(home, b->data, b->len);
 	free(b->data);
+	session_mem_give(s, b->cap);
 	b->data = home;
 	b->cap = SESSION_BUF;
 }
@@ -1371,7 +1422,7 @@ static int lookup_scan(struct session_env *env, struct session *s)
 		}
 		if (b->len - pos < mlen) {
 			if (hold_room(s, b, pos, mlen, SESSION_INJECT_RESERVE) < 0) {
-				lookup_failed(env, s, "out of memory");
+				lookup_failed(env, s, s->over_budget ? "memory_budget exhausted" : "out of memory");
 				return -1;
 			}
 			break;
@@ -1603,8 +1654,12 @@ static int row_room(struct session *s, size_t need)
 		return -E2BIG;
 	while (cap < need)
 		cap *= 2;
-	if (!(d = realloc(s->row, cap)))
+	if (session_mem_take(s, cap - s->row_cap) < 0)
 		return -ENOMEM;
+	if (!(d = realloc(s->row, cap))) {
+		session_mem_give(s, cap - s->row_cap);
+		return -ENOMEM;
+	}
 	s->row = d;
 	s->row_cap = cap;
 	return 0;
@@ -2633,12 +2688,16 @@ static void relay_event(struct session_env *env, struct session *s, struct sessi
 			return;
 		}
 		if (r == -EMSGSIZE || r == -ENOMEM) {
-			char m[200];
+			char m[300];
 
-			snprintf(m, sizeof(m), "pgtether: %s", r == -ENOMEM ? "out of memory" :
-				 "a statement longer than max_statement_bytes cannot be checked, so it is denied");
+			if (r == -ENOMEM && s->over_budget)
+				session_budget_message(env, m, sizeof(m));
+			else
+				snprintf(m, sizeof(m), "pgtether: %s", r == -ENOMEM ? "out of memory" :
+					 "a statement longer than max_statement_bytes cannot be checked, so it is denied");
 			client_fatal(env, s, r == -ENOMEM ? "53200" : "54000", m,
-				     r == -ENOMEM ? "out of memory" : "statement too long to check");
+				     r != -ENOMEM ? "statement too long to check" :
+				     s->over_budget ? "memory_budget exhausted" : "out of memory");
 			return;
 		}
 		if (r == -EBADE || r == -E2BIG) {
@@ -2741,6 +2800,7 @@ static void start_relay(struct session_env *env, struct session *s)
 	char buf[ADDR_STRLEN];
 
 	s->state = SESSION_RELAYING;
+	session_login_done(env, s);
 	log_begin(&l, LOG_LEVEL_INFO, "conn.open");
 	log_identity(&l, s);
 	log_str(&l, "upstream_local", addr_format(&s->up_local, buf));
@@ -3829,6 +3889,132 @@ static void startup_step(struct session_env *env, struct session *s)
 
 /* ---- accept ------------------------------------------------------------------ */
 
+/* Refusals for a login cap are logged once per flood: the first, then the count. */
+static void session_capped_note(struct session_env *env, const char *sqlstate, const char *msg)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (quota_episode_hit(&env->turned_away, now.tv_sec)) {
+		log_warn("conn.capped", "%s (SQLSTATE %s); more refused for this reason are counted, not logged one by one",
+			 msg, sqlstate);
+		snprintf(env->turned_away_why, sizeof(env->turned_away_why), "%s", msg);
+	}
+}
+
+/*
+ * A connection over a login cap, when SESSION_MAX_CAPPED refusals are under way
+ * already: answered at once, without a session. What the client sent already is
+ * read first, so the close sends a FIN rather than a reset that could discard the
+ * error; an SSLRequest among it gets 'N' before the error. Held for no time, so a
+ * flood of them cannot pile up file descriptors.
+ */
+static void session_turn_away(int fd, const char *sqlstate, const char *msg)
+{
+	uint8_t m[641], junk[4096];
+	size_t n, plen;
+	ssize_t got = recv(fd, junk, sizeof(junk), MSG_DONTWAIT);
+	enum pgwire_startup_kind k = got > 0 ? pgwire_startup_classify(junk, (size_t)got, &plen) : PGWIRE_STARTUP_INCOMPLETE;
+	bool negotiating = k == PGWIRE_STARTUP_SSL || k == PGWIRE_STARTUP_GSSENC;
+
+	m[0] = 'N';
+	n = pgwire_error_response(m + 1, sizeof(m) - 1, "FATAL", sqlstate, msg, NULL);
+	while (got > 0 && recv(fd, junk, sizeof(junk), MSG_DONTWAIT) > 0)
+		; /* bounded by the socket's receive buffer */
+	if (n && send(fd, negotiating ? m : m + 1, negotiating ? n + 1 : n, MSG_DONTWAIT | MSG_NOSIGNAL) == -1) {
+		/* a fresh socket's send buffer takes 641 bytes; a peer already gone gets nothing */
+	}
+	shutdown(fd, SHUT_WR);
+	close(fd);
+}
+
+/*
+ * Refuses s for a login cap: as any refusal (the startup packet is read, SSLRequest
+ * answered 'N', then the FATAL), but no longer counted as a login, and only while
+ * fewer than SESSION_MAX_CAPPED such refusals are under way, for at most
+ * SESSION_CAPPED_TIMEOUT_S; beyond that, answered at once and closed. Frees s or
+ * hands it to the refusal.
+ */
+static void session_refuse_capped(struct session_env *env, struct session *s, const char *sqlstate, const char *msg)
+{
+	session_capped_note(env, sqlstate, msg);
+	session_login_done(env, s);
+	if (env->capped < SESSION_MAX_CAPPED) {
+		s->capped = true;
+		env->capped++;
+		s->state = SESSION_STARTUP; /* nothing read yet: refuse() reads the startup packet */
+		refuse(env, s, sqlstate, NULL, "%s", msg);
+		return;
+	}
+	{
+		int fd = s->client.fd;
+
+		s->client.fd = -1;
+		session_free(env, s);
+		session_turn_away(fd, sqlstate, msg);
+	}
+}
+
+/*
+ * The attached cgroup a connection counts under for max_logins_per_cgroup: the
+ * outermost attachment the cgroup the connect hook recorded is within. Counting by
+ * that cgroup's own id would let a workload that may create child cgroups (a
+ * delegated subtree, root in a user namespace) open a cap's worth from each child.
+ * The recorded id is used, not /proc (not read yet at accept, and gone with a
+ * process that exited right after connect() and passed its socket on): an attached
+ * cgroup's id is known, a child's path is found from its id. NULL when unknown
+ * (the cgroup is gone too): those share one count.
+ */
+static const struct intercept_attachment *session_login_key(const struct session_env *env, const struct session *s)
+{
+	const struct intercept_attachment *best = NULL;
+	const char *cg = NULL;
+	char path[PATH_MAX];
+
+	for (size_t i = 0; i < env->ic->n_att && !cg; i++)
+		if (env->ic->att[i].cgroup_id == s->origin.cgroup_id)
+			cg = env->ic->att[i].path;
+	if (!cg && cgroup_path_of_id(env->ic->cgroup_mount, s->origin.cgroup_id, path, sizeof(path)) == 0)
+		cg = path;
+	for (size_t i = 0; cg && i < env->ic->n_att; i++) {
+		const struct intercept_attachment *a = &env->ic->att[i];
+
+		if (cgroup_within(cg, a->path) && (!best || strlen(a->path) < strlen(best->path)))
+			best = a;
+	}
+	return best;
+}
+
+/*
+ * One attached cgroup (and its children) may hold only max_logins_per_cgroup
+ * connections that are still logging in; the others are not held up by it.
+ * Connections of no known cgroup (not redirected: anyone on the host can connect
+ * to the listener; or the process is gone) share one such count. True when s was
+ * turned away (and freed).
+ */
+static bool session_login_capped(struct session_env *env, struct session *s)
+{
+	const struct intercept_attachment *a = s->origin.tgid ? session_login_key(env, s) : NULL;
+	uint64_t key = a ? a->cgroup_id : 0;
+	char m[PATH_MAX + 200];
+	unsigned n;
+
+	if (quota_login_key(&env->logins, key, env->cfg->max_logins_per_cgroup, &n) == 0) {
+		s->login_keyed = true;
+		s->login_key = key;
+		return false;
+	}
+	if (a)
+		snprintf(m, sizeof(m), "pgtether: too many connections still logging in from cgroup %s and the cgroups below it "
+			 "(max_logins_per_cgroup %u); finish or close the others first",
+			 a->path, env->cfg->max_logins_per_cgroup);
+	else
+		snprintf(m, sizeof(m), "pgtether: too many connections of no known cgroup still logging in "
+			 "(max_logins_per_cgroup %u); try again later", env->cfg->max_logins_per_cgroup);
+	session_refuse_capped(env, s, "53300", m);
+	return true;
+}
+
 static struct session *session_new(struct session_env *env, int cfd)
 {
 	struct session *s = calloc(1, sizeof(*s));
@@ -3845,6 +4031,7 @@ static struct session *session_new(struct session_env *env, int cfd)
 	s->in.data = s->base + 2 * SESSION_BUF;
 	s->c2u.cap = s->u2c.cap = s->in.cap = SESSION_BUF;
 	s->id = ++env->next_id;
+	s->env = env;
 	s->tx_status = 'I';
 	strcpy(s->facts.exe, "?"); /* until session_attest reads them */
 	strcpy(s->facts.cgroup, "?");
@@ -3889,7 +4076,18 @@ static void session_start(struct session_env *env, struct session *s)
 	memcpy(t.daddr, local.ip, 16);
 	t.sport = s->peer.port;
 	t.dport = local.port;
-	if (intercept_lookup(env->ic, &t, &s->origin) < 0) {
+	if (intercept_take(env->ic, &t, &s->origin) < 0) {
+		uint64_t full;
+
+		if (session_login_capped(env, s))
+			return;
+		if (intercept_origins_full(env->ic, &full) == 0 && full > env->origins_full_seen) {
+			/* fail closed: without its record nobody can say who this is */
+			refuse(env, s, "53300", "conn.refused",
+			       "pgtether: the kernel's table of redirected connections (%u entries) was full when this connection was made, "
+			       "so who opened it is unknown; try again", PGT_MAX_ORIGINS);
+			return;
+		}
 		refuse(env, s, "08004", "conn.refused",
 		       "pgtether: this connection was not redirected by pgtether (%s connected to the listener directly); connect to the database's own address instead",
 		       addr_format(&s->peer, buf));
@@ -3898,6 +4096,9 @@ static void session_start(struct session_env *env, struct session *s)
 	memcpy(s->dst.ip, s->origin.dst_addr, 16);
 	s->dst.port = s->origin.dst_port;
 	/* the kernel facts are read at the startup packet (session_attest) */
+
+	if (session_login_capped(env, s))
+		return;
 
 	/* 2. The peer socket must be the one the hook saw: same 4-tuple, same cookie. */
 	r = sockdiag_cookie(env->sd, &s->peer, &local, &cookie);
@@ -3911,25 +4112,47 @@ static void session_start(struct session_env *env, struct session *s)
 	s->state = SESSION_STARTUP;
 }
 
-void session_accept(struct session_env *env, int lfd)
+int session_accept(struct session_env *env, int lfd)
 {
 	for (;;) {
 		int cfd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		struct session *s;
 
 		if (cfd == -1) {
-			if (errno == EINTR || errno == ECONNABORTED)
+			if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
 				continue;
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+				return -errno; /* the caller backs off and logs it, once */
 			if (errno != EAGAIN)
 				log_error("accept", "accept failed: %s", strerror(errno));
-			return;
+			return 0;
+		}
+		if (quota_login_begin(&env->logins, env->cfg->max_logins) < 0) {
+			char m[200];
+
+			snprintf(m, sizeof(m), "pgtether: too many connections still logging in (max_logins %u); try again later",
+				 env->cfg->max_logins);
+			s = env->capped < SESSION_MAX_CAPPED ? session_new(env, cfd) : NULL;
+			if (s && watch(env, &s->client, EPOLLIN) == 0) {
+				session_refuse_capped(env, s, "53300", m);
+			} else {
+				if (s) {
+					s->client.fd = -1;
+					session_free(env, s);
+				}
+				session_capped_note(env, "53300", m);
+				session_turn_away(cfd, "53300", m);
+			}
+			continue;
 		}
 		s = session_new(env, cfd);
 		if (!s) {
+			quota_login_end(&env->logins, false, 0);
 			log_error("accept", "out of memory: connection dropped");
 			close(cfd);
 			continue;
 		}
+		s->login_counted = true;
 		session_start(env, s);
 	}
 }
@@ -4032,6 +4255,31 @@ void session_tick(struct session_env *env)
 	char buf[ADDR_STRLEN];
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
+	{
+		uint64_t count;
+		time_t secs;
+
+		if (quota_episode_over(&env->turned_away, now.tv_sec, 2, &count, &secs))
+			log_warn("conn.capped", "%llu connection(s) refused over %lld s by a login cap (the first: %s)",
+				 (unsigned long long)count, (long long)secs, env->turned_away_why);
+	}
+	if (now.tv_sec >= env->origins_checked + SESSION_ORIGINS_CHECK_S) {
+		struct timespec boot;
+		uint64_t full;
+		size_t n = 0;
+
+		env->origins_checked = now.tv_sec;
+		if (clock_gettime(CLOCK_BOOTTIME, &boot) == 0 && boot.tv_sec > SESSION_ORIGIN_STALE_S)
+			n = intercept_expire(env->ic, (uint64_t)(boot.tv_sec - SESSION_ORIGIN_STALE_S) * 1000000000ull);
+		if (n)
+			log_warn("origins", "deleted %zu origin record(s) of connections established over %d s ago and never accepted "
+				 "(the listen queue was full)", n, SESSION_ORIGIN_STALE_S);
+		if (intercept_origins_full(env->ic, &full) == 0 && full > env->origins_full_seen) {
+			log_error("origins", "%llu redirected connection(s) found the origins map full (%u entries) and were refused",
+				  (unsigned long long)(full - env->origins_full_seen), PGT_MAX_ORIGINS);
+			env->origins_full_seen = full;
+		}
+	}
 	if (now.tv_sec - env->mask_refreshed >= (time_t)env->cfg->mask_refresh) {
 		/* DDL outside pgtetherd (a migration recreating a table) is seen this soon */
 		env->mask_epoch++;
@@ -4062,7 +4310,14 @@ void session_tick(struct session_env *env)
 			  s->state == SESSION_CLIENT_AUTH) &&
 			 age >= (time_t)env->cfg->login_timeout)
 			session_free(env, s); /* the client never finished its startup: nobody to answer */
-		else if ((s->state == SESSION_REFUSING || s->state == SESSION_CANCELLING) &&
+		else if (s->state == SESSION_REFUSING && s->capped && age >= SESSION_CAPPED_TIMEOUT_S) {
+			/* no startup packet came: the error goes out anyway, for when it reads */
+			int fd = s->client.fd;
+
+			s->client.fd = -1;
+			session_free(env, s);
+			session_turn_away(fd, s->refuse_sqlstate, s->refuse_msg);
+		} else if ((s->state == SESSION_REFUSING || s->state == SESSION_CANCELLING) &&
 			 age >= SESSION_REFUSE_TIMEOUT_S)
 			session_free(env, s);
 	}

@@ -31,6 +31,7 @@
 #include "maskset.h"
 #include "pgwire.h"
 #include "prepared.h"
+#include "quota.h"
 #include "record.h"
 #include "sqlclass.h"
 #include "scram.h"
@@ -50,6 +51,16 @@
 /* batches whose server text is withheld, by number: at most SESSION_MAX_PENDING are
  * outstanding (and one open), so twice that many bits never wrap onto a live one */
 #define SESSION_TAINT_BATCHES (2 * SESSION_MAX_PENDING)
+/* An origin record not taken by accept this long after connect() belongs to a client
+ * socket whose handshake the listener's full queue dropped: connect() itself may
+ * retry its SYN for about two minutes (tcp_syn_retries 6), so well past that. */
+#define SESSION_ORIGIN_STALE_S 300
+/* Refusals for a login cap wait for the client's startup packet (to answer its
+ * SSLRequest with 'N': libpq shows no error sent in answer to that) this many at
+ * once, this long; more are answered at once and closed. */
+#define SESSION_MAX_CAPPED 16
+#define SESSION_CAPPED_TIMEOUT_S 2
+#define SESSION_ORIGINS_CHECK_S 10
 
 struct sockdiag;
 
@@ -94,8 +105,17 @@ enum session_state {
 	SESSION_CANCELLING,         /* forwarding a CancelRequest upstream */
 };
 
+struct session_env;
+
 struct session {
 	uint64_t id;
+	struct session_env *env;         /* whose memory budget its buffers grow under */
+	bool login_counted;              /* in env->logins: from accept to the relay */
+	bool login_keyed;                /* ... and under login_key */
+	uint64_t login_key;              /* id of the attached cgroup it came from, 0: unknown */
+	size_t mem_held;                 /* bytes of env->mem its grown buffers hold */
+	bool over_budget;                /* memory_budget refused it more room */
+	bool capped;                     /* refused for a login cap: in env->capped */
 	enum session_state state;
 	struct session_end client, upstream;
 	struct session_buf c2u, u2c;     /* to the upstream, to the client */
@@ -257,10 +277,22 @@ struct session_env {
 	unsigned mask_epoch;             /* bumped by reloads, completed DDL and every
 					  * SESSION_MASK_REFRESH_S: re-resolve masks */
 	time_t mask_refreshed;
+	struct quota_logins logins;      /* max_logins, max_logins_per_cgroup */
+	struct quota_mem mem;            /* memory_budget */
+	unsigned capped;                 /* sessions refusing for a login cap now */
+	struct quota_episode turned_away; /* connections refused by a login cap */
+	char turned_away_why[200];       /* the first of them, for the closing log line */
+	time_t origins_checked;          /* CLOCK_MONOTONIC s of the last intercept_expire() */
+	uint64_t origins_full_seen;      /* pgt_stats.origins_full already logged */
 };
 
-/* Accepts every pending connection on the listener. */
-void session_accept(struct session_env *env, int lfd);
+/*
+ * Accepts every pending connection on the listener. 0, or the negative errno of an
+ * accept4() that failed for lack of resources (-EMFILE, -ENFILE, -ENOBUFS, -ENOMEM):
+ * the listener stays readable, so the caller stops watching it for a while instead
+ * of spinning on it.
+ */
+int session_accept(struct session_env *env, int lfd);
 
 /* Handles epoll events for one end of a session (may close the session). */
 void session_event(struct session_env *env, struct session_end *end, uint32_t events);
@@ -271,7 +303,7 @@ void session_hashes_done(struct session_env *env);
 /* Frees the sessions closed since the last call; call after each epoll batch. */
 void session_reap(struct session_env *env);
 
-/* Once a second: times out upstream logins and refusals. */
+/* Once a second: times out upstream logins and refusals, ends log episodes. */
 void session_tick(struct session_env *env);
 
 /* The statements held for approval, for `pgtether approvals` (a new reference). */

@@ -86,6 +86,45 @@ static void test_proc_cgroup(void **state)
 	assert_int_equal(cgroup_from_proc_text("4:memory:/x\n", out, sizeof(out)), -ENOENT);
 }
 
+/* The per-cgroup login cap counts a child cgroup under the attached one it is in. */
+static void test_within(void **state)
+{
+	(void)state;
+	assert_true(cgroup_within("/ci", "/ci"));
+	assert_true(cgroup_within("/ci/job-7", "/ci"));
+	assert_true(cgroup_within("/ci/job-7/x", "/ci/"));
+	assert_false(cgroup_within("/ci2", "/ci"));
+	assert_false(cgroup_within("/c", "/ci"));
+	assert_false(cgroup_within("/other/ci", "/ci"));
+	assert_true(cgroup_within("/anything", "/"));
+	assert_false(cgroup_within("?", "/")); /* unknown is within nothing */
+}
+
+/* The id the connect hook records names the cgroup even when its process is gone. */
+static void test_path_of_id(void **state)
+{
+	char mount[PATH_MAX], text[4096], own[PATH_MAX], back[PATH_MAX];
+	uint64_t id;
+	FILE *f;
+	size_t n;
+	int r;
+
+	(void)state;
+	if (cgroup_find_mount(mount, sizeof(mount)) < 0 || !(f = fopen("/proc/self/cgroup", "re")))
+		skip();
+	n = fread(text, 1, sizeof(text) - 1, f);
+	fclose(f);
+	text[n] = '\0';
+	assert_int_equal(cgroup_from_proc_text(text, own, sizeof(own)), 0);
+	assert_int_equal(cgroup_id(mount, own, &id), 0);
+	r = cgroup_path_of_id(mount, id, back, sizeof(back));
+	if (r == -EPERM)
+		skip(); /* open_by_handle_at needs CAP_DAC_READ_SEARCH */
+	assert_int_equal(r, 0);
+	assert_string_equal(back, own);
+	assert_int_not_equal(cgroup_path_of_id(mount, 1ull << 62, back, sizeof(back)), 0);
+}
+
 static void test_systemd_scope(void **state)
 {
 	char slice[64], unit[64];
@@ -330,6 +369,8 @@ int main(void)
 		cmocka_unit_test(test_mountinfo),
 		cmocka_unit_test(test_escape_round_trip),
 		cmocka_unit_test(test_proc_cgroup),
+		cmocka_unit_test(test_within),
+		cmocka_unit_test(test_path_of_id),
 		cmocka_unit_test(test_systemd_scope),
 		cmocka_unit_test(test_starttime),
 		cmocka_unit_test(test_attest_self),

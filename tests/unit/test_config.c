@@ -48,7 +48,43 @@ static void test_defaults(void **state)
 	assert_string_equal(c.control_socket, "/run/pgtether/control.sock");
 	assert_int_equal(c.login_timeout, 30);
 	assert_int_equal(c.mask_refresh, 60);
+	assert_int_equal(c.max_logins, 1024);
+	assert_int_equal(c.max_logins_per_cgroup, 256);
+	assert_int_equal(c.memory_budget, 512u << 20);
 	config_release(&c);
+}
+
+/* The caps on connections still logging in and the memory budget. */
+static void test_limits(void **state)
+{
+	struct config c;
+	char err[CONFIG_ERR_LEN] = "";
+
+	(void)state;
+	assert_int_equal(parse("{\"max_logins\": 100, \"max_logins_per_cgroup\": 10, \"memory_budget\": 1048576}", &c, err), 0);
+	assert_int_equal(c.max_logins, 100);
+	assert_int_equal(c.max_logins_per_cgroup, 10);
+	assert_int_equal(c.memory_budget, 1048576);
+	config_release(&c);
+	/* a max_logins below the per-cgroup default makes that default follow it */
+	assert_int_equal(parse("{\"max_logins\": 8}", &c, err), 0);
+	assert_int_equal(c.max_logins_per_cgroup, 8);
+	config_release(&c);
+	assert_int_equal(parse("{\"max_logins_per_cgroup\": 1024}", &c, err), 0);
+	assert_int_equal(c.max_logins_per_cgroup, 1024);
+	config_release(&c);
+
+	expect_error("{\"max_logins\": 0}", "t.json:1:2: 'max_logins' must be an integer from 1 to 65536");
+	expect_error("{\"max_logins\": 65537}", "t.json:1:2: 'max_logins' must be an integer from 1 to 65536");
+	expect_error("{\"max_logins\": \"10\"}", "t.json:1:2: 'max_logins' must be an integer from 1 to 65536");
+	expect_error("{\"max_logins_per_cgroup\": 0}", "t.json:1:2: 'max_logins_per_cgroup' must be an integer from 1 to 65536");
+	expect_error("{\"max_logins_per_cgroup\": 2000}",
+		     "t.json:1:2: 'max_logins_per_cgroup' (2000) must not exceed 'max_logins' (1024)");
+	expect_error("{\"max_logins\": 10, \"max_logins_per_cgroup\": 11}",
+		     "t.json:1:20: 'max_logins_per_cgroup' (11) must not exceed 'max_logins' (10)");
+	expect_error("{\"memory_budget\": 1000}", "t.json:1:2: 'memory_budget' must be a number of bytes from 1048576 to 1099511627776");
+	expect_error("{\"memory_budget\": 1.5e9}", "t.json:1:2: 'memory_budget' must be a number of bytes from 1048576 to 1099511627776");
+	expect_error("{\"max_login\": 10}", "t.json:1:2: unknown key 'max_login' (did you mean 'max_logins'?)");
 }
 
 static void test_full_file(void **state)
@@ -320,6 +356,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_full_file),
+		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_unknown_key_position_and_hint),
 		cmocka_unit_test(test_bad_values),
 		cmocka_unit_test(test_syntax_and_duplicates),
