@@ -1166,15 +1166,36 @@ void sqlclass_cache_clear(struct sqlclass_cache *c)
 	}
 }
 
-void *sqlclass_parse_tree(const char *sql)
+/* One reading's tree, or NULL. */
+static json_t *parse_tree_reading(const char *sql, bool scs)
 {
 	PgQueryParseResult pr;
 	json_error_t jerr;
 	json_t *root;
 
-	if (parse(sql, &pr) < 0)
+	if (parse(sql, scs, &pr) < 0)
 		return NULL;
 	root = pr.error ? NULL : json_loads(pr.parse_tree, 0, &jerr);
 	pg_query_free_parse_result(pr);
 	return root;
+}
+
+void *sqlclass_parse_tree(const char *sql)
+{
+	json_t *on = parse_tree_reading(sql, true), *off;
+
+	if (!strchr(sql, '\\'))
+		return on;
+	/* a backslash: the server may read it either way (see sqlclass_classify); one
+	 * tree serves only when the readings that parse agree */
+	off = parse_tree_reading(sql, false);
+	if (on && off && !json_equal(on, off)) {
+		json_decref(on);
+		json_decref(off);
+		return NULL;
+	}
+	if (!on)
+		return off;
+	json_decref(off);
+	return on;
 }

@@ -199,8 +199,9 @@ int sqlclass_cached(struct sqlclass_cache *c, const char *sql, size_t len, const
 
 void sqlclass_cache_clear(struct sqlclass_cache *c);
 
-/* The parse tree of sql as a jansson json_t * (the caller decrefs it), parsed as
- * sqlclass_classify parses; NULL when it does not parse or memory ran out. */
+/* The parse tree of sql as a jansson json_t * (the caller decrefs it); NULL when it
+ * does not parse, memory ran out, or (a backslash) its readings with
+ * standard_conforming_strings on and off both parse and differ. */
 void *sqlclass_parse_tree(const char *sql);
 
 /* "read", "write", ... for one class bit; NULL for none. */
