@@ -2364,8 +2364,12 @@ static size_t replace_sentinel_error(struct session_env *env, struct session *s,
 
 /*
  * A ParameterStatus (body: name\0value\0, PostgreSQL protocol 55.7) of a setting
- * statements are read by: kept in the session and recorded. false when the session
- * must end: client_encoding is not UTF8, which pgtether reads every statement as.
+ * statements are read by, or of the read-only mode a read-only rule's session runs
+ * in: kept in the session and recorded. false when the session must end, with
+ * param_fault() saying why: client_encoding is not UTF8, which pgtether reads every
+ * statement as, or a read-only session became read-write (server-side code, a DO
+ * block, did what check_statement denies the client; PostgreSQL 14+ reports
+ * default_transaction_read_only).
  */
 static bool session_param_status(struct session_env *env, struct session *s, const uint8_t *body, size_t blen)
 {
@@ -2378,6 +2382,13 @@ static bool session_param_status(struct session_env *env, struct session *s, con
 	value = name + nl + 1;
 	if (strnlen(value, blen - nl - 1) == blen - nl - 1)
 		return true; /* no NUL: not a setting anyone reads */
+	if (!strcmp(name, "default_transaction_read_only")) {
+		if (s->read_only && strcmp(value, "on")) {
+			s->read_write_seen = true;
+			return false;
+		}
+		return true;
+	}
 	if (!strcmp(name, "standard_conforming_strings"))
 		keep = s->scs;
 	else if (!strcmp(name, "client_encoding"))
@@ -2389,6 +2400,17 @@ static bool session_param_status(struct session_env *env, struct session *s, con
 		rec_event(env, s, "setting", json_pack("{s:s, s:s}", "name", name, "value", value), false);
 	snprintf(keep, keep == s->scs ? sizeof(s->scs) : sizeof(s->client_encoding), "%s", value);
 	return keep != s->client_encoding || !strcmp(value, "UTF8");
+}
+
+/* Why session_param_status said the session must end, for the client. */
+static void param_fault(const struct session *s, char *out, size_t cap)
+{
+	if (s->read_write_seen)
+		snprintf(out, cap, "pgtether: rule '%s' is read-only, and the database now runs this session read-write "
+			 "(server-side code turned default_transaction_read_only off), so the session ends", s->rule);
+	else
+		snprintf(out, cap, "pgtether: the database now reads this session in client_encoding \"%s\"; "
+			 "pgtether reads statements as UTF8 only, so the session ends", s->client_encoding);
 }
 
 /*
@@ -2718,11 +2740,10 @@ static void relay_event(struct session_env *env, struct session *s, struct sessi
 			return;
 		}
 		if (r == -EILSEQ) {
-			char m[200];
+			char m[300];
 
-			snprintf(m, sizeof(m), "pgtether: the database now reads this session in client_encoding \"%s\"; pgtether reads statements as UTF8 only, so the session ends",
-				 s->client_encoding);
-			client_fatal(env, s, "0A000", m, "client_encoding not UTF8");
+			param_fault(s, m, sizeof(m));
+			client_fatal(env, s, "0A000", m, s->read_write_seen ? "read-only session made read-write" : "client_encoding not UTF8");
 			return;
 		}
 		if (r == -EBADMSG) {
@@ -3069,9 +3090,10 @@ static void login_step(struct session_env *env, struct session *s)
 			if (!s->authenticated)
 				break; /* notices before login are the server's business */
 			if (type == 'S' && !session_param_status(env, s, body, mlen)) {
-				refuse(env, s, "0A000", "conn.refused",
-				       "pgtether: the database reads this session in client_encoding \"%s\"; pgtether reads statements as UTF8 only",
-				       s->client_encoding);
+				char why[300];
+
+				param_fault(s, why, sizeof(why));
+				refuse(env, s, "0A000", "conn.refused", "%s", why);
 				return;
 			}
 			if (1 + 4 + mlen > room(&s->u2c)) {

@@ -253,6 +253,7 @@ struct session {
 	const char *closed_by;           /* which side closed first */
 	bool dead;                       /* closed, waiting for session_reap() */
 	bool draining;                   /* upstream gone; u2c still going to the client */
+	bool read_write_seen;            /* the server reported it read-write after all */
 	bool read_only;                  /* logged in with default_transaction_read_only=on
 					  * (policy_read_only of its rule at login) */
 	time_t drain_started;

@@ -18,7 +18,8 @@ setup_file() {
   pgt_psql -c "create table items (id int, v text)" -c "insert into items values (1, 'a'), (2, 'b')" \
     -c "create table secrets (k text)" -c "grant all on items, secrets to app" \
     -c "create function add_item() returns int language sql as 'insert into items values (9, ''f'') returning id'" \
-    -c "create sequence item_ids" -c "grant all on sequence item_ids to app"
+    -c "create sequence item_ids" -c "grant all on sequence item_ids to app" \
+    -c "create function go_rw() returns text language sql as \$\$ select set_config('default_transaction_read_only', 'off', false) \$\$"
   mkdir -p "$PGT_TMP/policy.d"
   write_rules
   pgt_write_config closed
@@ -655,6 +656,15 @@ PY
   run as viewer "begin read only" "select 1" "commit" "reset all" "select current_setting('default_transaction_read_only')"
   echo "$output"
   [ "${lines[-1]}" = "on" ]
+}
+
+@test "a read-only session that server-side code makes read-write ends" {
+  # go_rw() is the database's own function: pgtether cannot see into it, but the
+  # server reports default_transaction_read_only when it changes
+  run as viewer "select go_rw()" "select add_item()"
+  echo "$output"
+  [[ "$output" == *"rule 'viewer' is read-only, and the database now runs this session read-write"* ]]
+  [ "$(pgt_psql -c "select count(*) from items where id = 9")" = 0 ]
 }
 
 @test "built-ins that write are writes: nextval, setval and the large-object writers" {
