@@ -3546,8 +3546,11 @@ static void handle_startup(struct session_env *env, struct session *s, const uin
 			/* SQL_ASCII (psql under the C locale) is rewritten: UTF8 is a superset
 			 * and the server tells the client with ParameterStatus. Others would
 			 * make the bytes policy reads differ from the bytes the client meant. */
-			if (strcasecmp(v, "UTF8") && strcasecmp(v, "UTF-8") && strcasecmp(v, "UNICODE") &&
-			    strcasecmp(v, "SQL_ASCII")) {
+			char enc[16];
+
+			/* spelled as the server compares them: asyncpg sends 'utf-8' */
+			if (!pgwire_encoding_key(v, enc, sizeof(enc)) ||
+			    (strcmp(enc, "utf8") && strcmp(enc, "unicode") && strcmp(enc, "sqlascii"))) {
 				refuse(env, s, "22023", "conn.refused",
 				       "pgtether: client_encoding \"%s\" is not supported; use UTF8 (PGCLIENTENCODING=UTF8)", v);
 				return;
