@@ -17,13 +17,19 @@ setup_file() {
   export PGHOST=127.0.0.3 PGPORT=$PG_PORT
   pgt_psql -c "create schema app authorization app"
   mkdir -p "$PGT_TMP/policy.d"
-  # the drivers' transcripts end a backend of their own with pg_terminate_backend
-  pgt_psql -c "grant pg_signal_backend to app"
   cat >"$PGT_TMP/policy.d/10-drivers.json" <<JSON
 { "rules": [
   { "name": "drivers", "match": { "cgroup": "$PGT_CG/**" }, "token": { "source": "none" }, "upstream": "main" } ] }
 JSON
   pgt_write_config closed
+  cat >"$PGT_TMP/kill-backend" <<SH
+#!/bin/sh
+# KILL_SCRIPT PID: the administrator ends that backend (over the cluster's socket,
+# not intercepted) and waits until it is gone; then the proxy has seen it go too.
+psql -X -h "$PGT_TMP/pg" -p "$PG_PORT" -U postgres -Atq -c "select pg_terminate_backend(\$1, 5000)"
+sleep 0.5
+SH
+  chmod +x "$PGT_TMP/kill-backend"
   pgt_start_daemon
 }
 
@@ -121,6 +127,73 @@ SH
   pgt_assert_clean_log
   pgt_write_config closed
   pgt_start_daemon
+}
+
+# driver NAME CMD...: CMD (which gets HOST PORT KILL_SCRIPT) runs straight to
+# 127.0.0.3 with the real password, then in an attached cgroup to the alias
+# 127.0.0.2 with a wrong one, which pgtether never asks for. The transcripts must be
+# equal, whole: nothing is normalized (they print no backend pid, application_name
+# or login user other than current_user, the same both ways).
+driver() {
+  local name=$1; shift
+  timeout 60 "$@" 127.0.0.3 "$PG_PORT" "$PGT_TMP/kill-backend" >"$PGT_TMP/$name.direct" 2>&1 || {
+    cat "$PGT_TMP/$name.direct"; return 1; }
+  pgt_in "$PGT_CG/$name" env PGPASSWORD=wrong timeout 60 "$@" 127.0.0.2 "$PG_PORT" "$PGT_TMP/kill-backend" \
+    >"$PGT_TMP/$name.pgtether" 2>&1 || { cat "$PGT_TMP/$name.pgtether"; return 1; }
+  cat "$PGT_TMP/$name.pgtether"
+  [ -z "${PGT_SHOW:-}" ] || sed "s/^/# $name: /" "$PGT_TMP/$name.pgtether" >&3
+  diff -u "$PGT_TMP/$name.direct" "$PGT_TMP/$name.pgtether"
+  [ "$(pgt_log_count conn.open "cgroup=$PGT_CG/$name ")" -ge 3 ]
+  # what every transcript must show, so an empty or cut one cannot pass
+  grep -q "^connected as app$" "$PGT_TMP/$name.pgtether"
+  grep -q "^prepared executions 12, server-side statements [1-9]" "$PGT_TMP/$name.pgtether"
+  grep -q "^bytea 256 e2c865db4162bed963bfaa9ef6ac18f0" "$PGT_TMP/$name.pgtether"
+  grep -q "^notification chan payload from " "$PGT_TMP/$name.pgtether"
+  grep -q "^error 22012 " "$PGT_TMP/$name.pgtether"
+  grep -q "^error 42P01 " "$PGT_TMP/$name.pgtether"
+  grep -q "^error 23505 " "$PGT_TMP/$name.pgtether"
+  grep -q "^terminated t true" "$PGT_TMP/$name.pgtether"
+  grep -q "^after terminate " "$PGT_TMP/$name.pgtether"
+  grep -q "^reconnected 42$" "$PGT_TMP/$name.pgtether"
+}
+
+# Go programs build offline against Debian's packaged sources.
+go_build() {
+  mkdir -p "$PGT_TMP/go"
+  (cd "$CLIENTS/$1" && GO111MODULE=off GOPATH=/usr/share/gocode GOCACHE="$PGT_TMP/go/cache" GOFLAGS= \
+    go build -o "$PGT_TMP/go/$1" .)
+}
+
+@test "lib/pq: the same transcript straight and through pgtether" {
+  go_build pq
+  driver pq "$PGT_TMP/go/pq"
+  grep -qx "copied in, table 1012 .*" "$PGT_TMP/pq.pgtether"
+}
+
+@test "pgx: the same transcript straight and through pgtether" {
+  go_build pgx
+  driver pgx "$PGT_TMP/go/pgx"
+  grep -qx "copied in 1000" "$PGT_TMP/pgx.pgtether"
+  grep -qx "copied out 1012 bytes .*" "$PGT_TMP/pgx.pgtether"
+}
+
+@test "JDBC: the same transcript straight and through pgtether" {
+  mkdir -p "$PGT_TMP/jdbc"
+  javac -d "$PGT_TMP/jdbc" -cp /usr/share/java/postgresql.jar "$CLIENTS/jdbc/Check.java"
+  driver jdbc java -cp "/usr/share/java/postgresql.jar:$PGT_TMP/jdbc" Check
+  grep -qx "copied in 1000" "$PGT_TMP/jdbc.pgtether"
+  grep -qx "cancel 57014 .*" "$PGT_TMP/jdbc.pgtether"
+}
+
+@test "asyncpg: the same transcript straight and through pgtether" {
+  driver asyncpg /usr/bin/python3 "$CLIENTS/asyncpg/check.py"
+  grep -qx "copied in COPY 1000" "$PGT_TMP/asyncpg.pgtether"
+  grep -qx "timeout cancelled 42" "$PGT_TMP/asyncpg.pgtether"
+}
+
+@test "node-postgres: the same transcript straight and through pgtether" {
+  driver node node "$CLIENTS/node/drivers.js"
+  grep -qx "copied in 1000" "$PGT_TMP/node.pgtether"
 }
 
 @test "the daemon stops cleanly with no sanitizer report" {
