@@ -3360,6 +3360,13 @@ static void identity_string(const struct session *s, char *out, size_t cap)
 
 static void cancel_forward(struct session_env *env, struct session *c);
 
+/* Everything t's client sent is with the server (none of it partial, held, or
+ * queued behind pgtether's own catalog query, which a cancel would hit instead). */
+static bool cancel_can_go(const struct session *t)
+{
+	return t->c2u.off == t->c2u.ready && t->c2u.ready == t->c2u.len && !t->lookup_active;
+}
+
 /* A CancelRequest: find the session it names (same key, same workload cgroup) and
  * forward the real key to its upstream. Unknown keys are dropped silently, as
  * PostgreSQL does. */
@@ -3417,7 +3424,7 @@ static void handle_cancel(struct session_env *env, struct session *s, const uint
 	}
 	s->cancel_for = t;
 	t->cancel = s;
-	if (t->c2u.off != t->c2u.ready) {
+	if (!cancel_can_go(t)) {
 		s->cancel_waiting = true;
 		return;
 	}
@@ -3446,9 +3453,8 @@ static void cancel_forward(struct session_env *env, struct session *c)
 /* After t sent client bytes upstream: a cancel that waited for them goes now. */
 static void cancel_release(struct session_env *env, struct session *t)
 {
-	if (t->c2u.off != t->c2u.ready)
-		return;
-	cancel_forward(env, t->cancel);
+	if (cancel_can_go(t))
+		cancel_forward(env, t->cancel);
 }
 
 /* The cancel of t is done: what t's client sent meanwhile goes on. */
