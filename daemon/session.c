@@ -2084,6 +2084,8 @@ static int client_filter(struct session_env *env, struct session *s)
 		pos += (size_t)used;
 		if (!found)
 			continue;
+		if (h.type == 'X')
+			s->c_terminated = true; /* the server closing next is its answer */
 		/* Execute too: a portal bound before a reload that added a mask returns its
 		 * later rows under the masks of now */
 		if (masking && (h.type == 'Q' || h.type == 'P' || h.type == 'B' || h.type == 'E') &&
@@ -2675,6 +2677,11 @@ static void relay_event(struct session_env *env, struct session *s, struct sessi
 			s->closed_by = from_client ? "client closed" : "upstream closed";
 		if (from_client && in->eof)
 			s->c_drop = 0; /* nothing more comes: a held partial header is dropped below */
+		if (!from_client && in->eof && !s->c2u.eof && s->c_terminated && s->c2u.ready == s->c2u.off) {
+			/* the client said Terminate and the server did: no error is owed */
+			session_close(env, s, "client terminated");
+			return;
+		}
 		if (!from_client && in->eof && !s->c2u.eof) {
 			upstream_lost(env, s, "upstream closed");
 			return;
@@ -3259,7 +3266,7 @@ static void upstream_connected(struct session_env *env, struct session *s)
 		/* PostgreSQL closes once it has signalled the backend, and libpq, pgx and
 		 * JDBC wait for that close before they send anything more: a client told
 		 * too early could have its next statement cancelled instead. So the
-		 * client's connection closes when the server's does (cancel_step). */
+		 * client's connection closes when the server's does (cancel_done). */
 		s->cancel_sent = true;
 		set_events(env, &s->upstream, EPOLLIN);
 		return;

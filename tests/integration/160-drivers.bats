@@ -93,6 +93,38 @@ PY
   pgt_assert_clean_log
 }
 
+# node-postgres's end(): Terminate, then it reads on until the socket closes. The
+# server answers Terminate by closing, without a word; so must pgtether (it sent a
+# FATAL "connection to the database was lost", which node-postgres raises as an
+# unhandled 'error' event).
+@test "Terminate is answered by a close, not by an error" {
+  cat >"$PGT_TMP/terminate.py" <<'PY'
+import socket, struct, sys, time
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)
+body = struct.pack("!I", 3 << 16) + b"user\0app\0database\0postgres\0\0"
+s.sendall(struct.pack("!I", len(body) + 4) + body)
+buf = b""
+while b"Z\0\0\0\5I" not in buf:
+    d = s.recv(65536)
+    if not d:
+        sys.exit("closed during login: %r" % buf)
+    buf += d
+s.sendall(b"X\0\0\0\4")
+time.sleep(0.5)  # the client keeps its end open a while, as node-postgres may
+rest = b""
+while True:
+    d = s.recv(65536)
+    if not d:
+        break
+    rest += d
+print("after Terminate:", repr(rest))
+PY
+  run pgt_in "$PGT_CG/terminate" /usr/bin/python3 "$PGT_TMP/terminate.py" 127.0.0.2 "$PG_PORT"
+  echo "$output"
+  [ "$output" = "after Terminate: b''" ]
+  grep -q "cgroup=$PGT_CG/terminate .*reason=\"client terminated\"" "$PGT_LOG"
+}
+
 # The daemon in a mount namespace of its own, with an /etc/hosts where the upstream's
 # name has two addresses: ::1 first, where nothing listens, then 127.0.0.3.
 @test "an upstream whose name has two addresses: the first refuses, the second serves" {
