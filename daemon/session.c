@@ -19,6 +19,7 @@
 #include <strings.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "b64url.h"
@@ -3478,12 +3479,41 @@ static void cancel_ungate(struct session_env *env, struct session *t)
  * (no ReadyForQuery since), the cancel goes again. Nothing sent after it can be
  * hit: t's client waits (c2u_gated) until the last try is closed.
  */
+static bool cancel_again(const struct session *c)
+{
+	const struct session *t = c->cancel_for;
+
+	return t && c->cancel_busy && t->rfq_count == c->cancel_rfq && elapsed_ms(c) < SESSION_CANCEL_RETRY_FOR_MS;
+}
+
+/* The next try, SESSION_CANCEL_RETRY_MS from now: a timerfd takes the place of the
+ * closed upstream socket (cancel_forward replaces it). 0 or -errno. */
+static int cancel_retry_later(struct session_env *env, struct session *c)
+{
+	struct itimerspec its = { .it_value = { 0, SESSION_CANCEL_RETRY_MS * 1000000L } };
+	int fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+
+	if (fd == -1)
+		return -errno;
+	if (timerfd_settime(fd, 0, &its, NULL) == -1) {
+		close(fd);
+		return -errno;
+	}
+	close(c->upstream.fd);
+	c->upstream.fd = fd;
+	c->upstream.events = 0;
+	c->cancel_sent = false;
+	c->cancel_timer = true;
+	return watch(env, &c->upstream, EPOLLIN);
+}
+
 static void cancel_done(struct session_env *env, struct session *c)
 {
-	struct session *t = c->cancel_for;
-
-	if (t && c->cancel_busy && t->rfq_count == c->cancel_rfq && c->cancel_tries < SESSION_CANCEL_TRIES) {
-		cancel_forward(env, c);
+	if (cancel_again(c)) {
+		/* the first again at once (the error may just be on its way), then spaced:
+		 * a backend not scheduled for a while gets the while */
+		if (c->cancel_tries < 2 || cancel_retry_later(env, c) < 0)
+			cancel_forward(env, c);
 		return;
 	}
 	if (c->cancel_tries > 1)
@@ -4405,7 +4435,13 @@ void session_event(struct session_env *env, struct session_end *end, uint32_t ev
 			session_free(env, s); /* the client gave up before the upstream answered */
 		break;
 	case SESSION_CANCELLING:
-		if (end == &s->upstream && s->cancel_sent) {
+		if (end == &s->upstream && s->cancel_timer) {
+			s->cancel_timer = false;
+			if (cancel_again(s))
+				cancel_forward(env, s);
+			else
+				cancel_done(env, s);
+		} else if (end == &s->upstream && s->cancel_sent) {
 			uint8_t b[64];
 			ssize_t n = recv(s->upstream.fd, b, sizeof(b), 0);
 

@@ -62,7 +62,8 @@
 #define SESSION_CAPPED_TIMEOUT_S 2
 #define SESSION_ORIGINS_CHECK_S 10
 #define SESSION_CANCEL_WAIT_S 2        /* a cancel waits this long for the bytes before it to go */
-#define SESSION_CANCEL_TRIES 50        /* a cancel the backend did not act on is sent again */
+#define SESSION_CANCEL_RETRY_MS 20     /* a cancel the backend did not act on goes again */
+#define SESSION_CANCEL_RETRY_FOR_MS 2000 /* ... this long after the client sent it, at most */
 
 struct sockdiag;
 
@@ -264,6 +265,7 @@ struct session {
 	bool cancel_busy;                /* its session had a query outstanding when sent */
 	uint32_t cancel_rfq;             /* that session's rfq_count then */
 	unsigned cancel_tries;
+	bool cancel_timer;               /* upstream.fd is the timerfd of the next try */
 	uint32_t rfq_count;              /* ReadyForQuery messages the server sent */
 
 	char refuse_sqlstate[6];
