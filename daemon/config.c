@@ -444,7 +444,7 @@ int config_resolve(struct config *c, char *err)
 				 u->host, gai_strerror(r));
 			return -EHOSTUNREACH;
 		}
-		for (ai = res; ai; ai = ai->ai_next)
+		for (ai = res; ai && n < CONFIG_MAX_RESOLVED; ai = ai->ai_next)
 			n++;
 		free(u->resolved);
 		u->resolved = calloc(n, sizeof(*u->resolved));
@@ -453,7 +453,7 @@ int config_resolve(struct config *c, char *err)
 			return -ENOMEM;
 		}
 		u->n_resolved = 0;
-		for (ai = res; ai; ai = ai->ai_next)
+		for (ai = res; ai && u->n_resolved < n; ai = ai->ai_next)
 			if (addr_from_sockaddr(ai->ai_addr, &u->resolved[u->n_resolved]) == 0)
 				u->n_resolved++;
 		freeaddrinfo(res);
@@ -478,6 +478,16 @@ struct config_upstream *config_upstream_for(const struct config *c, const struct
 				return u;
 	}
 	return NULL;
+}
+
+size_t config_upstream_addrs(const struct config_upstream *u, const struct addr **ret)
+{
+	if (u->named && u->n_resolved) {
+		*ret = u->resolved;
+		return u->n_resolved;
+	}
+	*ret = &u->address;
+	return 1;
 }
 
 static void release_roles(struct config_upstream *u)

@@ -28,6 +28,7 @@ enum config_fail_mode { CONFIG_FAIL_CLOSED, CONFIG_FAIL_OPEN };
 #define CONFIG_MAX_UPSTREAMS 64
 #define CONFIG_MAX_ROLES 64
 #define CONFIG_MAX_ALIASES 16
+#define CONFIG_MAX_RESOLVED 16      /* addresses of a name kept (and tried) in order */
 #define CONFIG_NAME_MAX 63          /* PostgreSQL's NAMEDATALEN - 1, for role names */
 
 enum config_tls { CONFIG_TLS_DISABLE, CONFIG_TLS_REQUIRE, CONFIG_TLS_VERIFY_FULL };
@@ -49,7 +50,8 @@ struct config_upstream {
 	char *host;                     /* the host part of "address" as written */
 	bool named;                     /* host is a name, resolved by config_resolve() */
 	struct addr address;            /* resolved: the first address of host */
-	struct addr *resolved;          /* every address host resolved to (names only) */
+	struct addr *resolved;          /* what host resolved to, at most CONFIG_MAX_RESOLVED
+					 * (names only) */
 	size_t n_resolved;
 	struct addr *aliases;
 	size_t n_aliases;
@@ -152,6 +154,14 @@ struct config_role *config_role_for(const struct config_upstream *u, const char 
 
 /* The upstream whose address, resolved addresses or aliases equal dst, or NULL. */
 struct config_upstream *config_upstream_for(const struct config *c, const struct addr *dst);
+
+/*
+ * The addresses pgtetherd connects to for u, in the order to try them: what its
+ * "address" resolved to, or the literal address itself. Never an alias, nor the
+ * destination the workload dialed: an alias only selects the upstream. Points *ret
+ * at them (they live as long as c) and returns how many, 1 to CONFIG_MAX_RESOLVED.
+ */
+size_t config_upstream_addrs(const struct config_upstream *u, const struct addr **ret);
 
 /* Frees what config_load allocated (wiping passwords); the struct itself is the caller's. */
 void config_release(struct config *c);

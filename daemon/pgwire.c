@@ -197,6 +197,25 @@ int pgwire_scan_at_boundary(const struct pgwire_scan *s)
 	return s->have == 0 && s->remaining == 0;
 }
 
+char *pgwire_encoding_key(const char *value, char *out, size_t cap)
+{
+	size_t n = 0;
+
+	for (; *value; value++) {
+		unsigned char ch = (unsigned char)*value;
+
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9')))
+			continue;
+		if (n + 1 >= cap)
+			return NULL;
+		out[n++] = (char)(ch >= 'A' && ch <= 'Z' ? ch - 'A' + 'a' : ch);
+	}
+	if (cap == 0)
+		return NULL;
+	out[n] = '\0';
+	return out;
+}
+
 int pgwire_startup_params(const uint8_t *pkt, size_t len, struct pgwire_param *params, size_t max)
 {
 	size_t pos = 8;

@@ -131,6 +131,14 @@ struct pgwire_param {
 int pgwire_startup_params(const uint8_t *pkt, size_t len, struct pgwire_param *params, size_t max);
 
 /*
+ * The encoding a client_encoding value names, spelled as PostgreSQL compares them
+ * (clean_encoding_name in its encnames.c: letters and digits only, lower case), so
+ * "UTF8", "utf-8" and asyncpg's "'utf-8'" are one. Writes it into out (cap bytes);
+ * returns out, or NULL when it does not fit.
+ */
+char *pgwire_encoding_key(const char *value, char *out, size_t cap);
+
+/*
  * Builders. Each writes one complete message into out and returns its length, or 0
  * when cap is too small (nothing useful is written then).
  */

@@ -19,6 +19,7 @@
 #include <strings.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "b64url.h"
@@ -303,9 +304,26 @@ static void session_budget_message(struct session_env *env, char *m, size_t cap)
 		 "(%zu bytes, shared by all sessions) for a long statement or a row held to be masked; try again later or with less",
 		 env->cfg->memory_budget);
 }
+static void cancel_release(struct session_env *env, struct session *t);
+static void cancel_ungate(struct session_env *env, struct session *t);
 
 static void session_free(struct session_env *env, struct session *s)
 {
+	if (s->cancel_for) {
+		struct session *t = s->cancel_for;
+
+		t->cancel = NULL;
+		s->cancel_for = NULL;
+		if (!t->dead && s->cancel_inflight)
+			cancel_ungate(env, t);
+	}
+	if (s->cancel) {
+		/* the session a cancel is for ends: there is nothing left to cancel */
+		s->cancel->cancel_for = NULL;
+		if (s->cancel->cancel_waiting)
+			session_free(env, s->cancel);
+		s->cancel = NULL;
+	}
 	rec_seal(s);
 	searchpath_state_release(&s->path);
 	searchpath_scan_release(&s->path_sc);
@@ -2067,6 +2085,8 @@ static int client_filter(struct session_env *env, struct session *s)
 		pos += (size_t)used;
 		if (!found)
 			continue;
+		if (h.type == 'X')
+			s->c_terminated = true; /* the server closing next is its answer */
 		/* Execute too: a portal bound before a reload that added a mask returns its
 		 * later rows under the masks of now */
 		if (masking && (h.type == 'Q' || h.type == 'P' || h.type == 'B' || h.type == 'E') &&
@@ -2436,6 +2456,7 @@ static int server_scan(struct session_env *env, struct session *s)
 		if (s->want_status) {
 			s->tx_status = b->data[pos++];
 			s->want_status = false;
+			s->rfq_count++; /* what a cancel under way was for has ended */
 			s->sscan.remaining = 0;
 			batch_answered(s);
 			if (s->pending_count && (s->pending[s->pending_head] == 'S' || s->pending[s->pending_head] == 'Q')) {
@@ -2572,6 +2593,13 @@ plain:
 	return 0;
 }
 
+/* While a cancel of s is under way at the server, what s's client sends next waits:
+ * it reaches the server after the cancel did, so the cancel cannot stop it. */
+static bool c2u_gated(const struct session *s)
+{
+	return s->cancel && s->cancel->cancel_inflight;
+}
+
 static uint32_t interest(const struct session_buf *in, size_t reserve, const struct session_buf *out)
 {
 	uint32_t ev = 0;
@@ -2672,6 +2700,11 @@ static void relay_event(struct session_env *env, struct session *s, struct sessi
 			s->closed_by = from_client ? "client closed" : "upstream closed";
 		if (from_client && in->eof)
 			s->c_drop = 0; /* nothing more comes: a held partial header is dropped below */
+		if (!from_client && in->eof && !s->c2u.eof && s->c_terminated && s->c2u.ready == s->c2u.off) {
+			/* the client said Terminate and the server did: no error is owed */
+			session_close(env, s, "client terminated");
+			return;
+		}
 		if (!from_client && in->eof && !s->c2u.eof) {
 			upstream_lost(env, s, "upstream closed");
 			return;
@@ -2752,7 +2785,7 @@ static void relay_event(struct session_env *env, struct session *s, struct sessi
 				     "client protocol violation");
 			return;
 		}
-		if ((r = flush(in, other, from_client ? &s->c_scan : &s->s_scan)) < 0) {
+		if ((!from_client || !c2u_gated(s)) && (r = flush(in, other, from_client ? &s->c_scan : &s->s_scan)) < 0) {
 			snprintf(reason, sizeof(reason), "%s error: %s", from_client ? "upstream" : "client", strerror(-r));
 			session_close(env, s, reason);
 			return;
@@ -2765,7 +2798,7 @@ static void relay_event(struct session_env *env, struct session *s, struct sessi
 		}
 	}
 	if (events & EPOLLOUT) {
-		if ((r = flush(out, end, from_client ? &s->s_scan : &s->c_scan)) < 0) {
+		if ((from_client || !c2u_gated(s)) && (r = flush(out, end, from_client ? &s->s_scan : &s->c_scan)) < 0) {
 			snprintf(reason, sizeof(reason), "%s error: %s", who, strerror(-r));
 			session_close(env, s, reason);
 			return;
@@ -2785,7 +2818,9 @@ static void relay_event(struct session_env *env, struct session *s, struct sessi
 		return;
 	}
 	set_events(env, &s->client, interest(&s->c2u, 0, &s->u2c));
-	set_events(env, &s->upstream, interest(&s->u2c, u2c_reserve(env, s), &s->c2u));
+	set_events(env, &s->upstream, interest(&s->u2c, u2c_reserve(env, s), &s->c2u) & ~(c2u_gated(s) ? EPOLLOUT : 0));
+	if (s->cancel && s->cancel->cancel_waiting)
+		cancel_release(env, s);
 	if (kick) {
 		/* the masks are known: what the client sent meanwhile goes on */
 		relay_event(env, s, &s->client, EPOLLIN);
@@ -2824,6 +2859,7 @@ static void start_relay(struct session_env *env, struct session *s)
 	session_login_done(env, s);
 	log_begin(&l, LOG_LEVEL_INFO, "conn.open");
 	log_identity(&l, s);
+	log_str(&l, "upstream_addr", addr_format(&s->up_addrs[s->up_try], buf));
 	log_str(&l, "upstream_local", addr_format(&s->up_local, buf));
 	log_u64(&l, "login_ms", (unsigned long long)elapsed_ms(s));
 	if (s->rec)
@@ -3143,42 +3179,98 @@ static void login_step(struct session_env *env, struct session *s)
 static void begin_login(struct session_env *env, struct session *s);
 static void upstream_tls_step(struct session_env *env, struct session *s);
 
-static int upstream_connect(struct session_env *env, struct session *s)
+/* Starts a connect to the upstream address up_try (closing the socket of the attempt
+ * before it, if any); the end is watched for EPOLLOUT. 0 or -errno. */
+static int upstream_connect_one(struct session_env *env, struct session *s)
 {
 	struct sockaddr_storage ss;
-	socklen_t len = addr_to_sockaddr(&s->dst, &ss);
+	socklen_t len = addr_to_sockaddr(&s->up_addrs[s->up_try], &ss);
 	uint32_t mark = env->cfg->socket_mark;
-	int fd;
+	struct timespec now;
+	int fd, r;
 
+	if (s->upstream.fd >= 0) {
+		close(s->upstream.fd); /* which takes it out of the epoll set too */
+		s->upstream.fd = -1;
+		s->upstream.events = 0;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	s->up_try_since = now.tv_sec;
 	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
 	if (fd == -1)
 		return -errno;
-	/* The loop guard: the connect hook lets marked sockets through untouched. */
-	if (setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) == -1) {
-		int r = -errno;
-
-		close(fd);
-		return r;
-	}
 	s->upstream.fd = fd;
+	/* The loop guard: the connect hook lets marked sockets through untouched. */
+	if (setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) == -1)
+		return -errno;
 	if (connect(fd, (struct sockaddr *)&ss, len) == -1 && errno != EINPROGRESS)
 		return -errno;
-	return watch(env, &s->upstream, EPOLLOUT);
+	if ((r = watch(env, &s->upstream, EPOLLOUT)) < 0)
+		return r;
+	/* an SSL object made for the attempt before reads and writes this socket now */
+	if (s->upstream.ssl && tls_set_fd(s->upstream.ssl, fd) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+/* Connects to the upstream's addresses from up_try on, until one connect is under
+ * way (0), or none could start (-errno of the last). */
+static int upstream_connect(struct session_env *env, struct session *s)
+{
+	char buf[ADDR_STRLEN];
+	int r = -EDESTADDRREQ;
+
+	for (; s->up_try < s->n_up_addrs; s->up_try++) {
+		if ((r = upstream_connect_one(env, s)) == 0)
+			return 0;
+		if (s->up_try + 1 < s->n_up_addrs)
+			log_info("upstream", "id=%llu: upstream '%s' at %s: %s; trying its next address",
+				 (unsigned long long)s->id, s->upstream_name, addr_format(&s->up_addrs[s->up_try], buf),
+				 strerror(-r));
+	}
+	s->up_try = s->n_up_addrs - 1; /* the last one, for messages */
+	return r;
+}
+
+/* The attempt at address up_try failed with err: go on with the next address, or
+ * refuse the session naming the last address and its error. */
+static void upstream_next(struct session_env *env, struct session *s, int err)
+{
+	char buf[ADDR_STRLEN];
+	int r;
+
+	if (s->state == SESSION_CANCELLING && s->up_try + 1 >= s->n_up_addrs) {
+		session_free(env, s); /* nobody to tell: a cancel has no answer */
+		return;
+	}
+	if (s->up_try + 1 < s->n_up_addrs) {
+		log_info("upstream", "id=%llu: upstream '%s' at %s: %s; trying its next address", (unsigned long long)s->id,
+			 s->upstream_name, addr_format(&s->up_addrs[s->up_try], buf), strerror(err));
+		s->up_try++;
+		if ((r = upstream_connect(env, s)) == 0)
+			return;
+		err = -r;
+	}
+	if (s->n_up_addrs > 1)
+		refuse(env, s, "08001", "conn.refused",
+		       "pgtether: cannot reach the database at %s: %s (nor at the %zu address(es) of upstream '%s' before it)",
+		       addr_format(&s->up_addrs[s->up_try], buf), strerror(err), s->n_up_addrs - 1, s->upstream_name);
+	else
+		refuse(env, s, "08001", "conn.refused", "pgtether: cannot reach the database at %s: %s",
+		       addr_format(&s->up_addrs[s->up_try], buf), strerror(err));
 }
 
 static void upstream_connected(struct session_env *env, struct session *s)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
-	char buf[ADDR_STRLEN];
 	int err = 0, one = 1;
 
 	len = sizeof(err);
 	if (getsockopt(s->upstream.fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
 		err = errno;
 	if (err) {
-		refuse(env, s, "08001", "conn.refused", "pgtether: cannot reach the database at %s: %s",
-		       addr_format(&s->dst, buf), strerror(err));
+		upstream_next(env, s, err);
 		return;
 	}
 	setsockopt(s->upstream.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -3190,8 +3282,16 @@ static void upstream_connected(struct session_env *env, struct session *s)
 		uint8_t m[16];
 
 		pgwire_build_cancel_request(m, sizeof(m), s->cancel_pid, s->cancel_secret);
-		send_upstream(s, m, sizeof(m));
-		session_free(env, s); /* PostgreSQL answers a cancel by closing */
+		if (send_upstream(s, m, sizeof(m)) < 0) {
+			session_free(env, s);
+			return;
+		}
+		/* PostgreSQL closes once it has signalled the backend, and libpq, pgx and
+		 * JDBC wait for that close before they send anything more: a client told
+		 * too early could have its next statement cancelled instead. So the
+		 * client's connection closes when the server's does (cancel_done). */
+		s->cancel_sent = true;
+		set_events(env, &s->upstream, EPOLLIN);
 		return;
 	}
 	if (s->upstream.ssl) {
@@ -3288,6 +3388,15 @@ static void identity_string(const struct session *s, char *out, size_t cap)
 		snprintf(out + n, cap - (size_t)n, ";iss=%s;sub=%s", s->token_iss, s->token_sub);
 }
 
+static void cancel_forward(struct session_env *env, struct session *c);
+
+/* Everything t's client sent is with the server (none of it partial, held, or
+ * queued behind pgtether's own catalog query, which a cancel would hit instead). */
+static bool cancel_can_go(const struct session *t)
+{
+	return t->c2u.off == t->c2u.ready && t->c2u.ready == t->c2u.len && !t->lookup_active;
+}
+
 /* A CancelRequest: find the session it names (same key, same workload cgroup) and
  * forward the real key to its upstream. Unknown keys are dropped silently, as
  * PostgreSQL does. */
@@ -3295,8 +3404,6 @@ static void handle_cancel(struct session_env *env, struct session *s, const uint
 {
 	uint32_t pid = pgwire_get32(pkt + 8), secret = pgwire_get32(pkt + 12);
 	struct session *t;
-	char buf[ADDR_STRLEN];
-	int r;
 
 	for (t = env->head; t; t = t->next) {
 		if (t == s || t->state != SESSION_RELAYING || !t->have_up_key || t->key_pid != pid)
@@ -3321,13 +3428,120 @@ static void handle_cancel(struct session_env *env, struct session *s, const uint
 	}
 	s->cancel_pid = t->up_pid;
 	s->cancel_secret = t->up_secret;
-	s->dst = t->dst;
-	log_info("cancel", "id=%llu forwards a cancel of session %llu to %s", (unsigned long long)s->id,
-		 (unsigned long long)t->id, addr_format(&t->dst, buf));
+	s->cancel_of = t->id;
+	/* the server that runs the backend: the address t is connected to, alone */
+	s->up_addrs[0] = t->up_addrs[t->up_try];
+	s->n_up_addrs = 1;
+	s->up_try = 0;
 	s->state = SESSION_CANCELLING;
 	set_events(env, &s->client, 0);
-	if ((r = upstream_connect(env, s)) < 0)
+	/*
+	 * PostgreSQL drops a cancel that reaches an idle backend, and the client sent
+	 * what it cancels before it opened this connection: those bytes must reach the
+	 * server first. Take what t's client has sent already; what of it cannot be
+	 * written upstream yet, the cancel waits for (cancel_release).
+	 */
+	if (!t->c2u.eof)
+		relay_event(env, t, &t->client, EPOLLIN);
+	if (t->dead || t->state != SESSION_RELAYING || t->draining) {
 		session_free(env, s);
+		return;
+	}
+	if (t->cancel) {
+		/* one under way already does what this one asks */
+		session_free(env, s);
+		return;
+	}
+	s->cancel_for = t;
+	t->cancel = s;
+	if (!cancel_can_go(t)) {
+		s->cancel_waiting = true;
+		return;
+	}
+	cancel_forward(env, s);
+}
+
+/* The cancel c goes to the backend's server now. */
+static void cancel_forward(struct session_env *env, struct session *c)
+{
+	struct session *t = c->cancel_for;
+	char buf[ADDR_STRLEN];
+
+	c->cancel_waiting = false;
+	c->cancel_sent = false;
+	c->cancel_inflight = true;
+	c->cancel_busy = t && (t->pending_count > 0 || t->c_unsynced);
+	c->cancel_rfq = t ? t->rfq_count : 0;
+	c->up_try = 0;
+	if (c->cancel_tries++ == 0)
+		log_info("cancel", "id=%llu forwards a cancel of session %llu to %s", (unsigned long long)c->id,
+			 (unsigned long long)c->cancel_of, addr_format(&c->up_addrs[0], buf));
+	if (upstream_connect(env, c) < 0)
+		session_free(env, c);
+}
+
+/* After t sent client bytes upstream: a cancel that waited for them goes now. */
+static void cancel_release(struct session_env *env, struct session *t)
+{
+	if (cancel_can_go(t))
+		cancel_forward(env, t->cancel);
+}
+
+/* The cancel of t is done: what t's client sent meanwhile goes on. */
+static void cancel_ungate(struct session_env *env, struct session *t)
+{
+	if (t->state == SESSION_RELAYING && t->c2u.ready > t->c2u.off)
+		relay_event(env, t, &t->upstream, EPOLLOUT);
+}
+
+/*
+ * The server closed the cancel connection: it has signalled the backend. A backend
+ * that was still reading the query (it had not been scheduled since the bytes
+ * arrived) drops the signal, as an idle one does; while that query is outstanding
+ * (no ReadyForQuery since), the cancel goes again. Nothing sent after it can be
+ * hit: t's client waits (c2u_gated) until the last try is closed.
+ */
+static bool cancel_again(const struct session *c)
+{
+	const struct session *t = c->cancel_for;
+
+	return t && c->cancel_busy && t->rfq_count == c->cancel_rfq && elapsed_ms(c) < SESSION_CANCEL_RETRY_FOR_MS;
+}
+
+/* The next try, SESSION_CANCEL_RETRY_MS from now: a timerfd takes the place of the
+ * closed upstream socket (cancel_forward replaces it). 0 or -errno. */
+static int cancel_retry_later(struct session_env *env, struct session *c)
+{
+	struct itimerspec its = { .it_value = { 0, SESSION_CANCEL_RETRY_MS * 1000000L } };
+	int fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+
+	if (fd == -1)
+		return -errno;
+	if (timerfd_settime(fd, 0, &its, NULL) == -1) {
+		close(fd);
+		return -errno;
+	}
+	close(c->upstream.fd);
+	c->upstream.fd = fd;
+	c->upstream.events = 0;
+	c->cancel_sent = false;
+	c->cancel_timer = true;
+	return watch(env, &c->upstream, EPOLLIN);
+}
+
+static void cancel_done(struct session_env *env, struct session *c)
+{
+	if (cancel_again(c)) {
+		/* the first again at once (the error may just be on its way), then spaced:
+		 * a backend not scheduled for a while gets the while */
+		if (c->cancel_tries < 2 || cancel_retry_later(env, c) < 0)
+			cancel_forward(env, c);
+		return;
+	}
+	if (c->cancel_tries > 1)
+		log_info("cancel", "id=%llu: the cancel of session %llu took %u tries", (unsigned long long)c->id,
+			 (unsigned long long)c->cancel_of, c->cancel_tries);
+	session_free(env, c); /* and the client's connection closes: its cancel is done */
 }
 
 /* Keeps a startup parameter to pass on once the identity is known. */
@@ -3397,8 +3611,11 @@ static void handle_startup(struct session_env *env, struct session *s, const uin
 			/* SQL_ASCII (psql under the C locale) is rewritten: UTF8 is a superset
 			 * and the server tells the client with ParameterStatus. Others would
 			 * make the bytes policy reads differ from the bytes the client meant. */
-			if (strcasecmp(v, "UTF8") && strcasecmp(v, "UTF-8") && strcasecmp(v, "UNICODE") &&
-			    strcasecmp(v, "SQL_ASCII")) {
+			char enc[16];
+
+			/* spelled as the server compares them: asyncpg sends 'utf-8' */
+			if (!pgwire_encoding_key(v, enc, sizeof(enc)) ||
+			    (strcmp(enc, "utf8") && strcmp(enc, "unicode") && strcmp(enc, "sqlascii"))) {
 				refuse(env, s, "22023", "conn.refused",
 				       "pgtether: client_encoding \"%s\" is not supported; use UTF8 (PGCLIENTENCODING=UTF8)", v);
 				return;
@@ -3479,7 +3696,7 @@ static void handle_startup(struct session_env *env, struct session *s, const uin
 static void connect_upstream(struct session_env *env, struct session *s)
 {
 	struct pgwire_param outp[72];
-	char app[128], identity[1024], buf[ADDR_STRLEN];
+	char app[128], identity[1024];
 	struct config_upstream *u = config_upstream_named(env->cfg, s->upstream_name);
 	uint8_t m[PGWIRE_STARTUP_MAX];
 	size_t nout = 0, n;
@@ -3529,9 +3746,15 @@ static void connect_upstream(struct session_env *env, struct session *s)
 	s->key_pid = (s->key_pid & 0x3fffffff) | 1; /* a positive, non-zero "pid" */
 	s->state = SESSION_CONNECTING;
 	set_events(env, &s->client, 0);
+	{
+		const struct addr *a;
+
+		s->n_up_addrs = config_upstream_addrs(u, &a);
+		memcpy(s->up_addrs, a, s->n_up_addrs * sizeof(*a));
+		s->up_try = 0;
+	}
 	if ((r = upstream_connect(env, s)) < 0) {
-		refuse(env, s, "08001", "conn.refused", "pgtether: cannot reach the database at %s: %s",
-		       addr_format(&s->dst, buf), strerror(-r));
+		upstream_next(env, s, -r);
 		return;
 	}
 	/* The SSL object holds a reference to the context: a reload in between
@@ -4228,11 +4451,32 @@ void session_event(struct session_env *env, struct session_end *end, uint32_t ev
 			session_free(env, s);
 		break;
 	case SESSION_CONNECTING:
-	case SESSION_CANCELLING:
 		if (end == &s->upstream)
 			upstream_connected(env, s);
 		else if (events & (EPOLLHUP | EPOLLERR))
 			session_free(env, s); /* the client gave up before the upstream answered */
+		break;
+	case SESSION_CANCELLING:
+		if (end == &s->upstream && s->cancel_timer) {
+			s->cancel_timer = false;
+			if (cancel_again(s))
+				cancel_forward(env, s);
+			else
+				cancel_done(env, s);
+		} else if (end == &s->upstream && s->cancel_sent) {
+			uint8_t b[64];
+			ssize_t n = recv(s->upstream.fd, b, sizeof(b), 0);
+
+			if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+				cancel_done(env, s);
+		} else if (end == &s->upstream) {
+			upstream_connected(env, s);
+		} else if ((events & (EPOLLHUP | EPOLLERR)) && s->client.fd >= 0) {
+			/* a client may hang up once its CancelRequest is sent, and PostgreSQL
+			 * still cancels: so does pgtether */
+			close(s->client.fd);
+			s->client.fd = -1;
+		}
 		break;
 	case SESSION_LOGIN:
 		if (end == &s->upstream) {
@@ -4268,6 +4512,15 @@ void session_event(struct session_env *env, struct session_end *end, uint32_t ev
 		set_events(env, &s->client, (s->in.eof ? 0 : EPOLLIN) | (s->u2c.len ? EPOLLOUT : 0));
 		break;
 	}
+}
+
+/* Seconds one connect attempt may take when more addresses are left: login_timeout
+ * shared among them, so every address gets its turn before the login times out. */
+static time_t upstream_try_timeout(const struct session_env *env, const struct session *s)
+{
+	time_t t = (time_t)(env->cfg->login_timeout / s->n_up_addrs);
+
+	return t > 0 ? t : 1;
 }
 
 void session_tick(struct session_env *env)
@@ -4316,7 +4569,10 @@ void session_tick(struct session_env *env)
 		    age >= (time_t)env->cfg->login_timeout)
 			refuse(env, s, "08001", "conn.refused",
 			       "pgtether: cannot reach the database at %s: %s timed out",
-			       addr_format(&s->dst, buf), s->state == SESSION_LOGIN ? "login" : "connection");
+			       addr_format(&s->up_addrs[s->up_try], buf), s->state == SESSION_LOGIN ? "login" : "connection");
+		else if (s->state == SESSION_CONNECTING && s->up_try + 1 < s->n_up_addrs &&
+			 now.tv_sec - s->up_try_since >= upstream_try_timeout(env, s))
+			upstream_next(env, s, ETIMEDOUT); /* an address that drops SYNs leaves time for the next */
 		else if (s->state == SESSION_RELAYING && s->held_id && !s->held_decision &&
 			 time(NULL) - s->held_since >= (time_t)s->held_timeout) {
 			char err[160];
@@ -4339,7 +4595,9 @@ void session_tick(struct session_env *env)
 			s->client.fd = -1;
 			session_free(env, s);
 			session_turn_away(fd, s->refuse_sqlstate, s->refuse_msg);
-		} else if ((s->state == SESSION_REFUSING || s->state == SESSION_CANCELLING) &&
+		} else if (s->state == SESSION_CANCELLING && s->cancel_waiting && age >= SESSION_CANCEL_WAIT_S)
+			cancel_forward(env, s); /* the bytes before it still wait for room upstream */
+		else if ((s->state == SESSION_REFUSING || s->state == SESSION_CANCELLING) &&
 			 age >= SESSION_REFUSE_TIMEOUT_S)
 			session_free(env, s);
 	}

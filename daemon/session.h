@@ -61,6 +61,9 @@
 #define SESSION_MAX_CAPPED 16
 #define SESSION_CAPPED_TIMEOUT_S 2
 #define SESSION_ORIGINS_CHECK_S 10
+#define SESSION_CANCEL_WAIT_S 2        /* a cancel waits this long for the bytes before it to go */
+#define SESSION_CANCEL_RETRY_MS 20     /* a cancel the backend did not act on goes again */
+#define SESSION_CANCEL_RETRY_FOR_MS 2000 /* ... this long after the client sent it, at most */
 
 struct sockdiag;
 
@@ -156,6 +159,11 @@ struct session {
 	 * ParameterStatus (sqlclass reads a backslash both ways whatever they say) */
 	char scs[8];                     /* standard_conforming_strings */
 	char client_encoding[32];
+	/* the upstream's own addresses (config_upstream_addrs), tried in turn; the
+	 * destination the workload dialed (dst) only chose the upstream */
+	struct addr up_addrs[CONFIG_MAX_RESOLVED];
+	size_t n_up_addrs, up_try;       /* how many; the one connected or being tried */
+	time_t up_try_since;             /* CLOCK_MONOTONIC s that attempt began */
 
 	/* relay */
 	struct pgwire_scan cscan, sscan;
@@ -165,6 +173,7 @@ struct session {
 	uint8_t tx_status;               /* of the last ReadyForQuery: 'I', 'T' or 'E' */
 	uint8_t last_server_type;
 	bool c_unsynced;                 /* extended-query messages sent since the last Sync */
+	bool c_terminated;               /* the client sent Terminate ('X') upstream */
 	unsigned refusals_owed;          /* 'F' entries in pending */
 	unsigned negotiations;           /* SSLRequest/GSSENCRequest seen */
 	uint8_t pending[SESSION_MAX_PENDING]; /* ring: 'S' server answer due, 'F' refusal */
@@ -247,6 +256,17 @@ struct session {
 
 	/* cancel */
 	uint32_t cancel_pid, cancel_secret;
+	uint64_t cancel_of;              /* the id of the session it cancels, for logs */
+	struct session *cancel_for;      /* a cancel: the session it cancels */
+	struct session *cancel;          /* a session: the cancel of it under way */
+	bool cancel_waiting;             /* waits for the bytes before it to go upstream */
+	bool cancel_inflight;            /* forwarded, and the server has not closed yet */
+	bool cancel_sent;                /* the CancelRequest went upstream: await its close */
+	bool cancel_busy;                /* its session had a query outstanding when sent */
+	uint32_t cancel_rfq;             /* that session's rfq_count then */
+	unsigned cancel_tries;
+	bool cancel_timer;               /* upstream.fd is the timerfd of the next try */
+	uint32_t rfq_count;              /* ReadyForQuery messages the server sent */
 
 	char refuse_sqlstate[6];
 	char refuse_msg[512];

@@ -138,6 +138,11 @@ SSL *tls_upstream_new(const struct config_upstream *u, int fd)
 	return ssl;
 }
 
+int tls_set_fd(SSL *ssl, int fd)
+{
+	return SSL_set_fd(ssl, fd) == 1 ? 0 : -ENOMEM;
+}
+
 SSL *tls_client_new(const struct config *c, int fd, int direct)
 {
 	SSL *ssl = SSL_new(c->client_ssl_ctx);

@@ -33,6 +33,10 @@ void tls_release(struct config *c);
  * tls mode says. NULL on failure. */
 SSL *tls_upstream_new(const struct config_upstream *u, int fd);
 
+/* Points ssl, before its handshake, at another socket: the connect to one of the
+ * upstream's addresses failed and the next one is tried. 0 or -ENOMEM. */
+int tls_set_fd(SSL *ssl, int fd);
+
 /* A new server-side SSL for a client on fd; direct: ALPN "postgresql" required. */
 SSL *tls_client_new(const struct config *c, int fd, int direct);
 

@@ -12,8 +12,11 @@ packages=(
   libcmocka-dev bats jq python3 iproute2 procps openssl util-linux
   # service and docs checks: systemd-analyze, man
   systemd man-db groff-base
-  # real clients for the compatibility tests (node-postgres comes from npm, below)
-  python3-psycopg nodejs
+  # real clients for the compatibility tests (node-postgres comes from npm, below):
+  # psycopg, asyncpg, Go's lib/pq and pgx (built offline from Debian's sources), JDBC
+  python3-psycopg python3-asyncpg nodejs
+  golang-go golang-github-lib-pq-dev golang-github-jackc-pgx-v4-dev
+  default-jdk-headless libpostgresql-jdbc-java
   # the policy schema check
   python3-jsonschema
   # a real PostgreSQL 15 for the integration tests and the demo (never the system service)

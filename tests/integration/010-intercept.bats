@@ -55,12 +55,14 @@ teardown_file() {
   [ "$(pgt_log_count conn.refused)" = 0 ]
 }
 
+# [::1] is an alias of the upstream: pgtetherd connects to its address, 127.0.0.1
 @test "IPv6 destinations are intercepted" {
   run pgt_in "$PGT_CG/t6" psql -X "host=::1 port=$PG_PORT" -Atq -c "select inet_client_addr()"
   echo "$output"
   [ "$status" -eq 0 ]
-  [ "$output" = "::1" ]
+  [ "$output" = "127.0.0.1" ]
   [ "$(pgt_log_count conn.open "dst=[::1]:$PG_PORT family=ipv6")" = 1 ]
+  [ "$(pgt_log_field conn.open "cgroup=$PGT_CG/t6 " upstream_addr)" = "127.0.0.1:$PG_PORT" ]
 }
 
 @test "IPv4-mapped IPv6 destinations are intercepted" {

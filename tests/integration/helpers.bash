@@ -55,7 +55,9 @@ pgt_write_credentials() {
 }
 
 # pgt_write_config FAIL_MODE [CGROUPS_JSON_ARRAY] [TARGETS_JSON_ARRAY] [MORE_UPSTREAMS]
-# $PGT_EXTRA_CONFIG, when set, adds top-level members ("key": value, ...). Unless
+# $PGT_EXTRA_CONFIG, when set, adds top-level members ("key": value, ...).
+# $PGT_MAIN_ADDRESS and $PGT_MAIN_ALIASES (a JSON array) replace the "main" upstream's
+# address (127.0.0.1:$PG_PORT) and aliases ([::1]:$PG_PORT). Unless
 # $PGT_OWN_POLICY is set, the policy is rewritten to the tests' default (below).
 pgt_write_config() {
   cat >"$PGT_CONF" <<JSON
@@ -72,7 +74,7 @@ pgt_write_config() {
   "sessions_dir": "$PGT_TMP/sessions",${PGT_EXTRA_CONFIG:+
   $PGT_EXTRA_CONFIG,}
   "upstreams": {
-    "main": { "address": "127.0.0.1:$PG_PORT", "aliases": ["[::1]:$PG_PORT"], "tls": "disable", "role": "app" }${4:+,
+    "main": { "address": "${PGT_MAIN_ADDRESS:-127.0.0.1:$PG_PORT}", "aliases": ${PGT_MAIN_ALIASES:-[\"[::1]:$PG_PORT\"]}, "tls": "disable", "role": "app" }${4:+,
     $4}
   }
 }

@@ -201,6 +201,19 @@ static void test_upstreams(void **state)
 	addr_parse("127.0.0.1:6000", &a);
 	assert_ptr_equal(config_upstream_for(&c, &a), &c.upstreams[1]);
 	assert_string_equal(addr_format(&c.upstreams[1].address, buf), "127.0.0.1:6000");
+	/* where pgtetherd connects: the address (what the name resolved to), never an alias */
+	{
+		const struct addr *to;
+
+		assert_int_equal(config_upstream_addrs(&c.upstreams[0], &to), 1);
+		assert_string_equal(addr_format(&to[0], buf), "127.0.0.2:5432");
+		assert_int_equal(config_upstream_addrs(&c.upstreams[1], &to), 1);
+		assert_string_equal(addr_format(&to[0], buf), "127.0.0.1:6000");
+		c.upstreams[1].n_resolved = 0; /* not resolved (yet): its parsed address */
+		assert_int_equal(config_upstream_addrs(&c.upstreams[1], &to), 1);
+		assert_ptr_equal(to, &c.upstreams[1].address);
+		c.upstreams[1].n_resolved = 1;
+	}
 	/* credentials: every upstream's role needs its password */
 	static const char creds[] = "{\"main\": {\"app\": \"s1\", \"app_ro\": \"s3\"}, \"byname\": {\"ro\": \"s2\"}}";
 	assert_int_equal(config_parse_credentials(&c, "cred.json", creds, strlen(creds), err), 0);

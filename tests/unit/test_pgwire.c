@@ -322,6 +322,21 @@ static void test_startup_params_round_trip(void **state)
 	assert_int_equal(pgwire_build_startup(buf, 10, in, 3), 0);
 }
 
+static void test_encoding_key(void **state)
+{
+	char out[16];
+
+	(void)state;
+	assert_string_equal(pgwire_encoding_key("UTF8", out, sizeof(out)), "utf8");
+	assert_string_equal(pgwire_encoding_key("utf-8", out, sizeof(out)), "utf8");
+	assert_string_equal(pgwire_encoding_key("'utf-8'", out, sizeof(out)), "utf8"); /* asyncpg */
+	assert_string_equal(pgwire_encoding_key("SQL_ASCII", out, sizeof(out)), "sqlascii");
+	assert_string_equal(pgwire_encoding_key("LATIN1", out, sizeof(out)), "latin1");
+	assert_string_equal(pgwire_encoding_key("", out, sizeof(out)), "");
+	assert_null(pgwire_encoding_key("utf8utf8utf8utf8", out, sizeof(out))); /* no room for the NUL */
+	assert_string_equal(pgwire_encoding_key("u-t-f-8-", out, 5), "utf8");
+}
+
 static void test_builders(void **state)
 {
 	uint8_t b[64];
@@ -356,6 +371,7 @@ int main(void)
 		cmocka_unit_test(test_scan_every_split_point),
 		cmocka_unit_test(test_scan_rejects_bad_lengths),
 		cmocka_unit_test(test_startup_params_round_trip),
+		cmocka_unit_test(test_encoding_key),
 		cmocka_unit_test(test_builders),
 	};
 
