@@ -608,10 +608,12 @@ static void stmt_out(struct outwalk *o, json_t *wrapped, bool kept);
 
 static void with_out(struct outwalk *o, json_t *with, bool kept)
 {
-	json_t *cte;
+	json_t *cte, *w = json_object_get(with, "WithClause");
 	size_t i;
 
-	json_array_foreach(json_object_get(json_object_get(with, "WithClause"), "ctes"), i, cte)
+	/* a SelectStmt's or a write's withClause is a WithClause unwrapped (libpg_query
+	 * wraps only fields typed Node *) */
+	json_array_foreach(json_object_get(w ? w : with, "ctes"), i, cte)
 		stmt_out(o, json_object_get(json_object_get(cte, "CommonTableExpr"), "ctequery"), kept);
 }
 
@@ -678,6 +680,8 @@ static void stmt_out(struct outwalk *o, json_t *wrapped, bool kept)
 		stmt_out(o, json_object_get(b, "selectStmt"), false);
 		if (!strcmp(type, "UpdateStmt"))
 			target_list_out(o, json_object_get(b, "targetList"), false);
+		/* ON CONFLICT DO UPDATE SET note = (SELECT email ...) writes it too */
+		target_list_out(o, json_object_get(json_object_get(b, "onConflictClause"), "targetList"), false);
 		target_list_out(o, json_object_get(b, "returningList"), true);
 	} else if (!strcmp(type, "MergeStmt") || !strcmp(type, "RuleStmt")) {
 		expr_out(o, b);

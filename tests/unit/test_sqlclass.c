@@ -239,6 +239,12 @@ static void test_output_references(void **state)
 		{ "SELECT u.email FROM users u JOIN orders o ON o.uid = u.id WHERE u.email LIKE 'a%'", "", "" },
 		{ "SELECT e FROM (SELECT email AS e FROM users) s", "", "" },
 		{ "WITH x AS (SELECT email FROM users) SELECT * FROM x", "", "" },
+		/* a CTE's body is walked: its withClause is not a wrapped node */
+		{ "WITH x AS (SELECT lower(email) AS e FROM users) SELECT e FROM x", "email", "" },
+		{ "WITH RECURSIVE x AS (SELECT email FROM users UNION ALL SELECT email FROM x) SELECT email FROM x",
+		  "email", "" },
+		{ "WITH x AS (SELECT upper(email) AS e FROM users) INSERT INTO t SELECT e FROM x", "email,e", "" },
+		{ "INSERT INTO o VALUES (1) ON CONFLICT (id) DO UPDATE SET note = (SELECT email FROM users)", "email", "" },
 		{ "SELECT upper(email) FROM users", "email", "" },
 		{ "SELECT email::text FROM users", "email", "" },
 		{ "SELECT (SELECT email FROM users LIMIT 1)", "email", "" },

@@ -1,0 +1,75 @@
+#!/usr/bin/env bats
+# Attacks on the channels a masked value could leave a masked session by, tried as a
+# workload would: RETURNING of another table's write, ON CONFLICT, constraint errors
+# of unmasked tables fed from masked ones, COPY of computed columns, EXPLAIN, cursors.
+
+load helpers
+
+setup_file() {
+  export PGT_OWN_POLICY=1
+  pgt_setup_world
+  pgt_psql <<'SQL'
+create table customers (id int primary key, email text unique, name text not null);
+insert into customers values (42, 'alice@example.com', 'Alice'), (43, 'bob@example.org', 'Bob');
+create table orders (id int primary key, customer int, note text);
+insert into orders values (1, 42, 'n');
+create table notes (t text check (length(t) < 5));
+create table shortc (t varchar(3));
+create function getmail(int) returns text language sql as $$ select email from customers where id = $1 $$;
+create function rows_of() returns setof customers language sql as $$ select * from customers $$;
+create function mystats() returns setof pg_stats language sql as $$ select * from pg_stats $$;
+grant all on customers, orders, notes, shortc to app;
+grant execute on function getmail(int), rows_of(), mystats() to app;
+analyze customers;
+SQL
+  mkdir -p "$PGT_TMP/policy.d"
+  cat >"$PGT_TMP/policy.d/10-mask.json" <<JSON
+{ "rules": [
+  { "name": "masked", "match": { "cgroup": "$PGT_CG/masked/**" }, "token": { "source": "none" }, "upstream": "main",
+    "mask": [ { "column": "public.customers.email", "strategy": "email" } ] } ] }
+JSON
+  pgt_write_config closed
+  pgt_start_daemon
+}
+
+teardown_file() {
+  pgt_teardown_world
+}
+
+masked() { pgt_in "$PGT_CG/masked/$1" psql -X -h 127.0.0.1 -p "$PG_PORT" -At -v VERBOSITY=verbose "${@:2}"; }
+noleak() { echo "$output"; [[ "$output" != *alice@* && "$output" != *bob@* ]]; }
+
+@test "a value computed from a masked column inside a CTE, or a set operation in a CTE, does not leave unmasked" {
+  run masked cte -c "WITH x AS (SELECT lower(email) AS e FROM customers) SELECT e FROM x"
+  noleak
+  [[ "$output" == *"42501"* ]]
+  run masked cte -c "WITH RECURSIVE x AS (SELECT email FROM customers UNION ALL SELECT email FROM x WHERE false) SELECT email FROM x"
+  noleak
+  [[ "$output" == *"42501"* ]]
+  run masked cte -c "WITH x AS (SELECT email FROM customers UNION SELECT note FROM orders) SELECT * FROM x"
+  noleak
+  [[ "$output" == *"42501"* ]]
+  # a CTE of a write, and one in the SELECT an INSERT copies from
+  run masked cte -c "WITH x AS (SELECT lower(email) AS e FROM customers) INSERT INTO notes SELECT left(e, 3) FROM x"
+  echo "$output"
+  [[ "$output" == *"42501"* ]]
+  run masked cte -c "INSERT INTO notes WITH x AS (SELECT upper(email) AS e FROM customers) SELECT left(e, 3) FROM x"
+  echo "$output"
+  [[ "$output" == *"42501"* ]]
+  [ "$(pgt_psql -Atc 'select count(*) from notes')" = 0 ]
+  # a CTE that keeps the column's identity is masked by its RowDescription
+  run masked cte -c "WITH x AS (SELECT email FROM customers) SELECT email FROM x ORDER BY 1"
+  noleak
+  [[ "$output" == *"@"* ]]
+}
+
+@test "a masked value copied by ON CONFLICT DO UPDATE SET into a table that is not masked is denied" {
+  run masked conflict -c "INSERT INTO orders VALUES (1, 42, 'n') ON CONFLICT (id) DO UPDATE SET note = (SELECT email FROM customers WHERE id = 42)" \
+    -c "SELECT note FROM orders WHERE id = 1"
+  noleak
+  [[ "$output" == *"42501"* ]]
+  run masked conflict -c "INSERT INTO orders VALUES (1, 42, 'n') ON CONFLICT (id) DO UPDATE SET note = (SELECT lower(email) FROM customers WHERE id = 42) RETURNING note"
+  noleak
+  [[ "$output" == *"42501"* ]]
+  [ "$(pgt_psql -Atc 'select note from orders where id = 1')" = n ]
+}
