@@ -319,8 +319,8 @@ static void on_object(struct walk *w, const char *key, json_t *v)
 	if ((!strcmp(key, "UpdateStmt") && json_object_get(v, "fromClause")) ||
 	    (!strcmp(key, "DeleteStmt") && json_object_get(v, "usingClause")) || !strcmp(key, "MergeStmt"))
 		w->cls |= SQL_READ; /* rows of other tables decide what is written */
-	else if (!strcmp(key, "SelectStmt") && json_object_get(v, "intoClause"))
-		w->cls |= SQL_WRITE | SQL_DDL;
+	else if ((!strcmp(key, "SelectStmt") && json_object_get(v, "intoClause")) || !strcmp(key, "CreateTableAsStmt"))
+		w->cls |= SQL_WRITE | SQL_DDL; /* EXPLAIN ANALYZE CREATE TABLE / MATERIALIZED VIEW ... AS creates it */
 	else if (!strcmp(key, "SelectStmt") && !(json_object_get(v, "valuesLists") && !json_object_get(v, "targetList")))
 		w->cls |= SQL_READ; /* a bare VALUES list (INSERT ... VALUES) reads nothing */
 	else if (!strcmp(key, "FuncCall")) {
@@ -689,6 +689,15 @@ static void stmt_out(struct outwalk *o, json_t *wrapped, bool kept)
 		stmt_out(o, json_object_get(b, "query"), false);
 	} else if (!strcmp(type, "DeclareCursorStmt") || !strcmp(type, "PrepareStmt")) {
 		stmt_out(o, json_object_get(b, "query"), kept);
+	} else if (!strcmp(type, "ExplainStmt")) {
+		/* ANALYZE runs what it explains, and shows none of its rows: only what that
+		 * writes leaves (EXPLAIN ANALYZE INSERT INTO t SELECT lower(email) ...) */
+		json_t *q = json_object_get(b, "query"), *sel = json_object_get(q, "SelectStmt");
+
+		if (sel)
+			with_out(o, json_object_get(sel, "withClause"), true);
+		else
+			stmt_out(o, q, kept);
 	}
 }
 

@@ -26,7 +26,9 @@ SQL
   cat >"$PGT_TMP/policy.d/10-mask.json" <<JSON
 { "rules": [
   { "name": "masked", "match": { "cgroup": "$PGT_CG/masked/**" }, "token": { "source": "none" }, "upstream": "main",
-    "mask": [ { "column": "public.customers.email", "strategy": "email" } ] } ] }
+    "mask": [ { "column": "public.customers.email", "strategy": "email" } ] },
+  { "name": "rw", "match": { "cgroup": "$PGT_CG/rw/**" }, "token": { "source": "none" }, "upstream": "main",
+    "statements": { "allow": ["read", "write", "transaction", "session"] } } ] }
 JSON
   pgt_write_config closed
   pgt_start_daemon
@@ -37,6 +39,7 @@ teardown_file() {
 }
 
 masked() { pgt_in "$PGT_CG/masked/$1" psql -X -h 127.0.0.1 -p "$PG_PORT" -At -v VERBOSITY=verbose "${@:2}"; }
+rw() { pgt_in "$PGT_CG/rw/$1" psql -X -h 127.0.0.1 -p "$PG_PORT" -At "${@:2}"; }
 noleak() { echo "$output"; [[ "$output" != *alice@* && "$output" != *bob@* ]]; }
 
 @test "a value computed from a masked column inside a CTE, or a set operation in a CTE, does not leave unmasked" {
@@ -72,4 +75,33 @@ noleak() { echo "$output"; [[ "$output" != *alice@* && "$output" != *bob@* ]]; }
   noleak
   [[ "$output" == *"42501"* ]]
   [ "$(pgt_psql -Atc 'select note from orders where id = 1')" = n ]
+}
+
+@test "EXPLAIN ANALYZE of a write copies no masked value into a table that is not masked" {
+  run masked explain -c "EXPLAIN (ANALYZE, COSTS OFF) INSERT INTO notes SELECT left(lower(email), 3) FROM customers"
+  echo "$output"
+  [[ "$output" == *"42501"* ]]
+  run masked explain -c "EXPLAIN ANALYZE UPDATE orders o SET note = c.email FROM customers c WHERE c.id = o.customer"
+  echo "$output"
+  [[ "$output" == *"42501"* ]]
+  run masked explain -c "EXPLAIN ANALYZE CREATE TEMP TABLE leak AS SELECT lower(email) AS e FROM customers" \
+    -c "SELECT e FROM leak"
+  noleak
+  [ "$(pgt_psql -Atc 'select count(*) from notes')" = 0 ]
+  [ "$(pgt_psql -Atc 'select note from orders where id = 1')" = n ]
+  # explaining a read shows no rows: allowed
+  run masked explain -c "EXPLAIN (ANALYZE, VERBOSE, COSTS OFF, TIMING OFF) SELECT lower(email) FROM customers"
+  noleak
+  [[ "$output" == *"Output: lower(email)"* ]]
+}
+
+@test "EXPLAIN ANALYZE CREATE TABLE / MATERIALIZED VIEW AS is DDL: denied where the rule does not allow it" {
+  run rw ctas -c "EXPLAIN (ANALYZE, COSTS OFF) CREATE TEMP TABLE made AS SELECT 1 AS x" -c "SELECT 'made', x FROM made"
+  echo "$output"
+  [[ "$output" == *"class ddl is not allowed"* ]]
+  [[ "$output" != *"made|1"* ]]
+  run rw ctas -c "EXPLAIN (ANALYZE) CREATE MATERIALIZED VIEW madev AS SELECT 1 AS x"
+  echo "$output"
+  [[ "$output" == *"class ddl is not allowed"* ]]
+  [ "$(pgt_psql -Atc "select count(*) from pg_class where relname in ('made', 'madev')")" = 0 ]
 }
