@@ -319,6 +319,8 @@ static void on_object(struct walk *w, const char *key, json_t *v)
 	if ((!strcmp(key, "UpdateStmt") && json_object_get(v, "fromClause")) ||
 	    (!strcmp(key, "DeleteStmt") && json_object_get(v, "usingClause")) || !strcmp(key, "MergeStmt"))
 		w->cls |= SQL_READ; /* rows of other tables decide what is written */
+	if (!strcmp(key, "GrantStmt") || !strcmp(key, "GrantRoleStmt"))
+		w->cls |= SQL_GRANT; /* CREATE SCHEMA s GRANT ALL ON public.t TO public grants on any table */
 	else if ((!strcmp(key, "SelectStmt") && json_object_get(v, "intoClause")) || !strcmp(key, "CreateTableAsStmt"))
 		w->cls |= SQL_WRITE | SQL_DDL; /* EXPLAIN ANALYZE CREATE TABLE / MATERIALIZED VIEW ... AS creates it */
 	else if (!strcmp(key, "SelectStmt") && !(json_object_get(v, "valuesLists") && !json_object_get(v, "targetList")))

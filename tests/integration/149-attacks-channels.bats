@@ -21,6 +21,11 @@ create function mystats() returns setof pg_stats language sql as $$ select * fro
 grant all on customers, orders, notes, shortc to app;
 grant execute on function getmail(int), rows_of(), mystats() to app;
 analyze customers;
+grant create on database postgres to app;
+create table app_own (secret text);
+insert into app_own values ('hidden');
+alter table app_own owner to app;
+create role other login;
 SQL
   mkdir -p "$PGT_TMP/policy.d"
   cat >"$PGT_TMP/policy.d/10-mask.json" <<JSON
@@ -28,7 +33,9 @@ SQL
   { "name": "masked", "match": { "cgroup": "$PGT_CG/masked/**" }, "token": { "source": "none" }, "upstream": "main",
     "mask": [ { "column": "public.customers.email", "strategy": "email" } ] },
   { "name": "rw", "match": { "cgroup": "$PGT_CG/rw/**" }, "token": { "source": "none" }, "upstream": "main",
-    "statements": { "allow": ["read", "write", "transaction", "session"] } } ] }
+    "statements": { "allow": ["read", "write", "transaction", "session"] } },
+  { "name": "ddl", "match": { "cgroup": "$PGT_CG/ddl/**" }, "token": { "source": "none" }, "upstream": "main",
+    "statements": { "allow": ["read", "ddl", "transaction", "session"] } } ] }
 JSON
   pgt_write_config closed
   pgt_start_daemon
@@ -40,6 +47,7 @@ teardown_file() {
 
 masked() { pgt_in "$PGT_CG/masked/$1" psql -X -h 127.0.0.1 -p "$PG_PORT" -At -v VERBOSITY=verbose "${@:2}"; }
 rw() { pgt_in "$PGT_CG/rw/$1" psql -X -h 127.0.0.1 -p "$PG_PORT" -At "${@:2}"; }
+ddl() { pgt_in "$PGT_CG/ddl/$1" psql -X -h 127.0.0.1 -p "$PG_PORT" -At "${@:2}"; }
 noleak() { echo "$output"; [[ "$output" != *alice@* && "$output" != *bob@* ]]; }
 
 @test "a value computed from a masked column inside a CTE, or a set operation in a CTE, does not leave unmasked" {
@@ -104,4 +112,16 @@ noleak() { echo "$output"; [[ "$output" != *alice@* && "$output" != *bob@* ]]; }
   echo "$output"
   [[ "$output" == *"class ddl is not allowed"* ]]
   [ "$(pgt_psql -Atc "select count(*) from pg_class where relname in ('made', 'madev')")" = 0 ]
+}
+
+@test "a GRANT inside CREATE SCHEMA is the grant class: denied where the rule allows ddl but not grant" {
+  run ddl grant -c "CREATE SCHEMA s1 GRANT ALL ON public.app_own TO public"
+  echo "$output"
+  [[ "$output" == *"class grant is not allowed"* ]]
+  [ "$(pgt_psql -Atc "select count(*) from pg_namespace where nspname = 's1'")" = 0 ]
+  [ "$(pgt_psql -Atc "select has_table_privilege('other', 'public.app_own', 'select')")" = f ]
+  # DDL alone is still allowed
+  run ddl grant -c "CREATE SCHEMA s2 CREATE TABLE t (a int)"
+  echo "$output"
+  [ "$status" -eq 0 ]
 }
