@@ -696,7 +696,7 @@ static void stmt_out(struct outwalk *o, json_t *wrapped, bool kept)
 		 * writes leaves (EXPLAIN ANALYZE INSERT INTO t SELECT lower(email) ...) */
 		json_t *q = json_object_get(b, "query"), *sel = json_object_get(q, "SelectStmt");
 
-		if (sel)
+		if (sel && !json_object_get(sel, "intoClause")) /* SELECT ... INTO fills a table */
 			with_out(o, json_object_get(sel, "withClause"), true);
 		else
 			stmt_out(o, q, kept);

@@ -95,6 +95,9 @@ noleak() { echo "$output"; [[ "$output" != *alice@* && "$output" != *bob@* ]]; }
   run masked explain -c "EXPLAIN ANALYZE CREATE TEMP TABLE leak AS SELECT lower(email) AS e FROM customers" \
     -c "SELECT e FROM leak"
   noleak
+  run masked explain -c "EXPLAIN ANALYZE SELECT lower(email) AS e INTO TEMP leak2 FROM customers" \
+    -c "SELECT e FROM leak2"
+  noleak
   [ "$(pgt_psql -Atc 'select count(*) from notes')" = 0 ]
   [ "$(pgt_psql -Atc 'select note from orders where id = 1')" = n ]
   # explaining a read shows no rows: allowed

@@ -248,6 +248,7 @@ static void test_output_references(void **state)
 		{ "EXPLAIN ANALYZE INSERT INTO t SELECT lower(email) FROM users", "email", "" },
 		{ "EXPLAIN ANALYZE CREATE TABLE t AS SELECT email FROM users", "email", "" },
 		{ "EXPLAIN (ANALYZE, VERBOSE) SELECT lower(email) FROM users", "", "" },
+		{ "EXPLAIN ANALYZE SELECT lower(email) INTO TEMP t FROM users", "email", "" },
 		{ "EXPLAIN ANALYZE WITH u AS (INSERT INTO t SELECT email FROM users RETURNING 1) SELECT 1", "email", "" },
 		{ "SELECT upper(email) FROM users", "email", "" },
 		{ "SELECT email::text FROM users", "email", "" },
