@@ -319,8 +319,10 @@ static void on_object(struct walk *w, const char *key, json_t *v)
 	if ((!strcmp(key, "UpdateStmt") && json_object_get(v, "fromClause")) ||
 	    (!strcmp(key, "DeleteStmt") && json_object_get(v, "usingClause")) || !strcmp(key, "MergeStmt"))
 		w->cls |= SQL_READ; /* rows of other tables decide what is written */
-	else if (!strcmp(key, "SelectStmt") && json_object_get(v, "intoClause"))
-		w->cls |= SQL_WRITE | SQL_DDL;
+	if (!strcmp(key, "GrantStmt") || !strcmp(key, "GrantRoleStmt"))
+		w->cls |= SQL_GRANT; /* CREATE SCHEMA s GRANT ALL ON public.t TO public grants on any table */
+	else if ((!strcmp(key, "SelectStmt") && json_object_get(v, "intoClause")) || !strcmp(key, "CreateTableAsStmt"))
+		w->cls |= SQL_WRITE | SQL_DDL; /* EXPLAIN ANALYZE CREATE TABLE / MATERIALIZED VIEW ... AS creates it */
 	else if (!strcmp(key, "SelectStmt") && !(json_object_get(v, "valuesLists") && !json_object_get(v, "targetList")))
 		w->cls |= SQL_READ; /* a bare VALUES list (INSERT ... VALUES) reads nothing */
 	else if (!strcmp(key, "FuncCall")) {
@@ -608,10 +610,12 @@ static void stmt_out(struct outwalk *o, json_t *wrapped, bool kept);
 
 static void with_out(struct outwalk *o, json_t *with, bool kept)
 {
-	json_t *cte;
+	json_t *cte, *w = json_object_get(with, "WithClause");
 	size_t i;
 
-	json_array_foreach(json_object_get(json_object_get(with, "WithClause"), "ctes"), i, cte)
+	/* a SelectStmt's or a write's withClause is a WithClause unwrapped (libpg_query
+	 * wraps only fields typed Node *) */
+	json_array_foreach(json_object_get(w ? w : with, "ctes"), i, cte)
 		stmt_out(o, json_object_get(json_object_get(cte, "CommonTableExpr"), "ctequery"), kept);
 }
 
@@ -678,6 +682,8 @@ static void stmt_out(struct outwalk *o, json_t *wrapped, bool kept)
 		stmt_out(o, json_object_get(b, "selectStmt"), false);
 		if (!strcmp(type, "UpdateStmt"))
 			target_list_out(o, json_object_get(b, "targetList"), false);
+		/* ON CONFLICT DO UPDATE SET note = (SELECT email ...) writes it too */
+		target_list_out(o, json_object_get(json_object_get(b, "onConflictClause"), "targetList"), false);
 		target_list_out(o, json_object_get(b, "returningList"), true);
 	} else if (!strcmp(type, "MergeStmt") || !strcmp(type, "RuleStmt")) {
 		expr_out(o, b);
@@ -685,6 +691,15 @@ static void stmt_out(struct outwalk *o, json_t *wrapped, bool kept)
 		stmt_out(o, json_object_get(b, "query"), false);
 	} else if (!strcmp(type, "DeclareCursorStmt") || !strcmp(type, "PrepareStmt")) {
 		stmt_out(o, json_object_get(b, "query"), kept);
+	} else if (!strcmp(type, "ExplainStmt")) {
+		/* ANALYZE runs what it explains, and shows none of its rows: only what that
+		 * writes leaves (EXPLAIN ANALYZE INSERT INTO t SELECT lower(email) ...) */
+		json_t *q = json_object_get(b, "query"), *sel = json_object_get(q, "SelectStmt");
+
+		if (sel && !json_object_get(sel, "intoClause")) /* SELECT ... INTO fills a table */
+			with_out(o, json_object_get(sel, "withClause"), true);
+		else
+			stmt_out(o, q, kept);
 	}
 }
 
