@@ -216,7 +216,8 @@ static bool read_only_setting(const char *name)
 }
 
 /* Whether a node may turn read-only off: a SET of one of those settings (RESET and
- * SET ... TO DEFAULT go back to what the session started with), a transaction_read_only
+ * SET ... TO DEFAULT of the default go back to what the session started with; of
+ * transaction_read_only, to off), a DO block, a transaction_read_only
  * option that is not a constant true (BEGIN READ WRITE, SET TRANSACTION READ WRITE,
  * SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE), or set_config() of one of
  * them or of a name computed at run time. */
@@ -224,9 +225,22 @@ static bool sets_read_write(const char *key, json_t *v, const char *func, json_t
 {
 	long on;
 
-	if (!strcmp(key, "VariableSetStmt"))
-		return read_only_setting(json_string_value(json_object_get(v, "name"))) &&
-		       !strcmp(json_string_value(json_object_get(v, "kind")) ?: "", "VAR_SET_VALUE");
+	if (!strcmp(key, "VariableSetStmt")) {
+		const char *name = json_string_value(json_object_get(v, "name"));
+		const char *kind = json_string_value(json_object_get(v, "kind")) ?: "";
+
+		/* PostgreSQL 15 lets RESET transaction_read_only and SET ... TO DEFAULT take
+		 * it to its boot value, off, whatever default_transaction_read_only says
+		 * (16 refuses them); RESET of the default goes back to the startup's on */
+		return read_only_setting(name) &&
+		       (!strcmp(kind, "VAR_SET_VALUE") ||
+			(!strcasecmp(name, "transaction_read_only") &&
+			 (!strcmp(kind, "VAR_RESET") || !strcmp(kind, "VAR_SET_DEFAULT"))));
+	}
+	/* A DO block's body may do any of this (RESET transaction_read_only, or
+	 * set_config of the default and COMMIT) where no check sees it */
+	if (!strcmp(key, "DoStmt"))
+		return true;
 	if (!strcmp(key, "DefElem") && !strcmp(json_string_value(json_object_get(v, "defname")) ?: "", "transaction_read_only"))
 		return !(int_const(json_object_get(v, "arg"), &on) && on == 1);
 	if (func && !strcmp(func, "set_config")) {
@@ -348,7 +362,8 @@ static void on_object(struct walk *w, const char *key, json_t *v)
 				break;
 			}
 	}
-	if ((!strcmp(key, "VariableSetStmt") || !strcmp(key, "DefElem")) && sets_read_write(key, v, NULL, NULL))
+	if ((!strcmp(key, "VariableSetStmt") || !strcmp(key, "DefElem") || !strcmp(key, "DoStmt")) &&
+	    sets_read_write(key, v, NULL, NULL))
 		w->r->sets_read_write = 1;
 	if (!strcmp(key, "DefineStmt") || !strcmp(key, "CreateCastStmt") || !strcmp(key, "CreateOpClassStmt") ||
 	    !strcmp(key, "AlterOpFamilyStmt") || !strcmp(key, "CreateTransformStmt") || !strcmp(key, "AlterOperatorStmt"))

@@ -15,7 +15,9 @@ setup_file() {
   { "name": "read-only", "match": { "cgroup": "$PGT_CG/ro/**" }, "token": { "source": "none" }, "upstream": "main",
     "statements": { "allow": ["read"] } },
   { "name": "read-and-copy-in", "match": { "cgroup": "$PGT_CG/rw/**" }, "token": { "source": "none" }, "upstream": "main",
-    "statements": { "allow": ["read", "copy_in"] } } ] }
+    "statements": { "allow": ["read", "copy_in"] } },
+  { "name": "read-only-with-code", "match": { "cgroup": "$PGT_CG/code/**" }, "token": { "source": "none" }, "upstream": "main",
+    "statements": { "allow": ["read", "session", "transaction", "dynamic"] } } ] }
 JSON
   pgt_write_config closed
   pgt_start_daemon
@@ -47,6 +49,13 @@ differential() {
 # pgtether must read them the same way.
 @test "nor with standard_conforming_strings off as the role's default" {
   differential ro standard_conforming_strings=off
+}
+
+# A read-only rule that allows SET, BEGIN and DO: the server's read-only mode is what
+# stops a function that writes, and nothing the rule allows may turn it off (RESET
+# transaction_read_only in PostgreSQL 15, a DO block).
+@test "nor through a read-only rule that allows session, transaction and dynamic statements" {
+  differential code
 }
 
 # A rule that allows copy_in is not run read-only by the server: pgtether's own
