@@ -520,6 +520,15 @@ static int pending_push(struct session *s, uint8_t what)
 	return 0;
 }
 
+/* Whether a forwarded Query or Sync still awaits the server's ReadyForQuery. */
+static bool awaits_server(const struct session *s)
+{
+	for (size_t i = 0; i < s->pending_count; i++)
+		if (s->pending[(s->pending_head + i) % SESSION_MAX_PENDING] != 'F')
+			return true;
+	return false;
+}
+
 static const char fastpath_refusal[] =
 	"pgtether: the fast-path function call interface (FunctionCall message) is not allowed: "
 	"nothing the policy cannot see reaches the database; call the function in SQL instead";
@@ -2087,6 +2096,20 @@ static int client_filter(struct session_env *env, struct session *s)
 			continue;
 		if (h.type == 'X')
 			s->c_terminated = true; /* the server closing next is its answer */
+		if (s->read_only && !s->c_unsynced && awaits_server(s) &&
+		    (h.type == 'Q' || h.type == 'P' || h.type == 'B' || h.type == 'E')) {
+			/* A read-only session's next transaction starts only once the
+			 * server has answered the last: its ParameterStatus of
+			 * default_transaction_read_only=off (server-side code) comes just
+			 * before that ReadyForQuery and ends the session
+			 * (session_param_status); a pipelined Query would already run
+			 * read-write. relay_event comes back once the answers are in. */
+			s->path_waiting = true;
+			s->cscan.have = 0;
+			s->cscan.remaining = 0;
+			pos = start;
+			break;
+		}
 		/* Execute too: a portal bound before a reload that added a mask returns its
 		 * later rows under the masks of now */
 		if (masking && (h.type == 'Q' || h.type == 'P' || h.type == 'B' || h.type == 'E') &&

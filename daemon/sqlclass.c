@@ -835,6 +835,16 @@ static int classify_reading(const char *sql, bool scs, int depth, const char *co
 		}
 		if (!strcmp(type, "ExplainStmt") && !w.cls)
 			w.cls = SQL_UTILITY;
+		/* A statement after a COMMIT (or PREPARE TRANSACTION) of the same text runs
+		 * in a new transaction, read-write if server-side code of an earlier one
+		 * set default_transaction_read_only off: the server reports that only
+		 * once the whole text has run */
+		if (!strcmp(type, "TransactionStmt") && i + 1 < json_array_size(stmts)) {
+			const char *k = json_string_value(json_object_get(json_object_get(node, type), "kind")) ?: "";
+
+			if (!strcmp(k, "TRANS_STMT_COMMIT") || !strcmp(k, "TRANS_STMT_PREPARE"))
+				ret->sets_read_write = 1;
+		}
 		ret->stmt_classes[ret->n_stmts++] = w.cls;
 		ret->classes |= w.cls;
 	}

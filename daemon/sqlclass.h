@@ -76,7 +76,9 @@ struct sqlclass_result {
 	int sets_read_write;            /* may make the transaction or the session read-write:
 					 * SET [default_]transaction_read_only, BEGIN / SET
 					 * TRANSACTION / SET SESSION CHARACTERISTICS ... READ
-					 * WRITE, set_config() of those or of a computed name */
+					 * WRITE, set_config() of those or of a computed name,
+					 * RESET transaction_read_only, DO, a statement after
+					 * a COMMIT of the same text */
 	/* Columns passed, anywhere in the statement (WHERE, JOIN ON, ORDER BY, VALUES, a
 	 * subquery), to a function that carries its argument out by a channel other than
 	 * the result: pg_notify, set_config, setval, advisory locks, large objects, ...

@@ -51,6 +51,9 @@ create sequence seq1;
 create schema archive;
 -- a function that writes, called from a SELECT: only the server can see that
 create function bump() returns int language sql as 'insert into log values (1) returning id';
+-- and one that turns the session's default read-write: the server reports it only
+-- at the next ReadyForQuery
+create function go_rw() returns text language sql as $$ select set_config('default_transaction_read_only', 'off', false) $$;
 """
 
 

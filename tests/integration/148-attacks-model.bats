@@ -14,6 +14,8 @@ create table t (a int);
 grant all on t to app;
 -- what an admin may have created: a function that writes, callable from a SELECT
 create function w() returns int language sql as 'insert into t values (1) returning 1';
+-- and one that turns the session's default read-write
+create function go_rw() returns text language sql as $$ select set_config('default_transaction_read_only', 'off', false) $$;
 SQL
   mkdir -p "$PGT_TMP/policy.d"
   cat >"$PGT_TMP/policy.d/10-attacks.json" <<JSON
@@ -77,6 +79,41 @@ written() {
   run as rocode "prepare p as select 1" "execute p"
   echo "$output"
   [ "$output" = 1 ]
+}
+
+# go_rw() is the database's own code: the server reports the default it turns off
+# only before its next ReadyForQuery, which ends the session; whatever would run in
+# a new transaction before that must not.
+@test "server-side code that turns the default off cannot be followed by a write before the server reports it" {
+  run as ro "select go_rw(); commit; select w()"
+  echo "$output"
+  [[ "$output" == *"rule 'ro' is read-only and its session is run read-only"* ]]
+  [ "$(written)" = 0 ]
+  run as ro "select go_rw(); end; select w()"
+  [[ "$output" == *"rule 'ro' is read-only and its session is run read-only"* ]]
+  [ "$(written)" = 0 ]
+  # Queries pipelined behind it, sent before any answer
+  run pgt_in "$PGT_CG/ro" /usr/bin/python3 "$PGT_ROOT/tests/integration/pgraw.py" 127.0.0.1 "$PG_PORT" pipeline \
+    "select go_rw()" "select w()" "select w()"
+  echo "$output"
+  [[ "$output" == *"E FATAL 0A000 pgtether: rule 'ro' is read-only, and the database now runs this session read-write"* ]]
+  [ "$(written)" = 0 ]
+  # pipelining itself still works, and a COMMIT that ends the text is fine
+  run pgt_in "$PGT_CG/ro" /usr/bin/python3 "$PGT_ROOT/tests/integration/pgraw.py" 127.0.0.1 "$PG_PORT" pipeline \
+    "select 'one'" "begin; select 'two'; commit" "select 'three'"
+  echo "$output"
+  [[ "$output" == *"D one"*"D two"*"D three"*"Z I" ]]
+  # and so does a driver's pipeline of extended-protocol batches
+  run pgt_in "$PGT_CG/ro" /usr/bin/python3 -c '
+import sys, psycopg
+with psycopg.connect(host="127.0.0.1", port=int(sys.argv[1]), user="app", dbname="postgres", autocommit=True) as c:
+    with c.pipeline() as p:
+        cs = [c.execute("select %s::int", (i,)) for i in range(5)]
+        p.sync()
+        cs += [c.execute("select %s::int * 10", (i,)) for i in range(3)]
+    print(",".join(str(x.fetchone()[0]) for x in cs))' "$PG_PORT"
+  echo "$output"
+  [ "$output" = "0,1,2,3,4,0,10,20" ]
 }
 
 @test "the daemon stops cleanly with no sanitizer report" {

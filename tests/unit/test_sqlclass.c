@@ -363,6 +363,37 @@ static void test_too_many_names(void **state)
 	sqlclass_release(&r);
 }
 
+/* What may make a read-only session's transaction read-write (sets_read_write). */
+static void test_sets_read_write(void **state)
+{
+	static const char *const yes[] = {
+		"SET default_transaction_read_only = off", "BEGIN READ WRITE", "RESET transaction_read_only",
+		"SET LOCAL transaction_read_only TO DEFAULT", "SET \"transaction_read_only\" = DEFAULT",
+		"DO $$BEGIN NULL; END$$", "SELECT go_rw(); COMMIT; SELECT 1", "SELECT 1; END; SELECT 2",
+		"SELECT set_config('transaction_read_only', 'off', false)", NULL,
+	};
+	static const char *const no[] = {
+		"RESET default_transaction_read_only", "SET default_transaction_read_only TO DEFAULT", "RESET ALL",
+		"BEGIN READ ONLY", "BEGIN; SELECT 1; COMMIT", "SELECT 1; ROLLBACK; SELECT 2", "SET transaction_isolation TO DEFAULT",
+		NULL,
+	};
+	struct sqlclass_result r;
+
+	(void)state;
+	for (const char *const *q = yes; *q; q++) {
+		assert_int_equal(sqlclass_classify(*q, sqlclass_default_dangerous, &r), 0);
+		if (!r.sets_read_write)
+			fail_msg("%s: not read-write", *q);
+		sqlclass_release(&r);
+	}
+	for (const char *const *q = no; *q; q++) {
+		assert_int_equal(sqlclass_classify(*q, sqlclass_default_dangerous, &r), 0);
+		if (r.sets_read_write)
+			fail_msg("%s: read-write", *q);
+		sqlclass_release(&r);
+	}
+}
+
 /* View definitions as pg_get_viewdef prints them. */
 static void test_view_columns(void **state)
 {
@@ -415,6 +446,7 @@ int main(void)
 		cmocka_unit_test(test_calls_unknown),
 		cmocka_unit_test(test_view_columns),
 		cmocka_unit_test(test_too_many_names),
+		cmocka_unit_test(test_sets_read_write),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
