@@ -35,7 +35,7 @@ const char *const sqlclass_default_dangerous[] = {
 	"pg_read_file", "pg_read_binary_file", "pg_ls_dir", "pg_stat_file", "pg_file_write",
 	"lo_import", "lo_export", "lo_from_bytea", "lo_put", "dblink*", "pg_terminate_backend",
 	"pg_cancel_backend", "pg_reload_conf", "pg_rotate_logfile", "pg_promote",
-	"set_config", "pg_switch_wal", "pg_create_restore_point", "pg_logical_emit_message",
+	"pg_switch_wal", "pg_create_restore_point", "pg_logical_emit_message",
 	"pg_replication_origin_*", "pg_create_*_replication_slot", "pg_drop_replication_slot",
 	"pg_execute_server_program", NULL,
 };
@@ -104,7 +104,7 @@ static unsigned stmt_class(const char *type, json_t *node)
 		{ "AlterDefaultPrivilegesStmt", SQL_GRANT },
 		{ "DoStmt", SQL_DYNAMIC }, { "CallStmt", SQL_DYNAMIC }, { "ExecuteStmt", SQL_DYNAMIC },
 		{ "PrepareStmt", SQL_DYNAMIC }, { "DeallocateStmt", SQL_SESSION },
-		{ "VariableSetStmt", SQL_SESSION }, { "DiscardStmt", SQL_SESSION },
+		{ "VariableSetStmt", SQL_SESSION }, { "VariableShowStmt", SQL_READ }, { "DiscardStmt", SQL_SESSION },
 		{ "TransactionStmt", SQL_TRANSACTION },
 		{ "ExplainStmt", 0 }, /* the classes of what it explains (ANALYZE runs it) */
 		{ "DeclareCursorStmt", SQL_READ },
@@ -348,6 +348,9 @@ static void on_object(struct walk *w, const char *key, json_t *v)
 		if (!name || (schema && strcmp(schema, "pg_catalog")) || !sqlclass_builtin(name))
 			w->r->calls_unknown = 1; /* a function of the database's own */
 
+		if (name && !strcmp(name, "set_config"))
+			w->cls |= SQL_SESSION; /* what SET does (pg_dump's search_path); pgtether.*,
+						* client_encoding and read-only are guarded apart */
 		if (writes_data_call(name, json_object_get(v, "args")))
 			w->cls |= SQL_WRITE; /* SELECT nextval('s'), lo_create(0) */
 		if (sets_read_write(key, v, name, json_object_get(v, "args")))

@@ -667,6 +667,18 @@ PY
   [ "$(pgt_psql -c "select count(*) from items where id = 9")" = 0 ]
 }
 
+@test "SHOW is a read; set_config() is a session statement, as pg_dump sends it" {
+  run as reader "show search_path"
+  echo "$output"
+  [ "$output" = '"$user", public' ]
+  run as viewer "select pg_catalog.set_config('search_path', '', false)" "select current_setting('search_path') = ''"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [ "${lines[-1]}" = "t" ]
+  run as reader "select pg_catalog.set_config('search_path', '', false)"
+  [[ "$output" == *"statement class session is not allowed by rule 'reader'"* ]]
+}
+
 @test "built-ins that write are writes: nextval, setval and the large-object writers" {
   run as reader "select nextval('item_ids')"
   [[ "$output" == *"statement class write is not allowed by rule 'reader'"* ]]
