@@ -3914,6 +3914,16 @@ static void session_attest(struct session_env *env, struct session *s)
 		identify(env, s);
 		return;
 	}
+	/* The same executable already being hashed for another session (200 psql
+	 * started at once): wait for that hash instead of taking a queue slot. */
+	for (struct session *t = env->head; t; t = t->next)
+		if (t != s && !t->dead && t->state == SESSION_ATTESTING &&
+		    !memcmp(&t->facts.exe_key, &s->facts.exe_key, sizeof(s->facts.exe_key))) {
+			close(fd);
+			s->state = SESSION_ATTESTING;
+			set_events(env, &s->client, 0);
+			return;
+		}
 	if (attest_hasher_submit(env->hasher, s->id, fd, &s->facts.exe_key) != ATTEST_OK) {
 		refuse(env, s, "53300", "conn.refused",
 		       "pgtether: too many executables are being hashed right now (%d); try again", ATTEST_HASH_QUEUE);
@@ -3928,22 +3938,26 @@ void session_hashes_done(struct session_env *env)
 	struct attest_hash_done d;
 
 	while (attest_hasher_collect(env->hasher, &d)) {
-		struct session *s;
+		struct session *s, *next;
 
 		if (d.result == ATTEST_OK)
 			attest_cache_put(&env->exe_cache, &d.key, d.sha256);
-		for (s = env->head; s && s->id != d.tag; s = s->next)
-			;
-		if (!s || s->dead || s->state != SESSION_ATTESTING)
-			continue; /* the session ended meanwhile */
-		s->state = SESSION_CONNECTING;
-		if (d.result != ATTEST_OK) {
-			refuse(env, s, d.result == ATTEST_CHANGED ? "28000" : "08004", "conn.refused",
-			       "pgtether: cannot establish who opened this connection: %s", d.why);
-			continue;
+		/* the session that asked, and every one that waits for the same file
+		 * (session_attest); one that ended meanwhile is not among them */
+		for (s = env->head; s; s = next) {
+			next = s->next;
+			if (s->dead || s->state != SESSION_ATTESTING ||
+			    (s->id != d.tag && memcmp(&s->facts.exe_key, &d.key, sizeof(d.key))))
+				continue;
+			s->state = SESSION_CONNECTING;
+			if (d.result != ATTEST_OK) {
+				refuse(env, s, d.result == ATTEST_CHANGED ? "28000" : "08004", "conn.refused",
+				       "pgtether: cannot establish who opened this connection: %s", d.why);
+				continue;
+			}
+			memcpy(s->facts.exe_sha256, d.sha256, sizeof(s->facts.exe_sha256));
+			identify(env, s);
 		}
-		memcpy(s->facts.exe_sha256, d.sha256, sizeof(s->facts.exe_sha256));
-		identify(env, s);
 	}
 }
 
