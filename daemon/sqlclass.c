@@ -252,9 +252,7 @@ static bool sets_read_write(const char *key, json_t *v, const char *func, json_t
 	return false;
 }
 
-/* Calls fn(arg, key, value) for the members of every object in the tree below node;
- * fn returns whether to go on into that value. */
-static void visit(json_t *node, bool (*fn)(void *arg, const char *key, json_t *v), void *arg)
+void sqlclass_visit(json_t *node, bool (*fn)(void *arg, const char *key, json_t *v), void *arg)
 {
 	const char *key;
 	json_t *v;
@@ -263,10 +261,10 @@ static void visit(json_t *node, bool (*fn)(void *arg, const char *key, json_t *v
 	if (json_is_object(node)) {
 		json_object_foreach(node, key, v)
 			if (fn(arg, key, v))
-				visit(v, fn, arg);
+				sqlclass_visit(v, fn, arg);
 	} else if (json_is_array(node)) {
 		json_array_foreach(node, i, v)
-			visit(v, fn, arg);
+			sqlclass_visit(v, fn, arg);
 	}
 }
 
@@ -315,7 +313,7 @@ static void runs_query(struct walk *w)
 	w->r->any_table = 1;
 }
 
-/* visit(): a name anywhere in CREATE OPERATOR / AGGREGATE / CAST and the like, which
+/* sqlclass_visit(): a name anywhere in CREATE OPERATOR / AGGREGATE / CAST and the like, which
  * bind a query function to an operator, an aggregate's state function or a cast, so
  * that it is called without a FuncCall of its name. */
 static bool names_query_function(void *arg, const char *key, json_t *v)
@@ -370,7 +368,7 @@ static void on_object(struct walk *w, const char *key, json_t *v)
 		w->r->sets_read_write = 1;
 	if (!strcmp(key, "DefineStmt") || !strcmp(key, "CreateCastStmt") || !strcmp(key, "CreateOpClassStmt") ||
 	    !strcmp(key, "AlterOpFamilyStmt") || !strcmp(key, "CreateTransformStmt") || !strcmp(key, "AlterOperatorStmt"))
-		visit(v, names_query_function, w);
+		sqlclass_visit(v, names_query_function, w);
 	if (!strcmp(key, "RenameStmt") && json_is_string(json_object_get(v, "subname")) &&
 	    !strcmp(json_string_value(json_object_get(v, "renameType")) ?: "", "OBJECT_SCHEMA"))
 		/* every relation in it changes its name without being named */
@@ -454,7 +452,7 @@ static void alias_cols(struct outwalk *o, json_t *colnames)
 		note(o, o->derived_cols, &o->n_derived_cols, sval(c));
 }
 
-/* visit(node, collect_derived, outwalk): every name the statement introduces. */
+/* sqlclass_visit(node, collect_derived, outwalk): every name the statement introduces. */
 static bool collect_derived(void *arg, const char *key, json_t *v)
 {
 	struct outwalk *o = arg;
@@ -465,11 +463,11 @@ static bool collect_derived(void *arg, const char *key, json_t *v)
 		     json_string_value(json_object_get(json_object_get(alias, "Alias"), "aliasname")) ?:
 		     json_string_value(json_object_get(alias, "aliasname")));
 		alias_cols(o, json_object_get(alias, "colnames"));
-		visit(json_object_get(v, "subquery"), derived_col, o);
+		sqlclass_visit(json_object_get(v, "subquery"), derived_col, o);
 	} else if (!strcmp(key, "CommonTableExpr")) {
 		note(o, o->derived_rels, &o->n_derived_rels, json_string_value(json_object_get(v, "ctename")));
 		alias_cols(o, json_object_get(v, "aliascolnames"));
-		visit(json_object_get(v, "ctequery"), derived_col, o);
+		sqlclass_visit(json_object_get(v, "ctequery"), derived_col, o);
 	} else if (!strcmp(key, "RangeVar") || !strcmp(key, "RangeFunction")) {
 		alias_cols(o, json_object_get(alias, "colnames")); /* users u(a, b) */
 	}
@@ -477,7 +475,7 @@ static bool collect_derived(void *arg, const char *key, json_t *v)
 }
 
 /* Every relation of the statement by the name it goes by (alias, else its name):
- * visit(node, collect_rel, outwalk). */
+ * sqlclass_visit(node, collect_rel, outwalk). */
 static bool collect_rel(void *arg, const char *key, json_t *v)
 {
 	struct outwalk *o = arg;
@@ -556,7 +554,7 @@ static bool expr_member(void *o, const char *key, json_t *v)
 
 static void expr_out(struct outwalk *o, json_t *node)
 {
-	visit(node, expr_member, o);
+	sqlclass_visit(node, expr_member, o);
 }
 
 /* Casts anywhere: "invalid input syntax for type integer: <the value>". */
@@ -601,7 +599,7 @@ static bool carrier_member(void *arg, const char *key, json_t *v)
 	for (const char *const *c = sqlclass_carriers; !carries && *c; c++)
 		carries = fnmatch(*c, name, 0) == 0;
 	if (carries) {
-		visit(json_object_get(v, "args"), carried_member, o);
+		sqlclass_visit(json_object_get(v, "args"), carried_member, o);
 		if (o->r->n_carried > before && !o->r->carrier[0])
 			snprintf(o->r->carrier, sizeof(o->r->carrier), "%s", name);
 	}
@@ -822,15 +820,15 @@ static int classify_reading(const char *sql, bool scs, int depth, const char *co
 			continue;
 		w.cls = stmt_class(type, json_object_get(node, type));
 		on_object(&w, type, json_object_get(node, type));
-		visit(json_object_get(node, type), walk_member, &w);
+		sqlclass_visit(json_object_get(node, type), walk_member, &w);
 		{
 			struct outwalk o = { .r = ret };
 
-			visit(node, collect_rel, &o);
-			visit(node, collect_derived, &o);
+			sqlclass_visit(node, collect_rel, &o);
+			sqlclass_visit(node, collect_derived, &o);
 			stmt_out(&o, node, true);
-			visit(node, cast_member, &o);
-			visit(node, carrier_member, &o);
+			sqlclass_visit(node, cast_member, &o);
+			sqlclass_visit(node, carrier_member, &o);
 			if (!strcmp(type, "DoStmt") || !strcmp(type, "CallStmt") || !strcmp(type, "CreateFunctionStmt"))
 				ret->runs_code = ret->any_table = 1;
 			if (o.err)
@@ -1111,7 +1109,7 @@ int sqlclass_view_columns(const char *def, struct sqlclass_view *ret)
 		json_decref(root);
 		return -EINVAL;
 	}
-	visit(sel, collect_rel, &o);
+	sqlclass_visit(sel, collect_rel, &o);
 	op = json_string_value(json_object_get(sel, "op"));
 	ret->complex = (op && strcmp(op, "SETOP_NONE")) || json_object_get(sel, "withClause");
 	json_array_foreach(json_object_get(sel, "fromClause"), i, item)
@@ -1137,7 +1135,7 @@ int sqlclass_view_columns(const char *def, struct sqlclass_view *ret)
 			if (!(c->direct = strdup(name)))
 				o.err = -ENOMEM;
 		} else {
-			visit(val, view_ref, &(struct view_walk){ &o, c });
+			sqlclass_visit(val, view_ref, &(struct view_walk){ &o, c });
 		}
 	}
 	json_decref(root);

@@ -201,6 +201,11 @@ int sqlclass_cached(struct sqlclass_cache *c, const char *sql, size_t len, const
 
 void sqlclass_cache_clear(struct sqlclass_cache *c);
 
+/* Calls fn(arg, key, value) for the members of every object in the parse tree below
+ * node (jansson's json_t); fn returns whether to go on into that value. */
+struct json_t;
+void sqlclass_visit(struct json_t *node, bool (*fn)(void *arg, const char *key, struct json_t *v), void *arg);
+
 /* The parse tree of sql as a jansson json_t * (the caller decrefs it); NULL when it
  * does not parse, memory ran out, or (a backslash) its readings with
  * standard_conforming_strings on and off both parse and differ. */

@@ -363,22 +363,11 @@ static void sqlguard_fragment(struct sqlguard_walk *g, const char *text)
 
 static bool sqlguard_member(void *arg, const char *key, json_t *v);
 
+/* sqlguard_member stops going deeper once something is refused. */
 static void sqlguard_visit(struct sqlguard_walk *g, json_t *node)
 {
-	const char *key;
-	json_t *v;
-	size_t i;
-
-	if (g->hit)
-		return;
-	if (json_is_object(node)) {
-		json_object_foreach(node, key, v)
-			if (sqlguard_member(g, key, v))
-				sqlguard_visit(g, v);
-	} else if (json_is_array(node)) {
-		json_array_foreach(node, i, v)
-			sqlguard_visit(g, v);
-	}
+	if (!g->hit)
+		sqlclass_visit(node, sqlguard_member, g);
 }
 
 static void sqlguard_function(struct sqlguard_walk *g, json_t *v)
