@@ -78,6 +78,15 @@ size_t pgwire_error_response(uint8_t *out, size_t cap, const char *severity,
 	return pos;
 }
 
+size_t pgwire_notice_response(uint8_t *out, size_t cap, const char *message, const char *hint)
+{
+	size_t n = pgwire_error_response(out, cap, "NOTICE", "00000", message, hint);
+
+	if (n)
+		out[0] = 'N';
+	return n;
+}
+
 /* Whether msg[0..mlen) is a whole 'E' or 'N' whose fields all end inside it, the
  * last followed by the terminator. */
 static bool notice_well_formed(const uint8_t *msg, size_t mlen)

@@ -54,6 +54,9 @@ enum pgwire_startup_kind pgwire_startup_classify(const uint8_t *buf, size_t len,
 size_t pgwire_error_response(uint8_t *out, size_t cap, const char *severity,
 			     const char *sqlstate, const char *message, const char *hint);
 
+/* The same fields as a NoticeResponse ('N'), severity NOTICE, SQLSTATE 00000. */
+size_t pgwire_notice_response(uint8_t *out, size_t cap, const char *message, const char *hint);
+
 /*
  * The value of field `code` of a whole ErrorResponse or NoticeResponse msg[0..mlen)
  * (header included), NUL-terminated inside msg, or NULL when it has none or is not

@@ -28,6 +28,7 @@
 #include "log.h"
 #include "sockdiag.h"
 #include "sqlguard.h"
+#include "startopts.h"
 
 static double elapsed_ms(const struct session *s)
 {
@@ -99,7 +100,17 @@ static int rec_open(struct session_env *env, struct session *s, char *why, size_
 		      "rule", s->rule, "token", s->token_source ? s->token_source : "none",
 		      "client_user", escape_json_str(s->client_user), "application_name", escape_json_str(s->client_app));
 	if (h) {
+		json_t *set = json_object();
+
 		json_object_set_new(h, "dst", json_string(addr_format(&s->dst, buf)));
+		/* the startup settings passed on: they decide what the statements reach */
+		for (size_t at = 0; set && at < s->fwd_len;) {
+			const char *k = s->fwd_params + at, *v = k + strlen(k) + 1;
+
+			json_object_set_new(set, k, escape_json_str(v));
+			at = (size_t)(v - s->fwd_params) + strlen(v) + 1;
+		}
+		json_object_set_new(h, "settings", set);
 		if (s->claims)
 			json_object_set(h, "claims", s->claims); /* verified claims; never the token */
 	}
@@ -3171,6 +3182,19 @@ static void login_step(struct session_env *env, struct session *s)
 				return;
 			}
 			s->tx_status = body[0];
+			if (strcmp(s->client_user, s->role)) {
+				/* on purpose, but not silently: the client named another user */
+				char note[512];
+				uint8_t nm[sizeof(note) + 64];
+				size_t nn;
+
+				snprintf(note, sizeof(note),
+					 "pgtether: this session runs as role \"%s\", which rule '%s' grants; the user name \"%s\" the client gave is not used",
+					 s->role, s->rule, s->client_user);
+				nn = pgwire_notice_response(nm, sizeof(nm), note, NULL);
+				if (nn && nn + 6 <= room(&s->u2c))
+					put(&s->u2c, nm, nn);
+			}
 			if (!masking_rule(env, s))
 				put(&s->u2c, s->in.data + pos - 6, 6);
 			start_relay(env, s); /* which looks the masks up first, if any */
@@ -3583,16 +3607,61 @@ static int fwd_add(struct session *s, const char *name, const char *value)
 static void identify(struct session_env *env, struct session *s);
 static void session_attest(struct session_env *env, struct session *s);
 
+/*
+ * One setting the client gives at startup, as a parameter or inside "options"
+ * (startopts.h): refused with the reason, passed on, or (client_encoding,
+ * application_name) taken by pgtether. 0, or -1 after refusing the session.
+ */
+static int startup_setting(struct session_env *env, struct session *s, const char *name, const char *value,
+			   const char **client_app, bool *encoding_sent)
+{
+	char why[STARTOPTS_ERR];
+
+	if (!strcasecmp(name, "application_name")) {
+		*client_app = value; /* prefixed with the identity (connect_upstream) */
+		return 0;
+	}
+	if (!strcasecmp(name, "client_encoding")) {
+		/* SQL_ASCII (psql under the C locale) is rewritten: UTF8 is a superset
+		 * and the server tells the client with ParameterStatus. Others would
+		 * make the bytes policy reads differ from the bytes the client meant. */
+		char enc[16];
+
+		/* spelled as the server compares them: asyncpg sends 'utf-8' */
+		if (!pgwire_encoding_key(value, enc, sizeof(enc)) ||
+		    (strcmp(enc, "utf8") && strcmp(enc, "unicode") && strcmp(enc, "sqlascii"))) {
+			refuse(env, s, "22023", "conn.refused",
+			       "pgtether: client_encoding \"%s\" is not supported; use UTF8 (PGCLIENTENCODING=UTF8)", value);
+			return -1;
+		}
+		if (!*encoding_sent && fwd_add(s, "client_encoding", "UTF8") < 0)
+			goto too_long;
+		*encoding_sent = true;
+		return 0;
+	}
+	if (!startopts_allowed(name, why)) {
+		refuse(env, s, "08004", "conn.refused", "pgtether: the startup setting \"%s\" is not passed: %s", name, why);
+		return -1;
+	}
+	if (fwd_add(s, name, value) == 0)
+		return 0;
+too_long:
+	refuse(env, s, "08P01", "conn.refused", "pgtether: the startup parameters are too long");
+	return -1;
+}
+
 /* The client's StartupMessage: check its parameters and choose the upstream by the
  * destination; then the identity decides the rest (identify). */
 static void handle_startup(struct session_env *env, struct session *s, const uint8_t *pkt, size_t plen)
 {
 	struct pgwire_param in[64];
-	char buf[ADDR_STRLEN];
-	const char *client_app = NULL, *user = NULL, *database = NULL;
+	struct startopts_setting opts[STARTOPTS_MAX];
+	char buf[ADDR_STRLEN], err[STARTOPTS_ERR], obuf[PGWIRE_STARTUP_MAX];
+	const char *client_app = NULL, *user = NULL, *database = NULL, *options = NULL;
 	uint32_t version = pgwire_get32(pkt + 4);
 	struct config_upstream *u;
-	int nin, r = 0;
+	bool encoding_sent = false;
+	int nin, nopts = 0;
 
 	s->state = SESSION_CONNECTING; /* from here on a refusal answers at once */
 	nin = pgwire_startup_params(pkt, plen, in, sizeof(in) / sizeof(in[0]));
@@ -3601,67 +3670,43 @@ static void handle_startup(struct session_env *env, struct session *s, const uin
 		       nin == -E2BIG ? "more than 64 parameters" : "malformed parameter list");
 		return;
 	}
-	bool encoding_sent = false;
-
-	for (int i = 0; i < nin && r == 0; i++) {
+	for (int i = 0; i < nin; i++) {
 		const char *k = in[i].name, *v = in[i].value;
 
 		if (!strcmp(k, "user")) {
 			user = v;
 		} else if (!strcmp(k, "database")) {
 			database = v;
-		} else if (!strcmp(k, "application_name")) {
-			client_app = v;
 		} else if (!strcmp(k, "options")) {
-			if (*v) {
-				refuse(env, s, "08004", "conn.refused",
-				       "pgtether: the startup parameter \"options\" (PGOPTIONS) is not allowed: it changes settings before any policy applies; use SET after connecting");
-				return;
-			}
+			options = v; /* the last one counts, as in the server */
 		} else if (!strcmp(k, "replication")) {
 			if (!falsy(v)) {
 				refuse(env, s, "08004", "conn.refused", "pgtether: replication connections are not allowed through pgtether");
 				return;
 			}
-		} else if (!strncmp(k, "_pq_.", 5)) {
-			continue; /* protocol extensions: none supported, declined below */
-		} else if (!strncasecmp(k, "pgtether.", 9)) {
-			/* setting names are case-insensitive in PostgreSQL */
-			refuse(env, s, "08004", "conn.refused",
-			       "pgtether: the startup parameter \"%s\" is set by pgtether, not by the client", k);
-			return;
-		} else if (!strcasecmp(k, "client_encoding")) {
-			/* SQL_ASCII (psql under the C locale) is rewritten: UTF8 is a superset
-			 * and the server tells the client with ParameterStatus. Others would
-			 * make the bytes policy reads differ from the bytes the client meant. */
-			char enc[16];
-
-			/* spelled as the server compares them: asyncpg sends 'utf-8' */
-			if (!pgwire_encoding_key(v, enc, sizeof(enc)) ||
-			    (strcmp(enc, "utf8") && strcmp(enc, "unicode") && strcmp(enc, "sqlascii"))) {
-				refuse(env, s, "22023", "conn.refused",
-				       "pgtether: client_encoding \"%s\" is not supported; use UTF8 (PGCLIENTENCODING=UTF8)", v);
-				return;
-			}
-			r = fwd_add(s, "client_encoding", "UTF8");
-			encoding_sent = true;
-		} else if (!strcasecmp(k, "DateStyle") || !strcasecmp(k, "TimeZone") ||
-			   !strcasecmp(k, "IntervalStyle") || !strcasecmp(k, "extra_float_digits")) {
-			r = fwd_add(s, k, v); /* presentation only: what drivers send */
-		} else {
-			/* Anything else (search_path, role, session_authorization, ...) could
-			 * change privilege or how statements parse before any policy sees
-			 * them: the client can SET it once connected. */
-			refuse(env, s, "08004", "conn.refused",
-			       "pgtether: the startup parameter \"%s\" is not allowed; SET it after connecting", k);
-			return;
 		}
+	}
+	/* The server applies "options" first, then the other parameters in order (the
+	 * last of a name wins): they are passed on in that order. */
+	if (options && (nopts = startopts_split(options, obuf, sizeof(obuf), opts, STARTOPTS_MAX, err)) < 0) {
+		refuse(env, s, "08004", "conn.refused", "pgtether: %s", err);
+		return;
+	}
+	for (int i = 0; i < nopts; i++)
+		if (startup_setting(env, s, opts[i].name, opts[i].value, &client_app, &encoding_sent) < 0)
+			return;
+	for (int i = 0; i < nin; i++) {
+		const char *k = in[i].name;
+
+		if (!strcmp(k, "user") || !strcmp(k, "database") || !strcmp(k, "options") || !strcmp(k, "replication") ||
+		    !strncmp(k, "_pq_.", 5)) /* protocol extensions: none supported, declined below */
+			continue;
+		if (startup_setting(env, s, k, in[i].value, &client_app, &encoding_sent) < 0)
+			return;
 	}
 	/* UTF8 even when the client names none: a role's or database's default
 	 * client_encoding would otherwise apply, and the session would be refused */
-	if (r == 0 && !encoding_sent)
-		r = fwd_add(s, "client_encoding", "UTF8");
-	if (r < 0) {
+	if (!encoding_sent && fwd_add(s, "client_encoding", "UTF8") < 0) {
 		refuse(env, s, "08P01", "conn.refused", "pgtether: the startup parameters are too long");
 		return;
 	}

@@ -139,7 +139,7 @@ struct session {
 	char token_iss[256];             /* verified "iss", or empty */
 	char token_sub[256];             /* its "sub" claim, or empty */
 	char client_app[CONFIG_NAME_MAX + 1];
-	char fwd_params[1024];           /* startup parameters passed on: name\0value\0... */
+	char fwd_params[2048];           /* startup parameters passed on: name\0value\0... */
 	size_t fwd_len;
 
 	/* login */

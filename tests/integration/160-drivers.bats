@@ -178,6 +178,7 @@ driver() {
   [ "$(pgt_log_count conn.open "cgroup=$PGT_CG/$name ")" -ge 3 ]
   # what every transcript must show, so an empty or cut one cannot pass
   grep -q "^connected as app$" "$PGT_TMP/$name.pgtether"
+  grep -q "^startup settings app 4321ms$" "$PGT_TMP/$name.pgtether"
   grep -q "^prepared executions 12, server-side statements [1-9]" "$PGT_TMP/$name.pgtether"
   grep -q "^bytea 256 e2c865db4162bed963bfaa9ef6ac18f0" "$PGT_TMP/$name.pgtether"
   grep -q "^notification chan payload from " "$PGT_TMP/$name.pgtether"

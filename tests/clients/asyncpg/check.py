@@ -28,6 +28,11 @@ async def connect():
 async def main():
     c = await connect()
     say("connected as", await c.fetchval("select current_user"))
+    # startup settings: server_settings are startup parameters
+    sc = await asyncpg.connect(host=host, port=port, user="app", database="postgres", timeout=10,
+                               server_settings={"search_path": "app", "statement_timeout": "4321"})
+    say("startup settings", *(await sc.fetchrow("select current_setting('search_path'), current_setting('statement_timeout')")))
+    await sc.close()
     await c.execute("create table app.apg (id int primary key, v text, b bytea)")
     # asyncpg prepares every statement (binary results) and caches it: used 12 times
     for i in range(12):

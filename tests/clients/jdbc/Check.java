@@ -45,6 +45,21 @@ public class Check {
             r.next();
             say("connected as", r.getString(1));
         }
+        // startup settings: currentSchema is sent as search_path, options as options
+        {
+            Properties p = new Properties();
+            p.setProperty("user", "app");
+            String pw = System.getenv("PGPASSWORD");
+            if (pw != null) p.setProperty("password", pw);
+            p.setProperty("currentSchema", "app");
+            p.setProperty("options", "-c statement_timeout=4321");
+            try (Connection sc = DriverManager.getConnection("jdbc:postgresql://" + host + ":" + port + "/postgres", p);
+                 Statement s = sc.createStatement();
+                 ResultSet r = s.executeQuery("select current_setting('search_path'), current_setting('statement_timeout')")) {
+                r.next();
+                say("startup settings", r.getString(1), r.getString(2));
+            }
+        }
         try (Statement s = c.createStatement()) {
             s.execute("create table app.jdbc (id int primary key, v text, b bytea)");
         }

@@ -24,6 +24,12 @@ async function connect() {
 async function main() {
   let c = await connect();
   say('connected as', (await c.query('select current_user as u')).rows[0].u);
+  // startup settings: statement_timeout is a startup parameter, options carries -c
+  const sc = new Client({ ...cfg, statement_timeout: 4321, options: '-c search_path=app' });
+  await sc.connect();
+  const ss = (await sc.query("select current_setting('search_path') as p, current_setting('statement_timeout') as t")).rows[0];
+  say('startup settings', ss.p, ss.t);
+  await sc.end();
   await c.query('create table app.node (id int primary key, v text, b bytea)');
   // a named statement is prepared once on the server and reused
   for (let i = 0; i < 12; i++) {

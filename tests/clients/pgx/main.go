@@ -52,6 +52,14 @@ func main() {
 	var user string
 	must(c.QueryRow(ctx, "select current_user").Scan(&user))
 	say("connected as", user)
+
+	// startup settings: a DSN's keys pgx does not know are startup parameters (RuntimeParams)
+	sc, err2 := pgx.Connect(ctx, fmt.Sprintf("host=%s port=%s user=app dbname=postgres sslmode=disable connect_timeout=10 search_path=app statement_timeout=4321", host, port))
+	must(err2)
+	var sp, stt string
+	must(sc.QueryRow(ctx, "select current_setting('search_path'), current_setting('statement_timeout')").Scan(&sp, &stt))
+	say("startup settings", sp, stt)
+	must(sc.Close(ctx))
 	_, err := c.Exec(ctx, "create table app.pgx (id int primary key, v text, b bytea)")
 	must(err)
 

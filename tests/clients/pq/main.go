@@ -53,6 +53,14 @@ func main() {
 	var user string
 	must(c.QueryRowContext(ctx, "select current_user").Scan(&user))
 	say("connected as", user)
+
+	// startup settings: options= and a DSN key lib/pq does not know (a startup parameter)
+	sdb, err := sql.Open("postgres", dsn()+" options='-c statement_timeout=4321' search_path=app")
+	must(err)
+	var sp, stt string
+	must(sdb.QueryRowContext(ctx, "select current_setting('search_path'), current_setting('statement_timeout')").Scan(&sp, &stt))
+	say("startup settings", sp, stt)
+	must(sdb.Close())
 	_, err = c.ExecContext(ctx, "create table app.pq (id int primary key, v text, b bytea)")
 	must(err)
 

@@ -1,0 +1,50 @@
+/*
+ * Settings a client gives at startup: as startup parameters (pgx's RuntimeParams,
+ * JDBC's currentSchema) or inside the "options" parameter (PGOPTIONS, libpq's
+ * options=, node-postgres' options), in the server's own syntax.
+ *
+ * The server applies them before any statement, with the client's authority
+ * (PGC_S_CLIENT), over the role's and database's defaults; no statement class, table
+ * rule or approval sees them. So pgtether passes only settings that cannot change
+ * privilege or how pgtether must read the session, whatever the rule: timeouts,
+ * messages, memory, planner costs, presentation, and search_path (unqualified names
+ * are resolved by asking the server, searchpath.h) and standard_conforming_strings
+ * (texts with a backslash are read both ways, sqlguard.h). Every other setting is
+ * refused by name, with the reason; the client can still SET it once connected,
+ * where the rule's "session" class decides.
+ *
+ * "options" is split as the server splits it (pg_split_opts: whitespace separates,
+ * a backslash takes the next byte as it is) and read as its switches: "-c
+ * name=value", "-cname=value" and "--name=value", a '-' in the name meaning '_'.
+ * The server's other switches (-B, -e, -F, -S, ...) are refused.
+ */
+#ifndef PGTETHER_STARTOPTS_H
+#define PGTETHER_STARTOPTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define STARTOPTS_MAX 64               /* settings in one "options" value */
+#define STARTOPTS_ERR 256
+
+struct startopts_setting {
+	const char *name;               /* as the server will look it up (see above) */
+	const char *value;
+};
+
+/*
+ * Splits options into settings. Names and values are written into buf[0..cap),
+ * which must be at least strlen(options) + 1 bytes (a split never grows), and point
+ * there. Returns the number of settings, or -1 with err saying which switch is
+ * malformed or not passed.
+ */
+int startopts_split(const char *options, char *buf, size_t cap, struct startopts_setting *out, size_t max,
+		    char err[STARTOPTS_ERR]);
+
+/* Whether a setting named name (compared as the server compares setting names, ASCII
+ * case-insensitively) may be passed at startup. False with why: the reason, for the
+ * client's error. client_encoding, application_name and pgtether.* are the caller's:
+ * they are refused here. */
+bool startopts_allowed(const char *name, char why[STARTOPTS_ERR]);
+
+#endif
