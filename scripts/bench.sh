@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Throughput of pgbench straight to PostgreSQL and through pgtetherd, on loopback.
+# Throughput of pgbench straight to PostgreSQL, through PgBouncer (session pooling)
+# and through pgtetherd, side by side in one run, on loopback.
 #   scripts/bench.sh [SECONDS]      (default 10 s per run; bounded, loopback only)
 # Prints a Markdown table; bench/results.md keeps the figures of record.
 set -euo pipefail
@@ -14,10 +15,11 @@ id="pgtether-bench-$$"
 tmp=$(mktemp -d "/tmp/$id.XXXXXX"); chmod 0755 "$tmp"
 cgmount=$(awk '$9 == "cgroup2" { print $5; exit }' /proc/self/mountinfo)
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-db_port=$(free_port); listen_port=$(free_port); daemon=
+db_port=$(free_port); listen_port=$(free_port); bouncer_port=$(free_port); daemon=; bouncer=
 cleanup() {
   set +e
   [ -n "$daemon" ] && kill "$daemon" && wait "$daemon"
+  [ -n "$bouncer" ] && kill "$bouncer" && wait "$bouncer"
   scripts/pg-local.sh stop "$tmp/pg"
   rm -rf "/sys/fs/bpf/$id"
   [ -d "$cgmount/$id" ] && find "$cgmount/$id" -depth -type d -exec rmdir {} \; 2>/dev/null
@@ -60,16 +62,49 @@ done
 export PGUSER=postgres PGHOST=127.0.0.1 PGPORT=$db_port PGPASSWORD=$password
 pgbench -q -i -s 10 postgres >/dev/null 2>&1
 
+# PgBouncer, as a team would run it in front of the same server: session pooling (the
+# same one client connection : one server connection as pgtether, but server
+# connections are kept and reused), trusting loopback clients, logging in with the
+# password itself. It refuses to run as root: it runs as postgres.
+mkdir -p "$tmp/bouncer"
+printf '"postgres" "%s"\n' "$password" >"$tmp/bouncer/userlist.txt"
+cat >"$tmp/bouncer/pgbouncer.ini" <<INI
+[databases]
+postgres = host=127.0.0.1 port=$db_port dbname=postgres
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $bouncer_port
+unix_socket_dir =
+auth_type = trust
+auth_file = $tmp/bouncer/userlist.txt
+pool_mode = session
+max_client_conn = 100
+default_pool_size = 16
+ignore_startup_parameters = extra_float_digits
+logfile = $tmp/bouncer/pgbouncer.log
+INI
+chown -R postgres "$tmp/bouncer"
+chmod 0700 "$tmp/bouncer"
+runuser -u postgres -- pgbouncer "$tmp/bouncer/pgbouncer.ini" </dev/null >/dev/null 2>&1 &
+bouncer=$!
+for _ in $(seq 100); do psql -h 127.0.0.1 -p "$bouncer_port" -Atqc "select 1" postgres >/dev/null 2>&1 && break; sleep 0.1; done
+
 in_cgroup() { local cg=$1; shift; bash -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$cgmount/$id/$cg" "$@"; }
 tps() { sed -n 's/^tps = \([0-9.]*\) .*/\1/p' | head -n 1; }
 
-printf '| workload | direct tps | through pgtether tps | ratio |\n|---|---:|---:|---:|\n'
+printf '| workload | direct tps | PgBouncer tps | pgtether tps | pgtether/direct | pgtether/PgBouncer |\n'
+printf '|---|---:|---:|---:|---:|---:|\n'
+# run_case NAME CGROUP PGBENCH_ARGS...: the three, one after the other, the same
+# arguments; PgBouncer does not check statements or mask, so its figure is the same
+# plain relay for every pgtether rule (measured again each time, as a control)
 run_case() {
   local name=$1 cg=$2; shift 2
-  local d p
+  local d b p
   d=$(pgbench "$@" -T "$secs" postgres 2>/dev/null | tps)
+  b=$(PGPORT=$bouncer_port pgbench "$@" -T "$secs" postgres 2>/dev/null | tps)
   p=$(in_cgroup "$cg" pgbench "$@" -T "$secs" postgres 2>/dev/null | tps)
-  printf '| %s | %.0f | %.0f | %.2f |\n' "$name" "$d" "$p" "$(echo "$p / $d" | bc -l)"
+  printf '| %s | %.0f | %.0f | %.0f | %.2f | %.2f |\n' "$name" "$d" "$b" "$p" "$(echo "$p / $d" | bc -l)" \
+    "$(echo "$p / $b" | bc -l)"
 }
 run_case "select-only, 8 clients, prepared" bench -S -M prepared -c 8 -j 2
 run_case "select-only, 1 client, simple" bench -S -M simple -c 1 -j 1
@@ -92,6 +127,7 @@ bulk() {
   printf '| %s | %.2f | %.0f |\n' "$name" "$(echo "$t1 - $t0" | bc -l)" "$(echo "$bytes / ($t1 - $t0) / 1000000" | bc -l)"
 }
 bulk direct env
+bulk "through PgBouncer" env PGPORT="$bouncer_port"
 bulk "through pgtether" in_cgroup bench
 bulk "through pgtether, two columns masked" in_cgroup masked
 n=$(grep -c 'event=conn.open' "$tmp/daemon.log")

@@ -21,6 +21,8 @@ packages=(
   python3-jsonschema
   # a real PostgreSQL 15 for the integration tests and the demo (never the system service)
   postgresql-15 postgresql-client-15
+  # scripts/bench.sh runs PgBouncer side by side (its own instance, never the service)
+  pgbouncer
 )
 
 missing=()
@@ -66,4 +68,8 @@ if [ ! -f /etc/postgresql-common/createcluster.conf ] || ! grep -q '^create_main
   echo 'create_main_cluster = false' >> /etc/postgresql-common/createcluster.conf
 fi
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# The package starts a system PgBouncer on 127.0.0.1:6432; the benchmark runs its own.
+if [[ " ${missing[*]} " == *" pgbouncer "* ]] && command -v systemctl >/dev/null; then
+  systemctl disable --now pgbouncer.service >/dev/null 2>&1 || true
+fi
 node_deps
