@@ -3591,12 +3591,18 @@ static void cancel_done(struct session_env *env, struct session *c)
 	session_free(env, c); /* and the client's connection closes: its cancel is done */
 }
 
-/* Keeps a startup parameter to pass on once the identity is known. */
+/* Startup parameters passed on, at most: connect_upstream adds its own after them. */
+#define FWD_MAX 64
+
+/* Keeps a startup parameter to pass on once the identity is known. -E2BIG when it
+ * would not fit: refused, never dropped (the recording says what was passed). */
 static int fwd_add(struct session *s, const char *name, const char *value)
 {
-	size_t a = strlen(name) + 1, b = strlen(value) + 1;
+	size_t a = strlen(name) + 1, b = strlen(value) + 1, kept = 0;
 
-	if (s->fwd_len + a + b > sizeof(s->fwd_params))
+	for (size_t at = 0; at < s->fwd_len; at++)
+		kept += !s->fwd_params[at];
+	if (s->fwd_len + a + b > sizeof(s->fwd_params) || kept / 2 >= FWD_MAX)
 		return -E2BIG;
 	memcpy(s->fwd_params + s->fwd_len, name, a);
 	memcpy(s->fwd_params + s->fwd_len + a, value, b);
@@ -3639,14 +3645,15 @@ static int startup_setting(struct session_env *env, struct session *s, const cha
 		*encoding_sent = true;
 		return 0;
 	}
-	if (!startopts_allowed(name, why)) {
+	if (!startopts_allowed(name, why) || !startopts_value_allowed(name, value, why)) {
 		refuse(env, s, "08004", "conn.refused", "pgtether: the startup setting \"%s\" is not passed: %s", name, why);
 		return -1;
 	}
 	if (fwd_add(s, name, value) == 0)
 		return 0;
 too_long:
-	refuse(env, s, "08P01", "conn.refused", "pgtether: the startup parameters are too long");
+	refuse(env, s, "08P01", "conn.refused", "pgtether: the startup settings are too many or too long (at most %d, %zu bytes)",
+	       FWD_MAX, sizeof(s->fwd_params));
 	return -1;
 }
 
@@ -3707,7 +3714,8 @@ static void handle_startup(struct session_env *env, struct session *s, const uin
 	/* UTF8 even when the client names none: a role's or database's default
 	 * client_encoding would otherwise apply, and the session would be refused */
 	if (!encoding_sent && fwd_add(s, "client_encoding", "UTF8") < 0) {
-		refuse(env, s, "08P01", "conn.refused", "pgtether: the startup parameters are too long");
+		refuse(env, s, "08P01", "conn.refused", "pgtether: the startup settings are too many or too long (at most %d, %zu bytes)",
+		       FWD_MAX - 1, sizeof(s->fwd_params));
 		return;
 	}
 	if (!user || !*user) {
@@ -3770,7 +3778,7 @@ static void connect_upstream(struct session_env *env, struct session *s)
 	size_t nout = 0, n;
 	int r;
 
-	for (size_t at = 0; at < s->fwd_len && nout < 64;) {
+	for (size_t at = 0; at < s->fwd_len && nout < FWD_MAX;) {
 		const char *k = s->fwd_params + at, *v = k + strlen(k) + 1;
 
 		outp[nout++] = (struct pgwire_param){ k, v };

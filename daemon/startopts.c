@@ -117,6 +117,84 @@ bool startopts_allowed(const char *name, char why[STARTOPTS_ERR])
 	return false;
 }
 
+/* Whitespace between a list's names, as the server's scanner_isspace sees it. */
+static bool list_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f';
+}
+
+/*
+ * The names of search_path split as the server's SplitIdentifierString splits them
+ * (a quoted name keeps its case, "" is a quote; an unquoted one is lowered in ASCII):
+ * 1 when pg_catalog comes after a name other than pg_temp, 0 when not, -1 when the
+ * server would refuse the list. Names longer than pg_catalog are never it, even cut
+ * to NAMEDATALEN - 1.
+ */
+static int catalog_late(const char *p, char first_other[STARTOPTS_ERR / 4])
+{
+	bool other = false;
+
+	while (list_space(*p))
+		p++;
+	if (!*p)
+		return 0;
+	for (;;) {
+		char name[sizeof("pg_catalog")];
+		size_t n = 0, len = 0;
+
+		if (*p == '"') {
+			for (p++;; p++) {
+				if (!*p)
+					return -1;
+				if (*p == '"' && *++p != '"')
+					break;
+				if (n < sizeof(name) - 1)
+					name[n++] = *p;
+				len++;
+			}
+		} else {
+			for (; *p && *p != ',' && !list_space(*p); p++, len++)
+				if (n < sizeof(name) - 1)
+					name[n++] = *p >= 'A' && *p <= 'Z' ? (char)(*p - 'A' + 'a') : *p;
+			if (!len)
+				return -1;
+		}
+		name[n] = '\0';
+		if (len == n && !strcmp(name, "pg_catalog"))
+			return other;
+		if (len != n || strcmp(name, "pg_temp")) {
+			if (!other)
+				snprintf(first_other, STARTOPTS_ERR / 4, "%s%s", name, len != n ? "..." : "");
+			other = true;
+		}
+		while (list_space(*p))
+			p++;
+		if (!*p)
+			return 0;
+		if (*p++ != ',')
+			return -1;
+		while (list_space(*p))
+			p++;
+	}
+}
+
+bool startopts_value_allowed(const char *name, const char *value, char why[STARTOPTS_ERR])
+{
+	char other[STARTOPTS_ERR / 4];
+	int late;
+
+	if (strcasecmp(name, "search_path"))
+		return true;
+	late = catalog_late(value, other);
+	if (late < 0)
+		snprintf(why, STARTOPTS_ERR, "pgtether cannot read it as a list of schema names");
+	else if (late)
+		snprintf(why, STARTOPTS_ERR,
+			 "it lists pg_catalog after \"%s\", where a function or operator named like a built-in one "
+			 "would be called instead of it; list pg_catalog first or leave it out", other);
+	return late == 0;
+}
+
 /* Whitespace as the server's pg_split_opts sees it (isspace in the C locale). */
 static bool opt_space(char c)
 {

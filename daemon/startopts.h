@@ -8,7 +8,8 @@
  * rule or approval sees them. So pgtether passes only settings that cannot change
  * privilege or how pgtether must read the session, whatever the rule: timeouts,
  * messages, memory, planner costs, presentation, and search_path (unqualified names
- * are resolved by asking the server, searchpath.h) and standard_conforming_strings
+ * are resolved by asking the server, searchpath.h; pg_catalog must come first, see
+ * startopts_value_allowed) and standard_conforming_strings
  * (texts with a backslash are read both ways, sqlguard.h). Every other setting is
  * refused by name, with the reason; the client can still SET it once connected,
  * where the rule's "session" class decides.
@@ -46,5 +47,15 @@ int startopts_split(const char *options, char *buf, size_t cap, struct startopts
  * client's error. client_encoding, application_name and pgtether.* are the caller's:
  * they are refused here. */
 bool startopts_allowed(const char *name, char why[STARTOPTS_ERR]);
+
+/*
+ * Whether the value of an allowed setting may be passed: false with why for a
+ * search_path that lists pg_catalog after a schema other than pg_temp (read as the
+ * server reads the list), or that the server could not read. pgtether takes an
+ * unqualified function or operator name of PostgreSQL's own (lower, =) as the
+ * built-in; a schema searched before pg_catalog could give it another. Every other
+ * value passes.
+ */
+bool startopts_value_allowed(const char *name, const char *value, char why[STARTOPTS_ERR]);
 
 #endif

@@ -24,6 +24,8 @@ create table public.customers (id int, email text);
 insert into public.customers values (1, 'alice@example.com');
 create table public.t (a int);
 grant all on public.customers, public.t to app;
+-- named like a built-in, found before it on a search_path that lists pg_catalog later
+create function app.lower(t text) returns text language sql as $$ select pg_catalog.set_config('pgt.seen', t, false) $$;
 SQL
   mkdir -p "$PGT_TMP/policy.d"
   cat >"$PGT_TMP/policy.d/10-opts.json" <<JSON
@@ -191,4 +193,46 @@ h = json.loads(sys.stdin.readline())
 assert h["type"] == "header", h
 s = h["settings"]
 assert s["search_path"] == "app" and s["lock_timeout"] == "3s" and s["client_encoding"] == "UTF8", s'
+}
+
+@test "a startup search_path with a schema before pg_catalog is refused: app.lower() would pass for the built-in and see a masked email" {
+  # straight, app.lower is called for lower()
+  [ "$(straight "-c search_path=app,pg_catalog,public" "select lower('MiXed')")" = "MiXed" ]
+  for opts in "-c search_path=app,pg_catalog,public" "-c search_path=\"\$user\",PG_CATALOG,public" \
+              "--search-path=app,\\\"pg_catalog\\\",public" "-c search_path=pg_temp,app,pg_catalog,public"; do
+    run through ro "$opts" "select id from customers where lower(email) = 'x'" "select current_setting('pgt.seen', true)"
+    echo "[$opts] $output"
+    [ "$status" -eq 2 ]
+    [[ "$output" == *'FATAL:  pgtether: the startup setting "search_path" is not passed: it lists pg_catalog after "'* ]]
+    [[ "$output" != *alice* ]]
+  done
+  # as its own startup parameter (JDBC's currentSchema, pgx's RuntimeParams)
+  run raw ro startup-param search_path=app,pg_catalog,public
+  echo "$output"
+  [[ "$output" == *'E FATAL 08004 pgtether: the startup setting "search_path" is not passed: it lists pg_catalog after "app"'* ]]
+  run raw ro startup-param search_path='"app'
+  [[ "$output" == *'E FATAL 08004 pgtether: the startup setting "search_path" is not passed: pgtether cannot read it'* ]]
+  # pg_catalog first, or after pg_temp only, is where the built-ins come from
+  for opts in "-c search_path=pg_catalog,app,public" "-c search_path=pg_temp,pg_catalog,app,public"; do
+    run through ro "$opts" "select lower('MiXed')" "select id from customers where lower(email) = 'x'" \
+      "select coalesce(current_setting('pgt.seen', true), 'unset')"
+    echo "[$opts] $output"
+    [ "$status" -eq 0 ]
+    [ "${lines[0]}" = "mixed" ]
+    [[ "$output" != *alice* ]]
+  done
+}
+
+@test "startup settings beyond what pgtether passes on are refused, not dropped" {
+  local opts
+  opts=$(printf -- '-c jit=off %.0s' $(seq 64))
+  run raw free startup-query "show statement_timeout" "options=$opts" statement_timeout=1234
+  echo "$output"
+  [[ "$output" == *'E FATAL 08P01 pgtether: the startup settings are too many or too long (at most 64'* ]]
+  [[ "$output" != *"D 0"* ]]
+  # 63 of them and client_encoding are passed, all
+  opts=$(printf -- '-c jit=off %.0s' $(seq 62))
+  run raw free startup-query "show statement_timeout" "options=$opts" statement_timeout=1234
+  echo "$output"
+  [[ "$output" == *"D 1234ms"* ]]
 }

@@ -126,6 +126,11 @@ def main():
     elif case == "startup-param":
         name, value = sys.argv[4].split("=", 1)
         login(c, out, extra=[(name, value)])
+    elif case == "startup-query":
+        # pgraw.py HOST PORT startup-query SQL NAME=VALUE...: those startup parameters, then SQL
+        if login(c, out, extra=[tuple(a.split("=", 1)) for a in sys.argv[5:]]):
+            c.send(msg(b"Q", sys.argv[4].encode() + b"\0"))
+            c.until_ready(out)
     elif case == "fastpath-in-batch":
         login(c, out)
         # Parse/Bind/Execute without Sync, then a FunctionCall

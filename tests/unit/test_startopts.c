@@ -131,12 +131,52 @@ static void test_allowed(void **state)
 	assert_false(startopts_allowed("", why));
 }
 
+/* search_path passes unless pg_catalog comes after a schema other than pg_temp,
+ * the names read as the server's SplitIdentifierString reads them. */
+static void test_search_path_value(void **state)
+{
+	static const char *const ok[] = {
+		"app", "\"$user\", public", "", "  ", "pg_catalog, app", "PG_CATALOG,app", " \"pg_catalog\" , app",
+		"pg_temp, pg_catalog, app", "pg_catalog,app,pg_catalog", "app, \"PG_CATALOG\"", "app, pg_catalogx",
+		"app, \"pg_catalog \"", "\"a\"\"b\", pg_catalog_and_more_than_ten_bytes",
+	};
+	static const char *const refused[] = {
+		"app, pg_catalog", "app,PG_Catalog", "\"$user\", public, pg_catalog", "\"a b\"\t,\n\"pg_catalog\"",
+		"pg_temp, app, pg_catalog", "\"\", pg_catalog", "app,pg_temp,pg_catalog",
+	};
+	static const char *const unreadable[] = { "\"app", "app,", ",app", "app pg_catalog", "\"a\"b", "app,,x" };
+	char why[STARTOPTS_ERR];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		if (!startopts_value_allowed("search_path", ok[i], why))
+			fail_msg("[%s] refused: %s", ok[i], why);
+	}
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		if (startopts_value_allowed("Search_Path", refused[i], why))
+			fail_msg("[%s] passed", refused[i]);
+		assert_non_null(strstr(why, "lists pg_catalog after"));
+	}
+	for (size_t i = 0; i < sizeof(unreadable) / sizeof(unreadable[0]); i++) {
+		if (startopts_value_allowed("search_path", unreadable[i], why))
+			fail_msg("[%s] passed", unreadable[i]);
+		assert_non_null(strstr(why, "cannot read it"));
+	}
+	assert_true(startopts_value_allowed("search_path", "\"$user\", public", why));
+	assert_false(startopts_value_allowed("search_path", "app, pg_catalog", why));
+	assert_non_null(strstr(why, "after \"app\""));
+	assert_false(startopts_value_allowed("search_path", "a_schema_name_longer_than_ten, pg_catalog", why));
+	assert_non_null(strstr(why, "after \"a_schema_n...\""));
+	/* other settings' values are the server's to check */
+	assert_true(startopts_value_allowed("work_mem", "app, pg_catalog", why));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_split_forms),  cmocka_unit_test(test_split_escapes),
 		cmocka_unit_test(test_split_refusals), cmocka_unit_test(test_split_bounds),
-		cmocka_unit_test(test_allowed),
+		cmocka_unit_test(test_allowed), cmocka_unit_test(test_search_path_value),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
