@@ -78,15 +78,6 @@ size_t pgwire_error_response(uint8_t *out, size_t cap, const char *severity,
 	return pos;
 }
 
-size_t pgwire_notice_response(uint8_t *out, size_t cap, const char *message, const char *hint)
-{
-	size_t n = pgwire_error_response(out, cap, "NOTICE", "00000", message, hint);
-
-	if (n)
-		out[0] = 'N';
-	return n;
-}
-
 /* Whether msg[0..mlen) is a whole 'E' or 'N' whose fields all end inside it, the
  * last followed by the terminator. */
 static bool notice_well_formed(const uint8_t *msg, size_t mlen)
@@ -149,6 +140,37 @@ size_t pgwire_withhold(const uint8_t *msg, size_t mlen, const char *text, uint8_
 			return 0;
 		pos = put_field(out, pos, cap, 'M', text);
 	}
+	out[pos++] = 0;
+	pgwire_put32(out + 1, (uint32_t)(pos - 1));
+	return pos;
+}
+
+size_t pgwire_add_hint(const uint8_t *msg, size_t mlen, const char *hint, uint8_t *out, size_t cap)
+{
+	const uint8_t *p = msg + 5;
+	const char *theirs = pgwire_notice_field(msg, mlen, 'H');
+	size_t pos = 5, hl = strlen(hint);
+
+	if (!notice_well_formed(msg, mlen) || cap < mlen + hl + 4)
+		return 0;
+	out[0] = msg[0];
+	for (; *p; p += strlen((const char *)p) + 1)
+		if (*p != 'H') {
+			size_t n = strlen((const char *)p) + 1;
+
+			memcpy(out + pos, p, n);
+			pos += n;
+		}
+	out[pos++] = 'H';
+	if (theirs) {
+		size_t tl = strlen(theirs);
+
+		memcpy(out + pos, theirs, tl);
+		memcpy(out + pos + tl, "; ", 2);
+		pos += tl + 2;
+	}
+	memcpy(out + pos, hint, hl + 1);
+	pos += hl + 1;
 	out[pos++] = 0;
 	pgwire_put32(out + 1, (uint32_t)(pos - 1));
 	return pos;

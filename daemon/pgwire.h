@@ -54,8 +54,12 @@ enum pgwire_startup_kind pgwire_startup_classify(const uint8_t *buf, size_t len,
 size_t pgwire_error_response(uint8_t *out, size_t cap, const char *severity,
 			     const char *sqlstate, const char *message, const char *hint);
 
-/* The same fields as a NoticeResponse ('N'), severity NOTICE, SQLSTATE 00000. */
-size_t pgwire_notice_response(uint8_t *out, size_t cap, const char *message, const char *hint);
+/*
+ * A whole ErrorResponse or NoticeResponse msg[0..mlen) (header included) with hint
+ * added to its H field (after the server's own hint, "; " between) into out[0..cap).
+ * Returns the new length, or 0 when msg is not well formed or out is too small.
+ */
+size_t pgwire_add_hint(const uint8_t *msg, size_t mlen, const char *hint, uint8_t *out, size_t cap);
 
 /*
  * The value of field `code` of a whole ErrorResponse or NoticeResponse msg[0..mlen)

@@ -2417,6 +2417,33 @@ static size_t replace_sentinel_error(struct session_env *env, struct session *s,
 }
 
 /*
+ * The server's insufficient_privilege (42501) error at u2c[start..start+mlen) of a
+ * session whose client named a user other than the role pgtether logged in as: the
+ * difference is on purpose, and the error says so in its hint. Returns its length now.
+ */
+static size_t role_hint(struct session *s, size_t start, size_t mlen)
+{
+	struct session_buf *b = &s->u2c;
+	const char *code = pgwire_notice_field(b->data + start, mlen, 'C');
+	char hint[512];
+	uint8_t out[2048];
+	size_t n;
+
+	if (!code || strcmp(code, "42501"))
+		return mlen;
+	snprintf(hint, sizeof(hint),
+		 "pgtether logged this session in as role \"%s\", which rule '%s' grants, not as the user \"%s\" the client named",
+		 s->role, s->rule, s->client_user);
+	n = pgwire_add_hint(b->data + start, mlen, hint, out, sizeof(out));
+	if (n == 0 || (n > mlen && buf_reserve(s, b, b->len + (n - mlen) + SESSION_INJECT_RESERVE) < 0))
+		return mlen; /* the server's words alone */
+	memmove(b->data + start + n, b->data + start + mlen, b->len - start - mlen);
+	memcpy(b->data + start, out, n);
+	b->len = b->len - mlen + n;
+	return n;
+}
+
+/*
  * A ParameterStatus (body: name\0value\0, PostgreSQL protocol 55.7) of a setting
  * statements are read by, or of the read-only mode a read-only rule's session runs
  * in: kept in the session and recorded. false when the session must end, with
@@ -2532,7 +2559,7 @@ static int server_scan(struct session_env *env, struct session *s)
 			pos += inject_due(s, pos);
 			continue;
 		}
-		if (found && h.type == 'E' && s->sentinels_out && h.body_len < 1024 && whole_here) {
+		if (found && h.type == 'E' && (s->sentinels_out || s->role_hint) && h.body_len < 1024 && whole_here) {
 			size_t mlen = PGWIRE_HEADER + h.body_len;
 
 			s->last_server_type = h.type;
@@ -2558,6 +2585,8 @@ static int server_scan(struct session_env *env, struct session *s)
 				} else {
 					rec_server_message(env, s, b->data + start, now);
 				}
+				if (s->role_hint)
+					now = role_hint(s, start, now);
 			}
 			pos = start + now;
 			pos += inject_due(s, pos);
@@ -3182,19 +3211,6 @@ static void login_step(struct session_env *env, struct session *s)
 				return;
 			}
 			s->tx_status = body[0];
-			if (strcmp(s->client_user, s->role)) {
-				/* on purpose, but not silently: the client named another user */
-				char note[512];
-				uint8_t nm[sizeof(note) + 64];
-				size_t nn;
-
-				snprintf(note, sizeof(note),
-					 "pgtether: this session runs as role \"%s\", which rule '%s' grants; the user name \"%s\" the client gave is not used",
-					 s->role, s->rule, s->client_user);
-				nn = pgwire_notice_response(nm, sizeof(nm), note, NULL);
-				if (nn && nn + 6 <= room(&s->u2c))
-					put(&s->u2c, nm, nn);
-			}
 			if (!masking_rule(env, s))
 				put(&s->u2c, s->in.data + pos - 6, 6);
 			start_relay(env, s); /* which looks the masks up first, if any */
@@ -3917,6 +3933,7 @@ static void authorize(struct session_env *env, struct session *s, const char *to
 		return;
 	}
 	snprintf(s->role, sizeof(s->role), "%s", role);
+	s->role_hint = strcmp(s->client_user, s->role) != 0;
 	s->password = strdup(cr->password);
 	if (!s->password) {
 		refuse(env, s, "53200", "conn.refused", "pgtether: out of memory");

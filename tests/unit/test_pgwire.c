@@ -120,6 +120,32 @@ static size_t notice_of(uint8_t *out, char type, const char *body, size_t len)
 	return 5 + len;
 }
 
+static void test_add_hint(void **state)
+{
+	static const char plain[] = "SERROR\0VERROR\0C42501\0Mpermission denied for table t\0";
+	static const char hinted[] = "SERROR\0C42501\0Hask the owner\0Mx\0";
+	uint8_t in[300], out[300];
+	size_t n = notice_of(in, 'E', plain, sizeof(plain)), m;
+
+	(void)state;
+	m = pgwire_add_hint(in, n, "ours", out, sizeof(out));
+	assert_int_equal(out[0], 'E');
+	assert_int_equal((size_t)(out[1] << 24 | out[2] << 16 | out[3] << 8 | out[4]), m - 1);
+	assert_int_equal(m, n + 6);
+	assert_string_equal(pgwire_notice_field(out, m, 'H'), "ours");
+	assert_string_equal(pgwire_notice_field(out, m, 'M'), "permission denied for table t");
+	/* the server's own hint is kept, ours after it; one H field */
+	n = notice_of(in, 'N', hinted, sizeof(hinted));
+	m = pgwire_add_hint(in, n, "ours", out, sizeof(out));
+	assert_int_equal(out[0], 'N');
+	assert_string_equal(pgwire_notice_field(out, m, 'H'), "ask the owner; ours");
+	assert_string_equal(pgwire_notice_field(out, m, 'M'), "x");
+	assert_int_equal(m, n + 6);
+	/* not well formed or no room: 0 */
+	assert_int_equal(pgwire_add_hint(in, n - 1, "ours", out, sizeof(out)), 0);
+	assert_int_equal(pgwire_add_hint(in, n, "ours", out, n + 2), 0);
+}
+
 static void test_withhold(void **state)
 {
 	/* a unique violation as PostgreSQL 15 sends it */
@@ -373,6 +399,7 @@ int main(void)
 		cmocka_unit_test(test_startup_params_round_trip),
 		cmocka_unit_test(test_encoding_key),
 		cmocka_unit_test(test_builders),
+		cmocka_unit_test(test_add_hint),
 	};
 
 	return cmocka_run_group_tests_name("pgwire", tests, NULL, NULL);
