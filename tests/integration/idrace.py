@@ -153,9 +153,16 @@ def main():
         s = connect(sys.argv[2], sys.argv[3])
         fd = s.detach()
         os.set_inheritable(fd, True)
+        # the child maps this executable until it has exec'd: copying over it before
+        # then fails with ETXTBSY. The pipe's write end closes at its exec (CLOEXEC).
+        r, w = os.pipe()
         child = os.fork()
         if child == 0:
+            os.close(r)
             os.execv("/usr/bin/python3", ["/usr/bin/python3", os.path.abspath(__file__), "speak-fd", str(fd), "1.5"])
+        os.close(w)
+        os.read(r, 1)
+        os.close(r)
         os.close(fd)
         me = os.path.realpath(sys.executable)
         os.execv("/bin/sh", ["/bin/sh", "-c",
