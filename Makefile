@@ -98,7 +98,8 @@ INSTALLED_FILES := \
 	$(EXAMPLES)/pgtether.json $(EXAMPLES)/pgtether.example.json \
 	$(EXAMPLES)/credentials.example.json $(EXAMPLES)/README.md \
 	$(EXAMPLES)/policy.example.json $(EXAMPLES)/issuer.example.json $(EXAMPLES)/policy.schema.json \
-	$(EXAMPLES)/policy.d/10-ci-migrations.json $(EXAMPLES)/policy.d/20-ai-agent.json $(EXAMPLES)/policy.d/30-oncall.json
+	$(EXAMPLES)/policy.d/10-ci-migrations.json $(EXAMPLES)/policy.d/20-ai-agent.json $(EXAMPLES)/policy.d/30-oncall.json \
+	$(EXAMPLES)/policy.d/40-backup-restore.json
 
 .PHONY: install uninstall
 install: all

@@ -572,6 +572,9 @@ static int cmd_explain(const char *config_path, int argc, char **argv)
 			printf("  verdict: %s%s%s\n", v == POLICY_ALLOW ? "allow" : v == POLICY_DENY ? "deny" : "approval",
 			       why[0] ? ": " : "", why);
 			denied |= v != POLICY_ALLOW;
+			if (v != POLICY_DENY && res.settings_row[0])
+				printf("  in a session: it sets %s, and runs only as a Query's first statement once the server shows that pg_settings and = are pg_catalog's\n",
+				       res.settings_row);
 		}
 		sqlclass_release(&res);
 		free(one);

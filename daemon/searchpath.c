@@ -394,7 +394,8 @@ void searchpath_state_release(struct searchpath_state *st)
 
 bool searchpath_needed(const struct policy_rule *r, const struct sqlclass_result *c)
 {
-	return r && r->statements.set && (r->statements.n_tables_allow || r->statements.n_tables_deny) && c->n_tables;
+	return (r && r->statements.set && (r->statements.n_tables_allow || r->statements.n_tables_deny) && c->n_tables) ||
+	       c->settings_row[0];
 }
 
 static bool sp_rel(const struct searchpath_state *st, const char *schema, const char *name, bool need_usable)
@@ -455,11 +456,81 @@ static int sp_try(const struct policy_rule *r, const struct searchpath_state *st
 	return policy_table_verdict(r, q, reason, rcap) == POLICY_DENY ? -1 : 0;
 }
 
+/*
+ * sqlclass_settings_row's statement sets the setting it names only when its
+ * unqualified pg_settings is pg_catalog's and its = is pg_catalog's: on the path the
+ * server reported, pg_catalog comes before every schema but the session's temporary
+ * one (which is never searched for operators or functions), and that one has no
+ * relation named pg_settings. Else a relation of the workload's (or an = that is
+ * always true) could feed set_config any name, a pgtether.* one among them.
+ */
+static enum policy_verdict sp_settings_row(const struct policy_rule *r, const struct searchpath_scan *sc,
+					   const struct searchpath_state *st, bool prepared, const char *unknown_why, char *why, size_t cap)
+{
+	size_t seen = 0;
+
+	for (size_t i = 0; i < sc->n_refs; i++) {
+		const struct searchpath_ref *f = &sc->refs[i];
+		const struct searchpath_stmt *set = NULL;
+		const char *path[SEARCHPATH_MAX_SCHEMAS + 2];
+		size_t n_path = 0;
+		bool exact = !prepared && !f->later, catalog = false;
+
+		if (f->schema[0] || strcmp(f->name, "pg_settings"))
+			continue;
+		seen++;
+		if (!st) {
+			snprintf(why, cap, "set_config(name, ...) FROM pg_settings sets the setting of the row only if pg_settings and = are pg_catalog's, and %s, so rule '%s' cannot let it run",
+				 unknown_why, r ? r->name : "?");
+			return POLICY_DENY;
+		}
+		for (size_t k = 0; k < f->stmt && k < sc->n_stmts && exact; k++) {
+			if (sc->stmts[k].effect == SEARCHPATH_UNKNOWN)
+				exact = false;
+			else if (sc->stmts[k].effect == SEARCHPATH_SETS)
+				set = &sc->stmts[k];
+		}
+		if (!exact) {
+			snprintf(why, cap, "set_config(name, ...) FROM pg_settings sets the setting of the row only if pg_settings and = are pg_catalog's, which pgtether can make sure of only for a simple Query's first statement (%s)",
+				 prepared ? "this is a prepared statement" : "an earlier statement of this query may change the search_path");
+			return POLICY_DENY;
+		}
+		if (set)
+			n_path = sp_model_path(st, set, path);
+		else
+			for (size_t k = 0; k < st->n_path; k++)
+				path[n_path++] = st->path[k];
+		for (size_t k = 0; k < n_path && !catalog; k++) {
+			if (!strcmp(path[k], "pg_catalog")) {
+				catalog = true;
+			} else if (!st->temp || strcmp(path[k], st->temp) || st->rels_cut || sp_rel(st, path[k], "pg_settings", false)) {
+				snprintf(why, cap, "set_config(name, ...) FROM pg_settings would not read pg_catalog's pg_settings with pg_catalog's = (schema %s comes first on this session's search_path), so it could set any setting, pgtether.* among them",
+					 sp_rule_schema(st, path[k]));
+				return POLICY_DENY;
+			}
+		}
+		if (!catalog) {
+			snprintf(why, cap, "set_config(name, ...) FROM pg_settings: pg_catalog is not on the search_path the server reported, so it cannot be made sure of");
+			return POLICY_DENY;
+		}
+	}
+	if (!seen) {
+		snprintf(why, cap, "set_config(name, ...) FROM pg_settings cannot be resolved on this session's search_path, so it is denied");
+		return POLICY_DENY;
+	}
+	return POLICY_ALLOW;
+}
+
 enum policy_verdict searchpath_check(const struct policy_rule *r, const struct sqlclass_result *c,
 				     const struct searchpath_scan *sc, const struct searchpath_state *st,
 				     bool prepared, const char *unknown_why, char *why, size_t cap)
 {
 	char reason[300];
+
+	if (c->settings_row[0] && sp_settings_row(r, sc, st, prepared, unknown_why, why, cap) == POLICY_DENY)
+		return POLICY_DENY;
+	if (!r || !r->statements.set || (!r->statements.n_tables_allow && !r->statements.n_tables_deny))
+		return POLICY_ALLOW; /* only here for the settings row */
 
 	/* every unqualified name sqlclass saw must be one this scan resolves */
 	for (size_t i = 0; i < c->n_tables; i++) {

@@ -738,7 +738,7 @@ static enum policy_verdict check_statement(struct session_env *env, struct sessi
 		sqlclass_release(&tmp);
 		return POLICY_DENY;
 	}
-	if (!r->statements.set && !r->n_masks) {
+	if (!r->statements.set && !r->n_masks && !c->settings_row[0]) {
 		sqlclass_release(&tmp);
 		return POLICY_ALLOW;
 	}
@@ -1341,9 +1341,10 @@ static enum path_due path_due(struct session_env *env, struct session *s, const 
 	bool due;
 	int rc;
 
-	if (!r || !r->statements.set || (!r->statements.n_tables_allow && !r->statements.n_tables_deny) ||
+	if (!r || ((!r->statements.set || (!r->statements.n_tables_allow && !r->statements.n_tables_deny)) &&
+		   !sqlguard_may_touch(sql, len)) ||
 	    s->path_fresh || len > env->cfg->max_statement_bytes || s->c_unsynced || s->held_id)
-		return PATH_NO;
+		return PATH_NO; /* (pg_settings, for sqlclass_settings_row, is a word the scan finds) */
 	if (!path_can_ask(s) && s->pending_count == 0)
 		return PATH_NO; /* an aborted transaction: nothing will change that first */
 	if (env->sqlcache)

@@ -108,6 +108,10 @@ static unsigned stmt_class(const char *type, json_t *node)
 		{ "TransactionStmt", SQL_TRANSACTION },
 		{ "ExplainStmt", 0 }, /* the classes of what it explains (ANALYZE runs it) */
 		{ "DeclareCursorStmt", SQL_READ },
+		/* FETCH, MOVE and CLOSE of a cursor: its rows were decided at DECLARE (and
+		 * come with a RowDescription, so masks apply); pg_dump --inserts reads
+		 * every table this way */
+		{ "FetchStmt", SQL_READ }, { "ClosePortalStmt", SQL_READ },
 		{ "DropdbStmt", SQL_DROP }, { "DropTableSpaceStmt", SQL_DROP },
 		{ "DropSubscriptionStmt", SQL_DROP }, { "DropUserMappingStmt", SQL_DROP },
 	};
@@ -119,6 +123,15 @@ static unsigned stmt_class(const char *type, json_t *node)
 				return SQL_WRITE | SQL_DDL; /* SELECT ... INTO creates and fills a table */
 			return exact[i].cls;
 		}
+	if (!strcmp(type, "LockStmt")) {
+		/* ACCESS SHARE (1, storage/lockdefs.h) is the lock every SELECT takes: it
+		 * conflicts only with ACCESS EXCLUSIVE, as a reading transaction does;
+		 * pg_dump takes it on every table it dumps. Stronger modes can stall
+		 * writers and stay utility. */
+		if (json_integer_value(json_object_get(node, "mode")) == 1)
+			return SQL_READ;
+		return SQL_UTILITY;
+	}
 	if (!strcmp(type, "CopyStmt")) {
 		unsigned c = json_is_true(json_object_get(node, "is_from")) ? SQL_COPY_IN : SQL_COPY_OUT;
 
@@ -141,6 +154,8 @@ struct walk {
 	const char *const *dangerous;
 	unsigned cls;
 	int err;
+	json_t *row_call;               /* set_config of a sqlclass_settings_row statement */
+	const char *row_name;           /* the setting it sets */
 };
 
 static bool listed(const char *const *list, size_t n, const char *name)
@@ -171,6 +186,80 @@ static void add_name(char **list, size_t *n, const char *schema, const char *nam
 static const char *sval(json_t *string_node)
 {
 	return json_string_value(json_object_get(json_object_get(string_node, "String"), "sval"));
+}
+
+/* Whether object o has no members but those listed (NULL-terminated). */
+static bool only_keys(json_t *o, const char *const *keys)
+{
+	const char *k;
+	json_t *v;
+
+	if (!json_is_object(o))
+		return false;
+	json_object_foreach(o, k, v) {
+		const char *const *p = keys;
+
+		while (*p && strcmp(*p, k))
+			p++;
+		if (!*p)
+			return false;
+	}
+	return true;
+}
+
+/* A ColumnRef of the one column "name", and a string constant's text. */
+static bool column_is_name(json_t *node)
+{
+	json_t *f = json_object_get(json_object_get(node, "ColumnRef"), "fields");
+
+	return json_array_size(f) == 1 && sval(json_array_get(f, 0)) && !strcmp(sval(json_array_get(f, 0)), "name");
+}
+
+static const char *string_const(json_t *node)
+{
+	json_t *c = json_object_get(node, "A_Const");
+
+	return only_keys(c, (const char *const[]){ "sval", "location", NULL }) ?
+	       json_string_value(json_object_get(json_object_get(c, "sval"), "sval")) : NULL;
+}
+
+const char *sqlclass_settings_row(json_t *select, json_t **ret_call)
+{
+	static const char *const select_keys[] = { "targetList", "fromClause", "whereClause", "limitOption", "op", NULL };
+	json_t *tl = json_object_get(select, "targetList"), *from = json_object_get(select, "fromClause");
+	json_t *where = json_object_get(json_object_get(select, "whereClause"), "A_Expr");
+	json_t *res = json_object_get(json_array_get(tl, 0), "ResTarget");
+	json_t *call = json_object_get(res, "val"), *fc = json_object_get(call, "FuncCall");
+	json_t *fn = json_object_get(fc, "funcname"), *args = json_object_get(fc, "args");
+	json_t *rel = json_object_get(json_array_get(from, 0), "RangeVar"), *op = json_object_get(where, "name");
+	json_t *b = json_object_get(json_array_get(args, 2), "A_Const");
+	size_t nfn = json_array_size(fn);
+	const char *fname = nfn ? sval(json_array_get(fn, nfn - 1)) : NULL;
+	const char *fschema = nfn == 2 ? sval(json_array_get(fn, 0)) : NULL;
+
+	/* nothing else may take part: no alias, DISTINCT, GROUP BY, second column,
+	 * join, schema for pg_settings (pg_catalog's is what the session makes sure
+	 * of), operator schema, ... */
+	if (!only_keys(select, select_keys) ||
+	    strcmp(json_string_value(json_object_get(select, "limitOption")) ?: "", "LIMIT_OPTION_DEFAULT") ||
+	    strcmp(json_string_value(json_object_get(select, "op")) ?: "", "SETOP_NONE") ||
+	    json_array_size(tl) != 1 || !only_keys(res, (const char *const[]){ "val", "location", NULL }) ||
+	    !only_keys(fc, (const char *const[]){ "funcname", "args", "funcformat", "location", NULL }) ||
+	    !fname || strcmp(fname, "set_config") || (nfn == 2 && (!fschema || strcmp(fschema, "pg_catalog"))) || nfn > 2 ||
+	    json_array_size(args) != 3 || !column_is_name(json_array_get(args, 0)) ||
+	    !string_const(json_array_get(args, 1)) ||
+	    !only_keys(b, (const char *const[]){ "boolval", "location", NULL }) ||
+	    json_array_size(from) != 1 ||
+	    !only_keys(rel, (const char *const[]){ "relname", "inh", "relpersistence", "location", NULL }) ||
+	    strcmp(json_string_value(json_object_get(rel, "relname")) ?: "", "pg_settings") ||
+	    !json_is_true(json_object_get(rel, "inh")) ||
+	    !only_keys(where, (const char *const[]){ "kind", "name", "lexpr", "rexpr", "location", NULL }) ||
+	    strcmp(json_string_value(json_object_get(where, "kind")) ?: "", "AEXPR_OP") ||
+	    json_array_size(op) != 1 || strcmp(sval(json_array_get(op, 0)) ?: "", "=") ||
+	    !column_is_name(json_object_get(where, "lexpr")))
+		return NULL;
+	*ret_call = fc;
+	return string_const(json_object_get(where, "rexpr"));
 }
 
 /*
@@ -221,7 +310,7 @@ static bool read_only_setting(const char *name)
  * option that is not a constant true (BEGIN READ WRITE, SET TRANSACTION READ WRITE,
  * SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE), or set_config() of one of
  * them or of a name computed at run time. */
-static bool sets_read_write(const char *key, json_t *v, const char *func, json_t *args)
+static bool sets_read_write(const char *key, json_t *v, const char *func, json_t *args, const char *row_name)
 {
 	long on;
 
@@ -247,6 +336,8 @@ static bool sets_read_write(const char *key, json_t *v, const char *func, json_t
 		json_t *c = json_object_get(json_array_get(args, 0), "A_Const");
 		const char *name = json_string_value(json_object_get(json_object_get(c, "sval"), "sval"));
 
+		if (row_name)
+			name = row_name; /* sqlclass_settings_row: the row's, once made sure of */
 		return !name || read_only_setting(name);
 	}
 	return false;
@@ -351,7 +442,7 @@ static void on_object(struct walk *w, const char *key, json_t *v)
 						* client_encoding and read-only are guarded apart */
 		if (writes_data_call(name, json_object_get(v, "args")))
 			w->cls |= SQL_WRITE; /* SELECT nextval('s'), lo_create(0) */
-		if (sets_read_write(key, v, name, json_object_get(v, "args")))
+		if (sets_read_write(key, v, name, json_object_get(v, "args"), v == w->row_call ? w->row_name : NULL))
 			w->r->sets_read_write = 1;
 		/* query_to_xml('select email from users', ...), in any schema spelling */
 		if (query_function(name) && (strcmp(name, "ts_rewrite") || json_array_size(json_object_get(v, "args")) != 3))
@@ -364,7 +455,7 @@ static void on_object(struct walk *w, const char *key, json_t *v)
 			}
 	}
 	if ((!strcmp(key, "VariableSetStmt") || !strcmp(key, "DefElem") || !strcmp(key, "DoStmt")) &&
-	    sets_read_write(key, v, NULL, NULL))
+	    sets_read_write(key, v, NULL, NULL, NULL))
 		w->r->sets_read_write = 1;
 	if (!strcmp(key, "DefineStmt") || !strcmp(key, "CreateCastStmt") || !strcmp(key, "CreateOpClassStmt") ||
 	    !strcmp(key, "AlterOpFamilyStmt") || !strcmp(key, "CreateTransformStmt") || !strcmp(key, "AlterOperatorStmt"))
@@ -819,6 +910,19 @@ static int classify_reading(const char *sql, bool scs, int depth, const char *co
 		if (!type)
 			continue;
 		w.cls = stmt_class(type, json_object_get(node, type));
+		w.row_call = NULL;
+		if (depth == 0 && !strcmp(type, "SelectStmt")) {
+			/* a client's statement, which the session makes sure of before it
+			 * runs; in server-side code it runs on a path nobody checks */
+			json_t *call;
+			const char *row = sqlclass_settings_row(json_object_get(node, type), &call);
+
+			if (row) {
+				w.row_call = call;
+				w.row_name = row;
+				snprintf(ret->settings_row, sizeof(ret->settings_row), "%s", row);
+			}
+		}
 		on_object(&w, type, json_object_get(node, type));
 		sqlclass_visit(json_object_get(node, type), walk_member, &w);
 		{
@@ -890,6 +994,8 @@ static int merge_readings(struct sqlclass_result *a, struct sqlclass_result *b)
 	a->any_table |= b->any_table;
 	if (!a->guard[0])
 		memcpy(a->guard, b->guard, sizeof(a->guard));
+	if (!a->settings_row[0])
+		memcpy(a->settings_row, b->settings_row, sizeof(a->settings_row));
 	if (err == -E2BIG)
 		snprintf(a->error, sizeof(a->error), "it names more than %d tables, functions or columns, more than can be checked",
 			 SQLCLASS_MAX_NAMES);
@@ -1054,7 +1160,7 @@ void sqlclass_release(struct sqlclass_result *r)
 	for (size_t i = 0; i < r->n_carried; i++)
 		free(r->carried[i]);
 	r->n_out_columns = r->n_whole_rows = r->n_carried = 0;
-	r->carrier[0] = '\0';
+	r->carrier[0] = r->settings_row[0] = '\0';
 	r->runs_code = r->out_renamed = r->sets_read_write = r->any_table = r->calls_unknown = 0;
 	free(r->stmt_classes);
 	r->stmt_classes = NULL;

@@ -90,6 +90,11 @@ struct sqlclass_result {
 	int calls_unknown;              /* calls a function that is not one of PostgreSQL's
 					 * built-ins (sqlclass_builtin): its code may read a
 					 * masked column and say it in a notice or error */
+	char settings_row[64];          /* non-empty: a statement is pg_dump's "SELECT
+					 * set_config(name, 'v', false) FROM pg_settings WHERE
+					 * name = 'x'" (sqlclass_settings_row): it sets x, but only
+					 * if pg_settings and = are pg_catalog's; the session must
+					 * make sure of that on the server (searchpath_check) */
 	char guard[SQLCLASS_ERR_LEN];   /* non-empty: a statement touches pgtether.* or
 					 * client_encoding (sqlguard.h), denied whatever
 					 * the rule allows; the denial's message */
@@ -205,6 +210,22 @@ void sqlclass_cache_clear(struct sqlclass_cache *c);
  * node (jansson's json_t); fn returns whether to go on into that value. */
 struct json_t;
 void sqlclass_visit(struct json_t *node, bool (*fn)(void *arg, const char *key, struct json_t *v), void *arg);
+
+/*
+ * pg_dump's way to set a setting only where the server has it (its
+ * restrict_nonsystem_relation_kind, PostgreSQL 15.8 and later):
+ *   SELECT set_config(name, 'view, foreign-table', false) FROM pg_settings
+ *   WHERE name = 'restrict_nonsystem_relation_kind'
+ * For a SelectStmt node of exactly that shape (a string constant as the value, a
+ * boolean constant, nothing else in the statement), the setting name it compares
+ * with, and in *ret_call the FuncCall node of set_config; else NULL. The name is
+ * the setting set only when pg_settings is pg_catalog.pg_settings (not shadowed by
+ * a temporary relation) and = is pg_catalog's (no schema ahead of pg_catalog on the
+ * search_path): what the session asks the server right before (searchpath_check).
+ * A pgtether.* setting is never a row of pg_catalog.pg_settings (placeholders are
+ * not shown), but the name is checked as if it were set by a constant anyway.
+ */
+const char *sqlclass_settings_row(struct json_t *select, struct json_t **ret_call);
 
 /* The parse tree of sql as a jansson json_t * (the caller decrefs it); NULL when it
  * does not parse, memory ran out, or (a backslash) its readings with

@@ -193,6 +193,9 @@ struct sqlguard_walk {
 	char *why;
 	size_t cap;
 	int hit;                        /* 1: refused; -ENOMEM */
+	json_t *row_call;               /* set_config of a sqlclass_settings_row statement */
+	json_t *row_rel;                /* and its pg_settings */
+	const char *row_name;
 };
 
 static const char *sqlguard_sval(json_t *string_node)
@@ -290,7 +293,7 @@ static void sqlguard_variable_set(struct sqlguard_walk *g, json_t *v)
 }
 
 /* set_config(name, value, is_local), positional or named. */
-static void sqlguard_set_config(struct sqlguard_walk *g, json_t *args)
+static void sqlguard_set_config(struct sqlguard_walk *g, json_t *args, const char *row_name)
 {
 	json_t *name = json_array_get(args, 0), *value = json_array_get(args, 1), *a;
 	const char *n, *val;
@@ -312,7 +315,9 @@ static void sqlguard_set_config(struct sqlguard_walk *g, json_t *args)
 		if (i == 1 && an && strcmp(an, "new_value"))
 			value = NULL;
 	}
-	n = sqlguard_const_text(name, &is_const);
+	/* pg_dump's set_config(name, ...) FROM pg_settings WHERE name = 'x' sets x, once
+	 * the session has made sure pg_settings and = are pg_catalog's */
+	n = row_name ? row_name : sqlguard_const_text(name, &is_const);
 	if (!n) {
 		sqlguard_refuse(g, "pgtether: set_config with a computed setting name is denied: it could set a pgtether.* setting");
 		return;
@@ -470,7 +475,7 @@ static bool sqlguard_member(void *arg, const char *key, json_t *v)
 		size_t i;
 
 		if (name && !strcasecmp(name, "set_config"))
-			sqlguard_set_config(g, json_object_get(v, "args"));
+			sqlguard_set_config(g, json_object_get(v, "args"), v == g->row_call ? g->row_name : NULL);
 		if (sqlclass_query_function(name, json_array_size(json_object_get(v, "args"))))
 			json_array_foreach(json_object_get(v, "args"), i, a) {
 				bool is_const;
@@ -498,7 +503,7 @@ static bool sqlguard_member(void *arg, const char *key, json_t *v)
 
 		/* pg_settings' rules call set_config for UPDATE; a view over it passes
 		 * that on */
-		if (rel && !strcasecmp(rel, "pg_settings") &&
+		if (rel && !strcasecmp(rel, "pg_settings") && v != g->row_rel &&
 		    (g->cls & ~(unsigned)(SQL_READ | SQL_COPY_OUT | SQL_UTILITY | SQL_TRANSACTION)))
 			sqlguard_refuse(g, "pgtether: statements that write %s or build on it are denied: it sets settings, pgtether.* among them",
 					"pg_settings");
@@ -518,6 +523,17 @@ int sqlguard_tree(json_t *root, const char *sql, const unsigned *stmt_classes, i
 
 	json_array_foreach(json_object_get(root, "stmts"), i, st) {
 		g.cls = stmt_classes ? stmt_classes[i] : ~0u;
+		g.row_call = g.row_rel = NULL;
+		if (depth == 0) {
+			/* a client's statement (the session makes sure of it before it runs;
+			 * in server-side code the shape would run on a path nobody checks) */
+			json_t *sel = json_object_get(json_object_get(st, "stmt"), "SelectStmt");
+
+			if (sel && (g.row_name = sqlclass_settings_row(sel, &g.row_call)))
+				g.row_rel = json_object_get(json_array_get(json_object_get(sel, "fromClause"), 0), "RangeVar");
+			else
+				g.row_call = NULL;
+		}
 		sqlguard_visit(&g, json_object_get(st, "stmt"));
 		if (g.hit)
 			break;

@@ -42,7 +42,7 @@ PY
   echo "$output"
   [ "$status" -eq 0 ]
   [ "${lines[-1]}" = refused ]
-  [ "$(printf '%s\n' "$output" | grep -c '^valid ')" -eq 4 ]
+  [ "$(printf '%s\n' "$output" | grep -c '^valid ')" -eq 5 ]
 }
 
 @test "the shipped policy and issuer examples are valid once their key set and credentials exist" {
@@ -54,7 +54,7 @@ PY
   "$PGT_ROOT/scripts/dev-jwt.py" keygen "$PGT_TMP/ex/issuers.d" sso
   echo '{ "issuer": "https://sso.example.com", "audiences": ["pgtether"], "algorithms": ["RS256"], "jwks_file": "sso.jwks.json" }' \
     >"$PGT_TMP/ex/issuers.d/sso.json"
-  (umask 077 && echo '{ "main": { "app": "x", "migrator": "x", "reader": "x", "agent": "x", "oncall": "x" } }' \
+  (umask 077 && echo '{ "main": { "app": "x", "migrator": "x", "reader": "x", "agent": "x", "oncall": "x", "backup": "x", "restorer": "x" } }' \
     >"$PGT_TMP/ex/credentials.json")
   (umask 077 && head -c 32 /dev/urandom >"$PGT_TMP/ex/mask.key")
   cat >"$PGT_TMP/ex/pgtether.json" <<JSON
@@ -65,11 +65,11 @@ JSON
   run "$PGTETHERD" -c "$PGT_TMP/ex/pgtether.json" -n
   echo "$output"
   [ "$status" -eq 0 ]
-  [[ "$output" == *"valid (8 policy rule(s) from $PGT_TMP/ex/policy.d, 2 trusted issuer(s))" ]]
+  [[ "$output" == *"valid (10 policy rule(s) from $PGT_TMP/ex/policy.d, 2 trusted issuer(s))" ]]
   run "$PGTETHER" -c "$PGT_TMP/ex/pgtether.json" check
   echo "$output"
   [ "$status" -eq 0 ]
-  [ "$output" = "pgtether: $PGT_TMP/ex/policy.d: 8 rule(s), valid" ]
+  [ "$output" = "pgtether: $PGT_TMP/ex/policy.d: 10 rule(s), valid" ]
   # without the key set beside it, the issuer file says what is missing
   rm "$PGT_TMP/ex/issuers.d/github-actions.jwks.json"
   run "$PGTETHERD" -c "$PGT_TMP/ex/pgtether.json" -n

@@ -65,6 +65,7 @@ drwxr-xr-x root:root ./usr/share/pgtether/examples/policy.d
 -rw-r--r-- root:root ./usr/share/pgtether/examples/policy.d/10-ci-migrations.json
 -rw-r--r-- root:root ./usr/share/pgtether/examples/policy.d/20-ai-agent.json
 -rw-r--r-- root:root ./usr/share/pgtether/examples/policy.d/30-oncall.json
+-rw-r--r-- root:root ./usr/share/pgtether/examples/policy.d/40-backup-restore.json
 -rw-r--r-- root:root ./usr/share/pgtether/examples/policy.example.json
 -rw-r--r-- root:root ./usr/share/pgtether/examples/policy.schema.json
 EXPECTED

@@ -291,12 +291,61 @@ static void test_verdicts(void **state)
 	policy_release(&p);
 }
 
+/* pg_dump's set_config(name, ...) FROM pg_settings WHERE name = '...': under any rule,
+ * only where pg_settings and = are pg_catalog's. */
+static void test_settings_row(void **state)
+{
+	static const char row[] = "SELECT set_config(name, 'view', false) FROM pg_settings WHERE name = 'restrict_nonsystem_relation_kind'";
+	struct policy p = { NULL, 0 };
+	struct searchpath_state plain, temp, shadow, evil;
+	char err[POLICY_ERR_LEN], why[400], sql[300];
+	const struct policy_rule *free_rule;
+
+	(void)state;
+	assert_int_equal(policy_parse(&p, "p.json", rules, strlen(rules), err), 0);
+	free_rule = rule(&p, "free");
+	answer(&plain, "pg_catalog,public", "public", NULL);
+	answer(&temp, "pg_temp_3,pg_catalog,public", "public", "pg_temp_3");
+	answer(&shadow, "pg_temp_3,pg_catalog,public", "public", "pg_temp_3");
+	add(&shadow, "r", "pg_temp_3", "pg_settings");
+	answer(&evil, "evil,pg_catalog,public", "evil", NULL);
+	add(&plain, "r", "pg_catalog", "pg_settings");
+
+	assert_int_equal(check(free_rule, row, &plain, false, why), POLICY_ALLOW);
+	assert_int_equal(check(free_rule, row, &temp, false, why), POLICY_ALLOW);
+	assert_int_equal(check(free_rule, row, &shadow, false, why), POLICY_DENY);
+	assert_non_null(strstr(why, "(schema pg_temp comes first on this session's search_path)"));
+	assert_int_equal(check(free_rule, row, &evil, false, why), POLICY_DENY);
+	assert_non_null(strstr(why, "(schema evil comes first"));
+	assert_int_equal(check(free_rule, row, NULL, false, why), POLICY_DENY);
+	assert_non_null(strstr(why, "pipelining"));
+	assert_int_equal(check(free_rule, row, &plain, true, why), POLICY_DENY);
+	assert_non_null(strstr(why, "a prepared statement"));
+	/* a SET search_path of constants ahead of it is modelled; anything else is not */
+	snprintf(sql, sizeof(sql), "SET search_path = evil, pg_catalog; %s", row);
+	assert_int_equal(check(free_rule, sql, &plain, false, why), POLICY_DENY);
+	assert_non_null(strstr(why, "schema evil comes first"));
+	snprintf(sql, sizeof(sql), "BEGIN; SET search_path = public; %s", row);
+	assert_int_equal(check(free_rule, sql, &plain, false, why), POLICY_ALLOW);
+	snprintf(sql, sizeof(sql), "SET search_path = ''; %s", row); /* '' is not modelled */
+	assert_int_equal(check(free_rule, sql, &plain, false, why), POLICY_DENY);
+	snprintf(sql, sizeof(sql), "SELECT 1; %s", row);
+	assert_int_equal(check(free_rule, sql, &plain, false, why), POLICY_DENY);
+	assert_non_null(strstr(why, "an earlier statement of this query may change the search_path"));
+	searchpath_state_release(&plain);
+	searchpath_state_release(&temp);
+	searchpath_state_release(&shadow);
+	searchpath_state_release(&evil);
+	policy_release(&p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_scan),
 		cmocka_unit_test(test_query_and_rows),
 		cmocka_unit_test(test_verdicts),
+		cmocka_unit_test(test_settings_row),
 	};
 
 	return cmocka_run_group_tests_name("searchpath", tests, NULL, NULL);

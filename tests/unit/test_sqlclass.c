@@ -370,11 +370,14 @@ static void test_sets_read_write(void **state)
 		"SET default_transaction_read_only = off", "BEGIN READ WRITE", "RESET transaction_read_only",
 		"SET LOCAL transaction_read_only TO DEFAULT", "SET \"transaction_read_only\" = DEFAULT",
 		"DO $$BEGIN NULL; END$$", "SELECT go_rw(); COMMIT; SELECT 1", "SELECT 1; END; SELECT 2",
-		"SELECT set_config('transaction_read_only', 'off', false)", NULL,
+		"SELECT set_config('transaction_read_only', 'off', false)",
+		"SELECT set_config(name, 'off', false) FROM pg_settings WHERE name = 'default_transaction_read_only'", NULL,
 	};
 	static const char *const no[] = {
 		"RESET default_transaction_read_only", "SET default_transaction_read_only TO DEFAULT", "RESET ALL",
 		"BEGIN READ ONLY", "BEGIN; SELECT 1; COMMIT", "SELECT 1; ROLLBACK; SELECT 2", "SET transaction_isolation TO DEFAULT",
+		/* pg_dump's; the session makes sure the row's name is the setting's */
+		"SELECT set_config(name, 'view, foreign-table', false) FROM pg_settings WHERE name = 'restrict_nonsystem_relation_kind'",
 		NULL,
 	};
 	struct sqlclass_result r;
@@ -392,6 +395,31 @@ static void test_sets_read_write(void **state)
 			fail_msg("%s: read-write", *q);
 		sqlclass_release(&r);
 	}
+}
+
+/* pg_dump's set_config(name, ...) FROM pg_settings WHERE name = '...': the name it
+ * sets, only for exactly that shape. */
+static void test_settings_row(void **state)
+{
+	struct sqlclass_result r;
+
+	(void)state;
+	assert_int_equal(sqlclass_classify("SELECT set_config(name, 'view, foreign-table', false) FROM pg_settings "
+					   "WHERE name = 'restrict_nonsystem_relation_kind'", sqlclass_default_dangerous, &r), 0);
+	assert_string_equal(r.settings_row, "restrict_nonsystem_relation_kind");
+	assert_int_equal(r.guard[0], 0);
+	assert_int_equal(r.classes, SQL_READ | SQL_SESSION);
+	sqlclass_release(&r);
+	assert_int_equal(sqlclass_classify("SELECT set_config(name, 'x', false) FROM pg_settings WHERE name = 'a' OR true",
+					   sqlclass_default_dangerous, &r), 0);
+	assert_string_equal(r.settings_row, "");
+	assert_int_not_equal(r.guard[0], 0);
+	sqlclass_release(&r);
+	assert_int_equal(sqlclass_classify("SELECT set_config(name, 'view', false) FROM pg_settings WHERE name = 'x'; "
+					   "SELECT 1 FROM pg_settings", sqlclass_default_dangerous, &r), 0);
+	assert_string_equal(r.settings_row, "x");
+	assert_int_equal(r.guard[0], 0);
+	sqlclass_release(&r);
 }
 
 /* View definitions as pg_get_viewdef prints them. */
@@ -447,6 +475,7 @@ int main(void)
 		cmocka_unit_test(test_view_columns),
 		cmocka_unit_test(test_too_many_names),
 		cmocka_unit_test(test_sets_read_write),
+		cmocka_unit_test(test_settings_row),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
