@@ -19,7 +19,7 @@ CFLAGS  += $(CFLAGS_BASE) -I$(BUILD) -Idaemon $(shell pkg-config --cflags libnl-
 LDLIBS  += -lbpf -lelf -lz -ljansson -ljwt -l:libpg_query.a -lssl -lcrypto -pthread $(shell pkg-config --libs libnl-3.0 2>/dev/null)
 
 # Pure modules: no socket, no kernel, no global; unit-tested directly.
-PURE    := addr escape jsonpos config quota pgwire scram b64url jwks token issuers policy sqlclass sqlguard searchpath prepared startopts record mask maskset cgroup attest log
+PURE    := addr escape jsonpos config quota pgwire scram b64url jwks token issuers policy sqlclass sqlguard searchpath prepared startopts record mask maskset rowmask cgroup attest log
 KERNEL  := intercept sockdiag notify tls
 DAEMON  := $(PURE) $(KERNEL) session control
 CLI     := addr escape jsonpos config b64url jwks token issuers policy sqlclass sqlguard record mask maskset cgroup control log

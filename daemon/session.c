@@ -385,8 +385,7 @@ void session_reap(struct session_env *env)
 			free(s->u2c.data);
 		maskset_release(&s->masks);
 		free(s->describes);
-		free(s->cols);
-		free(s->row);
+		rowmask_release(&s->rows);
 		free(s->base);
 		quota_mem_give(&env->mem, s->mem_held);
 		free(s);
@@ -1623,11 +1622,11 @@ static void rec_row(struct session_env *env, struct session *s, const uint8_t *m
 
 	if (!vals)
 		return;
-	for (size_t i = 0; i < s->n_cols && p + 4 <= end; i++) {
+	for (size_t i = 0; i < s->rows.n_cols && p + 4 <= end; i++) {
 		int32_t len = (int32_t)pgwire_get32(p);
 
 		p += 4;
-		json_array_append_new(vals, rec_value(p, len, s->cols[i].format, 1024));
+		json_array_append_new(vals, rec_value(p, len, s->rows.cols[i].format, 1024));
 		if (len > 0)
 			p += len;
 	}
@@ -1638,143 +1637,20 @@ static void rec_row(struct session_env *env, struct session *s, const uint8_t *m
 	rec_event(env, s, "row", json_pack("{s:o}", "values", vals), false);
 }
 
-/* The current RowDescription (a whole 'T' body): which columns are masked, how. */
-static int parse_desc(struct session *s, const struct policy_rule *r, const uint8_t *body, size_t blen)
+/* The session's memory budget, for the row buffer of rowmask. */
+static int session_rowmask_take(void *arg, size_t n)
 {
-	const uint8_t *p = body + 2, *end = body + blen;
-	size_t n;
-
-	if (blen < 2)
-		return -EPROTO;
-	n = (size_t)(body[0] << 8 | body[1]);
-	if (n > s->cap_cols) {
-		struct session_col *c = realloc(s->cols, n * sizeof(*c));
-
-		if (!c)
-			return -ENOMEM;
-		s->cols = c;
-		s->cap_cols = n;
-	}
-	s->cols_masked = false;
-	for (size_t i = 0; i < n; i++) {
-		const char *name = (const char *)p;
-		size_t nl = strnlen(name, (size_t)(end - p));
-		int mask = -1;
-
-		if (p + nl + 1 + 18 > end)
-			return -EPROTO;
-		p += nl + 1;
-		uint32_t rel = pgwire_get32(p);
-		int16_t att = (int16_t)(p[4] << 8 | p[5]);
-
-		if (rel && r)
-			mask = maskset_find(&s->masks, rel, att);
-		for (size_t k = 0; r && mask < 0 && k < r->n_masks; k++)
-			if (r->masks[k].column_name && fnmatch(r->masks[k].column_name, name, 0) == 0)
-				mask = (int)k;
-		s->cols[i] = (struct session_col){ (int16_t)mask, (int16_t)(p[16] << 8 | p[17]), pgwire_get32(p + 6) };
-		s->cols_masked |= mask >= 0;
-		p += 18;
-	}
-	s->n_cols = n;
-	s->have_desc = true;
-	return 0;
+	return session_mem_take(arg, n);
 }
 
-/* s->row holding at least need bytes. 0, -ENOMEM or -E2BIG. */
-static int row_room(struct session *s, size_t need)
+static void session_rowmask_give(void *arg, size_t n)
 {
-	size_t cap = s->row_cap ? s->row_cap : 65536;
-	uint8_t *d;
-
-	if (need <= s->row_cap)
-		return 0;
-	if (need > 2 * (size_t)SESSION_MAX_MASKED_ROW)
-		return -E2BIG;
-	while (cap < need)
-		cap *= 2;
-	if (session_mem_take(s, cap - s->row_cap) < 0)
-		return -ENOMEM;
-	if (!(d = realloc(s->row, cap))) {
-		session_mem_give(s, cap - s->row_cap);
-		return -ENOMEM;
-	}
-	s->row = d;
-	s->row_cap = cap;
-	return 0;
-}
-
-/* Appends the masked form of the whole DataRow m[0..mlen) to s->row at *o. */
-static int mask_one_row(struct session_env *env, struct session *s, const struct policy_rule *r, const uint8_t *m,
-			size_t mlen, size_t *o)
-{
-	const uint8_t *p = m + PGWIRE_HEADER + 2, *end = m + mlen;
-	size_t at = *o, w;
-	int rc;
-
-	if (mlen < PGWIRE_HEADER + 2 || (size_t)(m[5] << 8 | m[6]) != s->n_cols)
-		return -EPROTO;
-	if ((rc = row_room(s, at + mlen)) < 0)
-		return rc;
-	memcpy(s->row + at, m, PGWIRE_HEADER + 2);
-	w = at + PGWIRE_HEADER + 2;
-	for (size_t i = 0; i < s->n_cols; i++) {
-		int32_t flen;
-		const uint8_t *val;
-
-		if (end - p < 4)
-			return -EPROTO;
-		flen = (int32_t)pgwire_get32(p);
-		p += 4;
-		if (flen < -1 || flen > end - p)
-			return -EPROTO;
-		val = p;
-		if (flen > 0)
-			p += flen;
-		if (s->cols[i].mask < 0) {
-			size_t k = 4 + (flen > 0 ? (size_t)flen : 0);
-
-			if ((rc = row_room(s, w + k + (size_t)(end - p))) < 0)
-				return rc;
-			memcpy(s->row + w, val - 4, k);
-			w += k;
-			continue;
-		}
-		size_t mi = (size_t)s->cols[i].mask;
-		/* indexes resolved under another snapshot may point at another mask:
-		 * until resolved again, NULL */
-		const struct policy_mask *pm = s->mask_gen == env->gen && mi < r->n_masks ? &r->masks[mi] : NULL;
-		struct mask_spec spec = { pm ? pm->strategy : MASK_NULL, pm ? pm->keep : 0, pm ? pm->text : NULL,
-					  env->cfg->mask_key, env->cfg->mask_hmac };
-		long out;
-
-		for (;;) {
-			if ((rc = row_room(s, w + 4 + 256 + (size_t)(end - p))) < 0)
-				return rc;
-			out = mask_value(&spec, s->cols[i].type, s->cols[i].format, val, flen, s->row + w + 4,
-					 s->row_cap - w - 4 - (size_t)(end - p));
-			if (out != -ENOSPC)
-				break;
-			if ((rc = row_room(s, s->row_cap * 2)) < 0)
-				return rc;
-		}
-		if (out < 0 && out != MASK_NULL_VALUE)
-			out = MASK_NULL_VALUE; /* not a valid value of its type: NULL rather than it */
-		pgwire_put32(s->row + w, (uint32_t)(int32_t)out);
-		w += 4 + (out > 0 ? (size_t)out : 0);
-	}
-	if (p != end)
-		return -EPROTO;
-	pgwire_put32(s->row + at + 1, (uint32_t)(w - at - 1));
-	*o = w;
-	if (s->rows_to_record)
-		rec_row(env, s, s->row + at, w - at);
-	return 0;
+	session_mem_give(arg, n);
 }
 
 /*
  * Masks the DataRows from u2c[start] on (the first one whole), as many as are whole
- * in the buffer, in one pass: they are rewritten into s->row and put back in one
+ * in the buffer, in one pass: they are rewritten into s->rows.row and put back in one
  * move. Returns the length they have now (*used: the length they had), or -errno.
  */
 static long mask_rows(struct session_env *env, struct session *s, const struct policy_rule *r, size_t start,
@@ -1782,6 +1658,9 @@ static long mask_rows(struct session_env *env, struct session *s, const struct p
 {
 	struct session_buf *b = &s->u2c;
 	size_t p = start, o = 0;
+	const struct rowmask_budget budget = { session_rowmask_take, session_rowmask_give, s };
+	/* indexes resolved under another snapshot may point at another mask */
+	const struct rowmask_keys keys = { s->mask_gen == env->gen ? r : NULL, env->cfg->mask_key, env->cfg->mask_hmac };
 	int rc;
 
 	while (b->len - p >= PGWIRE_HEADER && b->data[p] == 'D') {
@@ -1789,8 +1668,10 @@ static long mask_rows(struct session_env *env, struct session *s, const struct p
 
 		if (b->len - p < mlen)
 			break;
-		if ((rc = mask_one_row(env, s, r, b->data + p, mlen, &o)) < 0)
+		if ((rc = rowmask_row(&s->rows, &keys, &budget, b->data + p, mlen, &o)) < 0)
 			return rc;
+		if (s->rows_to_record)
+			rec_row(env, s, s->rows.row + was, o - was);
 		/* rows that grew must still fit, with SESSION_INJECT_RESERVE kept free for
 		 * what pgtether inserts: a row that does not fit waits until what is
 		 * before it has gone out, and only a row first in the buffer that cannot
@@ -1812,7 +1693,7 @@ static long mask_rows(struct session_env *env, struct session *s, const struct p
 		s->rows_masked++;
 	}
 	memmove(b->data + start + o, b->data + p, b->len - p);
-	memcpy(b->data + start, s->row, o);
+	memcpy(b->data + start, s->rows.row, o);
 	b->len = b->len - (p - start) + o;
 	*used = p - start;
 	return (long)o;
@@ -1910,8 +1791,7 @@ static void batch_answered(struct session *s)
 	s->tx_tainted = s->tx_status != 'I' && answer_tainted(s);
 	s->tainted[b / 64] &= ~(UINT64_C(1) << (b % 64));
 	s->s_batch++;
-	s->have_desc = false;
-	s->cols_masked = false;
+	rowmask_forget(&s->rows);
 }
 
 /*
@@ -2052,10 +1932,10 @@ static long masked_message(struct session_env *env, struct session *s, const str
 		return r && r->n_masks ? server_text(env, s, start, mlen) : (long)mlen;
 	if (type == 'A')
 		return (long)notification_text(env, s, start, mlen);
-	if (type == 'T' && (rc = parse_desc(s, r, b->data + start + PGWIRE_HEADER, mlen - PGWIRE_HEADER)) < 0)
+	if (type == 'T' && (rc = rowmask_describe(&s->rows, r, &s->masks, b->data + start + PGWIRE_HEADER, mlen - PGWIRE_HEADER)) < 0)
 		return rc;
 	if (type == 'n')
-		s->have_desc = s->cols_masked = false;
+		rowmask_forget(&s->rows);
 	if (!describe_answer_ours(s))
 		return (long)mlen;
 	memmove(b->data + start, b->data + start + mlen, b->len - start - mlen);
@@ -2596,11 +2476,11 @@ static int server_scan(struct session_env *env, struct session *s)
 		if (found && (masking || s->desc_count) && whole_here &&
 		    (h.type == 'T' || h.type == 'n' || (masking && (h.type == 'E' || h.type == 'N')) ||
 		     (masking && masking->n_masks && h.type == 'A') ||
-		     (masking && h.type == 'D' && (s->cols_masked || s->rows_to_record || !s->have_desc)))) {
+		     (masking && h.type == 'D' && (s->rows.masked || s->rows_to_record || !s->rows.have_desc)))) {
 			size_t mlen = PGWIRE_HEADER + (size_t)h.body_len;
 			long now;
 
-			if (h.type == 'D' && !s->have_desc) {
+			if (h.type == 'D' && !s->rows.have_desc) {
 				if (!masking->n_masks)
 					goto plain; /* recorded rows only: these are not */
 				return -EBADE; /* rows nothing described: they cannot be masked */

@@ -33,6 +33,7 @@
 #include "prepared.h"
 #include "quota.h"
 #include "record.h"
+#include "rowmask.h"
 #include "sqlclass.h"
 #include "scram.h"
 #include "searchpath.h"
@@ -46,7 +47,7 @@
 #define SESSION_MAX_DENIALS 8          /* denied statements awaiting their answer */
 #define SESSION_MAX_SHOWN (1u << 20)   /* longest statement held for approval: all of it is
 					* shown to the approver (escaped, it fits a control reply) */
-#define SESSION_MAX_MASKED_ROW (64u << 20) /* a DataRow rewritten by masks is held whole */
+#define SESSION_MAX_MASKED_ROW ROWMASK_MAX_ROW /* a DataRow rewritten by masks is held whole */
 #define SESSION_MAX_DESCRIBES 65536    /* Queries and Describes awaiting answers while masking */
 /* batches whose server text is withheld, by number: at most SESSION_MAX_PENDING are
  * outstanding (and one open), so twice that many bits never wrap onto a live one */
@@ -223,16 +224,11 @@ struct session {
 	size_t path_sql_len;
 	int path_sc_rc;                  /* what searchpath_scan returned for it */
 	struct searchpath_scan path_sc;
-	struct session_col { int16_t mask; int16_t format; uint32_t type; } *cols; /* of the last RowDescription */
-	size_t n_cols, cap_cols;
-	bool cols_masked;                /* some column of it is masked */
-	bool have_desc;                  /* a RowDescription applies to the rows coming */
+	struct rowmask rows;             /* the last RowDescription's masks, rewritten rows */
 	bool u2c_kept;                   /* u2c grew for rows that masks made longer */
 	bool u2c_rescan;                 /* rows wait for room: scan again once u2c drained */
 	bool rescanning;
 	unsigned mask_gen;               /* env->gen the resolved masks' indexes are of */
-	uint8_t *row;                    /* a rewritten DataRow */
-	size_t row_cap;
 	struct session_answer { uint32_t batch; uint8_t kind; } *describes; /* answers awaited (a ring) */
 	size_t desc_head, desc_count, desc_cap;
 	uint32_t c_batch, s_batch;       /* Queries and Syncs sent; ReadyForQuery received */
