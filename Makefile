@@ -16,7 +16,8 @@ CFLAGS_BASE += -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined 
 LDFLAGS     += -fsanitize=address,undefined
 endif
 CFLAGS  += $(CFLAGS_BASE) -I$(BUILD) -Idaemon $(shell pkg-config --cflags libnl-3.0 2>/dev/null)
-LDLIBS  += -lbpf -lelf -lz -ljansson -ljwt -l:libpg_query.a -lssl -lcrypto -pthread $(shell pkg-config --libs libnl-3.0 2>/dev/null)
+# --wrap: sqlclass.c plugs a leak of libpg_query 15-4.0.0's pg_query_parse_plpgsql
+LDLIBS  += -Wl,--wrap=pg_query_raw_parse -lbpf -lelf -lz -ljansson -ljwt -l:libpg_query.a -lssl -lcrypto -pthread $(shell pkg-config --libs libnl-3.0 2>/dev/null)
 
 # Pure modules: no socket, no kernel, no global; unit-tested directly.
 PURE    := addr escape jsonpos config quota pgwire scram b64url jwks token issuers policy sqlclass sqlguard searchpath prepared startopts record mask maskset rowmask cgroup attest log

@@ -818,6 +818,36 @@ struct parse_job {
 	PgQueryPlpgsqlParseResult pl;
 };
 
+/*
+ * libpg_query 15-4.0.0's pg_query_parse_plpgsql() keeps the stderr text that its
+ * inner pg_query_raw_parse() strdup()s and frees it only on full success: every text
+ * whose PL/pgSQL body does not compile (DO $$#x$$) or that has no function at all
+ * leaks a malloc chunk (32 bytes), so a workload sending distinct such texts grows
+ * the daemon without bound (found by tests/fuzz/fuzz_sqlclass). The link wraps that
+ * inner call (-Wl,--wrap=pg_query_raw_parse, Makefile): the stderr text is freed at
+ * once (the library is built with DEBUG, so it is always empty) and NULL is handed
+ * on, which every caller frees as a no-op. pg_query_parse() calls the function
+ * inside its own object file and is not wrapped. The struct is the library's
+ * PgQueryInternalParsetreeAndError (pg_query_internal.h, not installed).
+ */
+struct sqlclass_raw_parse {
+	void *tree;
+	char *stderr_buffer;
+	PgQueryError *error;
+};
+
+struct sqlclass_raw_parse __real_pg_query_raw_parse(const char *input, int parser_options);
+struct sqlclass_raw_parse __wrap_pg_query_raw_parse(const char *input, int parser_options);
+
+struct sqlclass_raw_parse __wrap_pg_query_raw_parse(const char *input, int parser_options)
+{
+	struct sqlclass_raw_parse r = __real_pg_query_raw_parse(input, parser_options);
+
+	free(r.stderr_buffer);
+	r.stderr_buffer = NULL;
+	return r;
+}
+
 static void parse_run(struct parse_job *j)
 {
 	standard_conforming_strings = j->scs;
