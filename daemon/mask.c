@@ -430,11 +430,14 @@ static int emit(struct tarr *a, const void *s, size_t n)
 
 static int element(struct tarr *a, const uint8_t *v, long vlen)
 {
-	uint8_t buf[512];
+	uint8_t buf[MASK_ARRAY_ELEMENT_MAX];
 	long r = scalar(a->m, a->elem, 0, v, vlen, buf, sizeof(buf));
 	int e;
 
-	if (r == -ENOSPC || r == -EINVAL || r == -EIO)
+	/* -ENOSPC here is this buffer's, not the caller's: more room would not help */
+	if (r == -ENOSPC)
+		return -EINVAL;
+	if (r == -EINVAL || r == -EIO)
 		return (int)r;
 	if (r < 0)
 		return emit(a, "NULL", 4);
@@ -451,7 +454,7 @@ static int element(struct tarr *a, const uint8_t *v, long vlen)
 
 static int list(struct tarr *a, int depth)
 {
-	uint8_t val[512];
+	uint8_t val[MASK_ARRAY_ELEMENT_MAX];
 	int e;
 
 	if (depth > 6 || a->pos >= a->len || a->in[a->pos] != '{')
@@ -487,7 +490,7 @@ static int list(struct tarr *a, int depth)
 				if (ch == '\\' && ++a->pos >= a->len)
 					return -EINVAL;
 				if (vn == sizeof(val))
-					return -ENOSPC;
+					return -EINVAL; /* see MASK_ARRAY_ELEMENT_MAX */
 				val[vn++] = a->in[a->pos++];
 			}
 			if (quoted) {

@@ -15,7 +15,9 @@
  *            without '@' is redacted; other types: NULL
  *
  * Arrays of these types are masked element by element (NULL elements stay NULL), in
- * both formats. NULL values stay NULL. Types not listed are masked to NULL.
+ * both formats. A text-format array with an element longer than
+ * MASK_ARRAY_ELEMENT_MAX bytes (before or after masking) is not a value this module
+ * can rewrite: -EINVAL, so the caller sends NULL for the whole array. NULL values stay NULL. Types not listed are masked to NULL.
  *
  * Pure: no allocation; the caller gives the output buffer.
  */
@@ -29,6 +31,9 @@ enum mask_strategy { MASK_REDACT, MASK_NULL, MASK_PARTIAL, MASK_HASH, MASK_EMAIL
 
 #define MASK_KEY_LEN 32
 #define MASK_NULL_VALUE (-1L)
+/* Elements of text-format arrays are unquoted and masked in buffers of this size:
+ * more than the tags and names such arrays hold, small enough for the stack. */
+#define MASK_ARRAY_ELEMENT_MAX 512
 
 struct mask_hmac;
 
