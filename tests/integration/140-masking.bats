@@ -406,6 +406,23 @@ SQL
   [ "$output" = "100000|***@example.com" ]
 }
 
+@test "a text[] with an element longer than 512 bytes is masked to NULL whole, and the session goes on" {
+  local pol="$PGT_TMP/policy.d/10-mask.json"
+  pgt_psql -c "create table long_tags (id int, tags text[])" \
+    -c "insert into long_tags values (1, array[repeat('x', 600), 'b']), (2, '{a}')" -c "grant all on long_tags to app"
+  cp "$pol" "$PGT_TMP/10-mask.json.orig"
+  add_mask '{ "column": "public.long_tags.tags", "strategy": "redact" }'
+  run masked long-tags -c "select id, tags from long_tags order by id" -c "select 'after'"
+  cp "$PGT_TMP/10-mask.json.orig" "$pol"
+  pgt_reload
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [ "${lines[0]}" = '1|' ]
+  [ "${lines[1]}" = '2|{"****"}' ]
+  [ "${lines[2]}" = 'after' ]
+  [[ "$output" != *xxxxxxxx* ]]
+}
+
 @test "a view created outside pgtether is masked in a live session within mask_refresh seconds" {
   # the setup's mask_refresh of an hour keeps the DDL test above honest; here it is 1 s
   PGT_EXTRA_CONFIG="\"mask_key_file\": \"$PGT_TMP/mask.key\", \"mask_refresh\": 1" pgt_write_config closed
