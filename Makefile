@@ -1,6 +1,8 @@
 # pgtether build. `make` builds build/pgtetherd and build/pgtether; `make test` runs
-# every test (unit tests and integration tests under ASan+UBSan); `make demo` shows a
-# real workload being intercepted. Both install what is missing first.
+# every test (unit tests, a short round of each fuzz harness and integration tests under
+# ASan+UBSan); `make fuzz FUZZ_SECONDS=N` runs each libFuzzer harness for N seconds;
+# `make demo` shows a real workload being intercepted. test and demo install what is
+# missing first.
 
 CC      ?= cc
 CLANG   ?= clang
@@ -14,6 +16,12 @@ ifeq ($(SAN),1)
 CFLAGS_BASE += -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined \
                -fno-omit-frame-pointer
 LDFLAGS     += -fsanitize=address,undefined
+endif
+# FUZZ=1 (set by `make fuzz`, with CC=clang): libFuzzer's coverage on every object, the
+# sanitizers as for SAN=1.
+ifeq ($(FUZZ),1)
+CFLAGS_BASE += -O1 -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -Wno-unknown-warning-option \
+               -fno-omit-frame-pointer
 endif
 CFLAGS  += $(CFLAGS_BASE) -I$(BUILD) -Idaemon $(shell pkg-config --cflags libnl-3.0 2>/dev/null)
 # --wrap: sqlclass.c plugs a leak of libpg_query 15-4.0.0's pg_query_parse_plpgsql
@@ -29,7 +37,7 @@ DAEMON_OBJS := $(DAEMON:%=$(BUILD)/obj/%.o)
 CLI_OBJS    := $(CLI:%=$(BUILD)/obj/%.o)
 UNIT_TESTS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 
-.PHONY: all deps test unit-binaries demo clean
+.PHONY: all deps test unit-binaries demo clean fuzz fuzz-binaries
 # keep BPF objects: they are inputs of the skeleton, not throwaway intermediates
 .SECONDARY:
 all: $(BUILD)/pgtetherd $(BUILD)/pgtether
@@ -68,9 +76,27 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(PURE:%=$(BUILD)/obj/%.o)
 test: deps
 	$(MAKE) --no-print-directory all
 	$(MAKE) --no-print-directory BUILD=build/san SAN=1 all unit-binaries
+	$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=$(CLANG) FUZZ=1 fuzz-binaries
 	@scripts/run-tests.sh build/san
 
 unit-binaries: $(UNIT_TESTS)
+
+# ---- fuzzing (tests/fuzz/README.md) ----------------------------------------------
+# `make fuzz FUZZ_SECONDS=N` builds the libFuzzer harnesses into build/fuzz and runs
+# each for N seconds from its seed corpus, one line per harness: "NAME: N executions".
+FUZZ_BUILD   ?= build/fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_BINS    := $(patsubst tests/fuzz/fuzz_%.c,$(BUILD)/fuzz_%,$(wildcard tests/fuzz/fuzz_*.c))
+
+$(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(PURE:%=$(BUILD)/obj/%.o)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Itests/fuzz -fsanitize=fuzzer,address,undefined $(filter %.c %.o,$^) $(LDLIBS) -o $@
+
+fuzz-binaries: $(FUZZ_BINS)
+
+fuzz:
+	$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=$(CLANG) FUZZ=1 fuzz-binaries
+	@scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
 demo: deps all
 	@scripts/demo.sh

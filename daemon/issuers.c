@@ -80,7 +80,10 @@ static int read_text(const char *path, char **ret, size_t *ret_len, size_t max, 
 	return 0;
 }
 
-static int parse_one(struct issuers *is, const char *dir, struct jsonpos_src *s, size_t slot)
+/* One issuer file's text into is->v[slot]; its key set is jwks_text when not NULL, else
+ * read from the file jwks_file names. */
+static int parse_one(struct issuers *is, const char *dir, struct jsonpos_src *s, size_t slot, const char *jwks_text,
+		     size_t jwks_len)
 {
 	struct token_issuer *ti = &is->v[slot];
 	const char **auds;
@@ -206,10 +209,14 @@ static int parse_one(struct issuers *is, const char *dir, struct jsonpos_src *s,
 	}
 	snprintf(jwks_path, sizeof(jwks_path), json_string_value(v)[0] == '/' ? "%s%s" : "%s/%s",
 		 json_string_value(v)[0] == '/' ? "" : dir, json_string_value(v));
-	if ((r = read_text(jwks_path, &jtext, &jlen, JWKS_MAX_BYTES, s->err)) < 0)
-		goto out;
-	r = jwks_parse(jtext, jlen, &is->keys[slot], jerrbuf, sizeof(jerrbuf));
-	free(jtext);
+	if (jwks_text) {
+		r = jwks_parse(jwks_text, jwks_len, &is->keys[slot], jerrbuf, sizeof(jerrbuf));
+	} else {
+		if ((r = read_text(jwks_path, &jtext, &jlen, JWKS_MAX_BYTES, s->err)) < 0)
+			goto out;
+		r = jwks_parse(jtext, jlen, &is->keys[slot], jerrbuf, sizeof(jerrbuf));
+		free(jtext);
+	}
 	if (r < 0) {
 		snprintf(s->err, ISSUERS_ERR_LEN, "%s: %s", jwks_path, jerrbuf);
 		goto out;
@@ -266,7 +273,7 @@ int issuers_load_dir(const char *dir, struct issuers *ret, char *err)
 		if ((r = read_text(path, &text, &len, 65536, err)) < 0)
 			break;
 		s = (struct jsonpos_src){ path, text, len, err };
-		r = parse_one(&is, dir, &s, is.n);
+		r = parse_one(&is, dir, &s, is.n, NULL, 0);
 		free(text);
 		if (r == 0)
 			is.n++;
@@ -279,6 +286,29 @@ out:
 		issuers_release(&is);
 		return r;
 	}
+	*ret = is;
+	return 0;
+}
+
+int issuers_parse(const char *name, const char *text, size_t len, const char *jwks_text, size_t jwks_len,
+		  struct issuers *ret, char *err)
+{
+	struct issuers is = { 0 };
+	struct jsonpos_src s = { name, text, len, err };
+	int r;
+
+	/* a slot more than used, as issuers_load_dir leaves: issuers_release frees it */
+	is.v = calloc(2, sizeof(*is.v));
+	is.keys = calloc(2, sizeof(*is.keys));
+	if (!is.v || !is.keys) {
+		issuers_release(&is);
+		return -ENOMEM;
+	}
+	if ((r = parse_one(&is, "", &s, 0, jwks_text, jwks_len)) < 0) {
+		issuers_release(&is);
+		return r;
+	}
+	is.n = 1;
 	*ret = is;
 	return 0;
 }

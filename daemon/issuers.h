@@ -33,6 +33,14 @@ struct issuers {
 /* Loads every issuer file of dir. A missing dir is an empty set. 0 or -errno with err. */
 int issuers_load_dir(const char *dir, struct issuers *ret, char *err);
 
+/*
+ * One issuer file's text (`name` in messages) with its key set's text, into a set of
+ * one: what issuers_load_dir does for each file, without the files (the fuzzer's
+ * entry). 0 or -errno with err.
+ */
+int issuers_parse(const char *name, const char *text, size_t len, const char *jwks_text, size_t jwks_len,
+		  struct issuers *ret, char *err);
+
 void issuers_release(struct issuers *is);
 
 #endif

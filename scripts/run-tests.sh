@@ -33,6 +33,21 @@ for t in "$build"/tests/test_*; do
   passed=$((passed + p)) failed=$((failed + f))
 done
 
+# a short round of each libFuzzer harness (make fuzz-binaries builds them into
+# FUZZ_BUILD): its seed corpus and a few thousand mutations, one test per harness
+fuzz_build=${FUZZ_BUILD:-build/fuzz}
+echo "== fuzz harnesses ($fuzz_build, seeds + up to ${FUZZ_RUNS:-20000} inputs each)"
+if compgen -G "$fuzz_build/fuzz_*" >/dev/null; then
+  out=$(scripts/fuzz.sh --runs "${FUZZ_RUNS:-20000}" "$fuzz_build" 10 2>&1)
+  printf '%s\n' "$out"
+  p=$(grep -cE '^[a-z_]+: [0-9]+ executions$' <<<"$out")
+  f=$(grep -cE '^[a-z_]+: FAILED' <<<"$out")
+  passed=$((passed + p)) failed=$((failed + f))
+else
+  echo "no harnesses in $fuzz_build: skipped (make BUILD=$fuzz_build CC=clang FUZZ=1 fuzz-binaries)"
+  skipped=$((skipped + 1))
+fi
+
 echo "== integration tests (bats)"
 export PGT_BUILD="$root/$build"
 export PGT_RUN_ID="pgtether-test-$$"

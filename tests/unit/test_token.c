@@ -450,6 +450,34 @@ static void test_issuers_dir(void **state)
 	issuers_release(&iss);
 }
 
+/* One issuer file's text with its key set's text, from memory (the fuzzer's entry). */
+static void test_issuers_parse(void **state)
+{
+	static const char text[] = "{ \"issuer\": \"" ISS "\", \"audiences\": [\"pgtether\", \"other\"],\n"
+				   "  \"algorithms\": [\"RS256\"], \"jwks_file\": \"unused.jwks.json\" }";
+	char jwk[2048], set[4096], err[ISSUERS_ERR_LEN], *t;
+	const struct token_issuer *is = NULL;
+	struct issuers iss;
+	json_t *claims = NULL;
+
+	(void)state;
+	jwk_of(rsa, "r1", 0, jwk, sizeof(jwk));
+	snprintf(set, sizeof(set), "{\"keys\":[%s]}", jwk);
+	if (issuers_parse("mem.json", text, strlen(text), set, strlen(set), &iss, err) != 0)
+		fail_msg("%s", err);
+	assert_int_equal(iss.n, 1);
+	assert_int_equal(iss.v[0].n_audiences, 2);
+	t = sign(JWT_ALG_RS256, rsa_priv, "r1", GOOD_CLAIMS);
+	assert_int_equal(token_verify(iss.v, iss.n, t, strlen(t), NOW, &claims, &is), TOKEN_OK);
+	json_decref(claims);
+	free(t);
+	issuers_release(&iss);
+	/* a bad key set or a bad file is an error with its place */
+	assert_int_equal(issuers_parse("mem.json", text, strlen(text), "{}", 2, &iss, err), -EINVAL);
+	assert_int_equal(issuers_parse("mem.json", "{\"issuer\": 1}", 13, set, strlen(set), &iss, err), -EINVAL);
+	assert_non_null(strstr(err, "mem.json:1:"));
+}
+
 static void test_b64url(void **state)
 {
 	uint8_t out[16];
@@ -478,6 +506,7 @@ int main(void)
 		cmocka_unit_test(test_shape_attacks),
 		cmocka_unit_test(test_jwks_refusals),
 		cmocka_unit_test_teardown(test_issuers_dir, remove_issuers_tmp),
+		cmocka_unit_test(test_issuers_parse),
 		cmocka_unit_test(test_b64url),
 	};
 

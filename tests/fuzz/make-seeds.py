@@ -1,0 +1,129 @@
+#!/usr/bin/python3
+"""Writes the seed corpora of the fuzz harnesses into tests/fuzz/corpus/NAME/ (run once;
+the files are committed, so the fuzzers start from inputs that reach deep). Tokens are
+minted with scripts/dev-jwt.py (a throwaway key)."""
+import hashlib
+import json
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+
+root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+out = os.path.join(root, "tests", "fuzz", "corpus")
+
+
+def put(name, data):
+    d = os.path.join(out, name)
+    os.makedirs(d, exist_ok=True)
+    if isinstance(data, str):
+        data = data.encode()
+    with open(os.path.join(d, hashlib.sha1(data).hexdigest()[:16]), "wb") as f:
+        f.write(data)
+
+
+def msg(t, body):
+    return t + struct.pack(">I", len(body) + 4) + body
+
+
+def startup(params):
+    body = struct.pack(">I", 196608) + b"".join(k.encode() + b"\0" + v.encode() + b"\0" for k, v in params) + b"\0"
+    return struct.pack(">I", len(body) + 4) + body
+
+
+# pgwire: byte 0 is the chunk size
+put("pgwire", b"\x07" + startup([("user", "app"), ("database", "db"), ("client_encoding", "'utf-8'"),
+                                  ("application_name", "psql")]))
+put("pgwire", b"\x00" + struct.pack(">II", 8, 80877103))
+put("pgwire", b"\x03" + struct.pack(">IIII", 16, 80877102, 1234, 5678))
+put("pgwire", b"\x10" + msg(b"Q", b"SELECT 1\0") + msg(b"P", b"s1\0SELECT $1\0\0\1\0\0\0\x17") +
+    msg(b"B", b"\0s1\0\0\0\0\1\0\0\0\1" + b"7" + b"\0\0") + msg(b"E", b"\0\0\0\0\0") + msg(b"S", b""))
+put("pgwire", b"\x05" + msg(b"E", b"SERROR\0VERROR\0C23505\0Mduplicate key\0DKey (email)=(a@b)\0sschema\0ttab\0\0") +
+    msg(b"N", b"SNOTICE\0C00000\0Mhello\0Wcontext\0\0") + msg(b"A", struct.pack(">I", 42) + b"chan\0payload\0"))
+
+# sqlclass: the classifier's corpus, one statement a file
+with open(os.path.join(root, "tests", "fixtures", "sql-corpus.sql")) as f:
+    cur = []
+    for line in f:
+        if line.startswith("-- expect:"):
+            if cur:
+                put("sqlclass", "".join(cur).strip())
+            cur = []
+        elif not line.startswith("--") or cur:
+            cur.append(line)
+    if cur:
+        put("sqlclass", "".join(cur).strip())
+put("sqlclass", "SELECT pg_catalog.pg_get_viewdef('v'::regclass)")
+
+# token: mode 0 (JWKS, NUL, token) and mode 1 (header, NUL, claims: the harness signs)
+with tempfile.TemporaryDirectory() as d:
+    dev = os.path.join(root, "scripts", "dev-jwt.py")
+    subprocess.run(["/usr/bin/python3", dev, "keygen", d, "k1"], check=True, capture_output=True)
+    claims = {"iss": "https://issuer.example", "aud": "pgtether", "sub": "repo:acme/api", "exp": 1800000600, "iat": 1799999990}
+    tok = subprocess.run(["/usr/bin/python3", dev, "mint", d, "k1", json.dumps(claims)], check=True,
+                         capture_output=True, text=True).stdout.strip()
+    with open(os.path.join(d, "k1.jwks.json")) as f:
+        jwks = f.read()
+put("token", b"\x00" + jwks.encode() + b"\0" + tok.encode())
+put("token", b"\x01" + b'{"alg":"ES256","kid":"k1","typ":"JWT"}\0' +
+    json.dumps({"iss": "https://issuer.example", "aud": ["x", "pgtether"], "sub": "s", "exp": 1800000600,
+                "nbf": 1799999990, "iat": 1799999990}).encode())
+put("token", b"\x01" + b'{"alg":"ES256","kid":"k1"}\0' + json.dumps({"iss": "https://issuer.example", "aud": "pgtether",
+                                                                   "exp": 1700000000}).encode())
+put("token", b"\x00" + b'{"keys":[{"kty":"EC","kid":"e","crv":"P-256","x":"AA","y":"AA"}]}\0eyJhbGciOiJub25lIn0.e30.')
+
+# config: 0 pgtether.json + credentials, 1 two policy files, 2 issuer + JWKS
+with open(os.path.join(root, "tests", "fixtures", "config-full.json"), "rb") as f:
+    full = f.read()
+cfg = b'{"listen": "127.0.0.1:6432", "upstreams": {"main": {"address": "127.0.0.2:5432", "tls": "disable", "role": "app"}}}'
+put("config", b"\x00" + full + b"\0" + b'{"main": {"app": "pw"}}')
+put("config", b"\x00" + cfg + b"\0" + b'{"main": {"app": "pw", "app_ro": "pw2"}}')
+pdir = os.path.join(root, "policies", "examples")
+files = sorted(os.listdir(pdir))
+for i, name in enumerate(files):
+    with open(os.path.join(pdir, name), "rb") as f:
+        a = f.read()
+    with open(os.path.join(pdir, files[(i + 1) % len(files)]), "rb") as f:
+        b = f.read()
+    put("config", b"\x01" + a + b"\0" + b)
+with open(os.path.join(root, "policies", "issuer.example.json"), "rb") as f:
+    put("config", b"\x02" + f.read() + b"\0" + jwks.encode())
+
+# mask: strategy, keep, type index, format/room; then the value
+values = [b"alice@example.com", b"12345", b"-9223372036854775808", b"3.14159", b"{1,2,NULL,\"x,y\"}",
+          b"123e4567-e89b-12d3-a456-426614174000", b'{"a": [1, 2]}', b"\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x17" +
+          b"\x00\x00\x00\x02\x00\x00\x00\x01\x00\x00\x00\x04\x00\x00\x00\x07\xff\xff\xff\xff", "żółw@пример.рф".encode()]
+for s in range(5):
+    for t, v in [(5, values[0]), (4, values[1]), (2, values[2]), (9, values[3]), (13, values[4]), (10, values[5]),
+                 (11, values[6]), (14, values[7]), (8, values[8])]:
+        put("mask", bytes([s | 0x40, 2, t, 0 if t != 14 else 1]) + v)
+put("mask", b"\xf0\0\0\0" + b'{"k": "c", "rel": 16384, "att": 2, "m": 0}\n'
+    b'{"k": "v", "rel": 16390, "def": " SELECT users.email AS e, upper(users.email) AS u FROM users;", "deps": [[16384, 2]]}')
+
+
+# rowmask: budget byte, then T and D messages
+def field(name, rel, att, typ, fmt=0):
+    return name + b"\0" + struct.pack(">IhIhih", rel, att, typ, -1, -1, fmt)
+
+
+def row(vals):
+    b = struct.pack(">h", len(vals))
+    for v in vals:
+        b += struct.pack(">i", -1) if v is None else struct.pack(">i", len(v)) + v
+    return msg(b"D", b)
+
+
+desc = msg(b"T", struct.pack(">h", 6) + field(b"id", 16384, 1, 20) + field(b"email", 16384, 2, 25) +
+           field(b"name", 16384, 3, 1043) + field(b"note", 16384, 4, 25) + field(b"user_ssn", 0, 0, 25) +
+           field(b"h_tags", 0, 0, 1009))
+put("rowmask", b"\x80" + desc + row([b"7", b"alice@example.com", b"Alice", b"secret", b"123-45-6789", b"{a,b}"]) +
+    row([b"8", None, b"Bob", None, None, None]) + msg(b"C", b"SELECT 2\0") + msg(b"Z", b"I"))
+put("rowmask", b"\x41" + msg(b"T", struct.pack(">h", 2) + field(b"id", 16384, 1, 20, 1) + field(b"email", 16384, 2, 17, 1)) +
+    row([struct.pack(">q", 7), b"\x00\x01\x02"]) + msg(b"n", b"") + row([b"x"]))
+
+# escape: text (mode 0) and a prepared-statement program (mode 1)
+put("escape", b"\x00" + "plain text\n\t\x1b[31mred\x1b[0m \u202e evil \u200b \\ end".encode() + b"\xff\xc0\x80")
+put("escape", b"\x00" + b"SELECT 'caf\xc3\xa9'")
+put("escape", b"\x01" + b"\x00s1\0\x08s2\0s1\0\x01\x02s2\0\x03s1\0\x04\0\x02\0\x05")
+print("seeds written to", out)
