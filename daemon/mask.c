@@ -64,6 +64,12 @@ static long put(uint8_t *out, size_t cap, const void *s, size_t n)
 	return (long)n;
 }
 
+/* The value of a hex digit, or -1. */
+static int mask_hexval(uint8_t c)
+{
+	return isdigit(c) ? c - '0' : isxdigit(c) ? tolower(c) - 'a' + 10 : -1;
+}
+
 /* The value's bytes as hashed: the same value hashes alike in text and binary format
  * for text, integer, uuid and bytea types. */
 static int canonical(uint32_t t, int format, const uint8_t *in, size_t len, uint8_t *buf, size_t cap, size_t *ret)
@@ -100,8 +106,7 @@ static int canonical(uint32_t t, int format, const uint8_t *in, size_t len, uint
 				continue;
 			if (i + 1 >= len || !isxdigit(in[i + 1]))
 				return -EINVAL;
-			buf[n++] = (uint8_t)((isdigit(in[i]) ? in[i] - '0' : (tolower(in[i]) - 'a' + 10)) << 4 |
-					     (isdigit(in[i + 1]) ? in[i + 1] - '0' : (tolower(in[i + 1]) - 'a' + 10)));
+			buf[n++] = (uint8_t)(mask_hexval(in[i]) << 4 | mask_hexval(in[i + 1]));
 			i++;
 		}
 		if (n != 16)
@@ -112,9 +117,17 @@ static int canonical(uint32_t t, int format, const uint8_t *in, size_t len, uint
 	if (t == MASK_OID_BYTEA && format == 0 && len >= 2 && in[0] == '\\' && in[1] == 'x') {
 		size_t n = 0;
 
-		for (size_t i = 2; i + 1 < len && n < cap; i += 2)
-			buf[n++] = (uint8_t)((isdigit(in[i]) ? in[i] - '0' : (tolower(in[i]) - 'a' + 10)) << 4 |
-					     (isdigit(in[i + 1]) ? in[i + 1] - '0' : (tolower(in[i + 1]) - 'a' + 10)));
+		/* the server's hex output (bytea_output = hex): pairs of hex digits; anything
+		 * else is not a bytea value (the shift of a non-digit was undefined) */
+		if (len % 2)
+			return -EINVAL;
+		for (size_t i = 2; i + 1 < len && n < cap; i += 2) {
+			int hi = mask_hexval(in[i]), lo = mask_hexval(in[i + 1]);
+
+			if (hi < 0 || lo < 0)
+				return -EINVAL;
+			buf[n++] = (uint8_t)(hi << 4 | lo);
+		}
 		*ret = n;
 		return 0;
 	}
