@@ -84,14 +84,28 @@ static bool key_fits(const struct jwks_key *k, unsigned bit, const char *alg)
 	return k->kty == JWKS_EC_P384;
 }
 
+/* A NumericDate (RFC 7519 §2): seconds, possibly fractional, within +-2^53 (the
+ * integers JSON numbers hold exactly; far past any clock), so neither converting a
+ * real nor adding the leeway can overflow. Anything else is not a time. */
+#define TOKEN_NUMERIC_MAX (1LL << 53)
+
 static bool numeric(json_t *v, long long *ret)
 {
 	if (json_is_integer(v)) {
-		*ret = json_integer_value(v);
+		json_int_t i = json_integer_value(v);
+
+		if (i < -TOKEN_NUMERIC_MAX || i > TOKEN_NUMERIC_MAX)
+			return false;
+		*ret = (long long)i;
 		return true;
 	}
 	if (json_is_real(v)) {
-		*ret = (long long)json_real_value(v);
+		double d = json_real_value(v);
+
+		/* written so that NaN fails too */
+		if (!(d >= (double)-TOKEN_NUMERIC_MAX && d <= (double)TOKEN_NUMERIC_MAX))
+			return false;
+		*ret = (long long)d;
 		return true;
 	}
 	return false;

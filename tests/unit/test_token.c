@@ -250,6 +250,20 @@ static void test_claims(void **state)
 	t = sign(JWT_ALG_RS256, rsa_priv, "r1", "{\"iss\":\"" ISS "\",\"aud\":[\"a\",\"b\"],\"sub\":\"s\",\"exp\":1800000600}");
 	assert_int_equal(verify(t), TOKEN_WRONG_AUDIENCE);
 	free(t);
+	/* times no clock reaches: not NumericDates (converting 1.7e97 to an integer, or
+	 * adding the leeway to the largest one, was undefined; found by fuzz_token) */
+	t = sign(JWT_ALG_RS256, rsa_priv, "r1", "{\"iss\":\"" ISS "\",\"aud\":\"pgtether\",\"sub\":\"s\",\"exp\":1.7e97}");
+	assert_int_equal(verify(t), TOKEN_NO_EXP);
+	free(t);
+	t = sign(JWT_ALG_RS256, rsa_priv, "r1", "{\"iss\":\"" ISS "\",\"aud\":\"pgtether\",\"sub\":\"s\",\"exp\":9223372036854775807}");
+	assert_int_equal(verify(t), TOKEN_NO_EXP);
+	free(t);
+	t = sign(JWT_ALG_RS256, rsa_priv, "r1", "{\"iss\":\"" ISS "\",\"aud\":\"pgtether\",\"sub\":\"s\",\"exp\":1800000600,\"nbf\":-1.7e97}");
+	assert_int_equal(verify(t), TOKEN_NOT_YET_VALID);
+	free(t);
+	t = sign(JWT_ALG_RS256, rsa_priv, "r1", "{\"iss\":\"" ISS "\",\"aud\":\"pgtether\",\"sub\":\"repo:acme/api:ref:refs/heads/main\",\"exp\":1800000600.5,\"iat\":1799999990.25}");
+	assert_int_equal(verify(t), TOKEN_OK);
+	free(t);
 }
 
 static void test_keys_and_signatures(void **state)
