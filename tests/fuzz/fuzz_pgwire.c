@@ -4,7 +4,8 @@
  * NoticeResponse and NotificationResponse as the session rewrites them.
  *
  * Input: byte 0 picks the chunk size the stream arrives in (partial reads), the rest
- * is the stream. The startup packet is classified and its parameters parsed; then the
+ * is the stream. The startup packet is classified and its parameters parsed (the
+ * "options" value split into settings, each name checked, as startopts.c does); then the
  * same bytes are scanned as typed messages in chunks, and each whole message is
  * handed to what reads it.
  */
@@ -13,6 +14,7 @@
 #include <errno.h>
 
 #include "pgwire.h"
+#include "startopts.h"
 
 #define FUZZ_MAX_PARAMS 64
 
@@ -20,6 +22,7 @@ static void startup(const uint8_t *d, size_t n)
 {
 	struct pgwire_param params[FUZZ_MAX_PARAMS];
 	uint8_t out[PGWIRE_STARTUP_MAX + 64];
+	char why[STARTOPTS_ERR];
 	size_t len = 0;
 	enum pgwire_startup_kind k = pgwire_startup_classify(d, n, &len);
 	int np;
@@ -36,6 +39,23 @@ static void startup(const uint8_t *d, size_t n)
 
 		fuzz_check(params[i].name >= (const char *)d && params[i].value < (const char *)d + len);
 		pgwire_encoding_key(params[i].value, key, sizeof(key));
+		(void)startopts_allowed(params[i].name, why);
+		if (!strcmp(params[i].name, "options")) {
+			struct startopts_setting set[STARTOPTS_MAX];
+			size_t vl = strlen(params[i].value);
+			char *buf = malloc(vl + 1);
+			int ns;
+
+			if (!buf)
+				abort();
+			ns = startopts_split(params[i].value, buf, vl + 1, set, STARTOPTS_MAX, why);
+			fuzz_check(ns >= -1 && ns <= STARTOPTS_MAX);
+			for (int j = 0; j < ns; j++) {
+				fuzz_check(set[j].name >= buf && set[j].name < buf + vl + 1);
+				(void)startopts_allowed(set[j].name, why);
+			}
+			free(buf);
+		}
 		(void)pgwire_build_parameter_status(out, sizeof(out), params[i].name, params[i].value);
 	}
 	if (np > 0) {

@@ -35,6 +35,8 @@ def startup(params):
 # pgwire: byte 0 is the chunk size
 put("pgwire", b"\x07" + startup([("user", "app"), ("database", "db"), ("client_encoding", "'utf-8'"),
                                   ("application_name", "psql")]))
+put("pgwire", b"\x09" + startup([("user", "app"), ("options", "-c search_path=app --statement-timeout=5s -cwork_mem=4MB -c a\\ b=c"),
+                                  ("search_path", "x")]))
 put("pgwire", b"\x00" + struct.pack(">II", 8, 80877103))
 put("pgwire", b"\x03" + struct.pack(">IIII", 16, 80877102, 1234, 5678))
 put("pgwire", b"\x10" + msg(b"Q", b"SELECT 1\0") + msg(b"P", b"s1\0SELECT $1\0\0\1\0\0\0\x17") +
