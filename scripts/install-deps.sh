@@ -8,6 +8,8 @@ packages=(
   # build
   make gcc clang llvm pkg-config bpftool libbpf-dev libelf-dev zlib1g-dev
   libjansson-dev libnl-3-dev libssl-dev libjwt-dev libpg-query-dev
+  # libFuzzer and clang's sanitizer runtimes (make fuzz; only recommended by clang)
+  libclang-rt-14-dev
   # tests
   libcmocka-dev bats jq python3 iproute2 procps openssl util-linux
   # service and docs checks: systemd-analyze, man
