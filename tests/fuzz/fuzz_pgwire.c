@@ -1,7 +1,8 @@
 /*
  * The client's first packet and the framing of every message after it (pgwire.c):
  * what a workload sends before and after startup, and the server's ErrorResponse,
- * NoticeResponse and NotificationResponse as the session rewrites them.
+ * NoticeResponse and NotificationResponse as the session rewrites them (fields
+ * withheld, a hint added).
  *
  * Input: byte 0 picks the chunk size the stream arrives in (partial reads), the rest
  * is the stream. The startup packet is classified and its parameters parsed (the
@@ -97,6 +98,14 @@ static void message(const uint8_t *m, size_t mlen)
 			fuzz_check(out[0] == m[0] && 1 + (size_t)pgwire_get32(out + 1) == n);
 			fuzz_check(pgwire_notice_field(out, n, 'M') != NULL);
 			fuzz_check(pgwire_notice_field(out, n, 'D') == NULL);
+		}
+		n = pgwire_add_hint(m, mlen, "pgtether logged in as role \"app\"", out, sizeof(out));
+		fuzz_check(n <= sizeof(out));
+		if (n) {
+			const char *h = pgwire_notice_field(out, n, 'H');
+
+			fuzz_check(out[0] == m[0] && 1 + (size_t)pgwire_get32(out + 1) == n);
+			fuzz_check(h && strstr(h, "pgtether logged in as role \"app\"") != NULL);
 		}
 		break;
 	case 'A':
