@@ -1670,8 +1670,6 @@ static long mask_rows(struct session_env *env, struct session *s, const struct p
 			break;
 		if ((rc = rowmask_row(&s->rows, &keys, &budget, b->data + p, mlen, &o)) < 0)
 			return rc;
-		if (s->rows_to_record)
-			rec_row(env, s, s->rows.row + was, o - was);
 		/* rows that grew must still fit, with SESSION_INJECT_RESERVE kept free for
 		 * what pgtether inserts: a row that does not fit waits until what is
 		 * before it has gone out, and only a row first in the buffer that cannot
@@ -1689,6 +1687,9 @@ static long mask_rows(struct session_env *env, struct session *s, const struct p
 				return -ENOMEM;
 			s->u2c_kept = true;
 		}
+		/* recorded once it goes: a row that waits is masked again later */
+		if (s->rows_to_record)
+			rec_row(env, s, s->rows.row + was, o - was);
 		p += mlen;
 		s->rows_masked++;
 	}

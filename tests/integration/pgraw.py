@@ -131,6 +131,21 @@ def main():
         if login(c, out, extra=[tuple(a.split("=", 1)) for a in sys.argv[5:]]):
             c.send(msg(b"Q", sys.argv[4].encode() + b"\0"))
             c.until_ready(out)
+    elif case == "slow-query":
+        # pgraw.py HOST PORT slow-query SQL: a client that reads the answer 3 s late,
+        # through a small receive window; prints the row count and the first values
+        login(c, out)
+        c.s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        c.send(msg(b"Q", sys.argv[4].encode() + b"\0"))
+        time.sleep(3)
+        rows = []
+        while True:
+            m = c.read()
+            if m is None or m[0] == "Z":
+                break
+            if m[0] == "D":
+                rows.append(describe(*m)[2:].split("|")[0])
+        out = ["rows %d first %s" % (len(rows), ",".join(rows[:3]))]
     elif case == "fastpath-in-batch":
         login(c, out)
         # Parse/Bind/Execute without Sync, then a FunctionCall
