@@ -14,6 +14,22 @@
 #define IS_REWRITE "d.classid" EQ "'pg_catalog.pg_rewrite'::pg_catalog.regclass"
 #define ON_CLASS "d.refclassid" EQ "'pg_catalog.pg_class'::pg_catalog.regclass"
 
+/* A namespace other than pg_catalog and the temporary ones (the session's own
+ * pg_temp is searched for relations and types, never for functions or operators
+ * unless a call names it, and a named schema other than pg_catalog is not built in). */
+#define OWN(nsp) nsp " OPERATOR(pg_catalog.<>) 'pg_catalog'::pg_catalog.regnamespace" \
+	" AND NOT pg_catalog.pg_is_other_temp_schema(" nsp ")" \
+	" AND " nsp " OPERATOR(pg_catalog.<>) pg_catalog.pg_my_temp_schema()"
+/* Owned by a superuser: trusted (DESIGN.md "Threat model"), and only a superuser can
+ * replace it. What CREATE EXTENSION installs (citext's =, PostGIS's functions, even
+ * in a trusted extension a database owner installs) is owned so. */
+#define SUPER(role) "EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.oid" EQ role " AND r.rolsuper)"
+#define SHADOW_STR(x) #x
+#define SHADOW_XSTR(x) SHADOW_STR(x)
+#define SHADOW_LIMIT SHADOW_XSTR(MASKSET_MAX_SHADOWS_PLUS_ONE)
+#define MASKSET_MAX_SHADOWS_PLUS_ONE 1025
+_Static_assert(MASKSET_MAX_SHADOWS_PLUS_ONE == MASKSET_MAX_SHADOWS + 1, "the query's LIMIT follows the limit");
+
 /* Every view over the masked tables, however deep (views of views). */
 static const char query_tail[] =
 	"),\n"
@@ -63,7 +79,21 @@ static const char query_tail[] =
 	"UNION ALL\n"
 	"SELECT pg_catalog.json_build_object('k', 's', 'rel', sv.rel::pg_catalog.int8, 'schema', n.nspname,\n"
 	"  'name', c.relname)::pg_catalog.text\n"
-	"FROM sv JOIN pg_catalog.pg_class c ON c.oid" EQ "sv.rel JOIN pg_catalog.pg_namespace n ON n.oid" EQ "c.relnamespace";
+	"FROM sv JOIN pg_catalog.pg_class c ON c.oid" EQ "sv.rel JOIN pg_catalog.pg_namespace n ON n.oid" EQ "c.relnamespace\n"
+	/* functions named like built-ins, and operators, that unqualified calls may
+	 * resolve to (maskset.h); one more than the limit, to know it was passed */
+	"UNION ALL\n"
+	"(SELECT pg_catalog.json_build_object('k', 'f', 'name', p.proname)::pg_catalog.text\n"
+	" FROM (SELECT DISTINCT p.proname FROM pg_catalog.pg_proc p WHERE " OWN("p.pronamespace") "\n"
+	"  AND NOT " SUPER("p.proowner") "\n"
+	"  AND EXISTS (SELECT 1 FROM pg_catalog.pg_proc b WHERE b.proname" EQ "p.proname\n"
+	"   AND b.pronamespace" EQ "'pg_catalog'::pg_catalog.regnamespace)) p LIMIT " SHADOW_LIMIT ")\n"
+	"UNION ALL\n"
+	"(SELECT pg_catalog.json_build_object('k', 'o', 'name', o.oprname)::pg_catalog.text\n"
+	" FROM (SELECT DISTINCT o.oprname FROM pg_catalog.pg_operator o WHERE " OWN("o.oprnamespace") "\n"
+	"  AND NOT (" SUPER("o.oprowner") " AND EXISTS (SELECT 1 FROM pg_catalog.pg_proc f\n"
+	"   WHERE f.oid" EQ "o.oprcode::pg_catalog.oid AND " SUPER("f.proowner") "))) o\n"
+	" LIMIT " SHADOW_LIMIT ")";
 
 /* "schema.table.column" of a rule's mask, as its anchors are keyed. */
 static void mask_spec(const struct policy_mask *pm, char *out, size_t cap)
@@ -197,7 +227,7 @@ int maskset_add_row(struct maskset *m, const struct policy_rule *r, const char *
 	json_int_t rel = json_integer_value(json_object_get(row, "rel"));
 	int rc = -EINVAL;
 
-	if (!k || rel <= 0 || rel > UINT32_MAX) {
+	if (!k || ((rel <= 0 || rel > UINT32_MAX) && strcmp(k, "f") && strcmp(k, "o"))) {
 		json_decref(row);
 		return -EINVAL;
 	}
@@ -222,6 +252,14 @@ int maskset_add_row(struct maskset *m, const struct policy_rule *r, const char *
 		if (schema && name && (st = grow(&m->stats, &m->n_stats, sizeof(*st), MASKSET_MAX_VIEWS, &rc))) {
 			st->rel = (uint32_t)rel;
 			snprintf(st->table, sizeof(st->table), "%s.%s", schema, name);
+			rc = 0;
+		}
+	} else if ((!strcmp(k, "f") || !strcmp(k, "o")) && json_is_string(json_object_get(row, "name"))) {
+		struct maskset_shadow *sh;
+
+		if ((sh = grow(&m->shadows, &m->n_shadows, sizeof(*sh), MASKSET_MAX_SHADOWS, &rc))) {
+			sh->kind = k[0];
+			snprintf(sh->name, sizeof(sh->name), "%s", json_string_value(json_object_get(row, "name")));
 			rc = 0;
 		}
 	} else if (!strcmp(k, "v") && json_is_string(json_object_get(row, "def"))) {
@@ -453,6 +491,30 @@ static bool schema_masked(const struct maskset *m, const struct policy_rule *r, 
 	return false;
 }
 
+/* Whether the database has a function or operator named like call outside pg_catalog
+ * (a call of the name may resolve to it). */
+static bool shadowed(const struct maskset *m, const struct sqlclass_call *call)
+{
+	for (size_t i = 0; m && i < m->n_shadows; i++)
+		if (m->shadows[i].kind == call->kind && !strcmp(m->shadows[i].name, call->name))
+			return true;
+	return false;
+}
+
+/* A call of c taken for a built-in that may resolve to the database's own function
+ * or operator, with column (a masked column's name) in its arguments; NULL if none.
+ * *all is set when c lists too many calls to tell. */
+static const struct sqlclass_call *shadowed_call(const struct maskset *m, const struct sqlclass_result *c,
+						 const char *column, bool *all)
+{
+	*all = c->calls_overflow && m && m->n_shadows;
+	for (size_t i = 0; !*all && i < c->n_calls; i++)
+		if (c->calls[i].column[0] && (!column || !strcmp(c->calls[i].column, "*") || !strcmp(c->calls[i].column, column)) &&
+		    shadowed(m, &c->calls[i]))
+			return &c->calls[i];
+	return NULL;
+}
+
 int maskset_leak(const struct maskset *m, const struct policy_rule *r, const struct sqlclass_result *c, char *why,
 		 size_t cap)
 {
@@ -490,7 +552,7 @@ int maskset_leak(const struct maskset *m, const struct policy_rule *r, const str
 	for (size_t i = 0; i < n; i++) {
 		const struct policy_mask *pm = &r->masks[found[i].mask];
 		const char *how = NULL, *allow = NULL;
-		char carried[128];
+		char carried[200];
 
 		if ((c->classes & SQL_COPY_OUT) && !(pm->allow & POLICY_MASK_ALLOW_COPY)) {
 			how = "COPY would move it out unmasked";
@@ -505,11 +567,27 @@ int maskset_leak(const struct maskset *m, const struct policy_rule *r, const str
 		for (size_t o = 0; !how && o < c->n_carried; o++)
 			if ((!strcmp(c->carried[o], "*") || !strcmp(c->carried[o], found[i].column)) &&
 			    !(pm->allow & POLICY_MASK_ALLOW_COMPUTED)) {
-				snprintf(carried, sizeof(carried), "%s() would carry it out of the statement unmasked",
-					 c->carrier);
+				snprintf(carried, sizeof(carried), "%s%s would carry it out of the statement unmasked",
+					 c->carrier, strchr(c->carrier, '(') ? "" : "()"); /* OPERATOR(app.=) */
 				how = carried;
 				allow = "computed";
 			}
+		if (!how && !(pm->allow & POLICY_MASK_ALLOW_COMPUTED)) {
+			bool all;
+			const struct sqlclass_call *sc = shadowed_call(m, c, found[i].column, &all);
+
+			if (all) {
+				how = "the statement makes more calls than can be checked, and the database has functions or "
+				      "operators named like PostgreSQL's outside pg_catalog";
+				allow = "computed";
+			} else if (sc) {
+				snprintf(carried, sizeof(carried), "%s%s%s may resolve to the database's own %s outside pg_catalog, "
+					 "which would get it unmasked", sc->kind == 'o' ? "operator " : "", sc->name,
+					 sc->kind == 'o' ? "" : "()", sc->kind == 'o' ? "operator" : "function");
+				how = carried;
+				allow = "computed";
+			}
+		}
 		for (size_t o = 0; !how && o < c->n_out_columns; o++)
 			if (!strcmp(c->out_columns[o], found[i].column) && !(pm->allow & POLICY_MASK_ALLOW_COMPUTED)) {
 				how = "a value computed or copied from it would leave unmasked";
@@ -538,7 +616,15 @@ bool maskset_touches(const struct maskset *m, const struct policy_rule *r, const
 
 	/* a function of the database's own, or SQL given as text, may read any masked
 	 * column; a column_name mask may be on a column of any table */
+	bool all;
+
 	if (c->calls_unknown || c->any_table)
+		return true;
+	/* lower(x) that may be the database's own lower(), whatever its arguments */
+	for (size_t i = 0; m && m->n_shadows && i < c->n_calls; i++)
+		if (shadowed(m, &c->calls[i]))
+			return true;
+	if (shadowed_call(m, c, NULL, &all) || all)
 		return true;
 	for (size_t k = 0; c->n_tables && k < r->n_masks; k++)
 		if (r->masks[k].column_name)
@@ -550,6 +636,7 @@ void maskset_reset(struct maskset *m)
 {
 	m->n = 0;
 	m->n_stats = 0;
+	m->n_shadows = 0;
 	m->n_fresh = 0; /* the anchors stay: the next resolution starts from them */
 	json_decref(m->views);
 	m->views = NULL;
@@ -561,6 +648,7 @@ void maskset_release(struct maskset *m)
 	free(m->anchors);
 	free(m->fresh);
 	free(m->stats);
+	free(m->shadows);
 	json_decref(m->views);
 	memset(m, 0, sizeof(*m));
 }

@@ -16,6 +16,14 @@
  *
  * The query qualifies every function and operator with pg_catalog, so a search_path
  * the workload set cannot change what it means.
+ *
+ * The answer also names the functions and operators outside pg_catalog (and outside
+ * temporary schemas, never searched for unqualified calls) that share a name with a
+ * built-in, and every operator name outside pg_catalog. PostgreSQL resolves lower(x)
+ * or a = b by name and argument types along the whole search_path: app.lower(text[])
+ * wins for a text[] argument, and any schema before pg_catalog wins outright. So a
+ * call of such a name counts as not built in whatever the search_path: its columns
+ * are carried (maskset_leak), its errors withheld (maskset_touches).
  */
 #ifndef PGTETHER_MASKSET_H
 #define PGTETHER_MASKSET_H
@@ -30,6 +38,11 @@
 
 #define MASKSET_MAX_COLS 4096          /* resolved columns per session */
 #define MASKSET_MAX_VIEWS 256
+/* Names of functions and operators outside pg_catalog that a call taken for a
+ * built-in may resolve to (a database with PostGIS has some 700 functions and 30
+ * operator names outside pg_catalog, most not named like built-ins): past this the
+ * session is refused, since a name left out would count as PostgreSQL's. */
+#define MASKSET_MAX_SHADOWS 1024
 
 struct maskset_col {
 	uint32_t rel;                  /* table or view OID */
@@ -53,6 +66,13 @@ struct maskset_stats {
 	char table[130];               /* "schema.view" */
 };
 
+/* A function (kind 'f', a name also in pg_catalog) or operator ('o') of that name
+ * outside pg_catalog: the database's own, which an unqualified call may resolve to. */
+struct maskset_shadow {
+	char kind;
+	char name[64];
+};
+
 struct maskset {
 	struct maskset_col *cols;
 	size_t n;
@@ -65,6 +85,8 @@ struct maskset {
 	size_t n_anchors, n_fresh;
 	struct maskset_stats *stats;
 	size_t n_stats;
+	struct maskset_shadow *shadows;
+	size_t n_shadows;
 };
 
 /*
@@ -99,7 +121,8 @@ int maskset_leak(const struct maskset *m, const struct policy_rule *r, const str
 
 /* Whether statements classified as c name a relation with a masked column (any
  * relation, when the rule has a column_name mask) or call a function that is not
- * built in: what the server says to them is withheld from a masked session. */
+ * built in (or may resolve to one outside pg_catalog): what the server says to them
+ * is withheld from a masked session. */
 bool maskset_touches(const struct maskset *m, const struct policy_rule *r, const struct sqlclass_result *c);
 
 /* Forgets what was resolved (a new resolution starts from empty). */

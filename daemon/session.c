@@ -1485,9 +1485,16 @@ static int lookup_scan(struct session_env *env, struct session *s)
 		} else if (type == 'D') {
 			uint32_t flen = len >= 10 ? pgwire_get32(body + 2) : 0;
 
+			rc = -EINVAL;
 			if (!r || len < 10 || flen > len - 10 ||
 			    (rc = maskset_add_row(&s->masks, r, (const char *)body + 6, flen)) < 0) {
-				lookup_failed(env, s, !r ? "the rule is gone" : "a row of the answer is not understood");
+				char lim[300];
+
+				/* fail closed: what is past a limit would go unmasked or count as built in */
+				snprintf(lim, sizeof(lim), "the answer is over pgtether's limits (%d masked columns, %d views, "
+					 "%d names of functions and operators outside pg_catalog that calls may resolve to)",
+					 MASKSET_MAX_COLS, MASKSET_MAX_VIEWS, MASKSET_MAX_SHADOWS);
+				lookup_failed(env, s, !r ? "the rule is gone" : rc == -E2BIG ? lim : "a row of the answer is not understood");
 				return -1;
 			}
 		}

@@ -414,6 +414,32 @@ static bool names_query_function(void *arg, const char *key, json_t *v)
 	return true;
 }
 
+/*
+ * DDL that gives a function, aggregate or operator a name a later statement may call
+ * unqualified: CREATE AGGREGATE / OPERATOR, ALTER FUNCTION ... RENAME, extensions
+ * (whose scripts run code too). A masked session learns the names outside pg_catalog
+ * with its masks, but only between statements outside a transaction: so these count
+ * as server-side code (runs_code), as CREATE FUNCTION does.
+ */
+static bool defines_callable(const char *key, json_t *v)
+{
+	const char *kind;
+
+	if (!strcmp(key, "CreateExtensionStmt") || !strcmp(key, "AlterExtensionStmt") ||
+	    !strcmp(key, "AlterExtensionContentsStmt"))
+		return true;
+	if (!strcmp(key, "DefineStmt")) {
+		kind = json_string_value(json_object_get(v, "kind")) ?: "";
+		return !strcmp(kind, "OBJECT_AGGREGATE") || !strcmp(kind, "OBJECT_OPERATOR");
+	}
+	if (!strcmp(key, "RenameStmt")) {
+		kind = json_string_value(json_object_get(v, "renameType")) ?: "";
+		return !strcmp(kind, "OBJECT_FUNCTION") || !strcmp(kind, "OBJECT_PROCEDURE") ||
+		       !strcmp(kind, "OBJECT_ROUTINE") || !strcmp(kind, "OBJECT_AGGREGATE");
+	}
+	return false;
+}
+
 static void on_object(struct walk *w, const char *key, json_t *v)
 {
 	if (!strcmp(key, "InsertStmt") || !strcmp(key, "UpdateStmt") || !strcmp(key, "DeleteStmt") ||
@@ -460,6 +486,8 @@ static void on_object(struct walk *w, const char *key, json_t *v)
 	if (!strcmp(key, "DefineStmt") || !strcmp(key, "CreateCastStmt") || !strcmp(key, "CreateOpClassStmt") ||
 	    !strcmp(key, "AlterOpFamilyStmt") || !strcmp(key, "CreateTransformStmt") || !strcmp(key, "AlterOperatorStmt"))
 		sqlclass_visit(v, names_query_function, w);
+	if (defines_callable(key, v))
+		w->r->runs_code = 1;
 	if (!strcmp(key, "RenameStmt") && json_is_string(json_object_get(v, "subname")) &&
 	    !strcmp(json_string_value(json_object_get(v, "renameType")) ?: "", "OBJECT_SCHEMA"))
 		/* every relation in it changes its name without being named */
@@ -695,6 +723,166 @@ static bool carrier_member(void *arg, const char *key, json_t *v)
 			snprintf(o->r->carrier, sizeof(o->r->carrier), "%s", name);
 	}
 	return true; /* a carrier's argument may call another */
+}
+
+/* ---- calls resolved along the search_path ------------------------------------ */
+
+/* Adds (kind, name, column) to the statement's resolved calls, once. */
+static void add_call(struct sqlclass_result *r, char kind, const char *name, const char *column, int *err)
+{
+	struct sqlclass_call *c;
+
+	for (size_t i = 0; i < r->n_calls; i++)
+		if (r->calls[i].kind == kind && !strcmp(r->calls[i].name, name) && !strcmp(r->calls[i].column, column))
+			return;
+	if (r->n_calls == SQLCLASS_MAX_CALLS) {
+		r->calls_overflow = 1; /* a masked session whose database shadows a name denies it */
+		return;
+	}
+	if (r->n_calls % 32 == 0) {
+		struct sqlclass_call *more = realloc(r->calls, (r->n_calls + 32) * sizeof(*more));
+
+		if (!more) {
+			*err = -ENOMEM;
+			return;
+		}
+		r->calls = more;
+	}
+	c = &r->calls[r->n_calls++];
+	c->kind = kind;
+	/* PostgreSQL truncates identifiers to NAMEDATALEN - 1 = 63 bytes as well */
+	snprintf(c->name, sizeof(c->name), "%s", name);
+	snprintf(c->column, sizeof(c->column), "%s", column);
+}
+
+struct callwalk {
+	struct outwalk *o;
+	char kind;
+	const char *name;
+};
+
+/* A column reference in an argument of a resolved call (as carried_member names it). */
+static bool call_arg_member(void *arg, const char *key, json_t *v)
+{
+	struct callwalk *cw = arg;
+	struct outwalk *o = cw->o;
+	json_t *fields = json_object_get(v, "fields");
+	size_t n = json_array_size(fields);
+	const char *name = n ? sval(json_array_get(fields, n - 1)) : NULL;
+
+	if (strcmp(key, "ColumnRef"))
+		return true;
+	if (!name || (n == 1 && (listed(o->derived_rels, o->n_derived_rels, name) || rel_named(o, name))) ||
+	    listed(o->derived_cols, o->n_derived_cols, name))
+		name = "*";
+	add_call(o->r, cw->kind, cw->name, name, &o->err);
+	return false;
+}
+
+/*
+ * An operator call: name is the A_Expr's (or SubLink's, SortBy's) list of names. An
+ * operator qualified with pg_catalog is PostgreSQL's; with another schema it is the
+ * database's own, as a function of its own is (calls_unknown, its arguments carried);
+ * unqualified, it is resolved along the search_path and listed. args: the nodes
+ * whose columns are its operands.
+ */
+static void operator_call(struct outwalk *o, json_t *opname, const char *op, json_t *const *args, size_t n_args)
+{
+	size_t n = json_array_size(opname);
+	const char *name = op ? op : n ? sval(json_array_get(opname, n - 1)) : NULL;
+	const char *schema = !op && n > 1 ? sval(json_array_get(opname, n - 2)) : NULL;
+	size_t before = o->r->n_carried;
+
+	if (!name || (schema && !strcmp(schema, "pg_catalog")))
+		return;
+	if (schema || n > 2) {
+		o->r->calls_unknown = 1;
+		for (size_t i = 0; i < n_args; i++)
+			sqlclass_visit(args[i], carried_member, o);
+		if (o->r->n_carried > before && !o->r->carrier[0])
+			snprintf(o->r->carrier, sizeof(o->r->carrier), "OPERATOR(%s.%s)", schema ? schema : "?", name);
+		return;
+	}
+	add_call(o->r, 'o', name, "", &o->err);
+	for (size_t i = 0; i < n_args; i++)
+		sqlclass_visit(args[i], call_arg_member, &(struct callwalk){ o, 'o', name });
+}
+
+/* The columns a subquery's rows give an operator (x = ANY (SELECT email ...)). */
+static json_t *sublink_rows(json_t *sub)
+{
+	json_t *sel = json_object_get(sub, "SelectStmt");
+	const char *op = json_string_value(json_object_get(sel, "op"));
+
+	/* a set operation's columns come from its arms: all of it */
+	return op && strcmp(op, "SETOP_NONE") ? sub : json_object_get(sel, "targetList");
+}
+
+/* sqlclass_visit(): every call that PostgreSQL resolves along the search_path and
+ * this classification takes for a built-in (sqlclass_result.calls). */
+static bool resolved_member(void *arg, const char *key, json_t *v)
+{
+	struct outwalk *o = arg;
+
+	if (!strcmp(key, "FuncCall")) {
+		json_t *fn = json_object_get(v, "funcname");
+		const char *name = json_array_size(fn) == 1 ? sval(json_array_get(fn, 0)) : NULL;
+
+		/* a qualified name is looked up in its schema only; one not built in is
+		 * calls_unknown already. WITHIN GROUP (ORDER BY x) passes x as an argument. */
+		if (name && sqlclass_builtin(name)) {
+			add_call(o->r, 'f', name, "", &o->err);
+			sqlclass_visit(json_object_get(v, "args"), call_arg_member, &(struct callwalk){ o, 'f', name });
+			sqlclass_visit(json_object_get(v, "agg_order"), call_arg_member,
+				       &(struct callwalk){ o, 'f', name });
+		}
+	} else if (!strcmp(key, "A_Expr")) {
+		const char *kind = json_string_value(json_object_get(v, "kind")) ?: "";
+		json_t *args[2] = { json_object_get(v, "lexpr"), json_object_get(v, "rexpr") };
+
+		if (strstr(kind, "BETWEEN")) {
+			/* x BETWEEN a AND b is x >= a AND x <= b; NOT BETWEEN, x < a OR x > b */
+			static const char *const ops[] = { "<", "<=", ">", ">=" };
+
+			for (size_t i = 0; i < 4; i++)
+				operator_call(o, NULL, ops[i], args, 2);
+		} else {
+			/* IN, LIKE, IS DISTINCT FROM, NULLIF, ANY/ALL (array) name their operator */
+			operator_call(o, json_object_get(v, "name"), NULL, args, 2);
+		}
+	} else if (!strcmp(key, "SubLink")) {
+		const char *type = json_string_value(json_object_get(v, "subLinkType")) ?: "";
+		json_t *args[2] = { json_object_get(v, "testexpr"), sublink_rows(json_object_get(v, "subselect")) };
+
+		if (json_object_get(v, "operName"))
+			operator_call(o, json_object_get(v, "operName"), NULL, args, 2);
+		else if (!strcmp(type, "ANY_SUBLINK"))
+			operator_call(o, NULL, "=", args, 2); /* x IN (SELECT ...) */
+	} else if (!strcmp(key, "CaseExpr") && json_object_get(v, "arg")) {
+		/* CASE x WHEN a: x = a */
+		json_t *args[2] = { json_object_get(v, "arg"), json_object_get(v, "args") };
+
+		operator_call(o, NULL, "=", args, 2);
+	} else if (!strcmp(key, "JoinExpr")) {
+		json_t *args[1] = { json_object_get(v, "usingClause") };
+		json_t *u;
+		size_t i;
+
+		/* JOIN ... USING (c) and NATURAL JOIN compare with an unqualified = */
+		if (json_is_true(json_object_get(v, "isNatural"))) {
+			add_call(o->r, 'o', "=", "*", &o->err);
+		} else if (args[0]) {
+			add_call(o->r, 'o', "=", "", &o->err);
+			json_array_foreach(args[0], i, u)
+				if (sval(u))
+					add_call(o->r, 'o', "=", sval(u), &o->err);
+		}
+	} else if (!strcmp(key, "SortBy") && json_object_get(v, "useOp")) {
+		json_t *args[1] = { json_object_get(v, "node") };
+
+		operator_call(o, json_object_get(v, "useOp"), NULL, args, 1);
+	}
+	return true;
 }
 
 static void target_list_out(struct outwalk *o, json_t *list, bool kept)
@@ -963,6 +1151,7 @@ static int classify_reading(const char *sql, bool scs, int depth, const char *co
 			stmt_out(&o, node, true);
 			sqlclass_visit(node, cast_member, &o);
 			sqlclass_visit(node, carrier_member, &o);
+			sqlclass_visit(node, resolved_member, &o);
 			if (!strcmp(type, "DoStmt") || !strcmp(type, "CallStmt") || !strcmp(type, "CreateFunctionStmt"))
 				ret->runs_code = ret->any_table = 1;
 			if (o.err)
@@ -1018,6 +1207,9 @@ static int merge_readings(struct sqlclass_result *a, struct sqlclass_result *b)
 	if (!a->carrier[0])
 		memcpy(a->carrier, b->carrier, sizeof(a->carrier));
 	a->calls_unknown |= b->calls_unknown;
+	for (size_t i = 0; i < b->n_calls && !err; i++)
+		add_call(a, b->calls[i].kind, b->calls[i].name, b->calls[i].column, &err);
+	a->calls_overflow |= b->calls_overflow;
 	a->runs_code |= b->runs_code;
 	a->out_renamed |= b->out_renamed;
 	a->sets_read_write |= b->sets_read_write;
@@ -1192,6 +1384,10 @@ void sqlclass_release(struct sqlclass_result *r)
 	r->n_out_columns = r->n_whole_rows = r->n_carried = 0;
 	r->carrier[0] = r->settings_row[0] = '\0';
 	r->runs_code = r->out_renamed = r->sets_read_write = r->any_table = r->calls_unknown = 0;
+	free(r->calls);
+	r->calls = NULL;
+	r->n_calls = 0;
+	r->calls_overflow = 0;
 	free(r->stmt_classes);
 	r->stmt_classes = NULL;
 	r->n_tables = r->n_functions = r->n_stmts = 0;

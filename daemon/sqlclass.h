@@ -38,6 +38,16 @@ enum sql_class {
 #define SQLCLASS_ERR_LEN 256
 #define SQLCLASS_MAX_NAMES 64          /* tables and functions kept per statement text */
 
+#define SQLCLASS_MAX_CALLS 256         /* (call, column) pairs kept per statement text */
+
+struct sqlclass_call {
+	char kind;                      /* 'f': a function, 'o': an operator */
+	char name[64];
+	char column[64];                /* a column in its arguments, "*" for one that cannot be
+					 * told by name (a whole row, a renamed column), "" for
+					 * the call itself */
+};
+
 struct sqlclass_result {
 	unsigned classes;               /* union over every statement */
 	unsigned *stmt_classes;         /* per statement */
@@ -95,6 +105,17 @@ struct sqlclass_result {
 					 * name = 'x'" (sqlclass_settings_row): it sets x, but only
 					 * if pg_settings and = are pg_catalog's; the session must
 					 * make sure of that on the server (searchpath_check) */
+	/* Calls PostgreSQL resolves by name and argument types along the search_path,
+	 * which this classification takes for built-ins: unqualified calls of built-in
+	 * function names, and every operator not qualified with a schema (WHERE a = b,
+	 * IN, LIKE, BETWEEN, CASE x WHEN, JOIN ... USING, ORDER BY ... USING). A function
+	 * or operator of that name outside pg_catalog may win (a better match of the
+	 * argument types, or a search_path before pg_catalog): a masked session then
+	 * counts the call as not built in (maskset_leak, maskset_touches). One entry per
+	 * column named in its arguments, and one with column "" for the call itself. */
+	struct sqlclass_call *calls;
+	size_t n_calls;
+	int calls_overflow;             /* more than SQLCLASS_MAX_CALLS: not all are listed */
 	char guard[SQLCLASS_ERR_LEN];   /* non-empty: a statement touches pgtether.* or
 					 * client_encoding (sqlguard.h), denied whatever
 					 * the rule allows; the denial's message */

@@ -346,6 +346,77 @@ static void test_calls_unknown(void **state)
 	}
 }
 
+/* Whether r lists the resolved call (kind, name, column). */
+static bool has_call(const struct sqlclass_result *r, char kind, const char *name, const char *column)
+{
+	for (size_t i = 0; i < r->n_calls; i++)
+		if (r->calls[i].kind == kind && !strcmp(r->calls[i].name, name) && !strcmp(r->calls[i].column, column))
+			return true;
+	return false;
+}
+
+/* Calls PostgreSQL resolves along the search_path, which a masked session checks
+ * against the database's own functions and operators outside pg_catalog. */
+static void test_resolved_calls(void **state)
+{
+	struct sqlclass_result r;
+
+	(void)state;
+	assert_int_equal(sqlclass_classify("SELECT id FROM t WHERE lower(note) IS NOT NULL AND pg_catalog.upper(email) <> ''"
+					   " AND name BETWEEN 'a' AND 'b' AND x LIKE 'y%'", NULL, &r), 0);
+	assert_true(has_call(&r, 'f', "lower", "note"));
+	assert_true(has_call(&r, 'f', "lower", ""));
+	assert_false(has_call(&r, 'f', "upper", "email")); /* qualified: pg_catalog's only */
+	assert_true(has_call(&r, 'o', "<>", "")); /* the operator itself, with an unqualified call as operand */
+	assert_true(has_call(&r, 'o', "<=", "name") && has_call(&r, 'o', ">", "name"));
+	assert_true(has_call(&r, 'o', "~~", "x"));
+	assert_false(has_call(&r, 'f', "leak", "")); /* not built in: calls_unknown instead */
+	assert_int_equal(r.calls_unknown, 0);
+	sqlclass_release(&r);
+
+	assert_int_equal(sqlclass_classify("SELECT CASE note WHEN '{a}' THEN 1 END FROM t JOIN u USING (k)"
+					   " WHERE 'x' IN (SELECT note FROM t) AND v = ANY (SELECT w FROM s)"
+					   " ORDER BY z USING <", NULL, &r), 0);
+	assert_true(has_call(&r, 'o', "=", "note") && has_call(&r, 'o', "=", "k") && has_call(&r, 'o', "=", "v") &&
+		    has_call(&r, 'o', "=", "w"));
+	assert_true(has_call(&r, 'o', "<", "z"));
+	sqlclass_release(&r);
+
+	/* an operator of a schema other than pg_catalog is the database's own */
+	assert_int_equal(sqlclass_classify("SELECT id FROM t WHERE note OPERATOR(app.=) '{x}'", NULL, &r), 0);
+	assert_int_equal(r.calls_unknown, 1);
+	assert_int_equal(r.n_carried, 1);
+	assert_string_equal(r.carried[0], "note");
+	assert_string_equal(r.carrier, "OPERATOR(app.=)");
+	sqlclass_release(&r);
+	assert_int_equal(sqlclass_classify("SELECT id FROM t WHERE note OPERATOR(pg_catalog.=) '{x}'", NULL, &r), 0);
+	assert_int_equal(r.calls_unknown, 0);
+	assert_int_equal(r.n_calls, 0);
+	sqlclass_release(&r);
+
+	/* NATURAL JOIN compares columns no name tells */
+	assert_int_equal(sqlclass_classify("SELECT 1 FROM t NATURAL JOIN u", NULL, &r), 0);
+	assert_true(has_call(&r, 'o', "=", "*"));
+	sqlclass_release(&r);
+
+	/* DDL that names a function or operator a later call may reach runs code */
+	static const char *const defines[] = {
+		"CREATE OPERATOR app.= (leftarg = text[], rightarg = text[], function = app.eq)",
+		"CREATE AGGREGATE app.max(text[]) (sfunc = app.f, stype = text[])",
+		"ALTER FUNCTION app.f(text[]) RENAME TO lower",
+		"CREATE EXTENSION citext",
+	};
+	for (size_t i = 0; i < sizeof(defines) / sizeof(defines[0]); i++) {
+		assert_int_equal(sqlclass_classify(defines[i], NULL, &r), 0);
+		if (!r.runs_code)
+			fail_msg("%s: runs_code 0", defines[i]);
+		sqlclass_release(&r);
+	}
+	assert_int_equal(sqlclass_classify("ALTER TABLE t RENAME TO lower", NULL, &r), 0);
+	assert_int_equal(r.runs_code, 0);
+	sqlclass_release(&r);
+}
+
 /* More names than can be listed: the statement cannot be checked, so it is denied. */
 static void test_too_many_names(void **state)
 {
@@ -493,6 +564,7 @@ int main(void)
 		cmocka_unit_test(test_output_references),
 		cmocka_unit_test(test_carried),
 		cmocka_unit_test(test_calls_unknown),
+		cmocka_unit_test(test_resolved_calls),
 		cmocka_unit_test(test_view_columns),
 		cmocka_unit_test(test_too_many_names),
 		cmocka_unit_test(test_sets_read_write),
