@@ -12,8 +12,11 @@
  * daemon has not accepted yet, however many a workload keeps open. Socket storage dies with the socket,
  * so a connect() that never completes leaves nothing behind.
  *
- * Helpers used need Linux 5.7+ (bpf_get_netns_cookie in sock_addr programs); the
- * kernel this project targets is far newer.
+ * getpeername4/getpeername6 give a redirected socket's original destination back to
+ * its workload.
+ *
+ * Helpers used need Linux 5.7+ (bpf_get_netns_cookie in sock_addr programs), the
+ * getpeername hooks 5.8+; the kernel this project targets is far newer.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -207,6 +210,63 @@ int pgt_connect6(struct bpf_sock_addr *ctx)
 	/* An IPv4-mapped destination is kept mapped: that is how IPv4 is keyed. */
 	set_ip6(dst, ctx->user_ip6[0], ctx->user_ip6[1], ctx->user_ip6[2], ctx->user_ip6[3]);
 	return intercept(ctx, dst, bpf_ntohs(ctx->user_port), true);
+}
+
+/*
+ * getpeername() of a redirected socket tells the workload where it wanted to go, not
+ * the listener: drivers dial the peer address again for a CancelRequest (pgx/pgconn
+ * take it from net.Conn.RemoteAddr()), and a dial of the listener itself has no
+ * origin, so pgtetherd refuses it and the cancel is lost. The record in socket
+ * storage lives as long as the socket, so the peer the kernel reports must still be
+ * the listener: a socket disconnected (AF_UNSPEC) and connected elsewhere keeps its
+ * real peer. Linux 5.8+.
+ */
+static __always_inline struct pgt_origin *redirected(struct bpf_sock_addr *ctx, __u32 peer_ip4)
+{
+	struct pgt_config *cfg;
+	__u32 zero = 0;
+
+	if (!ctx->sk)
+		return NULL;
+	cfg = bpf_map_lookup_elem(&pgt_config, &zero);
+	if (!cfg || peer_ip4 != cfg->listen_ip4 || ctx->user_port != bpf_htons(cfg->listen_port))
+		return NULL;
+	return bpf_sk_storage_get(&pgt_pending, ctx->sk, 0, 0);
+}
+
+SEC("cgroup/getpeername4")
+int pgt_getpeername4(struct bpf_sock_addr *ctx)
+{
+	struct pgt_origin *rec = redirected(ctx, ctx->user_ip4);
+	__u32 ip4;
+
+	if (!rec || rec->family != AF_INET)
+		return 1;
+	__builtin_memcpy(&ip4, rec->dst_addr + 12, 4);
+	ctx->user_ip4 = ip4;
+	ctx->user_port = bpf_htons(rec->dst_port);
+	return 1;
+}
+
+SEC("cgroup/getpeername6")
+int pgt_getpeername6(struct bpf_sock_addr *ctx)
+{
+	struct pgt_origin *rec = NULL;
+	__u32 w[4];
+
+	/* the listener is IPv4: a dual-stack socket has it as ::ffff:a.b.c.d */
+	if (ctx->user_ip6[0] == 0 && ctx->user_ip6[1] == 0 && ctx->user_ip6[2] == bpf_htonl(0x0000ffff))
+		rec = redirected(ctx, ctx->user_ip6[3]);
+	if (!rec || rec->family != AF_INET6)
+		return 1;
+	/* as connect6 saw it: an IPv4-mapped destination stays mapped */
+	__builtin_memcpy(w, rec->dst_addr, 16);
+	ctx->user_ip6[0] = w[0];
+	ctx->user_ip6[1] = w[1];
+	ctx->user_ip6[2] = w[2];
+	ctx->user_ip6[3] = w[3];
+	ctx->user_port = bpf_htons(rec->dst_port);
+	return 1;
 }
 
 static __always_inline void tuple_of(struct bpf_sock_ops *skops, struct pgt_tuple *t)

@@ -23,13 +23,17 @@
 
 #define BPFFS_DEFAULT_MOUNT "/sys/fs/bpf"
 
-static const char *const link_names[INTERCEPT_PROGS] = { "connect4", "connect6", "sockops" };
+static const char *const link_names[INTERCEPT_PROGS] = {
+	"connect4", "connect6", "sockops", "getpeername4", "getpeername6"
+};
 
 static struct bpf_program *prog_of(struct intercept *ic, int i)
 {
 	switch (i) {
 	case 0: return ic->skel->progs.pgt_connect4;
 	case 1: return ic->skel->progs.pgt_connect6;
+	case 3: return ic->skel->progs.pgt_getpeername4;
+	case 4: return ic->skel->progs.pgt_getpeername6;
 	default: return ic->skel->progs.pgt_sockops;
 	}
 }
@@ -367,13 +371,20 @@ static int adopt_one(struct intercept *ic, const char *escaped, char *err)
 		    info.type != BPF_LINK_TYPE_CGROUP || info.cgroup.cgroup_id != id)
 			stale = 1;
 	}
-	if (stale || missing) {
-		/* A cgroup that is gone, recreated, or a half-pinned set: start over. The
-		 * caller re-attaches configured cgroups; a run-time attach of a vanished
-		 * cgroup has nothing left to protect. */
+	if (!stale && missing) {
+		/* A half-pinned set, or one pinned by an older pgtetherd with fewer
+		 * programs: a whole new set is attached first, and pinning it in place
+		 * releases the old links, so the cgroup is never without its connect
+		 * hooks. Closing ours leaves the pinned ones attached meanwhile. */
+		for (int i = 0; i < INTERCEPT_PROGS; i++)
+			bpf_link__destroy(links[i]);
+		return intercept_attach(ic, path, err) < 0 ? -EIO : 0;
+	}
+	if (stale) {
+		/* A cgroup that is gone or recreated: the caller re-attaches configured
+		 * cgroups; a run-time attach of a vanished cgroup has nothing left to
+		 * protect. */
 		drop_links(ic, links, escaped, 1);
-		if (!stale && missing)
-			return intercept_attach(ic, path, err) < 0 ? -EIO : 0;
 		return 1;
 	}
 	for (int i = 0; i < INTERCEPT_PROGS; i++) {

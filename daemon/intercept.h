@@ -4,7 +4,7 @@
  *
  * Pins (bpffs_dir = /sys/fs/bpf/pgtether by default):
  *   bpffs_dir/pgt_config, pgt_targets, pgt_pending, pgt_origins   maps
- *   bpffs_dir/links/<escaped cgroup path>/{connect4,connect6,sockops}
+ *   bpffs_dir/links/<escaped cgroup path>/{connect4,connect6,sockops,getpeername4,getpeername6}
  * The links keep the programs attached while no daemon runs: that is what makes the
  * interception fail closed, since the redirect then reaches a port nobody listens on.
  * A daemon that starts finds the pins, swaps its freshly loaded programs into the
@@ -24,7 +24,7 @@
 #include "../bpf/intercept.h"
 
 #define INTERCEPT_ERR_LEN 512
-#define INTERCEPT_PROGS 3
+#define INTERCEPT_PROGS 5
 
 struct intercept_bpf;
 struct bpf_link;

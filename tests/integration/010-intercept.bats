@@ -74,6 +74,67 @@ teardown_file() {
   [ "$(pgt_log_count conn.open "dst=127.0.0.1:$PG_PORT family=ipv6")" = 1 ]
 }
 
+# pgx/pgconn sends its CancelRequest to net.Conn.RemoteAddr(), i.e. getpeername():
+# that must be where the workload dialed (then the cancel is redirected like any
+# connection), not pgtetherd's listener (a direct connection there is refused, and the
+# cancel was lost: pgconn's own TestConnCancelRequest, 161-driver-suites.bats).
+@test "getpeername of a redirected socket is the address dialed, and a cancel sent there lands" {
+  cat >"$PGT_TMP/peer.py" <<'PY'
+import socket, struct, sys, time
+port = int(sys.argv[1])
+
+def connect(family, addr):
+    s = socket.socket(family, socket.SOCK_STREAM)
+    s.settimeout(10)
+    s.connect(addr)
+    return s
+
+def read(s, buf, want):
+    # until a message of type `want`; returns (body, rest, types seen)
+    seen = []
+    while True:
+        while len(buf) < 5 or len(buf) < 1 + struct.unpack("!I", buf[1:5])[0]:
+            d = s.recv(65536)
+            if not d:
+                sys.exit("closed; saw %s" % seen)
+            buf += d
+        n = struct.unpack("!I", buf[1:5])[0]
+        t, body, buf = buf[:1], buf[5:1 + n], buf[1 + n:]
+        seen.append(t.decode())
+        if t == want:
+            return body, buf, seen
+
+for family, addr in ((socket.AF_INET, ("127.0.0.1", port)), (socket.AF_INET6, ("::1", port)),
+                     (socket.AF_INET6, ("::ffff:127.0.0.1", port))):
+    s = connect(family, addr)
+    print("peer", s.getpeername()[:2])
+    s.close()
+
+s = connect(socket.AF_INET, ("127.0.0.1", port))
+body = struct.pack("!I", 3 << 16) + b"user\0app\0database\0postgres\0\0"
+s.sendall(struct.pack("!I", len(body) + 4) + body)
+key, buf, _ = read(s, b"", b"K")
+_, buf, _ = read(s, buf, b"Z")
+q = b"select pg_sleep(5)\0"
+s.sendall(b"Q" + struct.pack("!I", len(q) + 4) + q)
+time.sleep(0.5)
+c = connect(socket.AF_INET, s.getpeername()[:2])  # as pgconn does
+c.sendall(struct.pack("!II", 16, 80877102) + key)
+c.recv(1)
+c.close()
+err, buf, _ = read(s, buf, b"E")
+print("cancel", [f[1:].decode() for f in err.split(b"\0") if f[:1] == b"C"])
+PY
+  run timeout 30 "$PGTETHER" -c "$PGT_CONF" run --cgroup "$PGT_CG/peer" -- /usr/bin/python3 "$PGT_TMP/peer.py" "$PG_PORT"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [ "${lines[0]}" = "peer ('127.0.0.1', $PG_PORT)" ]
+  [ "${lines[1]}" = "peer ('::1', $PG_PORT)" ]
+  [ "${lines[2]}" = "peer ('::ffff:127.0.0.1', $PG_PORT)" ]
+  [ "${lines[3]}" = "cancel ['57014']" ]
+  [ "$(pgt_log_count conn.refused "not redirected")" = 0 ]
+}
+
 @test "a connection to a port that is not a target is untouched" {
   local port before
   port=$(pgt_free_port)

@@ -79,16 +79,39 @@ attached_programs() {
   [ "$(pgt_log_count conn.open "cgroup=$PGT_CG/f1 ")" = 2 ]
   run attached_programs "$PGT_CG/f1"
   echo "$output"
-  [ "${#lines[@]}" -eq 3 ]
+  [ "${#lines[@]}" -eq 5 ]
   [[ "$output" == *"1 pgt_connect4"* ]]
   [[ "$output" == *"1 pgt_connect6"* ]]
   [[ "$output" == *"1 pgt_sockops"* ]]
+  [[ "$output" == *"1 pgt_getpeername4"* ]]
+  [[ "$output" == *"1 pgt_getpeername6"* ]]
   # a second restart still leaves exactly one of each
   pgt_stop_daemon
   pgt_start_daemon
   run attached_programs "$PGT_CG/f1"
-  [ "${#lines[@]}" -eq 3 ]
+  [ "${#lines[@]}" -eq 5 ]
   [[ "$output" != *" 2 "* ]]
+}
+
+# Pins of a pgtetherd that had no getpeername programs: the daemon attaches a whole
+# new set before it lets the old links go (never a moment without connect hooks),
+# and ends with one of each.
+@test "a restarted daemon completes a set of pins with programs missing" {
+  local dir
+  pgt_stop_daemon
+  dir=$(ls -d "$PGT_BPFFS"/links/*-f1)
+  rm "$dir/getpeername4" "$dir/getpeername6"
+  run attached_programs "$PGT_CG/f1"
+  [ "${#lines[@]}" -eq 3 ]
+  pgt_start_daemon
+  run attached_programs "$PGT_CG/f1"
+  echo "$output"
+  [ "${#lines[@]}" -eq 5 ]
+  [[ "$output" != *" 2 "* ]]
+  [ -e "$dir/getpeername4" ] && [ -e "$dir/getpeername6" ]
+  run psql_in_unattached "$PGT_CG/f1"
+  [ "$status" -eq 0 ]
+  [ "$(pgt_log_count conn.open "cgroup=$PGT_CG/f1 ")" = 3 ]
 }
 
 @test "pins of a cgroup that disappeared while the daemon was down are removed" {
