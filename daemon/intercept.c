@@ -320,7 +320,8 @@ int intercept_attach(struct intercept *ic, const char *path, char *err)
 	}
 	snprintf(a->path, sizeof(a->path), "%s", path);
 	a->cgroup_id = id;
-	memcpy(a->links, links, sizeof(links));
+	for (int i = 0; i < INTERCEPT_PROGS; i++)
+		bpf_link__destroy(links[i]); /* pinned: stays attached */
 	return 0;
 
 fail:
@@ -333,12 +334,20 @@ fail_closed:
 int intercept_detach(struct intercept *ic, const char *path)
 {
 	struct intercept_attachment *a = find_att(ic, path);
-	char escaped[NAME_MAX + 1];
+	struct bpf_link *links[INTERCEPT_PROGS] = { NULL };
+	char escaped[NAME_MAX + 1], dir[PATH_MAX], file[PATH_MAX + 16];
 
 	if (!a)
 		return -ENOENT;
-	if (cgroup_escape(path, escaped, sizeof(escaped)) == 0)
-		drop_links(ic, a->links, escaped, 1);
+	if (cgroup_escape(path, escaped, sizeof(escaped)) == 0) {
+		/* the pins are the links: opened to detach them now, then removed */
+		link_dir(ic, escaped, dir, sizeof(dir));
+		for (int i = 0; i < INTERCEPT_PROGS; i++) {
+			snprintf(file, sizeof(file), "%s/%s", dir, link_names[i]);
+			links[i] = bpf_link__open(file);
+		}
+		drop_links(ic, links, escaped, 1);
+	}
 	*a = ic->att[--ic->n_att];
 	return 0;
 }
@@ -404,7 +413,8 @@ static int adopt_one(struct intercept *ic, const char *escaped, char *err)
 	}
 	snprintf(a->path, sizeof(a->path), "%s", path);
 	a->cgroup_id = id;
-	memcpy(a->links, links, sizeof(links));
+	for (int i = 0; i < INTERCEPT_PROGS; i++)
+		bpf_link__destroy(links[i]); /* pinned: stays attached */
 	return 0;
 }
 
@@ -480,10 +490,7 @@ size_t intercept_expire(struct intercept *ic, uint64_t cutoff_boot_ns)
 
 void intercept_close(struct intercept *ic)
 {
-	for (size_t i = 0; i < ic->n_att; i++)
-		for (int j = 0; j < INTERCEPT_PROGS; j++)
-			bpf_link__destroy(ic->att[i].links[j]); /* pinned: stays attached */
-	free(ic->att);
+	free(ic->att); /* the links stay attached: they are pinned */
 	ic->att = NULL;
 	ic->n_att = ic->cap_att = 0;
 	intercept_bpf__destroy(ic->skel);

@@ -29,10 +29,12 @@
 struct intercept_bpf;
 struct bpf_link;
 
+/* The links themselves live in their pins, not in fds of the daemon: an attached
+ * cgroup costs no file descriptor (INTERCEPT_PROGS of them per cgroup would make the
+ * daemon's limit a limit on how many cgroups it can attach). */
 struct intercept_attachment {
 	char path[PATH_MAX];               /* below the cgroup2 mount */
 	uint64_t cgroup_id;
-	struct bpf_link *links[INTERCEPT_PROGS];
 };
 
 struct intercept {

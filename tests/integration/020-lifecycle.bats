@@ -54,6 +54,26 @@ attached_programs() {
   [[ "$output" == *"No such file or directory"* ]]
 }
 
+@test "attached cgroups cost the daemon no file descriptor: their links live in the pins" {
+  local pid i
+  pid=$(cat "$PGT_TMP/daemon.pid")
+  for i in 1 2 3 4 5 6 7 8; do
+    mkdir -p "$CGMOUNT$PGT_CG/many/c$i"
+    pgt attach "$PGT_CG/many/c$i" >/dev/null
+  done
+  [ "$(ls "$PGT_BPFFS/links" | wc -l)" -ge 8 ]
+  # each attached cgroup has its five links pinned, and none is an open fd of the daemon
+  [ "$(find /proc/"$pid"/fd -lname 'anon_inode:bpf_link' | wc -l)" -eq 0 ]
+  run psql_in_unattached "$PGT_CG/many/c8"
+  [ "$status" -eq 0 ]
+  run pgt detach "$PGT_CG/many/c8"
+  [ "$status" -eq 0 ]
+  run psql_in_unattached "$PGT_CG/many/c8"
+  [ "$status" -eq 0 ]
+  [ "$(pgt_log_count conn.open "cgroup=$PGT_CG/many/c8 ")" = 1 ]
+  for i in 1 2 3 4 5 6 7; do pgt detach "$PGT_CG/many/c$i" >/dev/null; done
+}
+
 @test "with the daemon stopped a redirected connection is refused within a second" {
   run pgt_in "$PGT_CG/f1" psql -X -h 127.0.0.1 -p "$PG_PORT" -Atq -c "select 1"
   [ "$status" -eq 0 ]
