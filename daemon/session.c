@@ -165,131 +165,34 @@ static void rec_seal(struct session *s)
 	s->rec = NULL;
 }
 
-/* ---- epoll interest ---------------------------------------------------------- */
+/* ---- buffers and I/O (sbuf.h) ---------------------------------------------------- */
 
-static void set_events(struct session_env *env, struct session_end *end, uint32_t events)
+/* The short names session.c has always called. The functions other work is changing
+ * now (statement gating, masking, startup) keep them until they move into modules of
+ * their own (issue 13); code that moves out calls sbuf_* itself. */
+static inline void set_events(struct session_env *env, struct session_end *end, uint32_t events)
 {
-	struct epoll_event ev = { .events = events, .data.ptr = &end->ev };
-
-	events |= end->want; /* TLS may need the other direction to make progress */
-	ev.events = events;
-	if (end->fd < 0 || end->events == events)
-		return;
-	epoll_ctl(env->epfd, EPOLL_CTL_MOD, end->fd, &ev);
-	end->events = events;
+	sbuf_set_events(env->epfd, end, events);
 }
 
-static int watch(struct session_env *env, struct session_end *end, uint32_t events)
+static inline size_t room(const struct session_buf *b)
 {
-	struct epoll_event ev = { .events = events, .data.ptr = &end->ev };
-
-	if (epoll_ctl(env->epfd, EPOLL_CTL_ADD, end->fd, &ev) == -1)
-		return -errno;
-	end->events = events;
-	return 0;
+	return sbuf_room(b);
 }
 
-/* ---- I/O: plain or TLS ---------------------------------------------------------- */
-
-static ssize_t end_recv(struct session_end *e, void *buf, size_t len)
+static inline void put(struct session_buf *b, const void *data, size_t n)
 {
-	ssize_t n;
-
-	if (e->ssl) {
-		unsigned want = 0;
-
-		n = tls_read(e->ssl, buf, len, &want);
-		e->want = n == -EAGAIN ? want : 0;
-		return n;
-	}
-	n = recv(e->fd, buf, len, 0);
-	return n >= 0 ? n : -errno;
+	sbuf_put(b, data, n);
 }
 
-static ssize_t end_send(struct session_end *e, const void *buf, size_t len)
+static inline int flush(struct session_buf *b, struct session_end *to, size_t *scan_pos)
 {
-	ssize_t n;
-
-	if (e->ssl) {
-		unsigned want = 0;
-
-		n = tls_write(e->ssl, buf, len, &want);
-		e->want = n == -EAGAIN ? want : 0;
-		return n;
-	}
-	n = send(e->fd, buf, len, MSG_NOSIGNAL);
-	return n >= 0 ? n : -errno;
+	return sbuf_flush(b, to, scan_pos);
 }
 
-/* ---- buffers ----------------------------------------------------------------- */
-
-static size_t room(const struct session_buf *b)
+static inline ssize_t fill(struct session_buf *b, struct session_end *from, size_t reserve, uint64_t *count)
 {
-	return b->cap - b->len;
-}
-
-/* Appends bytes that are ready to send. The caller made sure they fit. */
-static void put(struct session_buf *b, const void *data, size_t n)
-{
-	memcpy(b->data + b->len, data, n);
-	b->len += n;
-	b->ready = b->len;
-}
-
-/* Sends b[off..ready) to `to`; compacts the buffer when that part is drained.
- * 0, or -errno of a broken socket. */
-static int flush(struct session_buf *b, struct session_end *to, size_t *scan_pos)
-{
-	while (b->off < b->ready) {
-		ssize_t n = end_send(to, b->data + b->off, b->ready - b->off);
-
-		if (n < 0) {
-			if (n == -EINTR)
-				continue;
-			if (n == -EAGAIN)
-				return 0;
-			return (int)n;
-		}
-		b->off += (size_t)n;
-	}
-	if (b->off) {
-		/* held bytes (an incomplete header) move to the front */
-		memmove(b->data, b->data + b->off, b->len - b->off);
-		b->len -= b->off;
-		b->ready -= b->off;
-		if (scan_pos)
-			*scan_pos -= b->off;
-		b->off = 0;
-	}
-	if (b->eof && !b->shut && b->len == 0) {
-		if (to->ssl)
-			tls_shutdown(to->ssl);
-		shutdown(to->fd, SHUT_WR);
-		b->shut = true;
-	}
-	return 0;
-}
-
-/* Reads once from `from` into b, keeping `reserve` bytes free. Returns the number of
- * bytes read (0 on EAGAIN or EOF, b->eof set on EOF), or -errno. */
-static ssize_t fill(struct session_buf *b, struct session_end *from, size_t reserve, uint64_t *count)
-{
-	ssize_t n;
-
-	if (b->eof || room(b) <= reserve)
-		return 0;
-	n = end_recv(from, b->data + b->len, room(b) - reserve);
-	if (n > 0) {
-		b->len += (size_t)n;
-		if (count)
-			*count += (uint64_t)n;
-		return n;
-	}
-	if (n == 0) {
-		b->eof = true;
-		return 0;
-	}
-	return n == -EAGAIN || n == -EINTR ? 0 : n;
+	return sbuf_fill(b, from, reserve, count);
 }
 
 /* ---- close ------------------------------------------------------------------- */
@@ -379,15 +282,13 @@ void session_reap(struct session_env *env)
 		free(s->held_sql);
 		json_decref(s->held_extra);
 		prepared_release(&s->stmts);
-		if (s->c2u.data != s->base)
-			free(s->c2u.data);
-		if (s->u2c.data != s->base + SESSION_BUF)
-			free(s->u2c.data);
+		sbuf_release(&s->c2u);
+		sbuf_release(&s->u2c);
 		maskset_release(&s->masks);
 		free(s->describes);
 		rowmask_release(&s->rows);
 		free(s->base);
-		quota_mem_give(&env->mem, s->mem_held);
+		quota_mem_give(&env->mem, s->acct.held);
 		free(s);
 	}
 }
@@ -486,7 +387,7 @@ static bool refuse_step(struct session *s)
 	ssize_t n;
 	size_t plen = 0;
 
-	n = end_recv(&s->client, s->in.data + s->in.len, PGWIRE_STARTUP_MAX - s->in.len);
+	n = sbuf_recv(&s->client, s->in.data + s->in.len, PGWIRE_STARTUP_MAX - s->in.len);
 	if (n == 0 || (n < 0 && n != -EAGAIN && n != -EINTR))
 		return true;
 	if (n > 0)
@@ -1168,86 +1069,33 @@ static enum policy_verdict check_bind(struct session_env *env, struct session *s
 	return v;
 }
 
-/* The part of the session's own allocation that is b's when b is not grown. */
-static uint8_t *buf_home(struct session *s, const struct session_buf *b)
+/* A session's buffers grow under the daemon-wide memory_budget (sbuf.h). */
+static inline int session_mem_take(struct session *s, size_t n)
 {
-	return b == &s->c2u ? s->base : s->base + SESSION_BUF;
+	return sbuf_mem_take(&s->acct, s->env->cfg->memory_budget, n);
 }
 
-/*
- * Memory beyond a session's fixed buffers comes out of the daemon-wide memory_budget,
- * so one workload holding huge statements or rows cannot starve the others: the
- * session that asks for more than is left is the one refused (53200), and what it
- * held goes back when its buffers shrink or it ends (session_reap).
- */
-static int session_mem_take(struct session *s, size_t n)
+static inline void session_mem_give(struct session *s, size_t n)
 {
-	if (quota_mem_take(&s->env->mem, n, s->env->cfg->memory_budget) < 0) {
-		s->over_budget = true;
-		return -ENOMEM;
-	}
-	s->mem_held += n;
-	return 0;
+	sbuf_mem_give(&s->acct, n);
 }
 
-static void session_mem_give(struct session *s, size_t n)
+static inline int buf_reserve(struct session *s, struct session_buf *b, size_t want)
 {
-	quota_mem_give(&s->env->mem, n);
-	s->mem_held -= n;
+	return sbuf_reserve(b, &s->acct, s->env->cfg->memory_budget, want);
 }
 
-/* Makes c2u or u2c able to hold `want` bytes (a long statement, a row to mask, a
- * catalog answer). 0 or -ENOMEM (out of memory or of memory_budget). */
-static int buf_reserve(struct session *s, struct session_buf *b, size_t want)
+/* u2c keeps its grown room while masks make the rows longer (u2c_kept) */
+static inline void buf_shrink(struct session *s, struct session_buf *b)
 {
-	/* a grown buffer replaces an earlier grown one; the fixed one stays allocated */
-	size_t more = b->data != buf_home(s, b) ? want - b->cap : want;
-	uint8_t *d;
-
-	if (want <= b->cap)
-		return 0;
-	if (session_mem_take(s, more) < 0)
-		return -ENOMEM;
-	d = malloc(want);
-	if (!d) {
-		session_mem_give(s, more);
-		return -ENOMEM;
-	}
-	memcpy(d, b->data, b->len);
-	OPENSSL_cleanse(b->data, b->cap);
-	if (b->data != buf_home(s, b))
-		free(b->data);
-	b->data = d;
-	b->cap = want;
-	return 0;
-}
-
-/* Back into the session's own buffer once what needed more room has gone out: not
- * while part of a message is held, which is what the room was made for. */
-static void buf_shrink(struct session *s, struct session_buf *b)
-{
-	uint8_t *home = buf_home(s, b);
-
-	if (b->data == home || b->len > SESSION_BUF || b->len > b->ready || (b == &s->u2c && s->u2c_kept))
+	if (b == &s->u2c && s->u2c_kept)
 		return;
-	memcpy(home, b->data, b->len);
-	free(b->data);
-	session_mem_give(s, b->cap);
-	b->data = home;
-	b->cap = SESSION_BUF;
+	sbuf_shrink(b, &s->acct);
 }
 
-/*
- * A message of mlen bytes at start of b is held until it is whole. The bytes before
- * it go out and the buffer compacts meanwhile, so more room is needed only when the
- * message cannot fit at all, with `reserve` bytes kept free for reading (fill()):
- * nothing is allocated for messages of ordinary size. 0 or -ENOMEM.
- */
-static int hold_room(struct session *s, struct session_buf *b, size_t start, size_t mlen, size_t reserve)
+static inline int hold_room(struct session *s, struct session_buf *b, size_t start, size_t mlen, size_t reserve)
 {
-	if (mlen + reserve < b->cap)
-		return 0;
-	return buf_reserve(s, b, start + mlen + reserve + 1);
+	return sbuf_hold_room(b, &s->acct, s->env->cfg->memory_budget, start, mlen, reserve);
 }
 
 static int c2u_reserve(struct session *s, size_t start, size_t mlen)
@@ -1460,7 +1308,7 @@ static int lookup_scan(struct session_env *env, struct session *s)
 		}
 		if (b->len - pos < mlen) {
 			if (hold_room(s, b, pos, mlen, SESSION_INJECT_RESERVE) < 0) {
-				lookup_failed(env, s, s->over_budget ? "memory_budget exhausted" : "out of memory");
+				lookup_failed(env, s, s->acct.refused ? "memory_budget exhausted" : "out of memory");
 				return -1;
 			}
 			break;
@@ -2697,14 +2545,14 @@ static void relay_event(struct session_env *env, struct session *s, struct sessi
 		if (r == -EMSGSIZE || r == -ENOMEM) {
 			char m[300];
 
-			if (r == -ENOMEM && s->over_budget)
+			if (r == -ENOMEM && s->acct.refused)
 				session_budget_message(env, m, sizeof(m));
 			else
 				snprintf(m, sizeof(m), "pgtether: %s", r == -ENOMEM ? "out of memory" :
 					 "a statement longer than max_statement_bytes cannot be checked, so it is denied");
 			client_fatal(env, s, r == -ENOMEM ? "53200" : "54000", m,
 				     r != -ENOMEM ? "statement too long to check" :
-				     s->over_budget ? "memory_budget exhausted" : "out of memory");
+				     s->acct.refused ? "memory_budget exhausted" : "out of memory");
 			return;
 		}
 		if (r == -EBADE || r == -E2BIG) {
@@ -3157,7 +3005,7 @@ static int upstream_connect_one(struct session_env *env, struct session *s)
 		return -errno;
 	if (connect(fd, (struct sockaddr *)&ss, len) == -1 && errno != EINPROGRESS)
 		return -errno;
-	if ((r = watch(env, &s->upstream, EPOLLOUT)) < 0)
+	if ((r = sbuf_watch(env->epfd, &s->upstream, EPOLLOUT)) < 0)
 		return r;
 	/* an SSL object made for the attempt before reads and writes this socket now */
 	if (s->upstream.ssl && tls_set_fd(s->upstream.ssl, fd) < 0)
@@ -3478,7 +3326,7 @@ static int cancel_retry_later(struct session_env *env, struct session *c)
 	c->upstream.events = 0;
 	c->cancel_sent = false;
 	c->cancel_timer = true;
-	return watch(env, &c->upstream, EPOLLIN);
+	return sbuf_watch(env->epfd, &c->upstream, EPOLLIN);
 }
 
 static void cancel_done(struct session_env *env, struct session *c)
@@ -4267,9 +4115,10 @@ static struct session *session_new(struct session_env *env, int cfd)
 		free(s);
 		return NULL;
 	}
-	s->c2u.data = s->base;
-	s->u2c.data = s->base + SESSION_BUF;
-	s->in.data = s->base + 2 * SESSION_BUF;
+	s->c2u.data = s->c2u.home = s->base;
+	s->u2c.data = s->u2c.home = s->base + SESSION_BUF;
+	s->in.data = s->in.home = s->base + 2 * SESSION_BUF;
+	s->acct.pool = &env->mem;
 	s->c2u.cap = s->u2c.cap = s->in.cap = SESSION_BUF;
 	s->id = ++env->next_id;
 	s->env = env;
@@ -4306,7 +4155,7 @@ static void session_start(struct session_env *env, struct session *s)
 		return;
 	}
 	setsockopt(s->client.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (watch(env, &s->client, EPOLLIN) < 0) {
+	if (sbuf_watch(env->epfd, &s->client, EPOLLIN) < 0) {
 		session_free(env, s);
 		return;
 	}
@@ -4374,7 +4223,7 @@ int session_accept(struct session_env *env, int lfd)
 			snprintf(m, sizeof(m), "pgtether: too many connections still logging in (max_logins %u); try again later",
 				 env->cfg->max_logins);
 			s = env->capped < SESSION_MAX_CAPPED ? session_new(env, cfd) : NULL;
-			if (s && watch(env, &s->client, EPOLLIN) == 0) {
+			if (s && sbuf_watch(env->epfd, &s->client, EPOLLIN) == 0) {
 				session_refuse_capped(env, s, "53300", m);
 			} else {
 				if (s) {

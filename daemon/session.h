@@ -34,12 +34,13 @@
 #include "quota.h"
 #include "record.h"
 #include "rowmask.h"
+#include "sbuf.h"
 #include "sqlclass.h"
 #include "scram.h"
 #include "searchpath.h"
 #include "tls.h"
 
-#define SESSION_BUF 65536
+#define SESSION_BUF SBUF_SIZE       /* each of a session's fixed buffers (sbuf.h) */
 #define SESSION_INJECT_RESERVE 1024    /* room kept in u2c for messages pgtether adds */
 #define SESSION_REFUSE_TIMEOUT_S 10
 #define SESSION_MAX_PENDING 4096       /* client sync points awaiting a ReadyForQuery */
@@ -68,32 +69,7 @@
 
 struct sockdiag;
 
-/* Everything in the loop's epoll set starts with this, so one epoll_event.data.ptr
- * tells what woke up. */
-enum ev_kind { EV_LISTENER, EV_CONTROL, EV_SIGNAL, EV_TIMER, EV_SESSION, EV_HASHER };
-
-struct ev_source {
-	enum ev_kind kind;
-};
-
 struct session;
-
-struct session_end {
-	struct ev_source ev;        /* EV_SESSION */
-	struct session *s;
-	int fd;
-	SSL *ssl;                   /* when this hop is TLS */
-	uint32_t want;              /* what TLS last asked to wait for (EPOLLIN/OUT) */
-	uint32_t events;            /* what is registered in epoll now */
-};
-
-struct session_buf {
-	uint8_t *data;
-	size_t cap;                 /* SESSION_BUF, more while c2u holds a long statement */
-	size_t off, ready, len;     /* data[off..ready) may be sent; [ready..len) is held */
-	bool eof;                   /* the reading side has closed */
-	bool shut;                  /* and that EOF was passed on (shutdown SHUT_WR) */
-};
 
 struct session_env {
 	struct intercept *ic;

@@ -29,8 +29,7 @@ struct session {
 	bool login_counted;              /* in env->logins: from accept to the relay */
 	bool login_keyed;                /* ... and under login_key */
 	uint64_t login_key;              /* id of the attached cgroup it came from, 0: unknown */
-	size_t mem_held;                 /* bytes of env->mem its grown buffers hold */
-	bool over_budget;                /* memory_budget refused it more room */
+	struct sbuf_account acct;        /* what its grown buffers hold of env->mem */
 	bool capped;                     /* refused for a login cap: in env->capped */
 	enum session_state state;
 	struct session_end client, upstream;
