@@ -5,6 +5,7 @@
  * and a FATAL ErrorResponse at a message boundary after it.
  */
 #include "session_int.h"
+#include "sessrec.h"
 
 #include <errno.h>
 #include <fnmatch.h>
@@ -30,7 +31,7 @@
 #include "sqlguard.h"
 #include "startopts.h"
 
-static double elapsed_ms(const struct session *s)
+double session_elapsed_ms(const struct session *s)
 {
 	struct timespec now;
 
@@ -75,94 +76,40 @@ static void log_identity(struct logline *l, const struct session *s)
 	}
 }
 
-/* ---- recording ------------------------------------------------------------------- */
+/* ---- recording (sessrec.h) ------------------------------------------------------ */
 
-/* Opens the session's recording once its identity is decided. 0, or -1 after refusing
- * the session (recording_fail_mode closed). */
-static int rec_open(struct session_env *env, struct session *s, char *why, size_t cap)
+/* The names statement gating, masking and startup call; they keep them until those
+ * move into modules of their own (issue 13). */
+static inline int rec_open(struct session_env *env, struct session *s, char *why, size_t cap)
 {
-	char buf[ADDR_STRLEN], comm[PGT_COMM_LEN + 1], err[RECORD_ERR_LEN];
-	json_t *h;
-	int r;
-
-	if (!env->cfg->sessions_dir)
-		return 0;
-	memcpy(comm, s->origin.comm, PGT_COMM_LEN);
-	comm[PGT_COMM_LEN] = '\0';
-	/* what the workload chose (comm, exe, cgroup, database, user, application_name)
-	 * escaped when not UTF-8 (escape.h): the identity is never lost from the header */
-	h = json_pack("{s:I, s:I, s:I, s:I, s:o, s:o, s:s, s:o, s:I, s:s, s:s, s:s, s:o, s:s, s:s, s:o, s:o}",
-		      "session", (json_int_t)s->id, "pid", (json_int_t)s->origin.tgid, "uid", (json_int_t)s->origin.uid,
-		      "gid", (json_int_t)s->origin.gid, "comm", escape_json_str(comm), "exe", escape_json_str(s->facts.exe),
-		      "exe_sha256", s->facts.exe_sha256, "cgroup", escape_json_str(s->facts.cgroup),
-		      "cgroup_id", (json_int_t)s->origin.cgroup_id, "peer", addr_format(&s->peer, buf),
-		      "upstream", s->upstream_name, "role", s->role, "database", escape_json_str(s->database),
-		      "rule", s->rule, "token", s->token_source ? s->token_source : "none",
-		      "client_user", escape_json_str(s->client_user), "application_name", escape_json_str(s->client_app));
-	if (h) {
-		json_t *set = json_object();
-
-		json_object_set_new(h, "dst", json_string(addr_format(&s->dst, buf)));
-		/* the startup settings passed on: they decide what the statements reach */
-		for (size_t at = 0; set && at < s->fwd_len;) {
-			const char *k = s->fwd_params + at, *v = k + strlen(k) + 1;
-
-			json_object_set_new(set, k, escape_json_str(v));
-			at = (size_t)(v - s->fwd_params) + strlen(v) + 1;
-		}
-		json_object_set_new(h, "settings", set);
-		if (s->claims)
-			json_object_set(h, "claims", s->claims); /* verified claims; never the token */
-	}
-	s->rec = calloc(1, sizeof(*s->rec));
-	r = s->rec ? record_open(s->rec, env->cfg->sessions_dir, time(NULL), s->id, h, env->cfg->recording_fsync, err)
-		   : (json_decref(h), snprintf(err, sizeof(err), "out of memory"), -ENOMEM);
-	if (r == 0)
-		return 0;
-	free(s->rec);
-	s->rec = NULL;
-	snprintf(why, cap, "%s", err);
-	log_error("record", "id=%llu: %s%s", (unsigned long long)s->id, err,
-		  env->cfg->recording_fail_open ? "; the session goes on unrecorded (recording_fail_mode open)" : "");
-	return env->cfg->recording_fail_open ? 0 : -1;
+	return sessrec_open(env, s, why, cap);
 }
 
-/* Records one event. 0, or -errno when it cannot be written and that must stop what
- * is being recorded (recording_fail_mode closed). fields is taken. */
-static int rec_event(struct session_env *env, struct session *s, const char *type, json_t *fields, bool flush)
+static inline int rec_event(struct session_env *env, struct session *s, const char *type, json_t *fields, bool flush)
 {
-	int r;
-
-	if (!s->rec) {
-		json_decref(fields);
-		return 0;
-	}
-	r = record_add(s->rec, type, fields);
-	if (r == 0 && flush)
-		r = record_flush(s->rec);
-	if (r == 0)
-		return 0;
-	log_error("record", "id=%llu: cannot write %s: %s%s", (unsigned long long)s->id, s->rec->path, strerror(-r),
-		  env->cfg->recording_fail_open ? "; the session goes on unrecorded" : "");
-	if (env->cfg->recording_fail_open) {
-		record_abandon(s->rec);
-		free(s->rec);
-		s->rec = NULL;
-		return 0;
-	}
-	return r;
+	return sessrec_event(env, s, type, fields, flush);
 }
 
-static void rec_seal(struct session *s)
+static inline int rec_statement(struct session_env *env, struct session *s, uint8_t type, const char *sql, size_t len,
+				enum policy_verdict v, const char *sqlstate, const char *msg)
 {
-	if (!s->rec)
-		return;
-	if (s->rec->fd >= 0)
-		record_seal(s->rec, json_pack("{s:I, s:I, s:I, s:s}", "bytes_in", (json_int_t)s->bytes_c2u,
-					      "bytes_out", (json_int_t)s->bytes_u2c, "duration_ms", (json_int_t)elapsed_ms(s),
-					      "reason", s->close_reason ? s->close_reason : s->refuse_msg[0] ? s->refuse_msg : "closed"));
-	free(s->rec);
-	s->rec = NULL;
+	return sessrec_statement(env, s, type, sql, len, v, sqlstate, msg);
+}
+
+static inline void rec_server_message(struct session_env *env, struct session *s, const uint8_t *m, size_t mlen)
+{
+	sessrec_server_message(env, s, m, mlen);
+}
+
+static inline void rec_bind(struct session_env *env, struct session *s, const struct policy_rule *masking,
+			    const uint8_t *body, size_t blen)
+{
+	sessrec_bind(env, s, masking, body, blen);
+}
+
+static inline void rec_row(struct session_env *env, struct session *s, const uint8_t *m, size_t mlen)
+{
+	sessrec_row(env, s, m, mlen);
 }
 
 /* ---- buffers and I/O (sbuf.h) ---------------------------------------------------- */
@@ -202,7 +149,6 @@ static inline ssize_t fill(struct session_buf *b, struct session_end *from, size
  * the dead list until session_reap(): the other end of this session may still have
  * an event in the epoll batch being handled.
  */
-static void rec_seal(struct session *s);
 
 /* The login caps count a session from accept until its relay starts or it ends. */
 static void session_login_done(struct session_env *env, struct session *s)
@@ -238,7 +184,7 @@ static void session_free(struct session_env *env, struct session *s)
 			session_free(env, s->cancel);
 		s->cancel = NULL;
 	}
-	rec_seal(s);
+	sessrec_seal(s);
 	searchpath_state_release(&s->path);
 	searchpath_scan_release(&s->path_sc);
 	free(s->path_sql);
@@ -303,7 +249,7 @@ static void session_close(struct session_env *env, struct session *s, const char
 		log_identity(&l, s);
 		log_u64(&l, "bytes_in", s->bytes_c2u);
 		log_u64(&l, "bytes_out", s->bytes_u2c);
-		log_u64(&l, "duration_ms", (unsigned long long)elapsed_ms(s));
+		log_u64(&l, "duration_ms", (unsigned long long)session_elapsed_ms(s));
 		if (s->rows_masked)
 			log_u64(&l, "rows_masked", s->rows_masked);
 		log_str(&l, "reason", reason);
@@ -480,7 +426,7 @@ static size_t inject_due(struct session *s, size_t pos)
 /* ---- statements and policy ------------------------------------------------------- */
 
 /* The rule that allowed the session, in the current snapshot (NULL: gone). */
-static const struct policy_rule *session_rule(struct session_env *env, struct session *s)
+const struct policy_rule *session_rule(struct session_env *env, struct session *s)
 {
 	const struct policy *p = &env->cfg->policy;
 
@@ -774,87 +720,6 @@ static int substitute_sentinel(struct session_env *env, struct session *s, size_
 	return (int)n;
 }
 
-/* Records a Query or Parse and its verdict, flushed at once. 0 or -errno. */
-static int rec_statement(struct session_env *env, struct session *s, uint8_t type, const char *sql, size_t len,
-			 enum policy_verdict v, const char *sqlstate, const char *msg)
-{
-	bool escaped = false;
-	json_t *ev;
-
-	if (!s->rec)
-		return 0;
-	ev = json_pack("{s:s, s:s}", "message", type == 'Q' ? "query" : type == 'B' ? "bind" : "parse", "verdict",
-		       v == POLICY_ALLOW ? "allow" : v == POLICY_DENY ? "deny" : "held");
-	if (!ev)
-		return -ENOMEM;
-	/* whole (the caller bounds it by max_statement_bytes); bytes that are not UTF-8
-	 * escaped, and said so (escape.h) */
-	json_object_set_new(ev, "sql", escape_json(sql, len, &escaped));
-	if (escaped)
-		json_object_set_new(ev, "sql_escaped", json_true());
-	json_object_set_new(ev, "rule", json_string(s->rule));
-	if (s->stmt_classes) {
-		char names[256];
-
-		sqlclass_format(s->stmt_classes, names, sizeof(names));
-		json_object_set_new(ev, "classes", json_string(names));
-	}
-	if (v == POLICY_DENY) {
-		json_object_set_new(ev, "sqlstate", json_string(sqlstate));
-		json_object_set_new(ev, "msg", escape_json_str(msg));
-	} else if (v == POLICY_APPROVE) {
-		json_object_set_new(ev, "request", json_integer((json_int_t)s->held_id));
-		json_object_set_new(ev, "why", escape_json_str(msg));
-	}
-	clock_gettime(CLOCK_MONOTONIC, &s->stmt_t0);
-	if (v == POLICY_ALLOW && type != 'B' && env->cfg && s->rule[0]) {
-		const struct policy_rule *r = session_rule(env, s);
-
-		s->rows_to_record = r && r->record_results ? 100 : 0;
-		s->row_bytes_left = 65536;
-	}
-	return rec_event(env, s, "statement", ev, true);
-}
-
-/* Records what the server answered a statement with: its tag, error or notice. */
-static void rec_server_message(struct session_env *env, struct session *s, const uint8_t *m, size_t mlen)
-{
-	const char *p = (const char *)m + PGWIRE_HEADER, *end = (const char *)m + mlen;
-	json_t *ev;
-
-	if (!s->rec || mlen <= PGWIRE_HEADER || end[-1] != '\0')
-		return;
-	struct timespec now;
-	double ms;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	ms = (double)(now.tv_sec - s->stmt_t0.tv_sec) * 1e3 + (double)(now.tv_nsec - s->stmt_t0.tv_nsec) / 1e6;
-	if (m[0] == 'C') {
-		const char *last = strrchr(p, ' ');
-
-		ev = json_pack("{s:s, s:f}", "tag", p, "ms", ms);
-		/* "SELECT 3", "INSERT 0 3", "UPDATE 3", "COPY 3": the last number is the rows */
-		if (ev && last && last[1] >= '0' && last[1] <= '9')
-			json_object_set_new(ev, "rows", json_integer(strtoll(last + 1, NULL, 10)));
-		rec_event(env, s, "result", ev, false);
-		return;
-	}
-	ev = json_pack("{s:f}", "ms", ms);
-	/* all the server said in words: what a masked session's client does not see */
-	while (ev && p < end && *p) {
-		static const struct { char code; const char *key; } fields[] = {
-			{ 'C', "sqlstate" }, { 'M', "msg" }, { 'D', "detail" }, { 'H', "hint" }, { 'W', "context" },
-		};
-
-		/* they may quote the statement */
-		for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
-			if (*p == fields[i].code)
-				json_object_set_new(ev, fields[i].key, escape_json_str(p + 1));
-		p += strlen(p) + 1;
-	}
-	rec_event(env, s, m[0] == 'N' ? "notice" : "error", ev, false);
-}
-
 /* Holds the statement now at c_scan for approval and tells the client how to get it. */
 static void hold(struct session_env *env, struct session *s, const char *sql, size_t len, const char *why,
 		 json_t *extra)
@@ -928,8 +793,8 @@ static bool bind_checked(struct session_env *env, struct session *s)
  * null; "****" for each when masked. Its statement name in *ret_stmt. NULL when the
  * body is malformed or out of memory.
  */
-static json_t *bind_params(const uint8_t *body, size_t blen, bool masked, json_t **ret_escaped, const char **ret_stmt,
-			   size_t *ret_stmt_len)
+json_t *session_bind_params(const uint8_t *body, size_t blen, bool masked, json_t **ret_escaped, const char **ret_stmt,
+			    size_t *ret_stmt_len)
 {
 	const uint8_t *p = body, *end = body + blen, *fmts;
 	size_t portal = strnlen((const char *)p, blen), stmt_len;
@@ -1045,7 +910,7 @@ static enum policy_verdict check_bind(struct session_env *env, struct session *s
 			v = POLICY_DENY;
 		}
 	}
-	if (v == POLICY_APPROVE && !(params = bind_params(body, blen, false, &escaped, &stmt, &stmt_len))) {
+	if (v == POLICY_APPROVE && !(params = session_bind_params(body, blen, false, &escaped, &stmt, &stmt_len))) {
 		snprintf(msg, cap, "pgtether: a Bind message whose parameters cannot be read is denied");
 		v = POLICY_DENY;
 	}
@@ -1402,7 +1267,7 @@ static void remember_prepared(struct session *s, const char *name, bool masked)
 }
 
 /* Whether statement `name` (a Bind's) is known to name no masked table. */
-static bool prepared_clean(const struct session *s, const char *name)
+bool session_prepared_clean(const struct session *s, const char *name)
 {
 	if (name[0] && s->prepared_lost)
 		return false;
@@ -1419,77 +1284,7 @@ static bool bind_clean(const struct session *s, const uint8_t *body, size_t len)
 
 	if (portal >= len || !memchr(body + portal + 1, 0, len - portal - 1))
 		return false;
-	return prepared_clean(s, (const char *)body + portal + 1);
-}
-
-/* A value for the recording: text as a string when it is UTF-8, else "\x" and hex;
- * cut at `max` bytes. */
-static json_t *rec_value(const uint8_t *v, int32_t len, int format, size_t max)
-{
-	char hex[2 * 256 + 3];
-	size_t n = len > 0 ? (size_t)len : 0;
-	json_t *j;
-
-	if (len < 0)
-		return json_null();
-	if (n > max)
-		n = max;
-	if (format == 0 && (j = json_stringn((const char *)v, n)))
-		return j;
-	if (n > 256)
-		n = 256;
-	hex[0] = '\\';
-	hex[1] = 'x';
-	hex_encode(v, n, hex + 2);
-	return json_string(hex);
-}
-
-/* Records the parameters of a whole Bind body (masked when its statement names a
- * masked table, or is not known). */
-static void rec_bind(struct session_env *env, struct session *s, const struct policy_rule *masking, const uint8_t *body,
-		     size_t blen)
-{
-	size_t portal = strnlen((const char *)body, blen), stmt_len;
-	const char *stmt;
-	bool masked = masking && masking->n_masks;
-	json_t *params, *escaped, *ev;
-
-	if (portal >= blen)
-		return;
-	stmt = (const char *)body + portal + 1;
-	if (masked && memchr(stmt, 0, blen - portal - 1) && prepared_clean(s, stmt))
-		masked = false; /* known, and it names no masked table */
-	if (!(params = bind_params(body, blen, masked, &escaped, &stmt, &stmt_len)))
-		return;
-	ev = json_pack("{s:o, s:o, s:b}", "statement", escape_json(stmt, stmt_len, NULL), "params", params, "masked", masked);
-	if (ev && json_array_size(escaped))
-		json_object_set(ev, "escaped", escaped);
-	json_decref(escaped);
-	rec_event(env, s, "bind", ev, false);
-}
-
-/* Records a result row as the client gets it (after masking), within the budget
- * of the statement. */
-static void rec_row(struct session_env *env, struct session *s, const uint8_t *m, size_t mlen)
-{
-	const uint8_t *p = m + PGWIRE_HEADER + 2, *end = m + mlen;
-	json_t *vals = json_array();
-
-	if (!vals)
-		return;
-	for (size_t i = 0; i < s->rows.n_cols && p + 4 <= end; i++) {
-		int32_t len = (int32_t)pgwire_get32(p);
-
-		p += 4;
-		json_array_append_new(vals, rec_value(p, len, s->rows.cols[i].format, 1024));
-		if (len > 0)
-			p += len;
-	}
-	s->rows_to_record--;
-	s->row_bytes_left = mlen < s->row_bytes_left ? s->row_bytes_left - mlen : 0;
-	if (!s->row_bytes_left)
-		s->rows_to_record = 0;
-	rec_event(env, s, "row", json_pack("{s:o}", "values", vals), false);
+	return session_prepared_clean(s, (const char *)body + portal + 1);
 }
 
 /* The session's memory budget, for the row buffer of rowmask. */
@@ -2661,7 +2456,7 @@ static void start_relay(struct session_env *env, struct session *s)
 	log_identity(&l, s);
 	log_str(&l, "upstream_addr", addr_format(&s->up_addrs[s->up_try], buf));
 	log_str(&l, "upstream_local", addr_format(&s->up_local, buf));
-	log_u64(&l, "login_ms", (unsigned long long)elapsed_ms(s));
+	log_u64(&l, "login_ms", (unsigned long long)session_elapsed_ms(s));
 	if (s->rec)
 		log_str(&l, "recording", s->rec->id);
 	{
@@ -3305,7 +3100,7 @@ static bool cancel_again(const struct session *c)
 {
 	const struct session *t = c->cancel_for;
 
-	return t && c->cancel_busy && t->rfq_count == c->cancel_rfq && elapsed_ms(c) < SESSION_CANCEL_RETRY_FOR_MS;
+	return t && c->cancel_busy && t->rfq_count == c->cancel_rfq && session_elapsed_ms(c) < SESSION_CANCEL_RETRY_FOR_MS;
 }
 
 /* The next try, SESSION_CANCEL_RETRY_MS from now: a timerfd takes the place of the

@@ -188,4 +188,21 @@ struct session {
 	struct session *prev, *next;
 };
 
+/* ---- shared by the session's modules (session.c) ---- */
+
+/* Milliseconds since accept (CLOCK_MONOTONIC). */
+double session_elapsed_ms(const struct session *s);
+
+/* The session's policy rule in the running configuration, or NULL (reloaded away). */
+const struct policy_rule *session_rule(struct session_env *env, struct session *s);
+
+/* Whether prepared statement name is known to name no masked table. */
+bool session_prepared_clean(const struct session *s, const char *name);
+
+/* The parameters of a whole Bind body as JSON ("****" each when masked), the indexes
+ * of values escaped for not being UTF-8 in *ret_escaped, its statement name in
+ * *ret_stmt. NULL when the body is malformed or out of memory. */
+json_t *session_bind_params(const uint8_t *body, size_t blen, bool masked, json_t **ret_escaped, const char **ret_stmt,
+			    size_t *ret_stmt_len);
+
 #endif
