@@ -5,6 +5,7 @@
  * and a FATAL ErrorResponse at a message boundary after it.
  */
 #include "session_int.h"
+#include "cancel.h"
 #include "sessrec.h"
 
 #include <errno.h>
@@ -144,12 +145,6 @@ static inline ssize_t fill(struct session_buf *b, struct session_end *from, size
 
 /* ---- close ------------------------------------------------------------------- */
 
-/*
- * Closes both sockets and takes the session off the live list. The memory waits on
- * the dead list until session_reap(): the other end of this session may still have
- * an event in the epoll batch being handled.
- */
-
 /* The login caps count a session from accept until its relay starts or it ends. */
 static void session_login_done(struct session_env *env, struct session *s)
 {
@@ -164,10 +159,13 @@ static void session_budget_message(struct session_env *env, char *m, size_t cap)
 		 "(%zu bytes, shared by all sessions) for a long statement or a row held to be masked; try again later or with less",
 		 env->cfg->memory_budget);
 }
-static void cancel_release(struct session_env *env, struct session *t);
-static void cancel_ungate(struct session_env *env, struct session *t);
 
-static void session_free(struct session_env *env, struct session *s)
+/*
+ * Closes both sockets and takes the session off the live list. The memory waits on
+ * the dead list until session_reap(): the other end of this session may still have
+ * an event in the epoll batch being handled.
+ */
+void session_free(struct session_env *env, struct session *s)
 {
 	if (s->cancel_for) {
 		struct session *t = s->cancel_for;
@@ -2247,8 +2245,7 @@ static void upstream_lost(struct session_env *env, struct session *s, const char
 	end_relay(env, s, "08006", msg, why);
 }
 
-static void relay_event(struct session_env *env, struct session *s, struct session_end *end,
-			uint32_t events)
+void session_relay_event(struct session_env *env, struct session *s, struct session_end *end, uint32_t events)
 {
 	bool from_client = end == &s->client;
 	struct session_buf *in = from_client ? &s->c2u : &s->u2c;
@@ -2418,7 +2415,7 @@ static void relay_event(struct session_env *env, struct session *s, struct sessi
 		cancel_release(env, s);
 	if (kick) {
 		/* the masks are known: what the client sent meanwhile goes on */
-		relay_event(env, s, &s->client, EPOLLIN);
+		session_relay_event(env, s, &s->client, EPOLLIN);
 		return;
 	}
 	if (s->u2c_rescan && !s->rescanning && s->u2c.ready == s->u2c.off) {
@@ -2427,22 +2424,19 @@ static void relay_event(struct session_env *env, struct session *s, struct sessi
 		s->rescanning = true;
 		while (s->u2c_rescan && s->u2c.ready == s->u2c.off && !s->dead && !s->draining) {
 			s->u2c_rescan = false;
-			relay_event(env, s, &s->upstream, EPOLLIN);
+			session_relay_event(env, s, &s->upstream, EPOLLIN);
 		}
 		s->rescanning = false;
 		return;
 	}
 	/* Bytes TLS already decrypted raise no epoll event: take them now. */
 	if (tls_pending(s->client.ssl) && room(&s->c2u) > 0 && !s->c2u.eof)
-		relay_event(env, s, &s->client, EPOLLIN);
+		session_relay_event(env, s, &s->client, EPOLLIN);
 	else if (tls_pending(s->upstream.ssl) && room(&s->u2c) > u2c_reserve(env, s) && !s->u2c.eof)
-		relay_event(env, s, &s->upstream, EPOLLIN);
+		session_relay_event(env, s, &s->upstream, EPOLLIN);
 }
 
 /* ---- login ------------------------------------------------------------------- */
-
-static void relay_event(struct session_env *env, struct session *s, struct session_end *end,
-			uint32_t events);
 
 static void start_relay(struct session_env *env, struct session *s)
 {
@@ -2500,7 +2494,7 @@ static void start_relay(struct session_env *env, struct session *s)
 	set_events(env, &s->upstream, EPOLLIN | (s->c2u.ready > s->c2u.off ? EPOLLOUT : 0));
 	/* a TLS client may have sent its first query already; no epoll event will say so */
 	if (tls_pending(s->client.ssl))
-		relay_event(env, s, &s->client, EPOLLIN);
+		session_relay_event(env, s, &s->client, EPOLLIN);
 }
 
 /* Sends a login message to the upstream (small; queued in c2u and flushed). */
@@ -2810,7 +2804,7 @@ static int upstream_connect_one(struct session_env *env, struct session *s)
 
 /* Connects to the upstream's addresses from up_try on, until one connect is under
  * way (0), or none could start (-errno of the last). */
-static int upstream_connect(struct session_env *env, struct session *s)
+int upstream_connect(struct session_env *env, struct session *s)
 {
 	char buf[ADDR_STRLEN];
 	int r = -EDESTADDRREQ;
@@ -2981,162 +2975,6 @@ static void identity_string(const struct session *s, char *out, size_t cap)
 
 	if (s->token_iss[0] && n > 0 && (size_t)n < cap)
 		snprintf(out + n, cap - (size_t)n, ";iss=%s;sub=%s", s->token_iss, s->token_sub);
-}
-
-static void cancel_forward(struct session_env *env, struct session *c);
-
-/* Everything t's client sent is with the server (none of it partial, held, or
- * queued behind pgtether's own catalog query, which a cancel would hit instead). */
-static bool cancel_can_go(const struct session *t)
-{
-	return t->c2u.off == t->c2u.ready && t->c2u.ready == t->c2u.len && !t->lookup_active;
-}
-
-/* A CancelRequest: find the session it names (same key, same workload cgroup) and
- * forward the real key to its upstream. Unknown keys are dropped silently, as
- * PostgreSQL does. */
-static void handle_cancel(struct session_env *env, struct session *s, const uint8_t *pkt)
-{
-	uint32_t pid = pgwire_get32(pkt + 8), secret = pgwire_get32(pkt + 12);
-	struct session *t;
-
-	for (t = env->head; t; t = t->next) {
-		if (t == s || t->state != SESSION_RELAYING || !t->have_up_key || t->key_pid != pid)
-			continue;
-		if (CRYPTO_memcmp(&t->key_secret, &secret, sizeof(secret)) != 0 ||
-		    t->origin.cgroup_id != s->origin.cgroup_id)
-			t = NULL;
-		break;
-	}
-	if (!t) {
-		log_warn("cancel", "id=%llu: a CancelRequest with an unknown key was ignored", (unsigned long long)s->id);
-		session_free(env, s);
-		return;
-	}
-	if (t->held_id && !t->held_decision) {
-		/* what the client cancels waits for approval here, not in the database */
-		char err[160];
-
-		session_free(env, s);
-		session_decide(env, t->held_id, false, NULL, "a cancel request from the client", NULL, err, sizeof(err));
-		return;
-	}
-	s->cancel_pid = t->up_pid;
-	s->cancel_secret = t->up_secret;
-	s->cancel_of = t->id;
-	/* the server that runs the backend: the address t is connected to, alone */
-	s->up_addrs[0] = t->up_addrs[t->up_try];
-	s->n_up_addrs = 1;
-	s->up_try = 0;
-	s->state = SESSION_CANCELLING;
-	set_events(env, &s->client, 0);
-	/*
-	 * PostgreSQL drops a cancel that reaches an idle backend, and the client sent
-	 * what it cancels before it opened this connection: those bytes must reach the
-	 * server first. Take what t's client has sent already; what of it cannot be
-	 * written upstream yet, the cancel waits for (cancel_release).
-	 */
-	if (!t->c2u.eof)
-		relay_event(env, t, &t->client, EPOLLIN);
-	if (t->dead || t->state != SESSION_RELAYING || t->draining) {
-		session_free(env, s);
-		return;
-	}
-	if (t->cancel) {
-		/* one under way already does what this one asks */
-		session_free(env, s);
-		return;
-	}
-	s->cancel_for = t;
-	t->cancel = s;
-	if (!cancel_can_go(t)) {
-		s->cancel_waiting = true;
-		return;
-	}
-	cancel_forward(env, s);
-}
-
-/* The cancel c goes to the backend's server now. */
-static void cancel_forward(struct session_env *env, struct session *c)
-{
-	struct session *t = c->cancel_for;
-	char buf[ADDR_STRLEN];
-
-	c->cancel_waiting = false;
-	c->cancel_sent = false;
-	c->cancel_inflight = true;
-	c->cancel_busy = t && (t->pending_count > 0 || t->c_unsynced);
-	c->cancel_rfq = t ? t->rfq_count : 0;
-	c->up_try = 0;
-	if (c->cancel_tries++ == 0)
-		log_info("cancel", "id=%llu forwards a cancel of session %llu to %s", (unsigned long long)c->id,
-			 (unsigned long long)c->cancel_of, addr_format(&c->up_addrs[0], buf));
-	if (upstream_connect(env, c) < 0)
-		session_free(env, c);
-}
-
-/* After t sent client bytes upstream: a cancel that waited for them goes now. */
-static void cancel_release(struct session_env *env, struct session *t)
-{
-	if (cancel_can_go(t))
-		cancel_forward(env, t->cancel);
-}
-
-/* The cancel of t is done: what t's client sent meanwhile goes on. */
-static void cancel_ungate(struct session_env *env, struct session *t)
-{
-	if (t->state == SESSION_RELAYING && t->c2u.ready > t->c2u.off)
-		relay_event(env, t, &t->upstream, EPOLLOUT);
-}
-
-/*
- * The server closed the cancel connection: it has signalled the backend. A backend
- * that was still reading the query (it had not been scheduled since the bytes
- * arrived) drops the signal, as an idle one does; while that query is outstanding
- * (no ReadyForQuery since), the cancel goes again. Nothing sent after it can be
- * hit: t's client waits (c2u_gated) until the last try is closed.
- */
-static bool cancel_again(const struct session *c)
-{
-	const struct session *t = c->cancel_for;
-
-	return t && c->cancel_busy && t->rfq_count == c->cancel_rfq && session_elapsed_ms(c) < SESSION_CANCEL_RETRY_FOR_MS;
-}
-
-/* The next try, SESSION_CANCEL_RETRY_MS from now: a timerfd takes the place of the
- * closed upstream socket (cancel_forward replaces it). 0 or -errno. */
-static int cancel_retry_later(struct session_env *env, struct session *c)
-{
-	struct itimerspec its = { .it_value = { 0, SESSION_CANCEL_RETRY_MS * 1000000L } };
-	int fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-
-	if (fd == -1)
-		return -errno;
-	if (timerfd_settime(fd, 0, &its, NULL) == -1) {
-		close(fd);
-		return -errno;
-	}
-	close(c->upstream.fd);
-	c->upstream.fd = fd;
-	c->upstream.events = 0;
-	c->cancel_sent = false;
-	c->cancel_timer = true;
-	return sbuf_watch(env->epfd, &c->upstream, EPOLLIN);
-}
-
-static void cancel_done(struct session_env *env, struct session *c)
-{
-	if (cancel_again(c)) {
-		/* the first again at once (the error may just be on its way), then spaced:
-		 * a backend not scheduled for a while gets the while */
-		if (c->cancel_tries < 2 || cancel_retry_later(env, c) < 0)
-			cancel_forward(env, c);
-		return;
-	}
-	if (c->cancel_tries > 1)
-		log_info("cancel", "id=%llu: the cancel of session %llu took %u tries", (unsigned long long)c->id,
-			 (unsigned long long)c->cancel_of, c->cancel_tries);
-	session_free(env, c); /* and the client's connection closes: its cancel is done */
 }
 
 /* Startup parameters passed on, at most: connect_upstream adds its own after them. */
@@ -3751,7 +3589,7 @@ static void startup_step(struct session_env *env, struct session *s)
 			flush(&s->u2c, &s->client, NULL);
 			return;
 		case PGWIRE_STARTUP_CANCEL:
-			handle_cancel(env, s, s->in.data);
+			cancel_request(env, s, s->in.data);
 			return;
 		case PGWIRE_STARTUP_MESSAGE:
 			if (s->in.len > plen) {
@@ -4136,7 +3974,7 @@ void session_event(struct session_env *env, struct session_end *end, uint32_t ev
 			session_free(env, s); /* the client gave up; the hash still fills the cache */
 		break;
 	case SESSION_RELAYING:
-		relay_event(env, s, end, events);
+		session_relay_event(env, s, end, events);
 		break;
 	case SESSION_REFUSING:
 		if (end != &s->client)
@@ -4328,7 +4166,7 @@ int session_decide(struct session_env *env, uint64_t id, bool approve, const cha
 	}
 	rec_event(env, s, "approval", ev, true);
 	/* go on from the held statement, as if its bytes had just arrived */
-	relay_event(env, s, &s->client, EPOLLIN);
+	session_relay_event(env, s, &s->client, EPOLLIN);
 	return 0;
 }
 

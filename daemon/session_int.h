@@ -202,6 +202,18 @@ bool session_prepared_clean(const struct session *s, const char *name);
 /* The parameters of a whole Bind body as JSON ("****" each when masked), the indexes
  * of values escaped for not being UTF-8 in *ret_escaped, its statement name in
  * *ret_stmt. NULL when the body is malformed or out of memory. */
+/* Closes both sockets and takes the session off the live list; its memory waits on
+ * the dead list until session_reap() (the other end may still have an event in the
+ * epoll batch being handled). */
+void session_free(struct session_env *env, struct session *s);
+
+/* Moves what is readable and writable between the ends of a relaying session. */
+void session_relay_event(struct session_env *env, struct session *s, struct session_end *end, uint32_t events);
+
+/* Connects s to its upstream's address up_addrs[up_try] and on (upstream logins and
+ * cancels). 0, or -errno when no address could be tried. */
+int upstream_connect(struct session_env *env, struct session *s);
+
 json_t *session_bind_params(const uint8_t *body, size_t blen, bool masked, json_t **ret_escaped, const char **ret_stmt,
 			    size_t *ret_stmt_len);
 
