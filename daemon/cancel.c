@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "upstream.h"
 
 /* Everything t's client sent is with the server (none of it partial, held, or
  * queued behind pgtether's own catalog query, which a cancel would hit instead). */

@@ -5,8 +5,6 @@
  * and a FATAL ErrorResponse at a message boundary after it.
  */
 #include "session_int.h"
-#include "cancel.h"
-#include "sessrec.h"
 
 #include <errno.h>
 #include <fnmatch.h>
@@ -25,12 +23,19 @@
 #include <unistd.h>
 
 #include "b64url.h"
+#include "cancel.h"
 #include "cgroup.h"
 #include "escape.h"
 #include "log.h"
+#include "sessrec.h"
 #include "sockdiag.h"
 #include "sqlguard.h"
 #include "startopts.h"
+#include "upstream.h"
+
+/* refuse() is session_refuse() for the functions being changed now (see the sbuf
+ * wrappers below); code that moves out calls session_refuse(). */
+#define refuse session_refuse
 
 double session_elapsed_ms(const struct session *s)
 {
@@ -41,7 +46,7 @@ double session_elapsed_ms(const struct session *s)
 	       (double)(now.tv_nsec - s->started.tv_nsec) / 1e6;
 }
 
-static void log_identity(struct logline *l, const struct session *s)
+void session_log_identity(struct logline *l, const struct session *s)
 {
 	char buf[ADDR_STRLEN];
 	char comm[PGT_COMM_LEN + 1];
@@ -244,7 +249,7 @@ static void session_close(struct session_env *env, struct session *s, const char
 	s->close_reason = reason;
 	if (s->state == SESSION_RELAYING) {
 		log_begin(&l, LOG_LEVEL_INFO, "conn.close");
-		log_identity(&l, s);
+		session_log_identity(&l, s);
 		log_u64(&l, "bytes_in", s->bytes_c2u);
 		log_u64(&l, "bytes_out", s->bytes_u2c);
 		log_u64(&l, "duration_ms", (unsigned long long)session_elapsed_ms(s));
@@ -275,11 +280,8 @@ static void queue_error(struct session *s, const char *severity, const char *sql
  * arrived it is read first (SSLRequest answered 'N'), as PostgreSQL does; the
  * upstream, if any, is closed at once.
  */
-static void refuse(struct session_env *env, struct session *s, const char *sqlstate,
-		   const char *event, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-
-static void refuse(struct session_env *env, struct session *s, const char *sqlstate,
-		   const char *event, const char *fmt, ...)
+void session_refuse(struct session_env *env, struct session *s, const char *sqlstate, const char *event,
+		    const char *fmt, ...)
 {
 	bool have_startup = s->state != SESSION_STARTUP;
 	struct logline l;
@@ -293,7 +295,7 @@ static void refuse(struct session_env *env, struct session *s, const char *sqlst
 	if (event) { /* NULL: the caller logs (once per flood of the same refusal) */
 		log_begin(&l, LOG_LEVEL_WARN, event);
 		if (s->origin.tgid) {
-			log_identity(&l, s);
+			session_log_identity(&l, s);
 		} else {
 			char buf[ADDR_STRLEN];
 
@@ -968,17 +970,22 @@ static int c2u_reserve(struct session *s, size_t start, size_t mlen)
 
 /* ---- masking ----------------------------------------------------------------------- */
 
-static const char *error_message(const uint8_t *body, uint32_t len, char *buf, size_t cap);
 static size_t notification_text(struct session_env *env, struct session *s, size_t start, size_t mlen);
 static void end_relay(struct session_env *env, struct session *s, const char *sqlstate, const char *msg,
 		      const char *why);
 
 /* The session's rule when rows are looked at (it masks, or records results), else NULL. */
-static const struct policy_rule *masking_rule(struct session_env *env, struct session *s)
+const struct policy_rule *session_masking_rule(struct session_env *env, struct session *s)
 {
 	const struct policy_rule *r = s->rule[0] ? session_rule(env, s) : NULL;
 
 	return r && (r->n_masks || (r->record_results && s->rec)) ? r : NULL;
+}
+
+/* the name statement gating and masking call (see the sbuf wrappers) */
+static inline const struct policy_rule *masking_rule(struct session_env *env, struct session *s)
+{
+	return session_masking_rule(env, s);
 }
 
 /*
@@ -1184,7 +1191,7 @@ static int lookup_scan(struct session_env *env, struct session *s)
 		if (type == 'E') {
 			char m[400], said[300];
 
-			snprintf(m, sizeof(m), "the server said: %s", error_message(body, len - 4, said, sizeof(said)));
+			snprintf(m, sizeof(m), "the server said: %s", upstream_error_message(body, len - 4, said, sizeof(said)));
 			lookup_failed(env, s, m);
 			return -1;
 		}
@@ -1982,7 +1989,7 @@ static size_t role_hint(struct session *s, size_t start, size_t mlen)
  * block, did what check_statement denies the client; PostgreSQL 14+ reports
  * default_transaction_read_only).
  */
-static bool session_param_status(struct session_env *env, struct session *s, const uint8_t *body, size_t blen)
+bool session_param_status(struct session_env *env, struct session *s, const uint8_t *body, size_t blen)
 {
 	const char *name = (const char *)body, *value;
 	size_t nl = strnlen(name, blen);
@@ -2014,7 +2021,7 @@ static bool session_param_status(struct session_env *env, struct session *s, con
 }
 
 /* Why session_param_status said the session must end, for the client. */
-static void param_fault(const struct session *s, char *out, size_t cap)
+void session_param_fault(const struct session *s, char *out, size_t cap)
 {
 	if (s->read_write_seen)
 		snprintf(out, cap, "pgtether: rule '%s' is read-only, and the database now runs this session read-write "
@@ -2367,7 +2374,7 @@ void session_relay_event(struct session_env *env, struct session *s, struct sess
 		if (r == -EILSEQ) {
 			char m[300];
 
-			param_fault(s, m, sizeof(m));
+			session_param_fault(s, m, sizeof(m));
 			client_fatal(env, s, "0A000", m, s->read_write_seen ? "read-only session made read-write" : "client_encoding not UTF8");
 			return;
 		}
@@ -2438,7 +2445,7 @@ void session_relay_event(struct session_env *env, struct session *s, struct sess
 
 /* ---- login ------------------------------------------------------------------- */
 
-static void start_relay(struct session_env *env, struct session *s)
+void session_start_relay(struct session_env *env, struct session *s)
 {
 	const struct policy_rule *mr;
 	struct logline l;
@@ -2447,7 +2454,7 @@ static void start_relay(struct session_env *env, struct session *s)
 	s->state = SESSION_RELAYING;
 	session_login_done(env, s);
 	log_begin(&l, LOG_LEVEL_INFO, "conn.open");
-	log_identity(&l, s);
+	session_log_identity(&l, s);
 	log_str(&l, "upstream_addr", addr_format(&s->up_addrs[s->up_try], buf));
 	log_str(&l, "upstream_local", addr_format(&s->up_local, buf));
 	log_u64(&l, "login_ms", (unsigned long long)session_elapsed_ms(s));
@@ -2495,467 +2502,6 @@ static void start_relay(struct session_env *env, struct session *s)
 	/* a TLS client may have sent its first query already; no epoll event will say so */
 	if (tls_pending(s->client.ssl))
 		session_relay_event(env, s, &s->client, EPOLLIN);
-}
-
-/* Sends a login message to the upstream (small; queued in c2u and flushed). */
-static int send_upstream(struct session *s, const uint8_t *m, size_t n)
-{
-	if (n == 0 || n > room(&s->c2u))
-		return -ENOSPC;
-	put(&s->c2u, m, n);
-	return flush(&s->c2u, &s->upstream, NULL);
-}
-
-/* One authentication request from the upstream. 1 when logged in, 0 to go on,
- * or refuses the session and returns -1. */
-static int on_auth_request(struct session_env *env, struct session *s, const uint8_t *body, uint32_t len)
-{
-	char msg[SCRAM_MAX_MESSAGE], md5[36];
-	uint8_t out[SCRAM_MAX_MESSAGE + 64];
-	uint32_t code;
-	int r;
-
-	if (len < 4) {
-		refuse(env, s, "08P01", "conn.refused", "pgtether: the database sent a malformed authentication request");
-		return -1;
-	}
-	code = pgwire_get32(body);
-	switch (code) {
-	case 0: /* AuthenticationOk */
-		if (s->scram.state == 1 || s->scram.state == 2) {
-			/* a server that skips the SCRAM final message has not proven anything */
-			refuse(env, s, "28000", "conn.refused",
-			       "pgtether: the database at upstream '%s' ended SCRAM authentication without proving it knows the password",
-			       s->upstream_name);
-			return -1;
-		}
-		s->authenticated = true;
-		return 1;
-	case 10: { /* AuthenticationSASL: NUL-terminated mechanism names */
-		bool scram = false;
-
-		for (const uint8_t *p = body + 4; p < body + len && *p; p += strlen((const char *)p) + 1) {
-			if (!memchr(p, 0, (size_t)(body + len - p)))
-				break;
-			if (strcmp((const char *)p, "SCRAM-SHA-256") == 0)
-				scram = true;
-		}
-		if (!scram)
-			break;
-		r = scram_client_first(&s->scram, s->role, NULL, msg, sizeof(msg));
-		if (r < 0 || send_upstream(s, out, pgwire_build_sasl_initial(out, sizeof(out), "SCRAM-SHA-256", (uint8_t *)msg, (size_t)r)) < 0)
-			goto io;
-		OPENSSL_cleanse(out, sizeof(out));
-		return 0;
-	}
-	case 11: { /* AuthenticationSASLContinue */
-		/* The upstream's cache is shared by every session that logs in with the
-		 * same credential, so one PBKDF2 serves them all; a reload that changed
-		 * the credential meanwhile leaves this session with its own copy. */
-		struct config_upstream *u = config_upstream_named(env->cfg, s->upstream_name);
-		struct config_role *cr = u ? config_role_for(u, s->role) : NULL;
-		struct scram_keycache *cache = &s->keycache;
-
-		if (cr && strlen(cr->password) == strlen(s->password) &&
-		    CRYPTO_memcmp(cr->password, s->password, strlen(s->password)) == 0)
-			cache = &cr->keycache;
-		r = scram_client_final(&s->scram, s->password, (const char *)body + 4, len - 4, cache, msg, sizeof(msg));
-		if (r < 0) {
-			refuse(env, s, "28000", "conn.refused",
-			       "pgtether: the database at upstream '%s' sent an invalid SCRAM challenge", s->upstream_name);
-			return -1;
-		}
-		r = send_upstream(s, out, pgwire_build_sasl_response(out, sizeof(out), (uint8_t *)msg, (size_t)r));
-		OPENSSL_cleanse(msg, sizeof(msg));
-		OPENSSL_cleanse(out, sizeof(out));
-		if (r < 0)
-			goto io;
-		return 0;
-	}
-	case 12: /* AuthenticationSASLFinal */
-		if (scram_verify_server_final(&s->scram, (const char *)body + 4, len - 4) < 0) {
-			refuse(env, s, "28000", "conn.refused",
-			       "pgtether: the database at upstream '%s' could not prove it knows the password (SCRAM server signature): is it the database you configured?",
-			       s->upstream_name);
-			return -1;
-		}
-		return 0;
-	case 5: /* AuthenticationMD5Password */
-		if (len < 8 || scram_md5_response(s->role, s->password, body + 4, md5) < 0)
-			break;
-		r = send_upstream(s, out, pgwire_build_password(out, sizeof(out), md5));
-		OPENSSL_cleanse(md5, sizeof(md5));
-		OPENSSL_cleanse(out, sizeof(out));
-		if (r < 0)
-			goto io;
-		return 0;
-	case 3: /* AuthenticationCleartextPassword */
-		/* only to a server whose certificate was verified: under "require" a man
-		 * in the middle could ask for it */
-		if (s->upstream.ssl && s->up_verified) {
-			r = send_upstream(s, out, pgwire_build_password(out, sizeof(out), s->password));
-			OPENSSL_cleanse(out, sizeof(out));
-			if (r < 0)
-				goto io;
-			return 0;
-		}
-		refuse(env, s, "28000", "conn.refused",
-		       "pgtether: upstream '%s' asks for a cleartext password, which pgtether sends only over TLS with verify-full; use scram-sha-256 in pg_hba.conf or tls verify-full for the upstream",
-		       s->upstream_name);
-		return -1;
-	}
-	refuse(env, s, "28000", "conn.refused",
-	       "pgtether: upstream '%s' asks for an authentication method pgtether does not support (code %u); use scram-sha-256 or md5",
-	       s->upstream_name, code);
-	return -1;
-io:
-	refuse(env, s, "08006", "conn.refused", "pgtether: cannot send the login to upstream '%s'", s->upstream_name);
-	return -1;
-}
-
-/* The M field of an ErrorResponse body, for messages. */
-static const char *error_message(const uint8_t *body, uint32_t len, char *buf, size_t cap)
-{
-	const uint8_t *p = body, *end = body + len;
-
-	snprintf(buf, cap, "(no message)");
-	while (p < end && *p) {
-		const uint8_t *z = memchr(p + 1, 0, (size_t)(end - p - 1));
-
-		if (!z)
-			break;
-		if (*p == 'M') {
-			snprintf(buf, cap, "%s", (const char *)p + 1);
-			break;
-		}
-		p = z + 1;
-	}
-	return buf;
-}
-
-/* Upstream bytes during login: whole messages are taken from s->in. */
-static void login_step(struct session_env *env, struct session *s)
-{
-	ssize_t n = fill(&s->in, &s->upstream, 0, NULL);
-	size_t pos = 0;
-	char buf[400];
-	uint8_t m[64];
-
-	if (n < 0 || (s->in.eof && s->in.len == 0)) {
-		refuse(env, s, "08006", "conn.refused",
-		       "pgtether: upstream '%s' closed the connection during login", s->upstream_name);
-		return;
-	}
-	while (s->in.len - pos >= PGWIRE_HEADER) {
-		uint8_t type = s->in.data[pos];
-		uint32_t mlen = pgwire_get32(s->in.data + pos + 1);
-		const uint8_t *body = s->in.data + pos + PGWIRE_HEADER;
-
-		if (mlen < 4 || mlen > SESSION_BUF - PGWIRE_HEADER) {
-			refuse(env, s, "08P01", "conn.refused", "pgtether: upstream '%s' sent an invalid message during login", s->upstream_name);
-			return;
-		}
-		if (s->in.len - pos < 1 + (size_t)mlen)
-			break;
-		pos += 1 + mlen;
-		mlen -= 4;
-		switch (type) {
-		case 'R':
-			if (s->authenticated) {
-				refuse(env, s, "08P01", "conn.refused", "pgtether: upstream '%s' asked to authenticate twice", s->upstream_name);
-				return;
-			}
-			if (on_auth_request(env, s, body, mlen) < 0)
-				return;
-			if (s->authenticated && room(&s->u2c) >= 9)
-				put(&s->u2c, m, pgwire_build_auth_ok(m, sizeof(m)));
-			break;
-		case 'E':
-			if (!s->authenticated) {
-				/* Never the credential, only what the server said about it. */
-				refuse(env, s, "28000", "conn.refused",
-				       "pgtether could not log in to upstream '%s' as role '%s': %s (check %s)",
-				       s->upstream_name, s->role, error_message(body, mlen, buf, sizeof(buf)),
-				       env->cfg->credentials_file);
-				return;
-			}
-			/* After authentication: the server's own error (no such database, too
-			 * many connections) is the client's to see, as it is. */
-			if (1 + 4 + mlen <= room(&s->u2c))
-				put(&s->u2c, s->in.data + pos - 1 - 4 - mlen, 1 + 4 + mlen);
-			{
-				struct logline l;
-
-				log_begin(&l, LOG_LEVEL_WARN, "conn.refused");
-				log_identity(&l, s);
-				log_str(&l, "msg", error_message(body, mlen, buf, sizeof(buf)));
-				log_end(&l, LOG_LEVEL_WARN);
-			}
-			s->state = SESSION_REFUSING;
-			s->in.eof = true;
-			tls_free(s->upstream.ssl);
-			s->upstream.ssl = NULL;
-			close(s->upstream.fd);
-			s->upstream.fd = -1;
-			set_events(env, &s->client, EPOLLOUT);
-			return;
-		case 'K':
-			if (mlen < 8) {
-				refuse(env, s, "08P01", "conn.refused", "pgtether: upstream '%s' sent a malformed BackendKeyData", s->upstream_name);
-				return;
-			}
-			s->up_pid = pgwire_get32(body);
-			s->up_secret = pgwire_get32(body + 4);
-			s->have_up_key = true;
-			if (room(&s->u2c) >= 13)
-				put(&s->u2c, m, pgwire_build_backend_key_data(m, sizeof(m), s->key_pid, s->key_secret));
-			break;
-		case 'S':
-		case 'N':
-			if (!s->authenticated)
-				break; /* notices before login are the server's business */
-			if (type == 'S' && !session_param_status(env, s, body, mlen)) {
-				char why[300];
-
-				param_fault(s, why, sizeof(why));
-				refuse(env, s, "0A000", "conn.refused", "%s", why);
-				return;
-			}
-			if (1 + 4 + mlen > room(&s->u2c)) {
-				refuse(env, s, "08P01", "conn.refused", "pgtether: upstream '%s' sent too much during login", s->upstream_name);
-				return;
-			}
-			put(&s->u2c, s->in.data + pos - 1 - 4 - mlen, 1 + 4 + mlen);
-			break;
-		case 'Z':
-			if (!s->authenticated || mlen != 1) {
-				refuse(env, s, "08P01", "conn.refused", "pgtether: upstream '%s' sent ReadyForQuery out of order", s->upstream_name);
-				return;
-			}
-			if (room(&s->u2c) < 6) {
-				refuse(env, s, "08P01", "conn.refused", "pgtether: upstream '%s' sent too much during login", s->upstream_name);
-				return;
-			}
-			s->tx_status = body[0];
-			if (!masking_rule(env, s))
-				put(&s->u2c, s->in.data + pos - 6, 6);
-			start_relay(env, s); /* which looks the masks up first, if any */
-			return;
-		default:
-			refuse(env, s, "08P01", "conn.refused", "pgtether: upstream '%s' sent an unexpected '%c' message during login",
-			       s->upstream_name, type >= 0x20 && type < 0x7f ? type : '?');
-			return;
-		}
-	}
-	memmove(s->in.data, s->in.data + pos, s->in.len - pos);
-	s->in.len -= pos;
-	if (s->in.eof) {
-		refuse(env, s, "08006", "conn.refused",
-		       "pgtether: upstream '%s' closed the connection during login", s->upstream_name);
-		return;
-	}
-	if (room(&s->in) == 0) {
-		refuse(env, s, "08P01", "conn.refused", "pgtether: upstream '%s' sent an oversized login message", s->upstream_name);
-		return;
-	}
-	flush(&s->u2c, &s->client, NULL);
-	if (tls_pending(s->upstream.ssl))
-		login_step(env, s);
-}
-
-/* ---- upstream connect -------------------------------------------------------- */
-
-static void begin_login(struct session_env *env, struct session *s);
-static void upstream_tls_step(struct session_env *env, struct session *s);
-
-/* Starts a connect to the upstream address up_try (closing the socket of the attempt
- * before it, if any); the end is watched for EPOLLOUT. 0 or -errno. */
-static int upstream_connect_one(struct session_env *env, struct session *s)
-{
-	struct sockaddr_storage ss;
-	socklen_t len = addr_to_sockaddr(&s->up_addrs[s->up_try], &ss);
-	uint32_t mark = env->cfg->socket_mark;
-	struct timespec now;
-	int fd, r;
-
-	if (s->upstream.fd >= 0) {
-		close(s->upstream.fd); /* which takes it out of the epoll set too */
-		s->upstream.fd = -1;
-		s->upstream.events = 0;
-	}
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	s->up_try_since = now.tv_sec;
-	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
-	if (fd == -1)
-		return -errno;
-	s->upstream.fd = fd;
-	/* The loop guard: the connect hook lets marked sockets through untouched. */
-	if (setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) == -1)
-		return -errno;
-	if (connect(fd, (struct sockaddr *)&ss, len) == -1 && errno != EINPROGRESS)
-		return -errno;
-	if ((r = sbuf_watch(env->epfd, &s->upstream, EPOLLOUT)) < 0)
-		return r;
-	/* an SSL object made for the attempt before reads and writes this socket now */
-	if (s->upstream.ssl && tls_set_fd(s->upstream.ssl, fd) < 0)
-		return -ENOMEM;
-	return 0;
-}
-
-/* Connects to the upstream's addresses from up_try on, until one connect is under
- * way (0), or none could start (-errno of the last). */
-int upstream_connect(struct session_env *env, struct session *s)
-{
-	char buf[ADDR_STRLEN];
-	int r = -EDESTADDRREQ;
-
-	for (; s->up_try < s->n_up_addrs; s->up_try++) {
-		if ((r = upstream_connect_one(env, s)) == 0)
-			return 0;
-		if (s->up_try + 1 < s->n_up_addrs)
-			log_info("upstream", "id=%llu: upstream '%s' at %s: %s; trying its next address",
-				 (unsigned long long)s->id, s->upstream_name, addr_format(&s->up_addrs[s->up_try], buf),
-				 strerror(-r));
-	}
-	s->up_try = s->n_up_addrs - 1; /* the last one, for messages */
-	return r;
-}
-
-/* The attempt at address up_try failed with err: go on with the next address, or
- * refuse the session naming the last address and its error. */
-static void upstream_next(struct session_env *env, struct session *s, int err)
-{
-	char buf[ADDR_STRLEN];
-	int r;
-
-	if (s->state == SESSION_CANCELLING && s->up_try + 1 >= s->n_up_addrs) {
-		session_free(env, s); /* nobody to tell: a cancel has no answer */
-		return;
-	}
-	if (s->up_try + 1 < s->n_up_addrs) {
-		log_info("upstream", "id=%llu: upstream '%s' at %s: %s; trying its next address", (unsigned long long)s->id,
-			 s->upstream_name, addr_format(&s->up_addrs[s->up_try], buf), strerror(err));
-		s->up_try++;
-		if ((r = upstream_connect(env, s)) == 0)
-			return;
-		err = -r;
-	}
-	if (s->n_up_addrs > 1)
-		refuse(env, s, "08001", "conn.refused",
-		       "pgtether: cannot reach the database at %s: %s (nor at the %zu address(es) of upstream '%s' before it)",
-		       addr_format(&s->up_addrs[s->up_try], buf), strerror(err), s->n_up_addrs - 1, s->upstream_name);
-	else
-		refuse(env, s, "08001", "conn.refused", "pgtether: cannot reach the database at %s: %s",
-		       addr_format(&s->up_addrs[s->up_try], buf), strerror(err));
-}
-
-static void upstream_connected(struct session_env *env, struct session *s)
-{
-	struct sockaddr_storage ss;
-	socklen_t len;
-	int err = 0, one = 1;
-
-	len = sizeof(err);
-	if (getsockopt(s->upstream.fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
-		err = errno;
-	if (err) {
-		upstream_next(env, s, err);
-		return;
-	}
-	setsockopt(s->upstream.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	len = sizeof(ss);
-	if (getsockname(s->upstream.fd, (struct sockaddr *)&ss, &len) == 0)
-		addr_from_sockaddr((struct sockaddr *)&ss, &s->up_local);
-
-	if (s->state == SESSION_CANCELLING) {
-		uint8_t m[16];
-
-		pgwire_build_cancel_request(m, sizeof(m), s->cancel_pid, s->cancel_secret);
-		if (send_upstream(s, m, sizeof(m)) < 0) {
-			session_free(env, s);
-			return;
-		}
-		/* PostgreSQL closes once it has signalled the backend, and libpq, pgx and
-		 * JDBC wait for that close before they send anything more: a client told
-		 * too early could have its next statement cancelled instead. So the
-		 * client's connection closes when the server's does (cancel_done). */
-		s->cancel_sent = true;
-		set_events(env, &s->upstream, EPOLLIN);
-		return;
-	}
-	if (s->upstream.ssl) {
-		/* SSLRequest first, in the clear; the answer is one byte */
-		uint8_t req[8] = { 0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f };
-
-		if (send(s->upstream.fd, req, sizeof(req), MSG_NOSIGNAL) != (ssize_t)sizeof(req)) {
-			refuse(env, s, "08006", "conn.refused", "pgtether: cannot send SSLRequest to upstream '%s'", s->upstream_name);
-			return;
-		}
-		s->state = SESSION_UPSTREAM_SSLREQ;
-		set_events(env, &s->upstream, EPOLLIN);
-		return;
-	}
-	begin_login(env, s);
-}
-
-/* The upstream's answer to our SSLRequest. */
-static void upstream_sslreq_step(struct session_env *env, struct session *s)
-{
-	uint8_t answer[2];
-	ssize_t n = recv(s->upstream.fd, answer, sizeof(answer), 0);
-
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
-	if (n <= 0) {
-		refuse(env, s, "08006", "conn.refused", "pgtether: upstream '%s' closed the connection on SSLRequest", s->upstream_name);
-		return;
-	}
-	if (n > 1) {
-		/* bytes before the handshake could be injected by a man in the middle and
-		 * then read as if protected (CVE-2021-23222) */
-		refuse(env, s, "08P01", "conn.refused", "pgtether: upstream '%s' sent data after its SSL answer", s->upstream_name);
-		return;
-	}
-	if (answer[0] != 'S') {
-		refuse(env, s, "08001", "conn.refused",
-		       "pgtether: upstream '%s' does not accept TLS, but its tls setting requires it; enable ssl on the database or set tls to \"disable\"",
-		       s->upstream_name);
-		return;
-	}
-	s->state = SESSION_UPSTREAM_TLS;
-	upstream_tls_step(env, s);
-}
-
-static void upstream_tls_step(struct session_env *env, struct session *s)
-{
-	char err[TLS_ERR_LEN];
-	unsigned want = 0;
-	int r = tls_handshake(s->upstream.ssl, &want, err, sizeof(err));
-
-	if (r < 0) {
-		refuse(env, s, "08001", "conn.refused", "pgtether: TLS to upstream '%s' failed: %s", s->upstream_name, err);
-		return;
-	}
-	if (r == 0) {
-		s->upstream.want = 0;
-		set_events(env, &s->upstream, want);
-		return;
-	}
-	begin_login(env, s);
-}
-
-/* Connected (and encrypted, where configured): send the startup packet. */
-static void begin_login(struct session_env *env, struct session *s)
-{
-	s->state = SESSION_LOGIN;
-	s->upstream.want = 0;
-	if (flush(&s->c2u, &s->upstream, NULL) < 0) {
-		refuse(env, s, "08006", "conn.refused", "pgtether: cannot send the startup packet to upstream '%s'", s->upstream_name);
-		return;
-	}
-	s->in.off = s->in.ready = s->in.len = 0;
-	s->in.eof = false;
-	set_events(env, &s->upstream, EPOLLIN | (s->c2u.ready > s->c2u.off ? EPOLLOUT : 0));
 }
 
 /* ---- startup ----------------------------------------------------------------- */
@@ -3961,7 +3507,7 @@ void session_event(struct session_env *env, struct session_end *end, uint32_t ev
 			if (events & EPOLLOUT)
 				flush(&s->c2u, &s->upstream, NULL);
 			if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
-				login_step(env, s);
+				upstream_login_step(env, s);
 			if (!s->dead && s->state == SESSION_LOGIN)
 				set_events(env, &s->upstream, EPOLLIN | (s->c2u.ready > s->c2u.off ? EPOLLOUT : 0));
 		} else if (events & (EPOLLHUP | EPOLLERR)) {

@@ -7,6 +7,7 @@
 #ifndef PGTETHER_SESSION_INT_H
 #define PGTETHER_SESSION_INT_H
 
+#include "log.h"
 #include "session.h"
 
 enum session_state {
@@ -210,9 +211,24 @@ void session_free(struct session_env *env, struct session *s);
 /* Moves what is readable and writable between the ends of a relaying session. */
 void session_relay_event(struct session_env *env, struct session *s, struct session_end *end, uint32_t events);
 
-/* Connects s to its upstream's address up_addrs[up_try] and on (upstream logins and
- * cancels). 0, or -errno when no address could be tried. */
-int upstream_connect(struct session_env *env, struct session *s);
+/* Ends the session before its relay with a FATAL ErrorResponse (SQLSTATE sqlstate,
+ * the message from fmt), logged as event (NULL: the caller logs). */
+void session_refuse(struct session_env *env, struct session *s, const char *sqlstate, const char *event,
+		    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* Adds the session's identity (origin, kernel facts, rule, token) to a log line. */
+void session_log_identity(struct logline *l, const struct session *s);
+
+/* The session's rule when rows are looked at (it masks, or records results), else NULL. */
+const struct policy_rule *session_masking_rule(struct session_env *env, struct session *s);
+
+/* A ParameterStatus body from the server: false when the setting it reports is one
+ * statements cannot be read under (session_param_fault says why). */
+bool session_param_status(struct session_env *env, struct session *s, const uint8_t *body, size_t blen);
+void session_param_fault(const struct session *s, char *out, size_t cap);
+
+/* Logged in upstream: the relay starts (after a lookup of the masks, if any). */
+void session_start_relay(struct session_env *env, struct session *s);
 
 json_t *session_bind_params(const uint8_t *body, size_t blen, bool masked, json_t **ret_escaped, const char **ret_stmt,
 			    size_t *ret_stmt_len);
