@@ -30,7 +30,9 @@ LDLIBS  += -Wl,--wrap=pg_query_raw_parse -lbpf -lelf -lz -ljansson -ljwt -l:libp
 # Pure modules: no socket, no kernel, no global; unit-tested directly.
 PURE    := addr escape jsonpos config quota pgwire scram b64url jwks token issuers policy sqlclass sqlguard searchpath prepared startopts record mask maskset rowmask cgroup attest log
 KERNEL  := intercept sockdiag notify tls
-DAEMON  := $(PURE) $(KERNEL) session control
+# the session, in the files it is being split into (issue 13)
+SESSION := session sbuf sessrec cancel upstream
+DAEMON  := $(PURE) $(KERNEL) $(SESSION) control
 CLI     := addr escape jsonpos config b64url jwks token issuers policy sqlclass sqlguard record mask maskset cgroup control log
 
 DAEMON_OBJS := $(DAEMON:%=$(BUILD)/obj/%.o)
@@ -70,6 +72,9 @@ $(BUILD)/pgtether: $(BUILD)/obj/pgtether.o $(CLI_OBJS)
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(PURE:%=$(BUILD)/obj/%.o)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -DFIXTURES=\"$(CURDIR)/tests/fixtures\" $(LDFLAGS) $^ $(LDLIBS) -lcmocka -o $@
+
+# the buffers are driven over socketpairs; TLS is linked, not used
+$(BUILD)/tests/test_sbuf: $(BUILD)/obj/sbuf.o $(BUILD)/obj/tls.o
 
 # Tests run against a sanitizer build in build/san so memory errors in the daemon's
 # relay fail the integration tests too, not only the unit tests.

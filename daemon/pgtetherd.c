@@ -134,76 +134,16 @@ static int on_detach(void *arg, const char *cgroup, char *err)
 	return r;
 }
 
-static const char *state_name(enum session_state st)
-{
-	switch (st) {
-	case SESSION_STARTUP: return "startup";
-	case SESSION_CLIENT_TLS: return "startup";
-	case SESSION_ATTESTING: return "attesting";
-	case SESSION_CLIENT_AUTH: return "authenticating";
-	case SESSION_CONNECTING: return "connecting";
-	case SESSION_LOGIN: return "login";
-	case SESSION_RELAYING: return "relaying";
-	case SESSION_CANCELLING: return "cancelling";
-	default: return "refusing";
-	}
-}
-
 static json_t *on_status(void *arg)
 {
 	struct daemon *d = arg;
-	json_t *st, *att = json_array(), *conns = json_array();
-	struct timespec now;
+	json_t *st, *att = json_array(), *conns;
 	char buf[ADDR_STRLEN];
 
-	clock_gettime(CLOCK_MONOTONIC, &now);
 	for (size_t i = 0; i < d->ic.n_att; i++)
 		json_array_append_new(att, json_pack("{s:s, s:I}", "cgroup", d->ic.att[i].path,
 						     "cgroup_id", (json_int_t)d->ic.att[i].cgroup_id));
-	for (struct session *s = d->env.head; s; s = s->next) {
-		char comm[PGT_COMM_LEN + 1];
-		json_t *c;
-
-		if (s->state == SESSION_REFUSING || s->state == SESSION_CANCELLING || !s->origin.tgid)
-			continue;
-		memcpy(comm, s->origin.comm, PGT_COMM_LEN);
-		comm[PGT_COMM_LEN] = '\0';
-		/* comm, exe, cgroup, database and claims are the workload's choice: valid
-		 * UTF-8 for JSON (escape.h), escaped again by the CLI for the terminal */
-		c = json_pack("{s:I, s:s, s:I, s:I, s:I, s:o, s:o, s:o, s:I}",
-			      "id", (json_int_t)s->id, "state", state_name(s->state),
-			      "pid", (json_int_t)s->origin.tgid, "uid", (json_int_t)s->origin.uid,
-			      "gid", (json_int_t)s->origin.gid, "comm", escape_json_str(comm), "exe", escape_json_str(s->facts.exe),
-			      "cgroup", escape_json_str(s->facts.cgroup), "cgroup_id", (json_int_t)s->origin.cgroup_id);
-		if (!c)
-			continue;
-		json_object_set_new(c, "exe_sha256", json_string(s->facts.exe_sha256));
-		json_object_set_new(c, "peer", json_string(addr_format(&s->peer, buf)));
-		json_object_set_new(c, "dst", json_string(addr_format(&s->dst, buf)));
-		if (s->upstream_name[0]) {
-			json_object_set_new(c, "upstream", json_string(s->upstream_name));
-			json_object_set_new(c, "role", json_string(s->role));
-			json_object_set_new(c, "database", escape_json_str(s->database));
-		}
-		if (s->rule[0])
-			json_object_set_new(c, "rule", json_string(s->rule));
-		if (s->rec)
-			json_object_set_new(c, "recording", json_string(s->rec->id));
-		if (s->token_source)
-			json_object_set_new(c, "token", json_string(s->token_source));
-		if (s->token_iss[0]) {
-			json_object_set_new(c, "iss", escape_json_str(s->token_iss));
-			json_object_set_new(c, "sub", escape_json_str(s->token_sub));
-		}
-		if (s->client_encoding[0]) /* as the server reported them: what statements are read with */
-			json_object_set_new(c, "client_encoding", json_string(s->client_encoding));
-		if (s->scs[0])
-			json_object_set_new(c, "standard_conforming_strings", json_string(s->scs));
-		json_object_set_new(c, "bytes_in", json_integer((json_int_t)s->bytes_c2u));
-		json_object_set_new(c, "bytes_out", json_integer((json_int_t)s->bytes_u2c));
-		json_object_set_new(c, "age_s", json_integer(now.tv_sec - s->started.tv_sec));
-		json_array_append_new(conns, c);
-	}
+	conns = session_status(&d->env);
 	st = json_pack("{s:s, s:s, s:s, s:o, s:o}", "listen", addr_format(&d->cfg.listen, buf),
 		       "fail_mode", d->cfg.fail_mode == CONFIG_FAIL_OPEN ? "open" : "closed",
 		       "bpffs_dir", d->cfg.bpffs_dir, "attached", att, "connections", conns);

@@ -4,7 +4,7 @@
  * login → relay → close, with refuse as the way out at any point before the relay
  * and a FATAL ErrorResponse at a message boundary after it.
  */
-#include "session.h"
+#include "session_int.h"
 
 #include <errno.h>
 #include <fnmatch.h>
@@ -23,14 +23,21 @@
 #include <unistd.h>
 
 #include "b64url.h"
+#include "cancel.h"
 #include "cgroup.h"
 #include "escape.h"
 #include "log.h"
+#include "sessrec.h"
 #include "sockdiag.h"
 #include "sqlguard.h"
 #include "startopts.h"
+#include "upstream.h"
 
-static double elapsed_ms(const struct session *s)
+/* refuse() is session_refuse() for the functions being changed now (see the sbuf
+ * wrappers below); code that moves out calls session_refuse(). */
+#define refuse session_refuse
+
+double session_elapsed_ms(const struct session *s)
 {
 	struct timespec now;
 
@@ -39,7 +46,7 @@ static double elapsed_ms(const struct session *s)
 	       (double)(now.tv_nsec - s->started.tv_nsec) / 1e6;
 }
 
-static void log_identity(struct logline *l, const struct session *s)
+void session_log_identity(struct logline *l, const struct session *s)
 {
 	char buf[ADDR_STRLEN];
 	char comm[PGT_COMM_LEN + 1];
@@ -75,231 +82,73 @@ static void log_identity(struct logline *l, const struct session *s)
 	}
 }
 
-/* ---- recording ------------------------------------------------------------------- */
+/* ---- recording (sessrec.h) ------------------------------------------------------ */
 
-/* Opens the session's recording once its identity is decided. 0, or -1 after refusing
- * the session (recording_fail_mode closed). */
-static int rec_open(struct session_env *env, struct session *s, char *why, size_t cap)
+/* The names statement gating, masking and startup call; they keep them until those
+ * move into modules of their own (issue 13). */
+static inline int rec_open(struct session_env *env, struct session *s, char *why, size_t cap)
 {
-	char buf[ADDR_STRLEN], comm[PGT_COMM_LEN + 1], err[RECORD_ERR_LEN];
-	json_t *h;
-	int r;
-
-	if (!env->cfg->sessions_dir)
-		return 0;
-	memcpy(comm, s->origin.comm, PGT_COMM_LEN);
-	comm[PGT_COMM_LEN] = '\0';
-	/* what the workload chose (comm, exe, cgroup, database, user, application_name)
-	 * escaped when not UTF-8 (escape.h): the identity is never lost from the header */
-	h = json_pack("{s:I, s:I, s:I, s:I, s:o, s:o, s:s, s:o, s:I, s:s, s:s, s:s, s:o, s:s, s:s, s:o, s:o}",
-		      "session", (json_int_t)s->id, "pid", (json_int_t)s->origin.tgid, "uid", (json_int_t)s->origin.uid,
-		      "gid", (json_int_t)s->origin.gid, "comm", escape_json_str(comm), "exe", escape_json_str(s->facts.exe),
-		      "exe_sha256", s->facts.exe_sha256, "cgroup", escape_json_str(s->facts.cgroup),
-		      "cgroup_id", (json_int_t)s->origin.cgroup_id, "peer", addr_format(&s->peer, buf),
-		      "upstream", s->upstream_name, "role", s->role, "database", escape_json_str(s->database),
-		      "rule", s->rule, "token", s->token_source ? s->token_source : "none",
-		      "client_user", escape_json_str(s->client_user), "application_name", escape_json_str(s->client_app));
-	if (h) {
-		json_t *set = json_object();
-
-		json_object_set_new(h, "dst", json_string(addr_format(&s->dst, buf)));
-		/* the startup settings passed on: they decide what the statements reach */
-		for (size_t at = 0; set && at < s->fwd_len;) {
-			const char *k = s->fwd_params + at, *v = k + strlen(k) + 1;
-
-			json_object_set_new(set, k, escape_json_str(v));
-			at = (size_t)(v - s->fwd_params) + strlen(v) + 1;
-		}
-		json_object_set_new(h, "settings", set);
-		if (s->claims)
-			json_object_set(h, "claims", s->claims); /* verified claims; never the token */
-	}
-	s->rec = calloc(1, sizeof(*s->rec));
-	r = s->rec ? record_open(s->rec, env->cfg->sessions_dir, time(NULL), s->id, h, env->cfg->recording_fsync, err)
-		   : (json_decref(h), snprintf(err, sizeof(err), "out of memory"), -ENOMEM);
-	if (r == 0)
-		return 0;
-	free(s->rec);
-	s->rec = NULL;
-	snprintf(why, cap, "%s", err);
-	log_error("record", "id=%llu: %s%s", (unsigned long long)s->id, err,
-		  env->cfg->recording_fail_open ? "; the session goes on unrecorded (recording_fail_mode open)" : "");
-	return env->cfg->recording_fail_open ? 0 : -1;
+	return sessrec_open(env, s, why, cap);
 }
 
-/* Records one event. 0, or -errno when it cannot be written and that must stop what
- * is being recorded (recording_fail_mode closed). fields is taken. */
-static int rec_event(struct session_env *env, struct session *s, const char *type, json_t *fields, bool flush)
+static inline int rec_event(struct session_env *env, struct session *s, const char *type, json_t *fields, bool flush)
 {
-	int r;
-
-	if (!s->rec) {
-		json_decref(fields);
-		return 0;
-	}
-	r = record_add(s->rec, type, fields);
-	if (r == 0 && flush)
-		r = record_flush(s->rec);
-	if (r == 0)
-		return 0;
-	log_error("record", "id=%llu: cannot write %s: %s%s", (unsigned long long)s->id, s->rec->path, strerror(-r),
-		  env->cfg->recording_fail_open ? "; the session goes on unrecorded" : "");
-	if (env->cfg->recording_fail_open) {
-		record_abandon(s->rec);
-		free(s->rec);
-		s->rec = NULL;
-		return 0;
-	}
-	return r;
+	return sessrec_event(env, s, type, fields, flush);
 }
 
-static void rec_seal(struct session *s)
+static inline int rec_statement(struct session_env *env, struct session *s, uint8_t type, const char *sql, size_t len,
+				enum policy_verdict v, const char *sqlstate, const char *msg)
 {
-	if (!s->rec)
-		return;
-	if (s->rec->fd >= 0)
-		record_seal(s->rec, json_pack("{s:I, s:I, s:I, s:s}", "bytes_in", (json_int_t)s->bytes_c2u,
-					      "bytes_out", (json_int_t)s->bytes_u2c, "duration_ms", (json_int_t)elapsed_ms(s),
-					      "reason", s->close_reason ? s->close_reason : s->refuse_msg[0] ? s->refuse_msg : "closed"));
-	free(s->rec);
-	s->rec = NULL;
+	return sessrec_statement(env, s, type, sql, len, v, sqlstate, msg);
 }
 
-/* ---- epoll interest ---------------------------------------------------------- */
-
-static void set_events(struct session_env *env, struct session_end *end, uint32_t events)
+static inline void rec_server_message(struct session_env *env, struct session *s, const uint8_t *m, size_t mlen)
 {
-	struct epoll_event ev = { .events = events, .data.ptr = &end->ev };
-
-	events |= end->want; /* TLS may need the other direction to make progress */
-	ev.events = events;
-	if (end->fd < 0 || end->events == events)
-		return;
-	epoll_ctl(env->epfd, EPOLL_CTL_MOD, end->fd, &ev);
-	end->events = events;
+	sessrec_server_message(env, s, m, mlen);
 }
 
-static int watch(struct session_env *env, struct session_end *end, uint32_t events)
+static inline void rec_bind(struct session_env *env, struct session *s, const struct policy_rule *masking,
+			    const uint8_t *body, size_t blen)
 {
-	struct epoll_event ev = { .events = events, .data.ptr = &end->ev };
-
-	if (epoll_ctl(env->epfd, EPOLL_CTL_ADD, end->fd, &ev) == -1)
-		return -errno;
-	end->events = events;
-	return 0;
+	sessrec_bind(env, s, masking, body, blen);
 }
 
-/* ---- I/O: plain or TLS ---------------------------------------------------------- */
-
-static ssize_t end_recv(struct session_end *e, void *buf, size_t len)
+static inline void rec_row(struct session_env *env, struct session *s, const uint8_t *m, size_t mlen)
 {
-	ssize_t n;
-
-	if (e->ssl) {
-		unsigned want = 0;
-
-		n = tls_read(e->ssl, buf, len, &want);
-		e->want = n == -EAGAIN ? want : 0;
-		return n;
-	}
-	n = recv(e->fd, buf, len, 0);
-	return n >= 0 ? n : -errno;
+	sessrec_row(env, s, m, mlen);
 }
 
-static ssize_t end_send(struct session_end *e, const void *buf, size_t len)
+/* ---- buffers and I/O (sbuf.h) ---------------------------------------------------- */
+
+/* The short names session.c has always called. The functions other work is changing
+ * now (statement gating, masking, startup) keep them until they move into modules of
+ * their own (issue 13); code that moves out calls sbuf_* itself. */
+static inline void set_events(struct session_env *env, struct session_end *end, uint32_t events)
 {
-	ssize_t n;
-
-	if (e->ssl) {
-		unsigned want = 0;
-
-		n = tls_write(e->ssl, buf, len, &want);
-		e->want = n == -EAGAIN ? want : 0;
-		return n;
-	}
-	n = send(e->fd, buf, len, MSG_NOSIGNAL);
-	return n >= 0 ? n : -errno;
+	sbuf_set_events(env->epfd, end, events);
 }
 
-/* ---- buffers ----------------------------------------------------------------- */
-
-static size_t room(const struct session_buf *b)
+static inline size_t room(const struct session_buf *b)
 {
-	return b->cap - b->len;
+	return sbuf_room(b);
 }
 
-/* Appends bytes that are ready to send. The caller made sure they fit. */
-static void put(struct session_buf *b, const void *data, size_t n)
+static inline void put(struct session_buf *b, const void *data, size_t n)
 {
-	memcpy(b->data + b->len, data, n);
-	b->len += n;
-	b->ready = b->len;
+	sbuf_put(b, data, n);
 }
 
-/* Sends b[off..ready) to `to`; compacts the buffer when that part is drained.
- * 0, or -errno of a broken socket. */
-static int flush(struct session_buf *b, struct session_end *to, size_t *scan_pos)
+static inline int flush(struct session_buf *b, struct session_end *to, size_t *scan_pos)
 {
-	while (b->off < b->ready) {
-		ssize_t n = end_send(to, b->data + b->off, b->ready - b->off);
-
-		if (n < 0) {
-			if (n == -EINTR)
-				continue;
-			if (n == -EAGAIN)
-				return 0;
-			return (int)n;
-		}
-		b->off += (size_t)n;
-	}
-	if (b->off) {
-		/* held bytes (an incomplete header) move to the front */
-		memmove(b->data, b->data + b->off, b->len - b->off);
-		b->len -= b->off;
-		b->ready -= b->off;
-		if (scan_pos)
-			*scan_pos -= b->off;
-		b->off = 0;
-	}
-	if (b->eof && !b->shut && b->len == 0) {
-		if (to->ssl)
-			tls_shutdown(to->ssl);
-		shutdown(to->fd, SHUT_WR);
-		b->shut = true;
-	}
-	return 0;
+	return sbuf_flush(b, to, scan_pos);
 }
 
-/* Reads once from `from` into b, keeping `reserve` bytes free. Returns the number of
- * bytes read (0 on EAGAIN or EOF, b->eof set on EOF), or -errno. */
-static ssize_t fill(struct session_buf *b, struct session_end *from, size_t reserve, uint64_t *count)
+static inline ssize_t fill(struct session_buf *b, struct session_end *from, size_t reserve, uint64_t *count)
 {
-	ssize_t n;
-
-	if (b->eof || room(b) <= reserve)
-		return 0;
-	n = end_recv(from, b->data + b->len, room(b) - reserve);
-	if (n > 0) {
-		b->len += (size_t)n;
-		if (count)
-			*count += (uint64_t)n;
-		return n;
-	}
-	if (n == 0) {
-		b->eof = true;
-		return 0;
-	}
-	return n == -EAGAIN || n == -EINTR ? 0 : n;
+	return sbuf_fill(b, from, reserve, count);
 }
 
 /* ---- close ------------------------------------------------------------------- */
-
-/*
- * Closes both sockets and takes the session off the live list. The memory waits on
- * the dead list until session_reap(): the other end of this session may still have
- * an event in the epoll batch being handled.
- */
-static void rec_seal(struct session *s);
 
 /* The login caps count a session from accept until its relay starts or it ends. */
 static void session_login_done(struct session_env *env, struct session *s)
@@ -315,10 +164,13 @@ static void session_budget_message(struct session_env *env, char *m, size_t cap)
 		 "(%zu bytes, shared by all sessions) for a long statement or a row held to be masked; try again later or with less",
 		 env->cfg->memory_budget);
 }
-static void cancel_release(struct session_env *env, struct session *t);
-static void cancel_ungate(struct session_env *env, struct session *t);
 
-static void session_free(struct session_env *env, struct session *s)
+/*
+ * Closes both sockets and takes the session off the live list. The memory waits on
+ * the dead list until session_reap(): the other end of this session may still have
+ * an event in the epoll batch being handled.
+ */
+void session_free(struct session_env *env, struct session *s)
 {
 	if (s->cancel_for) {
 		struct session *t = s->cancel_for;
@@ -335,7 +187,7 @@ static void session_free(struct session_env *env, struct session *s)
 			session_free(env, s->cancel);
 		s->cancel = NULL;
 	}
-	rec_seal(s);
+	sessrec_seal(s);
 	searchpath_state_release(&s->path);
 	searchpath_scan_release(&s->path_sc);
 	free(s->path_sql);
@@ -379,15 +231,13 @@ void session_reap(struct session_env *env)
 		free(s->held_sql);
 		json_decref(s->held_extra);
 		prepared_release(&s->stmts);
-		if (s->c2u.data != s->base)
-			free(s->c2u.data);
-		if (s->u2c.data != s->base + SESSION_BUF)
-			free(s->u2c.data);
+		sbuf_release(&s->c2u);
+		sbuf_release(&s->u2c);
 		maskset_release(&s->masks);
 		free(s->describes);
 		rowmask_release(&s->rows);
 		free(s->base);
-		quota_mem_give(&env->mem, s->mem_held);
+		quota_mem_give(&env->mem, s->acct.held);
 		free(s);
 	}
 }
@@ -399,10 +249,10 @@ static void session_close(struct session_env *env, struct session *s, const char
 	s->close_reason = reason;
 	if (s->state == SESSION_RELAYING) {
 		log_begin(&l, LOG_LEVEL_INFO, "conn.close");
-		log_identity(&l, s);
+		session_log_identity(&l, s);
 		log_u64(&l, "bytes_in", s->bytes_c2u);
 		log_u64(&l, "bytes_out", s->bytes_u2c);
-		log_u64(&l, "duration_ms", (unsigned long long)elapsed_ms(s));
+		log_u64(&l, "duration_ms", (unsigned long long)session_elapsed_ms(s));
 		if (s->rows_masked)
 			log_u64(&l, "rows_masked", s->rows_masked);
 		log_str(&l, "reason", reason);
@@ -430,11 +280,8 @@ static void queue_error(struct session *s, const char *severity, const char *sql
  * arrived it is read first (SSLRequest answered 'N'), as PostgreSQL does; the
  * upstream, if any, is closed at once.
  */
-static void refuse(struct session_env *env, struct session *s, const char *sqlstate,
-		   const char *event, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-
-static void refuse(struct session_env *env, struct session *s, const char *sqlstate,
-		   const char *event, const char *fmt, ...)
+void session_refuse(struct session_env *env, struct session *s, const char *sqlstate, const char *event,
+		    const char *fmt, ...)
 {
 	bool have_startup = s->state != SESSION_STARTUP;
 	struct logline l;
@@ -448,7 +295,7 @@ static void refuse(struct session_env *env, struct session *s, const char *sqlst
 	if (event) { /* NULL: the caller logs (once per flood of the same refusal) */
 		log_begin(&l, LOG_LEVEL_WARN, event);
 		if (s->origin.tgid) {
-			log_identity(&l, s);
+			session_log_identity(&l, s);
 		} else {
 			char buf[ADDR_STRLEN];
 
@@ -486,7 +333,7 @@ static bool refuse_step(struct session *s)
 	ssize_t n;
 	size_t plen = 0;
 
-	n = end_recv(&s->client, s->in.data + s->in.len, PGWIRE_STARTUP_MAX - s->in.len);
+	n = sbuf_recv(&s->client, s->in.data + s->in.len, PGWIRE_STARTUP_MAX - s->in.len);
 	if (n == 0 || (n < 0 && n != -EAGAIN && n != -EINTR))
 		return true;
 	if (n > 0)
@@ -579,7 +426,7 @@ static size_t inject_due(struct session *s, size_t pos)
 /* ---- statements and policy ------------------------------------------------------- */
 
 /* The rule that allowed the session, in the current snapshot (NULL: gone). */
-static const struct policy_rule *session_rule(struct session_env *env, struct session *s)
+const struct policy_rule *session_rule(struct session_env *env, struct session *s)
 {
 	const struct policy *p = &env->cfg->policy;
 
@@ -873,87 +720,6 @@ static int substitute_sentinel(struct session_env *env, struct session *s, size_
 	return (int)n;
 }
 
-/* Records a Query or Parse and its verdict, flushed at once. 0 or -errno. */
-static int rec_statement(struct session_env *env, struct session *s, uint8_t type, const char *sql, size_t len,
-			 enum policy_verdict v, const char *sqlstate, const char *msg)
-{
-	bool escaped = false;
-	json_t *ev;
-
-	if (!s->rec)
-		return 0;
-	ev = json_pack("{s:s, s:s}", "message", type == 'Q' ? "query" : type == 'B' ? "bind" : "parse", "verdict",
-		       v == POLICY_ALLOW ? "allow" : v == POLICY_DENY ? "deny" : "held");
-	if (!ev)
-		return -ENOMEM;
-	/* whole (the caller bounds it by max_statement_bytes); bytes that are not UTF-8
-	 * escaped, and said so (escape.h) */
-	json_object_set_new(ev, "sql", escape_json(sql, len, &escaped));
-	if (escaped)
-		json_object_set_new(ev, "sql_escaped", json_true());
-	json_object_set_new(ev, "rule", json_string(s->rule));
-	if (s->stmt_classes) {
-		char names[256];
-
-		sqlclass_format(s->stmt_classes, names, sizeof(names));
-		json_object_set_new(ev, "classes", json_string(names));
-	}
-	if (v == POLICY_DENY) {
-		json_object_set_new(ev, "sqlstate", json_string(sqlstate));
-		json_object_set_new(ev, "msg", escape_json_str(msg));
-	} else if (v == POLICY_APPROVE) {
-		json_object_set_new(ev, "request", json_integer((json_int_t)s->held_id));
-		json_object_set_new(ev, "why", escape_json_str(msg));
-	}
-	clock_gettime(CLOCK_MONOTONIC, &s->stmt_t0);
-	if (v == POLICY_ALLOW && type != 'B' && env->cfg && s->rule[0]) {
-		const struct policy_rule *r = session_rule(env, s);
-
-		s->rows_to_record = r && r->record_results ? 100 : 0;
-		s->row_bytes_left = 65536;
-	}
-	return rec_event(env, s, "statement", ev, true);
-}
-
-/* Records what the server answered a statement with: its tag, error or notice. */
-static void rec_server_message(struct session_env *env, struct session *s, const uint8_t *m, size_t mlen)
-{
-	const char *p = (const char *)m + PGWIRE_HEADER, *end = (const char *)m + mlen;
-	json_t *ev;
-
-	if (!s->rec || mlen <= PGWIRE_HEADER || end[-1] != '\0')
-		return;
-	struct timespec now;
-	double ms;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	ms = (double)(now.tv_sec - s->stmt_t0.tv_sec) * 1e3 + (double)(now.tv_nsec - s->stmt_t0.tv_nsec) / 1e6;
-	if (m[0] == 'C') {
-		const char *last = strrchr(p, ' ');
-
-		ev = json_pack("{s:s, s:f}", "tag", p, "ms", ms);
-		/* "SELECT 3", "INSERT 0 3", "UPDATE 3", "COPY 3": the last number is the rows */
-		if (ev && last && last[1] >= '0' && last[1] <= '9')
-			json_object_set_new(ev, "rows", json_integer(strtoll(last + 1, NULL, 10)));
-		rec_event(env, s, "result", ev, false);
-		return;
-	}
-	ev = json_pack("{s:f}", "ms", ms);
-	/* all the server said in words: what a masked session's client does not see */
-	while (ev && p < end && *p) {
-		static const struct { char code; const char *key; } fields[] = {
-			{ 'C', "sqlstate" }, { 'M', "msg" }, { 'D', "detail" }, { 'H', "hint" }, { 'W', "context" },
-		};
-
-		/* they may quote the statement */
-		for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
-			if (*p == fields[i].code)
-				json_object_set_new(ev, fields[i].key, escape_json_str(p + 1));
-		p += strlen(p) + 1;
-	}
-	rec_event(env, s, m[0] == 'N' ? "notice" : "error", ev, false);
-}
-
 /* Holds the statement now at c_scan for approval and tells the client how to get it. */
 static void hold(struct session_env *env, struct session *s, const char *sql, size_t len, const char *why,
 		 json_t *extra)
@@ -1027,8 +793,8 @@ static bool bind_checked(struct session_env *env, struct session *s)
  * null; "****" for each when masked. Its statement name in *ret_stmt. NULL when the
  * body is malformed or out of memory.
  */
-static json_t *bind_params(const uint8_t *body, size_t blen, bool masked, json_t **ret_escaped, const char **ret_stmt,
-			   size_t *ret_stmt_len)
+json_t *session_bind_params(const uint8_t *body, size_t blen, bool masked, json_t **ret_escaped, const char **ret_stmt,
+			    size_t *ret_stmt_len)
 {
 	const uint8_t *p = body, *end = body + blen, *fmts;
 	size_t portal = strnlen((const char *)p, blen), stmt_len;
@@ -1144,7 +910,7 @@ static enum policy_verdict check_bind(struct session_env *env, struct session *s
 			v = POLICY_DENY;
 		}
 	}
-	if (v == POLICY_APPROVE && !(params = bind_params(body, blen, false, &escaped, &stmt, &stmt_len))) {
+	if (v == POLICY_APPROVE && !(params = session_bind_params(body, blen, false, &escaped, &stmt, &stmt_len))) {
 		snprintf(msg, cap, "pgtether: a Bind message whose parameters cannot be read is denied");
 		v = POLICY_DENY;
 	}
@@ -1168,86 +934,33 @@ static enum policy_verdict check_bind(struct session_env *env, struct session *s
 	return v;
 }
 
-/* The part of the session's own allocation that is b's when b is not grown. */
-static uint8_t *buf_home(struct session *s, const struct session_buf *b)
+/* A session's buffers grow under the daemon-wide memory_budget (sbuf.h). */
+static inline int session_mem_take(struct session *s, size_t n)
 {
-	return b == &s->c2u ? s->base : s->base + SESSION_BUF;
+	return sbuf_mem_take(&s->acct, s->env->cfg->memory_budget, n);
 }
 
-/*
- * Memory beyond a session's fixed buffers comes out of the daemon-wide memory_budget,
- * so one workload holding huge statements or rows cannot starve the others: the
- * session that asks for more than is left is the one refused (53200), and what it
- * held goes back when its buffers shrink or it ends (session_reap).
- */
-static int session_mem_take(struct session *s, size_t n)
+static inline void session_mem_give(struct session *s, size_t n)
 {
-	if (quota_mem_take(&s->env->mem, n, s->env->cfg->memory_budget) < 0) {
-		s->over_budget = true;
-		return -ENOMEM;
-	}
-	s->mem_held += n;
-	return 0;
+	sbuf_mem_give(&s->acct, n);
 }
 
-static void session_mem_give(struct session *s, size_t n)
+static inline int buf_reserve(struct session *s, struct session_buf *b, size_t want)
 {
-	quota_mem_give(&s->env->mem, n);
-	s->mem_held -= n;
+	return sbuf_reserve(b, &s->acct, s->env->cfg->memory_budget, want);
 }
 
-/* Makes c2u or u2c able to hold `want` bytes (a long statement, a row to mask, a
- * catalog answer). 0 or -ENOMEM (out of memory or of memory_budget). */
-static int buf_reserve(struct session *s, struct session_buf *b, size_t want)
+/* u2c keeps its grown room while masks make the rows longer (u2c_kept) */
+static inline void buf_shrink(struct session *s, struct session_buf *b)
 {
-	/* a grown buffer replaces an earlier grown one; the fixed one stays allocated */
-	size_t more = b->data != buf_home(s, b) ? want - b->cap : want;
-	uint8_t *d;
-
-	if (want <= b->cap)
-		return 0;
-	if (session_mem_take(s, more) < 0)
-		return -ENOMEM;
-	d = malloc(want);
-	if (!d) {
-		session_mem_give(s, more);
-		return -ENOMEM;
-	}
-	memcpy(d, b->data, b->len);
-	OPENSSL_cleanse(b->data, b->cap);
-	if (b->data != buf_home(s, b))
-		free(b->data);
-	b->data = d;
-	b->cap = want;
-	return 0;
-}
-
-/* Back into the session's own buffer once what needed more room has gone out: not
- * while part of a message is held, which is what the room was made for. */
-static void buf_shrink(struct session *s, struct session_buf *b)
-{
-	uint8_t *home = buf_home(s, b);
-
-	if (b->data == home || b->len > SESSION_BUF || b->len > b->ready || (b == &s->u2c && s->u2c_kept))
+	if (b == &s->u2c && s->u2c_kept)
 		return;
-	memcpy(home, b->data, b->len);
-	free(b->data);
-	session_mem_give(s, b->cap);
-	b->data = home;
-	b->cap = SESSION_BUF;
+	sbuf_shrink(b, &s->acct);
 }
 
-/*
- * A message of mlen bytes at start of b is held until it is whole. The bytes before
- * it go out and the buffer compacts meanwhile, so more room is needed only when the
- * message cannot fit at all, with `reserve` bytes kept free for reading (fill()):
- * nothing is allocated for messages of ordinary size. 0 or -ENOMEM.
- */
-static int hold_room(struct session *s, struct session_buf *b, size_t start, size_t mlen, size_t reserve)
+static inline int hold_room(struct session *s, struct session_buf *b, size_t start, size_t mlen, size_t reserve)
 {
-	if (mlen + reserve < b->cap)
-		return 0;
-	return buf_reserve(s, b, start + mlen + reserve + 1);
+	return sbuf_hold_room(b, &s->acct, s->env->cfg->memory_budget, start, mlen, reserve);
 }
 
 static int c2u_reserve(struct session *s, size_t start, size_t mlen)
@@ -1257,17 +970,22 @@ static int c2u_reserve(struct session *s, size_t start, size_t mlen)
 
 /* ---- masking ----------------------------------------------------------------------- */
 
-static const char *error_message(const uint8_t *body, uint32_t len, char *buf, size_t cap);
 static size_t notification_text(struct session_env *env, struct session *s, size_t start, size_t mlen);
 static void end_relay(struct session_env *env, struct session *s, const char *sqlstate, const char *msg,
 		      const char *why);
 
 /* The session's rule when rows are looked at (it masks, or records results), else NULL. */
-static const struct policy_rule *masking_rule(struct session_env *env, struct session *s)
+const struct policy_rule *session_masking_rule(struct session_env *env, struct session *s)
 {
 	const struct policy_rule *r = s->rule[0] ? session_rule(env, s) : NULL;
 
 	return r && (r->n_masks || (r->record_results && s->rec)) ? r : NULL;
+}
+
+/* the name statement gating and masking call (see the sbuf wrappers) */
+static inline const struct policy_rule *masking_rule(struct session_env *env, struct session *s)
+{
+	return session_masking_rule(env, s);
 }
 
 /*
@@ -1460,7 +1178,7 @@ static int lookup_scan(struct session_env *env, struct session *s)
 		}
 		if (b->len - pos < mlen) {
 			if (hold_room(s, b, pos, mlen, SESSION_INJECT_RESERVE) < 0) {
-				lookup_failed(env, s, s->over_budget ? "memory_budget exhausted" : "out of memory");
+				lookup_failed(env, s, s->acct.refused ? "memory_budget exhausted" : "out of memory");
 				return -1;
 			}
 			break;
@@ -1473,7 +1191,7 @@ static int lookup_scan(struct session_env *env, struct session *s)
 		if (type == 'E') {
 			char m[400], said[300];
 
-			snprintf(m, sizeof(m), "the server said: %s", error_message(body, len - 4, said, sizeof(said)));
+			snprintf(m, sizeof(m), "the server said: %s", upstream_error_message(body, len - 4, said, sizeof(said)));
 			lookup_failed(env, s, m);
 			return -1;
 		}
@@ -1554,7 +1272,7 @@ static void remember_prepared(struct session *s, const char *name, bool masked)
 }
 
 /* Whether statement `name` (a Bind's) is known to name no masked table. */
-static bool prepared_clean(const struct session *s, const char *name)
+bool session_prepared_clean(const struct session *s, const char *name)
 {
 	if (name[0] && s->prepared_lost)
 		return false;
@@ -1571,77 +1289,7 @@ static bool bind_clean(const struct session *s, const uint8_t *body, size_t len)
 
 	if (portal >= len || !memchr(body + portal + 1, 0, len - portal - 1))
 		return false;
-	return prepared_clean(s, (const char *)body + portal + 1);
-}
-
-/* A value for the recording: text as a string when it is UTF-8, else "\x" and hex;
- * cut at `max` bytes. */
-static json_t *rec_value(const uint8_t *v, int32_t len, int format, size_t max)
-{
-	char hex[2 * 256 + 3];
-	size_t n = len > 0 ? (size_t)len : 0;
-	json_t *j;
-
-	if (len < 0)
-		return json_null();
-	if (n > max)
-		n = max;
-	if (format == 0 && (j = json_stringn((const char *)v, n)))
-		return j;
-	if (n > 256)
-		n = 256;
-	hex[0] = '\\';
-	hex[1] = 'x';
-	hex_encode(v, n, hex + 2);
-	return json_string(hex);
-}
-
-/* Records the parameters of a whole Bind body (masked when its statement names a
- * masked table, or is not known). */
-static void rec_bind(struct session_env *env, struct session *s, const struct policy_rule *masking, const uint8_t *body,
-		     size_t blen)
-{
-	size_t portal = strnlen((const char *)body, blen), stmt_len;
-	const char *stmt;
-	bool masked = masking && masking->n_masks;
-	json_t *params, *escaped, *ev;
-
-	if (portal >= blen)
-		return;
-	stmt = (const char *)body + portal + 1;
-	if (masked && memchr(stmt, 0, blen - portal - 1) && prepared_clean(s, stmt))
-		masked = false; /* known, and it names no masked table */
-	if (!(params = bind_params(body, blen, masked, &escaped, &stmt, &stmt_len)))
-		return;
-	ev = json_pack("{s:o, s:o, s:b}", "statement", escape_json(stmt, stmt_len, NULL), "params", params, "masked", masked);
-	if (ev && json_array_size(escaped))
-		json_object_set(ev, "escaped", escaped);
-	json_decref(escaped);
-	rec_event(env, s, "bind", ev, false);
-}
-
-/* Records a result row as the client gets it (after masking), within the budget
- * of the statement. */
-static void rec_row(struct session_env *env, struct session *s, const uint8_t *m, size_t mlen)
-{
-	const uint8_t *p = m + PGWIRE_HEADER + 2, *end = m + mlen;
-	json_t *vals = json_array();
-
-	if (!vals)
-		return;
-	for (size_t i = 0; i < s->rows.n_cols && p + 4 <= end; i++) {
-		int32_t len = (int32_t)pgwire_get32(p);
-
-		p += 4;
-		json_array_append_new(vals, rec_value(p, len, s->rows.cols[i].format, 1024));
-		if (len > 0)
-			p += len;
-	}
-	s->rows_to_record--;
-	s->row_bytes_left = mlen < s->row_bytes_left ? s->row_bytes_left - mlen : 0;
-	if (!s->row_bytes_left)
-		s->rows_to_record = 0;
-	rec_event(env, s, "row", json_pack("{s:o}", "values", vals), false);
+	return session_prepared_clean(s, (const char *)body + portal + 1);
 }
 
 /* The session's memory budget, for the row buffer of rowmask. */
@@ -2341,7 +1989,7 @@ static size_t role_hint(struct session *s, size_t start, size_t mlen)
  * block, did what check_statement denies the client; PostgreSQL 14+ reports
  * default_transaction_read_only).
  */
-static bool session_param_status(struct session_env *env, struct session *s, const uint8_t *body, size_t blen)
+bool session_param_status(struct session_env *env, struct session *s, const uint8_t *body, size_t blen)
 {
 	const char *name = (const char *)body, *value;
 	size_t nl = strnlen(name, blen);
@@ -2373,7 +2021,7 @@ static bool session_param_status(struct session_env *env, struct session *s, con
 }
 
 /* Why session_param_status said the session must end, for the client. */
-static void param_fault(const struct session *s, char *out, size_t cap)
+void session_param_fault(const struct session *s, char *out, size_t cap)
 {
 	if (s->read_write_seen)
 		snprintf(out, cap, "pgtether: rule '%s' is read-only, and the database now runs this session read-write "
@@ -2604,8 +2252,7 @@ static void upstream_lost(struct session_env *env, struct session *s, const char
 	end_relay(env, s, "08006", msg, why);
 }
 
-static void relay_event(struct session_env *env, struct session *s, struct session_end *end,
-			uint32_t events)
+void session_relay_event(struct session_env *env, struct session *s, struct session_end *end, uint32_t events)
 {
 	bool from_client = end == &s->client;
 	struct session_buf *in = from_client ? &s->c2u : &s->u2c;
@@ -2697,14 +2344,14 @@ static void relay_event(struct session_env *env, struct session *s, struct sessi
 		if (r == -EMSGSIZE || r == -ENOMEM) {
 			char m[300];
 
-			if (r == -ENOMEM && s->over_budget)
+			if (r == -ENOMEM && s->acct.refused)
 				session_budget_message(env, m, sizeof(m));
 			else
 				snprintf(m, sizeof(m), "pgtether: %s", r == -ENOMEM ? "out of memory" :
 					 "a statement longer than max_statement_bytes cannot be checked, so it is denied");
 			client_fatal(env, s, r == -ENOMEM ? "53200" : "54000", m,
 				     r != -ENOMEM ? "statement too long to check" :
-				     s->over_budget ? "memory_budget exhausted" : "out of memory");
+				     s->acct.refused ? "memory_budget exhausted" : "out of memory");
 			return;
 		}
 		if (r == -EBADE || r == -E2BIG) {
@@ -2727,7 +2374,7 @@ static void relay_event(struct session_env *env, struct session *s, struct sessi
 		if (r == -EILSEQ) {
 			char m[300];
 
-			param_fault(s, m, sizeof(m));
+			session_param_fault(s, m, sizeof(m));
 			client_fatal(env, s, "0A000", m, s->read_write_seen ? "read-only session made read-write" : "client_encoding not UTF8");
 			return;
 		}
@@ -2775,7 +2422,7 @@ static void relay_event(struct session_env *env, struct session *s, struct sessi
 		cancel_release(env, s);
 	if (kick) {
 		/* the masks are known: what the client sent meanwhile goes on */
-		relay_event(env, s, &s->client, EPOLLIN);
+		session_relay_event(env, s, &s->client, EPOLLIN);
 		return;
 	}
 	if (s->u2c_rescan && !s->rescanning && s->u2c.ready == s->u2c.off) {
@@ -2784,24 +2431,21 @@ static void relay_event(struct session_env *env, struct session *s, struct sessi
 		s->rescanning = true;
 		while (s->u2c_rescan && s->u2c.ready == s->u2c.off && !s->dead && !s->draining) {
 			s->u2c_rescan = false;
-			relay_event(env, s, &s->upstream, EPOLLIN);
+			session_relay_event(env, s, &s->upstream, EPOLLIN);
 		}
 		s->rescanning = false;
 		return;
 	}
 	/* Bytes TLS already decrypted raise no epoll event: take them now. */
 	if (tls_pending(s->client.ssl) && room(&s->c2u) > 0 && !s->c2u.eof)
-		relay_event(env, s, &s->client, EPOLLIN);
+		session_relay_event(env, s, &s->client, EPOLLIN);
 	else if (tls_pending(s->upstream.ssl) && room(&s->u2c) > u2c_reserve(env, s) && !s->u2c.eof)
-		relay_event(env, s, &s->upstream, EPOLLIN);
+		session_relay_event(env, s, &s->upstream, EPOLLIN);
 }
 
 /* ---- login ------------------------------------------------------------------- */
 
-static void relay_event(struct session_env *env, struct session *s, struct session_end *end,
-			uint32_t events);
-
-static void start_relay(struct session_env *env, struct session *s)
+void session_start_relay(struct session_env *env, struct session *s)
 {
 	const struct policy_rule *mr;
 	struct logline l;
@@ -2810,10 +2454,10 @@ static void start_relay(struct session_env *env, struct session *s)
 	s->state = SESSION_RELAYING;
 	session_login_done(env, s);
 	log_begin(&l, LOG_LEVEL_INFO, "conn.open");
-	log_identity(&l, s);
+	session_log_identity(&l, s);
 	log_str(&l, "upstream_addr", addr_format(&s->up_addrs[s->up_try], buf));
 	log_str(&l, "upstream_local", addr_format(&s->up_local, buf));
-	log_u64(&l, "login_ms", (unsigned long long)elapsed_ms(s));
+	log_u64(&l, "login_ms", (unsigned long long)session_elapsed_ms(s));
 	if (s->rec)
 		log_str(&l, "recording", s->rec->id);
 	{
@@ -2857,468 +2501,7 @@ static void start_relay(struct session_env *env, struct session *s)
 	set_events(env, &s->upstream, EPOLLIN | (s->c2u.ready > s->c2u.off ? EPOLLOUT : 0));
 	/* a TLS client may have sent its first query already; no epoll event will say so */
 	if (tls_pending(s->client.ssl))
-		relay_event(env, s, &s->client, EPOLLIN);
-}
-
-/* Sends a login message to the upstream (small; queued in c2u and flushed). */
-static int send_upstream(struct session *s, const uint8_t *m, size_t n)
-{
-	if (n == 0 || n > room(&s->c2u))
-		return -ENOSPC;
-	put(&s->c2u, m, n);
-	return flush(&s->c2u, &s->upstream, NULL);
-}
-
-/* One authentication request from the upstream. 1 when logged in, 0 to go on,
- * or refuses the session and returns -1. */
-static int on_auth_request(struct session_env *env, struct session *s, const uint8_t *body, uint32_t len)
-{
-	char msg[SCRAM_MAX_MESSAGE], md5[36];
-	uint8_t out[SCRAM_MAX_MESSAGE + 64];
-	uint32_t code;
-	int r;
-
-	if (len < 4) {
-		refuse(env, s, "08P01", "conn.refused", "pgtether: the database sent a malformed authentication request");
-		return -1;
-	}
-	code = pgwire_get32(body);
-	switch (code) {
-	case 0: /* AuthenticationOk */
-		if (s->scram.state == 1 || s->scram.state == 2) {
-			/* a server that skips the SCRAM final message has not proven anything */
-			refuse(env, s, "28000", "conn.refused",
-			       "pgtether: the database at upstream '%s' ended SCRAM authentication without proving it knows the password",
-			       s->upstream_name);
-			return -1;
-		}
-		s->authenticated = true;
-		return 1;
-	case 10: { /* AuthenticationSASL: NUL-terminated mechanism names */
-		bool scram = false;
-
-		for (const uint8_t *p = body + 4; p < body + len && *p; p += strlen((const char *)p) + 1) {
-			if (!memchr(p, 0, (size_t)(body + len - p)))
-				break;
-			if (strcmp((const char *)p, "SCRAM-SHA-256") == 0)
-				scram = true;
-		}
-		if (!scram)
-			break;
-		r = scram_client_first(&s->scram, s->role, NULL, msg, sizeof(msg));
-		if (r < 0 || send_upstream(s, out, pgwire_build_sasl_initial(out, sizeof(out), "SCRAM-SHA-256", (uint8_t *)msg, (size_t)r)) < 0)
-			goto io;
-		OPENSSL_cleanse(out, sizeof(out));
-		return 0;
-	}
-	case 11: { /* AuthenticationSASLContinue */
-		/* The upstream's cache is shared by every session that logs in with the
-		 * same credential, so one PBKDF2 serves them all; a reload that changed
-		 * the credential meanwhile leaves this session with its own copy. */
-		struct config_upstream *u = config_upstream_named(env->cfg, s->upstream_name);
-		struct config_role *cr = u ? config_role_for(u, s->role) : NULL;
-		struct scram_keycache *cache = &s->keycache;
-
-		if (cr && strlen(cr->password) == strlen(s->password) &&
-		    CRYPTO_memcmp(cr->password, s->password, strlen(s->password)) == 0)
-			cache = &cr->keycache;
-		r = scram_client_final(&s->scram, s->password, (const char *)body + 4, len - 4, cache, msg, sizeof(msg));
-		if (r < 0) {
-			refuse(env, s, "28000", "conn.refused",
-			       "pgtether: the database at upstream '%s' sent an invalid SCRAM challenge", s->upstream_name);
-			return -1;
-		}
-		r = send_upstream(s, out, pgwire_build_sasl_response(out, sizeof(out), (uint8_t *)msg, (size_t)r));
-		OPENSSL_cleanse(msg, sizeof(msg));
-		OPENSSL_cleanse(out, sizeof(out));
-		if (r < 0)
-			goto io;
-		return 0;
-	}
-	case 12: /* AuthenticationSASLFinal */
-		if (scram_verify_server_final(&s->scram, (const char *)body + 4, len - 4) < 0) {
-			refuse(env, s, "28000", "conn.refused",
-			       "pgtether: the database at upstream '%s' could not prove it knows the password (SCRAM server signature): is it the database you configured?",
-			       s->upstream_name);
-			return -1;
-		}
-		return 0;
-	case 5: /* AuthenticationMD5Password */
-		if (len < 8 || scram_md5_response(s->role, s->password, body + 4, md5) < 0)
-			break;
-		r = send_upstream(s, out, pgwire_build_password(out, sizeof(out), md5));
-		OPENSSL_cleanse(md5, sizeof(md5));
-		OPENSSL_cleanse(out, sizeof(out));
-		if (r < 0)
-			goto io;
-		return 0;
-	case 3: /* AuthenticationCleartextPassword */
-		/* only to a server whose certificate was verified: under "require" a man
-		 * in the middle could ask for it */
-		if (s->upstream.ssl && s->up_verified) {
-			r = send_upstream(s, out, pgwire_build_password(out, sizeof(out), s->password));
-			OPENSSL_cleanse(out, sizeof(out));
-			if (r < 0)
-				goto io;
-			return 0;
-		}
-		refuse(env, s, "28000", "conn.refused",
-		       "pgtether: upstream '%s' asks for a cleartext password, which pgtether sends only over TLS with verify-full; use scram-sha-256 in pg_hba.conf or tls verify-full for the upstream",
-		       s->upstream_name);
-		return -1;
-	}
-	refuse(env, s, "28000", "conn.refused",
-	       "pgtether: upstream '%s' asks for an authentication method pgtether does not support (code %u); use scram-sha-256 or md5",
-	       s->upstream_name, code);
-	return -1;
-io:
-	refuse(env, s, "08006", "conn.refused", "pgtether: cannot send the login to upstream '%s'", s->upstream_name);
-	return -1;
-}
-
-/* The M field of an ErrorResponse body, for messages. */
-static const char *error_message(const uint8_t *body, uint32_t len, char *buf, size_t cap)
-{
-	const uint8_t *p = body, *end = body + len;
-
-	snprintf(buf, cap, "(no message)");
-	while (p < end && *p) {
-		const uint8_t *z = memchr(p + 1, 0, (size_t)(end - p - 1));
-
-		if (!z)
-			break;
-		if (*p == 'M') {
-			snprintf(buf, cap, "%s", (const char *)p + 1);
-			break;
-		}
-		p = z + 1;
-	}
-	return buf;
-}
-
-/* Upstream bytes during login: whole messages are taken from s->in. */
-static void login_step(struct session_env *env, struct session *s)
-{
-	ssize_t n = fill(&s->in, &s->upstream, 0, NULL);
-	size_t pos = 0;
-	char buf[400];
-	uint8_t m[64];
-
-	if (n < 0 || (s->in.eof && s->in.len == 0)) {
-		refuse(env, s, "08006", "conn.refused",
-		       "pgtether: upstream '%s' closed the connection during login", s->upstream_name);
-		return;
-	}
-	while (s->in.len - pos >= PGWIRE_HEADER) {
-		uint8_t type = s->in.data[pos];
-		uint32_t mlen = pgwire_get32(s->in.data + pos + 1);
-		const uint8_t *body = s->in.data + pos + PGWIRE_HEADER;
-
-		if (mlen < 4 || mlen > SESSION_BUF - PGWIRE_HEADER) {
-			refuse(env, s, "08P01", "conn.refused", "pgtether: upstream '%s' sent an invalid message during login", s->upstream_name);
-			return;
-		}
-		if (s->in.len - pos < 1 + (size_t)mlen)
-			break;
-		pos += 1 + mlen;
-		mlen -= 4;
-		switch (type) {
-		case 'R':
-			if (s->authenticated) {
-				refuse(env, s, "08P01", "conn.refused", "pgtether: upstream '%s' asked to authenticate twice", s->upstream_name);
-				return;
-			}
-			if (on_auth_request(env, s, body, mlen) < 0)
-				return;
-			if (s->authenticated && room(&s->u2c) >= 9)
-				put(&s->u2c, m, pgwire_build_auth_ok(m, sizeof(m)));
-			break;
-		case 'E':
-			if (!s->authenticated) {
-				/* Never the credential, only what the server said about it. */
-				refuse(env, s, "28000", "conn.refused",
-				       "pgtether could not log in to upstream '%s' as role '%s': %s (check %s)",
-				       s->upstream_name, s->role, error_message(body, mlen, buf, sizeof(buf)),
-				       env->cfg->credentials_file);
-				return;
-			}
-			/* After authentication: the server's own error (no such database, too
-			 * many connections) is the client's to see, as it is. */
-			if (1 + 4 + mlen <= room(&s->u2c))
-				put(&s->u2c, s->in.data + pos - 1 - 4 - mlen, 1 + 4 + mlen);
-			{
-				struct logline l;
-
-				log_begin(&l, LOG_LEVEL_WARN, "conn.refused");
-				log_identity(&l, s);
-				log_str(&l, "msg", error_message(body, mlen, buf, sizeof(buf)));
-				log_end(&l, LOG_LEVEL_WARN);
-			}
-			s->state = SESSION_REFUSING;
-			s->in.eof = true;
-			tls_free(s->upstream.ssl);
-			s->upstream.ssl = NULL;
-			close(s->upstream.fd);
-			s->upstream.fd = -1;
-			set_events(env, &s->client, EPOLLOUT);
-			return;
-		case 'K':
-			if (mlen < 8) {
-				refuse(env, s, "08P01", "conn.refused", "pgtether: upstream '%s' sent a malformed BackendKeyData", s->upstream_name);
-				return;
-			}
-			s->up_pid = pgwire_get32(body);
-			s->up_secret = pgwire_get32(body + 4);
-			s->have_up_key = true;
-			if (room(&s->u2c) >= 13)
-				put(&s->u2c, m, pgwire_build_backend_key_data(m, sizeof(m), s->key_pid, s->key_secret));
-			break;
-		case 'S':
-		case 'N':
-			if (!s->authenticated)
-				break; /* notices before login are the server's business */
-			if (type == 'S' && !session_param_status(env, s, body, mlen)) {
-				char why[300];
-
-				param_fault(s, why, sizeof(why));
-				refuse(env, s, "0A000", "conn.refused", "%s", why);
-				return;
-			}
-			if (1 + 4 + mlen > room(&s->u2c)) {
-				refuse(env, s, "08P01", "conn.refused", "pgtether: upstream '%s' sent too much during login", s->upstream_name);
-				return;
-			}
-			put(&s->u2c, s->in.data + pos - 1 - 4 - mlen, 1 + 4 + mlen);
-			break;
-		case 'Z':
-			if (!s->authenticated || mlen != 1) {
-				refuse(env, s, "08P01", "conn.refused", "pgtether: upstream '%s' sent ReadyForQuery out of order", s->upstream_name);
-				return;
-			}
-			if (room(&s->u2c) < 6) {
-				refuse(env, s, "08P01", "conn.refused", "pgtether: upstream '%s' sent too much during login", s->upstream_name);
-				return;
-			}
-			s->tx_status = body[0];
-			if (!masking_rule(env, s))
-				put(&s->u2c, s->in.data + pos - 6, 6);
-			start_relay(env, s); /* which looks the masks up first, if any */
-			return;
-		default:
-			refuse(env, s, "08P01", "conn.refused", "pgtether: upstream '%s' sent an unexpected '%c' message during login",
-			       s->upstream_name, type >= 0x20 && type < 0x7f ? type : '?');
-			return;
-		}
-	}
-	memmove(s->in.data, s->in.data + pos, s->in.len - pos);
-	s->in.len -= pos;
-	if (s->in.eof) {
-		refuse(env, s, "08006", "conn.refused",
-		       "pgtether: upstream '%s' closed the connection during login", s->upstream_name);
-		return;
-	}
-	if (room(&s->in) == 0) {
-		refuse(env, s, "08P01", "conn.refused", "pgtether: upstream '%s' sent an oversized login message", s->upstream_name);
-		return;
-	}
-	flush(&s->u2c, &s->client, NULL);
-	if (tls_pending(s->upstream.ssl))
-		login_step(env, s);
-}
-
-/* ---- upstream connect -------------------------------------------------------- */
-
-static void begin_login(struct session_env *env, struct session *s);
-static void upstream_tls_step(struct session_env *env, struct session *s);
-
-/* Starts a connect to the upstream address up_try (closing the socket of the attempt
- * before it, if any); the end is watched for EPOLLOUT. 0 or -errno. */
-static int upstream_connect_one(struct session_env *env, struct session *s)
-{
-	struct sockaddr_storage ss;
-	socklen_t len = addr_to_sockaddr(&s->up_addrs[s->up_try], &ss);
-	uint32_t mark = env->cfg->socket_mark;
-	struct timespec now;
-	int fd, r;
-
-	if (s->upstream.fd >= 0) {
-		close(s->upstream.fd); /* which takes it out of the epoll set too */
-		s->upstream.fd = -1;
-		s->upstream.events = 0;
-	}
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	s->up_try_since = now.tv_sec;
-	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
-	if (fd == -1)
-		return -errno;
-	s->upstream.fd = fd;
-	/* The loop guard: the connect hook lets marked sockets through untouched. */
-	if (setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) == -1)
-		return -errno;
-	if (connect(fd, (struct sockaddr *)&ss, len) == -1 && errno != EINPROGRESS)
-		return -errno;
-	if ((r = watch(env, &s->upstream, EPOLLOUT)) < 0)
-		return r;
-	/* an SSL object made for the attempt before reads and writes this socket now */
-	if (s->upstream.ssl && tls_set_fd(s->upstream.ssl, fd) < 0)
-		return -ENOMEM;
-	return 0;
-}
-
-/* Connects to the upstream's addresses from up_try on, until one connect is under
- * way (0), or none could start (-errno of the last). */
-static int upstream_connect(struct session_env *env, struct session *s)
-{
-	char buf[ADDR_STRLEN];
-	int r = -EDESTADDRREQ;
-
-	for (; s->up_try < s->n_up_addrs; s->up_try++) {
-		if ((r = upstream_connect_one(env, s)) == 0)
-			return 0;
-		if (s->up_try + 1 < s->n_up_addrs)
-			log_info("upstream", "id=%llu: upstream '%s' at %s: %s; trying its next address",
-				 (unsigned long long)s->id, s->upstream_name, addr_format(&s->up_addrs[s->up_try], buf),
-				 strerror(-r));
-	}
-	s->up_try = s->n_up_addrs - 1; /* the last one, for messages */
-	return r;
-}
-
-/* The attempt at address up_try failed with err: go on with the next address, or
- * refuse the session naming the last address and its error. */
-static void upstream_next(struct session_env *env, struct session *s, int err)
-{
-	char buf[ADDR_STRLEN];
-	int r;
-
-	if (s->state == SESSION_CANCELLING && s->up_try + 1 >= s->n_up_addrs) {
-		session_free(env, s); /* nobody to tell: a cancel has no answer */
-		return;
-	}
-	if (s->up_try + 1 < s->n_up_addrs) {
-		log_info("upstream", "id=%llu: upstream '%s' at %s: %s; trying its next address", (unsigned long long)s->id,
-			 s->upstream_name, addr_format(&s->up_addrs[s->up_try], buf), strerror(err));
-		s->up_try++;
-		if ((r = upstream_connect(env, s)) == 0)
-			return;
-		err = -r;
-	}
-	if (s->n_up_addrs > 1)
-		refuse(env, s, "08001", "conn.refused",
-		       "pgtether: cannot reach the database at %s: %s (nor at the %zu address(es) of upstream '%s' before it)",
-		       addr_format(&s->up_addrs[s->up_try], buf), strerror(err), s->n_up_addrs - 1, s->upstream_name);
-	else
-		refuse(env, s, "08001", "conn.refused", "pgtether: cannot reach the database at %s: %s",
-		       addr_format(&s->up_addrs[s->up_try], buf), strerror(err));
-}
-
-static void upstream_connected(struct session_env *env, struct session *s)
-{
-	struct sockaddr_storage ss;
-	socklen_t len;
-	int err = 0, one = 1;
-
-	len = sizeof(err);
-	if (getsockopt(s->upstream.fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
-		err = errno;
-	if (err) {
-		upstream_next(env, s, err);
-		return;
-	}
-	setsockopt(s->upstream.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	len = sizeof(ss);
-	if (getsockname(s->upstream.fd, (struct sockaddr *)&ss, &len) == 0)
-		addr_from_sockaddr((struct sockaddr *)&ss, &s->up_local);
-
-	if (s->state == SESSION_CANCELLING) {
-		uint8_t m[16];
-
-		pgwire_build_cancel_request(m, sizeof(m), s->cancel_pid, s->cancel_secret);
-		if (send_upstream(s, m, sizeof(m)) < 0) {
-			session_free(env, s);
-			return;
-		}
-		/* PostgreSQL closes once it has signalled the backend, and libpq, pgx and
-		 * JDBC wait for that close before they send anything more: a client told
-		 * too early could have its next statement cancelled instead. So the
-		 * client's connection closes when the server's does (cancel_done). */
-		s->cancel_sent = true;
-		set_events(env, &s->upstream, EPOLLIN);
-		return;
-	}
-	if (s->upstream.ssl) {
-		/* SSLRequest first, in the clear; the answer is one byte */
-		uint8_t req[8] = { 0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f };
-
-		if (send(s->upstream.fd, req, sizeof(req), MSG_NOSIGNAL) != (ssize_t)sizeof(req)) {
-			refuse(env, s, "08006", "conn.refused", "pgtether: cannot send SSLRequest to upstream '%s'", s->upstream_name);
-			return;
-		}
-		s->state = SESSION_UPSTREAM_SSLREQ;
-		set_events(env, &s->upstream, EPOLLIN);
-		return;
-	}
-	begin_login(env, s);
-}
-
-/* The upstream's answer to our SSLRequest. */
-static void upstream_sslreq_step(struct session_env *env, struct session *s)
-{
-	uint8_t answer[2];
-	ssize_t n = recv(s->upstream.fd, answer, sizeof(answer), 0);
-
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
-	if (n <= 0) {
-		refuse(env, s, "08006", "conn.refused", "pgtether: upstream '%s' closed the connection on SSLRequest", s->upstream_name);
-		return;
-	}
-	if (n > 1) {
-		/* bytes before the handshake could be injected by a man in the middle and
-		 * then read as if protected (CVE-2021-23222) */
-		refuse(env, s, "08P01", "conn.refused", "pgtether: upstream '%s' sent data after its SSL answer", s->upstream_name);
-		return;
-	}
-	if (answer[0] != 'S') {
-		refuse(env, s, "08001", "conn.refused",
-		       "pgtether: upstream '%s' does not accept TLS, but its tls setting requires it; enable ssl on the database or set tls to \"disable\"",
-		       s->upstream_name);
-		return;
-	}
-	s->state = SESSION_UPSTREAM_TLS;
-	upstream_tls_step(env, s);
-}
-
-static void upstream_tls_step(struct session_env *env, struct session *s)
-{
-	char err[TLS_ERR_LEN];
-	unsigned want = 0;
-	int r = tls_handshake(s->upstream.ssl, &want, err, sizeof(err));
-
-	if (r < 0) {
-		refuse(env, s, "08001", "conn.refused", "pgtether: TLS to upstream '%s' failed: %s", s->upstream_name, err);
-		return;
-	}
-	if (r == 0) {
-		s->upstream.want = 0;
-		set_events(env, &s->upstream, want);
-		return;
-	}
-	begin_login(env, s);
-}
-
-/* Connected (and encrypted, where configured): send the startup packet. */
-static void begin_login(struct session_env *env, struct session *s)
-{
-	s->state = SESSION_LOGIN;
-	s->upstream.want = 0;
-	if (flush(&s->c2u, &s->upstream, NULL) < 0) {
-		refuse(env, s, "08006", "conn.refused", "pgtether: cannot send the startup packet to upstream '%s'", s->upstream_name);
-		return;
-	}
-	s->in.off = s->in.ready = s->in.len = 0;
-	s->in.eof = false;
-	set_events(env, &s->upstream, EPOLLIN | (s->c2u.ready > s->c2u.off ? EPOLLOUT : 0));
+		session_relay_event(env, s, &s->client, EPOLLIN);
 }
 
 /* ---- startup ----------------------------------------------------------------- */
@@ -3338,162 +2521,6 @@ static void identity_string(const struct session *s, char *out, size_t cap)
 
 	if (s->token_iss[0] && n > 0 && (size_t)n < cap)
 		snprintf(out + n, cap - (size_t)n, ";iss=%s;sub=%s", s->token_iss, s->token_sub);
-}
-
-static void cancel_forward(struct session_env *env, struct session *c);
-
-/* Everything t's client sent is with the server (none of it partial, held, or
- * queued behind pgtether's own catalog query, which a cancel would hit instead). */
-static bool cancel_can_go(const struct session *t)
-{
-	return t->c2u.off == t->c2u.ready && t->c2u.ready == t->c2u.len && !t->lookup_active;
-}
-
-/* A CancelRequest: find the session it names (same key, same workload cgroup) and
- * forward the real key to its upstream. Unknown keys are dropped silently, as
- * PostgreSQL does. */
-static void handle_cancel(struct session_env *env, struct session *s, const uint8_t *pkt)
-{
-	uint32_t pid = pgwire_get32(pkt + 8), secret = pgwire_get32(pkt + 12);
-	struct session *t;
-
-	for (t = env->head; t; t = t->next) {
-		if (t == s || t->state != SESSION_RELAYING || !t->have_up_key || t->key_pid != pid)
-			continue;
-		if (CRYPTO_memcmp(&t->key_secret, &secret, sizeof(secret)) != 0 ||
-		    t->origin.cgroup_id != s->origin.cgroup_id)
-			t = NULL;
-		break;
-	}
-	if (!t) {
-		log_warn("cancel", "id=%llu: a CancelRequest with an unknown key was ignored", (unsigned long long)s->id);
-		session_free(env, s);
-		return;
-	}
-	if (t->held_id && !t->held_decision) {
-		/* what the client cancels waits for approval here, not in the database */
-		char err[160];
-
-		session_free(env, s);
-		session_decide(env, t->held_id, false, NULL, "a cancel request from the client", NULL, err, sizeof(err));
-		return;
-	}
-	s->cancel_pid = t->up_pid;
-	s->cancel_secret = t->up_secret;
-	s->cancel_of = t->id;
-	/* the server that runs the backend: the address t is connected to, alone */
-	s->up_addrs[0] = t->up_addrs[t->up_try];
-	s->n_up_addrs = 1;
-	s->up_try = 0;
-	s->state = SESSION_CANCELLING;
-	set_events(env, &s->client, 0);
-	/*
-	 * PostgreSQL drops a cancel that reaches an idle backend, and the client sent
-	 * what it cancels before it opened this connection: those bytes must reach the
-	 * server first. Take what t's client has sent already; what of it cannot be
-	 * written upstream yet, the cancel waits for (cancel_release).
-	 */
-	if (!t->c2u.eof)
-		relay_event(env, t, &t->client, EPOLLIN);
-	if (t->dead || t->state != SESSION_RELAYING || t->draining) {
-		session_free(env, s);
-		return;
-	}
-	if (t->cancel) {
-		/* one under way already does what this one asks */
-		session_free(env, s);
-		return;
-	}
-	s->cancel_for = t;
-	t->cancel = s;
-	if (!cancel_can_go(t)) {
-		s->cancel_waiting = true;
-		return;
-	}
-	cancel_forward(env, s);
-}
-
-/* The cancel c goes to the backend's server now. */
-static void cancel_forward(struct session_env *env, struct session *c)
-{
-	struct session *t = c->cancel_for;
-	char buf[ADDR_STRLEN];
-
-	c->cancel_waiting = false;
-	c->cancel_sent = false;
-	c->cancel_inflight = true;
-	c->cancel_busy = t && (t->pending_count > 0 || t->c_unsynced);
-	c->cancel_rfq = t ? t->rfq_count : 0;
-	c->up_try = 0;
-	if (c->cancel_tries++ == 0)
-		log_info("cancel", "id=%llu forwards a cancel of session %llu to %s", (unsigned long long)c->id,
-			 (unsigned long long)c->cancel_of, addr_format(&c->up_addrs[0], buf));
-	if (upstream_connect(env, c) < 0)
-		session_free(env, c);
-}
-
-/* After t sent client bytes upstream: a cancel that waited for them goes now. */
-static void cancel_release(struct session_env *env, struct session *t)
-{
-	if (cancel_can_go(t))
-		cancel_forward(env, t->cancel);
-}
-
-/* The cancel of t is done: what t's client sent meanwhile goes on. */
-static void cancel_ungate(struct session_env *env, struct session *t)
-{
-	if (t->state == SESSION_RELAYING && t->c2u.ready > t->c2u.off)
-		relay_event(env, t, &t->upstream, EPOLLOUT);
-}
-
-/*
- * The server closed the cancel connection: it has signalled the backend. A backend
- * that was still reading the query (it had not been scheduled since the bytes
- * arrived) drops the signal, as an idle one does; while that query is outstanding
- * (no ReadyForQuery since), the cancel goes again. Nothing sent after it can be
- * hit: t's client waits (c2u_gated) until the last try is closed.
- */
-static bool cancel_again(const struct session *c)
-{
-	const struct session *t = c->cancel_for;
-
-	return t && c->cancel_busy && t->rfq_count == c->cancel_rfq && elapsed_ms(c) < SESSION_CANCEL_RETRY_FOR_MS;
-}
-
-/* The next try, SESSION_CANCEL_RETRY_MS from now: a timerfd takes the place of the
- * closed upstream socket (cancel_forward replaces it). 0 or -errno. */
-static int cancel_retry_later(struct session_env *env, struct session *c)
-{
-	struct itimerspec its = { .it_value = { 0, SESSION_CANCEL_RETRY_MS * 1000000L } };
-	int fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-
-	if (fd == -1)
-		return -errno;
-	if (timerfd_settime(fd, 0, &its, NULL) == -1) {
-		close(fd);
-		return -errno;
-	}
-	close(c->upstream.fd);
-	c->upstream.fd = fd;
-	c->upstream.events = 0;
-	c->cancel_sent = false;
-	c->cancel_timer = true;
-	return watch(env, &c->upstream, EPOLLIN);
-}
-
-static void cancel_done(struct session_env *env, struct session *c)
-{
-	if (cancel_again(c)) {
-		/* the first again at once (the error may just be on its way), then spaced:
-		 * a backend not scheduled for a while gets the while */
-		if (c->cancel_tries < 2 || cancel_retry_later(env, c) < 0)
-			cancel_forward(env, c);
-		return;
-	}
-	if (c->cancel_tries > 1)
-		log_info("cancel", "id=%llu: the cancel of session %llu took %u tries", (unsigned long long)c->id,
-			 (unsigned long long)c->cancel_of, c->cancel_tries);
-	session_free(env, c); /* and the client's connection closes: its cancel is done */
 }
 
 /* Startup parameters passed on, at most: connect_upstream adds its own after them. */
@@ -4108,7 +3135,7 @@ static void startup_step(struct session_env *env, struct session *s)
 			flush(&s->u2c, &s->client, NULL);
 			return;
 		case PGWIRE_STARTUP_CANCEL:
-			handle_cancel(env, s, s->in.data);
+			cancel_request(env, s, s->in.data);
 			return;
 		case PGWIRE_STARTUP_MESSAGE:
 			if (s->in.len > plen) {
@@ -4267,9 +3294,10 @@ static struct session *session_new(struct session_env *env, int cfd)
 		free(s);
 		return NULL;
 	}
-	s->c2u.data = s->base;
-	s->u2c.data = s->base + SESSION_BUF;
-	s->in.data = s->base + 2 * SESSION_BUF;
+	s->c2u.data = s->c2u.home = s->base;
+	s->u2c.data = s->u2c.home = s->base + SESSION_BUF;
+	s->in.data = s->in.home = s->base + 2 * SESSION_BUF;
+	s->acct.pool = &env->mem;
 	s->c2u.cap = s->u2c.cap = s->in.cap = SESSION_BUF;
 	s->id = ++env->next_id;
 	s->env = env;
@@ -4306,7 +3334,7 @@ static void session_start(struct session_env *env, struct session *s)
 		return;
 	}
 	setsockopt(s->client.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (watch(env, &s->client, EPOLLIN) < 0) {
+	if (sbuf_watch(env->epfd, &s->client, EPOLLIN) < 0) {
 		session_free(env, s);
 		return;
 	}
@@ -4374,7 +3402,7 @@ int session_accept(struct session_env *env, int lfd)
 			snprintf(m, sizeof(m), "pgtether: too many connections still logging in (max_logins %u); try again later",
 				 env->cfg->max_logins);
 			s = env->capped < SESSION_MAX_CAPPED ? session_new(env, cfd) : NULL;
-			if (s && watch(env, &s->client, EPOLLIN) == 0) {
+			if (s && sbuf_watch(env->epfd, &s->client, EPOLLIN) == 0) {
 				session_refuse_capped(env, s, "53300", m);
 			} else {
 				if (s) {
@@ -4479,7 +3507,7 @@ void session_event(struct session_env *env, struct session_end *end, uint32_t ev
 			if (events & EPOLLOUT)
 				flush(&s->c2u, &s->upstream, NULL);
 			if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
-				login_step(env, s);
+				upstream_login_step(env, s);
 			if (!s->dead && s->state == SESSION_LOGIN)
 				set_events(env, &s->upstream, EPOLLIN | (s->c2u.ready > s->c2u.off ? EPOLLOUT : 0));
 		} else if (events & (EPOLLHUP | EPOLLERR)) {
@@ -4492,7 +3520,7 @@ void session_event(struct session_env *env, struct session_end *end, uint32_t ev
 			session_free(env, s); /* the client gave up; the hash still fills the cache */
 		break;
 	case SESSION_RELAYING:
-		relay_event(env, s, end, events);
+		session_relay_event(env, s, end, events);
 		break;
 	case SESSION_REFUSING:
 		if (end != &s->client)
@@ -4684,7 +3712,7 @@ int session_decide(struct session_env *env, uint64_t id, bool approve, const cha
 	}
 	rec_event(env, s, "approval", ev, true);
 	/* go on from the held statement, as if its bytes had just arrived */
-	relay_event(env, s, &s->client, EPOLLIN);
+	session_relay_event(env, s, &s->client, EPOLLIN);
 	return 0;
 }
 
@@ -4745,4 +3773,73 @@ void session_close_all(struct session_env *env, const char *reason)
 	while (env->head)
 		session_close(env, env->head, reason);
 	session_reap(env);
+}
+
+static const char *session_state_name(enum session_state st)
+{
+	switch (st) {
+	case SESSION_STARTUP: return "startup";
+	case SESSION_CLIENT_TLS: return "startup";
+	case SESSION_ATTESTING: return "attesting";
+	case SESSION_CLIENT_AUTH: return "authenticating";
+	case SESSION_CONNECTING: return "connecting";
+	case SESSION_LOGIN: return "login";
+	case SESSION_RELAYING: return "relaying";
+	case SESSION_CANCELLING: return "cancelling";
+	default: return "refusing";
+	}
+}
+
+json_t *session_status(struct session_env *env)
+{
+	json_t *conns = json_array();
+	struct timespec now;
+	char buf[ADDR_STRLEN];
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	for (struct session *s = env->head; s; s = s->next) {
+		char comm[PGT_COMM_LEN + 1];
+		json_t *c;
+
+		if (s->state == SESSION_REFUSING || s->state == SESSION_CANCELLING || !s->origin.tgid)
+			continue;
+		memcpy(comm, s->origin.comm, PGT_COMM_LEN);
+		comm[PGT_COMM_LEN] = '\0';
+		/* comm, exe, cgroup, database and claims are the workload's choice: valid
+		 * UTF-8 for JSON (escape.h), escaped again by the CLI for the terminal */
+		c = json_pack("{s:I, s:s, s:I, s:I, s:I, s:o, s:o, s:o, s:I}",
+			      "id", (json_int_t)s->id, "state", session_state_name(s->state),
+			      "pid", (json_int_t)s->origin.tgid, "uid", (json_int_t)s->origin.uid,
+			      "gid", (json_int_t)s->origin.gid, "comm", escape_json_str(comm), "exe", escape_json_str(s->facts.exe),
+			      "cgroup", escape_json_str(s->facts.cgroup), "cgroup_id", (json_int_t)s->origin.cgroup_id);
+		if (!c)
+			continue;
+		json_object_set_new(c, "exe_sha256", json_string(s->facts.exe_sha256));
+		json_object_set_new(c, "peer", json_string(addr_format(&s->peer, buf)));
+		json_object_set_new(c, "dst", json_string(addr_format(&s->dst, buf)));
+		if (s->upstream_name[0]) {
+			json_object_set_new(c, "upstream", json_string(s->upstream_name));
+			json_object_set_new(c, "role", json_string(s->role));
+			json_object_set_new(c, "database", escape_json_str(s->database));
+		}
+		if (s->rule[0])
+			json_object_set_new(c, "rule", json_string(s->rule));
+		if (s->rec)
+			json_object_set_new(c, "recording", json_string(s->rec->id));
+		if (s->token_source)
+			json_object_set_new(c, "token", json_string(s->token_source));
+		if (s->token_iss[0]) {
+			json_object_set_new(c, "iss", escape_json_str(s->token_iss));
+			json_object_set_new(c, "sub", escape_json_str(s->token_sub));
+		}
+		if (s->client_encoding[0]) /* as the server reported them: what statements are read with */
+			json_object_set_new(c, "client_encoding", json_string(s->client_encoding));
+		if (s->scs[0])
+			json_object_set_new(c, "standard_conforming_strings", json_string(s->scs));
+		json_object_set_new(c, "bytes_in", json_integer((json_int_t)s->bytes_c2u));
+		json_object_set_new(c, "bytes_out", json_integer((json_int_t)s->bytes_u2c));
+		json_object_set_new(c, "age_s", json_integer(now.tv_sec - s->started.tv_sec));
+		json_array_append_new(conns, c);
+	}
+	return conns;
 }

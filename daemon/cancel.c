@@ -1,0 +1,171 @@
+/*
+ * Cancel: a CancelRequest names a session by the key pgtetherd gave its client; the
+ * real key goes to the server that runs that session's backend, once what the
+ * client sent before it is there (PostgreSQL drops a cancel that reaches an idle
+ * backend), and again while the backend had not yet seen the query. Moved out of
+ * session.c (issue 13).
+ */
+#include "cancel.h"
+
+#include <errno.h>
+#include <openssl/crypto.h>
+#include <sys/epoll.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "upstream.h"
+
+/* Everything t's client sent is with the server (none of it partial, held, or
+ * queued behind pgtether's own catalog query, which a cancel would hit instead). */
+static bool cancel_can_go(const struct session *t)
+{
+	return t->c2u.off == t->c2u.ready && t->c2u.ready == t->c2u.len && !t->lookup_active;
+}
+
+/* A CancelRequest: find the session it names (same key, same workload cgroup) and
+ * forward the real key to its upstream. Unknown keys are dropped silently, as
+ * PostgreSQL does. */
+void cancel_request(struct session_env *env, struct session *s, const uint8_t *pkt)
+{
+	uint32_t pid = pgwire_get32(pkt + 8), secret = pgwire_get32(pkt + 12);
+	struct session *t;
+
+	for (t = env->head; t; t = t->next) {
+		if (t == s || t->state != SESSION_RELAYING || !t->have_up_key || t->key_pid != pid)
+			continue;
+		if (CRYPTO_memcmp(&t->key_secret, &secret, sizeof(secret)) != 0 ||
+		    t->origin.cgroup_id != s->origin.cgroup_id)
+			t = NULL;
+		break;
+	}
+	if (!t) {
+		log_warn("cancel", "id=%llu: a CancelRequest with an unknown key was ignored", (unsigned long long)s->id);
+		session_free(env, s);
+		return;
+	}
+	if (t->held_id && !t->held_decision) {
+		/* what the client cancels waits for approval here, not in the database */
+		char err[160];
+
+		session_free(env, s);
+		session_decide(env, t->held_id, false, NULL, "a cancel request from the client", NULL, err, sizeof(err));
+		return;
+	}
+	s->cancel_pid = t->up_pid;
+	s->cancel_secret = t->up_secret;
+	s->cancel_of = t->id;
+	/* the server that runs the backend: the address t is connected to, alone */
+	s->up_addrs[0] = t->up_addrs[t->up_try];
+	s->n_up_addrs = 1;
+	s->up_try = 0;
+	s->state = SESSION_CANCELLING;
+	sbuf_set_events(env->epfd, &s->client, 0);
+	/*
+	 * PostgreSQL drops a cancel that reaches an idle backend, and the client sent
+	 * what it cancels before it opened this connection: those bytes must reach the
+	 * server first. Take what t's client has sent already; what of it cannot be
+	 * written upstream yet, the cancel waits for (cancel_release).
+	 */
+	if (!t->c2u.eof)
+		session_relay_event(env, t, &t->client, EPOLLIN);
+	if (t->dead || t->state != SESSION_RELAYING || t->draining) {
+		session_free(env, s);
+		return;
+	}
+	if (t->cancel) {
+		/* one under way already does what this one asks */
+		session_free(env, s);
+		return;
+	}
+	s->cancel_for = t;
+	t->cancel = s;
+	if (!cancel_can_go(t)) {
+		s->cancel_waiting = true;
+		return;
+	}
+	cancel_forward(env, s);
+}
+
+/* The cancel c goes to the backend's server now. */
+void cancel_forward(struct session_env *env, struct session *c)
+{
+	struct session *t = c->cancel_for;
+	char buf[ADDR_STRLEN];
+
+	c->cancel_waiting = false;
+	c->cancel_sent = false;
+	c->cancel_inflight = true;
+	c->cancel_busy = t && (t->pending_count > 0 || t->c_unsynced);
+	c->cancel_rfq = t ? t->rfq_count : 0;
+	c->up_try = 0;
+	if (c->cancel_tries++ == 0)
+		log_info("cancel", "id=%llu forwards a cancel of session %llu to %s", (unsigned long long)c->id,
+			 (unsigned long long)c->cancel_of, addr_format(&c->up_addrs[0], buf));
+	if (upstream_connect(env, c) < 0)
+		session_free(env, c);
+}
+
+/* After t sent client bytes upstream: a cancel that waited for them goes now. */
+void cancel_release(struct session_env *env, struct session *t)
+{
+	if (cancel_can_go(t))
+		cancel_forward(env, t->cancel);
+}
+
+/* The cancel of t is done: what t's client sent meanwhile goes on. */
+void cancel_ungate(struct session_env *env, struct session *t)
+{
+	if (t->state == SESSION_RELAYING && t->c2u.ready > t->c2u.off)
+		session_relay_event(env, t, &t->upstream, EPOLLOUT);
+}
+
+/*
+ * The server closed the cancel connection: it has signalled the backend. A backend
+ * that was still reading the query (it had not been scheduled since the bytes
+ * arrived) drops the signal, as an idle one does; while that query is outstanding
+ * (no ReadyForQuery since), the cancel goes again. Nothing sent after it can be
+ * hit: t's client waits (c2u_gated) until the last try is closed.
+ */
+bool cancel_again(const struct session *c)
+{
+	const struct session *t = c->cancel_for;
+
+	return t && c->cancel_busy && t->rfq_count == c->cancel_rfq && session_elapsed_ms(c) < SESSION_CANCEL_RETRY_FOR_MS;
+}
+
+/* The next try, SESSION_CANCEL_RETRY_MS from now: a timerfd takes the place of the
+ * closed upstream socket (cancel_forward replaces it). 0 or -errno. */
+static int cancel_retry_later(struct session_env *env, struct session *c)
+{
+	struct itimerspec its = { .it_value = { 0, SESSION_CANCEL_RETRY_MS * 1000000L } };
+	int fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+
+	if (fd == -1)
+		return -errno;
+	if (timerfd_settime(fd, 0, &its, NULL) == -1) {
+		close(fd);
+		return -errno;
+	}
+	close(c->upstream.fd);
+	c->upstream.fd = fd;
+	c->upstream.events = 0;
+	c->cancel_sent = false;
+	c->cancel_timer = true;
+	return sbuf_watch(env->epfd, &c->upstream, EPOLLIN);
+}
+
+void cancel_done(struct session_env *env, struct session *c)
+{
+	if (cancel_again(c)) {
+		/* the first again at once (the error may just be on its way), then spaced:
+		 * a backend not scheduled for a while gets the while */
+		if (c->cancel_tries < 2 || cancel_retry_later(env, c) < 0)
+			cancel_forward(env, c);
+		return;
+	}
+	if (c->cancel_tries > 1)
+		log_info("cancel", "id=%llu: the cancel of session %llu took %u tries", (unsigned long long)c->id,
+			 (unsigned long long)c->cancel_of, c->cancel_tries);
+	session_free(env, c); /* and the client's connection closes: its cancel is done */
+}

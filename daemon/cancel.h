@@ -1,0 +1,34 @@
+/*
+ * Cancel of a session's running query (cancel.c). A cancel is itself a struct
+ * session in SESSION_CANCELLING: its upstream end is the connection to the backend's
+ * server (or, between tries, a timerfd). Private to the session's modules.
+ */
+#ifndef PGTETHER_CANCEL_H
+#define PGTETHER_CANCEL_H
+
+#include "session_int.h"
+
+/* s is a new connection whose startup packet pkt (16 bytes) is a CancelRequest: find
+ * the session it names (same key, same workload cgroup) and forward its real key, now
+ * or once the bytes before it went upstream. Unknown keys are dropped silently, as
+ * PostgreSQL does; s is freed, or becomes the cancel of that session. */
+void cancel_request(struct session_env *env, struct session *s, const uint8_t *pkt);
+
+/* The cancel c goes to the backend's server now (again). */
+void cancel_forward(struct session_env *env, struct session *c);
+
+/* After t sent client bytes upstream: a cancel that waited for them goes now. */
+void cancel_release(struct session_env *env, struct session *t);
+
+/* The cancel of t is done: what t's client sent meanwhile goes on. */
+void cancel_ungate(struct session_env *env, struct session *t);
+
+/* Whether the cancel c, whose connection the server closed, must go again: the
+ * backend may not have seen the query yet (see cancel.c). */
+bool cancel_again(const struct session *c);
+
+/* The server closed c's connection: c goes again (now or a little later), or it is
+ * done and freed. */
+void cancel_done(struct session_env *env, struct session *c);
+
+#endif

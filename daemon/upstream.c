@@ -1,0 +1,480 @@
+/*
+ * The upstream side of a session until its relay starts: connect to the upstream's
+ * addresses in turn (SO_MARK'd, so the connect hook lets them through), SSLRequest and
+ * TLS where configured, the startup packet, then the login with the held credential
+ * (SCRAM-SHA-256, md5, or cleartext over verified TLS only) and the server's
+ * messages up to its first ReadyForQuery. A cancel's connection uses the same
+ * connect. Moved out of session.c (issue 13).
+ */
+#include "upstream.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+
+static void upstream_begin_login(struct session_env *env, struct session *s);
+
+/* Sends a login message to the upstream (small; queued in c2u and flushed). */
+static int upstream_send(struct session *s, const uint8_t *m, size_t n)
+{
+	if (n == 0 || n > sbuf_room(&s->c2u))
+		return -ENOSPC;
+	sbuf_put(&s->c2u, m, n);
+	return sbuf_flush(&s->c2u, &s->upstream, NULL);
+}
+
+/* One authentication request from the upstream. 1 when logged in, 0 to go on,
+ * or refuses the session and returns -1. */
+static int upstream_auth_request(struct session_env *env, struct session *s, const uint8_t *body, uint32_t len)
+{
+	char msg[SCRAM_MAX_MESSAGE], md5[36];
+	uint8_t out[SCRAM_MAX_MESSAGE + 64];
+	uint32_t code;
+	int r;
+
+	if (len < 4) {
+		session_refuse(env, s, "08P01", "conn.refused", "pgtether: the database sent a malformed authentication request");
+		return -1;
+	}
+	code = pgwire_get32(body);
+	switch (code) {
+	case 0: /* AuthenticationOk */
+		if (s->scram.state == 1 || s->scram.state == 2) {
+			/* a server that skips the SCRAM final message has not proven anything */
+			session_refuse(env, s, "28000", "conn.refused",
+			       "pgtether: the database at upstream '%s' ended SCRAM authentication without proving it knows the password",
+			       s->upstream_name);
+			return -1;
+		}
+		s->authenticated = true;
+		return 1;
+	case 10: { /* AuthenticationSASL: NUL-terminated mechanism names */
+		bool scram = false;
+
+		for (const uint8_t *p = body + 4; p < body + len && *p; p += strlen((const char *)p) + 1) {
+			if (!memchr(p, 0, (size_t)(body + len - p)))
+				break;
+			if (strcmp((const char *)p, "SCRAM-SHA-256") == 0)
+				scram = true;
+		}
+		if (!scram)
+			break;
+		r = scram_client_first(&s->scram, s->role, NULL, msg, sizeof(msg));
+		if (r < 0 || upstream_send(s, out, pgwire_build_sasl_initial(out, sizeof(out), "SCRAM-SHA-256", (uint8_t *)msg, (size_t)r)) < 0)
+			goto io;
+		OPENSSL_cleanse(out, sizeof(out));
+		return 0;
+	}
+	case 11: { /* AuthenticationSASLContinue */
+		/* The upstream's cache is shared by every session that logs in with the
+		 * same credential, so one PBKDF2 serves them all; a reload that changed
+		 * the credential meanwhile leaves this session with its own copy. */
+		struct config_upstream *u = config_upstream_named(env->cfg, s->upstream_name);
+		struct config_role *cr = u ? config_role_for(u, s->role) : NULL;
+		struct scram_keycache *cache = &s->keycache;
+
+		if (cr && strlen(cr->password) == strlen(s->password) &&
+		    CRYPTO_memcmp(cr->password, s->password, strlen(s->password)) == 0)
+			cache = &cr->keycache;
+		r = scram_client_final(&s->scram, s->password, (const char *)body + 4, len - 4, cache, msg, sizeof(msg));
+		if (r < 0) {
+			session_refuse(env, s, "28000", "conn.refused",
+			       "pgtether: the database at upstream '%s' sent an invalid SCRAM challenge", s->upstream_name);
+			return -1;
+		}
+		r = upstream_send(s, out, pgwire_build_sasl_response(out, sizeof(out), (uint8_t *)msg, (size_t)r));
+		OPENSSL_cleanse(msg, sizeof(msg));
+		OPENSSL_cleanse(out, sizeof(out));
+		if (r < 0)
+			goto io;
+		return 0;
+	}
+	case 12: /* AuthenticationSASLFinal */
+		if (scram_verify_server_final(&s->scram, (const char *)body + 4, len - 4) < 0) {
+			session_refuse(env, s, "28000", "conn.refused",
+			       "pgtether: the database at upstream '%s' could not prove it knows the password (SCRAM server signature): is it the database you configured?",
+			       s->upstream_name);
+			return -1;
+		}
+		return 0;
+	case 5: /* AuthenticationMD5Password */
+		if (len < 8 || scram_md5_response(s->role, s->password, body + 4, md5) < 0)
+			break;
+		r = upstream_send(s, out, pgwire_build_password(out, sizeof(out), md5));
+		OPENSSL_cleanse(md5, sizeof(md5));
+		OPENSSL_cleanse(out, sizeof(out));
+		if (r < 0)
+			goto io;
+		return 0;
+	case 3: /* AuthenticationCleartextPassword */
+		/* only to a server whose certificate was verified: under "require" a man
+		 * in the middle could ask for it */
+		if (s->upstream.ssl && s->up_verified) {
+			r = upstream_send(s, out, pgwire_build_password(out, sizeof(out), s->password));
+			OPENSSL_cleanse(out, sizeof(out));
+			if (r < 0)
+				goto io;
+			return 0;
+		}
+		session_refuse(env, s, "28000", "conn.refused",
+		       "pgtether: upstream '%s' asks for a cleartext password, which pgtether sends only over TLS with verify-full; use scram-sha-256 in pg_hba.conf or tls verify-full for the upstream",
+		       s->upstream_name);
+		return -1;
+	}
+	session_refuse(env, s, "28000", "conn.refused",
+	       "pgtether: upstream '%s' asks for an authentication method pgtether does not support (code %u); use scram-sha-256 or md5",
+	       s->upstream_name, code);
+	return -1;
+io:
+	session_refuse(env, s, "08006", "conn.refused", "pgtether: cannot send the login to upstream '%s'", s->upstream_name);
+	return -1;
+}
+
+/* The M field of an ErrorResponse body, for messages. */
+const char *upstream_error_message(const uint8_t *body, uint32_t len, char *buf, size_t cap)
+{
+	const uint8_t *p = body, *end = body + len;
+
+	snprintf(buf, cap, "(no message)");
+	while (p < end && *p) {
+		const uint8_t *z = memchr(p + 1, 0, (size_t)(end - p - 1));
+
+		if (!z)
+			break;
+		if (*p == 'M') {
+			snprintf(buf, cap, "%s", (const char *)p + 1);
+			break;
+		}
+		p = z + 1;
+	}
+	return buf;
+}
+
+/* Upstream bytes during login: whole messages are taken from s->in. */
+void upstream_login_step(struct session_env *env, struct session *s)
+{
+	ssize_t n = sbuf_fill(&s->in, &s->upstream, 0, NULL);
+	size_t pos = 0;
+	char buf[400];
+	uint8_t m[64];
+
+	if (n < 0 || (s->in.eof && s->in.len == 0)) {
+		session_refuse(env, s, "08006", "conn.refused",
+		       "pgtether: upstream '%s' closed the connection during login", s->upstream_name);
+		return;
+	}
+	while (s->in.len - pos >= PGWIRE_HEADER) {
+		uint8_t type = s->in.data[pos];
+		uint32_t mlen = pgwire_get32(s->in.data + pos + 1);
+		const uint8_t *body = s->in.data + pos + PGWIRE_HEADER;
+
+		if (mlen < 4 || mlen > SESSION_BUF - PGWIRE_HEADER) {
+			session_refuse(env, s, "08P01", "conn.refused", "pgtether: upstream '%s' sent an invalid message during login", s->upstream_name);
+			return;
+		}
+		if (s->in.len - pos < 1 + (size_t)mlen)
+			break;
+		pos += 1 + mlen;
+		mlen -= 4;
+		switch (type) {
+		case 'R':
+			if (s->authenticated) {
+				session_refuse(env, s, "08P01", "conn.refused", "pgtether: upstream '%s' asked to authenticate twice", s->upstream_name);
+				return;
+			}
+			if (upstream_auth_request(env, s, body, mlen) < 0)
+				return;
+			if (s->authenticated && sbuf_room(&s->u2c) >= 9)
+				sbuf_put(&s->u2c, m, pgwire_build_auth_ok(m, sizeof(m)));
+			break;
+		case 'E':
+			if (!s->authenticated) {
+				/* Never the credential, only what the server said about it. */
+				session_refuse(env, s, "28000", "conn.refused",
+				       "pgtether could not log in to upstream '%s' as role '%s': %s (check %s)",
+				       s->upstream_name, s->role, upstream_error_message(body, mlen, buf, sizeof(buf)),
+				       env->cfg->credentials_file);
+				return;
+			}
+			/* After authentication: the server's own error (no such database, too
+			 * many connections) is the client's to see, as it is. */
+			if (1 + 4 + mlen <= sbuf_room(&s->u2c))
+				sbuf_put(&s->u2c, s->in.data + pos - 1 - 4 - mlen, 1 + 4 + mlen);
+			{
+				struct logline l;
+
+				log_begin(&l, LOG_LEVEL_WARN, "conn.refused");
+				session_log_identity(&l, s);
+				log_str(&l, "msg", upstream_error_message(body, mlen, buf, sizeof(buf)));
+				log_end(&l, LOG_LEVEL_WARN);
+			}
+			s->state = SESSION_REFUSING;
+			s->in.eof = true;
+			tls_free(s->upstream.ssl);
+			s->upstream.ssl = NULL;
+			close(s->upstream.fd);
+			s->upstream.fd = -1;
+			sbuf_set_events(env->epfd, &s->client, EPOLLOUT);
+			return;
+		case 'K':
+			if (mlen < 8) {
+				session_refuse(env, s, "08P01", "conn.refused", "pgtether: upstream '%s' sent a malformed BackendKeyData", s->upstream_name);
+				return;
+			}
+			s->up_pid = pgwire_get32(body);
+			s->up_secret = pgwire_get32(body + 4);
+			s->have_up_key = true;
+			if (sbuf_room(&s->u2c) >= 13)
+				sbuf_put(&s->u2c, m, pgwire_build_backend_key_data(m, sizeof(m), s->key_pid, s->key_secret));
+			break;
+		case 'S':
+		case 'N':
+			if (!s->authenticated)
+				break; /* notices before login are the server's business */
+			if (type == 'S' && !session_param_status(env, s, body, mlen)) {
+				char why[300];
+
+				session_param_fault(s, why, sizeof(why));
+				session_refuse(env, s, "0A000", "conn.refused", "%s", why);
+				return;
+			}
+			if (1 + 4 + mlen > sbuf_room(&s->u2c)) {
+				session_refuse(env, s, "08P01", "conn.refused", "pgtether: upstream '%s' sent too much during login", s->upstream_name);
+				return;
+			}
+			sbuf_put(&s->u2c, s->in.data + pos - 1 - 4 - mlen, 1 + 4 + mlen);
+			break;
+		case 'Z':
+			if (!s->authenticated || mlen != 1) {
+				session_refuse(env, s, "08P01", "conn.refused", "pgtether: upstream '%s' sent ReadyForQuery out of order", s->upstream_name);
+				return;
+			}
+			if (sbuf_room(&s->u2c) < 6) {
+				session_refuse(env, s, "08P01", "conn.refused", "pgtether: upstream '%s' sent too much during login", s->upstream_name);
+				return;
+			}
+			s->tx_status = body[0];
+			if (!session_masking_rule(env, s))
+				sbuf_put(&s->u2c, s->in.data + pos - 6, 6);
+			session_start_relay(env, s); /* which looks the masks up first, if any */
+			return;
+		default:
+			session_refuse(env, s, "08P01", "conn.refused", "pgtether: upstream '%s' sent an unexpected '%c' message during login",
+			       s->upstream_name, type >= 0x20 && type < 0x7f ? type : '?');
+			return;
+		}
+	}
+	memmove(s->in.data, s->in.data + pos, s->in.len - pos);
+	s->in.len -= pos;
+	if (s->in.eof) {
+		session_refuse(env, s, "08006", "conn.refused",
+		       "pgtether: upstream '%s' closed the connection during login", s->upstream_name);
+		return;
+	}
+	if (sbuf_room(&s->in) == 0) {
+		session_refuse(env, s, "08P01", "conn.refused", "pgtether: upstream '%s' sent an oversized login message", s->upstream_name);
+		return;
+	}
+	sbuf_flush(&s->u2c, &s->client, NULL);
+	if (tls_pending(s->upstream.ssl))
+		upstream_login_step(env, s);
+}
+
+/* Starts a connect to the upstream address up_try (closing the socket of the attempt
+ * before it, if any); the end is watched for EPOLLOUT. 0 or -errno. */
+static int upstream_connect_one(struct session_env *env, struct session *s)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = addr_to_sockaddr(&s->up_addrs[s->up_try], &ss);
+	uint32_t mark = env->cfg->socket_mark;
+	struct timespec now;
+	int fd, r;
+
+	if (s->upstream.fd >= 0) {
+		close(s->upstream.fd); /* which takes it out of the epoll set too */
+		s->upstream.fd = -1;
+		s->upstream.events = 0;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	s->up_try_since = now.tv_sec;
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
+	if (fd == -1)
+		return -errno;
+	s->upstream.fd = fd;
+	/* The loop guard: the connect hook lets marked sockets through untouched. */
+	if (setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) == -1)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&ss, len) == -1 && errno != EINPROGRESS)
+		return -errno;
+	if ((r = sbuf_watch(env->epfd, &s->upstream, EPOLLOUT)) < 0)
+		return r;
+	/* an SSL object made for the attempt before reads and writes this socket now */
+	if (s->upstream.ssl && tls_set_fd(s->upstream.ssl, fd) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+/* Connects to the upstream's addresses from up_try on, until one connect is under
+ * way (0), or none could start (-errno of the last). */
+int upstream_connect(struct session_env *env, struct session *s)
+{
+	char buf[ADDR_STRLEN];
+	int r = -EDESTADDRREQ;
+
+	for (; s->up_try < s->n_up_addrs; s->up_try++) {
+		if ((r = upstream_connect_one(env, s)) == 0)
+			return 0;
+		if (s->up_try + 1 < s->n_up_addrs)
+			log_info("upstream", "id=%llu: upstream '%s' at %s: %s; trying its next address",
+				 (unsigned long long)s->id, s->upstream_name, addr_format(&s->up_addrs[s->up_try], buf),
+				 strerror(-r));
+	}
+	s->up_try = s->n_up_addrs - 1; /* the last one, for messages */
+	return r;
+}
+
+/* The attempt at address up_try failed with err: go on with the next address, or
+ * refuse the session naming the last address and its error. */
+void upstream_next(struct session_env *env, struct session *s, int err)
+{
+	char buf[ADDR_STRLEN];
+	int r;
+
+	if (s->state == SESSION_CANCELLING && s->up_try + 1 >= s->n_up_addrs) {
+		session_free(env, s); /* nobody to tell: a cancel has no answer */
+		return;
+	}
+	if (s->up_try + 1 < s->n_up_addrs) {
+		log_info("upstream", "id=%llu: upstream '%s' at %s: %s; trying its next address", (unsigned long long)s->id,
+			 s->upstream_name, addr_format(&s->up_addrs[s->up_try], buf), strerror(err));
+		s->up_try++;
+		if ((r = upstream_connect(env, s)) == 0)
+			return;
+		err = -r;
+	}
+	if (s->n_up_addrs > 1)
+		session_refuse(env, s, "08001", "conn.refused",
+		       "pgtether: cannot reach the database at %s: %s (nor at the %zu address(es) of upstream '%s' before it)",
+		       addr_format(&s->up_addrs[s->up_try], buf), strerror(err), s->n_up_addrs - 1, s->upstream_name);
+	else
+		session_refuse(env, s, "08001", "conn.refused", "pgtether: cannot reach the database at %s: %s",
+		       addr_format(&s->up_addrs[s->up_try], buf), strerror(err));
+}
+
+void upstream_connected(struct session_env *env, struct session *s)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int err = 0, one = 1;
+
+	len = sizeof(err);
+	if (getsockopt(s->upstream.fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
+		err = errno;
+	if (err) {
+		upstream_next(env, s, err);
+		return;
+	}
+	setsockopt(s->upstream.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	len = sizeof(ss);
+	if (getsockname(s->upstream.fd, (struct sockaddr *)&ss, &len) == 0)
+		addr_from_sockaddr((struct sockaddr *)&ss, &s->up_local);
+
+	if (s->state == SESSION_CANCELLING) {
+		uint8_t m[16];
+
+		pgwire_build_cancel_request(m, sizeof(m), s->cancel_pid, s->cancel_secret);
+		if (upstream_send(s, m, sizeof(m)) < 0) {
+			session_free(env, s);
+			return;
+		}
+		/* PostgreSQL closes once it has signalled the backend, and libpq, pgx and
+		 * JDBC wait for that close before they send anything more: a client told
+		 * too early could have its next statement cancelled instead. So the
+		 * client's connection closes when the server's does (cancel_done). */
+		s->cancel_sent = true;
+		sbuf_set_events(env->epfd, &s->upstream, EPOLLIN);
+		return;
+	}
+	if (s->upstream.ssl) {
+		/* SSLRequest first, in the clear; the answer is one byte */
+		uint8_t req[8] = { 0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f };
+
+		if (send(s->upstream.fd, req, sizeof(req), MSG_NOSIGNAL) != (ssize_t)sizeof(req)) {
+			session_refuse(env, s, "08006", "conn.refused", "pgtether: cannot send SSLRequest to upstream '%s'", s->upstream_name);
+			return;
+		}
+		s->state = SESSION_UPSTREAM_SSLREQ;
+		sbuf_set_events(env->epfd, &s->upstream, EPOLLIN);
+		return;
+	}
+	upstream_begin_login(env, s);
+}
+
+/* The upstream's answer to our SSLRequest. */
+void upstream_sslreq_step(struct session_env *env, struct session *s)
+{
+	uint8_t answer[2];
+	ssize_t n = recv(s->upstream.fd, answer, sizeof(answer), 0);
+
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		session_refuse(env, s, "08006", "conn.refused", "pgtether: upstream '%s' closed the connection on SSLRequest", s->upstream_name);
+		return;
+	}
+	if (n > 1) {
+		/* bytes before the handshake could be injected by a man in the middle and
+		 * then read as if protected (CVE-2021-23222) */
+		session_refuse(env, s, "08P01", "conn.refused", "pgtether: upstream '%s' sent data after its SSL answer", s->upstream_name);
+		return;
+	}
+	if (answer[0] != 'S') {
+		session_refuse(env, s, "08001", "conn.refused",
+		       "pgtether: upstream '%s' does not accept TLS, but its tls setting requires it; enable ssl on the database or set tls to \"disable\"",
+		       s->upstream_name);
+		return;
+	}
+	s->state = SESSION_UPSTREAM_TLS;
+	upstream_tls_step(env, s);
+}
+
+void upstream_tls_step(struct session_env *env, struct session *s)
+{
+	char err[TLS_ERR_LEN];
+	unsigned want = 0;
+	int r = tls_handshake(s->upstream.ssl, &want, err, sizeof(err));
+
+	if (r < 0) {
+		session_refuse(env, s, "08001", "conn.refused", "pgtether: TLS to upstream '%s' failed: %s", s->upstream_name, err);
+		return;
+	}
+	if (r == 0) {
+		s->upstream.want = 0;
+		sbuf_set_events(env->epfd, &s->upstream, want);
+		return;
+	}
+	upstream_begin_login(env, s);
+}
+
+/* Connected (and encrypted, where configured): send the startup packet. */
+static void upstream_begin_login(struct session_env *env, struct session *s)
+{
+	s->state = SESSION_LOGIN;
+	s->upstream.want = 0;
+	if (sbuf_flush(&s->c2u, &s->upstream, NULL) < 0) {
+		session_refuse(env, s, "08006", "conn.refused", "pgtether: cannot send the startup packet to upstream '%s'", s->upstream_name);
+		return;
+	}
+	s->in.off = s->in.ready = s->in.len = 0;
+	s->in.eof = false;
+	sbuf_set_events(env->epfd, &s->upstream, EPOLLIN | (s->c2u.ready > s->c2u.off ? EPOLLOUT : 0));
+}

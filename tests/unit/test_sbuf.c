@@ -1,0 +1,215 @@
+/* Session buffers (daemon/sbuf.c): what may go out, what is held, growth under the
+ * memory budget and the way back, driven over a socketpair. */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "sbuf.h"
+
+struct fixture {
+	uint8_t home[SBUF_SIZE];
+	struct session_buf b;
+	struct session_end a, z;     /* the two ends of one socketpair */
+	struct quota_mem pool;
+	struct sbuf_account acct;
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	int sv[2];
+
+	if (!f || socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == -1)
+		return -1;
+	f->b.data = f->b.home = f->home;
+	f->b.cap = SBUF_SIZE;
+	f->a.fd = sv[0];
+	f->z.fd = sv[1];
+	f->acct.pool = &f->pool;
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	sbuf_release(&f->b);
+	close(f->a.fd);
+	close(f->z.fd);
+	free(f);
+	return 0;
+}
+
+/* put makes bytes ready; held bytes (ready..len) never go out; flush compacts them to
+ * the front and moves the scan position with them */
+static void test_put_flush_held(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t got[64];
+	size_t scan;
+
+	sbuf_put(&f->b, "hello", 5);
+	assert_int_equal(f->b.ready, 5);
+	assert_int_equal(sbuf_room(&f->b), SBUF_SIZE - 5);
+	memcpy(f->b.data + f->b.len, "held", 4); /* read, not yet checked */
+	f->b.len += 4;
+	scan = 7;
+	assert_int_equal(sbuf_flush(&f->b, &f->a, &scan), 0);
+	assert_int_equal(recv(f->z.fd, got, sizeof(got), 0), 5);
+	assert_memory_equal(got, "hello", 5);
+	assert_int_equal(f->b.off, 0);
+	assert_int_equal(f->b.ready, 0);
+	assert_int_equal(f->b.len, 4);
+	assert_memory_equal(f->b.data, "held", 4);
+	assert_int_equal(scan, 2);
+	/* nothing ready: nothing sent */
+	assert_int_equal(sbuf_flush(&f->b, &f->a, NULL), 0);
+	assert_int_equal(recv(f->z.fd, got, sizeof(got), 0), -1);
+	assert_int_equal(errno, EAGAIN);
+}
+
+/* a full socket is not an error: the rest waits, off marks what went */
+static void test_flush_socket_full(void **state)
+{
+	struct fixture *f = *state;
+	size_t sent = 0, total = 0;
+	uint8_t got[4096];
+	ssize_t n;
+
+	int small = 4096;
+
+	assert_int_equal(setsockopt(f->a.fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
+	memset(f->b.data, 'x', SBUF_SIZE);
+	f->b.len = f->b.ready = SBUF_SIZE;
+	assert_int_equal(sbuf_flush(&f->b, &f->a, NULL), 0);
+	/* part went, the rest waits where it is: compaction only once all ready bytes went */
+	assert_true(f->b.off > 0 && f->b.off < SBUF_SIZE);
+	assert_int_equal(f->b.len, SBUF_SIZE);
+	for (int i = 0; i < 1024 && f->b.len; i++) {
+		assert_int_equal(sbuf_flush(&f->b, &f->a, NULL), 0);
+		total = SBUF_SIZE - f->b.len;
+		while ((n = recv(f->z.fd, got, sizeof(got), 0)) > 0)
+			sent += (size_t)n;
+	}
+	assert_int_equal(f->b.len, 0);
+	assert_int_equal(sent, SBUF_SIZE);
+	assert_int_equal(total, SBUF_SIZE);
+}
+
+/* fill keeps `reserve` bytes free, counts what it read, and marks EOF; the EOF is
+ * passed on (shutdown) only once everything before it went */
+static void test_fill_reserve_eof(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t big[SBUF_SIZE];
+	uint64_t count = 0;
+	uint8_t c;
+
+	memset(big, 'y', sizeof(big));
+	assert_int_equal(send(f->z.fd, "abc", 3, 0), 3);
+	assert_int_equal(sbuf_fill(&f->b, &f->a, 0, &count), 3);
+	assert_int_equal(count, 3);
+	assert_int_equal(f->b.len, 3);
+	assert_int_equal(f->b.ready, 0); /* read bytes are held until checked */
+	/* nothing to read: 0, not an error */
+	assert_int_equal(sbuf_fill(&f->b, &f->a, 0, NULL), 0);
+	assert_false(f->b.eof);
+	/* with only the reserve left, nothing is read */
+	f->b.len = SBUF_SIZE - 10;
+	assert_int_equal(send(f->z.fd, big, 100, 0), 100);
+	assert_int_equal(sbuf_fill(&f->b, &f->a, 10, NULL), 0);
+	assert_int_equal(sbuf_fill(&f->b, &f->a, 4, NULL), 6);
+	assert_int_equal(f->b.len, SBUF_SIZE - 4);
+	/* EOF */
+	f->b.len = 0;
+	while (sbuf_fill(&f->b, &f->a, 0, NULL) > 0)
+		f->b.len = 0;
+	shutdown(f->z.fd, SHUT_WR);
+	assert_int_equal(sbuf_fill(&f->b, &f->a, 0, NULL), 0);
+	assert_true(f->b.eof);
+	sbuf_put(&f->b, "q", 1);
+	assert_int_equal(sbuf_flush(&f->b, &f->a, NULL), 0);
+	assert_true(f->b.shut);
+	assert_int_equal(recv(f->z.fd, &c, 1, 0), 1);
+	assert_int_equal(recv(f->z.fd, &c, 1, 0), 0); /* the EOF went on */
+}
+
+/* growth takes from the shared budget, keeps the contents, is refused past it (and
+ * says so), and goes back when the held message has gone out */
+static void test_reserve_shrink_budget(void **state)
+{
+	struct fixture *f = *state;
+	size_t budget = 3 * SBUF_SIZE;
+
+	sbuf_put(&f->b, "keep", 4);
+	assert_int_equal(sbuf_reserve(&f->b, &f->acct, budget, 100), 0); /* fits: nothing taken */
+	assert_ptr_equal(f->b.data, f->home);
+	assert_int_equal(sbuf_reserve(&f->b, &f->acct, budget, 2 * SBUF_SIZE), 0);
+	assert_ptr_not_equal(f->b.data, f->home);
+	assert_int_equal(f->b.cap, 2 * SBUF_SIZE);
+	assert_memory_equal(f->b.data, "keep", 4);
+	assert_int_equal(f->acct.held, 2 * SBUF_SIZE);
+	assert_int_equal(f->pool.used, 2 * SBUF_SIZE);
+	/* a grown buffer growing again takes only the difference */
+	assert_int_equal(sbuf_reserve(&f->b, &f->acct, budget, 3 * SBUF_SIZE), 0);
+	assert_int_equal(f->acct.held, 3 * SBUF_SIZE);
+	assert_false(f->acct.refused);
+	/* past the budget: refused, unchanged */
+	assert_int_equal(sbuf_reserve(&f->b, &f->acct, budget, 3 * SBUF_SIZE + 1), -ENOMEM);
+	assert_true(f->acct.refused);
+	assert_int_equal(f->b.cap, 3 * SBUF_SIZE);
+	assert_memory_equal(f->b.data, "keep", 4);
+	/* not back while part of a message is held */
+	f->b.len = 6;
+	sbuf_shrink(&f->b, &f->acct);
+	assert_int_equal(f->b.cap, 3 * SBUF_SIZE);
+	/* nor while more than the fixed part is in it */
+	f->b.len = f->b.ready = SBUF_SIZE + 1;
+	sbuf_shrink(&f->b, &f->acct);
+	assert_int_equal(f->b.cap, 3 * SBUF_SIZE);
+	f->b.len = f->b.ready = 4;
+	sbuf_shrink(&f->b, &f->acct);
+	assert_ptr_equal(f->b.data, f->home);
+	assert_int_equal(f->b.cap, SBUF_SIZE);
+	assert_memory_equal(f->b.data, "keep", 4);
+	assert_int_equal(f->acct.held, 0);
+	assert_int_equal(f->pool.used, 0);
+}
+
+/* a message that fits with the read reserve needs no room; one that does not gets
+ * room for itself, the bytes before it and the reserve */
+static void test_hold_room(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_int_equal(sbuf_hold_room(&f->b, &f->acct, 1u << 30, 100, SBUF_SIZE - 1025, 1024), 0);
+	assert_ptr_equal(f->b.data, f->home);
+	assert_int_equal(sbuf_hold_room(&f->b, &f->acct, 1u << 30, 100, SBUF_SIZE, 1024), 0);
+	assert_int_equal(f->b.cap, 100 + SBUF_SIZE + 1024 + 1);
+	assert_int_equal(sbuf_hold_room(&f->b, &f->acct, 10, 0, 1u << 20, 0), -ENOMEM);
+	f->b.len = f->b.ready = 0;
+	sbuf_shrink(&f->b, &f->acct);
+	assert_int_equal(f->pool.used, 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_put_flush_held, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_flush_socket_full, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fill_reserve_eof, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reserve_shrink_budget, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hold_room, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
