@@ -686,19 +686,25 @@ static bool cast_member(void *o, const char *key, json_t *v)
 
 /* A column reference in an argument of a carrier: its name, or "*" for what cannot be
  * traced by name (a whole row, a column the statement renames). */
-static bool carried_member(void *arg, const char *key, json_t *v)
+static const char *traced_column(const struct outwalk *o, json_t *ref)
 {
-	struct outwalk *o = arg;
-	json_t *fields = json_object_get(v, "fields");
+	json_t *fields = json_object_get(ref, "fields");
 	size_t n = json_array_size(fields);
 	const char *name = n ? sval(json_array_get(fields, n - 1)) : NULL;
 
-	if (strcmp(key, "ColumnRef"))
-		return true;
 	if (!name || (n == 1 && (listed(o->derived_rels, o->n_derived_rels, name) || rel_named(o, name))) ||
 	    listed(o->derived_cols, o->n_derived_cols, name))
-		name = "*";
-	add_name(o->r->carried, &o->r->n_carried, NULL, name, &o->err);
+		return "*";
+	return name;
+}
+
+static bool carried_member(void *arg, const char *key, json_t *v)
+{
+	struct outwalk *o = arg;
+
+	if (strcmp(key, "ColumnRef"))
+		return true;
+	add_name(o->r->carried, &o->r->n_carried, NULL, traced_column(o, v), &o->err);
 	return false;
 }
 
@@ -766,16 +772,10 @@ static bool call_arg_member(void *arg, const char *key, json_t *v)
 {
 	struct callwalk *cw = arg;
 	struct outwalk *o = cw->o;
-	json_t *fields = json_object_get(v, "fields");
-	size_t n = json_array_size(fields);
-	const char *name = n ? sval(json_array_get(fields, n - 1)) : NULL;
 
 	if (strcmp(key, "ColumnRef"))
 		return true;
-	if (!name || (n == 1 && (listed(o->derived_rels, o->n_derived_rels, name) || rel_named(o, name))) ||
-	    listed(o->derived_cols, o->n_derived_cols, name))
-		name = "*";
-	add_call(o->r, cw->kind, cw->name, name, &o->err);
+	add_call(o->r, cw->kind, cw->name, traced_column(o, v), &o->err);
 	return false;
 }
 
