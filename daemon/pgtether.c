@@ -17,10 +17,12 @@
 #include "config.h"
 #include "control.h"
 #include "escape.h"
+#include "gate.h"
 #include "issuers.h"
 #include "maskset.h"
 #include "policy.h"
 #include "record.h"
+#include "session.h"
 #include "sqlclass.h"
 
 #include <fnmatch.h>
@@ -545,38 +547,40 @@ static int cmd_explain(const char *config_path, int argc, char **argv)
 	PgQuerySplitResult split = pg_query_split_with_parser(sql);
 	int n = split.error ? 1 : split.n_stmts;
 
+	/* a session's facts as far as they are known without one: nothing prepared, no
+	 * masks resolved (the rule's own columns), no server to ask for the search_path */
+	struct gate_facts gf = {
+		.rule = rule,
+		.rule_name = rule->name,
+		.dangerous = policy_dangerous(&cfg.policy),
+		.max_statement_bytes = cfg.max_statement_bytes,
+		.max_shown = SESSION_MAX_SHOWN,
+		.read_only = policy_read_only(rule),
+	};
+
 	for (int i = 0; i < n; i++) {
 		char *one = split.error ? strdup(sql) : strndup(sql + split.stmts[i]->stmt_location, (size_t)split.stmts[i]->stmt_len);
-		struct sqlclass_result res;
-		char why[300], names[256];
+		struct gate_result g;
 		enum policy_verdict v;
+		char names[256];
 
 		if (!one)
 			break;
 		printf("statement %d: %s\n", i + 1, one + strspn(one, " \t\n"));
-		if (sqlclass_classify(one, policy_dangerous(&cfg.policy), &res) < 0) {
-			printf("  cannot be checked: %s\n  verdict: deny%s\n", res.error, rule->statements.set ? "" : " (the rule has no statements, but text that does not parse is not sent either)");
-			denied = 1;
-		} else if (res.guard[0]) {
-			printf("  verdict: deny (whatever the rule allows): %s\n", res.guard);
-			denied = 1;
-		} else {
-			sqlclass_format(res.classes, names, sizeof(names));
+		v = gate_check(&gf, one, strlen(one), &g);
+		if (g.c && !g.guard) {
+			sqlclass_format(g.classes, names, sizeof(names));
 			printf("  classes: %s\n", names[0] ? names : "(none)");
-			for (size_t t = 0; t < res.n_tables; t++)
-				printf("  table: %s\n", res.tables[t]);
-			v = policy_statement_verdict(rule, &res, why, sizeof(why));
-			/* views are traced only in a live session; the rule's own columns here */
-			if (v != POLICY_DENY && maskset_leak(NULL, rule, &res, why, sizeof(why)))
-				v = POLICY_DENY;
-			printf("  verdict: %s%s%s\n", v == POLICY_ALLOW ? "allow" : v == POLICY_DENY ? "deny" : "approval",
-			       why[0] ? ": " : "", why);
-			denied |= v != POLICY_ALLOW;
-			if (v != POLICY_DENY && res.settings_row[0])
-				printf("  in a session: it sets %s, and runs only as a Query's first statement once the server shows that pg_settings and = are pg_catalog's\n",
-				       res.settings_row);
+			for (size_t t = 0; t < g.c->n_tables; t++)
+				printf("  table: %s\n", g.c->tables[t]);
 		}
-		sqlclass_release(&res);
+		printf("  verdict: %s%s%s%s\n", v == POLICY_ALLOW ? "allow" : v == POLICY_DENY ? "deny" : "approval",
+		       g.guard ? " (whatever the rule allows)" : "", g.why[0] ? ": " : "", g.why);
+		denied |= v != POLICY_ALLOW;
+		if (v != POLICY_DENY && g.c && g.c->settings_row[0])
+			printf("  in a session: it sets %s, and runs only as a Query's first statement once the server shows that pg_settings and = are pg_catalog's\n",
+			       g.c->settings_row);
+		gate_release(&g);
 		free(one);
 	}
 	pg_query_free_split_result(split);

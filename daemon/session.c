@@ -26,6 +26,7 @@
 #include "cancel.h"
 #include "cgroup.h"
 #include "escape.h"
+#include "gate.h"
 #include "log.h"
 #include "sessrec.h"
 #include "sockdiag.h"
@@ -473,134 +474,50 @@ static const struct searchpath_scan *path_scan(struct session *s, const char *sq
 	return s->path_sc_rc == 0 ? &s->path_sc : NULL;
 }
 
-/* Rule r's verdict on c as far as it does not depend on where unqualified names lead. */
-static enum policy_verdict path_qualified_verdict(const struct policy_rule *r, const struct sqlclass_result *c,
-						  char *why, size_t cap)
+/* gate_scan_fn for a session: its kept scan (path_scan). */
+static const struct searchpath_scan *gate_session_scan(void *arg, const char *sql, size_t len, int *ret_rc)
 {
-	struct sqlclass_result q = *c; /* shallow: only the qualified names, nothing to release */
-	size_t k = 0;
-
-	for (size_t i = 0; i < c->n_tables; i++)
-		if (strchr(c->tables[i], '.'))
-			q.tables[k++] = c->tables[i];
-	q.n_tables = k;
-	return policy_statement_verdict(r, &q, why, cap);
+	return path_scan(arg, sql, len, ret_rc);
 }
 
 /*
- * Rule r's verdict on c, when r has table rules and c names tables: the qualified
- * names as policy_statement_verdict decides them, the others resolved on the
- * search_path the server reported just before (searchpath_check).
- */
-static enum policy_verdict path_verdict(struct session *s, const struct policy_rule *r, const struct sqlclass_result *c,
-					const char *sql, size_t len, char *why, size_t cap)
-{
-	const struct searchpath_scan *sc;
-	enum policy_verdict v;
-	int rc;
-
-	if ((v = path_qualified_verdict(r, c, why, cap)) == POLICY_DENY)
-		return v;
-	if (!(sc = path_scan(s, sql, len, &rc))) {
-		snprintf(why, cap, "the table names of the statement cannot be resolved (%s), so rule '%s' cannot decide them; qualify the table names",
-			 strerror(-rc), r->name);
-		v = POLICY_DENY;
-	} else if (searchpath_check(r, c, sc, s->path_fresh ? &s->path : NULL, s->path_parse,
-				    s->tx_status == 'E' ? "the transaction is aborted, so the search_path cannot be asked for (end it first)" :
-				    "the search_path cannot be asked for while earlier messages await their answers (pipelining)",
-				    why, cap) == POLICY_DENY) {
-		v = POLICY_DENY;
-	}
-	return v;
-}
-
-/*
- * The verdict on the SQL text of one Query or Parse (sql[len] is its NUL). A denial
- * leaves its SQLSTATE and message in sqlstate and msg.
+ * The verdict on the SQL text of one Query or Parse (sql[len] is its NUL), decided
+ * by gate_check on the session's facts; here what follows from it for the session:
+ * the names it prepares, the texts an approver is shown for its EXECUTEs, the
+ * approval's timeout. A denial leaves its SQLSTATE and message in sqlstate and msg.
  */
 static enum policy_verdict check_statement(struct session_env *env, struct session *s, const char *sql, size_t len,
 					   const char *parse_name, char *sqlstate, char *msg, size_t cap, bool *touches_masked,
 					   json_t **ret_extra)
 {
 	const struct policy_rule *r = session_rule(env, s);
-	struct sqlclass_result tmp = { 0 }, merged;
+	struct gate_facts f = {
+		.rule = r,
+		.rule_name = s->rule,
+		.dangerous = policy_dangerous(&env->cfg->policy),
+		.cache = env->sqlcache,
+		.max_statement_bytes = env->cfg->max_statement_bytes,
+		.max_shown = SESSION_MAX_SHOWN,
+		.read_only = s->read_only,
+		.masks = &s->masks,
+		.stmts = &s->stmts,
+		.path = s->path_fresh ? &s->path : NULL,
+		.path_parse = s->path_parse,
+		.tx_status = s->tx_status == 'E' ? 'E' : 'T',
+		.scan = gate_session_scan,
+		.scan_arg = s,
+	};
+	struct gate_result g;
 	const struct sqlclass_result *c;
-	enum policy_verdict v;
-	char why[300];
-	int rc;
+	enum policy_verdict v = gate_check(&f, sql, len, &g);
 
-	s->stmt_classes = 0;
-	/* Nothing to check but the settings no rule can give away (pgtether.*,
-	 * client_encoding): text that cannot touch them costs a byte scan, no parse. */
-	if (r && !r->statements.set && !r->n_masks && !sqlguard_may_touch(sql, len))
-		return POLICY_ALLOW;
-	strcpy(sqlstate, "42501");
-	if (!r) {
-		snprintf(msg, cap, "pgtether: the rule that allowed this session ('%s') is gone", s->rule);
-		return POLICY_DENY;
-	}
-	if (len > env->cfg->max_statement_bytes) {
-		strcpy(sqlstate, "54000");
-		snprintf(msg, cap, "pgtether: the statement is %zu bytes long; rule '%s' checks statements of at most %u bytes (max_statement_bytes)",
-			 len, r->name, env->cfg->max_statement_bytes);
-		return POLICY_DENY;
-	}
-	if (env->sqlcache) {
-		rc = sqlclass_cached(env->sqlcache, sql, len, policy_dangerous(&env->cfg->policy), &tmp, &c);
-	} else {
-		rc = sqlclass_classify(sql, policy_dangerous(&env->cfg->policy), &tmp);
-		c = &tmp;
-	}
-	if (rc < 0) {
-		strcpy(sqlstate, "42601");
-		snprintf(msg, cap, "pgtether: the statement cannot be checked against rule '%s', so it is denied: %s%s",
-			 r->name, c->error[0] ? c->error : "out of memory",
-			 c->error_pos ? " (PostgreSQL 15 grammar)" : "");
-		sqlclass_release(&tmp);
-		return POLICY_DENY;
-	}
-	if (c->n_executes) {
-		/* an EXECUTE runs what was prepared under its name: decided as that */
-		merged = *c; /* shallow: only its classes change */
-		for (size_t i = 0; i < c->n_executes; i++) {
-			struct prepared_view pv;
-
-			rc = prepared_resolve(&s->stmts, c->executes[i], false, &pv);
-			if (rc < 0 && r->statements.approve) {
-				snprintf(msg, cap, "pgtether: EXECUTE %s: %s, and rule '%s' holds statements for approval, so it is denied",
-					 c->executes[i], rc == -ENOENT ? "pgtether did not see that statement prepared in this session"
-					 : "what it runs cannot be followed", r->name);
-				sqlclass_release(&tmp);
-				return POLICY_DENY;
-			}
-			merged.classes |= rc == 0 ? pv.classes : 0;
-		}
-		c = &merged;
-	}
-	s->stmt_classes = c->classes;
-	if (c->guard[0]) {
-		/* whatever the rule allows */
-		snprintf(msg, cap, "%s", c->guard);
-		sqlclass_release(&tmp);
-		return POLICY_DENY;
-	}
-	if (!r->statements.set && !r->n_masks && !c->settings_row[0]) {
-		sqlclass_release(&tmp);
-		return POLICY_ALLOW;
-	}
-	if (searchpath_needed(r, c))
-		v = path_verdict(s, r, c, sql, len, why, sizeof(why));
-	else
-		v = policy_statement_verdict(r, c, why, sizeof(why));
-	if (v != POLICY_DENY && s->read_only && c->sets_read_write) {
-		snprintf(why, sizeof(why), "rule '%s' is read-only and its session is run read-only: the statement would make it read-write",
-			 r->name);
-		v = POLICY_DENY;
-	}
-	if (v != POLICY_DENY && r->n_masks && maskset_leak(&s->masks, r, c, why, sizeof(why)))
-		v = POLICY_DENY;
-	*touches_masked = r->n_masks && maskset_touches(&s->masks, r, c);
-	if (v != POLICY_DENY) {
+	c = g.c;
+	s->stmt_classes = g.classes;
+	if (g.sqlstate[0])
+		strcpy(sqlstate, g.sqlstate);
+	if (g.decided)
+		*touches_masked = g.touches_masked;
+	if (g.may_prepare) {
 		/* what may now be prepared under a name (-ENOSPC: it stays unknown) */
 		bool keep = r->statements.approve != 0;
 
@@ -608,12 +525,6 @@ static enum policy_verdict check_statement(struct session_env *env, struct sessi
 			prepared_note(&s->stmts, parse_name, c, sql, len, keep);
 		for (size_t i = 0; i < c->n_prepares; i++)
 			prepared_note(&s->stmts, c->prepares[i], c, sql, len, keep);
-	}
-	if (v == POLICY_APPROVE && len > SESSION_MAX_SHOWN) {
-		snprintf(msg, cap, "pgtether: the statement is %zu bytes long, more than an approver is shown (%u), so it is denied (%s)",
-			 len, SESSION_MAX_SHOWN, why);
-		sqlclass_release(&tmp);
-		return POLICY_DENY;
 	}
 	if (v == POLICY_APPROVE && c->n_executes && (*ret_extra = json_pack("{s:[]}", "prepared"))) {
 		/* the approver sees what each EXECUTE runs too */
@@ -628,10 +539,10 @@ static enum policy_verdict check_statement(struct session_env *env, struct sessi
 			if (prepared_resolve(&s->stmts, c->executes[i], false, &pv) < 0 ||
 			    !(text = prepared_view_text(&pv, &text_len))) {
 				snprintf(msg, cap, "pgtether: %s, but what EXECUTE %s runs was not kept to be shown to an approver, so it is denied",
-					 why, c->executes[i]);
+					 g.why, c->executes[i]);
 				json_decref(*ret_extra);
 				*ret_extra = NULL;
-				sqlclass_release(&tmp);
+				gate_release(&g);
 				return POLICY_DENY;
 			}
 			one = json_pack("{s:o, s:o, s:b}", "name", escape_json_str(c->executes[i]), "sql",
@@ -642,13 +553,10 @@ static enum policy_verdict check_statement(struct session_env *env, struct sessi
 			json_array_append_new(json_object_get(*ret_extra, "prepared"), one);
 		}
 	}
-	sqlclass_release(&tmp);
-	if (v == POLICY_APPROVE) {
+	if (v == POLICY_APPROVE)
 		s->held_timeout = r->statements.approval_timeout;
-		snprintf(msg, cap, "%s", why);
-	} else if (v == POLICY_DENY) {
-		snprintf(msg, cap, "pgtether: %s", why);
-	}
+	gate_message(&g, msg, cap);
+	gate_release(&g);
 	return v;
 }
 
@@ -1069,7 +977,7 @@ static enum path_due path_due(struct session_env *env, struct session *s, const 
 	else
 		rc = sqlclass_classify(sql, policy_dangerous(&env->cfg->policy), &tmp);
 	/* denied whatever the names resolve to (a class): no need to ask */
-	due = rc == 0 && searchpath_needed(r, c) && path_qualified_verdict(r, c, why, sizeof(why)) != POLICY_DENY;
+	due = rc == 0 && searchpath_needed(r, c) && gate_qualified_verdict(r, c, why, sizeof(why)) != POLICY_DENY;
 	sqlclass_release(&tmp);
 	if (due) {
 		const struct searchpath_scan *sc = path_scan(s, sql, len, &rc);

@@ -595,22 +595,52 @@ PY
 }
 
 @test "pgtether explain shows the deciding rule and the verdict per statement" {
-  run "$PGTETHER" -c "$PGT_CONF" explain --cgroup "$PGT_CG/agent" "select * from items; DROP TABLE items; select * from secrets"
+  run "$PGTETHER" -c "$PGT_CONF" explain --cgroup "$PGT_CG/agent" "select * from public.items; DROP TABLE items; select * from public.secrets"
   echo "$output"
   [ "$status" -eq 1 ]
   [[ "${lines[0]}" == "connection: rule 'agent' ($PGT_TMP/policy.d/10-stmt.json:2), upstream 'main', role '(the upstream's)', token none" ]]
-  [ "${lines[1]}" = "statement 1: select * from items" ]
+  [ "${lines[1]}" = "statement 1: select * from public.items" ]
   [ "${lines[2]}" = "  classes: read" ]
   [ "${lines[4]}" = "  verdict: allow" ]
   [ "${lines[5]}" = "statement 2: DROP TABLE items" ]
   [ "${lines[7]}" = "  table: items" ]
   [ "${lines[8]}" = "  verdict: deny: statement class drop is denied by rule 'agent'" ]
-  [ "${lines[-1]}" = "  verdict: deny: table secrets is denied by rule 'agent'" ]
+  [ "${lines[-1]}" = "  verdict: deny: table public.secrets is denied by rule 'agent'" ]
   run "$PGTETHER" -c "$PGT_CONF" explain --cgroup "$PGT_CG/agent" "select 1"
   [ "$status" -eq 0 ]
   run "$PGTETHER" -c "$PGT_CONF" explain --cgroup /elsewhere "select 1"
   [ "$status" -eq 1 ]
   [ "$output" = "connection: no rule allows it (default deny)" ]
+}
+
+@test "pgtether explain decides as a session does (gate.c): search_path, read-only, EXECUTE, text that does not parse" {
+  # an unqualified name under table rules: a session resolves it on the server's
+  # answer; explain has no server, so it says so instead of assuming public
+  run "$PGTETHER" -c "$PGT_CONF" explain --cgroup "$PGT_CG/agent" "select * from items"
+  echo "$output"
+  [ "$status" -eq 1 ]
+  [ "${lines[-1]}" = "  verdict: deny: table items names no schema and rule 'agent' has table rules, but pgtether explain has no server to ask for the search_path (a session asks it right before the statement); qualify the table name" ]
+  # a read-only rule's session must not become read-write
+  run "$PGTETHER" -c "$PGT_CONF" explain --cgroup "$PGT_CG/viewer" "set default_transaction_read_only = off"
+  echo "$output"
+  [ "$status" -eq 1 ]
+  [ "${lines[-1]}" = "  verdict: deny: rule 'viewer' is read-only and its session is run read-only: the statement would make it read-write" ]
+  run as viewer "set default_transaction_read_only = off"
+  [[ "$output" == *"ERROR:  pgtether: rule 'viewer' is read-only and its session is run read-only: the statement would make it read-write"* ]]
+  # an EXECUTE under a rule with approvals: nothing is prepared where explain looks
+  run "$PGTETHER" -c "$PGT_CONF" explain --cgroup "$PGT_CG/prep" "execute p"
+  echo "$output"
+  [ "$status" -eq 1 ]
+  [ "${lines[-1]}" = "  verdict: deny: EXECUTE p: pgtether did not see that statement prepared in this session, and rule 'prep' holds statements for approval, so it is denied" ]
+  run as prep "execute p"
+  [[ "$output" == *"ERROR:  pgtether: EXECUTE p: pgtether did not see that statement prepared in this session"* ]]
+  # a rule with nothing to check lets the server answer text that does not parse
+  run "$PGTETHER" -c "$PGT_CONF" explain --cgroup "$PGT_CG/free" "selec 1"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [ "${lines[-1]}" = "  verdict: allow" ]
+  run as free "selec 1"
+  [[ "$output" == *'ERROR:  syntax error at or near "selec"'* ]]
 }
 
 @test "pgtether reload applies the policy now, or says why it cannot" {
