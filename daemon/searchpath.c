@@ -417,6 +417,20 @@ static const char *sp_rule_schema(const struct searchpath_state *st, const char 
  * listed ones ("$user" is current_user's schema, "pg_temp" the session's own).
  * Names go into out (pointers into set and st). Whether a listed schema exists and
  * may be used is left to the relations found in it. */
+/* Whether the statements before ref's leave the path known (BEGIN, SET search_path to
+ * constants), and the last such SET in *set (NULL: the session's path). */
+static bool sp_known_before(const struct searchpath_scan *sc, const struct searchpath_ref *f,
+			    const struct searchpath_stmt **set)
+{
+	for (size_t k = 0; k < f->stmt && k < sc->n_stmts; k++) {
+		if (sc->stmts[k].effect == SEARCHPATH_UNKNOWN)
+			return false;
+		if (sc->stmts[k].effect == SEARCHPATH_SETS)
+			*set = &sc->stmts[k];
+	}
+	return true;
+}
+
 static size_t sp_model_path(const struct searchpath_state *st, const struct searchpath_stmt *set,
 			    const char *out[SEARCHPATH_MAX_SCHEMAS + 2])
 {
@@ -484,12 +498,8 @@ static enum policy_verdict sp_settings_row(const struct policy_rule *r, const st
 				 unknown_why, r ? r->name : "?");
 			return POLICY_DENY;
 		}
-		for (size_t k = 0; k < f->stmt && k < sc->n_stmts && exact; k++) {
-			if (sc->stmts[k].effect == SEARCHPATH_UNKNOWN)
-				exact = false;
-			else if (sc->stmts[k].effect == SEARCHPATH_SETS)
-				set = &sc->stmts[k];
-		}
+		if (exact)
+			exact = sp_known_before(sc, f, &set);
 		if (!exact) {
 			snprintf(why, cap, "set_config(name, ...) FROM pg_settings sets the setting of the row only if pg_settings and = are pg_catalog's, which pgtether can make sure of only for a simple Query's first statement (%s)",
 				 prepared ? "this is a prepared statement" : "an earlier statement of this query may change the search_path");
@@ -567,12 +577,8 @@ enum policy_verdict searchpath_check(const struct policy_rule *r, const struct s
 				 f->name, r->name, unknown_why);
 			return POLICY_DENY;
 		}
-		for (size_t k = 0; k < f->stmt && k < sc->n_stmts && exact; k++) {
-			if (sc->stmts[k].effect == SEARCHPATH_UNKNOWN)
-				exact = false;
-			else if (sc->stmts[k].effect == SEARCHPATH_SETS)
-				set = &sc->stmts[k];
-		}
+		if (exact)
+			exact = sp_known_before(sc, f, &set);
 		if (f->how == SEARCHPATH_CREATE_TEMP) {
 			if (sp_try(r, st, "pg_temp", f->name, reason, sizeof(reason)) < 0)
 				goto denied_create;
