@@ -32,7 +32,9 @@ PURE    := addr escape jsonpos config quota pgwire scram b64url jwks token issue
 KERNEL  := intercept sockdiag notify tls
 # the session, in the files it is being split into (issue 13)
 SESSION := session sbuf sessrec cancel upstream
-DAEMON  := $(PURE) $(KERNEL) $(SESSION) control
+# the privileged parent and its workers (DESIGN.md "Processes")
+PRIVSEP := privsep monitor worker cfgsrc sandbox
+DAEMON  := $(PURE) $(KERNEL) $(SESSION) $(PRIVSEP) control
 CLI     := addr escape jsonpos config pgwire b64url jwks token issuers policy sqlclass sqlguard searchpath prepared gate record mask maskset cgroup control log
 
 DAEMON_OBJS := $(DAEMON:%=$(BUILD)/obj/%.o)

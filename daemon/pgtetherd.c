@@ -5,6 +5,7 @@
  * so no workload is ever redirected to a port nobody listens on while we start.
  */
 #include <dirent.h>
+#include <fcntl.h>
 #include <errno.h>
 #include <getopt.h>
 #include <netinet/in.h>
@@ -27,10 +28,17 @@
 #include "config.h"
 #include "control.h"
 #include "escape.h"
+
+/* until pgtether.json has the keys (branch cfgsrc) */
+#define CFG_WORKER_USER(c) "nobody"
 #include "intercept.h"
 #include "log.h"
 #include "notify.h"
+#include "cfgsrc.h"
+#include "monitor.h"
+#include "sandbox.h"
 #include "session.h"
+#include "worker.h"
 #include "tls.h"
 #include "sockdiag.h"
 
@@ -38,7 +46,8 @@ struct daemon {
 	struct config cfg;
 	struct intercept ic;
 	struct sockdiag sd;
-	struct session_env env;
+	struct monitor mon;
+	bool debug;
 	char cgroup_mount[PATH_MAX];
 	uint64_t own_cgroup_id;
 	int epfd;
@@ -143,10 +152,11 @@ static json_t *on_status(void *arg)
 	for (size_t i = 0; i < d->ic.n_att; i++)
 		json_array_append_new(att, json_pack("{s:s, s:I}", "cgroup", d->ic.att[i].path,
 						     "cgroup_id", (json_int_t)d->ic.att[i].cgroup_id));
-	conns = session_status(&d->env);
-	st = json_pack("{s:s, s:s, s:s, s:o, s:o}", "listen", addr_format(&d->cfg.listen, buf),
+	conns = monitor_status(&d->mon);
+	st = json_pack("{s:s, s:s, s:s, s:o, s:o, s:o}", "listen", addr_format(&d->cfg.listen, buf),
 		       "fail_mode", d->cfg.fail_mode == CONFIG_FAIL_OPEN ? "open" : "closed",
-		       "bpffs_dir", d->cfg.bpffs_dir, "attached", att, "connections", conns);
+		       "bpffs_dir", d->cfg.bpffs_dir, "attached", att, "connections", conns, "workers",
+		       monitor_workers(&d->mon));
 	return st;
 }
 
@@ -156,7 +166,7 @@ static json_t *on_approvals(void *arg)
 {
 	struct daemon *d = arg;
 
-	return session_approvals(&d->env);
+	return monitor_approvals(&d->mon);
 }
 
 /* The approver: the control socket's peer, with its login uid (who ran sudo). */
@@ -171,7 +181,7 @@ static int on_decide(void *arg, uint64_t id, bool approve, const char *reason, c
 		snprintf(by, sizeof(by), "uid %u (login uid %u, pid %d)", (unsigned)peer->uid, peer->loginuid, (int)peer->pid);
 	else
 		snprintf(by, sizeof(by), "uid %u (pid %d)", (unsigned)peer->uid, (int)peer->pid);
-	return session_decide(&d->env, id, approve, reason, by, &who, err, CONTROL_ERR_LEN);
+	return monitor_decide(&d->mon, id, approve, reason, by, &who, err, CONTROL_ERR_LEN);
 }
 
 /* pgtether reload: as SIGHUP, but the caller learns the outcome. */
@@ -263,16 +273,21 @@ static int reload(struct daemon *d, char *why)
 	char err[CONFIG_ERR_LEN];
 	struct config next;
 	const char *fixed = NULL;
-	int r;
+	int r, bundle = -1;
+	struct cfgsrc *src = cfgsrc_disk();
 
 	notify_reloading();
-	if (config_load(d->cfg.path, &next, err) < 0) {
+	if (!src || config_load_src(d->cfg.path, src, 0, &next, err) < 0) {
+		if (!src)
+			snprintf(err, sizeof(err), "out of memory");
 		log_error("reload", "%s; keeping the running configuration", err);
 		snprintf(why, CONFIG_ERR_LEN, "%s", err);
+		cfgsrc_free(src);
 		notify_send("READY=1");
 		return -1;
 	}
-	if (tls_prepare(&next, err) < 0) {
+	if (tls_prepare_src(&next, src, err) < 0 || cfgsrc_to_memfd(src, &bundle, err, sizeof(err)) < 0) {
+		cfgsrc_free(src);
 		log_error("reload", "%s: %s; keeping the running configuration", d->cfg.path, err);
 		snprintf(why, CONFIG_ERR_LEN, "%s: %s", d->cfg.path, err);
 		tls_release(&next);
@@ -290,7 +305,9 @@ static int reload(struct daemon *d, char *why)
 		fixed = "approvers_group"; /* the socket's group is set when it is made */
 	else if (next.socket_mark != d->cfg.socket_mark)
 		fixed = "socket_mark";
+	cfgsrc_free(src);
 	if (fixed) {
+		close(bundle);
 		log_error("reload", "%s: '%s' changed, which needs a restart of pgtetherd; keeping the running configuration",
 			  d->cfg.path, fixed);
 		snprintf(why, CONFIG_ERR_LEN, "%s: '%s' changed, which needs a restart of pgtetherd", d->cfg.path, fixed);
@@ -303,6 +320,7 @@ static int reload(struct daemon *d, char *why)
 		log_error("reload", "cannot write the BPF maps: %s; the running configuration stays in force", strerror(-r));
 		snprintf(why, CONFIG_ERR_LEN, "cannot write the BPF maps: %s", strerror(-r));
 		write_maps(d, &d->cfg);
+		close(bundle);
 		tls_release(&next);
 		config_release(&next);
 		notify_send("READY=1");
@@ -312,7 +330,7 @@ static int reload(struct daemon *d, char *why)
 	tls_release(&d->cfg);
 	config_release(&d->cfg);
 	d->cfg = next;
-	session_policy_reloaded(&d->env);
+	monitor_reloaded(&d->mon, bundle); /* the workers swap to the same snapshot */
 	log_info("reload", "reloaded %s: %zu target(s), %zu configured cgroup(s), fail_mode %s, %zu policy rule(s), %zu trusted issuer(s)",
 		 d->cfg.path, d->cfg.n_targets, d->cfg.n_cgroups,
 		 d->cfg.fail_mode == CONFIG_FAIL_OPEN ? "open" : "closed", d->cfg.policy.n, d->cfg.issuers.n);
@@ -368,7 +386,7 @@ static void accept_pause(struct daemon *d, int err)
 		d->accept_errno = err;
 		log_error("accept", "cannot accept connections: %s (%zu sessions open); pausing the listener, "
 			  "retrying every second; raise LimitNOFILE or lower max_logins",
-			  strerror(err), d->env.n_live);
+			  strerror(err), d->mon.n_conns);
 	}
 	if (epoll_ctl(d->epfd, EPOLL_CTL_MOD, d->lfd, &e) == -1)
 		log_error("accept", "cannot pause the listener: %s", strerror(errno));
@@ -401,7 +419,7 @@ static int add_watch(int epfd, int fd, struct ev_source *ev)
 	return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &e);
 }
 
-static int start(struct daemon *d)
+static int start(struct daemon *d, int bundle)
 {
 	char err[INTERCEPT_ERR_LEN];
 	struct itimerspec its = { { 1, 0 }, { 1, 0 } };
@@ -444,8 +462,8 @@ static int start(struct daemon *d)
 		return r;
 	}
 	/* the count is pinned with the map: what an earlier daemon saw is not news */
-	if (intercept_origins_full(&d->ic, &d->env.origins_full_seen) < 0)
-		d->env.origins_full_seen = 0;
+	if (intercept_origins_full(&d->ic, &d->mon.origins_full_seen) < 0)
+		d->mon.origins_full_seen = 0;
 	if ((r = intercept_adopt(&d->ic, on_adopt, NULL, err)) < 0)
 		log_error("adopt", "%s", err);
 	attach_configured(d, &d->cfg, NULL);
@@ -454,6 +472,7 @@ static int start(struct daemon *d)
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	d->sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
@@ -469,11 +488,11 @@ static int start(struct daemon *d)
 	d->ev_signal.kind = EV_SIGNAL;
 	d->ev_timer.kind = EV_TIMER;
 	d->ev_hasher.kind = EV_HASHER;
-	if ((r = attest_hasher_start(&d->env.hasher)) < 0) {
+	if ((r = attest_hasher_start(&d->mon.hasher)) < 0) {
 		log_error("start", "cannot start the executable hasher: %s", strerror(-r));
 		return r;
 	}
-	if (add_watch(d->epfd, attest_hasher_fd(d->env.hasher), &d->ev_hasher) == -1 ||
+	if (add_watch(d->epfd, attest_hasher_fd(d->mon.hasher), &d->ev_hasher) == -1 ||
 	    add_watch(d->epfd, d->lfd, &d->ev_listener) == -1 ||
 	    add_watch(d->epfd, d->ctlfd, &d->ev_control) == -1 ||
 	    add_watch(d->epfd, d->sigfd, &d->ev_signal) == -1 ||
@@ -481,21 +500,26 @@ static int start(struct daemon *d)
 		log_error("start", "epoll: %s", strerror(errno));
 		return -errno;
 	}
-	d->env.ic = &d->ic;
-	d->env.sd = &d->sd;
-	d->env.cfg = &d->cfg;
-	d->env.epfd = d->epfd;
-	d->env.sqlcache = calloc(1, sizeof(*d->env.sqlcache)); /* without it, every statement is parsed */
+	d->mon.ic = &d->ic;
+	d->mon.sd = &d->sd;
+	d->mon.cfg = &d->cfg;
+	d->mon.epfd = d->epfd;
+	d->mon.debug = d->debug;
 	{
-		/* denied statements are sent upstream as this word plus a number: unguessable,
-		 * so nothing a client writes can pass for a denial */
-		unsigned char rnd[8];
+		const char *user = CFG_WORKER_USER(&d->cfg);
 
-		if (RAND_bytes(rnd, sizeof(rnd)) != 1)
-			return -EIO;
-		snprintf(d->env.sentinel_tag, sizeof(d->env.sentinel_tag), "pgtether_denied_%02x%02x%02x%02x%02x%02x%02x%02x_",
-			 rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
+		if ((r = sandbox_user(user, &d->mon.wuid, &d->mon.wgid, err, sizeof(err))) < 0) {
+			log_error("start", "%s", err);
+			return r;
+		}
 	}
+	d->mon.exe_fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+	if (d->mon.exe_fd < 0) {
+		log_error("start", "cannot open the daemon's own executable to start workers: %s", strerror(errno));
+		return -errno;
+	}
+	if ((r = monitor_start(&d->mon, bundle)) < 0)
+		return r;
 	return 0;
 }
 
@@ -520,7 +544,7 @@ static void run(struct daemon *d)
 
 			switch (ev->kind) {
 			case EV_LISTENER: {
-				int r = session_accept(&d->env, d->lfd);
+				int r = monitor_accept(&d->mon, d->lfd);
 
 				if (r < 0)
 					accept_pause(d, -r);
@@ -533,7 +557,7 @@ static void run(struct daemon *d)
 				uint64_t ticks;
 
 				if (read(d->tfd, &ticks, sizeof(ticks)) > 0) {
-					session_tick(&d->env);
+					monitor_tick(&d->mon);
 					accept_resume(d);
 				}
 				break;
@@ -542,6 +566,10 @@ static void run(struct daemon *d)
 				struct signalfd_siginfo si;
 
 				while (read(d->sigfd, &si, sizeof(si)) == sizeof(si)) {
+					if (si.ssi_signo == SIGCHLD) {
+						monitor_children(&d->mon);
+						continue;
+					}
 					if (si.ssi_signo == SIGHUP) {
 						char why[CONFIG_ERR_LEN];
 
@@ -556,17 +584,18 @@ static void run(struct daemon *d)
 				break;
 			}
 			case EV_HASHER:
-				session_hashes_done(&d->env);
+				monitor_hashes_done(&d->mon);
 				break;
-			case EV_SESSION: {
-				struct session_end *end = (struct session_end *)ev;
+			case EV_WORKER: {
+				struct mon_worker *w = (struct mon_worker *)ev;
 
-				session_event(&d->env, end, events[i].events);
+				monitor_worker_event(&d->mon, w, events[i].events);
 				break;
 			}
+			default:
+				break;
 			}
 		}
-		session_reap(&d->env);
 	}
 }
 
@@ -582,8 +611,11 @@ int main(int argc, char **argv)
 	const char *path = CONFIG_DEFAULT_PATH;
 	struct daemon d;
 	char err[CONFIG_ERR_LEN];
-	int check = 0, c, r;
+	int check = 0, c, r, bundle = -1;
+	struct cfgsrc *src;
 
+	if (argc > 1 && strcmp(argv[1], "--worker") == 0)
+		return worker_main(argc, argv);
 	memset(&d, 0, sizeof(d));
 	d.lfd = d.ctlfd = d.sigfd = d.tfd = d.epfd = -1;
 	log_setup(LOG_LEVEL_INFO, stderr);
@@ -591,7 +623,7 @@ int main(int argc, char **argv)
 		switch (c) {
 		case 'c': path = optarg; break;
 		case 'n': check = 1; break;
-		case 'v': log_setup(LOG_LEVEL_DEBUG, stderr); break;
+		case 'v': log_setup(LOG_LEVEL_DEBUG, stderr); d.debug = true; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -600,16 +632,28 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	if (config_load(path, &d.cfg, err) < 0) {
-		fprintf(stderr, "pgtetherd: %s\n", err);
+	/* every file this load reads is kept for the workers (not the credentials) */
+	src = cfgsrc_disk();
+	if (!src || config_load_src(path, src, 0, &d.cfg, err) < 0) {
+		fprintf(stderr, "pgtetherd: %s\n", src ? err : "out of memory");
+		cfgsrc_free(src);
 		return 1;
 	}
-	if (tls_prepare(&d.cfg, err) < 0) {
+	if (tls_prepare_src(&d.cfg, src, err) < 0) {
 		fprintf(stderr, "pgtetherd: %s: %s\n", path, err);
+		cfgsrc_free(src);
 		tls_release(&d.cfg);
 		config_release(&d.cfg);
 		return 1;
 	}
+	if (!check && cfgsrc_to_memfd(src, &bundle, err, sizeof(err)) < 0) {
+		fprintf(stderr, "pgtetherd: %s\n", err);
+		cfgsrc_free(src);
+		tls_release(&d.cfg);
+		config_release(&d.cfg);
+		return 1;
+	}
+	cfgsrc_free(src);
 	if (check) {
 		tls_release(&d.cfg);
 		printf("pgtetherd: configuration %s is valid (%zu policy rule(s) from %s, %zu trusted issuer(s))\n", path,
@@ -619,7 +663,8 @@ int main(int argc, char **argv)
 	}
 
 	raise_fd_limit(&d.cfg);
-	r = start(&d);
+	d.mon.bundle_fd = -1;
+	r = start(&d, bundle);
 	if (r == 0) {
 		char buf[ADDR_STRLEN];
 
@@ -635,17 +680,9 @@ int main(int argc, char **argv)
 		notify_send("READY=1");
 		run(&d);
 		notify_send("STOPPING=1");
-		session_close_all(&d.env, "daemon stopping");
-		quota_logins_release(&d.env.logins);
-		if (d.env.sqlcache) {
-			log_info("stop", "statement classifications: %llu parsed, %llu from the cache",
-				  (unsigned long long)d.env.sqlcache->misses, (unsigned long long)d.env.sqlcache->hits);
-			sqlclass_cache_clear(d.env.sqlcache);
-			free(d.env.sqlcache);
-		}
 	}
-
-	attest_hasher_free(d.env.hasher);
+	monitor_stop(&d.mon); /* the workers end their sessions, each client told why */
+	attest_hasher_free(d.mon.hasher);
 	if (d.lfd >= 0)
 		close(d.lfd);
 	if (d.ctlfd >= 0) {

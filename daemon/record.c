@@ -37,8 +37,7 @@ static int mkdirs(char *path)
 	return mkdir(path, 0750) < 0 && errno != EEXIST ? -errno : 0;
 }
 
-int record_open(struct record_writer *w, const char *dir, time_t started, uint64_t session, json_t *header,
-		bool fsync_each, char *err)
+int record_create(struct record_writer *w, const char *dir, time_t started, uint64_t session, bool fsync_each, char *err)
 {
 	char sub[PATH_MAX], stamp[32], rnd_hex[17];
 	unsigned char rnd[8];
@@ -51,7 +50,6 @@ int record_open(struct record_writer *w, const char *dir, time_t started, uint64
 	gmtime_r(&started, &tm);
 	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
 	if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
-		json_decref(header);
 		snprintf(err, RECORD_ERR_LEN, "no randomness for a recording id");
 		return -EIO;
 	}
@@ -59,7 +57,6 @@ int record_open(struct record_writer *w, const char *dir, time_t started, uint64
 	snprintf(w->id, sizeof(w->id), "%s-%06llu-%.8s", stamp, (unsigned long long)session, rnd_hex);
 	snprintf(sub, sizeof(sub), "%s/%04d/%02d/%02d", dir, tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
 	if ((r = mkdirs(sub)) < 0) {
-		json_decref(header);
 		snprintf(err, RECORD_ERR_LEN, "cannot create %s: %s", sub, strerror(-r));
 		return r;
 	}
@@ -67,23 +64,42 @@ int record_open(struct record_writer *w, const char *dir, time_t started, uint64
 	w->fd = open(w->path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0640);
 	if (w->fd < 0) {
 		r = -errno;
-		json_decref(header);
 		snprintf(err, RECORD_ERR_LEN, "cannot create %s: %s", w->path, strerror(errno));
 		return r;
 	}
+	return 0;
+}
+
+int record_begin(struct record_writer *w, json_t *header, char *err)
+{
+	int r;
+
 	if (!header)
 		header = json_object();
 	json_object_set_new(header, "recording", json_string(w->id));
 	if ((r = record_add(w, "header", header)) < 0 || (r = record_flush(w)) < 0) {
 		snprintf(err, RECORD_ERR_LEN, "cannot write %s: %s", w->path, strerror(-r));
 		close(w->fd);
-		unlink(w->path);
 		w->fd = -1;
 		free(w->buf);
 		w->buf = NULL;
 		return r;
 	}
 	return 0;
+}
+
+int record_open(struct record_writer *w, const char *dir, time_t started, uint64_t session, json_t *header,
+		bool fsync_each, char *err)
+{
+	int r = record_create(w, dir, started, session, fsync_each, err);
+
+	if (r < 0) {
+		json_decref(header);
+		return r;
+	}
+	if ((r = record_begin(w, header, err)) < 0)
+		unlink(w->path);
+	return r;
 }
 
 int record_add(struct record_writer *w, const char *type, json_t *fields)

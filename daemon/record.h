@@ -39,6 +39,13 @@ struct record_writer {
 int record_open(struct record_writer *w, const char *dir, time_t started, uint64_t session, json_t *header,
 		bool fsync_each, char *err);
 
+/* The two halves of record_open, for a parent that creates the file and a worker
+ * that writes it: record_create makes the file (w->fd, w->id, w->path); record_begin
+ * writes the header into w->fd (header taken), closing it on failure. 0 or -errno
+ * with err. */
+int record_create(struct record_writer *w, const char *dir, time_t started, uint64_t session, bool fsync_each, char *err);
+int record_begin(struct record_writer *w, json_t *header, char *err);
+
 /* Buffers one record of type with fields (taken; NULL for none). 0 or -ENOMEM. */
 int record_add(struct record_writer *w, const char *type, json_t *fields);
 

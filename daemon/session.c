@@ -28,11 +28,18 @@
 #include "escape.h"
 #include "gate.h"
 #include "log.h"
+#include "privsep.h"
 #include "sessrec.h"
 #include "sockdiag.h"
 #include "sqlguard.h"
 #include "startopts.h"
 #include "upstream.h"
+#include "worker.h"
+
+static uint64_t session_request_id(struct session_env *env, struct session *s);
+static void session_held_announce(struct session_env *env, struct session *s);
+static void ask_identity(struct session_env *env, struct session *s);
+static void cancel_route(struct session_env *env, struct session *s, const uint8_t *pkt);
 
 /* refuse() is session_refuse() for the functions being changed now (see the sbuf
  * wrappers below); code that moves out calls session_refuse(). */
@@ -87,11 +94,6 @@ void session_log_identity(struct logline *l, const struct session *s)
 
 /* The names statement gating, masking and startup call; they keep them until those
  * move into modules of their own (issue 13). */
-static inline int rec_open(struct session_env *env, struct session *s, char *why, size_t cap)
-{
-	return sessrec_open(env, s, why, cap);
-}
-
 static inline int rec_event(struct session_env *env, struct session *s, const char *type, json_t *fields, bool flush)
 {
 	return sessrec_event(env, s, type, fields, flush);
@@ -195,8 +197,11 @@ void session_free(struct session_env *env, struct session *s)
 	tls_free(s->client.ssl);
 	tls_free(s->upstream.ssl);
 	s->client.ssl = s->upstream.ssl = NULL;
-	if (s->client.fd >= 0)
-		close(s->client.fd);  /* close() also removes it from the epoll set */
+	if (s->client.fd >= 0) {
+		/* the parent holds the same socket: close() alone would leave it watched */
+		epoll_ctl(env->epfd, EPOLL_CTL_DEL, s->client.fd, NULL);
+		close(s->client.fd);
+	}
 	if (s->upstream.fd >= 0)
 		close(s->upstream.fd);
 	s->client.fd = s->upstream.fd = -1;
@@ -208,6 +213,8 @@ void session_free(struct session_env *env, struct session *s)
 		s->next->prev = s->prev;
 	env->n_live--;
 	session_login_done(env, s);
+	if (!s->handed_off)
+		worker_notify(PRIV_ENDED, s->id, NULL, 0, -1);
 	if (s->capped)
 		env->capped--;
 	s->dead = true;
@@ -222,11 +229,6 @@ void session_reap(struct session_env *env)
 		struct session *s = env->dead;
 
 		env->dead = s->next;
-		if (s->password) {
-			OPENSSL_cleanse(s->password, strlen(s->password));
-			free(s->password);
-		}
-		OPENSSL_cleanse(&s->keycache, sizeof(s->keycache));
 		scram_client_release(&s->scram);
 		json_decref(s->claims);
 		free(s->held_sql);
@@ -635,7 +637,7 @@ static void hold(struct session_env *env, struct session *s, const char *sql, si
 	char text[500];
 	struct logline l;
 
-	s->held_id = ++env->next_request;
+	s->held_id = session_request_id(env, s);
 	s->held_since = time(NULL);
 	s->held_decision = 0;
 	snprintf(s->held_why, sizeof(s->held_why), "%s", why);
@@ -666,6 +668,7 @@ static void hold(struct session_env *env, struct session *s, const char *sql, si
 	log_str(&l, "why", why);
 	log_u64(&l, "timeout_s", s->held_timeout);
 	log_end(&l, LOG_LEVEL_WARN);
+	session_held_announce(env, s);
 }
 
 /* The decision on the held statement, now that there is one: it runs (allow) or
@@ -2376,9 +2379,12 @@ void session_start_relay(struct session_env *env, struct session *s)
 	}
 	log_end(&l, LOG_LEVEL_INFO);
 
-	OPENSSL_cleanse(s->password, strlen(s->password));
-	OPENSSL_cleanse(&s->keycache, sizeof(s->keycache));
 	scram_client_release(&s->scram);
+	{
+		struct priv_logged_in q = { s->key_pid, s->key_secret };
+
+		worker_notify(PRIV_LOGGED_IN, s->id, &q, sizeof(q), -1); /* cancels name it so */
+	}
 	/* the login messages sent (password, md5 response, SCRAM proof) and received */
 	OPENSSL_cleanse(s->c2u.data, s->c2u.cap);
 	OPENSSL_cleanse(s->in.data, s->in.cap);
@@ -2450,8 +2456,6 @@ static int fwd_add(struct session *s, const char *name, const char *value)
 	return 0;
 }
 
-static void identify(struct session_env *env, struct session *s);
-static void session_attest(struct session_env *env, struct session *s);
 
 /*
  * One setting the client gives at startup, as a parameter or inside "options"
@@ -2565,14 +2569,13 @@ static void handle_startup(struct session_env *env, struct session *s, const uin
 	snprintf(s->client_user, sizeof(s->client_user), "%s", user);
 	snprintf(s->client_app, sizeof(s->client_app), "%s", client_app ? client_app : "");
 
-	u = config_upstream_for(env->cfg, &s->dst);
+	/* the parent chose it by the destination the workload dialed (monitor.c) */
+	u = config_upstream_named(env->cfg, s->upstream_name);
 	if (!u) {
-		refuse(env, s, "08004", "conn.refused",
-		       "pgtether: no upstream is configured for %s; add it to \"upstreams\" (address or aliases) in %s",
-		       addr_format(&s->dst, buf), env->cfg->path);
+		refuse(env, s, "08004", "conn.refused", "pgtether: no upstream is configured for %s",
+		       addr_format(&s->dst, buf));
 		return;
 	}
-	snprintf(s->upstream_name, sizeof(s->upstream_name), "%s", u->name);
 	snprintf(s->role, sizeof(s->role), "%s", u->role);
 	snprintf(s->database, sizeof(s->database), "%s", database && *database ? database : user);
 
@@ -2605,7 +2608,7 @@ static void handle_startup(struct session_env *env, struct session *s, const uin
 		pgwire_put32(v + 1, (uint32_t)(pos - 1));
 		put(&s->u2c, v, pos);
 	}
-	session_attest(env, s);
+	ask_identity(env, s);
 }
 
 /* Allowed: build the upstream's StartupMessage and connect. */
@@ -2662,13 +2665,7 @@ static void connect_upstream(struct session_env *env, struct session *s)
 	s->key_pid = (s->key_pid & 0x3fffffff) | 1; /* a positive, non-zero "pid" */
 	s->state = SESSION_CONNECTING;
 	set_events(env, &s->client, 0);
-	{
-		const struct addr *a;
-
-		s->n_up_addrs = config_upstream_addrs(u, &a);
-		memcpy(s->up_addrs, a, s->n_up_addrs * sizeof(*a));
-		s->up_try = 0;
-	}
+	s->up_try = 0; /* the addresses came with the verdict */
 	if ((r = upstream_connect(env, s)) < 0) {
 		upstream_next(env, s, -r);
 		return;
@@ -2681,234 +2678,6 @@ static void connect_upstream(struct session_env *env, struct session *s)
 }
 
 /* ---- identity ------------------------------------------------------------------ */
-
-static void session_facts(const struct session *s, struct policy_facts *f)
-{
-	*f = (struct policy_facts){
-		.cgroup = s->facts.cgroup, .uid = s->origin.uid, .exe = s->facts.exe,
-		.exe_sha256 = s->facts.exe_sha256, .database = s->database, .upstream = s->upstream_name,
-		.exe_foreign = s->facts.exe_foreign,
-	};
-}
-
-/*
- * The decision, with the token (NULL: none) taken from `source`. `problem` says why a
- * token the rules wanted is missing, for the refusal message. The token is the
- * caller's to wipe.
- */
-static void authorize(struct session_env *env, struct session *s, const char *token, size_t len,
-		      const char *source, const char *problem)
-{
-	const struct token_issuer *iss = NULL;
-	const struct policy_rule *rule, *deny;
-	struct config_upstream *u;
-	struct config_role *cr;
-	struct policy_facts f;
-	json_t *claims = NULL, *sub;
-	const char *role;
-
-	s->token_source = token ? source : "none";
-	session_facts(s, &f);
-	if (token) {
-		enum token_result tr = token_verify(env->cfg->issuers.v, env->cfg->issuers.n, token, len,
-						    time(NULL), &claims, &iss);
-
-		if (tr != TOKEN_OK) {
-			refuse(env, s, "28000", "conn.refused", "pgtether: the identity token (%s) was refused: %s",
-			       source, token_strerror(tr));
-			return;
-		}
-		f.issuer = iss->issuer;
-		f.claims = claims;
-		snprintf(s->token_iss, sizeof(s->token_iss), "%s", iss->issuer);
-		sub = json_object_get(claims, "sub");
-		snprintf(s->token_sub, sizeof(s->token_sub), "%s", json_is_string(sub) ? json_string_value(sub) : "");
-	}
-	rule = policy_decide(&env->cfg->policy, &f, &deny);
-	s->claims = claims; /* kept for a re-decision at reload */
-	if (!rule && deny) {
-		snprintf(s->rule, sizeof(s->rule), "%s", deny->name);
-		refuse(env, s, "28000", "conn.refused", "pgtether: this connection is denied by policy rule '%s' (%s:%d)",
-		       deny->name, deny->file, deny->line);
-		return;
-	}
-	if (!rule) {
-		char tok[400] = "";
-
-		if (s->token_iss[0])
-			snprintf(tok, sizeof(tok), ", token sub \"%s\" from %s", s->token_sub, s->token_iss);
-		else if (problem)
-			snprintf(tok, sizeof(tok), ", no token: %s", problem);
-		refuse(env, s, "28000", "conn.refused",
-		       "pgtether: no policy rule allows this connection (cgroup %s, uid %u, exe %s%s, upstream '%s', database \"%s\"%s)",
-		       s->facts.cgroup, s->origin.uid, s->facts.exe,
-		       s->facts.exe_foreign ? " as named in the workload's own mount namespace, which exe rules do not trust" : "",
-		       s->upstream_name, s->database, tok);
-		return;
-	}
-	snprintf(s->rule, sizeof(s->rule), "%s", rule->name);
-	s->rule_gen = env->gen;
-	s->rule_idx = (size_t)(rule - env->cfg->policy.rules);
-	u = config_upstream_named(env->cfg, s->upstream_name);
-	role = rule->role ? rule->role : u->role;
-	cr = config_role_for(u, role);
-	if (!cr) { /* config_check_policy makes this impossible; stay safe anyway */
-		refuse(env, s, "28000", "conn.refused", "pgtether: no credential for role '%s' of upstream '%s'", role, u->name);
-		return;
-	}
-	snprintf(s->role, sizeof(s->role), "%s", role);
-	s->role_hint = strcmp(s->client_user, s->role) != 0;
-	s->password = strdup(cr->password);
-	if (!s->password) {
-		refuse(env, s, "53200", "conn.refused", "pgtether: out of memory");
-		return;
-	}
-	{
-		char why[RECORD_ERR_LEN];
-
-		if (rec_open(env, s, why, sizeof(why)) < 0) {
-			refuse(env, s, "53100", "conn.refused",
-			       "pgtether: this session cannot be recorded (%s); sessions are refused until recordings can be written",
-			       why);
-			return;
-		}
-	}
-	connect_upstream(env, s);
-}
-
-/*
- * The kernel facts, read only now that the client has sent its startup packet, so
- * that whatever the process did between connect() and then (exit, exec, a move to
- * another cgroup, setuid) is seen, and checked against the connect hook's record. A
- * fact that cannot be read, or that no longer holds, refuses the connection: a "?"
- * would fail to match a deny rule. The executable is hashed on the hasher's thread
- * unless its hash is cached; identify() goes on when it is known.
- */
-static void session_attest(struct session_env *env, struct session *s)
-{
-	const struct attest_origin o = {
-		.pid = (pid_t)s->origin.tgid, .connect_boot_ns = s->origin.connect_ns,
-		.uid = s->origin.uid, .gid = s->origin.gid, .cgroup_id = s->origin.cgroup_id,
-		.exe_ino = s->origin.exe_ino, .exe_dev = s->origin.exe_dev,
-		.exe_ctime_ns = (uint64_t)s->origin.exe_ctime_sec * 1000000000ull + s->origin.exe_ctime_nsec,
-		.cgroup_mount = env->ic->cgroup_mount,
-	};
-	char why[ATTEST_WHY_LEN];
-	enum attest_result r;
-	int fd = -1;
-
-	r = attest_read(&o, &s->facts, &fd, why, sizeof(why));
-	if (r != ATTEST_OK) {
-		refuse(env, s, r == ATTEST_CHANGED ? "28000" : "08004", "conn.refused",
-		       "pgtether: cannot establish who opened this connection: %s", why);
-		return;
-	}
-	if (attest_cache_get(&env->exe_cache, &s->facts.exe_key, s->facts.exe_sha256)) {
-		close(fd);
-		identify(env, s);
-		return;
-	}
-	/* The same executable already being hashed for another session (200 psql
-	 * started at once): wait for that hash instead of taking a queue slot. */
-	for (struct session *t = env->head; t; t = t->next)
-		if (t != s && !t->dead && t->state == SESSION_ATTESTING &&
-		    !memcmp(&t->facts.exe_key, &s->facts.exe_key, sizeof(s->facts.exe_key))) {
-			close(fd);
-			s->state = SESSION_ATTESTING;
-			set_events(env, &s->client, 0);
-			return;
-		}
-	if (attest_hasher_submit(env->hasher, s->id, fd, &s->facts.exe_key) != ATTEST_OK) {
-		refuse(env, s, "53300", "conn.refused",
-		       "pgtether: too many executables are being hashed right now (%d); try again", ATTEST_HASH_QUEUE);
-		return;
-	}
-	s->state = SESSION_ATTESTING;
-	set_events(env, &s->client, 0);
-}
-
-void session_hashes_done(struct session_env *env)
-{
-	struct attest_hash_done d;
-
-	while (attest_hasher_collect(env->hasher, &d)) {
-		struct session *s, *next;
-
-		if (d.result == ATTEST_OK)
-			attest_cache_put(&env->exe_cache, &d.key, d.sha256);
-		/* the session that asked, and every one that waits for the same file
-		 * (session_attest); one that ended meanwhile is not among them */
-		for (s = env->head; s; s = next) {
-			next = s->next;
-			if (s->dead || s->state != SESSION_ATTESTING ||
-			    (s->id != d.tag && memcmp(&s->facts.exe_key, &d.key, sizeof(d.key))))
-				continue;
-			s->state = SESSION_CONNECTING;
-			if (d.result != ATTEST_OK) {
-				refuse(env, s, d.result == ATTEST_CHANGED ? "28000" : "08004", "conn.refused",
-				       "pgtether: cannot establish who opened this connection: %s", d.why);
-				continue;
-			}
-			memcpy(s->facts.exe_sha256, d.sha256, sizeof(s->facts.exe_sha256));
-			identify(env, s);
-		}
-	}
-}
-
-/*
- * Which token to take: the source of the first allow rule whose kernel facts fit.
- * "password" asks the client (AuthenticationCleartextPassword) and waits; "file"
- * reads it from the workload's mount namespace now; "none" decides at once.
- */
-static void identify(struct session_env *env, struct session *s)
-{
-	const struct policy *p = &env->cfg->policy;
-	const struct policy_rule *first = NULL;
-	struct policy_facts f;
-
-	session_facts(s, &f);
-	for (size_t i = 0; i < p->n && !first; i++)
-		if (!p->rules[i].deny && policy_rule_fits_facts(&p->rules[i], &f))
-			first = &p->rules[i];
-	if (!first || first->token == POLICY_TOKEN_NONE) {
-		authorize(env, s, NULL, 0, "none", NULL);
-		return;
-	}
-	if (first->token == POLICY_TOKEN_PASSWORD) {
-		static const uint8_t ask[9] = { 'R', 0, 0, 0, 8, 0, 0, 0, 3 };
-
-		put(&s->u2c, ask, sizeof(ask));
-		s->state = SESSION_CLIENT_AUTH;
-		s->in.off = s->in.ready = s->in.len = 0;
-		if (flush(&s->u2c, &s->client, NULL) < 0) {
-			session_free(env, s);
-			return;
-		}
-		set_events(env, &s->client, EPOLLIN | (s->u2c.ready > s->u2c.off ? EPOLLOUT : 0));
-		return;
-	}
-	/* a file: read in the workload's own mount namespace, while its pid is pinned */
-	size_t cap = SESSION_TOKEN_MAX + 1, len = 0;
-	char *tok = malloc(cap), problem[PATH_MAX + 64];
-	int r = tok ? attest_read_token((pid_t)s->origin.tgid, s->origin.connect_ns, s->origin.uid, s->origin.gid,
-				       first->token_path, tok, cap, &len)
-		    : -ENOMEM;
-
-	if (r == -ESTALE) {
-		refuse(env, s, "08004", "conn.refused",
-		       "pgtether: the process that opened this connection is gone and its pid now belongs to another process; try again");
-	} else if (r < 0) {
-		snprintf(problem, sizeof(problem), "the token file %s cannot be read in the workload's mount namespace: %s",
-			 first->token_path, r == -EFBIG ? "too large" : r == -EACCES ? "the workload itself may not read it" : strerror(-r));
-		authorize(env, s, NULL, 0, "file", problem);
-	} else {
-		authorize(env, s, tok, len, "file", NULL);
-	}
-	if (tok) {
-		OPENSSL_cleanse(tok, cap);
-		free(tok);
-	}
-}
 
 /* The client's answer to AuthenticationCleartextPassword: its identity token. */
 static void client_auth_step(struct session_env *env, struct session *s)
@@ -2939,10 +2708,10 @@ static void client_auth_step(struct session_env *env, struct session *s)
 		return;
 	}
 	tlen = strlen((char *)s->in.data + 5);
-	if (tlen == 0)
-		authorize(env, s, NULL, 0, "password", "the client sent an empty password where its identity token was expected");
-	else
-		authorize(env, s, (char *)s->in.data + 5, tlen, "password", NULL);
+	/* the parent verifies it (an empty one: it says why the rules want one) */
+	s->state = SESSION_ATTESTING;
+	set_events(env, &s->client, 0);
+	worker_notify(PRIV_TOKEN, s->id, s->in.data + 5, tlen, -1);
 	OPENSSL_cleanse(s->in.data, 1 + (size_t)len);
 	s->in.len = 0;
 }
@@ -3043,7 +2812,7 @@ static void startup_step(struct session_env *env, struct session *s)
 			flush(&s->u2c, &s->client, NULL);
 			return;
 		case PGWIRE_STARTUP_CANCEL:
-			cancel_request(env, s, s->in.data);
+			cancel_route(env, s, s->in.data);
 			return;
 		case PGWIRE_STARTUP_MESSAGE:
 			if (s->in.len > plen) {
@@ -3085,7 +2854,7 @@ static void session_capped_note(struct session_env *env, const char *sqlstate, c
  * error; an SSLRequest among it gets 'N' before the error. Held for no time, so a
  * flood of them cannot pile up file descriptors.
  */
-static void session_turn_away(int fd, const char *sqlstate, const char *msg)
+static void session_turn_away(struct session_env *env, int fd, const char *sqlstate, const char *msg)
 {
 	uint8_t m[641], junk[4096];
 	size_t n, plen;
@@ -3101,6 +2870,7 @@ static void session_turn_away(int fd, const char *sqlstate, const char *msg)
 		/* a fresh socket's send buffer takes 641 bytes; a peer already gone gets nothing */
 	}
 	shutdown(fd, SHUT_WR);
+	epoll_ctl(env->epfd, EPOLL_CTL_DEL, fd, NULL); /* the parent holds the same socket */
 	close(fd);
 }
 
@@ -3127,68 +2897,8 @@ static void session_refuse_capped(struct session_env *env, struct session *s, co
 
 		s->client.fd = -1;
 		session_free(env, s);
-		session_turn_away(fd, sqlstate, msg);
+		session_turn_away(env, fd, sqlstate, msg);
 	}
-}
-
-/*
- * The attached cgroup a connection counts under for max_logins_per_cgroup: the
- * outermost attachment the cgroup the connect hook recorded is within. Counting by
- * that cgroup's own id would let a workload that may create child cgroups (a
- * delegated subtree, root in a user namespace) open a cap's worth from each child.
- * The recorded id is used, not /proc (not read yet at accept, and gone with a
- * process that exited right after connect() and passed its socket on): an attached
- * cgroup's id is known, a child's path is found from its id. NULL when unknown
- * (the cgroup is gone too): those share one count.
- */
-static const struct intercept_attachment *session_login_key(const struct session_env *env, const struct session *s)
-{
-	const struct intercept_attachment *best = NULL;
-	const char *cg = NULL;
-	char path[PATH_MAX];
-
-	for (size_t i = 0; i < env->ic->n_att && !cg; i++)
-		if (env->ic->att[i].cgroup_id == s->origin.cgroup_id)
-			cg = env->ic->att[i].path;
-	if (!cg && cgroup_path_of_id(env->ic->cgroup_mount, s->origin.cgroup_id, path, sizeof(path)) == 0)
-		cg = path;
-	for (size_t i = 0; cg && i < env->ic->n_att; i++) {
-		const struct intercept_attachment *a = &env->ic->att[i];
-
-		if (cgroup_within(cg, a->path) && (!best || strlen(a->path) < strlen(best->path)))
-			best = a;
-	}
-	return best;
-}
-
-/*
- * One attached cgroup (and its children) may hold only max_logins_per_cgroup
- * connections that are still logging in; the others are not held up by it.
- * Connections of no known cgroup (not redirected: anyone on the host can connect
- * to the listener; or the process is gone) share one such count. True when s was
- * turned away (and freed).
- */
-static bool session_login_capped(struct session_env *env, struct session *s)
-{
-	const struct intercept_attachment *a = s->origin.tgid ? session_login_key(env, s) : NULL;
-	uint64_t key = a ? a->cgroup_id : 0;
-	char m[PATH_MAX + 200];
-	unsigned n;
-
-	if (quota_login_key(&env->logins, key, env->cfg->max_logins_per_cgroup, &n) == 0) {
-		s->login_keyed = true;
-		s->login_key = key;
-		return false;
-	}
-	if (a)
-		snprintf(m, sizeof(m), "pgtether: too many connections still logging in from cgroup %s and the cgroups below it "
-			 "(max_logins_per_cgroup %u); finish or close the others first",
-			 a->path, env->cfg->max_logins_per_cgroup);
-	else
-		snprintf(m, sizeof(m), "pgtether: too many connections of no known cgroup still logging in "
-			 "(max_logins_per_cgroup %u); try again later", env->cfg->max_logins_per_cgroup);
-	session_refuse_capped(env, s, "53300", m);
-	return true;
 }
 
 static struct session *session_new(struct session_env *env, int cfd)
@@ -3224,114 +2934,241 @@ static struct session *session_new(struct session_env *env, int cfd)
 	return s;
 }
 
-static void session_start(struct session_env *env, struct session *s)
-{
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
-	struct addr local;
-	struct pgt_tuple t;
-	uint64_t cookie;
-	char buf[ADDR_STRLEN];
-	int one = 1, r;
+/* ---- the parent's part: connections, identity, verdicts ------------------------- */
 
-	if (getpeername(s->client.fd, (struct sockaddr *)&ss, &len) == -1 ||
-	    addr_from_sockaddr((struct sockaddr *)&ss, &s->peer) < 0 ||
-	    (len = sizeof(ss), getsockname(s->client.fd, (struct sockaddr *)&ss, &len)) == -1 ||
-	    addr_from_sockaddr((struct sockaddr *)&ss, &local) < 0) {
-		session_free(env, s);
+static struct session *session_find(struct session_env *env, uint64_t id)
+{
+	for (struct session *s = env->head; s; s = s->next)
+		if (s->id == id && !s->dead)
+			return s;
+	return NULL;
+}
+
+/* A connection the parent accepted: what it learned of it before a byte was read
+ * (the kernel's record, sock_diag, caps, the upstream), or why it is refused. */
+void session_adopt(struct session_env *env, int fd, uint64_t id, const struct priv_new_conn *nc)
+{
+	struct session *s = session_new(env, fd);
+
+	if (!s) {
+		close(fd);
+		log_error("accept", "id=%llu: out of memory: connection dropped", (unsigned long long)id);
+		worker_notify(PRIV_ENDED, id, NULL, 0, -1);
 		return;
 	}
-	setsockopt(s->client.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	s->id = id;
+	if (nc->have_origin)
+		s->origin = nc->origin;
+	s->peer = nc->peer;
+	s->dst = nc->dst;
+	if (PRIV_STR_OK(nc->upstream))
+		snprintf(s->upstream_name, sizeof(s->upstream_name), "%s", nc->upstream);
 	if (sbuf_watch(env->epfd, &s->client, EPOLLIN) < 0) {
 		session_free(env, s);
 		return;
 	}
-
-	/* 1. The kernel's record of who connected, filed under this 4-tuple. */
-	memset(&t, 0, sizeof(t));
-	memcpy(t.saddr, s->peer.ip, 16);
-	memcpy(t.daddr, local.ip, 16);
-	t.sport = s->peer.port;
-	t.dport = local.port;
-	if (intercept_take(env->ic, &t, &s->origin) < 0) {
-		uint64_t full;
-
-		if (session_login_capped(env, s))
-			return;
-		if (intercept_origins_full(env->ic, &full) == 0 && full > env->origins_full_seen) {
-			/* fail closed: without its record nobody can say who this is */
-			refuse(env, s, "53300", "conn.refused",
-			       "pgtether: the kernel's table of redirected connections (%u entries) was full when this connection was made, "
-			       "so who opened it is unknown; try again", PGT_MAX_ORIGINS);
-			return;
-		}
-		refuse(env, s, "08004", "conn.refused",
-		       "pgtether: this connection was not redirected by pgtether (%s connected to the listener directly); connect to the database's own address instead",
-		       addr_format(&s->peer, buf));
+	if (nc->cancel) {
+		cancel_request(env, s, nc->cancel_pkt);
 		return;
 	}
-	memcpy(s->dst.ip, s->origin.dst_addr, 16);
-	s->dst.port = s->origin.dst_port;
-	/* the kernel facts are read at the startup packet (session_attest) */
-
-	if (session_login_capped(env, s))
-		return;
-
-	/* 2. The peer socket must be the one the hook saw: same 4-tuple, same cookie. */
-	r = sockdiag_cookie(env->sd, &s->peer, &local, &cookie);
-	if (r < 0 || cookie != s->origin.sock_cookie) {
-		refuse(env, s, "08004", "conn.refused",
-		       "pgtether: cannot confirm the identity of this connection (%s); try again",
-		       r < 0 ? strerror(-r) : "socket cookie mismatch");
+	if (nc->refuse_sqlstate[0] && PRIV_STR_OK(nc->refuse_sqlstate) && PRIV_STR_OK(nc->refuse_msg)) {
+		if (nc->capped)
+			session_refuse_capped(env, s, nc->refuse_sqlstate, nc->refuse_msg);
+		else
+			refuse(env, s, nc->refuse_sqlstate, "conn.refused", "%s", nc->refuse_msg);
 		return;
 	}
-	/* 3. Next: the client's startup packet (startup_step). */
-	s->state = SESSION_STARTUP;
+	s->state = SESSION_STARTUP; /* next: the client's startup packet (startup_step) */
 }
 
-int session_accept(struct session_env *env, int lfd)
+/* The startup packet is read: the parent attests, reads or asks for the token, and
+ * decides (session_need_token, session_verdict). Nothing is read meanwhile. */
+static void ask_identity(struct session_env *env, struct session *s)
 {
-	for (;;) {
-		int cfd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		struct session *s;
+	struct priv_identify q;
 
-		if (cfd == -1) {
-			if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
-				continue;
-			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
-				return -errno; /* the caller backs off and logs it, once */
-			if (errno != EAGAIN)
-				log_error("accept", "accept failed: %s", strerror(errno));
-			return 0;
-		}
-		if (quota_login_begin(&env->logins, env->cfg->max_logins) < 0) {
-			char m[200];
+	memset(&q, 0, sizeof(q));
+	snprintf(q.user, sizeof(q.user), "%s", s->client_user);
+	snprintf(q.database, sizeof(q.database), "%s", s->database);
+	q.client_tls = s->client.ssl != NULL;
+	s->state = SESSION_ATTESTING;
+	set_events(env, &s->client, 0);
+	worker_notify(PRIV_IDENTIFY, s->id, &q, sizeof(q), -1);
+}
 
-			snprintf(m, sizeof(m), "pgtether: too many connections still logging in (max_logins %u); try again later",
-				 env->cfg->max_logins);
-			s = env->capped < SESSION_MAX_CAPPED ? session_new(env, cfd) : NULL;
-			if (s && sbuf_watch(env->epfd, &s->client, EPOLLIN) == 0) {
-				session_refuse_capped(env, s, "53300", m);
-			} else {
-				if (s) {
-					s->client.fd = -1;
-					session_free(env, s);
-				}
-				session_capped_note(env, "53300", m);
-				session_turn_away(cfd, "53300", m);
-			}
-			continue;
-		}
-		s = session_new(env, cfd);
-		if (!s) {
-			quota_login_end(&env->logins, false, 0);
-			log_error("accept", "out of memory: connection dropped");
-			close(cfd);
-			continue;
-		}
-		s->login_counted = true;
-		session_start(env, s);
+/* A CancelRequest: the parent finds the session it names and hands this connection
+ * to that session's worker (cancel.c runs there), or drops it. */
+static void cancel_route(struct session_env *env, struct session *s, const uint8_t *pkt)
+{
+	struct priv_cancel q;
+
+	memcpy(q.pkt, pkt, sizeof(q.pkt));
+	worker_notify(PRIV_CANCEL, s->id, &q, sizeof(q), -1);
+	s->handed_off = true; /* the parent holds the connection now */
+	session_free(env, s);
+}
+
+/* The first rule wants the client's token: AuthenticationCleartextPassword. */
+void session_need_token(struct session_env *env, uint64_t id)
+{
+	static const uint8_t ask[9] = { 'R', 0, 0, 0, 8, 0, 0, 0, 3 };
+	struct session *s = session_find(env, id);
+
+	if (!s || s->state != SESSION_ATTESTING)
+		return;
+	put(&s->u2c, ask, sizeof(ask));
+	s->state = SESSION_CLIENT_AUTH;
+	s->in.off = s->in.ready = s->in.len = 0;
+	if (flush(&s->u2c, &s->client, NULL) < 0) {
+		session_free(env, s);
+		return;
 	}
+	set_events(env, &s->client, EPOLLIN | (s->u2c.ready > s->u2c.off ? EPOLLOUT : 0));
+}
+
+static const char *token_source_name(const char *v)
+{
+	return !strcmp(v, "password") ? "password" : !strcmp(v, "file") ? "file" : "none";
+}
+
+/* The parent's decision: refused, or allowed under a rule and role, with the
+ * addresses to connect to and the recording file. */
+void session_verdict(struct session_env *env, uint64_t id, const struct priv_verdict *v, const char *claims,
+		     size_t claims_len, int recfd)
+{
+	struct session *s = session_find(env, id);
+	char why[RECORD_ERR_LEN];
+
+	if (!s || s->state != SESSION_ATTESTING) {
+		if (recfd >= 0)
+			close(recfd);
+		return;
+	}
+	if (v->ready_facts) {
+		s->facts = v->facts;
+		s->facts.exe[sizeof(s->facts.exe) - 1] = s->facts.cgroup[sizeof(s->facts.cgroup) - 1] = '\0';
+		s->facts.exe_sha256[sizeof(s->facts.exe_sha256) - 1] = '\0';
+	}
+	snprintf(s->rule, sizeof(s->rule), "%.*s", (int)sizeof(v->rule) - 1, v->rule);
+	s->token_source = token_source_name(v->token_source);
+	snprintf(s->token_iss, sizeof(s->token_iss), "%.*s", (int)sizeof(v->token_iss) - 1, v->token_iss);
+	snprintf(s->token_sub, sizeof(s->token_sub), "%.*s", (int)sizeof(v->token_sub) - 1, v->token_sub);
+	if (!v->ok) {
+		if (recfd >= 0)
+			close(recfd);
+		refuse(env, s, v->sqlstate, "conn.refused", "%.*s", (int)sizeof(v->msg) - 1, v->msg);
+		return;
+	}
+	if (v->gen != env->gen || v->rule_idx >= env->cfg->policy.n || v->n_addrs < 1 || v->n_addrs > CONFIG_MAX_RESOLVED ||
+	    claims_len != v->claims_len) {
+		if (recfd >= 0)
+			close(recfd);
+		refuse(env, s, "08004", "conn.refused", "pgtether: the configuration changed while this connection logged in; try again");
+		return;
+	}
+	if (claims_len) {
+		json_error_t e;
+
+		s->claims = json_loadb(claims, claims_len, 0, &e); /* kept for a re-decision at reload */
+	}
+	s->rule_gen = env->gen;
+	s->rule_idx = v->rule_idx;
+	snprintf(s->role, sizeof(s->role), "%.*s", (int)sizeof(v->role) - 1, v->role);
+	s->role_hint = strcmp(s->client_user, s->role) != 0;
+	memcpy(s->up_addrs, v->addrs, v->n_addrs * sizeof(v->addrs[0]));
+	s->n_up_addrs = v->n_addrs;
+	if (v->recorded && recfd >= 0 && sessrec_open(env, s, recfd, v->rec_id, v->rec_path, why, sizeof(why)) < 0) {
+		refuse(env, s, "53100", "conn.refused",
+		       "pgtether: this session cannot be recorded (%s); sessions are refused until recordings can be written", why);
+		return;
+	}
+	connect_upstream(env, s);
+}
+
+void session_decided(struct session_env *env, uint64_t id, const struct priv_decide *d)
+{
+	struct session *s = session_find(env, id);
+	struct session_approver who = { d->who_uid, d->who_loginuid, d->who_root };
+	char err[160];
+
+	if (!s || !PRIV_STR_OK(d->by) || !PRIV_STR_OK(d->reason))
+		return;
+	session_decide(env, d->request, d->approve, d->reason, d->by[0] ? d->by : "an approver", d->have_who ? &who : NULL,
+		       err, sizeof(err));
+}
+
+/* Once a second: what `pgtether status` shows of relaying sessions, to the parent. */
+void session_stats(struct session_env *env)
+{
+	static struct priv_stat st[PRIV_STATS_MAX];
+	size_t n = 0;
+
+	for (struct session *s = env->head; s; s = s->next) {
+		if (s->state != SESSION_RELAYING)
+			continue;
+		st[n] = (struct priv_stat){ .conn = s->id, .bytes_in = s->bytes_c2u, .bytes_out = s->bytes_u2c };
+		memcpy(st[n].client_encoding, s->client_encoding, sizeof(st[n].client_encoding));
+		memcpy(st[n].scs, s->scs, sizeof(st[n].scs));
+		if (++n == PRIV_STATS_MAX) {
+			worker_notify(PRIV_STATS, 0, st, n * sizeof(st[0]), -1);
+			n = 0;
+		}
+	}
+	if (n)
+		worker_notify(PRIV_STATS, 0, st, n * sizeof(st[0]), -1);
+}
+
+/* A request number for a held statement, from the parent (unique across workers). */
+static uint64_t session_request_id(struct session_env *env, struct session *s)
+{
+	uint64_t id = 0;
+	size_t n;
+
+	(void)env;
+	if (worker_call(PRIV_HELD, s->id, NULL, 0, &id, sizeof(id), &n, NULL) < 0 || n != sizeof(id))
+		return 0;
+	return id;
+}
+
+/* What the approver is shown: every string a workload chose, valid UTF-8 for JSON
+ * (escaped when not); the CLI escapes them again for the terminal. */
+static void session_held_announce(struct session_env *env, struct session *s)
+{
+	struct priv_held h = { s->held_timeout, 0 };
+	bool escaped = false;
+	char *text;
+	uint8_t *b;
+	json_t *a;
+
+	(void)env;
+	a = json_pack("{s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:I}", "pid", (json_int_t)s->origin.tgid,
+		      "uid", (json_int_t)s->origin.uid, "cgroup", escape_json_str(s->facts.cgroup),
+		      "exe", escape_json_str(s->facts.exe), "rule", escape_json_str(s->rule), "why", escape_json_str(s->held_why),
+		      "sql", escape_json(s->held_sql ? s->held_sql : "", s->held_len, &escaped),
+		      "timeout_s", (json_int_t)s->held_timeout);
+	if (!a)
+		return;
+	if (escaped)
+		json_object_set_new(a, "sql_escaped", json_true());
+	if (s->held_extra)
+		json_object_update(a, s->held_extra);
+	if (s->token_sub[0])
+		json_object_set_new(a, "sub", escape_json_str(s->token_sub));
+	text = json_dumps(a, JSON_COMPACT);
+	json_decref(a);
+	if (!text)
+		return;
+	h.json_len = (uint32_t)strlen(text);
+	b = malloc(sizeof(h) + h.json_len);
+	if (b) {
+		memcpy(b, &h, sizeof(h));
+		memcpy(b + sizeof(h), text, h.json_len);
+		if (worker_notify(PRIV_HELD_INFO, s->id, b, sizeof(h) + h.json_len, -1) < 0)
+			log_warn("approval.request", "id=%llu: request %llu is too large to list for approvers",
+				 (unsigned long long)s->id, (unsigned long long)s->held_id);
+		free(b);
+	}
+	free(text);
 }
 
 void session_event(struct session_env *env, struct session_end *end, uint32_t events)
@@ -3406,6 +3243,7 @@ void session_event(struct session_env *env, struct session_end *end, uint32_t ev
 		} else if ((events & (EPOLLHUP | EPOLLERR)) && s->client.fd >= 0) {
 			/* a client may hang up once its CancelRequest is sent, and PostgreSQL
 			 * still cancels: so does pgtether */
+			epoll_ctl(env->epfd, EPOLL_CTL_DEL, s->client.fd, NULL);
 			close(s->client.fd);
 			s->client.fd = -1;
 		}
@@ -3470,23 +3308,6 @@ void session_tick(struct session_env *env)
 			log_warn("conn.capped", "%llu connection(s) refused over %lld s by a login cap (the first: %s)",
 				 (unsigned long long)count, (long long)secs, env->turned_away_why);
 	}
-	if (now.tv_sec >= env->origins_checked + SESSION_ORIGINS_CHECK_S) {
-		struct timespec boot;
-		uint64_t full;
-		size_t n = 0;
-
-		env->origins_checked = now.tv_sec;
-		if (clock_gettime(CLOCK_BOOTTIME, &boot) == 0 && boot.tv_sec > SESSION_ORIGIN_STALE_S)
-			n = intercept_expire(env->ic, (uint64_t)(boot.tv_sec - SESSION_ORIGIN_STALE_S) * 1000000000ull);
-		if (n)
-			log_warn("origins", "deleted %zu origin record(s) of connections established over %d s ago and never accepted "
-				 "(the listen queue was full)", n, SESSION_ORIGIN_STALE_S);
-		if (intercept_origins_full(env->ic, &full) == 0 && full > env->origins_full_seen) {
-			log_error("origins", "%llu redirected connection(s) found the origins map full (%u entries) and were refused",
-				  (unsigned long long)(full - env->origins_full_seen), PGT_MAX_ORIGINS);
-			env->origins_full_seen = full;
-		}
-	}
 	if (now.tv_sec - env->mask_refreshed >= (time_t)env->cfg->mask_refresh) {
 		/* DDL outside pgtetherd (a migration recreating a table) is seen this soon */
 		env->mask_epoch++;
@@ -3526,44 +3347,13 @@ void session_tick(struct session_env *env)
 
 			s->client.fd = -1;
 			session_free(env, s);
-			session_turn_away(fd, s->refuse_sqlstate, s->refuse_msg);
+			session_turn_away(env, fd, s->refuse_sqlstate, s->refuse_msg);
 		} else if (s->state == SESSION_CANCELLING && s->cancel_waiting && age >= SESSION_CANCEL_WAIT_S)
 			cancel_forward(env, s); /* the bytes before it still wait for room upstream */
 		else if ((s->state == SESSION_REFUSING || s->state == SESSION_CANCELLING) &&
 			 age >= SESSION_REFUSE_TIMEOUT_S)
 			session_free(env, s);
 	}
-}
-
-json_t *session_approvals(struct session_env *env)
-{
-	json_t *list = json_array();
-	time_t now = time(NULL);
-
-	for (struct session *s = env->head; s && list; s = s->next) {
-		bool escaped = false;
-		json_t *a;
-
-		if (!s->held_id || s->held_decision)
-			continue;
-		/* every string a workload chose: valid UTF-8 for JSON, escaped when not;
-		 * the CLI escapes them again for the terminal */
-		a = json_pack("{s:I, s:I, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:I, s:I}", "request", (json_int_t)s->held_id,
-			      "session", (json_int_t)s->id, "pid", (json_int_t)s->origin.tgid, "uid", (json_int_t)s->origin.uid,
-			      "cgroup", escape_json_str(s->facts.cgroup), "exe", escape_json_str(s->facts.exe),
-			      "rule", escape_json_str(s->rule), "why", escape_json_str(s->held_why),
-			      "sql", escape_json(s->held_sql ? s->held_sql : "", s->held_len, &escaped),
-			      "waiting_s", (json_int_t)(now - s->held_since), "timeout_s", (json_int_t)s->held_timeout);
-		if (a && escaped)
-			json_object_set_new(a, "sql_escaped", json_true());
-		if (a && s->held_extra)
-			json_object_update(a, s->held_extra);
-		if (a && s->token_sub[0])
-			json_object_set_new(a, "sub", escape_json_str(s->token_sub));
-		if (a)
-			json_array_append_new(list, a);
-	}
-	return list;
 }
 
 int session_decide(struct session_env *env, uint64_t id, bool approve, const char *reason, const char *by,
@@ -3619,9 +3409,19 @@ int session_decide(struct session_env *env, uint64_t id, bool approve, const cha
 				    who->loginuid != UINT32_MAX ? json_integer(who->loginuid) : json_null());
 	}
 	rec_event(env, s, "approval", ev, true);
+	worker_notify(PRIV_HELD_DONE, s->id, NULL, 0, -1); /* no longer listed for approvers */
 	/* go on from the held statement, as if its bytes had just arrived */
 	session_relay_event(env, s, &s->client, EPOLLIN);
 	return 0;
+}
+
+static void session_facts(const struct session *s, struct policy_facts *f)
+{
+	*f = (struct policy_facts){
+		.cgroup = s->facts.cgroup, .uid = s->origin.uid, .exe = s->facts.exe,
+		.exe_sha256 = s->facts.exe_sha256, .database = s->database, .upstream = s->upstream_name,
+		.exe_foreign = s->facts.exe_foreign,
+	};
 }
 
 void session_policy_reloaded(struct session_env *env)
@@ -3654,6 +3454,13 @@ void session_policy_reloaded(struct session_env *env)
 				log_info("policy", "id=%llu: session now under rule '%s' (was '%s')", (unsigned long long)s->id,
 					 rule->name, s->rule);
 				snprintf(s->rule, sizeof(s->rule), "%s", rule->name);
+				{
+					struct priv_rule q;
+
+					memset(&q, 0, sizeof(q));
+					snprintf(q.rule, sizeof(q.rule), "%s", rule->name);
+					worker_notify(PRIV_RULE, s->id, &q, sizeof(q), -1);
+				}
 			}
 			s->rule_gen = env->gen;
 			s->rule_idx = (size_t)(rule - env->cfg->policy.rules);
@@ -3681,73 +3488,4 @@ void session_close_all(struct session_env *env, const char *reason)
 	while (env->head)
 		session_close(env, env->head, reason);
 	session_reap(env);
-}
-
-static const char *session_state_name(enum session_state st)
-{
-	switch (st) {
-	case SESSION_STARTUP: return "startup";
-	case SESSION_CLIENT_TLS: return "startup";
-	case SESSION_ATTESTING: return "attesting";
-	case SESSION_CLIENT_AUTH: return "authenticating";
-	case SESSION_CONNECTING: return "connecting";
-	case SESSION_LOGIN: return "login";
-	case SESSION_RELAYING: return "relaying";
-	case SESSION_CANCELLING: return "cancelling";
-	default: return "refusing";
-	}
-}
-
-json_t *session_status(struct session_env *env)
-{
-	json_t *conns = json_array();
-	struct timespec now;
-	char buf[ADDR_STRLEN];
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	for (struct session *s = env->head; s; s = s->next) {
-		char comm[PGT_COMM_LEN + 1];
-		json_t *c;
-
-		if (s->state == SESSION_REFUSING || s->state == SESSION_CANCELLING || !s->origin.tgid)
-			continue;
-		memcpy(comm, s->origin.comm, PGT_COMM_LEN);
-		comm[PGT_COMM_LEN] = '\0';
-		/* comm, exe, cgroup, database and claims are the workload's choice: valid
-		 * UTF-8 for JSON (escape.h), escaped again by the CLI for the terminal */
-		c = json_pack("{s:I, s:s, s:I, s:I, s:I, s:o, s:o, s:o, s:I}",
-			      "id", (json_int_t)s->id, "state", session_state_name(s->state),
-			      "pid", (json_int_t)s->origin.tgid, "uid", (json_int_t)s->origin.uid,
-			      "gid", (json_int_t)s->origin.gid, "comm", escape_json_str(comm), "exe", escape_json_str(s->facts.exe),
-			      "cgroup", escape_json_str(s->facts.cgroup), "cgroup_id", (json_int_t)s->origin.cgroup_id);
-		if (!c)
-			continue;
-		json_object_set_new(c, "exe_sha256", json_string(s->facts.exe_sha256));
-		json_object_set_new(c, "peer", json_string(addr_format(&s->peer, buf)));
-		json_object_set_new(c, "dst", json_string(addr_format(&s->dst, buf)));
-		if (s->upstream_name[0]) {
-			json_object_set_new(c, "upstream", json_string(s->upstream_name));
-			json_object_set_new(c, "role", json_string(s->role));
-			json_object_set_new(c, "database", escape_json_str(s->database));
-		}
-		if (s->rule[0])
-			json_object_set_new(c, "rule", json_string(s->rule));
-		if (s->rec)
-			json_object_set_new(c, "recording", json_string(s->rec->id));
-		if (s->token_source)
-			json_object_set_new(c, "token", json_string(s->token_source));
-		if (s->token_iss[0]) {
-			json_object_set_new(c, "iss", escape_json_str(s->token_iss));
-			json_object_set_new(c, "sub", escape_json_str(s->token_sub));
-		}
-		if (s->client_encoding[0]) /* as the server reported them: what statements are read with */
-			json_object_set_new(c, "client_encoding", json_string(s->client_encoding));
-		if (s->scs[0])
-			json_object_set_new(c, "standard_conforming_strings", json_string(s->scs));
-		json_object_set_new(c, "bytes_in", json_integer((json_int_t)s->bytes_c2u));
-		json_object_set_new(c, "bytes_out", json_integer((json_int_t)s->bytes_u2c));
-		json_object_set_new(c, "age_s", json_integer(now.tv_sec - s->started.tv_sec));
-		json_array_append_new(conns, c);
-	}
-	return conns;
 }

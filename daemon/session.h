@@ -72,54 +72,54 @@ struct sockdiag;
 struct session;
 
 struct session_env {
-	struct intercept *ic;
-	struct sockdiag *sd;
-	struct config *cfg;              /* the daemon's current snapshot */
+	struct config *cfg;              /* the worker's current snapshot */
 	int epfd;
+	bool worker;                     /* in a worker process (always, but for tests) */
 	uint64_t next_id;
 	struct session *head;            /* live sessions */
 	struct session *dead;            /* closed, freed by session_reap() */
 	size_t n_live;
-	struct attest_cache exe_cache;
-	struct attest_hasher *hasher;    /* hashes executables off the event loop */
-	unsigned gen;                    /* bumped when cfg is replaced (reload) */
-	uint64_t next_request;           /* approval request numbers */
+	unsigned gen;                    /* the parent's generation of cfg */
 	struct sqlclass_cache *sqlcache; /* classifications by statement text (NULL: none) */
 	char sentinel_tag[40];           /* "pgtether_denied_<random>_": marks denied statements */
 	unsigned mask_epoch;             /* bumped by reloads, completed DDL and every
 					  * SESSION_MASK_REFRESH_S: re-resolve masks */
 	time_t mask_refreshed;
-	struct quota_logins logins;      /* max_logins, max_logins_per_cgroup */
-	struct quota_mem mem;            /* memory_budget */
+	struct quota_logins logins;      /* unused in workers: the parent counts logins */
+	struct quota_mem mem;            /* memory_budget (each worker's own) */
 	unsigned capped;                 /* sessions refusing for a login cap now */
 	struct quota_episode turned_away; /* connections refused by a login cap */
 	char turned_away_why[200];       /* the first of them, for the closing log line */
-	time_t origins_checked;          /* CLOCK_MONOTONIC s of the last intercept_expire() */
-	uint64_t origins_full_seen;      /* pgt_stats.origins_full already logged */
 };
 
-/*
- * Accepts every pending connection on the listener. 0, or the negative errno of an
- * accept4() that failed for lack of resources (-EMFILE, -ENFILE, -ENOBUFS, -ENOMEM):
- * the listener stays readable, so the caller stops watching it for a while instead
- * of spinning on it.
- */
-int session_accept(struct session_env *env, int lfd);
+struct priv_new_conn;
+struct priv_verdict;
+struct priv_decide;
+
+/* A connection the parent accepted (fd taken), with what it knows of it. */
+void session_adopt(struct session_env *env, int fd, uint64_t id, const struct priv_new_conn *nc);
+
+/* The parent wants the client's token: it is asked for (AuthenticationCleartextPassword). */
+void session_need_token(struct session_env *env, uint64_t id);
+
+/* The parent's decision on session id; recfd (taken, may be -1) is its recording. */
+void session_verdict(struct session_env *env, uint64_t id, const struct priv_verdict *v, const char *claims,
+		     size_t claims_len, int recfd);
+
+/* A person decided session id's held statement (through the parent). */
+void session_decided(struct session_env *env, uint64_t id, const struct priv_decide *d);
 
 /* Handles epoll events for one end of a session (may close the session). */
 void session_event(struct session_env *env, struct session_end *end, uint32_t events);
 
-/* The hasher's eventfd is readable: sessions whose executable is hashed go on. */
-void session_hashes_done(struct session_env *env);
+/* Once a second: the relaying sessions' counters and settings, to the parent. */
+void session_stats(struct session_env *env);
 
 /* Frees the sessions closed since the last call; call after each epoll batch. */
 void session_reap(struct session_env *env);
 
 /* Once a second: times out upstream logins and refusals, ends log episodes. */
 void session_tick(struct session_env *env);
-
-/* The statements held for approval, for `pgtether approvals` (a new reference). */
-json_t *session_approvals(struct session_env *env);
 
 /* A person deciding a request through the control socket. */
 struct session_approver {
@@ -140,10 +140,6 @@ int session_decide(struct session_env *env, uint64_t id, bool approve, const cha
 /* After a reload: sessions whose identity no rule allows any more (or allows as
  * another role or upstream) are ended with a FATAL error. */
 void session_policy_reloaded(struct session_env *env);
-
-/* The live sessions for `pgtether status`: a new JSON array, one object per
- * connection that has an origin (refusals and cancels left out). */
-json_t *session_status(struct session_env *env);
 
 /* Closes every session (daemon shutdown), logging each with the reason. */
 void session_close_all(struct session_env *env, const char *reason);

@@ -60,8 +60,6 @@ struct session {
 	char role[CONFIG_NAME_MAX + 1];
 	char database[CONFIG_NAME_MAX + 1];
 	char client_user[CONFIG_NAME_MAX + 1];
-	char *password;                  /* copy of the held credential; wiped at close */
-	struct scram_keycache keycache;  /* used when the upstream's own cannot be */
 	struct scram_client scram;
 	bool authenticated;
 	uint32_t key_pid, key_secret;    /* what the client got */
@@ -180,6 +178,7 @@ struct session {
 	char refuse_msg[512];
 	const char *closed_by;           /* which side closed first */
 	bool dead;                       /* closed, waiting for session_reap() */
+	bool handed_off;                 /* the parent took the connection (a cancel): no "ended" */
 	bool draining;                   /* upstream gone; u2c still going to the client */
 	bool read_write_seen;            /* the server reported it read-write after all */
 	bool role_hint;                  /* the client named a user other than the role: said in 42501 errors */

@@ -14,17 +14,17 @@
 #include "b64url.h"
 #include "escape.h"
 #include "log.h"
+#include <unistd.h>
 
 /* Opens the session's recording once its identity is decided. 0, or -1 after refusing
  * the session (recording_fail_mode closed). */
-int sessrec_open(struct session_env *env, struct session *s, char *why, size_t cap)
+int sessrec_open(struct session_env *env, struct session *s, int fd, const char *id, const char *path, char *why,
+		 size_t cap)
 {
 	char buf[ADDR_STRLEN], comm[PGT_COMM_LEN + 1], err[RECORD_ERR_LEN];
 	json_t *h;
 	int r;
 
-	if (!env->cfg->sessions_dir)
-		return 0;
 	memcpy(comm, s->origin.comm, PGT_COMM_LEN);
 	comm[PGT_COMM_LEN] = '\0';
 	/* what the workload chose (comm, exe, cgroup, database, user, application_name)
@@ -53,8 +53,19 @@ int sessrec_open(struct session_env *env, struct session *s, char *why, size_t c
 			json_object_set(h, "claims", s->claims); /* verified claims; never the token */
 	}
 	s->rec = calloc(1, sizeof(*s->rec));
-	r = s->rec ? record_open(s->rec, env->cfg->sessions_dir, time(NULL), s->id, h, env->cfg->recording_fsync, err)
-		   : (json_decref(h), snprintf(err, sizeof(err), "out of memory"), -ENOMEM);
+	if (s->rec) {
+		/* the parent created the file (recordings are root's); this worker writes it */
+		s->rec->fd = fd;
+		s->rec->fsync_each = env->cfg->recording_fsync;
+		snprintf(s->rec->id, sizeof(s->rec->id), "%s", id);
+		snprintf(s->rec->path, sizeof(s->rec->path), "%s", path);
+		r = record_begin(s->rec, h, err);
+	} else {
+		close(fd);
+		json_decref(h);
+		snprintf(err, sizeof(err), "out of memory");
+		r = -ENOMEM;
+	}
 	if (r == 0)
 		return 0;
 	free(s->rec);

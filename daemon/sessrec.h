@@ -12,7 +12,8 @@
 
 /* Opens the session's recording once its identity is decided. 0, or -1 when the
  * session must be refused (why says why; recording_fail_mode closed). */
-int sessrec_open(struct session_env *env, struct session *s, char *why, size_t cap);
+int sessrec_open(struct session_env *env, struct session *s, int fd, const char *id, const char *path, char *why,
+		 size_t cap);
 
 /* Records one event, flushed when flush. 0, or -errno when it cannot be written and
  * that must stop what is being recorded. fields is taken. */

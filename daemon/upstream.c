@@ -20,6 +20,8 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "privsep.h"
+#include "worker.h"
 
 static void upstream_begin_login(struct session_env *env, struct session *s);
 
@@ -75,17 +77,29 @@ static int upstream_auth_request(struct session_env *env, struct session *s, con
 		return 0;
 	}
 	case 11: { /* AuthenticationSASLContinue */
-		/* The upstream's cache is shared by every session that logs in with the
-		 * same credential, so one PBKDF2 serves them all; a reload that changed
-		 * the credential meanwhile leaves this session with its own copy. */
-		struct config_upstream *u = config_upstream_named(env->cfg, s->upstream_name);
-		struct config_role *cr = u ? config_role_for(u, s->role) : NULL;
-		struct scram_keycache *cache = &s->keycache;
+		/* The parent holds the credential and answers as an oracle: the proof
+		 * for this exchange and the signature the server must show (its cache
+		 * of the salted password serves every session of the credential). */
+		struct priv_scram q;
+		struct priv_scram_reply rp;
+		size_t got;
 
-		if (cr && strlen(cr->password) == strlen(s->password) &&
-		    CRYPTO_memcmp(cr->password, s->password, strlen(s->password)) == 0)
-			cache = &cr->keycache;
-		r = scram_client_final(&s->scram, s->password, (const char *)body + 4, len - 4, cache, msg, sizeof(msg));
+		memset(&q, 0, sizeof(q));
+		r = -EPROTO;
+		if (len - 4 < sizeof(q.server_first) && s->scram.state == 1) {
+			snprintf(q.client_first_bare, sizeof(q.client_first_bare), "%s", s->scram.client_first_bare);
+			memcpy(q.server_first, body + 4, len - 4);
+			r = worker_call(PRIV_SCRAM, s->id, &q, sizeof(q), &rp, sizeof(rp), &got, NULL);
+			if (r == 0 && (got != sizeof(rp) || !PRIV_STR_OK(rp.client_final)))
+				r = -EPROTO;
+		}
+		if (r == 0) {
+			memcpy(s->scram.server_signature, rp.server_signature, sizeof(rp.server_signature));
+			s->scram.state = 2;
+			r = (int)strlen(rp.client_final);
+			memcpy(msg, rp.client_final, (size_t)r + 1);
+		}
+		OPENSSL_cleanse(&rp, sizeof(rp));
 		if (r < 0) {
 			session_refuse(env, s, "28000", "conn.refused",
 			       "pgtether: the database at upstream '%s' sent an invalid SCRAM challenge", s->upstream_name);
@@ -107,8 +121,15 @@ static int upstream_auth_request(struct session_env *env, struct session *s, con
 		}
 		return 0;
 	case 5: /* AuthenticationMD5Password */
-		if (len < 8 || scram_md5_response(s->role, s->password, body + 4, md5) < 0)
+		if (len < 8)
 			break;
+		{
+			size_t got;
+
+			if (worker_call(PRIV_MD5, s->id, body + 4, 4, md5, sizeof(md5), &got, NULL) < 0 || got == 0 ||
+			    md5[got - 1] != '\0')
+				goto io;
+		}
 		r = upstream_send(s, out, pgwire_build_password(out, sizeof(out), md5));
 		OPENSSL_cleanse(md5, sizeof(md5));
 		OPENSSL_cleanse(out, sizeof(out));
@@ -119,7 +140,17 @@ static int upstream_auth_request(struct session_env *env, struct session *s, con
 		/* only to a server whose certificate was verified: under "require" a man
 		 * in the middle could ask for it */
 		if (s->upstream.ssl && s->up_verified) {
-			r = upstream_send(s, out, pgwire_build_password(out, sizeof(out), s->password));
+			char pw[1024];
+			size_t got;
+
+			/* the one login in which the password itself is sent: the worker has it
+			 * for the length of this call */
+			r = worker_call(PRIV_CLEARTEXT, s->id, NULL, 0, pw, sizeof(pw), &got, NULL);
+			if (r == 0 && (got == 0 || pw[got - 1] != '\0'))
+				r = -EPROTO;
+			if (r == 0)
+				r = upstream_send(s, out, pgwire_build_password(out, sizeof(out), pw));
+			OPENSSL_cleanse(pw, sizeof(pw));
 			OPENSSL_cleanse(out, sizeof(out));
 			if (r < 0)
 				goto io;
@@ -295,7 +326,6 @@ static int upstream_connect_one(struct session_env *env, struct session *s)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = addr_to_sockaddr(&s->up_addrs[s->up_try], &ss);
-	uint32_t mark = env->cfg->socket_mark;
 	struct timespec now;
 	int fd, r;
 
@@ -306,13 +336,18 @@ static int upstream_connect_one(struct session_env *env, struct session *s)
 	}
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	s->up_try_since = now.tv_sec;
-	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
-	if (fd == -1)
-		return -errno;
+	/* The parent makes it: SO_MARK (the loop guard: the connect hook lets marked
+	 * sockets through untouched) needs a capability workers do not have. */
+	{
+		uint32_t family = ss.ss_family;
+
+		r = worker_call(PRIV_SOCKET, s->id, &family, sizeof(family), NULL, 0, NULL, &fd);
+		if (r < 0)
+			return r;
+		if (fd < 0)
+			return -EPROTO;
+	}
 	s->upstream.fd = fd;
-	/* The loop guard: the connect hook lets marked sockets through untouched. */
-	if (setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) == -1)
-		return -errno;
 	if (connect(fd, (struct sockaddr *)&ss, len) == -1 && errno != EINPROGRESS)
 		return -errno;
 	if ((r = sbuf_watch(env->epfd, &s->upstream, EPOLLOUT)) < 0)

@@ -1,0 +1,1340 @@
+/*
+ * The parent's half of every connection (monitor.h). Workers are started with
+ * fexecve of pgtetherd itself ("--worker"), so nothing of this process's memory
+ * (the credentials, freed buffers that held them) is ever in theirs.
+ */
+
+#include "monitor.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/crypto.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cgroup.h"
+#include "escape.h"
+#include "log.h"
+#include "pgwire.h"
+#include "policy.h"
+#include "record.h"
+#include "session.h"
+#include "sockdiag.h"
+#include "token.h"
+
+#define CFG_WORKERS(c) 2 /* until pgtether.json has the key (branch cfgsrc) */
+#define MON_MAX_SOCKETS 512        /* upstream sockets of one connection (cancel retries) */
+#define MON_WORKER_QUICK_S 2       /* a worker that dies this soon after starting ... */
+#define MON_WORKER_BACKOFF_S 5     /* ... three times in a row waits this long */
+
+static void conn_end(struct monitor *m, struct mon_conn *c);
+
+/* ---- workers ------------------------------------------------------------------ */
+
+static int force_bufs(int fd)
+{
+	int n = PRIV_SOCKBUF;
+
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &n, sizeof(n)) == -1 ||
+	    setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &n, sizeof(n)) == -1)
+		return -errno;
+	return 0;
+}
+
+static int worker_spawn(struct monitor *m, struct mon_worker *w)
+{
+	int cmd[2] = { -1, -1 }, req[2] = { -1, -1 };
+	char idx[16], uid[16], gid[16];
+	struct epoll_event e = { .events = EPOLLIN, .data.ptr = &w->ev };
+	pid_t pid;
+	int r;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, cmd) == -1 ||
+	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, req) == -1) {
+		r = -errno;
+		goto fail;
+	}
+	if ((r = force_bufs(cmd[0])) < 0 || (r = force_bufs(cmd[1])) < 0 || (r = force_bufs(req[0])) < 0 ||
+	    (r = force_bufs(req[1])) < 0)
+		goto fail;
+	snprintf(idx, sizeof(idx), "%u", w->idx);
+	snprintf(uid, sizeof(uid), "%u", (unsigned)m->wuid);
+	snprintf(gid, sizeof(gid), "%u", (unsigned)m->wgid);
+	pid = fork();
+	if (pid == -1) {
+		r = -errno;
+		goto fail;
+	}
+	if (pid == 0) {
+		char *argv[] = { "pgtetherd", "--worker", idx, uid, gid, m->debug ? "debug" : "info", m->cfg->path, NULL };
+		extern char **environ;
+		sigset_t none;
+
+		/* the parent's blocked signals (signalfd) would stay blocked */
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		if (dup2(cmd[1], PRIV_FD_CMD) == -1 || dup2(req[1], PRIV_FD_REQ) == -1 || dup2(m->exe_fd, 5) == -1)
+			_exit(127);
+		/* everything else (listener, BPF maps, control socket) stays here */
+		close_range(6, ~0u, 0);
+		fexecve(5, argv, environ);
+		_exit(127);
+	}
+	close(cmd[1]);
+	close(req[1]);
+	w->pid = pid;
+	w->cmd = cmd[0];
+	w->req = req[0];
+	w->ready = false;
+	w->sessions = 0;
+	clock_gettime(CLOCK_MONOTONIC, &w->started);
+	fcntl(w->cmd, F_SETFL, O_NONBLOCK);
+	fcntl(w->req, F_SETFL, O_NONBLOCK);
+	w->ev.kind = EV_WORKER;
+	w->m = m;
+	if (epoll_ctl(m->epfd, EPOLL_CTL_ADD, w->req, &e) == -1 ||
+	    priv_send(w->cmd, PRIV_CONFIG, m->gen, NULL, 0, m->bundle_fd) < 0) {
+		r = -errno;
+		kill(pid, SIGKILL);
+		log_error("worker", "worker %u (pid %d) cannot be given its configuration: %s", w->idx, (int)pid, strerror(-r));
+		return r;
+	}
+	log_info("worker", "started worker %u (pid %d, uid %u)", w->idx, (int)pid, (unsigned)m->wuid);
+	return 0;
+fail:
+	for (int i = 0; i < 2; i++) {
+		if (cmd[i] >= 0)
+			close(cmd[i]);
+		if (req[i] >= 0)
+			close(req[i]);
+	}
+	log_error("worker", "cannot start worker %u: %s", w->idx, strerror(-r));
+	return r;
+}
+
+/* The worker is broken (it spoke out of turn, or its queue is full): it is killed,
+ * and monitor_children ends its sessions when it is reaped. */
+static void worker_kill(struct mon_worker *w, const char *why)
+{
+	if (w->pid <= 0)
+		return;
+	log_error("worker", "worker %u (pid %d): %s; killing it", w->idx, (int)w->pid, why);
+	kill(w->pid, SIGKILL);
+}
+
+static int worker_send(struct mon_worker *w, uint32_t type, uint64_t conn, const void *body, size_t len, int fd)
+{
+	int r;
+
+	if (w->pid <= 0)
+		return -ESRCH;
+	r = priv_send(w->cmd, type, conn, body, len, fd);
+	if (r < 0) {
+		char why[96];
+
+		snprintf(why, sizeof(why), "cannot send it a %s message: %s", priv_type_name(type), strerror(-r));
+		worker_kill(w, why);
+	}
+	return r;
+}
+
+static int reply(struct mon_worker *w, uint64_t conn, int result, const void *payload, size_t len, int fd)
+{
+	uint8_t *b = w->m->buf;      /* the request was copied out of it already */
+	struct priv_reply rp = { result, (uint32_t)len };
+	int r;
+
+	memcpy(b, &rp, sizeof(rp));
+	if (len)
+		memcpy(b + sizeof(rp), payload, len);
+	r = priv_send(w->req, PRIV_REPLY, conn, b, sizeof(rp) + len, fd);
+	if (len)
+		OPENSSL_cleanse(b + sizeof(rp), len); /* proofs and hashes */
+	if (r < 0)
+		worker_kill(w, "its request channel is full");
+	return r;
+}
+
+/* The worker with the fewest sessions that is ready. */
+static struct mon_worker *pick_worker(struct monitor *m)
+{
+	struct mon_worker *best = NULL;
+
+	for (unsigned i = 0; i < m->n_workers; i++) {
+		struct mon_worker *w = &m->w[(m->next_worker + i) % m->n_workers];
+
+		if (w->pid > 0 && w->ready && (!best || w->sessions < best->sessions))
+			best = w;
+	}
+	if (best)
+		m->next_worker = (best->idx + 1) % m->n_workers;
+	return best;
+}
+
+/* ---- connections ---------------------------------------------------------------- */
+
+static struct mon_conn *conn_find(struct monitor *m, uint64_t id)
+{
+	for (struct mon_conn *c = m->head; c; c = c->next)
+		if (c->id == id)
+			return c;
+	return NULL;
+}
+
+static void login_done(struct monitor *m, struct mon_conn *c)
+{
+	if (c->login_counted)
+		quota_login_end(&m->logins, c->login_keyed, c->login_key);
+	c->login_counted = c->login_keyed = false;
+}
+
+static void conn_end(struct monitor *m, struct mon_conn *c)
+{
+	login_done(m, c);
+	if (c->cfd >= 0)
+		close(c->cfd);
+	if (c->w && c->w->sessions)
+		c->w->sessions--;
+	json_decref(c->claims);
+	json_decref(c->held);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		m->head = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	m->n_conns--;
+	free(c);
+}
+
+/* The outermost attached cgroup the recorded cgroup is within (see session.c before
+ * the split: counting by the cgroup's own id would let children multiply the cap). */
+static const struct intercept_attachment *login_key(const struct monitor *m, const struct mon_conn *c)
+{
+	const struct intercept_attachment *best = NULL;
+	const char *cg = NULL;
+	char path[PATH_MAX];
+
+	for (size_t i = 0; i < m->ic->n_att && !cg; i++)
+		if (m->ic->att[i].cgroup_id == c->origin.cgroup_id)
+			cg = m->ic->att[i].path;
+	if (!cg && cgroup_path_of_id(m->ic->cgroup_mount, c->origin.cgroup_id, path, sizeof(path)) == 0)
+		cg = path;
+	for (size_t i = 0; cg && i < m->ic->n_att; i++) {
+		const struct intercept_attachment *a = &m->ic->att[i];
+
+		if (cgroup_within(cg, a->path) && (!best || strlen(a->path) < strlen(best->path)))
+			best = a;
+	}
+	return best;
+}
+
+/* Over max_logins_per_cgroup: the refusal to give (nc), true. */
+static bool login_capped(struct monitor *m, struct mon_conn *c, struct priv_new_conn *nc)
+{
+	const struct intercept_attachment *a = c->have_origin ? login_key(m, c) : NULL;
+	uint64_t key = a ? a->cgroup_id : 0;
+	unsigned n;
+
+	if (quota_login_key(&m->logins, key, m->cfg->max_logins_per_cgroup, &n) == 0) {
+		c->login_keyed = true;
+		c->login_key = key;
+		return false;
+	}
+	login_done(m, c);
+	nc->capped = true;
+	snprintf(nc->refuse_sqlstate, sizeof(nc->refuse_sqlstate), "53300");
+	if (a)
+		snprintf(nc->refuse_msg, sizeof(nc->refuse_msg),
+			 "pgtether: too many connections still logging in from cgroup %s and the cgroups below it "
+			 "(max_logins_per_cgroup %u); finish or close the others first", a->path, m->cfg->max_logins_per_cgroup);
+	else
+		snprintf(nc->refuse_msg, sizeof(nc->refuse_msg),
+			 "pgtether: too many connections of no known cgroup still logging in "
+			 "(max_logins_per_cgroup %u); try again later", m->cfg->max_logins_per_cgroup);
+	return true;
+}
+
+static void refusal(struct priv_new_conn *nc, const char *sqlstate, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void refusal(struct priv_new_conn *nc, const char *sqlstate, const char *fmt, ...)
+{
+	va_list ap;
+
+	snprintf(nc->refuse_sqlstate, sizeof(nc->refuse_sqlstate), "%s", sqlstate);
+	va_start(ap, fmt);
+	vsnprintf(nc->refuse_msg, sizeof(nc->refuse_msg), fmt, ap);
+	va_end(ap);
+}
+
+/* What the parent knows of a fresh connection, before a worker reads a byte of it:
+ * the kernel's record, the login caps, the sock_diag cookie, the upstream. */
+static void conn_facts(struct monitor *m, struct mon_conn *c, struct priv_new_conn *nc)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	struct addr local;
+	struct pgt_tuple t;
+	struct config_upstream *u;
+	uint64_t cookie;
+	char buf[ADDR_STRLEN];
+	int one = 1, r;
+
+	if (getpeername(c->cfd, (struct sockaddr *)&ss, &len) == -1 ||
+	    addr_from_sockaddr((struct sockaddr *)&ss, &c->peer) < 0 ||
+	    (len = sizeof(ss), getsockname(c->cfd, (struct sockaddr *)&ss, &len)) == -1 ||
+	    addr_from_sockaddr((struct sockaddr *)&ss, &local) < 0) {
+		refusal(nc, "08004", "pgtether: cannot read the addresses of this connection");
+		return;
+	}
+	setsockopt(c->cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	nc->peer = c->peer;
+	memset(&t, 0, sizeof(t));
+	memcpy(t.saddr, c->peer.ip, 16);
+	memcpy(t.daddr, local.ip, 16);
+	t.sport = c->peer.port;
+	t.dport = local.port;
+	if (intercept_take(m->ic, &t, &c->origin) < 0) {
+		uint64_t full;
+
+		if (login_capped(m, c, nc))
+			return;
+		if (intercept_origins_full(m->ic, &full) == 0 && full > m->origins_full_seen)
+			refusal(nc, "53300", "pgtether: the kernel's table of redirected connections (%u entries) was full when this "
+				"connection was made, so who opened it is unknown; try again", PGT_MAX_ORIGINS);
+		else
+			refusal(nc, "08004", "pgtether: this connection was not redirected by pgtether (%s connected to the listener "
+				"directly); connect to the database's own address instead", addr_format(&c->peer, buf));
+		return;
+	}
+	c->have_origin = nc->have_origin = true;
+	nc->origin = c->origin;
+	memcpy(c->dst.ip, c->origin.dst_addr, 16);
+	c->dst.port = c->origin.dst_port;
+	nc->dst = c->dst;
+	if (login_capped(m, c, nc))
+		return;
+	r = sockdiag_cookie(m->sd, &c->peer, &local, &cookie);
+	if (r < 0 || cookie != c->origin.sock_cookie) {
+		refusal(nc, "08004", "pgtether: cannot confirm the identity of this connection (%s); try again",
+			r < 0 ? strerror(-r) : "socket cookie mismatch");
+		return;
+	}
+	u = config_upstream_for(m->cfg, &c->dst);
+	if (!u) {
+		refusal(nc, "08004", "pgtether: no upstream is configured for %s; add it to \"upstreams\" (address or aliases) in %s",
+			addr_format(&c->dst, buf), m->cfg->path);
+		return;
+	}
+	snprintf(c->upstream, sizeof(c->upstream), "%s", u->name);
+	snprintf(nc->upstream, sizeof(nc->upstream), "%s", u->name);
+}
+
+static void conn_accepted(struct monitor *m, int cfd)
+{
+	struct mon_conn *c = calloc(1, sizeof(*c));
+	struct priv_new_conn nc;
+	struct mon_worker *w;
+
+	if (!c) {
+		log_error("accept", "out of memory: connection dropped");
+		close(cfd);
+		return;
+	}
+	memset(&nc, 0, sizeof(nc));
+	c->cfd = cfd;
+	c->id = ++m->next_id;
+	c->st = MC_STARTUP;
+	clock_gettime(CLOCK_MONOTONIC, &c->started);
+	if (quota_login_begin(&m->logins, m->cfg->max_logins) < 0) {
+		nc.capped = true;
+		refusal(&nc, "53300", "pgtether: too many connections still logging in (max_logins %u); try again later",
+			m->cfg->max_logins);
+	} else {
+		c->login_counted = true;
+		conn_facts(m, c, &nc);
+	}
+	if (nc.refuse_sqlstate[0]) {
+		c->st = MC_REFUSED;
+		login_done(m, c);
+	}
+	c->next = m->head;
+	if (m->head)
+		m->head->prev = c;
+	m->head = c;
+	m->n_conns++;
+	w = pick_worker(m);
+	if (!w || worker_send(w, PRIV_NEW_CONN, c->id, &nc, sizeof(nc), cfd) < 0) {
+		static const char msg[] = "pgtether: no worker process is ready to serve this connection; try again";
+		uint8_t e[256];
+		size_t n = pgwire_error_response(e, sizeof(e), "FATAL", "57P03", msg, NULL);
+
+		/* written before any byte was read: a client reads it after its startup packet */
+		if (n && send(cfd, e, n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+			/* nothing more to do for it */
+		}
+		c->w = NULL;
+		conn_end(m, c);
+		return;
+	}
+	c->w = w;
+	w->sessions++;
+}
+
+int monitor_accept(struct monitor *m, int lfd)
+{
+	for (;;) {
+		int cfd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (cfd == -1) {
+			if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
+				continue;
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+				return -errno;
+			if (errno != EAGAIN)
+				log_error("accept", "accept failed: %s", strerror(errno));
+			return 0;
+		}
+		conn_accepted(m, cfd);
+	}
+}
+
+/* ---- identity ---------------------------------------------------------------------- */
+
+static void verdict_send(struct monitor *m, struct mon_conn *c, struct priv_verdict *v, int recfd)
+{
+	char *claims = NULL;
+	size_t clen = 0;
+	uint8_t *b;
+
+	(void)m;
+	if (v->ok && c->claims) {
+		claims = json_dumps(c->claims, JSON_COMPACT);
+		clen = claims ? strlen(claims) : 0;
+	}
+	v->claims_len = (uint32_t)clen;
+	b = malloc(sizeof(*v) + clen);
+	if (!b) {
+		free(claims);
+		worker_kill(c->w, "out of memory for a verdict");
+		return;
+	}
+	memcpy(b, v, sizeof(*v));
+	if (clen)
+		memcpy(b + sizeof(*v), claims, clen);
+	free(claims);
+	c->st = v->ok ? MC_AUTHORIZED : MC_REFUSED;
+	if (!v->ok)
+		login_done(m, c);
+	worker_send(c->w, PRIV_VERDICT, c->id, b, sizeof(*v) + clen, recfd);
+	free(b);
+}
+
+static void verdict_facts(const struct mon_conn *c, struct priv_verdict *v)
+{
+	memset(v, 0, sizeof(*v));
+	v->facts = c->facts;
+	v->ready_facts = c->facts_read;
+	snprintf(v->rule, sizeof(v->rule), "%s", c->rule);
+	snprintf(v->token_source, sizeof(v->token_source), "%s", c->token_source ? c->token_source : "none");
+	snprintf(v->token_iss, sizeof(v->token_iss), "%s", c->token_iss);
+	snprintf(v->token_sub, sizeof(v->token_sub), "%s", c->token_sub);
+}
+
+static void refuse_conn(struct monitor *m, struct mon_conn *c, const char *sqlstate, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static void refuse_conn(struct monitor *m, struct mon_conn *c, const char *sqlstate, const char *fmt, ...)
+{
+	struct priv_verdict v;
+	va_list ap;
+
+	verdict_facts(c, &v);
+	v.ok = false;
+	snprintf(v.sqlstate, sizeof(v.sqlstate), "%s", sqlstate);
+	va_start(ap, fmt);
+	vsnprintf(v.msg, sizeof(v.msg), fmt, ap);
+	va_end(ap);
+	verdict_send(m, c, &v, -1);
+}
+
+static void conn_policy_facts(const struct mon_conn *c, struct policy_facts *f)
+{
+	*f = (struct policy_facts){
+		.cgroup = c->facts.cgroup, .uid = c->origin.uid, .exe = c->facts.exe,
+		.exe_sha256 = c->facts.exe_sha256, .database = c->database, .upstream = c->upstream,
+		.exe_foreign = c->facts.exe_foreign,
+	};
+}
+
+/* The decision, with the token (NULL: none) from source; problem says why a token
+ * the rules wanted is missing. The token is the caller's to wipe. */
+static void authorize(struct monitor *m, struct mon_conn *c, const char *token, size_t len, const char *source,
+		      const char *problem)
+{
+	const struct token_issuer *iss = NULL;
+	const struct policy_rule *rule, *deny;
+	struct config_upstream *u;
+	struct priv_verdict v;
+	struct policy_facts f;
+	json_t *claims = NULL, *sub;
+	const char *role;
+	const struct addr *a;
+	int recfd = -1;
+
+	c->token_source = token ? source : "none";
+	conn_policy_facts(c, &f);
+	if (token) {
+		enum token_result tr = token_verify(m->cfg->issuers.v, m->cfg->issuers.n, token, len, time(NULL), &claims, &iss);
+
+		if (tr != TOKEN_OK) {
+			refuse_conn(m, c, "28000", "pgtether: the identity token (%s) was refused: %s", source, token_strerror(tr));
+			return;
+		}
+		f.issuer = iss->issuer;
+		f.claims = claims;
+		snprintf(c->token_iss, sizeof(c->token_iss), "%s", iss->issuer);
+		sub = json_object_get(claims, "sub");
+		snprintf(c->token_sub, sizeof(c->token_sub), "%s", json_is_string(sub) ? json_string_value(sub) : "");
+	}
+	rule = policy_decide(&m->cfg->policy, &f, &deny);
+	c->claims = claims;
+	if (!rule && deny) {
+		snprintf(c->rule, sizeof(c->rule), "%s", deny->name);
+		refuse_conn(m, c, "28000", "pgtether: this connection is denied by policy rule '%s' (%s:%d)", deny->name,
+			    deny->file, deny->line);
+		return;
+	}
+	if (!rule) {
+		char tok[400] = "";
+
+		if (c->token_iss[0])
+			snprintf(tok, sizeof(tok), ", token sub \"%s\" from %s", c->token_sub, c->token_iss);
+		else if (problem)
+			snprintf(tok, sizeof(tok), ", no token: %s", problem);
+		refuse_conn(m, c, "28000",
+			    "pgtether: no policy rule allows this connection (cgroup %s, uid %u, exe %s%s, upstream '%s', database \"%s\"%s)",
+			    c->facts.cgroup, c->origin.uid, c->facts.exe,
+			    c->facts.exe_foreign ? " as named in the workload's own mount namespace, which exe rules do not trust" : "",
+			    c->upstream, c->database, tok);
+		return;
+	}
+	snprintf(c->rule, sizeof(c->rule), "%s", rule->name);
+	u = config_upstream_named(m->cfg, c->upstream);
+	role = u ? (rule->role ? rule->role : u->role) : "?";
+	if (!u || !config_role_for(u, role)) { /* config_check_policy makes this impossible */
+		refuse_conn(m, c, "28000", "pgtether: no credential for role '%s' of upstream '%s'", role, c->upstream);
+		return;
+	}
+	snprintf(c->role, sizeof(c->role), "%s", role);
+	verdict_facts(c, &v);
+	v.ok = true;
+	v.rule_idx = (uint32_t)(rule - m->cfg->policy.rules);
+	v.gen = m->gen;
+	snprintf(v.role, sizeof(v.role), "%s", role);
+	v.n_addrs = (uint32_t)config_upstream_addrs(u, &a);
+	memcpy(v.addrs, a, v.n_addrs * sizeof(*a));
+	if (m->cfg->sessions_dir) {
+		struct record_writer rw;
+		char err[RECORD_ERR_LEN];
+
+		if (record_create(&rw, m->cfg->sessions_dir, time(NULL), c->id, m->cfg->recording_fsync, err) == 0) {
+			recfd = rw.fd;
+			v.recorded = true;
+			snprintf(v.rec_id, sizeof(v.rec_id), "%s", rw.id);
+			snprintf(v.rec_path, sizeof(v.rec_path), "%s", rw.path);
+			snprintf(c->rec_id, sizeof(c->rec_id), "%s", rw.id);
+		} else {
+			log_error("record", "id=%llu: %s%s", (unsigned long long)c->id, err,
+				  m->cfg->recording_fail_open ? "; the session goes on unrecorded (recording_fail_mode open)" : "");
+			if (!m->cfg->recording_fail_open) {
+				refuse_conn(m, c, "53100",
+					    "pgtether: this session cannot be recorded (%s); sessions are refused until recordings can be written",
+					    err);
+				return;
+			}
+		}
+	}
+	verdict_send(m, c, &v, recfd);
+	if (recfd >= 0)
+		close(recfd);
+}
+
+/* Which token to take: the source of the first allow rule whose kernel facts fit. */
+static void identify(struct monitor *m, struct mon_conn *c)
+{
+	const struct policy *p = &m->cfg->policy;
+	const struct policy_rule *first = NULL;
+	struct policy_facts f;
+
+	conn_policy_facts(c, &f);
+	for (size_t i = 0; i < p->n && !first; i++)
+		if (!p->rules[i].deny && policy_rule_fits_facts(&p->rules[i], &f))
+			first = &p->rules[i];
+	if (!first || first->token == POLICY_TOKEN_NONE) {
+		authorize(m, c, NULL, 0, "none", NULL);
+		return;
+	}
+	if (first->token == POLICY_TOKEN_PASSWORD) {
+		c->st = MC_TOKEN;
+		worker_send(c->w, PRIV_NEED_TOKEN, c->id, NULL, 0, -1);
+		return;
+	}
+	/* a file: read in the workload's own mount namespace, while its pid is pinned */
+	size_t cap = SESSION_TOKEN_MAX + 1, len = 0;
+	char *tok = malloc(cap), problem[PATH_MAX + 64];
+	int r = tok ? attest_read_token((pid_t)c->origin.tgid, c->origin.connect_ns, c->origin.uid, c->origin.gid,
+				       first->token_path, tok, cap, &len)
+		    : -ENOMEM;
+
+	if (r == -ESTALE) {
+		refuse_conn(m, c, "08004",
+			    "pgtether: the process that opened this connection is gone and its pid now belongs to another process; try again");
+	} else if (r < 0) {
+		snprintf(problem, sizeof(problem), "the token file %s cannot be read in the workload's mount namespace: %s",
+			 first->token_path, r == -EFBIG ? "too large" : r == -EACCES ? "the workload itself may not read it" : strerror(-r));
+		authorize(m, c, NULL, 0, "file", problem);
+	} else {
+		authorize(m, c, tok, len, "file", NULL);
+	}
+	if (tok) {
+		OPENSSL_cleanse(tok, cap);
+		free(tok);
+	}
+}
+
+/* The kernel facts, read now that the client sent its startup packet (so what the
+ * process did since connect() is seen), checked against the connect hook's record. */
+static void attest(struct monitor *m, struct mon_conn *c)
+{
+	const struct attest_origin o = {
+		.pid = (pid_t)c->origin.tgid, .connect_boot_ns = c->origin.connect_ns,
+		.uid = c->origin.uid, .gid = c->origin.gid, .cgroup_id = c->origin.cgroup_id,
+		.exe_ino = c->origin.exe_ino, .exe_dev = c->origin.exe_dev,
+		.exe_ctime_ns = (uint64_t)c->origin.exe_ctime_sec * 1000000000ull + c->origin.exe_ctime_nsec,
+		.cgroup_mount = m->ic->cgroup_mount,
+	};
+	char why[ATTEST_WHY_LEN];
+	enum attest_result r;
+	int fd = -1;
+
+	r = attest_read(&o, &c->facts, &fd, why, sizeof(why));
+	if (r != ATTEST_OK) {
+		refuse_conn(m, c, r == ATTEST_CHANGED ? "28000" : "08004",
+			    "pgtether: cannot establish who opened this connection: %s", why);
+		return;
+	}
+	c->facts_read = true;
+	if (attest_cache_get(&m->exe_cache, &c->facts.exe_key, c->facts.exe_sha256)) {
+		close(fd);
+		identify(m, c);
+		return;
+	}
+	/* the same executable already being hashed for another connection: wait for it */
+	for (struct mon_conn *t = m->head; t; t = t->next)
+		if (t != c && t->st == MC_ATTESTING && t->facts_read && !t->facts.exe_sha256[0] &&
+		    !memcmp(&t->facts.exe_key, &c->facts.exe_key, sizeof(c->facts.exe_key))) {
+			close(fd);
+			return;
+		}
+	if (attest_hasher_submit(m->hasher, c->id, fd, &c->facts.exe_key) != ATTEST_OK)
+		refuse_conn(m, c, "53300", "pgtether: too many executables are being hashed right now (%d); try again",
+			    ATTEST_HASH_QUEUE);
+}
+
+void monitor_hashes_done(struct monitor *m)
+{
+	struct attest_hash_done d;
+
+	while (attest_hasher_collect(m->hasher, &d)) {
+		struct mon_conn *c, *next;
+
+		if (d.result == ATTEST_OK)
+			attest_cache_put(&m->exe_cache, &d.key, d.sha256);
+		for (c = m->head; c; c = next) {
+			next = c->next;
+			if (c->st != MC_ATTESTING || !c->facts_read || c->facts.exe_sha256[0] ||
+			    (c->id != d.tag && memcmp(&c->facts.exe_key, &d.key, sizeof(d.key))))
+				continue;
+			if (d.result != ATTEST_OK) {
+				refuse_conn(m, c, d.result == ATTEST_CHANGED ? "28000" : "08004",
+					    "pgtether: cannot establish who opened this connection: %s", d.why);
+				continue;
+			}
+			memcpy(c->facts.exe_sha256, d.sha256, sizeof(c->facts.exe_sha256));
+			identify(m, c);
+		}
+	}
+}
+
+/* ---- the login, as an oracle --------------------------------------------------------- */
+
+static struct config_role *conn_role(struct monitor *m, struct mon_conn *c)
+{
+	struct config_upstream *u = config_upstream_named(m->cfg, c->upstream);
+
+	return u ? config_role_for(u, c->role) : NULL;
+}
+
+/* SCRAM: the worker made client-first (its nonce) and got server-first; the proof
+ * is computed here, with the salted password cached per credential, and the server
+ * signature the worker must see. */
+static int on_scram(struct monitor *m, struct mon_conn *c, const struct priv_scram *q)
+{
+	struct config_role *cr = conn_role(m, c);
+	struct priv_scram_reply rp;
+	struct scram_client sc;
+	const char *r;
+	int n, ret;
+
+	if (!PRIV_STR_OK(q->client_first_bare) || !PRIV_STR_OK(q->server_first))
+		return -EPROTO;
+	if (!cr)
+		return reply(c->w, c->id, -ENOENT, NULL, 0, -1);
+	memset(&sc, 0, sizeof(sc));
+	snprintf(sc.client_first_bare, sizeof(sc.client_first_bare), "%s", q->client_first_bare);
+	r = strstr(q->client_first_bare, ",r=");
+	if (!r || strlen(r + 3) != SCRAM_NONCE_LEN || strchr(r + 3, ','))
+		return reply(c->w, c->id, -EPROTO, NULL, 0, -1);
+	memcpy(sc.nonce, r + 3, SCRAM_NONCE_LEN + 1);
+	sc.state = 1;
+	memset(&rp, 0, sizeof(rp));
+	n = scram_client_final(&sc, cr->password, q->server_first, strlen(q->server_first), &cr->keycache, rp.client_final,
+			       sizeof(rp.client_final));
+	if (n < 0) {
+		scram_client_release(&sc);
+		return reply(c->w, c->id, n, NULL, 0, -1);
+	}
+	memcpy(rp.server_signature, sc.server_signature, sizeof(rp.server_signature));
+	scram_client_release(&sc);
+	ret = reply(c->w, c->id, 0, &rp, sizeof(rp), -1);
+	OPENSSL_cleanse(&rp, sizeof(rp));
+	return ret;
+}
+
+static int on_md5(struct monitor *m, struct mon_conn *c, const uint8_t *salt, size_t len)
+{
+	struct config_role *cr = conn_role(m, c);
+	char out[36];
+	int r;
+
+	if (len != 4)
+		return -EPROTO;
+	if (!cr || scram_md5_response(c->role, cr->password, salt, out) < 0)
+		return reply(c->w, c->id, -ENOENT, NULL, 0, -1);
+	r = reply(c->w, c->id, 0, out, strlen(out) + 1, -1);
+	OPENSSL_cleanse(out, sizeof(out));
+	return r;
+}
+
+/* Cleartext (only to an upstream whose certificate was verified, the worker's
+ * check): the one case where the password itself goes to the worker. */
+static int on_cleartext(struct monitor *m, struct mon_conn *c)
+{
+	struct config_role *cr = conn_role(m, c);
+
+	if (!cr)
+		return reply(c->w, c->id, -ENOENT, NULL, 0, -1);
+	return reply(c->w, c->id, 0, cr->password, strlen(cr->password) + 1, -1);
+}
+
+static int on_socket(struct monitor *m, struct mon_conn *c, const uint8_t *body, size_t len)
+{
+	uint32_t family, mark = m->cfg->socket_mark;
+	int fd, r;
+
+	if (len != sizeof(family))
+		return -EPROTO;
+	memcpy(&family, body, sizeof(family));
+	if ((family != AF_INET && family != AF_INET6) || ++c->sockets > MON_MAX_SOCKETS)
+		return reply(c->w, c->id, -EINVAL, NULL, 0, -1);
+	fd = socket((int)family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
+	if (fd == -1)
+		return reply(c->w, c->id, -errno, NULL, 0, -1);
+	/* the loop guard: the connect hook lets marked sockets through untouched */
+	if (setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) == -1) {
+		r = -errno;
+		close(fd);
+		return reply(c->w, c->id, r, NULL, 0, -1);
+	}
+	r = reply(c->w, c->id, 0, NULL, 0, fd);
+	close(fd);
+	return r;
+}
+
+/* ---- cancel, approvals, stats ---------------------------------------------------- */
+
+/* A CancelRequest read by c's worker: the session it names (same key, same workload
+ * cgroup) gets it in its own worker, with c's socket; unknown keys are dropped
+ * silently, as PostgreSQL does. */
+static void on_cancel(struct monitor *m, struct mon_conn *c, const struct priv_cancel *q)
+{
+	uint32_t pid, secret;
+	struct priv_new_conn nc;
+	struct mon_conn *t;
+
+	memcpy(&pid, q->pkt + 8, 4);
+	memcpy(&secret, q->pkt + 12, 4);
+	pid = ntohl(pid);
+	secret = ntohl(secret);
+	for (t = m->head; t; t = t->next) {
+		if (t == c || t->st != MC_RELAYING || !t->have_key || t->key_pid != pid)
+			continue;
+		if (CRYPTO_memcmp(&t->key_secret, &secret, sizeof(secret)) != 0 || !c->have_origin ||
+		    t->origin.cgroup_id != c->origin.cgroup_id)
+			t = NULL;
+		break;
+	}
+	if (!t) {
+		log_warn("cancel", "id=%llu: a CancelRequest with an unknown key was ignored", (unsigned long long)c->id);
+		conn_end(m, c);
+		return;
+	}
+	memset(&nc, 0, sizeof(nc));
+	nc.origin = c->origin;
+	nc.have_origin = c->have_origin;
+	nc.peer = c->peer;
+	nc.dst = c->dst;
+	nc.cancel = true;
+	memcpy(nc.cancel_pkt, q->pkt, sizeof(nc.cancel_pkt));
+	snprintf(nc.upstream, sizeof(nc.upstream), "%s", t->upstream);
+	if (c->w && c->w->sessions)
+		c->w->sessions--;
+	c->w = t->w;
+	c->w->sessions++;
+	c->st = MC_CANCELLING;
+	c->sockets = 0;
+	if (worker_send(c->w, PRIV_NEW_CONN, c->id, &nc, sizeof(nc), c->cfd) < 0)
+		conn_end(m, c);
+}
+
+static void on_held_info(struct mon_conn *c, const uint8_t *body, size_t len)
+{
+	struct priv_held h;
+	json_error_t e;
+	json_t *j;
+
+	if (len < sizeof(h))
+		return;
+	memcpy(&h, body, sizeof(h));
+	if (h.json_len != len - sizeof(h))
+		return;
+	j = json_loadb((const char *)body + sizeof(h), h.json_len, JSON_REJECT_DUPLICATES, &e);
+	if (!json_is_object(j)) {
+		json_decref(j);
+		return;
+	}
+	json_decref(c->held);
+	c->held = j;
+}
+
+static void on_stats(struct monitor *m, struct mon_worker *w, const uint8_t *body, size_t len)
+{
+	size_t n = len / sizeof(struct priv_stat);
+
+	if (len % sizeof(struct priv_stat))
+		return;
+	for (size_t i = 0; i < n; i++) {
+		struct priv_stat st;
+		struct mon_conn *c;
+
+		memcpy(&st, body + i * sizeof(st), sizeof(st));
+		c = conn_find(m, st.conn);
+		if (!c || c->w != w || !PRIV_STR_OK(st.client_encoding) || !PRIV_STR_OK(st.scs))
+			continue;
+		c->bytes_in = st.bytes_in;
+		c->bytes_out = st.bytes_out;
+		memcpy(c->client_encoding, st.client_encoding, sizeof(c->client_encoding));
+		memcpy(c->scs, st.scs, sizeof(c->scs));
+	}
+}
+
+/* ---- the request channel ---------------------------------------------------------------- */
+
+/* One packet from w. -EPROTO: out of order or malformed (the worker is ended). */
+static int on_packet(struct monitor *m, struct mon_worker *w, const struct priv_hdr *h, const uint8_t *body, int fd)
+{
+	struct mon_conn *c = h->conn ? conn_find(m, h->conn) : NULL;
+
+	if (h->type == PRIV_READY) {
+		w->ready = true;
+		w->quick_deaths = 0;
+		return 0;
+	}
+	if (h->type == PRIV_STATS) {
+		on_stats(m, w, body, h->len);
+		return 0;
+	}
+	if (!c || c->w != w) {
+		/* a connection the parent ended (its worker was told) may still speak once */
+		if (h->type == PRIV_ENDED || h->type == PRIV_HELD_DONE || h->type == PRIV_RULE)
+			return 0;
+		if (h->type >= PRIV_SOCKET && h->type < PRIV_REPLY)
+			return reply(w, h->conn, -ENOENT, NULL, 0, -1);
+		return h->type == PRIV_CANCEL || h->type == PRIV_IDENTIFY || h->type == PRIV_TOKEN ||
+		       h->type == PRIV_LOGGED_IN ? 0 : -EPROTO;
+	}
+	switch (h->type) {
+	case PRIV_IDENTIFY: {
+		struct priv_identify q;
+
+		if (c->st != MC_STARTUP || h->len != sizeof(q))
+			return -EPROTO;
+		memcpy(&q, body, sizeof(q));
+		if (!PRIV_STR_OK(q.user) || !PRIV_STR_OK(q.database))
+			return -EPROTO;
+		memcpy(c->user, q.user, sizeof(c->user));
+		memcpy(c->database, q.database, sizeof(c->database));
+		c->client_tls = q.client_tls;
+		c->st = MC_ATTESTING;
+		attest(m, c);
+		return 0;
+	}
+	case PRIV_TOKEN:
+		if (c->st != MC_TOKEN || h->len > SESSION_TOKEN_MAX || memchr(body, '\0', h->len))
+			return -EPROTO;
+		if (h->len == 0) {
+			authorize(m, c, NULL, 0, "password", "the client sent an empty password where its identity token was expected");
+		} else {
+			authorize(m, c, (const char *)body, h->len, "password", NULL);
+			OPENSSL_cleanse((void *)body, h->len);
+		}
+		return 0;
+	case PRIV_SOCKET:
+		if (c->st != MC_AUTHORIZED && c->st != MC_CANCELLING)
+			return -EPROTO;
+		return on_socket(m, c, body, h->len);
+	case PRIV_SCRAM:
+		if (c->st != MC_AUTHORIZED || c->login_asked || h->len != sizeof(struct priv_scram))
+			return -EPROTO;
+		c->login_asked = true;
+		return on_scram(m, c, (const struct priv_scram *)body);
+	case PRIV_MD5:
+		if (c->st != MC_AUTHORIZED || c->login_asked)
+			return -EPROTO;
+		c->login_asked = true;
+		return on_md5(m, c, body, h->len);
+	case PRIV_CLEARTEXT:
+		if (c->st != MC_AUTHORIZED || c->login_asked)
+			return -EPROTO;
+		c->login_asked = true;
+		return on_cleartext(m, c);
+	case PRIV_LOGGED_IN: {
+		struct priv_logged_in q;
+
+		if (c->st != MC_AUTHORIZED || h->len != sizeof(q))
+			return -EPROTO;
+		memcpy(&q, body, sizeof(q));
+		c->key_pid = q.key_pid;
+		c->key_secret = q.key_secret;
+		c->have_key = true;
+		c->st = MC_RELAYING;
+		login_done(m, c);
+		return 0;
+	}
+	case PRIV_HELD: {
+		uint64_t id;
+
+		if (c->st != MC_RELAYING)
+			return -EPROTO;
+		id = ++m->next_request;
+		c->held_id = id;
+		c->held_since = time(NULL);
+		json_decref(c->held);
+		c->held = NULL;
+		return reply(w, c->id, 0, &id, sizeof(id), -1);
+	}
+	case PRIV_HELD_INFO:
+		if (c->st != MC_RELAYING || !c->held_id)
+			return -EPROTO;
+		on_held_info(c, body, h->len);
+		return 0;
+	case PRIV_HELD_DONE:
+		c->held_id = 0;
+		json_decref(c->held);
+		c->held = NULL;
+		return 0;
+	case PRIV_RULE: {
+		struct priv_rule q;
+
+		if (c->st != MC_RELAYING || h->len != sizeof(q))
+			return -EPROTO;
+		memcpy(&q, body, sizeof(q));
+		if (!PRIV_STR_OK(q.rule))
+			return -EPROTO;
+		memcpy(c->rule, q.rule, sizeof(c->rule));
+		return 0;
+	}
+	case PRIV_CANCEL:
+		if (c->st != MC_STARTUP || h->len != sizeof(struct priv_cancel))
+			return -EPROTO;
+		on_cancel(m, c, (const struct priv_cancel *)body);
+		return 0;
+	case PRIV_ENDED:
+		conn_end(m, c);
+		return 0;
+	}
+	(void)fd;
+	return -EPROTO;
+}
+
+void monitor_worker_event(struct monitor *m, struct mon_worker *w, uint32_t events)
+{
+	for (unsigned i = 0; i < 256 && w->pid > 0; i++) {
+		struct priv_hdr h;
+		int fd = -1;
+		long n = priv_recv(w->req, m->buf, PRIV_MAX_MSG, &fd);
+
+		if (n == -EAGAIN)
+			return;
+		if (n < 0) {
+			if (n != -EPIPE)
+				worker_kill(w, "it sent a malformed packet");
+			epoll_ctl(m->epfd, EPOLL_CTL_DEL, w->req, NULL);
+			return;
+		}
+		memcpy(&h, m->buf, sizeof(h));
+		{
+			/* calls reply through m->buf: the body is copied out first */
+			uint8_t *body = NULL;
+			int r;
+
+			if (h.len) {
+				body = malloc(h.len);
+				if (!body) {
+					worker_kill(w, "out of memory");
+					return;
+				}
+				memcpy(body, m->buf + sizeof(h), h.len);
+			}
+			r = on_packet(m, w, &h, body, fd);
+			if (body) {
+				OPENSSL_cleanse(body, h.len);
+				free(body);
+			}
+			if (fd >= 0)
+				close(fd);
+			if (r == -EPROTO) {
+				char why[128];
+
+				snprintf(why, sizeof(why), "a %s message out of order or malformed for session %llu",
+					 priv_type_name(h.type), (unsigned long long)h.conn);
+				worker_kill(w, why);
+				return;
+			}
+		}
+	}
+	(void)events;
+}
+
+/* ---- a worker ended ----------------------------------------------------------------- */
+
+static void worker_gone(struct monitor *m, struct mon_worker *w, int status)
+{
+	char how[64];
+	struct mon_conn *c, *next;
+	struct timespec now;
+	unsigned ended = 0;
+
+	if (WIFSIGNALED(status))
+		snprintf(how, sizeof(how), "killed by signal %d (%s)", WTERMSIG(status), strsignal(WTERMSIG(status)));
+	else
+		snprintf(how, sizeof(how), "exited with status %d", WEXITSTATUS(status));
+	epoll_ctl(m->epfd, EPOLL_CTL_DEL, w->req, NULL);
+	close(w->cmd);
+	close(w->req);
+	w->cmd = w->req = -1;
+	for (c = m->head; c; c = next) {
+		next = c->next;
+		if (c->w != w)
+			continue;
+		/* plaintext: the client reads a FATAL error; TLS: nothing can be said */
+		if (!c->client_tls && c->st != MC_CANCELLING && !m->stopping) {
+			static const char msg[] = "pgtether: the worker process serving this session ended unexpectedly; reconnect";
+			uint8_t e[256];
+			size_t n = pgwire_error_response(e, sizeof(e), "FATAL", "57P01", msg, NULL);
+
+			if (n && send(c->cfd, e, n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+				/* the client is gone too */
+			}
+		}
+		ended++;
+		conn_end(m, c);
+	}
+	w->pid = 0;
+	w->ready = false;
+	w->sessions = 0;
+	if (m->stopping)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (now.tv_sec - w->started.tv_sec < MON_WORKER_QUICK_S)
+		w->quick_deaths++;
+	else
+		w->quick_deaths = 0;
+	log_error("worker", "worker %u %s; %u of its session(s) ended%s", w->idx, how, ended,
+		  w->quick_deaths >= 3 ? "; it keeps dying at start: the next try is in a few seconds" : "");
+	w->respawn_at = w->quick_deaths >= 3 ? now.tv_sec + MON_WORKER_BACKOFF_S : 0;
+	if (!w->respawn_at)
+		worker_spawn(m, w);
+}
+
+void monitor_children(struct monitor *m)
+{
+	int status;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+		for (unsigned i = 0; i < m->n_workers; i++)
+			if (m->w[i].pid == pid)
+				worker_gone(m, &m->w[i], status);
+}
+
+/* ---- the parent's own loop ------------------------------------------------------------- */
+
+int monitor_start(struct monitor *m, int bundle_fd)
+{
+	m->bundle_fd = bundle_fd;
+	m->buf = malloc(PRIV_MAX_MSG);
+	if (!m->buf)
+		return -ENOMEM;
+	m->n_workers = CFG_WORKERS(m->cfg);
+	if (m->n_workers > PRIV_MAX_WORKERS)
+		m->n_workers = PRIV_MAX_WORKERS;
+	for (unsigned i = 0; i < m->n_workers; i++) {
+		int r;
+
+		m->w[i].idx = i;
+		m->w[i].cmd = m->w[i].req = -1;
+		if ((r = worker_spawn(m, &m->w[i])) < 0)
+			return r;
+	}
+	return 0;
+}
+
+void monitor_tick(struct monitor *m)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	for (unsigned i = 0; i < m->n_workers; i++) {
+		struct mon_worker *w = &m->w[i];
+
+		if (w->pid == 0 && !m->stopping && now.tv_sec >= w->respawn_at)
+			worker_spawn(m, w);
+	}
+	if (now.tv_sec >= m->origins_checked + SESSION_ORIGINS_CHECK_S) {
+		struct timespec boot;
+		uint64_t full;
+		size_t n = 0;
+
+		m->origins_checked = now.tv_sec;
+		if (clock_gettime(CLOCK_BOOTTIME, &boot) == 0 && boot.tv_sec > SESSION_ORIGIN_STALE_S)
+			n = intercept_expire(m->ic, (uint64_t)(boot.tv_sec - SESSION_ORIGIN_STALE_S) * 1000000000ull);
+		if (n)
+			log_warn("origins", "deleted %zu origin record(s) of connections established over %d s ago and never accepted "
+				 "(the listen queue was full)", n, SESSION_ORIGIN_STALE_S);
+		if (intercept_origins_full(m->ic, &full) == 0 && full > m->origins_full_seen) {
+			log_error("origins", "%llu redirected connection(s) found the origins map full (%u entries) and were refused",
+				  (unsigned long long)(full - m->origins_full_seen), PGT_MAX_ORIGINS);
+			m->origins_full_seen = full;
+		}
+	}
+}
+
+void monitor_reloaded(struct monitor *m, int bundle_fd)
+{
+	if (m->bundle_fd >= 0)
+		close(m->bundle_fd);
+	m->bundle_fd = bundle_fd;
+	m->gen++;
+	for (unsigned i = 0; i < m->n_workers; i++)
+		if (m->w[i].pid > 0)
+			worker_send(&m->w[i], PRIV_CONFIG, m->gen, NULL, 0, m->bundle_fd);
+}
+
+static const char *conn_state_name(enum mon_state st)
+{
+	switch (st) {
+	case MC_STARTUP: return "startup";
+	case MC_ATTESTING: return "attesting";
+	case MC_TOKEN: return "authenticating";
+	case MC_AUTHORIZED: return "login";
+	case MC_RELAYING: return "relaying";
+	default: return "refusing";
+	}
+}
+
+json_t *monitor_status(struct monitor *m)
+{
+	json_t *conns = json_array();
+	struct timespec now;
+	char buf[ADDR_STRLEN];
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	for (struct mon_conn *c = m->head; c; c = c->next) {
+		char comm[PGT_COMM_LEN + 1];
+		json_t *o;
+
+		if (c->st == MC_REFUSED || c->st == MC_CANCELLING || !c->have_origin)
+			continue;
+		memcpy(comm, c->origin.comm, PGT_COMM_LEN);
+		comm[PGT_COMM_LEN] = '\0';
+		/* what the workload chose: valid UTF-8 for JSON (escape.h) */
+		o = json_pack("{s:I, s:s, s:I, s:I, s:I, s:o, s:o, s:o, s:I, s:I}",
+			      "id", (json_int_t)c->id, "state", conn_state_name(c->st),
+			      "pid", (json_int_t)c->origin.tgid, "uid", (json_int_t)c->origin.uid,
+			      "gid", (json_int_t)c->origin.gid, "comm", escape_json_str(comm),
+			      "exe", escape_json_str(c->facts_read ? c->facts.exe : "?"),
+			      "cgroup", escape_json_str(c->facts_read ? c->facts.cgroup : "?"),
+			      "cgroup_id", (json_int_t)c->origin.cgroup_id, "worker", (json_int_t)(c->w ? c->w->pid : 0));
+		if (!o)
+			continue;
+		json_object_set_new(o, "exe_sha256", json_string(c->facts.exe_sha256));
+		json_object_set_new(o, "peer", json_string(addr_format(&c->peer, buf)));
+		json_object_set_new(o, "dst", json_string(addr_format(&c->dst, buf)));
+		if (c->upstream[0] && c->role[0]) {
+			json_object_set_new(o, "upstream", json_string(c->upstream));
+			json_object_set_new(o, "role", json_string(c->role));
+			json_object_set_new(o, "database", escape_json_str(c->database));
+		}
+		if (c->rule[0])
+			json_object_set_new(o, "rule", json_string(c->rule));
+		if (c->rec_id[0])
+			json_object_set_new(o, "recording", json_string(c->rec_id));
+		if (c->token_source)
+			json_object_set_new(o, "token", json_string(c->token_source));
+		if (c->token_iss[0]) {
+			json_object_set_new(o, "iss", escape_json_str(c->token_iss));
+			json_object_set_new(o, "sub", escape_json_str(c->token_sub));
+		}
+		if (c->client_encoding[0])
+			json_object_set_new(o, "client_encoding", json_string(c->client_encoding));
+		if (c->scs[0])
+			json_object_set_new(o, "standard_conforming_strings", json_string(c->scs));
+		json_object_set_new(o, "bytes_in", json_integer((json_int_t)c->bytes_in));
+		json_object_set_new(o, "bytes_out", json_integer((json_int_t)c->bytes_out));
+		json_object_set_new(o, "age_s", json_integer(now.tv_sec - c->started.tv_sec));
+		json_array_append_new(conns, o);
+	}
+	return conns;
+}
+
+json_t *monitor_workers(struct monitor *m)
+{
+	json_t *list = json_array();
+
+	for (unsigned i = 0; i < m->n_workers; i++)
+		if (m->w[i].pid > 0)
+			json_array_append_new(list, json_pack("{s:I, s:I, s:I, s:b}", "index", (json_int_t)i, "pid",
+							      (json_int_t)m->w[i].pid, "sessions", (json_int_t)m->w[i].sessions,
+							      "ready", m->w[i].ready));
+	return list;
+}
+
+json_t *monitor_approvals(struct monitor *m)
+{
+	json_t *list = json_array();
+	time_t now = time(NULL);
+
+	for (struct mon_conn *c = m->head; c && list; c = c->next) {
+		json_t *a;
+
+		if (!c->held_id || !c->held)
+			continue;
+		a = json_deep_copy(c->held);
+		if (!a)
+			continue;
+		json_object_set_new(a, "request", json_integer((json_int_t)c->held_id));
+		json_object_set_new(a, "session", json_integer((json_int_t)c->id));
+		json_object_set_new(a, "waiting_s", json_integer((json_int_t)(now - c->held_since)));
+		json_array_append_new(list, a);
+	}
+	return list;
+}
+
+int monitor_decide(struct monitor *m, uint64_t id, bool approve, const char *reason, const char *by,
+		   const struct session_approver *who, char *err, size_t errlen)
+{
+	struct priv_decide d;
+	struct mon_conn *c;
+
+	for (c = m->head; c; c = c->next)
+		if (c->held_id == id && c->st == MC_RELAYING)
+			break;
+	if (!c) {
+		snprintf(err, errlen, "no statement waits as request %llu", (unsigned long long)id);
+		return -ENOENT;
+	}
+	/* approvers are people other than the workload; denying is always allowed */
+	if (who && approve && !who->root && (who->uid == c->origin.uid || (who->loginuid && who->loginuid == c->origin.uid))) {
+		snprintf(err, errlen, "request %llu was made by uid %u, which cannot approve its own request%s",
+			 (unsigned long long)id, c->origin.uid, who->uid == c->origin.uid ? "" : " (you logged in as that uid)");
+		return -EPERM;
+	}
+	memset(&d, 0, sizeof(d));
+	d.request = id;
+	d.approve = approve;
+	if (who) {
+		d.have_who = true;
+		d.who_root = who->root;
+		d.who_uid = who->uid;
+		d.who_loginuid = who->loginuid;
+	}
+	snprintf(d.by, sizeof(d.by), "%s", by ? by : "");
+	snprintf(d.reason, sizeof(d.reason), "%s", reason ? reason : "");
+	c->held_id = 0; /* decided: no longer listed, nor decided twice */
+	json_decref(c->held);
+	c->held = NULL;
+	if (worker_send(c->w, PRIV_DECIDE, c->id, &d, sizeof(d), -1) < 0) {
+		snprintf(err, errlen, "the worker serving request %llu cannot be reached", (unsigned long long)id);
+		return -EIO;
+	}
+	return 0;
+}
+
+void monitor_stop(struct monitor *m)
+{
+	struct timespec t0, now;
+
+	m->stopping = true;
+	for (unsigned i = 0; i < m->n_workers; i++)
+		if (m->w[i].pid > 0 && priv_send(m->w[i].cmd, PRIV_STOP, 0, NULL, 0, -1) < 0)
+			kill(m->w[i].pid, SIGKILL);
+	/* they close their sessions (each client gets its error) and exit */
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		unsigned left = 0;
+		int status;
+		pid_t pid;
+
+		while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+			for (unsigned i = 0; i < m->n_workers; i++)
+				if (m->w[i].pid == pid)
+					worker_gone(m, &m->w[i], status);
+		for (unsigned i = 0; i < m->n_workers; i++)
+			left += m->w[i].pid > 0;
+		if (!left)
+			break;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec - t0.tv_sec >= 3) {
+			for (unsigned i = 0; i < m->n_workers; i++)
+				if (m->w[i].pid > 0)
+					kill(m->w[i].pid, SIGKILL);
+		}
+		usleep(10000);
+	}
+	while (m->head)
+		conn_end(m, m->head);
+	quota_logins_release(&m->logins);
+	if (m->bundle_fd >= 0)
+		close(m->bundle_fd);
+	free(m->buf);
+}
