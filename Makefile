@@ -75,6 +75,8 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(PURE:%=$(BUILD)/obj/%.o)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -DFIXTURES=\"$(CURDIR)/tests/fixtures\" $(LDFLAGS) $^ $(LDLIBS) -lcmocka -o $@
 
+$(BUILD)/tests/test_privsep: $(BUILD)/obj/privsep.o
+
 # the buffers are driven over socketpairs; TLS is linked, not used
 $(BUILD)/tests/test_sbuf: $(BUILD)/obj/sbuf.o $(BUILD)/obj/tls.o
 

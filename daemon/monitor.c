@@ -206,6 +206,7 @@ static void conn_end(struct monitor *m, struct mon_conn *c)
 		c->w->sessions--;
 	json_decref(c->claims);
 	json_decref(c->held);
+	free(c->pending);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -339,6 +340,60 @@ static void conn_facts(struct monitor *m, struct mon_conn *c, struct priv_new_co
 	snprintf(nc->upstream, sizeof(nc->upstream), "%s", u->name);
 }
 
+/* Written before any byte was read: a client reads it after its startup packet. */
+static void no_worker(int cfd)
+{
+	static const char msg[] = "pgtether: no worker process is ready to serve this connection; try again";
+	uint8_t e[256];
+	size_t n = pgwire_error_response(e, sizeof(e), "FATAL", "57P03", msg, NULL);
+
+	if (n && send(cfd, e, n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+		/* nothing more to do for it */
+	}
+}
+
+static bool workers_starting(const struct monitor *m)
+{
+	for (unsigned i = 0; i < m->n_workers; i++)
+		if (m->w[i].pid > 0 && !m->w[i].ready)
+			return true;
+	return false;
+}
+
+/* A worker is ready: the connections that waited for one go to it. */
+static void conn_dispatch(struct monitor *m)
+{
+	for (struct mon_conn *c = m->head, *next; c; c = next) {
+		struct mon_worker *w;
+
+		next = c->next;
+		if (!c->pending || !(w = pick_worker(m)))
+			continue;
+		if (worker_send(w, PRIV_NEW_CONN, c->id, c->pending, sizeof(*c->pending), c->cfd) < 0)
+			continue;
+		free(c->pending);
+		c->pending = NULL;
+		c->w = w;
+		w->sessions++;
+		if (c->st == MC_REFUSED)
+			conn_end(m, c);
+	}
+}
+
+/* Refusals for a login cap are logged once per flood: the first, then the count
+ * (monitor_tick). */
+static void capped_note(struct monitor *m, const char *sqlstate, const char *msg)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (quota_episode_hit(&m->turned_away, now.tv_sec)) {
+		log_warn("conn.capped", "%s (SQLSTATE %s); more refused for this reason are counted, not logged one by one",
+			 msg, sqlstate);
+		snprintf(m->turned_away_why, sizeof(m->turned_away_why), "%s", msg);
+	}
+}
+
 static void conn_accepted(struct monitor *m, int cfd)
 {
 	struct mon_conn *c = calloc(1, sizeof(*c));
@@ -366,6 +421,8 @@ static void conn_accepted(struct monitor *m, int cfd)
 	if (nc.refuse_sqlstate[0]) {
 		c->st = MC_REFUSED;
 		login_done(m, c);
+		if (nc.capped)
+			capped_note(m, nc.refuse_sqlstate, nc.refuse_msg);
 	}
 	c->next = m->head;
 	if (m->head)
@@ -373,21 +430,26 @@ static void conn_accepted(struct monitor *m, int cfd)
 	m->head = c;
 	m->n_conns++;
 	w = pick_worker(m);
-	if (!w || worker_send(w, PRIV_NEW_CONN, c->id, &nc, sizeof(nc), cfd) < 0) {
-		static const char msg[] = "pgtether: no worker process is ready to serve this connection; try again";
-		uint8_t e[256];
-		size_t n = pgwire_error_response(e, sizeof(e), "FATAL", "57P03", msg, NULL);
-
-		/* written before any byte was read: a client reads it after its startup packet */
-		if (n && send(cfd, e, n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
-			/* nothing more to do for it */
+	if (!w && workers_starting(m)) {
+		/* every worker is (re)starting: the connection waits for one (conn_dispatch) */
+		c->pending = malloc(sizeof(nc));
+		if (c->pending) {
+			memcpy(c->pending, &nc, sizeof(nc));
+			return;
 		}
+	}
+	if (!w || worker_send(w, PRIV_NEW_CONN, c->id, &nc, sizeof(nc), cfd) < 0) {
+		no_worker(cfd);
 		c->w = NULL;
 		conn_end(m, c);
 		return;
 	}
 	c->w = w;
 	w->sessions++;
+	/* a refusal is the worker's alone: nothing to say for it if that worker dies,
+	 * and a flood of them must not hold the parent's fds */
+	if (c->st == MC_REFUSED)
+		conn_end(m, c);
 }
 
 int monitor_accept(struct monitor *m, int lfd)
@@ -866,7 +928,7 @@ static int on_packet(struct monitor *m, struct mon_worker *w, const struct priv_
 
 	if (h->type == PRIV_READY) {
 		w->ready = true;
-		w->quick_deaths = 0;
+		conn_dispatch(m);
 		return 0;
 	}
 	if (h->type == PRIV_STATS) {
@@ -899,7 +961,7 @@ static int on_packet(struct monitor *m, struct mon_worker *w, const struct priv_
 		return 0;
 	}
 	case PRIV_TOKEN:
-		if (c->st != MC_TOKEN || h->len > SESSION_TOKEN_MAX || memchr(body, '\0', h->len))
+		if (c->st != MC_TOKEN || h->len > SESSION_TOKEN_MAX || (h->len && memchr(body, '\0', h->len)))
 			return -EPROTO;
 		if (h->len == 0) {
 			authorize(m, c, NULL, 0, "password", "the client sent an empty password where its identity token was expected");
@@ -1116,7 +1178,34 @@ int monitor_start(struct monitor *m, int bundle_fd)
 		if ((r = worker_spawn(m, &m->w[i])) < 0)
 			return r;
 	}
-	return 0;
+	/* ready when they are: a service ordered after pgtether is served at once */
+	for (int waited = 0;; waited += 10) {
+		unsigned ready = 0;
+
+		for (unsigned i = 0; i < m->n_workers; i++) {
+			if (m->w[i].pid > 0 && !m->w[i].ready)
+				monitor_worker_event(m, &m->w[i], EPOLLIN);
+			ready += m->w[i].ready;
+		}
+		if (ready == m->n_workers)
+			return 0;
+		if (waited >= 20000) {
+			log_error("start", "%u of %u workers did not start within 20 s", m->n_workers - ready, m->n_workers);
+			return -ETIMEDOUT;
+		}
+		{
+			int status;
+			pid_t pid = waitpid(-1, &status, WNOHANG);
+
+			if (pid > 0) {
+				log_error("start", "a worker (pid %d) ended while starting (%s %d); see its messages above", (int)pid,
+					  WIFSIGNALED(status) ? "signal" : "status",
+					  WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+				return -ECHILD;
+			}
+		}
+		usleep(10000);
+	}
 }
 
 void monitor_tick(struct monitor *m)
@@ -1129,6 +1218,23 @@ void monitor_tick(struct monitor *m)
 
 		if (w->pid == 0 && !m->stopping && now.tv_sec >= w->respawn_at)
 			worker_spawn(m, w);
+		if (w->pid > 0 && w->ready && now.tv_sec - w->started.tv_sec >= MON_WORKER_QUICK_S)
+			w->quick_deaths = 0; /* it lived: the next death is not a crash loop */
+	}
+	{
+		uint64_t count;
+		time_t secs;
+
+		if (quota_episode_over(&m->turned_away, now.tv_sec, 2, &count, &secs))
+			log_warn("conn.capped", "%llu connection(s) refused over %lld s by a login cap (the first: %s)",
+				 (unsigned long long)count, (long long)secs, m->turned_away_why);
+	}
+	for (struct mon_conn *c = m->head, *next; c; c = next) {
+		next = c->next;
+		if (c->pending && now.tv_sec - c->started.tv_sec >= (time_t)m->cfg->login_timeout) {
+			no_worker(c->cfd);
+			conn_end(m, c);
+		}
 	}
 	if (now.tv_sec >= m->origins_checked + SESSION_ORIGINS_CHECK_S) {
 		struct timespec boot;

@@ -86,6 +86,7 @@ struct mon_conn {
 	uint64_t bytes_in, bytes_out;
 	char client_encoding[32], scs[8];
 	struct timespec started;
+	struct priv_new_conn *pending;  /* waits for a worker to be ready (not sent yet) */
 	struct mon_conn *prev, *next;
 };
 
@@ -111,6 +112,8 @@ struct monitor {
 	unsigned gen;                   /* of cfg, as the workers know it */
 	int bundle_fd;                  /* cfg's files for the workers (cfgsrc memfd) */
 	struct quota_logins logins;
+	struct quota_episode turned_away; /* connections refused by a login cap */
+	char turned_away_why[200];       /* the first of them, for the closing log line */
 	time_t origins_checked;
 	uint64_t origins_full_seen;
 	uint8_t *buf;                   /* PRIV_MAX_MSG: one packet received */

@@ -80,6 +80,12 @@ long priv_recv(int sock, uint8_t *buf, size_t cap, int *ret_fd)
 	}
 	if (n == 0 && nfds == 0)
 		return -EPIPE;
+	if (!bad && nfds <= 1 && (m.msg_flags & MSG_CTRUNC) && !(m.msg_flags & MSG_TRUNC) && (size_t)n >= sizeof(h)) {
+		/* the packet came whole, its fd did not (the receiver is out of fds) */
+		if (fd >= 0)
+			close(fd);
+		return -EMFILE;
+	}
 	if (bad || nfds > 1 || (m.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || (size_t)n < sizeof(h)) {
 		if (fd >= 0)
 			close(fd);

@@ -171,7 +171,8 @@ int priv_send(int sock, uint32_t type, uint64_t conn, const void *body, size_t l
  * header is at buf, the body after it. *ret_fd is the fd that came with it, or -1.
  * Returns the body length, 0 for a packet with no body, -EAGAIN, -EPIPE at end of
  * stream, -EPROTO for a packet that is truncated, malformed or carries more than
- * one fd (they are closed).
+ * one fd (they are closed), -EMFILE for a whole packet whose fd could not be
+ * received (the header is in buf: the caller can say which one it lost).
  */
 long priv_recv(int sock, uint8_t *buf, size_t cap, int *ret_fd);
 

@@ -2834,19 +2834,6 @@ static void startup_step(struct session_env *env, struct session *s)
 
 /* ---- accept ------------------------------------------------------------------ */
 
-/* Refusals for a login cap are logged once per flood: the first, then the count. */
-static void session_capped_note(struct session_env *env, const char *sqlstate, const char *msg)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	if (quota_episode_hit(&env->turned_away, now.tv_sec)) {
-		log_warn("conn.capped", "%s (SQLSTATE %s); more refused for this reason are counted, not logged one by one",
-			 msg, sqlstate);
-		snprintf(env->turned_away_why, sizeof(env->turned_away_why), "%s", msg);
-	}
-}
-
 /*
  * A connection over a login cap, when SESSION_MAX_CAPPED refusals are under way
  * already: answered at once, without a session. What the client sent already is
@@ -2883,8 +2870,7 @@ static void session_turn_away(struct session_env *env, int fd, const char *sqlst
  */
 static void session_refuse_capped(struct session_env *env, struct session *s, const char *sqlstate, const char *msg)
 {
-	session_capped_note(env, sqlstate, msg);
-	session_login_done(env, s);
+	session_login_done(env, s); /* the parent logs the flood (monitor.c) */
 	if (env->capped < SESSION_MAX_CAPPED) {
 		s->capped = true;
 		env->capped++;
@@ -3300,14 +3286,6 @@ void session_tick(struct session_env *env)
 	char buf[ADDR_STRLEN];
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	{
-		uint64_t count;
-		time_t secs;
-
-		if (quota_episode_over(&env->turned_away, now.tv_sec, 2, &count, &secs))
-			log_warn("conn.capped", "%llu connection(s) refused over %lld s by a login cap (the first: %s)",
-				 (unsigned long long)count, (long long)secs, env->turned_away_why);
-	}
 	if (now.tv_sec - env->mask_refreshed >= (time_t)env->cfg->mask_refresh) {
 		/* DDL outside pgtetherd (a migration recreating a table) is seen this soon */
 		env->mask_epoch++;
@@ -3428,7 +3406,7 @@ void session_policy_reloaded(struct session_env *env)
 {
 	struct session *s, *next;
 
-	env->gen++;
+	/* env->gen is the parent's, set with the new snapshot (worker.c) */
 	env->mask_epoch++; /* masks may have changed: sessions resolve theirs again */
 	if (env->sqlcache)
 		sqlclass_cache_clear(env->sqlcache); /* the dangerous functions may have changed */

@@ -88,8 +88,6 @@ struct session_env {
 	struct quota_logins logins;      /* unused in workers: the parent counts logins */
 	struct quota_mem mem;            /* memory_budget (each worker's own) */
 	unsigned capped;                 /* sessions refusing for a login cap now */
-	struct quota_episode turned_away; /* connections refused by a login cap */
-	char turned_away_why[200];       /* the first of them, for the closing log line */
 };
 
 struct priv_new_conn;

@@ -146,6 +146,15 @@ static void commands(void)
 
 		if (n == -EAGAIN)
 			return;
+		if (n == -EMFILE) {
+			/* a connection that this worker has no fd left for: the parent closes it */
+			memcpy(&h, W.buf, sizeof(h));
+			log_error("worker", "worker %u: out of file descriptors: connection %llu dropped", W.idx,
+				  (unsigned long long)h.conn);
+			if (h.type == PRIV_NEW_CONN)
+				worker_notify(PRIV_ENDED, h.conn, NULL, 0, -1);
+			continue;
+		}
 		if (n < 0) {
 			/* the parent closed it (it stops, or died): the sessions end */
 			session_close_all(&W.env, "the daemon stops");
