@@ -28,14 +28,14 @@ CFLAGS  += $(CFLAGS_BASE) -I$(BUILD) -Idaemon $(shell pkg-config --cflags libnl-
 LDLIBS  += -Wl,--wrap=pg_query_raw_parse -lbpf -lelf -lz -ljansson -ljwt -l:libpg_query.a -lssl -lcrypto -pthread $(shell pkg-config --libs libnl-3.0 2>/dev/null)
 
 # Pure modules: no socket, no kernel, no global; unit-tested directly.
-PURE    := addr escape jsonpos config quota pgwire scram b64url jwks token issuers policy sqlclass sqlguard searchpath prepared gate startopts record mask maskset rowmask cgroup attest log
+PURE    := addr escape jsonpos cfgsrc config quota pgwire scram b64url jwks token issuers policy sqlclass sqlguard searchpath prepared gate startopts record mask maskset rowmask cgroup attest log
 KERNEL  := intercept sockdiag notify tls
 # the session, in the files it is being split into (issue 13)
 SESSION := session sbuf sessrec cancel upstream
 # the privileged parent and its workers (DESIGN.md "Processes")
-PRIVSEP := privsep monitor worker cfgsrc sandbox
+PRIVSEP := privsep monitor worker sandbox
 DAEMON  := $(PURE) $(KERNEL) $(SESSION) $(PRIVSEP) control
-CLI     := addr escape jsonpos config pgwire b64url jwks token issuers policy sqlclass sqlguard searchpath prepared gate record mask maskset cgroup control log
+CLI     := addr escape jsonpos cfgsrc config pgwire b64url jwks token issuers policy sqlclass sqlguard searchpath prepared gate record mask maskset cgroup control log
 
 DAEMON_OBJS := $(DAEMON:%=$(BUILD)/obj/%.o)
 CLI_OBJS    := $(CLI:%=$(BUILD)/obj/%.o)
@@ -79,6 +79,8 @@ $(BUILD)/tests/test_privsep: $(BUILD)/obj/privsep.o
 
 # the buffers are driven over socketpairs; TLS is linked, not used
 $(BUILD)/tests/test_sbuf: $(BUILD)/obj/sbuf.o $(BUILD)/obj/tls.o
+# a load recorded and replayed ends with the TLS contexts built
+$(BUILD)/tests/test_cfgsrc: $(BUILD)/obj/tls.o
 
 # Tests run against a sanitizer build in build/san so memory errors in the daemon's
 # relay fail the integration tests too, not only the unit tests.

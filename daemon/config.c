@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include <openssl/evp.h>
 
+#include "cfgsrc.h"
 #include "jsonpos.h"
 #include "pgwire.h"
 
@@ -43,12 +44,13 @@
 #define DEFAULT_ISSUERS_DIR "/etc/pgtether/issuers.d"
 #define DEFAULT_SESSIONS_DIR "/var/lib/pgtether/sessions"
 #define DEFAULT_MASK_KEY_FILE "/etc/pgtether/mask.key"
+#define DEFAULT_WORKER_USER "pgtether"
 
 static const char *const known_keys[] = {
 	"listen", "targets", "cgroups", "fail_mode", "bpffs_dir", "control_socket",
 	"socket_mark", "upstreams", "credentials_file", "policy_dir", "issuers_dir", "max_message_bytes", "max_statement_bytes", "client_tls", "login_timeout", "sessions_dir",
 	"recording_fail_mode", "recording_fsync", "mask_key_file", "mask_refresh", "approvers_group", "max_logins",
-	"max_logins_per_cgroup", "memory_budget", NULL,
+	"max_logins_per_cgroup", "memory_budget", "workers", "worker_user", NULL,
 };
 
 static const char *const upstream_keys[] = {
@@ -176,6 +178,35 @@ static int parse_approvers_group(struct jsonpos_src *p, json_t *root, struct con
 	if (strspn(g, "0123456789") == n && strtoull(g, NULL, 10) == 0)
 		return jsonpos_fail(p, "/approvers_group", "'approvers_group' must not be group 0 (root's group): root approves anyway, and members of group 0 would all become approvers");
 	return (c->approvers_group = strdup(g)) ? 0 : -ENOMEM;
+}
+
+/*
+ * workers: how many unprivileged processes serve sessions, 1 to CONFIG_MAX_WORKERS,
+ * by default one per online CPU. worker_user: the system user they run as, a name or
+ * number as useradd(8) accepts it; resolved by the daemon at start, since a worker
+ * as root would undo the separation, root is refused here already.
+ */
+static int parse_workers(struct jsonpos_src *p, json_t *root, struct config *c)
+{
+	json_t *v = json_object_get(root, "workers"), *u = json_object_get(root, "worker_user");
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	const char *g = DEFAULT_WORKER_USER;
+	size_t n;
+
+	if (v && (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > CONFIG_MAX_WORKERS))
+		return jsonpos_fail(p, "/workers", "'workers' must be an integer from 1 to %d (default: the number of online CPUs)",
+				    CONFIG_MAX_WORKERS);
+	c->workers = v ? (unsigned)json_integer_value(v) : cpus < 1 ? 1 : cpus > CONFIG_MAX_WORKERS ? CONFIG_MAX_WORKERS : (unsigned)cpus;
+	if (u) {
+		g = json_string_value(u);
+		n = g ? strlen(g) : 0;
+		if (!g || n == 0 || n > 32 || n != json_string_length(u) ||
+		    strspn(g, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != n || g[0] == '-')
+			return jsonpos_fail(p, "/worker_user", "'worker_user' must be a user name or number (up to 32 of a-z, 0-9, '_', '.', '-'), e.g. \"pgtether\"");
+		if (strcmp(g, "root") == 0 || (strspn(g, "0123456789") == n && strtoull(g, NULL, 10) == 0))
+			return jsonpos_fail(p, "/worker_user", "'worker_user' must not be root: workers parse what workloads send, and run unprivileged so that a flaw there is not root's");
+	}
+	return (c->worker_user = strdup(g)) ? 0 : -ENOMEM;
 }
 
 int config_cgroup_path(const char *in, char *ret, size_t len)
@@ -727,7 +758,7 @@ static int parse_root(struct jsonpos_src *p, json_t *root, struct config *c)
 	c->recording_fsync = json_is_true(v);
 	if ((r = parse_upstreams(p, root, c)) < 0)
 		return r;
-	if ((r = parse_approvers_group(p, root, c)) < 0)
+	if ((r = parse_approvers_group(p, root, c)) < 0 || (r = parse_workers(p, root, c)) < 0)
 		return r;
 
 	v = json_object_get(root, "client_tls");
@@ -814,44 +845,15 @@ int config_parse(const char *name, const char *text, size_t len, struct config *
 }
 
 /* Reads a whole regular file of at most CONFIG_MAX_BYTES; NUL-terminates it. */
-static int read_file(const char *path, char **ret, size_t *ret_len, struct stat *st, char *err)
+static int read_file(struct cfgsrc *src, const char *path, bool secret, char **ret, size_t *ret_len, struct stat *st,
+		     char *err)
 {
-	char *text;
-	ssize_t n;
-	int fd, r;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd == -1) {
-		r = -errno;
-		snprintf(err, CONFIG_ERR_LEN, "%s: cannot open: %s", path, strerror(errno));
-		return r;
-	}
-	if (fstat(fd, st) == -1 || !S_ISREG(st->st_mode) || st->st_size > (off_t)CONFIG_MAX_BYTES) {
-		snprintf(err, CONFIG_ERR_LEN, "%s: not a regular file of at most %u bytes", path, CONFIG_MAX_BYTES);
-		close(fd);
-		return -EINVAL;
-	}
-	text = malloc((size_t)st->st_size + 1);
-	if (!text) {
-		close(fd);
-		snprintf(err, CONFIG_ERR_LEN, "%s: out of memory", path);
-		return -ENOMEM;
-	}
-	n = read(fd, text, (size_t)st->st_size);
-	close(fd);
-	if (n != st->st_size) {
-		snprintf(err, CONFIG_ERR_LEN, "%s: short read", path);
-		free(text);
-		return -EIO;
-	}
-	text[n] = '\0';
-	*ret = text;
-	*ret_len = (size_t)n;
-	return 0;
+	return cfgsrc_read(src, path, CONFIG_MAX_BYTES, secret, ret, ret_len, st, err, CONFIG_ERR_LEN);
 }
 
-int config_load_credentials(struct config *c, char *err)
+static int load_credentials(struct config *c, struct cfgsrc *src, char *err)
 {
+	uid_t euid = cfgsrc_euid(src);
 	struct stat st;
 	size_t len;
 	char *text;
@@ -859,13 +861,14 @@ int config_load_credentials(struct config *c, char *err)
 
 	if (c->n_upstreams == 0)
 		return 0;
-	/* The held credentials: root's alone, or they are not held at all. */
-	if ((r = read_file(c->credentials_file, &text, &len, &st, err)) < 0)
+	/* The held credentials: root's alone, or they are not held at all. Secret: a
+	 * recording source keeps their stat, never their bytes. */
+	if ((r = read_file(src, c->credentials_file, true, &text, &len, &st, err)) < 0)
 		return r;
-	if (st.st_uid != geteuid() || (st.st_mode & 077)) {
+	if (st.st_uid != euid || (st.st_mode & 077)) {
 		snprintf(err, CONFIG_ERR_LEN, "%s: credentials must be owned by uid %u and readable by nobody else (mode %04o); run: chown %u %s && chmod 0600 %s",
-			 c->credentials_file, (unsigned)geteuid(), (unsigned)(st.st_mode & 07777),
-			 (unsigned)geteuid(), c->credentials_file, c->credentials_file);
+			 c->credentials_file, (unsigned)euid, (unsigned)(st.st_mode & 07777),
+			 (unsigned)euid, c->credentials_file, c->credentials_file);
 		r = -EPERM;
 	} else {
 		r = config_parse_credentials(c, c->credentials_file, text, len, err);
@@ -875,8 +878,60 @@ int config_load_credentials(struct config *c, char *err)
 	return r;
 }
 
-int config_load_mask_key(struct config *c, char *err)
+int config_load_credentials(struct config *c, char *err)
 {
+	return load_credentials(c, NULL, err);
+}
+
+/* Adds role name to u (without a password) unless u holds it already. */
+static int add_worker_role(struct config_upstream *u, const char *name, char *err)
+{
+	struct config_role *more;
+
+	if (config_role_for(u, name))
+		return 0;
+	if (u->n_roles >= CONFIG_MAX_ROLES) {
+		snprintf(err, CONFIG_ERR_LEN, "upstream '%s': more than %d roles", u->name, CONFIG_MAX_ROLES);
+		return -EINVAL;
+	}
+	more = realloc(u->roles, (u->n_roles + 1) * sizeof(*more));
+	if (!more)
+		return -ENOMEM;
+	u->roles = more;
+	memset(&u->roles[u->n_roles], 0, sizeof(*u->roles));
+	if (!(u->roles[u->n_roles].name = strdup(name)))
+		return -ENOMEM;
+	u->n_roles++;
+	return 0;
+}
+
+/*
+ * A worker's roles: the names of those a session can log in as (each upstream's
+ * own, and every role an allow rule grants), with no password. The parent checked
+ * the same rules against credentials_file; the worker never sees it.
+ */
+static int worker_roles(struct config *c, char *err)
+{
+	int r;
+
+	for (size_t i = 0; i < c->n_upstreams; i++)
+		if ((r = add_worker_role(&c->upstreams[i], c->upstreams[i].role, err)) < 0)
+			return r;
+	for (size_t i = 0; i < c->policy.n; i++) {
+		const struct policy_rule *rule = &c->policy.rules[i];
+		struct config_upstream *u;
+
+		if (rule->deny || !rule->role || !(u = config_upstream_named(c, rule->upstream)))
+			continue; /* config_check_policy reports a missing upstream */
+		if ((r = add_worker_role(u, rule->role, err)) < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int load_mask_key(struct config *c, struct cfgsrc *src, char *err)
+{
+	uid_t euid = cfgsrc_euid(src);
 	struct stat st;
 	size_t len;
 	char *text;
@@ -885,16 +940,16 @@ int config_load_mask_key(struct config *c, char *err)
 
 	if (!policy_uses_hash(&c->policy))
 		return 0;
-	if ((r = read_file(c->mask_key_file, &text, &len, &st, err)) < 0) {
+	if ((r = read_file(src, c->mask_key_file, false, &text, &len, &st, err)) < 0) {
 		size_t k = strlen(err);
 
 		snprintf(err + k, CONFIG_ERR_LEN - k, " (a rule masks with \"hash\"; make a key with: head -c 32 /dev/urandom > %s && chmod 0600 %s)",
 			 c->mask_key_file, c->mask_key_file);
 		return r;
 	}
-	if (st.st_uid != geteuid() || (st.st_mode & 077)) {
+	if (st.st_uid != euid || (st.st_mode & 077)) {
 		snprintf(err, CONFIG_ERR_LEN, "%s: the mask key must be owned by uid %u and readable by nobody else (mode %04o); run: chmod 0600 %s",
-			 c->mask_key_file, (unsigned)geteuid(), (unsigned)(st.st_mode & 07777), c->mask_key_file);
+			 c->mask_key_file, (unsigned)euid, (unsigned)(st.st_mode & 07777), c->mask_key_file);
 		r = -EPERM;
 	} else if (len < 32) {
 		snprintf(err, CONFIG_ERR_LEN, "%s: the mask key has %zu bytes; it needs at least 32 (head -c 32 /dev/urandom)",
@@ -914,34 +969,51 @@ int config_load_mask_key(struct config *c, char *err)
 	return r;
 }
 
-int config_load_file(const char *path, struct config *ret, char *err)
+int config_load_mask_key(struct config *c, char *err)
+{
+	return load_mask_key(c, NULL, err);
+}
+
+static int load_file(const char *path, struct cfgsrc *src, struct config *ret, char *err)
 {
 	struct stat st;
 	size_t len;
 	char *text;
 	int r;
 
-	if ((r = read_file(path, &text, &len, &st, err)) < 0)
+	if ((r = read_file(src, path, false, &text, &len, &st, err)) < 0)
 		return r;
 	r = config_parse(path, text, len, ret, err);
 	free(text);
 	return r;
 }
 
-int config_load(const char *path, struct config *ret, char *err)
+int config_load_file(const char *path, struct config *ret, char *err)
 {
+	return load_file(path, NULL, ret, err);
+}
+
+int config_load_src(const char *path, struct cfgsrc *src, unsigned flags, struct config *ret, char *err)
+{
+	bool worker = flags & CONFIG_LOAD_WORKER;
 	struct config c;
 	int r;
 
-	if ((r = config_load_file(path, &c, err)) < 0)
+	if (flags & ~CONFIG_LOAD_WORKER) {
+		snprintf(err, CONFIG_ERR_LEN, "%s: unknown load flags %#x", path, flags);
+		return -EINVAL;
+	}
+	if ((r = load_file(path, src, &c, err)) < 0)
 		return r;
-	if ((r = config_resolve(&c, err)) < 0)
+	/* a worker resolves nothing: the parent sends the addresses of each connection */
+	if (!worker && (r = config_resolve(&c, err)) < 0)
 		goto fail;
 	/* Issuers and rules are part of the snapshot: a reload swaps all or nothing. */
-	if ((r = issuers_load_dir(c.issuers_dir, &c.issuers, err)) < 0 ||
-	    (r = policy_load_dir(c.policy_dir, &c.policy, err)) < 0)
+	if ((r = issuers_load_dir_src(c.issuers_dir, src, &c.issuers, err)) < 0 ||
+	    (r = policy_load_dir_src(c.policy_dir, src, &c.policy, err)) < 0)
 		goto fail;
-	if ((r = config_load_credentials(&c, err)) < 0 || (r = config_load_mask_key(&c, err)) < 0)
+	if ((r = worker ? worker_roles(&c, err) : load_credentials(&c, src, err)) < 0 ||
+	    (r = load_mask_key(&c, src, err)) < 0)
 		goto fail;
 	if ((r = config_check_policy(&c, err)) < 0)
 		goto fail;
@@ -950,6 +1022,11 @@ int config_load(const char *path, struct config *ret, char *err)
 fail:
 	config_release(&c);
 	return r;
+}
+
+int config_load(const char *path, struct config *ret, char *err)
+{
+	return config_load_src(path, NULL, 0, ret, err);
 }
 
 void config_release(struct config *c)
@@ -962,6 +1039,7 @@ void config_release(struct config *c)
 	free(c->bpffs_dir);
 	free(c->control_socket);
 	free(c->approvers_group);
+	free(c->worker_user);
 	free(c->credentials_file);
 	free(c->policy_dir);
 	free(c->issuers_dir);

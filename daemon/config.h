@@ -30,6 +30,7 @@ enum config_fail_mode { CONFIG_FAIL_CLOSED, CONFIG_FAIL_OPEN };
 #define CONFIG_MAX_ALIASES 16
 #define CONFIG_MAX_RESOLVED 16      /* addresses of a name kept (and tried) in order */
 #define CONFIG_NAME_MAX 63          /* PostgreSQL's NAMEDATALEN - 1, for role names */
+#define CONFIG_MAX_WORKERS 64
 
 enum config_tls { CONFIG_TLS_DISABLE, CONFIG_TLS_REQUIRE, CONFIG_TLS_VERIFY_FULL };
 
@@ -99,6 +100,8 @@ struct config {
 	char *client_tls_cert;         /* client_tls: terminate TLS from clients */
 	char *client_tls_key;
 	struct ssl_ctx_st *client_ssl_ctx; /* built by tls_prepare() */
+	unsigned workers;              /* unprivileged worker processes (needs a restart) */
+	char *worker_user;             /* the user they run as, never root (needs a restart) */
 };
 
 /*
@@ -106,6 +109,19 @@ struct config {
  * "path:line:col: message" into err (CONFIG_ERR_LEN bytes); ret is untouched.
  */
 int config_load(const char *path, struct config *ret, char *err);
+
+/*
+ * config_load through a configuration source (cfgsrc.h): the parent loads with a
+ * recording source and sends it to the workers, which load with its replay and
+ * CONFIG_LOAD_WORKER. That flag reads no credentials_file (each upstream holds the
+ * roles a session can log in as, each with password NULL; the parent checked the
+ * same rules against the credentials) and resolves no host name (no DNS in a worker:
+ * the parent gives the addresses of each connection); the rest is the same load, so
+ * both end with the same rules in the same order. src NULL is config_load.
+ */
+#define CONFIG_LOAD_WORKER 1u
+struct cfgsrc;
+int config_load_src(const char *path, struct cfgsrc *src, unsigned flags, struct config *ret, char *err);
 
 /* Reads credentials_file into c's roles (see config_parse_credentials), after
  * checking that only its owner, root, can read it. 0 or -errno with err. */

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cfgsrc.h"
 #include "jsonpos.h"
 
 static const char *const keys_allowed[] = {
@@ -38,52 +39,32 @@ static char *keep(struct issuers *is, const char *str)
 	return copy;
 }
 
-static int read_text(const char *path, char **ret, size_t *ret_len, size_t max, char *err)
+/* A file of at most max bytes that nobody but its owner may write: an issuer, or
+ * its key set. */
+static int read_text(struct cfgsrc *src, const char *path, char **ret, size_t *ret_len, size_t max, char *err)
 {
 	struct stat st;
 	char *text;
-	ssize_t n;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	size_t len;
+	int r;
 
-	if (fd == -1) {
-		int r = -errno;
-
-		snprintf(err, ISSUERS_ERR_LEN, "%s: cannot open: %s", path, strerror(errno));
+	if ((r = cfgsrc_read(src, path, max, false, &text, &len, &st, err, ISSUERS_ERR_LEN)) < 0)
 		return r;
-	}
-	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) || (size_t)st.st_size > max) {
-		close(fd);
-		snprintf(err, ISSUERS_ERR_LEN, "%s: not a regular file of at most %zu bytes", path, max);
-		return -EINVAL;
-	}
 	if (st.st_mode & 022) {
-		close(fd);
+		free(text);
 		snprintf(err, ISSUERS_ERR_LEN, "%s: writable by group or others (mode %04o): anyone could add a trusted key; chmod go-w %s",
 			 path, (unsigned)(st.st_mode & 07777), path);
 		return -EPERM;
 	}
-	text = malloc((size_t)st.st_size + 1);
-	if (!text) {
-		close(fd);
-		return -ENOMEM;
-	}
-	n = read(fd, text, (size_t)st.st_size);
-	close(fd);
-	if (n != st.st_size) {
-		free(text);
-		snprintf(err, ISSUERS_ERR_LEN, "%s: short read", path);
-		return -EIO;
-	}
-	text[n] = '\0';
 	*ret = text;
-	*ret_len = (size_t)n;
+	*ret_len = len;
 	return 0;
 }
 
 /* One issuer file's text into is->v[slot]; its key set is jwks_text when not NULL, else
  * read from the file jwks_file names. */
-static int parse_one(struct issuers *is, const char *dir, struct jsonpos_src *s, size_t slot, const char *jwks_text,
-		     size_t jwks_len)
+static int parse_one(struct issuers *is, struct cfgsrc *src, const char *dir, struct jsonpos_src *s, size_t slot,
+		     const char *jwks_text, size_t jwks_len)
 {
 	struct token_issuer *ti = &is->v[slot];
 	const char **auds;
@@ -212,7 +193,7 @@ static int parse_one(struct issuers *is, const char *dir, struct jsonpos_src *s,
 	if (jwks_text) {
 		r = jwks_parse(jwks_text, jwks_len, &is->keys[slot], jerrbuf, sizeof(jerrbuf));
 	} else {
-		if ((r = read_text(jwks_path, &jtext, &jlen, JWKS_MAX_BYTES, s->err)) < 0)
+		if ((r = read_text(src, jwks_path, &jtext, &jlen, JWKS_MAX_BYTES, s->err)) < 0)
 			goto out;
 		r = jwks_parse(jtext, jlen, &is->keys[slot], jerrbuf, sizeof(jerrbuf));
 		free(jtext);
@@ -227,67 +208,67 @@ out:
 	return r;
 }
 
-static int wanted(const struct dirent *d)
+static int issuers_wanted(const char *name)
 {
-	size_t n = strlen(d->d_name);
+	size_t n = strlen(name);
 
 	/* key sets sit beside the issuer files: *.jwks.json are not issuers */
-	return d->d_name[0] != '.' && n > 5 && d->d_name[n - 1] != '~' && strcmp(d->d_name + n - 5, ".json") == 0 &&
-	       !(n > 10 && strcmp(d->d_name + n - 10, ".jwks.json") == 0);
+	return name[0] != '.' && n > 5 && name[n - 1] != '~' && strcmp(name + n - 5, ".json") == 0 &&
+	       !(n > 10 && strcmp(name + n - 10, ".jwks.json") == 0);
 }
 
-int issuers_load_dir(const char *dir, struct issuers *ret, char *err)
+int issuers_load_dir_src(const char *dir, struct cfgsrc *src, struct issuers *ret, char *err)
 {
 	struct issuers is = { 0 };
-	struct dirent **names = NULL;
-	int n, r = 0;
+	char **names = NULL;
+	size_t n = 0;
+	int r;
 
-	/* alphasort is strcoll; the daemon runs in the C locale, so that is byte order */
-	n = scandir(dir, &names, wanted, alphasort);
-	if (n < 0) {
-		if (errno == ENOENT) {
-			*ret = is;
-			return 0;
-		}
-		r = -errno;
-		snprintf(err, ISSUERS_ERR_LEN, "%s: cannot read: %s", dir, strerror(errno));
-		return r;
+	r = cfgsrc_list(src, dir, issuers_wanted, &names, &n, err, ISSUERS_ERR_LEN);
+	if (r == -ENOENT) {
+		*ret = is;
+		return 0;
 	}
+	if (r < 0)
+		return r;
 	if (n > ISSUERS_MAX) {
-		snprintf(err, ISSUERS_ERR_LEN, "%s: %d issuer files; at most %d are allowed", dir, n, ISSUERS_MAX);
+		snprintf(err, ISSUERS_ERR_LEN, "%s: %zu issuer files; at most %d are allowed", dir, n, ISSUERS_MAX);
 		r = -E2BIG;
 		goto out;
 	}
-	is.v = calloc((size_t)n + 1, sizeof(*is.v));
-	is.keys = calloc((size_t)n + 1, sizeof(*is.keys));
+	is.v = calloc(n + 1, sizeof(*is.v));
+	is.keys = calloc(n + 1, sizeof(*is.keys));
 	if (!is.v || !is.keys) {
 		r = -ENOMEM;
 		goto out;
 	}
-	for (int i = 0; i < n && r == 0; i++) {
+	for (size_t i = 0; i < n && r == 0; i++) {
 		char path[PATH_MAX], *text;
 		size_t len;
 		struct jsonpos_src s;
 
-		snprintf(path, sizeof(path), "%s/%s", dir, names[i]->d_name);
-		if ((r = read_text(path, &text, &len, 65536, err)) < 0)
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		if ((r = read_text(src, path, &text, &len, 65536, err)) < 0)
 			break;
 		s = (struct jsonpos_src){ path, text, len, err };
-		r = parse_one(&is, dir, &s, is.n, NULL, 0);
+		r = parse_one(&is, src, dir, &s, is.n, NULL, 0);
 		free(text);
 		if (r == 0)
 			is.n++;
 	}
 out:
-	for (int i = 0; i < n; i++)
-		free(names[i]);
-	free(names);
+	cfgsrc_names_free(names, n);
 	if (r < 0) {
 		issuers_release(&is);
 		return r;
 	}
 	*ret = is;
 	return 0;
+}
+
+int issuers_load_dir(const char *dir, struct issuers *ret, char *err)
+{
+	return issuers_load_dir_src(dir, NULL, ret, err);
 }
 
 int issuers_parse(const char *name, const char *text, size_t len, const char *jwks_text, size_t jwks_len,
@@ -304,7 +285,7 @@ int issuers_parse(const char *name, const char *text, size_t len, const char *jw
 		issuers_release(&is);
 		return -ENOMEM;
 	}
-	if ((r = parse_one(&is, "", &s, 0, jwks_text, jwks_len)) < 0) {
+	if ((r = parse_one(&is, NULL, "", &s, 0, jwks_text, jwks_len)) < 0) {
 		issuers_release(&is);
 		return r;
 	}

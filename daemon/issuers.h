@@ -33,6 +33,10 @@ struct issuers {
 /* Loads every issuer file of dir. A missing dir is an empty set. 0 or -errno with err. */
 int issuers_load_dir(const char *dir, struct issuers *ret, char *err);
 
+/* The same through a configuration source (cfgsrc.h; NULL: the disk). */
+struct cfgsrc;
+int issuers_load_dir_src(const char *dir, struct cfgsrc *src, struct issuers *ret, char *err);
+
 /*
  * One issuer file's text (`name` in messages) with its key set's text, into a set of
  * one: what issuers_load_dir does for each file, without the files (the fuzzer's

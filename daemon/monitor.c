@@ -31,7 +31,6 @@
 #include "sockdiag.h"
 #include "token.h"
 
-#define CFG_WORKERS(c) 2 /* until pgtether.json has the key (branch cfgsrc) */
 #define MON_MAX_SOCKETS 512        /* upstream sockets of one connection (cancel retries) */
 #define MON_WORKER_QUICK_S 2       /* a worker that dies this soon after starting ... */
 #define MON_WORKER_BACKOFF_S 5     /* ... three times in a row waits this long */
@@ -1167,7 +1166,7 @@ int monitor_start(struct monitor *m, int bundle_fd)
 	m->buf = malloc(PRIV_MAX_MSG);
 	if (!m->buf)
 		return -ENOMEM;
-	m->n_workers = CFG_WORKERS(m->cfg);
+	m->n_workers = m->cfg->workers ? m->cfg->workers : 1;
 	if (m->n_workers > PRIV_MAX_WORKERS)
 		m->n_workers = PRIV_MAX_WORKERS;
 	for (unsigned i = 0; i < m->n_workers; i++) {

@@ -29,8 +29,6 @@
 #include "control.h"
 #include "escape.h"
 
-/* until pgtether.json has the keys (branch cfgsrc) */
-#define CFG_WORKER_USER(c) "nobody"
 #include "intercept.h"
 #include "log.h"
 #include "notify.h"
@@ -305,6 +303,10 @@ static int reload(struct daemon *d, char *why)
 		fixed = "approvers_group"; /* the socket's group is set when it is made */
 	else if (next.socket_mark != d->cfg.socket_mark)
 		fixed = "socket_mark";
+	else if (next.workers != d->cfg.workers)
+		fixed = "workers";
+	else if (!same_str(next.worker_user, d->cfg.worker_user))
+		fixed = "worker_user";
 	cfgsrc_free(src);
 	if (fixed) {
 		close(bundle);
@@ -506,7 +508,7 @@ static int start(struct daemon *d, int bundle)
 	d->mon.epfd = d->epfd;
 	d->mon.debug = d->debug;
 	{
-		const char *user = CFG_WORKER_USER(&d->cfg);
+		const char *user = d->cfg.worker_user;
 
 		if ((r = sandbox_user(user, &d->mon.wuid, &d->mon.wgid, err, sizeof(err))) < 0) {
 			log_error("start", "%s", err);

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cfgsrc.h"
 #include "jsonpos.h"
 
 
@@ -579,87 +580,74 @@ const struct policy_rule *policy_decide(const struct policy *p, const struct pol
 	return allow;
 }
 
-static int wanted(const struct dirent *d)
+static int policy_wanted(const char *name)
 {
-	size_t n = strlen(d->d_name);
+	size_t n = strlen(name);
 
-	return d->d_name[0] != '.' && n > 5 && d->d_name[n - 1] != '~' && strcmp(d->d_name + n - 5, ".json") == 0;
+	return name[0] != '.' && n > 5 && name[n - 1] != '~' && strcmp(name + n - 5, ".json") == 0;
 }
 
 /* Reads and parses one policy file into p. 0 or -errno with err. */
-static int load_file(struct policy *p, const char *path, char *err)
+static int load_file(struct policy *p, struct cfgsrc *src, const char *path, char *err)
 {
 	struct stat st;
-	ssize_t got;
+	size_t len;
 	char *text;
-	int fd, r;
+	int r;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd == -1 || fstat(fd, &st) == -1) {
-		r = -errno;
-		snprintf(err, POLICY_ERR_LEN, "%s: cannot open: %s", path, strerror(errno));
-		if (fd != -1)
-			close(fd);
-		return r;
-	}
-	if (!S_ISREG(st.st_mode) || st.st_size > (1 << 20) || st.st_uid != 0 || (st.st_mode & 022)) {
-		snprintf(err, POLICY_ERR_LEN, "%s: a policy file must be a regular file of at most 1 MiB, owned by root and not writable by group or others (owner %u, mode %04o)",
-			 path, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
-		close(fd);
+	r = cfgsrc_read(src, path, 1 << 20, false, &text, &len, &st, err, POLICY_ERR_LEN);
+	if (r == -EINVAL) {
+		snprintf(err, POLICY_ERR_LEN, "%s: a policy file must be a regular file of at most 1 MiB, owned by root and not writable by group or others",
+			 path);
 		return -EPERM;
 	}
-	text = malloc((size_t)st.st_size + 1);
-	got = text ? read(fd, text, (size_t)st.st_size) : -1;
-	close(fd);
-	if (got != st.st_size) {
+	if (r < 0)
+		return r;
+	if (st.st_uid != 0 || (st.st_mode & 022)) {
+		snprintf(err, POLICY_ERR_LEN, "%s: a policy file must be a regular file of at most 1 MiB, owned by root and not writable by group or others (owner %u, mode %04o)",
+			 path, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
 		free(text);
-		snprintf(err, POLICY_ERR_LEN, "%s: short read", path);
-		return -EIO;
+		return -EPERM;
 	}
-	text[got] = '\0';
-	r = policy_parse(p, path, text, (size_t)got, err);
+	r = policy_parse(p, path, text, len, err);
 	free(text);
 	return r;
 }
 
 /* Every file of dir, in order, into p; report gets each error (NULL: stop at the first,
  * which is then in err). Returns the number of files that failed, or -errno. */
-static int load_files(const char *dir, struct policy *p, void (*report)(const char *, void *), void *arg,
-		      char *err)
+static int load_files(const char *dir, struct cfgsrc *src, struct policy *p, void (*report)(const char *, void *),
+		      void *arg, char *err)
 {
-	struct dirent **names = NULL;
-	int n, failed = 0;
+	char **names = NULL;
+	size_t n = 0;
+	int r, failed = 0;
 
-	/* alphasort is strcoll; the daemon runs in the C locale, so that is byte order */
-	n = scandir(dir, &names, wanted, alphasort);
-	if (n < 0) {
-		if (errno == ENOENT)
-			return 0; /* no directory: no rules, so every connection is refused */
-		snprintf(err, POLICY_ERR_LEN, "%s: cannot read: %s", dir, strerror(errno));
-		return -errno;
-	}
-	for (int i = 0; i < n; i++) {
+	r = cfgsrc_list(src, dir, policy_wanted, &names, &n, err, POLICY_ERR_LEN);
+	if (r == -ENOENT)
+		return 0; /* no directory: no rules, so every connection is refused */
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n; i++) {
 		char path[PATH_MAX];
 
 		if (failed && !report)
 			break;
-		snprintf(path, sizeof(path), "%s/%s", dir, names[i]->d_name);
-		if (load_file(p, path, err) < 0) {
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		if (load_file(p, src, path, err) < 0) {
 			failed++;
 			if (report)
 				report(err, arg);
 		}
 	}
-	for (int i = 0; i < n; i++)
-		free(names[i]);
-	free(names);
+	cfgsrc_names_free(names, n);
 	return failed;
 }
 
-int policy_load_dir(const char *dir, struct policy *ret, char *err)
+int policy_load_dir_src(const char *dir, struct cfgsrc *src, struct policy *ret, char *err)
 {
 	struct policy p = { 0 };
-	int r = load_files(dir, &p, NULL, NULL, err);
+	int r = load_files(dir, src, &p, NULL, NULL, err);
 
 	if (r != 0) {
 		policy_release(&p);
@@ -669,13 +657,18 @@ int policy_load_dir(const char *dir, struct policy *ret, char *err)
 	return 0;
 }
 
+int policy_load_dir(const char *dir, struct policy *ret, char *err)
+{
+	return policy_load_dir_src(dir, NULL, ret, err);
+}
+
 int policy_check_dir(const char *dir, struct policy *ret, void (*report)(const char *err, void *arg), void *arg)
 {
 	char err[POLICY_ERR_LEN];
 	int r;
 
 	memset(ret, 0, sizeof(*ret));
-	r = load_files(dir, ret, report, arg, err);
+	r = load_files(dir, NULL, ret, report, arg, err);
 	if (r < 0) {
 		report(err, arg);
 		return 1;

@@ -137,6 +137,10 @@ int policy_parse(struct policy *p, const char *name, const char *text, size_t le
  * owned by root and not writable by group or others). 0 or -errno with err. */
 int policy_load_dir(const char *dir, struct policy *ret, char *err);
 
+/* The same through a configuration source (cfgsrc.h; NULL: the disk). */
+struct cfgsrc;
+int policy_load_dir_src(const char *dir, struct cfgsrc *src, struct policy *ret, char *err);
+
 /*
  * `pgtether check`: loads every file of dir like policy_load_dir, but goes on after a
  * file with an error and reports each error. Returns the number of failed files; ret

@@ -6,11 +6,16 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+
+#include "cfgsrc.h"
 
 static const unsigned char alpn_postgresql[] = "\x0apostgresql";
 
@@ -36,68 +41,255 @@ static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outle
 	return SSL_TLSEXT_ERR_OK;
 }
 
-int tls_prepare(struct config *c, char *err)
+/* A PEM file through src (links followed, as OpenSSL's *_file functions do) into a
+ * memory BIO over the text, which tls_free_pem wipes and frees. On failure err is
+ * "what: reason". */
+static BIO *tls_read_pem(struct cfgsrc *src, const char *path, const char *what, char **ret_text, size_t *ret_len,
+			 char *err)
 {
-	char what[600];
+	char rerr[TLS_ERR_LEN];
+	const char *why = rerr;
+	struct stat st;
+	size_t len, pl = strlen(path);
+	char *text;
+	BIO *bio;
 
-	for (size_t i = 0; i < c->n_upstreams; i++) {
-		struct config_upstream *u = &c->upstreams[i];
-		SSL_CTX *ctx;
+	if (cfgsrc_read_follow(src, path, TLS_MAX_PEM_BYTES, &text, &len, &st, rerr, sizeof(rerr)) < 0) {
+		/* the reason without the path that what names already */
+		if (strncmp(rerr, path, pl) == 0 && strncmp(rerr + pl, ": ", 2) == 0)
+			why = rerr + pl + 2;
+		snprintf(err, TLS_ERR_LEN, "%s: %s", what, why);
+		return NULL;
+	}
+	bio = BIO_new_mem_buf(text, (int)len);
+	if (!bio) {
+		explicit_bzero(text, len);
+		free(text);
+		ssl_error(err, TLS_ERR_LEN, what);
+		return NULL;
+	}
+	*ret_text = text;
+	*ret_len = len;
+	return bio;
+}
 
-		if (u->tls == CONFIG_TLS_DISABLE)
-			continue;
-		ctx = SSL_CTX_new(TLS_client_method());
-		if (!ctx) {
-			ssl_error(err, TLS_ERR_LEN, "cannot create a TLS context");
-			return -ENOMEM;
+static void tls_free_pem(BIO *bio, char *text, size_t len)
+{
+	BIO_free(bio);
+	explicit_bzero(text, len);
+	free(text);
+}
+
+/* True when the last error is PEM's "no start line" at the end of the input: a PEM
+ * reader's way of saying there is nothing more, not a failure. */
+static bool tls_pem_end(void)
+{
+	unsigned long e = ERR_peek_last_error();
+
+	return ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE;
+}
+
+/* Every certificate and CRL of a CA bundle into ctx's store, as
+ * SSL_CTX_load_verify_locations(ctx, file, NULL) takes them. 1 or 0. */
+static int tls_load_ca(SSL_CTX *ctx, BIO *bio)
+{
+	STACK_OF(X509_INFO) *infos = PEM_X509_INFO_read_bio(bio, NULL, NULL, NULL);
+	X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+	int loaded = 0, ok = 1;
+
+	if (!infos)
+		return 0;
+	for (int i = 0; i < sk_X509_INFO_num(infos) && ok; i++) {
+		X509_INFO *info = sk_X509_INFO_value(infos, i);
+
+		if (info->x509) {
+			ok = X509_STORE_add_cert(store, info->x509);
+			loaded++;
 		}
-		SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-		/* a peer closing without close_notify is an EOF, as for plain TCP */
-		SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
-		if (u->tls == CONFIG_TLS_VERIFY_FULL) {
-			int ok = u->ca_file ? SSL_CTX_load_verify_locations(ctx, u->ca_file, NULL)
-					    : SSL_CTX_set_default_verify_paths(ctx);
+		if (info->crl && ok) {
+			ok = X509_STORE_add_crl(store, info->crl);
+			loaded++;
+		}
+	}
+	sk_X509_INFO_pop_free(infos, X509_INFO_free);
+	if (ok && loaded == 0)
+		ERR_raise_data(ERR_LIB_X509, X509_R_NO_CERTIFICATE_OR_CRL_FOUND, NULL);
+	return ok && loaded > 0;
+}
 
+/* A certificate chain, leaf first, into ctx, as SSL_CTX_use_certificate_chain_file
+ * takes it. 1 or 0. */
+static int tls_load_chain(SSL_CTX *ctx, BIO *bio)
+{
+	pem_password_cb *cb = SSL_CTX_get_default_passwd_cb(ctx);
+	void *u = SSL_CTX_get_default_passwd_cb_userdata(ctx);
+	X509 *x;
+	int ok;
+
+	ERR_clear_error(); /* ERR_peek_error below must see SSL_CTX_use_certificate's alone */
+	if (!(x = PEM_read_bio_X509_AUX(bio, NULL, cb, u)))
+		return 0;
+	ok = SSL_CTX_use_certificate(ctx, x) == 1 && ERR_peek_error() == 0 && SSL_CTX_clear_chain_certs(ctx) == 1;
+	X509_free(x);
+	while (ok && (x = PEM_read_bio_X509(bio, NULL, cb, u))) {
+		ok = SSL_CTX_add1_chain_cert(ctx, x) == 1;
+		X509_free(x);
+	}
+	if (ok && !tls_pem_end())
+		ok = 0; /* a block that is not a certificate */
+	if (ok)
+		ERR_clear_error();
+	return ok;
+}
+
+static int tls_load_key(SSL_CTX *ctx, BIO *bio)
+{
+	EVP_PKEY *key = PEM_read_bio_PrivateKey(bio, NULL, SSL_CTX_get_default_passwd_cb(ctx),
+						SSL_CTX_get_default_passwd_cb_userdata(ctx));
+	int ok;
+
+	if (!key)
+		return 0;
+	ok = SSL_CTX_use_PrivateKey(ctx, key) == 1;
+	EVP_PKEY_free(key);
+	return ok;
+}
+
+/* The system's CA store for an upstream without ca_file, in a way a worker can
+ * replay: the bundle file OpenSSL would load (SSL_CERT_FILE or its default), read
+ * through src. NULL src: OpenSSL's own default paths, as before sources. */
+static int tls_system_ca(SSL_CTX *ctx, struct cfgsrc *src, const struct config_upstream *u, char *err)
+{
+	const char *file = getenv(X509_get_default_cert_file_env());
+	char what[600], *text;
+	size_t len;
+	BIO *bio;
+	int ok;
+
+	if (!src) {
+		if (SSL_CTX_set_default_verify_paths(ctx))
+			return 0;
+		snprintf(what, sizeof(what), "upstream '%s': cannot load CA (system store)", u->name);
+		ssl_error(err, TLS_ERR_LEN, what);
+		return -EINVAL;
+	}
+	if (!file || !*file)
+		file = X509_get_default_cert_file();
+	snprintf(what, sizeof(what), "upstream '%s': cannot load CA (system store) %s", u->name, file);
+	if (!(bio = tls_read_pem(src, file, what, &text, &len, err)))
+		return -EINVAL;
+	ok = tls_load_ca(ctx, bio);
+	tls_free_pem(bio, text, len);
+	if (!ok) {
+		ssl_error(err, TLS_ERR_LEN, what);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int tls_prepare_upstream(struct config_upstream *u, struct cfgsrc *src, char *err)
+{
+	char what[600], *text;
+	size_t len;
+	SSL_CTX *ctx;
+	BIO *bio;
+	int ok;
+
+	ctx = SSL_CTX_new(TLS_client_method());
+	if (!ctx) {
+		ssl_error(err, TLS_ERR_LEN, "cannot create a TLS context");
+		return -ENOMEM;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	/* a peer closing without close_notify is an EOF, as for plain TCP */
+	SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+	if (u->tls == CONFIG_TLS_VERIFY_FULL) {
+		if (!u->ca_file) {
+			if (tls_system_ca(ctx, src, u, err) < 0) {
+				SSL_CTX_free(ctx);
+				return -EINVAL;
+			}
+		} else {
+			snprintf(what, sizeof(what), "upstream '%s': cannot load CA %s", u->name, u->ca_file);
+			if (!(bio = tls_read_pem(src, u->ca_file, what, &text, &len, err))) {
+				SSL_CTX_free(ctx);
+				return -EINVAL;
+			}
+			ok = tls_load_ca(ctx, bio);
+			tls_free_pem(bio, text, len);
 			if (!ok) {
-				snprintf(what, sizeof(what), "upstream '%s': cannot load CA %s", u->name,
-					 u->ca_file ? u->ca_file : "(system store)");
 				ssl_error(err, TLS_ERR_LEN, what);
 				SSL_CTX_free(ctx);
 				return -EINVAL;
 			}
-			SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-		} else {
-			/* "require": encrypted, like libpq's sslmode=require, unverified */
-			SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
 		}
-		u->ssl_ctx = ctx;
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	} else {
+		/* "require": encrypted, like libpq's sslmode=require, unverified */
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
 	}
-	if (c->client_tls_cert) {
-		SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-
-		if (!ctx) {
-			ssl_error(err, TLS_ERR_LEN, "cannot create a TLS context");
-			return -ENOMEM;
-		}
-		SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-		SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
-		if (SSL_CTX_use_certificate_chain_file(ctx, c->client_tls_cert) != 1) {
-			snprintf(what, sizeof(what), "client_tls: cannot load certificate %s", c->client_tls_cert);
-			ssl_error(err, TLS_ERR_LEN, what);
-			SSL_CTX_free(ctx);
-			return -EINVAL;
-		}
-		if (SSL_CTX_use_PrivateKey_file(ctx, c->client_tls_key, SSL_FILETYPE_PEM) != 1 ||
-		    SSL_CTX_check_private_key(ctx) != 1) {
-			snprintf(what, sizeof(what), "client_tls: cannot load key %s (or it does not match the certificate)", c->client_tls_key);
-			ssl_error(err, TLS_ERR_LEN, what);
-			SSL_CTX_free(ctx);
-			return -EINVAL;
-		}
-		SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
-		c->client_ssl_ctx = ctx;
-	}
+	u->ssl_ctx = ctx;
 	return 0;
+}
+
+static int tls_prepare_client(struct config *c, struct cfgsrc *src, char *err)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	char what[600], *text;
+	size_t len;
+	BIO *bio;
+	int ok;
+
+	if (!ctx) {
+		ssl_error(err, TLS_ERR_LEN, "cannot create a TLS context");
+		return -ENOMEM;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+	snprintf(what, sizeof(what), "client_tls: cannot load certificate %s", c->client_tls_cert);
+	if (!(bio = tls_read_pem(src, c->client_tls_cert, what, &text, &len, err))) {
+		SSL_CTX_free(ctx);
+		return -EINVAL;
+	}
+	ok = tls_load_chain(ctx, bio);
+	tls_free_pem(bio, text, len);
+	if (!ok) {
+		ssl_error(err, TLS_ERR_LEN, what);
+		SSL_CTX_free(ctx);
+		return -EINVAL;
+	}
+	snprintf(what, sizeof(what), "client_tls: cannot load key %s (or it does not match the certificate)", c->client_tls_key);
+	if (!(bio = tls_read_pem(src, c->client_tls_key, what, &text, &len, err))) {
+		SSL_CTX_free(ctx);
+		return -EINVAL;
+	}
+	ok = tls_load_key(ctx, bio) && SSL_CTX_check_private_key(ctx) == 1;
+	tls_free_pem(bio, text, len);
+	if (!ok) {
+		ssl_error(err, TLS_ERR_LEN, what);
+		SSL_CTX_free(ctx);
+		return -EINVAL;
+	}
+	SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
+	c->client_ssl_ctx = ctx;
+	return 0;
+}
+
+int tls_prepare_src(struct config *c, struct cfgsrc *src, char *err)
+{
+	int r;
+
+	for (size_t i = 0; i < c->n_upstreams; i++)
+		if (c->upstreams[i].tls != CONFIG_TLS_DISABLE && (r = tls_prepare_upstream(&c->upstreams[i], src, err)) < 0)
+			return r;
+	if (c->client_tls_cert && (r = tls_prepare_client(c, src, err)) < 0)
+		return r;
+	return 0;
+}
+
+int tls_prepare(struct config *c, char *err)
+{
+	return tls_prepare_src(c, NULL, err);
 }
 
 void tls_release(struct config *c)

@@ -26,6 +26,16 @@ typedef struct ssl_st SSL;
  * certificate /etc/...: ..."). */
 int tls_prepare(struct config *c, char *err);
 
+/* The same reading the PEM files (client_tls cert and key, each upstream's ca_file)
+ * through a configuration source (cfgsrc.h): a worker builds the contexts the
+ * parent built from the same bytes. With a source, an upstream with verify-full and
+ * no ca_file trusts the system's CA bundle file (SSL_CERT_FILE, or OpenSSL's default
+ * cert.pem), read through it too: a worker cannot open it, nor a hashed CA directory.
+ * src NULL is tls_prepare. */
+#define TLS_MAX_PEM_BYTES (8u << 20)    /* a system CA bundle is a few hundred KiB */
+struct cfgsrc;
+int tls_prepare_src(struct config *c, struct cfgsrc *src, char *err);
+
 /* Frees the contexts tls_prepare() built. */
 void tls_release(struct config *c);
 

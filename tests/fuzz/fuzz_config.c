@@ -7,9 +7,12 @@
  *   0: pgtether.json (part one), then credentials.json (part two) for it
  *   1: a policy.d file (part one), then a second one (part two) into the same policy
  *   2: an issuers.d file (part one) with its JWKS (part two)
+ *   3: a configuration bundle (cfgsrc.h, what a worker gets from the parent: the
+ *      rest, whole), replayed into a worker's load of /fuzz/pgtether.json
  */
 #include "fuzz.h"
 
+#include "cfgsrc.h"
 #include "config.h"
 #include "issuers.h"
 #include "policy.h"
@@ -54,6 +57,25 @@ static void issuer(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
 	}
 }
 
+static void bundle(const uint8_t *data, size_t size)
+{
+	char err[CONFIG_ERR_LEN];
+	struct cfgsrc *src = cfgsrc_parse(data, size, err, sizeof(err));
+	struct config c;
+
+	if (!src)
+		return;
+	fuzz_check(cfgsrc_is_replay(src));
+	if (config_load_src("/fuzz/pgtether.json", src, CONFIG_LOAD_WORKER, &c, err) == 0) {
+		/* a worker holds no password, whatever the bundle says */
+		for (size_t i = 0; i < c.n_upstreams; i++)
+			for (size_t k = 0; k < c.upstreams[i].n_roles; k++)
+				fuzz_check(c.upstreams[i].roles[k].password == NULL);
+		config_release(&c);
+	}
+	cfgsrc_free(src);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const uint8_t *a, *b;
@@ -61,8 +83,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 1)
 		return 0;
+	if (data[0] % 4 == 3) {
+		bundle(data + 1, size - 1);
+		return 0;
+	}
 	fuzz_split(data + 1, size - 1, &a, &alen, &b, &blen);
-	switch (data[0] % 3) {
+	switch (data[0] % 4) {
 	case 0:
 		config(a, alen, b, blen);
 		break;

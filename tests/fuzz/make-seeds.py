@@ -92,6 +92,40 @@ for i, name in enumerate(files):
 with open(os.path.join(root, "policies", "issuer.example.json"), "rb") as f:
     put("config", b"\x02" + f.read() + b"\0" + jwks.encode())
 
+
+def cfg_bundle(files, dirs):
+    """A configuration bundle (daemon/cfgsrc.c's format): files {path: (bytes, mode)},
+    dirs {path: [names] or None (absent)}; uid 0, as the parent is root."""
+    body = b""
+    for path, (data, mode) in files.items():
+        p = path.encode()
+        body += struct.pack("=IIIIIIqqqQ", len(p), 0, mode, 0, 0, 0, len(data), 1700000000, 0, len(data)) + p + b"\0" + data
+    for path, names in dirs.items():
+        p = path.encode()
+        body += struct.pack("=IIII", len(p), 1 if names is None else 0, len(names or []), 0) + p + b"\0"
+        for n in names or []:
+            body += struct.pack("=I", len(n)) + n.encode() + b"\0"
+    head = b"pgtcfgs\0" + struct.pack("=IIII", 1, 0, len(files), len(dirs))
+    return head + struct.pack("=Q", len(head) + 8 + len(body)) + body
+
+
+# config 3: what a worker gets, replayed into its load of /fuzz/pgtether.json
+with open(os.path.join(pdir, "20-ai-agent.json"), "rb") as f:
+    agent = f.read()
+with open(os.path.join(root, "policies", "issuer.example.json"), "rb") as f:
+    issuer = f.read()
+worker_cfg = (b'{"upstreams": {"main": {"address": "127.0.0.2:5432", "tls": "disable", "role": "app"}},'
+              b' "policy_dir": "/fuzz/policy.d", "issuers_dir": "/fuzz/issuers.d", "mask_key_file": "/fuzz/mask.key"}')
+put("config", b"\x03" + cfg_bundle({"/fuzz/pgtether.json": (worker_cfg, 0o100644),
+                                     "/fuzz/policy.d/20-ai-agent.json": (agent.replace(b'"agent"', b'"app"'), 0o100644),
+                                     "/fuzz/mask.key": (b"k" * 32, 0o100600)},
+                                    {"/fuzz/policy.d": ["20-ai-agent.json", "README"], "/fuzz/issuers.d": None}))
+issuer_json = json.loads(issuer)
+put("config", b"\x03" + cfg_bundle({"/fuzz/pgtether.json": (worker_cfg, 0o100644),
+                                     "/fuzz/issuers.d/10-gh.json": (issuer, 0o100644),
+                                     "/fuzz/issuers.d/" + issuer_json["jwks_file"]: (jwks.encode(), 0o100644)},
+                                    {"/fuzz/policy.d": [], "/fuzz/issuers.d": ["10-gh.json"]}))
+
 # mask: strategy, keep, type index, format/room; then the value
 values = [b"alice@example.com", b"12345", b"-9223372036854775808", b"3.14159", b"{1,2,NULL,\"x,y\"}",
           b"123e4567-e89b-12d3-a456-426614174000", b'{"a": [1, 2]}', b"\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x17" +
