@@ -33,7 +33,7 @@ KERNEL  := intercept sockdiag notify tls
 # the session, in the files it is being split into (issue 13)
 SESSION := session sbuf sessrec cancel upstream
 # the privileged parent and its workers (DESIGN.md "Processes")
-PRIVSEP := privsep monitor worker sandbox
+PRIVSEP := privsep monitor monitor_login worker sandbox
 DAEMON  := $(PURE) $(KERNEL) $(SESSION) $(PRIVSEP) control
 CLI     := addr escape jsonpos cfgsrc config pgwire b64url jwks token issuers policy sqlclass sqlguard searchpath prepared gate record mask maskset cgroup control log
 

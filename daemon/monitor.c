@@ -4,7 +4,7 @@
  * (the credentials, freed buffers that held them) is ever in theirs.
  */
 
-#include "monitor.h"
+#include "monitor_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -31,11 +31,9 @@
 #include "sockdiag.h"
 #include "token.h"
 
-#define MON_MAX_SOCKETS 512        /* upstream sockets of one connection (cancel retries) */
 #define MON_WORKER_QUICK_S 2       /* a worker that dies this soon after starting ... */
 #define MON_WORKER_BACKOFF_S 5     /* ... three times in a row waits this long */
 
-static void conn_end(struct monitor *m, struct mon_conn *c);
 
 /* ---- workers ------------------------------------------------------------------ */
 
@@ -122,7 +120,7 @@ fail:
 
 /* The worker is broken (it spoke out of turn, or its queue is full): it is killed,
  * and monitor_children ends its sessions when it is reaped. */
-static void worker_kill(struct mon_worker *w, const char *why)
+void worker_kill(struct mon_worker *w, const char *why)
 {
 	if (w->pid <= 0)
 		return;
@@ -130,7 +128,7 @@ static void worker_kill(struct mon_worker *w, const char *why)
 	kill(w->pid, SIGKILL);
 }
 
-static int worker_send(struct mon_worker *w, uint32_t type, uint64_t conn, const void *body, size_t len, int fd)
+int worker_send(struct mon_worker *w, uint32_t type, uint64_t conn, const void *body, size_t len, int fd)
 {
 	int r;
 
@@ -146,7 +144,7 @@ static int worker_send(struct mon_worker *w, uint32_t type, uint64_t conn, const
 	return r;
 }
 
-static int reply(struct mon_worker *w, uint64_t conn, int result, const void *payload, size_t len, int fd)
+int reply(struct mon_worker *w, uint64_t conn, int result, const void *payload, size_t len, int fd)
 {
 	uint8_t *b = w->m->buf;      /* the request was copied out of it already */
 	struct priv_reply rp = { result, (uint32_t)len };
@@ -189,14 +187,14 @@ static struct mon_conn *conn_find(struct monitor *m, uint64_t id)
 	return NULL;
 }
 
-static void login_done(struct monitor *m, struct mon_conn *c)
+void login_done(struct monitor *m, struct mon_conn *c)
 {
 	if (c->login_counted)
 		quota_login_end(&m->logins, c->login_keyed, c->login_key);
 	c->login_counted = c->login_keyed = false;
 }
 
-static void conn_end(struct monitor *m, struct mon_conn *c)
+void conn_end(struct monitor *m, struct mon_conn *c)
 {
 	login_done(m, c);
 	if (c->cfd >= 0)
@@ -469,368 +467,6 @@ int monitor_accept(struct monitor *m, int lfd)
 	}
 }
 
-/* ---- identity ---------------------------------------------------------------------- */
-
-static void verdict_send(struct monitor *m, struct mon_conn *c, struct priv_verdict *v, int recfd)
-{
-	char *claims = NULL;
-	size_t clen = 0;
-	uint8_t *b;
-
-	(void)m;
-	if (v->ok && c->claims) {
-		claims = json_dumps(c->claims, JSON_COMPACT);
-		clen = claims ? strlen(claims) : 0;
-	}
-	v->claims_len = (uint32_t)clen;
-	b = malloc(sizeof(*v) + clen);
-	if (!b) {
-		free(claims);
-		worker_kill(c->w, "out of memory for a verdict");
-		return;
-	}
-	memcpy(b, v, sizeof(*v));
-	if (clen)
-		memcpy(b + sizeof(*v), claims, clen);
-	free(claims);
-	c->st = v->ok ? MC_AUTHORIZED : MC_REFUSED;
-	if (!v->ok)
-		login_done(m, c);
-	worker_send(c->w, PRIV_VERDICT, c->id, b, sizeof(*v) + clen, recfd);
-	free(b);
-}
-
-static void verdict_facts(const struct mon_conn *c, struct priv_verdict *v)
-{
-	memset(v, 0, sizeof(*v));
-	v->facts = c->facts;
-	v->ready_facts = c->facts_read;
-	snprintf(v->rule, sizeof(v->rule), "%s", c->rule);
-	snprintf(v->token_source, sizeof(v->token_source), "%s", c->token_source ? c->token_source : "none");
-	snprintf(v->token_iss, sizeof(v->token_iss), "%s", c->token_iss);
-	snprintf(v->token_sub, sizeof(v->token_sub), "%s", c->token_sub);
-}
-
-static void refuse_conn(struct monitor *m, struct mon_conn *c, const char *sqlstate, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-static void refuse_conn(struct monitor *m, struct mon_conn *c, const char *sqlstate, const char *fmt, ...)
-{
-	struct priv_verdict v;
-	va_list ap;
-
-	verdict_facts(c, &v);
-	v.ok = false;
-	snprintf(v.sqlstate, sizeof(v.sqlstate), "%s", sqlstate);
-	va_start(ap, fmt);
-	vsnprintf(v.msg, sizeof(v.msg), fmt, ap);
-	va_end(ap);
-	verdict_send(m, c, &v, -1);
-}
-
-static void conn_policy_facts(const struct mon_conn *c, struct policy_facts *f)
-{
-	*f = (struct policy_facts){
-		.cgroup = c->facts.cgroup, .uid = c->origin.uid, .exe = c->facts.exe,
-		.exe_sha256 = c->facts.exe_sha256, .database = c->database, .upstream = c->upstream,
-		.exe_foreign = c->facts.exe_foreign,
-	};
-}
-
-/* The decision, with the token (NULL: none) from source; problem says why a token
- * the rules wanted is missing. The token is the caller's to wipe. */
-static void authorize(struct monitor *m, struct mon_conn *c, const char *token, size_t len, const char *source,
-		      const char *problem)
-{
-	const struct token_issuer *iss = NULL;
-	const struct policy_rule *rule, *deny;
-	struct config_upstream *u;
-	struct priv_verdict v;
-	struct policy_facts f;
-	json_t *claims = NULL, *sub;
-	const char *role;
-	const struct addr *a;
-	int recfd = -1;
-
-	c->token_source = token ? source : "none";
-	conn_policy_facts(c, &f);
-	if (token) {
-		enum token_result tr = token_verify(m->cfg->issuers.v, m->cfg->issuers.n, token, len, time(NULL), &claims, &iss);
-
-		if (tr != TOKEN_OK) {
-			refuse_conn(m, c, "28000", "pgtether: the identity token (%s) was refused: %s", source, token_strerror(tr));
-			return;
-		}
-		f.issuer = iss->issuer;
-		f.claims = claims;
-		snprintf(c->token_iss, sizeof(c->token_iss), "%s", iss->issuer);
-		sub = json_object_get(claims, "sub");
-		snprintf(c->token_sub, sizeof(c->token_sub), "%s", json_is_string(sub) ? json_string_value(sub) : "");
-	}
-	rule = policy_decide(&m->cfg->policy, &f, &deny);
-	c->claims = claims;
-	if (!rule && deny) {
-		snprintf(c->rule, sizeof(c->rule), "%s", deny->name);
-		refuse_conn(m, c, "28000", "pgtether: this connection is denied by policy rule '%s' (%s:%d)", deny->name,
-			    deny->file, deny->line);
-		return;
-	}
-	if (!rule) {
-		char tok[400] = "";
-
-		if (c->token_iss[0])
-			snprintf(tok, sizeof(tok), ", token sub \"%s\" from %s", c->token_sub, c->token_iss);
-		else if (problem)
-			snprintf(tok, sizeof(tok), ", no token: %s", problem);
-		refuse_conn(m, c, "28000",
-			    "pgtether: no policy rule allows this connection (cgroup %s, uid %u, exe %s%s, upstream '%s', database \"%s\"%s)",
-			    c->facts.cgroup, c->origin.uid, c->facts.exe,
-			    c->facts.exe_foreign ? " as named in the workload's own mount namespace, which exe rules do not trust" : "",
-			    c->upstream, c->database, tok);
-		return;
-	}
-	snprintf(c->rule, sizeof(c->rule), "%s", rule->name);
-	u = config_upstream_named(m->cfg, c->upstream);
-	role = u ? (rule->role ? rule->role : u->role) : "?";
-	if (!u || !config_role_for(u, role)) { /* config_check_policy makes this impossible */
-		refuse_conn(m, c, "28000", "pgtether: no credential for role '%s' of upstream '%s'", role, c->upstream);
-		return;
-	}
-	snprintf(c->role, sizeof(c->role), "%s", role);
-	verdict_facts(c, &v);
-	v.ok = true;
-	v.rule_idx = (uint32_t)(rule - m->cfg->policy.rules);
-	v.gen = m->gen;
-	snprintf(v.role, sizeof(v.role), "%s", role);
-	v.n_addrs = (uint32_t)config_upstream_addrs(u, &a);
-	memcpy(v.addrs, a, v.n_addrs * sizeof(*a));
-	if (m->cfg->sessions_dir) {
-		struct record_writer rw;
-		char err[RECORD_ERR_LEN];
-
-		if (record_create(&rw, m->cfg->sessions_dir, time(NULL), c->id, m->cfg->recording_fsync, err) == 0) {
-			recfd = rw.fd;
-			v.recorded = true;
-			snprintf(v.rec_id, sizeof(v.rec_id), "%s", rw.id);
-			snprintf(v.rec_path, sizeof(v.rec_path), "%s", rw.path);
-			snprintf(c->rec_id, sizeof(c->rec_id), "%s", rw.id);
-		} else {
-			log_error("record", "id=%llu: %s%s", (unsigned long long)c->id, err,
-				  m->cfg->recording_fail_open ? "; the session goes on unrecorded (recording_fail_mode open)" : "");
-			if (!m->cfg->recording_fail_open) {
-				refuse_conn(m, c, "53100",
-					    "pgtether: this session cannot be recorded (%s); sessions are refused until recordings can be written",
-					    err);
-				return;
-			}
-		}
-	}
-	verdict_send(m, c, &v, recfd);
-	if (recfd >= 0)
-		close(recfd);
-}
-
-/* Which token to take: the source of the first allow rule whose kernel facts fit. */
-static void identify(struct monitor *m, struct mon_conn *c)
-{
-	const struct policy *p = &m->cfg->policy;
-	const struct policy_rule *first = NULL;
-	struct policy_facts f;
-
-	conn_policy_facts(c, &f);
-	for (size_t i = 0; i < p->n && !first; i++)
-		if (!p->rules[i].deny && policy_rule_fits_facts(&p->rules[i], &f))
-			first = &p->rules[i];
-	if (!first || first->token == POLICY_TOKEN_NONE) {
-		authorize(m, c, NULL, 0, "none", NULL);
-		return;
-	}
-	if (first->token == POLICY_TOKEN_PASSWORD) {
-		c->st = MC_TOKEN;
-		worker_send(c->w, PRIV_NEED_TOKEN, c->id, NULL, 0, -1);
-		return;
-	}
-	/* a file: read in the workload's own mount namespace, while its pid is pinned */
-	size_t cap = SESSION_TOKEN_MAX + 1, len = 0;
-	char *tok = malloc(cap), problem[PATH_MAX + 64];
-	int r = tok ? attest_read_token((pid_t)c->origin.tgid, c->origin.connect_ns, c->origin.uid, c->origin.gid,
-				       first->token_path, tok, cap, &len)
-		    : -ENOMEM;
-
-	if (r == -ESTALE) {
-		refuse_conn(m, c, "08004",
-			    "pgtether: the process that opened this connection is gone and its pid now belongs to another process; try again");
-	} else if (r < 0) {
-		snprintf(problem, sizeof(problem), "the token file %s cannot be read in the workload's mount namespace: %s",
-			 first->token_path, r == -EFBIG ? "too large" : r == -EACCES ? "the workload itself may not read it" : strerror(-r));
-		authorize(m, c, NULL, 0, "file", problem);
-	} else {
-		authorize(m, c, tok, len, "file", NULL);
-	}
-	if (tok) {
-		OPENSSL_cleanse(tok, cap);
-		free(tok);
-	}
-}
-
-/* The kernel facts, read now that the client sent its startup packet (so what the
- * process did since connect() is seen), checked against the connect hook's record. */
-static void attest(struct monitor *m, struct mon_conn *c)
-{
-	const struct attest_origin o = {
-		.pid = (pid_t)c->origin.tgid, .connect_boot_ns = c->origin.connect_ns,
-		.uid = c->origin.uid, .gid = c->origin.gid, .cgroup_id = c->origin.cgroup_id,
-		.exe_ino = c->origin.exe_ino, .exe_dev = c->origin.exe_dev,
-		.exe_ctime_ns = (uint64_t)c->origin.exe_ctime_sec * 1000000000ull + c->origin.exe_ctime_nsec,
-		.cgroup_mount = m->ic->cgroup_mount,
-	};
-	char why[ATTEST_WHY_LEN];
-	enum attest_result r;
-	int fd = -1;
-
-	r = attest_read(&o, &c->facts, &fd, why, sizeof(why));
-	if (r != ATTEST_OK) {
-		refuse_conn(m, c, r == ATTEST_CHANGED ? "28000" : "08004",
-			    "pgtether: cannot establish who opened this connection: %s", why);
-		return;
-	}
-	c->facts_read = true;
-	if (attest_cache_get(&m->exe_cache, &c->facts.exe_key, c->facts.exe_sha256)) {
-		close(fd);
-		identify(m, c);
-		return;
-	}
-	/* the same executable already being hashed for another connection: wait for it */
-	for (struct mon_conn *t = m->head; t; t = t->next)
-		if (t != c && t->st == MC_ATTESTING && t->facts_read && !t->facts.exe_sha256[0] &&
-		    !memcmp(&t->facts.exe_key, &c->facts.exe_key, sizeof(c->facts.exe_key))) {
-			close(fd);
-			return;
-		}
-	if (attest_hasher_submit(m->hasher, c->id, fd, &c->facts.exe_key) != ATTEST_OK)
-		refuse_conn(m, c, "53300", "pgtether: too many executables are being hashed right now (%d); try again",
-			    ATTEST_HASH_QUEUE);
-}
-
-void monitor_hashes_done(struct monitor *m)
-{
-	struct attest_hash_done d;
-
-	while (attest_hasher_collect(m->hasher, &d)) {
-		struct mon_conn *c, *next;
-
-		if (d.result == ATTEST_OK)
-			attest_cache_put(&m->exe_cache, &d.key, d.sha256);
-		for (c = m->head; c; c = next) {
-			next = c->next;
-			if (c->st != MC_ATTESTING || !c->facts_read || c->facts.exe_sha256[0] ||
-			    (c->id != d.tag && memcmp(&c->facts.exe_key, &d.key, sizeof(d.key))))
-				continue;
-			if (d.result != ATTEST_OK) {
-				refuse_conn(m, c, d.result == ATTEST_CHANGED ? "28000" : "08004",
-					    "pgtether: cannot establish who opened this connection: %s", d.why);
-				continue;
-			}
-			memcpy(c->facts.exe_sha256, d.sha256, sizeof(c->facts.exe_sha256));
-			identify(m, c);
-		}
-	}
-}
-
-/* ---- the login, as an oracle --------------------------------------------------------- */
-
-static struct config_role *conn_role(struct monitor *m, struct mon_conn *c)
-{
-	struct config_upstream *u = config_upstream_named(m->cfg, c->upstream);
-
-	return u ? config_role_for(u, c->role) : NULL;
-}
-
-/* SCRAM: the worker made client-first (its nonce) and got server-first; the proof
- * is computed here, with the salted password cached per credential, and the server
- * signature the worker must see. */
-static int on_scram(struct monitor *m, struct mon_conn *c, const struct priv_scram *q)
-{
-	struct config_role *cr = conn_role(m, c);
-	struct priv_scram_reply rp;
-	struct scram_client sc;
-	const char *r;
-	int n, ret;
-
-	if (!PRIV_STR_OK(q->client_first_bare) || !PRIV_STR_OK(q->server_first))
-		return -EPROTO;
-	if (!cr)
-		return reply(c->w, c->id, -ENOENT, NULL, 0, -1);
-	memset(&sc, 0, sizeof(sc));
-	snprintf(sc.client_first_bare, sizeof(sc.client_first_bare), "%s", q->client_first_bare);
-	r = strstr(q->client_first_bare, ",r=");
-	if (!r || strlen(r + 3) != SCRAM_NONCE_LEN || strchr(r + 3, ','))
-		return reply(c->w, c->id, -EPROTO, NULL, 0, -1);
-	memcpy(sc.nonce, r + 3, SCRAM_NONCE_LEN + 1);
-	sc.state = 1;
-	memset(&rp, 0, sizeof(rp));
-	n = scram_client_final(&sc, cr->password, q->server_first, strlen(q->server_first), &cr->keycache, rp.client_final,
-			       sizeof(rp.client_final));
-	if (n < 0) {
-		scram_client_release(&sc);
-		return reply(c->w, c->id, n, NULL, 0, -1);
-	}
-	memcpy(rp.server_signature, sc.server_signature, sizeof(rp.server_signature));
-	scram_client_release(&sc);
-	ret = reply(c->w, c->id, 0, &rp, sizeof(rp), -1);
-	OPENSSL_cleanse(&rp, sizeof(rp));
-	return ret;
-}
-
-static int on_md5(struct monitor *m, struct mon_conn *c, const uint8_t *salt, size_t len)
-{
-	struct config_role *cr = conn_role(m, c);
-	char out[36];
-	int r;
-
-	if (len != 4)
-		return -EPROTO;
-	if (!cr || scram_md5_response(c->role, cr->password, salt, out) < 0)
-		return reply(c->w, c->id, -ENOENT, NULL, 0, -1);
-	r = reply(c->w, c->id, 0, out, strlen(out) + 1, -1);
-	OPENSSL_cleanse(out, sizeof(out));
-	return r;
-}
-
-/* Cleartext (only to an upstream whose certificate was verified, the worker's
- * check): the one case where the password itself goes to the worker. */
-static int on_cleartext(struct monitor *m, struct mon_conn *c)
-{
-	struct config_role *cr = conn_role(m, c);
-
-	if (!cr)
-		return reply(c->w, c->id, -ENOENT, NULL, 0, -1);
-	return reply(c->w, c->id, 0, cr->password, strlen(cr->password) + 1, -1);
-}
-
-static int on_socket(struct monitor *m, struct mon_conn *c, const uint8_t *body, size_t len)
-{
-	uint32_t family, mark = m->cfg->socket_mark;
-	int fd, r;
-
-	if (len != sizeof(family))
-		return -EPROTO;
-	memcpy(&family, body, sizeof(family));
-	if ((family != AF_INET && family != AF_INET6) || ++c->sockets > MON_MAX_SOCKETS)
-		return reply(c->w, c->id, -EINVAL, NULL, 0, -1);
-	fd = socket((int)family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
-	if (fd == -1)
-		return reply(c->w, c->id, -errno, NULL, 0, -1);
-	/* the loop guard: the connect hook lets marked sockets through untouched */
-	if (setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) == -1) {
-		r = -errno;
-		close(fd);
-		return reply(c->w, c->id, r, NULL, 0, -1);
-	}
-	r = reply(c->w, c->id, 0, NULL, 0, fd);
-	close(fd);
-	return r;
-}
-
 /* ---- cancel, approvals, stats ---------------------------------------------------- */
 
 /* A CancelRequest read by c's worker: the session it names (same key, same workload
@@ -930,6 +566,12 @@ static int on_packet(struct monitor *m, struct mon_worker *w, const struct priv_
 		conn_dispatch(m);
 		return 0;
 	}
+	if (h->type == PRIV_DDL) {
+		for (unsigned i = 0; i < m->n_workers; i++)
+			if (&m->w[i] != w && m->w[i].pid > 0 && m->w[i].ready)
+				worker_send(&m->w[i], PRIV_REMASK, 0, NULL, 0, -1);
+		return 0;
+	}
 	if (h->type == PRIV_STATS) {
 		on_stats(m, w, body, h->len);
 		return 0;
@@ -956,38 +598,33 @@ static int on_packet(struct monitor *m, struct mon_worker *w, const struct priv_
 		memcpy(c->database, q.database, sizeof(c->database));
 		c->client_tls = q.client_tls;
 		c->st = MC_ATTESTING;
-		attest(m, c);
+		login_attest(m, c);
 		return 0;
 	}
 	case PRIV_TOKEN:
 		if (c->st != MC_TOKEN || h->len > SESSION_TOKEN_MAX || (h->len && memchr(body, '\0', h->len)))
 			return -EPROTO;
-		if (h->len == 0) {
-			authorize(m, c, NULL, 0, "password", "the client sent an empty password where its identity token was expected");
-		} else {
-			authorize(m, c, (const char *)body, h->len, "password", NULL);
-			OPENSSL_cleanse((void *)body, h->len);
-		}
+		login_token(m, c, h->len ? (const char *)body : NULL, h->len);
 		return 0;
 	case PRIV_SOCKET:
 		if (c->st != MC_AUTHORIZED && c->st != MC_CANCELLING)
 			return -EPROTO;
-		return on_socket(m, c, body, h->len);
+		return login_socket(m, c, body, h->len);
 	case PRIV_SCRAM:
 		if (c->st != MC_AUTHORIZED || c->login_asked || h->len != sizeof(struct priv_scram))
 			return -EPROTO;
 		c->login_asked = true;
-		return on_scram(m, c, (const struct priv_scram *)body);
+		return login_scram(m, c, (const struct priv_scram *)body);
 	case PRIV_MD5:
 		if (c->st != MC_AUTHORIZED || c->login_asked)
 			return -EPROTO;
 		c->login_asked = true;
-		return on_md5(m, c, body, h->len);
+		return login_md5(m, c, body, h->len);
 	case PRIV_CLEARTEXT:
 		if (c->st != MC_AUTHORIZED || c->login_asked)
 			return -EPROTO;
 		c->login_asked = true;
-		return on_cleartext(m, c);
+		return login_cleartext(m, c);
 	case PRIV_LOGGED_IN: {
 		struct priv_logged_in q;
 

@@ -115,6 +115,8 @@ const char *priv_type_name(uint32_t type)
 	case PRIV_VERDICT: return "verdict";
 	case PRIV_DECIDE: return "decide";
 	case PRIV_STOP: return "stop";
+	case PRIV_REMASK: return "remask";
+	case PRIV_DDL: return "ddl";
 	case PRIV_IDENTIFY: return "identify";
 	case PRIV_TOKEN: return "token";
 	case PRIV_LOGGED_IN: return "logged_in";

@@ -40,6 +40,7 @@ enum priv_type {
 	PRIV_VERDICT,           /* the identity decided; fd: the recording, if recorded */
 	PRIV_DECIDE,            /* a person decided a held statement */
 	PRIV_STOP,              /* end every session and exit */
+	PRIV_REMASK,            /* DDL completed in another worker: masks are resolved again */
 
 	/* worker → parent, request channel: notices */
 	PRIV_IDENTIFY = 32,     /* the startup packet is read: who is this? */
@@ -52,6 +53,7 @@ enum priv_type {
 	PRIV_CANCEL,            /* fd: a client socket that sent a CancelRequest */
 	PRIV_ENDED,             /* the session is closed */
 	PRIV_READY,             /* the worker loaded its configuration */
+	PRIV_DDL,               /* a session completed DDL (the other workers re-resolve masks) */
 
 	/* worker → parent, request channel: calls (answered with PRIV_REPLY) */
 	PRIV_SOCKET = 64,       /* an upstream socket (SO_MARK'd) of a family */

@@ -1974,6 +1974,7 @@ static int server_scan(struct session_env *env, struct session *s)
 			}
 			if (s->ddl_done && s->tx_status == 'I') {
 				env->mask_epoch++; /* masked sessions look again before their next statement */
+				worker_notify(PRIV_DDL, s->id, NULL, 0, -1); /* ... in every worker */
 				s->ddl_done = false;
 			}
 			if (s->pending_count == 0 && !s->c_unsynced)

@@ -188,6 +188,9 @@ static void commands(void)
 			if (h.len == sizeof(struct priv_decide))
 				session_decided(&W.env, h.conn, (const struct priv_decide *)body);
 			break;
+		case PRIV_REMASK:
+			W.env.mask_epoch++;
+			break;
 		case PRIV_STOP:
 			session_close_all(&W.env, "daemon stopping");
 			if (W.env.sqlcache)

@@ -1,0 +1,40 @@
+/*
+ * Private to the parent's modules: monitor.c (connections, workers, messages) and
+ * monitor_login.c (attestation, the token, the decision, the proof).
+ */
+#ifndef PGTETHER_MONITOR_INT_H
+#define PGTETHER_MONITOR_INT_H
+
+#include "monitor.h"
+
+#define MON_MAX_SOCKETS 512        /* upstream sockets of one connection (cancel retries) */
+
+/* A command to w; a failure kills w (its sessions end when it is reaped). */
+int worker_send(struct mon_worker *w, uint32_t type, uint64_t conn, const void *body, size_t len, int fd);
+
+/* The reply to w's call about conn. */
+int reply(struct mon_worker *w, uint64_t conn, int result, const void *payload, size_t len, int fd);
+
+void worker_kill(struct mon_worker *w, const char *why);
+
+/* c no longer counts under max_logins (and max_logins_per_cgroup). */
+void login_done(struct monitor *m, struct mon_conn *c);
+
+/* Forgets c, closing the parent's copy of its socket. */
+void conn_end(struct monitor *m, struct mon_conn *c);
+
+/* IDENTIFY: reads the kernel facts, then hashes the executable or goes on to the
+ * token and the decision (the verdict goes to c's worker). */
+void login_attest(struct monitor *m, struct mon_conn *c);
+
+/* TOKEN: the client's token (NULL: it sent an empty one). */
+void login_token(struct monitor *m, struct mon_conn *c, const char *token, size_t len);
+
+/* Calls of a worker logging in c upstream: 0, the worker's fault (-EPROTO), or
+ * what reply() returned. */
+int login_scram(struct monitor *m, struct mon_conn *c, const struct priv_scram *q);
+int login_md5(struct monitor *m, struct mon_conn *c, const uint8_t *salt, size_t len);
+int login_cleartext(struct monitor *m, struct mon_conn *c);
+int login_socket(struct monitor *m, struct mon_conn *c, const uint8_t *body, size_t len);
+
+#endif
