@@ -29,7 +29,7 @@ LDLIBS  += -Wl,--wrap=pg_query_raw_parse -lbpf -lelf -lz -ljansson -ljwt -l:libp
 
 # Pure modules: no socket, no kernel, no global; unit-tested directly.
 PURE    := addr escape jsonpos config quota pgwire scram b64url jwks token issuers policy sqlclass sqlguard searchpath prepared gate startopts record mask maskset rowmask cgroup attest log
-KERNEL  := intercept sockdiag notify tls
+KERNEL  := intercept sockdiag notify tls sandbox
 # the session, in the files it is being split into (issue 13)
 SESSION := session sbuf sessrec cancel upstream
 DAEMON  := $(PURE) $(KERNEL) $(SESSION) control
@@ -75,6 +75,8 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(PURE:%=$(BUILD)/obj/%.o)
 
 # the buffers are driven over socketpairs; TLS is linked, not used
 $(BUILD)/tests/test_sbuf: $(BUILD)/obj/sbuf.o $(BUILD)/obj/tls.o
+# the sandbox is entered in forked children (the test runs as root)
+$(BUILD)/tests/test_sandbox: $(BUILD)/obj/sandbox.o
 
 # Tests run against a sanitizer build in build/san so memory errors in the daemon's
 # relay fail the integration tests too, not only the unit tests.
