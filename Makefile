@@ -123,6 +123,8 @@ MANDIR     ?= $(DATADIR)/man
 UNITDIR    ?= $(PREFIX)/lib/systemd/system
 SYSCONFDIR ?= /etc
 EXAMPLES   := $(DATADIR)/pgtether/examples
+# the system user the workers run as (pgtether.json's worker_user; pgtether by default)
+WORKER_USER ?= pgtether
 
 INSTALLED_FILES := \
 	$(SBINDIR)/pgtetherd $(BINDIR)/pgtether $(BINDIR)/pgtether-attach-runner \
@@ -162,8 +164,15 @@ install: all
 	else \
 		install -m 0644 dist/pgtether.json $(DESTDIR)$(SYSCONFDIR)/pgtether/pgtether.json; \
 	fi
+	@# A staged install (DESTDIR, packaging) must not add users to the build host.
+	@if [ -n "$(DESTDIR)" ]; then \
+		echo "not creating the workers' system user '$(WORKER_USER)' for a DESTDIR install: on the target host run scripts/worker-user.sh $(WORKER_USER), or as root: useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin --user-group $(WORKER_USER)"; \
+	else \
+		scripts/worker-user.sh $(WORKER_USER); \
+	fi
 
 uninstall:
 	rm -f $(addprefix $(DESTDIR),$(INSTALLED_FILES))
 	-rmdir $(DESTDIR)$(EXAMPLES)/policy.d $(DESTDIR)$(EXAMPLES) $(DESTDIR)$(DATADIR)/pgtether 2>/dev/null
 	@echo "left $(DESTDIR)$(SYSCONFDIR)/pgtether and $(DESTDIR)/var/lib/pgtether in place: remove them yourself if they are no longer needed"
+	@echo "left the workers' system user '$(WORKER_USER)' in place: userdel $(WORKER_USER) removes it"
