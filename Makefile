@@ -29,11 +29,11 @@ LDLIBS  += -Wl,--wrap=pg_query_raw_parse -lbpf -lelf -lz -ljansson -ljwt -l:libp
 
 # Pure modules: no socket, no kernel, no global; unit-tested directly.
 PURE    := addr escape jsonpos cfgsrc config quota pgwire scram b64url jwks token issuers policy sqlclass sqlguard searchpath prepared gate startopts record mask maskset rowmask cgroup attest log
-KERNEL  := intercept sockdiag notify tls
+KERNEL  := intercept sockdiag notify tls sandbox
 # the session, in the files it is being split into (issue 13)
 SESSION := session sbuf sessrec cancel upstream
 # the privileged parent and its workers (DESIGN.md "Processes")
-PRIVSEP := privsep monitor monitor_login worker sandbox
+PRIVSEP := privsep monitor monitor_login worker
 DAEMON  := $(PURE) $(KERNEL) $(SESSION) $(PRIVSEP) control
 CLI     := addr escape jsonpos cfgsrc config pgwire b64url jwks token issuers policy sqlclass sqlguard searchpath prepared gate record mask maskset cgroup control log
 
@@ -81,6 +81,8 @@ $(BUILD)/tests/test_privsep: $(BUILD)/obj/privsep.o
 $(BUILD)/tests/test_sbuf: $(BUILD)/obj/sbuf.o $(BUILD)/obj/tls.o
 # a load recorded and replayed ends with the TLS contexts built
 $(BUILD)/tests/test_cfgsrc: $(BUILD)/obj/tls.o
+# the sandbox is entered in forked children (the test runs as root)
+$(BUILD)/tests/test_sandbox: $(BUILD)/obj/sandbox.o
 
 # Tests run against a sanitizer build in build/san so memory errors in the daemon's
 # relay fail the integration tests too, not only the unit tests.
@@ -127,6 +129,8 @@ MANDIR     ?= $(DATADIR)/man
 UNITDIR    ?= $(PREFIX)/lib/systemd/system
 SYSCONFDIR ?= /etc
 EXAMPLES   := $(DATADIR)/pgtether/examples
+# the system user the workers run as (pgtether.json's worker_user; pgtether by default)
+WORKER_USER ?= pgtether
 
 INSTALLED_FILES := \
 	$(SBINDIR)/pgtetherd $(BINDIR)/pgtether $(BINDIR)/pgtether-attach-runner \
@@ -166,8 +170,15 @@ install: all
 	else \
 		install -m 0644 dist/pgtether.json $(DESTDIR)$(SYSCONFDIR)/pgtether/pgtether.json; \
 	fi
+	@# A staged install (DESTDIR, packaging) must not add users to the build host.
+	@if [ -n "$(DESTDIR)" ]; then \
+		echo "not creating the workers' system user '$(WORKER_USER)' for a DESTDIR install: on the target host run scripts/worker-user.sh $(WORKER_USER), or as root: useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin --user-group $(WORKER_USER)"; \
+	else \
+		scripts/worker-user.sh $(WORKER_USER); \
+	fi
 
 uninstall:
 	rm -f $(addprefix $(DESTDIR),$(INSTALLED_FILES))
 	-rmdir $(DESTDIR)$(EXAMPLES)/policy.d $(DESTDIR)$(EXAMPLES) $(DESTDIR)$(DATADIR)/pgtether 2>/dev/null
 	@echo "left $(DESTDIR)$(SYSCONFDIR)/pgtether and $(DESTDIR)/var/lib/pgtether in place: remove them yourself if they are no longer needed"
+	@echo "left the workers' system user '$(WORKER_USER)' in place: userdel $(WORKER_USER) removes it"

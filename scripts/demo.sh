@@ -2,7 +2,8 @@
 # make demo: a throwaway PostgreSQL at 127.0.0.2 (the "remote" database), pgtetherd,
 # and an unmodified psql in a cgroup whose connection is intercepted and identified by
 # kernel facts plus a signed token bound to that cgroup.
-# Everything it creates is removed when it ends, also on Ctrl-C.
+# Everything it creates is removed when it ends, also on Ctrl-C, except the system user
+# 'pgtether' the workers run as, which it creates when missing, as `make install` does.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -30,6 +31,9 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
+
+say "The system user pgtetherd's workers run as ('pgtether', as make install creates it; kept afterwards)"
+scripts/worker-user.sh pgtether
 
 say "A throwaway PostgreSQL 15 listening on 127.0.0.2:$db_port (the 'remote' database, scram-sha-256)"
 PG_LISTEN=127.0.0.2 scripts/pg-local.sh start "$tmp/pg" "$db_port"

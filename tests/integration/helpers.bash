@@ -20,7 +20,29 @@ pgt_free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-# Sets up this file's world: PG cluster, config, names. Call from setup_file.
+# pgt_make_worker_user: the system user this file's daemon runs its workers as, made
+# for this file alone and removed by pgt_teardown_world. useradd allows 32
+# characters, so the name is a hash of $PGT_ID; the comment holds $PGT_ID itself so
+# that 999-leftovers can find one left behind. Sets and exports PGT_WORKER_USER.
+pgt_make_worker_user() {
+  PGT_WORKER_USER="pgt$(printf '%s' "${PGT_ID:?}" | sha256sum | cut -c1-12)"
+  export PGT_WORKER_USER
+  id -u "$PGT_WORKER_USER" >/dev/null 2>&1 && return 0
+  useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin \
+    --user-group --comment "$PGT_ID" "$PGT_WORKER_USER"
+}
+
+# Removes the user pgt_make_worker_user made (and its group), if this file made one.
+pgt_remove_worker_user() {
+  [ -n "${PGT_WORKER_USER:-}" ] || return 0
+  [ "$(getent passwd "$PGT_WORKER_USER" | cut -d: -f5)" = "${PGT_ID:-}" ] || return 0
+  userdel "$PGT_WORKER_USER" 2>/dev/null || true
+  getent group "$PGT_WORKER_USER" >/dev/null && groupdel "$PGT_WORKER_USER" 2>/dev/null
+  return 0
+}
+
+# Sets up this file's world: PG cluster, config, names, the workers' user. Call from
+# setup_file.
 pgt_setup_world() {
   local name
   name=$(basename "$BATS_TEST_FILENAME" .bats)
@@ -37,6 +59,7 @@ pgt_setup_world() {
   PGT_PORT=$(pgt_free_port)
   export PGT_CONF="$PGT_TMP/pgtether.json"
   export PGT_LOG="$PGT_TMP/daemon.log"
+  pgt_make_worker_user
   # Workloads connect as "app"; the password is the one pgtetherd holds. It is in the
   # environment only for the tests that go straight to the database: through
   # pgtether no password is ever asked for.
@@ -56,6 +79,8 @@ pgt_write_credentials() {
 
 # pgt_write_config FAIL_MODE [CGROUPS_JSON_ARRAY] [TARGETS_JSON_ARRAY] [MORE_UPSTREAMS]
 # $PGT_EXTRA_CONFIG, when set, adds top-level members ("key": value, ...).
+# Every daemon runs its workers as this file's own user ($PGT_WORKER_USER, made by
+# pgt_setup_world).
 # $PGT_MAIN_ADDRESS and $PGT_MAIN_ALIASES (a JSON array) replace the "main" upstream's
 # address (127.0.0.1:$PG_PORT) and aliases ([::1]:$PG_PORT). Unless
 # $PGT_OWN_POLICY is set, the policy is rewritten to the tests' default (below).
@@ -71,7 +96,8 @@ pgt_write_config() {
   "credentials_file": "$PGT_TMP/credentials.json",
   "policy_dir": "$PGT_TMP/policy.d",
   "issuers_dir": "$PGT_TMP/issuers.d",
-  "sessions_dir": "$PGT_TMP/sessions",${PGT_EXTRA_CONFIG:+
+  "sessions_dir": "$PGT_TMP/sessions",${PGT_WORKER_USER:+
+  \"worker_user\": \"$PGT_WORKER_USER\",}${PGT_EXTRA_CONFIG:+
   $PGT_EXTRA_CONFIG,}
   "upstreams": {
     "main": { "address": "${PGT_MAIN_ADDRESS:-127.0.0.1:$PG_PORT}", "aliases": ${PGT_MAIN_ALIASES:-[\"[::1]:$PG_PORT\"]}, "tls": "disable", "role": "app" }${4:+,
@@ -93,11 +119,14 @@ pgt_write_policy() {
     "$PGT_CONF" >"$PGT_TMP/policy.d/50-tests.json"
 }
 
-# Starts pgtetherd in the background and waits for its ready line.
+# Starts pgtetherd in the background and waits for its ready line. Not with the
+# database password of the tests that go straight to the database in its environment:
+# pgtetherd has it from credentials.json only, as on a real host (052 looks for it in
+# the processes' memory).
 pgt_start_daemon() {
   local before=0
   [ -f "$PGT_LOG" ] && before=$(grep -c 'event=ready' "$PGT_LOG")
-  "$PGTETHERD" -c "$PGT_CONF" </dev/null >>"$PGT_LOG" 2>&1 3>&- &
+  env -u PGPASSWORD -u PG_APP_PASSWORD "$PGTETHERD" -c "$PGT_CONF" </dev/null >>"$PGT_LOG" 2>&1 3>&- &
   echo $! >"$PGT_TMP/daemon.pid"
   for _ in $(seq 100); do
     [ "$(grep -c 'event=ready' "$PGT_LOG")" -gt "$before" ] && return 0
@@ -174,6 +203,7 @@ pgt_teardown_world() {
     done
   fi
   [ -n "${PGT_TMP:-}" ] && rm -rf "$PGT_TMP"
+  pgt_remove_worker_user
   return 0
 }
 
