@@ -186,17 +186,27 @@ static int parse_approvers_group(struct jsonpos_src *p, json_t *root, struct con
  * number as useradd(8) accepts it; resolved by the daemon at start, since a worker
  * as root would undo the separation, root is refused here already.
  */
+unsigned config_workers(const struct config *c)
+{
+	long cpus;
+
+	if (c->workers)
+		return c->workers;
+	/* glibc reads /sys for it: the parent asks, never a sandboxed worker */
+	cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	return cpus < 1 ? 1 : cpus > CONFIG_MAX_WORKERS ? CONFIG_MAX_WORKERS : (unsigned)cpus;
+}
+
 static int parse_workers(struct jsonpos_src *p, json_t *root, struct config *c)
 {
 	json_t *v = json_object_get(root, "workers"), *u = json_object_get(root, "worker_user");
-	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	const char *g = DEFAULT_WORKER_USER;
 	size_t n;
 
 	if (v && (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > CONFIG_MAX_WORKERS))
 		return jsonpos_fail(p, "/workers", "'workers' must be an integer from 1 to %d (default: the number of online CPUs)",
 				    CONFIG_MAX_WORKERS);
-	c->workers = v ? (unsigned)json_integer_value(v) : cpus < 1 ? 1 : cpus > CONFIG_MAX_WORKERS ? CONFIG_MAX_WORKERS : (unsigned)cpus;
+	c->workers = v ? (unsigned)json_integer_value(v) : 0; /* 0: config_workers() counts the CPUs */
 	if (u) {
 		g = json_string_value(u);
 		n = g ? strlen(g) : 0;

@@ -162,6 +162,10 @@ int config_resolve(struct config *c, char *err);
  */
 int config_check_policy(const struct config *c, char *err);
 
+/* How many workers to run: "workers", or by default one per online CPU (1 to
+ * CONFIG_MAX_WORKERS). */
+unsigned config_workers(const struct config *c);
+
 /* The upstream named name, or NULL. */
 struct config_upstream *config_upstream_named(const struct config *c, const char *name);
 

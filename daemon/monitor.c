@@ -803,7 +803,7 @@ int monitor_start(struct monitor *m, int bundle_fd)
 	m->buf = malloc(PRIV_MAX_MSG);
 	if (!m->buf)
 		return -ENOMEM;
-	m->n_workers = m->cfg->workers ? m->cfg->workers : 1;
+	m->n_workers = config_workers(m->cfg);
 	if (m->n_workers > PRIV_MAX_WORKERS)
 		m->n_workers = PRIV_MAX_WORKERS;
 	for (unsigned i = 0; i < m->n_workers; i++) {
@@ -834,9 +834,14 @@ int monitor_start(struct monitor *m, int bundle_fd)
 			pid_t pid = waitpid(-1, &status, WNOHANG);
 
 			if (pid > 0) {
-				log_error("start", "a worker (pid %d) ended while starting (%s %d); see its messages above", (int)pid,
+				log_error("start", "a worker (pid %d) ended while starting (%s %d%s); see its messages above", (int)pid,
 					  WIFSIGNALED(status) ? "signal" : "status",
-					  WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+					  WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status),
+					  WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS ?
+					  ", a system call its seccomp filter does not allow: the kernel's audit log names it" : "");
+				for (unsigned i = 0; i < m->n_workers; i++)
+					if (m->w[i].pid == pid)
+						m->w[i].pid = 0; /* reaped: monitor_stop waits for the others */
 				return -ECHILD;
 			}
 		}

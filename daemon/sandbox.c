@@ -14,6 +14,7 @@
 #include "sandbox.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <jansson.h>
@@ -279,6 +280,10 @@ static void sandbox_build(struct sandbox_prog *p, pid_t self)
 		SYS_connect, SYS_getsockopt, SYS_getpeername, SYS_getsockname, SYS_shutdown,
 		SYS_close,
 		SYS_epoll_create1, SYS_epoll_ctl, SYS_epoll_pwait,
+		SYS_ppoll, /* a worker waits for the parent's reply to a call (worker_call) */
+#ifdef SYS_poll
+		SYS_poll,
+#endif
 #ifdef SYS_epoll_pwait2
 		SYS_epoll_pwait2,
 #endif
@@ -309,7 +314,8 @@ static void sandbox_build(struct sandbox_prog *p, pid_t self)
 	};
 	/* O_NONBLOCK on fds that arrive blocking, FD_CLOEXEC; no locks, no leases,
 	 * no F_SETOWN (signals to another process), no duplication. */
-	static const uint32_t fcntl_cmds[] = { F_GETFL, F_SETFL, F_GETFD, F_SETFD };
+	/* F_GET_SEALS: the configuration bundle must be sealed (cfgsrc_from_memfd) */
+	static const uint32_t fcntl_cmds[] = { F_GETFL, F_SETFL, F_GETFD, F_SETFD, F_GET_SEALS };
 	/* FIONBIO/FIONREAD for sockets; TCGETS is isatty(), which stdio may ask of
 	 * stderr. Not TIOCSTI or any other terminal or device request. */
 	static const uint32_t ioctl_cmds[] = { FIONBIO, FIONREAD, TCGETS };
@@ -488,6 +494,12 @@ int sandbox_enter(uid_t uid, gid_t gid, char *err, size_t errlen)
 		return r;
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1) {
 		snprintf(err, errlen, "PR_SET_NO_NEW_PRIVS: %s", strerror(errno));
+		return -errno;
+	}
+	/* the parent's death ends the worker; set here, after the uid change (which
+	 * clears it) and before the filter (which forbids prctl) */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) == -1) {
+		snprintf(err, errlen, "PR_SET_PDEATHSIG: %s", strerror(errno));
 		return -errno;
 	}
 	/* not dumpable: /proc/PID/mem, ptrace and core dumps stay root's, not the

@@ -229,8 +229,7 @@ int worker_main(int argc, char **argv)
 		log_error("worker", "worker %u: %s", W.idx, err);
 		return 1;
 	}
-	/* the parent's death ends the worker (cleared by the uid change: set after it) */
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	/* the parent's death ends the worker (sandbox_enter set PR_SET_PDEATHSIG) */
 	if (getppid() == 1)
 		return 1;
 	W.buf = malloc(PRIV_MAX_MSG);

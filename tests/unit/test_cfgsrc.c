@@ -515,7 +515,8 @@ static void test_worker_keys(void **state)
 
 	(void)state;
 	assert_int_equal(config_parse("t.json", "{}", 2, &c, err), 0);
-	assert_int_equal(c.workers, cpus < 1 ? 1 : cpus > 64 ? 64 : cpus);
+	assert_int_equal(c.workers, 0);
+	assert_int_equal(config_workers(&c), cpus < 1 ? 1 : cpus > 64 ? 64 : cpus);
 	assert_string_equal(c.worker_user, "pgtether");
 	config_release(&c);
 	assert_int_equal(config_parse("t.json", "{\"workers\": 64}", 15, &c, err), 0);
