@@ -509,6 +509,8 @@ static void on_cancel(struct monitor *m, struct mon_conn *c, const struct priv_c
 	c->w->sessions++;
 	c->st = MC_CANCELLING;
 	c->sockets = 0;
+	c->addrs[0] = t->up_addr; /* the server that runs the backend, alone */
+	c->n_addrs = 1;
 	if (worker_send(c->w, PRIV_NEW_CONN, c->id, &nc, sizeof(nc), c->cfd) < 0)
 		conn_end(m, c);
 }
@@ -631,6 +633,9 @@ static int on_packet(struct monitor *m, struct mon_worker *w, const struct priv_
 		if (c->st != MC_AUTHORIZED || h->len != sizeof(q))
 			return -EPROTO;
 		memcpy(&q, body, sizeof(q));
+		if (q.up_idx >= c->n_addrs)
+			return -EPROTO;
+		c->up_addr = c->addrs[q.up_idx];
 		c->key_pid = q.key_pid;
 		c->key_secret = q.key_secret;
 		c->have_key = true;

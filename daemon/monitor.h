@@ -78,6 +78,9 @@ struct mon_conn {
 	char rec_id[64];
 	bool login_asked;               /* the one proof (SCRAM, md5, cleartext) was given */
 	unsigned sockets;               /* upstream sockets handed out */
+	struct addr addrs[CONFIG_MAX_RESOLVED]; /* what they may connect to */
+	size_t n_addrs;
+	struct addr up_addr;            /* the one its relay is connected to (cancels go there) */
 	uint32_t key_pid, key_secret;
 	bool have_key;
 	uint64_t held_id;

@@ -157,6 +157,8 @@ static void authorize(struct monitor *m, struct mon_conn *c, const char *token, 
 	snprintf(v.role, sizeof(v.role), "%s", role);
 	v.n_addrs = (uint32_t)config_upstream_addrs(u, &a);
 	memcpy(v.addrs, a, v.n_addrs * sizeof(*a));
+	memcpy(c->addrs, a, v.n_addrs * sizeof(*a)); /* the only ones it gets sockets for */
+	c->n_addrs = v.n_addrs;
 	if (m->cfg->sessions_dir) {
 		struct record_writer rw;
 		char err[RECORD_ERR_LEN];
@@ -363,19 +365,24 @@ int login_cleartext(struct monitor *m, struct mon_conn *c)
 
 int login_socket(struct monitor *m, struct mon_conn *c, const uint8_t *body, size_t len)
 {
-	uint32_t family, mark = m->cfg->socket_mark;
+	uint32_t idx, mark = m->cfg->socket_mark;
+	struct sockaddr_storage ss;
+	socklen_t sl;
 	int fd, r;
 
-	if (len != sizeof(family))
+	if (len != sizeof(idx))
 		return -EPROTO;
-	memcpy(&family, body, sizeof(family));
-	if ((family != AF_INET && family != AF_INET6) || ++c->sockets > MON_MAX_SOCKETS)
+	memcpy(&idx, body, sizeof(idx));
+	/* only to an address this session was granted (a cancel: its session's server) */
+	if (idx >= c->n_addrs || ++c->sockets > MON_MAX_SOCKETS)
 		return reply(c->w, c->id, -EINVAL, NULL, 0, -1);
-	fd = socket((int)family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
+	sl = addr_to_sockaddr(&c->addrs[idx], &ss);
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
 	if (fd == -1)
 		return reply(c->w, c->id, -errno, NULL, 0, -1);
 	/* the loop guard: the connect hook lets marked sockets through untouched */
-	if (setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) == -1) {
+	if (setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) == -1 ||
+	    (connect(fd, (struct sockaddr *)&ss, sl) == -1 && errno != EINPROGRESS)) {
 		r = -errno;
 		close(fd);
 		return reply(c->w, c->id, r, NULL, 0, -1);

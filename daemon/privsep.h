@@ -123,6 +123,7 @@ struct priv_decide {
 
 struct priv_logged_in {
 	uint32_t key_pid, key_secret;
+	uint32_t up_idx;        /* which of the verdict's addresses it is connected to */
 };
 
 struct priv_rule {

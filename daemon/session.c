@@ -2382,7 +2382,7 @@ void session_start_relay(struct session_env *env, struct session *s)
 
 	scram_client_release(&s->scram);
 	{
-		struct priv_logged_in q = { s->key_pid, s->key_secret };
+		struct priv_logged_in q = { s->key_pid, s->key_secret, (uint32_t)s->up_try };
 
 		worker_notify(PRIV_LOGGED_IN, s->id, &q, sizeof(q), -1); /* cancels name it so */
 	}
