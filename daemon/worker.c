@@ -156,9 +156,9 @@ static void commands(void)
 			continue;
 		}
 		if (n < 0) {
-			/* the parent closed it (it stops, or died): the sessions end */
-			session_close_all(&W.env, "the daemon stops");
-			_exit(0);
+			/* the parent died (a stop says PRIV_STOP first): the daemon crashed, and
+			 * its sessions end as in a crash, their recordings unsealed */
+			_exit(1);
 		}
 		memcpy(&h, W.buf, sizeof(h));
 		switch (h.type) {

@@ -10,6 +10,7 @@ cd "$root"
 [ "$(id -u)" -eq 0 ] || { echo "bench: run as root" >&2; exit 1; }
 secs=${1:-10}
 [ -x build/pgtetherd ] || make all >/dev/null
+scripts/worker-user.sh pgtether >/dev/null # the workers run as it (worker_user's default)
 
 id="pgtether-bench-$$"
 tmp=$(mktemp -d "/tmp/$id.XXXXXX"); chmod 0755 "$tmp"
