@@ -233,4 +233,22 @@ void session_start_relay(struct session_env *env, struct session *s);
 json_t *session_bind_params(const uint8_t *body, size_t blen, bool masked, json_t **ret_escaped, const char **ret_stmt,
 			    size_t *ret_stmt_len);
 
+/* The relay ends: the client gets a FATAL ErrorResponse (sqlstate, msg) when that can
+ * be said at a message boundary, what the server said before it still goes out (the
+ * session drains), and the session closes with the reason why. */
+void session_end_relay(struct session_env *env, struct session *s, const char *sqlstate, const char *msg,
+		       const char *why);
+
+/* A session's buffer grows under the daemon-wide memory_budget (sbuf.h). */
+static inline int session_buf_reserve(struct session *s, struct session_buf *b, size_t want)
+{
+	return sbuf_reserve(b, &s->acct, s->env->cfg->memory_budget, want);
+}
+
+/* Room for the message b[start..start+mlen) to be held whole (sbuf_hold_room). */
+static inline int session_hold_room(struct session *s, struct session_buf *b, size_t start, size_t mlen, size_t reserve)
+{
+	return sbuf_hold_room(b, &s->acct, s->env->cfg->memory_budget, start, mlen, reserve);
+}
+
 #endif
