@@ -166,7 +166,7 @@ static enum policy_verdict check_statement(struct session_env *env, struct sessi
  * Replaces the Query or Parse at data[start..start+mlen) of c2u with one whose SQL
  * fails to parse on the server, carrying the denial's number; the server then answers
  * as for any failed statement (ErrorResponse, discards to Sync, keeps its transaction
- * state) and server_scan swaps that error for the denial. 0 or -ENOBUFS.
+ * state) and server_side_scan swaps that error for the denial. 0 or -ENOBUFS.
  */
 static int substitute_sentinel(struct session_env *env, struct session *s, size_t start, size_t mlen,
 			       const char *sqlstate, const char *msg)
@@ -451,7 +451,7 @@ static int c2u_reserve(struct session *s, size_t start, size_t mlen)
 
 /*
  * Puts the catalog query for the rule's masks into c2u at pos (a message boundary
- * before which everything is answered): its answer is taken by lookup_scan, not
+ * before which everything is answered): its answer is taken by server_side_lookup_scan, not
  * relayed. Returns the bytes added, 0 when the rule needs no catalog (resolved at
  * once), or -ENOMEM.
  */
@@ -529,7 +529,7 @@ static enum path_due path_due(struct session_env *env, struct session *s, const 
 /*
  * Puts the search_path lookup for sql's names into c2u at pos, before the message
  * that names them (extended-query messages ending in Sync: pos is a point with
- * nothing outstanding); its answer is taken by lookup_scan. The catalog query is
+ * nothing outstanding); its answer is taken by server_side_lookup_scan. The catalog query is
  * prepared once per session, so it is planned once, not per statement. Returns the
  * bytes added, 0 when sql cannot be scanned (check_statement then denies), or
  * -ENOMEM.
@@ -676,7 +676,7 @@ static void taint_batch(struct session *s)
 	s->tainted[b / 64] |= UINT64_C(1) << (b % 64);
 }
 
-/* client_filter stops at a message to read it again from its header later (when it
+/* client_side_filter stops at a message to read it again from its header later (when it
  * is whole, decided, or after what pgtether put before it): the position to stop at. */
 static size_t rescan_from(struct session *s, size_t at)
 {
@@ -685,13 +685,20 @@ static size_t rescan_from(struct session *s, size_t at)
 	return at;
 }
 
+/* The fault a helper's -errno ends the session with: the client's side runs out of
+ * two things only, room for what awaits an answer (-ENOBUFS) and memory. */
+static enum fault_code client_side_fault(long err)
+{
+	return err == -ENOBUFS ? FAULT_PIPELINE_FULL : FAULT_OUT_OF_MEMORY;
+}
+
 /*
  * Client → server: follows message boundaries in c2u from c_scan on; drops
  * FunctionCall messages (their refusal is queued in order) and counts sync points.
  * Bytes of a header not yet complete are held back, so a message can still be
- * removed whole. 0 or -EPROTO / -ENOBUFS.
+ * removed whole. FAULT_NONE, or the fault the session ends with.
  */
-int client_side_filter(struct session_env *env, struct session *s)
+enum fault_code client_side_filter(struct session_env *env, struct session *s)
 {
 	struct session_buf *b = &s->c2u;
 	size_t pos = s->c_scan;
@@ -701,7 +708,7 @@ int client_side_filter(struct session_env *env, struct session *s)
 	const struct policy_rule *masking = session_masking_rule(env, s);
 
 	if ((s->held_id && !s->held_decision) || s->lookup_active)
-		return 0; /* nothing passes a statement held for approval, or our catalog query */
+		return FAULT_NONE; /* nothing passes a statement held for approval, or our catalog query */
 	while (pos < b->len) {
 		if (s->c_drop) {
 			size_t n = b->len - pos < s->c_drop ? b->len - pos : s->c_drop;
@@ -715,7 +722,7 @@ int client_side_filter(struct session_env *env, struct session *s)
 		long used = pgwire_scan_next(&s->cscan, b->data + pos, b->len - pos, &h, &found);
 
 		if (used < 0)
-			return -EPROTO;
+			return FAULT_CLIENT_PROTOCOL;
 		pos += (size_t)used;
 		if (!found)
 			continue;
@@ -728,7 +735,7 @@ int client_side_filter(struct session_env *env, struct session *s)
 			 * default_transaction_read_only=off (server-side code) comes just
 			 * before that ReadyForQuery and ends the session
 			 * (session_param_status); a pipelined Query would already run
-			 * read-write. relay_event comes back once the answers are in. */
+			 * read-write. session_relay_event comes back once the answers are in. */
 			s->path_waiting = true;
 			s->cscan.have = 0;
 			s->cscan.remaining = 0;
@@ -746,13 +753,13 @@ int client_side_filter(struct session_env *env, struct session *s)
 				long n = client_side_lookup_insert(env, s, masking, start);
 
 				if (n < 0)
-					return (int)n;
+					return client_side_fault(n);
 				if (n > 0) {
 					pos = rescan_from(s, start + (size_t)n);
 					break;
 				}
 			} else if (mask_refresh_overdue(env, s)) {
-				return -ESTALE;
+				return FAULT_MASKS_STALE;
 			}
 		}
 		if (masking && h.type == 'E') {
@@ -762,19 +769,19 @@ int client_side_filter(struct session_env *env, struct session *s)
 			size_t mlen = PGWIRE_HEADER + (size_t)h.body_len, plen, dlen;
 
 			if (h.body_len > 1024)
-				return -EPROTO;
+				return FAULT_CLIENT_PROTOCOL;
 			if (b->len - start < mlen) {
 				if ((r = c2u_reserve(s, start, mlen)) < 0)
-					return r;
+					return client_side_fault(r);
 				pos = rescan_from(s, start);
 				break;
 			}
 			plen = strnlen((const char *)b->data + start + PGWIRE_HEADER, h.body_len);
 			if (plen + 5 != h.body_len)
-				return -EPROTO;
+				return FAULT_CLIENT_PROTOCOL;
 			dlen = PGWIRE_HEADER + 1 + plen + 1;
 			if (session_buf_reserve(s, b, b->len + dlen) < 0)
-				return -ENOMEM;
+				return FAULT_OUT_OF_MEMORY;
 			memmove(b->data + start + dlen, b->data + start, b->len - start);
 			b->data[start] = 'D';
 			pgwire_put32(b->data + start + 1, (uint32_t)(dlen - 1));
@@ -782,20 +789,20 @@ int client_side_filter(struct session_env *env, struct session *s)
 			memcpy(b->data + start + PGWIRE_HEADER + 1, b->data + start + dlen + PGWIRE_HEADER, plen + 1);
 			b->len += dlen;
 			if ((r = expect_answer(s, 'i')) < 0)
-				return r;
+				return client_side_fault(r);
 			s->cscan.remaining = 0;
 			pos = start + dlen + mlen;
 			s->c_unsynced = true;
 			continue;
 		}
 		if (masking && h.type == 'D' && (r = expect_answer(s, 'd')) < 0)
-			return r;
+			return client_side_fault(r);
 		if (h.type == 'F') {
 			/* inside an extended-query batch not yet closed by Sync the refusal
 			 * would have no place in the answers; and each refusal owed takes
 			 * room kept in u2c, which holds four */
 			if (s->c_unsynced || s->refusals_owed >= 4)
-				return -EBADMSG;
+				return FAULT_CLIENT_FUNCTION_CALL;
 			s->refusals_owed++;
 			memmove(b->data + start, b->data + pos, b->len - pos);
 			b->len -= pos - start;
@@ -803,7 +810,7 @@ int client_side_filter(struct session_env *env, struct session *s)
 			s->c_drop = h.body_len;
 			s->cscan.remaining = 0;
 			if ((r = pending_push(s, 'F')) < 0)
-				return r;
+				return client_side_fault(r);
 		} else if ((h.type == 'Q' || h.type == 'P') && s->rule[0]) {
 			/* decided whole: wait until the message is all here */
 			size_t mlen = PGWIRE_HEADER + (size_t)h.body_len;
@@ -816,10 +823,10 @@ int client_side_filter(struct session_env *env, struct session *s)
 			if (b->len - start < mlen) {
 				if (h.body_len > env->cfg->max_statement_bytes + 256u) {
 					/* too long to hold for a check: refused without reading it */
-					return -EMSGSIZE;
+					return FAULT_STATEMENT_TOO_LONG;
 				}
 				if ((r = c2u_reserve(s, start, mlen)) < 0)
-					return r;
+					return client_side_fault(r);
 				pos = rescan_from(s, start);
 				break;
 			}
@@ -828,12 +835,12 @@ int client_side_filter(struct session_env *env, struct session *s)
 				const char *z = memchr(sql, 0, h.body_len);
 
 				if (!z)
-					return -EPROTO; /* a statement name without its NUL */
+					return FAULT_CLIENT_PROTOCOL; /* a statement name without its NUL */
 				sql = z + 1;
 			}
 			sql_len = strnlen(sql, (size_t)((const char *)b->data + start + mlen - sql));
 			if (sql + sql_len >= (const char *)b->data + start + mlen)
-				return -EPROTO; /* no NUL inside the message */
+				return FAULT_CLIENT_PROTOCOL; /* no NUL inside the message */
 			s->cscan.remaining = 0;
 			enum policy_verdict v;
 
@@ -846,14 +853,14 @@ int client_side_filter(struct session_env *env, struct session *s)
 				long n = due == PATH_ASK ? path_insert(s, sql, sql_len, start) : 0;
 
 				if (due == PATH_WAIT) {
-					/* relay_event comes back once the answers are in */
+					/* session_relay_event comes back once the answers are in */
 					s->path_waiting = true;
 					s->cscan.have = 0;
 					pos = start;
 					break;
 				}
 				if (n < 0)
-					return (int)n;
+					return client_side_fault(n);
 				if (n > 0) {
 					pos = rescan_from(s, start + (size_t)n);
 					break;
@@ -912,7 +919,7 @@ int client_side_filter(struct session_env *env, struct session *s)
 				log_str(&l, "msg", msg);
 				log_end(&l, LOG_LEVEL_WARN);
 				if ((r = substitute_sentinel(env, s, start, mlen, sqlstate, msg)) < 0)
-					return r;
+					return client_side_fault(r);
 				pos = start + (size_t)r;
 			}
 			if (h.type == 'Q') {
@@ -920,7 +927,7 @@ int client_side_filter(struct session_env *env, struct session *s)
 				s->c_unsynced = false;
 				s->batch_denied = false;
 				if ((r = pending_push(s, 'Q')) < 0 || (r = sync_point(s, masking, 'Q')) < 0)
-					return r;
+					return client_side_fault(r);
 			} else {
 				s->c_unsynced = true;
 			}
@@ -929,7 +936,7 @@ int client_side_filter(struct session_env *env, struct session *s)
 			s->c_unsynced = false;
 			s->batch_denied = false;
 			if ((r = pending_push(s, h.type)) < 0 || (r = sync_point(s, masking, h.type)) < 0)
-				return r;
+				return client_side_fault(r);
 		} else if (h.type == 'B' && (s->rec || bind_checked(env, s) || (masking && masking->n_masks))) {
 			size_t mlen = PGWIRE_HEADER + (size_t)h.body_len;
 			bool check = bind_checked(env, s);
@@ -942,10 +949,10 @@ int client_side_filter(struct session_env *env, struct session *s)
 				continue; /* too long to hold for the record: its size only */
 			}
 			if (h.body_len > env->cfg->max_statement_bytes + 256u)
-				return -EMSGSIZE; /* too long to hold for a check */
+				return FAULT_STATEMENT_TOO_LONG; /* too long to hold for a check */
 			if (b->len - start < mlen) {
 				if ((r = c2u_reserve(s, start, mlen)) < 0)
-					return r;
+					return client_side_fault(r);
 				pos = rescan_from(s, start);
 				break;
 			}
@@ -965,7 +972,7 @@ int client_side_filter(struct session_env *env, struct session *s)
 				}
 				if (v == POLICY_DENY) {
 					if ((r = substitute_sentinel(env, s, start, mlen, sqlstate, msg)) < 0)
-						return r;
+						return client_side_fault(r);
 					pos = start + (size_t)r;
 					continue;
 				}
@@ -987,5 +994,5 @@ int client_side_filter(struct session_env *env, struct session *s)
 		s->c_scan = b->len;
 		s->cscan.have = 0;
 	}
-	return 0;
+	return FAULT_NONE;
 }

@@ -13,9 +13,9 @@
  * upstream (c2u.ready): statements are checked, held, denied or preceded by a lookup;
  * FunctionCall messages are dropped with their refusal queued in order. Bytes of a
  * header not yet complete are held back, so a message can still be removed whole.
- * 0, or a negative errno the relay ends the session for (session.c).
+ * FAULT_NONE, or the fault (fault.h) the session ends with (session_fault).
  */
-int client_side_filter(struct session_env *env, struct session *s);
+enum fault_code client_side_filter(struct session_env *env, struct session *s);
 
 /* Whether the server can be asked now what the session's names resolve to: nothing
  * is outstanding, so its answer is the state the next statement runs in. */

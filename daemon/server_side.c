@@ -85,19 +85,14 @@ size_t server_side_reserve(struct session_env *env, struct session *s)
  * cannot go on. */
 static void lookup_failed(struct session_env *env, struct session *s, const char *why)
 {
-	const char *reason = s->path_lookup ? "search_path lookup failed" : "mask lookup failed";
-	char msg[600];
+	enum fault_code f = s->path_lookup ? FAULT_PATH_LOOKUP : FAULT_MASK_LOOKUP;
+	struct fault_text t;
 
-	if (s->path_lookup)
-		snprintf(msg, sizeof(msg), "pgtether: rule '%s' has table rules, and this session's search_path cannot be asked for: %s",
-			 s->rule, why);
-	else
-		snprintf(msg, sizeof(msg), "pgtether: rule '%s' masks columns, and they cannot be looked up in the catalog: %s",
-			 s->rule, why);
-	log_error(s->path_lookup ? "searchpath" : "mask", "id=%llu: %s", (unsigned long long)s->id, msg);
+	session_fault_text(s, f, why, &t);
+	log_error(s->path_lookup ? "searchpath" : "mask", "id=%llu: %s", (unsigned long long)s->id, t.msg);
 	s->lookup_active = false;
 	s->path_lookup = false;
-	session_end_relay(env, s, s->lookup_login ? "XX000" : "57P01", msg, reason);
+	session_fault(env, s, f, why);
 }
 
 /*
@@ -522,7 +517,7 @@ static size_t role_hint(struct session *s, size_t start, size_t mlen)
  * A ParameterStatus (body: name\0value\0, PostgreSQL protocol 55.7) of a setting
  * statements are read by, or of the read-only mode a read-only rule's session runs
  * in: kept in the session and recorded. false when the session must end, with
- * param_fault() saying why: client_encoding is not UTF8, which pgtether reads every
+ * session_param_fault() saying why: client_encoding is not UTF8, which pgtether reads every
  * statement as, or a read-only session became read-write (server-side code, a DO
  * block, did what check_statement denies the client; PostgreSQL 14+ reports
  * default_transaction_read_only).
@@ -561,12 +556,17 @@ bool session_param_status(struct session_env *env, struct session *s, const uint
 /* Why session_param_status said the session must end, for the client. */
 void session_param_fault(const struct session *s, char *out, size_t cap)
 {
-	if (s->read_write_seen)
-		snprintf(out, cap, "pgtether: rule '%s' is read-only, and the database now runs this session read-write "
-			 "(server-side code turned default_transaction_read_only off), so the session ends", s->rule);
-	else
-		snprintf(out, cap, "pgtether: the database now reads this session in client_encoding \"%s\"; "
-			 "pgtether reads statements as UTF8 only, so the session ends", s->client_encoding);
+	struct fault_text t;
+
+	session_fault_text(s, s->read_write_seen ? FAULT_READ_WRITE : FAULT_CLIENT_ENCODING, NULL, &t);
+	snprintf(out, cap, "%s", t.msg);
+}
+
+/* The fault a helper's -errno ends the session with: the server's stream is not
+ * PostgreSQL's (-EPROTO), a row is too large to mask (-E2BIG), or memory ran out. */
+static enum fault_code server_side_fault(long err)
+{
+	return err == -EPROTO ? FAULT_UPSTREAM_PROTOCOL : err == -E2BIG ? FAULT_ROW_TOO_LARGE : FAULT_OUT_OF_MEMORY;
 }
 
 /*
@@ -574,7 +574,7 @@ void session_param_fault(const struct session *s, char *out, size_t cap)
  * ReadyForQuery's transaction status and putting due refusals right after it, and
  * turning the errors of substituted statements into their denials.
  */
-int server_side_scan(struct session_env *env, struct session *s)
+enum fault_code server_side_scan(struct session_env *env, struct session *s)
 {
 	struct session_buf *b = &s->u2c;
 	size_t pos = s->s_scan, hold = SIZE_MAX;
@@ -584,7 +584,7 @@ int server_side_scan(struct session_env *env, struct session *s)
 	const struct policy_rule *masking = session_masking_rule(env, s);
 
 	if (s->lookup_active)
-		return 0; /* lookup_scan's */
+		return FAULT_NONE; /* server_side_lookup_scan's */
 	/* refusals owed with nothing outstanding before them go out at a boundary */
 	if (pgwire_scan_at_boundary(&s->sscan) && !s->want_status)
 		pos += inject_due(s, pos);
@@ -615,7 +615,7 @@ int server_side_scan(struct session_env *env, struct session *s)
 		long used = pgwire_scan_next(&s->sscan, b->data + pos, b->len - pos, &h, &found);
 
 		if (used < 0)
-			return -EPROTO;
+			return FAULT_UPSTREAM_PROTOCOL;
 		pos += (size_t)used;
 		if (found && h.type == 'S' && h.body_len < 1024 && whole_here) {
 			/* a setting changed: read whole before it goes on */
@@ -629,7 +629,7 @@ int server_side_scan(struct session_env *env, struct session *s)
 			}
 			s->last_server_type = h.type;
 			if (!session_param_status(env, s, b->data + start + PGWIRE_HEADER, h.body_len))
-				return -EILSEQ;
+				return s->read_write_seen ? FAULT_READ_WRITE : FAULT_CLIENT_ENCODING;
 			pos = start + mlen;
 			pos += inject_due(s, pos);
 			continue;
@@ -655,7 +655,7 @@ int server_side_scan(struct session_env *env, struct session *s)
 					long w = server_text(env, s, start, mlen);
 
 					if (w < 0)
-						return (int)w;
+						return server_side_fault(w);
 					now = (size_t)w;
 				} else {
 					sessrec_server_message(env, s, b->data + start, now);
@@ -677,15 +677,15 @@ int server_side_scan(struct session_env *env, struct session *s)
 			if (h.type == 'D' && !s->rows.have_desc) {
 				if (!masking->n_masks)
 					goto plain; /* recorded rows only: these are not */
-				return -EBADE; /* rows nothing described: they cannot be masked */
+				return FAULT_ROWS_UNDESCRIBED; /* rows nothing described: they cannot be masked */
 			}
 			if (b->len - start < mlen) {
 				if (h.type == 'D' && mlen > SESSION_MAX_MASKED_ROW)
-					return -E2BIG;
-				/* reading stops at half the buffer (u2c_reserve): the row must
+					return FAULT_ROW_TOO_LARGE;
+				/* reading stops at half the buffer (server_side_reserve): the row must
 				 * fit in that half */
 				if (session_hold_room(s, b, start, mlen, start + mlen + SESSION_INJECT_RESERVE) < 0)
-					return -ENOMEM;
+					return FAULT_OUT_OF_MEMORY;
 				s->sscan.have = 0;
 				s->sscan.remaining = 0;
 				pos = hold = start;
@@ -700,7 +700,7 @@ int server_side_scan(struct session_env *env, struct session *s)
 				break;
 			}
 			if (now < 0)
-				return (int)now;
+				return server_side_fault(now);
 			if (h.type == 'E' && !masking->n_masks)
 				sessrec_server_message(env, s, b->data + start, (size_t)now); /* server_text's, when masking */
 			s->last_server_type = h.type;
@@ -728,5 +728,5 @@ plain:
 	/* while a denial may come back, or rows may be masked, a header is not sent
 	 * before it is known */
 	b->ready = hold != SIZE_MAX ? hold : pos - s->sscan.have; /* a ParameterStatus header too */
-	return 0;
+	return FAULT_NONE;
 }

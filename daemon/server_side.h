@@ -13,10 +13,10 @@
  * Follows message boundaries in u2c from s_scan on and decides what of it may go to
  * the client (u2c.ready): notes each ReadyForQuery's transaction status, puts due
  * refusals right after it, turns the errors of substituted statements into their
- * denials, masks rows and withholds text in masked sessions. 0, or a negative errno
- * the relay ends the session for (session.c).
+ * denials, masks rows and withholds text in masked sessions. FAULT_NONE, or the
+ * fault (fault.h) the session ends with (session_fault).
  */
-int server_side_scan(struct session_env *env, struct session *s);
+enum fault_code server_side_scan(struct session_env *env, struct session *s);
 
 /*
  * While the catalog query is out: takes its rows and drops its messages, but passes

@@ -159,13 +159,6 @@ static void session_login_done(struct session_env *env, struct session *s)
 	s->login_counted = s->login_keyed = false;
 }
 
-static void session_budget_message(struct session_env *env, char *m, size_t cap)
-{
-	snprintf(m, cap, "pgtether: out of memory: this session needs more room than is left of memory_budget "
-		 "(%zu bytes, shared by all sessions) for a long statement or a row held to be masked; try again later or with less",
-		 env->cfg->memory_budget);
-}
-
 /*
  * Closes both sockets and takes the session off the live list. The memory waits on
  * the dead list until session_reap(): the other end of this session may still have
@@ -425,10 +418,10 @@ static void client_fatal(struct session_env *env, struct session *s, const char 
 	session_close(env, s, why);
 }
 
-/* The upstream went away mid-session: tell the client with a FATAL error when that
- * can be said at a message boundary (a server's own FATAL already said it). */
-void session_end_relay(struct session_env *env, struct session *s, const char *sqlstate, const char *msg,
-		       const char *why)
+/* The relay cannot go on: tell the client with a FATAL error when that can be said at
+ * a message boundary (a server's own FATAL already said it). */
+static void end_relay(struct session_env *env, struct session *s, const char *sqlstate, const char *msg,
+		      const char *why)
 {
 	if (pgwire_scan_at_boundary(&s->sscan) && !s->want_status && s->last_server_type != 'E')
 		queue_error(s, "FATAL", sqlstate, msg);
@@ -449,12 +442,36 @@ void session_end_relay(struct session_env *env, struct session *s, const char *s
 	session_close(env, s, why);
 }
 
-static void upstream_lost(struct session_env *env, struct session *s, const char *why)
+void session_fault_text(const struct session *s, enum fault_code f, const char *detail, struct fault_text *ret)
 {
-	char msg[256];
+	const struct fault_facts ff = {
+		.detail = detail, .rule = s->rule, .client_encoding = s->client_encoding,
+		.max_message_bytes = s->env->cfg->max_message_bytes, .mask_refresh = s->env->cfg->mask_refresh,
+		.memory_budget = s->env->cfg->memory_budget, .at_login = s->lookup_login,
+	};
 
-	snprintf(msg, sizeof(msg), "pgtether: the connection to the database was lost (%s)", why);
-	session_end_relay(env, s, "08006", msg, why);
+	if (fault_describe(f, &ff, ret) < 0)
+		fault_describe(FAULT_OUT_OF_MEMORY, &ff, ret); /* not a fault: unreachable */
+}
+
+void session_fault(struct session_env *env, struct session *s, enum fault_code f, const char *detail)
+{
+	struct fault_text t;
+
+	if (f == FAULT_OUT_OF_MEMORY && s->acct.refused)
+		f = FAULT_MEMORY_BUDGET; /* not the host's memory: the budget all sessions share */
+	session_fault_text(s, f, detail, &t);
+	switch (t.end) {
+	case FAULT_END_NOW:
+		client_fatal(env, s, t.sqlstate, t.msg, t.reason);
+		break;
+	case FAULT_END_BOUNDARY:
+		end_relay(env, s, t.sqlstate, t.msg, t.reason);
+		break;
+	case FAULT_END_SILENT:
+		session_close(env, s, t.reason);
+		break;
+	}
 }
 
 void session_relay_event(struct session_env *env, struct session *s, struct session_end *end, uint32_t events)
@@ -465,6 +482,7 @@ void session_relay_event(struct session_env *env, struct session *s, struct sess
 	struct session_end *other = from_client ? &s->upstream : &s->client;
 	const char *who = from_client ? "client" : "upstream";
 	char reason[160];
+	enum fault_code f;
 	bool kick = false;
 	ssize_t n;
 	int r = 0;
@@ -486,7 +504,7 @@ void session_relay_event(struct session_env *env, struct session *s, struct sess
 		if (from_client)
 			session_close(env, s, reason);
 		else
-			upstream_lost(env, s, reason);
+			session_fault(env, s, FAULT_UPSTREAM_LOST, reason);
 		return;
 	}
 	if (events & (EPOLLIN | EPOLLHUP)) {
@@ -497,7 +515,7 @@ void session_relay_event(struct session_env *env, struct session *s, struct sess
 			if (from_client)
 				session_close(env, s, reason);
 			else
-				upstream_lost(env, s, reason);
+				session_fault(env, s, FAULT_UPSTREAM_LOST, reason);
 			return;
 		}
 		if (in->eof && !out->eof && !s->closed_by)
@@ -510,7 +528,7 @@ void session_relay_event(struct session_env *env, struct session *s, struct sess
 			return;
 		}
 		if (!from_client && in->eof && !s->c2u.eof) {
-			upstream_lost(env, s, "upstream closed");
+			session_fault(env, s, FAULT_UPSTREAM_LOST, "upstream closed");
 			return;
 		}
 		if (!from_client && s->lookup_active) {
@@ -520,73 +538,17 @@ void session_relay_event(struct session_env *env, struct session *s, struct sess
 				return; /* the session ended */
 			kick = l > 0;
 		}
-		r = from_client ? client_side_filter(env, s) : server_side_scan(env, s);
-		if (!from_client && r == 0 && s->path_waiting && client_side_can_ask(s)) {
+		f = from_client ? client_side_filter(env, s) : server_side_scan(env, s);
+		if (!from_client && f == FAULT_NONE && s->path_waiting && client_side_can_ask(s)) {
 			/* a statement waits for the search_path: it can be asked now */
 			s->path_waiting = false;
 			kick = true;
-		} else if (!from_client && r == 0 && s->path_waiting && !s->pending_count) {
+		} else if (!from_client && f == FAULT_NONE && s->path_waiting && !s->pending_count) {
 			s->path_waiting = false; /* an aborted transaction: check_statement denies */
 			kick = true;
 		}
-		if (r == -EPROTO && from_client) {
-			char m[160];
-
-			snprintf(m, sizeof(m), "pgtether: invalid message length from the client (below 4 or above max_message_bytes, %u)",
-				 env->cfg->max_message_bytes);
-			client_fatal(env, s, "08P01", m, "client protocol violation");
-			return;
-		}
-		if (r == -EPROTO) {
-			session_close(env, s, "upstream protocol violation");
-			return;
-		}
-		if (r == -ENOBUFS) {
-			client_fatal(env, s, "54000", "pgtether: too many pipelined queries or denied statements awaiting an answer",
-				     "client pipelined too many unanswered or denied queries");
-			return;
-		}
-		if (r == -EMSGSIZE || r == -ENOMEM) {
-			char m[300];
-
-			if (r == -ENOMEM && s->acct.refused)
-				session_budget_message(env, m, sizeof(m));
-			else
-				snprintf(m, sizeof(m), "pgtether: %s", r == -ENOMEM ? "out of memory" :
-					 "a statement longer than max_statement_bytes cannot be checked, so it is denied");
-			client_fatal(env, s, r == -ENOMEM ? "53200" : "54000", m,
-				     r != -ENOMEM ? "statement too long to check" :
-				     s->acct.refused ? "memory_budget exhausted" : "out of memory");
-			return;
-		}
-		if (r == -EBADE || r == -E2BIG) {
-			char m[200];
-
-			snprintf(m, sizeof(m), "pgtether: %s", r == -EBADE ? "rows came without a description, so they cannot be masked" :
-				 "a row too large to mask (over 64 MiB)");
-			session_end_relay(env, s, r == -E2BIG ? "54000" : "XX000", m, "row cannot be masked");
-			return;
-		}
-		if (r == -ESTALE) {
-			char m[300];
-
-			snprintf(m, sizeof(m), "pgtether: this session's masks could not be looked up again for %u s: "
-				 "it never waited for all its answers between statements; reconnect",
-				 3 * env->cfg->mask_refresh);
-			client_fatal(env, s, "55000", m, "masks could not be refreshed");
-			return;
-		}
-		if (r == -EILSEQ) {
-			char m[300];
-
-			session_param_fault(s, m, sizeof(m));
-			client_fatal(env, s, "0A000", m, s->read_write_seen ? "read-only session made read-write" : "client_encoding not UTF8");
-			return;
-		}
-		if (r == -EBADMSG) {
-			client_fatal(env, s, "08P01",
-				     "pgtether: FunctionCall inside an unfinished extended-query batch, or too many pipelined FunctionCalls",
-				     "client protocol violation");
+		if (f != FAULT_NONE) {
+			session_fault(env, s, f, NULL);
 			return;
 		}
 		if ((!from_client || !c2u_gated(s)) && (r = flush(in, other, from_client ? &s->c_scan : &s->s_scan)) < 0) {
@@ -1969,7 +1931,7 @@ void session_policy_reloaded(struct session_env *env)
 			snprintf(msg, sizeof(msg), "pgtether: access withdrawn by a policy reload: no rule allows this session any more (it was allowed by '%s')",
 				 s->rule);
 		log_warn("policy", "id=%llu cgroup=%s: %s", (unsigned long long)s->id, s->facts.cgroup, msg);
-		session_end_relay(env, s, "57P01", msg, "access withdrawn");
+		session_fault(env, s, FAULT_ACCESS_WITHDRAWN, msg);
 	}
 }
 

@@ -7,6 +7,7 @@
 #ifndef PGTETHER_SESSION_INT_H
 #define PGTETHER_SESSION_INT_H
 
+#include "fault.h"
 #include "log.h"
 #include "session.h"
 
@@ -233,11 +234,14 @@ void session_start_relay(struct session_env *env, struct session *s);
 json_t *session_bind_params(const uint8_t *body, size_t blen, bool masked, json_t **ret_escaped, const char **ret_stmt,
 			    size_t *ret_stmt_len);
 
-/* The relay ends: the client gets a FATAL ErrorResponse (sqlstate, msg) when that can
- * be said at a message boundary, what the server said before it still goes out (the
- * session drains), and the session closes with the reason why. */
-void session_end_relay(struct session_env *env, struct session *s, const char *sqlstate, const char *msg,
-		       const char *why);
+/* Ends the relaying session s by fault f (fault.h; detail: the fault's own words, or
+ * NULL): the client is told at once, or at the next server message boundary after
+ * what the server said before (the session drains), or nothing; then it closes with
+ * the fault's reason. The one way a relaying session ends for a fault. */
+void session_fault(struct session_env *env, struct session *s, enum fault_code f, const char *detail);
+
+/* The words of fault f for session s, with its facts (rule, settings, limits). */
+void session_fault_text(const struct session *s, enum fault_code f, const char *detail, struct fault_text *ret);
 
 /* A session's buffer grows under the daemon-wide memory_budget (sbuf.h). */
 static inline int session_buf_reserve(struct session *s, struct session_buf *b, size_t want)
