@@ -34,8 +34,8 @@
 #include "startopts.h"
 #include "upstream.h"
 
-/* refuse() is session_refuse() for the functions being changed now (see the sbuf
- * wrappers below); code that moves out calls session_refuse(). */
+/* refuse() is session_refuse() for the login-side functions the privsep work is
+ * changing now (see the sbuf wrappers below); the relay calls session_refuse(). */
 #define refuse session_refuse
 
 double session_elapsed_ms(const struct session *s)
@@ -85,8 +85,9 @@ void session_log_identity(struct logline *l, const struct session *s)
 
 /* ---- recording (sessrec.h) ------------------------------------------------------ */
 
-/* The names statement gating, masking and startup call; they keep them until those
- * move into modules of their own (issue 13). */
+/* rec_open (authorize) and rec_event (session_decide) keep their short names only for
+ * the login-side functions the privsep work is rewriting now (issue 13), so that
+ * both branches merge; the relay calls sessrec_* itself. */
 static inline int rec_open(struct session_env *env, struct session *s, char *why, size_t cap)
 {
 	return sessrec_open(env, s, why, cap);
@@ -97,33 +98,12 @@ static inline int rec_event(struct session_env *env, struct session *s, const ch
 	return sessrec_event(env, s, type, fields, flush);
 }
 
-static inline int rec_statement(struct session_env *env, struct session *s, uint8_t type, const char *sql, size_t len,
-				enum policy_verdict v, const char *sqlstate, const char *msg)
-{
-	return sessrec_statement(env, s, type, sql, len, v, sqlstate, msg);
-}
-
-static inline void rec_server_message(struct session_env *env, struct session *s, const uint8_t *m, size_t mlen)
-{
-	sessrec_server_message(env, s, m, mlen);
-}
-
-static inline void rec_bind(struct session_env *env, struct session *s, const struct policy_rule *masking,
-			    const uint8_t *body, size_t blen)
-{
-	sessrec_bind(env, s, masking, body, blen);
-}
-
-static inline void rec_row(struct session_env *env, struct session *s, const uint8_t *m, size_t mlen)
-{
-	sessrec_row(env, s, m, mlen);
-}
-
 /* ---- buffers and I/O (sbuf.h) ---------------------------------------------------- */
 
-/* The short names session.c has always called. The functions other work is changing
- * now (statement gating, masking, startup) keep them until they move into modules of
- * their own (issue 13); code that moves out calls sbuf_* itself. */
+/* The short names kept for the login-side functions the privsep work is rewriting
+ * now (session_start, session_attest, identify, client_auth_step, authorize,
+ * connect_upstream and the startup steps), so that both branches merge (issue 13);
+ * the relay calls sbuf_* itself. */
 static inline void set_events(struct session_env *env, struct session_end *end, uint32_t events)
 {
 	sbuf_set_events(env->epfd, end, events);
@@ -265,8 +245,8 @@ static void queue_error(struct session *s, const char *severity, const char *sql
 	/* what is held (a message not yet whole, not yet masked or checked) never goes
 	 * out: the error follows the last message that may */
 	s->u2c.len = s->u2c.ready;
-	if (n && n <= room(&s->u2c))
-		put(&s->u2c, m, n);
+	if (n && n <= sbuf_room(&s->u2c))
+		sbuf_put(&s->u2c, m, n);
 }
 
 /*
@@ -340,9 +320,9 @@ static bool refuse_step(struct session *s)
 		case PGWIRE_STARTUP_GSSENC:
 			/* PostgreSQL allows one SSL and one GSS negotiation; more is abuse,
 			 * and every answer takes buffer space */
-			if (++s->negotiations > 2 || room(&s->u2c) == 0)
+			if (++s->negotiations > 2 || sbuf_room(&s->u2c) == 0)
 				return true;
-			put(&s->u2c, "N", 1);
+			sbuf_put(&s->u2c, "N", 1);
 			memmove(s->in.data, s->in.data + plen, s->in.len - plen);
 			s->in.len -= plen;
 			continue;
@@ -402,7 +382,7 @@ static uint32_t interest(const struct session_buf *in, size_t reserve, const str
 {
 	uint32_t ev = 0;
 
-	if (!in->eof && room(in) > reserve)
+	if (!in->eof && sbuf_room(in) > reserve)
 		ev |= EPOLLIN;
 	if (out->ready > out->off)
 		ev |= EPOLLOUT;
@@ -414,7 +394,7 @@ static void client_fatal(struct session_env *env, struct session *s, const char 
 			 const char *why)
 {
 	queue_error(s, "FATAL", sqlstate, msg);
-	flush(&s->u2c, &s->client, &s->s_scan);
+	sbuf_flush(&s->u2c, &s->client, &s->s_scan);
 	session_close(env, s, why);
 }
 
@@ -425,7 +405,7 @@ static void end_relay(struct session_env *env, struct session *s, const char *sq
 {
 	if (pgwire_scan_at_boundary(&s->sscan) && !s->want_status && s->last_server_type != 'E')
 		queue_error(s, "FATAL", sqlstate, msg);
-	flush(&s->u2c, &s->client, &s->s_scan);
+	sbuf_flush(&s->u2c, &s->client, &s->s_scan);
 	if (s->u2c.ready > s->u2c.off) {
 		/* a slow client still gets what the server said last (its own FATAL,
 		 * final rows): drain, then close */
@@ -436,7 +416,7 @@ static void end_relay(struct session_env *env, struct session *s, const char *sq
 		snprintf(s->refuse_msg, sizeof(s->refuse_msg), "%s", why);
 		s->draining = true;
 		s->drain_started = time(NULL);
-		set_events(env, &s->client, EPOLLOUT);
+		sbuf_set_events(env->epfd, &s->client, EPOLLOUT);
 		return;
 	}
 	session_close(env, s, why);
@@ -488,7 +468,7 @@ void session_relay_event(struct session_env *env, struct session *s, struct sess
 	int r = 0;
 
 	if (s->draining) {
-		if (from_client && (events & EPOLLOUT) && flush(&s->u2c, &s->client, &s->s_scan) == 0 &&
+		if (from_client && (events & EPOLLOUT) && sbuf_flush(&s->u2c, &s->client, &s->s_scan) == 0 &&
 		    s->u2c.ready > s->u2c.off)
 			return;
 		session_close(env, s, s->refuse_msg);
@@ -508,8 +488,8 @@ void session_relay_event(struct session_env *env, struct session *s, struct sess
 		return;
 	}
 	if (events & (EPOLLIN | EPOLLHUP)) {
-		n = fill(in, end, from_client ? 0 : server_side_reserve(env, s),
-			 from_client ? &s->bytes_c2u : &s->bytes_u2c);
+		n = sbuf_fill(in, end, from_client ? 0 : server_side_reserve(env, s),
+			      from_client ? &s->bytes_c2u : &s->bytes_u2c);
 		if (n < 0) {
 			snprintf(reason, sizeof(reason), "%s error: %s", who, strerror((int)-n));
 			if (from_client)
@@ -551,7 +531,7 @@ void session_relay_event(struct session_env *env, struct session *s, struct sess
 			session_fault(env, s, f, NULL);
 			return;
 		}
-		if ((!from_client || !c2u_gated(s)) && (r = flush(in, other, from_client ? &s->c_scan : &s->s_scan)) < 0) {
+		if ((!from_client || !c2u_gated(s)) && (r = sbuf_flush(in, other, from_client ? &s->c_scan : &s->s_scan)) < 0) {
 			snprintf(reason, sizeof(reason), "%s error: %s", from_client ? "upstream" : "client", strerror(-r));
 			session_close(env, s, reason);
 			return;
@@ -560,11 +540,11 @@ void session_relay_event(struct session_env *env, struct session *s, struct sess
 		if (from_client && (s->notice_len || (s->pending_count && s->pending[s->pending_head] == 'F'))) {
 			/* a refusal with nothing before it: the client is owed it now */
 			server_side_scan(env, s);
-			flush(&s->u2c, &s->client, &s->s_scan);
+			sbuf_flush(&s->u2c, &s->client, &s->s_scan);
 		}
 	}
 	if (events & EPOLLOUT) {
-		if ((from_client || !c2u_gated(s)) && (r = flush(out, end, from_client ? &s->s_scan : &s->c_scan)) < 0) {
+		if ((from_client || !c2u_gated(s)) && (r = sbuf_flush(out, end, from_client ? &s->s_scan : &s->c_scan)) < 0) {
 			snprintf(reason, sizeof(reason), "%s error: %s", who, strerror(-r));
 			session_close(env, s, reason);
 			return;
@@ -572,7 +552,7 @@ void session_relay_event(struct session_env *env, struct session *s, struct sess
 		if (from_client && s->refusals_owed) {
 			/* room again: refusals that waited for it can go out */
 			server_side_scan(env, s);
-			flush(&s->u2c, &s->client, &s->s_scan);
+			sbuf_flush(&s->u2c, &s->client, &s->s_scan);
 		}
 	}
 	if (s->c2u.shut && s->u2c.shut) {
@@ -583,8 +563,8 @@ void session_relay_event(struct session_env *env, struct session *s, struct sess
 		session_close(env, s, from_client ? "client closed" : "upstream closed");
 		return;
 	}
-	set_events(env, &s->client, interest(&s->c2u, 0, &s->u2c));
-	set_events(env, &s->upstream, interest(&s->u2c, server_side_reserve(env, s), &s->c2u) & ~(c2u_gated(s) ? EPOLLOUT : 0));
+	sbuf_set_events(env->epfd, &s->client, interest(&s->c2u, 0, &s->u2c));
+	sbuf_set_events(env->epfd, &s->upstream, interest(&s->u2c, server_side_reserve(env, s), &s->c2u) & ~(c2u_gated(s) ? EPOLLOUT : 0));
 	if (s->cancel && s->cancel->cancel_waiting)
 		cancel_release(env, s);
 	if (kick) {
@@ -604,9 +584,9 @@ void session_relay_event(struct session_env *env, struct session *s, struct sess
 		return;
 	}
 	/* Bytes TLS already decrypted raise no epoll event: take them now. */
-	if (tls_pending(s->client.ssl) && room(&s->c2u) > 0 && !s->c2u.eof)
+	if (tls_pending(s->client.ssl) && sbuf_room(&s->c2u) > 0 && !s->c2u.eof)
 		session_relay_event(env, s, &s->client, EPOLLIN);
-	else if (tls_pending(s->upstream.ssl) && room(&s->u2c) > server_side_reserve(env, s) && !s->u2c.eof)
+	else if (tls_pending(s->upstream.ssl) && sbuf_room(&s->u2c) > server_side_reserve(env, s) && !s->u2c.eof)
 		session_relay_event(env, s, &s->upstream, EPOLLIN);
 }
 
@@ -657,15 +637,15 @@ void session_start_relay(struct session_env *env, struct session *s)
 		} else if (n == 0) {
 			uint8_t z[8];
 
-			put(&s->u2c, z, pgwire_build_ready_for_query(z, sizeof(z), (char)s->tx_status));
+			sbuf_put(&s->u2c, z, pgwire_build_ready_for_query(z, sizeof(z), (char)s->tx_status));
 			s->s_scan = s->u2c.len;
 		} else {
-			refuse(env, s, "53200", "conn.refused", "pgtether: out of memory");
+			session_refuse(env, s, "53200", "conn.refused", "pgtether: out of memory");
 			return;
 		}
 	}
-	set_events(env, &s->client, EPOLLIN | (s->u2c.ready > s->u2c.off ? EPOLLOUT : 0));
-	set_events(env, &s->upstream, EPOLLIN | (s->c2u.ready > s->c2u.off ? EPOLLOUT : 0));
+	sbuf_set_events(env->epfd, &s->client, EPOLLIN | (s->u2c.ready > s->u2c.off ? EPOLLOUT : 0));
+	sbuf_set_events(env->epfd, &s->upstream, EPOLLIN | (s->c2u.ready > s->c2u.off ? EPOLLOUT : 0));
 	/* a TLS client may have sent its first query already; no epoll event will say so */
 	if (tls_pending(s->client.ssl))
 		session_relay_event(env, s, &s->client, EPOLLIN);
