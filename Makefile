@@ -31,7 +31,7 @@ LDLIBS  += -Wl,--wrap=pg_query_raw_parse -lbpf -lelf -lz -ljansson -ljwt -l:libp
 PURE    := addr escape jsonpos config quota pgwire scram b64url jwks token issuers policy sqlclass sqlguard searchpath prepared gate startopts record mask maskset rowmask fault cgroup attest log
 KERNEL  := intercept sockdiag notify tls
 # the session, in the files it is being split into (issue 13)
-SESSION := session client_side server_side sbuf sessrec cancel upstream
+SESSION := session relay client_side server_side sbuf sessrec cancel upstream
 DAEMON  := $(PURE) $(KERNEL) $(SESSION) control
 CLI     := addr escape jsonpos config pgwire b64url jwks token issuers policy sqlclass sqlguard searchpath prepared gate record mask maskset cgroup control log
 

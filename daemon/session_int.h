@@ -209,7 +209,11 @@ bool session_prepared_clean(const struct session *s, const char *name);
  * epoll batch being handled). */
 void session_free(struct session_env *env, struct session *s);
 
-/* Moves what is readable and writable between the ends of a relaying session. */
+/* Logs the end of a relaying session (reason), then session_free. */
+void session_close(struct session_env *env, struct session *s, const char *reason);
+
+/* Moves what is readable and writable between the ends of a relaying session
+ * (relay.c). */
 void session_relay_event(struct session_env *env, struct session *s, struct session_end *end, uint32_t events);
 
 /* Ends the session before its relay with a FATAL ErrorResponse (SQLSTATE sqlstate,
