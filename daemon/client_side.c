@@ -581,48 +581,10 @@ static bool mask_refresh_overdue(struct session_env *env, struct session *s)
 	return now.tv_sec - s->refresh_due_since >= 3 * (time_t)env->cfg->mask_refresh;
 }
 
-/* Whether a Parse's statement names a masked table, by statement name: its Bind
- * parameters are then recorded masked, and what the server says to it withheld. A
- * named statement stays masked once it was: a second Parse of the name fails on the
- * server, which keeps the first. */
-static void remember_prepared(struct session *s, const char *name, bool masked)
-{
-	unsigned i;
-
-	for (i = 0; i < 16; i++)
-		if (s->prepared[i].used && !strcmp(s->prepared[i].name, name))
-			break;
-	if (i == 16) {
-		i = s->prepared_next++ % 16;
-		if (s->prepared[i].used && s->prepared[i].masked && s->prepared[i].name[0])
-			s->prepared_lost = true; /* its name could now be taken for clean */
-	} else if (name[0] && s->prepared[i].masked) {
-		masked = true;
-	}
-	snprintf(s->prepared[i].name, sizeof(s->prepared[i].name), "%s", name);
-	s->prepared[i].used = true;
-	s->prepared[i].masked = masked;
-}
-
 /* Whether statement `name` (a Bind's) is known to name no masked table. */
 bool session_prepared_clean(const struct session *s, const char *name)
 {
-	if (name[0] && s->prepared_lost)
-		return false;
-	for (unsigned i = 0; i < 16; i++)
-		if (s->prepared[i].used && !strcmp(s->prepared[i].name, name))
-			return !s->prepared[i].masked;
-	return false; /* not known (a long name is never found): as if it did */
-}
-
-/* Whether the whole Bind body[0..len) binds a statement known to name no masked table. */
-static bool bind_clean(const struct session *s, const uint8_t *body, size_t len)
-{
-	size_t portal = strnlen((const char *)body, len);
-
-	if (portal >= len || !memchr(body + portal + 1, 0, len - portal - 1))
-		return false;
-	return session_prepared_clean(s, (const char *)body + portal + 1);
+	return maskednames_clean(&s->maskednames, name);
 }
 
 /* Notes what the server will answer in order: a Query ('Q', answered by
@@ -878,9 +840,9 @@ enum fault_code client_side_filter(struct session_env *env, struct session *s)
 			    (touches || (s->stmt_classes & SESSION_TAINT_CLASSES)))
 				taint_batch(s);
 			if (masking && (s->stmt_classes & SQL_DYNAMIC))
-				s->prepared_lost = true; /* PREPARE and DEALLOCATE change named statements */
+				maskednames_lose(&s->maskednames); /* PREPARE and DEALLOCATE change named statements */
 			if (h.type == 'P' && masking)
-				remember_prepared(s, (const char *)b->data + start + PGWIRE_HEADER, touches);
+				maskednames_note(&s->maskednames, (const char *)b->data + start + PGWIRE_HEADER, touches);
 			if (h.type == 'P' && v == POLICY_APPROVE)
 				v = POLICY_ALLOW; /* a Parse runs nothing: each Bind of it is held (one approval, one execution) */
 			if (v == POLICY_APPROVE)
@@ -956,7 +918,7 @@ enum fault_code client_side_filter(struct session_env *env, struct session *s)
 				pos = rescan_from(s, start);
 				break;
 			}
-			if (masking && masking->n_masks && !bind_clean(s, b->data + start + PGWIRE_HEADER, h.body_len))
+			if (masking && masking->n_masks && !maskednames_bind_clean(&s->maskednames, b->data + start + PGWIRE_HEADER, h.body_len))
 				taint_batch(s);
 			s->cscan.remaining = 0;
 			if (check) {

@@ -9,6 +9,7 @@
 
 #include "fault.h"
 #include "log.h"
+#include "maskednames.h"
 #include "session.h"
 
 enum session_state {
@@ -157,9 +158,7 @@ struct session {
 	unsigned stmt_classes;           /* of the last statement checked (0: not parsed) */
 	unsigned rows_to_record;         /* result rows the recording still takes ("results") */
 	size_t row_bytes_left;
-	struct { char name[64]; bool used, masked; } prepared[16]; /* statements naming masked tables */
-	unsigned prepared_next;
-	bool prepared_lost;              /* one that did was forgotten, or SQL prepared one */
+	struct maskednames maskednames;  /* prepared statements naming masked tables */
 	const char *close_reason;
 	uint8_t *base;                   /* the buffers' allocation (c2u may move out of it) */
 
