@@ -9,12 +9,20 @@
 #include <stdio.h>
 #include <string.h>
 
+/* Whether the server takes a and b for one statement: its table of prepared statements
+ * keys names by their first NAMEDATALEN - 1 bytes, protocol names too (a Parse of a
+ * longer name that agrees that far fails as "already exists"). */
+static bool same_name(const char *a, const char *b)
+{
+	return strncmp(a, b, MASKEDNAMES_NAME - 1) == 0;
+}
+
 void maskednames_note(struct maskednames *m, const char *name, bool masked)
 {
 	unsigned i;
 
 	for (i = 0; i < MASKEDNAMES_MAX; i++)
-		if (m->v[i].used && !strcmp(m->v[i].name, name))
+		if (m->v[i].used && same_name(m->v[i].name, name))
 			break;
 	if (i == MASKEDNAMES_MAX) {
 		i = m->next++ % MASKEDNAMES_MAX;
@@ -38,9 +46,9 @@ bool maskednames_clean(const struct maskednames *m, const char *name)
 	if (name[0] && m->lost)
 		return false;
 	for (unsigned i = 0; i < MASKEDNAMES_MAX; i++)
-		if (m->v[i].used && !strcmp(m->v[i].name, name))
+		if (m->v[i].used && same_name(m->v[i].name, name))
 			return !m->v[i].masked;
-	return false; /* not known (a long name is never found): as if it did */
+	return false; /* not known: as if it did */
 }
 
 bool maskednames_bind_clean(const struct maskednames *m, const uint8_t *body, size_t len)

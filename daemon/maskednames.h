@@ -3,7 +3,8 @@
  * name (the Parse that prepared it said so): a Bind of one has its parameters
  * recorded masked, and what the server says in answer withheld (client_side.c,
  * sessrec.c). Only what is known to name no masked table counts as clean: a name
- * never seen, forgotten, or too long to keep is taken as masked.
+ * never seen or forgotten is taken as masked. Names are compared as the server
+ * compares them, by their first MASKEDNAMES_NAME - 1 bytes (NAMEDATALEN - 1).
  *
  * Pure: a small fixed table, no allocation.
  */
@@ -15,7 +16,7 @@
 #include <stdint.h>
 
 #define MASKEDNAMES_MAX 16     /* statement names remembered; older ones are forgotten */
-#define MASKEDNAMES_NAME 64    /* kept bytes of a name, with its NUL */
+#define MASKEDNAMES_NAME 64    /* kept bytes of a name, with its NUL: the server's NAMEDATALEN */
 
 struct maskednames {
 	struct { char name[MASKEDNAMES_NAME]; bool used, masked; } v[MASKEDNAMES_MAX];

@@ -247,6 +247,23 @@ def main():
         c.until_ready(out)
         c.send(msg(b"Q", b"commit\0"))
         c.until_ready(out)
+    elif case == "long-names":
+        # pgraw.py HOST PORT long-names SQL: SQL prepared under a 63-byte name behind
+        # 15 other names, then "the same name" with one byte more (the server keys
+        # statement names by their first 63 bytes) as a plain SELECT, then the first
+        # name bound and executed
+        name = b"n" * 63
+        login(c, out)
+        c.send(b"".join(msg(b"P", b"c%d\0select 1\0\0\0" % i) for i in range(15)) + msg(b"S"))
+        c.until_ready(out)
+        c.send(msg(b"P", name + b"\0" + sys.argv[4].encode() + b"\0\0\0") + msg(b"S"))
+        c.until_ready(out)
+        out.append("--")
+        c.send(msg(b"P", name + b"x\0select 1\0\0\0") + msg(b"S"))
+        c.until_ready(out)
+        out.append("--")
+        c.send(msg(b"B", b"\0" + name + b"\0" + struct.pack("!HHH", 0, 0, 0)) + msg(b"E", b"\0\0\0\0\0") + msg(b"S"))
+        c.until_ready(out)
     elif case == "pipeline":
         # every further argument a Query, all sent at once, before any answer: what
         # a client does to race a setting's ParameterStatus

@@ -82,17 +82,33 @@ static void test_forgetting(void **state)
 	assert_false(maskednames_clean(&m, "c16"));
 }
 
-/* A name too long to keep is never found, so never clean. */
+/* The server keys statement names by their first 63 bytes: a Parse of a longer name
+ * that agrees that far fails ("already exists"), and a Bind of either runs the first.
+ * Before, the longer name took a slot of its own, clean, that a Bind of the first name
+ * could find before the masked one. */
 static void test_long_name(void **state)
 {
 	struct maskednames m = { 0 };
-	char name[100];
+	char name[100], longer[101], other[100];
 
 	(void)state;
-	memset(name, 'n', sizeof(name) - 1);
-	name[sizeof(name) - 1] = '\0';
-	maskednames_note(&m, name, false);
+	memset(name, 'n', 63);
+	name[63] = '\0';
+	snprintf(longer, sizeof(longer), "%sx", name);
+	for (int i = 0; i < MASKEDNAMES_MAX - 1; i++) {
+		snprintf(other, sizeof(other), "c%d", i);
+		maskednames_note(&m, other, false);
+	}
+	maskednames_note(&m, name, true);
+	maskednames_note(&m, longer, false); /* the server: already exists */
 	assert_false(maskednames_clean(&m, name));
+	assert_false(maskednames_clean(&m, longer));
+	assert_false(m.lost);
+	/* a clean long name is one statement with its first 63 bytes */
+	memset(&m, 0, sizeof(m));
+	maskednames_note(&m, longer, false);
+	assert_true(maskednames_clean(&m, longer));
+	assert_true(maskednames_clean(&m, name));
 }
 
 static void test_bind(void **state)
