@@ -1,8 +1,9 @@
 /*
  * struct session and its states: private to the session's own modules (session.c and
- * the files it was split into: buffers, recording, cancel, upstream login). Nothing
- * else includes this header; other code asks session.h's functions instead
- * (session_status() for `pgtether status`).
+ * the files it was split into: buffers (sbuf.c), recording (sessrec.c), cancel,
+ * upstream login (upstream.c), the relay (relay.c) and its client and server sides
+ * (client_side.c, server_side.c)). Nothing else includes this header; other code
+ * asks session.h's functions instead (session_status() for `pgtether status`).
  */
 #ifndef PGTETHER_SESSION_INT_H
 #define PGTETHER_SESSION_INT_H
