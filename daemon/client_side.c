@@ -633,9 +633,7 @@ static int sync_point(struct session *s, const struct policy_rule *masking, uint
 /* What the server says in answer to the batch being sent now (c_batch) is withheld. */
 static void taint_batch(struct session *s)
 {
-	uint32_t b = s->c_batch % SESSION_TAINT_BATCHES;
-
-	s->tainted[b / 64] |= UINT64_C(1) << (b % 64);
+	taint_mark(&s->taint, s->c_batch);
 }
 
 /* client_side_filter stops at a message to read it again from its header later (when it

@@ -268,31 +268,21 @@ static bool describe_answer_ours(struct session *s)
 	return kind == 'i';
 }
 
-/* Whether what the server says now (in answer to batch s_batch) is withheld: its
- * batch is tainted, or an earlier one of the same transaction was (a deferred
- * constraint fails at COMMIT, a cursor is fetched later), or the count is not
- * trusted. */
+/* Whether what the server says now (in answer to batch s_batch) is withheld (taint.h). */
 static bool answer_tainted(const struct session *s)
 {
-	uint32_t b = s->s_batch % SESSION_TAINT_BATCHES;
-
-	if (s->tx_tainted || s->c_batch - s->s_batch >= SESSION_TAINT_BATCHES)
-		return true;
-	return (s->tainted[b / 64] >> (b % 64)) & 1;
+	return taint_withheld(&s->taint, s->s_batch, s->c_batch);
 }
 
 /* A ReadyForQuery ends a batch: what of it was not answered (skipped after an error)
  * never will be. */
 static void batch_answered(struct session *s)
 {
-	uint32_t b = s->s_batch % SESSION_TAINT_BATCHES;
-
 	while (s->desc_count && s->describes[s->desc_head].batch == s->s_batch) {
 		s->desc_head = (s->desc_head + 1) % s->desc_cap;
 		s->desc_count--;
 	}
-	s->tx_tainted = s->tx_status != 'I' && answer_tainted(s);
-	s->tainted[b / 64] &= ~(UINT64_C(1) << (b % 64));
+	taint_answered(&s->taint, s->s_batch, s->c_batch, s->tx_status != 'I');
 	s->s_batch++;
 	rowmask_forget(&s->rows);
 }

@@ -12,6 +12,7 @@
 #include "log.h"
 #include "maskednames.h"
 #include "session.h"
+#include "taint.h"
 
 enum session_state {
 	SESSION_STARTUP,            /* reading the client's startup packet */
@@ -150,8 +151,7 @@ struct session {
 	/* masking: batches with a statement that touches a masked table or may run code
 	 * pgtether cannot follow; their errors and notices reach the client in
 	 * pgtether's words (the recording keeps the server's) */
-	uint64_t tainted[SESSION_TAINT_BATCHES / 64];
-	bool tx_tainted;                 /* ... and so is the open transaction's rest */
+	struct taint taint;
 	uint64_t rows_masked;
 
 	struct record_writer *rec;       /* the session's recording, when recorded */
@@ -189,6 +189,9 @@ struct session {
 	time_t drain_started;
 	struct session *prev, *next;
 };
+
+/* at most SESSION_MAX_PENDING batches are outstanding, and one open (taint.h) */
+_Static_assert(TAINT_BATCHES >= 2 * SESSION_MAX_PENDING, "withheld batches would wrap onto live ones");
 
 /* ---- shared by the session's modules (session.c) ---- */
 
