@@ -729,7 +729,7 @@ enum fault_code client_side_filter(struct session_env *env, struct session *s)
 			size_t mlen = PGWIRE_HEADER + (size_t)h.body_len, plen, dlen;
 
 			if (h.body_len > 1024)
-				return FAULT_CLIENT_PROTOCOL;
+				return FAULT_CLIENT_EXECUTE;
 			if (b->len - start < mlen) {
 				if ((r = c2u_reserve(s, start, mlen)) < 0)
 					return client_side_fault(r);
@@ -738,7 +738,7 @@ enum fault_code client_side_filter(struct session_env *env, struct session *s)
 			}
 			plen = strnlen((const char *)b->data + start + PGWIRE_HEADER, h.body_len);
 			if (plen + 5 != h.body_len)
-				return FAULT_CLIENT_PROTOCOL;
+				return FAULT_CLIENT_EXECUTE;
 			dlen = PGWIRE_HEADER + 1 + plen + 1;
 			if (session_buf_reserve(s, b, b->len + dlen) < 0)
 				return FAULT_OUT_OF_MEMORY;
@@ -795,12 +795,12 @@ enum fault_code client_side_filter(struct session_env *env, struct session *s)
 				const char *z = memchr(sql, 0, h.body_len);
 
 				if (!z)
-					return FAULT_CLIENT_PROTOCOL; /* a statement name without its NUL */
+					return FAULT_CLIENT_STRING; /* a statement name without its NUL */
 				sql = z + 1;
 			}
 			sql_len = strnlen(sql, (size_t)((const char *)b->data + start + mlen - sql));
 			if (sql + sql_len >= (const char *)b->data + start + mlen)
-				return FAULT_CLIENT_PROTOCOL; /* no NUL inside the message */
+				return FAULT_CLIENT_STRING; /* no NUL inside the message */
 			s->cscan.remaining = 0;
 			enum policy_verdict v;
 

@@ -15,6 +15,8 @@ static const struct {
 	enum fault_end end;
 } fault_table[FAULT_N] = {
 	[FAULT_CLIENT_PROTOCOL] = { "08P01", "client protocol violation", FAULT_END_NOW },
+	[FAULT_CLIENT_STRING] = { "08P01", "client protocol violation", FAULT_END_NOW },
+	[FAULT_CLIENT_EXECUTE] = { "08P01", "client protocol violation", FAULT_END_NOW },
 	[FAULT_CLIENT_FUNCTION_CALL] = { "08P01", "client protocol violation", FAULT_END_NOW },
 	[FAULT_PIPELINE_FULL] = { "54000", "client pipelined too many unanswered or denied queries", FAULT_END_NOW },
 	[FAULT_STATEMENT_TOO_LONG] = { "54000", "statement too long to check", FAULT_END_NOW },
@@ -44,6 +46,15 @@ static void fault_message(enum fault_code f, const struct fault_facts *ff, char 
 	case FAULT_CLIENT_PROTOCOL:
 		snprintf(out, cap, "pgtether: invalid message length from the client (below 4 or above max_message_bytes, %u)",
 			 ff->max_message_bytes);
+		break;
+	case FAULT_CLIENT_STRING:
+		/* PostgreSQL's words for it ("invalid string in message"), and which */
+		snprintf(out, cap, "pgtether: invalid string in a Query or Parse message from the client "
+			 "(its statement name or SQL text does not end in a NUL byte)");
+		break;
+	case FAULT_CLIENT_EXECUTE:
+		snprintf(out, cap, "pgtether: invalid Execute message from the client "
+			 "(its portal name does not end in a NUL byte followed by the row count, or is over 1024 bytes)");
 		break;
 	case FAULT_CLIENT_FUNCTION_CALL:
 		snprintf(out, cap, "pgtether: FunctionCall inside an unfinished extended-query batch, or too many pipelined FunctionCalls");

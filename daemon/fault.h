@@ -16,7 +16,9 @@
 enum fault_code {
 	FAULT_NONE = 0,
 	/* the client broke a rule of the relay: told at once */
-	FAULT_CLIENT_PROTOCOL,      /* a message of invalid length, or malformed */
+	FAULT_CLIENT_PROTOCOL,      /* a message of invalid length */
+	FAULT_CLIENT_STRING,        /* a Query or Parse whose name or SQL has no NUL */
+	FAULT_CLIENT_EXECUTE,       /* an Execute pgtether must read, malformed */
 	FAULT_CLIENT_FUNCTION_CALL, /* FunctionCall inside a batch, or too many owed */
 	FAULT_PIPELINE_FULL,        /* too many sync points or denials awaiting answers */
 	FAULT_STATEMENT_TOO_LONG,   /* longer than max_statement_bytes: cannot be checked */

@@ -114,6 +114,14 @@ def main():
         out.append(describe(*m) if m else "EOF")
         m = c.read()
         out.append(describe(*m) if m else "EOF")
+    elif case == "no-nul":
+        # a Query whose SQL does not end in a NUL byte
+        login(c, out)
+        c.send(msg(b"Q", b"select 1"))
+        m = c.read()
+        out.append(describe(*m) if m else "EOF")
+        m = c.read()
+        out.append(describe(*m) if m else "EOF")
     elif case == "negotiate":
         login(c, out, version=(3 << 16) | 2, extra=[("_pq_.test_option", "1")])
         c.send(msg(b"Q", b"select 'negotiated'\0"))
