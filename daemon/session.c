@@ -2,7 +2,9 @@
  * The life of one redirected connection. See session.h for the story; the functions
  * below follow it in order: accept → origin → confirm → facts → startup → upstream →
  * login → relay → close, with refuse as the way out at any point before the relay
- * and a FATAL ErrorResponse at a message boundary after it.
+ * and a FATAL ErrorResponse at a message boundary after it (session_fault, by the
+ * table of faults in fault.c). The relay itself is relay.c, with the client's side
+ * of the protocol in client_side.c and the server's in server_side.c.
  */
 #include "session_int.h"
 
@@ -335,7 +337,8 @@ static bool refuse_step(struct session *s)
 	}
 }
 
-/* ---- relay (client_side.h, server_side.h) -------------------------------------- */
+/* ---- relay: relay.c moves the bytes through client_side.c and server_side.c; it
+ * ends here, by a fault (fault.h) ------------------------------------------------- */
 
 /* The rule that allowed the session, in the current snapshot (NULL: gone). */
 const struct policy_rule *session_rule(struct session_env *env, struct session *s)
