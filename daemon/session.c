@@ -217,7 +217,7 @@ void session_reap(struct session_env *env)
 	}
 }
 
-void session_close(struct session_env *env, struct session *s, const char *reason)
+static void session_close(struct session_env *env, struct session *s, const char *reason)
 {
 	struct logline l;
 
@@ -420,6 +420,11 @@ void session_fault(struct session_env *env, struct session *s, enum fault_code f
 		session_close(env, s, t.reason);
 		break;
 	}
+}
+
+void session_relay_end(struct session_env *env, struct session *s, const char *reason)
+{
+	session_close(env, s, reason);
 }
 
 /* ---- login ------------------------------------------------------------------- */

@@ -212,8 +212,9 @@ bool session_prepared_clean(const struct session *s, const char *name);
  * epoll batch being handled). */
 void session_free(struct session_env *env, struct session *s);
 
-/* Logs the end of a relaying session (reason), then session_free. */
-void session_close(struct session_env *env, struct session *s, const char *reason);
+/* A relaying session ends without a fault to tell the client: an end closed, or
+ * failed (reason says which, for the log and the recording). */
+void session_relay_end(struct session_env *env, struct session *s, const char *reason);
 
 /* Moves what is readable and writable between the ends of a relaying session
  * (relay.c). */
