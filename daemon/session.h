@@ -50,9 +50,6 @@
 					* shown to the approver (escaped, it fits a control reply) */
 #define SESSION_MAX_MASKED_ROW ROWMASK_MAX_ROW /* a DataRow rewritten by masks is held whole */
 #define SESSION_MAX_DESCRIBES 65536    /* Queries and Describes awaiting answers while masking */
-/* batches whose server text is withheld, by number: at most SESSION_MAX_PENDING are
- * outstanding (and one open), so twice that many bits never wrap onto a live one */
-#define SESSION_TAINT_BATCHES (2 * SESSION_MAX_PENDING)
 /* An origin record not taken by accept this long after connect() belongs to a client
  * socket whose handshake the listener's full queue dropped: connect() itself may
  * retry its SYN for about two minutes (tcp_syn_retries 6), so well past that. */

@@ -1,14 +1,18 @@
 /*
  * struct session and its states: private to the session's own modules (session.c and
- * the files it was split into: buffers, recording, cancel, upstream login). Nothing
- * else includes this header; other code asks session.h's functions instead
- * (session_status() for `pgtether status`).
+ * the files it was split into: buffers (sbuf.c), recording (sessrec.c), cancel,
+ * upstream login (upstream.c), the relay (relay.c) and its client and server sides
+ * (client_side.c, server_side.c)). Nothing else includes this header; other code
+ * asks session.h's functions instead (session_status() for `pgtether status`).
  */
 #ifndef PGTETHER_SESSION_INT_H
 #define PGTETHER_SESSION_INT_H
 
+#include "fault.h"
 #include "log.h"
+#include "maskednames.h"
 #include "session.h"
+#include "taint.h"
 
 enum session_state {
 	SESSION_STARTUP,            /* reading the client's startup packet */
@@ -145,8 +149,7 @@ struct session {
 	/* masking: batches with a statement that touches a masked table or may run code
 	 * pgtether cannot follow; their errors and notices reach the client in
 	 * pgtether's words (the recording keeps the server's) */
-	uint64_t tainted[SESSION_TAINT_BATCHES / 64];
-	bool tx_tainted;                 /* ... and so is the open transaction's rest */
+	struct taint taint;
 	uint64_t rows_masked;
 
 	struct record_writer *rec;       /* the session's recording, when recorded */
@@ -154,9 +157,7 @@ struct session {
 	unsigned stmt_classes;           /* of the last statement checked (0: not parsed) */
 	unsigned rows_to_record;         /* result rows the recording still takes ("results") */
 	size_t row_bytes_left;
-	struct { char name[64]; bool used, masked; } prepared[16]; /* statements naming masked tables */
-	unsigned prepared_next;
-	bool prepared_lost;              /* one that did was forgotten, or SQL prepared one */
+	struct maskednames maskednames;  /* prepared statements naming masked tables */
 	const char *close_reason;
 	uint8_t *base;                   /* the buffers' allocation (c2u may move out of it) */
 
@@ -188,6 +189,9 @@ struct session {
 	struct session *prev, *next;
 };
 
+/* at most SESSION_MAX_PENDING batches are outstanding, and one open (taint.h) */
+_Static_assert(TAINT_BATCHES >= 2 * SESSION_MAX_PENDING, "withheld batches would wrap onto live ones");
+
 /* ---- shared by the session's modules (session.c) ---- */
 
 /* Milliseconds since accept (CLOCK_MONOTONIC). */
@@ -207,7 +211,12 @@ bool session_prepared_clean(const struct session *s, const char *name);
  * epoll batch being handled). */
 void session_free(struct session_env *env, struct session *s);
 
-/* Moves what is readable and writable between the ends of a relaying session. */
+/* A relaying session ends without a fault to tell the client: an end closed, or
+ * failed (reason says which, for the log and the recording). */
+void session_relay_end(struct session_env *env, struct session *s, const char *reason);
+
+/* Moves what is readable and writable between the ends of a relaying session
+ * (relay.c). */
 void session_relay_event(struct session_env *env, struct session *s, struct session_end *end, uint32_t events);
 
 /* Ends the session before its relay with a FATAL ErrorResponse (SQLSTATE sqlstate,
@@ -231,5 +240,31 @@ void session_start_relay(struct session_env *env, struct session *s);
 
 json_t *session_bind_params(const uint8_t *body, size_t blen, bool masked, json_t **ret_escaped, const char **ret_stmt,
 			    size_t *ret_stmt_len);
+
+/* Ends the relaying session s by fault f (fault.h; detail: the fault's own words, or
+ * NULL): the client is told at once, or at the next server message boundary after
+ * what the server said before (the session drains), or nothing; then it closes with
+ * the fault's reason. The one way a relaying session ends for a fault. */
+void session_fault(struct session_env *env, struct session *s, enum fault_code f, const char *detail);
+
+/* The words of fault f for session s, with its facts (rule, settings, limits). */
+void session_fault_text(const struct session *s, enum fault_code f, const char *detail, struct fault_text *ret);
+
+/* A session's buffer grows under the daemon-wide memory_budget (sbuf.h). */
+static inline int session_buf_reserve(struct session *s, struct session_buf *b, size_t want)
+{
+	return sbuf_reserve(b, &s->acct, s->env->cfg->memory_budget, want);
+}
+
+/* Room for the message b[start..start+mlen) to be held whole (sbuf_hold_room). */
+static inline int session_hold_room(struct session *s, struct session_buf *b, size_t start, size_t mlen, size_t reserve)
+{
+	return sbuf_hold_room(b, &s->acct, s->env->cfg->memory_budget, start, mlen, reserve);
+}
+
+/* Approvals go through the parent: a request number unique across workers, and what
+ * `pgtether approvals` shows of the held statement (session.c). */
+uint64_t session_request_id(struct session_env *env, struct session *s);
+void session_held_announce(struct session_env *env, struct session *s);
 
 #endif

@@ -110,6 +110,13 @@ raw() { pgt_in "$PGT_CG/raw" python3 "$BATS_TEST_DIRNAME/pgraw.py" 127.0.0.1 "$P
   [ "$(cat "$PGT_TMP/survivor")" = "|survivor" ]
 }
 
+@test "a Query whose SQL does not end in a NUL ends the session with 08P01 saying so" {
+  run raw no-nul
+  echo "$output"
+  [ "${lines[-2]}" = "E FATAL 08P01 pgtether: invalid string in a Query or Parse message from the client (its statement name or SQL text does not end in a NUL byte)" ]
+  [ "${lines[-1]}" = "EOF" ]
+}
+
 @test "a message above max_message_bytes ends the session with 08P01" {
   pgt_stop_daemon
   sed -i 's|"fail_mode"|"max_message_bytes": 65536, "fail_mode"|' "$PGT_CONF"

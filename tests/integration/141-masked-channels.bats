@@ -89,6 +89,16 @@ recorded() {
   [[ "$output" == *"ERROR:  42704: pgtether: the server's error 42704 is withheld"* && "$output" != *alice@* ]]
 }
 
+@test "a Bind of a statement that touches a masked table is withheld even after a Parse of a longer name the server takes for the same" {
+  run pgt_in "$PGT_CG/masked/longname" /usr/bin/python3 "$PGT_ROOT/tests/integration/pgraw.py" 127.0.0.1 "$PG_PORT" long-names \
+    "select 1 from customers where id = 42 and current_setting(email) is null"
+  echo "$output"
+  # the server keys statement names by 63 bytes: the longer name is taken already
+  [[ "$output" == *"E ERROR 42P05 prepared statement"*"already exists"* ]]
+  [[ "$output" == *"E ERROR 42704 pgtether: the server's error 42704 is withheld"* ]]
+  [[ "$output" != *alice@* ]]
+}
+
 @test "extended protocol: errors of a prepared statement that touches a masked table are withheld, the first time and on a later Bind" {
   run pgt_in "$PGT_CG/masked/ext" /usr/bin/python3 "$CLIENTS/masking.py" errors 127.0.0.1 "$PG_PORT" \
     "select 1 from customers where id = %s and current_setting(email) is null" \

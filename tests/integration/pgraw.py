@@ -114,6 +114,14 @@ def main():
         out.append(describe(*m) if m else "EOF")
         m = c.read()
         out.append(describe(*m) if m else "EOF")
+    elif case == "no-nul":
+        # a Query whose SQL does not end in a NUL byte
+        login(c, out)
+        c.send(msg(b"Q", b"select 1"))
+        m = c.read()
+        out.append(describe(*m) if m else "EOF")
+        m = c.read()
+        out.append(describe(*m) if m else "EOF")
     elif case == "negotiate":
         login(c, out, version=(3 << 16) | 2, extra=[("_pq_.test_option", "1")])
         c.send(msg(b"Q", b"select 'negotiated'\0"))
@@ -246,6 +254,23 @@ def main():
         c.send(msg(b"B", b"p2\0s1\0\0\0\0\0\0\0") + msg(b"E", b"p2\0\0\0\0\0") + msg(b"S"))
         c.until_ready(out)
         c.send(msg(b"Q", b"commit\0"))
+        c.until_ready(out)
+    elif case == "long-names":
+        # pgraw.py HOST PORT long-names SQL: SQL prepared under a 63-byte name behind
+        # 15 other names, then "the same name" with one byte more (the server keys
+        # statement names by their first 63 bytes) as a plain SELECT, then the first
+        # name bound and executed
+        name = b"n" * 63
+        login(c, out)
+        c.send(b"".join(msg(b"P", b"c%d\0select 1\0\0\0" % i) for i in range(15)) + msg(b"S"))
+        c.until_ready(out)
+        c.send(msg(b"P", name + b"\0" + sys.argv[4].encode() + b"\0\0\0") + msg(b"S"))
+        c.until_ready(out)
+        out.append("--")
+        c.send(msg(b"P", name + b"x\0select 1\0\0\0") + msg(b"S"))
+        c.until_ready(out)
+        out.append("--")
+        c.send(msg(b"B", b"\0" + name + b"\0" + struct.pack("!HHH", 0, 0, 0)) + msg(b"E", b"\0\0\0\0\0") + msg(b"S"))
         c.until_ready(out)
     elif case == "pipeline":
         # every further argument a Query, all sent at once, before any answer: what

@@ -1,0 +1,189 @@
+/*
+ * The relay of a logged-in session: moves what each end sent to the other through
+ * its half of the protocol (client_side.c, server_side.c), keeps epoll's interest to
+ * what the buffers have room for, and ends the session by the fault a half returned
+ * (session_fault) or when either end goes. A cancel under way holds the client's
+ * next bytes back until the server has had the cancel (cancel.c). Private to the
+ * session's modules (session_int.h).
+ */
+#include "session_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+
+#include "cancel.h"
+#include "client_side.h"
+#include "server_side.h"
+
+/* u2c keeps its grown room while masks make the rows longer (u2c_kept) */
+static inline void buf_shrink(struct session *s, struct session_buf *b)
+{
+	if (b == &s->u2c && s->u2c_kept)
+		return;
+	sbuf_shrink(b, &s->acct);
+}
+
+/* The session's rule when rows are looked at (it masks, or records results), else NULL. */
+const struct policy_rule *session_masking_rule(struct session_env *env, struct session *s)
+{
+	const struct policy_rule *r = s->rule[0] ? session_rule(env, s) : NULL;
+
+	return r && (r->n_masks || (r->record_results && s->rec)) ? r : NULL;
+}
+
+/* While a cancel of s is under way at the server, what s's client sends next waits:
+ * it reaches the server after the cancel did, so the cancel cannot stop it. */
+static bool c2u_gated(const struct session *s)
+{
+	return s->cancel && s->cancel->cancel_inflight;
+}
+
+static uint32_t interest(const struct session_buf *in, size_t reserve, const struct session_buf *out)
+{
+	uint32_t ev = 0;
+
+	if (!in->eof && sbuf_room(in) > reserve)
+		ev |= EPOLLIN;
+	if (out->ready > out->off)
+		ev |= EPOLLOUT;
+	return ev;
+}
+
+void session_relay_event(struct session_env *env, struct session *s, struct session_end *end, uint32_t events)
+{
+	bool from_client = end == &s->client;
+	struct session_buf *in = from_client ? &s->c2u : &s->u2c;
+	struct session_buf *out = from_client ? &s->u2c : &s->c2u;
+	struct session_end *other = from_client ? &s->upstream : &s->client;
+	const char *who = from_client ? "client" : "upstream";
+	char reason[160];
+	enum fault_code f;
+	bool kick = false;
+	ssize_t n;
+	int r = 0;
+
+	if (s->draining) {
+		if (from_client && (events & EPOLLOUT) && sbuf_flush(&s->u2c, &s->client, &s->s_scan) == 0 &&
+		    s->u2c.ready > s->u2c.off)
+			return;
+		session_relay_end(env, s, s->refuse_msg);
+		return;
+	}
+
+	if (events & EPOLLERR) {
+		int err = 0;
+		socklen_t len = sizeof(err);
+
+		getsockopt(end->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+		snprintf(reason, sizeof(reason), "%s error: %s", who, strerror(err ? err : EIO));
+		if (from_client)
+			session_relay_end(env, s, reason);
+		else
+			session_fault(env, s, FAULT_UPSTREAM_LOST, reason);
+		return;
+	}
+	if (events & (EPOLLIN | EPOLLHUP)) {
+		n = sbuf_fill(in, end, from_client ? 0 : server_side_reserve(env, s),
+			      from_client ? &s->bytes_c2u : &s->bytes_u2c);
+		if (n < 0) {
+			snprintf(reason, sizeof(reason), "%s error: %s", who, strerror((int)-n));
+			if (from_client)
+				session_relay_end(env, s, reason);
+			else
+				session_fault(env, s, FAULT_UPSTREAM_LOST, reason);
+			return;
+		}
+		if (in->eof && !out->eof && !s->closed_by)
+			s->closed_by = from_client ? "client closed" : "upstream closed";
+		if (from_client && in->eof)
+			s->c_drop = 0; /* nothing more comes: a held partial header is dropped below */
+		if (!from_client && in->eof && !s->c2u.eof && s->c_terminated && s->c2u.ready == s->c2u.off) {
+			/* the client said Terminate and the server did: no error is owed */
+			session_relay_end(env, s, "client terminated");
+			return;
+		}
+		if (!from_client && in->eof && !s->c2u.eof) {
+			session_fault(env, s, FAULT_UPSTREAM_LOST, "upstream closed");
+			return;
+		}
+		if (!from_client && s->lookup_active) {
+			int l = server_side_lookup_scan(env, s);
+
+			if (l < 0)
+				return; /* the session ended */
+			kick = l > 0;
+		}
+		f = from_client ? client_side_filter(env, s) : server_side_scan(env, s);
+		if (!from_client && f == FAULT_NONE && s->path_waiting && client_side_can_ask(s)) {
+			/* a statement waits for the search_path: it can be asked now */
+			s->path_waiting = false;
+			kick = true;
+		} else if (!from_client && f == FAULT_NONE && s->path_waiting && !s->pending_count) {
+			s->path_waiting = false; /* an aborted transaction: check_statement denies */
+			kick = true;
+		}
+		if (f != FAULT_NONE) {
+			session_fault(env, s, f, NULL);
+			return;
+		}
+		if ((!from_client || !c2u_gated(s)) && (r = sbuf_flush(in, other, from_client ? &s->c_scan : &s->s_scan)) < 0) {
+			snprintf(reason, sizeof(reason), "%s error: %s", from_client ? "upstream" : "client", strerror(-r));
+			session_relay_end(env, s, reason);
+			return;
+		}
+		buf_shrink(s, from_client ? &s->c2u : &s->u2c);
+		if (from_client && (s->notice_len || (s->pending_count && s->pending[s->pending_head] == 'F'))) {
+			/* a refusal with nothing before it: the client is owed it now */
+			server_side_scan(env, s);
+			sbuf_flush(&s->u2c, &s->client, &s->s_scan);
+		}
+	}
+	if (events & EPOLLOUT) {
+		if ((from_client || !c2u_gated(s)) && (r = sbuf_flush(out, end, from_client ? &s->s_scan : &s->c_scan)) < 0) {
+			snprintf(reason, sizeof(reason), "%s error: %s", who, strerror(-r));
+			session_relay_end(env, s, reason);
+			return;
+		}
+		if (from_client && s->refusals_owed) {
+			/* room again: refusals that waited for it can go out */
+			server_side_scan(env, s);
+			sbuf_flush(&s->u2c, &s->client, &s->s_scan);
+		}
+	}
+	if (s->c2u.shut && s->u2c.shut) {
+		session_relay_end(env, s, s->closed_by ? s->closed_by : "closed");
+		return;
+	}
+	if ((events & EPOLLHUP) && in->eof && out->ready == out->off) {
+		session_relay_end(env, s, from_client ? "client closed" : "upstream closed");
+		return;
+	}
+	sbuf_set_events(env->epfd, &s->client, interest(&s->c2u, 0, &s->u2c));
+	sbuf_set_events(env->epfd, &s->upstream, interest(&s->u2c, server_side_reserve(env, s), &s->c2u) & ~(c2u_gated(s) ? EPOLLOUT : 0));
+	if (s->cancel && s->cancel->cancel_waiting)
+		cancel_release(env, s);
+	if (kick) {
+		/* the masks are known: what the client sent meanwhile goes on */
+		session_relay_event(env, s, &s->client, EPOLLIN);
+		return;
+	}
+	if (s->u2c_rescan && !s->rescanning && s->u2c.ready == s->u2c.off) {
+		/* masked rows waited for room, and the client has read what was before
+		 * them: take them now, as if the server had just sent them */
+		s->rescanning = true;
+		while (s->u2c_rescan && s->u2c.ready == s->u2c.off && !s->dead && !s->draining) {
+			s->u2c_rescan = false;
+			session_relay_event(env, s, &s->upstream, EPOLLIN);
+		}
+		s->rescanning = false;
+		return;
+	}
+	/* Bytes TLS already decrypted raise no epoll event: take them now. */
+	if (tls_pending(s->client.ssl) && sbuf_room(&s->c2u) > 0 && !s->c2u.eof)
+		session_relay_event(env, s, &s->client, EPOLLIN);
+	else if (tls_pending(s->upstream.ssl) && sbuf_room(&s->u2c) > server_side_reserve(env, s) && !s->u2c.eof)
+		session_relay_event(env, s, &s->upstream, EPOLLIN);
+}
