@@ -37,12 +37,9 @@
 #include "upstream.h"
 #include "worker.h"
 
-static void ask_identity(struct session_env *env, struct session *s);
-static void cancel_route(struct session_env *env, struct session *s, const uint8_t *pkt);
 
 /* refuse() is session_refuse() for the login-side functions the privsep work is
  * changing now (see the sbuf wrappers below); the relay calls session_refuse(). */
-#define refuse session_refuse
 
 double session_elapsed_ms(const struct session *s)
 {
@@ -87,46 +84,6 @@ void session_log_identity(struct logline *l, const struct session *s)
 		log_str(l, "iss", s->token_iss);
 		log_str(l, "sub", s->token_sub);
 	}
-}
-
-/* ---- recording (sessrec.h) ------------------------------------------------------ */
-
-/* rec_event (session_decide) keeps its short name for the login-side functions; the
- * relay calls sessrec_* itself. */
-static inline int rec_event(struct session_env *env, struct session *s, const char *type, json_t *fields, bool flush)
-{
-	return sessrec_event(env, s, type, fields, flush);
-}
-
-/* ---- buffers and I/O (sbuf.h) ---------------------------------------------------- */
-
-/* The short names kept for the login-side functions the privsep work is rewriting
- * now (session_start, session_attest, identify, client_auth_step, authorize,
- * connect_upstream and the startup steps), so that both branches merge (issue 13);
- * the relay calls sbuf_* itself. */
-static inline void set_events(struct session_env *env, struct session_end *end, uint32_t events)
-{
-	sbuf_set_events(env->epfd, end, events);
-}
-
-static inline size_t room(const struct session_buf *b)
-{
-	return sbuf_room(b);
-}
-
-static inline void put(struct session_buf *b, const void *data, size_t n)
-{
-	sbuf_put(b, data, n);
-}
-
-static inline int flush(struct session_buf *b, struct session_end *to, size_t *scan_pos)
-{
-	return sbuf_flush(b, to, scan_pos);
-}
-
-static inline ssize_t fill(struct session_buf *b, struct session_end *from, size_t reserve, uint64_t *count)
-{
-	return sbuf_fill(b, from, reserve, count);
 }
 
 /* ---- close ------------------------------------------------------------------- */
@@ -294,9 +251,9 @@ void session_refuse(struct session_env *env, struct session *s, const char *sqls
 	if (have_startup) {
 		queue_error(s, "FATAL", s->refuse_sqlstate, s->refuse_msg);
 		s->in.eof = true; /* nothing more to read: flush, then close */
-		set_events(env, &s->client, EPOLLOUT);
+		sbuf_set_events(env->epfd, &s->client, EPOLLOUT);
 	} else {
-		set_events(env, &s->client, EPOLLIN);
+		sbuf_set_events(env->epfd, &s->client, EPOLLIN);
 	}
 }
 
@@ -492,11 +449,6 @@ void session_start_relay(struct session_env *env, struct session *s)
 
 /* ---- startup ----------------------------------------------------------------- */
 
-static bool falsy(const char *v)
-{
-	return !strcasecmp(v, "false") || !strcasecmp(v, "off") || !strcasecmp(v, "no") ||
-	       !strcmp(v, "0") || !*v;
-}
 
 /* What the database sees as current_setting('pgtether.identity'). */
 /* Both halves of the identity, for the database (pgtether.identity). */
@@ -509,179 +461,10 @@ static void identity_string(const struct session *s, char *out, size_t cap)
 		snprintf(out + n, cap - (size_t)n, ";iss=%s;sub=%s", s->token_iss, s->token_sub);
 }
 
-/* Startup parameters passed on, at most: connect_upstream adds its own after them. */
-#define FWD_MAX 64
-
-/* Keeps a startup parameter to pass on once the identity is known. -E2BIG when it
- * would not fit: refused, never dropped (the recording says what was passed). */
-static int fwd_add(struct session *s, const char *name, const char *value)
-{
-	size_t a = strlen(name) + 1, b = strlen(value) + 1, kept = 0;
-
-	for (size_t at = 0; at < s->fwd_len; at++)
-		kept += !s->fwd_params[at];
-	if (s->fwd_len + a + b > sizeof(s->fwd_params) || kept / 2 >= FWD_MAX)
-		return -E2BIG;
-	memcpy(s->fwd_params + s->fwd_len, name, a);
-	memcpy(s->fwd_params + s->fwd_len + a, value, b);
-	s->fwd_len += a + b;
-	return 0;
-}
 
 
-/*
- * One setting the client gives at startup, as a parameter or inside "options"
- * (startopts.h): refused with the reason, passed on, or (client_encoding,
- * application_name) taken by pgtether. 0, or -1 after refusing the session.
- */
-static int startup_setting(struct session_env *env, struct session *s, const char *name, const char *value,
-			   const char **client_app, bool *encoding_sent)
-{
-	char why[STARTOPTS_ERR];
 
-	if (!strcasecmp(name, "application_name")) {
-		*client_app = value; /* prefixed with the identity (connect_upstream) */
-		return 0;
-	}
-	if (!strcasecmp(name, "client_encoding")) {
-		/* SQL_ASCII (psql under the C locale) is rewritten: UTF8 is a superset
-		 * and the server tells the client with ParameterStatus. Others would
-		 * make the bytes policy reads differ from the bytes the client meant. */
-		char enc[16];
 
-		/* spelled as the server compares them: asyncpg sends 'utf-8' */
-		if (!pgwire_encoding_key(value, enc, sizeof(enc)) ||
-		    (strcmp(enc, "utf8") && strcmp(enc, "unicode") && strcmp(enc, "sqlascii"))) {
-			refuse(env, s, "22023", "conn.refused",
-			       "pgtether: client_encoding \"%s\" is not supported; use UTF8 (PGCLIENTENCODING=UTF8)", value);
-			return -1;
-		}
-		if (!*encoding_sent && fwd_add(s, "client_encoding", "UTF8") < 0)
-			goto too_long;
-		*encoding_sent = true;
-		return 0;
-	}
-	if (!startopts_allowed(name, why) || !startopts_value_allowed(name, value, why)) {
-		refuse(env, s, "08004", "conn.refused", "pgtether: the startup setting \"%s\" is not passed: %s", name, why);
-		return -1;
-	}
-	if (fwd_add(s, name, value) == 0)
-		return 0;
-too_long:
-	refuse(env, s, "08P01", "conn.refused", "pgtether: the startup settings are too many or too long (at most %d, %zu bytes)",
-	       FWD_MAX, sizeof(s->fwd_params));
-	return -1;
-}
-
-/* The client's StartupMessage: check its parameters and choose the upstream by the
- * destination; then the identity decides the rest (identify). */
-static void handle_startup(struct session_env *env, struct session *s, const uint8_t *pkt, size_t plen)
-{
-	struct pgwire_param in[64];
-	struct startopts_setting opts[STARTOPTS_MAX];
-	char buf[ADDR_STRLEN], err[STARTOPTS_ERR], obuf[PGWIRE_STARTUP_MAX];
-	const char *client_app = NULL, *user = NULL, *database = NULL, *options = NULL;
-	uint32_t version = pgwire_get32(pkt + 4);
-	struct config_upstream *u;
-	bool encoding_sent = false;
-	int nin, nopts = 0;
-
-	s->state = SESSION_CONNECTING; /* from here on a refusal answers at once */
-	nin = pgwire_startup_params(pkt, plen, in, sizeof(in) / sizeof(in[0]));
-	if (nin < 0) {
-		refuse(env, s, "08P01", "conn.refused", "pgtether: invalid startup packet (%s)",
-		       nin == -E2BIG ? "more than 64 parameters" : "malformed parameter list");
-		return;
-	}
-	for (int i = 0; i < nin; i++) {
-		const char *k = in[i].name, *v = in[i].value;
-
-		if (!strcmp(k, "user")) {
-			user = v;
-		} else if (!strcmp(k, "database")) {
-			database = v;
-		} else if (!strcmp(k, "options")) {
-			options = v; /* the last one counts, as in the server */
-		} else if (!strcmp(k, "replication")) {
-			if (!falsy(v)) {
-				refuse(env, s, "08004", "conn.refused", "pgtether: replication connections are not allowed through pgtether");
-				return;
-			}
-		}
-	}
-	/* The server applies "options" first, then the other parameters in order (the
-	 * last of a name wins): they are passed on in that order. */
-	if (options && (nopts = startopts_split(options, obuf, sizeof(obuf), opts, STARTOPTS_MAX, err)) < 0) {
-		refuse(env, s, "08004", "conn.refused", "pgtether: %s", err);
-		return;
-	}
-	for (int i = 0; i < nopts; i++)
-		if (startup_setting(env, s, opts[i].name, opts[i].value, &client_app, &encoding_sent) < 0)
-			return;
-	for (int i = 0; i < nin; i++) {
-		const char *k = in[i].name;
-
-		if (!strcmp(k, "user") || !strcmp(k, "database") || !strcmp(k, "options") || !strcmp(k, "replication") ||
-		    !strncmp(k, "_pq_.", 5)) /* protocol extensions: none supported, declined below */
-			continue;
-		if (startup_setting(env, s, k, in[i].value, &client_app, &encoding_sent) < 0)
-			return;
-	}
-	/* UTF8 even when the client names none: a role's or database's default
-	 * client_encoding would otherwise apply, and the session would be refused */
-	if (!encoding_sent && fwd_add(s, "client_encoding", "UTF8") < 0) {
-		refuse(env, s, "08P01", "conn.refused", "pgtether: the startup settings are too many or too long (at most %d, %zu bytes)",
-		       FWD_MAX - 1, sizeof(s->fwd_params));
-		return;
-	}
-	if (!user || !*user) {
-		refuse(env, s, "28000", "conn.refused", "pgtether: no PostgreSQL user name specified in the startup packet");
-		return;
-	}
-	snprintf(s->client_user, sizeof(s->client_user), "%s", user);
-	snprintf(s->client_app, sizeof(s->client_app), "%s", client_app ? client_app : "");
-
-	/* the parent chose it by the destination the workload dialed (monitor.c) */
-	u = config_upstream_named(env->cfg, s->upstream_name);
-	if (!u) {
-		refuse(env, s, "08004", "conn.refused", "pgtether: no upstream is configured for %s",
-		       addr_format(&s->dst, buf));
-		return;
-	}
-	snprintf(s->role, sizeof(s->role), "%s", u->role);
-	snprintf(s->database, sizeof(s->database), "%s", database && *database ? database : user);
-
-	/* Newer minor versions and _pq_ options are declined, as a 3.0 server does:
-	 * NegotiateProtocolVersion with minor 0 and the options not recognized. */
-	size_t n_pq = 0;
-
-	for (int i = 0; i < nin; i++)
-		n_pq += !strncmp(in[i].name, "_pq_.", 5);
-	if ((version & 0xffff) != 0 || n_pq) {
-		uint8_t v[1024];
-		size_t pos = 5;
-
-		v[0] = 'v';
-		memset(v + pos, 0, 4); /* newest minor version supported: 0 */
-		pos += 4;
-		size_t count_at = pos, listed = 0;
-
-		pos += 4;
-		for (int i = 0; i < nin; i++) {
-			size_t k = strlen(in[i].name) + 1;
-
-			if (strncmp(in[i].name, "_pq_.", 5) == 0 && pos + k <= sizeof(v)) {
-				memcpy(v + pos, in[i].name, k);
-				pos += k;
-				listed++;
-			}
-		}
-		pgwire_put32(v + count_at, (uint32_t)listed);
-		pgwire_put32(v + 1, (uint32_t)(pos - 1));
-		put(&s->u2c, v, pos);
-	}
-	ask_identity(env, s);
-}
 
 /* Allowed: build the upstream's StartupMessage and connect. */
 static void connect_upstream(struct session_env *env, struct session *s)
@@ -693,7 +476,7 @@ static void connect_upstream(struct session_env *env, struct session *s)
 	size_t nout = 0, n;
 	int r;
 
-	for (size_t at = 0; at < s->fwd_len && nout < FWD_MAX;) {
+	for (size_t at = 0; at < s->fwd_len && nout < SESSION_FWD_MAX;) {
 		const char *k = s->fwd_params + at, *v = k + strlen(k) + 1;
 
 		outp[nout++] = (struct pgwire_param){ k, v };
@@ -723,20 +506,20 @@ static void connect_upstream(struct session_env *env, struct session *s)
 	if ((s->read_only = session_rule(env, s) && policy_read_only(session_rule(env, s))))
 		outp[nout++] = (struct pgwire_param){ "default_transaction_read_only", "on" };
 	n = pgwire_build_startup(m, sizeof(m), outp, nout);
-	if (n == 0 || n > room(&s->c2u)) {
-		refuse(env, s, "08P01", "conn.refused", "pgtether: the startup packet is too large");
+	if (n == 0 || n > sbuf_room(&s->c2u)) {
+		session_refuse(env, s, "08P01", "conn.refused", "pgtether: the startup packet is too large");
 		return;
 	}
-	put(&s->c2u, m, n);
+	sbuf_put(&s->c2u, m, n);
 
 	if (RAND_bytes((uint8_t *)&s->key_pid, sizeof(s->key_pid)) != 1 ||
 	    RAND_bytes((uint8_t *)&s->key_secret, sizeof(s->key_secret)) != 1) {
-		refuse(env, s, "53000", "conn.refused", "pgtether: no randomness for the cancel key");
+		session_refuse(env, s, "53000", "conn.refused", "pgtether: no randomness for the cancel key");
 		return;
 	}
 	s->key_pid = (s->key_pid & 0x3fffffff) | 1; /* a positive, non-zero "pid" */
 	s->state = SESSION_CONNECTING;
-	set_events(env, &s->client, 0);
+	sbuf_set_events(env->epfd, &s->client, 0);
 	s->up_try = 0; /* the addresses came with the verdict */
 	if ((r = upstream_connect(env, s)) < 0) {
 		upstream_next(env, s, -r);
@@ -746,163 +529,15 @@ static void connect_upstream(struct session_env *env, struct session *s)
 	 * cannot pull it away. */
 	s->up_verified = u->tls == CONFIG_TLS_VERIFY_FULL;
 	if (u->tls != CONFIG_TLS_DISABLE && !(s->upstream.ssl = tls_upstream_new(u, s->upstream.fd)))
-		refuse(env, s, "08001", "conn.refused", "pgtether: cannot set up TLS for upstream '%s'", u->name);
+		session_refuse(env, s, "08001", "conn.refused", "pgtether: cannot set up TLS for upstream '%s'", u->name);
 }
 
 /* ---- identity ------------------------------------------------------------------ */
 
-/* The client's answer to AuthenticationCleartextPassword: its identity token. */
-static void client_auth_step(struct session_env *env, struct session *s)
-{
-	ssize_t n = fill(&s->in, &s->client, 0, NULL);
-	uint32_t len;
-	size_t tlen;
 
-	if (n < 0 || s->in.eof) {
-		OPENSSL_cleanse(s->in.data, SESSION_BUF);
-		session_free(env, s); /* e.g. psql without a password: it closes */
-		return;
-	}
-	if (s->in.len < 5)
-		return;
-	len = pgwire_get32(s->in.data + 1);
-	if (s->in.data[0] != 'p' || len < 5 || len > SESSION_TOKEN_MAX + 5) {
-		OPENSSL_cleanse(s->in.data, SESSION_BUF);
-		refuse(env, s, "08P01", "conn.refused", s->in.data[0] != 'p' ?
-		       "pgtether: expected a password message (the identity token)" : "pgtether: the password message is too long for an identity token");
-		return;
-	}
-	if (s->in.len < 1 + (size_t)len)
-		return;
-	if (s->in.len > 1 + (size_t)len || s->in.data[len] != '\0') {
-		OPENSSL_cleanse(s->in.data, SESSION_BUF);
-		refuse(env, s, "08P01", "conn.refused", "pgtether: data sent before authentication completed");
-		return;
-	}
-	tlen = strlen((char *)s->in.data + 5);
-	/* the parent verifies it (an empty one: it says why the rules want one) */
-	s->state = SESSION_ATTESTING;
-	set_events(env, &s->client, 0);
-	worker_notify(PRIV_TOKEN, s->id, s->in.data + 5, tlen, -1);
-	OPENSSL_cleanse(s->in.data, 1 + (size_t)len);
-	s->in.len = 0;
-}
 
-static void startup_step(struct session_env *env, struct session *s);
 
-/* The TLS handshake with the client (after SSLRequest, or direct). */
-static void client_tls_step(struct session_env *env, struct session *s)
-{
-	char err[TLS_ERR_LEN];
-	unsigned want = 0;
-	int r = tls_handshake(s->client.ssl, &want, err, sizeof(err));
 
-	if (r == 0) {
-		s->client.want = 0;
-		set_events(env, &s->client, want);
-		return;
-	}
-	if (r < 0 || (s->client_direct_tls && !tls_alpn_is_postgresql(s->client.ssl))) {
-		/* Nothing can be said to a client whose TLS failed: log and close. */
-		log_warn("conn.refused", "id=%llu pid=%u: client TLS failed: %s", (unsigned long long)s->id,
-			 s->origin.tgid, r < 0 ? err : "direct TLS without ALPN \"postgresql\"");
-		session_free(env, s);
-		return;
-	}
-	s->client.want = 0;
-	s->state = SESSION_STARTUP;
-	set_events(env, &s->client, EPOLLIN);
-	if (tls_pending(s->client.ssl))
-		startup_step(env, s);
-}
-
-static void start_client_tls(struct session_env *env, struct session *s, bool direct)
-{
-	s->client.ssl = tls_client_new(env->cfg, s->client.fd, direct);
-	if (!s->client.ssl) {
-		session_free(env, s);
-		return;
-	}
-	s->client_direct_tls = direct;
-	s->state = SESSION_CLIENT_TLS;
-	client_tls_step(env, s);
-}
-
-/* Client bytes before the StartupMessage. */
-static void startup_step(struct session_env *env, struct session *s)
-{
-	ssize_t n;
-	size_t plen = 0;
-
-	if (s->in.len == 0 && !s->client.ssl && env->cfg->client_ssl_ctx) {
-		uint8_t first;
-
-		/* PostgreSQL 17's direct TLS starts with a TLS handshake record */
-		if (recv(s->client.fd, &first, 1, MSG_PEEK) == 1 && first == 0x16) {
-			start_client_tls(env, s, true);
-			return;
-		}
-	}
-	n = fill(&s->in, &s->client, SESSION_BUF - PGWIRE_STARTUP_MAX, NULL);
-
-	if (n < 0 || s->in.eof) {
-		session_free(env, s);
-		return;
-	}
-	for (;;) {
-		switch (pgwire_startup_classify(s->in.data, s->in.len, &plen)) {
-		case PGWIRE_STARTUP_INCOMPLETE:
-			return;
-		case PGWIRE_STARTUP_SSL:
-		case PGWIRE_STARTUP_GSSENC:
-			/* Loopback hop: no TLS. Bytes the client sent right behind the
-			 * request, before our answer, are not trusted (CVE-2021-3935). */
-			if (s->in.len > plen) {
-				s->state = SESSION_CONNECTING; /* answer at once, read nothing more */
-				refuse(env, s, "08P01", "conn.refused", "pgtether: data sent before the SSL/GSS negotiation answer");
-				return;
-			}
-			if (s->client.ssl) {
-				s->state = SESSION_CONNECTING;
-				refuse(env, s, "08P01", "conn.refused", "pgtether: SSLRequest inside TLS");
-				return;
-			}
-			s->in.len = 0;
-			if (++s->negotiations > 2) {
-				session_free(env, s);
-				return;
-			}
-			if (env->cfg->client_ssl_ctx && s->in.data[7] == 0x2f) { /* SSLRequest */
-				if (send(s->client.fd, "S", 1, MSG_NOSIGNAL) != 1) {
-					session_free(env, s);
-					return;
-				}
-				start_client_tls(env, s, false);
-				return;
-			}
-			put(&s->u2c, "N", 1);
-			flush(&s->u2c, &s->client, NULL);
-			return;
-		case PGWIRE_STARTUP_CANCEL:
-			cancel_route(env, s, s->in.data);
-			return;
-		case PGWIRE_STARTUP_MESSAGE:
-			if (s->in.len > plen) {
-				s->state = SESSION_CONNECTING;
-				refuse(env, s, "08P01", "conn.refused", "pgtether: data sent before authentication completed");
-				return;
-			}
-			handle_startup(env, s, s->in.data, plen);
-			s->in.len = 0;
-			return;
-		case PGWIRE_STARTUP_INVALID:
-			/* Nothing a PostgreSQL client would send; answer as a server would. */
-			s->state = SESSION_CONNECTING;
-			refuse(env, s, "08P01", "conn.refused", "pgtether: invalid startup packet");
-			return;
-		}
-	}
-}
 
 /* ---- accept ------------------------------------------------------------------ */
 
@@ -947,7 +582,7 @@ static void session_refuse_capped(struct session_env *env, struct session *s, co
 		s->capped = true;
 		env->capped++;
 		s->state = SESSION_STARTUP; /* nothing read yet: refuse() reads the startup packet */
-		refuse(env, s, sqlstate, NULL, "%s", msg);
+		session_refuse(env, s, sqlstate, NULL, "%s", msg);
 		return;
 	}
 	{
@@ -994,7 +629,7 @@ static struct session *session_new(struct session_env *env, int cfd)
 
 /* ---- the parent's part: connections, identity, verdicts ------------------------- */
 
-static struct session *session_find(struct session_env *env, uint64_t id)
+struct session *session_find(struct session_env *env, uint64_t id)
 {
 	for (struct session *s = env->head; s; s = s->next)
 		if (s->id == id && !s->dead)
@@ -1033,38 +668,13 @@ void session_adopt(struct session_env *env, int fd, uint64_t id, const struct pr
 		if (nc->capped)
 			session_refuse_capped(env, s, nc->refuse_sqlstate, nc->refuse_msg);
 		else
-			refuse(env, s, nc->refuse_sqlstate, "conn.refused", "%s", nc->refuse_msg);
+			session_refuse(env, s, nc->refuse_sqlstate, "conn.refused", "%s", nc->refuse_msg);
 		return;
 	}
 	s->state = SESSION_STARTUP; /* next: the client's startup packet (startup_step) */
 }
 
-/* The startup packet is read: the parent attests, reads or asks for the token, and
- * decides (session_need_token, session_verdict). Nothing is read meanwhile. */
-static void ask_identity(struct session_env *env, struct session *s)
-{
-	struct priv_identify q;
 
-	memset(&q, 0, sizeof(q));
-	snprintf(q.user, sizeof(q.user), "%s", s->client_user);
-	snprintf(q.database, sizeof(q.database), "%s", s->database);
-	q.client_tls = s->client.ssl != NULL;
-	s->state = SESSION_ATTESTING;
-	set_events(env, &s->client, 0);
-	worker_notify(PRIV_IDENTIFY, s->id, &q, sizeof(q), -1);
-}
-
-/* A CancelRequest: the parent finds the session it names and hands this connection
- * to that session's worker (cancel.c runs there), or drops it. */
-static void cancel_route(struct session_env *env, struct session *s, const uint8_t *pkt)
-{
-	struct priv_cancel q;
-
-	memcpy(q.pkt, pkt, sizeof(q.pkt));
-	worker_notify(PRIV_CANCEL, s->id, &q, sizeof(q), -1);
-	s->handed_off = true; /* the parent holds the connection now */
-	session_free(env, s);
-}
 
 /* The first rule wants the client's token: AuthenticationCleartextPassword. */
 void session_need_token(struct session_env *env, uint64_t id)
@@ -1074,14 +684,14 @@ void session_need_token(struct session_env *env, uint64_t id)
 
 	if (!s || s->state != SESSION_ATTESTING)
 		return;
-	put(&s->u2c, ask, sizeof(ask));
+	sbuf_put(&s->u2c, ask, sizeof(ask));
 	s->state = SESSION_CLIENT_AUTH;
 	s->in.off = s->in.ready = s->in.len = 0;
-	if (flush(&s->u2c, &s->client, NULL) < 0) {
+	if (sbuf_flush(&s->u2c, &s->client, NULL) < 0) {
 		session_free(env, s);
 		return;
 	}
-	set_events(env, &s->client, EPOLLIN | (s->u2c.ready > s->u2c.off ? EPOLLOUT : 0));
+	sbuf_set_events(env->epfd, &s->client, EPOLLIN | (s->u2c.ready > s->u2c.off ? EPOLLOUT : 0));
 }
 
 static const char *token_source_name(const char *v)
@@ -1114,14 +724,14 @@ void session_verdict(struct session_env *env, uint64_t id, const struct priv_ver
 	if (!v->ok) {
 		if (recfd >= 0)
 			close(recfd);
-		refuse(env, s, v->sqlstate, "conn.refused", "%.*s", (int)sizeof(v->msg) - 1, v->msg);
+		session_refuse(env, s, v->sqlstate, "conn.refused", "%.*s", (int)sizeof(v->msg) - 1, v->msg);
 		return;
 	}
 	if (v->gen != env->gen || v->rule_idx >= env->cfg->policy.n || v->n_addrs < 1 || v->n_addrs > CONFIG_MAX_RESOLVED ||
 	    claims_len != v->claims_len) {
 		if (recfd >= 0)
 			close(recfd);
-		refuse(env, s, "08004", "conn.refused", "pgtether: the configuration changed while this connection logged in; try again");
+		session_refuse(env, s, "08004", "conn.refused", "pgtether: the configuration changed while this connection logged in; try again");
 		return;
 	}
 	if (claims_len) {
@@ -1136,24 +746,13 @@ void session_verdict(struct session_env *env, uint64_t id, const struct priv_ver
 	memcpy(s->up_addrs, v->addrs, v->n_addrs * sizeof(v->addrs[0]));
 	s->n_up_addrs = v->n_addrs;
 	if (v->recorded && recfd >= 0 && sessrec_open(env, s, recfd, v->rec_id, v->rec_path, why, sizeof(why)) < 0) {
-		refuse(env, s, "53100", "conn.refused",
+		session_refuse(env, s, "53100", "conn.refused",
 		       "pgtether: this session cannot be recorded (%s); sessions are refused until recordings can be written", why);
 		return;
 	}
 	connect_upstream(env, s);
 }
 
-void session_decided(struct session_env *env, uint64_t id, const struct priv_decide *d)
-{
-	struct session *s = session_find(env, id);
-	struct session_approver who = { d->who_uid, d->who_loginuid, d->who_root };
-	char err[160];
-
-	if (!s || !PRIV_STR_OK(d->by) || !PRIV_STR_OK(d->reason))
-		return;
-	session_decide(env, d->request, d->approve, d->reason, d->by[0] ? d->by : "an approver", d->have_who ? &who : NULL,
-		       err, sizeof(err));
-}
 
 /* Once a second: what `pgtether status` shows of relaying sessions, to the parent. */
 void session_stats(struct session_env *env)
@@ -1176,58 +775,7 @@ void session_stats(struct session_env *env)
 		worker_notify(PRIV_STATS, 0, st, n * sizeof(st[0]), -1);
 }
 
-/* A request number for a held statement, from the parent (unique across workers). */
-uint64_t session_request_id(struct session_env *env, struct session *s)
-{
-	uint64_t id = 0;
-	size_t n;
 
-	(void)env;
-	if (worker_call(PRIV_HELD, s->id, NULL, 0, &id, sizeof(id), &n, NULL) < 0 || n != sizeof(id))
-		return 0;
-	return id;
-}
-
-/* What the approver is shown: every string a workload chose, valid UTF-8 for JSON
- * (escaped when not); the CLI escapes them again for the terminal. */
-void session_held_announce(struct session_env *env, struct session *s)
-{
-	struct priv_held h = { s->held_timeout, 0 };
-	bool escaped = false;
-	char *text;
-	uint8_t *b;
-	json_t *a;
-
-	(void)env;
-	a = json_pack("{s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:I}", "pid", (json_int_t)s->origin.tgid,
-		      "uid", (json_int_t)s->origin.uid, "cgroup", escape_json_str(s->facts.cgroup),
-		      "exe", escape_json_str(s->facts.exe), "rule", escape_json_str(s->rule), "why", escape_json_str(s->held_why),
-		      "sql", escape_json(s->held_sql ? s->held_sql : "", s->held_len, &escaped),
-		      "timeout_s", (json_int_t)s->held_timeout);
-	if (!a)
-		return;
-	if (escaped)
-		json_object_set_new(a, "sql_escaped", json_true());
-	if (s->held_extra)
-		json_object_update(a, s->held_extra);
-	if (s->token_sub[0])
-		json_object_set_new(a, "sub", escape_json_str(s->token_sub));
-	text = json_dumps(a, JSON_COMPACT);
-	json_decref(a);
-	if (!text)
-		return;
-	h.json_len = (uint32_t)strlen(text);
-	b = malloc(sizeof(h) + h.json_len);
-	if (b) {
-		memcpy(b, &h, sizeof(h));
-		memcpy(b + sizeof(h), text, h.json_len);
-		if (worker_notify(PRIV_HELD_INFO, s->id, b, sizeof(h) + h.json_len, -1) < 0)
-			log_warn("approval.request", "id=%llu: request %llu is too large to list for approvers",
-				 (unsigned long long)s->id, (unsigned long long)s->held_id);
-		free(b);
-	}
-	free(text);
-}
 
 void session_event(struct session_env *env, struct session_end *end, uint32_t events)
 {
@@ -1239,31 +787,31 @@ void session_event(struct session_env *env, struct session_end *end, uint32_t ev
 	case SESSION_STARTUP:
 		if (end == &s->client) {
 			if (events & EPOLLOUT)
-				flush(&s->u2c, &s->client, NULL);
+				sbuf_flush(&s->u2c, &s->client, NULL);
 			if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
 				startup_step(env, s);
 			if (!s->dead && s->state == SESSION_STARTUP)
-				set_events(env, &s->client, EPOLLIN | (s->u2c.ready > s->u2c.off ? EPOLLOUT : 0));
+				sbuf_set_events(env->epfd, &s->client, EPOLLIN | (s->u2c.ready > s->u2c.off ? EPOLLOUT : 0));
 		}
 		break;
 	case SESSION_CLIENT_TLS:
 		if (end == &s->client)
-			client_tls_step(env, s);
+			startup_tls_step(env, s);
 		break;
 	case SESSION_CLIENT_AUTH:
 		if (end != &s->client)
 			break;
 		if (events & EPOLLOUT)
-			flush(&s->u2c, &s->client, NULL);
+			sbuf_flush(&s->u2c, &s->client, NULL);
 		if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
 			/* bytes TLS already decrypted raise no epoll event: take them too */
 			do
-				client_auth_step(env, s);
+				startup_token_step(env, s);
 			while (!s->dead && s->state == SESSION_CLIENT_AUTH && tls_pending(s->client.ssl) &&
-			       room(&s->in) > 0);
+			       sbuf_room(&s->in) > 0);
 		}
 		if (!s->dead && s->state == SESSION_CLIENT_AUTH)
-			set_events(env, &s->client, EPOLLIN | (s->u2c.ready > s->u2c.off ? EPOLLOUT : 0));
+			sbuf_set_events(env->epfd, &s->client, EPOLLIN | (s->u2c.ready > s->u2c.off ? EPOLLOUT : 0));
 		break;
 	case SESSION_UPSTREAM_SSLREQ:
 		if (end == &s->upstream)
@@ -1309,11 +857,11 @@ void session_event(struct session_env *env, struct session_end *end, uint32_t ev
 	case SESSION_LOGIN:
 		if (end == &s->upstream) {
 			if (events & EPOLLOUT)
-				flush(&s->c2u, &s->upstream, NULL);
+				sbuf_flush(&s->c2u, &s->upstream, NULL);
 			if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
 				upstream_login_step(env, s);
 			if (!s->dead && s->state == SESSION_LOGIN)
-				set_events(env, &s->upstream, EPOLLIN | (s->c2u.ready > s->c2u.off ? EPOLLOUT : 0));
+				sbuf_set_events(env->epfd, &s->upstream, EPOLLIN | (s->c2u.ready > s->c2u.off ? EPOLLOUT : 0));
 		} else if (events & (EPOLLHUP | EPOLLERR)) {
 			session_free(env, s);
 		}
@@ -1333,11 +881,11 @@ void session_event(struct session_env *env, struct session_end *end, uint32_t ev
 			session_free(env, s);
 			return;
 		}
-		if (flush(&s->u2c, &s->client, NULL) < 0 || (s->in.eof && s->u2c.len == 0)) {
+		if (sbuf_flush(&s->u2c, &s->client, NULL) < 0 || (s->in.eof && s->u2c.len == 0)) {
 			session_free(env, s);
 			return;
 		}
-		set_events(env, &s->client, (s->in.eof ? 0 : EPOLLIN) | (s->u2c.len ? EPOLLOUT : 0));
+		sbuf_set_events(env->epfd, &s->client, (s->in.eof ? 0 : EPOLLIN) | (s->u2c.len ? EPOLLOUT : 0));
 		break;
 	}
 }
@@ -1370,7 +918,7 @@ void session_tick(struct session_env *env)
 		if ((s->state == SESSION_CONNECTING || s->state == SESSION_LOGIN ||
 		     s->state == SESSION_UPSTREAM_SSLREQ || s->state == SESSION_UPSTREAM_TLS) &&
 		    age >= (time_t)env->cfg->login_timeout)
-			refuse(env, s, "08001", "conn.refused",
+			session_refuse(env, s, "08001", "conn.refused",
 			       "pgtether: cannot reach the database at %s: %s timed out",
 			       addr_format(&s->up_addrs[s->up_try], buf), s->state == SESSION_LOGIN ? "login" : "connection");
 		else if (s->state == SESSION_CONNECTING && s->up_try + 1 < s->n_up_addrs &&
@@ -1385,7 +933,7 @@ void session_tick(struct session_env *env)
 			 time(NULL) - s->drain_started >= SESSION_REFUSE_TIMEOUT_S)
 			session_close(env, s, s->refuse_msg);
 		else if (s->state == SESSION_ATTESTING && age >= (time_t)env->cfg->login_timeout)
-			refuse(env, s, "08004", "conn.refused",
+			session_refuse(env, s, "08004", "conn.refused",
 			       "pgtether: cannot establish who opened this connection: exe_sha256: hashing the executable timed out");
 		else if ((s->state == SESSION_STARTUP || s->state == SESSION_CLIENT_TLS ||
 			  s->state == SESSION_CLIENT_AUTH) &&
@@ -1406,64 +954,6 @@ void session_tick(struct session_env *env)
 	}
 }
 
-int session_decide(struct session_env *env, uint64_t id, bool approve, const char *reason, const char *by,
-		   const struct session_approver *who, char *err, size_t errlen)
-{
-	struct session *s;
-	struct logline l;
-	json_t *ev;
-
-	for (s = env->head; s; s = s->next)
-		if (s->held_id == id && !s->held_decision && s->state == SESSION_RELAYING)
-			break;
-	if (!s) {
-		snprintf(err, errlen, "no statement waits as request %llu", (unsigned long long)id);
-		return -ENOENT;
-	}
-	/* approvers are people other than the workload; denying is always allowed (the
-	 * workload could cancel its own statement anyway) */
-	if (who && approve && !who->root && (who->uid == s->origin.uid || (who->loginuid && who->loginuid == s->origin.uid))) {
-		snprintf(err, errlen, "request %llu was made by uid %u, which cannot approve its own request%s",
-			 (unsigned long long)id, s->origin.uid,
-			 who->uid == s->origin.uid ? "" : " (you logged in as that uid)");
-		return -EPERM;
-	}
-	s->held_decision = approve ? 1 : -1;
-	if (!by)
-		snprintf(s->held_msg, sizeof(s->held_msg), "pgtether: request %llu timed out after %u s without approval (%s)",
-			 (unsigned long long)id, s->held_timeout, s->held_why);
-	else if (!approve)
-		snprintf(s->held_msg, sizeof(s->held_msg), "pgtether: request %llu was denied by %s%s%s", (unsigned long long)id,
-			 by, reason && *reason ? ": " : "", reason && *reason ? reason : "");
-	log_begin(&l, LOG_LEVEL_INFO, "approval.decision");
-	log_u64(&l, "request", id);
-	log_u64(&l, "id", s->id);
-	log_str(&l, "cgroup", s->facts.cgroup);
-	log_str(&l, "rule", s->rule);
-	log_str(&l, "decision", !by ? "timeout" : approve ? "approved" : "denied");
-	log_str(&l, "by", by ? by : "timeout");
-	if (who) {
-		log_u64(&l, "approver_uid", who->uid);
-		if (who->loginuid != UINT32_MAX)
-			log_u64(&l, "approver_loginuid", who->loginuid);
-	}
-	if (reason && *reason)
-		log_str(&l, "reason", reason);
-	log_end(&l, LOG_LEVEL_INFO);
-	ev = json_pack("{s:I, s:s, s:s, s:o}", "request", (json_int_t)id, "decision",
-		       !by ? "timeout" : approve ? "approved" : "denied", "by", by ? by : "timeout",
-		       "reason", escape_json_str(reason ? reason : ""));
-	if (ev && who) {
-		json_object_set_new(ev, "approver_uid", json_integer(who->uid));
-		json_object_set_new(ev, "approver_loginuid",
-				    who->loginuid != UINT32_MAX ? json_integer(who->loginuid) : json_null());
-	}
-	rec_event(env, s, "approval", ev, true);
-	worker_notify(PRIV_HELD_DONE, s->id, NULL, 0, -1); /* no longer listed for approvers */
-	/* go on from the held statement, as if its bytes had just arrived */
-	session_relay_event(env, s, &s->client, EPOLLIN);
-	return 0;
-}
 
 static void session_facts(const struct session *s, struct policy_facts *f)
 {

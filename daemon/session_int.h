@@ -267,4 +267,16 @@ static inline int session_hold_room(struct session *s, struct session_buf *b, si
 uint64_t session_request_id(struct session_env *env, struct session *s);
 void session_held_announce(struct session_env *env, struct session *s);
 
+/* The live session the parent calls id, or NULL. */
+struct session *session_find(struct session_env *env, uint64_t id);
+
+/* Startup parameters passed on, at most: connect_upstream adds its own after them. */
+#define SESSION_FWD_MAX 64
+
+/* The first bytes of a connection (startup.c), by the session's state: STARTUP,
+ * CLIENT_TLS, CLIENT_AUTH. */
+void startup_step(struct session_env *env, struct session *s);
+void startup_tls_step(struct session_env *env, struct session *s);
+void startup_token_step(struct session_env *env, struct session *s);
+
 #endif
