@@ -147,6 +147,7 @@ static int cancel_retry_later(struct session_env *env, struct session *c)
 		close(fd);
 		return -errno;
 	}
+	epoll_ctl(env->epfd, EPOLL_CTL_DEL, c->upstream.fd, NULL);
 	close(c->upstream.fd);
 	c->upstream.fd = fd;
 	c->upstream.events = 0;

@@ -130,8 +130,10 @@ void session_free(struct session_env *env, struct session *s)
 		epoll_ctl(env->epfd, EPOLL_CTL_DEL, s->client.fd, NULL);
 		close(s->client.fd);
 	}
-	if (s->upstream.fd >= 0)
+	if (s->upstream.fd >= 0) {
+		epoll_ctl(env->epfd, EPOLL_CTL_DEL, s->upstream.fd, NULL);
 		close(s->upstream.fd);
+	}
 	s->client.fd = s->upstream.fd = -1;
 	if (s->prev)
 		s->prev->next = s->next;
@@ -241,6 +243,7 @@ void session_refuse(struct session_env *env, struct session *s, const char *sqls
 	if (s->upstream.fd >= 0) {
 		tls_free(s->upstream.ssl);
 		s->upstream.ssl = NULL;
+		epoll_ctl(env->epfd, EPOLL_CTL_DEL, s->upstream.fd, NULL);
 		close(s->upstream.fd);
 		s->upstream.fd = -1;
 	}
@@ -335,6 +338,7 @@ static void end_relay(struct session_env *env, struct session *s, const char *sq
 		 * final rows): drain, then close */
 		tls_free(s->upstream.ssl);
 		s->upstream.ssl = NULL;
+		epoll_ctl(env->epfd, EPOLL_CTL_DEL, s->upstream.fd, NULL);
 		close(s->upstream.fd);
 		s->upstream.fd = -1;
 		snprintf(s->refuse_msg, sizeof(s->refuse_msg), "%s", why);

@@ -252,6 +252,7 @@ void upstream_login_step(struct session_env *env, struct session *s)
 			s->in.eof = true;
 			tls_free(s->upstream.ssl);
 			s->upstream.ssl = NULL;
+			epoll_ctl(env->epfd, EPOLL_CTL_DEL, s->upstream.fd, NULL);
 			close(s->upstream.fd);
 			s->upstream.fd = -1;
 			sbuf_set_events(env->epfd, &s->client, EPOLLOUT);
@@ -328,7 +329,8 @@ static int upstream_connect_one(struct session_env *env, struct session *s)
 	int fd, r;
 
 	if (s->upstream.fd >= 0) {
-		close(s->upstream.fd); /* which takes it out of the epoll set too */
+		epoll_ctl(env->epfd, EPOLL_CTL_DEL, s->upstream.fd, NULL);
+		close(s->upstream.fd);
 		s->upstream.fd = -1;
 		s->upstream.events = 0;
 	}
