@@ -17,6 +17,8 @@
 #include "cancel.h"
 #include "client_side.h"
 #include "server_side.h"
+#include "privsep.h"
+#include "worker.h"
 
 /* u2c keeps its grown room while masks make the rows longer (u2c_kept) */
 static inline void buf_shrink(struct session *s, struct session_buf *b)
@@ -186,4 +188,74 @@ void session_relay_event(struct session_env *env, struct session *s, struct sess
 		session_relay_event(env, s, &s->client, EPOLLIN);
 	else if (tls_pending(s->upstream.ssl) && sbuf_room(&s->u2c) > server_side_reserve(env, s) && !s->u2c.eof)
 		session_relay_event(env, s, &s->upstream, EPOLLIN);
+}
+
+/* ---- a reload: the relaying sessions decided again ---------------------------- */
+
+static void session_facts(const struct session *s, struct policy_facts *f)
+{
+	*f = (struct policy_facts){
+		.cgroup = s->facts.cgroup, .uid = s->origin.uid, .exe = s->facts.exe,
+		.exe_sha256 = s->facts.exe_sha256, .database = s->database, .upstream = s->upstream_name,
+		.exe_foreign = s->facts.exe_foreign,
+	};
+}
+
+void session_policy_reloaded(struct session_env *env)
+{
+	struct session *s, *next;
+
+	/* env->gen is the parent's, set with the new snapshot (worker.c) */
+	env->mask_epoch++; /* masks may have changed: sessions resolve theirs again */
+	if (env->sqlcache)
+		sqlclass_cache_clear(env->sqlcache); /* the dangerous functions may have changed */
+	for (s = env->head; s; s = next) {
+		const struct policy_rule *rule, *deny;
+		struct config_upstream *u;
+		struct policy_facts f;
+		char msg[512];
+
+		next = s->next;
+		if (s->state != SESSION_RELAYING || s->draining || !s->rule[0])
+			continue;
+		session_facts(s, &f);
+		if (s->token_iss[0]) {
+			f.issuer = s->token_iss;
+			f.claims = s->claims;
+		}
+		rule = policy_decide(&env->cfg->policy, &f, &deny);
+		u = config_upstream_named(env->cfg, s->upstream_name);
+		if (rule && u && strcmp(rule->role ? rule->role : u->role, s->role) == 0 &&
+		    policy_read_only(rule) == s->read_only) {
+			if (strcmp(rule->name, s->rule) != 0) {
+				log_info("policy", "id=%llu: session now under rule '%s' (was '%s')", (unsigned long long)s->id,
+					 rule->name, s->rule);
+				snprintf(s->rule, sizeof(s->rule), "%s", rule->name);
+				{
+					struct priv_rule q;
+
+					memset(&q, 0, sizeof(q));
+					snprintf(q.rule, sizeof(q.rule), "%s", rule->name);
+					worker_notify(PRIV_RULE, s->id, &q, sizeof(q), -1);
+				}
+			}
+			s->rule_gen = env->gen;
+			s->rule_idx = (size_t)(rule - env->cfg->policy.rules);
+			continue;
+		}
+		if (deny)
+			snprintf(msg, sizeof(msg), "pgtether: access withdrawn by a policy reload: denied by rule '%s' (%s:%d)",
+				 deny->name, deny->file, deny->line);
+		else if (rule && u && strcmp(rule->role ? rule->role : u->role, s->role) == 0)
+			snprintf(msg, sizeof(msg), "pgtether: session ended by a policy reload: rule '%s' is now %s; reconnect",
+				 rule->name, s->read_only ? "read-write" : "read-only");
+		else if (rule)
+			snprintf(msg, sizeof(msg), "pgtether: access withdrawn by a policy reload: rule '%s' now grants role '%s', not '%s'",
+				 rule->name, rule->role ? rule->role : u ? u->role : "?", s->role);
+		else
+			snprintf(msg, sizeof(msg), "pgtether: access withdrawn by a policy reload: no rule allows this session any more (it was allowed by '%s')",
+				 s->rule);
+		log_warn("policy", "id=%llu cgroup=%s: %s", (unsigned long long)s->id, s->facts.cgroup, msg);
+		session_fault(env, s, FAULT_ACCESS_WITHDRAWN, msg);
+	}
 }

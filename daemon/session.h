@@ -82,7 +82,6 @@ struct session_env {
 	unsigned mask_epoch;             /* bumped by reloads, completed DDL and every
 					  * SESSION_MASK_REFRESH_S: re-resolve masks */
 	time_t mask_refreshed;
-	struct quota_logins logins;      /* unused in workers: the parent counts logins */
 	struct quota_mem mem;            /* memory_budget (each worker's own) */
 	unsigned capped;                 /* sessions refusing for a login cap now */
 };

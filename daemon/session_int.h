@@ -31,9 +31,6 @@ enum session_state {
 struct session {
 	uint64_t id;
 	struct session_env *env;         /* whose memory budget its buffers grow under */
-	bool login_counted;              /* in env->logins: from accept to the relay */
-	bool login_keyed;                /* ... and under login_key */
-	uint64_t login_key;              /* id of the attached cgroup it came from, 0: unknown */
 	struct sbuf_account acct;        /* what its grown buffers hold of env->mem */
 	bool capped;                     /* refused for a login cap: in env->capped */
 	enum session_state state;

@@ -12,6 +12,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/crypto.h>
+#include <openssl/rand.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -19,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "client_side.h"
 #include "log.h"
 #include "privsep.h"
 #include "worker.h"
@@ -512,4 +514,144 @@ static void upstream_begin_login(struct session_env *env, struct session *s)
 	s->in.off = s->in.ready = s->in.len = 0;
 	s->in.eof = false;
 	sbuf_set_events(env->epfd, &s->upstream, EPOLLIN | (s->c2u.ready > s->c2u.off ? EPOLLOUT : 0));
+}
+
+/* ---- the start: the StartupMessage upstream, the first connect; the end: the relay begins ---- */
+
+/* What the database sees as current_setting('pgtether.identity'). */
+/* Both halves of the identity, for the database (pgtether.identity). */
+static void identity_string(const struct session *s, char *out, size_t cap)
+{
+	int n = snprintf(out, cap, "cgroup=%s;uid=%u;gid=%u;pid=%u;exe=%s;comm=%.16s;rule=%s", s->facts.cgroup,
+			 s->origin.uid, s->origin.gid, s->origin.tgid, s->facts.exe, s->origin.comm, s->rule);
+
+	if (s->token_iss[0] && n > 0 && (size_t)n < cap)
+		snprintf(out + n, cap - (size_t)n, ";iss=%s;sub=%s", s->token_iss, s->token_sub);
+}
+
+/* Allowed: build the upstream's StartupMessage and connect. */
+void upstream_start(struct session_env *env, struct session *s)
+{
+	struct pgwire_param outp[72];
+	char app[128], identity[1024];
+	struct config_upstream *u = config_upstream_named(env->cfg, s->upstream_name);
+	uint8_t m[PGWIRE_STARTUP_MAX];
+	size_t nout = 0, n;
+	int r;
+
+	for (size_t at = 0; at < s->fwd_len && nout < SESSION_FWD_MAX;) {
+		const char *k = s->fwd_params + at, *v = k + strlen(k) + 1;
+
+		outp[nout++] = (struct pgwire_param){ k, v };
+		at = (size_t)(v - s->fwd_params) + strlen(v) + 1;
+	}
+	if (s->client_app[0])
+		snprintf(app, sizeof(app), "pgtether:%s:%s", s->facts.cgroup, s->client_app);
+	else
+		snprintf(app, sizeof(app), "pgtether:%s", s->facts.cgroup);
+	/* PostgreSQL cuts application_name to NAMEDATALEN-1 bytes with a NOTICE the
+	 * client would see; cut it here instead, on a UTF-8 character boundary. */
+	if (strlen(app) > CONFIG_NAME_MAX) {
+		size_t cut = CONFIG_NAME_MAX;
+
+		while (cut > 0 && ((uint8_t)app[cut] & 0xc0) == 0x80)
+			cut--;
+		app[cut] = '\0';
+	}
+	identity_string(s, identity, sizeof(identity));
+	outp[nout++] = (struct pgwire_param){ "user", s->role };
+	outp[nout++] = (struct pgwire_param){ "database", s->database };
+	outp[nout++] = (struct pgwire_param){ "application_name", app };
+	outp[nout++] = (struct pgwire_param){ "pgtether.identity", identity };
+	/* The server refuses, in a read-only session, the writes pgtether cannot see:
+	 * a function that writes, called from a SELECT; a DO block. The client cannot
+	 * turn it off: check_statement denies what would (sets_read_write). */
+	if ((s->read_only = session_rule(env, s) && policy_read_only(session_rule(env, s))))
+		outp[nout++] = (struct pgwire_param){ "default_transaction_read_only", "on" };
+	n = pgwire_build_startup(m, sizeof(m), outp, nout);
+	if (n == 0 || n > sbuf_room(&s->c2u)) {
+		session_refuse(env, s, "08P01", "conn.refused", "pgtether: the startup packet is too large");
+		return;
+	}
+	sbuf_put(&s->c2u, m, n);
+
+	if (RAND_bytes((uint8_t *)&s->key_pid, sizeof(s->key_pid)) != 1 ||
+	    RAND_bytes((uint8_t *)&s->key_secret, sizeof(s->key_secret)) != 1) {
+		session_refuse(env, s, "53000", "conn.refused", "pgtether: no randomness for the cancel key");
+		return;
+	}
+	s->key_pid = (s->key_pid & 0x3fffffff) | 1; /* a positive, non-zero "pid" */
+	s->state = SESSION_CONNECTING;
+	sbuf_set_events(env->epfd, &s->client, 0);
+	s->up_try = 0; /* the addresses came with the verdict */
+	if ((r = upstream_connect(env, s)) < 0) {
+		upstream_next(env, s, -r);
+		return;
+	}
+	/* The SSL object holds a reference to the context: a reload in between
+	 * cannot pull it away. */
+	s->up_verified = u->tls == CONFIG_TLS_VERIFY_FULL;
+	if (u->tls != CONFIG_TLS_DISABLE && !(s->upstream.ssl = tls_upstream_new(u, s->upstream.fd)))
+		session_refuse(env, s, "08001", "conn.refused", "pgtether: cannot set up TLS for upstream '%s'", u->name);
+}
+
+void session_start_relay(struct session_env *env, struct session *s)
+{
+	const struct policy_rule *mr;
+	struct logline l;
+	char buf[ADDR_STRLEN];
+
+	s->state = SESSION_RELAYING;
+	log_begin(&l, LOG_LEVEL_INFO, "conn.open");
+	session_log_identity(&l, s);
+	log_str(&l, "upstream_addr", addr_format(&s->up_addrs[s->up_try], buf));
+	log_str(&l, "upstream_local", addr_format(&s->up_local, buf));
+	log_u64(&l, "login_ms", (unsigned long long)session_elapsed_ms(s));
+	if (s->rec)
+		log_str(&l, "recording", s->rec->id);
+	{
+		char t[96];
+
+		log_str(&l, "client_tls", s->client.ssl ? tls_describe(s->client.ssl, t, sizeof(t)) : "no");
+		log_str(&l, "upstream_tls", s->upstream.ssl ? tls_describe(s->upstream.ssl, t, sizeof(t)) : "no");
+	}
+	log_end(&l, LOG_LEVEL_INFO);
+
+	scram_client_release(&s->scram);
+	{
+		struct priv_logged_in q = { s->key_pid, s->key_secret, (uint32_t)s->up_try };
+
+		worker_notify(PRIV_LOGGED_IN, s->id, &q, sizeof(q), -1); /* cancels name it so */
+	}
+	/* the login messages sent (password, md5 response, SCRAM proof) and received */
+	OPENSSL_cleanse(s->c2u.data, s->c2u.cap);
+	OPENSSL_cleanse(s->in.data, s->in.cap);
+
+	s->c2u.off = s->c2u.ready = s->c2u.len = 0;
+	s->cscan = (struct pgwire_scan){ .max_len = env->cfg->max_message_bytes };
+	s->sscan = (struct pgwire_scan){ .max_len = env->cfg->max_message_bytes };
+	s->c_scan = 0;
+	s->s_scan = s->u2c.len; /* what is queued was composed here, at boundaries */
+	if ((mr = session_masking_rule(env, s))) {
+		/* the client's first ReadyForQuery waits for the answer of the catalog query */
+		long n = client_side_lookup_insert(env, s, mr, 0);
+
+		if (n > 0) {
+			s->lookup_login = true;
+			s->c2u.ready = s->c_scan = (size_t)n;
+		} else if (n == 0) {
+			uint8_t z[8];
+
+			sbuf_put(&s->u2c, z, pgwire_build_ready_for_query(z, sizeof(z), (char)s->tx_status));
+			s->s_scan = s->u2c.len;
+		} else {
+			session_refuse(env, s, "53200", "conn.refused", "pgtether: out of memory");
+			return;
+		}
+	}
+	sbuf_set_events(env->epfd, &s->client, EPOLLIN | (s->u2c.ready > s->u2c.off ? EPOLLOUT : 0));
+	sbuf_set_events(env->epfd, &s->upstream, EPOLLIN | (s->c2u.ready > s->c2u.off ? EPOLLOUT : 0));
+	/* a TLS client may have sent its first query already; no epoll event will say so */
+	if (tls_pending(s->client.ssl))
+		session_relay_event(env, s, &s->client, EPOLLIN);
 }

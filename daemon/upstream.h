@@ -34,4 +34,8 @@ void upstream_login_step(struct session_env *env, struct session *s);
 /* The M field of an ErrorResponse body[0..len) into buf, for messages. */
 const char *upstream_error_message(const uint8_t *body, uint32_t len, char *buf, size_t cap);
 
+/* Allowed: builds the upstream's StartupMessage (the client's settings, the rule's
+ * role, the identity for the database) and connects to the verdict's first address. */
+void upstream_start(struct session_env *env, struct session *s);
+
 #endif
