@@ -354,10 +354,19 @@ int login_md5(struct monitor *m, struct mon_conn *c, const uint8_t *salt, size_t
  * check): the one case where the password itself goes to the worker. */
 int login_cleartext(struct monitor *m, struct mon_conn *c)
 {
+	struct config_upstream *u = config_upstream_named(m->cfg, c->upstream);
 	struct config_role *cr = conn_role(m, c);
 
 	if (!cr)
 		return reply(c->w, c->id, -ENOENT, NULL, 0, -1);
+	/* The worker's rule, kept here too: a worker taken over would otherwise get the
+	 * password of any upstream just by asking. (Under verify-full the parent cannot
+	 * see the handshake: there it trusts the worker's check.) */
+	if (!u || u->tls != CONFIG_TLS_VERIFY_FULL) {
+		log_warn("login", "id=%llu: worker %u asked for the password of upstream '%s', which is not tls verify-full; refused",
+			 (unsigned long long)c->id, c->w->idx, c->upstream);
+		return reply(c->w, c->id, -EPERM, NULL, 0, -1);
+	}
 	return reply(c->w, c->id, 0, cr->password, strlen(cr->password) + 1, -1);
 }
 
