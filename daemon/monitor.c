@@ -505,6 +505,10 @@ static void on_cancel(struct monitor *m, struct mon_conn *c, const struct priv_c
 	nc.cancel = true;
 	memcpy(nc.cancel_pkt, q->pkt, sizeof(nc.cancel_pkt));
 	snprintf(nc.upstream, sizeof(nc.upstream), "%s", t->upstream);
+	/* its sockets go where t's do (cancel.c: the address t is connected to) */
+	snprintf(c->upstream, sizeof(c->upstream), "%s", t->upstream);
+	memcpy(c->addrs, t->addrs, sizeof(c->addrs));
+	c->n_addrs = t->n_addrs;
 	if (c->w && c->w->sessions)
 		c->w->sessions--;
 	c->w = t->w;

@@ -77,6 +77,8 @@ struct mon_conn {
 	char rule[128];
 	char role[CONFIG_NAME_MAX + 1];
 	char rec_id[64];
+	struct addr addrs[CONFIG_MAX_RESOLVED]; /* what PRIV_SOCKET may connect to (the verdict's) */
+	size_t n_addrs;
 	bool login_asked;               /* the one proof (SCRAM, md5, cleartext) was given */
 	unsigned sockets;               /* upstream sockets handed out */
 	uint32_t key_pid, key_secret;

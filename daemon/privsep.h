@@ -56,7 +56,7 @@ enum priv_type {
 	PRIV_DDL,               /* a session completed DDL (the other workers re-resolve masks) */
 
 	/* worker → parent, request channel: calls (answered with PRIV_REPLY) */
-	PRIV_SOCKET = 64,       /* an upstream socket (SO_MARK'd) of a family */
+	PRIV_SOCKET = 64,       /* an upstream socket (SO_MARK'd), connecting to a struct addr */
 	PRIV_SCRAM,             /* the SCRAM client-final message and server signature */
 	PRIV_MD5,               /* the md5 response */
 	PRIV_CLEARTEXT,         /* the password itself (cleartext over verified TLS) */

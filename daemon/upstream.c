@@ -324,8 +324,6 @@ void upstream_login_step(struct session_env *env, struct session *s)
  * before it, if any); the end is watched for EPOLLOUT. 0 or -errno. */
 static int upstream_connect_one(struct session_env *env, struct session *s)
 {
-	struct sockaddr_storage ss;
-	socklen_t len = addr_to_sockaddr(&s->up_addrs[s->up_try], &ss);
 	struct timespec now;
 	int fd, r;
 
@@ -336,20 +334,15 @@ static int upstream_connect_one(struct session_env *env, struct session *s)
 	}
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	s->up_try_since = now.tv_sec;
-	/* The parent makes it: SO_MARK (the loop guard: the connect hook lets marked
-	 * sockets through untouched) needs a capability workers do not have. */
-	{
-		uint32_t family = ss.ss_family;
-
-		r = worker_call(PRIV_SOCKET, s->id, &family, sizeof(family), NULL, 0, NULL, &fd);
-		if (r < 0)
-			return r;
-		if (fd < 0)
-			return -EPROTO;
-	}
+	/* The parent makes it and starts the connect: SO_MARK (the loop guard: the
+	 * connect hook lets marked sockets through untouched) needs a capability workers
+	 * do not have, and a marked socket goes only to the upstream's addresses. */
+	r = worker_call(PRIV_SOCKET, s->id, &s->up_addrs[s->up_try], sizeof(s->up_addrs[0]), NULL, 0, NULL, &fd);
+	if (r < 0)
+		return r;
+	if (fd < 0)
+		return -EPROTO;
 	s->upstream.fd = fd;
-	if (connect(fd, (struct sockaddr *)&ss, len) == -1 && errno != EINPROGRESS)
-		return -errno;
 	if ((r = sbuf_watch(env->epfd, &s->upstream, EPOLLOUT)) < 0)
 		return r;
 	/* an SSL object made for the attempt before reads and writes this socket now */

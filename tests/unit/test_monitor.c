@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -389,6 +390,75 @@ static void test_cancel_same_pid(void **state)
 		close(fd);
 }
 
+/* Upstream sockets carry the mark that the connect hook (and any rule keyed on it)
+ * lets through: the parent connects them itself, to the session's addresses only. */
+static void test_socket_only_upstream(void **state)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t sl = sizeof(sin);
+	struct addr to, other;
+	struct mon_conn *c;
+	uint8_t b[256];
+	struct priv_hdr h;
+	struct priv_reply rp;
+	int lfd, fd, acc;
+
+	(void)state;
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(listen(lfd, 4), 0);
+	assert_int_equal(getsockname(lfd, (struct sockaddr *)&sin, &sl), 0);
+	assert_int_equal(addr_from_sockaddr((struct sockaddr *)&sin, &to), 0);
+	other = to;
+	other.port = (uint16_t)(to.port + 1);
+	c = conn(0, 30, MC_AUTHORIZED);
+	c->addrs[0] = to;
+	c->n_addrs = 1;
+
+	say(0, PRIV_SOCKET, 30, &other, sizeof(other));
+	assert_true(priv_recv(T.wend[0][1], b, sizeof(b), &fd) >= (long)sizeof(rp));
+	memcpy(&rp, b + sizeof(h), sizeof(rp));
+	assert_int_equal(rp.result, -EPERM);
+	assert_int_equal(fd, -1);
+
+	say(0, PRIV_SOCKET, 30, &to, sizeof(to));
+	assert_true(priv_recv(T.wend[0][1], b, sizeof(b), &fd) >= (long)sizeof(rp));
+	memcpy(&rp, b + sizeof(h), sizeof(rp));
+	assert_int_equal(rp.result, 0);
+	assert_true(fd >= 0);
+	/* connecting already: the listener sees it without the worker calling connect() */
+	acc = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	assert_true(acc >= 0);
+	close(acc);
+	close(fd);
+	close(lfd);
+	assert_false(killed(0));
+}
+
+/* The proof is computed in the parent's loop, with the iteration count the server
+ * (or a worker) names: one call must stay well inside the 5 s every other worker's
+ * call may wait (PRIV_CALL_TIMEOUT_MS), or they all give up and exit. */
+static void test_scram_iterations_bounded(void **state)
+{
+	struct priv_scram q;
+	struct timespec a, b;
+	size_t len;
+	double secs;
+
+	(void)state;
+	conn(0, 40, MC_AUTHORIZED);
+	memset(&q, 0, sizeof(q));
+	snprintf(q.client_first_bare, sizeof(q.client_first_bare), "n=,r=abcdefghijklmnopqrstuvwx");
+	snprintf(q.server_first, sizeof(q.server_first), "r=abcdefghijklmnopqrstuvwxSERVER,s=c2FsdHNhbHQ=,i=10000000");
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	say(0, PRIV_SCRAM, 40, &q, sizeof(q));
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	secs = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
+	assert_true(answer(0, NULL, 0, &len) < 0);
+	assert_true(secs < 1.5);
+	assert_false(killed(0));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -398,6 +468,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_ddl_flood_coalesced, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_held_info, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cancel_same_pid, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_socket_only_upstream, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_scram_iterations_bounded, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
