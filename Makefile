@@ -76,6 +76,8 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(PURE:%=$(BUILD)/obj/%.o)
 	$(CC) $(CFLAGS) -DFIXTURES=\"$(CURDIR)/tests/fixtures\" $(LDFLAGS) $^ $(LDLIBS) -lcmocka -o $@
 
 $(BUILD)/tests/test_privsep: $(BUILD)/obj/privsep.o
+# the parent's request channel, with a test playing the workers (kernel modules stubbed)
+$(BUILD)/tests/test_monitor: $(BUILD)/obj/privsep.o $(BUILD)/obj/monitor.o $(BUILD)/obj/monitor_login.o
 
 # the buffers are driven over socketpairs; TLS is linked, not used
 $(BUILD)/tests/test_sbuf: $(BUILD)/obj/sbuf.o $(BUILD)/obj/tls.o

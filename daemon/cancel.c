@@ -31,14 +31,11 @@ void cancel_request(struct session_env *env, struct session *s, const uint8_t *p
 	uint32_t pid = pgwire_get32(pkt + 8), secret = pgwire_get32(pkt + 12);
 	struct session *t;
 
-	for (t = env->head; t; t = t->next) {
-		if (t == s || t->state != SESSION_RELAYING || !t->have_up_key || t->key_pid != pid)
-			continue;
-		if (CRYPTO_memcmp(&t->key_secret, &secret, sizeof(secret)) != 0 ||
-		    t->origin.cgroup_id != s->origin.cgroup_id)
-			t = NULL;
-		break;
-	}
+	/* the whole key: "pids" are random, two sessions may share one */
+	for (t = env->head; t; t = t->next)
+		if (t != s && t->state == SESSION_RELAYING && t->have_up_key && t->key_pid == pid &&
+		    CRYPTO_memcmp(&t->key_secret, &secret, sizeof(secret)) == 0 && t->origin.cgroup_id == s->origin.cgroup_id)
+			break;
 	if (!t) {
 		log_warn("cancel", "id=%llu: a CancelRequest with an unknown key was ignored", (unsigned long long)s->id);
 		session_free(env, s);

@@ -16,7 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -93,6 +95,7 @@ static int worker_spawn(struct monitor *m, struct mon_worker *w)
 	w->req = req[0];
 	w->ready = false;
 	w->sessions = 0;
+	w->last_cmd = PRIV_CONFIG;
 	clock_gettime(CLOCK_MONOTONIC, &w->started);
 	fcntl(w->cmd, F_SETFL, O_NONBLOCK);
 	fcntl(w->req, F_SETFL, O_NONBLOCK);
@@ -135,6 +138,7 @@ int worker_send(struct mon_worker *w, uint32_t type, uint64_t conn, const void *
 	if (w->pid <= 0)
 		return -ESRCH;
 	r = priv_send(w->cmd, type, conn, body, len, fd);
+	w->last_cmd = r < 0 ? 0 : type;
 	if (r < 0) {
 		char why[96];
 
@@ -482,14 +486,12 @@ static void on_cancel(struct monitor *m, struct mon_conn *c, const struct priv_c
 	memcpy(&secret, q->pkt + 12, 4);
 	pid = ntohl(pid);
 	secret = ntohl(secret);
-	for (t = m->head; t; t = t->next) {
-		if (t == c || t->st != MC_RELAYING || !t->have_key || t->key_pid != pid)
-			continue;
-		if (CRYPTO_memcmp(&t->key_secret, &secret, sizeof(secret)) != 0 || !c->have_origin ||
-		    t->origin.cgroup_id != c->origin.cgroup_id)
-			t = NULL;
-		break;
-	}
+	/* the whole key: "pids" are random, two sessions may share one */
+	for (t = m->head; t; t = t->next)
+		if (t != c && t->st == MC_RELAYING && t->have_key && t->key_pid == pid &&
+		    CRYPTO_memcmp(&t->key_secret, &secret, sizeof(secret)) == 0 && c->have_origin &&
+		    t->origin.cgroup_id == c->origin.cgroup_id)
+			break;
 	if (!t) {
 		log_warn("cancel", "id=%llu: a CancelRequest with an unknown key was ignored", (unsigned long long)c->id);
 		conn_end(m, c);
@@ -503,6 +505,8 @@ static void on_cancel(struct monitor *m, struct mon_conn *c, const struct priv_c
 	nc.cancel = true;
 	memcpy(nc.cancel_pkt, q->pkt, sizeof(nc.cancel_pkt));
 	snprintf(nc.upstream, sizeof(nc.upstream), "%s", t->upstream);
+	/* its sockets go where t's relay is connected, alone (cancel.c) */
+	snprintf(c->upstream, sizeof(c->upstream), "%s", t->upstream);
 	if (c->w && c->w->sessions)
 		c->w->sessions--;
 	c->w = t->w;
@@ -524,23 +528,35 @@ static void on_held_info(struct mon_conn *c, const uint8_t *body, size_t len)
 	if (len < sizeof(h))
 		return;
 	memcpy(&h, body, sizeof(h));
-	if (h.json_len != len - sizeof(h))
+	if (h.json_len != len - sizeof(h) ||
+	    !priv_json_bounded((const char *)body + sizeof(h), h.json_len, PRIV_HELD_MAX_DEPTH, PRIV_HELD_MAX_VALUES)) {
+		log_warn("approval.request", "id=%llu: worker %u sent what approvers are shown in a shape it never makes; not listed",
+			 (unsigned long long)c->id, c->w->idx);
 		return;
+	}
 	j = json_loadb((const char *)body + sizeof(h), h.json_len, JSON_REJECT_DUPLICATES, &e);
 	if (!json_is_object(j)) {
 		json_decref(j);
 		return;
 	}
+	/* who asked is the parent's record, not the worker's word */
+	json_object_set_new(j, "pid", json_integer((json_int_t)c->origin.tgid));
+	json_object_set_new(j, "uid", json_integer((json_int_t)c->origin.uid));
+	if (c->facts_read) {
+		json_object_set_new(j, "cgroup", escape_json_str(c->facts.cgroup));
+		json_object_set_new(j, "exe", escape_json_str(c->facts.exe));
+	}
 	json_decref(c->held);
 	c->held = j;
 }
 
-static void on_stats(struct monitor *m, struct mon_worker *w, const uint8_t *body, size_t len)
+static int on_stats(struct monitor *m, struct mon_worker *w, const uint8_t *body, size_t len)
 {
 	size_t n = len / sizeof(struct priv_stat);
 
-	if (len % sizeof(struct priv_stat))
-		return;
+	/* session_stats sends at most PRIV_STATS_MAX: each entry is a walk of the list */
+	if (len % sizeof(struct priv_stat) || n > PRIV_STATS_MAX)
+		return -EPROTO;
 	for (size_t i = 0; i < n; i++) {
 		struct priv_stat st;
 		struct mon_conn *c;
@@ -554,6 +570,17 @@ static void on_stats(struct monitor *m, struct mon_worker *w, const uint8_t *bod
 		memcpy(c->client_encoding, st.client_encoding, sizeof(c->client_encoding));
 		memcpy(c->scs, st.scs, sizeof(c->scs));
 	}
+	return 0;
+}
+
+/* The last command w was sent is a remask it has not read yet: that one still comes
+ * after any DDL now, so another is not needed (a worker reporting DDL in a loop would
+ * otherwise fill the others' command channels, and a full channel kills them). */
+static bool remask_unread(const struct mon_worker *w)
+{
+	int queued = 0;
+
+	return w->last_cmd == PRIV_REMASK && ioctl(w->cmd, SIOCOUTQ, &queued) == 0 && queued > 0;
 }
 
 /* ---- the request channel ---------------------------------------------------------------- */
@@ -568,19 +595,11 @@ static int on_packet(struct monitor *m, struct mon_worker *w, const struct priv_
 		conn_dispatch(m);
 		return 0;
 	}
-	if (h->type == PRIV_DDL) {
-		for (unsigned i = 0; i < m->n_workers; i++)
-			if (&m->w[i] != w && m->w[i].pid > 0 && m->w[i].ready)
-				worker_send(&m->w[i], PRIV_REMASK, 0, NULL, 0, -1);
-		return 0;
-	}
-	if (h->type == PRIV_STATS) {
-		on_stats(m, w, body, h->len);
-		return 0;
-	}
+	if (h->type == PRIV_STATS)
+		return on_stats(m, w, body, h->len);
 	if (!c || c->w != w) {
 		/* a connection the parent ended (its worker was told) may still speak once */
-		if (h->type == PRIV_ENDED || h->type == PRIV_HELD_DONE || h->type == PRIV_RULE)
+		if (h->type == PRIV_ENDED || h->type == PRIV_HELD_DONE || h->type == PRIV_RULE || h->type == PRIV_DDL)
 			return 0;
 		if (h->type >= PRIV_SOCKET && h->type < PRIV_REPLY)
 			return reply(w, h->conn, -ENOENT, NULL, 0, -1);
@@ -683,6 +702,13 @@ static int on_packet(struct monitor *m, struct mon_worker *w, const struct priv_
 		return 0;
 	case PRIV_ENDED:
 		conn_end(m, c);
+		return 0;
+	case PRIV_DDL:
+		if (c->st != MC_RELAYING)
+			return -EPROTO;
+		for (unsigned i = 0; i < m->n_workers; i++)
+			if (&m->w[i] != w && m->w[i].pid > 0 && m->w[i].ready && !remask_unread(&m->w[i]))
+				worker_send(&m->w[i], PRIV_REMASK, 0, NULL, 0, -1);
 		return 0;
 	}
 	(void)fd;

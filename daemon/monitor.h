@@ -52,6 +52,7 @@ struct mon_worker {
 	unsigned quick_deaths;          /* died within a second of starting, in a row */
 	time_t respawn_at;              /* CLOCK_MONOTONIC s; 0: now */
 	uint64_t stat_msgs;
+	uint32_t last_cmd;              /* the type of the last command sent (remask_unread) */
 };
 
 struct mon_conn {
@@ -76,10 +77,10 @@ struct mon_conn {
 	char rule[128];
 	char role[CONFIG_NAME_MAX + 1];
 	char rec_id[64];
+	struct addr addrs[CONFIG_MAX_RESOLVED]; /* what PRIV_SOCKET may connect to (the verdict's) */
+	size_t n_addrs;
 	bool login_asked;               /* the one proof (SCRAM, md5, cleartext) was given */
 	unsigned sockets;               /* upstream sockets handed out */
-	struct addr addrs[CONFIG_MAX_RESOLVED]; /* what they may connect to */
-	size_t n_addrs;
 	struct addr up_addr;            /* the one its relay is connected to (cancels go there) */
 	uint32_t key_pid, key_secret;
 	bool have_key;

@@ -157,7 +157,7 @@ static void authorize(struct monitor *m, struct mon_conn *c, const char *token, 
 	snprintf(v.role, sizeof(v.role), "%s", role);
 	v.n_addrs = (uint32_t)config_upstream_addrs(u, &a);
 	memcpy(v.addrs, a, v.n_addrs * sizeof(*a));
-	memcpy(c->addrs, a, v.n_addrs * sizeof(*a)); /* the only ones it gets sockets for */
+	memcpy(c->addrs, a, v.n_addrs * sizeof(*a));
 	c->n_addrs = v.n_addrs;
 	if (m->cfg->sessions_dir) {
 		struct record_writer rw;
@@ -356,33 +356,62 @@ int login_md5(struct monitor *m, struct mon_conn *c, const uint8_t *salt, size_t
  * check): the one case where the password itself goes to the worker. */
 int login_cleartext(struct monitor *m, struct mon_conn *c)
 {
+	struct config_upstream *u = config_upstream_named(m->cfg, c->upstream);
 	struct config_role *cr = conn_role(m, c);
 
 	if (!cr)
 		return reply(c->w, c->id, -ENOENT, NULL, 0, -1);
+	/* The worker's rule, kept here too: a worker taken over would otherwise get the
+	 * password of any upstream just by asking. (Under verify-full the parent cannot
+	 * see the handshake: there it trusts the worker's check.) */
+	if (!u || u->tls != CONFIG_TLS_VERIFY_FULL) {
+		log_warn("login", "id=%llu: worker %u asked for the password of upstream '%s', which is not tls verify-full; refused",
+			 (unsigned long long)c->id, c->w->idx, c->upstream);
+		return reply(c->w, c->id, -EPERM, NULL, 0, -1);
+	}
 	return reply(c->w, c->id, 0, cr->password, strlen(cr->password) + 1, -1);
 }
 
+/* The socket is connected here, to an address of the session's upstream only: a
+ * marked socket passes the connect hook and any rule keyed on the mark, so one a
+ * worker could aim itself would reach anything this host reaches (connect is not in
+ * the workers' seccomp list, sandbox.c). */
 int login_socket(struct monitor *m, struct mon_conn *c, const uint8_t *body, size_t len)
 {
-	uint32_t idx, mark = m->cfg->socket_mark;
+	uint32_t mark = m->cfg->socket_mark;
 	struct sockaddr_storage ss;
-	socklen_t sl;
+	socklen_t sslen;
+	struct addr to;
+	size_t i;
 	int fd, r;
 
-	if (len != sizeof(idx))
+	if (len != sizeof(to))
 		return -EPROTO;
-	memcpy(&idx, body, sizeof(idx));
-	/* only to an address this session was granted (a cancel: its session's server) */
-	if (idx >= c->n_addrs || ++c->sockets > MON_MAX_SOCKETS)
+	memcpy(&to, body, sizeof(to));
+	for (i = 0; i < c->n_addrs; i++)
+		if (!memcmp(c->addrs[i].ip, to.ip, sizeof(to.ip)) && c->addrs[i].port == to.port)
+			break;
+	if (i == c->n_addrs) {
+		char buf[ADDR_STRLEN];
+
+		log_warn("upstream", "id=%llu: worker %u asked for a socket to %s, not an address of upstream '%s'; refused",
+			 (unsigned long long)c->id, c->w->idx, addr_format(&to, buf), c->upstream);
+		return reply(c->w, c->id, -EPERM, NULL, 0, -1);
+	}
+	if (++c->sockets > MON_MAX_SOCKETS)
 		return reply(c->w, c->id, -EINVAL, NULL, 0, -1);
-	sl = addr_to_sockaddr(&c->addrs[idx], &ss);
+	sslen = addr_to_sockaddr(&to, &ss);
 	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
 	if (fd == -1)
 		return reply(c->w, c->id, -errno, NULL, 0, -1);
 	/* the loop guard: the connect hook lets marked sockets through untouched */
-	if (setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) == -1 ||
-	    (connect(fd, (struct sockaddr *)&ss, sl) == -1 && errno != EINPROGRESS)) {
+	if (setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) == -1) {
+		r = -errno;
+		close(fd);
+		return reply(c->w, c->id, r, NULL, 0, -1);
+	}
+	/* without blocking: the worker waits for EPOLLOUT and reads SO_ERROR */
+	if (connect(fd, (struct sockaddr *)&ss, sslen) == -1 && errno != EINPROGRESS) {
 		r = -errno;
 		close(fd);
 		return reply(c->w, c->id, r, NULL, 0, -1);

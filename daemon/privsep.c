@@ -106,6 +106,48 @@ bool priv_str_ok(const char *s, size_t cap)
 	return memchr(s, '\0', cap) != NULL;
 }
 
+bool priv_json_bounded(const char *s, size_t len, unsigned max_depth, size_t max_values)
+{
+	unsigned depth = 0;
+	size_t values = 0;
+	bool in_str = false;
+
+	for (size_t i = 0; i < len; i++) {
+		char ch = s[i];
+
+		if (in_str) {
+			if (ch == '\\')
+				i++;
+			else if (ch == '"')
+				in_str = false;
+			continue;
+		}
+		switch (ch) {
+		case '"':
+			in_str = true;
+			break;
+		case '[':
+		case '{':
+			if (++depth > max_depth || ++values > max_values)
+				return false;
+			break;
+		case ']':
+		case '}':
+			if (depth)
+				depth--;
+			break;
+		case ',':
+		case ':':
+			if (++values > max_values)
+				return false;
+			break;
+		default:
+			break;
+		}
+	}
+	return true;
+}
+
 const char *priv_type_name(uint32_t type)
 {
 	switch (type) {

@@ -56,7 +56,7 @@ enum priv_type {
 	PRIV_DDL,               /* a session completed DDL (the other workers re-resolve masks) */
 
 	/* worker → parent, request channel: calls (answered with PRIV_REPLY) */
-	PRIV_SOCKET = 64,       /* an upstream socket (SO_MARK'd) of a family */
+	PRIV_SOCKET = 64,       /* an upstream socket (SO_MARK'd), connecting to a struct addr */
 	PRIV_SCRAM,             /* the SCRAM client-final message and server signature */
 	PRIV_MD5,               /* the md5 response */
 	PRIV_CLEARTEXT,         /* the password itself (cleartext over verified TLS) */
@@ -182,6 +182,17 @@ long priv_recv(int sock, uint8_t *buf, size_t cap, int *ret_fd);
 /* True when the NUL-terminated string field s (cap bytes) ends inside it. */
 bool priv_str_ok(const char *s, size_t cap);
 #define PRIV_STR_OK(f) priv_str_ok((f), sizeof(f))
+
+/*
+ * True when the JSON text s (len bytes) nests at most max_depth arrays and objects
+ * and has at most max_values of them and separators (',' and ':') outside strings:
+ * a bound on what parsing it allocates, checked before a byte is parsed (2 bytes of
+ * "[]," are some 100 bytes of jansson values). Not a validation: the parser still
+ * rejects what is not JSON.
+ */
+bool priv_json_bounded(const char *s, size_t len, unsigned max_depth, size_t max_values);
+#define PRIV_HELD_MAX_DEPTH 4        /* the approval object, its lists, their objects */
+#define PRIV_HELD_MAX_VALUES (4u * 65536u) /* a Bind's 65535 parameters, escaped flags */
 
 /* The name of a message type, for logs. */
 const char *priv_type_name(uint32_t type);

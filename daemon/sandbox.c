@@ -1,8 +1,8 @@
 /*
  * The worker's sandbox: credentials dropped for good, then a classic-BPF seccomp
  * allow-list (no libseccomp: the dependency set is fixed). What a worker does after
- * sandbox_enter() is read and write the fds it holds, receive more over its socketpair,
- * use the upstream sockets the parent created and connected (to the addresses it granted), wait in epoll, arm timerfds, and
+ * sandbox_enter() is read and write the fds it holds, receive more over its socketpair
+ * (upstream sockets arrive connecting, to the upstream's address: not connect()), wait in epoll, arm timerfds, and
  * allocate memory; everything else kills it (SECCOMP_RET_KILL_PROCESS), so a worker
  * taken over by a workload's bytes can reach no file, no socket and no process it was
  * not handed.
@@ -294,8 +294,9 @@ static void sandbox_build(struct sandbox_prog *p, pid_t self)
 	static const long plain[] = {
 		SYS_read, SYS_write, SYS_readv, SYS_writev, SYS_pread64, SYS_pwrite64, SYS_lseek,
 		SYS_recvfrom, SYS_sendto, SYS_recvmsg, SYS_sendmsg,
-		/* the upstream socket arrives unconnected (the parent set SO_MARK, which
-		 * needs CAP_NET_ADMIN); the worker connects it without blocking */
+		/* the upstream socket arrives connecting (the parent set SO_MARK, which
+		 * needs CAP_NET_ADMIN, and connected it to the upstream): no connect(),
+		 * with which AF_UNSPEC then an address would aim it anywhere */
 		SYS_getsockopt, SYS_getpeername, SYS_getsockname, SYS_shutdown,
 		SYS_close,
 		SYS_epoll_create1, SYS_epoll_ctl, SYS_epoll_pwait,

@@ -17,7 +17,10 @@
 
 #define SCRAM_KEY_LEN 32
 #define SCRAM_MAX_SALT 64
-#define SCRAM_MAX_ITERATIONS 10000000u  /* a hostile server must not pin a core */
+/* A hostile server, or a worker taken over (the parent computes proofs in its loop,
+ * monitor_login.c), must not pin a core: 10^6 is some 0.6 s, far inside the 5 s
+ * that every other worker's call may wait (PostgreSQL's default is 4096). */
+#define SCRAM_MAX_ITERATIONS 1000000u
 #define SCRAM_NONCE_LEN 24              /* base64 of 18 random bytes */
 #define SCRAM_MAX_MESSAGE 1024
 

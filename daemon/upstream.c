@@ -338,19 +338,14 @@ static int upstream_connect_one(struct session_env *env, struct session *s)
 	}
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	s->up_try_since = now.tv_sec;
-	/* The parent makes it and starts its connect to the address it granted this
-	 * session: SO_MARK (the loop guard: the connect hook lets marked sockets through
-	 * untouched) needs a capability workers do not have, and a worker holds no
-	 * socket it could point somewhere else. */
-	{
-		uint32_t idx = (uint32_t)s->up_try;
-
-		r = worker_call(PRIV_SOCKET, s->id, &idx, sizeof(idx), NULL, 0, NULL, &fd);
-		if (r < 0)
-			return r;
-		if (fd < 0)
-			return -EPROTO;
-	}
+	/* The parent makes it and starts the connect: SO_MARK (the loop guard: the
+	 * connect hook lets marked sockets through untouched) needs a capability workers
+	 * do not have, and a marked socket goes only to the upstream's addresses. */
+	r = worker_call(PRIV_SOCKET, s->id, &s->up_addrs[s->up_try], sizeof(s->up_addrs[0]), NULL, 0, NULL, &fd);
+	if (r < 0)
+		return r;
+	if (fd < 0)
+		return -EPROTO;
 	s->upstream.fd = fd;
 	if ((r = sbuf_watch(env->epfd, &s->upstream, EPOLLOUT)) < 0)
 		return r;

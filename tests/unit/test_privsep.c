@@ -127,9 +127,26 @@ static void test_strings(void **state)
 	assert_string_equal(priv_type_name(12345), "unknown");
 }
 
+/* What approvers are shown is bounded before it is parsed; strings and escapes in
+ * them do not count. */
+static void test_json_bounded(void **state)
+{
+	static const char ok[] = "{\"sql\":\"[[[[[[,,,:::\\\"]]]\",\"params\":[\"a\",null,\"b\"],\"prepared\":[{\"name\":\"x\"}]}";
+	static const char deep[] = "{\"a\":[[[[1]]]]}";
+
+	(void)state;
+	assert_true(priv_json_bounded(ok, strlen(ok), 3, 100));
+	assert_false(priv_json_bounded(ok, strlen(ok), 2, 100));
+	assert_false(priv_json_bounded(ok, strlen(ok), 3, 11));
+	assert_true(priv_json_bounded(ok, strlen(ok), 3, 12));
+	assert_false(priv_json_bounded(deep, strlen(deep), 4, 100));
+	assert_true(priv_json_bounded(deep, strlen(deep), 5, 100));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_json_bounded),
 		cmocka_unit_test(test_body_and_fd),
 		cmocka_unit_test(test_refused),
 		cmocka_unit_test(test_strings),

@@ -1,0 +1,476 @@
+/* The parent's side of the request channel (daemon/monitor.c, monitor_login.c) as a
+ * compromised worker sees it: the test plays the worker on real SOCK_SEQPACKET
+ * socketpairs, with a forked child standing in for its process (so "killed" is a
+ * real SIGKILL the test reaps), and checks what the parent answers, keeps and kills. */
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "monitor_int.h"
+
+/* ---- what the parent calls in the kernel modules: not reached here -------------- */
+int intercept_take(struct intercept *ic, const struct pgt_tuple *t, struct pgt_origin *o)
+{
+	(void)ic, (void)t, (void)o;
+	return -ENOENT;
+}
+int intercept_origins_full(struct intercept *ic, uint64_t *full)
+{
+	(void)ic;
+	*full = 0;
+	return 0;
+}
+size_t intercept_expire(struct intercept *ic, uint64_t before_ns)
+{
+	(void)ic, (void)before_ns;
+	return 0;
+}
+int sockdiag_cookie(struct sockdiag *sd, const struct addr *peer, const struct addr *local, uint64_t *cookie)
+{
+	(void)sd, (void)peer, (void)local;
+	*cookie = 0;
+	return -ENOSYS;
+}
+
+/* ---- a parent with two workers --------------------------------------------------- */
+static struct {
+	struct monitor m;
+	struct config cfg;
+	struct config_upstream up;
+	struct config_role role;
+	char password[32];
+	int wend[2][2];     /* the test's ends: [i][0] command channel, [i][1] request channel */
+} T;
+
+static pid_t child(void)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		for (;;)
+			pause();
+	}
+	return pid;
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	memset(&T, 0, sizeof(T));
+	snprintf(T.password, sizeof(T.password), "s3cret-held");
+	T.role.name = "app";
+	T.role.password = T.password;
+	T.up.name = "db";
+	T.up.tls = CONFIG_TLS_REQUIRE;
+	T.up.roles = &T.role;
+	T.up.n_roles = 1;
+	T.cfg.upstreams = &T.up;
+	T.cfg.n_upstreams = 1;
+	T.m.cfg = &T.cfg;
+	T.m.buf = malloc(PRIV_MAX_MSG);
+	T.m.epfd = epoll_create1(EPOLL_CLOEXEC);
+	T.m.n_workers = 2;
+	for (unsigned i = 0; i < 2; i++) {
+		struct mon_worker *w = &T.m.w[i];
+		int cmd[2], req[2];
+
+		assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, cmd), 0);
+		assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, req), 0);
+		for (unsigned k = 0; k < 2; k++) {
+			int sz = PRIV_SOCKBUF;
+
+			/* as the parent sets them (monitor.c force_bufs); the test runs as root */
+			setsockopt(cmd[k], SOL_SOCKET, SO_SNDBUFFORCE, &sz, sizeof(sz));
+			setsockopt(cmd[k], SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof(sz));
+			setsockopt(req[k], SOL_SOCKET, SO_SNDBUFFORCE, &sz, sizeof(sz));
+			setsockopt(req[k], SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof(sz));
+		}
+		w->idx = i;
+		w->m = &T.m;
+		w->cmd = cmd[0];
+		w->req = req[0];
+		w->ready = true;
+		w->pid = child();
+		assert_true(w->pid > 0);
+		T.wend[i][0] = cmd[1];
+		T.wend[i][1] = req[1];
+	}
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	for (unsigned i = 0; i < 2; i++) {
+		if (T.m.w[i].pid > 0) {
+			kill(T.m.w[i].pid, SIGKILL);
+			waitpid(T.m.w[i].pid, NULL, 0);
+		}
+		close(T.m.w[i].cmd);
+		close(T.m.w[i].req);
+		close(T.wend[i][0]);
+		close(T.wend[i][1]);
+	}
+	while (T.m.head) {
+		T.m.head->cfd = -1;
+		conn_end(&T.m, T.m.head);
+	}
+	close(T.m.epfd);
+	free(T.m.buf);
+	return 0;
+}
+
+static struct mon_conn *conn(unsigned worker, uint64_t id, enum mon_state st)
+{
+	struct mon_conn *c = calloc(1, sizeof(*c));
+
+	c->id = id;
+	c->w = &T.m.w[worker];
+	c->st = st;
+	c->cfd = -1;
+	c->have_origin = true;
+	c->origin.uid = 1000;
+	c->origin.tgid = 4242;
+	c->origin.cgroup_id = 77;
+	snprintf(c->upstream, sizeof(c->upstream), "db");
+	snprintf(c->role, sizeof(c->role), "app");
+	c->next = T.m.head;
+	if (T.m.head)
+		T.m.head->prev = c;
+	T.m.head = c;
+	T.m.n_conns++;
+	T.m.w[worker].sessions++;
+	return c;
+}
+
+/* The worker says something; the parent reads everything queued. */
+static void say(unsigned worker, uint32_t type, uint64_t id, const void *body, size_t len)
+{
+	assert_int_equal(priv_send(T.wend[worker][1], type, id, body, len, -1), 0);
+	monitor_worker_event(&T.m, &T.m.w[worker], EPOLLIN);
+}
+
+/* True when the parent killed the worker's process. */
+static bool killed(unsigned worker)
+{
+	int status;
+
+	/* SIGKILL is delivered soon, not at once */
+	for (int i = 0; i < 30; i++, usleep(10000)) {
+		if (waitpid(T.m.w[worker].pid, &status, WNOHANG) == T.m.w[worker].pid) {
+			T.m.w[worker].pid = 0;
+			return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+		}
+	}
+	return false;
+}
+
+/* The reply to a call: its result, the payload into out (cap bytes). */
+static int answer(unsigned worker, void *out, size_t cap, size_t *len)
+{
+	static uint8_t b[1 << 16];
+	struct priv_reply rp;
+	struct priv_hdr h;
+	int fd;
+	long n = priv_recv(T.wend[worker][1], b, sizeof(b), &fd);
+
+	assert_true(n >= (long)sizeof(rp));
+	memcpy(&h, b, sizeof(h));
+	assert_int_equal(h.type, PRIV_REPLY);
+	memcpy(&rp, b + sizeof(h), sizeof(rp));
+	*len = rp.len;
+	if (rp.len && out)
+		memcpy(out, b + sizeof(h) + sizeof(rp), rp.len < cap ? rp.len : cap);
+	if (fd >= 0)
+		close(fd);
+	return rp.result;
+}
+
+/* ---- the tests ----------------------------------------------------------------------- */
+
+/* The worker's own check (upstream.c) sends a password only to an upstream verified by
+ * tls verify-full; a worker that skips it must not get the password from the parent. */
+static void test_cleartext_only_verify_full(void **state)
+{
+	char pw[64] = "";
+	size_t len = 0;
+	int r;
+
+	(void)state;
+	conn(0, 5, MC_AUTHORIZED);
+	say(0, PRIV_CLEARTEXT, 5, NULL, 0);
+	r = answer(0, pw, sizeof(pw), &len);
+	assert_true(r < 0);
+	assert_int_equal(len, 0);
+	assert_null(strstr(pw, "s3cret"));
+
+	T.up.tls = CONFIG_TLS_VERIFY_FULL;
+	conn(0, 6, MC_AUTHORIZED);
+	say(0, PRIV_CLEARTEXT, 6, NULL, 0);
+	r = answer(0, pw, sizeof(pw), &len);
+	assert_int_equal(r, 0);
+	assert_string_equal(pw, "s3cret-held");
+	assert_false(killed(0));
+}
+
+/* A proof for a session of another worker, or one out of turn, ends the worker. */
+static void test_out_of_order_kills(void **state)
+{
+	struct priv_scram q;
+
+	(void)state;
+	memset(&q, 0, sizeof(q));
+	conn(1, 9, MC_AUTHORIZED);
+	conn(0, 10, MC_STARTUP);
+	/* another worker's session: no answer but "no such session" */
+	say(0, PRIV_MD5, 9, "salt", 4);
+	{
+		size_t len;
+
+		assert_int_equal(answer(0, NULL, 0, &len), -ENOENT);
+	}
+	assert_false(killed(0));
+	say(0, PRIV_SCRAM, 10, &q, sizeof(q));
+	assert_true(killed(0));
+}
+
+/* A stats packet is at most PRIV_STATS_MAX entries (session_stats): a larger one
+ * would make the parent walk its list of sessions that many times. */
+static void test_stats_capped(void **state)
+{
+	size_t n = PRIV_STATS_MAX + 1;
+	struct priv_stat *st = calloc(n, sizeof(*st));
+
+	(void)state;
+	say(0, PRIV_STATS, 0, st, PRIV_STATS_MAX * sizeof(*st));
+	assert_false(killed(0));
+	say(0, PRIV_STATS, 0, st, n * sizeof(*st));
+	assert_true(killed(0));
+	free(st);
+}
+
+/* A worker that reports DDL in a loop must not fill another worker's command channel
+ * (which kills that worker and ends its sessions): a "re-resolve" still unread is not
+ * sent again. */
+static void test_ddl_flood_coalesced(void **state)
+{
+	unsigned queued = 0;
+	long n;
+	int fd;
+
+	(void)state;
+	conn(0, 3, MC_RELAYING);
+	for (unsigned i = 0; i < 200000; i++) {
+		if (priv_send(T.wend[0][1], PRIV_DDL, 3, NULL, 0, -1) == -EAGAIN)
+			monitor_worker_event(&T.m, &T.m.w[0], EPOLLIN);
+		else if (i % 200 == 0)
+			monitor_worker_event(&T.m, &T.m.w[0], EPOLLIN);
+	}
+	monitor_worker_event(&T.m, &T.m.w[0], EPOLLIN);
+	assert_false(killed(0));
+	assert_false(killed(1));
+	while ((n = priv_recv(T.wend[1][0], T.m.buf, PRIV_MAX_MSG, &fd)) >= 0)
+		queued++;
+	assert_int_equal(queued, 1);
+	/* read: the next DDL is announced again */
+	say(0, PRIV_DDL, 3, NULL, 0);
+	assert_int_equal(priv_recv(T.wend[1][0], T.m.buf, PRIV_MAX_MSG, &fd), 0);
+	/* DDL is reported for a relaying session of the worker that ran it */
+	conn(0, 8, MC_STARTUP);
+	say(0, PRIV_DDL, 8, NULL, 0);
+	assert_true(killed(0));
+}
+
+/* What approvers are shown is bounded in shape (a small JSON text must not become
+ * hundreds of MiB of jansson values in the root parent), and who made the request is
+ * the parent's record, not the worker's word. */
+static void test_held_info(void **state)
+{
+	struct priv_held h = { 30, 0 };
+	static const char good[] = "{\"pid\":1,\"uid\":0,\"cgroup\":\"/x\",\"sql\":\"DROP TABLE t\",\"params\":[\"a\",\"b\"]}";
+	size_t big = 1 << 20, len;
+	uint64_t id;
+	uint8_t *b = malloc(sizeof(h) + big);
+	struct mon_conn *c;
+	json_t *list, *a;
+
+	(void)state;
+	c = conn(0, 4, MC_RELAYING);
+	say(0, PRIV_HELD, 4, NULL, 0);
+	assert_int_equal(answer(0, &id, sizeof(id), &len), 0);
+
+	/* {"a":[[],[],...]}: 2^18 empty arrays in 1 MiB */
+	{
+		char *j = (char *)b + sizeof(h);
+		size_t k = 0;
+
+		k += (size_t)sprintf(j, "{\"a\":[[]");
+		while (k + 8 < big) {
+			memcpy(j + k, ",[]", 3);
+			k += 3;
+		}
+		memcpy(j + k, "]}", 2);
+		big = k + 2;
+	}
+	h.json_len = (uint32_t)big;
+	memcpy(b, &h, sizeof(h));
+	say(0, PRIV_HELD_INFO, 4, b, sizeof(h) + big);
+	assert_null(c->held);
+
+	h.json_len = sizeof(good) - 1;
+	memcpy(b, &h, sizeof(h));
+	memcpy(b + sizeof(h), good, sizeof(good) - 1);
+	say(0, PRIV_HELD_INFO, 4, b, sizeof(h) + h.json_len);
+	assert_non_null(c->held);
+	list = monitor_approvals(&T.m);
+	assert_int_equal(json_array_size(list), 1);
+	a = json_array_get(list, 0);
+	assert_int_equal(json_integer_value(json_object_get(a, "uid")), 1000);
+	assert_int_equal(json_integer_value(json_object_get(a, "pid")), 4242);
+	json_decref(list);
+	assert_false(killed(0));
+	free(b);
+}
+
+/* A CancelRequest reaches the session whose key it names even when another session
+ * (of another cgroup) happens to have the same key "pid". */
+static void test_cancel_same_pid(void **state)
+{
+	struct priv_cancel q;
+	struct mon_conn *a, *b, *cc;
+	uint32_t pid = htonl(12345), secret = htonl(99);
+	struct priv_hdr h;
+	int fd;
+
+	(void)state;
+	b = conn(1, 21, MC_RELAYING);
+	b->have_key = true;
+	b->key_pid = 12345;
+	b->key_secret = 99;
+	a = conn(0, 20, MC_RELAYING); /* found first */
+	a->have_key = true;
+	a->key_pid = 12345;
+	a->key_secret = 7;
+	a->origin.cgroup_id = 78;
+	cc = conn(0, 22, MC_STARTUP);
+	{
+		int sv[2];
+
+		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+		cc->cfd = sv[0];
+		close(sv[1]);
+	}
+	memset(&q, 0, sizeof(q));
+	memcpy(q.pkt + 8, &pid, 4);
+	memcpy(q.pkt + 12, &secret, 4);
+	say(0, PRIV_CANCEL, 22, &q, sizeof(q));
+	assert_ptr_equal(T.m.head, cc); /* not ended as an unknown key */
+	assert_int_equal(cc->st, MC_CANCELLING);
+	assert_ptr_equal(cc->w, &T.m.w[1]);
+	assert_true(priv_recv(T.wend[1][0], T.m.buf, PRIV_MAX_MSG, &fd) == (long)sizeof(struct priv_new_conn));
+	memcpy(&h, T.m.buf, sizeof(h));
+	assert_int_equal(h.type, PRIV_NEW_CONN);
+	assert_int_equal(h.conn, 22);
+	if (fd >= 0)
+		close(fd);
+}
+
+/* Upstream sockets carry the mark that the connect hook (and any rule keyed on it)
+ * lets through: the parent connects them itself, to the session's addresses only. */
+static void test_socket_only_upstream(void **state)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t sl = sizeof(sin);
+	struct addr to, other;
+	struct mon_conn *c;
+	uint8_t b[256];
+	struct priv_hdr h;
+	struct priv_reply rp;
+	int lfd, fd, acc;
+
+	(void)state;
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(listen(lfd, 4), 0);
+	assert_int_equal(getsockname(lfd, (struct sockaddr *)&sin, &sl), 0);
+	assert_int_equal(addr_from_sockaddr((struct sockaddr *)&sin, &to), 0);
+	other = to;
+	other.port = (uint16_t)(to.port + 1);
+	c = conn(0, 30, MC_AUTHORIZED);
+	c->addrs[0] = to;
+	c->n_addrs = 1;
+
+	say(0, PRIV_SOCKET, 30, &other, sizeof(other));
+	assert_true(priv_recv(T.wend[0][1], b, sizeof(b), &fd) >= (long)sizeof(rp));
+	memcpy(&rp, b + sizeof(h), sizeof(rp));
+	assert_int_equal(rp.result, -EPERM);
+	assert_int_equal(fd, -1);
+
+	say(0, PRIV_SOCKET, 30, &to, sizeof(to));
+	assert_true(priv_recv(T.wend[0][1], b, sizeof(b), &fd) >= (long)sizeof(rp));
+	memcpy(&rp, b + sizeof(h), sizeof(rp));
+	assert_int_equal(rp.result, 0);
+	assert_true(fd >= 0);
+	/* connecting already: the listener sees it without the worker calling connect() */
+	acc = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	assert_true(acc >= 0);
+	close(acc);
+	close(fd);
+	close(lfd);
+	assert_false(killed(0));
+}
+
+/* The proof is computed in the parent's loop, with the iteration count the server
+ * (or a worker) names: one call must stay well inside the 5 s every other worker's
+ * call may wait (PRIV_CALL_TIMEOUT_MS), or they all give up and exit. */
+static void test_scram_iterations_bounded(void **state)
+{
+	struct priv_scram q;
+	struct timespec a, b;
+	size_t len;
+	double secs;
+
+	(void)state;
+	conn(0, 40, MC_AUTHORIZED);
+	memset(&q, 0, sizeof(q));
+	snprintf(q.client_first_bare, sizeof(q.client_first_bare), "n=,r=abcdefghijklmnopqrstuvwx");
+	snprintf(q.server_first, sizeof(q.server_first), "r=abcdefghijklmnopqrstuvwxSERVER,s=c2FsdHNhbHQ=,i=10000000");
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	say(0, PRIV_SCRAM, 40, &q, sizeof(q));
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	secs = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
+	assert_true(answer(0, NULL, 0, &len) < 0);
+	assert_true(secs < 1.5);
+	assert_false(killed(0));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_cleartext_only_verify_full, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_out_of_order_kills, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stats_capped, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ddl_flood_coalesced, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_held_info, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cancel_same_pid, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_socket_only_upstream, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_scram_iterations_bounded, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
