@@ -278,7 +278,10 @@ static void sandbox_build(struct sandbox_prog *p, pid_t self)
 		 * needs CAP_NET_ADMIN); the worker connects it without blocking */
 		SYS_connect, SYS_getsockopt, SYS_getpeername, SYS_getsockname, SYS_shutdown,
 		SYS_close,
-		SYS_epoll_create1, SYS_epoll_ctl, SYS_epoll_pwait,
+		SYS_epoll_create1, SYS_epoll_ctl, SYS_epoll_pwait, SYS_ppoll,
+#ifdef SYS_poll
+		SYS_poll,
+#endif
 #ifdef SYS_epoll_pwait2
 		SYS_epoll_pwait2,
 #endif
@@ -307,9 +310,14 @@ static void sandbox_build(struct sandbox_prog *p, pid_t self)
 		SYS_getpid, SYS_gettid, SYS_getppid, SYS_getuid, SYS_geteuid, SYS_getgid, SYS_getegid,
 		SYS_sched_yield, SYS_restart_syscall, SYS_exit, SYS_exit_group,
 	};
-	/* O_NONBLOCK on fds that arrive blocking, FD_CLOEXEC; no locks, no leases,
-	 * no F_SETOWN (signals to another process), no duplication. */
-	static const uint32_t fcntl_cmds[] = { F_GETFL, F_SETFL, F_GETFD, F_SETFD };
+	/* O_NONBLOCK on fds that arrive blocking, FD_CLOEXEC, and checking that the
+	 * configuration memfd is sealed; no locks, no leases, no F_SETOWN (signals to
+	 * another process), no duplication, no adding seals. */
+	static const uint32_t fcntl_cmds[] = { F_GETFL, F_SETFL, F_GETFD, F_SETFD, F_GET_SEALS };
+	/* Dying with the parent (the uid change clears it, so a worker sets it after
+	 * the drop) and naming its thread; not PR_SET_DUMPABLE, PR_SET_SECCOMP,
+	 * PR_SET_MM, PR_SET_PTRACER or anything else. */
+	static const uint32_t prctl_opts[] = { PR_SET_PDEATHSIG, PR_SET_NAME };
 	/* FIONBIO/FIONREAD for sockets; TCGETS is isatty(), which stdio may ask of
 	 * stderr. Not TIOCSTI or any other terminal or device request. */
 	static const uint32_t ioctl_cmds[] = { FIONBIO, FIONREAD, TCGETS };
@@ -341,6 +349,7 @@ static void sandbox_build(struct sandbox_prog *p, pid_t self)
 	sandbox_allow_arg_clear(p, SYS_mprotect, 2, PROT_EXEC);
 	sandbox_allow_arg_in(p, SYS_fcntl, 1, fcntl_cmds, sizeof(fcntl_cmds) / sizeof(fcntl_cmds[0]));
 	sandbox_allow_arg_in(p, SYS_ioctl, 1, ioctl_cmds, sizeof(ioctl_cmds) / sizeof(ioctl_cmds[0]));
+	sandbox_allow_arg_in(p, SYS_prctl, 0, prctl_opts, sizeof(prctl_opts) / sizeof(prctl_opts[0]));
 	sandbox_allow_pair_in(p, SYS_setsockopt, 1, 2, sockopts, sizeof(sockopts) / sizeof(sockopts[0]));
 	/* abort() and the sanitizers signal the process itself; no other process */
 	sandbox_allow_arg_in(p, SYS_tgkill, 0, &pid, 1);
