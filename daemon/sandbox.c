@@ -299,8 +299,7 @@ static void sandbox_build(struct sandbox_prog *p, pid_t self)
 		 * with which AF_UNSPEC then an address would aim it anywhere */
 		SYS_getsockopt, SYS_getpeername, SYS_getsockname, SYS_shutdown,
 		SYS_close,
-		SYS_epoll_create1, SYS_epoll_ctl, SYS_epoll_pwait,
-		SYS_ppoll, /* a worker waits for the parent's reply to a call (worker_call) */
+		SYS_epoll_create1, SYS_epoll_ctl, SYS_epoll_pwait, SYS_ppoll,
 #ifdef SYS_poll
 		SYS_poll,
 #endif
@@ -337,10 +336,14 @@ static void sandbox_build(struct sandbox_prog *p, pid_t self)
 		SYS_rseq,
 #endif
 	};
-	/* O_NONBLOCK on fds that arrive blocking, FD_CLOEXEC; no locks, no leases,
-	 * no F_SETOWN (signals to another process), no duplication. */
-	/* F_GET_SEALS: the configuration bundle must be sealed (cfgsrc_from_memfd) */
+	/* O_NONBLOCK on fds that arrive blocking, FD_CLOEXEC, and checking that the
+	 * configuration memfd is sealed; no locks, no leases, no F_SETOWN (signals to
+	 * another process), no duplication, no adding seals. */
 	static const uint32_t fcntl_cmds[] = { F_GETFL, F_SETFL, F_GETFD, F_SETFD, F_GET_SEALS };
+	/* Dying with the parent (the uid change clears it, so a worker sets it after
+	 * the drop) and naming its thread; not PR_SET_DUMPABLE, PR_SET_SECCOMP,
+	 * PR_SET_MM, PR_SET_PTRACER or anything else. */
+	static const uint32_t prctl_opts[] = { PR_SET_PDEATHSIG, PR_SET_NAME };
 	/* FIONBIO/FIONREAD for sockets; TCGETS is isatty(), which stdio may ask of
 	 * stderr. Not TIOCSTI or any other terminal or device request. */
 	static const uint32_t ioctl_cmds[] = { FIONBIO, FIONREAD, TCGETS };
@@ -372,6 +375,7 @@ static void sandbox_build(struct sandbox_prog *p, pid_t self)
 	sandbox_allow_arg_clear(p, SYS_mprotect, 2, PROT_EXEC);
 	sandbox_allow_arg_in(p, SYS_fcntl, 1, fcntl_cmds, sizeof(fcntl_cmds) / sizeof(fcntl_cmds[0]));
 	sandbox_allow_arg_in(p, SYS_ioctl, 1, ioctl_cmds, sizeof(ioctl_cmds) / sizeof(ioctl_cmds[0]));
+	sandbox_allow_arg_in(p, SYS_prctl, 0, prctl_opts, sizeof(prctl_opts) / sizeof(prctl_opts[0]));
 	sandbox_allow_pair_in(p, SYS_setsockopt, 1, 2, sockopts, sizeof(sockopts) / sizeof(sockopts[0]));
 	/* abort() and the sanitizers signal the process itself; no other process */
 	sandbox_allow_arg_in(p, SYS_tgkill, 0, &pid, 1);

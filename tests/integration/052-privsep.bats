@@ -26,11 +26,10 @@ setup_file() {
   [ "$(pgt_in "$PGT_CG/sess-c" psql -X -h 127.0.0.1 -p "$PG_PORT" -Atq -c "select 'c-warm'")" = c-warm ]
 
   # Session A: one long statement; its exit status and output are kept.
-  # (bats runs with errexit: the failing psql must not end the subshell before the echo)
-  ( rc=0
+  ( set +e # (setup_file runs under errexit: psql's failure is what is kept here)
     pgt_in "$PGT_CG/sess-a" psql -X -h 127.0.0.1 -p "$PG_PORT" -Atq -c "select pg_sleep(120)" \
-      >"$PGT_TMP/a.out" 2>&1 || rc=$?
-    echo "$rc" >"$PGT_TMP/a.rc" ) </dev/null 3>&- &
+      >"$PGT_TMP/a.out" 2>&1
+    echo "$?" >"$PGT_TMP/a.rc" ) </dev/null 3>&- &
   echo $! >"$PGT_TMP/a.pid"
   # Session B: psql reading statements from a FIFO; the sleep holds the FIFO's
   # write end so psql sees no end of input between the statements the tests write.

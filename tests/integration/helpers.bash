@@ -167,9 +167,10 @@ pgt_stop_daemon() {
   return 1
 }
 
-# Fails when the daemon's log holds a sanitizer report.
+# Fails when the daemon's log holds a sanitizer report, or a worker killed by its
+# seccomp filter (SIGSYS: it made a system call the sandbox does not allow).
 pgt_assert_clean_log() {
-  if grep -nE 'AddressSanitizer|LeakSanitizer|runtime error:' "$PGT_LOG" >&2; then
+  if grep -nE 'AddressSanitizer|LeakSanitizer|runtime error:|Bad system call|\(signal 31\)' "$PGT_LOG" >&2; then
     return 1
   fi
 }

@@ -19,6 +19,7 @@
 #include <openssl/x509.h>
 #include <pg_query.h>
 #include <pthread.h>
+#include <poll.h>
 #include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -303,7 +304,14 @@ static int allowed_child(void *arg)
 	    send(h->tcp, "q", 1, MSG_NOSIGNAL) != 1 || shutdown(h->tcp, SHUT_WR) == -1)
 		return 10;
 
-	step(h, 5); /* memory, time, randomness, fstat, isatty, stdio */
+	step(h, 5); /* memory, time, randomness, fstat, isatty, stdio, poll, prctl */
+	{
+		struct pollfd pfd = { .fd = h->pair[0], .events = POLLOUT };
+
+		if (poll(&pfd, 1, 0) != 1 || prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 ||
+		    prctl(PR_SET_NAME, "pgt-test") == -1)
+			return 15;
+	}
 	big = malloc(64u << 20); /* mmap'd */
 	if (!big)
 		return 11;
@@ -535,7 +543,9 @@ static int do_setns(void *a) { (void)a; return (int)syscall(SYS_setns, 0, 0); }
 static int do_mount(void *a) { (void)a; return (int)syscall(SYS_mount, "none", "/tmp", "tmpfs", 0, NULL); }
 static int do_memfd(void *a) { (void)a; return (int)syscall(SYS_memfd_create, "x", 0); }
 static int do_io_uring(void *a) { (void)a; return (int)syscall(SYS_io_uring_setup, 1, NULL); }
-static int do_prctl(void *a) { (void)a; return (int)syscall(SYS_prctl, PR_SET_NAME, "x", 0, 0, 0); }
+static int do_prctl_dumpable(void *a) { (void)a; return (int)syscall(SYS_prctl, PR_SET_DUMPABLE, 1, 0, 0, 0); }
+static int do_prctl_ptracer(void *a) { (void)a; return (int)syscall(SYS_prctl, PR_SET_PTRACER, PR_SET_PTRACER_ANY, 0, 0, 0); }
+static int do_fcntl_seal(void *a) { (void)a; return (int)syscall(SYS_fcntl, 0, F_ADD_SEALS, F_SEAL_SEAL); }
 static int do_mmap_exec(void *a) { (void)a; return syscall(SYS_mmap, NULL, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) ? 0 : 0; }
 static int do_mprotect_exec(void *a)
 {
@@ -589,7 +599,8 @@ static const struct forbidden forbidden[] = {
 	{ "setuid", do_setuid },	{ "setresuid", do_setresuid },
 	{ "unshare", do_unshare },	{ "setns", do_setns },
 	{ "mount", do_mount },		{ "memfd_create", do_memfd },
-	{ "io_uring_setup", do_io_uring }, { "prctl", do_prctl },
+	{ "io_uring_setup", do_io_uring }, { "prctl PR_SET_DUMPABLE", do_prctl_dumpable },
+	{ "prctl PR_SET_PTRACER", do_prctl_ptracer }, { "fcntl F_ADD_SEALS", do_fcntl_seal },
 	{ "mmap PROT_EXEC", do_mmap_exec }, { "mprotect PROT_EXEC", do_mprotect_exec },
 	{ "setsockopt SO_MARK", do_setsockopt }, { "ioctl TIOCSTI", do_ioctl },
 	{ "fcntl F_SETOWN", do_fcntl }, { "dup", do_dup },
