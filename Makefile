@@ -31,7 +31,7 @@ LDLIBS  += -Wl,--wrap=pg_query_raw_parse -lbpf -lelf -lz -ljansson -ljwt -l:libp
 PURE    := addr escape jsonpos cfgsrc config quota pgwire scram b64url jwks token issuers policy sqlclass sqlclass_out sqlguard searchpath prepared gate startopts record mask maskset rowmask maskednames taint fault cgroup attest log
 KERNEL  := intercept sockdiag notify tls sandbox
 # the session, in the files it is being split into (issue 13)
-SESSION := session startup relay client_side server_side approval sbuf sessrec cancel upstream
+SESSION := session refuse startup relay client_side server_side approval sbuf sessrec cancel upstream
 # the privileged parent and its workers (DESIGN.md "Processes")
 PRIVSEP := privsep monitor monitor_login worker
 DAEMON  := $(PURE) $(KERNEL) $(SESSION) $(PRIVSEP) control

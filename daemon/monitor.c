@@ -1090,13 +1090,8 @@ void monitor_stop(struct monitor *m)
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (;;) {
 		unsigned left = 0;
-		int status;
-		pid_t pid;
 
-		while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
-			for (unsigned i = 0; i < m->n_workers; i++)
-				if (m->w[i].pid == pid)
-					worker_gone(m, &m->w[i], status);
+		monitor_children(m);
 		for (unsigned i = 0; i < m->n_workers; i++)
 			left += m->w[i].pid > 0;
 		if (!left)

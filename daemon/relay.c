@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "cancel.h"
 #include "client_side.h"
@@ -258,4 +259,77 @@ void session_policy_reloaded(struct session_env *env)
 		log_warn("policy", "id=%llu cgroup=%s: %s", (unsigned long long)s->id, s->facts.cgroup, msg);
 		session_fault(env, s, FAULT_ACCESS_WITHDRAWN, msg);
 	}
+}
+
+/* ---- the end of a relay: a fault, the server gone, a reload ------------------- */
+
+/* The client broke a rule of the relay: it is told why, at once, and the session ends. */
+static void client_fatal(struct session_env *env, struct session *s, const char *sqlstate, const char *msg,
+			 const char *why)
+{
+	session_queue_error(s, "FATAL", sqlstate, msg);
+	sbuf_flush(&s->u2c, &s->client, &s->s_scan);
+	session_close(env, s, why);
+}
+
+/* The relay cannot go on: tell the client with a FATAL error when that can be said at
+ * a message boundary (a server's own FATAL already said it). */
+static void end_relay(struct session_env *env, struct session *s, const char *sqlstate, const char *msg,
+		      const char *why)
+{
+	if (pgwire_scan_at_boundary(&s->sscan) && !s->want_status && s->last_server_type != 'E')
+		session_queue_error(s, "FATAL", sqlstate, msg);
+	sbuf_flush(&s->u2c, &s->client, &s->s_scan);
+	if (s->u2c.ready > s->u2c.off) {
+		/* a slow client still gets what the server said last (its own FATAL,
+		 * final rows): drain, then close */
+		tls_free(s->upstream.ssl);
+		s->upstream.ssl = NULL;
+		epoll_ctl(env->epfd, EPOLL_CTL_DEL, s->upstream.fd, NULL);
+		close(s->upstream.fd);
+		s->upstream.fd = -1;
+		snprintf(s->refuse_msg, sizeof(s->refuse_msg), "%s", why);
+		s->draining = true;
+		s->drain_started = time(NULL);
+		sbuf_set_events(env->epfd, &s->client, EPOLLOUT);
+		return;
+	}
+	session_close(env, s, why);
+}
+
+void session_fault_text(const struct session *s, enum fault_code f, const char *detail, struct fault_text *ret)
+{
+	const struct fault_facts ff = {
+		.detail = detail, .rule = s->rule, .client_encoding = s->client_encoding,
+		.max_message_bytes = s->env->cfg->max_message_bytes, .mask_refresh = s->env->cfg->mask_refresh,
+		.memory_budget = s->env->cfg->memory_budget, .at_login = s->lookup_login,
+	};
+
+	if (fault_describe(f, &ff, ret) < 0)
+		fault_describe(FAULT_OUT_OF_MEMORY, &ff, ret); /* not a fault: unreachable */
+}
+
+void session_fault(struct session_env *env, struct session *s, enum fault_code f, const char *detail)
+{
+	struct fault_text t;
+
+	if (f == FAULT_OUT_OF_MEMORY && s->acct.refused)
+		f = FAULT_MEMORY_BUDGET; /* not the host's memory: the budget all sessions share */
+	session_fault_text(s, f, detail, &t);
+	switch (t.end) {
+	case FAULT_END_NOW:
+		client_fatal(env, s, t.sqlstate, t.msg, t.reason);
+		break;
+	case FAULT_END_BOUNDARY:
+		end_relay(env, s, t.sqlstate, t.msg, t.reason);
+		break;
+	case FAULT_END_SILENT:
+		session_close(env, s, t.reason);
+		break;
+	}
+}
+
+void session_relay_end(struct session_env *env, struct session *s, const char *reason)
+{
+	session_close(env, s, reason);
 }

@@ -289,6 +289,19 @@ static void batch_answered(struct session *s)
 	rowmask_forget(&s->rows);
 }
 
+/* Puts the n bytes of msg in place of the message at b[start..start+mlen), growing b
+ * when it is longer. Returns n, or -ENOMEM. */
+static long replace_message(struct session *s, struct session_buf *b, size_t start, size_t mlen, const uint8_t *msg,
+			    size_t n)
+{
+	if (n > mlen && session_buf_reserve(s, b, b->len + (n - mlen) + SESSION_INJECT_RESERVE) < 0)
+		return -ENOMEM;
+	memmove(b->data + start + n, b->data + start + mlen, b->len - start - mlen);
+	memcpy(b->data + start, msg, n);
+	b->len = b->len - mlen + n;
+	return (long)n;
+}
+
 /*
  * A whole ErrorResponse or NoticeResponse at u2c[start..start+mlen) of a masking
  * session: its DETAIL goes ("Failing row contains (...)", "Key (email)=(...)" would
@@ -329,12 +342,7 @@ static long withhold_detail(struct session *s, size_t start, size_t mlen)
 	snprintf(text, sizeof(text), "pgtether: data exception %s (the server's message is withheld: it could quote a masked value)",
 		 code);
 	n = pgwire_error_response(m, sizeof(m), sev ? sev : "ERROR", code, text, NULL);
-	if (n > mlen && session_buf_reserve(s, b, b->len + (n - mlen) + SESSION_INJECT_RESERVE) < 0)
-		return -ENOMEM;
-	memmove(b->data + start + n, b->data + start + mlen, b->len - start - mlen);
-	memcpy(b->data + start, m, n);
-	b->len = b->len - mlen + n;
-	return (long)n;
+	return replace_message(s, b, start, mlen, m, n);
 }
 
 /*
@@ -372,12 +380,7 @@ static long server_text(struct session_env *env, struct session *s, size_t start
 		n = pgwire_error_response(out, sizeof(out), m[0] == 'E' ? "ERROR" : "NOTICE", codebuf, text, NULL);
 		out[0] = m[0];
 	}
-	if (n > mlen && session_buf_reserve(s, b, b->len + (n - mlen) + SESSION_INJECT_RESERVE) < 0)
-		return -ENOMEM;
-	memmove(b->data + start + n, b->data + start + mlen, b->len - start - mlen);
-	memcpy(b->data + start, out, n);
-	b->len = b->len - mlen + n;
-	return (long)n;
+	return replace_message(s, b, start, mlen, out, n);
 }
 
 /*

@@ -125,8 +125,9 @@ struct session_approver {
 /*
  * Decides request id: the held statement runs (approve) or fails with reason. by
  * names who decided for logs and the client; who is the person (NULL: the client's
- * cancel, or the timeout). Nobody but root approves a request of their own uid, or
- * of the uid they logged in as. 0, or -ENOENT / -EPERM with err (CONTROL_ERR_LEN).
+ * cancel, or the timeout); the parent checked that they may (monitor_decide: nobody
+ * but root approves a request of their own uid, or of the uid they logged in as).
+ * 0, or -ENOENT with err.
  */
 int session_decide(struct session_env *env, uint64_t id, bool approve, const char *reason, const char *by,
 		   const struct session_approver *who, char *err, size_t errlen);

@@ -276,4 +276,14 @@ void startup_step(struct session_env *env, struct session *s);
 void startup_tls_step(struct session_env *env, struct session *s);
 void startup_token_step(struct session_env *env, struct session *s);
 
+/* refuse.c: a refusal's next bytes (true: done, close), a connection turned away at
+ * once (fd taken), a refusal for a login cap (the session freed or refusing). */
+bool session_refuse_step(struct session *s);
+/* Queues a FATAL or ERROR for the client behind what may go out already. */
+void session_queue_error(struct session *s, const char *severity, const char *sqlstate, const char *msg);
+/* Logs the end of a relaying session and frees it (session.c). */
+void session_close(struct session_env *env, struct session *s, const char *reason);
+void session_turn_away(struct session_env *env, int fd, const char *sqlstate, const char *msg);
+void session_refuse_capped(struct session_env *env, struct session *s, const char *sqlstate, const char *msg);
+
 #endif
