@@ -123,7 +123,7 @@ int scram_client_final(struct scram_client *c, const char *password, const char 
 		return -EPROTO;
 	errno = 0;
 	iterations = strtoul(num, &end, 10);
-	if (errno || *end || iterations == 0 || iterations > SCRAM_MAX_ITERATIONS)
+	if (errno || *end || iterations < SCRAM_MIN_ITERATIONS || iterations > SCRAM_MAX_ITERATIONS)
 		return -EPROTO;
 	salt_len = b64_decode(s, sl, salt, sizeof(salt));
 	if (salt_len <= 0)

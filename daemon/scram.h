@@ -21,6 +21,11 @@
  * monitor_login.c), must not pin a core: 10^6 is some 0.6 s, far inside the 5 s
  * that every other worker's call may wait (PostgreSQL's default is 4096). */
 #define SCRAM_MAX_ITERATIONS 1000000u
+/* ... nor get a cheap proof: a worker taken over could ask the parent for one with a
+ * salt of its choice and one iteration, and guess the password offline from the
+ * server signature that comes back. PostgreSQL 15 always uses 4096 (16's
+ * scram_iterations may be set lower: such a server is refused with a clear error). */
+#define SCRAM_MIN_ITERATIONS 4096u
 #define SCRAM_NONCE_LEN 24              /* base64 of 18 random bytes */
 #define SCRAM_MAX_MESSAGE 1024
 
@@ -53,7 +58,7 @@ int scram_client_first(struct scram_client *c, const char *user, const char *non
  * ours, and builds client-final-message with the proof for password into out.
  * cache may be NULL; when it matches salt and iterations PBKDF2 is skipped, and on a
  * miss it is refilled. Returns the length, -EPROTO for a malformed or hostile server
- * message (nonce not ours, iteration count out of 1..SCRAM_MAX_ITERATIONS, salt too
+ * message (nonce not ours, iteration count out of SCRAM_MIN..MAX_ITERATIONS, salt too
  * long), or another negative errno.
  */
 int scram_client_final(struct scram_client *c, const char *password, const char *server_first,

@@ -104,7 +104,8 @@ static int upstream_auth_request(struct session_env *env, struct session *s, con
 		OPENSSL_cleanse(&rp, sizeof(rp));
 		if (r < 0) {
 			session_refuse(env, s, "28000", "conn.refused",
-			       "pgtether: the database at upstream '%s' sent an invalid SCRAM challenge", s->upstream_name);
+			       "pgtether: the database at upstream '%s' sent an invalid SCRAM challenge (pgtether takes %u to %u iterations)",
+			       s->upstream_name, SCRAM_MIN_ITERATIONS, SCRAM_MAX_ITERATIONS);
 			return -1;
 		}
 		r = upstream_send(s, out, pgwire_build_sasl_response(out, sizeof(out), (uint8_t *)msg, (size_t)r));

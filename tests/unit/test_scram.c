@@ -58,6 +58,8 @@ static void test_hostile_server_first(void **state)
 		"r=someoneelse%abc,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096",      /* not our nonce */
 		"r=" NONCE ",s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096",             /* nonce not extended */
 		"r=" NONCE "x,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=0",
+		"r=" NONCE "x,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=1",               /* a cheap proof to guess from */
+		"r=" NONCE "x,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4095",
 		"r=" NONCE "x,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4294967296",
 		"r=" NONCE "x,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=99999999",        /* would pin a core */
 		"r=" NONCE "x,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=-1",
