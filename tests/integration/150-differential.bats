@@ -36,6 +36,8 @@ differential() {
     "$PGT_TMP/pg" "$PG_PORT" "$@"
   echo "$output"
   echo "# ${lines[-1]}" >&3
+  # the server's side of a failure (a backend that died puts the cluster in recovery)
+  [ "$status" -eq 0 ] || tail -n 40 "$PGT_TMP/pg/postgres.log"
   [ "$status" -eq 0 ]
   [[ "${lines[-1]}" == *", 0 changed it through pgtether" ]]
   pgt_assert_clean_log
