@@ -144,10 +144,8 @@ static int cancel_retry_later(struct session_env *env, struct session *c)
 		close(fd);
 		return -errno;
 	}
-	epoll_ctl(env->epfd, EPOLL_CTL_DEL, c->upstream.fd, NULL);
-	close(c->upstream.fd);
+	sbuf_close(env->epfd, &c->upstream);
 	c->upstream.fd = fd;
-	c->upstream.events = 0;
 	c->cancel_sent = false;
 	c->cancel_timer = true;
 	return sbuf_watch(env->epfd, &c->upstream, EPOLLIN);

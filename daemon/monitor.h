@@ -51,7 +51,6 @@ struct mon_worker {
 	struct timespec started;
 	unsigned quick_deaths;          /* died within a second of starting, in a row */
 	time_t respawn_at;              /* CLOCK_MONOTONIC s; 0: now */
-	uint64_t stat_msgs;
 	uint32_t last_cmd;              /* the type of the last command sent (remask_unread) */
 };
 

@@ -89,7 +89,6 @@ struct priv_identify {
 	bool client_tls;
 };
 
-#define PRIV_TOKEN_MAX 65536
 
 /* followed by claims_len bytes of JSON (the verified claims) */
 struct priv_verdict {

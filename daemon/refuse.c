@@ -65,9 +65,7 @@ void session_refuse(struct session_env *env, struct session *s, const char *sqls
 	if (s->upstream.fd >= 0) {
 		tls_free(s->upstream.ssl);
 		s->upstream.ssl = NULL;
-		epoll_ctl(env->epfd, EPOLL_CTL_DEL, s->upstream.fd, NULL);
-		close(s->upstream.fd);
-		s->upstream.fd = -1;
+		sbuf_close(env->epfd, &s->upstream);
 	}
 	s->state = SESSION_REFUSING;
 	OPENSSL_cleanse(s->c2u.data, s->c2u.cap); /* login messages may hold the credential */

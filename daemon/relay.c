@@ -72,7 +72,7 @@ void session_relay_event(struct session_env *env, struct session *s, struct sess
 		if (from_client && (events & EPOLLOUT) && sbuf_flush(&s->u2c, &s->client, &s->s_scan) == 0 &&
 		    s->u2c.ready > s->u2c.off)
 			return;
-		session_relay_end(env, s, s->refuse_msg);
+		session_close(env, s, s->refuse_msg);
 		return;
 	}
 
@@ -83,7 +83,7 @@ void session_relay_event(struct session_env *env, struct session *s, struct sess
 		getsockopt(end->fd, SOL_SOCKET, SO_ERROR, &err, &len);
 		snprintf(reason, sizeof(reason), "%s error: %s", who, strerror(err ? err : EIO));
 		if (from_client)
-			session_relay_end(env, s, reason);
+			session_close(env, s, reason);
 		else
 			session_fault(env, s, FAULT_UPSTREAM_LOST, reason);
 		return;
@@ -94,7 +94,7 @@ void session_relay_event(struct session_env *env, struct session *s, struct sess
 		if (n < 0) {
 			snprintf(reason, sizeof(reason), "%s error: %s", who, strerror((int)-n));
 			if (from_client)
-				session_relay_end(env, s, reason);
+				session_close(env, s, reason);
 			else
 				session_fault(env, s, FAULT_UPSTREAM_LOST, reason);
 			return;
@@ -105,7 +105,7 @@ void session_relay_event(struct session_env *env, struct session *s, struct sess
 			s->c_drop = 0; /* nothing more comes: a held partial header is dropped below */
 		if (!from_client && in->eof && !s->c2u.eof && s->c_terminated && s->c2u.ready == s->c2u.off) {
 			/* the client said Terminate and the server did: no error is owed */
-			session_relay_end(env, s, "client terminated");
+			session_close(env, s, "client terminated");
 			return;
 		}
 		if (!from_client && in->eof && !s->c2u.eof) {
@@ -134,7 +134,7 @@ void session_relay_event(struct session_env *env, struct session *s, struct sess
 		}
 		if ((!from_client || !c2u_gated(s)) && (r = sbuf_flush(in, other, from_client ? &s->c_scan : &s->s_scan)) < 0) {
 			snprintf(reason, sizeof(reason), "%s error: %s", from_client ? "upstream" : "client", strerror(-r));
-			session_relay_end(env, s, reason);
+			session_close(env, s, reason);
 			return;
 		}
 		buf_shrink(s, from_client ? &s->c2u : &s->u2c);
@@ -147,7 +147,7 @@ void session_relay_event(struct session_env *env, struct session *s, struct sess
 	if (events & EPOLLOUT) {
 		if ((from_client || !c2u_gated(s)) && (r = sbuf_flush(out, end, from_client ? &s->s_scan : &s->c_scan)) < 0) {
 			snprintf(reason, sizeof(reason), "%s error: %s", who, strerror(-r));
-			session_relay_end(env, s, reason);
+			session_close(env, s, reason);
 			return;
 		}
 		if (from_client && s->refusals_owed) {
@@ -157,11 +157,11 @@ void session_relay_event(struct session_env *env, struct session *s, struct sess
 		}
 	}
 	if (s->c2u.shut && s->u2c.shut) {
-		session_relay_end(env, s, s->closed_by ? s->closed_by : "closed");
+		session_close(env, s, s->closed_by ? s->closed_by : "closed");
 		return;
 	}
 	if ((events & EPOLLHUP) && in->eof && out->ready == out->off) {
-		session_relay_end(env, s, from_client ? "client closed" : "upstream closed");
+		session_close(env, s, from_client ? "client closed" : "upstream closed");
 		return;
 	}
 	sbuf_set_events(env->epfd, &s->client, interest(&s->c2u, 0, &s->u2c));
@@ -285,9 +285,7 @@ static void end_relay(struct session_env *env, struct session *s, const char *sq
 		 * final rows): drain, then close */
 		tls_free(s->upstream.ssl);
 		s->upstream.ssl = NULL;
-		epoll_ctl(env->epfd, EPOLL_CTL_DEL, s->upstream.fd, NULL);
-		close(s->upstream.fd);
-		s->upstream.fd = -1;
+		sbuf_close(env->epfd, &s->upstream);
 		snprintf(s->refuse_msg, sizeof(s->refuse_msg), "%s", why);
 		s->draining = true;
 		s->drain_started = time(NULL);
@@ -327,9 +325,4 @@ void session_fault(struct session_env *env, struct session *s, enum fault_code f
 		session_close(env, s, t.reason);
 		break;
 	}
-}
-
-void session_relay_end(struct session_env *env, struct session *s, const char *reason)
-{
-	session_close(env, s, reason);
 }

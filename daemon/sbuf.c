@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <unistd.h>
 #include <sys/socket.h>
 
 /* ---- epoll interest ---------------------------------------------------------- */
@@ -33,6 +34,16 @@ int sbuf_watch(int epfd, struct session_end *end, uint32_t events)
 		return -errno;
 	end->events = events;
 	return 0;
+}
+
+void sbuf_close(int epfd, struct session_end *end)
+{
+	if (end->fd >= 0) {
+		epoll_ctl(epfd, EPOLL_CTL_DEL, end->fd, NULL);
+		close(end->fd);
+	}
+	end->fd = -1;
+	end->events = 0;
 }
 
 /* ---- I/O: plain or TLS ---------------------------------------------------------- */

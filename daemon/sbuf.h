@@ -68,6 +68,11 @@ void sbuf_set_events(int epfd, struct session_end *end, uint32_t events);
 /* Adds end->fd to the epoll set. 0 or -errno. */
 int sbuf_watch(int epfd, struct session_end *end, uint32_t events);
 
+/* Closes end->fd (if any), taking it out of the epoll set first: the parent holds a
+ * copy of client sockets, and a closed fd whose file lives on stays watched. Its TLS
+ * object, if any, is the caller's. */
+void sbuf_close(int epfd, struct session_end *end);
+
 /* ---- I/O ---- */
 
 /* One recv or SSL_read: bytes read, 0 at EOF, or -errno (-EAGAIN: end->want says

@@ -119,16 +119,8 @@ void session_free(struct session_env *env, struct session *s)
 	tls_free(s->client.ssl);
 	tls_free(s->upstream.ssl);
 	s->client.ssl = s->upstream.ssl = NULL;
-	if (s->client.fd >= 0) {
-		/* the parent holds the same socket: close() alone would leave it watched */
-		epoll_ctl(env->epfd, EPOLL_CTL_DEL, s->client.fd, NULL);
-		close(s->client.fd);
-	}
-	if (s->upstream.fd >= 0) {
-		epoll_ctl(env->epfd, EPOLL_CTL_DEL, s->upstream.fd, NULL);
-		close(s->upstream.fd);
-	}
-	s->client.fd = s->upstream.fd = -1;
+	sbuf_close(env->epfd, &s->client);
+	sbuf_close(env->epfd, &s->upstream);
 	if (s->prev)
 		s->prev->next = s->next;
 	else
@@ -235,7 +227,6 @@ static struct session *session_new(struct session_env *env, int cfd)
 	s->in.data = s->in.home = s->base + 2 * SESSION_BUF;
 	s->acct.pool = &env->mem;
 	s->c2u.cap = s->u2c.cap = s->in.cap = SESSION_BUF;
-	s->id = ++env->next_id;
 	s->env = env;
 	s->tx_status = 'I';
 	strcpy(s->facts.exe, "?"); /* until session_attest reads them */
@@ -474,9 +465,7 @@ void session_event(struct session_env *env, struct session_end *end, uint32_t ev
 		} else if ((events & (EPOLLHUP | EPOLLERR)) && s->client.fd >= 0) {
 			/* a client may hang up once its CancelRequest is sent, and PostgreSQL
 			 * still cancels: so does pgtether */
-			epoll_ctl(env->epfd, EPOLL_CTL_DEL, s->client.fd, NULL);
-			close(s->client.fd);
-			s->client.fd = -1;
+			sbuf_close(env->epfd, &s->client);
 		}
 		break;
 	case SESSION_LOGIN:

@@ -72,7 +72,6 @@ struct session_env {
 	struct config *cfg;              /* the worker's current snapshot */
 	int epfd;
 	bool worker;                     /* in a worker process (always, but for tests) */
-	uint64_t next_id;
 	struct session *head;            /* live sessions */
 	struct session *dead;            /* closed, freed by session_reap() */
 	size_t n_live;

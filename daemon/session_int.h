@@ -208,10 +208,6 @@ bool session_prepared_clean(const struct session *s, const char *name);
  * epoll batch being handled). */
 void session_free(struct session_env *env, struct session *s);
 
-/* A relaying session ends without a fault to tell the client: an end closed, or
- * failed (reason says which, for the log and the recording). */
-void session_relay_end(struct session_env *env, struct session *s, const char *reason);
-
 /* Moves what is readable and writable between the ends of a relaying session
  * (relay.c). */
 void session_relay_event(struct session_env *env, struct session *s, struct session_end *end, uint32_t events);
@@ -281,7 +277,8 @@ void startup_token_step(struct session_env *env, struct session *s);
 bool session_refuse_step(struct session *s);
 /* Queues a FATAL or ERROR for the client behind what may go out already. */
 void session_queue_error(struct session *s, const char *severity, const char *sqlstate, const char *msg);
-/* Logs the end of a relaying session and frees it (session.c). */
+/* Ends a session without a fault to tell the client (an end closed or failed: reason
+ * says which, for the log and the recording); logged when it was relaying (session.c). */
 void session_close(struct session_env *env, struct session *s, const char *reason);
 void session_turn_away(struct session_env *env, int fd, const char *sqlstate, const char *msg);
 void session_refuse_capped(struct session_env *env, struct session *s, const char *sqlstate, const char *msg);

@@ -255,9 +255,7 @@ void upstream_login_step(struct session_env *env, struct session *s)
 			s->in.eof = true;
 			tls_free(s->upstream.ssl);
 			s->upstream.ssl = NULL;
-			epoll_ctl(env->epfd, EPOLL_CTL_DEL, s->upstream.fd, NULL);
-			close(s->upstream.fd);
-			s->upstream.fd = -1;
+			sbuf_close(env->epfd, &s->upstream);
 			sbuf_set_events(env->epfd, &s->client, EPOLLOUT);
 			return;
 		case 'K':
@@ -331,12 +329,7 @@ static int upstream_connect_one(struct session_env *env, struct session *s)
 	struct timespec now;
 	int fd, r;
 
-	if (s->upstream.fd >= 0) {
-		epoll_ctl(env->epfd, EPOLL_CTL_DEL, s->upstream.fd, NULL);
-		close(s->upstream.fd);
-		s->upstream.fd = -1;
-		s->upstream.events = 0;
-	}
+	sbuf_close(env->epfd, &s->upstream); /* the attempt before's, if any */
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	s->up_try_since = now.tv_sec;
 	/* The parent makes it and starts the connect: SO_MARK (the loop guard: the
