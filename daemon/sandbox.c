@@ -28,6 +28,7 @@
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <pwd.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -255,17 +256,6 @@ static void sandbox_allow_arg_clear(struct sandbox_prog *p, long nr, unsigned ar
 	sandbox_stmt(p, BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
 }
 
-/* NR is allowed when every bit of MASK is set in argument ARG. */
-static void sandbox_allow_arg_all(struct sandbox_prog *p, long nr, unsigned arg, uint32_t mask)
-{
-	sandbox_jump(p, BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)nr, 0, 5);
-	sandbox_stmt(p, BPF_LD | BPF_W | BPF_ABS, SANDBOX_ARG_LO(arg));
-	sandbox_stmt(p, BPF_ALU | BPF_AND | BPF_K, mask);
-	sandbox_jump(p, BPF_JMP | BPF_JEQ | BPF_K, mask, 0, 1);
-	sandbox_stmt(p, BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
-	sandbox_stmt(p, BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
-}
-
 /* NR fails with ERR instead of running (callers then take their fallback). */
 static void sandbox_fail(struct sandbox_prog *p, long nr, uint32_t err)
 {
@@ -330,11 +320,21 @@ static void sandbox_build(struct sandbox_prog *p, pid_t self)
 		SYS_sigaltstack,
 		SYS_getpid, SYS_gettid, SYS_getppid, SYS_getuid, SYS_geteuid, SYS_getgid, SYS_getegid,
 		SYS_sched_yield, SYS_restart_syscall, SYS_exit, SYS_exit_group,
-		/* what a new thread does first (glibc's start_thread) */
-		SYS_set_robust_list, SYS_sched_getaffinity, /* the latter: the sanitizers' thread start */
+		/* what a new thread does at its start (glibc; pthread_getattr_np, which
+		 * ASan calls for its stack bounds, reads the affinity) */
+		SYS_set_robust_list, SYS_sched_getaffinity,
 #ifdef SYS_rseq
 		SYS_rseq,
 #endif
+	};
+	/* Threads, not processes: sqlclass parses long statements on a thread with a
+	 * big stack. clone3 passes its flags in memory, where BPF cannot look, so it
+	 * fails with ENOSYS and glibc falls back to clone, whose flags are an argument:
+	 * exactly glibc's pthread_create set (same memory, files, credentials and
+	 * filter; no new namespace, no exit signal, so no new process). */
+	static const uint32_t thread_flags[] = {
+		CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM |
+		CLONE_SETTLS | CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID,
 	};
 	/* O_NONBLOCK on fds that arrive blocking, FD_CLOEXEC, and checking that the
 	 * configuration memfd is sealed; no locks, no leases, no F_SETOWN (signals to
@@ -376,18 +376,13 @@ static void sandbox_build(struct sandbox_prog *p, pid_t self)
 	sandbox_allow_arg_in(p, SYS_fcntl, 1, fcntl_cmds, sizeof(fcntl_cmds) / sizeof(fcntl_cmds[0]));
 	sandbox_allow_arg_in(p, SYS_ioctl, 1, ioctl_cmds, sizeof(ioctl_cmds) / sizeof(ioctl_cmds[0]));
 	sandbox_allow_arg_in(p, SYS_prctl, 0, prctl_opts, sizeof(prctl_opts) / sizeof(prctl_opts[0]));
-	sandbox_allow_pair_in(p, SYS_setsockopt, 1, 2, sockopts, sizeof(sockopts) / sizeof(sockopts[0]));
-	/* abort() and the sanitizers signal the process itself; no other process */
-	sandbox_allow_arg_in(p, SYS_tgkill, 0, &pid, 1);
-	/* Threads, never processes: statements longer than 4 KiB are parsed on a thread
-	 * with a big stack (sqlclass.c). clone3 passes its flags in memory, which BPF
-	 * cannot read: it fails with ENOSYS and glibc falls back to clone, whose flags
-	 * are checked; a thread (CLONE_THREAD needs CLONE_VM and CLONE_SIGHAND) stays in
-	 * this process, its filter and its credentials. */
+	sandbox_allow_arg_in(p, SYS_clone, 0, thread_flags, 1);
 #ifdef SYS_clone3
 	sandbox_fail(p, SYS_clone3, ENOSYS);
 #endif
-	sandbox_allow_arg_all(p, SYS_clone, 0, CLONE_THREAD | CLONE_VM | CLONE_SIGHAND);
+	sandbox_allow_pair_in(p, SYS_setsockopt, 1, 2, sockopts, sizeof(sockopts) / sizeof(sockopts[0]));
+	/* abort() and the sanitizers signal the process itself; no other process */
+	sandbox_allow_arg_in(p, SYS_tgkill, 0, &pid, 1);
 	/* reading limits (the sanitizers' stack bounds), never setting them */
 	sandbox_allow_arg_null(p, SYS_prlimit64, 2);
 #ifdef SYS_getrlimit

@@ -5,6 +5,8 @@
  * sandbox_user() and sandbox_preload() and then sandbox_enter() before it reads a
  * single byte of input; after that it can only use the fds it already holds or is
  * given over its socketpair: no open, socket, accept, exec, fork, ptrace or bpf.
+ * Threads may be started (pthread_create: clone with exactly glibc's thread flags;
+ * clone3 fails with ENOSYS); they share the credentials and the filter.
  */
 #ifndef PGTETHER_SANDBOX_H
 #define PGTETHER_SANDBOX_H

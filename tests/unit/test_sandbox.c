@@ -18,8 +18,8 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <pg_query.h>
-#include <pthread.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -238,6 +238,15 @@ static void step(struct held *h, int n)
 		_exit(90);
 }
 
+static void *thread_body(void *arg)
+{
+	char deep[1 << 20]; /* more than a default thread stack's worth of frames */
+
+	memset(deep, 1, sizeof(deep));
+	*(int *)arg = 41 + deep[sizeof(deep) - 1];
+	return NULL;
+}
+
 static int allowed_child(void *arg)
 {
 	struct held *h = arg;
@@ -328,7 +337,24 @@ static int allowed_child(void *arg)
 	fflush(stderr);
 	log_info("test.sandbox", "logging from the sandbox, pid %d", (int)getpid());
 
-	step(h, 6); /* the SQL parser and JSON */
+	step(h, 6); /* a thread with a big stack, as sqlclass parses long text on */
+	{
+		pthread_attr_t attr;
+		pthread_t t;
+		int v = 0;
+
+		if (pthread_attr_init(&attr) != 0 || pthread_attr_setstacksize(&attr, 256u << 20) != 0 ||
+		    pthread_create(&t, &attr, thread_body, &v) != 0 || pthread_join(t, NULL) != 0 || v != 42)
+			return 16;
+		pthread_attr_destroy(&attr);
+	}
+#ifdef SYS_clone3
+	/* clone3 is refused softly (glibc falls back to clone), never run */
+	if (syscall(SYS_clone3, NULL, 0) != -1 || errno != ENOSYS)
+		return 17;
+#endif
+
+	step(h, 7); /* the SQL parser and JSON */
 	{
 		PgQueryParseResult pr = pg_query_parse("select a from t where b = $1");
 		json_t *j = json_loads("{\"a\": [1, 2]}", 0, NULL);
@@ -341,7 +367,7 @@ static int allowed_child(void *arg)
 	}
 	close(tfd);
 	close(ep);
-	step(h, 7);
+	step(h, 8);
 	return 0;
 }
 
@@ -381,7 +407,7 @@ static void test_allowed(void **state)
 			    WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st), last);
 		fail();
 	}
-	assert_int_equal(last, 7);
+	assert_int_equal(last, 8);
 	/* the connection it made is a real one */
 	acc = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 	assert_true(acc != -1);
@@ -534,6 +560,9 @@ static int do_bpf(void *a) { union bpf_attr at; (void)a; memset(&at, 0, sizeof(a
 static int do_fork(void *a) { (void)a; return (int)syscall(SYS_fork); }
 #endif
 static int do_clone(void *a) { (void)a; return (int)syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0); }
+/* a thread's flags, but a new mount namespace too */
+static int do_clone_thread_newns(void *a) { (void)a; return (int)syscall(SYS_clone, CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM | CLONE_SETTLS | CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID | CLONE_NEWNS, 0, 0, 0, 0); }
+static int do_vfork_flags(void *a) { (void)a; return (int)syscall(SYS_clone, CLONE_VM | CLONE_VFORK | SIGCHLD, 0, 0, 0, 0); }
 static int do_kill(void *a) { (void)a; return (int)syscall(SYS_kill, getppid(), 0); }
 static int do_tgkill_other(void *a) { (void)a; return (int)syscall(SYS_tgkill, getppid(), getppid(), 0); }
 static int do_setuid(void *a) { (void)a; return (int)syscall(SYS_setuid, 0); }
@@ -595,6 +624,8 @@ static const struct forbidden forbidden[] = {
 	{ "fork", do_fork },
 #endif
 	{ "clone", do_clone },
+	{ "clone with thread flags and CLONE_NEWNS", do_clone_thread_newns },
+	{ "clone as vfork", do_vfork_flags },
 	{ "kill", do_kill },		{ "tgkill another process", do_tgkill_other },
 	{ "setuid", do_setuid },	{ "setresuid", do_setresuid },
 	{ "unshare", do_unshare },	{ "setns", do_setns },
