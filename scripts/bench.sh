@@ -3,6 +3,10 @@
 # and through pgtetherd, side by side in one run, on loopback.
 #   scripts/bench.sh [SECONDS]      (default 10 s per run; bounded, loopback only)
 # Prints a Markdown table; bench/results.md keeps the figures of record.
+#   BENCH_WORKERS=N        "workers" for this tree's pgtetherd (default: one per CPU)
+#   BENCH_BASELINE=DIR     also a pgtetherd built elsewhere (DIR/pgtetherd, DIR/pgtether:
+#                          e.g. another commit's build/), in the same run, taking turns
+#                          with this tree's on every row (a column pgtether/baseline)
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -16,13 +20,15 @@ id="pgtether-bench-$$"
 tmp=$(mktemp -d "/tmp/$id.XXXXXX"); chmod 0755 "$tmp"
 cgmount=$(awk '$9 == "cgroup2" { print $5; exit }' /proc/self/mountinfo)
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-db_port=$(free_port); listen_port=$(free_port); bouncer_port=$(free_port); daemon=; bouncer=
+db_port=$(free_port); listen_port=$(free_port); bouncer_port=$(free_port); baseline_port=$(free_port)
+daemons=(); bouncer=
 cleanup() {
   set +e
-  [ -n "$daemon" ] && kill "$daemon" && wait "$daemon"
+  local pid
+  for pid in "${daemons[@]}"; do kill "$pid" && wait "$pid"; done
   [ -n "$bouncer" ] && kill "$bouncer" && wait "$bouncer"
   scripts/pg-local.sh stop "$tmp/pg"
-  rm -rf "/sys/fs/bpf/$id"
+  rm -rf "/sys/fs/bpf/$id-pgtether" "/sys/fs/bpf/$id-baseline"
   [ -d "$cgmount/$id" ] && find "$cgmount/$id" -depth -type d -exec rmdir {} \; 2>/dev/null
   rm -rf "$tmp"
 }
@@ -32,33 +38,41 @@ scripts/pg-local.sh start "$tmp/pg" "$db_port"
 password="bench-$RANDOM$RANDOM"
 scripts/pg-local.sh role "$tmp/pg" "$db_port" postgres "$password"
 (umask 077 && printf '{ "db": { "postgres": "%s" } }\n' "$password" >"$tmp/credentials.json")
-cat >"$tmp/pgtether.json" <<JSON
-{ "listen": "127.0.0.1:$listen_port", "targets": ["*:$db_port"], "bpffs_dir": "/sys/fs/bpf/$id",
-  "control_socket": "$tmp/control.sock", "cgroups": [], "credentials_file": "$tmp/credentials.json",
-  "policy_dir": "$tmp/policy.d", "issuers_dir": "$tmp/issuers.d", "sessions_dir": "$tmp/sessions",
-  "mask_key_file": "$tmp/mask.key",
+(umask 077 && head -c 32 /dev/urandom >"$tmp/mask.key")
+# start_daemon NAME BUILD_DIR PORT [EXTRA_KEYS]: a pgtetherd of BUILD_DIR with its own
+# pins, control socket and cgroups under /$id/NAME; its pid goes to daemons. Three
+# identities: one whose rule leaves statements to the role, one whose every statement
+# is classified by the parser and decided, one whose results are masked.
+start_daemon() {
+  local name=$1 bin=$2 port=$3 extra=${4:-} dir="$tmp/$1" cg
+  mkdir -p "$dir/policy.d"
+  cat >"$dir/pgtether.json" <<JSON
+{ "listen": "127.0.0.1:$port", "targets": ["*:$db_port"], "bpffs_dir": "/sys/fs/bpf/$id-$name",
+  "control_socket": "$dir/control.sock", "cgroups": [], "credentials_file": "$tmp/credentials.json",
+  "policy_dir": "$dir/policy.d", "issuers_dir": "$dir/issuers.d", "sessions_dir": "$dir/sessions",
+  "mask_key_file": "$tmp/mask.key", $extra
   "upstreams": { "db": { "address": "127.0.0.1:$db_port", "tls": "disable", "role": "postgres" } } }
 JSON
-# two identities: one whose rule leaves statements to the role, one whose every
-# statement is classified by the parser and decided
-mkdir -p "$tmp/policy.d"
-cat >"$tmp/policy.d/10-bench.json" <<JSON
+  cat >"$dir/policy.d/10-bench.json" <<JSON
 { "rules": [
-  { "name": "bench", "match": { "cgroup": "/$id/bench" }, "token": { "source": "none" }, "upstream": "db" },
-  { "name": "checked", "match": { "cgroup": "/$id/checked" }, "token": { "source": "none" }, "upstream": "db",
+  { "name": "bench", "match": { "cgroup": "/$id/$name/bench" }, "token": { "source": "none" }, "upstream": "db" },
+  { "name": "checked", "match": { "cgroup": "/$id/$name/checked" }, "token": { "source": "none" }, "upstream": "db",
     "statements": { "allow": ["read", "write", "transaction", "session"], "deny": ["drop"] } },
-  { "name": "masked", "match": { "cgroup": "/$id/masked" }, "token": { "source": "none" }, "upstream": "db",
+  { "name": "masked", "match": { "cgroup": "/$id/$name/masked" }, "token": { "source": "none" }, "upstream": "db",
     "mask": [ { "column": "public.pgbench_accounts.abalance", "strategy": "hash" },
               { "column": "public.pgbench_accounts.filler", "strategy": "partial" } ] } ] }
 JSON
-(umask 077 && head -c 32 /dev/urandom >"$tmp/mask.key")
-build/pgtetherd -c "$tmp/pgtether.json" </dev/null >"$tmp/daemon.log" 2>&1 &
-daemon=$!
-for _ in $(seq 100); do grep -q event=ready "$tmp/daemon.log" && break; sleep 0.1; done
-for cg in bench checked masked; do
-  mkdir -p "$cgmount/$id/$cg"
-  build/pgtether -c "$tmp/pgtether.json" attach "/$id/$cg" >/dev/null
-done
+  "$bin/pgtetherd" -c "$dir/pgtether.json" </dev/null >"$dir/daemon.log" 2>&1 &
+  daemons+=($!)
+  for _ in $(seq 100); do grep -q event=ready "$dir/daemon.log" && break; sleep 0.1; done
+  grep -q event=ready "$dir/daemon.log" || { echo "bench: pgtetherd of $bin did not start:" >&2; cat "$dir/daemon.log" >&2; exit 1; }
+  for cg in bench checked masked; do
+    mkdir -p "$cgmount/$id/$name/$cg"
+    "$bin/pgtether" -c "$dir/pgtether.json" attach "/$id/$name/$cg" >/dev/null
+  done
+}
+start_daemon pgtether build "$listen_port" "${BENCH_WORKERS:+\"workers\": $BENCH_WORKERS,}"
+[ -n "${BENCH_BASELINE:-}" ] && start_daemon baseline "$BENCH_BASELINE" "$baseline_port"
 
 export PGUSER=postgres PGHOST=127.0.0.1 PGPORT=$db_port PGPASSWORD=$password
 pgbench -q -i -s 10 postgres >/dev/null 2>&1
@@ -93,19 +107,39 @@ for _ in $(seq 100); do psql -h 127.0.0.1 -p "$bouncer_port" -Atqc "select 1" po
 in_cgroup() { local cg=$1; shift; bash -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$cgmount/$id/$cg" "$@"; }
 tps() { sed -n 's/^tps = \([0-9.]*\) .*/\1/p' | head -n 1; }
 
-printf '| workload | direct tps | PgBouncer tps | pgtether tps | pgtether/direct | pgtether/PgBouncer |\n'
-printf '|---|---:|---:|---:|---:|---:|\n'
-# run_case NAME CGROUP PGBENCH_ARGS...: the three, one after the other, the same
-# arguments; PgBouncer does not check statements or mask, so its figure is the same
-# plain relay for every pgtether rule (measured again each time, as a control)
+if [ -n "${BENCH_BASELINE:-}" ]; then
+  printf '| workload | direct tps | PgBouncer tps | pgtether tps | baseline tps | pgtether/direct | pgtether/PgBouncer | pgtether/baseline |\n'
+  printf '|---|---:|---:|---:|---:|---:|---:|---:|\n'
+else
+  printf '| workload | direct tps | PgBouncer tps | pgtether tps | pgtether/direct | pgtether/PgBouncer |\n'
+  printf '|---|---:|---:|---:|---:|---:|\n'
+fi
+# run_case NAME CGROUP PGBENCH_ARGS...: each, one after the other, the same arguments;
+# PgBouncer does not check statements or mask, so its figure is the same plain relay
+# for every pgtether rule (measured again each time, as a control). With a baseline,
+# pgtether and the baseline take turns going first, so neither always meets the
+# table state or the machine's load the other left.
+turn=0
 run_case() {
   local name=$1 cg=$2; shift 2
-  local d b p
+  local d b p q=
   d=$(pgbench "$@" -T "$secs" postgres 2>/dev/null | tps)
   b=$(PGPORT=$bouncer_port pgbench "$@" -T "$secs" postgres 2>/dev/null | tps)
-  p=$(in_cgroup "$cg" pgbench "$@" -T "$secs" postgres 2>/dev/null | tps)
-  printf '| %s | %.0f | %.0f | %.0f | %.2f | %.2f |\n' "$name" "$d" "$b" "$p" "$(echo "$p / $d" | bc -l)" \
-    "$(echo "$p / $b" | bc -l)"
+  if [ -z "${BENCH_BASELINE:-}" ]; then
+    p=$(in_cgroup "pgtether/$cg" pgbench "$@" -T "$secs" postgres 2>/dev/null | tps)
+    printf '| %s | %.0f | %.0f | %.0f | %.2f | %.2f |\n' "$name" "$d" "$b" "$p" "$(echo "$p / $d" | bc -l)" \
+      "$(echo "$p / $b" | bc -l)"
+    return
+  fi
+  if [ $((turn++ % 2)) -eq 0 ]; then
+    p=$(in_cgroup "pgtether/$cg" pgbench "$@" -T "$secs" postgres 2>/dev/null | tps)
+    q=$(in_cgroup "baseline/$cg" pgbench "$@" -T "$secs" postgres 2>/dev/null | tps)
+  else
+    q=$(in_cgroup "baseline/$cg" pgbench "$@" -T "$secs" postgres 2>/dev/null | tps)
+    p=$(in_cgroup "pgtether/$cg" pgbench "$@" -T "$secs" postgres 2>/dev/null | tps)
+  fi
+  printf '| %s | %.0f | %.0f | %.0f | %.0f | %.2f | %.2f | %.2f |\n' "$name" "$d" "$b" "$p" "$q" \
+    "$(echo "$p / $d" | bc -l)" "$(echo "$p / $b" | bc -l)" "$(echo "$p / $q" | bc -l)"
 }
 run_case "select-only, 8 clients, prepared" bench -S -M prepared -c 8 -j 2
 run_case "select-only, 1 client, simple" bench -S -M simple -c 1 -j 1
@@ -129,8 +163,12 @@ bulk() {
 }
 bulk direct env
 bulk "through PgBouncer" env PGPORT="$bouncer_port"
-bulk "through pgtether" in_cgroup bench
-bulk "through pgtether, two columns masked" in_cgroup masked
-n=$(grep -c 'event=conn.open' "$tmp/daemon.log")
+bulk "through pgtether" in_cgroup pgtether/bench
+bulk "through pgtether, two columns masked" in_cgroup pgtether/masked
+if [ -n "${BENCH_BASELINE:-}" ]; then
+  bulk "through the baseline" in_cgroup baseline/bench
+  bulk "through the baseline, two columns masked" in_cgroup baseline/masked
+fi
+n=$(cat "$tmp"/*/daemon.log | grep -c 'event=conn.open')
 echo
-echo "($n connections relayed; $(nproc) cores; $(uname -r); ${secs}s per run)"
+echo "($n connections relayed; $(nproc) cores; $(uname -r); ${secs}s per run; pgtether: $(git rev-parse --short HEAD)${BENCH_WORKERS:+, workers $BENCH_WORKERS}${BENCH_BASELINE:+; baseline: $BENCH_BASELINE})"
