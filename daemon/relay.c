@@ -156,12 +156,14 @@ void session_relay_event(struct session_env *env, struct session *s, struct sess
 			sbuf_flush(&s->u2c, &s->client, &s->s_scan);
 		}
 	}
+	/* A client that said Terminate ended the session, whichever end's EOF the loop
+	 * happens to see first (psql closes right after it; the server closes on it). */
 	if (s->c2u.shut && s->u2c.shut) {
-		session_close(env, s, s->closed_by ? s->closed_by : "closed");
+		session_close(env, s, s->c_terminated ? "client terminated" : s->closed_by ? s->closed_by : "closed");
 		return;
 	}
 	if ((events & EPOLLHUP) && in->eof && out->ready == out->off) {
-		session_close(env, s, from_client ? "client closed" : "upstream closed");
+		session_close(env, s, s->c_terminated ? "client terminated" : from_client ? "client closed" : "upstream closed");
 		return;
 	}
 	sbuf_set_events(env->epfd, &s->client, interest(&s->c2u, 0, &s->u2c));
