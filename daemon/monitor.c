@@ -201,6 +201,7 @@ void login_done(struct monitor *m, struct mon_conn *c)
 void conn_end(struct monitor *m, struct mon_conn *c)
 {
 	login_done(m, c);
+	login_scram_end(m, c);
 	if (c->cfd >= 0)
 		close(c->cfd);
 	if (c->w && c->w->sessions)
@@ -597,6 +598,10 @@ static int on_packet(struct monitor *m, struct mon_worker *w, const struct priv_
 	}
 	if (h->type == PRIV_STATS)
 		return on_stats(m, w, body, h->len);
+	/* a worker's calls come one at a time (worker_call waits for each answer): one
+	 * while its SCRAM answer is computed would be answered out of order */
+	if (h->type >= PRIV_SOCKET && h->type < PRIV_REPLY && w->waiting)
+		return -EPROTO;
 	if (!c || c->w != w) {
 		/* a connection the parent ended (its worker was told) may still speak once */
 		if (h->type == PRIV_ENDED || h->type == PRIV_HELD_DONE || h->type == PRIV_RULE || h->type == PRIV_DDL)
@@ -801,6 +806,10 @@ static void worker_gone(struct monitor *m, struct mon_worker *w, int status)
 	w->pid = 0;
 	w->ready = false;
 	w->sessions = 0;
+	/* a proof job of this process still running counts against nobody now */
+	w->lives++;
+	w->proofs = 0;
+	w->waiting = 0;
 	if (m->stopping)
 		return;
 	clock_gettime(CLOCK_MONOTONIC, &now);
@@ -1106,6 +1115,7 @@ void monitor_stop(struct monitor *m)
 	}
 	while (m->head)
 		conn_end(m, m->head);
+	login_proofs_release(m);
 	quota_logins_release(&m->logins);
 	if (m->bundle_fd >= 0)
 		close(m->bundle_fd);

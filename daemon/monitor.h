@@ -26,9 +26,12 @@
 #include "privsep.h"
 #include "quota.h"
 #include "sbuf.h"
+#include "scrampool.h"
 
 struct sockdiag;
 struct monitor;
+struct mon_scram;
+struct mon_proof;
 
 enum mon_state {
 	MC_STARTUP,         /* the worker reads the startup packet */
@@ -52,6 +55,11 @@ struct mon_worker {
 	unsigned quick_deaths;          /* died within a second of starting, in a row */
 	time_t respawn_at;              /* CLOCK_MONOTONIC s; 0: now */
 	uint32_t last_cmd;              /* the type of the last command sent (remask_unread) */
+	unsigned lives;                 /* processes of this slot that ended: a proof job
+					 * names the one it counts against */
+	uint64_t waiting;               /* the session whose SCRAM call waits for the proof
+					 * thread (0: none); no other call is taken meanwhile */
+	unsigned proofs;                /* jobs of this process in the proof pool */
 };
 
 struct mon_conn {
@@ -90,6 +98,7 @@ struct mon_conn {
 	char client_encoding[32], scs[8];
 	struct timespec started;
 	struct priv_new_conn *pending;  /* waits for a worker to be ready (not sent yet) */
+	struct mon_scram *scram;        /* its SCRAM call, waiting for the proof thread */
 	struct mon_conn *prev, *next;
 };
 
@@ -99,6 +108,9 @@ struct monitor {
 	struct sockdiag *sd;
 	struct attest_hasher *hasher;
 	struct attest_cache exe_cache;
+	struct scrampool *proofs;       /* PBKDF2 off the loop (MON_PROOFS_MAX jobs) */
+	struct mon_proof *proof_jobs;   /* what each job in it is for */
+	uint64_t next_job;
 	int epfd;
 	int exe_fd;                     /* pgtetherd's own binary, for fexecve */
 	uid_t wuid;
@@ -122,7 +134,14 @@ struct monitor {
 	uint8_t *buf;                   /* PRIV_MAX_MSG: one packet received */
 };
 
-/* Sets m up (cfg, ic, sd, hasher, epfd filled in by the caller) and starts the
+/* SCRAM proofs: at most one job per worker process in the pool (a worker waits for
+ * each call's answer, so a second one while its first computes, or while a job it
+ * abandoned by ending the session still runs, is a worker taken over: it is killed),
+ * and at most this many in all (more is answered -EBUSY: only jobs left by workers
+ * that died can make up the difference, and they drain in 0.6 s each at most). */
+#define MON_PROOFS_MAX PRIV_MAX_WORKERS
+
+/* Sets m up (cfg, ic, sd, hasher, proofs, epfd filled in by the caller) and starts the
  * workers. 0 or -errno, logged. */
 int monitor_start(struct monitor *m, int bundle_fd);
 
@@ -137,6 +156,8 @@ void monitor_worker_event(struct monitor *m, struct mon_worker *w, uint32_t even
 void monitor_children(struct monitor *m);
 
 void monitor_hashes_done(struct monitor *m);
+/* The proof thread's eventfd is readable: the SCRAM calls waiting for it are answered. */
+void monitor_proofs_done(struct monitor *m);
 void monitor_tick(struct monitor *m);
 
 /* A reload swapped cfg: the workers get the new bundle (taken) and generation. */

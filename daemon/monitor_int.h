@@ -37,4 +37,11 @@ int login_md5(struct monitor *m, struct mon_conn *c, const uint8_t *salt, size_t
 int login_cleartext(struct monitor *m, struct mon_conn *c);
 int login_socket(struct monitor *m, struct mon_conn *c, const uint8_t *body, size_t len);
 
+/* c ends: its SCRAM call (if one waits) is forgotten, and the proof job with it when
+ * no other session waits for that job and it has not started. */
+void login_scram_end(struct monitor *m, struct mon_conn *c);
+
+/* Frees what is left of the proof jobs' records (the loop is stopping). */
+void login_proofs_release(struct monitor *m);
+
 #endif

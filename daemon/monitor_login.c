@@ -301,40 +301,240 @@ static struct config_role *conn_role(struct monitor *m, struct mon_conn *c)
 	return u ? config_role_for(u, c->role) : NULL;
 }
 
-/* SCRAM: the worker made client-first (its nonce) and got server-first; the proof
- * is computed here, with the salted password cached per credential, and the server
- * signature the worker must see. */
+/* ---- SCRAM ----------------------------------------------------------------------------
+ * The worker made client-first (its nonce) and got server-first; the parent answers
+ * client-final and the server signature the worker must see. Parsing server-first, the
+ * credential's cache and the HMACs are cheap and done at once; the salted password of
+ * a salt not cached (PBKDF2, up to 0.6 s) is a job for the proof thread (scrampool.h),
+ * and the call is answered when it is done (monitor_proofs_done). Meanwhile the loop
+ * serves everything else, and the worker (which waits for its answer) sends nothing.
+ */
+
+/* A SCRAM call waiting for the proof thread: what client-final is built from. */
+struct mon_scram {
+	uint64_t job;
+	struct scram_client sc;
+	char server_first[SCRAM_MAX_MESSAGE];
+};
+
+/* A job in the pool. Jobs are numbered once (m->next_job): a result is matched by
+ * number to the sessions still waiting for it, never to a slot, so a session that
+ * ended, or a worker that died and was replaced, gets no late answer. */
+struct mon_proof {
+	uint64_t job;
+	unsigned gen;                   /* m->gen at submission: the cache takes only its own */
+	char upstream[CONFIG_NAME_MAX + 1];
+	char role[CONFIG_NAME_MAX + 1];
+	struct scram_challenge ch;
+	struct mon_worker *owner;       /* whose job it counts as (mon_worker.proofs) ... */
+	unsigned owner_lives;           /* ... while that process lives */
+	uint64_t askers;                /* bits of the workers that asked (scram_keycache_put) */
+	struct mon_proof *next;
+};
+
+static struct config_role *role_named(struct monitor *m, const char *upstream, const char *role)
+{
+	struct config_upstream *u = config_upstream_named(m->cfg, upstream);
+
+	return u ? config_role_for(u, role) : NULL;
+}
+
+static uint64_t worker_bit(const struct mon_worker *w)
+{
+	return w->idx < 64 ? 1ull << w->idx : 0;
+}
+
+static void scram_wait_free(struct mon_scram *s)
+{
+	OPENSSL_cleanse(s, sizeof(*s));
+	free(s);
+}
+
+/* The answer from the salted password; sc is wiped. */
+static int scram_answer(struct mon_conn *c, struct scram_client *sc, const uint8_t salted[SCRAM_KEY_LEN],
+			const char *server_first)
+{
+	struct priv_scram_reply rp;
+	int n, ret;
+
+	memset(&rp, 0, sizeof(rp));
+	n = scram_client_final_salted(sc, salted, server_first, strlen(server_first), rp.client_final,
+				      sizeof(rp.client_final));
+	if (n < 0) {
+		ret = reply(c->w, c->id, n, NULL, 0, -1);
+	} else {
+		memcpy(rp.server_signature, sc->server_signature, sizeof(rp.server_signature));
+		ret = reply(c->w, c->id, 0, &rp, sizeof(rp), -1);
+	}
+	OPENSSL_cleanse(&rp, sizeof(rp));
+	scram_client_release(sc);
+	return ret;
+}
+
+/* Unlinks job's record: NULL when there is none (cancelled, or never recorded). */
+static struct mon_proof *proof_take(struct monitor *m, uint64_t job)
+{
+	for (struct mon_proof **pp = &m->proof_jobs; *pp; pp = &(*pp)->next)
+		if ((*pp)->job == job) {
+			struct mon_proof *p = *pp;
+
+			*pp = p->next;
+			if (p->owner->lives == p->owner_lives && p->owner->proofs)
+				p->owner->proofs--;
+			return p;
+		}
+	return NULL;
+}
+
 int login_scram(struct monitor *m, struct mon_conn *c, const struct priv_scram *q)
 {
 	struct config_role *cr = conn_role(m, c);
-	struct priv_scram_reply rp;
-	struct scram_client sc;
+	uint8_t salted[SCRAM_KEY_LEN];
+	struct scram_challenge ch;
+	struct mon_scram *s;
+	struct mon_proof *p;
 	const char *r;
-	int n, ret;
+	int n;
 
 	if (!PRIV_STR_OK(q->client_first_bare) || !PRIV_STR_OK(q->server_first))
 		return -EPROTO;
 	if (!cr)
 		return reply(c->w, c->id, -ENOENT, NULL, 0, -1);
-	memset(&sc, 0, sizeof(sc));
-	snprintf(sc.client_first_bare, sizeof(sc.client_first_bare), "%s", q->client_first_bare);
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return reply(c->w, c->id, -ENOMEM, NULL, 0, -1);
+	snprintf(s->sc.client_first_bare, sizeof(s->sc.client_first_bare), "%s", q->client_first_bare);
 	r = strstr(q->client_first_bare, ",r=");
-	if (!r || strlen(r + 3) != SCRAM_NONCE_LEN || strchr(r + 3, ','))
+	if (!r || strlen(r + 3) != SCRAM_NONCE_LEN || strchr(r + 3, ',')) {
+		scram_wait_free(s);
 		return reply(c->w, c->id, -EPROTO, NULL, 0, -1);
-	memcpy(sc.nonce, r + 3, SCRAM_NONCE_LEN + 1);
-	sc.state = 1;
-	memset(&rp, 0, sizeof(rp));
-	n = scram_client_final(&sc, cr->password, q->server_first, strlen(q->server_first), &cr->keycache, rp.client_final,
-			       sizeof(rp.client_final));
+	}
+	memcpy(s->sc.nonce, r + 3, SCRAM_NONCE_LEN + 1);
+	s->sc.state = 1;
+	memcpy(s->server_first, q->server_first, sizeof(s->server_first));
+	n = scram_parse_server_first(&s->sc, s->server_first, strlen(s->server_first), &ch);
 	if (n < 0) {
-		scram_client_release(&sc);
+		scram_wait_free(s);
 		return reply(c->w, c->id, n, NULL, 0, -1);
 	}
-	memcpy(rp.server_signature, sc.server_signature, sizeof(rp.server_signature));
-	scram_client_release(&sc);
-	ret = reply(c->w, c->id, 0, &rp, sizeof(rp), -1);
-	OPENSSL_cleanse(&rp, sizeof(rp));
-	return ret;
+	if (scram_keycache_get(&cr->keycache, &ch, c->w->idx, salted)) {
+		n = scram_answer(c, &s->sc, salted, s->server_first);
+		OPENSSL_cleanse(salted, sizeof(salted));
+		scram_wait_free(s);
+		return n;
+	}
+	/* the same salted password already on its way for another session: wait for it */
+	for (p = m->proof_jobs; p; p = p->next)
+		if (p->gen == m->gen && !strcmp(p->upstream, c->upstream) && !strcmp(p->role, c->role) &&
+		    p->ch.iterations == ch.iterations && p->ch.salt_len == ch.salt_len &&
+		    !memcmp(p->ch.salt, ch.salt, ch.salt_len))
+			break;
+	if (!p && !m->proofs) { /* no proof thread (a harness driving the parent) */
+		scram_wait_free(s);
+		return reply(c->w, c->id, -ENOSYS, NULL, 0, -1);
+	}
+	if (!p) {
+		/* The worker waits for each answer, so its only job in the pool is one for a
+		 * session it ended while that job ran: ending sessions to queue more is how a
+		 * worker taken over would hold the thread for everyone. */
+		if (c->w->proofs >= 1) {
+			log_warn("login", "id=%llu: worker %u asked for another SCRAM proof while one it abandoned is computed",
+				 (unsigned long long)c->id, c->w->idx);
+			scram_wait_free(s);
+			return -EPROTO;
+		}
+		p = calloc(1, sizeof(*p));
+		if (!p) {
+			scram_wait_free(s);
+			return reply(c->w, c->id, -ENOMEM, NULL, 0, -1);
+		}
+		p->job = ++m->next_job;
+		p->gen = m->gen;
+		snprintf(p->upstream, sizeof(p->upstream), "%s", c->upstream);
+		snprintf(p->role, sizeof(p->role), "%s", c->role);
+		p->ch = ch;
+		p->owner = c->w;
+		p->owner_lives = c->w->lives;
+		if ((n = scrampool_submit(m->proofs, p->job, cr->password, &ch)) < 0) {
+			if (n == -EBUSY)
+				log_warn("login", "id=%llu: %d SCRAM proofs are being computed already; this login is refused",
+					 (unsigned long long)c->id, MON_PROOFS_MAX);
+			free(p);
+			scram_wait_free(s);
+			return reply(c->w, c->id, n, NULL, 0, -1);
+		}
+		c->w->proofs++;
+		p->next = m->proof_jobs;
+		m->proof_jobs = p;
+	}
+	p->askers |= worker_bit(c->w);
+	s->job = p->job;
+	c->scram = s;
+	c->w->waiting = c->id;
+	return 0;
+}
+
+void login_scram_end(struct monitor *m, struct mon_conn *c)
+{
+	struct mon_scram *s = c->scram;
+	bool others = false;
+
+	if (!s)
+		return;
+	c->scram = NULL;
+	if (c->w && c->w->waiting == c->id)
+		c->w->waiting = 0;
+	for (struct mon_conn *t = m->head; t && !others; t = t->next)
+		others = t != c && t->scram && t->scram->job == s->job;
+	/* nobody waits for it: not computed at all if it has not started */
+	if (!others && m->proofs && scrampool_cancel(m->proofs, s->job))
+		free(proof_take(m, s->job));
+	scram_wait_free(s);
+}
+
+void monitor_proofs_done(struct monitor *m)
+{
+	struct scrampool_done d;
+
+	while (m->proofs && scrampool_collect(m->proofs, &d)) {
+		struct mon_proof *p = proof_take(m, d.job);
+		struct mon_conn *c, *next;
+
+		if (p) {
+			struct config_role *cr = role_named(m, p->upstream, p->role);
+
+			/* a reload may have changed the password: then the key is not cached */
+			if (d.result == 0 && p->gen == m->gen && cr)
+				scram_keycache_put(&cr->keycache, &p->ch, p->askers, d.salted);
+			free(p);
+		}
+		for (c = m->head; c; c = next) {
+			struct mon_scram *s = c->scram;
+
+			next = c->next;
+			if (!s || s->job != d.job)
+				continue;
+			c->scram = NULL;
+			if (c->w->waiting == c->id)
+				c->w->waiting = 0;
+			if (d.result < 0)
+				reply(c->w, c->id, d.result, NULL, 0, -1);
+			else
+				scram_answer(c, &s->sc, d.salted, s->server_first);
+			scram_wait_free(s);
+		}
+		OPENSSL_cleanse(&d, sizeof(d));
+	}
+}
+
+void login_proofs_release(struct monitor *m)
+{
+	while (m->proof_jobs) {
+		struct mon_proof *p = m->proof_jobs;
+
+		m->proof_jobs = p->next;
+		free(p);
+	}
 }
 
 int login_md5(struct monitor *m, struct mon_conn *c, const uint8_t *salt, size_t len)

@@ -49,7 +49,7 @@ struct daemon {
 	char cgroup_mount[PATH_MAX];
 	uint64_t own_cgroup_id;
 	int epfd;
-	struct ev_source ev_listener, ev_control, ev_signal, ev_timer, ev_hasher;
+	struct ev_source ev_listener, ev_control, ev_signal, ev_timer, ev_hasher, ev_proofs;
 	int lfd, ctlfd, sigfd, tfd;
 	gid_t approvers_gid;            /* approvers_group, or (gid_t)-1 */
 	/* accept() failing for lack of fds or memory: the listener is out of the epoll
@@ -490,11 +490,17 @@ static int start(struct daemon *d, int bundle)
 	d->ev_signal.kind = EV_SIGNAL;
 	d->ev_timer.kind = EV_TIMER;
 	d->ev_hasher.kind = EV_HASHER;
+	d->ev_proofs.kind = EV_PROOFS;
 	if ((r = attest_hasher_start(&d->mon.hasher)) < 0) {
 		log_error("start", "cannot start the executable hasher: %s", strerror(-r));
 		return r;
 	}
+	if ((r = scrampool_start(&d->mon.proofs, MON_PROOFS_MAX)) < 0) {
+		log_error("start", "cannot start the SCRAM proof thread: %s", strerror(-r));
+		return r;
+	}
 	if (add_watch(d->epfd, attest_hasher_fd(d->mon.hasher), &d->ev_hasher) == -1 ||
+	    add_watch(d->epfd, scrampool_fd(d->mon.proofs), &d->ev_proofs) == -1 ||
 	    add_watch(d->epfd, d->lfd, &d->ev_listener) == -1 ||
 	    add_watch(d->epfd, d->ctlfd, &d->ev_control) == -1 ||
 	    add_watch(d->epfd, d->sigfd, &d->ev_signal) == -1 ||
@@ -587,6 +593,9 @@ static void run(struct daemon *d)
 			}
 			case EV_HASHER:
 				monitor_hashes_done(&d->mon);
+				break;
+			case EV_PROOFS:
+				monitor_proofs_done(&d->mon);
 				break;
 			case EV_WORKER: {
 				struct mon_worker *w = (struct mon_worker *)ev;
@@ -685,6 +694,7 @@ int main(int argc, char **argv)
 	}
 	monitor_stop(&d.mon); /* the workers end their sessions, each client told why */
 	attest_hasher_free(d.mon.hasher);
+	scrampool_free(d.mon.proofs);
 	if (d.lfd >= 0)
 		close(d.lfd);
 	if (d.ctlfd >= 0) {

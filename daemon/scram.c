@@ -96,18 +96,14 @@ static const char *attr(const char *msg, size_t len, char k, size_t *ret_len)
 	return NULL;
 }
 
-int scram_client_final(struct scram_client *c, const char *password, const char *server_first,
-		       size_t len, struct scram_keycache *cache, char *out, size_t cap)
+int scram_parse_server_first(const struct scram_client *c, const char *server_first, size_t len,
+			     struct scram_challenge *ret)
 {
-	uint8_t salt[SCRAM_MAX_SALT], salted[SCRAM_KEY_LEN], client_key[SCRAM_KEY_LEN];
-	uint8_t stored_key[SCRAM_KEY_LEN], server_key[SCRAM_KEY_LEN], sig[SCRAM_KEY_LEN];
-	char without_proof[SCRAM_MAX_MESSAGE], auth[3 * SCRAM_MAX_MESSAGE], proof64[64];
 	const char *r, *s, *i;
 	size_t rl, sl, il, nl = strlen(c->nonce);
 	unsigned long iterations;
-	unsigned int hl = SCRAM_KEY_LEN;
 	char num[16], *end;
-	int salt_len, n, ret = -EPROTO;
+	int salt_len;
 
 	if (c->state != 1 || len >= SCRAM_MAX_MESSAGE || memchr(server_first, 0, len))
 		return -EPROTO;
@@ -125,31 +121,41 @@ int scram_client_final(struct scram_client *c, const char *password, const char 
 	iterations = strtoul(num, &end, 10);
 	if (errno || *end || iterations < SCRAM_MIN_ITERATIONS || iterations > SCRAM_MAX_ITERATIONS)
 		return -EPROTO;
-	salt_len = b64_decode(s, sl, salt, sizeof(salt));
+	memset(ret, 0, sizeof(*ret));
+	salt_len = b64_decode(s, sl, ret->salt, sizeof(ret->salt));
 	if (salt_len <= 0)
 		return -EPROTO;
+	ret->salt_len = (size_t)salt_len;
+	ret->iterations = (uint32_t)iterations;
+	return 0;
+}
 
-	if (cache && cache->valid && cache->iterations == iterations &&
-	    cache->salt_len == (size_t)salt_len && memcmp(cache->salt, salt, (size_t)salt_len) == 0) {
-		memcpy(salted, cache->salted, sizeof(salted));
-	} else {
-		/* RFC 5802: SaltedPassword := Hi(Normalize(password), salt, i). PostgreSQL
-		 * falls back to the raw bytes when SASLprep fails; held passwords are
-		 * admin-chosen ASCII in practice, so the raw bytes are used. */
-		if (PKCS5_PBKDF2_HMAC(password, (int)strlen(password), salt, salt_len, (int)iterations,
-				      EVP_sha256(), SCRAM_KEY_LEN, salted) != 1) {
-			ret = -EIO;
-			goto out;
-		}
-		if (cache) {
-			cache->valid = true;
-			cache->iterations = (uint32_t)iterations;
-			cache->salt_len = (size_t)salt_len;
-			memcpy(cache->salt, salt, (size_t)salt_len);
-			memcpy(cache->salted, salted, sizeof(salted));
-		}
+int scram_salted_password(const char *password, const struct scram_challenge *ch, uint8_t ret[SCRAM_KEY_LEN])
+{
+	/* RFC 5802: SaltedPassword := Hi(Normalize(password), salt, i). PostgreSQL falls
+	 * back to the raw bytes when SASLprep fails; held passwords are admin-chosen
+	 * ASCII in practice, so the raw bytes are used. */
+	if (PKCS5_PBKDF2_HMAC(password, (int)strlen(password), ch->salt, (int)ch->salt_len, (int)ch->iterations,
+			      EVP_sha256(), SCRAM_KEY_LEN, ret) != 1) {
+		OPENSSL_cleanse(ret, SCRAM_KEY_LEN);
+		return -EIO;
 	}
+	return 0;
+}
 
+int scram_client_final_salted(struct scram_client *c, const uint8_t salted[SCRAM_KEY_LEN], const char *server_first,
+			      size_t len, char *out, size_t cap)
+{
+	uint8_t client_key[SCRAM_KEY_LEN], stored_key[SCRAM_KEY_LEN], server_key[SCRAM_KEY_LEN], sig[SCRAM_KEY_LEN];
+	char without_proof[SCRAM_MAX_MESSAGE], auth[3 * SCRAM_MAX_MESSAGE], proof64[64];
+	unsigned int hl = SCRAM_KEY_LEN;
+	const char *r;
+	size_t rl;
+	int n, ret = -EPROTO;
+
+	if (c->state != 1 || len >= SCRAM_MAX_MESSAGE || memchr(server_first, 0, len) ||
+	    !(r = attr(server_first, len, 'r', &rl)))
+		return -EPROTO;
 	n = snprintf(without_proof, sizeof(without_proof), "c=biws,r=%.*s", (int)rl, r);
 	if (n < 0 || (size_t)n >= sizeof(without_proof))
 		goto out;
@@ -157,10 +163,10 @@ int scram_client_final(struct scram_client *c, const char *password, const char 
 		     without_proof);
 	if (n < 0 || (size_t)n >= sizeof(auth))
 		goto out;
-	if (hmac(salted, sizeof(salted), "Client Key", 10, client_key) < 0 ||
+	if (hmac(salted, SCRAM_KEY_LEN, "Client Key", 10, client_key) < 0 ||
 	    !EVP_Digest(client_key, sizeof(client_key), stored_key, &hl, EVP_sha256(), NULL) ||
 	    hmac(stored_key, sizeof(stored_key), auth, (size_t)n, sig) < 0 ||
-	    hmac(salted, sizeof(salted), "Server Key", 10, server_key) < 0 ||
+	    hmac(salted, SCRAM_KEY_LEN, "Server Key", 10, server_key) < 0 ||
 	    hmac(server_key, sizeof(server_key), auth, (size_t)n, c->server_signature) < 0) {
 		ret = -EIO;
 		goto out;
@@ -176,13 +182,89 @@ int scram_client_final(struct scram_client *c, const char *password, const char 
 	c->state = 2;
 	ret = n;
 out:
-	OPENSSL_cleanse(salted, sizeof(salted));
 	OPENSSL_cleanse(client_key, sizeof(client_key));
 	OPENSSL_cleanse(stored_key, sizeof(stored_key));
 	OPENSSL_cleanse(server_key, sizeof(server_key));
 	OPENSSL_cleanse(sig, sizeof(sig));
 	OPENSSL_cleanse(proof64, sizeof(proof64));
 	return ret;
+}
+
+int scram_client_final(struct scram_client *c, const char *password, const char *server_first,
+		       size_t len, struct scram_keycache *cache, char *out, size_t cap)
+{
+	uint8_t salted[SCRAM_KEY_LEN];
+	struct scram_challenge ch;
+	int ret;
+
+	if ((ret = scram_parse_server_first(c, server_first, len, &ch)) < 0)
+		return ret;
+	if (!cache || !scram_keycache_get(cache, &ch, 0, salted)) {
+		if ((ret = scram_salted_password(password, &ch, salted)) < 0)
+			return ret;
+		if (cache)
+			scram_keycache_put(cache, &ch, 1, salted);
+	}
+	ret = scram_client_final_salted(c, salted, server_first, len, out, cap);
+	OPENSSL_cleanse(salted, sizeof(salted));
+	return ret;
+}
+
+static bool challenge_eq(const struct scram_challenge *a, const struct scram_challenge *b)
+{
+	return a->iterations == b->iterations && a->salt_len == b->salt_len && !memcmp(a->salt, b->salt, a->salt_len);
+}
+
+static uint64_t asker_bit(unsigned asker)
+{
+	return asker < 64 ? 1ull << asker : 0;
+}
+
+bool scram_keycache_get(struct scram_keycache *k, const struct scram_challenge *ch, unsigned asker,
+			uint8_t ret[SCRAM_KEY_LEN])
+{
+	for (size_t i = 0; i < SCRAM_KEYCACHE_SLOTS; i++) {
+		struct scram_keycache_entry *e = &k->e[i];
+
+		if (e->valid && challenge_eq(&e->ch, ch)) {
+			memcpy(ret, e->salted, SCRAM_KEY_LEN);
+			e->askers |= asker_bit(asker);
+			e->used = ++k->clock;
+			return true;
+		}
+	}
+	return false;
+}
+
+void scram_keycache_put(struct scram_keycache *k, const struct scram_challenge *ch, uint64_t askers,
+			const uint8_t salted[SCRAM_KEY_LEN])
+{
+	struct scram_keycache_entry *same = NULL, *empty = NULL, *own = NULL, *any = NULL, *e;
+
+	for (size_t i = 0; i < SCRAM_KEYCACHE_SLOTS; i++) {
+		e = &k->e[i];
+		if (!e->valid) {
+			if (!empty)
+				empty = e;
+			continue;
+		}
+		if (challenge_eq(&e->ch, ch))
+			same = e;
+		/* used by these askers alone: theirs to recycle */
+		if (!(e->askers & ~askers) && (!own || e->used < own->used))
+			own = e;
+		if (!any || e->used < any->used)
+			any = e;
+	}
+	e = same ? same : empty ? empty : own ? own : any;
+	if (e != same) {
+		OPENSSL_cleanse(e, sizeof(*e));
+		e->ch = *ch;
+	}
+	e->valid = true;
+	memcpy(e->salted, salted, SCRAM_KEY_LEN);
+	e->askers |= askers;
+	e->used = ++k->clock;
 }
 
 int scram_verify_server_final(struct scram_client *c, const char *server_final, size_t len)

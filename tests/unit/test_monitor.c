@@ -13,6 +13,7 @@
 #include <string.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -68,6 +69,50 @@ static pid_t child(void)
 	return pid;
 }
 
+/* A stand-in process for worker i, with fresh channels (as worker_spawn makes). */
+static void worker_up(unsigned i)
+{
+	struct mon_worker *w = &T.m.w[i];
+	int cmd[2], req[2];
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, cmd), 0);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, req), 0);
+	for (unsigned k = 0; k < 2; k++) {
+		int sz = PRIV_SOCKBUF;
+
+		/* as the parent sets them (monitor.c force_bufs); the test runs as root */
+		setsockopt(cmd[k], SOL_SOCKET, SO_SNDBUFFORCE, &sz, sizeof(sz));
+		setsockopt(cmd[k], SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof(sz));
+		setsockopt(req[k], SOL_SOCKET, SO_SNDBUFFORCE, &sz, sizeof(sz));
+		setsockopt(req[k], SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof(sz));
+	}
+	w->idx = i;
+	w->m = &T.m;
+	w->cmd = cmd[0];
+	w->req = req[0];
+	w->ready = true;
+	w->pid = child();
+	assert_true(w->pid > 0);
+	T.wend[i][0] = cmd[1];
+	T.wend[i][1] = req[1];
+}
+
+static void worker_down(unsigned i)
+{
+	if (T.m.w[i].pid > 0) {
+		kill(T.m.w[i].pid, SIGKILL);
+		waitpid(T.m.w[i].pid, NULL, 0);
+		T.m.w[i].pid = 0;
+	}
+	if (T.m.w[i].cmd >= 0)
+		close(T.m.w[i].cmd);
+	if (T.m.w[i].req >= 0)
+		close(T.m.w[i].req);
+	T.m.w[i].cmd = T.m.w[i].req = -1;
+	close(T.wend[i][0]);
+	close(T.wend[i][1]);
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -85,51 +130,23 @@ static int setup(void **state)
 	T.m.buf = malloc(PRIV_MAX_MSG);
 	T.m.epfd = epoll_create1(EPOLL_CLOEXEC);
 	T.m.n_workers = 2;
-	for (unsigned i = 0; i < 2; i++) {
-		struct mon_worker *w = &T.m.w[i];
-		int cmd[2], req[2];
-
-		assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, cmd), 0);
-		assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, req), 0);
-		for (unsigned k = 0; k < 2; k++) {
-			int sz = PRIV_SOCKBUF;
-
-			/* as the parent sets them (monitor.c force_bufs); the test runs as root */
-			setsockopt(cmd[k], SOL_SOCKET, SO_SNDBUFFORCE, &sz, sizeof(sz));
-			setsockopt(cmd[k], SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof(sz));
-			setsockopt(req[k], SOL_SOCKET, SO_SNDBUFFORCE, &sz, sizeof(sz));
-			setsockopt(req[k], SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof(sz));
-		}
-		w->idx = i;
-		w->m = &T.m;
-		w->cmd = cmd[0];
-		w->req = req[0];
-		w->ready = true;
-		w->pid = child();
-		assert_true(w->pid > 0);
-		T.wend[i][0] = cmd[1];
-		T.wend[i][1] = req[1];
-	}
+	assert_int_equal(scrampool_start(&T.m.proofs, MON_PROOFS_MAX), 0);
+	for (unsigned i = 0; i < 2; i++)
+		worker_up(i);
 	return 0;
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	for (unsigned i = 0; i < 2; i++) {
-		if (T.m.w[i].pid > 0) {
-			kill(T.m.w[i].pid, SIGKILL);
-			waitpid(T.m.w[i].pid, NULL, 0);
-		}
-		close(T.m.w[i].cmd);
-		close(T.m.w[i].req);
-		close(T.wend[i][0]);
-		close(T.wend[i][1]);
-	}
+	for (unsigned i = 0; i < 2; i++)
+		worker_down(i);
 	while (T.m.head) {
 		T.m.head->cfd = -1;
 		conn_end(&T.m, T.m.head);
 	}
+	login_proofs_release(&T.m);
+	scrampool_free(T.m.proofs);
 	close(T.m.epfd);
 	free(T.m.buf);
 	return 0;
@@ -435,9 +452,9 @@ static void test_socket_only_upstream(void **state)
 	assert_false(killed(0));
 }
 
-/* The proof is computed in the parent's loop, with the iteration count the server
- * (or a worker) names: one call must stay well inside the 5 s every other worker's
- * call may wait (PRIV_CALL_TIMEOUT_MS), or they all give up and exit. */
+/* The proof thread computes one worker's proof at a time, with the iteration count
+ * the server (or a worker) names: one must stay well inside the 5 s every other
+ * worker's call may wait behind it (PRIV_CALL_TIMEOUT_MS). Refused at once. */
 static void test_scram_iterations_bounded(void **state)
 {
 	struct priv_scram q;
@@ -459,6 +476,246 @@ static void test_scram_iterations_bounded(void **state)
 	assert_false(killed(0));
 }
 
+/* ---- SCRAM proofs off the loop ------------------------------------------------------ */
+
+#define NONCE24 "abcdefghijklmnopqrstuvwx"
+
+static void scram_q(struct priv_scram *q, const char *salt_b64, unsigned iterations)
+{
+	memset(q, 0, sizeof(*q));
+	snprintf(q->client_first_bare, sizeof(q->client_first_bare), "n=,r=" NONCE24);
+	snprintf(q->server_first, sizeof(q->server_first), "r=" NONCE24 "SERVER,s=%s,i=%u", salt_b64, iterations);
+}
+
+/* True when a packet waits on the worker's request channel (an answer). */
+static bool answered(unsigned worker)
+{
+	uint8_t b[64];
+
+	return recv(T.wend[worker][1], b, sizeof(b), MSG_PEEK | MSG_DONTWAIT) > 0;
+}
+
+/* The reply's session. */
+static uint64_t answer_conn(unsigned worker, int *result, struct priv_scram_reply *rp)
+{
+	static uint8_t b[1 << 16];
+	struct priv_reply r;
+	struct priv_hdr h;
+	int fd;
+	long n = priv_recv(T.wend[worker][1], b, sizeof(b), &fd);
+
+	assert_true(n >= (long)sizeof(r));
+	memcpy(&h, b, sizeof(h));
+	assert_int_equal(h.type, PRIV_REPLY);
+	memcpy(&r, b + sizeof(h), sizeof(r));
+	*result = r.result;
+	if (rp) {
+		memset(rp, 0, sizeof(*rp));
+		if (r.len == sizeof(*rp))
+			memcpy(rp, b + sizeof(h) + sizeof(r), sizeof(*rp));
+	}
+	return h.conn;
+}
+
+/* The loop's part when the proof thread's eventfd wakes it, once (10 s at most). */
+static void proofs_wait(void)
+{
+	struct pollfd p = { scrampool_fd(T.m.proofs), POLLIN, 0 };
+
+	assert_int_equal(poll(&p, 1, 10000), 1);
+	monitor_proofs_done(&T.m);
+}
+
+/* While a worker's 10^6-iteration proof is computed (~0.6 s), the parent answers the
+ * others: here another worker's md5 call and a status request, answered while that
+ * PBKDF2 has not finished. Before, the proof was computed in the loop: the first
+ * worker's answer was already out, and everything else had waited for it. */
+static void test_scram_off_the_loop(void **state)
+{
+	struct priv_scram q;
+	struct priv_scram_reply rp;
+	char md5[64] = "";
+	size_t len;
+	json_t *st;
+	int result;
+
+	(void)state;
+	conn(0, 40, MC_AUTHORIZED);
+	conn(1, 41, MC_AUTHORIZED);
+	scram_q(&q, "c2FsdHNhbHQ=", 1000000);
+	say(0, PRIV_SCRAM, 40, &q, sizeof(q));
+	assert_false(answered(0));
+	say(1, PRIV_MD5, 41, "salt", 4);
+	assert_int_equal(answer(1, md5, sizeof(md5), &len), 0);
+	assert_int_equal(strncmp(md5, "md5", 3), 0);
+	st = monitor_status(&T.m);
+	assert_int_equal(json_array_size(st), 2);
+	json_decref(st);
+	/* still computing: no result counted yet, no answer */
+	{
+		struct pollfd p = { scrampool_fd(T.m.proofs), POLLIN, 0 };
+
+		assert_int_equal(poll(&p, 1, 0), 0);
+	}
+	assert_false(answered(0));
+	proofs_wait();
+	assert_int_equal(answer_conn(0, &result, &rp), 40);
+	assert_int_equal(result, 0);
+	assert_non_null(strstr(rp.client_final, ",p="));
+	assert_false(killed(0));
+	assert_false(killed(1));
+}
+
+/* The answer from the proof thread, and one from the cache after it, are the proof
+ * scram.c computes in one go (4096 iterations: PostgreSQL's). */
+static void test_scram_answer_is_the_proof(void **state)
+{
+	struct priv_scram q;
+	struct priv_scram_reply rp;
+	struct scram_client sc;
+	char expect[SCRAM_MAX_MESSAGE];
+	int result;
+
+	(void)state;
+	scram_q(&q, "W22ZaJ0SNY7soEsUEjb6gQ==", 4096);
+	scram_client_first(&sc, "", NONCE24, expect, sizeof(expect));
+	assert_true(scram_client_final(&sc, T.password, q.server_first, strlen(q.server_first), NULL, expect,
+				       sizeof(expect)) > 0);
+	conn(0, 43, MC_AUTHORIZED);
+	say(0, PRIV_SCRAM, 43, &q, sizeof(q));
+	proofs_wait();
+	assert_int_equal(answer_conn(0, &result, &rp), 43);
+	assert_int_equal(result, 0);
+	assert_string_equal(rp.client_final, expect);
+	assert_memory_equal(rp.server_signature, sc.server_signature, SCRAM_KEY_LEN);
+	/* cached now: answered at once, by the other worker too */
+	conn(1, 44, MC_AUTHORIZED);
+	say(1, PRIV_SCRAM, 44, &q, sizeof(q));
+	assert_true(answered(1));
+	assert_int_equal(answer_conn(1, &result, &rp), 44);
+	assert_string_equal(rp.client_final, expect);
+	assert_int_equal(scrampool_jobs(T.m.proofs), 0);
+	scram_client_release(&sc);
+}
+
+/* A worker waits for each call's answer: another call while its proof is computed is
+ * a worker taken over queueing work (or wanting answers out of order): it ends. */
+static void test_scram_one_call_at_a_time(void **state)
+{
+	struct priv_scram q;
+
+	(void)state;
+	conn(0, 45, MC_AUTHORIZED);
+	conn(0, 46, MC_AUTHORIZED);
+	scram_q(&q, "c2FsdHNhbHQ=", 1000000);
+	say(0, PRIV_SCRAM, 45, &q, sizeof(q));
+	assert_false(answered(0));
+	say(0, PRIV_MD5, 46, "salt", 4);
+	assert_true(killed(0));
+}
+
+/* A session that ends while its proof waits or runs gets no answer, late or not; a
+ * job nobody waits for is dropped before it starts; and a worker cannot queue more by
+ * ending sessions: one job of its own in the pool at a time. */
+static void test_scram_ended_no_late_answer(void **state)
+{
+	struct priv_scram q;
+	int result;
+
+	(void)state;
+	conn(1, 50, MC_AUTHORIZED);
+	conn(0, 51, MC_AUTHORIZED);
+	conn(0, 52, MC_AUTHORIZED);
+	conn(0, 53, MC_AUTHORIZED);
+	scram_q(&q, "QUFBQQ==", 1000000);
+	say(1, PRIV_SCRAM, 50, &q, sizeof(q)); /* the thread is busy with this one */
+	scram_q(&q, "QkJCQg==", 1000000);
+	say(0, PRIV_SCRAM, 51, &q, sizeof(q));
+	say(0, PRIV_ENDED, 51, NULL, 0);       /* queued: dropped */
+	assert_int_equal(scrampool_jobs(T.m.proofs), 1);
+	assert_int_equal(T.m.w[0].proofs, 0);
+	scram_q(&q, "Q0NDQw==", 1000000);
+	say(0, PRIV_SCRAM, 52, &q, sizeof(q)); /* allowed: its first is gone */
+	assert_false(killed(0));
+	proofs_wait();                          /* 50 done; 52 runs (the thread takes it at once) */
+	assert_int_equal(answer_conn(1, &result, NULL), 50);
+	assert_int_equal(result, 0);
+	say(0, PRIV_ENDED, 52, NULL, 0);       /* running: it finishes, unanswered */
+	assert_int_equal(T.m.w[0].proofs, 1);
+	proofs_wait();
+	assert_false(answered(0));
+	assert_int_equal(T.m.w[0].proofs, 0);
+	/* its key was kept: the same salt is answered at once, for the session that asks */
+	say(0, PRIV_SCRAM, 53, &q, sizeof(q));
+	assert_int_equal(answer_conn(0, &result, NULL), 53);
+	assert_int_equal(result, 0);
+	assert_false(killed(0));
+}
+
+/* Ending a session while its proof runs, to ask for another: the worker ends. */
+static void test_scram_abandon_and_ask_again_kills(void **state)
+{
+	struct priv_scram q;
+	int result;
+
+	(void)state;
+	conn(1, 54, MC_AUTHORIZED);
+	conn(0, 55, MC_AUTHORIZED);
+	conn(0, 56, MC_AUTHORIZED);
+	scram_q(&q, "QUFBQQ==", 1000000);
+	say(1, PRIV_SCRAM, 54, &q, sizeof(q));
+	scram_q(&q, "QkJCQg==", 1000000);
+	say(0, PRIV_SCRAM, 55, &q, sizeof(q));
+	proofs_wait();                          /* 54 answered, 55 running */
+	assert_int_equal(answer_conn(1, &result, NULL), 54);
+	say(0, PRIV_ENDED, 55, NULL, 0);
+	scram_q(&q, "RERERA==", 1000000);
+	say(0, PRIV_SCRAM, 56, &q, sizeof(q));
+	assert_true(killed(0));
+}
+
+/* A worker that dies while its proof runs, replaced in the same slot: the new process
+ * gets no answer meant for the old one, and its own first proof is not counted
+ * against it. */
+static void test_scram_worker_replaced(void **state)
+{
+	struct priv_scram q;
+	char md5[64];
+	size_t len;
+	int result;
+	pid_t pid;
+
+	(void)state;
+	conn(0, 60, MC_AUTHORIZED);
+	scram_q(&q, "QUFBQQ==", 1000000);
+	say(0, PRIV_SCRAM, 60, &q, sizeof(q));
+	/* the worker dies; the parent reaps it (not restarting it: the test does) */
+	kill(T.m.w[0].pid, SIGKILL);
+	T.m.stopping = true;
+	for (int i = 0; i < 300 && T.m.w[0].pid > 0; i++, usleep(10000))
+		monitor_children(&T.m);
+	T.m.stopping = false;
+	assert_int_equal(T.m.w[0].pid, 0);
+	assert_null(T.m.head);
+	worker_down(0);
+	worker_up(0);
+	conn(0, 61, MC_AUTHORIZED);
+	conn(0, 62, MC_AUTHORIZED);
+	say(0, PRIV_MD5, 61, "salt", 4);
+	assert_int_equal(answer(0, md5, sizeof(md5), &len), 0);
+	scram_q(&q, "QkJCQg==", 4096);
+	say(0, PRIV_SCRAM, 62, &q, sizeof(q));
+	assert_false(killed(0));
+	proofs_wait();                          /* the old process's job: nobody's now */
+	if (!answered(0))
+		proofs_wait();                  /* then the new one's */
+	assert_int_equal(answer_conn(0, &result, NULL), 62);
+	assert_int_equal(result, 0);
+	assert_false(answered(0));
+	pid = T.m.w[0].pid;
+	assert_true(pid > 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -470,6 +727,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_cancel_same_pid, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_socket_only_upstream, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_scram_iterations_bounded, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_scram_off_the_loop, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_scram_answer_is_the_proof, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_scram_one_call_at_a_time, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_scram_ended_no_late_answer, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_scram_abandon_and_ask_again_kills, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_scram_worker_replaced, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "scram.h"
@@ -39,17 +40,85 @@ static void test_keycache(void **state)
 	(void)state;
 	scram_client_first(&c, "user", NONCE, out, sizeof(out));
 	assert_true(scram_client_final(&c, "pencil", SERVER_FIRST, strlen(SERVER_FIRST), &cache, out, sizeof(out)) > 0);
-	assert_true(cache.valid);
-	assert_int_equal(cache.iterations, 4096);
+	assert_true(cache.e[0].valid);
+	assert_int_equal(cache.e[0].ch.iterations, 4096);
 	/* a cache hit must give the same proof: poison nothing, just reuse */
 	scram_client_first(&c, "user", NONCE, out, sizeof(out));
 	assert_true(scram_client_final(&c, "pencil", SERVER_FIRST, strlen(SERVER_FIRST), &cache, out, sizeof(out)) > 0);
 	assert_string_equal(out, CLIENT_FINAL);
 	/* the cache is what is used: a wrong cached key gives a wrong proof */
-	cache.salted[0] ^= 1;
+	cache.e[0].salted[0] ^= 1;
 	scram_client_first(&c, "user", NONCE, out, sizeof(out));
 	assert_true(scram_client_final(&c, "pencil", SERVER_FIRST, strlen(SERVER_FIRST), &cache, out, sizeof(out)) > 0);
 	assert_string_not_equal(out, CLIENT_FINAL);
+}
+
+/* A worker taken over relays server-first, so it names any salt it likes: flipping
+ * salts must not evict the real server's key, or every legitimate login pays PBKDF2
+ * again (the cache held one entry: it did). */
+static void test_keycache_flipping_salts(void **state)
+{
+	struct scram_keycache k;
+	struct scram_challenge real, other;
+	uint8_t key[SCRAM_KEY_LEN], got[SCRAM_KEY_LEN];
+
+	(void)state;
+	memset(&k, 0, sizeof(k));
+	memset(&real, 0, sizeof(real));
+	memcpy(real.salt, "real-salt", 9);
+	real.salt_len = 9;
+	real.iterations = 4096;
+	memset(key, 0xab, sizeof(key));
+	/* worker 1 logs in to the real server */
+	scram_keycache_put(&k, &real, 1u << 1, key);
+	assert_true(scram_keycache_get(&k, &real, 1, got));
+	/* worker 0, taken over, asks for 1000 salts of its own, in turn */
+	for (unsigned i = 0; i < 1000; i++) {
+		uint8_t junk[SCRAM_KEY_LEN];
+
+		memset(&other, 0, sizeof(other));
+		other.salt_len = (size_t)snprintf((char *)other.salt, sizeof(other.salt), "flip-%u", i % 7);
+		other.iterations = 1000000;
+		if (!scram_keycache_get(&k, &other, 0, junk)) {
+			memset(junk, (int)i, sizeof(junk));
+			scram_keycache_put(&k, &other, 1u << 0, junk);
+		}
+		/* and hits the real salt too: that does not make it its own */
+		if (i % 3 == 0)
+			assert_true(scram_keycache_get(&k, &real, 0, junk));
+	}
+	memset(got, 0, sizeof(got));
+	assert_true(scram_keycache_get(&k, &real, 1, got));
+	assert_memory_equal(got, key, sizeof(key));
+	/* the salts of one asker alone recycle each other: at most all slots but the real one */
+	{
+		unsigned flips = 0;
+
+		for (unsigned i = 0; i < SCRAM_KEYCACHE_SLOTS; i++)
+			flips += k.e[i].valid && k.e[i].askers == 1u;
+		assert_int_equal(flips, SCRAM_KEYCACHE_SLOTS - 1);
+	}
+	/* full of others' entries: a newcomer evicts the least recently used one once,
+	 * then recycles its own */
+	memset(&k, 0, sizeof(k));
+	for (unsigned i = 0; i < SCRAM_KEYCACHE_SLOTS; i++) {
+		memset(&other, 0, sizeof(other));
+		other.salt_len = (size_t)snprintf((char *)other.salt, sizeof(other.salt), "w-%u", i);
+		other.iterations = 4096;
+		scram_keycache_put(&k, &other, 1ull << i, key);
+	}
+	for (unsigned i = 0; i < 10; i++) {
+		memset(&other, 0, sizeof(other));
+		other.salt_len = (size_t)snprintf((char *)other.salt, sizeof(other.salt), "new-%u", i);
+		other.iterations = 4096;
+		scram_keycache_put(&k, &other, 1ull << 9, key);
+	}
+	for (unsigned i = 0; i < SCRAM_KEYCACHE_SLOTS; i++) {
+		memset(&other, 0, sizeof(other));
+		other.salt_len = (size_t)snprintf((char *)other.salt, sizeof(other.salt), "w-%u", i);
+		other.iterations = 4096;
+		assert_int_equal(scram_keycache_get(&k, &other, i, got), i != 0);
+	}
 }
 
 static void test_hostile_server_first(void **state)
@@ -123,6 +192,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_rfc7677_vector),
 		cmocka_unit_test(test_keycache),
+		cmocka_unit_test(test_keycache_flipping_salts),
 		cmocka_unit_test(test_hostile_server_first),
 		cmocka_unit_test(test_server_final_checks),
 		cmocka_unit_test(test_user_with_separators_is_sent_empty),
