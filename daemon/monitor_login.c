@@ -332,26 +332,26 @@ struct mon_proof {
 	struct mon_proof *next;
 };
 
-static struct config_role *role_named(struct monitor *m, const char *upstream, const char *role)
+static struct config_role *mon_role_named(struct monitor *m, const char *upstream, const char *role)
 {
 	struct config_upstream *u = config_upstream_named(m->cfg, upstream);
 
 	return u ? config_role_for(u, role) : NULL;
 }
 
-static uint64_t worker_bit(const struct mon_worker *w)
+static uint64_t mon_worker_bit(const struct mon_worker *w)
 {
 	return w->idx < 64 ? 1ull << w->idx : 0;
 }
 
-static void scram_wait_free(struct mon_scram *s)
+static void mon_scram_free(struct mon_scram *s)
 {
 	OPENSSL_cleanse(s, sizeof(*s));
 	free(s);
 }
 
 /* The answer from the salted password; sc is wiped. */
-static int scram_answer(struct mon_conn *c, struct scram_client *sc, const uint8_t salted[SCRAM_KEY_LEN],
+static int mon_scram_answer(struct mon_conn *c, struct scram_client *sc, const uint8_t salted[SCRAM_KEY_LEN],
 			const char *server_first)
 {
 	struct priv_scram_reply rp;
@@ -372,7 +372,7 @@ static int scram_answer(struct mon_conn *c, struct scram_client *sc, const uint8
 }
 
 /* Unlinks job's record: NULL when there is none (cancelled, or never recorded). */
-static struct mon_proof *proof_take(struct monitor *m, uint64_t job)
+static struct mon_proof *mon_proof_take(struct monitor *m, uint64_t job)
 {
 	for (struct mon_proof **pp = &m->proof_jobs; *pp; pp = &(*pp)->next)
 		if ((*pp)->job == job) {
@@ -406,7 +406,7 @@ int login_scram(struct monitor *m, struct mon_conn *c, const struct priv_scram *
 	snprintf(s->sc.client_first_bare, sizeof(s->sc.client_first_bare), "%s", q->client_first_bare);
 	r = strstr(q->client_first_bare, ",r=");
 	if (!r || strlen(r + 3) != SCRAM_NONCE_LEN || strchr(r + 3, ',')) {
-		scram_wait_free(s);
+		mon_scram_free(s);
 		return reply(c->w, c->id, -EPROTO, NULL, 0, -1);
 	}
 	memcpy(s->sc.nonce, r + 3, SCRAM_NONCE_LEN + 1);
@@ -414,13 +414,13 @@ int login_scram(struct monitor *m, struct mon_conn *c, const struct priv_scram *
 	memcpy(s->server_first, q->server_first, sizeof(s->server_first));
 	n = scram_parse_server_first(&s->sc, s->server_first, strlen(s->server_first), &ch);
 	if (n < 0) {
-		scram_wait_free(s);
+		mon_scram_free(s);
 		return reply(c->w, c->id, n, NULL, 0, -1);
 	}
 	if (scram_keycache_get(&cr->keycache, &ch, c->w->idx, salted)) {
-		n = scram_answer(c, &s->sc, salted, s->server_first);
+		n = mon_scram_answer(c, &s->sc, salted, s->server_first);
 		OPENSSL_cleanse(salted, sizeof(salted));
-		scram_wait_free(s);
+		mon_scram_free(s);
 		return n;
 	}
 	/* the same salted password already on its way for another session: wait for it */
@@ -430,7 +430,7 @@ int login_scram(struct monitor *m, struct mon_conn *c, const struct priv_scram *
 		    !memcmp(p->ch.salt, ch.salt, ch.salt_len))
 			break;
 	if (!p && !m->proofs) { /* no proof thread (a harness driving the parent) */
-		scram_wait_free(s);
+		mon_scram_free(s);
 		return reply(c->w, c->id, -ENOSYS, NULL, 0, -1);
 	}
 	if (!p) {
@@ -440,12 +440,12 @@ int login_scram(struct monitor *m, struct mon_conn *c, const struct priv_scram *
 		if (c->w->proofs >= 1) {
 			log_warn("login", "id=%llu: worker %u asked for another SCRAM proof while one it abandoned is computed",
 				 (unsigned long long)c->id, c->w->idx);
-			scram_wait_free(s);
+			mon_scram_free(s);
 			return -EPROTO;
 		}
 		p = calloc(1, sizeof(*p));
 		if (!p) {
-			scram_wait_free(s);
+			mon_scram_free(s);
 			return reply(c->w, c->id, -ENOMEM, NULL, 0, -1);
 		}
 		p->job = ++m->next_job;
@@ -460,14 +460,14 @@ int login_scram(struct monitor *m, struct mon_conn *c, const struct priv_scram *
 				log_warn("login", "id=%llu: %d SCRAM proofs are being computed already; this login is refused",
 					 (unsigned long long)c->id, MON_PROOFS_MAX);
 			free(p);
-			scram_wait_free(s);
+			mon_scram_free(s);
 			return reply(c->w, c->id, n, NULL, 0, -1);
 		}
 		c->w->proofs++;
 		p->next = m->proof_jobs;
 		m->proof_jobs = p;
 	}
-	p->askers |= worker_bit(c->w);
+	p->askers |= mon_worker_bit(c->w);
 	s->job = p->job;
 	c->scram = s;
 	c->w->waiting = c->id;
@@ -488,8 +488,8 @@ void login_scram_end(struct monitor *m, struct mon_conn *c)
 		others = t != c && t->scram && t->scram->job == s->job;
 	/* nobody waits for it: not computed at all if it has not started */
 	if (!others && m->proofs && scrampool_cancel(m->proofs, s->job))
-		free(proof_take(m, s->job));
-	scram_wait_free(s);
+		free(mon_proof_take(m, s->job));
+	mon_scram_free(s);
 }
 
 void monitor_proofs_done(struct monitor *m)
@@ -497,11 +497,11 @@ void monitor_proofs_done(struct monitor *m)
 	struct scrampool_done d;
 
 	while (m->proofs && scrampool_collect(m->proofs, &d)) {
-		struct mon_proof *p = proof_take(m, d.job);
+		struct mon_proof *p = mon_proof_take(m, d.job);
 		struct mon_conn *c, *next;
 
 		if (p) {
-			struct config_role *cr = role_named(m, p->upstream, p->role);
+			struct config_role *cr = mon_role_named(m, p->upstream, p->role);
 
 			/* a reload may have changed the password: then the key is not cached */
 			if (d.result == 0 && p->gen == m->gen && cr)
@@ -520,8 +520,8 @@ void monitor_proofs_done(struct monitor *m)
 			if (d.result < 0)
 				reply(c->w, c->id, d.result, NULL, 0, -1);
 			else
-				scram_answer(c, &s->sc, d.salted, s->server_first);
-			scram_wait_free(s);
+				mon_scram_answer(c, &s->sc, d.salted, s->server_first);
+			mon_scram_free(s);
 		}
 		OPENSSL_cleanse(&d, sizeof(d));
 	}
