@@ -23,7 +23,8 @@ static int collect_wait(struct scrampool *p, struct scrampool_done *d)
 {
 	struct pollfd f = { scrampool_fd(p), POLLIN, 0 };
 
-	for (int i = 0; i < 100; i++) {
+	/* 120 s at most: a guard against a hang on a loaded machine, not a timing check */
+	for (int i = 0; i < 1200; i++) {
 		if (scrampool_collect(p, d))
 			return 1;
 		poll(&f, 1, 100);
