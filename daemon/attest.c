@@ -16,6 +16,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/eventfd.h>
+#include <sys/fsuid.h>
 #include <sys/sysmacros.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -103,6 +104,103 @@ int attest_parse_status_ids(const char *text, uint32_t *ret_uid, uint32_t *ret_g
 	return 0;
 }
 
+int attest_parse_status_groups(const char *text, uint32_t *ret_groups, size_t cap, size_t *ret_n)
+{
+	const char *p = strstr(text, "\nGroups:"), *eol;
+	size_t n = 0;
+
+	if (!p)
+		return -EINVAL;
+	p += strlen("\nGroups:");
+	eol = strchr(p, '\n');
+	if (!eol)
+		return -E2BIG; /* cut off: more groups than the text had room for */
+	for (;;) {
+		unsigned long v;
+		char *end;
+
+		while (p < eol && (*p == ' ' || *p == '\t'))
+			p++;
+		if (p == eol)
+			break;
+		if (*p < '0' || *p > '9')
+			return -EINVAL;
+		errno = 0;
+		v = strtoul(p, &end, 10);
+		if (errno || end > eol || v > UINT32_MAX)
+			return -EINVAL;
+		if (n == cap)
+			return -E2BIG;
+		ret_groups[n++] = (uint32_t)v;
+		p = end;
+	}
+	*ret_n = n;
+	return 0;
+}
+
+/* ---- a workload's file-system credentials, on this thread ---------------------- */
+
+/* pgtetherd's own supplementary groups, restored after: root's few. */
+#define ATTEST_SELF_GROUPS 32
+/* the 32-bit gid_t call where the plain one is the old 16-bit one (i386, arm) */
+#ifdef SYS_setgroups32
+#define ATTEST_SYS_SETGROUPS SYS_setgroups32
+#else
+#define ATTEST_SYS_SETGROUPS SYS_setgroups
+#endif
+
+struct attest_fscreds_saved {
+	uid_t fsuid;
+	gid_t fsgid;
+	int n_groups;
+	gid_t groups[ATTEST_SELF_GROUPS];
+};
+
+static void attest_fscreds_leave(const struct attest_fscreds_saved *s)
+{
+	setfsuid(s->fsuid);
+	setfsgid(s->fsgid);
+	/* Cannot fail: CAP_SETGID stays effective whatever the fsuid (only the file
+	 * capabilities follow it: CAP_DAC_*, CAP_FOWNER ... come back with fsuid 0), and
+	 * setgroups did not fail a moment ago. A thread left with a workload's groups
+	 * would go on opening files as that workload: stop rather than guess. */
+	if (syscall(ATTEST_SYS_SETGROUPS, (size_t)s->n_groups, s->groups) == -1 || (uid_t)setfsuid((uid_t)-1) != s->fsuid ||
+	    (gid_t)setfsgid((gid_t)-1) != s->fsgid)
+		abort();
+}
+
+/*
+ * Takes on who's file-system identity on the calling thread only, so that the kernel
+ * judges the next opens as it would the workload's own: fsuid and fsgid (with a
+ * non-zero fsuid the kernel also drops the file capabilities from this thread's
+ * effective set) and the supplementary groups. The raw setgroups system call: glibc's
+ * setgroups() changes every thread of the process. Needs CAP_SETUID and CAP_SETGID,
+ * which the parent has to start its workers anyway. 0, -E2BIG (more groups than
+ * kept) or -errno; on 0, attest_fscreds_leave(saved) must follow.
+ */
+static int attest_fscreds_enter(const struct attest_creds *who, struct attest_fscreds_saved *saved)
+{
+	gid_t g[ATTEST_GROUPS_MAX];
+
+	if (who->n_groups > ATTEST_GROUPS_MAX)
+		return -E2BIG;
+	saved->n_groups = getgroups(ATTEST_SELF_GROUPS, saved->groups);
+	if (saved->n_groups == -1)
+		return -errno;
+	for (uint32_t i = 0; i < who->n_groups; i++)
+		g[i] = (gid_t)who->groups[i];
+	if (syscall(ATTEST_SYS_SETGROUPS, (size_t)who->n_groups, g) == -1)
+		return -errno;
+	saved->fsgid = (gid_t)setfsgid((gid_t)who->gid);
+	saved->fsuid = (uid_t)setfsuid((uid_t)who->uid);
+	/* setfsuid() reports no error: asked with an invalid id it returns the one in force */
+	if ((gid_t)setfsgid((gid_t)-1) != (gid_t)who->gid || (uid_t)setfsuid((uid_t)-1) != (uid_t)who->uid) {
+		attest_fscreds_leave(saved);
+		return -EPERM;
+	}
+	return 0;
+}
+
 static void exe_key_of(const struct stat *st, struct attest_exe_key *k)
 {
 	k->dev = st->st_dev;
@@ -130,8 +228,8 @@ void attest_cache_put(struct attest_cache *cache, const struct attest_exe_key *k
 	memcpy(cache->e[i].sha256, sha256, 65);
 }
 
-enum attest_result attest_hash_fd(int fd, const struct attest_exe_key *key, const bool *cancel, char out[65],
-				  char *why, size_t cap)
+enum attest_result attest_hash_fd(int fd, const struct attest_exe_key *key, const struct attest_creds *who,
+				  const bool *cancel, char out[65], char *why, size_t cap)
 {
 	enum attest_result r = ATTEST_UNREADABLE;
 	uint8_t buf[65536], md[32];
@@ -152,6 +250,28 @@ enum attest_result attest_hash_fd(int fd, const struct attest_exe_key *key, cons
 	 * mount the workload serves can make open() and read() wait as long as it likes. */
 	snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
 	rfd = open(p, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	/* Root without CAP_DAC_READ_SEARCH reads by the mode bits; a binary of the
+	 * workload's own (mode 0700) is read as the workload, which may read it. */
+	if (rfd == -1 && (errno == EACCES || errno == EPERM) && who) {
+		struct attest_fscreds_saved saved;
+		int e = attest_fscreds_enter(who, &saved);
+
+		if (e == 0) {
+			rfd = open(p, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+			e = rfd == -1 ? errno : 0;
+			attest_fscreds_leave(&saved);
+			if (e == EACCES || e == EPERM) {
+				snprintf(why, cap, "exe_sha256: the executable cannot be hashed: neither root (by its mode) nor the workload's uid %u may read it",
+					 who->uid);
+				return ATTEST_UNREADABLE;
+			}
+		} else if (e == -E2BIG) {
+			snprintf(why, cap, "exe_sha256: root may not read the executable and the workload is in more than %d groups, too many to read it as the workload",
+				 ATTEST_GROUPS_MAX);
+			return ATTEST_UNREADABLE;
+		}
+		errno = e < 0 ? -e : e;
+	}
 	if (rfd == -1) {
 		snprintf(why, cap, "exe_sha256: cannot open the executable: %s", strerror(errno));
 		return ATTEST_UNREADABLE;
@@ -227,9 +347,10 @@ static bool same_file(const struct stat *a, const struct stat *b)
  * its own binary bind-mounted there. The same holds for a binary opened there and
  * passed to a process outside by SCM_RIGHTS for fexecve().
  */
-static bool exe_path_vouched(pid_t pid, const char *exe, const struct stat *st)
+static bool exe_path_vouched(pid_t pid, const char *exe, const struct stat *st, const struct attest_creds *who)
 {
 	struct open_how how = { .flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
+	struct attest_fscreds_saved saved;
 	struct stat here, own;
 	char p[64];
 	int rootfd, fd, nsfd, ufd;
@@ -255,7 +376,13 @@ static bool exe_path_vouched(pid_t pid, const char *exe, const struct stat *st)
 	rootfd = open(p, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (rootfd < 0)
 		return false;
-	fd = (int)syscall(SYS_openat2, rootfd, exe, &how, sizeof(how));
+	/* looked up as the workload, which exec'd it by a path it could search: root
+	 * without CAP_DAC_READ_SEARCH may not search a home directory of mode 0700 */
+	fd = -1;
+	if (attest_fscreds_enter(who, &saved) == 0) {
+		fd = (int)syscall(SYS_openat2, rootfd, exe, &how, sizeof(how));
+		attest_fscreds_leave(&saved);
+	}
 	close(rootfd);
 	if (fd < 0)
 		return false;
@@ -284,10 +411,12 @@ static int stat_nosync(int fd, struct stat *ret)
 	return 0;
 }
 
-/* The process is gone when its pidfd says so; a zombie has no executable left either. */
+/* The process is gone when its pidfd says so (ESRCH); a zombie has no executable left
+ * either. EPERM is a process that is there: signalling one of another uid needs
+ * CAP_KILL, which the shipped unit does not grant. */
 static bool pid_alive(int pidfd)
 {
-	return syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) == 0;
+	return syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) == 0 || errno == EPERM;
 }
 
 enum attest_result attest_read(const struct attest_origin *o, struct attest_facts *ret, int *ret_exe_fd,
@@ -383,7 +512,6 @@ enum attest_result attest_read(const struct attest_origin *o, struct attest_fact
 		goto out;
 	}
 	ret->exe[n] = '\0';
-	ret->exe_foreign = !exe_path_vouched(o->pid, ret->exe, &st);
 
 	/* cgroup: the path must name the cgroup the kernel saw at connect() (its id is the
 	 * directory's inode), so a process that moved since is not judged by its new one */
@@ -420,6 +548,16 @@ enum attest_result attest_read(const struct attest_origin *o, struct attest_fact
 		r = ATTEST_CHANGED;
 		goto out;
 	}
+	ret->creds.uid = uid;
+	ret->creds.gid = gid;
+	{
+		size_t ng = 0;
+
+		/* too many to keep: files are not opened as it (attest_creds) */
+		ret->creds.n_groups = attest_parse_status_groups(buf, ret->creds.groups, ATTEST_GROUPS_MAX, &ng) == 0
+					      ? (uint32_t)ng : ATTEST_GROUPS_MAX + 1;
+	}
+	ret->exe_foreign = !exe_path_vouched(o->pid, ret->exe, &st, &ret->creds);
 
 	/* Still alive, so the pid was never free to be reused while we read. */
 	if (!pid_alive(pidfd)) {
@@ -445,6 +583,8 @@ struct attest_hash_job {
 	uint64_t tag;
 	int fd;
 	struct attest_exe_key key;
+	bool has_who;
+	struct attest_creds who;
 };
 
 struct attest_hasher {
@@ -484,7 +624,7 @@ static void *attest_hasher_main(void *arg)
 		memset(&d, 0, sizeof(d));
 		d.tag = j.tag;
 		d.key = j.key;
-		d.result = attest_hash_fd(j.fd, &j.key, &h->stop, d.sha256, d.why, sizeof(d.why));
+		d.result = attest_hash_fd(j.fd, &j.key, j.has_who ? &j.who : NULL, &h->stop, d.sha256, d.why, sizeof(d.why));
 		close(j.fd);
 
 		pthread_mutex_lock(&h->lock);
@@ -532,7 +672,7 @@ int attest_hasher_fd(const struct attest_hasher *h)
 }
 
 enum attest_result attest_hasher_submit(struct attest_hasher *h, uint64_t tag, int fd,
-					const struct attest_exe_key *key)
+					const struct attest_exe_key *key, const struct attest_creds *who)
 {
 	enum attest_result r = ATTEST_OK;
 
@@ -540,7 +680,11 @@ enum attest_result attest_hasher_submit(struct attest_hasher *h, uint64_t tag, i
 	if (h->todo_n + h->running + h->done_n >= ATTEST_HASH_QUEUE) {
 		r = ATTEST_BUSY;
 	} else {
-		h->todo[(h->todo_head + h->todo_n) % ATTEST_HASH_QUEUE] = (struct attest_hash_job){ tag, fd, *key };
+		struct attest_hash_job *j = &h->todo[(h->todo_head + h->todo_n) % ATTEST_HASH_QUEUE];
+
+		*j = (struct attest_hash_job){ .tag = tag, .fd = fd, .key = *key, .has_who = who != NULL };
+		if (who)
+			j->who = *who;
 		h->todo_n++;
 		pthread_cond_signal(&h->wake);
 	}
@@ -586,12 +730,43 @@ void attest_hasher_free(struct attest_hasher *h)
 	free(h);
 }
 
-int attest_read_token(pid_t pid, uint64_t connect_boot_ns, uint32_t uid, uint32_t gid, const char *path,
-		      char *buf, size_t cap, size_t *ret_len)
+/*
+ * path below rootfd, opened for reading as who would open it (attest_fscreds_enter),
+ * and only once it is known to be a regular file: a FIFO or device there is never
+ * opened. The fd, or -errno.
+ */
+static int attest_token_open(int rootfd, const char *path, const struct attest_creds *who, struct stat *ret_st)
 {
 	struct open_how how = { .flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
+	struct attest_fscreds_saved saved;
+	int pathfd, fd = -1, r;
+	char p[64];
+
+	if ((r = attest_fscreds_enter(who, &saved)) < 0)
+		return r;
+	pathfd = (int)syscall(SYS_openat2, rootfd, path, &how, sizeof(how));
+	if (pathfd < 0) {
+		r = -errno;
+	} else if (fstat(pathfd, ret_st) < 0) {
+		r = -errno;
+	} else if (!S_ISREG(ret_st->st_mode)) {
+		r = -EINVAL;
+	} else {
+		snprintf(p, sizeof(p), "/proc/self/fd/%d", pathfd);
+		fd = open(p, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+		r = fd < 0 ? -errno : fd;
+	}
+	attest_fscreds_leave(&saved);
+	if (pathfd >= 0)
+		close(pathfd);
+	return r;
+}
+
+int attest_read_token(pid_t pid, uint64_t connect_boot_ns, const struct attest_creds *who, const char *path,
+		      char *buf, size_t cap, size_t *ret_len)
+{
 	char p[64], stat_text[4096];
-	int pidfd, rootfd = -1, pathfd = -1, fd = -1, r;
+	int pidfd, rootfd = -1, fd = -1, r;
 	uint64_t start;
 	struct stat st;
 	size_t n = 0;
@@ -611,41 +786,21 @@ int attest_read_token(pid_t pid, uint64_t connect_boot_ns, uint32_t uid, uint32_
 		r = -ESTALE;
 		goto out;
 	}
+	/* the way in as pgtetherd (CAP_SYS_PTRACE), the path below it as the workload */
 	snprintf(p, sizeof(p), "/proc/%d/root", (int)pid);
 	rootfd = open(p, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (rootfd < 0) {
 		r = -errno;
 		goto out;
 	}
-	pathfd = (int)syscall(SYS_openat2, rootfd, path, &how, sizeof(how));
-	if (pathfd < 0) {
-		r = -errno;
-		goto out;
-	}
-	if (fstat(pathfd, &st) < 0) {
-		r = -errno;
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		r = -EINVAL;
-		goto out;
-	}
-	/* what the workload could read itself (uid 0 reads anything) */
-	if (uid != 0 && !((st.st_uid == uid && (st.st_mode & S_IRUSR)) ||
-			  (st.st_uid != uid && st.st_gid == gid && (st.st_mode & S_IRGRP)) ||
-			  (st.st_uid != uid && st.st_gid != gid && (st.st_mode & S_IROTH)))) {
-		r = -EACCES;
+	/* what the workload could read itself, as the kernel decides it */
+	fd = attest_token_open(rootfd, path, who, &st);
+	if (fd < 0) {
+		r = fd;
 		goto out;
 	}
 	if ((uint64_t)st.st_size >= cap) {
 		r = -EFBIG;
-		goto out;
-	}
-	/* reopened for reading only now that it is known to be a regular file */
-	snprintf(p, sizeof(p), "/proc/self/fd/%d", pathfd);
-	fd = open(p, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-	if (fd < 0) {
-		r = -errno;
 		goto out;
 	}
 	while ((got = read(fd, buf + n, cap - 1 - n)) > 0) {
@@ -668,12 +823,10 @@ int attest_read_token(pid_t pid, uint64_t connect_boot_ns, uint32_t uid, uint32_
 		n--;
 	buf[n] = '\0';
 	/* still the same process: nothing else could have answered for it */
-	r = syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) == 0 ? 0 : -ESRCH;
+	r = pid_alive(pidfd) ? 0 : -ESRCH;
 out:
 	if (fd >= 0)
 		close(fd);
-	if (pathfd >= 0)
-		close(pathfd);
 	if (rootfd >= 0)
 		close(rootfd);
 	close(pidfd);

@@ -27,6 +27,10 @@
 #define ATTEST_WHY_LEN 256
 /* Hash jobs waiting or running; more is refused (53300) rather than queued without bound. */
 #define ATTEST_HASH_QUEUE 16
+/* Supplementary groups of a workload that pgtetherd can take on to open a file as it
+ * would (struct attest_creds); a process in more is refused what needs them. Kept
+ * small because every connection's facts hold them; real users are in a dozen. */
+#define ATTEST_GROUPS_MAX 64
 
 enum attest_result {
 	ATTEST_OK = 0,
@@ -54,6 +58,23 @@ struct attest_exe_key {
 	uint64_t dev, ino, size, mtime_ns, ctime_ns;
 };
 
+/*
+ * The file-system identity of the workload: its real uid and gid (as at connect()) and
+ * its supplementary groups (/proc/PID/status). pgtetherd opens the files it reads for
+ * a workload (its token file, its executable when root may not read it, the path of
+ * its executable inside its root) with these on the opening thread (setfsuid,
+ * setfsgid, setgroups), so the kernel decides, with modes, ACLs and every directory
+ * on the way, what the workload itself could open: no workload makes root read for it
+ * what it could not read, and pgtetherd needs no CAP_DAC_READ_SEARCH.
+ * n_groups > ATTEST_GROUPS_MAX: more groups than kept, so such opens are refused
+ * (leaving a group out could grant what the group is denied, by an ACL or mode 0604).
+ */
+struct attest_creds {
+	uint32_t uid, gid;
+	uint32_t n_groups;
+	uint32_t groups[ATTEST_GROUPS_MAX];
+};
+
 struct attest_facts {
 	pid_t pid;
 	uint64_t start_time;      /* field 22 of /proc/PID/stat, clock ticks since boot */
@@ -65,6 +86,7 @@ struct attest_facts {
 	char exe_sha256[65];      /* hex; "" until hashed */
 	char cgroup[PATH_MAX];    /* below the cgroup2 mount, as /proc/PID/cgroup says */
 	struct attest_exe_key exe_key;
+	struct attest_creds creds; /* the connect hook's uid and gid, the groups of now */
 };
 
 /* SHA-256 of executables by attest_exe_key: hashing a 100 MB binary on every
@@ -98,10 +120,13 @@ void attest_cache_put(struct attest_cache *cache, const struct attest_exe_key *k
  * blocking: the hasher's thread calls it), which must
  * still be what key describes, before and after the read: ATTEST_CHANGED when it was
  * written meanwhile, ATTEST_UNREADABLE when it is too large or cannot be read, or
- * when *cancel (may be NULL) turned true.
+ * when *cancel (may be NULL) turned true. It is opened as pgtetherd (root without
+ * CAP_DAC_*: by its mode bits) and, when that is refused and who is not NULL, as the
+ * workload who runs it (a binary of its own, mode 0700): one neither may read (an
+ * execute-only binary of another user) is ATTEST_UNREADABLE.
  */
-enum attest_result attest_hash_fd(int fd, const struct attest_exe_key *key, const bool *cancel, char out[65],
-				  char *why, size_t cap);
+enum attest_result attest_hash_fd(int fd, const struct attest_exe_key *key, const struct attest_creds *who,
+				  const bool *cancel, char out[65], char *why, size_t cap);
 
 /*
  * The hasher: one thread that hashes executables for the event loop. Jobs go in with
@@ -121,9 +146,10 @@ struct attest_hash_done {
 /* 0 or -errno. */
 int attest_hasher_start(struct attest_hasher **ret);
 int attest_hasher_fd(const struct attest_hasher *h);
-/* Takes fd (closed when the job is done, or at once on failure). 0 or ATTEST_BUSY. */
+/* Takes fd (closed when the job is done, or at once on failure); who (may be NULL) is
+ * copied, for attest_hash_fd. 0 or ATTEST_BUSY. */
 enum attest_result attest_hasher_submit(struct attest_hasher *h, uint64_t tag, int fd,
-					const struct attest_exe_key *key);
+					const struct attest_exe_key *key, const struct attest_creds *who);
 /* 1 and *ret filled when a result was waiting, else 0. Clears the eventfd's count
  * first: call until it returns 0. */
 int attest_hasher_collect(struct attest_hasher *h, struct attest_hash_done *ret);
@@ -134,13 +160,16 @@ void attest_hasher_free(struct attest_hasher *h);
  * Reads the identity token file `path` as the process pid (the one that called
  * connect() at connect_boot_ns) sees it: resolved inside its own root and mount
  * namespace through /proc/PID/root, with symlinks kept inside that root and magic
- * links refused, while the pid is pinned. The file must be a regular file of fewer
- * than cap bytes that the workload itself (uid, gid) may read, so no workload can
- * point pgtetherd at a file only root may read. Trailing whitespace is dropped and
- * buf NUL-terminated. 0; -ESTALE (reused pid), -ESRCH (gone), -EACCES, -EFBIG,
- * -EINVAL (not a regular file) or another -errno. buf is wiped on failure.
+ * links refused, while the pid is pinned. The path is resolved and the file opened
+ * with the workload's own file-system credentials (who), so it opens only what the
+ * workload itself could: no workload can point pgtetherd at a file only root, or
+ * another user, may read, through a symlink or a directory it may not search. It must
+ * be a regular file of fewer than cap bytes. Trailing whitespace is dropped and buf
+ * NUL-terminated. 0; -ESTALE (reused pid), -ESRCH (gone), -EACCES, -E2BIG (more
+ * groups than ATTEST_GROUPS_MAX), -EFBIG, -EINVAL (not a regular file) or another
+ * -errno. buf is wiped on failure.
  */
-int attest_read_token(pid_t pid, uint64_t connect_boot_ns, uint32_t uid, uint32_t gid, const char *path,
+int attest_read_token(pid_t pid, uint64_t connect_boot_ns, const struct attest_creds *who, const char *path,
 		      char *buf, size_t cap, size_t *ret_len);
 
 /* True when a process started at start_ticks (clock ticks since boot, tick Hz) cannot
@@ -150,6 +179,11 @@ int attest_pid_reused(uint64_t start_ticks, long hz, uint64_t event_boot_ns);
 /* The real uid and gid (first fields of the "Uid:" and "Gid:" lines) of a
  * /proc/PID/status text. 0 or -EINVAL. */
 int attest_parse_status_ids(const char *status_text, uint32_t *ret_uid, uint32_t *ret_gid);
+
+/* The supplementary groups (the "Groups:" line) of a /proc/PID/status text, at most
+ * cap of them: 0 and *ret_n; -E2BIG when there are more (or the line is cut off, as
+ * in a text read into a buffer too small), -EINVAL without a whole line. */
+int attest_parse_status_groups(const char *status_text, uint32_t *ret_groups, size_t cap, size_t *ret_n);
 
 /* Field 22 (starttime) of a /proc/PID/stat text; the comm field may hold spaces and
  * parentheses, so parsing starts after the last ')'. 0 or -EINVAL. */

@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <dirent.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -277,43 +278,108 @@ int cgroup_from_proc_text(const char *text, char *ret, size_t len)
 	return -ENOENT;
 }
 
-int cgroup_path_of_id(const char *mount, uint64_t id, char *ret, size_t len)
+int cgroup_path_of_pid(const char *mount, pid_t pid, uint64_t id, char *ret, size_t len)
 {
-	/* cgroup2 (kernfs) file handles are the 64-bit id, type FILEID_KERNFS */
-	union {
-		struct file_handle fh;
-		char raw[sizeof(struct file_handle) + sizeof(uint64_t)];
-	} h;
-	char link[64], full[PATH_MAX];
-	size_t ml = strlen(mount);
-	ssize_t n;
-	int mfd, fd, r = 0;
+	char p[64], text[4096], path[PATH_MAX];
+	ssize_t n, total = 0;
+	uint64_t now;
+	int fd, r;
 
-	memset(&h, 0, sizeof(h));
-	h.fh.handle_bytes = sizeof(uint64_t);
-	h.fh.handle_type = 0xfe;
-	memcpy(h.fh.f_handle, &id, sizeof(id));
-	if ((mfd = open(mount, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+	snprintf(p, sizeof(p), "/proc/%d/cgroup", (int)pid);
+	if ((fd = open(p, O_RDONLY | O_CLOEXEC)) == -1)
 		return -errno;
-	fd = open_by_handle_at(mfd, &h.fh, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd == -1)
-		r = -errno;
-	close(mfd);
-	if (r < 0)
-		return r;
-	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-	n = readlink(link, full, sizeof(full) - 1);
-	if (n == -1)
-		r = -errno;
+	while ((size_t)total + 1 < sizeof(text) && (n = read(fd, text + total, sizeof(text) - 1 - (size_t)total)) > 0)
+		total += n;
 	close(fd);
-	if (r < 0)
+	text[total] = '\0';
+	if ((r = cgroup_from_proc_text(text, path, sizeof(path))) < 0)
 		return r;
-	full[n] = '\0';
-	while (ml > 1 && mount[ml - 1] == '/')
-		ml--;
-	if (strncmp(full, mount, ml) != 0 || (full[ml] != '/' && full[ml] != '\0'))
-		return -ENOENT; /* outside our view of the hierarchy */
-	if (snprintf(ret, len, "%s", full[ml] ? full + ml : "/") >= (int)len)
+	/* the process may have moved, or its pid gone to another: the id says */
+	if ((r = cgroup_id(mount, path, &now)) < 0)
+		return r;
+	if (now != id)
+		return -ESTALE;
+	if (snprintf(ret, len, "%s", path) >= (int)len)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+/*
+ * Directories one cgroup_find_id opens at most, and how deep it looks. It runs on the
+ * parent's event loop, for a connection whose process is gone, and a workload that
+ * may create cgroups below its own could otherwise make each such connection cost a
+ * walk of thousands: at ~10 us a directory, at most ~10 ms.
+ */
+#define CGROUP_FIND_DIRS 1024
+#define CGROUP_FIND_DEPTH 32
+
+/* Looks below the directory dfd (taken, closed) whose path is path[0..at). */
+static int cgroup_find_below(int dfd, uint64_t id, char *path, size_t len, size_t at, unsigned depth, unsigned *budget)
+{
+	struct dirent *e;
+	int r = -ENOENT;
+	DIR *d;
+
+	if (!(d = fdopendir(dfd))) {
+		close(dfd);
+		return -ENOENT;
+	}
+	while (r == -ENOENT && (e = readdir(d))) {
+		size_t nl = strlen(e->d_name);
+		struct stat st;
+		int cfd;
+
+		/* cgroup2 (kernfs) fills d_type, and d_ino is the cgroup id */
+		if (e->d_type != DT_DIR || !strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || at + 1 + nl + 1 > len)
+			continue;
+		path[at] = '/';
+		memcpy(path + at + 1, e->d_name, nl + 1);
+		if ((uint64_t)e->d_ino == id && fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    S_ISDIR(st.st_mode) && (uint64_t)st.st_ino == id) {
+			r = 0;
+			break;
+		}
+		if (depth + 1 >= CGROUP_FIND_DEPTH)
+			continue;
+		if (*budget == 0) {
+			r = -E2BIG;
+			break;
+		}
+		(*budget)--;
+		/* one we may not search (mode 0700, another user's) is not there for us */
+		cfd = openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (cfd >= 0)
+			r = cgroup_find_below(cfd, id, path, len, at + 1 + nl, depth + 1, budget);
+	}
+	closedir(d);
+	if (r < 0)
+		path[at] = '\0';
+	return r;
+}
+
+int cgroup_find_id(const char *mount, const char *under, uint64_t id, char *ret, size_t len)
+{
+	char full[PATH_MAX], path[PATH_MAX];
+	unsigned budget = CGROUP_FIND_DIRS;
+	size_t at = strlen(under);
+	uint64_t own;
+	int fd, r;
+
+	if ((r = full_path(mount, under, full, sizeof(full))) < 0)
+		return r;
+	if (at + 1 > sizeof(path))
+		return -ENAMETOOLONG;
+	memcpy(path, under, at + 1);
+	if (cgroup_id(mount, under, &own) < 0 || own != id) {
+		if ((fd = open(full, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+			return -errno;
+		/* "/" is the empty prefix of its children's paths */
+		if (strcmp(under, "/") == 0)
+			path[at = 0] = '\0';
+		if ((r = cgroup_find_below(fd, id, path, sizeof(path), at, 0, &budget)) < 0)
+			return r;
+	}
+	if (snprintf(ret, len, "%s", path) >= (int)len)
 		return -ENAMETOOLONG;
 	return 0;
 }

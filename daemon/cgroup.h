@@ -51,10 +51,19 @@ int cgroup_enter(const char *mount, const char *path, pid_t pid);
  */
 int cgroup_systemd_scope(const char *path, char *slice, size_t slice_len, char *unit, size_t unit_len);
 
-/* The path of the cgroup with this id (a cgroup2 file handle, open_by_handle_at(2):
- * needs CAP_DAC_READ_SEARCH), when its process is no longer there to ask. 0 or
- * -errno (-ESTALE: no such cgroup now). */
-int cgroup_path_of_id(const char *mount, uint64_t id, char *ret, size_t len);
+/* The path of cgroup id by the process pid that was in it (/proc/PID/cgroup), when
+ * that process is in it still. 0, -ESTALE (it is elsewhere now, or its pid another's)
+ * or -errno. */
+int cgroup_path_of_pid(const char *mount, pid_t pid, uint64_t id, char *ret, size_t len);
+
+/*
+ * The path of cgroup id when no process is left to ask: found by a walk of under's
+ * subtree (a cgroup2 directory's inode number is its id). Bounded (1024 directories,
+ * 32 levels): 0, -ENOENT (not there, or in a directory root may not search), -E2BIG
+ * (not within the bound) or -errno. Not open_by_handle_at(2), which would find any
+ * cgroup at once but needs CAP_DAC_READ_SEARCH, which pgtetherd does without.
+ */
+int cgroup_find_id(const char *mount, const char *under, uint64_t id, char *ret, size_t len);
 
 /* Whether path is ancestor or below it ("/ci/job-7" is within "/ci", "/ci2" is not;
  * everything is within "/"). Both as /proc/PID/cgroup prints them. */

@@ -230,8 +230,13 @@ static const struct intercept_attachment *login_key(const struct monitor *m, con
 	for (size_t i = 0; i < m->ic->n_att && !cg; i++)
 		if (m->ic->att[i].cgroup_id == c->origin.cgroup_id)
 			cg = m->ic->att[i].path;
-	if (!cg && cgroup_path_of_id(m->ic->cgroup_mount, c->origin.cgroup_id, path, sizeof(path)) == 0)
+	/* a child cgroup: by its process, or, when that has gone, below each attachment */
+	if (!cg && cgroup_path_of_pid(m->ic->cgroup_mount, (pid_t)c->origin.tgid, c->origin.cgroup_id, path,
+				      sizeof(path)) == 0)
 		cg = path;
+	for (size_t i = 0; i < m->ic->n_att && !cg; i++)
+		if (cgroup_find_id(m->ic->cgroup_mount, m->ic->att[i].path, c->origin.cgroup_id, path, sizeof(path)) == 0)
+			cg = path;
 	for (size_t i = 0; cg && i < m->ic->n_att; i++) {
 		const struct intercept_attachment *a = &m->ic->att[i];
 

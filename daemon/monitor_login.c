@@ -208,8 +208,8 @@ static void identify(struct monitor *m, struct mon_conn *c)
 	/* a file: read in the workload's own mount namespace, while its pid is pinned */
 	size_t cap = SESSION_TOKEN_MAX + 1, len = 0;
 	char *tok = malloc(cap), problem[PATH_MAX + 64];
-	int r = tok ? attest_read_token((pid_t)c->origin.tgid, c->origin.connect_ns, c->origin.uid, c->origin.gid,
-				       first->token_path, tok, cap, &len)
+	int r = tok ? attest_read_token((pid_t)c->origin.tgid, c->origin.connect_ns, &c->facts.creds, first->token_path,
+				       tok, cap, &len)
 		    : -ENOMEM;
 
 	if (r == -ESTALE) {
@@ -217,7 +217,10 @@ static void identify(struct monitor *m, struct mon_conn *c)
 			    "pgtether: the process that opened this connection is gone and its pid now belongs to another process; try again");
 	} else if (r < 0) {
 		snprintf(problem, sizeof(problem), "the token file %s cannot be read in the workload's mount namespace: %s",
-			 first->token_path, r == -EFBIG ? "too large" : r == -EACCES ? "the workload itself may not read it" : strerror(-r));
+			 first->token_path,
+			 r == -EFBIG ? "too large" : r == -EACCES ? "the workload itself may not read it"
+			 : r == -E2BIG ? "its process is in more groups than pgtether takes on to read it as the workload"
+				       : strerror(-r));
 		authorize(m, c, NULL, 0, "file", problem);
 	} else {
 		authorize(m, c, tok, len, "file", NULL);
@@ -262,7 +265,7 @@ void login_attest(struct monitor *m, struct mon_conn *c)
 			close(fd);
 			return;
 		}
-	if (attest_hasher_submit(m->hasher, c->id, fd, &c->facts.exe_key) != ATTEST_OK)
+	if (attest_hasher_submit(m->hasher, c->id, fd, &c->facts.exe_key, &c->facts.creds) != ATTEST_OK)
 		refuse_conn(m, c, "53300", "pgtether: too many executables are being hashed right now (%d); try again",
 			    ATTEST_HASH_QUEUE);
 }

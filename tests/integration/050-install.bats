@@ -115,7 +115,7 @@ EXPECTED
   [ ! -e "$DEST/usr/share/pgtether" ]
 }
 
-@test "the installed unit passes systemd-analyze verify and its exposure is at most 2.9" {
+@test "the installed unit passes systemd-analyze verify and its exposure is at most 2.8" {
   local root="$PGT_TMP/verify"
   # installed under a prefix of its own so ExecStart= points at a real binary
   run make -C "$PGT_ROOT" --no-print-directory install PREFIX="$root/usr" SYSCONFDIR="$root/etc" WORKER_USER="$WORKER_USER"
@@ -146,8 +146,10 @@ EXPECTED
   score=$(sed -n 's/.*Overall exposure level for pgtether.service: \([0-9.]*\).*/\1/p' <<<"$output")
   echo "exposure=$score"
   [ -n "$score" ]
-  # 2.9 since the parent starts workers (CAP_SETUID/CAP_SETGID: +0.3, ProtectProc=: -0.2)
-  awk -v s="$score" 'BEGIN { exit !(s <= 2.9) }'
+  # 2.8: the parent starts workers (CAP_SETUID/CAP_SETGID: +0.3) and kills them
+  # (CAP_KILL: +0.1); ProtectProc=: -0.2, no CAP_DAC_READ_SEARCH: -0.2 (what
+  # it reads for a workload it opens as the workload)
+  awk -v s="$score" 'BEGIN { exit !(s <= 2.8) }'
   # and the README states the figure that the unit scores
   grep -q "exposure level $score" "$PGT_ROOT/README.md"
 }

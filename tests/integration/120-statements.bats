@@ -14,6 +14,10 @@ setup_file() {
   AP_UID=$(id -u "$PGT_AP")
   AP_GID=$(getent group "$PGT_AP" | cut -d: -f3)
   export PGT_EXTRA_CONFIG="\"approvers_group\": \"$PGT_AP\""
+  # without CAP_CHOWN root gives the control socket only to a group it is in: under
+  # systemd SupplementaryGroups= (pgtetherd says so), here the same
+  PGT_DAEMON_GROUPS=$(getent group "$PGT_AP" | cut -d: -f3)
+  export PGT_DAEMON_GROUPS
   pgt_setup_world
   pgt_psql -c "create table items (id int, v text)" -c "insert into items values (1, 'a'), (2, 'b')" \
     -c "create table secrets (k text)" -c "grant all on items, secrets to app" \

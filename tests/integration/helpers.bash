@@ -123,10 +123,34 @@ pgt_write_policy() {
 # database password of the tests that go straight to the database in its environment:
 # pgtetherd has it from credentials.json only, as on a real host (052 looks for it in
 # the processes' memory).
+#
+# It runs with the capabilities of the shipped unit and no others: the bounding set
+# of dist/pgtether.service.in's CapabilityBoundingSet=, no inheritable or ambient
+# ones, no_new_privs (NoNewPrivileges=yes), as systemd starts it; what passes here
+# passes under systemd. PGT_DAEMON_CAPS replaces that list (CAP_X CAP_Y ..., or "all"
+# for root's full set). PGT_DAEMON_GROUPS (gids, comma-separated) are its supplementary
+# groups, as SupplementaryGroups= in the unit would give them.
+pgt_unit_caps() {
+  sed -n 's/^CapabilityBoundingSet=//p' "$PGT_ROOT/dist/pgtether.service.in"
+}
+
+# The setpriv command line that gives a root process exactly those capabilities.
+pgt_daemon_caps_wrap() {
+  local caps=${PGT_DAEMON_CAPS:-$(pgt_unit_caps)} c set=""
+  [ "$caps" = all ] && return 0
+  for c in $caps; do
+    c=${c#CAP_}
+    set+=",+${c,,}"
+  done
+  echo setpriv --bounding-set=-all"$set" --inh-caps=-all --ambient-caps=-all --no-new-privs \
+    ${PGT_DAEMON_GROUPS:+--groups="$PGT_DAEMON_GROUPS"} --
+}
+
 pgt_start_daemon() {
   local before=0
   [ -f "$PGT_LOG" ] && before=$(grep -c 'event=ready' "$PGT_LOG")
-  env -u PGPASSWORD -u PG_APP_PASSWORD "$PGTETHERD" -c "$PGT_CONF" </dev/null >>"$PGT_LOG" 2>&1 3>&- &
+  # shellcheck disable=SC2046 # the wrapper's words
+  env -u PGPASSWORD -u PG_APP_PASSWORD $(pgt_daemon_caps_wrap) "$PGTETHERD" -c "$PGT_CONF" </dev/null >>"$PGT_LOG" 2>&1 3>&- &
   echo $! >"$PGT_TMP/daemon.pid"
   for _ in $(seq 100); do
     [ "$(grep -c 'event=ready' "$PGT_LOG")" -gt "$before" ] && return 0

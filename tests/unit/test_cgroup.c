@@ -14,6 +14,10 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sys/syscall.h>
+#include <linux/capability.h>
 
 #include "attest.h"
 #include "cgroup.h"
@@ -100,14 +104,14 @@ static void test_within(void **state)
 	assert_false(cgroup_within("?", "/")); /* unknown is within nothing */
 }
 
-/* The id the connect hook records names the cgroup even when its process is gone. */
+/* The id the connect hook records names the cgroup: by its process, or by a walk of
+ * the subtree it is in when the process is gone (without open_by_handle_at). */
 static void test_path_of_id(void **state)
 {
-	char mount[PATH_MAX], text[4096], own[PATH_MAX], back[PATH_MAX];
+	char mount[PATH_MAX], text[4096], own[PATH_MAX], parent[PATH_MAX], back[PATH_MAX];
 	uint64_t id;
 	FILE *f;
 	size_t n;
-	int r;
 
 	(void)state;
 	if (cgroup_find_mount(mount, sizeof(mount)) < 0 || !(f = fopen("/proc/self/cgroup", "re")))
@@ -117,12 +121,27 @@ static void test_path_of_id(void **state)
 	text[n] = '\0';
 	assert_int_equal(cgroup_from_proc_text(text, own, sizeof(own)), 0);
 	assert_int_equal(cgroup_id(mount, own, &id), 0);
-	r = cgroup_path_of_id(mount, id, back, sizeof(back));
-	if (r == -EPERM)
-		skip(); /* open_by_handle_at needs CAP_DAC_READ_SEARCH */
-	assert_int_equal(r, 0);
+	assert_int_equal(cgroup_path_of_pid(mount, getpid(), id, back, sizeof(back)), 0);
 	assert_string_equal(back, own);
-	assert_int_not_equal(cgroup_path_of_id(mount, 1ull << 62, back, sizeof(back)), 0);
+	/* the process is in another cgroup than that id */
+	assert_int_equal(cgroup_path_of_pid(mount, getpid(), id + 1, back, sizeof(back)), -ESTALE);
+	/* found below its parent, and as itself */
+	assert_int_equal(cgroup_find_id(mount, own, id, back, sizeof(back)), 0);
+	assert_string_equal(back, own);
+	if (strcmp(own, "/") == 0)
+		return;
+	snprintf(parent, sizeof(parent), "%s", own);
+	*strrchr(parent, '/') = '\0';
+	if (!parent[0])
+		strcpy(parent, "/");
+	back[0] = '\0';
+	n = (size_t)cgroup_find_id(mount, parent, id, back, sizeof(back));
+	if ((int)n == -E2BIG)
+		skip(); /* a host with more cgroups there than one walk looks at */
+	assert_int_equal((int)n, 0);
+	assert_string_equal(back, own);
+	/* no such cgroup there (the walk of a subtree without it) */
+	assert_int_equal(cgroup_find_id(mount, own, 1ull << 62, back, sizeof(back)), -ENOENT);
 }
 
 static void test_systemd_scope(void **state)
@@ -212,7 +231,7 @@ static void test_attest_self(void **state)
 	assert_non_null(strstr(f.exe, "test_cgroup"));
 	assert_false(f.exe_foreign);
 	assert_int_equal(f.cgroup[0], '/');
-	assert_int_equal(attest_hash_fd(fd, &f.exe_key, NULL, sha, why, sizeof(why)), ATTEST_OK);
+	assert_int_equal(attest_hash_fd(fd, &f.exe_key, NULL, NULL, sha, why, sizeof(why)), ATTEST_OK);
 	assert_int_equal(strlen(sha), 64);
 	close(fd);
 	memset(&cache, 0, sizeof(cache));
@@ -294,6 +313,147 @@ static void test_status_ids(void **state)
 	assert_int_equal(attest_parse_status_ids("Name:\tx\nUid:\tx\nGid:\t1\n", &uid, &gid), -EINVAL);
 }
 
+static void test_status_groups(void **state)
+{
+	uint32_t g[3];
+	size_t n = 99;
+
+	(void)state;
+	assert_int_equal(attest_parse_status_groups("Gid:\t1\t1\t1\t1\nGroups:\t4 24 1000 \nNStgid:\t1\n", g, 3, &n), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(g[0], 4);
+	assert_int_equal(g[2], 1000);
+	assert_int_equal(attest_parse_status_groups("x\nGroups:\t\nNStgid:\t1\n", g, 3, &n), 0);
+	assert_int_equal(n, 0);
+	/* more than kept, or cut off by the buffer it was read into: not a shorter list */
+	assert_int_equal(attest_parse_status_groups("x\nGroups:\t1 2 3 4\n", g, 3, &n), -E2BIG);
+	assert_int_equal(attest_parse_status_groups("x\nGroups:\t1 2", g, 3, &n), -E2BIG);
+	assert_int_equal(attest_parse_status_groups("x\nGroups:\t1 -2\n", g, 3, &n), -EINVAL);
+	assert_int_equal(attest_parse_status_groups("x\nUid:\t1\n", g, 3, &n), -EINVAL);
+}
+
+/* Drops the file capabilities (CAP_DAC_*, CAP_FOWNER) from this thread's effective and
+ * permitted sets, as under the shipped unit, where root reads only by mode bits. */
+static void drop_file_caps(void)
+{
+	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+	struct __user_cap_data_struct d[2];
+	static const int caps[] = { CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER };
+
+	assert_int_equal(syscall(SYS_capget, &h, d), 0);
+	for (size_t i = 0; i < sizeof(caps) / sizeof(caps[0]); i++) {
+		d[CAP_TO_INDEX(caps[i])].effective &= ~CAP_TO_MASK(caps[i]);
+		d[CAP_TO_INDEX(caps[i])].permitted &= ~CAP_TO_MASK(caps[i]);
+	}
+	assert_int_equal(syscall(SYS_capset, &h, d), 0);
+}
+
+struct as_workload_result {
+	int hash_root, hash_owner, hash_other, tok_own, tok_hidden, tok_group, tok_nogroup;
+	char why_other[ATTEST_WHY_LEN];
+	uid_t fsuid_after;
+};
+
+/* On a thread of its own: the capabilities it drops are its own only. */
+static void *as_workload_thread(void *arg)
+{
+	struct as_workload_result *res = arg;
+	char dir[] = "/tmp/pgtether-test-fscreds-XXXXXX", p[PATH_MAX + 64], sha[65], tok[64];
+	struct attest_creds owner = { .uid = 65534, .gid = 65534 }, other = { .uid = 4321, .gid = 4321 };
+	struct attest_exe_key key;
+	struct stat st;
+	size_t len;
+	int fd;
+
+	if (!mkdtemp(dir))
+		return NULL;
+	chmod(dir, 0755);
+	/* an executable of the workload's own, mode 0700 */
+	snprintf(p, sizeof(p), "%s/exe", dir);
+	fd = open(p, O_CREAT | O_WRONLY | O_CLOEXEC, 0700);
+	if (fd < 0 || write(fd, "abc", 3) != 3 || fchown(fd, 65534, 65534) != 0 || fstat(fd, &st) != 0)
+		return NULL;
+	close(fd);
+	/* its token, mode 0600; one behind a directory only root may search; one for a group */
+	snprintf(p, sizeof(p), "%s/token", dir);
+	fd = open(p, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+	if (fd < 0 || write(fd, "tok\n", 4) != 4 || fchown(fd, 65534, 65534) != 0)
+		return NULL;
+	close(fd);
+	snprintf(p, sizeof(p), "%s/root-only", dir);
+	if (mkdir(p, 0700) != 0)
+		return NULL;
+	snprintf(p, sizeof(p), "%s/root-only/token", dir);
+	fd = open(p, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+	if (fd < 0 || write(fd, "hidden", 6) != 6)
+		return NULL;
+	close(fd);
+	snprintf(p, sizeof(p), "%s/group-token", dir);
+	fd = open(p, O_CREAT | O_WRONLY | O_CLOEXEC, 0640);
+	if (fd < 0 || write(fd, "grp", 3) != 3 || fchown(fd, 0, 4242) != 0)
+		return NULL;
+	close(fd);
+
+	drop_file_caps();
+	memset(&key, 0, sizeof(key));
+	key.dev = st.st_dev;
+	key.ino = st.st_ino;
+	key.size = (uint64_t)st.st_size;
+	key.mtime_ns = (uint64_t)st.st_mtim.tv_sec * 1000000000ull + (uint64_t)st.st_mtim.tv_nsec;
+	key.ctime_ns = (uint64_t)st.st_ctim.tv_sec * 1000000000ull + (uint64_t)st.st_ctim.tv_nsec;
+	snprintf(p, sizeof(p), "%s/exe", dir);
+	fd = open(p, O_PATH | O_CLOEXEC);
+	res->hash_root = attest_hash_fd(fd, &key, NULL, NULL, sha, res->why_other, sizeof(res->why_other));
+	res->hash_owner = attest_hash_fd(fd, &key, &owner, NULL, sha, res->why_other, sizeof(res->why_other));
+	res->hash_other = attest_hash_fd(fd, &key, &other, NULL, sha, res->why_other, sizeof(res->why_other));
+	close(fd);
+
+	/* this very process stands for the workload; its root is / */
+	snprintf(p, sizeof(p), "%s/token", dir);
+	res->tok_own = attest_read_token(getpid(), boot_ns(), &owner, p, tok, sizeof(tok), &len);
+	snprintf(p, sizeof(p), "%s/root-only/token", dir);
+	res->tok_hidden = attest_read_token(getpid(), boot_ns(), &owner, p, tok, sizeof(tok), &len);
+	snprintf(p, sizeof(p), "%s/group-token", dir);
+	owner.n_groups = 1;
+	owner.groups[0] = 4242;
+	res->tok_group = attest_read_token(getpid(), boot_ns(), &owner, p, tok, sizeof(tok), &len);
+	owner.n_groups = ATTEST_GROUPS_MAX + 1;
+	res->tok_nogroup = attest_read_token(getpid(), boot_ns(), &owner, p, tok, sizeof(tok), &len);
+	res->fsuid_after = (uid_t)syscall(SYS_setfsuid, -1);
+
+	snprintf(p, sizeof(p), "rm -rf '%s'", dir);
+	if (system(p) != 0)
+		return NULL;
+	return res;
+}
+
+/* Files read for a workload are opened as the workload: its own (mode 0600 or 0700)
+ * without CAP_DAC_READ_SEARCH, and never one it could not open (a directory it may
+ * not search, another user's executable) whatever root may. */
+static void test_as_workload(void **state)
+{
+	struct as_workload_result res;
+	pthread_t t;
+	void *ok = NULL;
+
+	(void)state;
+	if (geteuid() != 0)
+		skip();
+	memset(&res, 0, sizeof(res));
+	assert_int_equal(pthread_create(&t, NULL, as_workload_thread, &res), 0);
+	assert_int_equal(pthread_join(t, &ok), 0);
+	assert_non_null(ok);
+	assert_int_equal(res.hash_root, ATTEST_UNREADABLE);
+	assert_int_equal(res.hash_owner, ATTEST_OK);
+	assert_int_equal(res.hash_other, ATTEST_UNREADABLE);
+	assert_non_null(strstr(res.why_other, "nor the workload's uid 4321 may read it"));
+	assert_int_equal(res.tok_own, 0);
+	assert_int_equal(res.tok_hidden, -EACCES);
+	assert_int_equal(res.tok_group, 0);
+	assert_int_equal(res.tok_nogroup, -E2BIG);
+	assert_int_equal(res.fsuid_after, 0);
+}
+
 static void wait_readable(int fd)
 {
 	struct pollfd p = { .fd = fd, .events = POLLIN };
@@ -324,7 +484,7 @@ static void test_hasher(void **state)
 
 	assert_int_equal(attest_hasher_start(&h), 0);
 	assert_int_equal(attest_hasher_collect(h, &d), 0);
-	assert_int_equal(attest_hasher_submit(h, 7, dup(fd), &key), ATTEST_OK);
+	assert_int_equal(attest_hasher_submit(h, 7, dup(fd), &key, NULL), ATTEST_OK);
 	wait_readable(attest_hasher_fd(h));
 	assert_int_equal(attest_hasher_collect(h, &d), 1);
 	assert_int_equal(d.tag, 7);
@@ -335,17 +495,17 @@ static void test_hasher(void **state)
 	/* written after its key was taken: the hash would be of other bytes */
 	usleep(10000);
 	assert_int_equal(pwrite(fd, "x", 1, 0), 1);
-	assert_int_equal(attest_hash_fd(fd, &key, NULL, d.sha256, why, sizeof(why)), ATTEST_CHANGED);
+	assert_int_equal(attest_hash_fd(fd, &key, NULL, NULL, d.sha256, why, sizeof(why)), ATTEST_CHANGED);
 	/* too large to hash (by its key): refused, not read */
 	key.size = ATTEST_HASH_MAX_BYTES + 1;
-	assert_int_equal(attest_hash_fd(fd, &key, NULL, d.sha256, why, sizeof(why)), ATTEST_UNREADABLE);
+	assert_int_equal(attest_hash_fd(fd, &key, NULL, NULL, d.sha256, why, sizeof(why)), ATTEST_UNREADABLE);
 	assert_non_null(strstr(why, "more than"));
 	/* the queue is bounded: jobs beyond it are refused (and their fds closed) */
 	{
 		int busy = 0;
 
 		for (int i = 0; i < ATTEST_HASH_QUEUE + 4; i++)
-			busy += attest_hasher_submit(h, (uint64_t)i, dup(fd), &key) == ATTEST_BUSY;
+			busy += attest_hasher_submit(h, (uint64_t)i, dup(fd), &key, NULL) == ATTEST_BUSY;
 		assert_true(busy >= 4);
 	}
 	attest_hasher_free(h);
@@ -376,6 +536,8 @@ int main(void)
 		cmocka_unit_test(test_attest_self),
 		cmocka_unit_test(test_attest_exited),
 		cmocka_unit_test(test_status_ids),
+		cmocka_unit_test(test_status_groups),
+		cmocka_unit_test(test_as_workload),
 		cmocka_unit_test(test_hasher),
 		cmocka_unit_test(test_pid_reused),
 	};
