@@ -1,9 +1,11 @@
 /*
- * The ways a relaying session ends, in one table: for each fault the SQLSTATE and
- * message the client gets, the reason the log and the recording get, and how it ends
- * (STYLE.md "One way to end a thing"). The relay's modules return a fault_code
- * instead of errno values borrowed to mean something private; session_fault()
- * (session.c) ends the session by it.
+ * The ways a session ends, in one table: for each fault the SQLSTATE and message the
+ * client gets, the reason the log and the recording get, and how it ends (STYLE.md
+ * "One way to end a thing"). The relay's modules return a fault_code instead of errno
+ * values borrowed to mean something private, and session_fault() (relay.c) ends a
+ * relaying session by it; a login is refused by one with session_refuse() (refuse.c).
+ * No caller writes a SQLSTATE or a message of its own: it names the fault and the
+ * facts the message quotes.
  *
  * Pure: the facts a message quotes are passed in.
  */
@@ -36,6 +38,59 @@ enum fault_code {
 	FAULT_ACCESS_WITHDRAWN,     /* detail: the message (a policy reload decided) */
 	/* nothing can be said to the client */
 	FAULT_UPSTREAM_PROTOCOL,    /* the server's stream is not PostgreSQL's */
+
+	/* A login refused (FAULT_END_REFUSE); FAULT_OUT_OF_MEMORY, FAULT_CLIENT_ENCODING
+	 * and FAULT_READ_WRITE refuse one too. The client's startup broke a rule: */
+	FAULT_STARTUP_INVALID,        /* nothing a PostgreSQL client sends first */
+	FAULT_STARTUP_PARAMS,         /* the StartupMessage's parameter list is malformed */
+	FAULT_STARTUP_TOO_MANY_PARAMS, /* more than limit parameters */
+	FAULT_STARTUP_SETTINGS_FULL,  /* more settings to pass on than limit, limit_bytes */
+	FAULT_STARTUP_NO_USER,
+	FAULT_STARTUP_EARLY_DATA,     /* bytes after an SSLRequest/GSSENCRequest, before the answer */
+	FAULT_STARTUP_SSL_IN_TLS,
+	FAULT_STARTUP_AUTH_EARLY_DATA, /* bytes after a message the client must wait after */
+	FAULT_STARTUP_NOT_PASSWORD,   /* asked for the identity token, got another message */
+	FAULT_STARTUP_TOKEN_TOO_LONG,
+	FAULT_STARTUP_TOO_LARGE,      /* the startup packet for the upstream would not fit */
+	/* the configuration or the policy refuses what the startup asks: */
+	FAULT_LOGIN_ENCODING,         /* value: the client_encoding asked for */
+	FAULT_LOGIN_SETTING,          /* setting: its name; detail: why it is not passed */
+	FAULT_LOGIN_OPTIONS,          /* detail: what is wrong with "options" (startopts.h) */
+	FAULT_LOGIN_REPLICATION,
+	FAULT_LOGIN_NO_UPSTREAM,      /* address: the destination the workload dialed */
+	FAULT_LOGIN_VERDICT,          /* the parent's refusal: sqlstate and detail are its verdict's */
+	FAULT_LOGIN_CONFIG_CHANGED,   /* reloaded between the verdict and its arrival */
+	FAULT_LOGIN_ATTEST_TIMEOUT,   /* the executable's hash took longer than login_timeout */
+	/* the upstream's login failed (upstream: its name): */
+	FAULT_UPSTREAM_UNREACHABLE,   /* address, detail: the error; tried: addresses before it */
+	FAULT_UPSTREAM_CONNECT_TIMEOUT, /* address */
+	FAULT_UPSTREAM_LOGIN_TIMEOUT, /* address */
+	FAULT_UPSTREAM_TLS_SETUP,
+	FAULT_UPSTREAM_SSLREQ_SEND,
+	FAULT_UPSTREAM_SSLREQ_CLOSED,
+	FAULT_UPSTREAM_SSL_EXTRA,     /* bytes after its 'S' or 'N' (CVE-2021-23222) */
+	FAULT_UPSTREAM_NO_TLS,        /* answered 'N' to a tls setting that requires TLS */
+	FAULT_UPSTREAM_TLS,           /* detail: the handshake's error */
+	FAULT_UPSTREAM_STARTUP_SEND,
+	FAULT_UPSTREAM_LOGIN_SEND,
+	FAULT_UPSTREAM_LOGIN_CLOSED,
+	FAULT_UPSTREAM_AUTH_MALFORMED,
+	FAULT_UPSTREAM_AUTH_TWICE,
+	FAULT_UPSTREAM_SCRAM_UNPROVEN, /* AuthenticationOk before the SCRAM final message */
+	FAULT_UPSTREAM_SCRAM_CHALLENGE, /* iterations out of SCRAM_MIN/MAX_ITERATIONS, or malformed */
+	FAULT_UPSTREAM_SCRAM_SIGNATURE, /* the server signature is not the one expected */
+	FAULT_UPSTREAM_CLEARTEXT,     /* a cleartext password asked for without verify-full */
+	FAULT_UPSTREAM_AUTH_METHOD,   /* auth_code: a method pgtether does not take */
+	FAULT_UPSTREAM_LOGIN_REFUSED, /* role, credentials_file; detail: the server's message */
+	FAULT_UPSTREAM_LOGIN_MESSAGE, /* a message of invalid length during login */
+	FAULT_UPSTREAM_KEYDATA,       /* a malformed BackendKeyData */
+	FAULT_UPSTREAM_LOGIN_TOO_MUCH, /* more than the client's buffer takes during login */
+	FAULT_UPSTREAM_READY_ORDER,   /* ReadyForQuery before authentication, or malformed */
+	FAULT_UPSTREAM_LOGIN_UNEXPECTED, /* msg_type: a message not of a login */
+	FAULT_UPSTREAM_LOGIN_OVERSIZED, /* a login message larger than the session's buffer */
+	/* resources: */
+	FAULT_LOGIN_RECORDING,        /* detail: why the recording cannot be written */
+	FAULT_LOGIN_RANDOMNESS,       /* no random bytes for the cancel key */
 	FAULT_N
 };
 
@@ -43,9 +98,12 @@ enum fault_end {
 	FAULT_END_NOW,       /* a FATAL ErrorResponse at once, then close */
 	FAULT_END_BOUNDARY,  /* a FATAL at the next server message boundary; drain, close */
 	FAULT_END_SILENT,    /* close; the client gets no message */
+	FAULT_END_REFUSE,    /* a login refused: a FATAL after the client's StartupMessage
+			      * (read first when it has not come yet), then close */
 };
 
-/* What a message may quote. */
+/* What a message may quote. A NULL string reads as "" ("unknown" for detail); a name
+ * or value is quoted up to 256 bytes (fault.c), a detail until the message is full. */
 struct fault_facts {
 	const char *detail;          /* the fault's own words (see enum fault_code), or NULL */
 	const char *rule;            /* the session's rule */
@@ -54,6 +112,19 @@ struct fault_facts {
 	unsigned mask_refresh;       /* seconds */
 	size_t memory_budget;        /* bytes */
 	bool at_login;               /* before the client's first ReadyForQuery */
+	/* a login's */
+	const char *upstream;        /* the upstream's name */
+	const char *role;            /* the role it logs in as */
+	const char *credentials_file;
+	const char *address;         /* an address, as addr_format() writes it */
+	const char *setting;         /* a startup setting's name */
+	const char *value;           /* a startup setting's value */
+	const char *sqlstate;        /* FAULT_LOGIN_VERDICT: the parent's (08004 unless well formed) */
+	unsigned limit;              /* a count the client went over */
+	size_t limit_bytes;          /* ... and a size */
+	unsigned tried;              /* addresses of the upstream tried before this one */
+	unsigned auth_code;          /* an authentication request's code */
+	unsigned char msg_type;      /* a message's type byte ('?' when not printable) */
 };
 
 #define FAULT_MSG_MAX 600

@@ -1,15 +1,15 @@
 /*
  * Ending a session the way PostgreSQL refuses a connection (session_int.h): a FATAL
- * ErrorResponse with a SQLSTATE and a message a developer can act on, after the
- * client's startup packet when it has not sent it yet (an SSLRequest answered 'N'
- * first); refusals for a login cap held briefly or answered at once. Moved out of
- * session.c (issue 13).
+ * ErrorResponse with the SQLSTATE and the message a developer can act on that the
+ * fault table gives for the login fault (fault.h: the caller names the fault and the
+ * facts it quotes, never a text of its own), after the client's startup packet when
+ * it has not sent it yet (an SSLRequest answered 'N' first); refusals for a login cap
+ * held briefly or answered at once. Moved out of session.c (issue 13).
  */
 #include "session_int.h"
 
 #include <errno.h>
 #include <openssl/crypto.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -30,25 +30,44 @@ void session_queue_error(struct session *s, const char *severity, const char *sq
 		sbuf_put(&s->u2c, m, n);
 }
 
+/* The words of login fault f for s: the facts of this refusal (ff, or none) with the
+ * session's own (its upstream, role, rule, settings). */
+static void refuse_text(struct session_env *env, const struct session *s, enum fault_code f,
+			const struct fault_facts *ff, struct fault_text *ret)
+{
+	struct fault_facts x = ff ? *ff : (struct fault_facts){ 0 };
+
+	x.rule = s->rule;
+	x.client_encoding = s->client_encoding;
+	x.max_message_bytes = env->cfg->max_message_bytes;
+	x.mask_refresh = env->cfg->mask_refresh;
+	x.memory_budget = env->cfg->memory_budget;
+	x.upstream = s->upstream_name;
+	x.role = s->role;
+	x.credentials_file = env->cfg->credentials_file;
+	if (fault_describe(f, &x, ret) < 0)
+		fault_describe(FAULT_OUT_OF_MEMORY, &x, ret); /* not a fault: unreachable */
+	if (ret->reason == x.detail)
+		ret->reason = "refused"; /* a relay fault's detail: not kept past this call */
+}
+
 /*
- * Ends the session with a FATAL ErrorResponse. Before the client's StartupMessage
- * arrived it is read first (SSLRequest answered 'N'), as PostgreSQL does; the
- * upstream, if any, is closed at once.
+ * Ends the session with the FATAL ErrorResponse of t. Before the client's
+ * StartupMessage arrived it is read first (SSLRequest answered 'N'), as PostgreSQL
+ * does; the upstream, if any, is closed at once. Logged as conn.refused unless the
+ * caller logs (once per flood of the same refusal).
  */
-void session_refuse(struct session_env *env, struct session *s, const char *sqlstate, const char *event,
-		    const char *fmt, ...)
+static void refuse(struct session_env *env, struct session *s, const struct fault_text *t, bool logged)
 {
 	bool have_startup = s->state != SESSION_STARTUP;
 	struct logline l;
-	va_list ap;
 
-	va_start(ap, fmt);
-	vsnprintf(s->refuse_msg, sizeof(s->refuse_msg), fmt, ap);
-	va_end(ap);
-	snprintf(s->refuse_sqlstate, sizeof(s->refuse_sqlstate), "%s", sqlstate);
+	snprintf(s->refuse_msg, sizeof(s->refuse_msg), "%s", t->msg);
+	snprintf(s->refuse_sqlstate, sizeof(s->refuse_sqlstate), "%s", t->sqlstate ? t->sqlstate : "08004");
+	s->close_reason = t->reason; /* the recording's: a literal of the table */
 
-	if (event) { /* NULL: the caller logs (once per flood of the same refusal) */
-		log_begin(&l, LOG_LEVEL_WARN, event);
+	if (!logged) {
+		log_begin(&l, LOG_LEVEL_WARN, "conn.refused");
 		if (s->origin.tgid) {
 			session_log_identity(&l, s);
 		} else {
@@ -57,7 +76,8 @@ void session_refuse(struct session_env *env, struct session *s, const char *sqls
 			log_u64(&l, "id", s->id);
 			log_str(&l, "peer", addr_format(&s->peer, buf));
 		}
-		log_str(&l, "sqlstate", sqlstate);
+		log_str(&l, "sqlstate", s->refuse_sqlstate);
+		log_str(&l, "reason", t->reason);
 		log_str(&l, "msg", s->refuse_msg);
 		log_end(&l, LOG_LEVEL_WARN);
 	}
@@ -78,6 +98,14 @@ void session_refuse(struct session_env *env, struct session *s, const char *sqls
 	} else {
 		sbuf_set_events(env->epfd, &s->client, EPOLLIN);
 	}
+}
+
+void session_refuse(struct session_env *env, struct session *s, enum fault_code f, const struct fault_facts *ff)
+{
+	struct fault_text t;
+
+	refuse_text(env, s, f, ff, &t);
+	refuse(env, s, &t, false);
 }
 
 /* In REFUSING before the StartupMessage: reads it, answering SSL/GSS with 'N'.
@@ -150,13 +178,16 @@ void session_turn_away(struct session_env *env, int fd, const char *sqlstate, co
  * SESSION_CAPPED_TIMEOUT_S; beyond that, answered at once and closed. Frees s or
  * hands it to the refusal.
  */
-void session_refuse_capped(struct session_env *env, struct session *s, const char *sqlstate, const char *msg)
+void session_refuse_capped(struct session_env *env, struct session *s, enum fault_code f, const struct fault_facts *ff)
 {
+	struct fault_text t;
+
+	refuse_text(env, s, f, ff, &t);
 	if (env->capped < SESSION_MAX_CAPPED) {
 		s->capped = true;
 		env->capped++;
 		s->state = SESSION_STARTUP; /* nothing read yet: refuse() reads the startup packet */
-		session_refuse(env, s, sqlstate, NULL, "%s", msg);
+		refuse(env, s, &t, true); /* the parent logs a flood of them (conn.capped) */
 		return;
 	}
 	{
@@ -164,6 +195,6 @@ void session_refuse_capped(struct session_env *env, struct session *s, const cha
 
 		s->client.fd = -1;
 		session_free(env, s);
-		session_turn_away(env, fd, sqlstate, msg);
+		session_turn_away(env, fd, t.sqlstate, t.msg);
 	}
 }

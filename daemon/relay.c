@@ -318,6 +318,7 @@ void session_fault(struct session_env *env, struct session *s, enum fault_code f
 	session_fault_text(s, f, detail, &t);
 	switch (t.end) {
 	case FAULT_END_NOW:
+	case FAULT_END_REFUSE: /* a login's fault in a relaying session: told at once */
 		client_fatal(env, s, t.sqlstate, t.msg, t.reason);
 		break;
 	case FAULT_END_BOUNDARY:

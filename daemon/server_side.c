@@ -548,13 +548,10 @@ bool session_param_status(struct session_env *env, struct session *s, const uint
 	return keep != s->client_encoding || !strcmp(value, "UTF8");
 }
 
-/* Why session_param_status said the session must end, for the client. */
-void session_param_fault(const struct session *s, char *out, size_t cap)
+/* Why session_param_status said the session must end. */
+enum fault_code session_param_fault(const struct session *s)
 {
-	struct fault_text t;
-
-	session_fault_text(s, s->read_write_seen ? FAULT_READ_WRITE : FAULT_CLIENT_ENCODING, NULL, &t);
-	snprintf(out, cap, "%s", t.msg);
+	return s->read_write_seen ? FAULT_READ_WRITE : FAULT_CLIENT_ENCODING;
 }
 
 /* The fault a helper's -errno ends the session with: the server's stream is not

@@ -38,9 +38,6 @@
 #include "worker.h"
 
 
-/* refuse() is session_refuse() for the login-side functions the privsep work is
- * changing now (see the sbuf wrappers below); the relay calls session_refuse(). */
-
 double session_elapsed_ms(const struct session *s)
 {
 	struct timespec now;
@@ -281,10 +278,13 @@ void session_adopt(struct session_env *env, int fd, uint64_t id, const struct pr
 		return;
 	}
 	if (nc->refuse_sqlstate[0] && PRIV_STR_OK(nc->refuse_sqlstate) && PRIV_STR_OK(nc->refuse_msg)) {
+		/* the parent's refusal (a login cap, no kernel record, ...): its words */
+		const struct fault_facts ff = { .sqlstate = nc->refuse_sqlstate, .detail = nc->refuse_msg };
+
 		if (nc->capped)
-			session_refuse_capped(env, s, nc->refuse_sqlstate, nc->refuse_msg);
+			session_refuse_capped(env, s, FAULT_LOGIN_VERDICT, &ff);
 		else
-			session_refuse(env, s, nc->refuse_sqlstate, "conn.refused", "%s", nc->refuse_msg);
+			session_refuse(env, s, FAULT_LOGIN_VERDICT, &ff);
 		return;
 	}
 	s->state = SESSION_STARTUP; /* next: the client's startup packet (startup_step) */
@@ -338,16 +338,21 @@ void session_verdict(struct session_env *env, uint64_t id, const struct priv_ver
 	snprintf(s->token_iss, sizeof(s->token_iss), "%.*s", (int)sizeof(v->token_iss) - 1, v->token_iss);
 	snprintf(s->token_sub, sizeof(s->token_sub), "%.*s", (int)sizeof(v->token_sub) - 1, v->token_sub);
 	if (!v->ok) {
+		char msg[sizeof(v->msg)], sqlstate[sizeof(v->sqlstate)];
+
 		if (recfd >= 0)
 			close(recfd);
-		session_refuse(env, s, v->sqlstate, "conn.refused", "%.*s", (int)sizeof(v->msg) - 1, v->msg);
+		/* the parent's words (monitor_login.c), whose arrays need not end in a NUL */
+		snprintf(msg, sizeof(msg), "%.*s", (int)sizeof(v->msg) - 1, v->msg);
+		snprintf(sqlstate, sizeof(sqlstate), "%.*s", (int)sizeof(v->sqlstate) - 1, v->sqlstate);
+		session_refuse(env, s, FAULT_LOGIN_VERDICT, &(struct fault_facts){ .sqlstate = sqlstate, .detail = msg });
 		return;
 	}
 	if (v->gen != env->gen || v->rule_idx >= env->cfg->policy.n || v->n_addrs < 1 || v->n_addrs > CONFIG_MAX_RESOLVED ||
 	    claims_len != v->claims_len) {
 		if (recfd >= 0)
 			close(recfd);
-		session_refuse(env, s, "08004", "conn.refused", "pgtether: the configuration changed while this connection logged in; try again");
+		session_refuse(env, s, FAULT_LOGIN_CONFIG_CHANGED, NULL);
 		return;
 	}
 	if (claims_len) {
@@ -362,8 +367,7 @@ void session_verdict(struct session_env *env, uint64_t id, const struct priv_ver
 	memcpy(s->up_addrs, v->addrs, v->n_addrs * sizeof(v->addrs[0]));
 	s->n_up_addrs = v->n_addrs;
 	if (v->recorded && recfd >= 0 && sessrec_open(env, s, recfd, v->rec_id, v->rec_path, why, sizeof(why)) < 0) {
-		session_refuse(env, s, "53100", "conn.refused",
-		       "pgtether: this session cannot be recorded (%s); sessions are refused until recordings can be written", why);
+		session_refuse(env, s, FAULT_LOGIN_RECORDING, &(struct fault_facts){ .detail = why });
 		return;
 	}
 	upstream_start(env, s);
@@ -532,9 +536,8 @@ void session_tick(struct session_env *env)
 		if ((s->state == SESSION_CONNECTING || s->state == SESSION_LOGIN ||
 		     s->state == SESSION_UPSTREAM_SSLREQ || s->state == SESSION_UPSTREAM_TLS) &&
 		    age >= (time_t)env->cfg->login_timeout)
-			session_refuse(env, s, "08001", "conn.refused",
-			       "pgtether: cannot reach the database at %s: %s timed out",
-			       addr_format(&s->up_addrs[s->up_try], buf), s->state == SESSION_LOGIN ? "login" : "connection");
+			session_refuse(env, s, s->state == SESSION_LOGIN ? FAULT_UPSTREAM_LOGIN_TIMEOUT : FAULT_UPSTREAM_CONNECT_TIMEOUT,
+				       &(struct fault_facts){ .address = addr_format(&s->up_addrs[s->up_try], buf) });
 		else if (s->state == SESSION_CONNECTING && s->up_try + 1 < s->n_up_addrs &&
 			 now.tv_sec - s->up_try_since >= upstream_try_timeout(env, s))
 			upstream_next(env, s, ETIMEDOUT); /* an address that drops SYNs leaves time for the next */
@@ -547,8 +550,7 @@ void session_tick(struct session_env *env)
 			 time(NULL) - s->drain_started >= SESSION_REFUSE_TIMEOUT_S)
 			session_close(env, s, s->refuse_msg);
 		else if (s->state == SESSION_ATTESTING && age >= (time_t)env->cfg->login_timeout)
-			session_refuse(env, s, "08004", "conn.refused",
-			       "pgtether: cannot establish who opened this connection: exe_sha256: hashing the executable timed out");
+			session_refuse(env, s, FAULT_LOGIN_ATTEST_TIMEOUT, NULL);
 		else if ((s->state == SESSION_STARTUP || s->state == SESSION_CLIENT_TLS ||
 			  s->state == SESSION_CLIENT_AUTH) &&
 			 age >= (time_t)env->cfg->login_timeout)

@@ -212,10 +212,12 @@ void session_free(struct session_env *env, struct session *s);
  * (relay.c). */
 void session_relay_event(struct session_env *env, struct session *s, struct session_end *end, uint32_t events);
 
-/* Ends the session before its relay with a FATAL ErrorResponse (SQLSTATE sqlstate,
- * the message from fmt), logged as event (NULL: the caller logs). */
-void session_refuse(struct session_env *env, struct session *s, const char *sqlstate, const char *event,
-		    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* Refuses the session's login by fault f (fault.h: a FAULT_END_REFUSE one, or
+ * FAULT_OUT_OF_MEMORY, FAULT_CLIENT_ENCODING, FAULT_READ_WRITE): the FATAL
+ * ErrorResponse of its row, logged as conn.refused, the row's reason recorded. ff:
+ * the facts of this refusal (detail, setting, address, limits), or NULL; the
+ * session's own (upstream, role, rule) are added (refuse.c). */
+void session_refuse(struct session_env *env, struct session *s, enum fault_code f, const struct fault_facts *ff);
 
 /* Adds the session's identity (origin, kernel facts, rule, token) to a log line. */
 void session_log_identity(struct logline *l, const struct session *s);
@@ -226,7 +228,7 @@ const struct policy_rule *session_masking_rule(struct session_env *env, struct s
 /* A ParameterStatus body from the server: false when the setting it reports is one
  * statements cannot be read under (session_param_fault says why). */
 bool session_param_status(struct session_env *env, struct session *s, const uint8_t *body, size_t blen);
-void session_param_fault(const struct session *s, char *out, size_t cap);
+enum fault_code session_param_fault(const struct session *s);
 
 /* Logged in upstream: the relay starts (after a lookup of the masks, if any). */
 void session_start_relay(struct session_env *env, struct session *s);
@@ -281,6 +283,6 @@ void session_queue_error(struct session *s, const char *severity, const char *sq
  * says which, for the log and the recording); logged when it was relaying (session.c). */
 void session_close(struct session_env *env, struct session *s, const char *reason);
 void session_turn_away(struct session_env *env, int fd, const char *sqlstate, const char *msg);
-void session_refuse_capped(struct session_env *env, struct session *s, const char *sqlstate, const char *msg);
+void session_refuse_capped(struct session_env *env, struct session *s, enum fault_code f, const struct fault_facts *ff);
 
 #endif

@@ -71,8 +71,7 @@ static int startup_setting(struct session_env *env, struct session *s, const cha
 		/* spelled as the server compares them: asyncpg sends 'utf-8' */
 		if (!pgwire_encoding_key(value, enc, sizeof(enc)) ||
 		    (strcmp(enc, "utf8") && strcmp(enc, "unicode") && strcmp(enc, "sqlascii"))) {
-			session_refuse(env, s, "22023", "conn.refused",
-			       "pgtether: client_encoding \"%s\" is not supported; use UTF8 (PGCLIENTENCODING=UTF8)", value);
+			session_refuse(env, s, FAULT_LOGIN_ENCODING, &(struct fault_facts){ .value = value });
 			return -1;
 		}
 		if (!*encoding_sent && fwd_add(s, "client_encoding", "UTF8") < 0)
@@ -81,14 +80,14 @@ static int startup_setting(struct session_env *env, struct session *s, const cha
 		return 0;
 	}
 	if (!startopts_allowed(name, why) || !startopts_value_allowed(name, value, why)) {
-		session_refuse(env, s, "08004", "conn.refused", "pgtether: the startup setting \"%s\" is not passed: %s", name, why);
+		session_refuse(env, s, FAULT_LOGIN_SETTING, &(struct fault_facts){ .setting = name, .detail = why });
 		return -1;
 	}
 	if (fwd_add(s, name, value) == 0)
 		return 0;
 too_long:
-	session_refuse(env, s, "08P01", "conn.refused", "pgtether: the startup settings are too many or too long (at most %d, %zu bytes)",
-	       SESSION_FWD_MAX, sizeof(s->fwd_params));
+	session_refuse(env, s, FAULT_STARTUP_SETTINGS_FULL,
+		       &(struct fault_facts){ .limit = SESSION_FWD_MAX, .limit_bytes = sizeof(s->fwd_params) });
 	return -1;
 }
 
@@ -108,8 +107,8 @@ static void handle_startup(struct session_env *env, struct session *s, const uin
 	s->state = SESSION_CONNECTING; /* from here on a refusal answers at once */
 	nin = pgwire_startup_params(pkt, plen, in, sizeof(in) / sizeof(in[0]));
 	if (nin < 0) {
-		session_refuse(env, s, "08P01", "conn.refused", "pgtether: invalid startup packet (%s)",
-		       nin == -E2BIG ? "more than 64 parameters" : "malformed parameter list");
+		session_refuse(env, s, nin == -E2BIG ? FAULT_STARTUP_TOO_MANY_PARAMS : FAULT_STARTUP_PARAMS,
+			       &(struct fault_facts){ .limit = sizeof(in) / sizeof(in[0]) });
 		return;
 	}
 	for (int i = 0; i < nin; i++) {
@@ -123,7 +122,7 @@ static void handle_startup(struct session_env *env, struct session *s, const uin
 			options = v; /* the last one counts, as in the server */
 		} else if (!strcmp(k, "replication")) {
 			if (!falsy(v)) {
-				session_refuse(env, s, "08004", "conn.refused", "pgtether: replication connections are not allowed through pgtether");
+				session_refuse(env, s, FAULT_LOGIN_REPLICATION, NULL);
 				return;
 			}
 		}
@@ -131,7 +130,7 @@ static void handle_startup(struct session_env *env, struct session *s, const uin
 	/* The server applies "options" first, then the other parameters in order (the
 	 * last of a name wins): they are passed on in that order. */
 	if (options && (nopts = startopts_split(options, obuf, sizeof(obuf), opts, STARTOPTS_MAX, err)) < 0) {
-		session_refuse(env, s, "08004", "conn.refused", "pgtether: %s", err);
+		session_refuse(env, s, FAULT_LOGIN_OPTIONS, &(struct fault_facts){ .detail = err });
 		return;
 	}
 	for (int i = 0; i < nopts; i++)
@@ -149,12 +148,12 @@ static void handle_startup(struct session_env *env, struct session *s, const uin
 	/* UTF8 even when the client names none: a role's or database's default
 	 * client_encoding would otherwise apply, and the session would be refused */
 	if (!encoding_sent && fwd_add(s, "client_encoding", "UTF8") < 0) {
-		session_refuse(env, s, "08P01", "conn.refused", "pgtether: the startup settings are too many or too long (at most %d, %zu bytes)",
-		       SESSION_FWD_MAX - 1, sizeof(s->fwd_params));
+		session_refuse(env, s, FAULT_STARTUP_SETTINGS_FULL,
+			       &(struct fault_facts){ .limit = SESSION_FWD_MAX - 1, .limit_bytes = sizeof(s->fwd_params) });
 		return;
 	}
 	if (!user || !*user) {
-		session_refuse(env, s, "28000", "conn.refused", "pgtether: no PostgreSQL user name specified in the startup packet");
+		session_refuse(env, s, FAULT_STARTUP_NO_USER, NULL);
 		return;
 	}
 	snprintf(s->client_user, sizeof(s->client_user), "%s", user);
@@ -163,8 +162,7 @@ static void handle_startup(struct session_env *env, struct session *s, const uin
 	/* the parent chose it by the destination the workload dialed (monitor.c) */
 	u = config_upstream_named(env->cfg, s->upstream_name);
 	if (!u) {
-		session_refuse(env, s, "08004", "conn.refused", "pgtether: no upstream is configured for %s",
-		       addr_format(&s->dst, buf));
+		session_refuse(env, s, FAULT_LOGIN_NO_UPSTREAM, &(struct fault_facts){ .address = addr_format(&s->dst, buf) });
 		return;
 	}
 	snprintf(s->role, sizeof(s->role), "%s", u->role);
@@ -246,15 +244,14 @@ void startup_token_step(struct session_env *env, struct session *s)
 	len = pgwire_get32(s->in.data + 1);
 	if (s->in.data[0] != 'p' || len < 5 || len > SESSION_TOKEN_MAX + 5) {
 		OPENSSL_cleanse(s->in.data, SESSION_BUF);
-		session_refuse(env, s, "08P01", "conn.refused", s->in.data[0] != 'p' ?
-		       "pgtether: expected a password message (the identity token)" : "pgtether: the password message is too long for an identity token");
+		session_refuse(env, s, s->in.data[0] != 'p' ? FAULT_STARTUP_NOT_PASSWORD : FAULT_STARTUP_TOKEN_TOO_LONG, NULL);
 		return;
 	}
 	if (s->in.len < 1 + (size_t)len)
 		return;
 	if (s->in.len > 1 + (size_t)len || s->in.data[len] != '\0') {
 		OPENSSL_cleanse(s->in.data, SESSION_BUF);
-		session_refuse(env, s, "08P01", "conn.refused", "pgtether: data sent before authentication completed");
+		session_refuse(env, s, FAULT_STARTUP_AUTH_EARLY_DATA, NULL);
 		return;
 	}
 	tlen = strlen((char *)s->in.data + 5);
@@ -335,12 +332,12 @@ void startup_step(struct session_env *env, struct session *s)
 			 * request, before our answer, are not trusted (CVE-2021-3935). */
 			if (s->in.len > plen) {
 				s->state = SESSION_CONNECTING; /* answer at once, read nothing more */
-				session_refuse(env, s, "08P01", "conn.refused", "pgtether: data sent before the SSL/GSS negotiation answer");
+				session_refuse(env, s, FAULT_STARTUP_EARLY_DATA, NULL);
 				return;
 			}
 			if (s->client.ssl) {
 				s->state = SESSION_CONNECTING;
-				session_refuse(env, s, "08P01", "conn.refused", "pgtether: SSLRequest inside TLS");
+				session_refuse(env, s, FAULT_STARTUP_SSL_IN_TLS, NULL);
 				return;
 			}
 			s->in.len = 0;
@@ -365,7 +362,7 @@ void startup_step(struct session_env *env, struct session *s)
 		case PGWIRE_STARTUP_MESSAGE:
 			if (s->in.len > plen) {
 				s->state = SESSION_CONNECTING;
-				session_refuse(env, s, "08P01", "conn.refused", "pgtether: data sent before authentication completed");
+				session_refuse(env, s, FAULT_STARTUP_AUTH_EARLY_DATA, NULL);
 				return;
 			}
 			handle_startup(env, s, s->in.data, plen);
@@ -374,7 +371,7 @@ void startup_step(struct session_env *env, struct session *s)
 		case PGWIRE_STARTUP_INVALID:
 			/* Nothing a PostgreSQL client would send; answer as a server would. */
 			s->state = SESSION_CONNECTING;
-			session_refuse(env, s, "08P01", "conn.refused", "pgtether: invalid startup packet");
+			session_refuse(env, s, FAULT_STARTUP_INVALID, NULL);
 			return;
 		}
 	}

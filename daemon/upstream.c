@@ -46,7 +46,7 @@ static int upstream_auth_request(struct session_env *env, struct session *s, con
 	int r;
 
 	if (len < 4) {
-		session_refuse(env, s, "08P01", "conn.refused", "pgtether: the database sent a malformed authentication request");
+		session_refuse(env, s, FAULT_UPSTREAM_AUTH_MALFORMED, NULL);
 		return -1;
 	}
 	code = pgwire_get32(body);
@@ -54,9 +54,7 @@ static int upstream_auth_request(struct session_env *env, struct session *s, con
 	case 0: /* AuthenticationOk */
 		if (s->scram.state == 1 || s->scram.state == 2) {
 			/* a server that skips the SCRAM final message has not proven anything */
-			session_refuse(env, s, "28000", "conn.refused",
-			       "pgtether: the database at upstream '%s' ended SCRAM authentication without proving it knows the password",
-			       s->upstream_name);
+			session_refuse(env, s, FAULT_UPSTREAM_SCRAM_UNPROVEN, NULL);
 			return -1;
 		}
 		s->authenticated = true;
@@ -103,9 +101,7 @@ static int upstream_auth_request(struct session_env *env, struct session *s, con
 		}
 		OPENSSL_cleanse(&rp, sizeof(rp));
 		if (r < 0) {
-			session_refuse(env, s, "28000", "conn.refused",
-			       "pgtether: the database at upstream '%s' sent an invalid SCRAM challenge (pgtether takes %u to %u iterations)",
-			       s->upstream_name, SCRAM_MIN_ITERATIONS, SCRAM_MAX_ITERATIONS);
+			session_refuse(env, s, FAULT_UPSTREAM_SCRAM_CHALLENGE, NULL);
 			return -1;
 		}
 		r = upstream_send(s, out, pgwire_build_sasl_response(out, sizeof(out), (uint8_t *)msg, (size_t)r));
@@ -117,9 +113,7 @@ static int upstream_auth_request(struct session_env *env, struct session *s, con
 	}
 	case 12: /* AuthenticationSASLFinal */
 		if (scram_verify_server_final(&s->scram, (const char *)body + 4, len - 4) < 0) {
-			session_refuse(env, s, "28000", "conn.refused",
-			       "pgtether: the database at upstream '%s' could not prove it knows the password (SCRAM server signature): is it the database you configured?",
-			       s->upstream_name);
+			session_refuse(env, s, FAULT_UPSTREAM_SCRAM_SIGNATURE, NULL);
 			return -1;
 		}
 		return 0;
@@ -159,17 +153,13 @@ static int upstream_auth_request(struct session_env *env, struct session *s, con
 				goto io;
 			return 0;
 		}
-		session_refuse(env, s, "28000", "conn.refused",
-		       "pgtether: upstream '%s' asks for a cleartext password, which pgtether sends only over TLS with verify-full; use scram-sha-256 in pg_hba.conf or tls verify-full for the upstream",
-		       s->upstream_name);
+		session_refuse(env, s, FAULT_UPSTREAM_CLEARTEXT, NULL);
 		return -1;
 	}
-	session_refuse(env, s, "28000", "conn.refused",
-	       "pgtether: upstream '%s' asks for an authentication method pgtether does not support (code %u); use scram-sha-256 or md5",
-	       s->upstream_name, code);
+	session_refuse(env, s, FAULT_UPSTREAM_AUTH_METHOD, &(struct fault_facts){ .auth_code = code });
 	return -1;
 io:
-	session_refuse(env, s, "08006", "conn.refused", "pgtether: cannot send the login to upstream '%s'", s->upstream_name);
+	session_refuse(env, s, FAULT_UPSTREAM_LOGIN_SEND, NULL);
 	return -1;
 }
 
@@ -202,8 +192,7 @@ void upstream_login_step(struct session_env *env, struct session *s)
 	uint8_t m[64];
 
 	if (n < 0 || (s->in.eof && s->in.len == 0)) {
-		session_refuse(env, s, "08006", "conn.refused",
-		       "pgtether: upstream '%s' closed the connection during login", s->upstream_name);
+		session_refuse(env, s, FAULT_UPSTREAM_LOGIN_CLOSED, NULL);
 		return;
 	}
 	while (s->in.len - pos >= PGWIRE_HEADER) {
@@ -212,7 +201,7 @@ void upstream_login_step(struct session_env *env, struct session *s)
 		const uint8_t *body = s->in.data + pos + PGWIRE_HEADER;
 
 		if (mlen < 4 || mlen > SESSION_BUF - PGWIRE_HEADER) {
-			session_refuse(env, s, "08P01", "conn.refused", "pgtether: upstream '%s' sent an invalid message during login", s->upstream_name);
+			session_refuse(env, s, FAULT_UPSTREAM_LOGIN_MESSAGE, NULL);
 			return;
 		}
 		if (s->in.len - pos < 1 + (size_t)mlen)
@@ -222,7 +211,7 @@ void upstream_login_step(struct session_env *env, struct session *s)
 		switch (type) {
 		case 'R':
 			if (s->authenticated) {
-				session_refuse(env, s, "08P01", "conn.refused", "pgtether: upstream '%s' asked to authenticate twice", s->upstream_name);
+				session_refuse(env, s, FAULT_UPSTREAM_AUTH_TWICE, NULL);
 				return;
 			}
 			if (upstream_auth_request(env, s, body, mlen) < 0)
@@ -233,10 +222,8 @@ void upstream_login_step(struct session_env *env, struct session *s)
 		case 'E':
 			if (!s->authenticated) {
 				/* Never the credential, only what the server said about it. */
-				session_refuse(env, s, "28000", "conn.refused",
-				       "pgtether could not log in to upstream '%s' as role '%s': %s (check %s)",
-				       s->upstream_name, s->role, upstream_error_message(body, mlen, buf, sizeof(buf)),
-				       env->cfg->credentials_file);
+				session_refuse(env, s, FAULT_UPSTREAM_LOGIN_REFUSED,
+					       &(struct fault_facts){ .detail = upstream_error_message(body, mlen, buf, sizeof(buf)) });
 				return;
 			}
 			/* After authentication: the server's own error (no such database, too
@@ -260,7 +247,7 @@ void upstream_login_step(struct session_env *env, struct session *s)
 			return;
 		case 'K':
 			if (mlen < 8) {
-				session_refuse(env, s, "08P01", "conn.refused", "pgtether: upstream '%s' sent a malformed BackendKeyData", s->upstream_name);
+				session_refuse(env, s, FAULT_UPSTREAM_KEYDATA, NULL);
 				return;
 			}
 			s->up_pid = pgwire_get32(body);
@@ -274,25 +261,22 @@ void upstream_login_step(struct session_env *env, struct session *s)
 			if (!s->authenticated)
 				break; /* notices before login are the server's business */
 			if (type == 'S' && !session_param_status(env, s, body, mlen)) {
-				char why[300];
-
-				session_param_fault(s, why, sizeof(why));
-				session_refuse(env, s, "0A000", "conn.refused", "%s", why);
+				session_refuse(env, s, session_param_fault(s), NULL);
 				return;
 			}
 			if (1 + 4 + mlen > sbuf_room(&s->u2c)) {
-				session_refuse(env, s, "08P01", "conn.refused", "pgtether: upstream '%s' sent too much during login", s->upstream_name);
+				session_refuse(env, s, FAULT_UPSTREAM_LOGIN_TOO_MUCH, NULL);
 				return;
 			}
 			sbuf_put(&s->u2c, s->in.data + pos - 1 - 4 - mlen, 1 + 4 + mlen);
 			break;
 		case 'Z':
 			if (!s->authenticated || mlen != 1) {
-				session_refuse(env, s, "08P01", "conn.refused", "pgtether: upstream '%s' sent ReadyForQuery out of order", s->upstream_name);
+				session_refuse(env, s, FAULT_UPSTREAM_READY_ORDER, NULL);
 				return;
 			}
 			if (sbuf_room(&s->u2c) < 6) {
-				session_refuse(env, s, "08P01", "conn.refused", "pgtether: upstream '%s' sent too much during login", s->upstream_name);
+				session_refuse(env, s, FAULT_UPSTREAM_LOGIN_TOO_MUCH, NULL);
 				return;
 			}
 			s->tx_status = body[0];
@@ -301,20 +285,18 @@ void upstream_login_step(struct session_env *env, struct session *s)
 			session_start_relay(env, s); /* which looks the masks up first, if any */
 			return;
 		default:
-			session_refuse(env, s, "08P01", "conn.refused", "pgtether: upstream '%s' sent an unexpected '%c' message during login",
-			       s->upstream_name, type >= 0x20 && type < 0x7f ? type : '?');
+			session_refuse(env, s, FAULT_UPSTREAM_LOGIN_UNEXPECTED, &(struct fault_facts){ .msg_type = type });
 			return;
 		}
 	}
 	memmove(s->in.data, s->in.data + pos, s->in.len - pos);
 	s->in.len -= pos;
 	if (s->in.eof) {
-		session_refuse(env, s, "08006", "conn.refused",
-		       "pgtether: upstream '%s' closed the connection during login", s->upstream_name);
+		session_refuse(env, s, FAULT_UPSTREAM_LOGIN_CLOSED, NULL);
 		return;
 	}
 	if (sbuf_room(&s->in) == 0) {
-		session_refuse(env, s, "08P01", "conn.refused", "pgtether: upstream '%s' sent an oversized login message", s->upstream_name);
+		session_refuse(env, s, FAULT_UPSTREAM_LOGIN_OVERSIZED, NULL);
 		return;
 	}
 	sbuf_flush(&s->u2c, &s->client, NULL);
@@ -387,13 +369,9 @@ void upstream_next(struct session_env *env, struct session *s, int err)
 			return;
 		err = -r;
 	}
-	if (s->n_up_addrs > 1)
-		session_refuse(env, s, "08001", "conn.refused",
-		       "pgtether: cannot reach the database at %s: %s (nor at the %zu address(es) of upstream '%s' before it)",
-		       addr_format(&s->up_addrs[s->up_try], buf), strerror(err), s->n_up_addrs - 1, s->upstream_name);
-	else
-		session_refuse(env, s, "08001", "conn.refused", "pgtether: cannot reach the database at %s: %s",
-		       addr_format(&s->up_addrs[s->up_try], buf), strerror(err));
+	session_refuse(env, s, FAULT_UPSTREAM_UNREACHABLE,
+		       &(struct fault_facts){ .address = addr_format(&s->up_addrs[s->up_try], buf), .detail = strerror(err),
+					      .tried = (unsigned)s->n_up_addrs - 1 });
 }
 
 void upstream_connected(struct session_env *env, struct session *s)
@@ -435,7 +413,7 @@ void upstream_connected(struct session_env *env, struct session *s)
 		uint8_t req[8] = { 0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f };
 
 		if (send(s->upstream.fd, req, sizeof(req), MSG_NOSIGNAL) != (ssize_t)sizeof(req)) {
-			session_refuse(env, s, "08006", "conn.refused", "pgtether: cannot send SSLRequest to upstream '%s'", s->upstream_name);
+			session_refuse(env, s, FAULT_UPSTREAM_SSLREQ_SEND, NULL);
 			return;
 		}
 		s->state = SESSION_UPSTREAM_SSLREQ;
@@ -454,19 +432,17 @@ void upstream_sslreq_step(struct session_env *env, struct session *s)
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (n <= 0) {
-		session_refuse(env, s, "08006", "conn.refused", "pgtether: upstream '%s' closed the connection on SSLRequest", s->upstream_name);
+		session_refuse(env, s, FAULT_UPSTREAM_SSLREQ_CLOSED, NULL);
 		return;
 	}
 	if (n > 1) {
 		/* bytes before the handshake could be injected by a man in the middle and
 		 * then read as if protected (CVE-2021-23222) */
-		session_refuse(env, s, "08P01", "conn.refused", "pgtether: upstream '%s' sent data after its SSL answer", s->upstream_name);
+		session_refuse(env, s, FAULT_UPSTREAM_SSL_EXTRA, NULL);
 		return;
 	}
 	if (answer[0] != 'S') {
-		session_refuse(env, s, "08001", "conn.refused",
-		       "pgtether: upstream '%s' does not accept TLS, but its tls setting requires it; enable ssl on the database or set tls to \"disable\"",
-		       s->upstream_name);
+		session_refuse(env, s, FAULT_UPSTREAM_NO_TLS, NULL);
 		return;
 	}
 	s->state = SESSION_UPSTREAM_TLS;
@@ -480,7 +456,7 @@ void upstream_tls_step(struct session_env *env, struct session *s)
 	int r = tls_handshake(s->upstream.ssl, &want, err, sizeof(err));
 
 	if (r < 0) {
-		session_refuse(env, s, "08001", "conn.refused", "pgtether: TLS to upstream '%s' failed: %s", s->upstream_name, err);
+		session_refuse(env, s, FAULT_UPSTREAM_TLS, &(struct fault_facts){ .detail = err });
 		return;
 	}
 	if (r == 0) {
@@ -497,7 +473,7 @@ static void upstream_begin_login(struct session_env *env, struct session *s)
 	s->state = SESSION_LOGIN;
 	s->upstream.want = 0;
 	if (sbuf_flush(&s->c2u, &s->upstream, NULL) < 0) {
-		session_refuse(env, s, "08006", "conn.refused", "pgtether: cannot send the startup packet to upstream '%s'", s->upstream_name);
+		session_refuse(env, s, FAULT_UPSTREAM_STARTUP_SEND, NULL);
 		return;
 	}
 	s->in.off = s->in.ready = s->in.len = 0;
@@ -559,14 +535,14 @@ void upstream_start(struct session_env *env, struct session *s)
 		outp[nout++] = (struct pgwire_param){ "default_transaction_read_only", "on" };
 	n = pgwire_build_startup(m, sizeof(m), outp, nout);
 	if (n == 0 || n > sbuf_room(&s->c2u)) {
-		session_refuse(env, s, "08P01", "conn.refused", "pgtether: the startup packet is too large");
+		session_refuse(env, s, FAULT_STARTUP_TOO_LARGE, NULL);
 		return;
 	}
 	sbuf_put(&s->c2u, m, n);
 
 	if (RAND_bytes((uint8_t *)&s->key_pid, sizeof(s->key_pid)) != 1 ||
 	    RAND_bytes((uint8_t *)&s->key_secret, sizeof(s->key_secret)) != 1) {
-		session_refuse(env, s, "53000", "conn.refused", "pgtether: no randomness for the cancel key");
+		session_refuse(env, s, FAULT_LOGIN_RANDOMNESS, NULL);
 		return;
 	}
 	s->key_pid = (s->key_pid & 0x3fffffff) | 1; /* a positive, non-zero "pid" */
@@ -581,7 +557,7 @@ void upstream_start(struct session_env *env, struct session *s)
 	 * cannot pull it away. */
 	s->up_verified = u->tls == CONFIG_TLS_VERIFY_FULL;
 	if (u->tls != CONFIG_TLS_DISABLE && !(s->upstream.ssl = tls_upstream_new(u, s->upstream.fd)))
-		session_refuse(env, s, "08001", "conn.refused", "pgtether: cannot set up TLS for upstream '%s'", u->name);
+		session_refuse(env, s, FAULT_UPSTREAM_TLS_SETUP, NULL);
 }
 
 void session_start_relay(struct session_env *env, struct session *s)
@@ -634,7 +610,7 @@ void session_start_relay(struct session_env *env, struct session *s)
 			sbuf_put(&s->u2c, z, pgwire_build_ready_for_query(z, sizeof(z), (char)s->tx_status));
 			s->s_scan = s->u2c.len;
 		} else {
-			session_refuse(env, s, "53200", "conn.refused", "pgtether: out of memory");
+			session_refuse(env, s, FAULT_OUT_OF_MEMORY, NULL);
 			return;
 		}
 	}

@@ -55,8 +55,13 @@ SH
   relayed=$(pgt_in "$PGT_CG/big" psql -X -h 127.0.0.1 -p "$PG_PORT" -Atq -c "$q" | md5sum)
   echo "direct=$direct relayed=$relayed"
   [ "$direct" = "$relayed" ]
-  local bytes
-  bytes=$(pgt_log_field conn.close "cgroup=$PGT_CG/big " bytes_out)
+  local bytes i
+  # psql is gone once it sent Terminate; the worker logs conn.close when it reads it
+  for i in $(seq 100); do
+    bytes=$(pgt_log_field conn.close "cgroup=$PGT_CG/big " bytes_out)
+    [ -n "$bytes" ] && break
+    sleep 0.1
+  done
   echo "bytes_out=$bytes"
   [ "$bytes" -gt 100000000 ]
 }

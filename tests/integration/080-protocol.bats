@@ -178,6 +178,21 @@ raw() { pgt_in "$PGT_CG/raw" python3 "$BATS_TEST_DIRNAME/pgraw.py" 127.0.0.1 "$P
   [[ "$output" == *"Z I"* ]]
 }
 
+@test "a refusal quoting an overlong value keeps its advice, and the log names the fault's reason" {
+  # the value is cut (on a character boundary) rather than the message: before the
+  # fault table the message was cut at 511 bytes, advice and closing quote gone
+  local long
+  long=$(printf 'X%.0s' $(seq 700))
+  run pgt_in "$PGT_CG/p4" /usr/bin/python3 "$BATS_TEST_DIRNAME/pgraw.py" 127.0.0.1 "$PG_PORT" startup-param "client_encoding=$long"
+  echo "$output"
+  [[ "$output" == *"E FATAL 22023 pgtether: client_encoding \"XXXXXXXX"*"X\" is not supported; use UTF8 (PGCLIENTENCODING=UTF8)"* ]]
+  [ "$(pgt_log_count conn.refused 'reason="client_encoding not supported"')" -ge 1 ]
+  run pgt_in "$PGT_CG/p4" /usr/bin/python3 "$BATS_TEST_DIRNAME/pgraw.py" 127.0.0.1 "$PG_PORT" startup-param "%s%n=on"
+  echo "$output"
+  [[ "$output" == *'E FATAL 08004 pgtether: the startup setting "%s%n" is not passed: '* ]]
+  [ "$(pgt_log_count conn.refused 'reason="startup setting not passed"')" -ge 1 ]
+}
+
 @test "a FunctionCall inside an unfinished extended-query batch ends the session with 08P01" {
   run raw fastpath-in-batch
   echo "$output"

@@ -1,4 +1,5 @@
-/* Unit tests for daemon/fault.c: the table of the ways a relaying session ends. */
+/* Unit tests for daemon/fault.c: the table of the ways a session ends, or its login is
+ * refused. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -6,6 +7,7 @@
 #include <cmocka.h>
 #include <ctype.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "fault.h"
@@ -13,7 +15,16 @@
 static const struct fault_facts facts = {
 	.detail = "upstream error: Connection reset by peer", .rule = "ci-api", .client_encoding = "LATIN1",
 	.max_message_bytes = 12345, .mask_refresh = 7, .memory_budget = 1048576,
+	.upstream = "main", .role = "app_ro", .credentials_file = "/etc/pgtether/credentials.json",
+	.address = "127.0.0.1:5432", .setting = "search_path", .value = "LATIN1", .sqlstate = "53300",
+	.limit = 64, .limit_bytes = 2048, .tried = 2, .auth_code = 7, .msg_type = 'x',
 };
+
+/* Whether the message is the detail itself (the relay's withdrawal, the parent's verdict). */
+static bool message_is_detail(int f)
+{
+	return f == FAULT_ACCESS_WITHDRAWN || f == FAULT_LOGIN_VERDICT;
+}
 
 /* Every fault says something a client can act on, with a real SQLSTATE, and a reason. */
 static void test_every_fault(void **state)
@@ -33,9 +44,42 @@ static void test_every_fault(void **state)
 		assert_int_equal(strlen(t.sqlstate), 5);
 		for (int i = 0; i < 5; i++)
 			assert_true(isdigit((unsigned char)t.sqlstate[i]) || isupper((unsigned char)t.sqlstate[i]));
-		if (f != FAULT_ACCESS_WITHDRAWN) /* its detail is the whole message */
+		if (f == FAULT_UPSTREAM_LOGIN_REFUSED) /* "pgtether could not log in ..." */
+			assert_memory_equal(t.msg, "pgtether could not ", 19);
+		else if (!message_is_detail(f))
 			assert_memory_equal(t.msg, "pgtether: ", 10);
+		assert_true(t.msg[0] != '\0');
 		assert_true(strlen(t.msg) < FAULT_MSG_MAX);
+	}
+}
+
+/* Every login fault refuses, and says something even when no fact was given (a caller
+ * that forgot one gets "" or "unknown" in its place, never a crash or NULL). */
+static void test_every_login_fault(void **state)
+{
+	const struct fault_facts none = { 0 };
+
+	(void)state;
+	for (int f = FAULT_STARTUP_INVALID; f < FAULT_N; f++) {
+		struct fault_text t;
+
+		assert_int_equal(fault_describe((enum fault_code)f, &none, &t), 0);
+		assert_int_equal(t.end, FAULT_END_REFUSE);
+		assert_non_null(t.sqlstate);
+		assert_int_equal(strlen(t.sqlstate), 5);
+		assert_non_null(t.reason);
+		assert_true(t.reason[0] != '\0');
+		assert_true(t.msg[0] != '\0');
+		/* a literal of the table: the recording keeps it after the facts are gone */
+		fault_describe((enum fault_code)f, &facts, &t);
+		assert_ptr_not_equal(t.reason, facts.detail);
+	}
+	/* the relay's faults a login may be refused by, too */
+	for (int f = FAULT_NONE + 1; f < FAULT_STARTUP_INVALID; f++) {
+		struct fault_text t;
+
+		fault_describe((enum fault_code)f, &facts, &t);
+		assert_int_not_equal(t.end, FAULT_END_REFUSE);
 	}
 }
 
@@ -47,6 +91,8 @@ static void test_out_of_range(void **state)
 	assert_int_equal(fault_describe(FAULT_NONE, &facts, &t), -EINVAL);
 	assert_int_equal(fault_describe(FAULT_N, &facts, &t), -EINVAL);
 	assert_int_equal(fault_describe((enum fault_code)-3, &facts, &t), -EINVAL);
+	assert_int_equal(fault_describe((enum fault_code)(FAULT_N + 1), &facts, &t), -EINVAL);
+	assert_int_equal(fault_describe((enum fault_code)0x7fffffff, &facts, &t), -EINVAL);
 	assert_string_equal(t.reason, "untouched");
 }
 
@@ -140,6 +186,172 @@ static void test_long_detail(void **state)
 	assert_int_equal(strlen(t.msg), FAULT_MSG_MAX - 1);
 }
 
+/* The login's words as they were before the table, word for word: drivers, people and
+ * the integration tests read them. */
+static void test_login_messages(void **state)
+{
+	struct fault_text t;
+	struct fault_facts ff = facts;
+
+	(void)state;
+	fault_describe(FAULT_UPSTREAM_LOGIN_REFUSED, &facts, &t);
+	assert_string_equal(t.sqlstate, "28000");
+	assert_string_equal(t.msg, "pgtether could not log in to upstream 'main' as role 'app_ro': "
+			    "upstream error: Connection reset by peer (check /etc/pgtether/credentials.json)");
+	assert_string_equal(t.reason, "upstream refused the login");
+
+	fault_describe(FAULT_UPSTREAM_UNREACHABLE, &facts, &t);
+	assert_string_equal(t.sqlstate, "08001");
+	assert_string_equal(t.msg, "pgtether: cannot reach the database at 127.0.0.1:5432: upstream error: Connection reset by peer "
+			    "(nor at the 2 address(es) of upstream 'main' before it)");
+	ff.tried = 0;
+	ff.detail = "Connection refused";
+	fault_describe(FAULT_UPSTREAM_UNREACHABLE, &ff, &t);
+	assert_string_equal(t.msg, "pgtether: cannot reach the database at 127.0.0.1:5432: Connection refused");
+	fault_describe(FAULT_UPSTREAM_CONNECT_TIMEOUT, &ff, &t);
+	assert_string_equal(t.msg, "pgtether: cannot reach the database at 127.0.0.1:5432: connection timed out");
+	assert_string_equal(t.sqlstate, "08001");
+	fault_describe(FAULT_UPSTREAM_LOGIN_TIMEOUT, &ff, &t);
+	assert_string_equal(t.msg, "pgtether: cannot reach the database at 127.0.0.1:5432: login timed out");
+	assert_string_equal(t.reason, "upstream login timed out");
+
+	fault_describe(FAULT_STARTUP_SETTINGS_FULL, &facts, &t);
+	assert_string_equal(t.sqlstate, "08P01");
+	assert_string_equal(t.msg, "pgtether: the startup settings are too many or too long (at most 64, 2048 bytes)");
+	fault_describe(FAULT_STARTUP_TOO_MANY_PARAMS, &facts, &t);
+	assert_string_equal(t.msg, "pgtether: invalid startup packet (more than 64 parameters)");
+	fault_describe(FAULT_STARTUP_PARAMS, &facts, &t);
+	assert_string_equal(t.msg, "pgtether: invalid startup packet (malformed parameter list)");
+	fault_describe(FAULT_STARTUP_NO_USER, &facts, &t);
+	assert_string_equal(t.sqlstate, "28000");
+
+	ff = facts;
+	ff.detail = "it is set by pgtether, not by the client";
+	fault_describe(FAULT_LOGIN_SETTING, &ff, &t);
+	assert_string_equal(t.sqlstate, "08004");
+	assert_string_equal(t.msg, "pgtether: the startup setting \"search_path\" is not passed: it is set by pgtether, not by the client");
+	fault_describe(FAULT_LOGIN_ENCODING, &facts, &t);
+	assert_string_equal(t.sqlstate, "22023");
+	assert_string_equal(t.msg, "pgtether: client_encoding \"LATIN1\" is not supported; use UTF8 (PGCLIENTENCODING=UTF8)");
+	fault_describe(FAULT_LOGIN_NO_UPSTREAM, &facts, &t);
+	assert_string_equal(t.msg, "pgtether: no upstream is configured for 127.0.0.1:5432");
+	ff.detail = "\"options\" is too long";
+	fault_describe(FAULT_LOGIN_OPTIONS, &ff, &t);
+	assert_string_equal(t.msg, "pgtether: \"options\" is too long");
+
+	fault_describe(FAULT_UPSTREAM_SCRAM_CHALLENGE, &facts, &t);
+	assert_string_equal(t.msg, "pgtether: the database at upstream 'main' sent an invalid SCRAM challenge "
+			    "(pgtether takes 4096 to 1000000 iterations)");
+	fault_describe(FAULT_UPSTREAM_AUTH_METHOD, &facts, &t);
+	assert_string_equal(t.msg, "pgtether: upstream 'main' asks for an authentication method pgtether does not support "
+			    "(code 7); use scram-sha-256 or md5");
+	fault_describe(FAULT_UPSTREAM_TLS, &facts, &t);
+	assert_string_equal(t.msg, "pgtether: TLS to upstream 'main' failed: upstream error: Connection reset by peer");
+	fault_describe(FAULT_UPSTREAM_LOGIN_UNEXPECTED, &facts, &t);
+	assert_string_equal(t.msg, "pgtether: upstream 'main' sent an unexpected 'x' message during login");
+	ff.msg_type = 0x01; /* not printable */
+	fault_describe(FAULT_UPSTREAM_LOGIN_UNEXPECTED, &ff, &t);
+	assert_string_equal(t.msg, "pgtether: upstream 'main' sent an unexpected '?' message during login");
+	ff.msg_type = 0xc3;
+	fault_describe(FAULT_UPSTREAM_LOGIN_UNEXPECTED, &ff, &t);
+	assert_string_equal(t.msg, "pgtether: upstream 'main' sent an unexpected '?' message during login");
+
+	ff.detail = "sessions_dir is full";
+	fault_describe(FAULT_LOGIN_RECORDING, &ff, &t);
+	assert_string_equal(t.sqlstate, "53100");
+	assert_string_equal(t.msg, "pgtether: this session cannot be recorded (sessions_dir is full); "
+			    "sessions are refused until recordings can be written");
+	fault_describe(FAULT_LOGIN_RANDOMNESS, &ff, &t);
+	assert_string_equal(t.sqlstate, "53000");
+	fault_describe(FAULT_OUT_OF_MEMORY, &ff, &t);
+	assert_string_equal(t.msg, "pgtether: out of memory");
+}
+
+/* The parent's verdict: its words and its SQLSTATE, when that is one. */
+static void test_verdict(void **state)
+{
+	static const char *bad[] = { NULL, "", "5330", "533000", "53x00", "53 00", "\xc3\xa9" "000" };
+	struct fault_text t;
+	struct fault_facts ff = facts;
+
+	(void)state;
+	ff.detail = "pgtether: too many connections still logging in (max_logins_per_cgroup 4); try again later";
+	fault_describe(FAULT_LOGIN_VERDICT, &ff, &t);
+	assert_string_equal(t.sqlstate, "53300");
+	assert_string_equal(t.msg, ff.detail);
+	assert_int_equal(t.end, FAULT_END_REFUSE);
+	ff.sqlstate = "28000";
+	fault_describe(FAULT_LOGIN_VERDICT, &ff, &t);
+	assert_string_equal(t.sqlstate, "28000");
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ff.sqlstate = bad[i];
+		fault_describe(FAULT_LOGIN_VERDICT, &ff, &t);
+		assert_string_equal(t.sqlstate, "08004");
+	}
+}
+
+/* A fact longer than FAULT_FACT_MAX (a client_encoding the client made up) is cut on
+ * a character boundary, so the advice after it still reaches the client; a detail
+ * too long for the message is cut with the message, never overrun. */
+static void test_long_facts(void **state)
+{
+	char big[2001];
+	struct fault_text t;
+	struct fault_facts ff = facts;
+	const char *q, *end;
+
+	(void)state;
+	for (size_t i = 0; i + 1 < sizeof(big); i += 2)
+		memcpy(big + i, "\xc3\xa9", 2); /* é */
+	big[sizeof(big) - 1] = '\0';
+	ff.value = big;
+	fault_describe(FAULT_LOGIN_ENCODING, &ff, &t);
+	assert_true(strlen(t.msg) < FAULT_MSG_MAX);
+	end = "\" is not supported; use UTF8 (PGCLIENTENCODING=UTF8)";
+	assert_string_equal(t.msg + strlen(t.msg) - strlen(end), end);
+	q = strchr(t.msg, '"') + 1;
+	assert_true((size_t)(strstr(q, end) - q) <= 256);
+	assert_int_equal((strstr(q, end) - q) % 2, 0); /* whole characters only */
+	assert_true(strstr(q, end) - q >= 250);
+
+	ff = facts;
+	ff.upstream = big;
+	fault_describe(FAULT_UPSTREAM_LOGIN_CLOSED, &ff, &t);
+	assert_non_null(strstr(t.msg, "' closed the connection during login"));
+
+	memset(big, 'x', sizeof(big) - 1);
+	ff = facts;
+	ff.detail = big;
+	fault_describe(FAULT_UPSTREAM_LOGIN_REFUSED, &ff, &t);
+	assert_int_equal(strlen(t.msg), FAULT_MSG_MAX - 1);
+	fault_describe(FAULT_LOGIN_VERDICT, &ff, &t);
+	assert_int_equal(strlen(t.msg), FAULT_MSG_MAX - 1);
+}
+
+/* What a client or a server sent is quoted, never read as a format. */
+static void test_no_format_injection(void **state)
+{
+	struct fault_text t;
+	struct fault_facts ff = facts;
+
+	(void)state;
+	ff.detail = "%s%s%n%x";
+	ff.setting = "%n%s";
+	fault_describe(FAULT_LOGIN_SETTING, &ff, &t);
+	assert_string_equal(t.msg, "pgtether: the startup setting \"%n%s\" is not passed: %s%s%n%x");
+	fault_describe(FAULT_LOGIN_VERDICT, &ff, &t);
+	assert_string_equal(t.msg, "%s%s%n%x");
+	fault_describe(FAULT_LOGIN_OPTIONS, &ff, &t);
+	assert_string_equal(t.msg, "pgtether: %s%s%n%x");
+	ff.role = "%p%p";
+	fault_describe(FAULT_UPSTREAM_LOGIN_REFUSED, &ff, &t);
+	assert_string_equal(t.msg, "pgtether could not log in to upstream 'main' as role '%p%p': %s%s%n%x "
+			    "(check /etc/pgtether/credentials.json)");
+	ff.value = "%s";
+	fault_describe(FAULT_LOGIN_ENCODING, &ff, &t);
+	assert_string_equal(t.msg, "pgtether: client_encoding \"%s\" is not supported; use UTF8 (PGCLIENTENCODING=UTF8)");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -149,6 +361,11 @@ int main(void)
 		cmocka_unit_test(test_detail),
 		cmocka_unit_test(test_lookup_at_login),
 		cmocka_unit_test(test_long_detail),
+		cmocka_unit_test(test_every_login_fault),
+		cmocka_unit_test(test_login_messages),
+		cmocka_unit_test(test_verdict),
+		cmocka_unit_test(test_long_facts),
+		cmocka_unit_test(test_no_format_injection),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
