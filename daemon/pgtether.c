@@ -845,9 +845,12 @@ static int cmd_replay(const char *config_path, int argc, char **argv)
 		else if (!strcmp(type, "approval"))
 			printf("%s.%03d approval of request %lld: %s by %s\n", when, (int)((ts - (double)t) * 1000),
 			       json_integer_value(json_object_get(r, "request")), tj(r, "decision"), tj(r, "by"));
-		else if (!strcmp(type, "seal"))
+		else if (!strcmp(type, "seal")) {
 			printf("%s.%03d end: %s (%lld bytes in, %lld out)\n", when, (int)((ts - (double)t) * 1000), tj(r, "reason"),
 			       json_integer_value(json_object_get(r, "bytes_in")), json_integer_value(json_object_get(r, "bytes_out")));
+			if (json_object_get(r, "msg"))
+				printf("             %s\n", tj(r, "msg"));
+		}
 		tfree();
 		json_decref(r);
 	}

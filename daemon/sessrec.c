@@ -107,9 +107,12 @@ void sessrec_seal(struct session *s)
 	if (!s->rec)
 		return;
 	if (s->rec->fd >= 0)
-		record_seal(s->rec, json_pack("{s:I, s:I, s:I, s:s}", "bytes_in", (json_int_t)s->bytes_c2u,
+		/* a refusal keeps the words the client got (the server's, for a login it
+		 * refused) beside the table's short reason */
+		record_seal(s->rec, json_pack("{s:I, s:I, s:I, s:s, s:s*}", "bytes_in", (json_int_t)s->bytes_c2u,
 					      "bytes_out", (json_int_t)s->bytes_u2c, "duration_ms", (json_int_t)session_elapsed_ms(s),
-					      "reason", s->close_reason ? s->close_reason : s->refuse_msg[0] ? s->refuse_msg : "closed"));
+					      "reason", s->close_reason ? s->close_reason : s->refuse_msg[0] ? s->refuse_msg : "closed",
+					      "msg", s->refuse_msg[0] && s->close_reason ? s->refuse_msg : NULL));
 	free(s->rec);
 	s->rec = NULL;
 }

@@ -233,9 +233,13 @@ void upstream_login_step(struct session_env *env, struct session *s)
 			{
 				struct logline l;
 
+				/* the recording's end keeps the server's words too */
+				snprintf(s->refuse_msg, sizeof(s->refuse_msg), "%s", upstream_error_message(body, mlen, buf, sizeof(buf)));
+				s->close_reason = "upstream refused the session";
 				log_begin(&l, LOG_LEVEL_WARN, "conn.refused");
 				session_log_identity(&l, s);
-				log_str(&l, "msg", upstream_error_message(body, mlen, buf, sizeof(buf)));
+				log_str(&l, "reason", s->close_reason);
+				log_str(&l, "msg", s->refuse_msg);
 				log_end(&l, LOG_LEVEL_WARN);
 			}
 			s->state = SESSION_REFUSING;

@@ -75,6 +75,22 @@ only_recording() { "$PGTETHER" -c "$PGT_CONF" sessions --cgroup "$1" | tail -n +
   [[ "$output" == *"$id: BROKEN: record 2"* ]]
 }
 
+@test "a session the server refuses at login is recorded with the server's words" {
+  run pgt_in "$PGT_CG/refused" psql -X -h 127.0.0.1 -p "$PG_PORT" -Atq -d no_such_db -c "select 1"
+  echo "$output"
+  [ "$status" -ne 0 ]
+  [[ "$output" == *'database "no_such_db" does not exist'* ]]
+  local id
+  id=$(only_recording "$PGT_CG/refused")
+  echo "recording: $id"
+  [ -n "$id" ]
+  run "$PGTETHER" -c "$PGT_CONF" replay "$id" --speed 0
+  echo "$output"
+  # the short reason of the fault table, then what the client was told
+  [[ "${lines[-2]}" == *" end: "*" ("*" bytes in, "*" out)" ]]
+  [[ "${lines[-1]}" == *'database "no_such_db" does not exist'* ]]
+}
+
 @test "statements are recorded whole (200 KB), bytes that are not UTF-8 escaped, parameters whole" {
   local pad
   pad=$(head -c 200000 /dev/zero | tr '\0' x)
