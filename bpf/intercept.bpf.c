@@ -301,8 +301,9 @@ int pgt_sockops(struct bpf_sock_ops *skops)
 			return 1;
 		tuple_of(skops, &t);
 		if (bpf_map_update_elem(&pgt_origins, &t, rec, BPF_ANY) == 0) {
-			/* Without the close callback the entry could outlive its socket
-			 * (if the daemon never accepts it): take it back, fail closed. */
+			/* Without the close callback a closed socket's entry would wait the
+			 * long expiry of one the listen queue dropped: take it back, fail
+			 * closed. */
 			if (bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags |
 						      BPF_SOCK_OPS_STATE_CB_FLAG) != 0)
 				bpf_map_delete_elem(&pgt_origins, &t);
@@ -317,9 +318,15 @@ int pgt_sockops(struct bpf_sock_ops *skops)
 		}
 		break;
 	case BPF_SOCK_OPS_STATE_CB:
+		/* Marked, not deleted: the connection may still wait in the listen queue
+		 * with bytes for pgtetherd (a CancelRequest sent and closed at once), and
+		 * who made it must be known when it is accepted. pgtetherd deletes marked
+		 * records it has not taken after SESSION_ORIGIN_CLOSED_S. */
 		if (skops->args[1] == TCP_CLOSE) {
 			tuple_of(skops, &t);
-			bpf_map_delete_elem(&pgt_origins, &t);
+			rec = bpf_map_lookup_elem(&pgt_origins, &t);
+			if (rec && rec->sock_cookie == bpf_get_socket_cookie(skops))
+				rec->closed_ns = bpf_ktime_get_boot_ns();
 		}
 		break;
 	}

@@ -68,6 +68,11 @@ struct pgt_origin {
 	__u16 dst_port;
 	__u16 family;       /* AF_INET or AF_INET6 of the socket */
 	char comm[PGT_COMM_LEN];
+	/* bpf_ktime_get_boot_ns() when the workload's socket closed (TCP_CLOSE), 0 while
+	 * it is open: a client that sends a CancelRequest and closes at once may be gone
+	 * (its FIN acknowledged, TIME_WAIT) before pgtetherd accepts the connection,
+	 * whose bytes still wait there; the record stays until taken or expired. */
+	__u64 closed_ns;
 };
 
 /* Single entry of the stats array map, written by the programs. */

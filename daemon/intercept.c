@@ -462,12 +462,14 @@ int intercept_origins_full(struct intercept *ic, uint64_t *ret)
 	return 0;
 }
 
-size_t intercept_expire(struct intercept *ic, uint64_t cutoff_boot_ns)
+size_t intercept_expire(struct intercept *ic, uint64_t open_cutoff_ns, uint64_t closed_cutoff_ns, size_t *ret_closed)
 {
 	struct pgt_tuple key, next, stale[64];
 	struct pgt_origin o;
 	size_t n_stale, deleted = 0, seen = 0;
+	bool closed[64];
 
+	*ret_closed = 0;
 	/* Deleting while walking restarts the walk: collect a batch, delete it, walk
 	 * again from the start. `seen` bounds the work of one call. */
 	do {
@@ -478,12 +480,23 @@ size_t intercept_expire(struct intercept *ic, uint64_t cutoff_boot_ns)
 			seen++;
 			key = next;
 			prev = &key;
-			if (bpf_map_lookup_elem(ic->origins_fd, &key, &o) == 0 && o.connect_ns < cutoff_boot_ns)
+			if (bpf_map_lookup_elem(ic->origins_fd, &key, &o) < 0)
+				continue;
+			if (o.closed_ns && o.closed_ns < closed_cutoff_ns) {
+				closed[n_stale] = true;
 				stale[n_stale++] = key;
+			} else if (o.connect_ns < open_cutoff_ns) {
+				closed[n_stale] = false;
+				stale[n_stale++] = key;
+			}
 		}
 		for (size_t i = 0; i < n_stale; i++)
-			if (bpf_map_delete_elem(ic->origins_fd, &stale[i]) == 0)
-				deleted++;
+			if (bpf_map_delete_elem(ic->origins_fd, &stale[i]) == 0) {
+				if (closed[i])
+					(*ret_closed)++;
+				else
+					deleted++;
+			}
 	} while (n_stale == 64 && seen < PGT_MAX_ORIGINS);
 	return deleted;
 }

@@ -85,11 +85,13 @@ int intercept_take(struct intercept *ic, const struct pgt_tuple *t, struct pgt_o
  * were refused) since the programs were loaded. 0 or -errno. */
 int intercept_origins_full(struct intercept *ic, uint64_t *ret);
 
-/* Deletes origin records of connections established before cutoff_boot_ns
- * (CLOCK_BOOTTIME) that the daemon never accepted: handshakes the listener's full
- * queue dropped leave a client socket established with nobody on the other side.
- * Returns how many were deleted (bounded by PGT_MAX_ORIGINS per call). */
-size_t intercept_expire(struct intercept *ic, uint64_t cutoff_boot_ns);
+/* Deletes origin records the daemon never took (CLOCK_BOOTTIME cut-offs): of
+ * connections established before open_cutoff_ns (handshakes the listener's full queue
+ * dropped leave a client socket established with nobody on the other side), and of
+ * client sockets closed before closed_cutoff_ns (clients that gave up before their
+ * connection was accepted; *ret_closed counts those). Returns how many of the first
+ * kind were deleted (bounded by PGT_MAX_ORIGINS records looked at per call). */
+size_t intercept_expire(struct intercept *ic, uint64_t open_cutoff_ns, uint64_t closed_cutoff_ns, size_t *ret_closed);
 
 /* Closes fds and frees memory; pins and attachments stay (that is the point). */
 void intercept_close(struct intercept *ic);

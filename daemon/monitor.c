@@ -925,14 +925,18 @@ void monitor_tick(struct monitor *m)
 	if (now.tv_sec >= m->origins_checked + SESSION_ORIGINS_CHECK_S) {
 		struct timespec boot;
 		uint64_t full;
-		size_t n = 0;
+		size_t n = 0, n_closed = 0;
 
 		m->origins_checked = now.tv_sec;
 		if (clock_gettime(CLOCK_BOOTTIME, &boot) == 0 && boot.tv_sec > SESSION_ORIGIN_STALE_S)
-			n = intercept_expire(m->ic, (uint64_t)(boot.tv_sec - SESSION_ORIGIN_STALE_S) * 1000000000ull);
+			n = intercept_expire(m->ic, (uint64_t)(boot.tv_sec - SESSION_ORIGIN_STALE_S) * 1000000000ull,
+					     (uint64_t)(boot.tv_sec - SESSION_ORIGIN_CLOSED_S) * 1000000000ull, &n_closed);
 		if (n)
 			log_warn("origins", "deleted %zu origin record(s) of connections established over %d s ago and never accepted "
 				 "(the listen queue was full)", n, SESSION_ORIGIN_STALE_S);
+		if (n_closed)
+			log_warn("origins", "deleted %zu origin record(s) of connections their clients closed over %d s ago and that "
+				 "were never accepted (the listen queue was full)", n_closed, SESSION_ORIGIN_CLOSED_S);
 		if (intercept_origins_full(m->ic, &full) == 0 && full > m->origins_full_seen) {
 			log_error("origins", "%llu redirected connection(s) found the origins map full (%u entries) and were refused",
 				  (unsigned long long)(full - m->origins_full_seen), PGT_MAX_ORIGINS);

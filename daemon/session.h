@@ -54,6 +54,10 @@
  * socket whose handshake the listener's full queue dropped: connect() itself may
  * retry its SYN for about two minutes (tcp_syn_retries 6), so well past that. */
 #define SESSION_ORIGIN_STALE_S 300
+/* ... and one whose client socket closed before its connection was accepted (marked
+ * by the BPF close callback): a cancel sent and closed at once is accepted well
+ * within this while pgtetherd runs; past it the client is long gone. */
+#define SESSION_ORIGIN_CLOSED_S 30
 /* Refusals for a login cap wait for the client's startup packet (to answer its
  * SSLRequest with 'N': libpq shows no error sent in answer to that) this many at
  * once, this long; more are answered at once and closed. */

@@ -135,6 +135,63 @@ PY
   [ "$(pgt_log_count conn.refused "not redirected")" = 0 ]
 }
 
+# libpq, JDBC and others send a CancelRequest and close at once; the kernel may finish
+# the client's side (FIN acknowledged: TIME_WAIT) before pgtetherd accepts it. The
+# record of who made it must still be there: here the daemon is stopped meanwhile.
+@test "a CancelRequest sent and closed before the daemon accepts it still lands" {
+  cat >"$PGT_TMP/cancel-closed.py" <<'PY'
+import os, signal, socket, struct, sys, time
+port, daemon = int(sys.argv[1]), int(sys.argv[2])
+
+def read(s, buf, want):
+    while True:
+        while len(buf) < 5 or len(buf) < 1 + struct.unpack("!I", buf[1:5])[0]:
+            d = s.recv(65536)
+            if not d:
+                sys.exit("closed")
+            buf += d
+        n = struct.unpack("!I", buf[1:5])[0]
+        t, body, buf = buf[:1], buf[5:1 + n], buf[1 + n:]
+        if t == want:
+            return body, buf
+
+s = socket.create_connection(("127.0.0.1", port), timeout=20)
+body = struct.pack("!I", 3 << 16) + b"user\0app\0database\0postgres\0\0"
+s.sendall(struct.pack("!I", len(body) + 4) + body)
+key, buf = read(s, b"", b"K")
+_, buf = read(s, buf, b"Z")
+q = b"select pg_sleep(10)\0"
+s.sendall(b"Q" + struct.pack("!I", len(q) + 4) + q)
+time.sleep(0.3)
+os.kill(daemon, signal.SIGSTOP)
+try:
+    c = socket.create_connection(("127.0.0.1", port), timeout=5)
+    c.sendall(struct.pack("!II", 16, 80877102) + key)
+    c.close()
+    time.sleep(0.5)  # the kernel acknowledges the FIN: the client's socket is gone
+finally:
+    os.kill(daemon, signal.SIGCONT)
+t0 = time.time()
+while True:  # the query's end: an error (cancelled) or its result
+    while len(buf) < 5 or len(buf) < 1 + struct.unpack("!I", buf[1:5])[0]:
+        buf += s.recv(65536)
+    n = struct.unpack("!I", buf[1:5])[0]
+    t, body, buf = buf[:1], buf[5:1 + n], buf[1 + n:]
+    if t == b"E":
+        print("cancel", [f[1:].decode() for f in body.split(b"\0") if f[:1] == b"C"], "after %.1f s" % (time.time() - t0))
+        break
+    if t == b"Z":
+        print("not cancelled: the query ran to its end")
+        break
+PY
+  run timeout 30 "$PGTETHER" -c "$PGT_CONF" run --cgroup "$PGT_CG/cancel-closed" -- \
+    /usr/bin/python3 -u "$PGT_TMP/cancel-closed.py" "$PG_PORT" "$(cat "$PGT_TMP/daemon.pid")"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ "${lines[0]}" == "cancel ['57014'] after "* ]]
+  [ "$(pgt_log_count conn.refused "not redirected")" = 0 ]
+}
+
 @test "a connection to a port that is not a target is untouched" {
   local port before
   port=$(pgt_free_port)
