@@ -425,6 +425,7 @@ static int start(struct daemon *d, int bundle)
 {
 	char err[INTERCEPT_ERR_LEN];
 	struct itimerspec its = { { 1, 0 }, { 1, 0 } };
+	struct timespec listen_at;
 	sigset_t mask;
 	int r;
 
@@ -436,6 +437,9 @@ static int start(struct daemon *d, int bundle)
 		log_error("start", "cannot find the daemon's own cgroup: %s", strerror(-r));
 		return r;
 	}
+	/* no connection made before this can wait in the listen queue about to exist */
+	if (clock_gettime(CLOCK_BOOTTIME, &listen_at) < 0)
+		return -errno;
 	d->lfd = listen_on(&d->cfg.listen, err, sizeof(err));
 	if (d->lfd < 0) {
 		log_error("start", "%s", err);
@@ -462,6 +466,16 @@ static int start(struct daemon *d, int bundle)
 	if ((r = write_maps(d, &d->cfg)) < 0) {
 		log_error("start", "cannot write the BPF maps: %s", strerror(-r));
 		return r;
+	}
+	/* Records an earlier daemon left (pinned with the map) of connections its
+	 * listener never accepted can never be taken: the listener is gone. */
+	{
+		uint64_t before = (uint64_t)listen_at.tv_sec * 1000000000ull + (uint64_t)listen_at.tv_nsec;
+		size_t closed, open = intercept_expire(&d->ic, before, before, &closed);
+
+		if (open + closed)
+			log_info("origins", "deleted %zu origin record(s) an earlier pgtetherd's listener never accepted",
+				 open + closed);
 	}
 	/* the count is pinned with the map: what an earlier daemon saw is not news */
 	if (intercept_origins_full(&d->ic, &d->mon.origins_full_seen) < 0)
