@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <strings.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -131,26 +132,44 @@ static void error(uint8_t type, const char *code, const char *text, const char *
 	msg(&F.to_u, type, b, (size_t)n);
 }
 
-/* RowDescription of users(id, email, ssn) as "SELECT * FROM users" returns it. */
+/* The canned table public.users (OID FX_REL): its columns in attnum order, the one
+ * row it has. A masking session never shows the row's value of a masked column. */
+static const struct { const char *name; uint32_t type; const char *value; } users[] = {
+	{ "id", 23, "1" }, { "email", 25, "alice@example.com" }, { "ssn", 25, "123-45-6789" },
+	{ "card", 25, "4111111111111111" }, { "phone", 25, "+1 555 0100" },
+};
+#define FX_COLS (sizeof(users) / sizeof(users[0]))
+
+/* Whether rule r masks column i of users (by "column", or by a "column_name" glob). */
+static bool masked_column(const struct policy_rule *r, size_t i)
+{
+	for (size_t m = 0; r && m < r->n_masks; m++) {
+		const struct policy_mask *k = &r->masks[m];
+
+		if (k->column ? !strcmp(k->table, "users") && !strcmp(k->name, users[i].name)
+			      : !fnmatch(k->column_name, users[i].name, 0))
+			return true;
+	}
+	return false;
+}
+
+/* RowDescription of users as "SELECT * FROM users" returns it. */
 static void describe_users(void)
 {
-	static const struct { const char *name; uint16_t att; uint32_t type; } cols[] = {
-		{ "id", 1, 23 }, { "email", 2, 25 }, { "ssn", 3, 25 }, { "card", 4, 25 }, { "phone", 5, 25 },
-	};
 	uint8_t b[512];
 	size_t n = 2;
 
 	b[0] = 0;
-	b[1] = sizeof(cols) / sizeof(cols[0]);
-	for (size_t i = 0; i < sizeof(cols) / sizeof(cols[0]); i++) {
-		size_t l = strlen(cols[i].name) + 1;
+	b[1] = FX_COLS;
+	for (size_t i = 0; i < FX_COLS; i++) {
+		size_t l = strlen(users[i].name) + 1;
 
-		memcpy(b + n, cols[i].name, l);
+		memcpy(b + n, users[i].name, l);
 		n += l;
 		pgwire_put32(b + n, FX_REL);
 		b[n + 4] = 0;
-		b[n + 5] = (uint8_t)cols[i].att;
-		pgwire_put32(b + n + 6, cols[i].type);
+		b[n + 5] = (uint8_t)(i + 1);
+		pgwire_put32(b + n + 6, users[i].type);
 		b[n + 10] = 0xff; /* typlen -1 */
 		b[n + 11] = 0xff;
 		pgwire_put32(b + n + 12, 0xffffffffu);
@@ -181,9 +200,11 @@ static void row(const char *const *v, size_t k)
 
 static void user_row(void)
 {
-	static const char *const v[] = { "1", "alice@example.com", "123-45-6789", "4111111111111111", "+1 555 0100" };
+	const char *v[FX_COLS];
 
-	row(v, 5);
+	for (size_t i = 0; i < FX_COLS; i++)
+		v[i] = users[i].value;
+	row(v, FX_COLS);
 }
 
 /* The answer to maskset_query: every "column" mask of the rule is a column of users. */
@@ -195,8 +216,10 @@ static void mask_answer(void)
 	for (size_t i = 0; r && i < r->n_masks; i++) {
 		const char *v[1] = { j };
 
-		if (!r->masks[i].column_name) {
-			snprintf(j, sizeof(j), "{\"k\": \"c\", \"rel\": %u, \"att\": %zu, \"m\": %zu}", FX_REL, i + 2, i);
+		for (size_t c = 0; c < FX_COLS && r->masks[i].column; c++) {
+			if (strcmp(r->masks[i].table, "users") || strcmp(r->masks[i].name, users[c].name))
+				continue;
+			snprintf(j, sizeof(j), "{\"k\": \"c\", \"rel\": %u, \"att\": %zu, \"m\": %zu}", FX_REL, c + 1, i);
 			row(v, 1);
 		}
 	}
@@ -356,9 +379,12 @@ static void frames(struct stream *st, bool upstream)
 			fuzz_check(t != 'F'); /* FunctionCall never reaches the server */
 		if (st->len - p < 1 + (size_t)l)
 			break;
-		if (F.trace)
-			fprintf(stderr, "%s %c %u %.*s\n", upstream ? "->server" : "->client", t >= 0x20 && t < 0x7f ? t : '?', l,
-				(int)(l - 4 > 100 ? 100 : l - 4), (const char *)st->buf + p + 5);
+		if (F.trace) {
+			fprintf(stderr, "%s %c %u ", upstream ? "->server" : "->client", t >= 0x20 && t < 0x7f ? t : '?', l);
+			for (size_t i = 0; i < l - 4 && i < 120; i++)
+				fputc(st->buf[p + 5 + i] >= 0x20 && st->buf[p + 5 + i] < 0x7f ? st->buf[p + 5 + i] : '.', stderr);
+			fputc('\n', stderr);
+		}
 		if (upstream) {
 			answer(st->buf + p, 1 + (size_t)l);
 		} else if ((t == 'E' || t == 'N') && F.s && !F.s->dead) {
@@ -367,6 +393,13 @@ static void frames(struct stream *st, bool upstream)
 			/* a masking session never passes a server's DETAIL (withhold_detail) */
 			if (r && r->n_masks && !F.s->lookup_active)
 				fuzz_check(!pgwire_notice_field(st->buf + p, 1 + (size_t)l, 'D'));
+		} else if (t == 'D' && (F.flags & FX_CANNED) && F.s) {
+			/* the canned server's rows are all of users: no masked value shows */
+			const struct policy_rule *r = &F.cfg.policy.rules[F.flags & FX_RULE];
+
+			for (size_t i = 0; i < FX_COLS; i++)
+				if (masked_column(r, i))
+					fuzz_check(!memmem(st->buf + p + 5, l - 4, users[i].value, strlen(users[i].value)));
 		}
 		p += 1 + (size_t)l;
 	}
