@@ -8,7 +8,7 @@
  * leaves nothing behind (session_fixture.h).
  *
  * Input: byte 0: flags (session_fixture.h: rule, recorded, role hint, approve or
- * deny); byte 1: chunk size (0: all at once); then the client's bytes.
+ * deny, a reload halfway); byte 1: chunk size (0: all at once); then the client's bytes.
  */
 #include "fuzz.h"
 #include "session_fixture.h"
@@ -29,8 +29,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	chunk = data[1] ? data[1] : size;
 	fx_begin(data[0] | FX_CANNED);
-	for (size_t at = 2; at < size; at += chunk)
+	for (size_t at = 2; at < size; at += chunk) {
+		if ((data[0] & FX_RELOAD) && at <= 2 + (size - 2) / 2 && at + chunk > 2 + (size - 2) / 2)
+			fx_reload();
 		fx_client(data + at, size - at < chunk ? size - at : chunk);
+	}
 	fx_end();
 	return 0;
 }

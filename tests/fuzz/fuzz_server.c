@@ -40,8 +40,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	 * catalog queries */
 	fx_begin((data[0] & ~(FX_CANNED | FX_LOOKUPS)) | (data[0] & FX_CANNED ? FX_LOOKUPS : 0));
 	fx_client(data + 4, n);
-	for (size_t at = 4 + n; at < size; at += chunk)
+	for (size_t at = 4 + n; at < size; at += chunk) {
+		if ((data[0] & FX_RELOAD) && at == 4 + n)
+			fx_reload(); /* between the client's messages and the answers */
 		fx_server(data + at, size - at < chunk ? size - at : chunk);
+	}
 	fx_end();
 	return 0;
 }

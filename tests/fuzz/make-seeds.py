@@ -164,7 +164,7 @@ put("escape", b"\x00" + b"SELECT 'caf\xc3\xa9'")
 put("escape", b"\x01" + b"\x00s1\0\x08s2\0s1\0\x01\x02s2\0\x03s1\0\x04\0\x02\0\x05")
 # client and server: a session under session_fixture.c's rules (byte 0: flags: rule
 # 0 tables, 1 approver, 2 reader, 3 masks; 4 recorded, 8 role hint, 0x10 approvers
-# deny, 0x20 (server) catalog queries answered by the canned server)
+# deny, 0x20 (server) catalog queries answered by the canned server, 0x80 a reload)
 def q(sql):
     return msg(b"Q", sql.encode() + b"\0")
 
@@ -195,7 +195,7 @@ def err(code, text, detail=None, t=b"E"):
 
 
 for rule in range(4):
-    for extra in (0, 4):
+    for extra in (0, 4, 0x80):
         put("client", bytes([rule | extra, 0]) + q("SELECT * FROM users") + q("select email from users where id = 1") +
             q("BEGIN") + q("insert into orders values (1)") + q("COMMIT") + msg(b"X", b""))
         put("client", bytes([rule | extra, 7]) + ext("SELECT * FROM users WHERE id = $1", [b"1"], b"s1") +
@@ -233,6 +233,7 @@ for rule in (0, 1, 3):
                msg(b"A", struct.pack(">I", 42) + b"chan\0alice@example.com\0") +
                err("22P02", "invalid input syntax for type integer: \"alice@example.com\"") + rfq())
         put("server", bytes([rule | canned | 8, 0]) + struct.pack(">H", len(c)) + c + srv)
+        put("server", bytes([rule | canned | 0x80, 0]) + struct.pack(">H", len(c)) + c + srv)
 c = q("DELETE FROM users") + q("select 1")
 put("server", b"\x02\x00" + struct.pack(">H", len(c)) + c +
     err("42601", "syntax error at or near \"" + tag + "0\"") + rfq() +

@@ -24,17 +24,17 @@
 
 static const char rules_text[] =
 	"{ \"rules\": [\n"
-	" { \"name\": \"tables\", \"match\": { \"cgroup\": \"/ci\" }, \"token\": { \"source\": \"none\" }, \"upstream\": \"main\",\n"
+	" { \"name\": \"tables\", \"match\": { \"cgroup\": \"/ci/tables\" }, \"token\": { \"source\": \"none\" }, \"upstream\": \"main\",\n"
 	"   \"statements\": { \"allow\": [\"read\", \"write\", \"transaction\", \"session\"], \"approve\": [\"ddl\"],\n"
 	"     \"approval_timeout\": 60, \"tables\": { \"allow\": [\"public.*\"], \"deny\": [\"public.secrets\", \"auth.*\"] } },\n"
 	"   \"mask\": [ { \"column\": \"users.email\", \"strategy\": \"email\" }, { \"column_name\": \"*ssn*\", \"strategy\": \"null\" } ],\n"
 	"   \"record\": { \"results\": true } },\n"
-	" { \"name\": \"approver\", \"match\": { \"cgroup\": \"/ci\" }, \"token\": { \"source\": \"none\" }, \"upstream\": \"main\",\n"
+	" { \"name\": \"approver\", \"match\": { \"cgroup\": \"/ci/approver\" }, \"token\": { \"source\": \"none\" }, \"upstream\": \"main\",\n"
 	"   \"statements\": { \"allow\": [\"read\", \"transaction\", \"session\"], \"approve\": [\"write\"], \"approval_timeout\": 60 },\n"
 	"   \"mask\": [ { \"column\": \"public.users.card\", \"strategy\": \"hash\" }, { \"column_name\": \"*email*\", \"strategy\": \"redact\" } ] },\n"
-	" { \"name\": \"reader\", \"match\": { \"cgroup\": \"/ci\" }, \"token\": { \"source\": \"none\" }, \"upstream\": \"main\",\n"
+	" { \"name\": \"reader\", \"match\": { \"cgroup\": \"/ci/reader\" }, \"token\": { \"source\": \"none\" }, \"upstream\": \"main\",\n"
 	"   \"statements\": { \"allow\": [\"read\", \"transaction\", \"session\"] } },\n"
-	" { \"name\": \"masks\", \"match\": { \"cgroup\": \"/ci\" }, \"token\": { \"source\": \"none\" }, \"upstream\": \"main\",\n"
+	" { \"name\": \"masks\", \"match\": { \"cgroup\": \"/ci/masks\" }, \"token\": { \"source\": \"none\" }, \"upstream\": \"main\",\n"
 	"   \"mask\": [ { \"column\": \"users.email\", \"strategy\": \"email\" }, { \"column\": \"users.phone\", \"strategy\": \"partial\", \"keep\": 4 },\n"
 	"              { \"column\": \"users.ssn\", \"strategy\": \"null\" } ] } ] }";
 
@@ -530,6 +530,11 @@ void fx_init(void)
 	F.cfg.have_mask_key = true;
 	if (!(F.cfg.mask_hmac = mask_hmac_new(F.cfg.mask_key)))
 		abort();
+	/* the upstream the rules name, as a reload looks it up (relay.c) */
+	static struct config_upstream main_upstream = { .name = "main", .host = "127.0.0.1", .role = "app" };
+
+	F.cfg.upstreams = &main_upstream;
+	F.cfg.n_upstreams = 1;
 	F.cfg.max_message_bytes = 65536;   /* config.c's least */
 	F.cfg.max_statement_bytes = 4096;  /* small: the long-statement paths are reached */
 	F.cfg.mask_refresh = 60;
@@ -575,7 +580,7 @@ void fx_begin(unsigned flags)
 	s->origin.uid = s->origin.gid = 1000;
 	memcpy(s->origin.comm, "psql", 4);
 	snprintf(s->facts.exe, sizeof(s->facts.exe), "/usr/bin/psql");
-	snprintf(s->facts.cgroup, sizeof(s->facts.cgroup), "/ci");
+	snprintf(s->facts.cgroup, sizeof(s->facts.cgroup), "/ci/%s", r->name); /* its rule's alone */
 	snprintf(s->rule, sizeof(s->rule), "%s", r->name);
 	s->rule_gen = F.env.gen;
 	s->rule_idx = flags & FX_RULE;
@@ -628,6 +633,13 @@ void fx_client(const uint8_t *data, size_t len)
 void fx_server(const uint8_t *data, size_t len)
 {
 	put(&F.to_u, data, len);
+	run();
+}
+
+void fx_reload(void)
+{
+	F.env.gen++;
+	session_policy_reloaded(&F.env);
 	run();
 }
 

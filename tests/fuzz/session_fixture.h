@@ -29,6 +29,7 @@ enum {
 #define FX_CANNED    0x20u  /* a canned PostgreSQL answers everything sent upstream */
 #define FX_LOOKUPS   0x40u  /* ... only pgtether's catalog queries (masks, search_path);
 			     * neither: the harness is the server for those too */
+#define FX_RELOAD    0x80u  /* (the harnesses') a reload halfway through the input */
 
 /* Per process: the policy, the configuration, the epoll set, the log to /dev/null. */
 void fx_init(void);
@@ -39,6 +40,10 @@ void fx_begin(unsigned flags);
 /* What the client sends, or the server: written to its socket, then the loop runs. */
 void fx_client(const uint8_t *data, size_t len);
 void fx_server(const uint8_t *data, size_t len);
+
+/* A reload of the same policy (worker.c: a new generation): the session is decided
+ * again and its masks resolved again before its next statement. */
+void fx_reload(void);
 
 /* Closes the session (if still open), reaps it and checks that nothing is left. */
 void fx_end(void);
