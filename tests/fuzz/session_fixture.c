@@ -365,6 +365,20 @@ static void answer(const uint8_t *m, size_t mlen)
 
 /* ---- the peers ---------------------------------------------------------------- */
 
+/* An ErrorResponse or NoticeResponse m[0..mlen) to the client. */
+static void server_words(const uint8_t *m, size_t mlen)
+{
+	const struct policy_rule *r = F.s && !F.s->dead ? session_rule(&F.env, F.s) : NULL;
+
+	/* a masking session never passes a server's DETAIL (withhold_detail) */
+	if (r && r->n_masks && !F.s->lookup_active)
+		fuzz_check(!pgwire_notice_field(m, mlen, 'D'));
+	/* the canned server's error for a statement substituted for a denied one
+	 * becomes the denial: the substitute's tag never reaches the client */
+	if (F.flags & FX_CANNED)
+		fuzz_check(!memmem(m + 5, mlen - 5, F.env.sentinel_tag, strlen(F.env.sentinel_tag)));
+}
+
 /* Whole messages of a stream from pgtether: well framed, and each one checked. */
 static void frames(struct stream *st, bool upstream)
 {
@@ -387,12 +401,8 @@ static void frames(struct stream *st, bool upstream)
 		}
 		if (upstream) {
 			answer(st->buf + p, 1 + (size_t)l);
-		} else if ((t == 'E' || t == 'N') && F.s && !F.s->dead) {
-			const struct policy_rule *r = session_rule(&F.env, F.s);
-
-			/* a masking session never passes a server's DETAIL (withhold_detail) */
-			if (r && r->n_masks && !F.s->lookup_active)
-				fuzz_check(!pgwire_notice_field(st->buf + p, 1 + (size_t)l, 'D'));
+		} else if (t == 'E' || t == 'N') {
+			server_words(st->buf + p, 1 + (size_t)l);
 		} else if (t == 'D' && (F.flags & FX_CANNED) && F.s) {
 			/* the canned server's rows are all of users: no masked value shows */
 			const struct policy_rule *r = &F.cfg.policy.rules[F.flags & FX_RULE];
