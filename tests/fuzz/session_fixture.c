@@ -10,6 +10,7 @@
 #include <fnmatch.h>
 #include <strings.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -18,6 +19,7 @@
 #include "log.h"
 #include "mask.h"
 #include "policy.h"
+#include "record.h"
 #include "server_side.h"
 #include "session_int.h"
 #include "sessrec.h"
@@ -63,6 +65,7 @@ static struct {
 	struct stream down, up;     /* pgtether → client, pgtether → server */
 	struct outbox to_c, to_u;   /* client → pgtether, server → pgtether */
 	int probe_fd;               /* the lowest free fd before the input */
+	int rec_fd;                 /* the recording (a memfd), or -1 */
 	uint64_t next_id;
 	/* the canned server */
 	char tx;                    /* 'I', 'T', 'E' */
@@ -513,8 +516,11 @@ static void run(void)
 			struct session_approver who = { 1000, 1000, false };
 			char err[160];
 
-			fuzz_check(session_decide(&F.env, F.s->held_id, !(F.flags & FX_DENY), "fuzz", "approver", &who,
-						  err, sizeof(err)) == 0);
+			/* approved, denied, timed out (session_tick), in turn by request */
+			unsigned d = (unsigned)((F.s->held_id + !!(F.flags & FX_DENY)) % 3);
+
+			fuzz_check(session_decide(&F.env, F.s->held_id, d == 0, d == 2 ? NULL : "fuzz", d == 2 ? NULL : "approver",
+						  d == 2 ? NULL : &who, err, sizeof(err)) == 0);
 			continue;
 		}
 		break;
@@ -570,6 +576,7 @@ void fx_begin(unsigned flags)
 		abort();
 	close(F.probe_fd);
 	F.flags = flags;
+	F.rec_fd = -1;
 	F.tx = 'I';
 	F.skipping = F.ours = F.eof_sent = false;
 	F.down.len = F.up.len = F.to_c.len = F.to_u.len = 0;
@@ -611,10 +618,13 @@ void fx_begin(unsigned flags)
 	s->up_secret = 100;
 	s->have_up_key = true;
 	if (flags & FX_RECORDED) {
+		/* in memory, kept open here too: fx_end verifies its chain and seal */
 		char why[RECORD_ERR_LEN];
-		int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+		int fd = memfd_create("fuzz-recording", MFD_CLOEXEC);
 
-		fuzz_check(fd >= 0 && sessrec_open(&F.env, s, fd, "fuzz", "/dev/null", why, sizeof(why)) == 0);
+		if (fd < 0 || (F.rec_fd = dup(fd)) < 0)
+			abort();
+		fuzz_check(sessrec_open(&F.env, s, fd, "fuzz", "memfd:fuzz-recording", why, sizeof(why)) == 0);
 	}
 	{
 		/* what the client got at login (startup.c, upstream.c): AuthenticationOk,
@@ -668,6 +678,21 @@ void fx_end(void)
 	F.s = NULL;
 	close(F.cpeer);
 	close(F.upeer);
+	if (F.rec_fd >= 0) {
+		/* sealed, and every record in its chain (record.h) */
+		struct record_check rc = { 0 };
+		char path[64], err[RECORD_ERR_LEN];
+
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", F.rec_fd);
+		if (record_verify(path, &rc, err) != 0 || !rc.sealed) {
+			fprintf(stderr, "session_fixture: recording: %s\n", rc.sealed ? err : "not sealed");
+			fuzz_check(!"the recording verifies");
+		}
+		if (F.trace)
+			fprintf(stderr, "recording: %llu records, sealed\n", (unsigned long long)rc.records);
+		json_decref(rc.header);
+		close(F.rec_fd);
+	}
 	fuzz_check(F.env.n_live == 0 && !F.env.head && !F.env.dead);
 	fuzz_check(F.env.mem.used == 0); /* every grown buffer given back */
 	fd = open("/dev/null", O_RDONLY);

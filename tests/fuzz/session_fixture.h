@@ -23,9 +23,9 @@ enum {
 	FX_RULE_MASKS,    /* no statement rules: masks (column, name pattern, hash) alone */
 };
 #define FX_RULE      0x03u
-#define FX_RECORDED  0x04u  /* recorded (to /dev/null) */
+#define FX_RECORDED  0x04u  /* recorded (into a memfd, verified at the end) */
 #define FX_ROLE_HINT 0x08u  /* the client named another user than the role */
-#define FX_DENY      0x10u  /* approvers deny (else approve) the held statements */
+#define FX_DENY      0x10u  /* held statements: approved, denied, timed out in turn; this shifts the turn */
 #define FX_CANNED    0x20u  /* a canned PostgreSQL answers everything sent upstream */
 #define FX_LOOKUPS   0x40u  /* ... only pgtether's catalog queries (masks, search_path);
 			     * neither: the harness is the server for those too */
