@@ -107,6 +107,10 @@ $(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(PURE:%=$(BUILD)/obj/%.o
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -Itests/fuzz -fsanitize=fuzzer,address,undefined $(filter %.c %.o,$^) $(LDLIBS) -o $@
 
+# the session harnesses: the session code whole, the parent played by worker_stub.c
+$(BUILD)/fuzz_client $(BUILD)/fuzz_server: tests/fuzz/session_fixture.c tests/fuzz/session_fixture.h \
+	tests/fuzz/worker_stub.c $(filter-out $(BUILD)/obj/worker.o,$(DAEMON_OBJS))
+
 fuzz-binaries: $(FUZZ_BINS)
 
 fuzz:

@@ -265,11 +265,15 @@ void session_policy_reloaded(struct session_env *env)
 
 /* ---- the end of a relay: a fault, the server gone, a reload ------------------- */
 
-/* The client broke a rule of the relay: it is told why, at once, and the session ends. */
+/* The client broke a rule of the relay: it is told why, at once, and the session ends.
+ * Not in the middle of a server message whose first bytes went out already (a long
+ * row relayed as it comes): the client would read the error as that message's data,
+ * so then it only sees the connection close (the log says why). */
 static void client_fatal(struct session_env *env, struct session *s, const char *sqlstate, const char *msg,
 			 const char *why)
 {
-	session_queue_error(s, "FATAL", sqlstate, msg);
+	if (s->sscan.remaining == 0 && !s->want_status)
+		session_queue_error(s, "FATAL", sqlstate, msg);
 	sbuf_flush(&s->u2c, &s->client, &s->s_scan);
 	session_close(env, s, why);
 }

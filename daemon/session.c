@@ -208,7 +208,7 @@ const struct policy_rule *session_rule(struct session_env *env, struct session *
 
 
 
-static struct session *session_new(struct session_env *env, int cfd)
+struct session *session_new(struct session_env *env, int cfd)
 {
 	struct session *s = calloc(1, sizeof(*s));
 

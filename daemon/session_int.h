@@ -262,6 +262,10 @@ static inline int session_hold_room(struct session *s, struct session_buf *b, si
 uint64_t session_request_id(struct session_env *env, struct session *s);
 void session_held_announce(struct session_env *env, struct session *s);
 
+/* A session for the connection cfd, on env's live list, its buffers allocated, in
+ * SESSION_STARTUP; NULL when out of memory (session_adopt; tests/fuzz/session_fixture.c). */
+struct session *session_new(struct session_env *env, int cfd);
+
 /* The live session the parent calls id, or NULL. */
 struct session *session_find(struct session_env *env, uint64_t id);
 

@@ -198,8 +198,9 @@ void sessrec_server_message(struct session_env *env, struct session *s, const ui
 	sessrec_event(env, s, m[0] == 'N' ? "notice" : "error", ev, false);
 }
 
-/* A value for the recording: text as a string when it is UTF-8, else "\x" and hex;
- * cut at `max` bytes. */
+/* A value for the recording: text as a string when it is UTF-8 without a NUL (a
+ * JSON \u0000 is not a record to record_verify, nor text to most readers), else "\x"
+ * and hex; cut at `max` bytes. */
 static json_t *sessrec_value(const uint8_t *v, int32_t len, int format, size_t max)
 {
 	char hex[2 * 256 + 3];
@@ -210,7 +211,7 @@ static json_t *sessrec_value(const uint8_t *v, int32_t len, int format, size_t m
 		return json_null();
 	if (n > max)
 		n = max;
-	if (format == 0 && (j = json_stringn((const char *)v, n)))
+	if (format == 0 && !memchr(v, 0, n) && (j = json_stringn((const char *)v, n)))
 		return j;
 	if (n > 256)
 		n = 256;

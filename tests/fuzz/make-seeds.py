@@ -162,4 +162,88 @@ put("rowmask", b"\x41" + msg(b"T", struct.pack(">h", 2) + field(b"id", 16384, 1,
 put("escape", b"\x00" + "plain text\n\t\x1b[31mred\x1b[0m \u202e evil \u200b \\ end".encode() + b"\xff\xc0\x80")
 put("escape", b"\x00" + b"SELECT 'caf\xc3\xa9'")
 put("escape", b"\x01" + b"\x00s1\0\x08s2\0s1\0\x01\x02s2\0\x03s1\0\x04\0\x02\0\x05")
+# client and server: a session under session_fixture.c's rules (byte 0: flags: rule
+# 0 tables, 1 approver, 2 reader, 3 masks; 4 recorded, 8 role hint, 0x10 approvers
+# deny, 0x20 (server) catalog queries answered by the canned server, 0x80 a reload)
+def q(sql):
+    return msg(b"Q", sql.encode() + b"\0")
+
+
+def ext(sql, params=(), name=b"", portal=b""):
+    b = b"\0\0" + struct.pack(">h", len(params))
+    for v in params:
+        b += struct.pack(">i", len(v)) + v
+    return (msg(b"P", name + b"\0" + sql.encode() + b"\0\0\0") + msg(b"B", portal + b"\0" + name + b"\0" + b + b"\0\0") +
+            msg(b"D", b"P" + portal + b"\0") + msg(b"E", portal + b"\0\0\0\0\0") + msg(b"S", b""))
+
+
+tag = "pgtether_denied_0123456789abcdef_"
+users = msg(b"T", struct.pack(">h", 5) + field(b"id", 16384, 1, 23) + field(b"email", 16384, 2, 25) +
+            field(b"ssn", 16384, 3, 25) + field(b"card", 16384, 4, 25) + field(b"phone", 16384, 5, 25))
+alice = row([b"1", b"alice@example.com", b"123-45-6789", b"4111111111111111", b"+1 555 0100"])
+
+
+def rfq(st=b"I"):
+    return msg(b"Z", st)
+
+
+def err(code, text, detail=None, t=b"E"):
+    b = b"SERROR\0VERROR\0C" + code.encode() + b"\0M" + text.encode() + b"\0"
+    if detail:
+        b += b"D" + detail.encode() + b"\0"
+    return msg(t, b + b"\0")
+
+
+for rule in range(4):
+    for extra in (0, 4, 0x80):
+        put("client", bytes([rule | extra, 0]) + q("SELECT * FROM users") + q("select email from users where id = 1") +
+            q("BEGIN") + q("insert into orders values (1)") + q("COMMIT") + msg(b"X", b""))
+        put("client", bytes([rule | extra, 7]) + ext("SELECT * FROM users WHERE id = $1", [b"1"], b"s1") +
+            ext("update users set email = $1", [b"x@y"]) + ext("SELECT 1") + msg(b"X", b""))
+put("client", b"\x01\x00" + q("UPDATE users SET email = 'x'") + q("select 1"))
+put("client", b"\x11\x00" + q("delete from orders") + ext("insert into orders values ($1)", [b"1"], b"ins"))
+put("client", b"\x01\x00" + msg(b"P", b"ins\0insert into orders values ($1)\0\0\0") + msg(b"S", b"") +
+    msg(b"B", b"\0ins\0\0\0\0\1\0\0\0\0012\0\0") + msg(b"E", b"\0\0\0\0\0") + msg(b"S", b""))
+put("client", b"\x02\x00" + q("DELETE FROM users") + msg(b"P", b"\0insert into t values (1)\0\0\0") +
+    msg(b"P", b"\0insert into t values (2)\0\0\0") + msg(b"S", b"") + q("select 'read_write'") + q("select 2"))
+put("client", b"\x02\x03" + msg(b"F", struct.pack(">IhhIh", 1234, 0, 1, 1, 0) + b"7" + b"\0\0") + msg(b"S", b"") +
+    q("SELECT 1") + msg(b"F", b"\0\0\0\0"))
+put("client", b"\x00\x00" + q("select * from secrets") + q("select * from auth.tokens") + q("create table t (x int)") +
+    q("set search_path = auth; select * from tokens") + q("DEALLOCATE ALL") + q("prepare p as select * from users") +
+    q("execute p"))
+put("client", b"\x0b\x00" + q("select fail") + q("select raise") + q("BEGIN") + q("select fail") + q("ROLLBACK") +
+    ext("select * from users where email = $1", [b"alice@example.com"], b"m", b"p1"))
+put("client", b"\x03\x02" + msg(b"Q", b"SELECT 1") + msg(b"P", b"\0" + b"x" * 5000 + b"\0\0\0") + msg(b"S", b""))
+
+for rule in (0, 1, 3):
+    for canned in (0x20, 0):
+        lookup = b"" if canned else (row([b'{"k": "c", "rel": 16384, "att": 2, "m": 0}']) +
+                                     row([b'{"k": "c", "rel": 16384, "att": 3, "m": 1}']) +
+                                     msg(b"C", b"SELECT 2\0") + rfq())
+        c = q("SELECT * FROM users")
+        srv = lookup + users + alice + alice + msg(b"C", b"SELECT 2\0") + rfq()
+        put("server", bytes([rule | canned | 4, 0]) + struct.pack(">H", len(c)) + c + srv)
+        c = ext("SELECT * FROM users WHERE id = $1", [b"1"], b"s1")
+        srv = (lookup + msg(b"1", b"") + msg(b"2", b"") + users + users + alice + msg(b"C", b"SELECT 1\0") + rfq())
+        put("server", bytes([rule | canned, 11]) + struct.pack(">H", len(c)) + c + srv)
+        c = q("insert into users values (1, 'a@b')") + q("select raise")
+        srv = (lookup + err("23505", "duplicate key value violates unique constraint \"users_email_key\"",
+                            "Key (email)=(alice@example.com) already exists.") + rfq() +
+               err("01000", "alice@example.com", "Failing row contains (1, alice@example.com).", b"N") +
+               msg(b"A", struct.pack(">I", 42) + b"chan\0alice@example.com\0") +
+               err("22P02", "invalid input syntax for type integer: \"alice@example.com\"") + rfq())
+        put("server", bytes([rule | canned | 8, 0]) + struct.pack(">H", len(c)) + c + srv)
+        put("server", bytes([rule | canned | 0x80, 0]) + struct.pack(">H", len(c)) + c + srv)
+c = q("DELETE FROM users") + q("select 1")
+put("server", b"\x02\x00" + struct.pack(">H", len(c)) + c +
+    err("42601", "syntax error at or near \"" + tag + "0\"") + rfq() +
+    msg(b"S", b"default_transaction_read_only\0off\0") + rfq())
+put("server", b"\x0a\x05" + struct.pack(">H", len(c)) + c +
+    err("42601", "syntax error at or near \"" + tag + "0\"") + rfq() +
+    err("42501", "permission denied for table users") + msg(b"S", b"client_encoding\0LATIN1\0") + rfq())
+c = q("set search_path = public; select * from orders")
+put("server", b"\x00\x00" + struct.pack(">H", len(c)) + c + msg(b"1", b"") + msg(b"2", b"") +
+    row([b"p", b"public", None]) + row([b"u", b"app", None]) + row([b"r", b"public", b"orders"]) +
+    msg(b"C", b"SELECT 3\0") + msg(b"3", b"") + rfq() + msg(b"C", b"SET\0") + msg(b"C", b"CREATE TABLE\0") + rfq())
+
 print("seeds written to", out)

@@ -110,6 +110,16 @@ raw() { pgt_in "$PGT_CG/raw" python3 "$BATS_TEST_DIRNAME/pgraw.py" 127.0.0.1 "$P
   [ "$(cat "$PGT_TMP/survivor")" = "|survivor" ]
 }
 
+@test "a client protocol violation while a server message is half relayed never puts the FATAL inside it" {
+  # found by fuzz_server: the FATAL went after the bytes of the row already relayed,
+  # and the client read it as part of the row
+  run raw fatal-mid-row
+  echo "$output"
+  [ "${lines[0]}" = "fatal inside the row: no" ]
+  [ "${lines[1]}" = "row cut" ]
+  grep -q "event=conn.close .*cgroup=$PGT_CG/raw .*reason=\"client protocol violation\"" "$PGT_LOG"
+}
+
 @test "a Query whose SQL does not end in a NUL ends the session with 08P01 saying so" {
   run raw no-nul
   echo "$output"

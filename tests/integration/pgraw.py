@@ -154,6 +154,31 @@ def main():
             if m[0] == "D":
                 rows.append(describe(*m)[2:].split("|")[0])
         out = ["rows %d first %s" % (len(rows), ",".join(rows[:3]))]
+    elif case == "fatal-mid-row":
+        # a client protocol violation while the server's answer is half relayed (a
+        # 32 MB row): prints whether pgtether's FATAL came inside the row's bytes,
+        # where the client would read it as data, then how the stream ended
+        login(c, out)
+        c.send(msg(b"Q", b"select repeat('x', 32000000)\0"))
+        while len(c.buf) < 5 or c.buf[:1] != b"D":
+            if len(c.buf) >= 5 and len(c.buf) >= 1 + struct.unpack("!I", c.buf[1:5])[0]:
+                c.read()  # the RowDescription
+                continue
+            chunk = c.s.recv(65536)
+            if not chunk:
+                break
+            c.buf += chunk
+        c.send(b"Q" + struct.pack("!I", 2))
+        raw = c.buf
+        while True:
+            chunk = c.s.recv(1 << 20)
+            if not chunk:
+                break
+            raw += chunk
+        row_end = 1 + struct.unpack("!I", raw[1:5])[0] if len(raw) >= 5 else 0
+        inside = b"invalid message length" in raw[:row_end]
+        out = ["fatal inside the row: %s" % ("yes" if inside else "no"),
+               "row %s" % ("whole" if len(raw) >= row_end else "cut")]
     elif case == "fastpath-in-batch":
         login(c, out)
         # Parse/Bind/Execute without Sync, then a FunctionCall
