@@ -13,6 +13,7 @@
 #include <openssl/crypto.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -620,7 +621,9 @@ static int on_packet(struct monitor *m, struct mon_worker *w, const struct priv_
 	case PRIV_IDENTIFY: {
 		struct priv_identify q;
 
-		if (c->st != MC_STARTUP || h->len != sizeof(q))
+		/* a bool's byte is the worker's: loaded as a bool, anything but 0 or 1 is
+		 * undefined behaviour here */
+		if (c->st != MC_STARTUP || h->len != sizeof(q) || body[offsetof(struct priv_identify, client_tls)] > 1)
 			return -EPROTO;
 		memcpy(&q, body, sizeof(q));
 		if (!PRIV_STR_OK(q.user) || !PRIV_STR_OK(q.database))

@@ -719,6 +719,25 @@ static void test_scram_worker_replaced(void **state)
 	assert_true(pid > 0);
 }
 
+/* A bool the worker sends is one byte it chose: anything but 0 or 1 is a packet no
+ * worker makes (loading it as a bool is undefined behaviour in root), found by
+ * fuzz_monitor. */
+static void test_identify_bool_checked(void **state)
+{
+	struct priv_identify q;
+	uint8_t b[sizeof(q)];
+
+	(void)state;
+	conn(0, 50, MC_STARTUP);
+	memset(&q, 0, sizeof(q));
+	snprintf(q.user, sizeof(q.user), "app");
+	snprintf(q.database, sizeof(q.database), "app");
+	memcpy(b, &q, sizeof(q));
+	b[offsetof(struct priv_identify, client_tls)] = 64;
+	say(0, PRIV_IDENTIFY, 50, b, sizeof(b));
+	assert_true(killed(0));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -736,6 +755,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_scram_ended_no_late_answer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_scram_abandon_and_ask_again_kills, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_scram_worker_replaced, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_identify_bool_checked, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
