@@ -24,7 +24,7 @@ cd "$root" || exit 1
 # (a startup packet is at most 10 kB; SQL texts past a few kB only repeat grammar the
 # short ones reach, and each parse costs more), memory bounded well below the
 # machine's so a leak or a runaway allocation is a failure, not a swap storm.
-declare -A max_len=([pgwire]=12288 [sqlclass]=2048 [token]=8192 [config]=16384 [mask]=4096 [rowmask]=16384 [escape]=4096 [client]=16384 [server]=16384)
+declare -A max_len=([pgwire]=12288 [sqlclass]=2048 [token]=8192 [config]=16384 [mask]=4096 [rowmask]=16384 [escape]=4096 [client]=16384 [server]=16384 [monitor]=16384)
 declare -A rss=([sqlclass]=1536)
 
 failed=0

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Writes the seed corpora of the fuzz harnesses into tests/fuzz/corpus/NAME/ (run once;
 the files are committed, so the fuzzers start from inputs that reach deep). Tokens are
-minted with scripts/dev-jwt.py (a throwaway key)."""
+minted with scripts/dev-jwt.py (a throwaway key). Arguments: only these harnesses'
+corpora are written (`make-seeds.py monitor`)."""
 import hashlib
 import json
 import os
@@ -14,7 +15,12 @@ root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 out = os.path.join(root, "tests", "fuzz", "corpus")
 
 
+only = sys.argv[1:]
+
+
 def put(name, data):
+    if only and name not in only:
+        return
     d = os.path.join(out, name)
     os.makedirs(d, exist_ok=True)
     if isinstance(data, str):
@@ -246,4 +252,82 @@ put("server", b"\x00\x00" + struct.pack(">H", len(c)) + c + msg(b"1", b"") + msg
     row([b"p", b"public", None]) + row([b"u", b"app", None]) + row([b"r", b"public", b"orders"]) +
     msg(b"C", b"SELECT 3\0") + msg(b"3", b"") + rfq() + msg(b"C", b"SET\0") + msg(b"C", b"CREATE TABLE\0") + rfq())
 
+
+# monitor: byte 0 the scene, then steps (tests/fuzz/fuzz_monitor.c): a packet is a
+# control byte (worker, fd, kind), a 2-byte length and the header + body as a worker
+# sends them; 0x20 | k is an event (0 hasher done, 1 root approves, 3 denied).
+M = {"identify": 32, "token": 33, "logged_in": 34, "held_info": 35, "held_done": 36, "rule": 37, "stats": 38,
+     "cancel": 39, "ended": 40, "ready": 41, "ddl": 42, "socket": 64, "scram": 65, "md5": 66, "cleartext": 67,
+     "held": 68}
+
+
+def mp(typ, conn, body=b"", worker=0, ctl=0):
+    data = struct.pack("<IIQ", M[typ], len(body), conn) + body
+    return bytes([worker | ctl]) + struct.pack("<H", len(data)) + data
+
+
+def mp_rep(typ, conn, body, rep, unit, worker=0):
+    """the packet's last unit bytes are repeated rep times more"""
+    data = struct.pack("<IIQ", M[typ], len(body), conn) + body
+    return bytes([worker | 0x30]) + struct.pack("<HHB", len(data), rep, unit - 1) + data
+
+
+def fixed(s, n):
+    return s.encode().ljust(n, b"\0")
+
+
+def identify(user, db, tls=False):
+    return fixed(user, 64) + fixed(db, 64) + bytes([tls])
+
+
+def addr4(a, port):
+    return b"\0" * 10 + b"\xff\xff" + bytes(int(x) for x in a.split(".")) + struct.pack("<H", port)
+
+
+def stat(conn, bin_, bout, enc="UTF8", scs="on"):
+    return struct.pack("<QQQ", conn, bin_, bout) + fixed(enc, 32) + fixed(scs, 8)
+
+
+def cancel(pid, secret):
+    return struct.pack(">IIII", 16, 80877102, pid, secret)
+
+
+nonce = "abcdefghijklmnopqrstuvwx"
+scram = fixed("n=,r=" + nonce, 1024) + fixed("r=" + nonce + "SERVERNONCE,s=c2FsdHNhbHQ=,i=4096", 1024)
+held_json = json.dumps({"sql": "DELETE FROM orders WHERE id = $1", "params": ["7"], "rule": "app",
+                        "pid": 1, "uid": 0, "timeout_s": 60}).encode()
+EV_HASHED, EV_APPROVE, EV_OWN, EV_DENY = b"\x20", b"\x21", b"\x22", b"\x23"
+# a login: the verdict (the app's executable is hashed already), a socket, SCRAM, the relay
+put("monitor", b"\x10" + mp("identify", 1, identify("app", "app")) + mp("socket", 1, addr4("127.0.0.2", 5432)) +
+    mp("scram", 1, scram) + mp("logged_in", 1, struct.pack("<III", 4711, 99, 0)) +
+    mp("rule", 1, fixed("app", 128)) + mp("stats", 0, stat(1, 10, 20)) + mp("ended", 1))
+# through the hasher, md5, a socket somewhere else (refused), cleartext (refused)
+put("monitor", b"\x00" + mp("identify", 1, identify("app", "app")) + EV_HASHED + mp("md5", 1, b"salt") +
+    mp("socket", 1, addr4("127.0.0.9", 22)) + mp("cleartext", 4) + mp("logged_in", 1, struct.pack("<III", 1, 2, 0)))
+# cleartext to a verify-full upstream; recordings failing closed, then open
+put("monitor", b"\x14" + mp("cleartext", 4) + mp("identify", 1, identify("app", "hashed")))
+put("monitor", b"\x18" + mp("identify", 1, identify("app", "app")))
+put("monitor", b"\x38" + mp("identify", 1, identify("app", "filetok")) + mp("identify", 9, identify("x", "postgres"), worker=1))
+# a token asked for: CI's session, hashed, then the client's password
+put("monitor", b"\x10" + mp("identify", 2, identify("ci", "app")) + EV_HASHED + mp("token", 2, b"eyJhbGciOiJFUzI1NiJ9.e30.sig") +
+    mp("token", 3, b"") + mp("socket", 10, addr4("127.0.0.3", 5433), worker=1) + mp("scram", 10, scram, worker=1))
+# an approval: held, shown, decided by root; another denied; the workload's own uid
+put("monitor", b"\x00" + mp("held", 5) + mp("held_info", 5, struct.pack("<II", 60, len(held_json)) + held_json) +
+    EV_APPROVE + mp("held_done", 5) + mp("held", 5) + mp("held_info", 5, struct.pack("<II", 60, len(held_json)) + held_json) +
+    EV_OWN + EV_DENY + mp("held_done", 6) + mp("ended", 5))
+# what approvers are shown, past the bound: [[],[],...] repeated
+put("monitor", b"\x00" + mp("held", 5) + mp_rep("held_info", 5, struct.pack("<II", 0, 0) + b'{"a":[' + b"[]," * 20, 60000, 3))
+# stats: own sessions, another worker's (ignored), then past PRIV_STATS_MAX (the worker ends)
+put("monitor", b"\x00" + mp("stats", 0, stat(4, 1, 2) + stat(5, 3, 4, "LATIN1", "off") + stat(8, 5, 6)) +
+    mp("stats", 0, stat(12, 7, 8), worker=1) + mp_rep("stats", 0, stat(5, 1, 1), 1024, 64))
+# DDL: the other ready worker is told to re-resolve masks, once while it has not read it
+put("monitor", b"\x00" + mp("ddl", 5, ctl=0x40) + mp("ddl", 6, ctl=0x40) + mp("ddl", 8, worker=1) + mp("ddl", 1))
+# a cancel for worker 1's session (same cgroup, the whole key), its socket; an unknown key
+put("monitor", b"\x00" + mp("cancel", 1, cancel(108, 208), ctl=0x04) + mp("socket", 1, addr4("127.0.0.2", 5432), worker=1) +
+    mp("socket", 11, addr4("127.0.0.2", 5432), worker=1) + mp("cancel", 9, cancel(105, 1), worker=1) + mp("ended", 1, worker=1))
+# the starting worker is ready: the waiting connection goes to it and logs in there
+put("monitor", b"\x10" + mp("ready", 0, worker=2) + mp("identify", 13, identify("app", "app"), worker=2) +
+    mp("socket", 13, addr4("127.0.0.2", 5432), worker=2) + mp("md5", 13, b"abcd", worker=2))
+# out of order: a proof before the verdict ends worker 0; worker 1 goes on
+put("monitor", b"\x00" + mp("scram", 1, scram) + mp("held", 5) + mp("held", 8, worker=1) + mp("rule", 8, b"x" * 128, worker=1))
 print("seeds written to", out)
