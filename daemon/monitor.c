@@ -184,12 +184,61 @@ static struct mon_worker *pick_worker(struct monitor *m)
 
 /* ---- connections ---------------------------------------------------------------- */
 
+/* Every packet names its session by id, a STATS packet up to PRIV_STATS_MAX of them:
+ * finding one is a look in its bucket, not a walk of every connection. Ids are
+ * handed out in sequence, so their low bits spread them evenly. */
+static size_t conn_bucket(const struct monitor *m, uint64_t id)
+{
+	return (size_t)id & (m->n_by_id - 1);
+}
+
 static struct mon_conn *conn_find(struct monitor *m, uint64_t id)
 {
-	for (struct mon_conn *c = m->head; c; c = c->next)
+	if (!m->n_by_id)
+		return NULL;
+	for (struct mon_conn *c = m->by_id[conn_bucket(m, id)]; c; c = c->hnext)
 		if (c->id == id)
 			return c;
 	return NULL;
+}
+
+/* Twice the buckets (at least one per connection), every connection in its new one. */
+static int conn_index_grow(struct monitor *m)
+{
+	size_t n = m->n_by_id ? m->n_by_id * 2 : 64;
+	struct mon_conn **b = calloc(n, sizeof(*b));
+
+	if (!b)
+		return -ENOMEM;
+	free(m->by_id);
+	m->by_id = b;
+	m->n_by_id = n;
+	for (struct mon_conn *c = m->head; c; c = c->next) {
+		size_t i = conn_bucket(m, c->id);
+
+		c->hnext = b[i];
+		b[i] = c;
+	}
+	return 0;
+}
+
+int conn_link(struct monitor *m, struct mon_conn *c)
+{
+	size_t i;
+
+	/* longer chains rather than a refused connection: only no index at all fails */
+	if (m->n_conns >= m->n_by_id && conn_index_grow(m) < 0 && !m->n_by_id)
+		return -ENOMEM;
+	c->prev = NULL;
+	c->next = m->head;
+	if (m->head)
+		m->head->prev = c;
+	m->head = c;
+	m->n_conns++;
+	i = conn_bucket(m, c->id);
+	c->hnext = m->by_id[i];
+	m->by_id[i] = c;
+	return 0;
 }
 
 void login_done(struct monitor *m, struct mon_conn *c)
@@ -216,7 +265,16 @@ void conn_end(struct monitor *m, struct mon_conn *c)
 		m->head = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
-	m->n_conns--;
+	for (struct mon_conn **p = m->n_by_id ? &m->by_id[conn_bucket(m, c->id)] : NULL; p && *p; p = &(*p)->hnext)
+		if (*p == c) {
+			*p = c->hnext;
+			break;
+		}
+	if (!--m->n_conns) {
+		free(m->by_id);
+		m->by_id = NULL;
+		m->n_by_id = 0;
+	}
 	free(c);
 }
 
@@ -432,11 +490,13 @@ static void conn_accepted(struct monitor *m, int cfd)
 		if (nc.capped)
 			capped_note(m, nc.refuse_sqlstate, nc.refuse_msg);
 	}
-	c->next = m->head;
-	if (m->head)
-		m->head->prev = c;
-	m->head = c;
-	m->n_conns++;
+	if (conn_link(m, c) < 0) {
+		log_error("accept", "out of memory: connection dropped");
+		login_done(m, c);
+		close(cfd);
+		free(c);
+		return;
+	}
 	w = pick_worker(m);
 	if (!w && workers_starting(m)) {
 		/* every worker is (re)starting: the connection waits for one (conn_dispatch) */

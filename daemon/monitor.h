@@ -100,6 +100,7 @@ struct mon_conn {
 	struct priv_new_conn *pending;  /* waits for a worker to be ready (not sent yet) */
 	struct mon_scram *scram;        /* its SCRAM call, waiting for the proof thread */
 	struct mon_conn *prev, *next;
+	struct mon_conn *hnext;         /* in its bucket of monitor.by_id */
 };
 
 struct monitor {
@@ -122,6 +123,8 @@ struct monitor {
 	bool debug;                     /* -v: workers log at debug level too */
 	struct mon_conn *head;
 	size_t n_conns;
+	struct mon_conn **by_id;        /* buckets by id (n_by_id, a power of two): conn_find */
+	size_t n_by_id;
 	uint64_t next_id;
 	uint64_t next_request;
 	unsigned gen;                   /* of cfg, as the workers know it */

@@ -20,6 +20,9 @@ void worker_kill(struct mon_worker *w, const char *why);
 /* c no longer counts under max_logins (and max_logins_per_cgroup). */
 void login_done(struct monitor *m, struct mon_conn *c);
 
+/* Adds c (its id set) to m's connections. 0, or -ENOMEM (c is not added). */
+int conn_link(struct monitor *m, struct mon_conn *c);
+
 /* Forgets c, closing the parent's copy of its socket. */
 void conn_end(struct monitor *m, struct mon_conn *c);
 

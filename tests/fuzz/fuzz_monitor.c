@@ -424,11 +424,7 @@ static struct mon_conn *add_conn(int worker, uint64_t id, enum mon_state st, uin
 		c->w = &m->w[worker];
 		m->w[worker].sessions++;
 	}
-	c->next = m->head;
-	if (m->head)
-		m->head->prev = c;
-	m->head = c;
-	m->n_conns++;
+	fuzz_check(conn_link(m, c) == 0);
 	return c;
 }
 
@@ -596,6 +592,13 @@ static void check_table(void)
 		fuzz_check(!c->held || c->held_id);
 	}
 	fuzz_check(n == m->n_conns);
+	n = 0;
+	for (size_t b = 0; b < m->n_by_id; b++)
+		for (struct mon_conn *c = m->by_id[b]; c; c = c->hnext) {
+			fuzz_check((c->id & (m->n_by_id - 1)) == b);
+			n++;
+		}
+	fuzz_check(n == m->n_conns && m->n_by_id >= m->n_conns);
 	fuzz_check(counted == m->logins.total);
 	for (unsigned i = 0; i < NW; i++)
 		if (m->w[i].pid > 0)

@@ -167,11 +167,7 @@ static struct mon_conn *conn(unsigned worker, uint64_t id, enum mon_state st)
 	c->origin.cgroup_id = 77;
 	snprintf(c->upstream, sizeof(c->upstream), "db");
 	snprintf(c->role, sizeof(c->role), "app");
-	c->next = T.m.head;
-	if (T.m.head)
-		T.m.head->prev = c;
-	T.m.head = c;
-	T.m.n_conns++;
+	assert_int_equal(conn_link(&T.m, c), 0);
 	T.m.w[worker].sessions++;
 	return c;
 }
@@ -738,6 +734,70 @@ static void test_identify_bool_checked(void **state)
 	assert_true(killed(0));
 }
 
+/* Sessions are found by id through buckets (monitor.c conn_find): ids sharing a bucket,
+ * the index growing, and sessions ended in the middle of a chain. */
+static void test_conn_index(void **state)
+{
+	enum { N = 300 };
+	struct mon_conn *c[N + 1];
+	struct priv_rule q;
+
+	(void)state;
+	for (uint64_t id = 1; id <= N; id++)
+		c[id] = conn(0, id * 64 + 7, MC_RELAYING); /* all in one bucket until it grows */
+	for (uint64_t id = 1; id <= N; id += 3)
+		say(0, PRIV_ENDED, id * 64 + 7, NULL, 0);
+	for (uint64_t id = 1; id <= N; id++) {
+		memset(&q, 0, sizeof(q));
+		snprintf(q.rule, sizeof(q.rule), "r%llu", (unsigned long long)id);
+		say(0, PRIV_RULE, id * 64 + 7, &q, sizeof(q)); /* an ended one: ignored */
+		if (id % 3 != 1)
+			assert_string_equal(c[id]->rule, q.rule);
+	}
+	assert_false(killed(0));
+	assert_int_equal(T.m.n_conns, N - (N + 2) / 3);
+	while (T.m.head) {
+		T.m.head->cfd = -1;
+		conn_end(&T.m, T.m.head);
+	}
+	assert_null(T.m.by_id); /* the last one gone: nothing held */
+}
+
+/* A STATS packet names up to PRIV_STATS_MAX sessions: with thousands of sessions each
+ * must not be a walk of all of them (8 packets of 1024 over 8192 sessions were 67 M
+ * list steps in the root parent's loop, seconds under ASan). */
+static void test_stats_many_sessions(void **state)
+{
+	enum { N = 8192 };
+	struct priv_stat *st = calloc(PRIV_STATS_MAX, sizeof(*st));
+	struct mon_conn *first = NULL;
+	struct timespec a, b;
+	double secs;
+
+	(void)state;
+	for (uint64_t id = 1; id <= N; id++) {
+		struct mon_conn *c = conn(0, id, MC_RELAYING);
+
+		if (id == 1)
+			first = c;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	for (unsigned k = 0; k < 8; k++) {
+		/* the oldest sessions: the end of the list */
+		for (unsigned i = 0; i < PRIV_STATS_MAX; i++) {
+			st[i].conn = 1 + i;
+			st[i].bytes_in = 1000 + k;
+		}
+		say(0, PRIV_STATS, 0, st, PRIV_STATS_MAX * sizeof(*st));
+	}
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	secs = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
+	assert_int_equal(first->bytes_in, 1007);
+	assert_true(secs < 0.5);
+	assert_false(killed(0));
+	free(st);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -756,6 +816,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_scram_abandon_and_ask_again_kills, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_scram_worker_replaced, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_identify_bool_checked, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_conn_index, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stats_many_sessions, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
