@@ -10,15 +10,15 @@
  *
  * Seams (fuzz-only, at link time: production code is unchanged): the kernel modules
  * (intercept, sockdiag) are defined here as in test_monitor.c; attest_read,
- * attest_read_token, the hasher, record_create, kill, waitpid and connect are
- * wrapped (-Wl,--wrap, Makefile). A worker the parent kills is reaped at once
+ * attest_read_token, the hasher, the proof thread (scrampool), record_create, kill,
+ * waitpid and connect are wrapped (-Wl,--wrap, Makefile). A worker the parent kills is reaped at once
  * through the real monitor_children (its sessions end), and its channel closes.
  *
  * Input: byte 0 sets the scene (bits 0-1 attestation result, 2 the upstream is tls
  * verify-full, 3 recordings fail, 4 the app's executable is hashed already, 5
  * recording_fail_mode open, 4-5 the token file's result, 6 the exe is foreign, 7
  * hashing fails); then steps, each a control byte c. c >> 4 & 3 == 2: an event of
- * the parent's own, no bytes follow (c & 3: 0 the hasher is done, 1 root approves
+ * the parent's own, no bytes follow (c & 3: 0 the hasher and the proof thread are done, 1 root approves
  * the first held request, 2 its own uid tries to, 3 it is denied). Otherwise a packet
  * from worker c & 3 (3: worker 0): a 2-byte length (LE) and that many bytes, the
  * header then the body; bit 2: with a /dev/null fd; bit 3: the header's len (and a
@@ -82,8 +82,12 @@ static struct {
 		struct attest_exe_key key;
 	} jobs[ATTEST_HASH_QUEUE];
 	size_t n_jobs;
+	struct {
+		uint64_t job;
+		struct scram_challenge ch;
+	} proofs[MON_PROOFS_MAX];        /* the proof thread's queue (its first one "runs") */
+	size_t n_proofs;
 	int fds_before;
-	struct scram_keycache warm[4][4]; /* each role's salted password of the seeds' salt */
 	bool trace;                      /* FUZZ_MONITOR_TRACE=1: each step on stderr */
 } F;
 
@@ -112,20 +116,18 @@ int sockdiag_cookie(struct sockdiag *sd, const struct addr *peer, const struct a
 }
 
 /* ---- the wrapped calls ------------------------------------------------------------ */
-enum attest_result __wrap_attest_read(const struct attest_origin *o, struct attest_facts *ret, int *ret_exe_fd,
-				      char *why, size_t cap);
-int __wrap_attest_read_token(pid_t pid, uint64_t connect_boot_ns, uint32_t uid, uint32_t gid, const char *path,
-			     char *buf, size_t cap, size_t *ret_len);
-enum attest_result __wrap_attest_hasher_submit(struct attest_hasher *h, uint64_t tag, int fd,
-					       const struct attest_exe_key *key);
-int __wrap_attest_hasher_collect(struct attest_hasher *h, struct attest_hash_done *ret);
-int __wrap_record_create(struct record_writer *w, const char *dir, time_t started, uint64_t session, bool fsync_each,
-			 char *err);
-int __wrap_kill(pid_t pid, int sig);
-int __real_kill(pid_t pid, int sig);
-pid_t __wrap_waitpid(pid_t pid, int *status, int options);
-pid_t __real_waitpid(pid_t pid, int *status, int options);
-int __wrap_connect(int fd, const struct sockaddr *sa, socklen_t len);
+/* declared as the real ones are: a signature that changes breaks the build here */
+__typeof__(attest_read) __wrap_attest_read;
+__typeof__(attest_read_token) __wrap_attest_read_token;
+__typeof__(attest_hasher_submit) __wrap_attest_hasher_submit;
+__typeof__(attest_hasher_collect) __wrap_attest_hasher_collect;
+__typeof__(record_create) __wrap_record_create;
+__typeof__(kill) __wrap_kill, __real_kill;
+__typeof__(waitpid) __wrap_waitpid, __real_waitpid;
+__typeof__(connect) __wrap_connect;
+__typeof__(scrampool_submit) __wrap_scrampool_submit;
+__typeof__(scrampool_cancel) __wrap_scrampool_cancel;
+__typeof__(scrampool_collect) __wrap_scrampool_collect;
 
 /* Facts by cgroup id: 77 the app's service, 78 CI's; scene bits 0-1 the result. */
 enum attest_result __wrap_attest_read(const struct attest_origin *o, struct attest_facts *ret, int *ret_exe_fd,
@@ -138,6 +140,8 @@ enum attest_result __wrap_attest_read(const struct attest_origin *o, struct atte
 	ret->exe_foreign = (F.scene & 0x40) != 0;
 	ret->exe_key.ino = o->cgroup_id;
 	ret->exe_key.dev = 8;
+	ret->creds.uid = o->uid;
+	ret->creds.gid = o->gid;
 	switch (F.scene & 3) {
 	case 2:
 		snprintf(why, cap, "its cgroup changed");
@@ -151,10 +155,10 @@ enum attest_result __wrap_attest_read(const struct attest_origin *o, struct atte
 	}
 }
 
-int __wrap_attest_read_token(pid_t pid, uint64_t connect_boot_ns, uint32_t uid, uint32_t gid, const char *path,
+int __wrap_attest_read_token(pid_t pid, uint64_t connect_boot_ns, const struct attest_creds *who, const char *path,
 			     char *buf, size_t cap, size_t *ret_len)
 {
-	(void)pid, (void)connect_boot_ns, (void)uid, (void)gid, (void)path;
+	(void)pid, (void)connect_boot_ns, (void)who, (void)path;
 	switch (F.scene >> 4 & 3) {
 	case 0:
 		return -ESTALE;
@@ -167,9 +171,9 @@ int __wrap_attest_read_token(pid_t pid, uint64_t connect_boot_ns, uint32_t uid, 
 }
 
 enum attest_result __wrap_attest_hasher_submit(struct attest_hasher *h, uint64_t tag, int fd,
-					       const struct attest_exe_key *key)
+					       const struct attest_exe_key *key, const struct attest_creds *who)
 {
-	(void)h;
+	(void)h, (void)who;
 	close(fd);
 	if (F.n_jobs == ATTEST_HASH_QUEUE)
 		return ATTEST_BUSY;
@@ -256,6 +260,49 @@ int __wrap_connect(int fd, const struct sockaddr *sa, socklen_t len)
 
 static void open_channels(unsigned i);
 
+/* The proof thread, without a thread: jobs wait until the harness says it is done
+ * (event 0), and the salted password is a stand-in mixed from the challenge (PBKDF2
+ * itself is scram.c's, and up to 0.6 s an execution). */
+int __wrap_scrampool_submit(struct scrampool *p, uint64_t job, const char *password, const struct scram_challenge *ch)
+{
+	(void)p, (void)password;
+	if (F.n_proofs == MON_PROOFS_MAX)
+		return -EBUSY;
+	F.proofs[F.n_proofs].job = job;
+	F.proofs[F.n_proofs].ch = *ch;
+	F.n_proofs++;
+	return 0;
+}
+
+/* The first job is running: it gives its result anyway, as the thread's would. */
+bool __wrap_scrampool_cancel(struct scrampool *p, uint64_t job)
+{
+	(void)p;
+	for (size_t i = 1; i < F.n_proofs; i++)
+		if (F.proofs[i].job == job) {
+			memmove(&F.proofs[i], &F.proofs[i + 1], (F.n_proofs - i - 1) * sizeof(F.proofs[0]));
+			F.n_proofs--;
+			return true;
+		}
+	return false;
+}
+
+int __wrap_scrampool_collect(struct scrampool *p, struct scrampool_done *ret)
+{
+	const struct scram_challenge *ch = &F.proofs[0].ch;
+
+	(void)p;
+	if (!F.n_proofs)
+		return 0;
+	memset(ret, 0, sizeof(*ret));
+	ret->job = F.proofs[0].job;
+	for (size_t i = 0; i < SCRAM_KEY_LEN; i++)
+		ret->salted[i] = (uint8_t)(i ^ ch->iterations ^ (ch->salt_len ? ch->salt[i % ch->salt_len] : 0));
+	memmove(&F.proofs[0], &F.proofs[1], (F.n_proofs - 1) * sizeof(F.proofs[0]));
+	F.n_proofs--;
+	return 1;
+}
+
 /* ---- the parent's configuration, once ---------------------------------------------- */
 static const char cfg_json[] =
 	"{\"listen\": \"127.0.0.1:6432\", \"sessions_dir\": \"/fuzz/sessions\", \"upstreams\": {"
@@ -294,20 +341,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		fprintf(stderr, "fuzz_monitor: %s\n", err);
 		abort();
 	}
-	/* the seeds' salt and iteration count are cached already, as after a first
-	 * login: PBKDF2 runs only for the salts the fuzzer makes */
-	for (size_t i = 0; i < F.cfg.n_upstreams && i < 4; i++)
-		for (size_t k = 0; k < F.cfg.upstreams[i].n_roles && k < 4; k++) {
-			static const char sf[] = "r=abcdefghijklmnopqrstuvwxSERVERNONCE,s=c2FsdHNhbHQ=,i=4096";
-			struct scram_client sc = { .nonce = "abcdefghijklmnopqrstuvwx", .state = 1 };
-			char out[SCRAM_MAX_MESSAGE];
-
-			snprintf(sc.client_first_bare, sizeof(sc.client_first_bare), "n=,r=%s", sc.nonce);
-			if (scram_client_final(&sc, F.cfg.upstreams[i].roles[k].password, sf, strlen(sf), &F.warm[i][k], out,
-					       sizeof(out)) < 0)
-				abort();
-			scram_client_release(&sc);
-		}
 	F.cfg.max_logins = 64;
 	F.cfg.max_logins_per_cgroup = 64;
 	F.devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
@@ -443,6 +476,10 @@ HARNESS static void scene(void)
 	m->cfg = &F.cfg;
 	m->ic = &F.ic;
 	m->hasher = (struct attest_hasher *)&F; /* never dereferenced: the calls are wrapped */
+	m->proofs = (struct scrampool *)&F;
+	m->next_job = 0;
+	F.n_proofs = 0;
+	fuzz_check(!m->proof_jobs);
 	memset(&m->exe_cache, 0, sizeof(m->exe_cache));
 	memset(&m->logins, 0, sizeof(m->logins));
 	m->n_workers = NW;
@@ -456,7 +493,7 @@ HARNESS static void scene(void)
 	F.cfg.recording_fail_open = (F.scene & 0x20) != 0;
 	for (size_t i = 0; i < F.cfg.n_upstreams; i++)
 		for (size_t k = 0; k < F.cfg.upstreams[i].n_roles; k++)
-			F.cfg.upstreams[i].roles[k].keycache = i < 4 && k < 4 ? F.warm[i][k] : (struct scram_keycache){ 0 };
+			memset(&F.cfg.upstreams[i].roles[k].keycache, 0, sizeof(F.cfg.upstreams[i].roles[k].keycache));
 	for (unsigned i = 0; i < NW; i++) {
 		struct mon_worker *w = &m->w[i];
 		int cmd = w->cmd, req = w->req;
@@ -784,7 +821,9 @@ HARNESS static void event(unsigned kind)
 	char err[256];
 
 	if (kind == 0) {
+		/* the parent's threads are done: the hasher's results, then the proofs' */
 		monitor_hashes_done(&F.m);
+		monitor_proofs_done(&F.m);
 	} else {
 		struct session_approver who = { .uid = kind == 2 ? 1000 : 0, .loginuid = UINT32_MAX, .root = kind == 1 };
 
@@ -818,6 +857,8 @@ HARNESS static void finish(void)
 	}
 	json_decref(j);
 	json_decref(monitor_workers(m));
+	monitor_proofs_done(m);          /* what the thread still has */
+	fuzz_check(!F.n_proofs && !m->proof_jobs);
 	while (m->head)
 		conn_end(m, m->head);
 	fuzz_check(m->logins.total == 0);

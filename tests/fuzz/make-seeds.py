@@ -255,7 +255,8 @@ put("server", b"\x00\x00" + struct.pack(">H", len(c)) + c + msg(b"1", b"") + msg
 
 # monitor: byte 0 the scene, then steps (tests/fuzz/fuzz_monitor.c): a packet is a
 # control byte (worker, fd, kind), a 2-byte length and the header + body as a worker
-# sends them; 0x20 | k is an event (0 hasher done, 1 root approves, 3 denied).
+# sends them; 0x20 | k is an event (0 the hasher and proof thread done, 1 root approves,
+# 3 denied).
 M = {"identify": 32, "token": 33, "logged_in": 34, "held_info": 35, "held_done": 36, "rule": 37, "stats": 38,
      "cancel": 39, "ended": 40, "ready": 41, "ddl": 42, "socket": 64, "scram": 65, "md5": 66, "cleartext": 67,
      "held": 68}
@@ -296,21 +297,22 @@ nonce = "abcdefghijklmnopqrstuvwx"
 scram = fixed("n=,r=" + nonce, 1024) + fixed("r=" + nonce + "SERVERNONCE,s=c2FsdHNhbHQ=,i=4096", 1024)
 held_json = json.dumps({"sql": "DELETE FROM orders WHERE id = $1", "params": ["7"], "rule": "app",
                         "pid": 1, "uid": 0, "timeout_s": 60}).encode()
-EV_HASHED, EV_APPROVE, EV_OWN, EV_DENY = b"\x20", b"\x21", b"\x22", b"\x23"
+EV_DONE, EV_APPROVE, EV_OWN, EV_DENY = b"\x20", b"\x21", b"\x22", b"\x23"
 # a login: the verdict (the app's executable is hashed already), a socket, SCRAM, the relay
 put("monitor", b"\x10" + mp("identify", 1, identify("app", "app")) + mp("socket", 1, addr4("127.0.0.2", 5432)) +
-    mp("scram", 1, scram) + mp("logged_in", 1, struct.pack("<III", 4711, 99, 0)) +
+    mp("scram", 1, scram) + EV_DONE + mp("logged_in", 1, struct.pack("<III", 4711, 99, 0)) +
     mp("rule", 1, fixed("app", 128)) + mp("stats", 0, stat(1, 10, 20)) + mp("ended", 1))
 # through the hasher, md5, a socket somewhere else (refused), cleartext (refused)
-put("monitor", b"\x00" + mp("identify", 1, identify("app", "app")) + EV_HASHED + mp("md5", 1, b"salt") +
+put("monitor", b"\x00" + mp("identify", 1, identify("app", "app")) + EV_DONE + mp("md5", 1, b"salt") +
     mp("socket", 1, addr4("127.0.0.9", 22)) + mp("cleartext", 4) + mp("logged_in", 1, struct.pack("<III", 1, 2, 0)))
 # cleartext to a verify-full upstream; recordings failing closed, then open
 put("monitor", b"\x14" + mp("cleartext", 4) + mp("identify", 1, identify("app", "hashed")))
 put("monitor", b"\x18" + mp("identify", 1, identify("app", "app")))
 put("monitor", b"\x38" + mp("identify", 1, identify("app", "filetok")) + mp("identify", 9, identify("x", "postgres"), worker=1))
 # a token asked for: CI's session, hashed, then the client's password
-put("monitor", b"\x10" + mp("identify", 2, identify("ci", "app")) + EV_HASHED + mp("token", 2, b"eyJhbGciOiJFUzI1NiJ9.e30.sig") +
-    mp("token", 3, b"") + mp("socket", 10, addr4("127.0.0.3", 5433), worker=1) + mp("scram", 10, scram, worker=1))
+put("monitor", b"\x10" + mp("identify", 2, identify("ci", "app")) + EV_DONE + mp("token", 2, b"eyJhbGciOiJFUzI1NiJ9.e30.sig") +
+    mp("token", 3, b"") + mp("socket", 10, addr4("127.0.0.3", 5433), worker=1) + mp("scram", 10, scram, worker=1) +
+    mp("scram", 4) + mp("scram", 4, scram) + mp("ended", 4) + mp("scram", 10, scram, worker=1) + EV_DONE)
 # an approval: held, shown, decided by root; another denied; the workload's own uid
 put("monitor", b"\x00" + mp("held", 5) + mp("held_info", 5, struct.pack("<II", 60, len(held_json)) + held_json) +
     EV_APPROVE + mp("held_done", 5) + mp("held", 5) + mp("held_info", 5, struct.pack("<II", 60, len(held_json)) + held_json) +
