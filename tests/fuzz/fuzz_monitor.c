@@ -103,9 +103,10 @@ int intercept_origins_full(struct intercept *ic, uint64_t *full)
 	*full = 0;
 	return 0;
 }
-size_t intercept_expire(struct intercept *ic, uint64_t before_ns)
+size_t intercept_expire(struct intercept *ic, uint64_t open_cutoff_ns, uint64_t closed_cutoff_ns, size_t *ret_closed)
 {
-	(void)ic, (void)before_ns;
+	(void)ic, (void)open_cutoff_ns, (void)closed_cutoff_ns;
+	*ret_closed = 0;
 	return 0;
 }
 int sockdiag_cookie(struct sockdiag *sd, const struct addr *peer, const struct addr *local, uint64_t *cookie)
