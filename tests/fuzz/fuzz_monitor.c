@@ -89,6 +89,7 @@ static struct {
 	size_t n_proofs;
 	int fds_before;
 	bool trace;                      /* FUZZ_MONITOR_TRACE=1: each step on stderr */
+	bool input_has_pw;               /* the "worker" sent the password's text itself */
 } F;
 
 /* ---- the kernel modules, as test_monitor.c has them: not reached -------------- */
@@ -720,7 +721,7 @@ HARNESS static void drain(unsigned w, bool replies, bool commands)
 			break;
 		memcpy(&h, F.rbuf, sizeof(h));
 		fuzz_check(h.type == PRIV_REPLY && (size_t)n >= sizeof(struct priv_reply));
-		if (memmem(F.rbuf + sizeof(h), (size_t)n, PASSWORD, strlen(PASSWORD))) {
+		if (!F.input_has_pw && memmem(F.rbuf + sizeof(h), (size_t)n, PASSWORD, strlen(PASSWORD))) {
 			struct mon_conn *c = find(h.conn);
 			struct config_upstream *u = c ? config_upstream_named(&F.cfg, c->upstream) : NULL;
 
@@ -752,7 +753,8 @@ HARNESS static void drain(unsigned w, bool replies, bool commands)
 			memcpy(&v, F.rbuf + sizeof(h), sizeof(v));
 			fuzz_check(sizeof(v) + v.claims_len == (size_t)n);
 			fuzz_check(!v.recorded || fd >= 0);
-			fuzz_check(!memmem(F.rbuf + sizeof(h), (size_t)n, PASSWORD, strlen(PASSWORD)));
+			/* (a refusal quotes the database name the worker gave) */
+			fuzz_check(F.input_has_pw || !memmem(F.rbuf + sizeof(h), (size_t)n, PASSWORD, strlen(PASSWORD)));
 		}
 		if (fd >= 0)
 			close(fd);
@@ -889,6 +891,8 @@ HARNESS int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 1)
 		return 0;
 	F.fds_before = count_fds();
+	/* what the worker sent itself may come back (a name quoted in a refusal) */
+	F.input_has_pw = memmem(data, size, PASSWORD, strlen(PASSWORD)) != NULL;
 	F.scene = data[0];
 	scene();
 	check_table();
@@ -944,6 +948,7 @@ HARNESS int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				memcpy(F.pkt + sizeof(h), &ph, sizeof(ph));
 			}
 		}
+		F.input_has_pw |= memmem(F.pkt, len, PASSWORD, strlen(PASSWORD)) != NULL; /* built by repeating */
 		send_packet(w, F.pkt, len, c & 4, c & 0x40);
 	}
 	finish();
