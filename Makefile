@@ -77,7 +77,7 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(PURE:%=$(BUILD)/obj/%.o)
 
 $(BUILD)/tests/test_privsep: $(BUILD)/obj/privsep.o
 # the parent's request channel, with a test playing the workers (kernel modules stubbed)
-$(BUILD)/tests/test_monitor: $(BUILD)/obj/privsep.o $(BUILD)/obj/monitor.o $(BUILD)/obj/monitor_login.o
+$(BUILD)/tests/test_monitor: tests/stubs/kernel.c $(BUILD)/obj/privsep.o $(BUILD)/obj/monitor.o $(BUILD)/obj/monitor_login.o
 
 # the buffers are driven over socketpairs; TLS is linked, not used
 $(BUILD)/tests/test_sbuf: $(BUILD)/obj/sbuf.o $(BUILD)/obj/tls.o
@@ -111,10 +111,10 @@ $(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(PURE:%=$(BUILD)/obj/%.o
 $(BUILD)/fuzz_client $(BUILD)/fuzz_server: tests/fuzz/session_fixture.c tests/fuzz/session_fixture.h \
 	tests/fuzz/worker_stub.c $(filter-out $(BUILD)/obj/worker.o,$(DAEMON_OBJS))
 # the root parent's request channel (tests/fuzz/fuzz_monitor.c): the kernel modules
-# are the harness's, as in test_monitor; /proc, the hasher, the proof thread,
+# are tests/stubs/kernel.c, as in test_monitor; /proc, the hasher, the proof thread,
 # recordings, kill, waitpid and connect are wrapped at link time, so the daemon's code
 # is unchanged
-$(BUILD)/fuzz_monitor: $(BUILD)/obj/privsep.o $(BUILD)/obj/monitor.o $(BUILD)/obj/monitor_login.o
+$(BUILD)/fuzz_monitor: tests/stubs/kernel.c $(BUILD)/obj/privsep.o $(BUILD)/obj/monitor.o $(BUILD)/obj/monitor_login.o
 $(BUILD)/fuzz_monitor: LDLIBS += -Wl,--wrap=attest_read,--wrap=attest_read_token,--wrap=attest_hasher_submit \
 	-Wl,--wrap=attest_hasher_collect,--wrap=record_create,--wrap=kill,--wrap=waitpid,--wrap=connect \
 	-Wl,--wrap=scrampool_submit,--wrap=scrampool_cancel,--wrap=scrampool_collect

@@ -9,7 +9,7 @@
  * relaying, holding an approval, cancelling, and one waiting for a worker.
  *
  * Seams (fuzz-only, at link time: production code is unchanged): the kernel modules
- * (intercept, sockdiag) are defined here as in test_monitor.c; attest_read,
+ * (intercept, sockdiag) are tests/stubs/kernel.c, as for test_monitor.c; attest_read,
  * attest_read_token, the hasher, the proof thread (scrampool), record_create, kill,
  * waitpid and connect are wrapped (-Wl,--wrap, Makefile). A worker the parent kills is reaped at once
  * through the real monitor_children (its sessions end), and its channel closes.
@@ -91,31 +91,6 @@ static struct {
 	bool trace;                      /* FUZZ_MONITOR_TRACE=1: each step on stderr */
 	bool input_has_pw;               /* the "worker" sent the password's text itself */
 } F;
-
-/* ---- the kernel modules, as test_monitor.c has them: not reached -------------- */
-int intercept_take(struct intercept *ic, const struct pgt_tuple *t, struct pgt_origin *o)
-{
-	(void)ic, (void)t, (void)o;
-	return -ENOENT;
-}
-int intercept_origins_full(struct intercept *ic, uint64_t *full)
-{
-	(void)ic;
-	*full = 0;
-	return 0;
-}
-size_t intercept_expire(struct intercept *ic, uint64_t open_cutoff_ns, uint64_t closed_cutoff_ns, size_t *ret_closed)
-{
-	(void)ic, (void)open_cutoff_ns, (void)closed_cutoff_ns;
-	*ret_closed = 0;
-	return 0;
-}
-int sockdiag_cookie(struct sockdiag *sd, const struct addr *peer, const struct addr *local, uint64_t *cookie)
-{
-	(void)sd, (void)peer, (void)local;
-	*cookie = 0;
-	return -ENOSYS;
-}
 
 /* ---- the wrapped calls ------------------------------------------------------------ */
 /* declared as the real ones are: a signature that changes breaks the build here */

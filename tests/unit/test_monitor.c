@@ -23,31 +23,6 @@
 
 #include "monitor_int.h"
 
-/* ---- what the parent calls in the kernel modules: not reached here -------------- */
-int intercept_take(struct intercept *ic, const struct pgt_tuple *t, struct pgt_origin *o)
-{
-	(void)ic, (void)t, (void)o;
-	return -ENOENT;
-}
-int intercept_origins_full(struct intercept *ic, uint64_t *full)
-{
-	(void)ic;
-	*full = 0;
-	return 0;
-}
-size_t intercept_expire(struct intercept *ic, uint64_t open_cutoff_ns, uint64_t closed_cutoff_ns, size_t *ret_closed)
-{
-	(void)ic, (void)open_cutoff_ns, (void)closed_cutoff_ns;
-	*ret_closed = 0;
-	return 0;
-}
-int sockdiag_cookie(struct sockdiag *sd, const struct addr *peer, const struct addr *local, uint64_t *cookie)
-{
-	(void)sd, (void)peer, (void)local;
-	*cookie = 0;
-	return -ENOSYS;
-}
-
 /* ---- a parent with two workers --------------------------------------------------- */
 static struct {
 	struct monitor m;
