@@ -115,7 +115,7 @@ $(BUILD)/fuzz_client $(BUILD)/fuzz_server: tests/fuzz/session_fixture.c tests/fu
 # recordings, kill, waitpid and connect are wrapped at link time, so the daemon's code
 # is unchanged
 $(BUILD)/fuzz_monitor: tests/stubs/kernel.c $(BUILD)/obj/privsep.o $(BUILD)/obj/monitor.o $(BUILD)/obj/monitor_login.o
-$(BUILD)/fuzz_monitor: LDLIBS += -Wl,--wrap=attest_read,--wrap=attest_read_token,--wrap=attest_hasher_submit \
+$(BUILD)/fuzz_monitor: LDLIBS += -Wl,--wrap=attest_read,--wrap=attest_read_token,--wrap=attest_vouch_exe,--wrap=attest_hasher_submit \
 	-Wl,--wrap=attest_hasher_collect,--wrap=record_create,--wrap=kill,--wrap=waitpid,--wrap=connect \
 	-Wl,--wrap=scrampool_submit,--wrap=scrampool_cancel,--wrap=scrampool_collect
 

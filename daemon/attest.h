@@ -9,7 +9,8 @@
  * would then fail to match.
  *
  * Hashing an executable can take seconds (a 2 GB binary); it runs on the hasher's
- * thread (attest_hasher_*) so one workload's binary never stalls the event loop.
+ * thread (attest_hasher_*) so one workload's binary never stalls the event loop; what
+ * looks paths up below a workload's root runs on the file-system threads (attest_fs_*).
  */
 #ifndef PGTETHER_ATTEST_H
 #define PGTETHER_ATTEST_H
@@ -153,8 +154,97 @@ enum attest_result attest_hasher_submit(struct attest_hasher *h, uint64_t tag, i
 /* 1 and *ret filled when a result was waiting, else 0. Clears the eventfd's count
  * first: call until it returns 0. */
 int attest_hasher_collect(struct attest_hasher *h, struct attest_hash_done *ret);
-/* Stops the thread (after the job it is in) and frees everything; NULL is fine. */
-void attest_hasher_free(struct attest_hasher *h);
+/* Stops the thread (after the job it is in) and frees everything; NULL is fine. A
+ * thread still in a job (a read that a FUSE server never answers) is not waited for:
+ * it and what it shares are left to the process's exit, and true is returned. */
+bool attest_hasher_free(struct attest_hasher *h);
+
+/*
+ * Whether the path attest_read gave for f's executable is one a rule may trust (f->exe
+ * names that very file in pgtetherd's own mount namespace, or inside the process's
+ * root when that mount namespace is not the workload's own to change): *ret_vouched.
+ * attest_read leaves exe_foreign true; this call settles it. It looks the path up,
+ * which can wait forever for a FUSE server the workload runs: the loop leaves it to
+ * the file-system threads (attest_fs_*). ATTEST_OK, or ATTEST_GONE when the process
+ * (pinned meanwhile, checked by its start time) exited, with why.
+ */
+enum attest_result attest_vouch_exe(const struct attest_facts *f, bool *ret_vouched, char *why, size_t cap);
+
+/*
+ * The file-system threads: what the parent must look up below a workload's root or at
+ * a path the workload chose (the token file; the executable's path, attest_vouch_exe)
+ * can wait as long as a FUSE server the workload runs likes (a rootless container may
+ * mount one in its own namespaces; fusermount mounts one on the host), and no thread
+ * blocked there can be cancelled. So these run on ATTEST_FS_THREADS threads of their
+ * own, never on the loop; a job that never ends keeps its thread, and a workload
+ * (a key: the outermost attached cgroup it logs in from) keeps at most
+ * ATTEST_FS_PER_KEY of them, its further jobs waiting behind its own, so one attached
+ * workload cannot take every thread from the others.
+ */
+#define ATTEST_FS_THREADS 8
+#define ATTEST_FS_PER_KEY 2
+/* Jobs waiting, running or done and not collected, in pgtetherd; more is ATTEST_BUSY.
+ * Above max_logins' largest value: a login has one job at a time, so only jobs still
+ * running for connections that ended make up the difference (at most one a thread). */
+#define ATTEST_FS_QUEUE (65536 + ATTEST_FS_THREADS)
+
+enum attest_fs_kind {
+	ATTEST_FS_VOUCH,  /* attest_vouch_exe(facts) */
+	ATTEST_FS_TOKEN,  /* attest_read_token(pid, connect_boot_ns, who, path) */
+};
+
+struct attest_fs_job {
+	enum attest_fs_kind kind;
+	uint64_t tag;             /* the submitter's (a connection id) */
+	uint64_t key;             /* whose share of the threads it takes (ATTEST_FS_PER_KEY) */
+	pid_t pid;
+	uint64_t connect_boot_ns;
+	struct attest_facts facts; /* VOUCH: the facts read; TOKEN: facts.creds only */
+	char path[PATH_MAX];      /* TOKEN: the token file's path */
+	size_t token_cap;         /* TOKEN: the buffer's size */
+	int fd;                   /* VOUCH: the executable's O_PATH fd, only carried to the
+				   * result (for hashing) and closed when the job is dropped;
+				   * -1: none */
+};
+
+struct attest_fs_done {
+	uint64_t tag, job;
+	enum attest_fs_kind kind;
+	enum attest_result result; /* VOUCH */
+	bool vouched;              /* VOUCH, on ATTEST_OK */
+	int token_r;               /* TOKEN: what attest_read_token returned */
+	char *token;               /* TOKEN, on 0: token_len bytes, the caller's to wipe and free */
+	size_t token_len;
+	int fd;                    /* VOUCH: the job's fd, now the caller's (or -1) */
+	char path[PATH_MAX];       /* TOKEN: the job's path */
+	char why[ATTEST_WHY_LEN];
+};
+
+struct attest_fs;
+
+/* At most max_jobs jobs waiting, running or done (each allocated when submitted).
+ * 0 or -errno. */
+int attest_fs_start(struct attest_fs **ret, size_t max_jobs);
+/* An eventfd, readable when a result waits. */
+int attest_fs_fd(const struct attest_fs *p);
+/* j is copied and its fd taken (closed at once on ATTEST_BUSY); its number (never 0,
+ * never reused) in *ret_job. ATTEST_OK or ATTEST_BUSY. */
+enum attest_result attest_fs_submit(struct attest_fs *p, const struct attest_fs_job *j, uint64_t *ret_job);
+/* job is forgotten: not run (its fd closed) when it has not started; a running one's
+ * result still comes, for the caller to drop (it knows no job of that number):
+ * attest_fs_done_release. */
+void attest_fs_cancel(struct attest_fs *p, uint64_t job);
+/* 1 and *ret filled when a result was waiting, else 0: call until 0. */
+int attest_fs_collect(struct attest_fs *p, struct attest_fs_done *ret);
+/* What a result holds (the token, wiped; the fd): for one the caller drops. */
+void attest_fs_done_release(struct attest_fs_done *d);
+/* Jobs running now (stuck ones included). */
+unsigned attest_fs_running(struct attest_fs *p);
+/* Stops the threads and frees everything: a thread still in a job is left to end
+ * alone (it frees what it shares when it is the last); their number is returned, for
+ * the caller to _exit() rather than wait at exit for threads that may never come
+ * back. NULL is fine (0). */
+unsigned attest_fs_free(struct attest_fs *p);
 
 /*
  * Reads the identity token file `path` as the process pid (the one that called

@@ -252,6 +252,7 @@ void conn_end(struct monitor *m, struct mon_conn *c)
 {
 	login_done(m, c);
 	login_scram_end(m, c);
+	login_fs_end(m, c);
 	if (c->cfd >= 0)
 		close(c->cfd);
 	if (c->w && c->w->sessions)
@@ -983,6 +984,8 @@ void monitor_tick(struct monitor *m)
 		if (c->pending && now.tv_sec - c->started.tv_sec >= (time_t)m->cfg->login_timeout) {
 			no_worker(c->cfd);
 			conn_end(m, c);
+		} else {
+			login_overdue(m, c, now.tv_sec - c->started.tv_sec);
 		}
 	}
 	if (now.tv_sec >= m->origins_checked + SESSION_ORIGINS_CHECK_S) {

@@ -99,6 +99,8 @@ struct mon_conn {
 	struct timespec started;
 	struct priv_new_conn *pending;  /* waits for a worker to be ready (not sent yet) */
 	struct mon_scram *scram;        /* its SCRAM call, waiting for the proof thread */
+	uint64_t fs_job;                /* its job on the file-system threads (attest_fs), 0: none */
+	enum attest_fs_kind fs_kind;
 	struct mon_conn *prev, *next;
 	struct mon_conn *hnext;         /* in its bucket of monitor.by_id */
 };
@@ -108,6 +110,7 @@ struct monitor {
 	struct intercept *ic;
 	struct sockdiag *sd;
 	struct attest_hasher *hasher;
+	struct attest_fs *fs;           /* token files, the executable's path (NULL: on the loop) */
 	struct attest_cache exe_cache;
 	struct scrampool *proofs;       /* PBKDF2 off the loop (MON_PROOFS_MAX jobs) */
 	struct mon_proof *proof_jobs;   /* what each job in it is for */
@@ -159,6 +162,8 @@ void monitor_worker_event(struct monitor *m, struct mon_worker *w, uint32_t even
 void monitor_children(struct monitor *m);
 
 void monitor_hashes_done(struct monitor *m);
+/* The file-system threads' eventfd is readable: the logins waiting for them go on. */
+void monitor_fs_done(struct monitor *m);
 /* The proof thread's eventfd is readable: the SCRAM calls waiting for it are answered. */
 void monitor_proofs_done(struct monitor *m);
 void monitor_tick(struct monitor *m);

@@ -30,6 +30,13 @@ void conn_end(struct monitor *m, struct mon_conn *c);
  * token and the decision (the verdict goes to c's worker). */
 void login_attest(struct monitor *m, struct mon_conn *c);
 
+/* c ends: its job on the file-system threads, if any, is forgotten. */
+void login_fs_end(struct monitor *m, struct mon_conn *c);
+
+/* c has been logging in for login_timeout (seconds since accept, age): when it waits
+ * for the file-system threads or the hasher, it is refused saying for what. */
+void login_overdue(struct monitor *m, struct mon_conn *c, time_t age);
+
 /* TOKEN: the client's token (NULL: it sent an empty one). */
 void login_token(struct monitor *m, struct mon_conn *c, const char *token, size_t len);
 

@@ -185,6 +185,27 @@ static void authorize(struct monitor *m, struct mon_conn *c, const char *token, 
 		close(recfd);
 }
 
+/* The token file at path was read (r: attest_read_token's result, tok: len bytes);
+ * tok is the caller's to wipe. */
+static void token_read(struct monitor *m, struct mon_conn *c, const char *path, int r, const char *tok, size_t len)
+{
+	char problem[PATH_MAX + 64];
+
+	if (r == -ESTALE) {
+		refuse_conn(m, c, "08004",
+			    "pgtether: the process that opened this connection is gone and its pid now belongs to another process; try again");
+	} else if (r < 0) {
+		snprintf(problem, sizeof(problem), "the token file %s cannot be read in the workload's mount namespace: %s",
+			 path,
+			 r == -EFBIG ? "too large" : r == -EACCES ? "the workload itself may not read it"
+			 : r == -E2BIG ? "its process is in more groups than pgtether takes on to read it as the workload"
+				       : strerror(-r));
+		authorize(m, c, NULL, 0, "file", problem);
+	} else {
+		authorize(m, c, tok, len, "file", NULL);
+	}
+}
+
 /* Which token to take: the source of the first allow rule whose kernel facts fit. */
 static void identify(struct monitor *m, struct mon_conn *c)
 {
@@ -205,31 +226,45 @@ static void identify(struct monitor *m, struct mon_conn *c)
 		worker_send(c->w, PRIV_NEED_TOKEN, c->id, NULL, 0, -1);
 		return;
 	}
-	/* a file: read in the workload's own mount namespace, while its pid is pinned */
+	/* a file: read in the workload's own mount namespace, while its pid is pinned; on
+	 * a file-system thread, as the path may lead into a FUSE mount the workload serves */
+	if (m->fs) {
+		struct attest_fs_job *j = calloc(1, sizeof(*j));
+
+		if (!j || strlen(first->token_path) >= sizeof(j->path)) {
+			int e = j ? -ENAMETOOLONG : -ENOMEM;
+
+			free(j);
+			token_read(m, c, first->token_path, e, NULL, 0);
+			return;
+		}
+		*j = (struct attest_fs_job){ .kind = ATTEST_FS_TOKEN, .tag = c->id, .key = c->login_key,
+					     .pid = (pid_t)c->origin.tgid, .connect_boot_ns = c->origin.connect_ns,
+					     .token_cap = SESSION_TOKEN_MAX + 1, .fd = -1 };
+		j->facts.creds = c->facts.creds;
+		snprintf(j->path, sizeof(j->path), "%s", first->token_path);
+		if (attest_fs_submit(m->fs, j, &c->fs_job) != ATTEST_OK)
+			refuse_conn(m, c, "53300", "pgtether: too many token files and executable paths are being read right now; try again");
+		else
+			c->fs_kind = ATTEST_FS_TOKEN;
+		free(j);
+		return;
+	}
+	/* no file-system threads (a harness driving the parent): here */
 	size_t cap = SESSION_TOKEN_MAX + 1, len = 0;
-	char *tok = malloc(cap), problem[PATH_MAX + 64];
+	char *tok = malloc(cap);
 	int r = tok ? attest_read_token((pid_t)c->origin.tgid, c->origin.connect_ns, &c->facts.creds, first->token_path,
 				       tok, cap, &len)
 		    : -ENOMEM;
 
-	if (r == -ESTALE) {
-		refuse_conn(m, c, "08004",
-			    "pgtether: the process that opened this connection is gone and its pid now belongs to another process; try again");
-	} else if (r < 0) {
-		snprintf(problem, sizeof(problem), "the token file %s cannot be read in the workload's mount namespace: %s",
-			 first->token_path,
-			 r == -EFBIG ? "too large" : r == -EACCES ? "the workload itself may not read it"
-			 : r == -E2BIG ? "its process is in more groups than pgtether takes on to read it as the workload"
-				       : strerror(-r));
-		authorize(m, c, NULL, 0, "file", problem);
-	} else {
-		authorize(m, c, tok, len, "file", NULL);
-	}
+	token_read(m, c, first->token_path, r, tok, len);
 	if (tok) {
 		OPENSSL_cleanse(tok, cap);
 		free(tok);
 	}
 }
+
+static void login_hash(struct monitor *m, struct mon_conn *c, int fd);
 
 /* The kernel facts, read now that the client sent its startup packet (so what the
  * process did since connect() is seen), checked against the connect hook's record. */
@@ -253,6 +288,45 @@ void login_attest(struct monitor *m, struct mon_conn *c)
 		return;
 	}
 	c->facts_read = true;
+	/* whether rules may trust the executable's path: it is looked up (on the host,
+	 * and below the workload's root), so on a file-system thread */
+	if (m->fs) {
+		struct attest_fs_job *j = calloc(1, sizeof(*j));
+
+		if (!j) {
+			close(fd);
+			refuse_conn(m, c, "53200", "pgtether: out of memory to check the executable's path");
+			return;
+		}
+		*j = (struct attest_fs_job){ .kind = ATTEST_FS_VOUCH, .tag = c->id, .key = c->login_key,
+					     .pid = (pid_t)c->origin.tgid, .facts = c->facts, .fd = fd };
+		r = attest_fs_submit(m->fs, j, &c->fs_job);
+		free(j);
+		if (r != ATTEST_OK) {
+			refuse_conn(m, c, "53300", "pgtether: too many token files and executable paths are being read right now; try again");
+			return;
+		}
+		c->fs_kind = ATTEST_FS_VOUCH;
+		return;
+	}
+	{
+		bool vouched = false;
+
+		r = attest_vouch_exe(&c->facts, &vouched, why, sizeof(why));
+		if (r != ATTEST_OK) {
+			close(fd);
+			refuse_conn(m, c, "08004", "pgtether: cannot establish who opened this connection: %s", why);
+			return;
+		}
+		c->facts.exe_foreign = !vouched;
+	}
+	login_hash(m, c, fd);
+}
+
+/* The facts are read and the path vouched for or not: the hash (fd, taken, is the
+ * executable's O_PATH fd), from the cache or the hasher, then the token. */
+static void login_hash(struct monitor *m, struct mon_conn *c, int fd)
+{
 	if (attest_cache_get(&m->exe_cache, &c->facts.exe_key, c->facts.exe_sha256)) {
 		close(fd);
 		identify(m, c);
@@ -260,7 +334,7 @@ void login_attest(struct monitor *m, struct mon_conn *c)
 	}
 	/* the same executable already being hashed for another connection: wait for it */
 	for (struct mon_conn *t = m->head; t; t = t->next)
-		if (t != c && t->st == MC_ATTESTING && t->facts_read && !t->facts.exe_sha256[0] &&
+		if (t != c && t->st == MC_ATTESTING && t->facts_read && !t->fs_job && !t->facts.exe_sha256[0] &&
 		    !memcmp(&t->facts.exe_key, &c->facts.exe_key, sizeof(c->facts.exe_key))) {
 			close(fd);
 			return;
@@ -268,6 +342,75 @@ void login_attest(struct monitor *m, struct mon_conn *c)
 	if (attest_hasher_submit(m->hasher, c->id, fd, &c->facts.exe_key, &c->facts.creds) != ATTEST_OK)
 		refuse_conn(m, c, "53300", "pgtether: too many executables are being hashed right now (%d); try again",
 			    ATTEST_HASH_QUEUE);
+}
+
+void monitor_fs_done(struct monitor *m)
+{
+	struct attest_fs_done *d = malloc(sizeof(*d));
+
+	if (!d)
+		return; /* the eventfd stays readable: the loop comes back */
+	while (attest_fs_collect(m->fs, d)) {
+		struct mon_conn *c = NULL;
+
+		for (struct mon_conn *t = m->head; t && !c; t = t->next)
+			if (t->id == d->tag && t->fs_job == d->job)
+				c = t;
+		/* a connection that ended, or was refused, meanwhile: nobody's now */
+		if (!c || c->st != MC_ATTESTING) {
+			attest_fs_done_release(d);
+			continue;
+		}
+		c->fs_job = 0;
+		if (d->kind == ATTEST_FS_VOUCH) {
+			int fd = d->fd;
+
+			d->fd = -1;
+			if (d->result != ATTEST_OK) {
+				close(fd);
+				refuse_conn(m, c, "08004", "pgtether: cannot establish who opened this connection: %s", d->why);
+				continue;
+			}
+			c->facts.exe_foreign = !d->vouched;
+			login_hash(m, c, fd);
+		} else {
+			token_read(m, c, d->path, d->token_r, d->token, d->token_len);
+			attest_fs_done_release(d);
+		}
+	}
+	OPENSSL_cleanse(d, sizeof(*d));
+	free(d);
+}
+
+void login_fs_end(struct monitor *m, struct mon_conn *c)
+{
+	if (c->fs_job && m->fs)
+		attest_fs_cancel(m->fs, c->fs_job);
+	c->fs_job = 0;
+}
+
+void login_overdue(struct monitor *m, struct mon_conn *c, time_t age)
+{
+	unsigned t = m->cfg->login_timeout;
+
+	if (c->st != MC_ATTESTING || age < (time_t)t)
+		return;
+	if (c->fs_job && c->fs_kind == ATTEST_FS_TOKEN) {
+		login_fs_end(m, c);
+		refuse_conn(m, c, "08004",
+			    "pgtether: cannot read the identity token file: reading the token file in the workload's mount namespace did not finish in %u s (a filesystem on its path does not answer)",
+			    t);
+	} else if (c->fs_job) {
+		login_fs_end(m, c);
+		refuse_conn(m, c, "08004",
+			    "pgtether: cannot establish who opened this connection: exe: checking the executable's path did not finish in %u s (a filesystem on its path does not answer)",
+			    t);
+	} else if (c->facts_read && !c->facts.exe_sha256[0]) {
+		/* the worker's own timer says the same a little later, should this not come */
+		refuse_conn(m, c, "08004",
+			    "pgtether: cannot establish who opened this connection: exe_sha256: hashing the executable did not finish in %u s",
+			    t);
+	}
 }
 
 void monitor_hashes_done(struct monitor *m)
@@ -281,7 +424,7 @@ void monitor_hashes_done(struct monitor *m)
 			attest_cache_put(&m->exe_cache, &d.key, d.sha256);
 		for (c = m->head; c; c = next) {
 			next = c->next;
-			if (c->st != MC_ATTESTING || !c->facts_read || c->facts.exe_sha256[0] ||
+			if (c->st != MC_ATTESTING || !c->facts_read || c->fs_job || c->facts.exe_sha256[0] ||
 			    (c->id != d.tag && memcmp(&c->facts.exe_key, &d.key, sizeof(d.key))))
 				continue;
 			if (d.result != ATTEST_OK) {

@@ -49,7 +49,7 @@ struct daemon {
 	char cgroup_mount[PATH_MAX];
 	uint64_t own_cgroup_id;
 	int epfd;
-	struct ev_source ev_listener, ev_control, ev_signal, ev_timer, ev_hasher, ev_proofs;
+	struct ev_source ev_listener, ev_control, ev_signal, ev_timer, ev_hasher, ev_proofs, ev_fs;
 	int lfd, ctlfd, sigfd, tfd;
 	gid_t approvers_gid;            /* approvers_group, or (gid_t)-1 */
 	/* accept() failing for lack of fds or memory: the listener is out of the epoll
@@ -505,8 +505,13 @@ static int start(struct daemon *d, int bundle)
 	d->ev_timer.kind = EV_TIMER;
 	d->ev_hasher.kind = EV_HASHER;
 	d->ev_proofs.kind = EV_PROOFS;
+	d->ev_fs.kind = EV_FS;
 	if ((r = attest_hasher_start(&d->mon.hasher)) < 0) {
 		log_error("start", "cannot start the executable hasher: %s", strerror(-r));
+		return r;
+	}
+	if ((r = attest_fs_start(&d->mon.fs, ATTEST_FS_QUEUE)) < 0) {
+		log_error("start", "cannot start the file-system threads: %s", strerror(-r));
 		return r;
 	}
 	if ((r = scrampool_start(&d->mon.proofs, MON_PROOFS_MAX)) < 0) {
@@ -515,6 +520,7 @@ static int start(struct daemon *d, int bundle)
 	}
 	if (add_watch(d->epfd, attest_hasher_fd(d->mon.hasher), &d->ev_hasher) == -1 ||
 	    add_watch(d->epfd, scrampool_fd(d->mon.proofs), &d->ev_proofs) == -1 ||
+	    add_watch(d->epfd, attest_fs_fd(d->mon.fs), &d->ev_fs) == -1 ||
 	    add_watch(d->epfd, d->lfd, &d->ev_listener) == -1 ||
 	    add_watch(d->epfd, d->ctlfd, &d->ev_control) == -1 ||
 	    add_watch(d->epfd, d->sigfd, &d->ev_signal) == -1 ||
@@ -611,6 +617,9 @@ static void run(struct daemon *d)
 			case EV_PROOFS:
 				monitor_proofs_done(&d->mon);
 				break;
+			case EV_FS:
+				monitor_fs_done(&d->mon);
+				break;
 			case EV_WORKER: {
 				struct mon_worker *w = (struct mon_worker *)ev;
 
@@ -637,6 +646,7 @@ int main(int argc, char **argv)
 	struct daemon d;
 	char err[CONFIG_ERR_LEN];
 	int check = 0, c, r, bundle = -1;
+	unsigned stuck = 0;
 	struct cfgsrc *src;
 
 	if (argc > 1 && strcmp(argv[1], "--worker") == 0)
@@ -707,7 +717,8 @@ int main(int argc, char **argv)
 		notify_send("STOPPING=1");
 	}
 	monitor_stop(&d.mon); /* the workers end their sessions, each client told why */
-	attest_hasher_free(d.mon.hasher);
+	stuck = attest_fs_free(d.mon.fs);
+	stuck += attest_hasher_free(d.mon.hasher);
 	scrampool_free(d.mon.proofs);
 	if (d.lfd >= 0)
 		close(d.lfd);
@@ -725,5 +736,14 @@ int main(int argc, char **argv)
 	sockdiag_close(&d.sd);
 	tls_release(&d.cfg);
 	config_release(&d.cfg);
+	/* A thread still waiting in a file system (a FUSE server that never answers) is
+	 * ended by the kernel at _exit(); exit() would run the atexit handlers first, and
+	 * a sanitizer's leak check there stops every thread and waits for one that cannot
+	 * stop. */
+	if (stuck) {
+		log_warn("stop", "%u thread(s) still wait for a filesystem that does not answer (a FUSE server?); not waiting for them",
+			 stuck);
+		_exit(r == 0 ? 0 : 1);
+	}
 	return r == 0 ? 0 : 1;
 }

@@ -549,7 +549,10 @@ void session_tick(struct session_env *env)
 		} else if (s->state == SESSION_RELAYING && s->draining &&
 			 time(NULL) - s->drain_started >= SESSION_REFUSE_TIMEOUT_S)
 			session_close(env, s, s->refuse_msg);
-		else if (s->state == SESSION_ATTESTING && age >= (time_t)env->cfg->login_timeout)
+		else if (s->state == SESSION_ATTESTING && age >= (time_t)env->cfg->login_timeout + SESSION_PARENT_SLACK_S)
+			/* the parent refuses first, at login_timeout, saying what it waits for
+			 * (the hash, the token file, the executable's path): this is for when
+			 * its verdict does not come */
 			session_refuse(env, s, FAULT_LOGIN_ATTEST_TIMEOUT, NULL);
 		else if ((s->state == SESSION_STARTUP || s->state == SESSION_CLIENT_TLS ||
 			  s->state == SESSION_CLIENT_AUTH) &&

@@ -229,7 +229,17 @@ static void test_attest_self(void **state)
 	assert_true(fd >= 0);
 	assert_true(f.start_time > 0);
 	assert_non_null(strstr(f.exe, "test_cgroup"));
-	assert_false(f.exe_foreign);
+	assert_true(f.exe_foreign); /* until vouched for: */
+	{
+		bool vouched = false;
+		struct attest_facts other = f;
+
+		assert_int_equal(attest_vouch_exe(&f, &vouched, why, sizeof(why)), ATTEST_OK);
+		assert_true(vouched);
+		/* another process's start time: not the one read, never vouched for */
+		other.start_time++;
+		assert_int_equal(attest_vouch_exe(&other, &vouched, why, sizeof(why)), ATTEST_GONE);
+	}
 	assert_int_equal(f.cgroup[0], '/');
 	assert_int_equal(attest_hash_fd(fd, &f.exe_key, NULL, NULL, sha, why, sizeof(why)), ATTEST_OK);
 	assert_int_equal(strlen(sha), 64);
@@ -513,6 +523,91 @@ static void test_hasher(void **state)
 	unlink(path);
 }
 
+/* The file-system threads: a token file and the executable's path, off the caller's
+ * thread, each result under its own job number; the queue bounded. */
+static void test_fs_threads(void **state)
+{
+	struct attest_fs *p = NULL;
+	struct attest_fs_job *j = calloc(1, sizeof(*j));
+	struct attest_fs_done *d = calloc(1, sizeof(*d));
+	struct attest_origin o;
+	char dir[] = "/tmp/pgtether-test-fsjob-XXXXXX", mount[4096], why[ATTEST_WHY_LEN];
+	uint64_t job1 = 0, job2 = 0, n = 0;
+	int fd = -1, busy = 0, got = 0;
+	FILE *f;
+
+	(void)state;
+	assert_non_null(j);
+	assert_non_null(d);
+	assert_non_null(mkdtemp(dir));
+	snprintf(j->path, sizeof(j->path), "%s/token", dir);
+	f = fopen(j->path, "w");
+	assert_non_null(f);
+	fputs("tok-abc\n", f);
+	fclose(f);
+	assert_int_equal(attest_fs_start(&p, 16), 0);
+	assert_int_equal(attest_fs_collect(p, d), 0);
+
+	j->kind = ATTEST_FS_TOKEN;
+	j->tag = 5;
+	j->pid = getpid();
+	j->connect_boot_ns = boot_ns();
+	j->facts.creds = (struct attest_creds){ .uid = getuid(), .gid = getgid() };
+	j->token_cap = 64;
+	j->fd = -1;
+	assert_int_equal(attest_fs_submit(p, j, &job1), ATTEST_OK);
+	wait_readable(attest_fs_fd(p));
+	assert_int_equal(attest_fs_collect(p, d), 1);
+	assert_int_equal(d->tag, 5);
+	assert_int_equal(d->job, job1);
+	assert_int_equal(d->kind, ATTEST_FS_TOKEN);
+	assert_int_equal(d->token_r, 0);
+	assert_int_equal(d->token_len, 7);
+	assert_memory_equal(d->token, "tok-abc", 7);
+	assert_string_equal(d->path, j->path);
+	attest_fs_done_release(d);
+
+	/* the executable's path: vouched for (pgtetherd's own mount namespace), and the
+	 * fd it carries comes back */
+	self_origin(&o, mount, sizeof(mount));
+	assert_int_equal(attest_read(&o, &j->facts, &fd, why, sizeof(why)), ATTEST_OK);
+	assert_true(j->facts.exe_foreign);
+	j->kind = ATTEST_FS_VOUCH;
+	j->tag = 6;
+	j->fd = fd;
+	assert_int_equal(attest_fs_submit(p, j, &job2), ATTEST_OK);
+	assert_true(job2 > job1);
+	wait_readable(attest_fs_fd(p));
+	assert_int_equal(attest_fs_collect(p, d), 1);
+	assert_int_equal(d->job, job2);
+	assert_int_equal(d->result, ATTEST_OK);
+	assert_true(d->vouched);
+	assert_int_equal(d->fd, fd);
+	attest_fs_done_release(d);
+
+	/* results not collected count against the bound: more is refused */
+	j->kind = ATTEST_FS_TOKEN;
+	j->fd = -1;
+	for (int i = 0; i < 16 + 4; i++)
+		busy += attest_fs_submit(p, j, &n) == ATTEST_BUSY;
+	assert_true(busy >= 4);
+	while (got < 16 + 4 - busy) {
+		wait_readable(attest_fs_fd(p));
+		while (attest_fs_collect(p, d)) {
+			assert_int_equal(d->token_r, 0);
+			attest_fs_done_release(d);
+			got++;
+		}
+	}
+	assert_int_equal(attest_fs_running(p), 0);
+	assert_int_equal(attest_fs_free(p), 0);
+	assert_int_equal(attest_fs_free(NULL), 0);
+	unlink(j->path);
+	rmdir(dir);
+	free(j);
+	free(d);
+}
+
 static void test_pid_reused(void **state)
 {
 	(void)state;
@@ -539,6 +634,7 @@ int main(void)
 		cmocka_unit_test(test_status_groups),
 		cmocka_unit_test(test_as_workload),
 		cmocka_unit_test(test_hasher),
+		cmocka_unit_test(test_fs_threads),
 		cmocka_unit_test(test_pid_reused),
 	};
 
