@@ -28,7 +28,7 @@ CFLAGS  += $(CFLAGS_BASE) -I$(BUILD) -Idaemon $(shell pkg-config --cflags libnl-
 LDLIBS  += -Wl,--wrap=pg_query_raw_parse -lbpf -lelf -lz -ljansson -ljwt -l:libpg_query.a -lssl -lcrypto -pthread $(shell pkg-config --libs libnl-3.0 2>/dev/null)
 
 # Pure modules: no socket, no kernel, no global; unit-tested directly.
-PURE    := addr escape jsonpos cfgsrc config quota pgwire scram scrampool b64url jwks token issuers policy sqlclass sqlclass_out sqlguard searchpath prepared gate startopts record mask maskset rowmask maskednames taint fault cgroup attest log
+PURE    := addr escape jsonpos cfgsrc config quota pgwire scram scrampool b64url jwks token issuers policy sqlclass sqlclass_out sqlguard searchpath prepared gate startopts record mask maskset rowmask maskednames taint fault cgroup attest attest_pool log
 KERNEL  := intercept sockdiag notify tls sandbox
 # the session, in the files it is being split into (issue 13)
 SESSION := session refuse startup relay client_side server_side approval sbuf sessrec cancel upstream
