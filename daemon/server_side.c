@@ -20,6 +20,7 @@
 #include "upstream.h"
 
 static size_t notification_text(struct session_env *env, struct session *s, size_t start, size_t mlen);
+static long withhold_detail(struct session *s, size_t start, size_t mlen);
 
 /* A session's buffers grow under the daemon-wide memory_budget (sbuf.h). */
 static inline int session_mem_take(struct session *s, size_t n)
@@ -126,6 +127,17 @@ int server_side_lookup_scan(struct session_env *env, struct session *s)
 				return -1;
 			}
 			break;
+		}
+		if (type == 'N' && r && r->n_masks) {
+			/* the client's, as any notice of a masking session: without its DETAIL */
+			long n = withhold_detail(s, pos, mlen);
+
+			if (n < 0) {
+				lookup_failed(env, s, "out of memory");
+				return -1;
+			}
+			pos += (size_t)n;
+			continue;
 		}
 		if (type == 'N' || type == 'S' || type == 'A') {
 			/* the client's */
