@@ -392,7 +392,15 @@ SQL
     "select noisy(); select * from wide order by id"
   echo "$output"
   [ "$output" = "rows 101 first 1,1,2" ]
-  f=$(grep -l 'from wide order by id' "$PGT_TMP"/sessions/*/*/*/*.jsonl | tail -1)
+  # the worker may still be writing when the client is gone: read it once sealed
+  local f=
+  for _ in $(seq 100); do
+    f=$(grep -l 'from wide order by id' "$PGT_TMP"/sessions/*/*/*/*.jsonl | tail -1)
+    [ -n "$f" ] && grep -q '"type":"seal"' "$f" && break
+    sleep 0.1
+  done
+  echo "recording: $f"
+  grep -q '"type":"seal"' "$f"
   # each row once, in order, until the recording's 64 KiB of rows: none twice, none lost
   got=$(grep '"type":"row"' "$f" | jq -r '.values[0]' | tr '\n' ' ')
   echo "recorded: $got"
