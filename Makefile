@@ -111,12 +111,12 @@ $(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(PURE:%=$(BUILD)/obj/%.o
 $(BUILD)/fuzz_client $(BUILD)/fuzz_server: tests/fuzz/session_fixture.c tests/fuzz/session_fixture.h \
 	tests/fuzz/worker_stub.c $(filter-out $(BUILD)/obj/worker.o,$(DAEMON_OBJS))
 # the root parent's request channel (tests/fuzz/fuzz_monitor.c): the kernel modules
-# are tests/stubs/kernel.c, as in test_monitor; /proc, the hasher, the proof thread,
+# are tests/stubs/kernel.c, as in test_monitor; /proc, the file-system threads, the proof thread,
 # recordings, kill, waitpid and connect are wrapped at link time, so the daemon's code
 # is unchanged
 $(BUILD)/fuzz_monitor: tests/stubs/kernel.c $(BUILD)/obj/privsep.o $(BUILD)/obj/monitor.o $(BUILD)/obj/monitor_login.o
-$(BUILD)/fuzz_monitor: LDLIBS += -Wl,--wrap=attest_read,--wrap=attest_read_token,--wrap=attest_vouch_exe,--wrap=attest_hasher_submit \
-	-Wl,--wrap=attest_hasher_collect,--wrap=record_create,--wrap=kill,--wrap=waitpid,--wrap=connect \
+$(BUILD)/fuzz_monitor: LDLIBS += -Wl,--wrap=attest_read,--wrap=attest_read_token,--wrap=attest_vouch_exe,--wrap=attest_fs_submit \
+	-Wl,--wrap=attest_fs_cancel,--wrap=attest_fs_collect,--wrap=record_create,--wrap=kill,--wrap=waitpid,--wrap=connect \
 	-Wl,--wrap=scrampool_submit,--wrap=scrampool_cancel,--wrap=scrampool_collect
 
 fuzz-binaries: $(FUZZ_BINS)

@@ -8,9 +8,10 @@
  * changed its uid or gid), is an error naming that fact, never a "?" that a deny rule
  * would then fail to match.
  *
- * Hashing an executable can take seconds (a 2 GB binary); it runs on the hasher's
- * thread (attest_hasher_*) so one workload's binary never stalls the event loop; what
- * looks paths up below a workload's root runs on the file-system threads (attest_fs_*).
+ * Hashing an executable can take seconds (a 2 GB binary), and what looks paths up
+ * below a workload's root can wait on a FUSE server it runs: both run on the
+ * file-system threads (attest_fs_*), so one workload's binary or mount never stalls
+ * the event loop, nor (a share of the threads per workload) the others' logins.
  */
 #ifndef PGTETHER_ATTEST_H
 #define PGTETHER_ATTEST_H
@@ -22,12 +23,10 @@
 
 /* Executables above this are refused rather than hashed: the largest real binaries
  * (static toolchains, bundled runtimes) stay well below it, and it bounds the CPU one
- * connection can make the hasher spend (~1-2 s on one core with SHA extensions). */
+ * connection can make a file-system thread spend (~1-2 s on one core with SHA extensions). */
 #define ATTEST_HASH_MAX_BYTES (2ull << 30)
 #define ATTEST_CACHE 64
 #define ATTEST_WHY_LEN 256
-/* Hash jobs waiting or running; more is refused (53300) rather than queued without bound. */
-#define ATTEST_HASH_QUEUE 16
 /* Supplementary groups of a workload that pgtetherd can take on to open a file as it
  * would (struct attest_creds); a process in more is refused what needs them. Kept
  * small because every connection's facts hold them; real users are in a dozen. */
@@ -39,7 +38,7 @@ enum attest_result {
 	ATTEST_REUSED = -2,      /* its pid belongs to a process started after connect() */
 	ATTEST_CHANGED = -3,     /* a fact differs from what the kernel recorded at connect() */
 	ATTEST_UNREADABLE = -4,  /* a fact cannot be read */
-	ATTEST_BUSY = -5,        /* the hasher's queue is full */
+	ATTEST_BUSY = -5,        /* the file-system threads' queue is full */
 };
 
 /* What the connect hook recorded (struct pgt_origin), to check /proc against. */
@@ -118,7 +117,7 @@ void attest_cache_put(struct attest_cache *cache, const struct attest_exe_key *k
 
 /*
  * SHA-256 of the file behind fd (which may be O_PATH: it is opened again for reading;
- * blocking: the hasher's thread calls it), which must
+ * blocking: a file-system thread calls it, ATTEST_FS_HASH), which must
  * still be what key describes, before and after the read: ATTEST_CHANGED when it was
  * written meanwhile, ATTEST_UNREADABLE when it is too large or cannot be read, or
  * when *cancel (may be NULL) turned true. It is opened as pgtetherd (root without
@@ -128,36 +127,6 @@ void attest_cache_put(struct attest_cache *cache, const struct attest_exe_key *k
  */
 enum attest_result attest_hash_fd(int fd, const struct attest_exe_key *key, const struct attest_creds *who,
 				  const bool *cancel, char out[65], char *why, size_t cap);
-
-/*
- * The hasher: one thread that hashes executables for the event loop. Jobs go in with
- * attest_hasher_submit; the loop watches attest_hasher_fd (an eventfd, readable when
- * a result waits) and takes results with attest_hasher_collect.
- */
-struct attest_hasher;
-
-struct attest_hash_done {
-	uint64_t tag;             /* the submitter's (a session id) */
-	enum attest_result result;
-	struct attest_exe_key key;
-	char sha256[65];
-	char why[ATTEST_WHY_LEN];
-};
-
-/* 0 or -errno. */
-int attest_hasher_start(struct attest_hasher **ret);
-int attest_hasher_fd(const struct attest_hasher *h);
-/* Takes fd (closed when the job is done, or at once on failure); who (may be NULL) is
- * copied, for attest_hash_fd. 0 or ATTEST_BUSY. */
-enum attest_result attest_hasher_submit(struct attest_hasher *h, uint64_t tag, int fd,
-					const struct attest_exe_key *key, const struct attest_creds *who);
-/* 1 and *ret filled when a result was waiting, else 0. Clears the eventfd's count
- * first: call until it returns 0. */
-int attest_hasher_collect(struct attest_hasher *h, struct attest_hash_done *ret);
-/* Stops the thread (after the job it is in) and frees everything; NULL is fine. A
- * thread still in a job (a read that a FUSE server never answers) is not waited for:
- * it and what it shares are left to the process's exit, and true is returned. */
-bool attest_hasher_free(struct attest_hasher *h);
 
 /*
  * Whether the path attest_read gave for f's executable is one a rule may trust (f->exe
@@ -172,8 +141,8 @@ enum attest_result attest_vouch_exe(const struct attest_facts *f, bool *ret_vouc
 
 /*
  * The file-system threads: what the parent must look up below a workload's root or at
- * a path the workload chose (the token file; the executable's path, attest_vouch_exe)
- * can wait as long as a FUSE server the workload runs likes (a rootless container may
+ * a path the workload chose (the token file; the executable's path, attest_vouch_exe),
+ * and what it reads of the executable's file (its hash, attest_hash_fd), can wait as long as a FUSE server the workload runs likes (a rootless container may
  * mount one in its own namespaces; fusermount mounts one on the host), and no thread
  * blocked there can be cancelled. So these run on ATTEST_FS_THREADS threads of their
  * own, never on the loop; a job that never ends keeps its thread, and a workload
@@ -191,6 +160,8 @@ enum attest_result attest_vouch_exe(const struct attest_facts *f, bool *ret_vouc
 enum attest_fs_kind {
 	ATTEST_FS_VOUCH,  /* attest_vouch_exe(facts) */
 	ATTEST_FS_TOKEN,  /* attest_read_token(pid, connect_boot_ns, who, path) */
+	ATTEST_FS_HASH,   /* attest_hash_fd(fd, facts.exe_key, facts.creds): the executable's
+			   * open and read may wait on a FUSE server as a lookup may */
 };
 
 struct attest_fs_job {
@@ -199,24 +170,27 @@ struct attest_fs_job {
 	uint64_t key;             /* whose share of the threads it takes (ATTEST_FS_PER_KEY) */
 	pid_t pid;
 	uint64_t connect_boot_ns;
-	struct attest_facts facts; /* VOUCH: the facts read; TOKEN: facts.creds only */
+	struct attest_facts facts; /* VOUCH: the facts read; TOKEN: facts.creds only; HASH:
+				    * facts.exe_key and facts.creds */
 	char path[PATH_MAX];      /* TOKEN: the token file's path */
 	size_t token_cap;         /* TOKEN: the buffer's size */
 	int fd;                   /* VOUCH: the executable's O_PATH fd, only carried to the
 				   * result (for hashing) and closed when the job is dropped;
-				   * -1: none */
+				   * HASH: the one hashed (closed when done); -1: none */
 };
 
 struct attest_fs_done {
 	uint64_t tag, job;
 	enum attest_fs_kind kind;
-	enum attest_result result; /* VOUCH */
+	enum attest_result result; /* VOUCH, HASH */
 	bool vouched;              /* VOUCH, on ATTEST_OK */
 	int token_r;               /* TOKEN: what attest_read_token returned */
 	char *token;               /* TOKEN, on 0: token_len bytes, the caller's to wipe and free */
 	size_t token_len;
 	int fd;                    /* VOUCH: the job's fd, now the caller's (or -1) */
 	char path[PATH_MAX];       /* TOKEN: the job's path */
+	struct attest_exe_key exe_key; /* HASH: the job's */
+	char sha256[65];           /* HASH, on ATTEST_OK */
 	char why[ATTEST_WHY_LEN];
 };
 
@@ -230,9 +204,9 @@ int attest_fs_fd(const struct attest_fs *p);
 /* j is copied and its fd taken (closed at once on ATTEST_BUSY); its number (never 0,
  * never reused) in *ret_job. ATTEST_OK or ATTEST_BUSY. */
 enum attest_result attest_fs_submit(struct attest_fs *p, const struct attest_fs_job *j, uint64_t *ret_job);
-/* job is forgotten: not run (its fd closed) when it has not started; a running one's
- * result still comes, for the caller to drop (it knows no job of that number):
- * attest_fs_done_release. */
+/* job is forgotten: not run (its fd closed) when it has not started; a running hash
+ * stops at its next read; a running one's result still comes, for the caller to drop
+ * (it knows no job of that number): attest_fs_done_release. */
 void attest_fs_cancel(struct attest_fs *p, uint64_t job);
 /* 1 and *ret filled when a result was waiting, else 0: call until 0. */
 int attest_fs_collect(struct attest_fs *p, struct attest_fs_done *ret);

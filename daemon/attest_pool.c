@@ -1,9 +1,9 @@
 /*
- * The parent's threads for what may wait on a workload's file systems (attest.h):
- * the executable hasher (open and read of /proc/PID/exe's file, which a FUSE mount the
- * workload serves can make wait as long as it likes) and the file-system threads
- * (token files and the executable's path, looked up below the workload's root). The
- * event loop only queues jobs and collects results through their eventfds.
+ * The parent's threads for what may wait on a workload's file systems (attest.h): the
+ * file-system threads (token files and the executable's path, looked up below the
+ * workload's root, and the executable's hash: open and read of /proc/PID/exe's file,
+ * which a FUSE mount the workload serves can make wait as long as it likes). The event
+ * loop only queues jobs and collects results through their eventfd.
  */
 #include "attest.h"
 
@@ -17,183 +17,14 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-/* ---- the hasher ---------------------------------------------------------------- */
-
-struct attest_hash_job {
-	uint64_t tag;
-	int fd;
-	struct attest_exe_key key;
-	bool has_who;
-	struct attest_creds who;
-};
-
-struct attest_hasher {
-	pthread_t thread;
-	pthread_mutex_t lock;
-	pthread_cond_t wake;
-	int efd;
-	bool stop;
-	/* jobs wait in todo; results in done; both bounded by ATTEST_HASH_QUEUE together */
-	struct attest_hash_job todo[ATTEST_HASH_QUEUE];
-	size_t todo_head, todo_n;
-	struct attest_hash_done done[ATTEST_HASH_QUEUE];
-	size_t done_head, done_n;
-	size_t running;
-};
-
-static void *attest_hasher_main(void *arg)
-{
-	struct attest_hasher *h = arg;
-
-	pthread_mutex_lock(&h->lock);
-	for (;;) {
-		struct attest_hash_job j;
-		struct attest_hash_done d;
-		uint64_t one = 1;
-
-		while (!__atomic_load_n(&h->stop, __ATOMIC_RELAXED) && h->todo_n == 0)
-			pthread_cond_wait(&h->wake, &h->lock);
-		if (__atomic_load_n(&h->stop, __ATOMIC_RELAXED))
-			break;
-		j = h->todo[h->todo_head];
-		h->todo_head = (h->todo_head + 1) % ATTEST_HASH_QUEUE;
-		h->todo_n--;
-		h->running++;
-		pthread_mutex_unlock(&h->lock);
-
-		memset(&d, 0, sizeof(d));
-		d.tag = j.tag;
-		d.key = j.key;
-		d.result = attest_hash_fd(j.fd, &j.key, j.has_who ? &j.who : NULL, &h->stop, d.sha256, d.why, sizeof(d.why));
-		close(j.fd);
-
-		pthread_mutex_lock(&h->lock);
-		h->running--;
-		/* room is certain: submit counts running and done jobs against the bound */
-		h->done[(h->done_head + h->done_n) % ATTEST_HASH_QUEUE] = d;
-		h->done_n++;
-		/* an eventfd write only fails when the counter would overflow: never here */
-		if (write(h->efd, &one, sizeof(one)) != sizeof(one))
-			continue;
-	}
-	pthread_mutex_unlock(&h->lock);
-	return NULL;
-}
-
-int attest_hasher_start(struct attest_hasher **ret)
-{
-	struct attest_hasher *h = calloc(1, sizeof(*h));
-	int r;
-
-	if (!h)
-		return -ENOMEM;
-	h->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (h->efd == -1) {
-		r = -errno;
-		free(h);
-		return r;
-	}
-	pthread_mutex_init(&h->lock, NULL);
-	pthread_cond_init(&h->wake, NULL);
-	if ((r = pthread_create(&h->thread, NULL, attest_hasher_main, h)) != 0) {
-		pthread_mutex_destroy(&h->lock);
-		pthread_cond_destroy(&h->wake);
-		close(h->efd);
-		free(h);
-		return -r;
-	}
-	*ret = h;
-	return 0;
-}
-
-int attest_hasher_fd(const struct attest_hasher *h)
-{
-	return h->efd;
-}
-
-enum attest_result attest_hasher_submit(struct attest_hasher *h, uint64_t tag, int fd,
-					const struct attest_exe_key *key, const struct attest_creds *who)
-{
-	enum attest_result r = ATTEST_OK;
-
-	pthread_mutex_lock(&h->lock);
-	if (h->todo_n + h->running + h->done_n >= ATTEST_HASH_QUEUE) {
-		r = ATTEST_BUSY;
-	} else {
-		struct attest_hash_job *j = &h->todo[(h->todo_head + h->todo_n) % ATTEST_HASH_QUEUE];
-
-		*j = (struct attest_hash_job){ .tag = tag, .fd = fd, .key = *key, .has_who = who != NULL };
-		if (who)
-			j->who = *who;
-		h->todo_n++;
-		pthread_cond_signal(&h->wake);
-	}
-	pthread_mutex_unlock(&h->lock);
-	if (r != ATTEST_OK)
-		close(fd);
-	return r;
-}
-
-int attest_hasher_collect(struct attest_hasher *h, struct attest_hash_done *ret)
-{
-	uint64_t count;
-	int got = 0;
-
-	/* EAGAIN: nothing counted since the last call; the queue is looked at anyway */
-	if (read(h->efd, &count, sizeof(count)) < 0 && errno != EAGAIN)
-		return 0;
-	pthread_mutex_lock(&h->lock);
-	if (h->done_n) {
-		*ret = h->done[h->done_head];
-		h->done_head = (h->done_head + 1) % ATTEST_HASH_QUEUE;
-		h->done_n--;
-		got = 1;
-	}
-	pthread_mutex_unlock(&h->lock);
-	return got;
-}
-
-bool attest_hasher_free(struct attest_hasher *h)
-{
-	bool busy;
-
-	if (!h)
-		return false;
-	pthread_mutex_lock(&h->lock);
-	__atomic_store_n(&h->stop, true, __ATOMIC_RELAXED);
-	pthread_cond_signal(&h->wake);
-	busy = h->running > 0;
-	pthread_mutex_unlock(&h->lock);
-	/* A hash ends within a second or two once stop is set (attest_hash_fd looks at
-	 * it between reads), but a read a FUSE server never answers does not return:
-	 * waiting for it would hang the daemon's exit. The thread keeps h. */
-	for (int i = 0; busy && i < 20; i++) {
-		usleep(100000);
-		pthread_mutex_lock(&h->lock);
-		busy = h->running > 0;
-		pthread_mutex_unlock(&h->lock);
-	}
-	if (busy) {
-		pthread_detach(h->thread);
-		return true;
-	}
-	pthread_join(h->thread, NULL);
-	for (size_t i = 0; i < h->todo_n; i++)
-		close(h->todo[(h->todo_head + i) % ATTEST_HASH_QUEUE].fd);
-	pthread_mutex_destroy(&h->lock);
-	pthread_cond_destroy(&h->wake);
-	close(h->efd);
-	free(h);
-	return false;
-}
-
 /* ---- the file-system threads ---------------------------------------------------- */
 
 struct attest_fs_thread {
 	struct attest_fs *pool;
 	pthread_t thread;
 	bool started, busy;
-	uint64_t key;             /* the running job's, while busy */
+	bool cancel;              /* the running job's result is nobody's (attest_hash_fd stops) */
+	uint64_t key, job;        /* the running job's, while busy */
 };
 
 /* A job waiting, or a result not collected: one allocation each, so the bound (a
@@ -261,8 +92,16 @@ static void attest_fs_node_free(struct attest_fs_node *n)
 	free(n);
 }
 
-static void attest_fs_run(const struct attest_fs_job *j, struct attest_fs_done *d)
+static void attest_fs_run(struct attest_fs_thread *t, const struct attest_fs_job *j, struct attest_fs_done *d)
 {
+	if (j->kind == ATTEST_FS_HASH) {
+		d->exe_key = j->facts.exe_key;
+		d->result = attest_hash_fd(j->fd, &j->facts.exe_key, &j->facts.creds, &t->cancel, d->sha256, d->why,
+					   sizeof(d->why));
+		close(d->fd); /* only the hash is wanted back */
+		d->fd = -1;
+		return;
+	}
 	if (j->kind == ATTEST_FS_VOUCH) {
 		d->result = attest_vouch_exe(&j->facts, &d->vouched, d->why, sizeof(d->why));
 		return;
@@ -324,6 +163,8 @@ static void *attest_fs_main(void *arg)
 			break;
 		t->busy = true;
 		t->key = n->u.j.key;
+		t->job = n->job;
+		__atomic_store_n(&t->cancel, false, __ATOMIC_RELAXED);
 		p->running++;
 		pthread_mutex_unlock(&p->lock);
 
@@ -337,15 +178,17 @@ static void *attest_fs_main(void *arg)
 			d->job = n->job;
 			d->kind = j->kind;
 			d->fd = j->fd;
-			attest_fs_run(j, d);
+			attest_fs_run(t, j, d);
 			explicit_bzero(j, sizeof(*j));
 			free(j);
 		} else {
 			int fd = n->u.j.fd;
 			enum attest_fs_kind kind = n->u.j.kind;
 			uint64_t tag = n->u.j.tag;
+			struct attest_exe_key exe_key = n->u.j.facts.exe_key;
 
 			memset(d, 0, sizeof(*d));
+			d->exe_key = exe_key;
 			d->tag = tag;
 			d->job = n->job;
 			d->kind = kind;
@@ -464,6 +307,10 @@ void attest_fs_cancel(struct attest_fs *p, uint64_t job)
 			p->n_jobs--;
 			break;
 		}
+	/* running: a hash stops at its next read (its result, still coming, is dropped) */
+	for (size_t i = 0; !n && i < ATTEST_FS_THREADS; i++)
+		if (p->t[i].busy && p->t[i].job == job)
+			__atomic_store_n(&p->t[i].cancel, true, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&p->lock);
 	if (n) {
 		if (n->u.j.fd >= 0)
@@ -521,6 +368,7 @@ unsigned attest_fs_free(struct attest_fs *p)
 	for (size_t i = 0; i < ATTEST_FS_THREADS; i++) {
 		join[i] = p->t[i].started && !p->t[i].busy;
 		if (p->t[i].started && p->t[i].busy) {
+			__atomic_store_n(&p->t[i].cancel, true, __ATOMIC_RELAXED);
 			pthread_detach(p->t[i].thread);
 			left++;
 		}

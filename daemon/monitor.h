@@ -109,8 +109,7 @@ struct monitor {
 	struct config *cfg;
 	struct intercept *ic;
 	struct sockdiag *sd;
-	struct attest_hasher *hasher;
-	struct attest_fs *fs;           /* token files, the executable's path (NULL: on the loop) */
+	struct attest_fs *fs;           /* token files, the executable's path and hash (NULL: on the loop) */
 	struct attest_cache exe_cache;
 	struct scrampool *proofs;       /* PBKDF2 off the loop (MON_PROOFS_MAX jobs) */
 	struct mon_proof *proof_jobs;   /* what each job in it is for */
@@ -147,7 +146,7 @@ struct monitor {
  * that died can make up the difference, and they drain in 0.6 s each at most). */
 #define MON_PROOFS_MAX PRIV_MAX_WORKERS
 
-/* Sets m up (cfg, ic, sd, hasher, proofs, epfd filled in by the caller) and starts the
+/* Sets m up (cfg, ic, sd, fs, proofs, epfd filled in by the caller) and starts the
  * workers. 0 or -errno, logged. */
 int monitor_start(struct monitor *m, int bundle_fd);
 
@@ -161,8 +160,8 @@ void monitor_worker_event(struct monitor *m, struct mon_worker *w, uint32_t even
 /* SIGCHLD: reaps workers, ends their sessions, starts new ones. */
 void monitor_children(struct monitor *m);
 
-void monitor_hashes_done(struct monitor *m);
-/* The file-system threads' eventfd is readable: the logins waiting for them go on. */
+/* The file-system threads' eventfd is readable: the logins waiting for them (a path,
+ * a token file, an executable's hash) go on. */
 void monitor_fs_done(struct monitor *m);
 /* The proof thread's eventfd is readable: the SCRAM calls waiting for it are answered. */
 void monitor_proofs_done(struct monitor *m);

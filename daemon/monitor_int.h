@@ -34,7 +34,7 @@ void login_attest(struct monitor *m, struct mon_conn *c);
 void login_fs_end(struct monitor *m, struct mon_conn *c);
 
 /* c has been logging in for login_timeout (seconds since accept, age): when it waits
- * for the file-system threads or the hasher, it is refused saying for what. */
+ * for the file-system threads (or another login's hash), it is refused saying for what. */
 void login_overdue(struct monitor *m, struct mon_conn *c, time_t age);
 
 /* TOKEN: the client's token (NULL: it sent an empty one). */

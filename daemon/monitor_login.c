@@ -323,8 +323,41 @@ void login_attest(struct monitor *m, struct mon_conn *c)
 	login_hash(m, c, fd);
 }
 
+/* Whether c waits for its executable's hash: by a job of its own on the file-system
+ * threads, or for another login's of the same file (fs_job 0). */
+static bool login_hashing(const struct mon_conn *c)
+{
+	return c->st == MC_ATTESTING && c->facts_read && !c->facts.exe_sha256[0] &&
+	       (!c->fs_job || c->fs_kind == ATTEST_FS_HASH);
+}
+
+/* A hash of key is done (holder's job; NULL: a job whose login ended, only ever
+ * passed a hash that was made): into the cache, and on to holder and every login
+ * waiting for the same file. */
+static void login_hashed(struct monitor *m, struct mon_conn *holder, const struct attest_exe_key *key,
+			 enum attest_result r, const char sha256[65], const char *why)
+{
+	struct mon_conn *c, *next;
+
+	if (r == ATTEST_OK)
+		attest_cache_put(&m->exe_cache, key, sha256);
+	for (c = m->head; c; c = next) {
+		next = c->next;
+		if (!login_hashing(c) || c->fs_job || (c != holder && memcmp(&c->facts.exe_key, key, sizeof(*key))))
+			continue;
+		if (r != ATTEST_OK) {
+			refuse_conn(m, c, r == ATTEST_CHANGED ? "28000" : "08004",
+				    "pgtether: cannot establish who opened this connection: %s", why);
+			continue;
+		}
+		memcpy(c->facts.exe_sha256, sha256, sizeof(c->facts.exe_sha256));
+		identify(m, c);
+	}
+}
+
 /* The facts are read and the path vouched for or not: the hash (fd, taken, is the
- * executable's O_PATH fd), from the cache or the hasher, then the token. */
+ * executable's O_PATH fd), from the cache or a file-system thread (its open and reads
+ * may wait on a FUSE server the workload runs, as a lookup may), then the token. */
 static void login_hash(struct monitor *m, struct mon_conn *c, int fd)
 {
 	if (attest_cache_get(&m->exe_cache, &c->facts.exe_key, c->facts.exe_sha256)) {
@@ -334,14 +367,39 @@ static void login_hash(struct monitor *m, struct mon_conn *c, int fd)
 	}
 	/* the same executable already being hashed for another connection: wait for it */
 	for (struct mon_conn *t = m->head; t; t = t->next)
-		if (t != c && t->st == MC_ATTESTING && t->facts_read && !t->fs_job && !t->facts.exe_sha256[0] &&
-		    !memcmp(&t->facts.exe_key, &c->facts.exe_key, sizeof(c->facts.exe_key))) {
+		if (t != c && login_hashing(t) && !memcmp(&t->facts.exe_key, &c->facts.exe_key, sizeof(c->facts.exe_key))) {
 			close(fd);
 			return;
 		}
-	if (attest_hasher_submit(m->hasher, c->id, fd, &c->facts.exe_key, &c->facts.creds) != ATTEST_OK)
-		refuse_conn(m, c, "53300", "pgtether: too many executables are being hashed right now (%d); try again",
-			    ATTEST_HASH_QUEUE);
+	if (m->fs) {
+		struct attest_fs_job *j = calloc(1, sizeof(*j));
+		enum attest_result r;
+
+		if (!j) {
+			close(fd);
+			refuse_conn(m, c, "53200", "pgtether: out of memory to hash the executable");
+			return;
+		}
+		*j = (struct attest_fs_job){ .kind = ATTEST_FS_HASH, .tag = c->id, .key = c->login_key,
+					     .pid = (pid_t)c->origin.tgid, .fd = fd };
+		j->facts.exe_key = c->facts.exe_key;
+		j->facts.creds = c->facts.creds;
+		r = attest_fs_submit(m->fs, j, &c->fs_job);
+		free(j);
+		if (r != ATTEST_OK)
+			refuse_conn(m, c, "53300", "pgtether: too many executables are being hashed right now; try again");
+		else
+			c->fs_kind = ATTEST_FS_HASH;
+		return;
+	}
+	/* no file-system threads (a harness driving the parent): here */
+	{
+		char sha256[65] = "", why[ATTEST_WHY_LEN] = "";
+		enum attest_result r = attest_hash_fd(fd, &c->facts.exe_key, &c->facts.creds, NULL, sha256, why, sizeof(why));
+
+		close(fd);
+		login_hashed(m, c, &c->facts.exe_key, r, sha256, why);
+	}
 }
 
 void monitor_fs_done(struct monitor *m)
@@ -352,16 +410,30 @@ void monitor_fs_done(struct monitor *m)
 		return; /* the eventfd stays readable: the loop comes back */
 	while (attest_fs_collect(m->fs, d)) {
 		struct mon_conn *c = NULL;
+		bool held = false;
 
-		for (struct mon_conn *t = m->head; t && !c; t = t->next)
-			if (t->id == d->tag && t->fs_job == d->job)
-				c = t;
-		/* a connection that ended, or was refused, meanwhile: nobody's now */
-		if (!c || c->st != MC_ATTESTING) {
+		/* by number: a hash job may have passed to another login (login_fs_end) */
+		for (struct mon_conn *t = m->head; t && !held; t = t->next)
+			if (t->fs_job == d->job) {
+				t->fs_job = 0;
+				held = true;
+				/* one refused meanwhile: not its any more */
+				c = t->st == MC_ATTESTING ? t : NULL;
+			}
+		if (d->kind == ATTEST_FS_HASH) {
+			/* a job nobody holds (its login ended: cancelled) tells its failure to
+			 * nobody, but a hash made is right for the file, for the cache and
+			 * whoever waits for it */
+			if (held || d->result == ATTEST_OK)
+				login_hashed(m, c, &d->exe_key, d->result, d->sha256, d->why);
 			attest_fs_done_release(d);
 			continue;
 		}
-		c->fs_job = 0;
+		/* a connection that ended, or was refused, meanwhile: nobody's now */
+		if (!c) {
+			attest_fs_done_release(d);
+			continue;
+		}
 		if (d->kind == ATTEST_FS_VOUCH) {
 			int fd = d->fd;
 
@@ -384,6 +456,16 @@ void monitor_fs_done(struct monitor *m)
 
 void login_fs_end(struct monitor *m, struct mon_conn *c)
 {
+	/* a login waiting for the same executable's hash takes the job over */
+	if (c->fs_job && c->fs_kind == ATTEST_FS_HASH)
+		for (struct mon_conn *t = m->head; t; t = t->next)
+			if (t != c && login_hashing(t) && !t->fs_job &&
+			    !memcmp(&t->facts.exe_key, &c->facts.exe_key, sizeof(c->facts.exe_key))) {
+				t->fs_job = c->fs_job;
+				t->fs_kind = ATTEST_FS_HASH;
+				c->fs_job = 0;
+				return;
+			}
 	if (c->fs_job && m->fs)
 		attest_fs_cancel(m->fs, c->fs_job);
 	c->fs_job = 0;
@@ -400,41 +482,18 @@ void login_overdue(struct monitor *m, struct mon_conn *c, time_t age)
 		refuse_conn(m, c, "08004",
 			    "pgtether: cannot read the identity token file: reading the token file in the workload's mount namespace did not finish in %u s (a filesystem on its path does not answer)",
 			    t);
-	} else if (c->fs_job) {
+	} else if (c->fs_job && c->fs_kind == ATTEST_FS_VOUCH) {
 		login_fs_end(m, c);
 		refuse_conn(m, c, "08004",
 			    "pgtether: cannot establish who opened this connection: exe: checking the executable's path did not finish in %u s (a filesystem on its path does not answer)",
 			    t);
 	} else if (c->facts_read && !c->facts.exe_sha256[0]) {
-		/* the worker's own timer says the same a little later, should this not come */
+		/* its hash job (a waiting login takes it over), or another login's it waits for;
+		 * the worker's own timer says the same a little later, should this not come */
+		login_fs_end(m, c);
 		refuse_conn(m, c, "08004",
 			    "pgtether: cannot establish who opened this connection: exe_sha256: hashing the executable did not finish in %u s",
 			    t);
-	}
-}
-
-void monitor_hashes_done(struct monitor *m)
-{
-	struct attest_hash_done d;
-
-	while (attest_hasher_collect(m->hasher, &d)) {
-		struct mon_conn *c, *next;
-
-		if (d.result == ATTEST_OK)
-			attest_cache_put(&m->exe_cache, &d.key, d.sha256);
-		for (c = m->head; c; c = next) {
-			next = c->next;
-			if (c->st != MC_ATTESTING || !c->facts_read || c->fs_job || c->facts.exe_sha256[0] ||
-			    (c->id != d.tag && memcmp(&c->facts.exe_key, &d.key, sizeof(d.key))))
-				continue;
-			if (d.result != ATTEST_OK) {
-				refuse_conn(m, c, d.result == ATTEST_CHANGED ? "28000" : "08004",
-					    "pgtether: cannot establish who opened this connection: %s", d.why);
-				continue;
-			}
-			memcpy(c->facts.exe_sha256, d.sha256, sizeof(c->facts.exe_sha256));
-			identify(m, c);
-		}
 	}
 }
 

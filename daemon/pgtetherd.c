@@ -49,7 +49,7 @@ struct daemon {
 	char cgroup_mount[PATH_MAX];
 	uint64_t own_cgroup_id;
 	int epfd;
-	struct ev_source ev_listener, ev_control, ev_signal, ev_timer, ev_hasher, ev_proofs, ev_fs;
+	struct ev_source ev_listener, ev_control, ev_signal, ev_timer, ev_proofs, ev_fs;
 	int lfd, ctlfd, sigfd, tfd;
 	gid_t approvers_gid;            /* approvers_group, or (gid_t)-1 */
 	/* accept() failing for lack of fds or memory: the listener is out of the epoll
@@ -503,13 +503,8 @@ static int start(struct daemon *d, int bundle)
 	d->ev_control.kind = EV_CONTROL;
 	d->ev_signal.kind = EV_SIGNAL;
 	d->ev_timer.kind = EV_TIMER;
-	d->ev_hasher.kind = EV_HASHER;
 	d->ev_proofs.kind = EV_PROOFS;
 	d->ev_fs.kind = EV_FS;
-	if ((r = attest_hasher_start(&d->mon.hasher)) < 0) {
-		log_error("start", "cannot start the executable hasher: %s", strerror(-r));
-		return r;
-	}
 	if ((r = attest_fs_start(&d->mon.fs, ATTEST_FS_QUEUE)) < 0) {
 		log_error("start", "cannot start the file-system threads: %s", strerror(-r));
 		return r;
@@ -518,8 +513,7 @@ static int start(struct daemon *d, int bundle)
 		log_error("start", "cannot start the SCRAM proof thread: %s", strerror(-r));
 		return r;
 	}
-	if (add_watch(d->epfd, attest_hasher_fd(d->mon.hasher), &d->ev_hasher) == -1 ||
-	    add_watch(d->epfd, scrampool_fd(d->mon.proofs), &d->ev_proofs) == -1 ||
+	if (add_watch(d->epfd, scrampool_fd(d->mon.proofs), &d->ev_proofs) == -1 ||
 	    add_watch(d->epfd, attest_fs_fd(d->mon.fs), &d->ev_fs) == -1 ||
 	    add_watch(d->epfd, d->lfd, &d->ev_listener) == -1 ||
 	    add_watch(d->epfd, d->ctlfd, &d->ev_control) == -1 ||
@@ -611,9 +605,6 @@ static void run(struct daemon *d)
 				}
 				break;
 			}
-			case EV_HASHER:
-				monitor_hashes_done(&d->mon);
-				break;
 			case EV_PROOFS:
 				monitor_proofs_done(&d->mon);
 				break;
@@ -718,7 +709,6 @@ int main(int argc, char **argv)
 	}
 	monitor_stop(&d.mon); /* the workers end their sessions, each client told why */
 	stuck = attest_fs_free(d.mon.fs);
-	stuck += attest_hasher_free(d.mon.hasher);
 	scrampool_free(d.mon.proofs);
 	if (d.lfd >= 0)
 		close(d.lfd);

@@ -24,7 +24,7 @@
 
 /* Everything in the loop's epoll set starts with this, so one epoll_event.data.ptr
  * tells what woke up. */
-enum ev_kind { EV_LISTENER, EV_CONTROL, EV_SIGNAL, EV_TIMER, EV_SESSION, EV_HASHER, EV_PROOFS, EV_FS, EV_WORKER, EV_COMMAND };
+enum ev_kind { EV_LISTENER, EV_CONTROL, EV_SIGNAL, EV_TIMER, EV_SESSION, EV_PROOFS, EV_FS, EV_WORKER, EV_COMMAND };
 
 struct ev_source {
 	enum ev_kind kind;

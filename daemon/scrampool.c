@@ -1,6 +1,6 @@
 /*
  * The proof thread (scrampool.h): a queue of jobs, a queue of results, one thread
- * between them, an eventfd to wake the loop. Shaped like attest.c's hasher.
+ * between them, an eventfd to wake the loop.
  */
 #include "scrampool.h"
 

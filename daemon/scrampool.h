@@ -5,7 +5,7 @@
  * logins, accepts, cancels and status for that long each. The loop only parses
  * server-first, looks in the credential's cache and builds client-final from the
  * salted key (monitor_login.c); a miss is a job here, and the loop watches
- * scrampool_fd (an eventfd) for results, as it does the executable hasher's.
+ * scrampool_fd (an eventfd) for results, as it does the file-system threads'.
  *
  * One thread: what it costs the host is one core at most, whatever workers ask. Jobs
  * run in the order they came (the loop lets each worker have at most one in the pool,

@@ -17,7 +17,7 @@
 enum session_state {
 	SESSION_STARTUP,            /* reading the client's startup packet */
 	SESSION_CLIENT_TLS,         /* TLS handshake with the client */
-	SESSION_ATTESTING,          /* the executable is being hashed (attest_hasher) */
+	SESSION_ATTESTING,          /* the executable is being hashed (attest_fs) */
 	SESSION_CLIENT_AUTH,        /* asked the client for its identity token (password) */
 	SESSION_CONNECTING,         /* TCP connect to the upstream */
 	SESSION_UPSTREAM_SSLREQ,    /* SSLRequest sent upstream, awaiting 'S' or 'N' */

@@ -10,7 +10,8 @@
  *
  * Seams (fuzz-only, at link time: production code is unchanged): the kernel modules
  * (intercept, sockdiag) are tests/stubs/kernel.c, as for test_monitor.c; attest_read,
- * attest_read_token, the hasher, the proof thread (scrampool), record_create, kill,
+ * attest_read_token, the file-system threads (attest_fs: vouch, token file, hash), the
+ * proof thread (scrampool), record_create, kill,
  * waitpid and connect are wrapped (-Wl,--wrap, Makefile). A worker the parent kills is reaped at once
  * through the real monitor_children (its sessions end), and its channel closes.
  *
@@ -18,7 +19,7 @@
  * verify-full, 3 recordings fail, 4 the app's executable is hashed already, 5
  * recording_fail_mode open, 4-5 the token file's result, 6 the exe is foreign, 7
  * hashing fails); then steps, each a control byte c. c >> 4 & 3 == 2: an event of
- * the parent's own, no bytes follow (c & 3: 0 the hasher and the proof thread are done, 1 root approves
+ * the parent's own, no bytes follow (c & 3: 0 the file-system threads and the proof thread are done, 1 root approves
  * the first held request, 2 its own uid tries to, 3 it is denied). Otherwise a packet
  * from worker c & 3 (3: worker 0): a 2-byte length (LE) and that many bytes, the
  * header then the body; bit 2: with a /dev/null fd; bit 3: the header's len (and a
@@ -61,6 +62,7 @@
  * every execution with a body this big is that much slower */
 #define MAX_BODY (96u << 10)
 #define MAX_CONNS 32
+#define FUZZ_FS_JOBS 16
 /* the harness's own set-up and checks: no coverage of theirs steers the fuzzer (and
  * their loops cost nothing per comparison) */
 #define HARNESS __attribute__((no_sanitize("coverage")))
@@ -78,10 +80,14 @@ static struct {
 	unsigned reaped;
 	uint64_t cur_conn;               /* the session of the packet in flight */
 	struct {
-		uint64_t tag;
+		uint64_t job, tag;
+		enum attest_fs_kind kind;
 		struct attest_exe_key key;
-	} jobs[ATTEST_HASH_QUEUE];
+		bool foreign;
+		int fd;                  /* VOUCH: handed back with the result */
+	} jobs[FUZZ_FS_JOBS];            /* the file-system threads' queue (LIFO) */
 	size_t n_jobs;
+	uint64_t next_fs_job;
 	struct {
 		uint64_t job;
 		struct scram_challenge ch;
@@ -97,8 +103,9 @@ static struct {
 __typeof__(attest_read) __wrap_attest_read;
 __typeof__(attest_read_token) __wrap_attest_read_token;
 __typeof__(attest_vouch_exe) __wrap_attest_vouch_exe;
-__typeof__(attest_hasher_submit) __wrap_attest_hasher_submit;
-__typeof__(attest_hasher_collect) __wrap_attest_hasher_collect;
+__typeof__(attest_fs_submit) __wrap_attest_fs_submit;
+__typeof__(attest_fs_cancel) __wrap_attest_fs_cancel;
+__typeof__(attest_fs_collect) __wrap_attest_fs_collect;
 __typeof__(record_create) __wrap_record_create;
 __typeof__(kill) __wrap_kill, __real_kill;
 __typeof__(waitpid) __wrap_waitpid, __real_waitpid;
@@ -157,34 +164,82 @@ int __wrap_attest_read_token(pid_t pid, uint64_t connect_boot_ns, const struct a
 	}
 }
 
-enum attest_result __wrap_attest_hasher_submit(struct attest_hasher *h, uint64_t tag, int fd,
-					       const struct attest_exe_key *key, const struct attest_creds *who)
+/* The file-system threads, without threads: jobs wait until the harness says they
+ * are done (event 0); a cancelled one is dropped as one not yet started. */
+enum attest_result __wrap_attest_fs_submit(struct attest_fs *p, const struct attest_fs_job *j, uint64_t *ret_job)
 {
-	(void)h, (void)who;
-	close(fd);
-	if (F.n_jobs == ATTEST_HASH_QUEUE)
-		return ATTEST_BUSY;
-	F.jobs[F.n_jobs].tag = tag;
-	F.jobs[F.n_jobs].key = *key;
+	size_t n = F.n_jobs;
+
+	(void)p;
+	if (n == FUZZ_FS_JOBS || j->kind != ATTEST_FS_VOUCH) {
+		if (j->fd >= 0)
+			close(j->fd);
+		if (n == FUZZ_FS_JOBS)
+			return ATTEST_BUSY;
+	}
+	F.jobs[n].job = *ret_job = ++F.next_fs_job;
+	F.jobs[n].tag = j->tag;
+	F.jobs[n].kind = j->kind;
+	F.jobs[n].key = j->facts.exe_key;
+	F.jobs[n].foreign = j->facts.exe_foreign;
+	F.jobs[n].fd = j->kind == ATTEST_FS_VOUCH ? j->fd : -1;
 	F.n_jobs++;
 	return ATTEST_OK;
 }
 
-int __wrap_attest_hasher_collect(struct attest_hasher *h, struct attest_hash_done *ret)
+void __wrap_attest_fs_cancel(struct attest_fs *p, uint64_t job)
 {
-	(void)h;
+	(void)p;
+	for (size_t i = 0; i < F.n_jobs; i++)
+		if (F.jobs[i].job == job) {
+			if (F.jobs[i].fd >= 0)
+				close(F.jobs[i].fd);
+			memmove(&F.jobs[i], &F.jobs[i + 1], (F.n_jobs - i - 1) * sizeof(F.jobs[0]));
+			F.n_jobs--;
+			return;
+		}
+}
+
+/* Results as the scene says: vouched unless bit 0x40, the token file by bits 4-5,
+ * the hash fails with bit 0x80. */
+int __wrap_attest_fs_collect(struct attest_fs *p, struct attest_fs_done *ret)
+{
+	size_t n;
+
+	(void)p;
 	if (!F.n_jobs)
 		return 0;
-	F.n_jobs--;
+	n = --F.n_jobs;
 	memset(ret, 0, sizeof(*ret));
-	ret->tag = F.jobs[F.n_jobs].tag;
-	ret->key = F.jobs[F.n_jobs].key;
-	if (F.scene & 0x80) {
-		ret->result = ATTEST_UNREADABLE;
-		snprintf(ret->why, sizeof(ret->why), "too large");
-	} else {
+	ret->tag = F.jobs[n].tag;
+	ret->job = F.jobs[n].job;
+	ret->kind = F.jobs[n].kind;
+	ret->fd = F.jobs[n].fd;
+	switch (ret->kind) {
+	case ATTEST_FS_VOUCH:
 		ret->result = ATTEST_OK;
-		memset(ret->sha256, 'a', 64);
+		ret->vouched = !F.jobs[n].foreign;
+		break;
+	case ATTEST_FS_TOKEN:
+		snprintf(ret->path, sizeof(ret->path), "/run/fuzz/token");
+		ret->token = malloc(128);
+		ret->token_r = ret->token ? __wrap_attest_read_token(0, 0, NULL, ret->path, ret->token, 128, &ret->token_len)
+					  : -ENOMEM;
+		if (ret->token_r < 0) {
+			free(ret->token);
+			ret->token = NULL;
+		}
+		break;
+	case ATTEST_FS_HASH:
+		ret->exe_key = F.jobs[n].key;
+		if (F.scene & 0x80) {
+			ret->result = ATTEST_UNREADABLE;
+			snprintf(ret->why, sizeof(ret->why), "exe_sha256: too large");
+		} else {
+			ret->result = ATTEST_OK;
+			memset(ret->sha256, 'a', 64);
+		}
+		break;
 	}
 	return 1;
 }
@@ -462,7 +517,7 @@ HARNESS static void scene(void)
 	F.n_jobs = 0;
 	m->cfg = &F.cfg;
 	m->ic = &F.ic;
-	m->hasher = (struct attest_hasher *)&F; /* never dereferenced: the calls are wrapped */
+	m->fs = (struct attest_fs *)&F; /* never dereferenced: the calls are wrapped */
 	m->proofs = (struct scrampool *)&F;
 	m->next_job = 0;
 	F.n_proofs = 0;
@@ -510,8 +565,10 @@ HARNESS static void scene(void)
 			    (json_int_t)c->origin.tgid, "uid", (json_int_t)c->origin.uid);
 	c = add_conn(0, 7, MC_ATTESTING, 77, 1000);
 	c->facts.exe_sha256[0] = '\0';
-	F.jobs[F.n_jobs].tag = 7;
-	F.jobs[F.n_jobs].key = c->facts.exe_key;
+	F.jobs[F.n_jobs] = (__typeof__(F.jobs[0])){ .job = ++F.next_fs_job, .tag = 7, .kind = ATTEST_FS_HASH,
+						   .key = c->facts.exe_key, .fd = -1 };
+	c->fs_job = F.jobs[F.n_jobs].job;
+	c->fs_kind = ATTEST_FS_HASH;
 	F.n_jobs++;
 	/* worker 1 */
 	add_conn(1, 8, MC_RELAYING, 77, 1000);
@@ -802,15 +859,16 @@ HARNESS static void send_packet(unsigned w, const uint8_t *p, size_t len, bool w
 			drain(i, i == w, !cmd_backlog); /* replies go to the caller alone */
 }
 
-/* Events of the parent's own: the hasher done, a person deciding the first request. */
+/* Events of the parent's own: the file-system threads done, a person deciding the first request. */
 HARNESS static void event(unsigned kind)
 {
 	struct mon_conn *c;
 	char err[256];
 
 	if (kind == 0) {
-		/* the parent's threads are done: the hasher's results, then the proofs' */
-		monitor_hashes_done(&F.m);
+		/* the parent's threads are done: the file-system threads' results (and the
+		 * token file a hash done asks for), then the proofs' */
+		monitor_fs_done(&F.m);
 		monitor_proofs_done(&F.m);
 	} else {
 		struct session_approver who = { .uid = kind == 2 ? 1000 : 0, .loginuid = UINT32_MAX, .root = kind == 1 };
@@ -849,6 +907,8 @@ HARNESS static void finish(void)
 	fuzz_check(!F.n_proofs && !m->proof_jobs);
 	while (m->head)
 		conn_end(m, m->head);
+	/* every job was its login's, and went with it */
+	fuzz_check(F.n_jobs == 0);
 	fuzz_check(m->logins.total == 0);
 	for (size_t k = 0; k < m->logins.n_keys; k++)
 		fuzz_check(m->logins.keys[k].n == 0);

@@ -261,7 +261,7 @@ put("server", b"\x00\x00" + struct.pack(">H", len(c)) + c + msg(b"1", b"") + msg
 
 # monitor: byte 0 the scene, then steps (tests/fuzz/fuzz_monitor.c): a packet is a
 # control byte (worker, fd, kind), a 2-byte length and the header + body as a worker
-# sends them; 0x20 | k is an event (0 the hasher and proof thread done, 1 root approves,
+# sends them; 0x20 | k is an event (0 the file-system threads and proof thread done, 1 root approves,
 # 3 denied).
 M = {"identify": 32, "token": 33, "logged_in": 34, "held_info": 35, "held_done": 36, "rule": 37, "stats": 38,
      "cancel": 39, "ended": 40, "ready": 41, "ddl": 42, "socket": 64, "scram": 65, "md5": 66, "cleartext": 67,
@@ -308,7 +308,7 @@ EV_DONE, EV_APPROVE, EV_OWN, EV_DENY = b"\x20", b"\x21", b"\x22", b"\x23"
 put("monitor", b"\x10" + mp("identify", 1, identify("app", "app")) + mp("socket", 1, addr4("127.0.0.2", 5432)) +
     mp("scram", 1, scram) + EV_DONE + mp("logged_in", 1, struct.pack("<III", 4711, 99, 0)) +
     mp("rule", 1, fixed("app", 128)) + mp("stats", 0, stat(1, 10, 20)) + mp("ended", 1))
-# through the hasher, md5, a socket somewhere else (refused), cleartext (refused)
+# through the file-system threads, md5, a socket somewhere else (refused), cleartext (refused)
 put("monitor", b"\x00" + mp("identify", 1, identify("app", "app")) + EV_DONE + mp("md5", 1, b"salt") +
     mp("socket", 1, addr4("127.0.0.9", 22)) + mp("cleartext", 4) + mp("logged_in", 1, struct.pack("<III", 1, 2, 0)))
 # cleartext to a verify-full upstream; recordings failing closed, then open

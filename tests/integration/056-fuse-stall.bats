@@ -1,9 +1,10 @@
 #!/usr/bin/env bats
 # A workload's filesystem that never answers (a FUSE server it runs) stalls only its
-# own login: the token file and the executable's path are looked up on pgtetherd's
-# file-system threads, never on the parent's loop, so every other login and the
-# control socket go on, the stuck login is refused at login_timeout saying why, and
-# the daemon still stops.
+# own login: the token file and the executable's path are looked up, and the
+# executable hashed, on pgtetherd's file-system threads, never on the parent's loop
+# and within the workload's share of them, so every other login and the control
+# socket go on, the stuck login is refused at login_timeout saying why, and the
+# daemon still stops.
 
 load helpers
 
@@ -55,10 +56,12 @@ teardown() {
   fuse_stop
 }
 
-# Mounts the FUSE filesystem that answers nothing but FUSE_INIT at $FUSEDIR.
+# Mounts the FUSE filesystem that answers nothing but FUSE_INIT at $FUSEDIR; fuse_start
+# EXE: one that serves $FUSEDIR/exe, a copy of EXE, to all but pgtetherd, whose open of
+# it is never answered.
 fuse_start() {
   rm -f "$PGT_TMP/fuse.ready"
-  ( $PY "$PGT_ROOT/tests/integration/fusestall.py" "$FUSEDIR" "$PGT_TMP/fuse.ready" </dev/null >"$PGT_TMP/fuse.log" 2>&1 3>&- &
+  ( $PY "$PGT_ROOT/tests/integration/fusestall.py" "$FUSEDIR" "$PGT_TMP/fuse.ready" "$@" </dev/null >"$PGT_TMP/fuse.log" 2>&1 3>&- &
     echo $! >"$PGT_TMP/fuse.pid" )
   for _ in $(seq 50); do
     [ -s "$PGT_TMP/fuse.ready" ] && return 0
@@ -156,4 +159,48 @@ stuck_login() {
   run ok_psql "select 4"
   [ "$status" -eq 0 ]
   [ "$output" = 4 ]
+}
+
+@test "an executable whose hash never finishes (FUSE) stalls only that login: another workload's new binary is hashed meanwhile" {
+  local t0 t1
+  fuse_start /usr/lib/postgresql/15/bin/psql
+  # the other workload's executable is not hashed yet either: a copy of its own
+  cp /usr/lib/postgresql/15/bin/psql "$PGT_TMP/psql-ok"
+  rm -f "$PGT_TMP/stuck.rc"
+  t0=$(date +%s)
+  ( set +e; PGCONNECT_TIMEOUT=20 pgt_in_unattached "$PGT_CG/stuck" "$FUSEDIR/exe" -X -h 127.0.0.1 -p "$PG_PORT" -Atq \
+      -c "select 1" >"$PGT_TMP/stuck.out" 2>&1; echo $? >"$PGT_TMP/stuck.rc" ) 3>&- &
+  for _ in $(seq 20); do
+    timeout 1 "$PGTETHER" -c "$PGT_CONF" status --json | grep -q '"state": *"attesting"' && break
+    sleep 0.1
+  done
+  sleep 0.5
+  # on the code before, the one hasher thread waited in the stuck open(): this login
+  # waited behind it and was refused at login_timeout
+  run timeout 3 bash -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$CGMOUNT$PGT_CG/ok" \
+    "$PGT_TMP/psql-ok" -X -h 127.0.0.1 -p "$PG_PORT" -Atq -c "select 5"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [ "$output" = 5 ]
+  for _ in $(seq 80); do
+    [ -f "$PGT_TMP/stuck.rc" ] && break
+    sleep 0.1
+  done
+  t1=$(date +%s)
+  echo "refused after $((t1 - t0)) s"
+  cat "$PGT_TMP/stuck.out"
+  [ "$(cat "$PGT_TMP/stuck.rc")" = 2 ]
+  grep -qF "hashing the executable did not finish in 4 s" "$PGT_TMP/stuck.out"
+  [ $((t1 - t0)) -le 8 ]
+  # the hash still waits in open(): the daemon stops without waiting for it (the
+  # FUSE server answers the kernel's interrupt at its exit: one read but never
+  # answered would keep even a killed process, as any, until the server goes)
+  local before
+  before=$(grep -cF "still wait for a filesystem that does not answer" "$PGT_LOG" || true)
+  pgt_stop_daemon
+  [ "$(grep -cF "still wait for a filesystem that does not answer" "$PGT_LOG")" -gt "$before" ]
+  pgt_assert_clean_log
+  fuse_stop
+  rm -f "$PGT_TMP/psql-ok"
+  pgt_start_daemon
 }

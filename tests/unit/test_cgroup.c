@@ -471,56 +471,143 @@ static void wait_readable(int fd)
 	assert_int_equal(poll(&p, 1, 10000), 1);
 }
 
+static void file_key(int fd, struct attest_exe_key *key)
+{
+	struct stat st;
+
+	assert_int_equal(fstat(fd, &st), 0);
+	memset(key, 0, sizeof(*key));
+	key->dev = st.st_dev;
+	key->ino = st.st_ino;
+	key->size = (uint64_t)st.st_size;
+	key->mtime_ns = (uint64_t)st.st_mtim.tv_sec * 1000000000ull + (uint64_t)st.st_mtim.tv_nsec;
+	key->ctime_ns = (uint64_t)st.st_ctim.tv_sec * 1000000000ull + (uint64_t)st.st_ctim.tv_nsec;
+}
+
+/* The executable's hash, as a job of the file-system threads (ATTEST_FS_HASH). */
 static void test_hasher(void **state)
 {
-	struct attest_hasher *h = NULL;
-	struct attest_hash_done d;
+	struct attest_fs *p = NULL;
+	struct attest_fs_job *j = calloc(1, sizeof(*j));
+	struct attest_fs_done *d = calloc(1, sizeof(*d));
 	struct attest_exe_key key;
 	char path[] = "/tmp/pgtether-test-hash-XXXXXX", why[ATTEST_WHY_LEN];
-	struct stat st;
+	uint64_t job = 0;
 	int fd;
 
 	(void)state;
+	assert_non_null(j);
+	assert_non_null(d);
 	fd = mkstemp(path);
 	assert_true(fd >= 0);
 	assert_int_equal(write(fd, "abc", 3), 3);
-	assert_int_equal(fstat(fd, &st), 0);
-	memset(&key, 0, sizeof(key));
-	key.dev = st.st_dev;
-	key.ino = st.st_ino;
-	key.size = (uint64_t)st.st_size;
-	key.mtime_ns = (uint64_t)st.st_mtim.tv_sec * 1000000000ull + (uint64_t)st.st_mtim.tv_nsec;
-	key.ctime_ns = (uint64_t)st.st_ctim.tv_sec * 1000000000ull + (uint64_t)st.st_ctim.tv_nsec;
+	file_key(fd, &key);
 
-	assert_int_equal(attest_hasher_start(&h), 0);
-	assert_int_equal(attest_hasher_collect(h, &d), 0);
-	assert_int_equal(attest_hasher_submit(h, 7, dup(fd), &key, NULL), ATTEST_OK);
-	wait_readable(attest_hasher_fd(h));
-	assert_int_equal(attest_hasher_collect(h, &d), 1);
-	assert_int_equal(d.tag, 7);
-	assert_int_equal(d.result, ATTEST_OK);
-	assert_string_equal(d.sha256, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-	assert_int_equal(attest_hasher_collect(h, &d), 0);
+	assert_int_equal(attest_fs_start(&p, 16), 0);
+	j->kind = ATTEST_FS_HASH;
+	j->tag = 7;
+	j->key = 1;
+	j->facts.exe_key = key;
+	j->fd = dup(fd);
+	assert_int_equal(attest_fs_submit(p, j, &job), ATTEST_OK);
+	wait_readable(attest_fs_fd(p));
+	assert_int_equal(attest_fs_collect(p, d), 1);
+	assert_int_equal(d->tag, 7);
+	assert_int_equal(d->job, job);
+	assert_int_equal(d->kind, ATTEST_FS_HASH);
+	assert_int_equal(d->result, ATTEST_OK);
+	assert_int_equal(d->fd, -1); /* closed by the thread */
+	assert_memory_equal(&d->exe_key, &key, sizeof(key));
+	assert_string_equal(d->sha256, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+	attest_fs_done_release(d);
+	assert_int_equal(attest_fs_collect(p, d), 0);
+	assert_int_equal(attest_fs_free(p), 0);
 
 	/* written after its key was taken: the hash would be of other bytes */
 	usleep(10000);
 	assert_int_equal(pwrite(fd, "x", 1, 0), 1);
-	assert_int_equal(attest_hash_fd(fd, &key, NULL, NULL, d.sha256, why, sizeof(why)), ATTEST_CHANGED);
+	assert_int_equal(attest_hash_fd(fd, &key, NULL, NULL, d->sha256, why, sizeof(why)), ATTEST_CHANGED);
 	/* too large to hash (by its key): refused, not read */
 	key.size = ATTEST_HASH_MAX_BYTES + 1;
-	assert_int_equal(attest_hash_fd(fd, &key, NULL, NULL, d.sha256, why, sizeof(why)), ATTEST_UNREADABLE);
+	assert_int_equal(attest_hash_fd(fd, &key, NULL, NULL, d->sha256, why, sizeof(why)), ATTEST_UNREADABLE);
 	assert_non_null(strstr(why, "more than"));
-	/* the queue is bounded: jobs beyond it are refused (and their fds closed) */
-	{
-		int busy = 0;
-
-		for (int i = 0; i < ATTEST_HASH_QUEUE + 4; i++)
-			busy += attest_hasher_submit(h, (uint64_t)i, dup(fd), &key, NULL) == ATTEST_BUSY;
-		assert_true(busy >= 4);
-	}
-	attest_hasher_free(h);
 	close(fd);
 	unlink(path);
+	free(j);
+	free(d);
+}
+
+/* An executable whose open never returns (here a FIFO's O_PATH fd: opening it for
+ * reading waits for a writer, as a FUSE server that never answers makes it wait)
+ * holds only its workload's share of the threads: another workload's hash is done
+ * at once, the stuck workload's further jobs wait behind its own, a cancelled one
+ * never runs, and the pool stops without waiting for the stuck ones. */
+static void test_hash_stuck(void **state)
+{
+	struct attest_fs *p = NULL;
+	struct attest_fs_job *j = calloc(1, sizeof(*j));
+	struct attest_fs_done *d = calloc(1, sizeof(*d));
+	char dir[] = "/tmp/pgtether-test-hashfifo-XXXXXX", fifo[64], path[64];
+	struct pollfd pf;
+	uint64_t job[4] = { 0 }, other = 0;
+	int fd, ffd, wfd;
+
+	(void)state;
+	assert_non_null(j);
+	assert_non_null(d);
+	assert_non_null(mkdtemp(dir));
+	snprintf(fifo, sizeof(fifo), "%s/exe", dir);
+	snprintf(path, sizeof(path), "%s/ok", dir);
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	ffd = open(fifo, O_PATH | O_CLOEXEC);
+	assert_true(ffd >= 0);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0700);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "abc", 3), 3);
+
+	assert_int_equal(attest_fs_start(&p, 16), 0);
+	j->kind = ATTEST_FS_HASH;
+	j->key = 1; /* the stuck workload: four logins */
+	file_key(ffd, &j->facts.exe_key);
+	for (int i = 0; i < 4; i++) {
+		j->tag = (uint64_t)i;
+		j->fd = dup(ffd);
+		assert_int_equal(attest_fs_submit(p, j, &job[i]), ATTEST_OK);
+	}
+	for (int i = 0; i < 50 && attest_fs_running(p) < 2; i++)
+		usleep(10000);
+	assert_int_equal(attest_fs_running(p), 2);
+	attest_fs_cancel(p, job[3]); /* waiting: never runs */
+	j->key = 2; /* another workload */
+	j->tag = 9;
+	file_key(fd, &j->facts.exe_key);
+	j->fd = dup(fd);
+	assert_int_equal(attest_fs_submit(p, j, &other), ATTEST_OK);
+	pf = (struct pollfd){ .fd = attest_fs_fd(p), .events = POLLIN };
+	assert_int_equal(poll(&pf, 1, 2000), 1);
+	assert_int_equal(attest_fs_collect(p, d), 1);
+	assert_int_equal(d->job, other);
+	assert_int_equal(d->result, ATTEST_OK);
+	assert_string_equal(d->sha256, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+	attest_fs_done_release(d);
+	assert_int_equal(attest_fs_collect(p, d), 0);
+	assert_int_equal(attest_fs_running(p), 2); /* the third waits behind them */
+	/* stopping does not wait for the two stuck in open() */
+	assert_int_equal(attest_fs_free(p), 2);
+	/* a writer lets their open return (EOF: the threads see the stop, and the last
+	 * frees the pool) */
+	wfd = open(fifo, O_WRONLY | O_CLOEXEC);
+	assert_true(wfd >= 0);
+	usleep(200000);
+	close(wfd);
+	usleep(200000);
+	close(ffd);
+	close(fd);
+	unlink(fifo);
+	unlink(path);
+	rmdir(dir);
+	free(j);
+	free(d);
 }
 
 /* The file-system threads: a token file and the executable's path, off the caller's
@@ -634,6 +721,7 @@ int main(void)
 		cmocka_unit_test(test_status_groups),
 		cmocka_unit_test(test_as_workload),
 		cmocka_unit_test(test_hasher),
+		cmocka_unit_test(test_hash_stuck),
 		cmocka_unit_test(test_fs_threads),
 		cmocka_unit_test(test_pid_reused),
 	};
