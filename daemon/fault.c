@@ -39,6 +39,9 @@ static const struct {
 	[FAULT_PATH_LOOKUP] = { "57P01", "search_path lookup failed", FAULT_END_BOUNDARY },
 	[FAULT_ACCESS_WITHDRAWN] = { "57P01", "access withdrawn", FAULT_END_BOUNDARY },
 	[FAULT_UPSTREAM_PROTOCOL] = { NULL, "upstream protocol violation", FAULT_END_SILENT },
+	/* the parent's: 57P03 (cannot_connect_now), as a server still starting */
+	[FAULT_NO_WORKER] = { "57P03", "no worker ready", FAULT_END_NOW },
+	[FAULT_WORKER_ENDED] = { "57P01", "worker process ended", FAULT_END_NOW },
 
 	/* logins: the client's startup broke a rule */
 	[FAULT_STARTUP_INVALID] = { "08P01", "invalid startup packet", FAULT_END_REFUSE },
@@ -92,6 +95,27 @@ static const struct {
 	/* logins: resources */
 	[FAULT_LOGIN_RECORDING] = { "53100", "recording cannot be written", FAULT_END_REFUSE },
 	[FAULT_LOGIN_RANDOMNESS] = { "53000", "no randomness", FAULT_END_REFUSE },
+	/* logins: the parent refuses (53300, too_many_connections, for its caps) */
+	[FAULT_PARENT_ADDRESSES] = { "08004", "connection addresses unreadable", FAULT_END_REFUSE },
+	[FAULT_PARENT_NOT_REDIRECTED] = { "08004", "not redirected", FAULT_END_REFUSE },
+	[FAULT_PARENT_ORIGINS_FULL] = { "53300", "origins map full", FAULT_END_REFUSE },
+	[FAULT_PARENT_MAX_LOGINS] = { "53300", "max_logins reached", FAULT_END_REFUSE },
+	[FAULT_PARENT_CGROUP_LOGINS] = { "53300", "max_logins_per_cgroup reached", FAULT_END_REFUSE },
+	[FAULT_PARENT_UNCONFIRMED] = { "08004", "socket identity unconfirmed", FAULT_END_REFUSE },
+	[FAULT_PARENT_NO_UPSTREAM] = { "08004", "no upstream for the destination", FAULT_END_REFUSE },
+	[FAULT_PARENT_ATTEST] = { "08004", "identity not established", FAULT_END_REFUSE },
+	[FAULT_PARENT_ATTEST_CHANGED] = { "28000", "process changed since connect", FAULT_END_REFUSE },
+	[FAULT_PARENT_PID_REUSED] = { "08004", "process gone, pid reused", FAULT_END_REFUSE },
+	[FAULT_PARENT_FS_BUSY] = { "53300", "file-system threads busy", FAULT_END_REFUSE },
+	[FAULT_PARENT_HASH_BUSY] = { "53300", "executable hasher busy", FAULT_END_REFUSE },
+	[FAULT_PARENT_EXE_NO_MEMORY] = { "53200", "out of memory", FAULT_END_REFUSE },
+	[FAULT_PARENT_TOKEN_FILE_TIMEOUT] = { "08004", "token file read timed out", FAULT_END_REFUSE },
+	[FAULT_PARENT_EXE_PATH_TIMEOUT] = { "08004", "executable path check timed out", FAULT_END_REFUSE },
+	[FAULT_PARENT_HASH_TIMEOUT] = { "08004", "executable hash timed out", FAULT_END_REFUSE },
+	[FAULT_PARENT_TOKEN_REFUSED] = { "28000", "identity token refused", FAULT_END_REFUSE },
+	[FAULT_PARENT_DENY_RULE] = { "28000", "denied by policy rule", FAULT_END_REFUSE },
+	[FAULT_PARENT_NO_RULE] = { "28000", "no policy rule allows", FAULT_END_REFUSE },
+	[FAULT_PARENT_NO_CREDENTIAL] = { "28000", "no credential for the role", FAULT_END_REFUSE },
 };
 
 /* The length of fact x to quote: at most FAULT_FACT_MAX bytes, not ending inside a
@@ -110,6 +134,117 @@ static int fact_len(const char *x)
 
 /* A fact for "%.*s": its length, then itself ("" for NULL). */
 #define FACT(x) fact_len(x), ((x) ? (x) : "")
+
+/* Why a token file could not be read (err: attest_read_token's errno). */
+static const char *token_file_why(int err)
+{
+	switch (err) {
+	case EFBIG: return "too large";
+	case EACCES: return "the workload itself may not read it";
+	case E2BIG: return "its process is in more groups than pgtether takes on to read it as the workload";
+	default: return strerror(err);
+	}
+}
+
+/* The root parent's words (monitor.c, monitor_login.c), "" for a code not its own. */
+static void parent_message(enum fault_code f, const struct fault_facts *ff, char *out, size_t cap)
+{
+	const char *detail = ff->detail ? ff->detail : "unknown";
+	char tok[600] = "";
+
+	switch (f) {
+	case FAULT_NO_WORKER:
+		snprintf(out, cap, "pgtether: no worker process is ready to serve this connection; try again");
+		break;
+	case FAULT_WORKER_ENDED:
+		snprintf(out, cap, "pgtether: the worker process serving this session ended unexpectedly; reconnect");
+		break;
+	case FAULT_PARENT_ADDRESSES:
+		snprintf(out, cap, "pgtether: cannot read the addresses of this connection");
+		break;
+	case FAULT_PARENT_NOT_REDIRECTED:
+		snprintf(out, cap, "pgtether: this connection was not redirected by pgtether (%.*s connected to the listener "
+			 "directly); connect to the database's own address instead", FACT(ff->address));
+		break;
+	case FAULT_PARENT_ORIGINS_FULL:
+		snprintf(out, cap, "pgtether: the kernel's table of redirected connections (%u entries) was full when this "
+			 "connection was made, so who opened it is unknown; try again", ff->limit);
+		break;
+	case FAULT_PARENT_MAX_LOGINS:
+		snprintf(out, cap, "pgtether: too many connections still logging in (max_logins %u); try again later", ff->limit);
+		break;
+	case FAULT_PARENT_CGROUP_LOGINS:
+		if (ff->cgroup)
+			snprintf(out, cap, "pgtether: too many connections still logging in from cgroup %.*s and the cgroups below it "
+				 "(max_logins_per_cgroup %u); finish or close the others first", FACT(ff->cgroup), ff->limit);
+		else
+			snprintf(out, cap, "pgtether: too many connections of no known cgroup still logging in "
+				 "(max_logins_per_cgroup %u); try again later", ff->limit);
+		break;
+	case FAULT_PARENT_UNCONFIRMED:
+		snprintf(out, cap, "pgtether: cannot confirm the identity of this connection (%s); try again",
+			 ff->err ? strerror(ff->err) : "socket cookie mismatch");
+		break;
+	case FAULT_PARENT_NO_UPSTREAM:
+		snprintf(out, cap, "pgtether: no upstream is configured for %.*s; add it to \"upstreams\" (address or aliases) in %.*s",
+			 FACT(ff->address), FACT(ff->path));
+		break;
+	case FAULT_PARENT_ATTEST:
+	case FAULT_PARENT_ATTEST_CHANGED:
+		snprintf(out, cap, "pgtether: cannot establish who opened this connection: %s", detail);
+		break;
+	case FAULT_PARENT_PID_REUSED:
+		snprintf(out, cap, "pgtether: the process that opened this connection is gone and its pid now belongs to another process; try again");
+		break;
+	case FAULT_PARENT_FS_BUSY:
+		snprintf(out, cap, "pgtether: too many token files and executable paths are being read right now; try again");
+		break;
+	case FAULT_PARENT_HASH_BUSY:
+		snprintf(out, cap, "pgtether: too many executables are being hashed right now; try again");
+		break;
+	case FAULT_PARENT_EXE_NO_MEMORY:
+		snprintf(out, cap, "pgtether: out of memory to %s", ff->detail ? ff->detail : "check the executable's path");
+		break;
+	case FAULT_PARENT_TOKEN_FILE_TIMEOUT:
+		snprintf(out, cap, "pgtether: cannot read the identity token file: reading the token file in the workload's mount "
+			 "namespace did not finish in %u s (a filesystem on its path does not answer)", ff->timeout);
+		break;
+	case FAULT_PARENT_EXE_PATH_TIMEOUT:
+		snprintf(out, cap, "pgtether: cannot establish who opened this connection: exe: checking the executable's path did "
+			 "not finish in %u s (a filesystem on its path does not answer)", ff->timeout);
+		break;
+	case FAULT_PARENT_HASH_TIMEOUT:
+		snprintf(out, cap, "pgtether: cannot establish who opened this connection: exe_sha256: hashing the executable did "
+			 "not finish in %u s", ff->timeout);
+		break;
+	case FAULT_PARENT_TOKEN_REFUSED:
+		snprintf(out, cap, "pgtether: the identity token (%.*s) was refused: %s", FACT(ff->token_source), detail);
+		break;
+	case FAULT_PARENT_DENY_RULE:
+		snprintf(out, cap, "pgtether: this connection is denied by policy rule '%.*s' (%.*s:%u)", FACT(ff->rule),
+			 FACT(ff->path), ff->line);
+		break;
+	case FAULT_PARENT_NO_RULE:
+		if (ff->token_iss && ff->token_iss[0])
+			snprintf(tok, sizeof(tok), ", token sub \"%.*s\" from %.*s", FACT(ff->token_sub), FACT(ff->token_iss));
+		else if (ff->path)
+			snprintf(tok, sizeof(tok), ", no token: the token file %.*s cannot be read in the workload's mount namespace: %s",
+				 FACT(ff->path), token_file_why(ff->err));
+		else if (ff->token_empty)
+			snprintf(tok, sizeof(tok), ", no token: the client sent an empty password where its identity token was expected");
+		snprintf(out, cap, "pgtether: no policy rule allows this connection (cgroup %.*s, uid %u, exe %.*s%s, upstream '%.*s', "
+			 "database \"%.*s\"%s)", FACT(ff->cgroup), ff->uid, FACT(ff->exe),
+			 ff->exe_foreign ? " as named in the workload's own mount namespace, which exe rules do not trust" : "",
+			 FACT(ff->upstream), FACT(ff->database), tok);
+		break;
+	case FAULT_PARENT_NO_CREDENTIAL:
+		snprintf(out, cap, "pgtether: no credential for role '%.*s' of upstream '%.*s'", FACT(ff->role), FACT(ff->upstream));
+		break;
+	default:
+		out[0] = '\0';
+		break;
+	}
+}
 
 /* The client's message for a refused login (FAULT_END_REFUSE), "" for a code that is
  * not one. Every fact is quoted with %s (or %.*s): a fact is never a format. */
@@ -276,7 +411,7 @@ static void login_message(enum fault_code f, const struct fault_facts *ff, char 
 		snprintf(out, cap, "pgtether: no randomness for the cancel key");
 		break;
 	default:
-		out[0] = '\0';
+		parent_message(f, ff, out, cap);
 		break;
 	}
 }
@@ -367,6 +502,33 @@ static bool sqlstate_ok(const char *x)
 	return true;
 }
 
+/* A fault the parent may refuse a login by: one with a reason of its own. */
+static bool verdict_ok(enum fault_code v)
+{
+	return (int)v > FAULT_NONE && v < FAULT_N && v != FAULT_LOGIN_VERDICT && fault_table[v].end == FAULT_END_REFUSE &&
+	       fault_table[v].reason;
+}
+
+/* A message snprintf cut at the end of msg (FAULT_MSG_MAX - 1 bytes) loses the last
+ * character's bytes that did not fit: so does the message, which goes to the client
+ * as UTF-8 (a detail longer than the message is cut so, as a fact is). */
+static void msg_trim(char *msg)
+{
+	size_t n = strlen(msg), lead = n, need;
+	unsigned char c;
+
+	if (n < FAULT_MSG_MAX - 1)
+		return;
+	while (lead > 0 && n - lead < 4 && ((unsigned char)msg[lead - 1] & 0xc0) == 0x80)
+		lead--;
+	if (lead == 0)
+		return;
+	c = (unsigned char)msg[lead - 1];
+	need = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
+	if (n - (lead - 1) < need)
+		msg[lead - 1] = '\0';
+}
+
 int fault_describe(enum fault_code f, const struct fault_facts *ff, struct fault_text *ret)
 {
 	if ((int)f <= FAULT_NONE || f >= FAULT_N)
@@ -382,6 +544,10 @@ int fault_describe(enum fault_code f, const struct fault_facts *ff, struct fault
 	if (f == FAULT_LOGIN_VERDICT)
 		ret->sqlstate = sqlstate_ok(ff->sqlstate) ? ff->sqlstate : "08004";
 	ret->reason = fault_table[f].reason ? fault_table[f].reason : ff->detail ? ff->detail : "unknown";
+	/* ... and its fault, whose reason the worker's log line and recording give */
+	if (f == FAULT_LOGIN_VERDICT && verdict_ok(ff->verdict))
+		ret->reason = fault_table[ff->verdict].reason;
 	fault_message(f, ff, ret->msg, sizeof(ret->msg));
+	msg_trim(ret->msg);
 	return 0;
 }

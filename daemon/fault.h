@@ -4,6 +4,9 @@
  * "One way to end a thing"). The relay's modules return a fault_code instead of errno
  * values borrowed to mean something private, and session_fault() (relay.c) ends a
  * relaying session by it; a login is refused by one with session_refuse() (refuse.c).
+ * The root parent's refusals are rows here too: it describes them (monitor.c,
+ * monitor_login.c) and its verdict carries the code, the SQLSTATE and the message,
+ * which the worker passes on (FAULT_LOGIN_VERDICT) logging the code's reason.
  * No caller writes a SQLSTATE or a message of its own: it names the fault and the
  * facts the message quotes.
  *
@@ -38,6 +41,9 @@ enum fault_code {
 	FAULT_ACCESS_WITHDRAWN,     /* detail: the message (a policy reload decided) */
 	/* nothing can be said to the client */
 	FAULT_UPSTREAM_PROTOCOL,    /* the server's stream is not PostgreSQL's */
+	/* the root parent's own, written to the client's socket by it (monitor.c) */
+	FAULT_NO_WORKER,            /* no worker is ready: written before a byte is read */
+	FAULT_WORKER_ENDED,         /* the worker serving the session died */
 
 	/* A login refused (FAULT_END_REFUSE); FAULT_OUT_OF_MEMORY, FAULT_CLIENT_ENCODING
 	 * and FAULT_READ_WRITE refuse one too. The client's startup broke a rule: */
@@ -58,7 +64,7 @@ enum fault_code {
 	FAULT_LOGIN_OPTIONS,          /* detail: what is wrong with "options" (startopts.h) */
 	FAULT_LOGIN_REPLICATION,
 	FAULT_LOGIN_NO_UPSTREAM,      /* address: the destination the workload dialed */
-	FAULT_LOGIN_VERDICT,          /* the parent's refusal: sqlstate and detail are its verdict's */
+	FAULT_LOGIN_VERDICT,          /* the parent's refusal: sqlstate, detail and verdict (its code) are its verdict's */
 	FAULT_LOGIN_CONFIG_CHANGED,   /* reloaded between the verdict and its arrival */
 	FAULT_LOGIN_ATTEST_TIMEOUT,   /* the executable's hash took longer than login_timeout */
 	/* the upstream's login failed (upstream: its name): */
@@ -91,6 +97,32 @@ enum fault_code {
 	/* resources: */
 	FAULT_LOGIN_RECORDING,        /* detail: why the recording cannot be written */
 	FAULT_LOGIN_RANDOMNESS,       /* no random bytes for the cancel key */
+	/* the root parent refuses (monitor.c, monitor_login.c; it may name
+	 * FAULT_LOGIN_RECORDING too): its verdict carries the code, the SQLSTATE and the
+	 * message it described, and the worker refuses with FAULT_LOGIN_VERDICT */
+	FAULT_PARENT_ADDRESSES,       /* the connection's addresses cannot be read */
+	FAULT_PARENT_NOT_REDIRECTED,  /* address: the peer, which connected to the listener itself */
+	FAULT_PARENT_ORIGINS_FULL,    /* limit: the kernel's table of redirected connections */
+	FAULT_PARENT_MAX_LOGINS,      /* limit: max_logins */
+	FAULT_PARENT_CGROUP_LOGINS,   /* limit: max_logins_per_cgroup; cgroup: the attachment (NULL: none known) */
+	FAULT_PARENT_UNCONFIRMED,     /* err: sock_diag's errno (0: the socket cookie differs) */
+	FAULT_PARENT_NO_UPSTREAM,     /* address: the destination; path: the configuration file */
+	FAULT_PARENT_ATTEST,          /* detail: why who opened the connection is not known */
+	FAULT_PARENT_ATTEST_CHANGED,  /* detail: what changed since connect() (ATTEST_CHANGED) */
+	FAULT_PARENT_PID_REUSED,      /* the process is gone, its pid another's */
+	FAULT_PARENT_FS_BUSY,         /* the file-system threads' queue is full */
+	FAULT_PARENT_HASH_BUSY,       /* the file-system threads' queue is full of hashes */
+	FAULT_PARENT_EXE_NO_MEMORY,   /* detail: what there is no memory for (default: to
+				       * check the executable's path) */
+	FAULT_PARENT_TOKEN_FILE_TIMEOUT, /* timeout: login_timeout */
+	FAULT_PARENT_EXE_PATH_TIMEOUT, /* timeout */
+	FAULT_PARENT_HASH_TIMEOUT,    /* timeout */
+	FAULT_PARENT_TOKEN_REFUSED,   /* token_source; detail: token_strerror() */
+	FAULT_PARENT_DENY_RULE,       /* rule; path, line: where it is written */
+	FAULT_PARENT_NO_RULE,         /* cgroup, uid, exe, exe_foreign, upstream, database; the token:
+				       * token_iss, token_sub, or why there is none (path and err: a
+				       * token file unread; token_empty) */
+	FAULT_PARENT_NO_CREDENTIAL,   /* role, upstream */
 	FAULT_N
 };
 
@@ -102,8 +134,9 @@ enum fault_end {
 			      * (read first when it has not come yet), then close */
 };
 
-/* What a message may quote. A NULL string reads as "" ("unknown" for detail); a name
- * or value is quoted up to 256 bytes (fault.c), a detail until the message is full. */
+/* What a message may quote. A NULL string reads as "" ("unknown" for detail); a name,
+ * value or path is quoted up to 256 bytes (fault.c), a detail until the message is
+ * full; either is cut on a UTF-8 character boundary. */
 struct fault_facts {
 	const char *detail;          /* the fault's own words (see enum fault_code), or NULL */
 	const char *rule;            /* the session's rule */
@@ -120,11 +153,26 @@ struct fault_facts {
 	const char *setting;         /* a startup setting's name */
 	const char *value;           /* a startup setting's value */
 	const char *sqlstate;        /* FAULT_LOGIN_VERDICT: the parent's (08004 unless well formed) */
+	enum fault_code verdict;     /* FAULT_LOGIN_VERDICT: the parent's fault, whose reason is logged */
 	unsigned limit;              /* a count the client went over */
 	size_t limit_bytes;          /* ... and a size */
 	unsigned tried;              /* addresses of the upstream tried before this one */
 	unsigned auth_code;          /* an authentication request's code */
 	unsigned char msg_type;      /* a message's type byte ('?' when not printable) */
+	/* the parent's */
+	const char *cgroup;          /* a cgroup's path */
+	const char *exe;             /* the executable's path */
+	bool exe_foreign;            /* ... as named in the workload's own mount namespace */
+	unsigned uid;
+	const char *database;
+	const char *token_source;    /* "file", "password" */
+	const char *token_iss;       /* a verified token's issuer (NULL or "": none) */
+	const char *token_sub;
+	bool token_empty;            /* the client sent an empty password for its token */
+	const char *path;            /* a file's: the configuration, a rule's, a token file */
+	unsigned line;               /* a rule's line in path */
+	int err;                     /* an errno value */
+	unsigned timeout;            /* seconds */
 };
 
 #define FAULT_MSG_MAX 600

@@ -12,7 +12,6 @@
 #include <netinet/tcp.h>
 #include <openssl/crypto.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -306,6 +305,19 @@ static const struct intercept_attachment *login_key(const struct monitor *m, con
 	return best;
 }
 
+/* The parent refuses the fresh connection (nc) by fault f (fault.h): its worker
+ * says so, in the table's words for the facts ff. */
+static void refusal(struct priv_new_conn *nc, enum fault_code f, const struct fault_facts *ff)
+{
+	struct fault_text t;
+
+	if (fault_describe(f, ff, &t) < 0)
+		fault_describe(f = FAULT_OUT_OF_MEMORY, ff, &t); /* not a fault: unreachable */
+	snprintf(nc->refuse_sqlstate, sizeof(nc->refuse_sqlstate), "%s", t.sqlstate);
+	snprintf(nc->refuse_msg, sizeof(nc->refuse_msg), "%s", t.msg);
+	nc->refuse_fault = f;
+}
+
 /* Over max_logins_per_cgroup: the refusal to give (nc), true. */
 static bool login_capped(struct monitor *m, struct mon_conn *c, struct priv_new_conn *nc)
 {
@@ -320,28 +332,9 @@ static bool login_capped(struct monitor *m, struct mon_conn *c, struct priv_new_
 	}
 	login_done(m, c);
 	nc->capped = true;
-	snprintf(nc->refuse_sqlstate, sizeof(nc->refuse_sqlstate), "53300");
-	if (a)
-		snprintf(nc->refuse_msg, sizeof(nc->refuse_msg),
-			 "pgtether: too many connections still logging in from cgroup %s and the cgroups below it "
-			 "(max_logins_per_cgroup %u); finish or close the others first", a->path, m->cfg->max_logins_per_cgroup);
-	else
-		snprintf(nc->refuse_msg, sizeof(nc->refuse_msg),
-			 "pgtether: too many connections of no known cgroup still logging in "
-			 "(max_logins_per_cgroup %u); try again later", m->cfg->max_logins_per_cgroup);
+	refusal(nc, FAULT_PARENT_CGROUP_LOGINS,
+		&(struct fault_facts){ .cgroup = a ? a->path : NULL, .limit = m->cfg->max_logins_per_cgroup });
 	return true;
-}
-
-static void refusal(struct priv_new_conn *nc, const char *sqlstate, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void refusal(struct priv_new_conn *nc, const char *sqlstate, const char *fmt, ...)
-{
-	va_list ap;
-
-	snprintf(nc->refuse_sqlstate, sizeof(nc->refuse_sqlstate), "%s", sqlstate);
-	va_start(ap, fmt);
-	vsnprintf(nc->refuse_msg, sizeof(nc->refuse_msg), fmt, ap);
-	va_end(ap);
 }
 
 /* What the parent knows of a fresh connection, before a worker reads a byte of it:
@@ -361,7 +354,7 @@ static void conn_facts(struct monitor *m, struct mon_conn *c, struct priv_new_co
 	    addr_from_sockaddr((struct sockaddr *)&ss, &c->peer) < 0 ||
 	    (len = sizeof(ss), getsockname(c->cfd, (struct sockaddr *)&ss, &len)) == -1 ||
 	    addr_from_sockaddr((struct sockaddr *)&ss, &local) < 0) {
-		refusal(nc, "08004", "pgtether: cannot read the addresses of this connection");
+		refusal(nc, FAULT_PARENT_ADDRESSES, &(struct fault_facts){ 0 });
 		return;
 	}
 	setsockopt(c->cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -377,11 +370,9 @@ static void conn_facts(struct monitor *m, struct mon_conn *c, struct priv_new_co
 		if (login_capped(m, c, nc))
 			return;
 		if (intercept_origins_full(m->ic, &full) == 0 && full > m->origins_full_seen)
-			refusal(nc, "53300", "pgtether: the kernel's table of redirected connections (%u entries) was full when this "
-				"connection was made, so who opened it is unknown; try again", PGT_MAX_ORIGINS);
+			refusal(nc, FAULT_PARENT_ORIGINS_FULL, &(struct fault_facts){ .limit = PGT_MAX_ORIGINS });
 		else
-			refusal(nc, "08004", "pgtether: this connection was not redirected by pgtether (%s connected to the listener "
-				"directly); connect to the database's own address instead", addr_format(&c->peer, buf));
+			refusal(nc, FAULT_PARENT_NOT_REDIRECTED, &(struct fault_facts){ .address = addr_format(&c->peer, buf) });
 		return;
 	}
 	c->have_origin = nc->have_origin = true;
@@ -393,30 +384,39 @@ static void conn_facts(struct monitor *m, struct mon_conn *c, struct priv_new_co
 		return;
 	r = sockdiag_cookie(m->sd, &c->peer, &local, &cookie);
 	if (r < 0 || cookie != c->origin.sock_cookie) {
-		refusal(nc, "08004", "pgtether: cannot confirm the identity of this connection (%s); try again",
-			r < 0 ? strerror(-r) : "socket cookie mismatch");
+		refusal(nc, FAULT_PARENT_UNCONFIRMED, &(struct fault_facts){ .err = r < 0 ? -r : 0 });
 		return;
 	}
 	u = config_upstream_for(m->cfg, &c->dst);
 	if (!u) {
-		refusal(nc, "08004", "pgtether: no upstream is configured for %s; add it to \"upstreams\" (address or aliases) in %s",
-			addr_format(&c->dst, buf), m->cfg->path);
+		refusal(nc, FAULT_PARENT_NO_UPSTREAM,
+			&(struct fault_facts){ .address = addr_format(&c->dst, buf), .path = m->cfg->path });
 		return;
 	}
 	snprintf(c->upstream, sizeof(c->upstream), "%s", u->name);
 	snprintf(nc->upstream, sizeof(nc->upstream), "%s", u->name);
 }
 
+/* The FATAL of the parent's fault f (FAULT_NO_WORKER, FAULT_WORKER_ENDED), on the
+ * parent's copy of the client's socket. */
+static void say_fatal(int cfd, enum fault_code f)
+{
+	struct fault_text t;
+	uint8_t e[FAULT_MSG_MAX + 64];
+	size_t n;
+
+	if (fault_describe(f, &(struct fault_facts){ 0 }, &t) < 0)
+		return;
+	n = pgwire_error_response(e, sizeof(e), "FATAL", t.sqlstate, t.msg, NULL);
+	if (n && send(cfd, e, n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+		/* the client is gone: nothing more to do for it */
+	}
+}
+
 /* Written before any byte was read: a client reads it after its startup packet. */
 static void no_worker(int cfd)
 {
-	static const char msg[] = "pgtether: no worker process is ready to serve this connection; try again";
-	uint8_t e[256];
-	size_t n = pgwire_error_response(e, sizeof(e), "FATAL", "57P03", msg, NULL);
-
-	if (n && send(cfd, e, n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
-		/* nothing more to do for it */
-	}
+	say_fatal(cfd, FAULT_NO_WORKER);
 }
 
 static bool workers_starting(const struct monitor *m)
@@ -479,8 +479,7 @@ static void conn_accepted(struct monitor *m, int cfd)
 	clock_gettime(CLOCK_MONOTONIC, &c->started);
 	if (quota_login_begin(&m->logins, m->cfg->max_logins) < 0) {
 		nc.capped = true;
-		refusal(&nc, "53300", "pgtether: too many connections still logging in (max_logins %u); try again later",
-			m->cfg->max_logins);
+		refusal(&nc, FAULT_PARENT_MAX_LOGINS, &(struct fault_facts){ .limit = m->cfg->max_logins });
 	} else {
 		c->login_counted = true;
 		conn_facts(m, c, &nc);
@@ -860,15 +859,8 @@ static void worker_gone(struct monitor *m, struct mon_worker *w, int status)
 		if (c->w != w)
 			continue;
 		/* plaintext: the client reads a FATAL error; TLS: nothing can be said */
-		if (!c->client_tls && c->st != MC_CANCELLING && !m->stopping) {
-			static const char msg[] = "pgtether: the worker process serving this session ended unexpectedly; reconnect";
-			uint8_t e[256];
-			size_t n = pgwire_error_response(e, sizeof(e), "FATAL", "57P01", msg, NULL);
-
-			if (n && send(c->cfd, e, n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
-				/* the client is gone too */
-			}
-		}
+		if (!c->client_tls && c->st != MC_CANCELLING && !m->stopping)
+			say_fatal(c->cfd, FAULT_WORKER_ENDED);
 		ended++;
 		conn_end(m, c);
 	}

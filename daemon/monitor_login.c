@@ -10,7 +10,6 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <openssl/crypto.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,20 +64,28 @@ static void verdict_facts(const struct mon_conn *c, struct priv_verdict *v)
 	snprintf(v->token_sub, sizeof(v->token_sub), "%s", c->token_sub);
 }
 
-static void refuse_conn(struct monitor *m, struct mon_conn *c, const char *sqlstate, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-static void refuse_conn(struct monitor *m, struct mon_conn *c, const char *sqlstate, const char *fmt, ...)
+/* Refuses c by fault f (fault.h) in the table's words for the facts ff (NULL: none):
+ * the verdict carries the code, its SQLSTATE and the message. */
+static void refuse_conn(struct monitor *m, struct mon_conn *c, enum fault_code f, const struct fault_facts *ff)
 {
 	struct priv_verdict v;
-	va_list ap;
+	struct fault_text t;
 
+	if (fault_describe(f, ff ? ff : &(struct fault_facts){ 0 }, &t) < 0)
+		fault_describe(f = FAULT_OUT_OF_MEMORY, &(struct fault_facts){ 0 }, &t); /* not a fault: unreachable */
 	verdict_facts(c, &v);
 	v.ok = false;
-	snprintf(v.sqlstate, sizeof(v.sqlstate), "%s", sqlstate);
-	va_start(ap, fmt);
-	vsnprintf(v.msg, sizeof(v.msg), fmt, ap);
-	va_end(ap);
+	v.fault = f;
+	snprintf(v.sqlstate, sizeof(v.sqlstate), "%s", t.sqlstate);
+	snprintf(v.msg, sizeof(v.msg), "%s", t.msg);
 	verdict_send(m, c, &v, -1);
+}
+
+/* An attestation's failure r (enum attest_result) for why. */
+static void refuse_attest(struct monitor *m, struct mon_conn *c, int r, const char *why)
+{
+	refuse_conn(m, c, r == ATTEST_CHANGED ? FAULT_PARENT_ATTEST_CHANGED : FAULT_PARENT_ATTEST,
+		    &(struct fault_facts){ .detail = why });
 }
 
 static void conn_policy_facts(const struct mon_conn *c, struct policy_facts *f)
@@ -90,10 +97,11 @@ static void conn_policy_facts(const struct mon_conn *c, struct policy_facts *f)
 	};
 }
 
-/* The decision, with the token (NULL: none) from source; problem says why a token
- * the rules wanted is missing. The token is the caller's to wipe. */
+/* The decision, with the token (NULL: none) from source; problem (its path, err and
+ * token_empty, else NULL) says why a token the rules wanted is missing. The token is
+ * the caller's to wipe. */
 static void authorize(struct monitor *m, struct mon_conn *c, const char *token, size_t len, const char *source,
-		      const char *problem)
+		      const struct fault_facts *problem)
 {
 	const struct token_issuer *iss = NULL;
 	const struct policy_rule *rule, *deny;
@@ -111,7 +119,8 @@ static void authorize(struct monitor *m, struct mon_conn *c, const char *token, 
 		enum token_result tr = token_verify(m->cfg->issuers.v, m->cfg->issuers.n, token, len, time(NULL), &claims, &iss);
 
 		if (tr != TOKEN_OK) {
-			refuse_conn(m, c, "28000", "pgtether: the identity token (%s) was refused: %s", source, token_strerror(tr));
+			refuse_conn(m, c, FAULT_PARENT_TOKEN_REFUSED,
+				    &(struct fault_facts){ .token_source = source, .detail = token_strerror(tr) });
 			return;
 		}
 		f.issuer = iss->issuer;
@@ -124,29 +133,29 @@ static void authorize(struct monitor *m, struct mon_conn *c, const char *token, 
 	c->claims = claims;
 	if (!rule && deny) {
 		snprintf(c->rule, sizeof(c->rule), "%s", deny->name);
-		refuse_conn(m, c, "28000", "pgtether: this connection is denied by policy rule '%s' (%s:%d)", deny->name,
-			    deny->file, deny->line);
+		refuse_conn(m, c, FAULT_PARENT_DENY_RULE,
+			    &(struct fault_facts){ .rule = deny->name, .path = deny->file, .line = (unsigned)deny->line });
 		return;
 	}
 	if (!rule) {
-		char tok[400] = "";
+		struct fault_facts ff = problem ? *problem : (struct fault_facts){ 0 };
 
-		if (c->token_iss[0])
-			snprintf(tok, sizeof(tok), ", token sub \"%s\" from %s", c->token_sub, c->token_iss);
-		else if (problem)
-			snprintf(tok, sizeof(tok), ", no token: %s", problem);
-		refuse_conn(m, c, "28000",
-			    "pgtether: no policy rule allows this connection (cgroup %s, uid %u, exe %s%s, upstream '%s', database \"%s\"%s)",
-			    c->facts.cgroup, c->origin.uid, c->facts.exe,
-			    c->facts.exe_foreign ? " as named in the workload's own mount namespace, which exe rules do not trust" : "",
-			    c->upstream, c->database, tok);
+		ff.cgroup = c->facts.cgroup;
+		ff.uid = c->origin.uid;
+		ff.exe = c->facts.exe;
+		ff.exe_foreign = c->facts.exe_foreign;
+		ff.upstream = c->upstream;
+		ff.database = c->database;
+		ff.token_iss = c->token_iss;
+		ff.token_sub = c->token_sub;
+		refuse_conn(m, c, FAULT_PARENT_NO_RULE, &ff);
 		return;
 	}
 	snprintf(c->rule, sizeof(c->rule), "%s", rule->name);
 	u = config_upstream_named(m->cfg, c->upstream);
 	role = u ? (rule->role ? rule->role : u->role) : "?";
 	if (!u || !config_role_for(u, role)) { /* config_check_policy makes this impossible */
-		refuse_conn(m, c, "28000", "pgtether: no credential for role '%s' of upstream '%s'", role, c->upstream);
+		refuse_conn(m, c, FAULT_PARENT_NO_CREDENTIAL, &(struct fault_facts){ .role = role, .upstream = c->upstream });
 		return;
 	}
 	snprintf(c->role, sizeof(c->role), "%s", role);
@@ -173,9 +182,7 @@ static void authorize(struct monitor *m, struct mon_conn *c, const char *token, 
 			log_error("record", "id=%llu: %s%s", (unsigned long long)c->id, err,
 				  m->cfg->recording_fail_open ? "; the session goes on unrecorded (recording_fail_mode open)" : "");
 			if (!m->cfg->recording_fail_open) {
-				refuse_conn(m, c, "53100",
-					    "pgtether: this session cannot be recorded (%s); sessions are refused until recordings can be written",
-					    err);
+				refuse_conn(m, c, FAULT_LOGIN_RECORDING, &(struct fault_facts){ .detail = err });
 				return;
 			}
 		}
@@ -189,18 +196,10 @@ static void authorize(struct monitor *m, struct mon_conn *c, const char *token, 
  * tok is the caller's to wipe. */
 static void token_read(struct monitor *m, struct mon_conn *c, const char *path, int r, const char *tok, size_t len)
 {
-	char problem[PATH_MAX + 64];
-
 	if (r == -ESTALE) {
-		refuse_conn(m, c, "08004",
-			    "pgtether: the process that opened this connection is gone and its pid now belongs to another process; try again");
+		refuse_conn(m, c, FAULT_PARENT_PID_REUSED, NULL);
 	} else if (r < 0) {
-		snprintf(problem, sizeof(problem), "the token file %s cannot be read in the workload's mount namespace: %s",
-			 path,
-			 r == -EFBIG ? "too large" : r == -EACCES ? "the workload itself may not read it"
-			 : r == -E2BIG ? "its process is in more groups than pgtether takes on to read it as the workload"
-				       : strerror(-r));
-		authorize(m, c, NULL, 0, "file", problem);
+		authorize(m, c, NULL, 0, "file", &(struct fault_facts){ .path = path, .err = -r });
 	} else {
 		authorize(m, c, tok, len, "file", NULL);
 	}
@@ -244,7 +243,7 @@ static void identify(struct monitor *m, struct mon_conn *c)
 		j->facts.creds = c->facts.creds;
 		snprintf(j->path, sizeof(j->path), "%s", first->token_path);
 		if (attest_fs_submit(m->fs, j, &c->fs_job) != ATTEST_OK)
-			refuse_conn(m, c, "53300", "pgtether: too many token files and executable paths are being read right now; try again");
+			refuse_conn(m, c, FAULT_PARENT_FS_BUSY, NULL);
 		else
 			c->fs_kind = ATTEST_FS_TOKEN;
 		free(j);
@@ -283,8 +282,7 @@ void login_attest(struct monitor *m, struct mon_conn *c)
 
 	r = attest_read(&o, &c->facts, &fd, why, sizeof(why));
 	if (r != ATTEST_OK) {
-		refuse_conn(m, c, r == ATTEST_CHANGED ? "28000" : "08004",
-			    "pgtether: cannot establish who opened this connection: %s", why);
+		refuse_attest(m, c, r, why);
 		return;
 	}
 	c->facts_read = true;
@@ -295,7 +293,7 @@ void login_attest(struct monitor *m, struct mon_conn *c)
 
 		if (!j) {
 			close(fd);
-			refuse_conn(m, c, "53200", "pgtether: out of memory to check the executable's path");
+			refuse_conn(m, c, FAULT_PARENT_EXE_NO_MEMORY, NULL);
 			return;
 		}
 		*j = (struct attest_fs_job){ .kind = ATTEST_FS_VOUCH, .tag = c->id, .key = c->login_key,
@@ -303,7 +301,7 @@ void login_attest(struct monitor *m, struct mon_conn *c)
 		r = attest_fs_submit(m->fs, j, &c->fs_job);
 		free(j);
 		if (r != ATTEST_OK) {
-			refuse_conn(m, c, "53300", "pgtether: too many token files and executable paths are being read right now; try again");
+			refuse_conn(m, c, FAULT_PARENT_FS_BUSY, NULL);
 			return;
 		}
 		c->fs_kind = ATTEST_FS_VOUCH;
@@ -315,7 +313,7 @@ void login_attest(struct monitor *m, struct mon_conn *c)
 		r = attest_vouch_exe(&c->facts, &vouched, why, sizeof(why));
 		if (r != ATTEST_OK) {
 			close(fd);
-			refuse_conn(m, c, "08004", "pgtether: cannot establish who opened this connection: %s", why);
+			refuse_conn(m, c, FAULT_PARENT_ATTEST, &(struct fault_facts){ .detail = why });
 			return;
 		}
 		c->facts.exe_foreign = !vouched;
@@ -346,8 +344,7 @@ static void login_hashed(struct monitor *m, struct mon_conn *holder, const struc
 		if (!login_hashing(c) || c->fs_job || (c != holder && memcmp(&c->facts.exe_key, key, sizeof(*key))))
 			continue;
 		if (r != ATTEST_OK) {
-			refuse_conn(m, c, r == ATTEST_CHANGED ? "28000" : "08004",
-				    "pgtether: cannot establish who opened this connection: %s", why);
+			refuse_attest(m, c, r, why);
 			continue;
 		}
 		memcpy(c->facts.exe_sha256, sha256, sizeof(c->facts.exe_sha256));
@@ -377,7 +374,7 @@ static void login_hash(struct monitor *m, struct mon_conn *c, int fd)
 
 		if (!j) {
 			close(fd);
-			refuse_conn(m, c, "53200", "pgtether: out of memory to hash the executable");
+			refuse_conn(m, c, FAULT_PARENT_EXE_NO_MEMORY, &(struct fault_facts){ .detail = "hash the executable" });
 			return;
 		}
 		*j = (struct attest_fs_job){ .kind = ATTEST_FS_HASH, .tag = c->id, .key = c->login_key,
@@ -387,7 +384,7 @@ static void login_hash(struct monitor *m, struct mon_conn *c, int fd)
 		r = attest_fs_submit(m->fs, j, &c->fs_job);
 		free(j);
 		if (r != ATTEST_OK)
-			refuse_conn(m, c, "53300", "pgtether: too many executables are being hashed right now; try again");
+			refuse_conn(m, c, FAULT_PARENT_HASH_BUSY, NULL);
 		else
 			c->fs_kind = ATTEST_FS_HASH;
 		return;
@@ -440,7 +437,7 @@ void monitor_fs_done(struct monitor *m)
 			d->fd = -1;
 			if (d->result != ATTEST_OK) {
 				close(fd);
-				refuse_conn(m, c, "08004", "pgtether: cannot establish who opened this connection: %s", d->why);
+				refuse_conn(m, c, FAULT_PARENT_ATTEST, &(struct fault_facts){ .detail = d->why });
 				continue;
 			}
 			c->facts.exe_foreign = !d->vouched;
@@ -479,21 +476,15 @@ void login_overdue(struct monitor *m, struct mon_conn *c, time_t age)
 		return;
 	if (c->fs_job && c->fs_kind == ATTEST_FS_TOKEN) {
 		login_fs_end(m, c);
-		refuse_conn(m, c, "08004",
-			    "pgtether: cannot read the identity token file: reading the token file in the workload's mount namespace did not finish in %u s (a filesystem on its path does not answer)",
-			    t);
+		refuse_conn(m, c, FAULT_PARENT_TOKEN_FILE_TIMEOUT, &(struct fault_facts){ .timeout = t });
 	} else if (c->fs_job && c->fs_kind == ATTEST_FS_VOUCH) {
 		login_fs_end(m, c);
-		refuse_conn(m, c, "08004",
-			    "pgtether: cannot establish who opened this connection: exe: checking the executable's path did not finish in %u s (a filesystem on its path does not answer)",
-			    t);
+		refuse_conn(m, c, FAULT_PARENT_EXE_PATH_TIMEOUT, &(struct fault_facts){ .timeout = t });
 	} else if (c->facts_read && !c->facts.exe_sha256[0]) {
 		/* its hash job (a waiting login takes it over), or another login's it waits for;
 		 * the worker's own timer says the same a little later, should this not come */
 		login_fs_end(m, c);
-		refuse_conn(m, c, "08004",
-			    "pgtether: cannot establish who opened this connection: exe_sha256: hashing the executable did not finish in %u s",
-			    t);
+		refuse_conn(m, c, FAULT_PARENT_HASH_TIMEOUT, &(struct fault_facts){ .timeout = t });
 	}
 }
 
@@ -829,7 +820,7 @@ int login_socket(struct monitor *m, struct mon_conn *c, const uint8_t *body, siz
 void login_token(struct monitor *m, struct mon_conn *c, const char *token, size_t len)
 {
 	if (!token)
-		authorize(m, c, NULL, 0, "password", "the client sent an empty password where its identity token was expected");
+		authorize(m, c, NULL, 0, "password", &(struct fault_facts){ .token_empty = true });
 	else
 		authorize(m, c, token, len, "password", NULL);
 }

@@ -22,6 +22,7 @@
 #include "addr.h"
 #include "attest.h"
 #include "config.h"
+#include "fault.h"
 #include "intercept.h"
 #include "scram.h"
 
@@ -80,7 +81,8 @@ struct priv_new_conn {
 	struct addr peer, dst;
 	char upstream[CONFIG_NAME_MAX + 1];
 	char refuse_sqlstate[6]; /* "": not refused */
-	char refuse_msg[512];
+	char refuse_msg[FAULT_MSG_MAX];
+	uint32_t refuse_fault;  /* the parent's fault (fault.h), for the worker's log */
 };
 
 struct priv_identify {
@@ -96,7 +98,8 @@ struct priv_verdict {
 	bool recorded;          /* the fd is the recording file */
 	bool ready_facts;       /* facts were read (refusals before attestation: not) */
 	char sqlstate[6];
-	char msg[1024];
+	char msg[FAULT_MSG_MAX];  /* what fault_describe() said for fault */
+	uint32_t fault;          /* a refusal's (fault.h), for the worker's log */
 	char rule[128];
 	uint32_t rule_idx, gen;
 	char role[CONFIG_NAME_MAX + 1];

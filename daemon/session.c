@@ -279,7 +279,8 @@ void session_adopt(struct session_env *env, int fd, uint64_t id, const struct pr
 	}
 	if (nc->refuse_sqlstate[0] && PRIV_STR_OK(nc->refuse_sqlstate) && PRIV_STR_OK(nc->refuse_msg)) {
 		/* the parent's refusal (a login cap, no kernel record, ...): its words */
-		const struct fault_facts ff = { .sqlstate = nc->refuse_sqlstate, .detail = nc->refuse_msg };
+		const struct fault_facts ff = { .sqlstate = nc->refuse_sqlstate, .detail = nc->refuse_msg,
+						.verdict = (enum fault_code)nc->refuse_fault };
 
 		if (nc->capped)
 			session_refuse_capped(env, s, FAULT_LOGIN_VERDICT, &ff);
@@ -345,7 +346,8 @@ void session_verdict(struct session_env *env, uint64_t id, const struct priv_ver
 		/* the parent's words (monitor_login.c), whose arrays need not end in a NUL */
 		snprintf(msg, sizeof(msg), "%.*s", (int)sizeof(v->msg) - 1, v->msg);
 		snprintf(sqlstate, sizeof(sqlstate), "%.*s", (int)sizeof(v->sqlstate) - 1, v->sqlstate);
-		session_refuse(env, s, FAULT_LOGIN_VERDICT, &(struct fault_facts){ .sqlstate = sqlstate, .detail = msg });
+		session_refuse(env, s, FAULT_LOGIN_VERDICT,
+			       &(struct fault_facts){ .sqlstate = sqlstate, .detail = msg, .verdict = (enum fault_code)v->fault });
 		return;
 	}
 	if (v->gen != env->gen || v->rule_idx >= env->cfg->policy.n || v->n_addrs < 1 || v->n_addrs > CONFIG_MAX_RESOLVED ||

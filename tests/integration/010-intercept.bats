@@ -223,6 +223,7 @@ PY
   [ "$status" -eq 2 ]
   [[ "$output" == *"FATAL:  pgtether: this connection was not redirected by pgtether"* ]]
   [ "$(pgt_log_count conn.refused "not redirected")" -ge 1 ]
+  [ "$(pgt_log_count conn.refused 'sqlstate=08004 reason="not redirected"')" -ge 1 ]
   # the same without TLS negotiation (no SSLRequest first)
   run psql -X "host=127.0.0.1 port=$PGT_PORT sslmode=disable" -Atq -c "select 1"
   [ "$status" -eq 2 ]

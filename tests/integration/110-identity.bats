@@ -89,6 +89,8 @@ in_token_ns() {
   [ "$status" -eq 2 ]
   [[ "$output" == *"FATAL:  pgtether: no policy rule allows this connection (cgroup $PGT_CG/b, uid 0, exe "*", upstream 'main', database \"postgres\", token sub \"repo:acme/api:ref:refs/heads/main\" from $ISS)"* ]]
   [[ "$output" != *"${tok:0:20}"* ]]
+  # the log says why in the fault table's words (fault.c), not only "by the parent"
+  grep -q "event=conn.refused .*cgroup=$PGT_CG/b .*sqlstate=28000 reason=\"no policy rule allows\"" "$PGT_LOG"
   # and from a cgroup no rule names
   PGPASSWORD=$tok run pgt_in "$PGT_CG/other" psql -X -h 127.0.0.1 -p "$PG_PORT" -Atq -c "select 1"
   [ "$status" -eq 2 ]
@@ -126,6 +128,7 @@ in_token_ns() {
   echo "$output"
   [ "$status" -eq 2 ]
   [[ "$output" == *"FATAL:  pgtether: this connection is denied by policy rule 'no-forks' ($PGT_TMP/policy.d/90-deny.json:1)"* ]]
+  [ "$(pgt_log_count conn.refused 'reason="denied by policy rule"')" -ge 1 ]
   # an earlier file that allows every repo from B changes nothing
   cat >"$PGT_TMP/policy.d/05-early.json" <<JSON
 { "rules": [ { "name": "any-repo", "match": { "cgroup": "$PGT_CG/b", "issuer": "$ISS", "claims": { "sub": "repo:*" } },

@@ -288,6 +288,160 @@ static void test_verdict(void **state)
 		fault_describe(FAULT_LOGIN_VERDICT, &ff, &t);
 		assert_string_equal(t.sqlstate, "08004");
 	}
+	/* the reason is its fault's, when that is one a login is refused by */
+	ff.verdict = FAULT_PARENT_CGROUP_LOGINS;
+	fault_describe(FAULT_LOGIN_VERDICT, &ff, &t);
+	assert_string_equal(t.reason, "max_logins_per_cgroup reached");
+	assert_string_equal(t.msg, ff.detail);
+	{
+		static const int odd[] = { FAULT_NONE, FAULT_LOGIN_VERDICT, FAULT_CLIENT_PROTOCOL, FAULT_WORKER_ENDED, FAULT_N,
+					   -1, 0x7fffffff };
+
+		for (size_t i = 0; i < sizeof(odd) / sizeof(odd[0]); i++) {
+			ff.verdict = (enum fault_code)odd[i];
+			fault_describe(FAULT_LOGIN_VERDICT, &ff, &t);
+			assert_string_equal(t.reason, "refused by the parent");
+		}
+	}
+}
+
+/* The root parent's refusals (monitor.c, monitor_login.c), word for word as they were
+ * before the table (clients and the integration tests read them), each with its
+ * SQLSTATE and a reason of its own. */
+static void test_parent_messages(void **state)
+{
+	static const struct {
+		enum fault_code f;
+		const char *sqlstate, *reason, *msg;
+	} want[] = {
+		{ FAULT_PARENT_NOT_REDIRECTED, "08004", "not redirected",
+		  "pgtether: this connection was not redirected by pgtether (127.0.0.1:5432 connected to the listener directly); "
+		  "connect to the database's own address instead" },
+		{ FAULT_PARENT_ORIGINS_FULL, "53300", "origins map full",
+		  "pgtether: the kernel's table of redirected connections (64 entries) was full when this connection was made, "
+		  "so who opened it is unknown; try again" },
+		{ FAULT_PARENT_MAX_LOGINS, "53300", "max_logins reached",
+		  "pgtether: too many connections still logging in (max_logins 64); try again later" },
+		{ FAULT_PARENT_CGROUP_LOGINS, "53300", "max_logins_per_cgroup reached",
+		  "pgtether: too many connections still logging in from cgroup /sys/fs/cgroup/ci and the cgroups below it "
+		  "(max_logins_per_cgroup 64); finish or close the others first" },
+		{ FAULT_PARENT_UNCONFIRMED, "08004", "socket identity unconfirmed",
+		  "pgtether: cannot confirm the identity of this connection (No such file or directory); try again" },
+		{ FAULT_PARENT_NO_UPSTREAM, "08004", "no upstream for the destination",
+		  "pgtether: no upstream is configured for 127.0.0.1:5432; add it to \"upstreams\" (address or aliases) in "
+		  "/etc/pgtether/policy.d/ci.policy" },
+		{ FAULT_PARENT_ATTEST, "08004", "identity not established",
+		  "pgtether: cannot establish who opened this connection: upstream error: Connection reset by peer" },
+		{ FAULT_PARENT_ATTEST_CHANGED, "28000", "process changed since connect",
+		  "pgtether: cannot establish who opened this connection: upstream error: Connection reset by peer" },
+		{ FAULT_PARENT_HASH_BUSY, "53300", "executable hasher busy",
+		  "pgtether: too many executables are being hashed right now; try again" },
+		{ FAULT_PARENT_TOKEN_FILE_TIMEOUT, "08004", "token file read timed out",
+		  "pgtether: cannot read the identity token file: reading the token file in the workload's mount namespace did "
+		  "not finish in 10 s (a filesystem on its path does not answer)" },
+		{ FAULT_PARENT_HASH_TIMEOUT, "08004", "executable hash timed out",
+		  "pgtether: cannot establish who opened this connection: exe_sha256: hashing the executable did not finish in 10 s" },
+		{ FAULT_PARENT_TOKEN_REFUSED, "28000", "identity token refused",
+		  "pgtether: the identity token (file) was refused: upstream error: Connection reset by peer" },
+		{ FAULT_PARENT_DENY_RULE, "28000", "denied by policy rule",
+		  "pgtether: this connection is denied by policy rule 'ci-api' (/etc/pgtether/policy.d/ci.policy:12)" },
+		{ FAULT_PARENT_NO_RULE, "28000", "no policy rule allows",
+		  "pgtether: no policy rule allows this connection (cgroup /sys/fs/cgroup/ci, uid 1000, exe /usr/bin/psql as named "
+		  "in the workload's own mount namespace, which exe rules do not trust, upstream 'main', database \"app\", "
+		  "token sub \"svc\" from https://issuer.example)" },
+		{ FAULT_PARENT_NO_CREDENTIAL, "28000", "no credential for the role",
+		  "pgtether: no credential for role 'app_ro' of upstream 'main'" },
+		{ FAULT_LOGIN_RECORDING, "53100", "recording cannot be written",
+		  "pgtether: this session cannot be recorded (upstream error: Connection reset by peer); sessions are refused "
+		  "until recordings can be written" },
+		{ FAULT_NO_WORKER, "57P03", "no worker ready",
+		  "pgtether: no worker process is ready to serve this connection; try again" },
+		{ FAULT_WORKER_ENDED, "57P01", "worker process ended",
+		  "pgtether: the worker process serving this session ended unexpectedly; reconnect" },
+	};
+	struct fault_facts ff = facts;
+	struct fault_text t;
+
+	(void)state;
+	ff.cgroup = "/sys/fs/cgroup/ci";
+	ff.exe = "/usr/bin/psql";
+	ff.exe_foreign = true;
+	ff.uid = 1000;
+	ff.database = "app";
+	ff.token_source = "file";
+	ff.token_iss = "https://issuer.example";
+	ff.token_sub = "svc";
+	ff.path = "/etc/pgtether/policy.d/ci.policy";
+	ff.line = 12;
+	ff.err = ENOENT;
+	ff.timeout = 10;
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		assert_int_equal(fault_describe(want[i].f, &ff, &t), 0);
+		assert_string_equal(t.sqlstate, want[i].sqlstate);
+		assert_string_equal(t.reason, want[i].reason);
+		assert_string_equal(t.msg, want[i].msg);
+		assert_int_equal(t.end, want[i].f == FAULT_NO_WORKER || want[i].f == FAULT_WORKER_ENDED ? FAULT_END_NOW
+												  : FAULT_END_REFUSE);
+	}
+
+	/* the variants: no cgroup known, a cookie that differs, an exe the rules trust and
+	 * why there is no token */
+	ff.cgroup = NULL;
+	fault_describe(FAULT_PARENT_CGROUP_LOGINS, &ff, &t);
+	assert_string_equal(t.msg, "pgtether: too many connections of no known cgroup still logging in "
+			    "(max_logins_per_cgroup 64); try again later");
+	ff.err = 0;
+	fault_describe(FAULT_PARENT_UNCONFIRMED, &ff, &t);
+	assert_string_equal(t.msg, "pgtether: cannot confirm the identity of this connection (socket cookie mismatch); try again");
+	ff = (struct fault_facts){ .cgroup = "/sys/fs/cgroup/ci", .uid = 0, .exe = "/usr/bin/psql", .upstream = "main",
+				   .database = "app", .path = "/run/token", .err = EACCES };
+	fault_describe(FAULT_PARENT_NO_RULE, &ff, &t);
+	assert_string_equal(t.msg, "pgtether: no policy rule allows this connection (cgroup /sys/fs/cgroup/ci, uid 0, exe /usr/bin/psql, "
+			    "upstream 'main', database \"app\", no token: the token file /run/token cannot be read in the "
+			    "workload's mount namespace: the workload itself may not read it)");
+	ff.err = EFBIG;
+	fault_describe(FAULT_PARENT_NO_RULE, &ff, &t);
+	assert_non_null(strstr(t.msg, "namespace: too large)"));
+	ff.err = ENAMETOOLONG;
+	fault_describe(FAULT_PARENT_NO_RULE, &ff, &t);
+	assert_non_null(strstr(t.msg, "namespace: File name too long)"));
+	ff.path = NULL;
+	ff.token_empty = true;
+	fault_describe(FAULT_PARENT_NO_RULE, &ff, &t);
+	assert_string_equal(t.msg, "pgtether: no policy rule allows this connection (cgroup /sys/fs/cgroup/ci, uid 0, exe /usr/bin/psql, "
+			    "upstream 'main', database \"app\", no token: the client sent an empty password where its "
+			    "identity token was expected)");
+	ff.token_empty = false;
+	fault_describe(FAULT_PARENT_NO_RULE, &ff, &t);
+	assert_string_equal(t.msg, "pgtether: no policy rule allows this connection (cgroup /sys/fs/cgroup/ci, uid 0, exe /usr/bin/psql, "
+			    "upstream 'main', database \"app\")");
+}
+
+/* Every fault of the parent has its own reason (what conn.refused logs) and refuses a
+ * login; the worker logs it for a verdict that names it. */
+static void test_parent_rows(void **state)
+{
+	struct fault_text t, v;
+
+	(void)state;
+	for (int f = FAULT_PARENT_ADDRESSES; f < FAULT_N; f++) {
+		struct fault_facts ff = facts;
+
+		assert_int_equal(fault_describe((enum fault_code)f, &facts, &t), 0);
+		assert_int_equal(t.end, FAULT_END_REFUSE);
+		assert_string_not_equal(t.reason, "refused by the parent");
+		for (int g = FAULT_PARENT_ADDRESSES; g < f; g++) {
+			fault_describe((enum fault_code)g, &facts, &v);
+			assert_string_not_equal(t.reason, v.reason);
+		}
+		ff.sqlstate = t.sqlstate;
+		ff.detail = t.msg;
+		ff.verdict = (enum fault_code)f;
+		fault_describe(FAULT_LOGIN_VERDICT, &ff, &v);
+		assert_string_equal(v.sqlstate, t.sqlstate);
+		assert_string_equal(v.msg, t.msg);
+		assert_ptr_equal(v.reason, t.reason);
+	}
 }
 
 /* A fact longer than FAULT_FACT_MAX (a client_encoding the client made up) is cut on
@@ -326,6 +480,39 @@ static void test_long_facts(void **state)
 	assert_int_equal(strlen(t.msg), FAULT_MSG_MAX - 1);
 	fault_describe(FAULT_LOGIN_VERDICT, &ff, &t);
 	assert_int_equal(strlen(t.msg), FAULT_MSG_MAX - 1);
+
+	/* the parent's facts: a cgroup path of 1000 é is cut to whole characters, and
+	 * the advice after it still comes */
+	for (size_t i = 0; i + 1 < sizeof(big); i += 2)
+		memcpy(big + i, "\xc3\xa9", 2);
+	ff = facts;
+	ff.cgroup = big;
+	ff.limit = 4;
+	fault_describe(FAULT_PARENT_CGROUP_LOGINS, &ff, &t);
+	end = " and the cgroups below it (max_logins_per_cgroup 4); finish or close the others first";
+	assert_string_equal(t.msg + strlen(t.msg) - strlen(end), end);
+	q = t.msg + strlen("pgtether: too many connections still logging in from cgroup ");
+	assert_true(strstr(q, end) - q <= 256 && strstr(q, end) - q >= 250);
+	assert_int_equal((strstr(q, end) - q) % 2, 0);
+	/* ... and a message cut at its end is cut between characters too: the parent's
+	 * detail of 1000 é, at an odd offset ("...: " then é), ends in a whole one */
+	ff.detail = big;
+	fault_describe(FAULT_PARENT_ATTEST, &ff, &t);
+	assert_true(strlen(t.msg) >= FAULT_MSG_MAX - 2 && strlen(t.msg) < FAULT_MSG_MAX);
+	q = t.msg + strlen("pgtether: cannot establish who opened this connection: ");
+	assert_int_equal(strlen(q) % 2, 0);
+	{
+		struct fault_text v; /* the worker passes it on whole */
+
+		fault_describe(FAULT_LOGIN_VERDICT, &(struct fault_facts){ .detail = t.msg }, &v);
+		assert_string_equal(v.msg, t.msg);
+	}
+	fault_describe(FAULT_PARENT_NO_RULE, &(struct fault_facts){ .cgroup = big, .exe = big, .upstream = big,
+								  .database = big, .token_iss = big, .token_sub = big }, &t);
+	assert_true(strlen(t.msg) < FAULT_MSG_MAX);
+	for (const char *x = t.msg; *x; x++)
+		if ((unsigned char)*x >= 0x80) /* é whole: a lead byte, then its continuation */
+			assert_true((unsigned char)*x == 0xc3 ? (unsigned char)x[1] == 0xa9 : (unsigned char)x[-1] == 0xc3);
 }
 
 /* What a client or a server sent is quoted, never read as a format. */
@@ -364,6 +551,8 @@ int main(void)
 		cmocka_unit_test(test_every_login_fault),
 		cmocka_unit_test(test_login_messages),
 		cmocka_unit_test(test_verdict),
+		cmocka_unit_test(test_parent_messages),
+		cmocka_unit_test(test_parent_rows),
 		cmocka_unit_test(test_long_facts),
 		cmocka_unit_test(test_no_format_injection),
 	};

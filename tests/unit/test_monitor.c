@@ -379,6 +379,84 @@ static void test_cancel_same_pid(void **state)
 		close(fd);
 }
 
+/* The parent's refusal of a fresh connection, read from whichever worker got it. */
+static void accepted_refusal(struct priv_new_conn *nc)
+{
+	struct priv_hdr h;
+	long n = -1;
+	int fd = -1;
+
+	for (unsigned i = 0; i < 2 && n < 0; i++)
+		n = priv_recv(T.wend[i][0], T.m.buf, PRIV_MAX_MSG, &fd);
+	assert_int_equal(n, (long)sizeof(*nc)); /* the body's length */
+	memcpy(&h, T.m.buf, sizeof(h));
+	assert_int_equal(h.type, PRIV_NEW_CONN);
+	memcpy(nc, T.m.buf + sizeof(h), sizeof(*nc));
+	assert_true(fd >= 0);
+	close(fd);
+}
+
+/* The parent names each refusal's fault (the worker logs its reason) and says it in
+ * the table's words, as before the table: a login cap, then no kernel record. */
+static void test_refusal_faults(void **state)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t sl = sizeof(sin);
+	struct priv_new_conn nc;
+	char want[256], peer[ADDR_STRLEN];
+	int lfd, cfd[3];
+
+	(void)state;
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(listen(lfd, 4), 0);
+	assert_int_equal(getsockname(lfd, (struct sockaddr *)&sin, &sl), 0);
+	for (unsigned k = 0; k < 3; k++) {
+		cfd[k] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		assert_int_equal(connect(cfd[k], (struct sockaddr *)&sin, sizeof(sin)), 0);
+		/* one at a time: each under its own configuration */
+		if (k == 0) {
+			T.cfg.max_logins = 0;
+		} else if (k == 1) {
+			T.cfg.max_logins = 8;
+			T.cfg.max_logins_per_cgroup = 0;
+		} else {
+			T.cfg.max_logins_per_cgroup = 8;
+		}
+		assert_int_equal(monitor_accept(&T.m, lfd), 0);
+		accepted_refusal(&nc);
+		if (k == 0) {
+			assert_int_equal(nc.refuse_fault, FAULT_PARENT_MAX_LOGINS);
+			assert_true(nc.capped);
+			assert_string_equal(nc.refuse_sqlstate, "53300");
+			assert_string_equal(nc.refuse_msg, "pgtether: too many connections still logging in (max_logins 0); try again later");
+		} else if (k == 1) {
+			assert_int_equal(nc.refuse_fault, FAULT_PARENT_CGROUP_LOGINS);
+			assert_true(nc.capped);
+			assert_string_equal(nc.refuse_sqlstate, "53300");
+			assert_string_equal(nc.refuse_msg, "pgtether: too many connections of no known cgroup still logging in "
+					    "(max_logins_per_cgroup 0); try again later");
+		} else {
+			struct sockaddr_in me;
+			struct addr a;
+
+			sl = sizeof(me);
+			assert_int_equal(getsockname(cfd[k], (struct sockaddr *)&me, &sl), 0);
+			assert_int_equal(addr_from_sockaddr((struct sockaddr *)&me, &a), 0);
+			snprintf(want, sizeof(want), "pgtether: this connection was not redirected by pgtether (%s connected to the "
+				 "listener directly); connect to the database's own address instead", addr_format(&a, peer));
+			assert_int_equal(nc.refuse_fault, FAULT_PARENT_NOT_REDIRECTED);
+			assert_false(nc.capped);
+			assert_string_equal(nc.refuse_sqlstate, "08004");
+			assert_string_equal(nc.refuse_msg, want);
+		}
+		close(cfd[k]);
+	}
+	assert_null(T.m.head); /* a refusal is the worker's alone */
+	close(lfd);
+	free(T.m.logins.keys); /* monitor_free's */
+}
+
 /* Upstream sockets carry the mark that the connect hook (and any rule keyed on it)
  * lets through: the parent connects them itself, to the session's addresses only. */
 static void test_socket_only_upstream(void **state)
@@ -799,6 +877,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_scram_abandon_and_ask_again_kills, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_scram_worker_replaced, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_identify_bool_checked, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refusal_faults, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_conn_index, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stats_many_sessions, setup, teardown),
 	};
