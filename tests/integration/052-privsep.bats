@@ -41,9 +41,9 @@ setup_file() {
   echo "select 'b-' || 1;" >"$PGT_TMP/b.in"
 
   # both logged in: A's statement runs at the server, B answered
-  wait_until 100 a_running
-  wait_until 100 grep -qx b-1 "$PGT_TMP/b.out"
-  wait_until 50 both_listed
+  pgt_wait_until 10 a_running
+  pgt_wait_until 10 grep -qx b-1 "$PGT_TMP/b.out"
+  pgt_wait_until 5 both_listed
 }
 
 teardown_file() {
@@ -52,18 +52,6 @@ teardown_file() {
     [ -f "$PGT_TMP/$f" ] && kill "$(cat "$PGT_TMP/$f")" 2>/dev/null
   done
   pgt_teardown_world
-}
-
-# wait_until N CMD...: runs CMD every 0.1 s until it succeeds, at most N times.
-wait_until() {
-  local n=$1 i
-  shift
-  for ((i = 0; i < n; i++)); do
-    "$@" && return 0
-    sleep 0.1
-  done
-  echo "timed out waiting for: $*" >&2
-  return 1
 }
 
 a_running() {
@@ -192,7 +180,7 @@ assert_sandboxed() {
   ((now - t0 <= 2000000000))
 
   # A's client got an error from pgtether within a few seconds, not a hang
-  wait_until 50 test -s "$PGT_TMP/a.rc"
+  pgt_wait_until 5 test -s "$PGT_TMP/a.rc"
   echo "session A: exit $(cat "$PGT_TMP/a.rc")"
   cat "$PGT_TMP/a.out"
   [ "$(cat "$PGT_TMP/a.rc")" -ne 0 ]
@@ -201,11 +189,11 @@ assert_sandboxed() {
 
   # B, on the other worker, still answers
   echo "select 'b-' || 2;" >"$PGT_TMP/b.in"
-  wait_until 50 grep -qx b-2 "$PGT_TMP/b.out"
+  pgt_wait_until 5 grep -qx b-2 "$PGT_TMP/b.out"
   [ "$(worker_of "$PGT_CG/sess-b")" = "$wb" ]
 
   # the killed worker was replaced by a new one, sandboxed like the first
-  wait_until 50 bash -c '[ "$(jq ".workers | length" <<<"$("$0" -c "$1" status --json)")" -eq 2 ]' "$PGTETHER" "$PGT_CONF"
+  pgt_wait_until 5 bash -c '[ "$(jq ".workers | length" <<<"$("$0" -c "$1" status --json)")" -eq 2 ]' "$PGTETHER" "$PGT_CONF"
   status_json
   if worker_pids | grep -qx "$wa"; then
     echo "the killed worker $wa is still listed"
@@ -227,10 +215,10 @@ assert_sandboxed() {
   pids=$(worker_pids)
   [ -n "$pids" ]
   echo "select 'b-' || 3;" >"$PGT_TMP/b.in"
-  wait_until 50 grep -qx b-3 "$PGT_TMP/b.out"
+  pgt_wait_until 5 grep -qx b-3 "$PGT_TMP/b.out"
   pgt_stop_daemon
   for p in $pids; do
-    wait_until 50 bash -c '! kill -0 "$0" 2>/dev/null' "$p"
+    pgt_wait_until 5 bash -c '! kill -0 "$0" 2>/dev/null' "$p"
   done
   pgt_assert_clean_log
 }

@@ -24,18 +24,6 @@ teardown_file() {
   pgt_teardown_world
 }
 
-# wait_until N CMD...: runs CMD every 0.05 s until it succeeds, at most N times.
-wait_until() {
-  local n=$1 i
-  shift
-  for ((i = 0; i < n; i++)); do
-    "$@" && return 0
-    sleep 0.05
-  done
-  echo "timed out waiting for: $*" >&2
-  return 1
-}
-
 logged() { grep -q "^$1 " "$PGT_TMP/slow.log" 2>/dev/null; }
 
 @test "status is answered while a 10^6-iteration SCRAM proof is computed" {
@@ -43,7 +31,7 @@ logged() { grep -q "^$1 " "$PGT_TMP/slow.log" 2>/dev/null; }
   # a real login first: the held credential works, and the database's salt is cached
   [ "$(pgt_in "$PGT_CG/real" psql -X -h 127.0.0.1 -p "$PG_PORT" -Atq -c "select 'real'")" = real ]
   pgt_in "$PGT_CG/slow" psql -X "host=127.0.0.2 port=$SLOW_PORT" -Atq -c "select 1" >"$PGT_TMP/slow.out" 2>&1 3>&- &
-  wait_until 200 logged first
+  pgt_wait_until 10 logged first
   rm -f "$PGT_TMP/status.times"
   while ! logged final; do
     pgt status --json >/dev/null

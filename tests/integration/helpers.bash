@@ -233,6 +233,19 @@ pgt_teardown_world() {
 }
 
 # Number of log lines of an event, optionally also matching a fixed string.
+# pgt_wait_until SECONDS CMD...: runs CMD every 0.05 s until it succeeds, for at most
+# SECONDS; fails saying what it waited for.
+pgt_wait_until() {
+  local n=$(($1 * 20)) i
+  shift
+  for ((i = 0; i < n; i++)); do
+    "$@" && return 0
+    sleep 0.05
+  done
+  echo "timed out waiting for: $*" >&2
+  return 1
+}
+
 pgt_log_count() {
   if [ -n "${2:-}" ]; then
     grep "event=$1 " "$PGT_LOG" | grep -cF -- "$2" || true
