@@ -131,14 +131,11 @@ bool cancel_again(const struct session *c)
 	return t && c->cancel_busy && t->rfq_count == c->cancel_rfq && session_elapsed_ms(c) < SESSION_CANCEL_RETRY_FOR_MS;
 }
 
-/* The next try, SESSION_CANCEL_RETRY_MS from now after the second, twice that after
- * each later one up to SESSION_CANCEL_RETRY_MAX_MS: a timerfd takes the place of the
+/* The next try, SESSION_CANCEL_RETRY_MS from now: a timerfd takes the place of the
  * closed upstream socket (cancel_forward replaces it). 0 or -errno. */
 static int cancel_retry_later(struct session_env *env, struct session *c)
 {
-	unsigned shift = c->cancel_tries > 2 ? c->cancel_tries - 2 : 0;
-	long ms = shift >= 5 ? SESSION_CANCEL_RETRY_MAX_MS : (long)SESSION_CANCEL_RETRY_MS << shift;
-	struct itimerspec its = { .it_value = { 0, (ms < SESSION_CANCEL_RETRY_MAX_MS ? ms : SESSION_CANCEL_RETRY_MAX_MS) * 1000000L } };
+	struct itimerspec its = { .it_value = { 0, SESSION_CANCEL_RETRY_MS * 1000000L } };
 	int fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 
 	if (fd == -1)

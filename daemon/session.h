@@ -66,12 +66,8 @@
 #define SESSION_ORIGINS_CHECK_S 10
 #define SESSION_CANCEL_WAIT_S 2        /* a cancel waits this long for the bytes before it to go */
 #define SESSION_PARENT_SLACK_S 2       /* past login_timeout, for the parent's verdict on an attesting login */
-#define SESSION_CANCEL_RETRY_MS 20     /* a cancel the backend did not act on goes again, */
-#define SESSION_CANCEL_RETRY_MAX_MS 320 /* ... twice as late each time up to this apart, */
-/* ... this long after the client sent it at most: a backend on a loaded machine may not
- * get to a query for seconds (2 s lost one in 100 under CI's load), and each try is a
- * connection to the server, so ~30 tries at most */
-#define SESSION_CANCEL_RETRY_FOR_MS 8000
+#define SESSION_CANCEL_RETRY_MS 20     /* a cancel the backend did not act on goes again */
+#define SESSION_CANCEL_RETRY_FOR_MS 2000 /* ... this long after the client sent it, at most */
 
 struct sockdiag;
 
