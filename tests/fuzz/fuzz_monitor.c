@@ -348,7 +348,7 @@ int __wrap_scrampool_collect(struct scrampool *p, struct scrampool_done *ret)
 /* ---- the parent's configuration, once ---------------------------------------------- */
 static const char cfg_json[] =
 	"{\"listen\": \"127.0.0.1:6432\", \"sessions_dir\": \"/fuzz/sessions\", \"upstreams\": {"
-	"\"db\": {\"address\": \"127.0.0.2:5432\", \"aliases\": [\"10.9.0.1:5432\"], \"tls\": \"disable\", \"role\": \"app\"},"
+	"\"db\": {\"address\": \"127.0.0.2:5432\", \"aliases\": [\"127.0.0.9:5432\"], \"tls\": \"disable\", \"role\": \"app\"},"
 	"\"ro\": {\"address\": \"127.0.0.3:5433\", \"tls\": \"disable\", \"role\": \"reader\"}}}";
 static const char cred_json[] = "{\"db\": {\"app\": \"" PASSWORD "\", \"admin\": \"" PASSWORD "\"}, \"ro\": {\"reader\": \"" PASSWORD "\"}}";
 /* the rules naming a database first: the first rule that fits decides */
