@@ -243,8 +243,9 @@ enum attest_result attest_hash_fd(int fd, const struct attest_exe_key *key, cons
 			 (unsigned long long)key->size, (unsigned long long)ATTEST_HASH_MAX_BYTES);
 		return ATTEST_UNREADABLE;
 	}
-	/* Opened for reading only here, on the hasher's thread: an executable on a FUSE
-	 * mount the workload serves can make open() and read() wait as long as it likes. */
+	/* Opened for reading only here, on a file-system thread (attest_pool.c): an
+	 * executable on a FUSE mount the workload serves can make open() and read() wait
+	 * as long as it likes. */
 	snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
 	rfd = open(p, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	/* Root without CAP_DAC_READ_SEARCH reads by the mode bits; a binary of the
@@ -457,7 +458,7 @@ enum attest_result attest_read(const struct attest_origin *o, struct attest_fact
 
 	/* exe: the file it runs now, then compared with the one it ran at connect(). O_PATH
 	 * and a statx that asks no server: nothing here waits for a FUSE mount the
-	 * workload serves (the hasher's thread opens it for reading). */
+	 * workload serves (a file-system thread opens it for reading). */
 	snprintf(path, sizeof(path), "/proc/%d/exe", (int)o->pid);
 	fd = open(path, O_PATH | O_CLOEXEC);
 	if (fd == -1 || stat_nosync(fd, &st) == -1) {
