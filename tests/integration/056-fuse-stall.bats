@@ -77,6 +77,19 @@ ok_psql() {
     psql -X -h 127.0.0.1 -p "$PG_PORT" -Atq -c "$1"
 }
 
+# stuck_refused T0 TEXT: the stuck login (stuck_login's files) is refused with psql's
+# exit status 2 within 8 s of T0, saying TEXT.
+stuck_refused() {
+  local t0=$1 t1
+  pgt_wait_until 8 test -f "$PGT_TMP/stuck.rc" || true
+  t1=$(date +%s)
+  echo "refused after $((t1 - t0)) s"
+  cat "$PGT_TMP/stuck.out"
+  [ "$(cat "$PGT_TMP/stuck.rc")" = 2 ]
+  grep -qF "$2" "$PGT_TMP/stuck.out"
+  [ $((t1 - t0)) -le 8 ]
+}
+
 # Starts a login from $PGT_CG/stuck whose token file lies on the FUSE mount: its
 # output goes to $PGT_TMP/stuck.out, its exit status to $PGT_TMP/stuck.rc.
 stuck_login() {
@@ -92,7 +105,7 @@ stuck_login() {
 }
 
 @test "a token file on a FUSE mount that never answers stalls only that login, which is refused at login_timeout" {
-  local t0 t1
+  local t0
   fuse_start
   t0=$(date +%s)
   stuck_login
@@ -107,16 +120,7 @@ stuck_login() {
   [ "$(jq '[.connections[] | select(.state == "attesting")] | length' <<<"$output")" = 1 ]
   # the stuck one is still waiting, and is refused at login_timeout (4 s) saying why
   [ ! -f "$PGT_TMP/stuck.rc" ]
-  for _ in $(seq 80); do
-    [ -f "$PGT_TMP/stuck.rc" ] && break
-    sleep 0.1
-  done
-  t1=$(date +%s)
-  echo "refused after $((t1 - t0)) s"
-  cat "$PGT_TMP/stuck.out"
-  [ "$(cat "$PGT_TMP/stuck.rc")" = 2 ]
-  grep -qF "reading the token file in the workload's mount namespace did not finish in 4 s" "$PGT_TMP/stuck.out"
-  [ $((t1 - t0)) -le 8 ]
+  stuck_refused "$t0" "reading the token file in the workload's mount namespace did not finish in 4 s"
   # the file-system thread is still stuck in the request; once the FUSE server is
   # gone its late answer (ENOTCONN) is dropped: the connection was refused already
   fuse_stop
@@ -162,7 +166,7 @@ stuck_login() {
 }
 
 @test "an executable whose hash never finishes (FUSE) stalls only that login: another workload's new binary is hashed meanwhile" {
-  local t0 t1
+  local t0
   fuse_start /usr/lib/postgresql/15/bin/psql
   # the other workload's executable is not hashed yet either: a copy of its own
   cp /usr/lib/postgresql/15/bin/psql "$PGT_TMP/psql-ok"
@@ -182,16 +186,7 @@ stuck_login() {
   echo "$output"
   [ "$status" -eq 0 ]
   [ "$output" = 5 ]
-  for _ in $(seq 80); do
-    [ -f "$PGT_TMP/stuck.rc" ] && break
-    sleep 0.1
-  done
-  t1=$(date +%s)
-  echo "refused after $((t1 - t0)) s"
-  cat "$PGT_TMP/stuck.out"
-  [ "$(cat "$PGT_TMP/stuck.rc")" = 2 ]
-  grep -qF "hashing the executable did not finish in 4 s" "$PGT_TMP/stuck.out"
-  [ $((t1 - t0)) -le 8 ]
+  stuck_refused "$t0" "hashing the executable did not finish in 4 s"
   # the hash still waits in open(): the daemon stops without waiting for it (the
   # FUSE server answers the kernel's interrupt at its exit: one read but never
   # answered would keep even a killed process, as any, until the server goes)
