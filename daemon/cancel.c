@@ -58,6 +58,14 @@ void cancel_request(struct session_env *env, struct session *s, const uint8_t *p
 	s->up_try = 0;
 	s->state = SESSION_CANCELLING;
 	sbuf_set_events(env->epfd, &s->client, 0);
+	if (t->cancel && !t->cancel->cancel_waiting && t->rfq_count != t->cancel->cancel_rfq) {
+		/* the query the one under way was for has ended (its client was answered
+		 * at its first try and went on): this one is for the next query, and must
+		 * not wait for that one's last try. A try of it still out may land on the
+		 * next query too, which is what this client asks. */
+		t->cancel->cancel_for = NULL;
+		t->cancel = NULL;
+	}
 	/*
 	 * PostgreSQL drops a cancel that reaches an idle backend, and the client sent
 	 * what it cancels before it opened this connection: those bytes must reach the
@@ -121,8 +129,9 @@ void cancel_ungate(struct session_env *env, struct session *t)
  * The server closed the cancel connection: it has signalled the backend. A backend
  * that was still reading the query (it had not been scheduled since the bytes
  * arrived) drops the signal, as an idle one does; while that query is outstanding
- * (no ReadyForQuery since), the cancel goes again. Nothing sent after it can be
- * hit: t's client waits (c2u_gated) until the last try is closed.
+ * (no ReadyForQuery since), the cancel goes again, spaced further each time, for
+ * SESSION_CANCEL_RETRY_FOR_MS. Nothing sent after that query can be hit: once it has
+ * ended, t's client waits while a try is out (cancel_gates).
  */
 bool cancel_again(const struct session *c)
 {
@@ -131,12 +140,31 @@ bool cancel_again(const struct session *c)
 	return t && c->cancel_busy && t->rfq_count == c->cancel_rfq && session_elapsed_ms(c) < SESSION_CANCEL_RETRY_FOR_MS;
 }
 
-/* The next try, SESSION_CANCEL_RETRY_MS from now: a timerfd takes the place of the
+/*
+ * Whether t's client's bytes wait for the cancel c: while its first try is out (the
+ * client was told nothing yet; libpq, pgx and JDBC send nothing more meanwhile), and
+ * while a later try is out once the query it is for has ended, so that it cannot hit
+ * the next one. The bytes of the query itself (CopyData, a Sync) go on during the
+ * later tries: a COPY FROM STDIN acts on a cancel only when its data comes.
+ */
+bool cancel_gates(const struct session *c, const struct session *t)
+{
+	return c->cancel_inflight && !c->cancel_timer && (c->cancel_tries <= 1 || t->rfq_count != c->cancel_rfq);
+}
+
+/* The next try, SESSION_CANCEL_RETRY_MS from now after the second, twice as far for
+ * each try after it up to SESSION_CANCEL_RETRY_MAX_MS: a timerfd takes the place of the
  * closed upstream socket (cancel_forward replaces it). 0 or -errno. */
 static int cancel_retry_later(struct session_env *env, struct session *c)
 {
-	struct itimerspec its = { .it_value = { 0, SESSION_CANCEL_RETRY_MS * 1000000L } };
+	unsigned doublings = c->cancel_tries - 2; /* the second try went at once */
+	long ms = doublings < 8 ? (long)SESSION_CANCEL_RETRY_MS << doublings : SESSION_CANCEL_RETRY_MAX_MS;
+	struct itimerspec its;
 	int fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+
+	if (ms > SESSION_CANCEL_RETRY_MAX_MS)
+		ms = SESSION_CANCEL_RETRY_MAX_MS;
+	its = (struct itimerspec){ .it_value = { ms / 1000, (ms % 1000) * 1000000L } };
 
 	if (fd == -1)
 		return -errno;
@@ -154,14 +182,32 @@ static int cancel_retry_later(struct session_env *env, struct session *c)
 void cancel_done(struct session_env *env, struct session *c)
 {
 	if (cancel_again(c)) {
+		/* PostgreSQL closes the client's connection once it has signalled the
+		 * backend, and clients wait for that close (within a deadline: pgconn's is
+		 * short): the client is answered now, the tries after this one are
+		 * pgtether's own. */
+		if (c->client.fd >= 0)
+			sbuf_close(env->epfd, &c->client);
 		/* the first again at once (the error may just be on its way), then spaced:
 		 * a backend not scheduled for a while gets the while */
 		if (c->cancel_tries < 2 || cancel_retry_later(env, c) < 0)
 			cancel_forward(env, c);
+		else
+			cancel_ungate(env, c->cancel_for); /* no try is out: the query's bytes go on */
 		return;
 	}
 	if (c->cancel_tries > 1)
 		log_info("cancel", "id=%llu: the cancel of session %llu took %u tries", (unsigned long long)c->id,
 			 (unsigned long long)c->cancel_of, c->cancel_tries);
 	session_free(env, c); /* and the client's connection closes: its cancel is done */
+}
+
+/* t's query ended (ReadyForQuery): a cancel waiting for its next try ends now rather
+ * than at the try, so it holds nothing of t's for that long. */
+void cancel_query_ended(struct session *t)
+{
+	struct itimerspec now = { .it_value = { 0, 1 } };
+
+	if (t->cancel && t->cancel->cancel_timer)
+		timerfd_settime(t->cancel->upstream.fd, 0, &now, NULL);
 }

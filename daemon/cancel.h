@@ -27,6 +27,12 @@ void cancel_ungate(struct session_env *env, struct session *t);
  * backend may not have seen the query yet (see cancel.c). */
 bool cancel_again(const struct session *c);
 
+/* Whether what t's client sends waits for its cancel c now (see cancel.c). */
+bool cancel_gates(const struct session *c, const struct session *t);
+
+/* t's server said ReadyForQuery: the query a cancel was for has ended. */
+void cancel_query_ended(struct session *t);
+
 /* The server closed c's connection: c goes again (now or a little later), or it is
  * done and freed. */
 void cancel_done(struct session_env *env, struct session *c);

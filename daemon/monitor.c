@@ -582,8 +582,14 @@ static void on_cancel(struct monitor *m, struct mon_conn *c, const struct priv_c
 	c->sockets = 0;
 	c->addrs[0] = t->up_addr; /* the server that runs the backend, alone */
 	c->n_addrs = 1;
-	if (worker_send(c->w, PRIV_NEW_CONN, c->id, &nc, sizeof(nc), c->cfd) < 0)
+	if (worker_send(c->w, PRIV_NEW_CONN, c->id, &nc, sizeof(nc), c->cfd) < 0) {
 		conn_end(m, c);
+		return;
+	}
+	/* A cancel has no answer for the parent to give: the worker's copy is the only
+	 * one, so its close after the first try reaches the client (cancel.c). */
+	close(c->cfd);
+	c->cfd = -1;
 }
 
 static void on_held_info(struct mon_conn *c, const uint8_t *body, size_t len)

@@ -37,11 +37,12 @@ const struct policy_rule *session_masking_rule(struct session_env *env, struct s
 	return r && (r->n_masks || (r->record_results && s->rec)) ? r : NULL;
 }
 
-/* While a cancel of s is under way at the server, what s's client sends next waits:
- * it reaches the server after the cancel did, so the cancel cannot stop it. */
+/* While a cancel of s is under way at the server, what s's client sends next may
+ * wait (cancel_gates): it reaches the server after the cancel did, so the cancel
+ * cannot stop it. */
 static bool c2u_gated(const struct session *s)
 {
-	return s->cancel && s->cancel->cancel_inflight;
+	return s->cancel && cancel_gates(s->cancel, s);
 }
 
 static uint32_t interest(const struct session_buf *in, size_t reserve, const struct session_buf *out)

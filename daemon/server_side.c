@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cancel.h"
 #include "log.h"
 #include "privsep.h"
 #include "worker.h"
@@ -597,6 +598,7 @@ enum fault_code server_side_scan(struct session_env *env, struct session *s)
 			s->tx_status = b->data[pos++];
 			s->want_status = false;
 			s->rfq_count++; /* what a cancel under way was for has ended */
+			cancel_query_ended(s);
 			s->sscan.remaining = 0;
 			batch_answered(s);
 			if (s->pending_count && (s->pending[s->pending_head] == 'S' || s->pending[s->pending_head] == 'Q')) {

@@ -66,8 +66,10 @@
 #define SESSION_ORIGINS_CHECK_S 10
 #define SESSION_CANCEL_WAIT_S 2        /* a cancel waits this long for the bytes before it to go */
 #define SESSION_PARENT_SLACK_S 2       /* past login_timeout, for the parent's verdict on an attesting login */
-#define SESSION_CANCEL_RETRY_MS 20     /* a cancel the backend did not act on goes again */
-#define SESSION_CANCEL_RETRY_FOR_MS 2000 /* ... this long after the client sent it, at most */
+#define SESSION_CANCEL_RETRY_MS 20     /* a cancel the backend did not act on goes again, */
+#define SESSION_CANCEL_RETRY_MAX_MS 500 /* ... spaced twice as far each time up to this, */
+#define SESSION_CANCEL_RETRY_FOR_MS 8000 /* ... this long after the client sent it, at most
+					  * (below SESSION_REFUSE_TIMEOUT_S, which ends any cancel) */
 
 struct sockdiag;
 

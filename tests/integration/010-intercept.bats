@@ -192,6 +192,72 @@ PY
   [ "$(pgt_log_count conn.refused "not redirected")" = 0 ]
 }
 
+# PostgreSQL drops a cancel that reaches a backend before it has read the query (as
+# one that reaches an idle backend); on a loaded machine a backend may not run for
+# seconds after the query's bytes came. Here the backend is stopped while the query
+# and the cancel arrive: pgtether answers the client once the server took the first
+# try (as PostgreSQL does), and goes on sending it while the query is outstanding,
+# until one lands after the backend runs again.
+@test "a cancel the backend was too late to act on is sent again until it lands" {
+  cat >"$PGT_TMP/cancel-stopped.py" <<'PY'
+import os, signal, socket, struct, sys, time
+port = int(sys.argv[1])
+
+def read(s, buf, want):
+    while True:
+        while len(buf) < 5 or len(buf) < 1 + struct.unpack("!I", buf[1:5])[0]:
+            d = s.recv(65536)
+            if not d:
+                sys.exit("closed")
+            buf += d
+        n = struct.unpack("!I", buf[1:5])[0]
+        t, body, buf = buf[:1], buf[5:1 + n], buf[1 + n:]
+        if t == want or t == b"E":
+            return t, body, buf
+
+def query(s, buf, sql):
+    q = sql.encode() + b"\0"
+    s.sendall(b"Q" + struct.pack("!I", len(q) + 4) + q)
+    return buf
+
+s = socket.create_connection(("127.0.0.1", port), timeout=30)
+body = struct.pack("!I", 3 << 16) + b"user\0app\0database\0postgres\0\0"
+s.sendall(struct.pack("!I", len(body) + 4) + body)
+_, key, buf = read(s, b"", b"K")
+_, _, buf = read(s, buf, b"Z")
+buf = query(s, buf, "select pg_backend_pid()")
+_, row, buf = read(s, buf, b"D")
+backend = int(row[6:].decode())
+_, _, buf = read(s, buf, b"Z")
+os.kill(backend, signal.SIGSTOP)
+try:
+    stopped = time.time()
+    buf = query(s, buf, "select pg_sleep(10)")
+    time.sleep(0.3)
+    c = socket.create_connection(("127.0.0.1", port), timeout=30)
+    c.sendall(struct.pack("!II", 16, 80877102) + key)
+    c.recv(1)  # the close: the cancel was delivered
+    print("requester answered while the backend was stopped:", time.time() - stopped < 3)
+    c.close()
+    time.sleep(max(0, 3 - (time.time() - stopped)))
+finally:
+    os.kill(backend, signal.SIGCONT)
+resumed = time.time()
+t, body, buf = read(s, buf, b"Z")
+if t == b"E":
+    print("cancel", [f[1:].decode() for f in body.split(b"\0") if f[:1] == b"C"],
+          "within 5 s:", time.time() - resumed < 5)
+else:
+    print("not cancelled: the query ran to its end")
+PY
+  run timeout 40 "$PGTETHER" -c "$PGT_CONF" run --cgroup "$PGT_CG/cancel-stopped" -- \
+    /usr/bin/python3 -u "$PGT_TMP/cancel-stopped.py" "$PG_PORT"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [ "${lines[0]}" = "requester answered while the backend was stopped: True" ]
+  [ "${lines[1]}" = "cancel ['57014'] within 5 s: True" ]
+}
+
 @test "a connection to a port that is not a target is untouched" {
   local port before
   port=$(pgt_free_port)
