@@ -107,7 +107,7 @@ static const struct {
 	[FAULT_PARENT_ATTEST_CHANGED] = { "28000", "process changed since connect", FAULT_END_REFUSE },
 	[FAULT_PARENT_PID_REUSED] = { "08004", "process gone, pid reused", FAULT_END_REFUSE },
 	[FAULT_PARENT_FS_BUSY] = { "53300", "file-system threads busy", FAULT_END_REFUSE },
-	[FAULT_PARENT_HASH_BUSY] = { "53300", "executable hasher busy", FAULT_END_REFUSE },
+	[FAULT_PARENT_HASH_BUSY] = { "53300", "file-system threads busy (hashing)", FAULT_END_REFUSE },
 	[FAULT_PARENT_EXE_NO_MEMORY] = { "53200", "out of memory", FAULT_END_REFUSE },
 	[FAULT_PARENT_TOKEN_FILE_TIMEOUT] = { "08004", "token file read timed out", FAULT_END_REFUSE },
 	[FAULT_PARENT_EXE_PATH_TIMEOUT] = { "08004", "executable path check timed out", FAULT_END_REFUSE },

@@ -334,7 +334,7 @@ static void test_parent_messages(void **state)
 		  "pgtether: cannot establish who opened this connection: upstream error: Connection reset by peer" },
 		{ FAULT_PARENT_ATTEST_CHANGED, "28000", "process changed since connect",
 		  "pgtether: cannot establish who opened this connection: upstream error: Connection reset by peer" },
-		{ FAULT_PARENT_HASH_BUSY, "53300", "executable hasher busy",
+		{ FAULT_PARENT_HASH_BUSY, "53300", "file-system threads busy (hashing)",
 		  "pgtether: too many executables are being hashed right now; try again" },
 		{ FAULT_PARENT_TOKEN_FILE_TIMEOUT, "08004", "token file read timed out",
 		  "pgtether: cannot read the identity token file: reading the token file in the workload's mount namespace did "
