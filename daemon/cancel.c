@@ -58,14 +58,6 @@ void cancel_request(struct session_env *env, struct session *s, const uint8_t *p
 	s->up_try = 0;
 	s->state = SESSION_CANCELLING;
 	sbuf_set_events(env->epfd, &s->client, 0);
-	if (t->cancel && !t->cancel->cancel_waiting && t->rfq_count != t->cancel->cancel_rfq) {
-		/* the query the one under way was for has ended (its client was answered
-		 * at its first try and went on): this one is for the next query, and must
-		 * not wait for that one's last try. A try of it still out may land on the
-		 * next query too, which is what this client asks. */
-		t->cancel->cancel_for = NULL;
-		t->cancel = NULL;
-	}
 	/*
 	 * PostgreSQL drops a cancel that reaches an idle backend, and the client sent
 	 * what it cancels before it opened this connection: those bytes must reach the
@@ -78,12 +70,22 @@ void cancel_request(struct session_env *env, struct session *s, const uint8_t *p
 		session_free(env, s);
 		return;
 	}
-	if (t->cancel) {
-		/* one under way already does what this one asks */
+	if (t->cancel && (t->cancel_next || (!t->cancel_held && !cancel_over(t->cancel, t)))) {
+		/* one under way (or waiting) already does what this one asks */
 		session_free(env, s);
 		return;
 	}
 	s->cancel_for = t;
+	if (t->cancel) {
+		/* The one under way was for a query that has ended (its client was
+		 * answered at its first try and went on), or the client's next
+		 * statement waits for it: this one is for what comes next, and goes
+		 * once that one's last try is closed (session_free), so that no try of
+		 * that one can land on what this one does not cancel. */
+		t->cancel_next = s;
+		s->cancel_waiting = true;
+		return;
+	}
 	t->cancel = s;
 	if (!cancel_can_go(t)) {
 		s->cancel_waiting = true;
@@ -102,7 +104,9 @@ void cancel_forward(struct session_env *env, struct session *c)
 	c->cancel_sent = false;
 	c->cancel_inflight = true;
 	c->cancel_busy = t && (t->pending_count > 0 || t->c_unsynced);
+	c->cancel_unsynced = t && t->c_unsynced;
 	c->cancel_rfq = t ? t->rfq_count : 0;
+	c->cancel_ends = t ? t->ends_count : 0;
 	c->up_try = 0;
 	if (c->cancel_tries++ == 0)
 		log_info("cancel", "id=%llu forwards a cancel of session %llu to %s", (unsigned long long)c->id,
@@ -118,38 +122,64 @@ void cancel_release(struct session_env *env, struct session *t)
 		cancel_forward(env, t->cancel);
 }
 
-/* The cancel of t is done: what t's client sent meanwhile goes on. */
+/* What waited for t's cancel goes on: a statement its client sent while the tries
+ * went, the bytes a try held, and then a cancel that waited for these. */
 void cancel_ungate(struct session_env *env, struct session *t)
 {
-	if (t->state == SESSION_RELAYING && t->c2u.ready > t->c2u.off)
+	if (t->state != SESSION_RELAYING || t->dead)
+		return;
+	if (t->cancel_held && !cancel_holds(t)) {
+		t->cancel_held = false;
+		session_relay_event(env, t, &t->client, EPOLLIN); /* the held statement is taken again */
+	} else if (t->c2u.ready > t->c2u.off) {
 		session_relay_event(env, t, &t->upstream, EPOLLOUT);
+	}
+	if (!t->dead && t->cancel && t->cancel->cancel_waiting)
+		cancel_release(env, t);
+}
+
+/* Whether the query the cancel c was sent for has ended since its last try went:
+ * a ReadyForQuery, or amid extended messages with no Sync after them (pipelines
+ * that flush), the end of a statement. */
+bool cancel_over(const struct session *c, const struct session *t)
+{
+	return t->rfq_count != c->cancel_rfq || (c->cancel_unsynced && t->ends_count != c->cancel_ends);
 }
 
 /*
  * The server closed the cancel connection: it has signalled the backend. A backend
  * that was still reading the query (it had not been scheduled since the bytes
- * arrived) drops the signal, as an idle one does; while that query is outstanding
- * (no ReadyForQuery since), the cancel goes again, spaced further each time, for
- * SESSION_CANCEL_RETRY_FOR_MS. Nothing sent after that query can be hit: once it has
- * ended, t's client waits while a try is out (cancel_gates).
+ * arrived) drops the signal, as an idle one does; while that query is outstanding,
+ * the cancel goes again, spaced further each time, for SESSION_CANCEL_RETRY_FOR_MS.
+ * Nothing sent after it can be hit: the client's next statement waits for the last
+ * try (cancel_holds), and once the query has ended nothing goes while a try is out
+ * (cancel_gates).
  */
 bool cancel_again(const struct session *c)
 {
 	const struct session *t = c->cancel_for;
 
-	return t && c->cancel_busy && t->rfq_count == c->cancel_rfq && session_elapsed_ms(c) < SESSION_CANCEL_RETRY_FOR_MS;
+	return t && c->cancel_busy && !cancel_over(c, t) && session_elapsed_ms(c) < SESSION_CANCEL_RETRY_FOR_MS;
 }
 
 /*
  * Whether t's client's bytes wait for the cancel c: while its first try is out (the
  * client was told nothing yet; libpq, pgx and JDBC send nothing more meanwhile), and
- * while a later try is out once the query it is for has ended, so that it cannot hit
- * the next one. The bytes of the query itself (CopyData, a Sync) go on during the
- * later tries: a COPY FROM STDIN acts on a cancel only when its data comes.
+ * while a later try is out once the query it is for has ended. The bytes of the
+ * query itself (CopyData, a Sync) go on during the later tries: a COPY FROM STDIN
+ * acts on a cancel only when its data comes.
  */
 bool cancel_gates(const struct session *c, const struct session *t)
 {
-	return c->cancel_inflight && !c->cancel_timer && (c->cancel_tries <= 1 || t->rfq_count != c->cancel_rfq);
+	return c->cancel_inflight && !c->cancel_timer && (c->cancel_tries <= 1 || cancel_over(c, t));
+}
+
+/* Whether t's client's next statement (anything but the COPY data, Sync or Flush of
+ * the query under way) waits: its cancel's client was answered and the tries that
+ * follow are pgtether's own, which must not land on a statement sent after it. */
+bool cancel_holds(const struct session *t)
+{
+	return t->cancel && t->cancel->cancel_answered;
 }
 
 /* The next try, SESSION_CANCEL_RETRY_MS from now after the second, twice as far for
@@ -160,12 +190,11 @@ static int cancel_retry_later(struct session_env *env, struct session *c)
 	unsigned doublings = c->cancel_tries - 2; /* the second try went at once */
 	long ms = doublings < 8 ? (long)SESSION_CANCEL_RETRY_MS << doublings : SESSION_CANCEL_RETRY_MAX_MS;
 	struct itimerspec its;
-	int fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	int fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC), r;
 
 	if (ms > SESSION_CANCEL_RETRY_MAX_MS)
 		ms = SESSION_CANCEL_RETRY_MAX_MS;
 	its = (struct itimerspec){ .it_value = { ms / 1000, (ms % 1000) * 1000000L } };
-
 	if (fd == -1)
 		return -errno;
 	if (timerfd_settime(fd, 0, &its, NULL) == -1) {
@@ -175,12 +204,19 @@ static int cancel_retry_later(struct session_env *env, struct session *c)
 	sbuf_close(env->epfd, &c->upstream);
 	c->upstream.fd = fd;
 	c->cancel_sent = false;
+	if ((r = sbuf_watch(env->epfd, &c->upstream, EPOLLIN)) < 0) {
+		close(fd);
+		c->upstream.fd = -1;
+		return r;
+	}
 	c->cancel_timer = true;
-	return sbuf_watch(env->epfd, &c->upstream, EPOLLIN);
+	return 0;
 }
 
 void cancel_done(struct session_env *env, struct session *c)
 {
+	struct session *t = c->cancel_for;
+
 	if (cancel_again(c)) {
 		/* PostgreSQL closes the client's connection once it has signalled the
 		 * backend, and clients wait for that close (within a deadline: pgconn's is
@@ -188,12 +224,12 @@ void cancel_done(struct session_env *env, struct session *c)
 		 * pgtether's own. */
 		if (c->client.fd >= 0)
 			sbuf_close(env->epfd, &c->client);
+		c->cancel_answered = true;
 		/* the first again at once (the error may just be on its way), then spaced:
 		 * a backend not scheduled for a while gets the while */
 		if (c->cancel_tries < 2 || cancel_retry_later(env, c) < 0)
 			cancel_forward(env, c);
-		else
-			cancel_ungate(env, c->cancel_for); /* no try is out: the query's bytes go on */
+		cancel_ungate(env, t); /* the query's own bytes go on during the tries */
 		return;
 	}
 	if (c->cancel_tries > 1)
@@ -202,12 +238,13 @@ void cancel_done(struct session_env *env, struct session *c)
 	session_free(env, c); /* and the client's connection closes: its cancel is done */
 }
 
-/* t's query ended (ReadyForQuery): a cancel waiting for its next try ends now rather
- * than at the try, so it holds nothing of t's for that long. */
-void cancel_query_ended(struct session *t)
+/* t's server ended a statement or said ReadyForQuery: a cancel waiting for its next
+ * try whose query is over ends now rather than at the try, so that what t's client
+ * sent next does not wait for that long. */
+void cancel_server_ended(struct session *t)
 {
 	struct itimerspec now = { .it_value = { 0, 1 } };
 
-	if (t->cancel && t->cancel->cancel_timer)
+	if (t->cancel && t->cancel->cancel_timer && cancel_over(t->cancel, t))
 		timerfd_settime(t->cancel->upstream.fd, 0, &now, NULL);
 }

@@ -20,18 +20,24 @@ void cancel_forward(struct session_env *env, struct session *c);
 /* After t sent client bytes upstream: a cancel that waited for them goes now. */
 void cancel_release(struct session_env *env, struct session *t);
 
-/* The cancel of t is done: what t's client sent meanwhile goes on. */
+/* What waited for t's cancel goes on (see cancel.c). */
 void cancel_ungate(struct session_env *env, struct session *t);
 
 /* Whether the cancel c, whose connection the server closed, must go again: the
  * backend may not have seen the query yet (see cancel.c). */
 bool cancel_again(const struct session *c);
 
-/* Whether what t's client sends waits for its cancel c now (see cancel.c). */
+/* Whether the query the cancel c of t was sent for has ended (see cancel.c). */
+bool cancel_over(const struct session *c, const struct session *t);
+
+/* Whether the bytes t's client sent wait for its cancel c now (see cancel.c). */
 bool cancel_gates(const struct session *c, const struct session *t);
 
-/* t's server said ReadyForQuery: the query a cancel was for has ended. */
-void cancel_query_ended(struct session *t);
+/* Whether t's client's next statement waits for t's cancel (see cancel.c). */
+bool cancel_holds(const struct session *t);
+
+/* t's server ended a statement or said ReadyForQuery (see cancel.c). */
+void cancel_server_ended(struct session *t);
 
 /* The server closed c's connection: c goes again (now or a little later), or it is
  * done and freed. */

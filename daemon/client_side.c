@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "b64url.h"
+#include "cancel.h"
 #include "escape.h"
 #include "gate.h"
 #include "log.h"
@@ -689,6 +690,15 @@ enum fault_code client_side_filter(struct session_env *env, struct session *s)
 		pos += (size_t)used;
 		if (!found)
 			continue;
+		if (cancel_holds(s) && h.type != 'd' && h.type != 'c' && h.type != 'f' && h.type != 'S' &&
+		    h.type != 'H' && h.type != 'X') {
+			/* pgtether's own tries of a cancel its client was answered for go
+			 * on: what the client sends next must not be what one of them hits
+			 * (cancel_ungate takes it again) */
+			s->cancel_held = true;
+			pos = rescan_from(s, start);
+			break;
+		}
 		if (h.type == 'X')
 			s->c_terminated = true; /* the server closing next is its answer */
 		if (s->read_only && !s->c_unsynced && awaits_server(s) &&

@@ -587,9 +587,11 @@ static void on_cancel(struct monitor *m, struct mon_conn *c, const struct priv_c
 		return;
 	}
 	/* A cancel has no answer for the parent to give: the worker's copy is the only
-	 * one, so its close after the first try reaches the client (cancel.c). */
+	 * one, so its close after the first try reaches the client (cancel.c). Nor is
+	 * it a login any more: its tries (up to 8 s) hold no login cap's place. */
 	close(c->cfd);
 	c->cfd = -1;
+	login_done(m, c);
 }
 
 static void on_held_info(struct mon_conn *c, const uint8_t *body, size_t len)

@@ -598,7 +598,7 @@ enum fault_code server_side_scan(struct session_env *env, struct session *s)
 			s->tx_status = b->data[pos++];
 			s->want_status = false;
 			s->rfq_count++; /* what a cancel under way was for has ended */
-			cancel_query_ended(s);
+			cancel_server_ended(s);
 			s->sscan.remaining = 0;
 			batch_answered(s);
 			if (s->pending_count && (s->pending[s->pending_head] == 'S' || s->pending[s->pending_head] == 'Q')) {
@@ -624,6 +624,12 @@ enum fault_code server_side_scan(struct session_env *env, struct session *s)
 		if (used < 0)
 			return FAULT_UPSTREAM_PROTOCOL;
 		pos += (size_t)used;
+		if (found && (h.type == 'C' || h.type == 'E' || h.type == 'I' || h.type == 's')) {
+			/* a statement's end (counted again if the message is held and read
+			 * again: only whether it moved matters, cancel_over) */
+			s->ends_count++;
+			cancel_server_ended(s);
+		}
 		if (found && h.type == 'S' && h.body_len < 1024 && whole_here) {
 			/* a setting changed: read whole before it goes on */
 			size_t mlen = PGWIRE_HEADER + h.body_len;

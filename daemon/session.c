@@ -97,10 +97,21 @@ void session_free(struct session_env *env, struct session *s)
 	if (s->cancel_for) {
 		struct session *t = s->cancel_for;
 
-		t->cancel = NULL;
 		s->cancel_for = NULL;
-		if (!t->dead && s->cancel_inflight)
-			cancel_ungate(env, t);
+		if (t->cancel_next == s) {
+			t->cancel_next = NULL;
+		} else if (t->cancel == s) {
+			/* the one waiting for this cancel's last try is t's cancel now */
+			t->cancel = t->cancel_next;
+			t->cancel_next = NULL;
+			if (!t->dead)
+				cancel_ungate(env, t);
+		}
+	}
+	if (s->cancel_next) {
+		s->cancel_next->cancel_for = NULL;
+		session_free(env, s->cancel_next); /* it had not gone yet */
+		s->cancel_next = NULL;
 	}
 	if (s->cancel) {
 		/* the session a cancel is for ends: there is nothing left to cancel */
@@ -567,7 +578,8 @@ void session_tick(struct session_env *env)
 			s->client.fd = -1;
 			session_free(env, s);
 			session_turn_away(env, fd, s->refuse_sqlstate, s->refuse_msg);
-		} else if (s->state == SESSION_CANCELLING && s->cancel_waiting && age >= SESSION_CANCEL_WAIT_S)
+		} else if (s->state == SESSION_CANCELLING && s->cancel_waiting && age >= SESSION_CANCEL_WAIT_S &&
+			   !(s->cancel_for && s->cancel_for->cancel_next == s))
 			cancel_forward(env, s); /* the bytes before it still wait for room upstream */
 		else if ((s->state == SESSION_REFUSING || s->state == SESSION_CANCELLING) &&
 			 age >= SESSION_REFUSE_TIMEOUT_S)

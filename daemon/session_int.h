@@ -163,14 +163,21 @@ struct session {
 	uint64_t cancel_of;              /* the id of the session it cancels, for logs */
 	struct session *cancel_for;      /* a cancel: the session it cancels */
 	struct session *cancel;          /* a session: the cancel of it under way */
+	struct session *cancel_next;     /* ... and one for its next query, waiting for that */
+	bool cancel_held;                /* its client's next statement waits for the cancel */
 	bool cancel_waiting;             /* waits for the bytes before it to go upstream */
 	bool cancel_inflight;            /* forwarded, and the server has not closed yet */
 	bool cancel_sent;                /* the CancelRequest went upstream: await its close */
 	bool cancel_busy;                /* its session had a query outstanding when sent */
+	bool cancel_answered;            /* its client was answered: the tries now are pgtether's */
+	bool cancel_unsynced;            /* sent amid extended messages no Sync has followed */
 	uint32_t cancel_rfq;             /* that session's rfq_count then */
+	uint32_t cancel_ends;            /* ... and its ends_count */
 	unsigned cancel_tries;
 	bool cancel_timer;               /* upstream.fd is the timerfd of the next try */
 	uint32_t rfq_count;              /* ReadyForQuery messages the server sent */
+	uint32_t ends_count;             /* ... and CommandComplete, ErrorResponse, EmptyQueryResponse,
+					  * PortalSuspended: a statement's end */
 
 	char refuse_sqlstate[6];
 	char refuse_msg[512];

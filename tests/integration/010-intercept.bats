@@ -258,6 +258,76 @@ PY
   [ "${lines[1]}" = "cancel ['57014'] within 5 s: True" ]
 }
 
+# The tries pgtether adds are its own: one must not cancel a statement the client sent
+# after its cancel was answered and the query it was for had ended. An extended-query
+# client that flushes instead of syncing (libpq and psycopg pipelines) gets no
+# ReadyForQuery between statements: here the first statement's cancel is lost (the
+# backend stopped, as in the test above), the statement ends, and the client's next
+# one, sent 3 s after its cancel was answered, must run to its end.
+@test "a cancel's later tries do not cancel a statement sent after its query ended" {
+  cat >"$PGT_TMP/cancel-next.py" <<'PY'
+import os, signal, socket, struct, sys, time
+port = int(sys.argv[1])
+
+def read(s, buf, want):
+    while True:
+        while len(buf) < 5 or len(buf) < 1 + struct.unpack("!I", buf[1:5])[0]:
+            d = s.recv(65536)
+            if not d:
+                sys.exit("closed")
+            buf += d
+        n = struct.unpack("!I", buf[1:5])[0]
+        t, body, buf = buf[:1], buf[5:1 + n], buf[1 + n:]
+        if t in want or t == b"E":
+            return t, body, buf
+
+def msg(t, body):
+    return t + struct.pack("!I", len(body) + 4) + body
+
+def unsynced(sql):  # Parse, Bind, Execute, Flush: no Sync
+    return (msg(b"P", b"\0" + sql.encode() + b"\0\0\0") + msg(b"B", b"\0\0" + b"\0\0\0\0\0\0") +
+            msg(b"E", b"\0\0\0\0\0") + msg(b"H", b""))
+
+s = socket.create_connection(("127.0.0.1", port), timeout=30)
+body = struct.pack("!I", 3 << 16) + b"user\0app\0database\0postgres\0\0"
+s.sendall(struct.pack("!I", len(body) + 4) + body)
+_, key, buf = read(s, b"", b"K")
+_, _, buf = read(s, buf, b"Z")
+q = b"select pg_backend_pid()\0"
+s.sendall(msg(b"Q", q))
+_, row, buf = read(s, buf, b"D")
+backend = int(row[6:].decode())
+_, _, buf = read(s, buf, b"Z")
+os.kill(backend, signal.SIGSTOP)
+try:
+    stopped = time.time()
+    s.sendall(unsynced("select 1"))
+    time.sleep(0.3)
+    c = socket.create_connection(("127.0.0.1", port), timeout=30)
+    c.sendall(struct.pack("!II", 16, 80877102) + key)
+    c.recv(1)  # the close: the cancel was delivered
+    c.close()
+    time.sleep(max(0, 3 - (time.time() - stopped)))
+finally:
+    os.kill(backend, signal.SIGCONT)
+t, body, buf = read(s, buf, b"C")
+print("first:", "cancelled" if t == b"E" else "ran")
+if t == b"E":
+    sys.exit(0)
+s.sendall(unsynced("select pg_sleep(2)"))
+t, body, buf = read(s, buf, b"C")
+print("next:", "cancelled " + str([f[1:].decode() for f in body.split(b"\0") if f[:1] == b"C"]) if t == b"E" else "ran")
+s.sendall(msg(b"S", b""))
+read(s, buf, b"Z")
+PY
+  run timeout 40 "$PGTETHER" -c "$PGT_CONF" run --cgroup "$PGT_CG/cancel-next" -- \
+    /usr/bin/python3 -u "$PGT_TMP/cancel-next.py" "$PG_PORT"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [ "${lines[0]}" = "first: ran" ]
+  [ "${lines[1]}" = "next: ran" ]
+}
+
 @test "a connection to a port that is not a target is untouched" {
   local port before
   port=$(pgt_free_port)
