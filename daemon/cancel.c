@@ -103,7 +103,10 @@ void cancel_forward(struct session_env *env, struct session *c)
 	c->cancel_waiting = false;
 	c->cancel_sent = false;
 	c->cancel_inflight = true;
-	c->cancel_busy = t && (t->pending_count > 0 || t->c_unsynced);
+	/* amid extended messages no Sync followed, only an Execute the server has not
+	 * ended yet is a query outstanding: a backend idle after its last one drops a
+	 * cancel, and tries for nothing would hold the client's next statement */
+	c->cancel_busy = t && (t->pending_count > 0 || (t->c_unsynced && t->c_exec_open));
 	c->cancel_unsynced = t && t->c_unsynced;
 	c->cancel_rfq = t ? t->rfq_count : 0;
 	c->cancel_ends = t ? t->ends_count : 0;

@@ -701,6 +701,8 @@ enum fault_code client_side_filter(struct session_env *env, struct session *s)
 		}
 		if (h.type == 'X')
 			s->c_terminated = true; /* the server closing next is its answer */
+		if (h.type == 'E')
+			s->c_exec_open = true; /* what a cancel amid unsynced messages is for */
 		if (s->read_only && !s->c_unsynced && awaits_server(s) &&
 		    (h.type == 'Q' || h.type == 'P' || h.type == 'B' || h.type == 'E')) {
 			/* A read-only session's next transaction starts only once the

@@ -628,6 +628,7 @@ enum fault_code server_side_scan(struct session_env *env, struct session *s)
 			/* a statement's end (counted again if the message is held and read
 			 * again: only whether it moved matters, cancel_over) */
 			s->ends_count++;
+			s->c_exec_open = false;
 			cancel_server_ended(s);
 		}
 		if (found && h.type == 'S' && h.body_len < 1024 && whole_here) {

@@ -85,6 +85,7 @@ struct session {
 	uint8_t tx_status;               /* of the last ReadyForQuery: 'I', 'T' or 'E' */
 	uint8_t last_server_type;
 	bool c_unsynced;                 /* extended-query messages sent since the last Sync */
+	bool c_exec_open;                /* an Execute sent since the server last ended a statement */
 	bool c_terminated;               /* the client sent Terminate ('X') upstream */
 	unsigned refusals_owed;          /* 'F' entries in pending */
 	unsigned negotiations;           /* SSLRequest/GSSENCRequest seen */
