@@ -11,6 +11,7 @@
 #include <openssl/crypto.h>
 #include <sys/epoll.h>
 #include <sys/timerfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -111,6 +112,8 @@ void cancel_forward(struct session_env *env, struct session *c)
 	c->cancel_rfq = t ? t->rfq_count : 0;
 	c->cancel_ends = t ? t->ends_count : 0;
 	c->up_try = 0;
+	if (c->cancel_tries == 0)
+		clock_gettime(CLOCK_MONOTONIC, &c->cancel_went); /* a cancel that waited gets its whole while */
 	if (c->cancel_tries++ == 0)
 		log_info("cancel", "id=%llu forwards a cancel of session %llu to %s", (unsigned long long)c->id,
 			 (unsigned long long)c->cancel_of, addr_format(&c->up_addrs[0], buf));
@@ -146,6 +149,8 @@ void cancel_ungate(struct session_env *env, struct session *t)
  * that flush), the end of a statement. */
 bool cancel_over(const struct session *c, const struct session *t)
 {
+	if (!c->cancel_tries)
+		return false; /* it has not gone yet: it is for what is outstanding now */
 	return t->rfq_count != c->cancel_rfq || (c->cancel_unsynced && t->ends_count != c->cancel_ends);
 }
 
@@ -162,7 +167,12 @@ bool cancel_again(const struct session *c)
 {
 	const struct session *t = c->cancel_for;
 
-	return t && c->cancel_busy && !cancel_over(c, t) && session_elapsed_ms(c) < SESSION_CANCEL_RETRY_FOR_MS;
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return t && c->cancel_busy && !cancel_over(c, t) &&
+	       (double)(now.tv_sec - c->cancel_went.tv_sec) * 1e3 + (double)(now.tv_nsec - c->cancel_went.tv_nsec) / 1e6 <
+		       SESSION_CANCEL_RETRY_FOR_MS;
 }
 
 /*

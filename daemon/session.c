@@ -542,8 +542,12 @@ void session_tick(struct session_env *env)
 		env->mask_epoch++;
 		env->mask_refreshed = now.tv_sec;
 	}
-	for (; s; s = next) {
-		time_t age = now.tv_sec - s->started.tv_sec;
+	/* an action below may end another session too (a cancel's end lets its session's
+	 * held bytes go, and that session may end): a dead next is on the dead list, and
+	 * the rest wait for the next tick */
+	for (; s && !s->dead; s = next) {
+		time_t age = now.tv_sec - (s->state == SESSION_CANCELLING && s->cancel_tries ? s->cancel_went.tv_sec :
+					   s->started.tv_sec);
 
 		next = s->next;
 		if ((s->state == SESSION_CONNECTING || s->state == SESSION_LOGIN ||

@@ -68,7 +68,7 @@
 #define SESSION_PARENT_SLACK_S 2       /* past login_timeout, for the parent's verdict on an attesting login */
 #define SESSION_CANCEL_RETRY_MS 20     /* a cancel the backend did not act on goes again, */
 #define SESSION_CANCEL_RETRY_MAX_MS 500 /* ... spaced twice as far each time up to this, */
-#define SESSION_CANCEL_RETRY_FOR_MS 8000 /* ... this long after the client sent it, at most
+#define SESSION_CANCEL_RETRY_FOR_MS 8000 /* ... this long after its first try, at most
 					  * (below SESSION_REFUSE_TIMEOUT_S, which ends any cancel) */
 
 struct sockdiag;

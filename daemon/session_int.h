@@ -175,6 +175,7 @@ struct session {
 	uint32_t cancel_rfq;             /* that session's rfq_count then */
 	uint32_t cancel_ends;            /* ... and its ends_count */
 	unsigned cancel_tries;
+	struct timespec cancel_went;     /* CLOCK_MONOTONIC of its first try */
 	bool cancel_timer;               /* upstream.fd is the timerfd of the next try */
 	uint32_t rfq_count;              /* ReadyForQuery messages the server sent */
 	uint32_t ends_count;             /* ... and CommandComplete, ErrorResponse, EmptyQueryResponse,
