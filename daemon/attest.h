@@ -152,6 +152,7 @@ enum attest_result attest_vouch_exe(const struct attest_facts *f, bool *ret_vouc
  */
 #define ATTEST_FS_THREADS 8
 #define ATTEST_FS_PER_KEY 2
+#define ATTEST_FS_STOP_GRACE_MS 500 /* at a stop, for jobs that see their cancel (hashes) */
 /* Jobs waiting, running or done and not collected, in pgtetherd; more is ATTEST_BUSY.
  * Above max_logins' largest value: a login has one job at a time, so only jobs still
  * running for connections that ended make up the difference (at most one a thread). */
@@ -214,8 +215,9 @@ int attest_fs_collect(struct attest_fs *p, struct attest_fs_done *ret);
 void attest_fs_done_release(struct attest_fs_done *d);
 /* Jobs running now (stuck ones included). */
 unsigned attest_fs_running(struct attest_fs *p);
-/* Stops the threads and frees everything: a thread still in a job is left to end
- * alone (it frees what it shares when it is the last); their number is returned, for
+/* Stops the threads and frees everything: a thread still in a job after
+ * ATTEST_FS_STOP_GRACE_MS (its cancel set) is left to end alone (it frees what it
+ * shares when it is the last); their number is returned, for
  * the caller to _exit() rather than wait at exit for threads that may never come
  * back. NULL is fine (0). */
 unsigned attest_fs_free(struct attest_fs *p);

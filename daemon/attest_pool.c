@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---- the file-system threads ---------------------------------------------------- */
@@ -356,6 +357,7 @@ unsigned attest_fs_running(struct attest_fs *p)
 unsigned attest_fs_free(struct attest_fs *p)
 {
 	bool join[ATTEST_FS_THREADS];
+	struct timespec deadline;
 	unsigned left = 0;
 
 	if (!p)
@@ -363,12 +365,22 @@ unsigned attest_fs_free(struct attest_fs *p)
 	pthread_mutex_lock(&p->lock);
 	p->stop = true;
 	pthread_cond_broadcast(&p->wake);
-	/* a thread in a job may be in one that never ends (a FUSE request nobody
+	/* a hash in progress sees its cancel between two reads and ends at once: it is
+	 * given ATTEST_FS_STOP_GRACE_MS (each job's end broadcasts wake) */
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_nsec += ATTEST_FS_STOP_GRACE_MS * 1000000L;
+	deadline.tv_sec += deadline.tv_nsec / 1000000000L;
+	deadline.tv_nsec %= 1000000000L;
+	for (size_t i = 0; i < ATTEST_FS_THREADS; i++)
+		if (p->t[i].started && p->t[i].busy)
+			__atomic_store_n(&p->t[i].cancel, true, __ATOMIC_RELAXED);
+	while (p->running > 0 && pthread_cond_timedwait(&p->wake, &p->lock, &deadline) == 0)
+		;
+	/* a thread still in a job may be in one that never ends (a FUSE request nobody
 	 * answers, not even to a signal but SIGKILL): it is not waited for */
 	for (size_t i = 0; i < ATTEST_FS_THREADS; i++) {
 		join[i] = p->t[i].started && !p->t[i].busy;
 		if (p->t[i].started && p->t[i].busy) {
-			__atomic_store_n(&p->t[i].cancel, true, __ATOMIC_RELAXED);
 			pthread_detach(p->t[i].thread);
 			left++;
 		}

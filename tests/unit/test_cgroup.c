@@ -610,6 +610,40 @@ static void test_hash_stuck(void **state)
 	free(d);
 }
 
+/* A stop while a hash is merely slow (a large executable) does not count it as stuck:
+ * the hash sees its cancel between two reads, and the stop waits that long for it
+ * (before, every running hash was left behind, and the daemon took the _exit path of
+ * a file system that never answers). */
+static void test_hash_slow_stop(void **state)
+{
+	struct attest_fs *p = NULL;
+	struct attest_fs_job *j = calloc(1, sizeof(*j));
+	char path[] = "/tmp/pgtether-test-bigexe-XXXXXX";
+	uint64_t job = 0;
+	int fd;
+
+	(void)state;
+	assert_non_null(j);
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	unlink(path);
+	/* sparse: 1.5 GiB of zeros to read, a second or more of SHA-256 */
+	assert_int_equal(ftruncate(fd, 3l << 29), 0);
+	assert_int_equal(attest_fs_start(&p, 16), 0);
+	j->kind = ATTEST_FS_HASH;
+	j->key = 1;
+	j->tag = 1;
+	file_key(fd, &j->facts.exe_key);
+	j->fd = dup(fd);
+	assert_int_equal(attest_fs_submit(p, j, &job), ATTEST_OK);
+	for (int i = 0; i < 100 && attest_fs_running(p) < 1; i++)
+		usleep(10000);
+	assert_int_equal(attest_fs_running(p), 1);
+	assert_int_equal(attest_fs_free(p), 0);
+	close(fd);
+	free(j);
+}
+
 /* The file-system threads: a token file and the executable's path, off the caller's
  * thread, each result under its own job number; the queue bounded. */
 static void test_fs_threads(void **state)
@@ -722,6 +756,7 @@ int main(void)
 		cmocka_unit_test(test_as_workload),
 		cmocka_unit_test(test_hasher),
 		cmocka_unit_test(test_hash_stuck),
+		cmocka_unit_test(test_hash_slow_stop),
 		cmocka_unit_test(test_fs_threads),
 		cmocka_unit_test(test_pid_reused),
 	};
