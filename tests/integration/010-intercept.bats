@@ -3,6 +3,8 @@
 
 load helpers
 
+CLIENTS="$PGT_ROOT/tests/clients"
+
 setup_file() {
   pgt_setup_world
   pgt_start_daemon
@@ -199,59 +201,8 @@ PY
 # try (as PostgreSQL does), and goes on sending it while the query is outstanding,
 # until one lands after the backend runs again.
 @test "a cancel the backend was too late to act on is sent again until it lands" {
-  cat >"$PGT_TMP/cancel-stopped.py" <<'PY'
-import os, signal, socket, struct, sys, time
-port = int(sys.argv[1])
-
-def read(s, buf, want):
-    while True:
-        while len(buf) < 5 or len(buf) < 1 + struct.unpack("!I", buf[1:5])[0]:
-            d = s.recv(65536)
-            if not d:
-                sys.exit("closed")
-            buf += d
-        n = struct.unpack("!I", buf[1:5])[0]
-        t, body, buf = buf[:1], buf[5:1 + n], buf[1 + n:]
-        if t == want or t == b"E":
-            return t, body, buf
-
-def query(s, buf, sql):
-    q = sql.encode() + b"\0"
-    s.sendall(b"Q" + struct.pack("!I", len(q) + 4) + q)
-    return buf
-
-s = socket.create_connection(("127.0.0.1", port), timeout=30)
-body = struct.pack("!I", 3 << 16) + b"user\0app\0database\0postgres\0\0"
-s.sendall(struct.pack("!I", len(body) + 4) + body)
-_, key, buf = read(s, b"", b"K")
-_, _, buf = read(s, buf, b"Z")
-buf = query(s, buf, "select pg_backend_pid()")
-_, row, buf = read(s, buf, b"D")
-backend = int(row[6:].decode())
-_, _, buf = read(s, buf, b"Z")
-os.kill(backend, signal.SIGSTOP)
-try:
-    stopped = time.time()
-    buf = query(s, buf, "select pg_sleep(10)")
-    time.sleep(0.3)
-    c = socket.create_connection(("127.0.0.1", port), timeout=30)
-    c.sendall(struct.pack("!II", 16, 80877102) + key)
-    c.recv(1)  # the close: the cancel was delivered
-    print("requester answered while the backend was stopped:", time.time() - stopped < 3)
-    c.close()
-    time.sleep(max(0, 3 - (time.time() - stopped)))
-finally:
-    os.kill(backend, signal.SIGCONT)
-resumed = time.time()
-t, body, buf = read(s, buf, b"Z")
-if t == b"E":
-    print("cancel", [f[1:].decode() for f in body.split(b"\0") if f[:1] == b"C"],
-          "within 5 s:", time.time() - resumed < 5)
-else:
-    print("not cancelled: the query ran to its end")
-PY
   run timeout 40 "$PGTETHER" -c "$PGT_CONF" run --cgroup "$PGT_CG/cancel-stopped" -- \
-    /usr/bin/python3 -u "$PGT_TMP/cancel-stopped.py" "$PG_PORT"
+    /usr/bin/python3 -u "$CLIENTS/cancel_scenes.py" stopped "$PG_PORT"
   echo "$output"
   [ "$status" -eq 0 ]
   [ "${lines[0]}" = "requester answered while the backend was stopped: True" ]
@@ -265,71 +216,8 @@ PY
 # backend stopped, as in the test above), the statement ends, and the client's next
 # one, sent 3 s after its cancel was answered, must run to its end.
 @test "a cancel's later tries do not cancel a statement sent after its query ended" {
-  cat >"$PGT_TMP/cancel-next.py" <<'PY'
-import os, signal, socket, struct, sys, time
-port = int(sys.argv[1])
-
-def read(s, buf, want):
-    while True:
-        while len(buf) < 5 or len(buf) < 1 + struct.unpack("!I", buf[1:5])[0]:
-            d = s.recv(65536)
-            if not d:
-                sys.exit("closed")
-            buf += d
-        n = struct.unpack("!I", buf[1:5])[0]
-        t, body, buf = buf[:1], buf[5:1 + n], buf[1 + n:]
-        if t in want or t == b"E":
-            return t, body, buf
-
-def msg(t, body):
-    return t + struct.pack("!I", len(body) + 4) + body
-
-def unsynced(sql):  # Parse, Bind, Execute, Flush: no Sync
-    return (msg(b"P", b"\0" + sql.encode() + b"\0\0\0") + msg(b"B", b"\0\0" + b"\0\0\0\0\0\0") +
-            msg(b"E", b"\0\0\0\0\0") + msg(b"H", b""))
-
-s = socket.create_connection(("127.0.0.1", port), timeout=30)
-body = struct.pack("!I", 3 << 16) + b"user\0app\0database\0postgres\0\0"
-s.sendall(struct.pack("!I", len(body) + 4) + body)
-_, key, buf = read(s, b"", b"K")
-_, _, buf = read(s, buf, b"Z")
-q = b"select pg_backend_pid()\0"
-s.sendall(msg(b"Q", q))
-_, row, buf = read(s, buf, b"D")
-backend = int(row[6:].decode())
-_, _, buf = read(s, buf, b"Z")
-# A try after the backend runs again may land while the first statement runs (that is
-# what the tries are for): then the scene is set again, at most three times.
-for attempt in range(3):
-    os.kill(backend, signal.SIGSTOP)
-    try:
-        stopped = time.time()
-        s.sendall(unsynced("select 1"))
-        time.sleep(0.3)
-        c = socket.create_connection(("127.0.0.1", port), timeout=30)
-        c.sendall(struct.pack("!II", 16, 80877102) + key)
-        c.recv(1)  # the close: the cancel was delivered
-        c.close()
-        time.sleep(max(0, 3 - (time.time() - stopped)))
-    finally:
-        os.kill(backend, signal.SIGCONT)
-    t, body, buf = read(s, buf, b"C")
-    if t == b"C":
-        break
-    s.sendall(msg(b"S", b""))  # the error skipped to the Sync: the next round starts clean
-    _, _, buf = read(s, buf, b"Z")
-    time.sleep(0.5)  # that cancel is over (the error ended its statement)
-print("first:", "cancelled" if t == b"E" else "ran")
-if t == b"E":
-    sys.exit(0)
-s.sendall(unsynced("select pg_sleep(2)"))
-t, body, buf = read(s, buf, b"C")
-print("next:", "cancelled " + str([f[1:].decode() for f in body.split(b"\0") if f[:1] == b"C"]) if t == b"E" else "ran")
-s.sendall(msg(b"S", b""))
-read(s, buf, b"Z")
-PY
   run timeout 60 "$PGTETHER" -c "$PGT_CONF" run --cgroup "$PGT_CG/cancel-next" -- \
-    /usr/bin/python3 -u "$PGT_TMP/cancel-next.py" "$PG_PORT"
+    /usr/bin/python3 -u "$CLIENTS/cancel_scenes.py" next "$PG_PORT"
   echo "$output"
   [ "$status" -eq 0 ]
   [ "${lines[0]}" = "first: ran" ]
@@ -342,50 +230,8 @@ PY
 # CommandComplete; a cancel sent then (a timeout that fired as the answer came) must not
 # make its next statement wait for pgtether's tries (up to 8 s).
 @test "a cancel sent after an unsynced statement ended does not hold the next one" {
-  cat >"$PGT_TMP/cancel-idle.py" <<'PY'
-import socket, struct, sys, time
-port = int(sys.argv[1])
-
-def read(s, buf, want):
-    while True:
-        while len(buf) < 5 or len(buf) < 1 + struct.unpack("!I", buf[1:5])[0]:
-            d = s.recv(65536)
-            if not d:
-                sys.exit("closed")
-            buf += d
-        n = struct.unpack("!I", buf[1:5])[0]
-        t, body, buf = buf[:1], buf[5:1 + n], buf[1 + n:]
-        if t in want or t == b"E":
-            return t, body, buf
-
-def msg(t, body):
-    return t + struct.pack("!I", len(body) + 4) + body
-
-def extended(sql, end):  # Parse, Bind, Execute, then Flush or Sync
-    return (msg(b"P", b"\0" + sql.encode() + b"\0\0\0") + msg(b"B", b"\0\0" + b"\0\0\0\0\0\0") +
-            msg(b"E", b"\0\0\0\0\0") + msg(end, b""))
-
-s = socket.create_connection(("127.0.0.1", port), timeout=30)
-body = struct.pack("!I", 3 << 16) + b"user\0app\0database\0postgres\0\0"
-s.sendall(struct.pack("!I", len(body) + 4) + body)
-_, key, buf = read(s, b"", b"K")
-_, _, buf = read(s, buf, b"Z")
-s.sendall(extended("select 1", b"H"))
-t, _, buf = read(s, buf, b"C")
-print("first:", "ran" if t == b"C" else "error")
-c = socket.create_connection(("127.0.0.1", port), timeout=30)
-c.sendall(struct.pack("!II", 16, 80877102) + key)
-c.recv(1)  # the close: the cancel was delivered (to an idle backend: dropped)
-c.close()
-started = time.time()
-s.sendall(extended("select 2", b"S"))
-t, _, buf = read(s, buf, b"C")
-read(s, buf, b"Z")
-took = time.time() - started
-print("next:", "ran" if t == b"C" else "error", "within 2 s:", took < 2, "(%.1f s)" % took, file=sys.stdout)
-PY
   run timeout 40 "$PGTETHER" -c "$PGT_CONF" run --cgroup "$PGT_CG/cancel-idle" -- \
-    /usr/bin/python3 -u "$PGT_TMP/cancel-idle.py" "$PG_PORT"
+    /usr/bin/python3 -u "$CLIENTS/cancel_scenes.py" idle "$PG_PORT"
   echo "$output"
   [ "$status" -eq 0 ]
   [ "${lines[0]}" = "first: ran" ]
