@@ -62,6 +62,7 @@
  * every execution with a body this big is that much slower */
 #define MAX_BODY (96u << 10)
 #define MAX_CONNS 32
+#define MAX_KEYS_THEN 256
 #define FUZZ_FS_JOBS 16
 /* the harness's own set-up and checks: no coverage of theirs steers the fuzzer (and
  * their loops cost nothing per comparison) */
@@ -96,6 +97,16 @@ static struct {
 	int fds_before;
 	bool trace;                      /* FUZZ_MONITOR_TRACE=1: each step on stderr */
 	bool input_has_pw;               /* the "worker" sent the password's text itself */
+	/* The relaying sessions' keys after each packet whose commands were left in the
+	 * queues (a backlog): a cancel routed then is read later, when its session may
+	 * have ended (check_cancel). */
+	struct {
+		uint32_t pid, secret;
+		uint64_t cgroup_id;
+		unsigned w;
+	} keys_then[MAX_KEYS_THEN];
+	size_t n_keys_then;
+	bool keys_then_full;
 } F;
 
 /* ---- the wrapped calls ------------------------------------------------------------ */
@@ -733,8 +744,27 @@ HARNESS static void check_isolation(unsigned w, uint32_t type, uint64_t conn)
 	}
 }
 
+/* After a packet whose commands stay queued: the keys a cancel routed by it may name. */
+HARNESS static void keys_remember(void)
+{
+	for (struct mon_conn *t = F.m.head; t; t = t->next) {
+		if (t->st != MC_RELAYING || !t->have_key || !t->w)
+			continue;
+		if (F.n_keys_then == MAX_KEYS_THEN) {
+			F.keys_then_full = true;
+			return;
+		}
+		F.keys_then[F.n_keys_then].pid = t->key_pid;
+		F.keys_then[F.n_keys_then].secret = t->key_secret;
+		F.keys_then[F.n_keys_then].cgroup_id = t->origin.cgroup_id;
+		F.keys_then[F.n_keys_then].w = (unsigned)(t->w - F.m.w);
+		F.n_keys_then++;
+	}
+}
+
 /* A NEW_CONN for a cancel goes to the worker of a relaying session with its key, in
- * the cgroup the canceller came from. */
+ * the cgroup the canceller came from: one there now, or, for a cancel read from a
+ * backlog, one there when a packet left it queued (it may have ended since). */
 HARNESS static void check_cancel(unsigned w, const struct priv_new_conn *nc)
 {
 	uint32_t pid, secret;
@@ -747,7 +777,10 @@ HARNESS static void check_cancel(unsigned w, const struct priv_new_conn *nc)
 	for (struct mon_conn *t = F.m.head; t; t = t->next)
 		found |= t->w == &F.m.w[w] && t->st == MC_RELAYING && t->have_key && t->key_pid == pid &&
 			 t->key_secret == secret && t->origin.cgroup_id == nc->origin.cgroup_id;
-	fuzz_check(found);
+	for (size_t i = 0; i < F.n_keys_then; i++)
+		found |= F.keys_then[i].w == w && F.keys_then[i].pid == pid && F.keys_then[i].secret == secret &&
+			 F.keys_then[i].cgroup_id == nc->origin.cgroup_id;
+	fuzz_check(found || F.keys_then_full);
 }
 
 /* What the worker reads: replies (the held password only for cleartext to a
@@ -854,6 +887,8 @@ HARNESS static void send_packet(unsigned w, const uint8_t *p, size_t len, bool w
 	reap();
 	check_isolation(w, h.type, h.conn);
 	check_table();
+	if (cmd_backlog)
+		keys_remember();
 	for (unsigned i = 0; i < NW; i++)
 		if (F.m.w[i].pid > 0)
 			drain(i, i == w, !cmd_backlog); /* replies go to the caller alone */
@@ -939,6 +974,8 @@ HARNESS int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* what the worker sent itself may come back (a name quoted in a refusal) */
 	F.input_has_pw = memmem(data, size, PASSWORD, strlen(PASSWORD)) != NULL;
 	F.scene = data[0];
+	F.n_keys_then = 0;
+	F.keys_then_full = false;
 	scene();
 	check_table();
 	while (i < size) {
