@@ -167,12 +167,7 @@ bool cancel_again(const struct session *c)
 {
 	const struct session *t = c->cancel_for;
 
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return t && c->cancel_busy && !cancel_over(c, t) &&
-	       (double)(now.tv_sec - c->cancel_went.tv_sec) * 1e3 + (double)(now.tv_nsec - c->cancel_went.tv_nsec) / 1e6 <
-		       SESSION_CANCEL_RETRY_FOR_MS;
+	return t && c->cancel_busy && !cancel_over(c, t) && session_ms_since(&c->cancel_went) < SESSION_CANCEL_RETRY_FOR_MS;
 }
 
 /*
@@ -235,8 +230,7 @@ void cancel_done(struct session_env *env, struct session *c)
 		 * backend, and clients wait for that close (within a deadline: pgconn's is
 		 * short): the client is answered now, the tries after this one are
 		 * pgtether's own. */
-		if (c->client.fd >= 0)
-			sbuf_close(env->epfd, &c->client);
+		sbuf_close(env->epfd, &c->client);
 		c->cancel_answered = true;
 		/* the first again at once (the error may just be on its way), then spaced:
 		 * a backend not scheduled for a while gets the while */

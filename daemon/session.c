@@ -38,13 +38,17 @@
 #include "worker.h"
 
 
-double session_elapsed_ms(const struct session *s)
+double session_ms_since(const struct timespec *then)
 {
 	struct timespec now;
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (double)(now.tv_sec - s->started.tv_sec) * 1e3 +
-	       (double)(now.tv_nsec - s->started.tv_nsec) / 1e6;
+	return (double)(now.tv_sec - then->tv_sec) * 1e3 + (double)(now.tv_nsec - then->tv_nsec) / 1e6;
+}
+
+double session_elapsed_ms(const struct session *s)
+{
+	return session_ms_since(&s->started);
 }
 
 void session_log_identity(struct logline *l, const struct session *s)

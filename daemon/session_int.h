@@ -201,6 +201,7 @@ _Static_assert(TAINT_BATCHES >= 2 * SESSION_MAX_PENDING, "withheld batches would
 /* ---- shared by the session's modules (session.c) ---- */
 
 /* Milliseconds since accept (CLOCK_MONOTONIC). */
+double session_ms_since(const struct timespec *then); /* CLOCK_MONOTONIC */
 double session_elapsed_ms(const struct session *s);
 
 /* The session's policy rule in the running configuration, or NULL (reloaded away). */
