@@ -273,7 +273,7 @@ void session_policy_reloaded(struct session_env *env)
 static void client_fatal(struct session_env *env, struct session *s, const char *sqlstate, const char *msg,
 			 const char *why)
 {
-	if (s->sscan.remaining == 0 && !s->want_status)
+	if (s->sscan.remaining == 0 && !s->want_status && !s->u2c_torn)
 		session_queue_error(s, "FATAL", sqlstate, msg);
 	sbuf_flush(&s->u2c, &s->client, &s->s_scan);
 	session_close(env, s, why);
@@ -284,7 +284,7 @@ static void client_fatal(struct session_env *env, struct session *s, const char 
 static void end_relay(struct session_env *env, struct session *s, const char *sqlstate, const char *msg,
 		      const char *why)
 {
-	if (pgwire_scan_at_boundary(&s->sscan) && !s->want_status && s->last_server_type != 'E')
+	if (pgwire_scan_at_boundary(&s->sscan) && !s->want_status && !s->u2c_torn && s->last_server_type != 'E')
 		session_queue_error(s, "FATAL", sqlstate, msg);
 	sbuf_flush(&s->u2c, &s->client, &s->s_scan);
 	if (s->u2c.ready > s->u2c.off) {

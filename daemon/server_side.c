@@ -584,6 +584,8 @@ enum fault_code server_side_scan(struct session_env *env, struct session *s)
 	struct session_buf *b = &s->u2c;
 	size_t pos = s->s_scan, hold = SIZE_MAX;
 	struct pgwire_header h;
+	enum fault_code f;
+	size_t start = SIZE_MAX;
 	int found;
 
 	const struct policy_rule *masking = session_masking_rule(env, s);
@@ -617,12 +619,14 @@ enum fault_code server_side_scan(struct session_env *env, struct session *s)
 		}
 		/* where this message starts, if its header is still in the buffer: a header
 		 * begun in an earlier read may have been sent already */
-		size_t start = pos >= s->sscan.have ? pos - s->sscan.have : SIZE_MAX;
+		start = pos >= s->sscan.have ? pos - s->sscan.have : SIZE_MAX;
 		bool whole_here = start != SIZE_MAX && start >= b->off;
 		long used = pgwire_scan_next(&s->sscan, b->data + pos, b->len - pos, &h, &found);
 
-		if (used < 0)
-			return FAULT_UPSTREAM_PROTOCOL;
+		if (used < 0) {
+			f = FAULT_UPSTREAM_PROTOCOL; /* a header: at a boundary, where start is */
+			goto fault;
+		}
 		pos += (size_t)used;
 		if (found && (h.type == 'C' || h.type == 'E' || h.type == 'I' || h.type == 's')) {
 			/* a statement's end (counted again if the message is held and read
@@ -642,8 +646,10 @@ enum fault_code server_side_scan(struct session_env *env, struct session *s)
 				break;
 			}
 			s->last_server_type = h.type;
-			if (!session_param_status(env, s, b->data + start + PGWIRE_HEADER, h.body_len))
-				return s->read_write_seen ? FAULT_READ_WRITE : FAULT_CLIENT_ENCODING;
+			if (!session_param_status(env, s, b->data + start + PGWIRE_HEADER, h.body_len)) {
+				f = session_param_fault(s);
+				goto fault;
+			}
 			pos = start + mlen;
 			pos += inject_due(s, pos);
 			continue;
@@ -668,8 +674,10 @@ enum fault_code server_side_scan(struct session_env *env, struct session *s)
 				if (masking && masking->n_masks) {
 					long w = server_text(env, s, start, mlen);
 
-					if (w < 0)
-						return server_side_fault(w);
+					if (w < 0) {
+						f = server_side_fault(w);
+						goto fault;
+					}
 					now = (size_t)w;
 				} else {
 					sessrec_server_message(env, s, b->data + start, now);
@@ -691,15 +699,20 @@ enum fault_code server_side_scan(struct session_env *env, struct session *s)
 			if (h.type == 'D' && !s->rows.have_desc) {
 				if (!masking->n_masks)
 					goto plain; /* recorded rows only: these are not */
-				return FAULT_ROWS_UNDESCRIBED; /* rows nothing described: they cannot be masked */
+				f = FAULT_ROWS_UNDESCRIBED; /* rows nothing described: they cannot be masked */
+				goto fault;
 			}
 			if (b->len - start < mlen) {
-				if (h.type == 'D' && mlen > SESSION_MAX_MASKED_ROW)
-					return FAULT_ROW_TOO_LARGE;
+				if (h.type == 'D' && mlen > SESSION_MAX_MASKED_ROW) {
+					f = FAULT_ROW_TOO_LARGE;
+					goto fault;
+				}
 				/* reading stops at half the buffer (server_side_reserve): the row must
 				 * fit in that half */
-				if (session_hold_room(s, b, start, mlen, start + mlen + SESSION_INJECT_RESERVE) < 0)
-					return FAULT_OUT_OF_MEMORY;
+				if (session_hold_room(s, b, start, mlen, start + mlen + SESSION_INJECT_RESERVE) < 0) {
+					f = FAULT_OUT_OF_MEMORY;
+					goto fault;
+				}
 				s->sscan.have = 0;
 				s->sscan.remaining = 0;
 				pos = hold = start;
@@ -713,8 +726,10 @@ enum fault_code server_side_scan(struct session_env *env, struct session *s)
 				s->u2c_rescan = true;
 				break;
 			}
-			if (now < 0)
-				return server_side_fault(now);
+			if (now < 0) {
+				f = server_side_fault(now);
+				goto fault;
+			}
 			if (h.type == 'E' && !masking->n_masks)
 				sessrec_server_message(env, s, b->data + start, (size_t)now); /* server_text's, when masking */
 			s->last_server_type = h.type;
@@ -743,4 +758,20 @@ plain:
 	 * before it is known */
 	b->ready = hold != SIZE_MAX ? hold : pos - s->sscan.have; /* a ParameterStatus header too */
 	return FAULT_NONE;
+
+fault:
+	/* The message at start ends the session. Everything before it has been read
+	 * (rewritten, masked) and may go, up to its start: ready may still be inside
+	 * a message relayed as it came in an earlier read, and the client's FATAL must
+	 * follow a whole message, never be read as the rest of that one. */
+	if (start != SIZE_MAX && start >= b->off && start <= b->len) {
+		b->ready = b->len = start;
+		s->sscan.have = s->sscan.remaining = 0;
+		s->want_status = false;
+		s->last_server_type = 0; /* the one that ended it does not go out */
+	} else {
+		s->u2c_torn = true; /* not known where a message ends: no words follow */
+	}
+	s->s_scan = b->len;
+	return f;
 }

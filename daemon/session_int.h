@@ -84,6 +84,7 @@ struct session {
 	bool want_status;                /* the next server byte is a ReadyForQuery status */
 	uint8_t tx_status;               /* of the last ReadyForQuery: 'I', 'T' or 'E' */
 	uint8_t last_server_type;
+	bool u2c_torn;                   /* a fault stopped u2c inside a message: no error can follow */
 	bool c_unsynced;                 /* extended-query messages sent since the last Sync */
 	bool c_exec_open;                /* an Execute sent since the server last ended a statement */
 	bool c_terminated;               /* the client sent Terminate ('X') upstream */

@@ -701,6 +701,15 @@ PY
   [ "$(pgt_psql -c "select count(*) from items where id = 9")" = 0 ]
 }
 
+@test "a read-only session made read-write after a long row gets the whole row, then the error" {
+  # the row (200 kB) comes in many reads and goes on as it comes; the setting's
+  # change arrives with its last bytes: the FATAL must follow the row, not land in it
+  run as viewer "select go_rw(), repeat('x', 200000)"
+  echo "${output:0:400}"
+  [[ "$output" == *"rule 'viewer' is read-only, and the database now runs this session read-write"* ]]
+  [[ "$output" != *"lost synchronization"* ]]
+}
+
 @test "SHOW is a read; set_config() is a session statement, as pg_dump sends it" {
   run as reader "show search_path"
   echo "$output"
