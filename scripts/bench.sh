@@ -12,6 +12,10 @@
 #   BENCH_BULK_RUNS=N      read each bulk row N times, taking turns across the rows (the
 #                          order rotates every round), and print the median (default 1)
 #   BENCH_ONLY=bulk        the bulk rows only (no pgbench cases)
+#   BENCH_PROBE=FILE       instead of the rows, run the bash script FILE once everything
+#                          is up (bench/sched-probe.sh: where each read's tasks ran);
+#                          it gets in_cgroup, $tmp, the psql environment and DAEMONS
+#                          ("NAME:PID ...": pgtether, baseline, also, those started)
 #   BENCH_PRIORITY=N       the scheduler's autogroup nice (-20..19) of this run's session
 #                          and of its PostgreSQL (pg_ctl starts it in a session of its
 #                          own): with autogroups on, a process's own nice counts only
@@ -125,6 +129,17 @@ for _ in $(seq 100); do psql -h 127.0.0.1 -p "$bouncer_port" -Atqc "select 1" po
 
 in_cgroup() { local cg=$1; shift; bash -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$cgmount/$id/$cg" "$@"; }
 tps() { sed -n 's/^tps = \([0-9.]*\) .*/\1/p' | head -n 1; }
+
+if [ -n "${BENCH_PROBE:-}" ]; then
+  probe_daemons=pgtether:${daemons[0]}
+  k=1
+  [ -n "${BENCH_BASELINE:-}" ] && probe_daemons+=" baseline:${daemons[$((k++))]}"
+  [ -n "${BENCH_ALSO_WORKERS:-}" ] && probe_daemons+=" also:${daemons[$((k++))]}"
+  export -f in_cgroup
+  export cgmount id tmp
+  DAEMONS=$probe_daemons bash "$BENCH_PROBE"
+  exit
+fi
 
 if [ "${BENCH_ONLY:-}" != bulk ]; then
 if [ -n "${BENCH_BASELINE:-}" ]; then
