@@ -649,6 +649,11 @@ static size_t rescan_from(struct session *s, size_t at)
 	return at;
 }
 
+/* The message types a client sends after login, the ones this file reads (PostgreSQL 15's
+ * PostgresMain takes these and no other). Any other type would go upstream unread by the
+ * policy: a server that took it (a later protocol's message) would act on it unchecked. */
+#define CLIENT_SIDE_TYPES "QPBEDCHSXFdcf"
+
 /* The fault a helper's -errno ends the session with: the client's side runs out of
  * two things only, room for what awaits an answer (-ENOBUFS) and memory. */
 static enum fault_code client_side_fault(long err)
@@ -690,6 +695,8 @@ enum fault_code client_side_filter(struct session_env *env, struct session *s)
 		pos += (size_t)used;
 		if (!found)
 			continue;
+		if (!h.type || !strchr(CLIENT_SIDE_TYPES, h.type))
+			return FAULT_CLIENT_MESSAGE_TYPE; /* checked by nothing here: it would pass unread */
 		if (cancel_holds(s) && h.type != 'd' && h.type != 'c' && h.type != 'f' && h.type != 'S' &&
 		    h.type != 'H' && h.type != 'X') {
 			/* pgtether's own tries of a cancel its client was answered for go

@@ -21,6 +21,7 @@ static const struct {
 	enum fault_end end;
 } fault_table[FAULT_N] = {
 	[FAULT_CLIENT_PROTOCOL] = { "08P01", "client protocol violation", FAULT_END_NOW },
+	[FAULT_CLIENT_MESSAGE_TYPE] = { "08P01", "client protocol violation", FAULT_END_NOW },
 	[FAULT_CLIENT_STRING] = { "08P01", "client protocol violation", FAULT_END_NOW },
 	[FAULT_CLIENT_EXECUTE] = { "08P01", "client protocol violation", FAULT_END_NOW },
 	[FAULT_CLIENT_FUNCTION_CALL] = { "08P01", "client protocol violation", FAULT_END_NOW },
@@ -426,6 +427,10 @@ static void fault_message(enum fault_code f, const struct fault_facts *ff, char 
 	case FAULT_CLIENT_PROTOCOL:
 		snprintf(out, cap, "pgtether: invalid message length from the client (below 4 or above max_message_bytes, %u)",
 			 ff->max_message_bytes);
+		break;
+	case FAULT_CLIENT_MESSAGE_TYPE:
+		snprintf(out, cap, "pgtether: invalid frontend message type: after login a client sends only Query, Parse, Bind, "
+			 "Describe, Execute, Close, Flush, Sync, FunctionCall, Terminate and COPY data");
 		break;
 	case FAULT_CLIENT_STRING:
 		/* PostgreSQL's words for it ("invalid string in message"), and which */

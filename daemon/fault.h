@@ -22,6 +22,7 @@ enum fault_code {
 	FAULT_NONE = 0,
 	/* the client broke a rule of the relay: told at once */
 	FAULT_CLIENT_PROTOCOL,      /* a message of invalid length */
+	FAULT_CLIENT_MESSAGE_TYPE,  /* a type no client sends after login */
 	FAULT_CLIENT_STRING,        /* a Query or Parse whose name or SQL has no NUL */
 	FAULT_CLIENT_EXECUTE,       /* an Execute pgtether must read, malformed */
 	FAULT_CLIENT_FUNCTION_CALL, /* FunctionCall inside a batch, or too many owed */

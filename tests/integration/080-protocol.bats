@@ -120,6 +120,17 @@ raw() { pgt_in "$PGT_CG/raw" python3 "$BATS_TEST_DIRNAME/pgraw.py" 127.0.0.1 "$P
   grep -q "event=conn.close .*cgroup=$PGT_CG/raw .*reason=\"client protocol violation\"" "$PGT_LOG"
 }
 
+@test "a message of a type no client sends after login never reaches the server" {
+  # PostgreSQL 15 ends the session on such a type itself; a later server might act
+  # on it, and pgtether's policy would not have read it
+  for t in 00 70 56 7a ff; do
+    run raw "type-$t"
+    echo "$t: $output"
+    [ "${lines[-2]}" = "E FATAL 08P01 pgtether: invalid frontend message type: after login a client sends only Query, Parse, Bind, Describe, Execute, Close, Flush, Sync, FunctionCall, Terminate and COPY data" ]
+    [ "${lines[-1]}" = "EOF" ]
+  done
+}
+
 @test "a Query whose SQL does not end in a NUL ends the session with 08P01 saying so" {
   run raw no-nul
   echo "$output"

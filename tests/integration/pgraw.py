@@ -114,6 +114,14 @@ def main():
         out.append(describe(*m) if m else "EOF")
         m = c.read()
         out.append(describe(*m) if m else "EOF")
+    elif case.startswith("type-"):
+        # a message of type case[5:] (one byte, hex), then a Query behind it
+        login(c, out)
+        c.send(msg(bytes([int(case[5:], 16)]), b"select 1\0") + msg(b"Q", b"select 'after'\0"))
+        m = c.read()
+        out.append(describe(*m) if m else "EOF")
+        m = c.read()
+        out.append(describe(*m) if m else "EOF")
     elif case == "no-nul":
         # a Query whose SQL does not end in a NUL byte
         login(c, out)
