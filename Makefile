@@ -28,14 +28,14 @@ CFLAGS  += $(CFLAGS_BASE) -I$(BUILD) -Idaemon $(shell pkg-config --cflags libnl-
 LDLIBS  += -Wl,--wrap=pg_query_raw_parse -lbpf -lelf -lz -ljansson -ljwt -l:libpg_query.a -lssl -lcrypto -pthread $(shell pkg-config --libs libnl-3.0 2>/dev/null)
 
 # Pure modules: no socket, no kernel, no global; unit-tested directly.
-PURE    := addr escape jsonpos cfgsrc config quota pgwire scram scrampool b64url jwks token issuers policy sqlclass sqlclass_out sqlguard searchpath prepared gate startopts record mask maskset rowmask maskednames taint fault cgroup attest attest_pool log
+PURE    := addr escape jsonpos cfgsrc config quota pgwire scram scrampool b64url jwks token issuers policy pgtree sqlclass sqlclass_out sqlguard searchpath prepared gate startopts record mask maskset rowmask maskednames taint fault cgroup attest attest_pool log
 KERNEL  := intercept sockdiag notify tls sandbox
 # the session, in the files it is being split into (issue 13)
 SESSION := session refuse startup relay client_side server_side approval sbuf sessrec cancel upstream
 # the privileged parent and its workers (DESIGN.md "Processes")
 PRIVSEP := privsep monitor monitor_login worker
 DAEMON  := $(PURE) $(KERNEL) $(SESSION) $(PRIVSEP) control
-CLI     := addr escape jsonpos cfgsrc config pgwire b64url jwks token issuers policy sqlclass sqlclass_out sqlguard searchpath prepared gate record mask maskset cgroup control log
+CLI     := addr escape jsonpos cfgsrc config pgwire b64url jwks token issuers policy pgtree sqlclass sqlclass_out sqlguard searchpath prepared gate record mask maskset cgroup control log
 
 DAEMON_OBJS := $(DAEMON:%=$(BUILD)/obj/%.o)
 CLI_OBJS    := $(CLI:%=$(BUILD)/obj/%.o)
@@ -60,6 +60,14 @@ $(BUILD)/%.skel.h: $(BUILD)/%.bpf.o
 	$(BPFTOOL) gen skeleton $< name $*_bpf > $@.tmp && mv $@.tmp $@
 
 $(BUILD)/obj/intercept.o: $(BUILD)/intercept.skel.h
+
+# the JSON key of each field of libpg_query's parse tree, from the installed pg_query.proto
+PG_QUERY_PROTO ?= /usr/include/pg_query/pg_query.proto
+$(BUILD)/pgtree_names.h: $(PG_QUERY_PROTO) scripts/pgtree-names.awk
+	@mkdir -p $(@D)
+	awk -f scripts/pgtree-names.awk $(PG_QUERY_PROTO) | LC_ALL=C sort > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/obj/pgtree.o: $(BUILD)/pgtree_names.h
 
 $(BUILD)/obj/%.o: daemon/%.c daemon/*.h bpf/intercept.h
 	@mkdir -p $(@D)

@@ -7,12 +7,12 @@
 #include "searchpath.h"
 
 #include <errno.h>
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "pgtree.h"
 #include "pgwire.h"
 
 /* ---- what a statement names ------------------------------------------------------ */
@@ -23,9 +23,9 @@ struct sp_walk {
 	int err;
 };
 
-static const char *sp_sval(json_t *string_node)
+static const char *sp_sval(struct pgtree *string_node)
 {
-	return json_string_value(json_object_get(json_object_get(string_node, "String"), "sval"));
+	return pgtree_str(pgtree_get(pgtree_get(string_node, "String"), "sval"));
 }
 
 static void sp_add(struct sp_walk *w, const char *schema, const char *name, enum searchpath_how how, bool later)
@@ -73,54 +73,54 @@ static bool sp_creates(const char *parent, const char *key)
 
 /* The same objects sqlclass lists as tables (every object with a relname, and the
  * name lists of DROP), so every unqualified name it lists has a ref here. */
-static void sp_visit(struct sp_walk *w, json_t *node, const char *key, const char *parent, bool later)
+static void sp_visit(struct sp_walk *w, struct pgtree *node, const char *key, const char *parent, bool later)
 {
 	const char *k;
-	json_t *v;
+	struct pgtree *v;
 	size_t i;
 
-	if (json_is_array(node)) {
-		json_array_foreach(node, i, v)
+	if (pgtree_is_array(node)) {
+		pgtree_foreach(node, i, v)
 			sp_visit(w, v, key, parent, later);
 		return;
 	}
-	if (!json_is_object(node))
+	if (!pgtree_is_object(node))
 		return;
-	if (json_is_string(json_object_get(node, "relname"))) {
-		const char *schema = json_string_value(json_object_get(node, "schemaname"));
-		const char *pers = json_string_value(json_object_get(node, "relpersistence"));
+	if (pgtree_is_string(pgtree_get(node, "relname"))) {
+		const char *schema = pgtree_str(pgtree_get(node, "schemaname"));
+		const char *pers = pgtree_str(pgtree_get(node, "relpersistence"));
 		enum searchpath_how how = SEARCHPATH_FIND;
 
 		if (sp_creates(parent, key))
 			how = pers && !strcmp(pers, "t") ? SEARCHPATH_CREATE_TEMP : SEARCHPATH_CREATE;
-		sp_add(w, schema, json_string_value(json_object_get(node, "relname")), how, later);
+		sp_add(w, schema, pgtree_str(pgtree_get(node, "relname")), how, later);
 	}
 	if (!strcmp(key, "DropStmt")) {
-		const char *t = json_string_value(json_object_get(node, "removeType"));
-		json_t *obj;
+		const char *t = pgtree_str(pgtree_get(node, "removeType"));
+		struct pgtree *obj;
 
 		if (t && (!strcmp(t, "OBJECT_TABLE") || !strcmp(t, "OBJECT_VIEW") || !strcmp(t, "OBJECT_MATVIEW") ||
 			  !strcmp(t, "OBJECT_FOREIGN_TABLE") || !strcmp(t, "OBJECT_SEQUENCE")))
-			json_array_foreach(json_object_get(node, "objects"), i, obj) {
-				json_t *items = json_object_get(json_object_get(obj, "List"), "items");
-				size_t n = json_array_size(items);
+			pgtree_foreach(pgtree_get(node, "objects"), i, obj) {
+				struct pgtree *items = pgtree_get(pgtree_get(obj, "List"), "items");
+				size_t n = pgtree_size(items);
 
-				if (n >= 1 && sp_sval(json_array_get(items, n - 1)))
-					sp_add(w, n >= 2 ? sp_sval(json_array_get(items, n - 2)) : NULL,
-					       sp_sval(json_array_get(items, n - 1)), SEARCHPATH_FIND, later);
+				if (n >= 1 && sp_sval(pgtree_at(items, n - 1)))
+					sp_add(w, n >= 2 ? sp_sval(pgtree_at(items, n - 2)) : NULL,
+					       sp_sval(pgtree_at(items, n - 1)), SEARCHPATH_FIND, later);
 			}
 	}
-	json_object_foreach(node, k, v)
+	pgtree_foreach_member(node, i, k, v)
 		sp_visit(w, v, k, key, later || !strcmp(k, "PrepareStmt"));
 }
 
 /* BEGIN, or SET search_path to constants (each the schema name exactly: the server
  * quotes every item before it splits the list again), or unknown. */
-static void sp_effect(const char *type, json_t *st, struct searchpath_stmt *out)
+static void sp_effect(const char *type, struct pgtree *st, struct searchpath_stmt *out)
 {
-	const char *kind = json_string_value(json_object_get(st, "kind"));
-	const char *name = json_string_value(json_object_get(st, "name"));
-	json_t *args = json_object_get(st, "args"), *a;
+	const char *kind = pgtree_str(pgtree_get(st, "kind"));
+	const char *name = pgtree_str(pgtree_get(st, "name"));
+	struct pgtree *args = pgtree_get(st, "args"), *a;
 	size_t i;
 
 	out->effect = SEARCHPATH_UNKNOWN;
@@ -130,49 +130,51 @@ static void sp_effect(const char *type, json_t *st, struct searchpath_stmt *out)
 		return;
 	}
 	if (strcmp(type, "VariableSetStmt") || !kind || strcmp(kind, "VAR_SET_VALUE") || !name ||
-	    strcasecmp(name, "search_path") || json_array_size(args) == 0 ||
-	    json_array_size(args) > SEARCHPATH_MAX_SCHEMAS)
+	    strcasecmp(name, "search_path") || pgtree_size(args) == 0 ||
+	    pgtree_size(args) > SEARCHPATH_MAX_SCHEMAS)
 		return;
-	json_array_foreach(args, i, a) {
-		const char *s = json_string_value(json_object_get(json_object_get(json_object_get(a, "A_Const"), "sval"), "sval"));
+	pgtree_foreach(args, i, a) {
+		const char *s = pgtree_str(pgtree_get(pgtree_get(pgtree_get(a, "A_Const"), "sval"), "sval"));
 
 		if (!s || !s[0] || strlen(s) >= SEARCHPATH_NAME)
 			return; /* a number, '' (an error on the server), a name it would cut */
 		snprintf(out->path[i], sizeof(out->path[i]), "%s", s);
 	}
-	out->n_path = json_array_size(args);
+	out->n_path = pgtree_size(args);
 	out->effect = SEARCHPATH_SETS;
 }
 
 int searchpath_scan(const char *sql, struct searchpath_scan *ret)
 {
 	struct sp_walk w = { ret, 0, 0 };
-	json_t *root, *stmts, *st;
+	struct pgtree_doc *doc;
+	struct pgtree *root, *stmts, *st;
 	size_t i;
 
 	memset(ret, 0, sizeof(*ret));
-	if (!(root = sqlclass_parse_tree(sql)))
+	if (!(doc = sqlclass_parse_tree(sql)))
 		return -EINVAL;
-	stmts = json_object_get(root, "stmts");
-	ret->stmts = calloc(json_array_size(stmts) + 1, sizeof(*ret->stmts));
+	root = pgtree_doc_root(doc);
+	stmts = pgtree_get(root, "stmts");
+	ret->stmts = calloc(pgtree_size(stmts) + 1, sizeof(*ret->stmts));
 	if (!ret->stmts) {
-		json_decref(root);
+		pgtree_doc_free(doc);
 		return -ENOMEM;
 	}
-	json_array_foreach(stmts, i, st) {
-		json_t *node = json_object_get(st, "stmt");
-		const char *type = json_is_object(node) ? json_object_iter_key(json_object_iter(node)) : NULL;
+	pgtree_foreach(stmts, i, st) {
+		struct pgtree *node = pgtree_get(st, "stmt");
+		const char *type = pgtree_is_object(node) ? pgtree_type(node) : NULL;
 
 		w.stmt = (unsigned)i;
 		if (type) {
-			sp_effect(type, json_object_get(node, type), &ret->stmts[i]);
+			sp_effect(type, pgtree_get(node, type), &ret->stmts[i]);
 			sp_visit(&w, node, "", "", false);
 		} else {
 			ret->stmts[i].effect = SEARCHPATH_UNKNOWN;
 		}
 		ret->n_stmts = i + 1;
 	}
-	json_decref(root);
+	pgtree_doc_free(doc);
 	return w.err;
 }
 

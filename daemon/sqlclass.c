@@ -22,8 +22,12 @@
  * library does not export them). Per thread, so each parse sets its own. */
 extern __thread bool standard_conforming_strings;
 
-/* Statements longer than this are parsed on a thread with PARSE_STACK bytes of stack. */
+/* Statements longer than this are parsed on a thread with PARSE_STACK bytes of stack,
+ * and so are those whose protobuf tree nests deeper than PARSE_INLINE_DEPTH: unpacking
+ * takes about 1 KiB of stack per level (4 MiB for "SELECT - - ... x" in 4096 bytes;
+ * the parse itself, 1 MiB; the JSON path took 512 KiB). */
 #define PARSE_INLINE_MAX 4096
+#define PARSE_INLINE_DEPTH 512
 #define PARSE_STACK (256u << 20)
 
 static const char *const names[SQL_CLASS_COUNT] = {
@@ -90,7 +94,7 @@ void sqlclass_format(unsigned classes, char *out, size_t cap)
 }
 
 /* Top-level statement node → its own class (nested nodes add more in walk()). */
-static unsigned stmt_class(const char *type, json_t *node)
+static unsigned stmt_class(const char *type, struct pgtree *node)
 {
 	static const struct { const char *type; unsigned cls; } exact[] = {
 		{ "SelectStmt", SQL_READ }, { "InsertStmt", SQL_WRITE }, { "UpdateStmt", SQL_WRITE },
@@ -115,11 +119,11 @@ static unsigned stmt_class(const char *type, json_t *node)
 		{ "DropdbStmt", SQL_DROP }, { "DropTableSpaceStmt", SQL_DROP },
 		{ "DropSubscriptionStmt", SQL_DROP }, { "DropUserMappingStmt", SQL_DROP },
 	};
-	json_t *v;
+	struct pgtree *v;
 
 	for (size_t i = 0; i < sizeof(exact) / sizeof(exact[0]); i++)
 		if (strcmp(exact[i].type, type) == 0) {
-			if (!strcmp(type, "SelectStmt") && json_object_get(node, "intoClause"))
+			if (!strcmp(type, "SelectStmt") && pgtree_get(node, "intoClause"))
 				return SQL_WRITE | SQL_DDL; /* SELECT ... INTO creates and fills a table */
 			return exact[i].cls;
 		}
@@ -128,15 +132,15 @@ static unsigned stmt_class(const char *type, json_t *node)
 		 * conflicts only with ACCESS EXCLUSIVE, as a reading transaction does;
 		 * pg_dump takes it on every table it dumps. Stronger modes can stall
 		 * writers and stay utility. */
-		if (json_integer_value(json_object_get(node, "mode")) == 1)
+		if (pgtree_int(pgtree_get(node, "mode")) == 1)
 			return SQL_READ;
 		return SQL_UTILITY;
 	}
 	if (!strcmp(type, "CopyStmt")) {
-		unsigned c = json_is_true(json_object_get(node, "is_from")) ? SQL_COPY_IN : SQL_COPY_OUT;
+		unsigned c = pgtree_is_true(pgtree_get(node, "is_from")) ? SQL_COPY_IN : SQL_COPY_OUT;
 
-		v = json_object_get(node, "filename");
-		if (json_is_true(json_object_get(node, "is_program")) || json_is_string(v))
+		v = pgtree_get(node, "filename");
+		if (pgtree_is_true(pgtree_get(node, "is_program")) || pgtree_is_string(v))
 			c |= SQL_COPY_PROGRAM; /* the server runs a program or opens a file */
 		return c;
 	}
@@ -154,7 +158,7 @@ struct walk {
 	const char *const *dangerous;
 	unsigned cls;
 	int err;
-	json_t *row_call;               /* set_config of a sqlclass_settings_row statement */
+	struct pgtree *row_call;        /* set_config of a sqlclass_settings_row statement */
 	const char *row_name;           /* the setting it sets */
 };
 
@@ -183,21 +187,20 @@ void sqlclass_add_name(char **list, size_t *n, const char *schema, const char *n
 		(*n)++;
 }
 
-const char *sqlclass_sval(json_t *string_node)
+const char *sqlclass_sval(struct pgtree *string_node)
 {
-	return json_string_value(json_object_get(json_object_get(string_node, "String"), "sval"));
+	return pgtree_str(pgtree_get(pgtree_get(string_node, "String"), "sval"));
 }
 
 /* Whether object o has no members but those listed (NULL-terminated). */
-static bool only_keys(json_t *o, const char *const *keys)
+static bool only_keys(struct pgtree *o, const char *const *keys)
 {
-	const char *k;
-	json_t *v;
+	size_t i;
 
-	if (!json_is_object(o))
+	if (!pgtree_is_object(o))
 		return false;
-	json_object_foreach(o, k, v) {
-		const char *const *p = keys;
+	for (i = 0; i < pgtree_members(o); i++) {
+		const char *const *p = keys, *k = pgtree_key_at(o, i);
 
 		while (*p && strcmp(*p, k))
 			p++;
@@ -208,58 +211,58 @@ static bool only_keys(json_t *o, const char *const *keys)
 }
 
 /* A ColumnRef of the one column "name", and a string constant's text. */
-static bool column_is_name(json_t *node)
+static bool column_is_name(struct pgtree *node)
 {
-	json_t *f = json_object_get(json_object_get(node, "ColumnRef"), "fields");
+	struct pgtree *f = pgtree_get(pgtree_get(node, "ColumnRef"), "fields");
 
-	return json_array_size(f) == 1 && sqlclass_sval(json_array_get(f, 0)) && !strcmp(sqlclass_sval(json_array_get(f, 0)), "name");
+	return pgtree_size(f) == 1 && sqlclass_sval(pgtree_at(f, 0)) && !strcmp(sqlclass_sval(pgtree_at(f, 0)), "name");
 }
 
-static const char *string_const(json_t *node)
+static const char *string_const(struct pgtree *node)
 {
-	json_t *c = json_object_get(node, "A_Const");
+	struct pgtree *c = pgtree_get(node, "A_Const");
 
 	return only_keys(c, (const char *const[]){ "sval", "location", NULL }) ?
-	       json_string_value(json_object_get(json_object_get(c, "sval"), "sval")) : NULL;
+	       pgtree_str(pgtree_get(pgtree_get(c, "sval"), "sval")) : NULL;
 }
 
-const char *sqlclass_settings_row(json_t *select, json_t **ret_call)
+const char *sqlclass_settings_row(struct pgtree *select, struct pgtree **ret_call)
 {
 	static const char *const select_keys[] = { "targetList", "fromClause", "whereClause", "limitOption", "op", NULL };
-	json_t *tl = json_object_get(select, "targetList"), *from = json_object_get(select, "fromClause");
-	json_t *where = json_object_get(json_object_get(select, "whereClause"), "A_Expr");
-	json_t *res = json_object_get(json_array_get(tl, 0), "ResTarget");
-	json_t *call = json_object_get(res, "val"), *fc = json_object_get(call, "FuncCall");
-	json_t *fn = json_object_get(fc, "funcname"), *args = json_object_get(fc, "args");
-	json_t *rel = json_object_get(json_array_get(from, 0), "RangeVar"), *op = json_object_get(where, "name");
-	json_t *b = json_object_get(json_array_get(args, 2), "A_Const");
-	size_t nfn = json_array_size(fn);
-	const char *fname = nfn ? sqlclass_sval(json_array_get(fn, nfn - 1)) : NULL;
-	const char *fschema = nfn == 2 ? sqlclass_sval(json_array_get(fn, 0)) : NULL;
+	struct pgtree *tl = pgtree_get(select, "targetList"), *from = pgtree_get(select, "fromClause");
+	struct pgtree *where = pgtree_get(pgtree_get(select, "whereClause"), "A_Expr");
+	struct pgtree *res = pgtree_get(pgtree_at(tl, 0), "ResTarget");
+	struct pgtree *call = pgtree_get(res, "val"), *fc = pgtree_get(call, "FuncCall");
+	struct pgtree *fn = pgtree_get(fc, "funcname"), *args = pgtree_get(fc, "args");
+	struct pgtree *rel = pgtree_get(pgtree_at(from, 0), "RangeVar"), *op = pgtree_get(where, "name");
+	struct pgtree *b = pgtree_get(pgtree_at(args, 2), "A_Const");
+	size_t nfn = pgtree_size(fn);
+	const char *fname = nfn ? sqlclass_sval(pgtree_at(fn, nfn - 1)) : NULL;
+	const char *fschema = nfn == 2 ? sqlclass_sval(pgtree_at(fn, 0)) : NULL;
 
 	/* nothing else may take part: no alias, DISTINCT, GROUP BY, second column,
 	 * join, schema for pg_settings (pg_catalog's is what the session makes sure
 	 * of), operator schema, ... */
 	if (!only_keys(select, select_keys) ||
-	    strcmp(json_string_value(json_object_get(select, "limitOption")) ?: "", "LIMIT_OPTION_DEFAULT") ||
-	    strcmp(json_string_value(json_object_get(select, "op")) ?: "", "SETOP_NONE") ||
-	    json_array_size(tl) != 1 || !only_keys(res, (const char *const[]){ "val", "location", NULL }) ||
+	    strcmp(pgtree_str(pgtree_get(select, "limitOption")) ?: "", "LIMIT_OPTION_DEFAULT") ||
+	    strcmp(pgtree_str(pgtree_get(select, "op")) ?: "", "SETOP_NONE") ||
+	    pgtree_size(tl) != 1 || !only_keys(res, (const char *const[]){ "val", "location", NULL }) ||
 	    !only_keys(fc, (const char *const[]){ "funcname", "args", "funcformat", "location", NULL }) ||
 	    !fname || strcmp(fname, "set_config") || (nfn == 2 && (!fschema || strcmp(fschema, "pg_catalog"))) || nfn > 2 ||
-	    json_array_size(args) != 3 || !column_is_name(json_array_get(args, 0)) ||
-	    !string_const(json_array_get(args, 1)) ||
+	    pgtree_size(args) != 3 || !column_is_name(pgtree_at(args, 0)) ||
+	    !string_const(pgtree_at(args, 1)) ||
 	    !only_keys(b, (const char *const[]){ "boolval", "location", NULL }) ||
-	    json_array_size(from) != 1 ||
+	    pgtree_size(from) != 1 ||
 	    !only_keys(rel, (const char *const[]){ "relname", "inh", "relpersistence", "location", NULL }) ||
-	    strcmp(json_string_value(json_object_get(rel, "relname")) ?: "", "pg_settings") ||
-	    !json_is_true(json_object_get(rel, "inh")) ||
+	    strcmp(pgtree_str(pgtree_get(rel, "relname")) ?: "", "pg_settings") ||
+	    !pgtree_is_true(pgtree_get(rel, "inh")) ||
 	    !only_keys(where, (const char *const[]){ "kind", "name", "lexpr", "rexpr", "location", NULL }) ||
-	    strcmp(json_string_value(json_object_get(where, "kind")) ?: "", "AEXPR_OP") ||
-	    json_array_size(op) != 1 || strcmp(sqlclass_sval(json_array_get(op, 0)) ?: "", "=") ||
-	    !column_is_name(json_object_get(where, "lexpr")))
+	    strcmp(pgtree_str(pgtree_get(where, "kind")) ?: "", "AEXPR_OP") ||
+	    pgtree_size(op) != 1 || strcmp(sqlclass_sval(pgtree_at(op, 0)) ?: "", "=") ||
+	    !column_is_name(pgtree_get(where, "lexpr")))
 		return NULL;
 	*ret_call = fc;
-	return string_const(json_object_get(where, "rexpr"));
+	return string_const(pgtree_get(where, "rexpr"));
 }
 
 /*
@@ -276,22 +279,22 @@ static const char *const writes_data[] = {
 
 /* An integer constant's value, in the JSON of PostgreSQL 15's A_Const (a zero is
  * written as an empty "ival" object). */
-static bool int_const(json_t *node, long *ret)
+static bool int_const(struct pgtree *node, long *ret)
 {
-	json_t *c = json_object_get(node, "A_Const"), *iv = json_object_get(c, "ival");
+	struct pgtree *c = pgtree_get(node, "A_Const"), *iv = pgtree_get(c, "ival");
 
-	if (!json_is_object(iv))
+	if (!pgtree_is_object(iv))
 		return false;
-	*ret = (long)json_integer_value(json_object_get(iv, "ival"));
+	*ret = (long)pgtree_int(pgtree_get(iv, "ival"));
 	return true;
 }
 
-static bool writes_data_call(const char *name, json_t *args)
+static bool writes_data_call(const char *name, struct pgtree *args)
 {
 	long mode;
 
 	if (name && !strcmp(name, "lo_open")) /* writes unless its mode is a constant without INV_WRITE */
-		return !(json_array_size(args) == 2 && int_const(json_array_get(args, 1), &mode) && !(mode & INV_WRITE));
+		return !(pgtree_size(args) == 2 && int_const(pgtree_at(args, 1), &mode) && !(mode & INV_WRITE));
 	for (const char *const *f = writes_data; name && *f; f++)
 		if (!strcmp(*f, name))
 			return true;
@@ -310,13 +313,13 @@ static bool read_only_setting(const char *name)
  * option that is not a constant true (BEGIN READ WRITE, SET TRANSACTION READ WRITE,
  * SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE), or set_config() of one of
  * them or of a name computed at run time. */
-static bool sets_read_write(const char *key, json_t *v, const char *func, json_t *args, const char *row_name)
+static bool sets_read_write(const char *key, struct pgtree *v, const char *func, struct pgtree *args, const char *row_name)
 {
 	long on;
 
 	if (!strcmp(key, "VariableSetStmt")) {
-		const char *name = json_string_value(json_object_get(v, "name"));
-		const char *kind = json_string_value(json_object_get(v, "kind")) ?: "";
+		const char *name = pgtree_str(pgtree_get(v, "name"));
+		const char *kind = pgtree_str(pgtree_get(v, "kind")) ?: "";
 
 		/* PostgreSQL 15 lets RESET transaction_read_only and SET ... TO DEFAULT take
 		 * it to its boot value, off, whatever default_transaction_read_only says
@@ -330,11 +333,11 @@ static bool sets_read_write(const char *key, json_t *v, const char *func, json_t
 	 * set_config of the default and COMMIT) where no check sees it */
 	if (!strcmp(key, "DoStmt"))
 		return true;
-	if (!strcmp(key, "DefElem") && !strcmp(json_string_value(json_object_get(v, "defname")) ?: "", "transaction_read_only"))
-		return !(int_const(json_object_get(v, "arg"), &on) && on == 1);
+	if (!strcmp(key, "DefElem") && !strcmp(pgtree_str(pgtree_get(v, "defname")) ?: "", "transaction_read_only"))
+		return !(int_const(pgtree_get(v, "arg"), &on) && on == 1);
 	if (func && !strcmp(func, "set_config")) {
-		json_t *c = json_object_get(json_array_get(args, 0), "A_Const");
-		const char *name = json_string_value(json_object_get(json_object_get(c, "sval"), "sval"));
+		struct pgtree *c = pgtree_get(pgtree_at(args, 0), "A_Const");
+		const char *name = pgtree_str(pgtree_get(pgtree_get(c, "sval"), "sval"));
 
 		if (row_name)
 			name = row_name; /* sqlclass_settings_row: the row's, once made sure of */
@@ -343,18 +346,18 @@ static bool sets_read_write(const char *key, json_t *v, const char *func, json_t
 	return false;
 }
 
-void sqlclass_visit(json_t *node, bool (*fn)(void *arg, const char *key, json_t *v), void *arg)
+void sqlclass_visit(struct pgtree *node, bool (*fn)(void *arg, const char *key, struct pgtree *v), void *arg)
 {
 	const char *key;
-	json_t *v;
+	struct pgtree *v;
 	size_t i;
 
-	if (json_is_object(node)) {
-		json_object_foreach(node, key, v)
+	if (pgtree_is_object(node)) {
+		pgtree_foreach_member(node, i, key, v)
 			if (fn(arg, key, v))
 				sqlclass_visit(v, fn, arg);
-	} else if (json_is_array(node)) {
-		json_array_foreach(node, i, v)
+	} else if (pgtree_is_array(node)) {
+		pgtree_foreach(node, i, v)
 			sqlclass_visit(v, fn, arg);
 	}
 }
@@ -407,9 +410,9 @@ static void runs_query(struct walk *w)
 /* sqlclass_visit(): a name anywhere in CREATE OPERATOR / AGGREGATE / CAST and the like, which
  * bind a query function to an operator, an aggregate's state function or a cast, so
  * that it is called without a FuncCall of its name. */
-static bool names_query_function(void *arg, const char *key, json_t *v)
+static bool names_query_function(void *arg, const char *key, struct pgtree *v)
 {
-	if (!strcmp(key, "String") && query_function(json_string_value(json_object_get(v, "sval"))))
+	if (!strcmp(key, "String") && query_function(pgtree_str(pgtree_get(v, "sval"))))
 		runs_query(arg);
 	return true;
 }
@@ -421,7 +424,7 @@ static bool names_query_function(void *arg, const char *key, json_t *v)
  * with its masks, but only between statements outside a transaction: so these count
  * as server-side code (runs_code), as CREATE FUNCTION does.
  */
-static bool defines_callable(const char *key, json_t *v)
+static bool defines_callable(const char *key, struct pgtree *v)
 {
 	const char *kind;
 
@@ -429,36 +432,36 @@ static bool defines_callable(const char *key, json_t *v)
 	    !strcmp(key, "AlterExtensionContentsStmt"))
 		return true;
 	if (!strcmp(key, "DefineStmt")) {
-		kind = json_string_value(json_object_get(v, "kind")) ?: "";
+		kind = pgtree_str(pgtree_get(v, "kind")) ?: "";
 		return !strcmp(kind, "OBJECT_AGGREGATE") || !strcmp(kind, "OBJECT_OPERATOR");
 	}
 	if (!strcmp(key, "RenameStmt")) {
-		kind = json_string_value(json_object_get(v, "renameType")) ?: "";
+		kind = pgtree_str(pgtree_get(v, "renameType")) ?: "";
 		return !strcmp(kind, "OBJECT_FUNCTION") || !strcmp(kind, "OBJECT_PROCEDURE") ||
 		       !strcmp(kind, "OBJECT_ROUTINE") || !strcmp(kind, "OBJECT_AGGREGATE");
 	}
 	return false;
 }
 
-static void on_object(struct walk *w, const char *key, json_t *v)
+static void on_object(struct walk *w, const char *key, struct pgtree *v)
 {
 	if (!strcmp(key, "InsertStmt") || !strcmp(key, "UpdateStmt") || !strcmp(key, "DeleteStmt") ||
 	    !strcmp(key, "MergeStmt"))
 		w->cls |= SQL_WRITE; /* DML anywhere: CTEs, rules, PREPARE, EXPLAIN */
-	if ((!strcmp(key, "UpdateStmt") && json_object_get(v, "fromClause")) ||
-	    (!strcmp(key, "DeleteStmt") && json_object_get(v, "usingClause")) || !strcmp(key, "MergeStmt"))
+	if ((!strcmp(key, "UpdateStmt") && pgtree_get(v, "fromClause")) ||
+	    (!strcmp(key, "DeleteStmt") && pgtree_get(v, "usingClause")) || !strcmp(key, "MergeStmt"))
 		w->cls |= SQL_READ; /* rows of other tables decide what is written */
 	if (!strcmp(key, "GrantStmt") || !strcmp(key, "GrantRoleStmt"))
 		w->cls |= SQL_GRANT; /* CREATE SCHEMA s GRANT ALL ON public.t TO public grants on any table */
-	else if ((!strcmp(key, "SelectStmt") && json_object_get(v, "intoClause")) || !strcmp(key, "CreateTableAsStmt"))
+	else if ((!strcmp(key, "SelectStmt") && pgtree_get(v, "intoClause")) || !strcmp(key, "CreateTableAsStmt"))
 		w->cls |= SQL_WRITE | SQL_DDL; /* EXPLAIN ANALYZE CREATE TABLE / MATERIALIZED VIEW ... AS creates it */
-	else if (!strcmp(key, "SelectStmt") && !(json_object_get(v, "valuesLists") && !json_object_get(v, "targetList")))
+	else if (!strcmp(key, "SelectStmt") && !(pgtree_get(v, "valuesLists") && !pgtree_get(v, "targetList")))
 		w->cls |= SQL_READ; /* a bare VALUES list (INSERT ... VALUES) reads nothing */
 	else if (!strcmp(key, "FuncCall")) {
-		json_t *fn = json_object_get(v, "funcname");
-		size_t n = json_array_size(fn);
-		const char *name = n ? sqlclass_sval(json_array_get(fn, n - 1)) : NULL;
-		const char *schema = n > 1 ? sqlclass_sval(json_array_get(fn, n - 2)) : NULL;
+		struct pgtree *fn = pgtree_get(v, "funcname");
+		size_t n = pgtree_size(fn);
+		const char *name = n ? sqlclass_sval(pgtree_at(fn, n - 1)) : NULL;
+		const char *schema = n > 1 ? sqlclass_sval(pgtree_at(fn, n - 2)) : NULL;
 
 		if (!name || (schema && strcmp(schema, "pg_catalog")) || !sqlclass_builtin(name))
 			w->r->calls_unknown = 1; /* a function of the database's own */
@@ -466,12 +469,12 @@ static void on_object(struct walk *w, const char *key, json_t *v)
 		if (name && !strcmp(name, "set_config"))
 			w->cls |= SQL_SESSION; /* what SET does (pg_dump's search_path); pgtether.*,
 						* client_encoding and read-only are guarded apart */
-		if (writes_data_call(name, json_object_get(v, "args")))
+		if (writes_data_call(name, pgtree_get(v, "args")))
 			w->cls |= SQL_WRITE; /* SELECT nextval('s'), lo_create(0) */
-		if (sets_read_write(key, v, name, json_object_get(v, "args"), v == w->row_call ? w->row_name : NULL))
+		if (sets_read_write(key, v, name, pgtree_get(v, "args"), v == w->row_call ? w->row_name : NULL))
 			w->r->sets_read_write = 1;
 		/* query_to_xml('select email from users', ...), in any schema spelling */
-		if (query_function(name) && (strcmp(name, "ts_rewrite") || json_array_size(json_object_get(v, "args")) != 3))
+		if (query_function(name) && (strcmp(name, "ts_rewrite") || pgtree_size(pgtree_get(v, "args")) != 3))
 			runs_query(w);
 		for (const char *const *d = w->dangerous; name && d && *d; d++)
 			if (fnmatch(*d, name, 0) == 0) {
@@ -488,42 +491,42 @@ static void on_object(struct walk *w, const char *key, json_t *v)
 		sqlclass_visit(v, names_query_function, w);
 	if (defines_callable(key, v))
 		w->r->runs_code = 1;
-	if (!strcmp(key, "RenameStmt") && json_is_string(json_object_get(v, "subname")) &&
-	    !strcmp(json_string_value(json_object_get(v, "renameType")) ?: "", "OBJECT_SCHEMA"))
+	if (!strcmp(key, "RenameStmt") && pgtree_is_string(pgtree_get(v, "subname")) &&
+	    !strcmp(pgtree_str(pgtree_get(v, "renameType")) ?: "", "OBJECT_SCHEMA"))
 		/* every relation in it changes its name without being named */
-		sqlclass_add_name(w->r->schemas, &w->r->n_schemas, NULL, json_string_value(json_object_get(v, "subname")),
+		sqlclass_add_name(w->r->schemas, &w->r->n_schemas, NULL, pgtree_str(pgtree_get(v, "subname")),
 			 &w->err);
 	if (!strcmp(key, "DropStmt")) {
 		/* DROP TABLE/VIEW/...: the names are lists of strings, not RangeVars */
-		const char *t = json_string_value(json_object_get(v, "removeType"));
-		json_t *obj;
+		const char *t = pgtree_str(pgtree_get(v, "removeType"));
+		struct pgtree *obj;
 		size_t i;
 
 		if (t && (!strcmp(t, "OBJECT_TABLE") || !strcmp(t, "OBJECT_VIEW") || !strcmp(t, "OBJECT_MATVIEW") ||
 			  !strcmp(t, "OBJECT_FOREIGN_TABLE") || !strcmp(t, "OBJECT_SEQUENCE")))
-			json_array_foreach(json_object_get(v, "objects"), i, obj) {
-				json_t *items = json_object_get(json_object_get(obj, "List"), "items");
-				size_t n = json_array_size(items);
+			pgtree_foreach(pgtree_get(v, "objects"), i, obj) {
+				struct pgtree *items = pgtree_get(pgtree_get(obj, "List"), "items");
+				size_t n = pgtree_size(items);
 
-				if (n >= 1 && sqlclass_sval(json_array_get(items, n - 1)))
-					sqlclass_add_name(w->r->tables, &w->r->n_tables, n >= 2 ? sqlclass_sval(json_array_get(items, n - 2)) : NULL,
-						 sqlclass_sval(json_array_get(items, n - 1)), &w->err);
+				if (n >= 1 && sqlclass_sval(pgtree_at(items, n - 1)))
+					sqlclass_add_name(w->r->tables, &w->r->n_tables, n >= 2 ? sqlclass_sval(pgtree_at(items, n - 2)) : NULL,
+						 sqlclass_sval(pgtree_at(items, n - 1)), &w->err);
 			}
 	}
-	if (json_is_object(v) && json_is_string(json_object_get(v, "relname")))
-		sqlclass_add_name(w->r->tables, &w->r->n_tables, json_string_value(json_object_get(v, "schemaname")),
-			 json_string_value(json_object_get(v, "relname")), &w->err);
+	if (pgtree_is_object(v) && pgtree_is_string(pgtree_get(v, "relname")))
+		sqlclass_add_name(w->r->tables, &w->r->n_tables, pgtree_str(pgtree_get(v, "schemaname")),
+			 pgtree_str(pgtree_get(v, "relname")), &w->err);
 	/* the session's prepared statements: what runs at an EXECUTE is decided by what
 	 * was prepared under its name (EXPLAIN ANALYZE and CREATE TABLE AS run one too) */
-	if ((!strcmp(key, "PrepareStmt") || !strcmp(key, "ExecuteStmt")) && json_is_string(json_object_get(v, "name"))) {
+	if ((!strcmp(key, "PrepareStmt") || !strcmp(key, "ExecuteStmt")) && pgtree_is_string(pgtree_get(v, "name"))) {
 		if (key[0] == 'P')
-			sqlclass_add_name(w->r->prepares, &w->r->n_prepares, NULL, json_string_value(json_object_get(v, "name")), &w->err);
+			sqlclass_add_name(w->r->prepares, &w->r->n_prepares, NULL, pgtree_str(pgtree_get(v, "name")), &w->err);
 		else
-			sqlclass_add_name(w->r->executes, &w->r->n_executes, NULL, json_string_value(json_object_get(v, "name")), &w->err);
+			sqlclass_add_name(w->r->executes, &w->r->n_executes, NULL, pgtree_str(pgtree_get(v, "name")), &w->err);
 	}
 }
 
-static bool walk_member(void *w, const char *key, json_t *v)
+static bool walk_member(void *w, const char *key, struct pgtree *v)
 {
 	on_object(w, key, v);
 	return true;
@@ -533,7 +536,9 @@ struct parse_job {
 	const char *sql;
 	bool scs;                       /* standard_conforming_strings for this parse */
 	bool plpgsql;                   /* pg_query_parse_plpgsql instead */
-	PgQueryParseResult res;
+	bool inline_run;                /* on the caller's stack: at most PARSE_INLINE_DEPTH */
+	bool deeper;                    /* so not read: again on the big stack */
+	struct sqlclass_parse *res;
 	PgQueryPlpgsqlParseResult pl;
 };
 
@@ -567,13 +572,33 @@ struct sqlclass_raw_parse __wrap_pg_query_raw_parse(const char *input, int parse
 	return r;
 }
 
+/* The tree is read from libpg_query's protobuf form (pgtree.h), here: unpacking it
+ * recurses as the parser's output does, on the same stack. */
 static void parse_run(struct parse_job *j)
 {
+	PgQueryProtobufParseResult pr;
+
 	standard_conforming_strings = j->scs;
-	if (j->plpgsql)
+	if (j->plpgsql) {
 		j->pl = pg_query_parse_plpgsql(j->sql);
-	else
-		j->res = pg_query_parse(j->sql);
+		return;
+	}
+	pr = pg_query_parse_protobuf(j->sql);
+	if (pr.error) {
+		j->res->syntax = true;
+		snprintf(j->res->message, sizeof(j->res->message), "%s", pr.error->message);
+		j->res->cursorpos = pr.error->cursorpos;
+	} else {
+		size_t depth;
+
+		if (j->inline_run && (pgtree_protobuf_depth(pr.parse_tree.data, pr.parse_tree.len, &depth) < 0 ||
+				      depth > PARSE_INLINE_DEPTH))
+			j->deeper = true;
+		else
+			j->res->tree_err = pgtree_doc_from_protobuf(pr.parse_tree.data, pr.parse_tree.len, j->sql,
+								    &j->res->doc);
+	}
+	pg_query_free_protobuf_parse_result(pr);
 }
 
 static void *parse_thread(void *arg)
@@ -582,7 +607,8 @@ static void *parse_thread(void *arg)
 	return NULL;
 }
 
-/* The parser and its JSON output recurse per nesting level: long text gets a big stack. */
+/* The parser, its protobuf output and the unpacking recurse per nesting level: long
+ * text gets a big stack. */
 static int parse_job(struct parse_job *j)
 {
 	pthread_attr_t attr;
@@ -590,9 +616,13 @@ static int parse_job(struct parse_job *j)
 	int r;
 
 	if (strlen(j->sql) <= PARSE_INLINE_MAX) {
+		j->inline_run = true;
 		parse_run(j);
 		standard_conforming_strings = true;
-		return 0;
+		if (!j->deeper)
+			return 0;
+		j->inline_run = false;
+		memset(j->res, 0, sizeof(*j->res));
 	}
 	if ((r = pthread_attr_init(&attr)) != 0)
 		return -r;
@@ -606,13 +636,18 @@ static int parse_job(struct parse_job *j)
 	return 0;
 }
 
-int sqlclass_parse_text(const char *sql, bool scs, PgQueryParseResult *ret)
+int sqlclass_parse_text(const char *sql, bool scs, struct sqlclass_parse *ret)
 {
-	struct parse_job j = { .sql = sql, .scs = scs };
-	int r = parse_job(&j);
+	struct parse_job j = { .sql = sql, .scs = scs, .res = ret };
 
-	*ret = j.res;
-	return r;
+	memset(ret, 0, sizeof(*ret));
+	return parse_job(&j);
+}
+
+void sqlclass_parse_release(struct sqlclass_parse *p)
+{
+	pgtree_doc_free(p->doc);
+	p->doc = NULL;
 }
 
 /* One reading of sql: with standard_conforming_strings = scs. *syntax is set when the
@@ -621,9 +656,8 @@ static int classify_reading(const char *sql, bool scs, int depth, const char *co
 			    struct sqlclass_result *ret, bool *syntax)
 {
 	struct walk w = { ret, dangerous, 0, 0 };
-	PgQueryParseResult pr;
-	json_error_t jerr;
-	json_t *root, *stmts, *st;
+	struct sqlclass_parse pr;
+	struct pgtree *root, *stmts, *st;
 	size_t i;
 	int r;
 
@@ -633,38 +667,41 @@ static int classify_reading(const char *sql, bool scs, int depth, const char *co
 		snprintf(ret->error, sizeof(ret->error), "cannot start the parser: %s", strerror(-r));
 		return r;
 	}
-	if (pr.error) {
-		snprintf(ret->error, sizeof(ret->error), "%s", pr.error->message);
-		ret->error_pos = pr.error->cursorpos;
-		pg_query_free_parse_result(pr);
+	if (pr.syntax) {
+		snprintf(ret->error, sizeof(ret->error), "%s", pr.message);
+		ret->error_pos = pr.cursorpos;
 		*syntax = true;
 		return -EINVAL;
 	}
-	root = json_loads(pr.parse_tree, 0, &jerr);
-	pg_query_free_parse_result(pr);
-	if (!root) {
+	if (pr.tree_err == -ENOMEM) {
+		snprintf(ret->error, sizeof(ret->error), "out of memory");
+		return -ENOMEM;
+	}
+	if (!pr.doc) {
+		/* too deep, or not UTF-8: what json_loads refused on the JSON path */
 		snprintf(ret->error, sizeof(ret->error), "the statement is nested too deeply to be checked");
 		return -EINVAL;
 	}
-	stmts = json_object_get(root, "stmts");
-	ret->stmt_classes = calloc(json_array_size(stmts) + 1, sizeof(*ret->stmt_classes));
+	root = pgtree_doc_root(pr.doc);
+	stmts = pgtree_get(root, "stmts");
+	ret->stmt_classes = calloc(pgtree_size(stmts) + 1, sizeof(*ret->stmt_classes));
 	if (!ret->stmt_classes) {
-		json_decref(root);
+		sqlclass_parse_release(&pr);
 		return -ENOMEM;
 	}
-	json_array_foreach(stmts, i, st) {
-		json_t *node = json_object_get(st, "stmt");
-		const char *type = json_is_object(node) ? json_object_iter_key(json_object_iter(node)) : NULL;
+	pgtree_foreach(stmts, i, st) {
+		struct pgtree *node = pgtree_get(st, "stmt");
+		const char *type = pgtree_is_object(node) ? pgtree_type(node) : NULL;
 
 		if (!type)
 			continue;
-		w.cls = stmt_class(type, json_object_get(node, type));
+		w.cls = stmt_class(type, pgtree_get(node, type));
 		w.row_call = NULL;
 		if (depth == 0 && !strcmp(type, "SelectStmt")) {
 			/* a client's statement, which the session makes sure of before it
 			 * runs; in server-side code it runs on a path nobody checks */
-			json_t *call;
-			const char *row = sqlclass_settings_row(json_object_get(node, type), &call);
+			struct pgtree *call;
+			const char *row = sqlclass_settings_row(pgtree_get(node, type), &call);
 
 			if (row) {
 				w.row_call = call;
@@ -672,8 +709,8 @@ static int classify_reading(const char *sql, bool scs, int depth, const char *co
 				snprintf(ret->settings_row, sizeof(ret->settings_row), "%s", row);
 			}
 		}
-		on_object(&w, type, json_object_get(node, type));
-		sqlclass_visit(json_object_get(node, type), walk_member, &w);
+		on_object(&w, type, pgtree_get(node, type));
+		sqlclass_visit(pgtree_get(node, type), walk_member, &w);
 		{
 			int err = sqlclass_out_statement(ret, node);
 
@@ -688,8 +725,8 @@ static int classify_reading(const char *sql, bool scs, int depth, const char *co
 		 * in a new transaction, read-write if server-side code of an earlier one
 		 * set default_transaction_read_only off: the server reports that only
 		 * once the whole text has run */
-		if (!strcmp(type, "TransactionStmt") && i + 1 < json_array_size(stmts)) {
-			const char *k = json_string_value(json_object_get(json_object_get(node, type), "kind")) ?: "";
+		if (!strcmp(type, "TransactionStmt") && i + 1 < pgtree_size(stmts)) {
+			const char *k = pgtree_str(pgtree_get(pgtree_get(node, type), "kind")) ?: "";
 
 			if (!strcmp(k, "TRANS_STMT_COMMIT") || !strcmp(k, "TRANS_STMT_PREPARE"))
 				ret->sets_read_write = 1;
@@ -700,7 +737,7 @@ static int classify_reading(const char *sql, bool scs, int depth, const char *co
 	/* whatever the rule allows: pgtether.* and client_encoding (sqlguard.h) */
 	if ((r = sqlguard_tree(root, sql, ret->stmt_classes, depth, ret->guard, sizeof(ret->guard))) < 0)
 		w.err = r;
-	json_decref(root);
+	sqlclass_parse_release(&pr);
 	if (w.err == -E2BIG)
 		snprintf(ret->error, sizeof(ret->error), "it names more than %d tables, functions or columns, more than can be checked",
 			 SQLCLASS_MAX_NAMES);
@@ -821,7 +858,7 @@ int sqlclass_guard_text(const char *sql, bool plpgsql_function, int depth, char 
 	for (int scs = 1; scs >= 0; scs--) {
 		struct parse_job j = { .sql = sql, .scs = scs, .plpgsql = true };
 		json_error_t jerr;
-		json_t *funcs;
+		json_t *funcs; /* pg_query_parse_plpgsql has no protobuf form (libpg_query 15) */
 		int g;
 
 		if (!scs && !strchr(sql, '\\'))
@@ -852,36 +889,34 @@ char *sqlclass_constant_select(const char *sql)
 	char *out = NULL;
 
 	for (int scs = 1; scs >= 0; scs--) {
-		PgQueryParseResult pr;
-		json_error_t jerr;
-		json_t *root, *sel, *tl, *val;
+		struct sqlclass_parse pr;
+		struct pgtree *root, *sel, *tl, *val;
 		const char *text;
 
 		if (!scs && !strchr(sql, '\\'))
 			break;
 		if (sqlclass_parse_text(sql, scs, &pr) < 0)
 			break;
-		root = pr.error ? NULL : json_loads(pr.parse_tree, 0, &jerr);
-		pg_query_free_parse_result(pr);
-		sel = json_object_get(json_object_get(json_array_get(json_object_get(root, "stmts"), 0), "stmt"), "SelectStmt");
-		tl = json_object_get(sel, "targetList");
-		val = json_object_get(json_object_get(json_array_get(tl, 0), "ResTarget"), "val");
-		while (json_object_get(val, "TypeCast"))
-			val = json_object_get(json_object_get(val, "TypeCast"), "arg");
-		text = json_string_value(json_object_get(json_object_get(json_object_get(val, "A_Const"), "sval"), "sval"));
+		root = pgtree_doc_root(pr.doc);
+		sel = pgtree_get(pgtree_get(pgtree_at(pgtree_get(root, "stmts"), 0), "stmt"), "SelectStmt");
+		tl = pgtree_get(sel, "targetList");
+		val = pgtree_get(pgtree_get(pgtree_at(tl, 0), "ResTarget"), "val");
+		while (pgtree_get(val, "TypeCast"))
+			val = pgtree_get(pgtree_get(val, "TypeCast"), "arg");
+		text = pgtree_str(pgtree_get(pgtree_get(pgtree_get(val, "A_Const"), "sval"), "sval"));
 		if (!root) {
 			continue; /* this reading does not parse: the server reading so fails too */
-		} else if (json_array_size(json_object_get(root, "stmts")) != 1 || json_array_size(tl) != 1 || !text ||
-			   json_object_get(sel, "fromClause") || (out && strcmp(out, text))) {
+		} else if (pgtree_size(pgtree_get(root, "stmts")) != 1 || pgtree_size(tl) != 1 || !text ||
+			   pgtree_get(sel, "fromClause") || (out && strcmp(out, text))) {
 			free(out);
 			out = NULL;
-			json_decref(root);
+			sqlclass_parse_release(&pr);
 			return NULL; /* computed, or a different string in the other reading */
 		} else if (!out && !(out = strdup(text))) {
-			json_decref(root);
+			sqlclass_parse_release(&pr);
 			return NULL;
 		}
-		json_decref(root);
+		sqlclass_parse_release(&pr);
 	}
 	return out;
 }
@@ -974,35 +1009,31 @@ void sqlclass_cache_clear(struct sqlclass_cache *c)
 }
 
 /* One reading's tree, or NULL. */
-static json_t *parse_tree_reading(const char *sql, bool scs)
+static struct pgtree_doc *parse_tree_reading(const char *sql, bool scs)
 {
-	PgQueryParseResult pr;
-	json_error_t jerr;
-	json_t *root;
+	struct sqlclass_parse pr;
 
 	if (sqlclass_parse_text(sql, scs, &pr) < 0)
 		return NULL;
-	root = pr.error ? NULL : json_loads(pr.parse_tree, 0, &jerr);
-	pg_query_free_parse_result(pr);
-	return root;
+	return pr.doc;
 }
 
-void *sqlclass_parse_tree(const char *sql)
+struct pgtree_doc *sqlclass_parse_tree(const char *sql)
 {
-	json_t *on = parse_tree_reading(sql, true), *off;
+	struct pgtree_doc *on = parse_tree_reading(sql, true), *off;
 
 	if (!strchr(sql, '\\'))
 		return on;
 	/* a backslash: the server may read it either way (see sqlclass_classify); one
 	 * tree serves only when the readings that parse agree */
 	off = parse_tree_reading(sql, false);
-	if (on && off && !json_equal(on, off)) {
-		json_decref(on);
-		json_decref(off);
+	if (on && off && !pgtree_equal(pgtree_doc_root(on), pgtree_doc_root(off))) {
+		pgtree_doc_free(on);
+		pgtree_doc_free(off);
 		return NULL;
 	}
 	if (!on)
 		return off;
-	json_decref(off);
+	pgtree_doc_free(off);
 	return on;
 }

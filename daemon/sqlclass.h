@@ -5,9 +5,10 @@
  * calls of dangerous functions are all seen. Text that does not parse (including
  * syntax newer than PostgreSQL 15) has no classes: callers deny it.
  *
- * The parse tree comes as JSON (pg_query_parse) and is read with jansson, whose depth
- * limit bounds the walk; long statements are parsed on a thread with a large stack,
- * because the parser's output functions recurse once per nesting level.
+ * The parse tree comes in libpg_query's protobuf form (pg_query_parse_protobuf) and is
+ * read as its JSON form would be (pgtree.h), whose depth limit bounds the walk; long
+ * statements are parsed on a thread with a large stack, because the parser's output
+ * functions and the unpacking recurse once per nesting level.
  */
 #ifndef PGTETHER_SQLCLASS_H
 #define PGTETHER_SQLCLASS_H
@@ -228,9 +229,10 @@ int sqlclass_cached(struct sqlclass_cache *c, const char *sql, size_t len, const
 void sqlclass_cache_clear(struct sqlclass_cache *c);
 
 /* Calls fn(arg, key, value) for the members of every object in the parse tree below
- * node (jansson's json_t); fn returns whether to go on into that value. */
-struct json_t;
-void sqlclass_visit(struct json_t *node, bool (*fn)(void *arg, const char *key, struct json_t *v), void *arg);
+ * node (pgtree.h), in order; fn returns whether to go on into that value. */
+struct pgtree;
+struct pgtree_doc;
+void sqlclass_visit(struct pgtree *node, bool (*fn)(void *arg, const char *key, struct pgtree *v), void *arg);
 
 /*
  * pg_dump's way to set a setting only where the server has it (its
@@ -246,12 +248,12 @@ void sqlclass_visit(struct json_t *node, bool (*fn)(void *arg, const char *key, 
  * A pgtether.* setting is never a row of pg_catalog.pg_settings (placeholders are
  * not shown), but the name is checked as if it were set by a constant anyway.
  */
-const char *sqlclass_settings_row(struct json_t *select, struct json_t **ret_call);
+const char *sqlclass_settings_row(struct pgtree *select, struct pgtree **ret_call);
 
-/* The parse tree of sql as a jansson json_t * (the caller decrefs it); NULL when it
+/* The parse tree of sql (the caller frees it with pgtree_doc_free); NULL when it
  * does not parse, memory ran out, or (a backslash) its readings with
  * standard_conforming_strings on and off both parse and differ. */
-void *sqlclass_parse_tree(const char *sql);
+struct pgtree_doc *sqlclass_parse_tree(const char *sql);
 
 /* "read", "write", ... for one class bit; NULL for none. */
 const char *sqlclass_name(unsigned bit);

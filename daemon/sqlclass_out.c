@@ -3,7 +3,7 @@
  * "carriers", derived and computed columns, what goes into a table), the calls
  * resolved along the search_path, and the columns of a view's definition: the
  * parts of the classification masks rely on. Moved out of sqlclass.c (issue 13: no
- * file over ~1200 lines); the walk over libpg_query's JSON tree is shared through
+ * file over ~1200 lines); the walk over libpg_query's tree (pgtree.h) is shared through
  * sqlclass_int.h.
  */
 #include "sqlclass_int.h"
@@ -38,58 +38,58 @@ static void note(struct outwalk *o, const char **list, size_t *n, const char *na
 }
 
 /* The output names of the select lists below node (a subquery's or CTE's). */
-static bool derived_col(void *arg, const char *key, json_t *v)
+static bool derived_col(void *arg, const char *key, struct pgtree *v)
 {
 	struct outwalk *o = arg;
 
 	if (!strcmp(key, "ResTarget"))
-		note(o, o->derived_cols, &o->n_derived_cols, json_string_value(json_object_get(v, "name")));
+		note(o, o->derived_cols, &o->n_derived_cols, pgtree_str(pgtree_get(v, "name")));
 	return true;
 }
 
-static void alias_cols(struct outwalk *o, json_t *colnames)
+static void alias_cols(struct outwalk *o, struct pgtree *colnames)
 {
-	json_t *c;
+	struct pgtree *c;
 	size_t i;
 
-	json_array_foreach(colnames, i, c)
+	pgtree_foreach(colnames, i, c)
 		note(o, o->derived_cols, &o->n_derived_cols, sqlclass_sval(c));
 }
 
 /* sqlclass_visit(node, collect_derived, outwalk): every name the statement introduces. */
-static bool collect_derived(void *arg, const char *key, json_t *v)
+static bool collect_derived(void *arg, const char *key, struct pgtree *v)
 {
 	struct outwalk *o = arg;
-	json_t *alias = json_object_get(v, "alias");
+	struct pgtree *alias = pgtree_get(v, "alias");
 
 	if (!strcmp(key, "RangeSubselect")) {
 		note(o, o->derived_rels, &o->n_derived_rels,
-		     json_string_value(json_object_get(json_object_get(alias, "Alias"), "aliasname")) ?:
-		     json_string_value(json_object_get(alias, "aliasname")));
-		alias_cols(o, json_object_get(alias, "colnames"));
-		sqlclass_visit(json_object_get(v, "subquery"), derived_col, o);
+		     pgtree_str(pgtree_get(pgtree_get(alias, "Alias"), "aliasname")) ?:
+		     pgtree_str(pgtree_get(alias, "aliasname")));
+		alias_cols(o, pgtree_get(alias, "colnames"));
+		sqlclass_visit(pgtree_get(v, "subquery"), derived_col, o);
 	} else if (!strcmp(key, "CommonTableExpr")) {
-		note(o, o->derived_rels, &o->n_derived_rels, json_string_value(json_object_get(v, "ctename")));
-		alias_cols(o, json_object_get(v, "aliascolnames"));
-		sqlclass_visit(json_object_get(v, "ctequery"), derived_col, o);
+		note(o, o->derived_rels, &o->n_derived_rels, pgtree_str(pgtree_get(v, "ctename")));
+		alias_cols(o, pgtree_get(v, "aliascolnames"));
+		sqlclass_visit(pgtree_get(v, "ctequery"), derived_col, o);
 	} else if (!strcmp(key, "RangeVar") || !strcmp(key, "RangeFunction")) {
-		alias_cols(o, json_object_get(alias, "colnames")); /* users u(a, b) */
+		alias_cols(o, pgtree_get(alias, "colnames")); /* users u(a, b) */
 	}
 	return true;
 }
 
 /* Every relation of the statement by the name it goes by (alias, else its name):
  * sqlclass_visit(node, collect_rel, outwalk). */
-static bool collect_rel(void *arg, const char *key, json_t *v)
+static bool collect_rel(void *arg, const char *key, struct pgtree *v)
 {
 	struct outwalk *o = arg;
 
-	if (!strcmp(key, "RangeVar") && json_is_object(v) && o->n_rels == SQLCLASS_MAX_NAMES) {
+	if (!strcmp(key, "RangeVar") && pgtree_is_object(v) && o->n_rels == SQLCLASS_MAX_NAMES) {
 		o->err = -E2BIG;
-	} else if (!strcmp(key, "RangeVar") && json_is_object(v)) {
-		const char *rel = json_string_value(json_object_get(v, "relname"));
-		const char *schema = json_string_value(json_object_get(v, "schemaname"));
-		const char *alias = json_string_value(json_object_get(json_object_get(v, "alias"), "aliasname"));
+	} else if (!strcmp(key, "RangeVar") && pgtree_is_object(v)) {
+		const char *rel = pgtree_str(pgtree_get(v, "relname"));
+		const char *schema = pgtree_str(pgtree_get(v, "schemaname"));
+		const char *alias = pgtree_str(pgtree_get(pgtree_get(v, "alias"), "aliasname"));
 
 		if (rel) {
 			o->rels[o->n_rels].name = alias ? alias : rel;
@@ -110,20 +110,20 @@ static const char *rel_named(const struct outwalk *o, const char *name)
 }
 
 /* A ColumnRef: kept is true when its value leaves as a select-list column of its own. */
-static void column_ref(struct outwalk *o, json_t *cref, bool kept)
+static void column_ref(struct outwalk *o, struct pgtree *cref, bool kept)
 {
-	json_t *fields = json_object_get(cref, "fields");
-	size_t n = json_array_size(fields);
-	json_t *last = json_array_get(fields, n ? n - 1 : 0);
+	struct pgtree *fields = pgtree_get(cref, "fields");
+	size_t n = pgtree_size(fields);
+	struct pgtree *last = pgtree_at(fields, n ? n - 1 : 0);
 	const char *name, *rel;
 
 	if (!n)
 		return;
-	if (json_object_get(last, "A_Star")) {
+	if (pgtree_get(last, "A_Star")) {
 		/* SELECT * and u.* expand into columns that keep their identity */
 		if (kept)
 			return;
-		name = n >= 2 ? sqlclass_sval(json_array_get(fields, n - 2)) : "*";
+		name = n >= 2 ? sqlclass_sval(pgtree_at(fields, n - 2)) : "*";
 		rel = sqlclass_listed(o->derived_rels, o->n_derived_rels, name) ? "*" : rel_named(o, name);
 		sqlclass_add_name(o->r->whole_rows, &o->r->n_whole_rows, NULL, rel ? rel : name ? name : "*", &o->err);
 		return;
@@ -148,7 +148,7 @@ static void column_ref(struct outwalk *o, json_t *cref, bool kept)
 }
 
 /* An expression whose value leaves: every column it names loses its identity. */
-static bool expr_member(void *o, const char *key, json_t *v)
+static bool expr_member(void *o, const char *key, struct pgtree *v)
 {
 	if (strcmp(key, "ColumnRef"))
 		return true;
@@ -156,26 +156,26 @@ static bool expr_member(void *o, const char *key, json_t *v)
 	return false;
 }
 
-static void expr_out(struct outwalk *o, json_t *node)
+static void expr_out(struct outwalk *o, struct pgtree *node)
 {
 	sqlclass_visit(node, expr_member, o);
 }
 
 /* Casts anywhere: "invalid input syntax for type integer: <the value>". */
-static bool cast_member(void *o, const char *key, json_t *v)
+static bool cast_member(void *o, const char *key, struct pgtree *v)
 {
 	if (!strcmp(key, "TypeCast"))
-		expr_out(o, json_object_get(v, "arg"));
+		expr_out(o, pgtree_get(v, "arg"));
 	return true;
 }
 
 /* A column reference in an argument of a carrier: its name, or "*" for what cannot be
  * traced by name (a whole row, a column the statement renames). */
-static const char *traced_column(const struct outwalk *o, json_t *ref)
+static const char *traced_column(const struct outwalk *o, struct pgtree *ref)
 {
-	json_t *fields = json_object_get(ref, "fields");
-	size_t n = json_array_size(fields);
-	const char *name = n ? sqlclass_sval(json_array_get(fields, n - 1)) : NULL;
+	struct pgtree *fields = pgtree_get(ref, "fields");
+	size_t n = pgtree_size(fields);
+	const char *name = n ? sqlclass_sval(pgtree_at(fields, n - 1)) : NULL;
 
 	if (!name || (n == 1 && (sqlclass_listed(o->derived_rels, o->n_derived_rels, name) || rel_named(o, name))) ||
 	    sqlclass_listed(o->derived_cols, o->n_derived_cols, name))
@@ -183,7 +183,7 @@ static const char *traced_column(const struct outwalk *o, json_t *ref)
 	return name;
 }
 
-static bool carried_member(void *arg, const char *key, json_t *v)
+static bool carried_member(void *arg, const char *key, struct pgtree *v)
 {
 	struct outwalk *o = arg;
 
@@ -195,13 +195,13 @@ static bool carried_member(void *arg, const char *key, json_t *v)
 
 /* Calls of carriers anywhere: pg_notify('ch', email) in a WHERE clause. A function
  * that is not built in is one too: its code may store, send or RAISE its argument. */
-static bool carrier_member(void *arg, const char *key, json_t *v)
+static bool carrier_member(void *arg, const char *key, struct pgtree *v)
 {
 	struct outwalk *o = arg;
-	json_t *fn = json_object_get(v, "funcname");
-	size_t n = json_array_size(fn), before = o->r->n_carried;
-	const char *name = n ? sqlclass_sval(json_array_get(fn, n - 1)) : NULL;
-	const char *schema = n > 1 ? sqlclass_sval(json_array_get(fn, n - 2)) : NULL;
+	struct pgtree *fn = pgtree_get(v, "funcname");
+	size_t n = pgtree_size(fn), before = o->r->n_carried;
+	const char *name = n ? sqlclass_sval(pgtree_at(fn, n - 1)) : NULL;
+	const char *schema = n > 1 ? sqlclass_sval(pgtree_at(fn, n - 2)) : NULL;
 	bool carries = name && ((schema && strcmp(schema, "pg_catalog")) || !sqlclass_builtin(name));
 
 	if (strcmp(key, "FuncCall") || !name)
@@ -209,7 +209,7 @@ static bool carrier_member(void *arg, const char *key, json_t *v)
 	for (const char *const *c = sqlclass_carriers; !carries && *c; c++)
 		carries = fnmatch(*c, name, 0) == 0;
 	if (carries) {
-		sqlclass_visit(json_object_get(v, "args"), carried_member, o);
+		sqlclass_visit(pgtree_get(v, "args"), carried_member, o);
 		if (o->r->n_carried > before && !o->r->carrier[0])
 			snprintf(o->r->carrier, sizeof(o->r->carrier), "%s", name);
 	}
@@ -253,7 +253,7 @@ struct callwalk {
 };
 
 /* A column reference in an argument of a resolved call (as carried_member names it). */
-static bool call_arg_member(void *arg, const char *key, json_t *v)
+static bool call_arg_member(void *arg, const char *key, struct pgtree *v)
 {
 	struct callwalk *cw = arg;
 	struct outwalk *o = cw->o;
@@ -271,11 +271,11 @@ static bool call_arg_member(void *arg, const char *key, json_t *v)
  * unqualified, it is resolved along the search_path and listed. args: the nodes
  * whose columns are its operands.
  */
-static void operator_call(struct outwalk *o, json_t *opname, const char *op, json_t *const *args, size_t n_args)
+static void operator_call(struct outwalk *o, struct pgtree *opname, const char *op, struct pgtree *const *args, size_t n_args)
 {
-	size_t n = json_array_size(opname);
-	const char *name = op ? op : n ? sqlclass_sval(json_array_get(opname, n - 1)) : NULL;
-	const char *schema = !op && n > 1 ? sqlclass_sval(json_array_get(opname, n - 2)) : NULL;
+	size_t n = pgtree_size(opname);
+	const char *name = op ? op : n ? sqlclass_sval(pgtree_at(opname, n - 1)) : NULL;
+	const char *schema = !op && n > 1 ? sqlclass_sval(pgtree_at(opname, n - 2)) : NULL;
 	size_t before = o->r->n_carried;
 
 	if (!name || (schema && !strcmp(schema, "pg_catalog")))
@@ -294,36 +294,36 @@ static void operator_call(struct outwalk *o, json_t *opname, const char *op, jso
 }
 
 /* The columns a subquery's rows give an operator (x = ANY (SELECT email ...)). */
-static json_t *sublink_rows(json_t *sub)
+static struct pgtree *sublink_rows(struct pgtree *sub)
 {
-	json_t *sel = json_object_get(sub, "SelectStmt");
-	const char *op = json_string_value(json_object_get(sel, "op"));
+	struct pgtree *sel = pgtree_get(sub, "SelectStmt");
+	const char *op = pgtree_str(pgtree_get(sel, "op"));
 
 	/* a set operation's columns come from its arms: all of it */
-	return op && strcmp(op, "SETOP_NONE") ? sub : json_object_get(sel, "targetList");
+	return op && strcmp(op, "SETOP_NONE") ? sub : pgtree_get(sel, "targetList");
 }
 
 /* sqlclass_visit(): every call that PostgreSQL resolves along the search_path and
  * this classification takes for a built-in (sqlclass_result.calls). */
-static bool resolved_member(void *arg, const char *key, json_t *v)
+static bool resolved_member(void *arg, const char *key, struct pgtree *v)
 {
 	struct outwalk *o = arg;
 
 	if (!strcmp(key, "FuncCall")) {
-		json_t *fn = json_object_get(v, "funcname");
-		const char *name = json_array_size(fn) == 1 ? sqlclass_sval(json_array_get(fn, 0)) : NULL;
+		struct pgtree *fn = pgtree_get(v, "funcname");
+		const char *name = pgtree_size(fn) == 1 ? sqlclass_sval(pgtree_at(fn, 0)) : NULL;
 
 		/* a qualified name is looked up in its schema only; one not built in is
 		 * calls_unknown already. WITHIN GROUP (ORDER BY x) passes x as an argument. */
 		if (name && sqlclass_builtin(name)) {
 			sqlclass_add_call(o->r, 'f', name, "", &o->err);
-			sqlclass_visit(json_object_get(v, "args"), call_arg_member, &(struct callwalk){ o, 'f', name });
-			sqlclass_visit(json_object_get(v, "agg_order"), call_arg_member,
+			sqlclass_visit(pgtree_get(v, "args"), call_arg_member, &(struct callwalk){ o, 'f', name });
+			sqlclass_visit(pgtree_get(v, "agg_order"), call_arg_member,
 				       &(struct callwalk){ o, 'f', name });
 		}
 	} else if (!strcmp(key, "A_Expr")) {
-		const char *kind = json_string_value(json_object_get(v, "kind")) ?: "";
-		json_t *args[2] = { json_object_get(v, "lexpr"), json_object_get(v, "rexpr") };
+		const char *kind = pgtree_str(pgtree_get(v, "kind")) ?: "";
+		struct pgtree *args[2] = { pgtree_get(v, "lexpr"), pgtree_get(v, "rexpr") };
 
 		if (strstr(kind, "BETWEEN")) {
 			/* x BETWEEN a AND b is x >= a AND x <= b; NOT BETWEEN, x < a OR x > b */
@@ -333,51 +333,51 @@ static bool resolved_member(void *arg, const char *key, json_t *v)
 				operator_call(o, NULL, ops[i], args, 2);
 		} else {
 			/* IN, LIKE, IS DISTINCT FROM, NULLIF, ANY/ALL (array) name their operator */
-			operator_call(o, json_object_get(v, "name"), NULL, args, 2);
+			operator_call(o, pgtree_get(v, "name"), NULL, args, 2);
 		}
 	} else if (!strcmp(key, "SubLink")) {
-		const char *type = json_string_value(json_object_get(v, "subLinkType")) ?: "";
-		json_t *args[2] = { json_object_get(v, "testexpr"), sublink_rows(json_object_get(v, "subselect")) };
+		const char *type = pgtree_str(pgtree_get(v, "subLinkType")) ?: "";
+		struct pgtree *args[2] = { pgtree_get(v, "testexpr"), sublink_rows(pgtree_get(v, "subselect")) };
 
-		if (json_object_get(v, "operName"))
-			operator_call(o, json_object_get(v, "operName"), NULL, args, 2);
+		if (pgtree_get(v, "operName"))
+			operator_call(o, pgtree_get(v, "operName"), NULL, args, 2);
 		else if (!strcmp(type, "ANY_SUBLINK"))
 			operator_call(o, NULL, "=", args, 2); /* x IN (SELECT ...) */
-	} else if (!strcmp(key, "CaseExpr") && json_object_get(v, "arg")) {
+	} else if (!strcmp(key, "CaseExpr") && pgtree_get(v, "arg")) {
 		/* CASE x WHEN a: x = a */
-		json_t *args[2] = { json_object_get(v, "arg"), json_object_get(v, "args") };
+		struct pgtree *args[2] = { pgtree_get(v, "arg"), pgtree_get(v, "args") };
 
 		operator_call(o, NULL, "=", args, 2);
 	} else if (!strcmp(key, "JoinExpr")) {
-		json_t *args[1] = { json_object_get(v, "usingClause") };
-		json_t *u;
+		struct pgtree *args[1] = { pgtree_get(v, "usingClause") };
+		struct pgtree *u;
 		size_t i;
 
 		/* JOIN ... USING (c) and NATURAL JOIN compare with an unqualified = */
-		if (json_is_true(json_object_get(v, "isNatural"))) {
+		if (pgtree_is_true(pgtree_get(v, "isNatural"))) {
 			sqlclass_add_call(o->r, 'o', "=", "*", &o->err);
 		} else if (args[0]) {
 			sqlclass_add_call(o->r, 'o', "=", "", &o->err);
-			json_array_foreach(args[0], i, u)
+			pgtree_foreach(args[0], i, u)
 				if (sqlclass_sval(u))
 					sqlclass_add_call(o->r, 'o', "=", sqlclass_sval(u), &o->err);
 		}
-	} else if (!strcmp(key, "SortBy") && json_object_get(v, "useOp")) {
-		json_t *args[1] = { json_object_get(v, "node") };
+	} else if (!strcmp(key, "SortBy") && pgtree_get(v, "useOp")) {
+		struct pgtree *args[1] = { pgtree_get(v, "node") };
 
-		operator_call(o, json_object_get(v, "useOp"), NULL, args, 1);
+		operator_call(o, pgtree_get(v, "useOp"), NULL, args, 1);
 	}
 	return true;
 }
 
-static void target_list_out(struct outwalk *o, json_t *list, bool kept)
+static void target_list_out(struct outwalk *o, struct pgtree *list, bool kept)
 {
-	json_t *rt;
+	struct pgtree *rt;
 	size_t i;
 
-	json_array_foreach(list, i, rt) {
-		json_t *val = json_object_get(json_object_get(rt, "ResTarget"), "val");
-		json_t *cref = json_object_get(val, "ColumnRef");
+	pgtree_foreach(list, i, rt) {
+		struct pgtree *val = pgtree_get(pgtree_get(rt, "ResTarget"), "val");
+		struct pgtree *cref = pgtree_get(val, "ColumnRef");
 
 		if (cref)
 			column_ref(o, cref, kept);
@@ -386,104 +386,104 @@ static void target_list_out(struct outwalk *o, json_t *list, bool kept)
 	}
 }
 
-static void stmt_out(struct outwalk *o, json_t *wrapped, bool kept);
+static void stmt_out(struct outwalk *o, struct pgtree *wrapped, bool kept);
 
-static void with_out(struct outwalk *o, json_t *with, bool kept)
+static void with_out(struct outwalk *o, struct pgtree *with, bool kept)
 {
-	json_t *cte, *w = json_object_get(with, "WithClause");
+	struct pgtree *cte, *w = pgtree_get(with, "WithClause");
 	size_t i;
 
 	/* a SelectStmt's or a write's withClause is a WithClause unwrapped (libpg_query
 	 * wraps only fields typed Node *) */
-	json_array_foreach(json_object_get(w ? w : with, "ctes"), i, cte)
-		stmt_out(o, json_object_get(json_object_get(cte, "CommonTableExpr"), "ctequery"), kept);
+	pgtree_foreach(pgtree_get(w ? w : with, "ctes"), i, cte)
+		stmt_out(o, pgtree_get(pgtree_get(cte, "CommonTableExpr"), "ctequery"), kept);
 }
 
-static void select_out(struct outwalk *o, json_t *sel, bool kept);
+static void select_out(struct outwalk *o, struct pgtree *sel, bool kept);
 
-static void from_out(struct outwalk *o, json_t *item, bool kept)
+static void from_out(struct outwalk *o, struct pgtree *item, bool kept)
 {
-	json_t *v;
+	struct pgtree *v;
 
-	if ((v = json_object_get(item, "RangeSubselect")))
-		select_out(o, json_object_get(json_object_get(v, "subquery"), "SelectStmt"), kept);
-	else if ((v = json_object_get(item, "JoinExpr"))) {
-		json_t *u;
+	if ((v = pgtree_get(item, "RangeSubselect")))
+		select_out(o, pgtree_get(pgtree_get(v, "subquery"), "SelectStmt"), kept);
+	else if ((v = pgtree_get(item, "JoinExpr"))) {
+		struct pgtree *u;
 		size_t i;
 
 		/* a column merged by USING or NATURAL comes from either side, or is a
 		 * COALESCE of both (FULL JOIN): it cannot keep one identity */
-		json_array_foreach(json_object_get(v, "usingClause"), i, u)
+		pgtree_foreach(pgtree_get(v, "usingClause"), i, u)
 			if (sqlclass_sval(u))
 				sqlclass_add_name(o->r->out_columns, &o->r->n_out_columns, NULL, sqlclass_sval(u), &o->err);
-		if (json_is_true(json_object_get(v, "isNatural")))
+		if (pgtree_is_true(pgtree_get(v, "isNatural")))
 			sqlclass_add_name(o->r->whole_rows, &o->r->n_whole_rows, NULL, "*", &o->err);
-		from_out(o, json_object_get(v, "larg"), kept);
-		from_out(o, json_object_get(v, "rarg"), kept);
-	} else if ((v = json_object_get(item, "RangeFunction")))
+		from_out(o, pgtree_get(v, "larg"), kept);
+		from_out(o, pgtree_get(v, "rarg"), kept);
+	} else if ((v = pgtree_get(item, "RangeFunction")))
 		expr_out(o, v);
 }
 
 /* A SELECT's list, FROM subqueries and CTEs keep column identity (kept); set
  * operations do not. */
-static void select_out(struct outwalk *o, json_t *sel, bool kept)
+static void select_out(struct outwalk *o, struct pgtree *sel, bool kept)
 {
-	const char *op = json_string_value(json_object_get(sel, "op"));
-	json_t *item;
+	const char *op = pgtree_str(pgtree_get(sel, "op"));
+	struct pgtree *item;
 	size_t i;
 
-	if (!json_is_object(sel))
+	if (!pgtree_is_object(sel))
 		return;
-	with_out(o, json_object_get(sel, "withClause"), kept);
+	with_out(o, pgtree_get(sel, "withClause"), kept);
 	if (op && strcmp(op, "SETOP_NONE")) {
-		select_out(o, json_object_get(sel, "larg"), false);
-		select_out(o, json_object_get(sel, "rarg"), false);
+		select_out(o, pgtree_get(sel, "larg"), false);
+		select_out(o, pgtree_get(sel, "rarg"), false);
 		return;
 	}
-	target_list_out(o, json_object_get(sel, "targetList"), kept);
-	expr_out(o, json_object_get(sel, "valuesLists")); /* VALUES ((SELECT email ...)) */
-	json_array_foreach(json_object_get(sel, "fromClause"), i, item)
+	target_list_out(o, pgtree_get(sel, "targetList"), kept);
+	expr_out(o, pgtree_get(sel, "valuesLists")); /* VALUES ((SELECT email ...)) */
+	pgtree_foreach(pgtree_get(sel, "fromClause"), i, item)
 		from_out(o, item, kept);
 }
 
 /* wrapped: { "SelectStmt": {...} } and the like. */
-static void stmt_out(struct outwalk *o, json_t *wrapped, bool kept)
+static void stmt_out(struct outwalk *o, struct pgtree *wrapped, bool kept)
 {
-	const char *type = json_is_object(wrapped) ? json_object_iter_key(json_object_iter(wrapped)) : NULL;
-	json_t *b = type ? json_object_get(wrapped, type) : NULL;
+	const char *type = pgtree_is_object(wrapped) ? pgtree_type(wrapped) : NULL;
+	struct pgtree *b = type ? pgtree_get(wrapped, type) : NULL;
 
 	if (!type)
 		return;
 	if (!strcmp(type, "SelectStmt")) {
-		select_out(o, b, kept && !json_object_get(b, "intoClause"));
+		select_out(o, b, kept && !pgtree_get(b, "intoClause"));
 	} else if (!strcmp(type, "InsertStmt") || !strcmp(type, "UpdateStmt") || !strcmp(type, "DeleteStmt")) {
 		/* what goes into a table leaves the mask's sight; RETURNING keeps identity */
-		with_out(o, json_object_get(b, "withClause"), false);
-		stmt_out(o, json_object_get(b, "selectStmt"), false);
+		with_out(o, pgtree_get(b, "withClause"), false);
+		stmt_out(o, pgtree_get(b, "selectStmt"), false);
 		if (!strcmp(type, "UpdateStmt"))
-			target_list_out(o, json_object_get(b, "targetList"), false);
+			target_list_out(o, pgtree_get(b, "targetList"), false);
 		/* ON CONFLICT DO UPDATE SET note = (SELECT email ...) writes it too */
-		target_list_out(o, json_object_get(json_object_get(b, "onConflictClause"), "targetList"), false);
-		target_list_out(o, json_object_get(b, "returningList"), true);
+		target_list_out(o, pgtree_get(pgtree_get(b, "onConflictClause"), "targetList"), false);
+		target_list_out(o, pgtree_get(b, "returningList"), true);
 	} else if (!strcmp(type, "MergeStmt") || !strcmp(type, "RuleStmt")) {
 		expr_out(o, b);
 	} else if (!strcmp(type, "CreateTableAsStmt") || !strcmp(type, "ViewStmt") || !strcmp(type, "CopyStmt")) {
-		stmt_out(o, json_object_get(b, "query"), false);
+		stmt_out(o, pgtree_get(b, "query"), false);
 	} else if (!strcmp(type, "DeclareCursorStmt") || !strcmp(type, "PrepareStmt")) {
-		stmt_out(o, json_object_get(b, "query"), kept);
+		stmt_out(o, pgtree_get(b, "query"), kept);
 	} else if (!strcmp(type, "ExplainStmt")) {
 		/* ANALYZE runs what it explains, and shows none of its rows: only what that
 		 * writes leaves (EXPLAIN ANALYZE INSERT INTO t SELECT lower(email) ...) */
-		json_t *q = json_object_get(b, "query"), *sel = json_object_get(q, "SelectStmt");
+		struct pgtree *q = pgtree_get(b, "query"), *sel = pgtree_get(q, "SelectStmt");
 
-		if (sel && !json_object_get(sel, "intoClause")) /* SELECT ... INTO fills a table */
-			with_out(o, json_object_get(sel, "withClause"), true);
+		if (sel && !pgtree_get(sel, "intoClause")) /* SELECT ... INTO fills a table */
+			with_out(o, pgtree_get(sel, "withClause"), true);
 		else
 			stmt_out(o, q, kept);
 	}
 }
 
-int sqlclass_out_statement(struct sqlclass_result *r, json_t *node)
+int sqlclass_out_statement(struct sqlclass_result *r, struct pgtree *node)
 {
 	struct outwalk o = { .r = r };
 
@@ -501,12 +501,12 @@ struct view_walk {
 	struct sqlclass_view_col *c;
 };
 
-static bool view_ref(void *arg, const char *key, json_t *v)
+static bool view_ref(void *arg, const char *key, struct pgtree *v)
 {
 	struct view_walk *vw = arg;
-	json_t *fields = json_object_get(v, "fields");
-	size_t n = json_array_size(fields);
-	const char *name = n ? sqlclass_sval(json_array_get(fields, n - 1)) : NULL;
+	struct pgtree *fields = pgtree_get(v, "fields");
+	size_t n = pgtree_size(fields);
+	const char *name = n ? sqlclass_sval(pgtree_at(fields, n - 1)) : NULL;
 
 	if (strcmp(key, "ColumnRef"))
 		return true;
@@ -523,9 +523,8 @@ int sqlclass_view_columns(const char *def, struct sqlclass_view *ret)
 {
 	struct sqlclass_result scratch = { 0 };
 	struct outwalk o = { .r = &scratch };
-	PgQueryParseResult pr;
-	json_error_t jerr;
-	json_t *root, *sel, *rt, *item;
+	struct sqlclass_parse pr;
+	struct pgtree *root, *sel, *rt, *item;
 	const char *op;
 	size_t i;
 	int r;
@@ -533,38 +532,35 @@ int sqlclass_view_columns(const char *def, struct sqlclass_view *ret)
 	memset(ret, 0, sizeof(*ret));
 	if ((r = sqlclass_parse_text(def, true, &pr)) < 0)
 		return r;
-	if (pr.error) {
-		pg_query_free_parse_result(pr);
+	if (pr.syntax)
 		return -EINVAL;
-	}
-	root = json_loads(pr.parse_tree, 0, &jerr);
-	pg_query_free_parse_result(pr);
-	sel = json_object_get(json_object_get(json_array_get(json_object_get(root, "stmts"), 0), "stmt"), "SelectStmt");
+	root = pgtree_doc_root(pr.doc);
+	sel = pgtree_get(pgtree_get(pgtree_at(pgtree_get(root, "stmts"), 0), "stmt"), "SelectStmt");
 	if (!sel) {
-		json_decref(root);
+		sqlclass_parse_release(&pr);
 		return -EINVAL;
 	}
 	sqlclass_visit(sel, collect_rel, &o);
-	op = json_string_value(json_object_get(sel, "op"));
-	ret->complex = (op && strcmp(op, "SETOP_NONE")) || json_object_get(sel, "withClause");
-	json_array_foreach(json_object_get(sel, "fromClause"), i, item)
-		if (!json_object_get(item, "RangeVar") && !json_object_get(item, "JoinExpr"))
+	op = pgtree_str(pgtree_get(sel, "op"));
+	ret->complex = (op && strcmp(op, "SETOP_NONE")) || pgtree_get(sel, "withClause");
+	pgtree_foreach(pgtree_get(sel, "fromClause"), i, item)
+		if (!pgtree_get(item, "RangeVar") && !pgtree_get(item, "JoinExpr"))
 			ret->complex = 1;
 	if (ret->complex) {
-		json_decref(root);
+		sqlclass_parse_release(&pr);
 		return 0;
 	}
-	ret->cols = calloc(json_array_size(json_object_get(sel, "targetList")) + 1, sizeof(*ret->cols));
+	ret->cols = calloc(pgtree_size(pgtree_get(sel, "targetList")) + 1, sizeof(*ret->cols));
 	if (!ret->cols) {
-		json_decref(root);
+		sqlclass_parse_release(&pr);
 		return -ENOMEM;
 	}
-	json_array_foreach(json_object_get(sel, "targetList"), i, rt) {
+	pgtree_foreach(pgtree_get(sel, "targetList"), i, rt) {
 		struct sqlclass_view_col *c = &ret->cols[ret->n++];
-		json_t *val = json_object_get(json_object_get(rt, "ResTarget"), "val");
-		json_t *fields = json_object_get(json_object_get(val, "ColumnRef"), "fields");
-		size_t n = json_array_size(fields);
-		const char *name = n ? sqlclass_sval(json_array_get(fields, n - 1)) : NULL;
+		struct pgtree *val = pgtree_get(pgtree_get(rt, "ResTarget"), "val");
+		struct pgtree *fields = pgtree_get(pgtree_get(val, "ColumnRef"), "fields");
+		size_t n = pgtree_size(fields);
+		const char *name = n ? sqlclass_sval(pgtree_at(fields, n - 1)) : NULL;
 
 		if (name && !(n == 1 && rel_named(&o, name))) {
 			if (!(c->direct = strdup(name)))
@@ -573,7 +569,7 @@ int sqlclass_view_columns(const char *def, struct sqlclass_view *ret)
 			sqlclass_visit(val, view_ref, &(struct view_walk){ &o, c });
 		}
 	}
-	json_decref(root);
+	sqlclass_parse_release(&pr);
 	return o.err;
 }
 

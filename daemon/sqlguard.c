@@ -193,14 +193,14 @@ struct sqlguard_walk {
 	char *why;
 	size_t cap;
 	int hit;                        /* 1: refused; -ENOMEM */
-	json_t *row_call;               /* set_config of a sqlclass_settings_row statement */
-	json_t *row_rel;                /* and its pg_settings */
+	struct pgtree *row_call;        /* set_config of a sqlclass_settings_row statement */
+	struct pgtree *row_rel;         /* and its pg_settings */
 	const char *row_name;
 };
 
-static const char *sqlguard_sval(json_t *string_node)
+static const char *sqlguard_sval(struct pgtree *string_node)
 {
-	return json_string_value(json_object_get(json_object_get(string_node, "String"), "sval"));
+	return pgtree_str(pgtree_get(pgtree_get(string_node, "String"), "sval"));
 }
 
 __attribute__((format(printf, 2, 3)))
@@ -236,15 +236,15 @@ static bool sqlguard_is_utf8(const char *v)
 }
 
 /* A string constant, under any casts: its text, else NULL (computed). */
-static const char *sqlguard_const_text(json_t *node, bool *is_const)
+static const char *sqlguard_const_text(struct pgtree *node, bool *is_const)
 {
-	json_t *c;
+	struct pgtree *c;
 
-	while (json_object_get(node, "TypeCast") || json_object_get(node, "NamedArgExpr"))
-		node = json_object_get(json_object_get(node, "TypeCast") ?: json_object_get(node, "NamedArgExpr"), "arg");
-	c = json_object_get(node, "A_Const");
+	while (pgtree_get(node, "TypeCast") || pgtree_get(node, "NamedArgExpr"))
+		node = pgtree_get(pgtree_get(node, "TypeCast") ?: pgtree_get(node, "NamedArgExpr"), "arg");
+	c = pgtree_get(node, "A_Const");
 	*is_const = c != NULL;
-	return json_string_value(json_object_get(json_object_get(c, "sval"), "sval"));
+	return pgtree_str(pgtree_get(pgtree_get(c, "sval"), "sval"));
 }
 
 /* Code the server runs later: a function body, a DO block, an EXECUTE string, a query
@@ -272,19 +272,19 @@ static void sqlguard_nested(struct sqlguard_walk *g, const char *text, bool plpg
 		sqlguard_refuse(g, "%s", why);
 }
 
-static void sqlguard_variable_set(struct sqlguard_walk *g, json_t *v)
+static void sqlguard_variable_set(struct sqlguard_walk *g, struct pgtree *v)
 {
-	const char *name = json_string_value(json_object_get(v, "name"));
-	const char *kind = json_string_value(json_object_get(v, "kind"));
+	const char *name = pgtree_str(pgtree_get(v, "name"));
+	const char *kind = pgtree_str(pgtree_get(v, "kind"));
 
 	if (sqlguard_is_pgtether(name)) {
 		sqlguard_refuse(g, "pgtether: no statement may set or reset \"%s\": pgtether.* settings carry the identity pgtether gives this session", name);
 		return;
 	}
 	if (name && !strcasecmp(name, "client_encoding") && kind && !strcmp(kind, "VAR_SET_VALUE")) {
-		json_t *args = json_object_get(v, "args");
+		struct pgtree *args = pgtree_get(v, "args");
 		bool is_const;
-		const char *val = json_array_size(args) == 1 ? sqlguard_const_text(json_array_get(args, 0), &is_const) : NULL;
+		const char *val = pgtree_size(args) == 1 ? sqlguard_const_text(pgtree_at(args, 0), &is_const) : NULL;
 
 		if (!sqlguard_is_utf8(val))
 			sqlguard_refuse(g, "pgtether: client_encoding can only be UTF8 through pgtether (it reads every statement as UTF8); \"%s\" is not",
@@ -293,23 +293,23 @@ static void sqlguard_variable_set(struct sqlguard_walk *g, json_t *v)
 }
 
 /* set_config(name, value, is_local), positional or named. */
-static void sqlguard_set_config(struct sqlguard_walk *g, json_t *args, const char *row_name)
+static void sqlguard_set_config(struct sqlguard_walk *g, struct pgtree *args, const char *row_name)
 {
-	json_t *name = json_array_get(args, 0), *value = json_array_get(args, 1), *a;
+	struct pgtree *name = pgtree_at(args, 0), *value = pgtree_at(args, 1), *a;
 	const char *n, *val;
 	bool is_const, val_const;
 	size_t i;
 
-	json_array_foreach(args, i, a) {
-		json_t *na = json_object_get(a, "NamedArgExpr");
-		const char *an = json_string_value(json_object_get(na, "name"));
+	pgtree_foreach(args, i, a) {
+		struct pgtree *na = pgtree_get(a, "NamedArgExpr");
+		const char *an = pgtree_str(pgtree_get(na, "name"));
 
 		if (!na)
 			continue;
 		if (an && !strcmp(an, "setting_name"))
-			name = json_object_get(na, "arg");
+			name = pgtree_get(na, "arg");
 		else if (an && !strcmp(an, "new_value"))
-			value = json_object_get(na, "arg");
+			value = pgtree_get(na, "arg");
 		else if (i == 0)
 			name = NULL;
 		if (i == 1 && an && strcmp(an, "new_value"))
@@ -366,46 +366,46 @@ static void sqlguard_fragment(struct sqlguard_walk *g, const char *text)
 		g->hit = r;
 }
 
-static bool sqlguard_member(void *arg, const char *key, json_t *v);
+static bool sqlguard_member(void *arg, const char *key, struct pgtree *v);
 
 /* sqlguard_member stops going deeper once something is refused. */
-static void sqlguard_visit(struct sqlguard_walk *g, json_t *node)
+static void sqlguard_visit(struct sqlguard_walk *g, struct pgtree *node)
 {
 	if (!g->hit)
 		sqlclass_visit(node, sqlguard_member, g);
 }
 
-static void sqlguard_function(struct sqlguard_walk *g, json_t *v)
+static void sqlguard_function(struct sqlguard_walk *g, struct pgtree *v)
 {
-	json_t *o, *fn = json_object_get(v, "funcname");
-	const char *lang = NULL, *last = sqlguard_sval(json_array_get(fn, json_array_size(fn) - 1));
-	json_t *as = NULL;
+	struct pgtree *o, *fn = pgtree_get(v, "funcname");
+	const char *lang = NULL, *last = sqlguard_sval(pgtree_at(fn, pgtree_size(fn) - 1));
+	struct pgtree *as = NULL;
 	size_t i;
 
 	if (last && !strcasecmp(last, "current_setting")) {
 		sqlguard_refuse(g, "pgtether: a function named %s would shadow how the database reads pgtether.identity", last);
 		return;
 	}
-	json_array_foreach(json_object_get(v, "options"), i, o) {
-		json_t *d = json_object_get(o, "DefElem");
-		const char *name = json_string_value(json_object_get(d, "defname"));
+	pgtree_foreach(pgtree_get(v, "options"), i, o) {
+		struct pgtree *d = pgtree_get(o, "DefElem");
+		const char *name = pgtree_str(pgtree_get(d, "defname"));
 
 		if (name && !strcmp(name, "language"))
-			lang = sqlguard_sval(json_object_get(d, "arg"));
+			lang = sqlguard_sval(pgtree_get(d, "arg"));
 		else if (name && !strcmp(name, "as"))
-			as = json_object_get(json_object_get(d, "arg"), "List");
+			as = pgtree_get(pgtree_get(d, "arg"), "List");
 	}
 	if (!as)
 		return; /* a SQL-standard body (BEGIN ATOMIC, RETURN): it is in the tree */
 	if (lang && !strcasecmp(lang, "sql")) {
-		const char *body = sqlguard_sval(json_array_get(json_object_get(as, "items"), 0));
+		const char *body = sqlguard_sval(pgtree_at(pgtree_get(as, "items"), 0));
 
 		if (body)
 			sqlguard_nested(g, body, false, false);
 	} else if (lang && !strcasecmp(lang, "plpgsql")) {
 		/* PL/pgSQL needs the whole CREATE FUNCTION: its signature decides what
 		 * the body may say (RETURN x, OUT parameters) */
-		const char *body = sqlguard_sval(json_array_get(json_object_get(as, "items"), 0));
+		const char *body = sqlguard_sval(pgtree_at(pgtree_get(as, "items"), 0));
 
 		if (!body || sqlguard_pl_may_touch(body))
 			sqlguard_nested(g, g->sql, true, false);
@@ -415,20 +415,20 @@ static void sqlguard_function(struct sqlguard_walk *g, json_t *v)
 	}
 }
 
-static void sqlguard_do(struct sqlguard_walk *g, json_t *v)
+static void sqlguard_do(struct sqlguard_walk *g, struct pgtree *v)
 {
 	const char *code = NULL, *lang = "plpgsql";
-	json_t *a;
+	struct pgtree *a;
 	size_t i;
 
-	json_array_foreach(json_object_get(v, "args"), i, a) {
-		json_t *d = json_object_get(a, "DefElem");
-		const char *name = json_string_value(json_object_get(d, "defname"));
+	pgtree_foreach(pgtree_get(v, "args"), i, a) {
+		struct pgtree *d = pgtree_get(a, "DefElem");
+		const char *name = pgtree_str(pgtree_get(d, "defname"));
 
 		if (name && !strcmp(name, "as"))
-			code = sqlguard_sval(json_object_get(d, "arg"));
+			code = sqlguard_sval(pgtree_get(d, "arg"));
 		else if (name && !strcmp(name, "language"))
-			lang = sqlguard_sval(json_object_get(d, "arg"));
+			lang = sqlguard_sval(pgtree_get(d, "arg"));
 	}
 	if (!lang || strcasecmp(lang, "plpgsql")) {
 		sqlguard_refuse(g, "pgtether: a DO block in language \"%s\" cannot be checked for pgtether.* settings", lang ? lang : "?");
@@ -459,7 +459,7 @@ static void sqlguard_do(struct sqlguard_walk *g, json_t *v)
 	}
 }
 
-static bool sqlguard_member(void *arg, const char *key, json_t *v)
+static bool sqlguard_member(void *arg, const char *key, struct pgtree *v)
 {
 	struct sqlguard_walk *g = arg;
 
@@ -469,15 +469,15 @@ static bool sqlguard_member(void *arg, const char *key, json_t *v)
 		/* setstmt: ALTER ROLE / DATABASE / SYSTEM ... SET */
 		sqlguard_variable_set(g, v);
 	} else if (!strcmp(key, "FuncCall")) {
-		json_t *fn = json_object_get(v, "funcname"), *a;
-		const char *name = sqlguard_sval(json_array_get(fn, json_array_size(fn) - 1));
+		struct pgtree *fn = pgtree_get(v, "funcname"), *a;
+		const char *name = sqlguard_sval(pgtree_at(fn, pgtree_size(fn) - 1));
 		const char *key2;
 		size_t i;
 
 		if (name && !strcasecmp(name, "set_config"))
-			sqlguard_set_config(g, json_object_get(v, "args"), v == g->row_call ? g->row_name : NULL);
-		if (sqlclass_query_function(name, json_array_size(json_object_get(v, "args"))))
-			json_array_foreach(json_object_get(v, "args"), i, a) {
+			sqlguard_set_config(g, pgtree_get(v, "args"), v == g->row_call ? g->row_name : NULL);
+		if (sqlclass_query_function(name, pgtree_size(pgtree_get(v, "args"))))
+			pgtree_foreach(pgtree_get(v, "args"), i, a) {
 				bool is_const;
 				const char *q = sqlguard_const_text(a, &is_const);
 
@@ -488,18 +488,18 @@ static bool sqlguard_member(void *arg, const char *key, json_t *v)
 			}
 		/* the name itself is checked here: a String "set_config" elsewhere is
 		 * a reference that is not a call (an aggregate's sfunc, an operator) */
-		json_object_foreach(v, key2, a)
+		pgtree_foreach_member(v, i, key2, a)
 			if (strcmp(key2, "funcname"))
 				sqlguard_visit(g, a);
 		return false;
 	} else if (!strcmp(key, "String")) {
-		const char *s = json_string_value(json_object_get(v, "sval"));
+		const char *s = pgtree_str(pgtree_get(v, "sval"));
 
 		if (s && !strcasecmp(s, "set_config"))
 			sqlguard_refuse(g, "pgtether: it refers to set_config other than in a call pgtether can check");
-	} else if (json_is_object(v) && json_is_string(json_object_get(v, "relname"))) {
+	} else if (pgtree_is_object(v) && pgtree_is_string(pgtree_get(v, "relname"))) {
 		/* a RangeVar, named or as a statement's "relation" */
-		const char *rel = json_string_value(json_object_get(v, "relname"));
+		const char *rel = pgtree_str(pgtree_get(v, "relname"));
 
 		/* pg_settings' rules call set_config for UPDATE; a view over it passes
 		 * that on */
@@ -515,26 +515,26 @@ static bool sqlguard_member(void *arg, const char *key, json_t *v)
 	return true;
 }
 
-int sqlguard_tree(json_t *root, const char *sql, const unsigned *stmt_classes, int depth, char *why, size_t cap)
+int sqlguard_tree(struct pgtree *root, const char *sql, const unsigned *stmt_classes, int depth, char *why, size_t cap)
 {
 	struct sqlguard_walk g = { sql, stmt_classes, 0, depth, why, cap, 0 };
-	json_t *st;
+	struct pgtree *st;
 	size_t i;
 
-	json_array_foreach(json_object_get(root, "stmts"), i, st) {
+	pgtree_foreach(pgtree_get(root, "stmts"), i, st) {
 		g.cls = stmt_classes ? stmt_classes[i] : ~0u;
 		g.row_call = g.row_rel = NULL;
 		if (depth == 0) {
 			/* a client's statement (the session makes sure of it before it runs;
 			 * in server-side code the shape would run on a path nobody checks) */
-			json_t *sel = json_object_get(json_object_get(st, "stmt"), "SelectStmt");
+			struct pgtree *sel = pgtree_get(pgtree_get(st, "stmt"), "SelectStmt");
 
 			if (sel && (g.row_name = sqlclass_settings_row(sel, &g.row_call)))
-				g.row_rel = json_object_get(json_array_get(json_object_get(sel, "fromClause"), 0), "RangeVar");
+				g.row_rel = pgtree_get(pgtree_at(pgtree_get(sel, "fromClause"), 0), "RangeVar");
 			else
 				g.row_call = NULL;
 		}
-		sqlguard_visit(&g, json_object_get(st, "stmt"));
+		sqlguard_visit(&g, pgtree_get(st, "stmt"));
 		if (g.hit)
 			break;
 	}

@@ -5,7 +5,7 @@
  * UTF8 (pgtether reads every text as UTF8). And the texts whose bytes PostgreSQL would
  * read differently under one of its client-only encodings.
  *
- * The guard reads libpg_query's parse tree (JSON) and the server-side code in it: the
+ * The guard reads libpg_query's parse tree (pgtree.h) and the server-side code in it: the
  * bodies of SQL and PL/pgSQL functions, DO blocks, constant strings handed to functions
  * that run them as queries (query_to_xml, ts_stat, ts_rewrite) and constant dynamic
  * EXECUTEs. What it cannot read (a computed EXECUTE or query string, a computed
@@ -16,6 +16,8 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+
+#include "pgtree.h"
 #include <stddef.h>
 
 /* How deep function bodies, DO blocks and EXECUTE strings are followed. */
@@ -46,10 +48,12 @@ int sqlguard_encoding(const char *sql, size_t len, char *why, size_t cap);
  * stmt_classes[i] are the classes of statement i (to tell a read of pg_settings from
  * a write), depth how deep in nested code this text is (0 for a client's text).
  */
-int sqlguard_tree(json_t *root, const char *sql, const unsigned *stmt_classes, int depth, char *why, size_t cap);
+int sqlguard_tree(struct pgtree *root, const char *sql, const unsigned *stmt_classes, int depth, char *why, size_t cap);
 
-/* The same over pg_query_parse_plpgsql's functions: every expression is SQL the server
- * runs; an EXECUTE of anything but a constant is refused. */
+/* The same over pg_query_parse_plpgsql's functions (its JSON, which libpg_query 15
+ * has in no other form; only CREATE FUNCTION ... plpgsql and DO bodies that may touch
+ * a setting come here): every expression is SQL the server runs; an EXECUTE of
+ * anything but a constant is refused. */
 int sqlguard_plpgsql(json_t *funcs, int depth, char *why, size_t cap);
 
 #endif

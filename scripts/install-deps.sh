@@ -8,6 +8,8 @@ packages=(
   # build
   make gcc clang llvm pkg-config bpftool libbpf-dev libelf-dev zlib1g-dev
   libjansson-dev libnl-3-dev libssl-dev libjwt-dev libpg-query-dev
+  # the header of the protobuf-c runtime inside libpg_query.a (pg_query.pb-c.h needs it; not linked)
+  libprotobuf-c-dev
   # libFuzzer and clang's sanitizer runtimes (make fuzz; only recommended by clang)
   libclang-rt-14-dev
   # tests

@@ -189,6 +189,23 @@ static void test_errors_and_depth(void **state)
 	assert_int_equal(sqlclass_classify(sql, NULL, &r), -EINVAL);
 	assert_string_equal(r.error, "the statement is nested too deeply to be checked");
 	sqlclass_release(&r);
+	/* short texts whose trees nest too deep to unpack on the caller's stack are read
+	 * on the parse thread's: classified as before, or refused past the JSON depth */
+	for (size_t levels = 700; levels <= 1500; levels += 800) {
+		p = sql + sprintf(sql, "SELECT ");
+		for (size_t i = 0; i < levels; i++)
+			p += sprintf(p, "- ");
+		sprintf(p, "x");
+		assert_true(strlen(sql) < 4096);
+		if (levels == 700) {
+			assert_int_equal(sqlclass_classify(sql, NULL, &r), 0);
+			assert_int_equal(r.classes, SQL_READ);
+		} else {
+			assert_int_equal(sqlclass_classify(sql, NULL, &r), -EINVAL);
+			assert_string_equal(r.error, "the statement is nested too deeply to be checked");
+		}
+		sqlclass_release(&r);
+	}
 	free(sql);
 }
 
