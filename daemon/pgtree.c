@@ -287,11 +287,9 @@ static bool pgtree_present(const ProtobufCMessage *m, const ProtobufCFieldDescri
 	case PROTOBUF_C_TYPE_BOOL:
 		return *(const protobuf_c_boolean *)p != 0 || pgtree_value_node(m->descriptor, wrapped);
 	case PROTOBUF_C_TYPE_INT32:
-		/* libpg_query 15-4.0.0's JSON writes an Integer node's value only when it
-		 * is positive ({"Integer": {}} for -1 and 0; other int fields keep their
-		 * sign), and the walkers were written against that */
-		if (m->descriptor == &pg_query__integer__descriptor)
-			return *(const int32_t *)p > 0;
+		/* libpg_query 15-4.0.0's JSON wrote an Integer node's value only when it
+		 * was positive ({"Integer": {}} for -1 as for 0): lo_open(x, -131072), whose
+		 * mode has the write bit, read as mode 0. Here a negative value is there. */
 		return *(const int32_t *)p != 0;
 	case PROTOBUF_C_TYPE_UINT32:
 		return *(const uint32_t *)p != 0;

@@ -16,9 +16,9 @@
  *    always there (SELECT '' has {"sval": {"sval": ""}}), as is a Boolean node's
  *    ({"Boolean": {"boolval": false}}, but an A_Const's false is {"boolval": {}}),
  *    and COPY's file name '';
- *    an Integer node's value only when positive (libpg_query's JSON drops the
- *    others: lo_open(x, -1) reads {"ival": {}}), and the root's "stmts" is there
- *    even when empty;
+ *    an Integer node's value when not zero (libpg_query's JSON dropped negative
+ *    ones too, so lo_open(x, -131072) read as mode 0: not mimicked), and the
+ *    root's "stmts" is there even when empty;
  *  - enums are always present, as their names ("AEXPR_OP", "OBJECT_TABLE");
  *  - a tree jansson would not load is refused: a value nested more than
  *    PGTREE_MAX_DEPTH deep (jansson's JSON_PARSER_MAX_DEPTH) or a string that is

@@ -727,6 +727,9 @@ PY
   [[ "$output" == *"statement class write is not allowed by rule 'reader'"* ]]
   run as reader "select lo_create(0)"
   [[ "$output" == *"statement class write is not allowed by rule 'reader'"* ]]
+  # a negative mode is a constant too: -131072 has lo_open's write bit (INV_WRITE)
+  run as reader "select lo_open(0, -131072)"
+  [[ "$output" == *"statement class write is not allowed by rule 'reader'"* ]]
   [ "$(pgt_psql -c "select count(*) from pg_largeobject_metadata")" = 0 ]
   run as agent "select nextval('item_ids')"
   [ "$output" = 1 ]
