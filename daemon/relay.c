@@ -141,7 +141,10 @@ void session_relay_event(struct session_env *env, struct session *s, struct sess
 		buf_shrink(s, from_client ? &s->c2u : &s->u2c);
 		if (from_client && (s->notice_len || (s->pending_count && s->pending[s->pending_head] == 'F'))) {
 			/* a refusal with nothing before it: the client is owed it now */
-			server_side_scan(env, s);
+			if ((f = server_side_scan(env, s)) != FAULT_NONE) {
+				session_fault(env, s, f, NULL);
+				return;
+			}
 			sbuf_flush(&s->u2c, &s->client, &s->s_scan);
 		}
 	}
@@ -152,8 +155,13 @@ void session_relay_event(struct session_env *env, struct session *s, struct sess
 			return;
 		}
 		if (from_client && s->refusals_owed) {
-			/* room again: refusals that waited for it can go out */
-			server_side_scan(env, s);
+			/* room again: refusals that waited for it can go out (masked rows
+			 * that waited for room are taken here too, and what follows them:
+			 * a fault server_side_scan returns is not found by a later scan) */
+			if ((f = server_side_scan(env, s)) != FAULT_NONE) {
+				session_fault(env, s, f, NULL);
+				return;
+			}
 			sbuf_flush(&s->u2c, &s->client, &s->s_scan);
 		}
 	}
