@@ -140,6 +140,16 @@ int server_side_lookup_scan(struct session_env *env, struct session *s)
 			pos += (size_t)n;
 			continue;
 		}
+		if (type == 'S' && !session_param_status(env, s, body, len - 4)) {
+			/* a setting that ends the session, as server_side_scan reads it: the
+			 * client hears nothing of it, the error goes where it was */
+			b->ready = b->len = pos;
+			s->s_scan = pos;
+			s->lookup_active = false;
+			s->path_lookup = false;
+			session_fault(env, s, session_param_fault(s), NULL);
+			return -1;
+		}
 		if (type == 'N' || type == 'S' || type == 'A') {
 			/* the client's */
 			pos += type == 'A' && r && r->n_masks ? notification_text(env, s, pos, mlen) : mlen;
