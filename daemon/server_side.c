@@ -538,7 +538,8 @@ static size_t role_hint(struct session *s, size_t start, size_t mlen)
  * session_param_fault() saying why: client_encoding is not UTF8, which pgtether reads every
  * statement as, or a read-only session became read-write (server-side code, a DO
  * block, did what check_statement denies the client; PostgreSQL 14+ reports
- * default_transaction_read_only).
+ * default_transaction_read_only), or the message is not name\0value\0 exactly (no
+ * PostgreSQL sends that).
  */
 bool session_param_status(struct session_env *env, struct session *s, const uint8_t *body, size_t blen)
 {
@@ -546,11 +547,13 @@ bool session_param_status(struct session_env *env, struct session *s, const uint
 	size_t nl = strnlen(name, blen);
 	char *keep;
 
-	if (nl + 1 >= blen)
-		return true;
+	if (nl + 1 >= blen || strnlen(name + nl + 1, blen - nl - 1) != blen - nl - 2) {
+		/* not PostgreSQL's: a client may read such a setting its own way (pgx
+		 * takes the value up to the last byte, NUL or not) */
+		s->param_malformed = true;
+		return false;
+	}
 	value = name + nl + 1;
-	if (strnlen(value, blen - nl - 1) == blen - nl - 1)
-		return true; /* no NUL: not a setting anyone reads */
 	if (!strcmp(name, "default_transaction_read_only")) {
 		if (s->read_only && strcmp(value, "on")) {
 			s->read_write_seen = true;
@@ -574,6 +577,8 @@ bool session_param_status(struct session_env *env, struct session *s, const uint
 /* Why session_param_status said the session must end. */
 enum fault_code session_param_fault(const struct session *s)
 {
+	if (s->param_malformed)
+		return FAULT_UPSTREAM_PROTOCOL;
 	return s->read_write_seen ? FAULT_READ_WRITE : FAULT_CLIENT_ENCODING;
 }
 

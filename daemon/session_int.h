@@ -189,6 +189,7 @@ struct session {
 	bool handed_off;                 /* the parent took the connection (a cancel): no "ended" */
 	bool draining;                   /* upstream gone; u2c still going to the client */
 	bool read_write_seen;            /* the server reported it read-write after all */
+	bool param_malformed;            /* a ParameterStatus not name\0value\0 exactly */
 	bool role_hint;                  /* the client named a user other than the role: said in 42501 errors */
 	bool read_only;                  /* logged in with default_transaction_read_only=on
 					  * (policy_read_only of its rule at login) */

@@ -265,7 +265,9 @@ void upstream_login_step(struct session_env *env, struct session *s)
 			if (!s->authenticated)
 				break; /* notices before login are the server's business */
 			if (type == 'S' && !session_param_status(env, s, body, mlen)) {
-				session_refuse(env, s, session_param_fault(s), NULL);
+				enum fault_code f = session_param_fault(s);
+
+				session_refuse(env, s, f == FAULT_UPSTREAM_PROTOCOL ? FAULT_UPSTREAM_LOGIN_MESSAGE : f, NULL);
 				return;
 			}
 			if (1 + 4 + mlen > sbuf_room(&s->u2c)) {
