@@ -217,6 +217,7 @@ long pgwire_scan_next(struct pgwire_scan *s, const uint8_t *chunk, size_t len,
 		return -EPROTO;
 	ret->type = s->hdr[0];
 	ret->body_len = n - 4;
+	s->body_len = n - 4;
 	s->remaining = n - 4;
 	s->have = 0;
 	*found = 1;

@@ -102,6 +102,7 @@ size_t pgwire_notification_strip(uint8_t *msg, size_t mlen);
 struct pgwire_scan {
 	uint32_t max_len;
 	uint32_t remaining;     /* body bytes of the current message not yet consumed */
+	uint32_t body_len;      /* the current message's, once its header is whole */
 	uint8_t hdr[PGWIRE_HEADER];
 	uint8_t have;           /* header bytes collected so far */
 };

@@ -274,30 +274,13 @@ void session_policy_reloaded(struct session_env *env)
 
 /* ---- the end of a relay: a fault, the server gone, a reload ------------------- */
 
-/* The client broke a rule of the relay: it is told why, at once, and the session ends.
- * Not in the middle of a server message whose first bytes went out already (a long
- * row relayed as it comes): the client would read the error as that message's data,
- * so then it only sees the connection close (the log says why). */
-static void client_fatal(struct session_env *env, struct session *s, const char *sqlstate, const char *msg,
-			 const char *why)
+/* The session's last words are queued in u2c: a slow client still gets them and what
+ * the server said before (its own FATAL, final rows), so the upstream closes now and
+ * the client end drains, then closes (at most SESSION_REFUSE_TIMEOUT_S). */
+static void close_after_drain(struct session_env *env, struct session *s, const char *why)
 {
-	if (s->sscan.remaining == 0 && !s->want_status && !s->u2c_torn)
-		session_queue_error(s, "FATAL", sqlstate, msg);
-	sbuf_flush(&s->u2c, &s->client, &s->s_scan);
-	session_close(env, s, why);
-}
-
-/* The relay cannot go on: tell the client with a FATAL error when that can be said at
- * a message boundary (a server's own FATAL already said it). */
-static void end_relay(struct session_env *env, struct session *s, const char *sqlstate, const char *msg,
-		      const char *why)
-{
-	if (pgwire_scan_at_boundary(&s->sscan) && !s->want_status && !s->u2c_torn && s->last_server_type != 'E')
-		session_queue_error(s, "FATAL", sqlstate, msg);
 	sbuf_flush(&s->u2c, &s->client, &s->s_scan);
 	if (s->u2c.ready > s->u2c.off) {
-		/* a slow client still gets what the server said last (its own FATAL,
-		 * final rows): drain, then close */
 		tls_free(s->upstream.ssl);
 		s->upstream.ssl = NULL;
 		sbuf_close(env->epfd, &s->upstream);
@@ -308,6 +291,29 @@ static void end_relay(struct session_env *env, struct session *s, const char *sq
 		return;
 	}
 	session_close(env, s, why);
+}
+
+/* The client broke a rule of the relay: it is told why, at once, and the session ends.
+ * Not in the middle of a server message whose first bytes went out already (a long
+ * row relayed as it comes): the client would read the error as that message's data,
+ * so then it only sees the connection close (the log says why). One whose bytes are
+ * all still here is taken back (server_side_cut). */
+static void client_fatal(struct session_env *env, struct session *s, const char *sqlstate, const char *msg,
+			 const char *why)
+{
+	if (server_side_cut(s))
+		session_queue_error(s, "FATAL", sqlstate, msg);
+	close_after_drain(env, s, why);
+}
+
+/* The relay cannot go on: tell the client with a FATAL error when that can be said at
+ * a message boundary (server_side_cut), unless the server's own FATAL said it. */
+static void end_relay(struct session_env *env, struct session *s, const char *sqlstate, const char *msg,
+		      const char *why)
+{
+	if (server_side_cut(s) && s->last_server_type != 'E')
+		session_queue_error(s, "FATAL", sqlstate, msg);
+	close_after_drain(env, s, why);
 }
 
 void session_fault_text(const struct session *s, enum fault_code f, const char *detail, struct fault_text *ret)

@@ -20,6 +20,11 @@
 #include "sessrec.h"
 #include "upstream.h"
 
+/* A ParameterStatus shorter than this is read whole before it goes on; a longer one
+ * streams, once its first SERVER_SETTING_NAME body bytes (the name) are read. */
+#define SERVER_SETTING_READ 1024
+#define SERVER_SETTING_NAME 64
+
 static size_t notification_text(struct session_env *env, struct session *s, size_t start, size_t mlen);
 static long withhold_detail(struct session *s, size_t start, size_t mlen);
 
@@ -574,6 +579,22 @@ bool session_param_status(struct session_env *env, struct session *s, const uint
 	return keep != s->client_encoding || !strcmp(value, "UTF8");
 }
 
+/* Whether a ParameterStatus body (have bytes of it) names a setting session_param_status
+ * keeps or checks: their values are a few bytes. */
+static bool param_read_by_pgtether(const uint8_t *body, size_t have)
+{
+	static const char *const names[] = { "client_encoding", "standard_conforming_strings",
+					     "default_transaction_read_only" };
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		size_t n = strlen(names[i]) + 1; /* with its NUL */
+
+		if (have >= n && !memcmp(body, names[i], n))
+			return true;
+	}
+	return false;
+}
+
 /* Why session_param_status said the session must end. */
 enum fault_code session_param_fault(const struct session *s)
 {
@@ -587,6 +608,30 @@ enum fault_code session_param_fault(const struct session *s)
 static enum fault_code server_side_fault(long err)
 {
 	return err == -EPROTO ? FAULT_UPSTREAM_PROTOCOL : err == -E2BIG ? FAULT_ROW_TOO_LARGE : FAULT_OUT_OF_MEMORY;
+}
+
+bool server_side_cut(struct session *s)
+{
+	struct session_buf *b = &s->u2c;
+	size_t start;
+
+	if (s->u2c_torn)
+		return false;
+	if (s->sscan.remaining == 0)
+		return true; /* at a boundary, or a header not yet whole: not ready, not sent */
+	/* s_scan is where the scan stopped inside the message: its start is the header
+	 * and the body bytes consumed before (a ReadyForQuery waiting for its status byte
+	 * is one with one byte remaining) */
+	start = PGWIRE_HEADER + (size_t)s->sscan.body_len - s->sscan.remaining;
+	if (start > s->s_scan || s->s_scan - start < b->off || s->s_scan > b->len)
+		return false;
+	start = s->s_scan - start;
+	b->ready = b->len = s->s_scan = start;
+	s->sscan.have = 0;
+	s->sscan.remaining = 0;
+	s->want_status = false;
+	s->last_server_type = 0; /* not said: not the server's last word */
+	return true;
 }
 
 /*
@@ -650,7 +695,22 @@ enum fault_code server_side_scan(struct session_env *env, struct session *s)
 			s->c_exec_open = false;
 			cancel_server_ended(s);
 		}
-		if (found && h.type == 'S' && h.body_len < 1024 && whole_here) {
+		if (found && h.type == 'S' && h.body_len >= SERVER_SETTING_READ && whole_here) {
+			/* a long setting (application_name, PostgreSQL 18's search_path) goes on
+			 * as it comes; one of those pgtether reads never has a value that long,
+			 * and is not let by unread */
+			if (b->len - start < PGWIRE_HEADER + SERVER_SETTING_NAME) {
+				s->sscan.have = 0;
+				s->sscan.remaining = 0;
+				pos = hold = start;
+				break;
+			}
+			if (param_read_by_pgtether(b->data + start + PGWIRE_HEADER, SERVER_SETTING_NAME)) {
+				s->param_malformed = true;
+				f = FAULT_UPSTREAM_PROTOCOL;
+				goto fault;
+			}
+		} else if (found && h.type == 'S' && whole_here) {
 			/* a setting changed: read whole before it goes on */
 			size_t mlen = PGWIRE_HEADER + h.body_len;
 

@@ -26,6 +26,15 @@ enum fault_code server_side_scan(struct session_env *env, struct session *s);
  */
 int server_side_lookup_scan(struct session_env *env, struct session *s);
 
+/*
+ * Before the session's last words: u2c is made to end at a message boundary, so that
+ * what follows starts a message. A message still coming in whose first bytes are
+ * only in u2c (a row relayed as it comes, a ReadyForQuery without its status byte) is
+ * taken back. false when its first bytes went to the client already: then nothing
+ * may follow (the client would read it as the rest of that message).
+ */
+bool server_side_cut(struct session *s);
+
 /* Room kept free in u2c when reading from the upstream (half of it while rows are
  * masked, so that they can grow in place). */
 size_t server_side_reserve(struct session_env *env, struct session *s);

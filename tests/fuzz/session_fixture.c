@@ -410,11 +410,14 @@ static void frames(struct stream *st, bool upstream)
 		}
 		if (upstream) {
 			answer(st->buf + p, 1 + (size_t)l);
-		} else if (t == 'S' && l >= 4 + 16 && l < 4 + 1024 && !memcmp(st->buf + p + 5, "client_encoding", 16)) {
+		} else if (t == 'S' && l >= 4 + 16 && !memcmp(st->buf + p + 5, "client_encoding", 16)) {
 			/* pgtether reads statements as UTF8: the client never hears of another
-			 * encoding, the session ends first (session_param_status; a setting
-			 * of 1 kB or more is not read) */
+			 * encoding, the session ends first (session_param_status) */
 			fuzz_check(l == 4 + 16 + 5 && !memcmp(st->buf + p + 5 + 16, "UTF8", 5));
+		} else if (t == 'S' && l >= 4 + 30 && !memcmp(st->buf + p + 5, "default_transaction_read_only", 30) &&
+			   F.s && F.s->read_only) {
+			/* a read-only session never goes on read-write */
+			fuzz_check(l == 4 + 30 + 3 && !memcmp(st->buf + p + 5 + 30, "on", 3));
 		} else if (t == 'E' || t == 'N') {
 			server_words(st->buf + p, 1 + (size_t)l);
 		} else if (t == 'D' && (F.flags & FX_CANNED) && F.s) {

@@ -131,6 +131,16 @@ raw() { pgt_in "$PGT_CG/raw" python3 "$BATS_TEST_DIRNAME/pgraw.py" 127.0.0.1 "$P
   done
 }
 
+@test "a client that breaks a rule while reading slowly gets every relayed row, then the FATAL" {
+  # pgtether's buffer was full of rows the client had not read yet: they and the
+  # FATAL were dropped when the session closed at once
+  run raw fatal-slow-reader
+  echo "$output"
+  [ "${lines[0]}" = "rows many" ]
+  [ "${lines[1]}" = "last E FATAL 08P01 pgtether: invalid frontend message type: after login a client sends only Query, Parse, Bind, Describe, Execute, Close, Flush, Sync, FunctionCall, Terminate and COPY data" ]
+  [ "${lines[2]}" = "then EOF" ]
+}
+
 @test "a Query whose SQL does not end in a NUL ends the session with 08P01 saying so" {
   run raw no-nul
   echo "$output"

@@ -187,6 +187,33 @@ def main():
         inside = b"invalid message length" in raw[:row_end]
         out = ["fatal inside the row: %s" % ("yes" if inside else "no"),
                "row %s" % ("whole" if len(raw) >= row_end else "cut")]
+    elif case == "fatal-slow-reader":
+        # a client that reads slowly has pgtether's buffer full of rows when it breaks
+        # a rule: prints how many whole rows came, then how the stream ended
+        c.s.close()
+        c.s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        c.s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        c.s.settimeout(10)
+        c.s.connect((host, port))
+        login(c, out)
+        c.send(msg(b"Q", b"select g, repeat('x', 200) from generate_series(1, 20000) g\0"))
+        time.sleep(1)  # pgtether's buffer and the sockets fill
+        c.send(msg(b"z", b"select 1\0"))
+        time.sleep(0.5)
+        rows, last = 0, None
+        while True:
+            m = c.read()
+            if m is None:
+                break
+            if m[0] == "D":
+                if describe(*m) != "D %d|%s" % (rows + 1, "x" * 200):
+                    last = "row %d out of order" % (rows + 1)
+                    break
+                rows += 1
+            elif m[0] != "T":
+                last = describe(*m)
+        out = ["rows %s" % ("many" if rows > 100 else str(rows)), "last %s" % last,
+               "then %s" % ("EOF" if c.read() is None else "more")]
     elif case == "fastpath-in-batch":
         login(c, out)
         # Parse/Bind/Execute without Sync, then a FunctionCall
