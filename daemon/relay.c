@@ -45,6 +45,23 @@ static bool c2u_gated(const struct session *s)
 	return s->cancel && cancel_gates(s->cancel, s);
 }
 
+/* What the client of a session whose last words drain sends meanwhile is read and
+ * dropped: a socket closed with bytes unread resets the connection, and the kernel
+ * then drops what it still holds for the client (the last rows, the FATAL). 0, or
+ * -1 when the client end is broken. */
+static int drain_discard(struct session *s)
+{
+	for (int i = 0; i < 4 && !s->c2u.eof; i++) {
+		ssize_t n = sbuf_recv(&s->client, s->c2u.data, s->c2u.cap);
+
+		if (n == 0)
+			s->c2u.eof = true;
+		else if (n < 0)
+			return n == -EAGAIN || n == -EINTR ? 0 : -1;
+	}
+	return 0;
+}
+
 static uint32_t interest(const struct session_buf *in, size_t reserve, const struct session_buf *out)
 {
 	uint32_t ev = 0;
@@ -70,9 +87,11 @@ void session_relay_event(struct session_env *env, struct session *s, struct sess
 	int r = 0;
 
 	if (s->draining) {
-		if (from_client && (events & EPOLLOUT) && sbuf_flush(&s->u2c, &s->client, &s->s_scan) == 0 &&
-		    s->u2c.ready > s->u2c.off)
+		if (from_client && !(events & EPOLLERR) && drain_discard(s) == 0 &&
+		    sbuf_flush(&s->u2c, &s->client, &s->s_scan) == 0 && s->u2c.ready > s->u2c.off) {
+			sbuf_set_events(env->epfd, &s->client, EPOLLOUT | (s->c2u.eof ? 0 : EPOLLIN));
 			return;
+		}
 		session_close(env, s, s->refuse_msg);
 		return;
 	}
@@ -287,9 +306,10 @@ static void close_after_drain(struct session_env *env, struct session *s, const 
 		snprintf(s->refuse_msg, sizeof(s->refuse_msg), "%s", why);
 		s->draining = true;
 		s->drain_started = time(NULL);
-		sbuf_set_events(env->epfd, &s->client, EPOLLOUT);
+		sbuf_set_events(env->epfd, &s->client, EPOLLOUT | (s->c2u.eof ? 0 : EPOLLIN));
 		return;
 	}
+	drain_discard(s); /* what was sent already still reaches the client */
 	session_close(env, s, why);
 }
 

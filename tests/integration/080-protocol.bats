@@ -141,6 +141,16 @@ raw() { pgt_in "$PGT_CG/raw" python3 "$BATS_TEST_DIRNAME/pgraw.py" 127.0.0.1 "$P
   [ "${lines[2]}" = "then EOF" ]
 }
 
+@test "a slow client that sends more after breaking a rule still gets every relayed row, then the FATAL" {
+  # what it sent after the violation was left unread: the close reset the connection,
+  # and the kernel dropped the rows and the FATAL it still held for the client
+  run raw fatal-slow-reader-more
+  echo "$output"
+  [ "${lines[0]}" = "rows many" ]
+  [ "${lines[1]}" = "last E FATAL 08P01 pgtether: invalid frontend message type: after login a client sends only Query, Parse, Bind, Describe, Execute, Close, Flush, Sync, FunctionCall, Terminate and COPY data" ]
+  [ "${lines[2]}" = "then EOF" ]
+}
+
 @test "a Query whose SQL does not end in a NUL ends the session with 08P01 saying so" {
   run raw no-nul
   echo "$output"

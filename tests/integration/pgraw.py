@@ -187,7 +187,7 @@ def main():
         inside = b"invalid message length" in raw[:row_end]
         out = ["fatal inside the row: %s" % ("yes" if inside else "no"),
                "row %s" % ("whole" if len(raw) >= row_end else "cut")]
-    elif case == "fatal-slow-reader":
+    elif case in ("fatal-slow-reader", "fatal-slow-reader-more"):
         # a client that reads slowly has pgtether's buffer full of rows when it breaks
         # a rule: prints how many whole rows came, then how the stream ended
         c.s.close()
@@ -200,9 +200,19 @@ def main():
         time.sleep(1)  # pgtether's buffer and the sockets fill
         c.send(msg(b"z", b"select 1\0"))
         time.sleep(0.5)
+        if case == "fatal-slow-reader-more":
+            # what a client sends after the violation (here a Terminate) is not
+            # read: a close with it unread resets the connection, and the kernel
+            # drops what it still held for the client
+            c.send(msg(b"X"))
+            time.sleep(0.2)
         rows, last = 0, None
         while True:
-            m = c.read()
+            try:
+                m = c.read()
+            except ConnectionResetError:
+                last = "reset"
+                break
             if m is None:
                 break
             if m[0] == "D":
@@ -213,7 +223,7 @@ def main():
             elif m[0] != "T":
                 last = describe(*m)
         out = ["rows %s" % ("many" if rows > 100 else str(rows)), "last %s" % last,
-               "then %s" % ("EOF" if c.read() is None else "more")]
+               "then %s" % ("reset" if last == "reset" else "EOF" if c.read() is None else "more")]
     elif case == "fastpath-in-batch":
         login(c, out)
         # Parse/Bind/Execute without Sync, then a FunctionCall
