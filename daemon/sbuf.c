@@ -80,6 +80,11 @@ ssize_t sbuf_send(struct session_end *e, const void *buf, size_t len)
 
 /* ---- buffers ----------------------------------------------------------------- */
 
+size_t sbuf_sent(const struct session_buf *b)
+{
+	return b->tls_taken > b->off ? b->tls_taken : b->off;
+}
+
 size_t sbuf_room(const struct session_buf *b)
 {
 	return b->cap - b->len;
@@ -100,12 +105,16 @@ int sbuf_flush(struct session_buf *b, struct session_end *to, size_t *scan_pos)
 		if (n < 0) {
 			if (n == -EINTR)
 				continue;
-			if (n == -EAGAIN)
+			if (n == -EAGAIN) {
+				if (to->ssl && b->tls_taken < b->ready)
+					b->tls_taken = b->ready; /* what this write was asked for */
 				return 0;
+			}
 			return (int)n;
 		}
 		b->off += (size_t)n;
 	}
+	b->tls_taken = 0; /* all of it went */
 	if (b->off) {
 		/* held bytes (an incomplete header) move to the front */
 		memmove(b->data, b->data + b->off, b->len - b->off);

@@ -47,6 +47,8 @@ struct session_buf {
 	uint8_t *home;              /* its fixed SBUF_SIZE part; data points elsewhere while grown */
 	size_t cap;                 /* SBUF_SIZE, more while it holds a long message */
 	size_t off, ready, len;     /* data[off..ready) may be sent; [ready..len) is held */
+	size_t tls_taken;           /* data[off..tls_taken) went into a TLS write that waits
+	                             * for room: OpenSSL sent part and sends the rest as it was */
 	bool eof;                   /* the reading side has closed */
 	bool shut;                  /* and that EOF was passed on (shutdown SHUT_WR) */
 };
@@ -83,6 +85,11 @@ ssize_t sbuf_recv(struct session_end *e, void *buf, size_t len);
 ssize_t sbuf_send(struct session_end *e, const void *buf, size_t len);
 
 /* ---- buffers ---- */
+
+/* Where the bytes that have not gone out start: off, or past it what a TLS write that
+ * waits took (OpenSSL sends those, and a retry must not ask for fewer). Only what is
+ * from here on may be taken back. */
+size_t sbuf_sent(const struct session_buf *b);
 
 /* Bytes that still fit after len. */
 size_t sbuf_room(const struct session_buf *b);

@@ -621,9 +621,10 @@ bool server_side_cut(struct session *s)
 		return true; /* at a boundary, or a header not yet whole: not ready, not sent */
 	/* s_scan is where the scan stopped inside the message: its start is the header
 	 * and the body bytes consumed before (a ReadyForQuery waiting for its status byte
-	 * is one with one byte remaining) */
+	 * is one with one byte remaining); bytes a TLS write that waits took count as
+	 * sent (sbuf_sent) */
 	start = PGWIRE_HEADER + (size_t)s->sscan.body_len - s->sscan.remaining;
-	if (start > s->s_scan || s->s_scan - start < b->off || s->s_scan > b->len)
+	if (start > s->s_scan || s->s_scan - start < sbuf_sent(b) || s->s_scan > b->len)
 		return false;
 	start = s->s_scan - start;
 	b->ready = b->len = s->s_scan = start;
