@@ -203,6 +203,9 @@ static int tls_prepare_upstream(struct config_upstream *u, struct cfgsrc *src, c
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	/* a peer closing without close_notify is an EOF, as for plain TCP */
 	SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+	/* a write that waited is tried again from where the buffer is now: it grows and
+	 * goes back into its fixed part with the bytes (sbuf_reserve, sbuf_shrink) */
+	SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	if (u->tls == CONFIG_TLS_VERIFY_FULL) {
 		if (!u->ca_file) {
 			if (tls_system_ca(ctx, src, u, err) < 0) {
@@ -246,6 +249,7 @@ static int tls_prepare_client(struct config *c, struct cfgsrc *src, char *err)
 	}
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+	SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER); /* as upstream's */
 	snprintf(what, sizeof(what), "client_tls: cannot load certificate %s", c->client_tls_cert);
 	if (!(bio = tls_read_pem(src, c->client_tls_cert, what, &text, &len, err))) {
 		SSL_CTX_free(ctx);
