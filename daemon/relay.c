@@ -304,6 +304,12 @@ static void close_after_drain(struct session_env *env, struct session *s, const 
 		s->upstream.ssl = NULL;
 		sbuf_close(env->epfd, &s->upstream);
 		snprintf(s->refuse_msg, sizeof(s->refuse_msg), "%s", why);
+		if (s->held_id && !s->held_decision) {
+			/* what it held never runs now: no approver is shown it, nor may
+			 * decide it (session_decide), and it times out no more */
+			worker_notify(PRIV_HELD_DONE, s->id, NULL, 0, -1);
+			s->held_decision = -1;
+		}
 		s->draining = true;
 		s->drain_started = time(NULL);
 		sbuf_set_events(env->epfd, &s->client, EPOLLOUT | (s->c2u.eof ? 0 : EPOLLIN));

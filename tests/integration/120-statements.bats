@@ -337,6 +337,56 @@ PY
   [ "${lines[1]}" = 2 ]
 }
 
+@test "a held statement of a session that ends while its slow client drains can no longer be approved" {
+  # the session's last rows and FATAL wait for a client that does not read; what it
+  # held never runs, so no approver may be told it was approved
+  cat >"$PGT_TMP/slowheld.py" <<'PY'
+import socket, struct, sys, time
+def msg(t, b): return t + struct.pack("!I", len(b) + 4) + b
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+s.connect(("127.0.0.1", int(sys.argv[1])))
+body = struct.pack("!I", 3 << 16) + b"user\0app\0database\0postgres\0\0"
+s.sendall(struct.pack("!I", len(body) + 4) + body)
+buf = b""
+while b"Z\0\0\0\x05" not in buf:
+    buf += s.recv(65536)
+s.sendall(msg(b"Q", b"select g, repeat('x', 200) from generate_series(1, 20000) g\0") +
+          msg(b"Q", b"delete from items where id = 2\0"))
+time.sleep(float(sys.argv[2]))
+data = b""
+while True:
+    c = s.recv(1 << 20)
+    if not c:
+        break
+    data += c
+print("fatal" if b"access withdrawn by a policy reload" in data else "no fatal")
+PY
+  pgt_in "$PGT_CG/careful" setpriv --reuid=65534 --regid=65534 --clear-groups \
+    /usr/bin/python3 "$PGT_TMP/slowheld.py" "$PG_PORT" 4 >"$PGT_TMP/slowheld.out" 2>&1 &
+  local bg=$! req
+  req=$(wait_request)
+  [ -n "$req" ]
+  sed -i "s|\"cgroup\": \"$PGT_CG/careful\"|\"cgroup\": \"$PGT_CG/careful-gone\"|" "$PGT_TMP/policy.d/10-stmt.json"
+  pgt_reload
+  sleep 0.5
+  run "$PGTETHER" -c "$PGT_CONF" approve "$req"
+  echo "approve: $output"
+  local st=$status
+  run "$PGTETHER" -c "$PGT_CONF" approvals --json
+  echo "approvals: $output"
+  local listed=$output
+  write_rules
+  pgt_reload
+  wait "$bg" || true
+  cat "$PGT_TMP/slowheld.out"
+  [ "$st" -eq 1 ]
+  [ "$listed" = "[]" ]
+  [ "$(cat "$PGT_TMP/slowheld.out")" = fatal ]
+  ! grep -q "event=approval.decision request=$req " "$PGT_LOG"
+  [ "$(pgt_psql -c "select count(*) from items")" = 2 ]
+}
+
 @test "an approver cannot approve their own uid's request, but may deny it; root decides any request" {
   held "$AP_UID" "delete from items"
   local req
