@@ -733,14 +733,15 @@ enum fault_code server_side_scan(struct session_env *env, struct session *s)
 		if (found && h.type == 'E' && (s->sentinels_out || s->role_hint) && h.body_len < 1024 && whole_here) {
 			size_t mlen = PGWIRE_HEADER + h.body_len;
 
-			s->last_server_type = h.type;
 			if (b->len - start < mlen) {
-				/* held until whole: it may be a denial's */
+				/* held until whole: it may be a denial's (and is not said yet:
+				 * not the server's last word, end_relay) */
 				s->sscan.have = 0;
 				s->sscan.remaining = 0;
 				pos = hold = start;
 				break;
 			}
+			s->last_server_type = h.type;
 			s->sscan.remaining = 0;
 			bool denial = false;
 			size_t now = replace_sentinel_error(env, s, start, mlen, &denial);

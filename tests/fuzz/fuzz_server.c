@@ -12,8 +12,9 @@
  *
  * Input: byte 0: flags (session_fixture.h; FX_CANNED here: the catalog queries
  * are answered by the canned server, else by the input); byte 1: chunk size of the
- * server's bytes (0: all at once); bytes 2-3: n, big-endian; then n bytes the client
- * sends first, then the server's bytes.
+ * server's bytes (0: all at once); bytes 2-3: n, big-endian (its top bit set: the
+ * server closes its end after its last byte, fx_server_close); then n bytes the
+ * client sends first, then the server's bytes.
  */
 #include "fuzz.h"
 #include "session_fixture.h"
@@ -33,7 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 4)
 		return 0;
 	chunk = data[1] ? data[1] : size;
-	n = (size_t)data[2] << 8 | data[3];
+	n = (size_t)(data[2] & 0x7f) << 8 | data[3];
 	if (n > size - 4)
 		n = size - 4;
 	/* the canned server answers no client statement here: only, if at all, the
@@ -45,6 +46,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			fx_reload(); /* between the client's messages and the answers */
 		fx_server(data + at, size - at < chunk ? size - at : chunk);
 	}
+	if (data[2] & 0x80)
+		fx_server_close();
 	fx_end();
 	return 0;
 }

@@ -253,6 +253,14 @@ put("server", b"\x02\x00" + struct.pack(">H", len(c)) + c +
 put("server", b"\x0a\x05" + struct.pack(">H", len(c)) + c +
     err("42601", "syntax error at or near \"" + tag + "0\"") + rfq() +
     err("42501", "permission denied for table users") + msg(b"S", b"client_encoding\0LATIN1\0") + rfq())
+# the server closes (n's top bit) inside a message pgtether holds until whole: an
+# error a denial may be (a role hint), a masked session's RowDescription
+c = q("select 1")
+e = err("57P01", "terminating connection due to administrator command")
+put("server", b"\x0a\x00" + struct.pack(">H", 0x8000 | len(c)) + c + e[:12])
+c = q("SELECT * FROM users")
+put("server", b"\x23\x00" + struct.pack(">H", 0x8000 | len(c)) + c + users[:20])
+put("server", b"\x0a\x00" + struct.pack(">H", 0x8000 | len(c)) + c + e)
 c = q("set search_path = public; select * from orders")
 put("server", b"\x00\x00" + struct.pack(">H", len(c)) + c + msg(b"1", b"") + msg(b"2", b"") +
     row([b"p", b"public", None]) + row([b"u", b"app", None]) + row([b"r", b"public", b"orders"]) +

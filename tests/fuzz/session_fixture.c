@@ -72,6 +72,7 @@ static struct {
 	bool skipping;              /* after an error, to Sync */
 	bool ours;                  /* in pgtether's search_path lookup */
 	bool eof_sent;
+	uint8_t down_last;          /* the type of the last whole message the client got */
 	bool trace;                 /* FX_TRACE set: every message on stderr */
 	/* the client wrote the sentinel tag itself (a worker's is random: this one is
 	 * not), and errors quote its text */
@@ -408,6 +409,8 @@ static void frames(struct stream *st, bool upstream)
 				fputc(st->buf[p + 5 + i] >= 0x20 && st->buf[p + 5 + i] < 0x7f ? st->buf[p + 5 + i] : '.', stderr);
 			fputc('\n', stderr);
 		}
+		if (!upstream)
+			F.down_last = t;
 		if (upstream) {
 			answer(st->buf + p, 1 + (size_t)l);
 		} else if (t == 'S' && l >= 4 + 16 && !memcmp(st->buf + p + 5, "client_encoding", 16)) {
@@ -598,6 +601,7 @@ void fx_begin(unsigned flags)
 	F.tail_len = 0;
 	F.tx = 'I';
 	F.skipping = F.ours = F.eof_sent = false;
+	F.down_last = 0;
 	F.down.len = F.up.len = F.to_c.len = F.to_u.len = 0;
 	F.down.closed = F.up.closed = false;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, cp) < 0 ||
@@ -692,6 +696,23 @@ void fx_server(const uint8_t *data, size_t len)
 {
 	put(&F.to_u, data, len);
 	run();
+}
+
+void fx_server_close(void)
+{
+	struct session *s = F.s;
+	/* a relay the server's end ends owes the client the reason (end_relay): its
+	 * own ErrorResponse (a server's FATAL comes before it closes), or pgtether's
+	 * FATAL; not after the client's Terminate, nor once the session is ending */
+	bool owed = !s->dead && s->state == SESSION_RELAYING && !s->draining && !s->c_terminated && !s->c2u.eof;
+
+	shutdown(F.upeer, SHUT_WR);
+	F.eof_sent = true;
+	run();
+	/* ... unless the client is left inside a message (a row relayed as it came):
+	 * nothing can follow that */
+	if (owed && s->dead && F.down.len == 0)
+		fuzz_check(F.down_last == 'E');
 }
 
 void fx_reload(void)

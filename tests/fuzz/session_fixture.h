@@ -41,6 +41,11 @@ void fx_begin(unsigned flags);
 void fx_client(const uint8_t *data, size_t len);
 void fx_server(const uint8_t *data, size_t len);
 
+/* The server closes its end (after what fx_server sent): when the relay was going
+ * on and the client's stream ends at a message boundary, the last message the
+ * client got is an ErrorResponse (the server's, or pgtether's FATAL). */
+void fx_server_close(void);
+
 /* A reload of the same policy (worker.c: a new generation): the session is decided
  * again and its masks resolved again before its next statement. */
 void fx_reload(void);
