@@ -274,6 +274,15 @@ void client_side_hold(struct session_env *env, struct session *s, const char *sq
 	session_held_announce(env, s); /* the parent lists it for approvers */
 }
 
+/* A hold client_side_hold announced that does not stand (its statement cannot be
+ * recorded, so it is denied): the parent lists it no more, nor lets it be decided. */
+static void client_side_unhold(struct session *s)
+{
+	if (s->held_id)
+		worker_notify(PRIV_HELD_DONE, s->id, NULL, 0, -1);
+	s->held_id = 0;
+}
+
 /* The decision on the held statement, now that there is one: it runs (allow) or
  * fails with the approver's reason; nothing is held any more. */
 static enum policy_verdict held_outcome(struct session *s, char *sqlstate, char *msg, size_t cap)
@@ -438,7 +447,7 @@ static enum policy_verdict check_bind(struct session_env *env, struct session *s
 	}
 	if (v != POLICY_ALLOW && sessrec_statement(env, s, 'B', text ? text : "", text_len, v, sqlstate, msg) < 0 && v == POLICY_APPROVE) {
 		/* not recorded: not run */
-		s->held_id = 0;
+		client_side_unhold(s);
 		s->notice_len = 0;
 		snprintf(msg, cap, "pgtether: the statement cannot be recorded, so it is not run");
 		strcpy(sqlstate, "53100");
@@ -875,7 +884,7 @@ enum fault_code client_side_filter(struct session_env *env, struct session *s)
 				snprintf(msg, sizeof(msg), "pgtether: the statement cannot be recorded (%s), so it is not run",
 					 s->rec && s->rec->error ? strerror(-s->rec->error) : "write failed");
 				if (s->held_id) {
-					s->held_id = 0;
+					client_side_unhold(s);
 					s->notice_len = 0;
 				}
 			}

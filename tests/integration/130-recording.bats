@@ -166,6 +166,39 @@ PY
   umount "$PGT_TMP/full"
 }
 
+@test "a held statement that cannot be recorded is not run and not listed for approvers" {
+  mkdir -p "$PGT_TMP/full"
+  mountpoint -q "$PGT_TMP/full" || mount -t tmpfs -o size=256k pgtether-test "$PGT_TMP/full"
+  sed -i "s|\"sessions_dir\": \"[^\"]*\"|\"sessions_dir\": \"$PGT_TMP/full\"|" "$PGT_CONF"
+  pgt_reload
+  # longer than a page: its record needs a block the full filesystem does not have
+  local long
+  long="insert into t select 9 where length('$(printf 'x%.0s' $(seq 6000))') > 0;"
+  { echo "select 1;"; sleep 2; echo "$long"; sleep 4; } |
+    pgt_in "$PGT_CG/r4" setpriv --reuid=65534 --regid=65534 --clear-groups \
+      psql -X -h 127.0.0.1 -p "$PG_PORT" -Atq >"$PGT_TMP/r4.out" 2>&1 &
+  local bg=$!
+  sleep 1
+  dd if=/dev/zero of="$PGT_TMP/full/filler" bs=4k 2>/dev/null || true
+  for _ in $(seq 100); do
+    grep -q "cannot be recorded" "$PGT_TMP/r4.out" && break
+    sleep 0.05
+  done
+  # the session still runs (psql waits): the request it never made stays unlisted
+  run "$PGTETHER" -c "$PGT_CONF" approvals --json
+  echo "approvals: $output" | cut -c 1-200
+  local listed=$output
+  wait "$bg" || true
+  cut -c 1-200 "$PGT_TMP/r4.out"
+  rm -f "$PGT_TMP/full/filler"
+  sed -i "s|\"sessions_dir\": \"[^\"]*\"|\"sessions_dir\": \"$PGT_TMP/sessions\"|" "$PGT_CONF"
+  pgt_reload
+  umount "$PGT_TMP/full"
+  grep -q "ERROR:  pgtether: the statement cannot be recorded" "$PGT_TMP/r4.out"
+  [ "$listed" = "[]" ]
+  [ "$(pgt_psql -c "select count(*) from t where id = 9")" = 0 ]
+}
+
 @test "the daemon stops cleanly with no sanitizer report" {
   pgt_stop_daemon
   pgt_assert_clean_log
