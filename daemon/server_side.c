@@ -697,7 +697,7 @@ enum fault_code server_side_scan(struct session_env *env, struct session *s)
 			cancel_server_ended(s);
 		}
 		if (found && h.type == 'S' && h.body_len >= SERVER_SETTING_READ && whole_here) {
-			/* a long setting (application_name, PostgreSQL 18's search_path) goes on
+			/* a long setting (PostgreSQL 18's search_path; application_name is cut at 63) goes on
 			 * as it comes; one of those pgtether reads never has a value that long,
 			 * and is not let by unread */
 			if (b->len - start < PGWIRE_HEADER + SERVER_SETTING_NAME) {
