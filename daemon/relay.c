@@ -87,7 +87,9 @@ void session_relay_event(struct session_env *env, struct session *s, struct sess
 	int r = 0;
 
 	if (s->draining) {
-		if (from_client && !(events & EPOLLERR) && drain_discard(s) == 0 &&
+		if (!from_client)
+			return; /* the upstream closed when the drain began: nothing of it ends the drain */
+		if (!(events & EPOLLERR) && drain_discard(s) == 0 &&
 		    sbuf_flush(&s->u2c, &s->client, &s->s_scan) == 0 && s->u2c.ready > s->u2c.off) {
 			sbuf_set_events(env->epfd, &s->client, EPOLLOUT | (s->c2u.eof ? 0 : EPOLLIN));
 			return;

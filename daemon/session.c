@@ -418,7 +418,9 @@ void session_event(struct session_env *env, struct session_end *end, uint32_t ev
 {
 	struct session *s = end->s;
 
-	if (s->dead)
+	/* an end closed by an earlier event of the same epoll_wait batch (a drain's
+	 * upstream) may still have an event in it: stale, it is not this end's */
+	if (s->dead || end->fd < 0)
 		return;
 	switch (s->state) {
 	case SESSION_STARTUP:
