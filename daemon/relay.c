@@ -46,9 +46,7 @@ static bool c2u_gated(const struct session *s)
 }
 
 /* What the client of a session whose last words drain sends meanwhile is read and
- * dropped: a socket closed with bytes unread resets the connection, and the kernel
- * then drops what it still holds for the client (the last rows, the FATAL). 0, or
- * -1 when the client end is broken. */
+ * dropped (close_after_drain says why). 0, or -1 when the client end is broken. */
 static int drain_discard(struct session *s)
 {
 	for (int i = 0; i < 4 && !s->c2u.eof; i++) {
@@ -60,6 +58,29 @@ static int drain_discard(struct session *s)
 			return n == -EAGAIN || n == -EINTR ? 0 : -1;
 	}
 	return 0;
+}
+
+/* A step of a session's drain (close_after_drain): the client gets what u2c holds,
+ * then a FIN, and what it sends meanwhile is read and dropped, until it closes too. */
+static void drain_step(struct session_env *env, struct session *s, uint32_t events)
+{
+	if ((events & EPOLLERR) || drain_discard(s) < 0 || sbuf_flush(&s->u2c, &s->client, &s->s_scan) < 0) {
+		session_close(env, s, s->refuse_msg);
+		return;
+	}
+	if (s->u2c.ready == s->u2c.off && !s->u2c.shut) {
+		/* all of it went: bytes held back (a message the server does not finish
+		 * now) never go */
+		if (s->client.ssl)
+			tls_shutdown(s->client.ssl);
+		shutdown(s->client.fd, SHUT_WR);
+		s->u2c.shut = true;
+	}
+	if (s->u2c.shut && s->c2u.eof) {
+		session_close(env, s, s->refuse_msg);
+		return;
+	}
+	sbuf_set_events(env->epfd, &s->client, (s->u2c.shut ? 0 : EPOLLOUT) | (s->c2u.eof ? 0 : EPOLLIN));
 }
 
 static uint32_t interest(const struct session_buf *in, size_t reserve, const struct session_buf *out)
@@ -87,14 +108,9 @@ void session_relay_event(struct session_env *env, struct session *s, struct sess
 	int r = 0;
 
 	if (s->draining) {
-		if (!from_client)
-			return; /* the upstream closed when the drain began: nothing of it ends the drain */
-		if (!(events & EPOLLERR) && drain_discard(s) == 0 &&
-		    sbuf_flush(&s->u2c, &s->client, &s->s_scan) == 0 && s->u2c.ready > s->u2c.off) {
-			sbuf_set_events(env->epfd, &s->client, EPOLLOUT | (s->c2u.eof ? 0 : EPOLLIN));
-			return;
-		}
-		session_close(env, s, s->refuse_msg);
+		/* the upstream closed when the drain began: nothing of it ends the drain */
+		if (from_client)
+			drain_step(env, s, events);
 		return;
 	}
 
@@ -296,29 +312,30 @@ void session_policy_reloaded(struct session_env *env)
 /* ---- the end of a relay: a fault, the server gone, a reload ------------------- */
 
 /* The session's last words are queued in u2c: a slow client still gets them and what
- * the server said before (its own FATAL, final rows), so the upstream closes now and
- * the client end drains, then closes (at most SESSION_REFUSE_TIMEOUT_S). */
+ * the server said before (its own FATAL, final rows). The upstream closes now. The
+ * client end drains, is shut for writing (sbuf_flush, once u2c is empty), and closes
+ * when the client does, or after SESSION_REFUSE_TIMEOUT_S: closed while the client
+ * still sends, a socket resets the connection, and the client's kernel drops what it
+ * had not read yet (those rows, the FATAL), even when pgtether's buffers were empty. */
 static void close_after_drain(struct session_env *env, struct session *s, const char *why)
 {
-	sbuf_flush(&s->u2c, &s->client, &s->s_scan);
-	if (s->u2c.ready > s->u2c.off) {
-		tls_free(s->upstream.ssl);
-		s->upstream.ssl = NULL;
-		sbuf_close(env->epfd, &s->upstream);
-		snprintf(s->refuse_msg, sizeof(s->refuse_msg), "%s", why);
-		if (s->held_id && !s->held_decision) {
-			/* what it held never runs now: no approver is shown it, nor may
-			 * decide it (session_decide), and it times out no more */
-			worker_notify(PRIV_HELD_DONE, s->id, NULL, 0, -1);
-			s->held_decision = -1;
-		}
-		s->draining = true;
-		s->drain_started = time(NULL);
-		sbuf_set_events(env->epfd, &s->client, EPOLLOUT | (s->c2u.eof ? 0 : EPOLLIN));
-		return;
+	tls_free(s->upstream.ssl);
+	s->upstream.ssl = NULL;
+	sbuf_close(env->epfd, &s->upstream);
+	snprintf(s->refuse_msg, sizeof(s->refuse_msg), "%s", why);
+	if (s->held_id && !s->held_decision) {
+		/* what it held never runs now: no approver is shown it, nor may decide it
+		 * (session_decide), and it times out no more */
+		worker_notify(PRIV_HELD_DONE, s->id, NULL, 0, -1);
+		s->held_decision = -1;
 	}
-	drain_discard(s); /* what was sent already still reaches the client */
-	session_close(env, s, why);
+	/* nothing in u2c is scanned again: its last words (the FATAL) are past s_scan,
+	 * which the flushes move back as they go */
+	if (s->s_scan < s->u2c.ready)
+		s->s_scan = s->u2c.ready;
+	s->draining = true;
+	s->drain_started = time(NULL);
+	drain_step(env, s, 0);
 }
 
 /* The client broke a rule of the relay: it is told why, at once, and the session ends.

@@ -151,6 +151,45 @@ raw() { pgt_in "$PGT_CG/raw" python3 "$BATS_TEST_DIRNAME/pgraw.py" 127.0.0.1 "$P
   [ "${lines[2]}" = "then EOF" ]
 }
 
+# server_gone_while_stopped SYNC: the workers stopped between the client's violation
+# and its server's reset, so that one epoll_wait has both (pgraw.py's server-gone case)
+server_gone_while_stopped() {
+  local sync=$1 pids bpid i rc=0
+  pgt_wait_until 10 test -e "$sync/ready" || return 1
+  pids=$(pgt status --json | jq -r '.workers[].pid | numbers')
+  [ -n "$pids" ] || return 1
+  kill -STOP $pids
+  touch "$sync/stopped"
+  pgt_wait_until 5 test -e "$sync/sent" || rc=1
+  bpid=$(pgt_psql -c "select pid from pg_stat_activity where query = 'select 1' and pid <> pg_backend_pid()") || rc=1
+  [ -n "$bpid" ] || rc=1
+  [ -z "$bpid" ] || pgt_psql -c "select pg_terminate_backend($bpid)" >/dev/null || rc=1
+  for ((i = 0; i < 100; i++)); do
+    [ -n "$(pgt_psql -c "select 1 from pg_stat_activity where pid = ${bpid:-0}")" ] || break
+    sleep 0.05
+  done
+  sleep 0.2 # its reset reaches pgtether's end
+  kill -CONT $pids
+  touch "$sync/go"
+  return $rc
+}
+
+@test "a slow client's rows and FATAL survive its server's reset in the same batch as its violation" {
+  # the upstream's event after the client's, in one epoll_wait, ended the drain the
+  # client's had begun (and closed the upstream): rows, then EOF without the FATAL
+  local sync="$PGT_TMP/server-gone"
+  rm -rf "$sync" && mkdir "$sync"
+  raw fatal-slow-reader-server-gone "$sync" >"$sync/out" 2>&1 &
+  local rawpid=$!
+  server_gone_while_stopped "$sync"
+  wait "$rawpid" || true
+  cat "$sync/out"
+  mapfile -t lines <"$sync/out"
+  [ "${lines[0]}" = "rows many" ]
+  [ "${lines[1]}" = "last E FATAL 08P01 pgtether: invalid frontend message type: after login a client sends only Query, Parse, Bind, Describe, Execute, Close, Flush, Sync, FunctionCall, Terminate and COPY data" ]
+  [ "${lines[2]}" = "then EOF" ]
+}
+
 @test "a Query whose SQL does not end in a NUL ends the session with 08P01 saying so" {
   run raw no-nul
   echo "$output"

@@ -2,6 +2,7 @@
 """A raw PostgreSQL protocol client for the tests: sends exactly the bytes a case
 needs (a FunctionCall, a bad length, a newer protocol version) and prints what comes
 back, one message per line: TYPE [fields]. Usage: pgraw.py HOST PORT CASE"""
+import os
 import socket
 import struct
 import sys
@@ -187,9 +188,17 @@ def main():
         inside = b"invalid message length" in raw[:row_end]
         out = ["fatal inside the row: %s" % ("yes" if inside else "no"),
                "row %s" % ("whole" if len(raw) >= row_end else "cut")]
-    elif case in ("fatal-slow-reader", "fatal-slow-reader-more"):
+    elif case in ("fatal-slow-reader", "fatal-slow-reader-more", "fatal-slow-reader-server-gone"):
         # a client that reads slowly has pgtether's buffer full of rows when it breaks
         # a rule: prints how many whole rows came, then how the stream ended
+        def step(name, wait):
+            # server-gone: the test, told NAME, does its part and says WAIT
+            open("%s/%s" % (sys.argv[4], name), "w").close()
+            for _ in range(200):
+                if os.path.exists("%s/%s" % (sys.argv[4], wait)):
+                    return
+                time.sleep(0.05)
+            raise SystemExit("no %s from the test" % wait)
         c.s.close()
         c.s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         c.s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -198,7 +207,18 @@ def main():
         login(c, out)
         c.send(msg(b"Q", b"select g, repeat('x', 200) from generate_series(1, 20000) g\0"))
         time.sleep(1)  # pgtether's buffer and the sockets fill
-        c.send(msg(b"z", b"select 1\0"))
+        if case == "fatal-slow-reader-server-gone":
+            # a Query the busy server leaves unread, so that its end closes with
+            # a reset; then, with the workers stopped, the violation, then the
+            # server's reset (the test terminates the backend): the worker sees
+            # both in one epoll_wait
+            c.send(msg(b"Q", b"select 1\0"))
+            time.sleep(0.3)
+            step("ready", "stopped")
+            c.send(msg(b"z", b"select 1\0"))
+            step("sent", "go")
+        else:
+            c.send(msg(b"z", b"select 1\0"))
         time.sleep(0.5)
         if case == "fatal-slow-reader-more":
             # what a client sends after the violation (here a Terminate) is not
@@ -304,7 +324,6 @@ def main():
     elif case == "portal-across-reload":
         # a portal run in steps, and a named statement described, before a reload
         # (the test's, once FLAG.ready exists) that adds a mask; then their later rows
-        import os
         flag = sys.argv[4]
         login(c, out)
         c.send(msg(b"Q", b"begin\0"))
