@@ -161,7 +161,7 @@ server_gone_while_stopped() {
   kill -STOP $pids
   touch "$sync/stopped"
   pgt_wait_until 5 test -e "$sync/sent" || rc=1
-  bpid=$(pgt_psql -c "select pid from pg_stat_activity where query = 'select 1' and pid <> pg_backend_pid()") || rc=1
+  bpid=$(pgt_psql -c "select pid from pg_stat_activity where query like 'select g, repeat(%' and pid <> pg_backend_pid()") || rc=1
   [ -n "$bpid" ] || rc=1
   [ -z "$bpid" ] || pgt_psql -c "select pg_terminate_backend($bpid)" >/dev/null || rc=1
   for ((i = 0; i < 100; i++)); do
@@ -176,7 +176,9 @@ server_gone_while_stopped() {
 
 @test "a slow client's rows and FATAL survive its server's reset in the same batch as its violation" {
   # the upstream's event after the client's, in one epoll_wait, ended the drain the
-  # client's had begun (and closed the upstream): rows, then EOF without the FATAL
+  # client's had begun (closing the upstream): the socket closed while the client
+  # still sent, so the connection reset, and the client lost the rows it had not
+  # read and the FATAL
   local sync="$PGT_TMP/server-gone"
   rm -rf "$sync" && mkdir "$sync"
   raw fatal-slow-reader-server-gone "$sync" >"$sync/out" 2>&1 &
@@ -188,6 +190,22 @@ server_gone_while_stopped() {
   [ "${lines[0]}" = "rows many" ]
   [ "${lines[1]}" = "last E FATAL 08P01 pgtether: invalid frontend message type: after login a client sends only Query, Parse, Bind, Describe, Execute, Close, Flush, Sync, FunctionCall, Terminate and COPY data" ]
   [ "${lines[2]}" = "then EOF" ]
+}
+
+@test "a client that keeps its socket open after its FATAL is let go within 10 seconds" {
+  # pgtether waits for the client's close after its last words (a close while it
+  # still sends would reset them away), but not for ever
+  local out="$PGT_TMP/fatal-then-hold.out" before
+  before=$(pgt_log_count conn.close "reason=\"client protocol violation\"")
+  raw fatal-then-hold >"$out" 2>&1 &
+  local rawpid=$!
+  pgt_wait_until 10 grep -q '^EOF$' "$out" || { kill "$rawpid"; cat "$out"; false; }
+  pgt_wait_until 13 eval '[ "$(pgt_log_count conn.close "reason=\"client protocol violation\"")" -gt "$before" ]' ||
+    { kill "$rawpid"; false; }
+  kill "$rawpid" || true
+  wait "$rawpid" || true
+  cat "$out"
+  [ "$(grep -A1 '^E FATAL 08P01 pgtether: invalid frontend message type' "$out" | tail -n 1)" = EOF ]
 }
 
 @test "a Query whose SQL does not end in a NUL ends the session with 08P01 saying so" {

@@ -123,6 +123,17 @@ def main():
         out.append(describe(*m) if m else "EOF")
         m = c.read()
         out.append(describe(*m) if m else "EOF")
+    elif case == "fatal-then-hold":
+        # breaks a rule, reads the FATAL and the end of the stream, then keeps its
+        # socket open (and says so), until the test ends it
+        login(c, out)
+        c.send(msg(b"z", b"select 1\0"))
+        m = c.read()
+        out.append(describe(*m) if m else "EOF")
+        out.append("EOF" if c.read() is None else "more")
+        print("\n".join(out), flush=True)
+        time.sleep(20)
+        return
     elif case == "no-nul":
         # a Query whose SQL does not end in a NUL byte
         login(c, out)
@@ -205,18 +216,26 @@ def main():
         c.s.settimeout(10)
         c.s.connect((host, port))
         login(c, out)
-        c.send(msg(b"Q", b"select g, repeat('x', 200) from generate_series(1, 20000) g\0"))
+        q = msg(b"Q", b"select g, repeat('x', 200) from generate_series(1, 20000) g\0")
+        if case == "fatal-slow-reader-server-gone":
+            # rows enough that the server still sends when it is terminated, and
+            # a Query it leaves unread meanwhile (it reads 8 kB at a time), so
+            # that its end closes with a reset
+            q = (msg(b"Q", b"select g, repeat('x', 200) from generate_series(1, 200000) g\0") +
+                 msg(b"Q", b"select 1 -- " + b"x" * 60000 + b"\0"))
+        c.send(q)
         time.sleep(1)  # pgtether's buffer and the sockets fill
         if case == "fatal-slow-reader-server-gone":
-            # a Query the busy server leaves unread, so that its end closes with
-            # a reset; then, with the workers stopped, the violation, then the
-            # server's reset (the test terminates the backend): the worker sees
-            # both in one epoll_wait
-            c.send(msg(b"Q", b"select 1\0"))
-            time.sleep(0.3)
+            # with the workers stopped, the violation, then the server's reset
+            # (the test terminates the backend): the worker sees both in one
+            # epoll_wait
             step("ready", "stopped")
             c.send(msg(b"z", b"select 1\0"))
             step("sent", "go")
+            # and then a Terminate, which a session closed at once would answer
+            # with a reset that drops what the client had not read
+            c.send(msg(b"X"))
+            time.sleep(0.2)
         else:
             c.send(msg(b"z", b"select 1\0"))
         time.sleep(0.5)
