@@ -602,7 +602,9 @@ void session_tick(struct session_env *env)
 
 void session_close_all(struct session_env *env, const char *reason)
 {
+	/* a draining session ended already, for the reason it keeps (close_after_drain):
+	 * its conn.close line is the one record of that reason */
 	while (env->head)
-		session_close(env, env->head, reason);
+		session_close(env, env->head, env->head->draining ? env->head->refuse_msg : reason);
 	session_reap(env);
 }

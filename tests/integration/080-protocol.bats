@@ -208,6 +208,22 @@ server_gone_while_stopped() {
   [ "$(grep -A1 '^E FATAL 08P01 pgtether: invalid frontend message type' "$out" | tail -n 1)" = EOF ]
 }
 
+@test "a session that still drains when the daemon stops is logged with the reason it ended" {
+  # its conn.close line is the one record of why it ended: a stop during the drain
+  # wrote "daemon stopping" there instead
+  local out="$PGT_TMP/fatal-then-hold-stop.out" before
+  before=$(pgt_log_count conn.close "reason=\"client protocol violation\"")
+  raw fatal-then-hold >"$out" 2>&1 &
+  local rawpid=$!
+  pgt_wait_until 10 grep -q '^EOF$' "$out" || { kill "$rawpid"; cat "$out"; false; }
+  pgt_stop_daemon
+  kill "$rawpid" || true
+  wait "$rawpid" || true
+  pgt_start_daemon
+  grep "event=conn.close .*cgroup=$PGT_CG/raw " "$PGT_LOG" | tail -n 1
+  [ "$(pgt_log_count conn.close "reason=\"client protocol violation\"")" -gt "$before" ]
+}
+
 @test "a Query whose SQL does not end in a NUL ends the session with 08P01 saying so" {
   run raw no-nul
   echo "$output"
