@@ -241,7 +241,7 @@ PY
 @test "a connection to a port that is not a target is untouched" {
   local port before
   port=$(pgt_free_port)
-  python3 - "$port" <<'PY' &
+  /usr/bin/python3 - "$port" <<'PY' &
 import socket, sys
 s = socket.socket()
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -255,7 +255,7 @@ PY
   local srv=$!
   for _ in $(seq 50); do ss -ltn "sport = :$port" | grep -q LISTEN && break; sleep 0.1; done
   before=$(pgt_log_count conn.open)
-  run pgt_in "$PGT_CG/t1" python3 -c "import socket,sys; c=socket.create_connection(('127.0.0.1', int(sys.argv[1])), 5); print(c.recv(64).decode().strip())" "$port"
+  run pgt_in "$PGT_CG/t1" /usr/bin/python3 -c "import socket,sys; c=socket.create_connection(('127.0.0.1', int(sys.argv[1])), 5); print(c.recv(64).decode().strip())" "$port"
   wait "$srv" || true
   echo "$output"
   [ "$status" -eq 0 ]
@@ -277,7 +277,7 @@ PY
 }
 
 @test "a flood of SSLRequests is cut off after the two negotiations PostgreSQL allows" {
-  run python3 -c '
+  run /usr/bin/python3 -c '
 import socket, struct, sys
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), 5)
 try:

@@ -98,7 +98,7 @@ SH
   local mute start
   mute=$(pgt_free_port)
   # a listener that completes the TCP handshake and then says nothing
-  python3 -c 'import socket,sys,time; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.2", int(sys.argv[1]))); s.listen(8); time.sleep(30)' "$mute" &
+  /usr/bin/python3 -c 'import socket,sys,time; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.2", int(sys.argv[1]))); s.listen(8); time.sleep(30)' "$mute" &
   local listener=$!
   pgt_stop_daemon
   PGT_EXTRA_CONFIG='"login_timeout": 2' pgt_write_config closed "[]" "[\"*:$PG_PORT\", \"127.0.0.2:$mute\"]" \

@@ -112,7 +112,7 @@ JSON
 @test "pgtetherd refuses to start twice on one control socket" {
   local port
   port=$(pgt_free_port)
-  python3 -c 'import socket,sys,time; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(); time.sleep(5)' "$PGT_TMP/busy.sock" &
+  /usr/bin/python3 -c 'import socket,sys,time; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(); time.sleep(5)' "$PGT_TMP/busy.sock" &
   local holder=$!
   for _ in $(seq 50); do [ -S "$PGT_TMP/busy.sock" ] && break; sleep 0.1; done
   printf '{ "listen": "127.0.0.1:%s", "bpffs_dir": "/sys/fs/bpf/%s-040", "control_socket": "%s/busy.sock" }' \

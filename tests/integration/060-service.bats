@@ -46,7 +46,7 @@ wait_for_line() { # FILE PATTERN COUNT
 }
 
 @test "READY=1 is sent only when interception is live" {
-  python3 "$PGT_TMP/notify-listener.py" "$PGT_TMP/notify.sock" "$PGT_TMP/notify.log" "$CGMOUNT$PGT_CG/svc" "$PG_PORT" 3>&- &
+  /usr/bin/python3 "$PGT_TMP/notify-listener.py" "$PGT_TMP/notify.sock" "$PGT_TMP/notify.log" "$CGMOUNT$PGT_CG/svc" "$PG_PORT" 3>&- &
   echo "$!" >"$PGT_TMP/listener.pid"
   for _ in $(seq 50); do [ -S "$PGT_TMP/notify.sock" ] && break; sleep 0.1; done
   NOTIFY_SOCKET="$PGT_TMP/notify.sock" pgt_start_daemon

@@ -14,7 +14,7 @@ teardown_file() {
   pgt_teardown_world
 }
 
-raw() { pgt_in "$PGT_CG/raw" python3 "$BATS_TEST_DIRNAME/pgraw.py" 127.0.0.1 "$PG_PORT" "$@"; }
+raw() { pgt_in "$PGT_CG/raw" /usr/bin/python3 "$BATS_TEST_DIRNAME/pgraw.py" 127.0.0.1 "$PG_PORT" "$@"; }
 
 @test "a workload with a wrong or empty password logs in with the credential pgtether holds" {
   run env PGPASSWORD=wrong psql -X -h 127.0.0.1 -p "$PG_PORT" -Atq -c "select 1"
@@ -282,13 +282,13 @@ server_gone_while_stopped() {
   [ "$status" -eq 0 ]
   [ "$output" = UTF8 ]
   # setting names are case-insensitive, and only presentation settings pass
-  run pgt_in "$PGT_CG/p4" python3 "$BATS_TEST_DIRNAME/pgraw.py" 127.0.0.1 "$PG_PORT" startup-param CLIENT_ENCODING=SJIS
+  run pgt_in "$PGT_CG/p4" /usr/bin/python3 "$BATS_TEST_DIRNAME/pgraw.py" 127.0.0.1 "$PG_PORT" startup-param CLIENT_ENCODING=SJIS
   [[ "$output" == *"E FATAL 22023 pgtether: client_encoding \"SJIS\" is not supported"* ]]
-  run pgt_in "$PGT_CG/p4" python3 "$BATS_TEST_DIRNAME/pgraw.py" 127.0.0.1 "$PG_PORT" startup-param PGTETHER.identity=forged
+  run pgt_in "$PGT_CG/p4" /usr/bin/python3 "$BATS_TEST_DIRNAME/pgraw.py" 127.0.0.1 "$PG_PORT" startup-param PGTETHER.identity=forged
   [[ "$output" == *"E FATAL 08004 pgtether: the startup setting \"PGTETHER.identity\" is not passed: it is set by pgtether"* ]]
-  run pgt_in "$PGT_CG/p4" python3 "$BATS_TEST_DIRNAME/pgraw.py" 127.0.0.1 "$PG_PORT" startup-param session_authorization=postgres
+  run pgt_in "$PGT_CG/p4" /usr/bin/python3 "$BATS_TEST_DIRNAME/pgraw.py" 127.0.0.1 "$PG_PORT" startup-param session_authorization=postgres
   [[ "$output" == *"E FATAL 08004 pgtether: the startup setting \"session_authorization\" is not passed: it changes the role the session runs as"* ]]
-  run pgt_in "$PGT_CG/p4" python3 "$BATS_TEST_DIRNAME/pgraw.py" 127.0.0.1 "$PG_PORT" startup-param DateStyle=ISO,DMY
+  run pgt_in "$PGT_CG/p4" /usr/bin/python3 "$BATS_TEST_DIRNAME/pgraw.py" 127.0.0.1 "$PG_PORT" startup-param DateStyle=ISO,DMY
   [[ "$output" == *"Z I"* ]]
 }
 
@@ -339,7 +339,7 @@ server_gone_while_stopped() {
 }
 
 @test "a cancel with an unknown key is ignored, as PostgreSQL does" {
-  run pgt_in "$PGT_CG/p5" python3 -c '
+  run pgt_in "$PGT_CG/p5" /usr/bin/python3 -c '
 import socket, struct, sys
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), 5)
 s.sendall(struct.pack("!IIII", 16, 80877102, 12345, 67890))

@@ -213,7 +213,7 @@ plain() { pgt_in "$PGT_CG/plain/$1" psql -X -h 127.0.0.1 -p "$PG_PORT" -At "${@:
 }
 
 @test "Bind and Execute without Describe (pgx, JDBC) and portals run in steps are masked, and the client sees no extra message" {
-  run pgt_in "$PGT_CG/masked/raw" python3 "$BATS_TEST_DIRNAME/pgraw.py" 127.0.0.1 "$PG_PORT" no-describe
+  run pgt_in "$PGT_CG/masked/raw" /usr/bin/python3 "$BATS_TEST_DIRNAME/pgraw.py" 127.0.0.1 "$PG_PORT" no-describe
   echo "$output"
   [ "$status" -eq 0 ]
   local after

@@ -17,7 +17,7 @@ pgt_cgroup_mount() {
 
 # A TCP port on 127.0.0.1 that nothing listens on now.
 pgt_free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+  /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
 # pgt_make_worker_user: the system user this file's daemon runs its workers as, made
