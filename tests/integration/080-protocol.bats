@@ -192,18 +192,24 @@ server_gone_while_stopped() {
   [ "${lines[2]}" = "then EOF" ]
 }
 
+# hold_after_fatal OUT: a client that broke a rule, read its FATAL and the end of the
+# stream, and holds its socket open (pgraw.py's fatal-then-hold); its pid in HOLD_PID
+hold_after_fatal() {
+  raw fatal-then-hold >"$1" 2>&1 &
+  HOLD_PID=$!
+  pgt_wait_until 10 grep -q '^EOF$' "$1" || { kill "$HOLD_PID"; cat "$1"; return 1; }
+}
+
 @test "a client that keeps its socket open after its FATAL is let go within 10 seconds" {
   # pgtether waits for the client's close after its last words (a close while it
   # still sends would reset them away), but not for ever
   local out="$PGT_TMP/fatal-then-hold.out" before
   before=$(pgt_log_count conn.close "reason=\"client protocol violation\"")
-  raw fatal-then-hold >"$out" 2>&1 &
-  local rawpid=$!
-  pgt_wait_until 10 grep -q '^EOF$' "$out" || { kill "$rawpid"; cat "$out"; false; }
+  hold_after_fatal "$out"
   pgt_wait_until 13 eval '[ "$(pgt_log_count conn.close "reason=\"client protocol violation\"")" -gt "$before" ]' ||
-    { kill "$rawpid"; false; }
-  kill "$rawpid" || true
-  wait "$rawpid" || true
+    { kill "$HOLD_PID"; false; }
+  kill "$HOLD_PID" || true
+  wait "$HOLD_PID" || true
   cat "$out"
   [ "$(grep -A1 '^E FATAL 08P01 pgtether: invalid frontend message type' "$out" | tail -n 1)" = EOF ]
 }
@@ -213,12 +219,10 @@ server_gone_while_stopped() {
   # wrote "daemon stopping" there instead
   local out="$PGT_TMP/fatal-then-hold-stop.out" before
   before=$(pgt_log_count conn.close "reason=\"client protocol violation\"")
-  raw fatal-then-hold >"$out" 2>&1 &
-  local rawpid=$!
-  pgt_wait_until 10 grep -q '^EOF$' "$out" || { kill "$rawpid"; cat "$out"; false; }
+  hold_after_fatal "$out"
   pgt_stop_daemon
-  kill "$rawpid" || true
-  wait "$rawpid" || true
+  kill "$HOLD_PID" || true
+  wait "$HOLD_PID" || true
   pgt_start_daemon
   grep "event=conn.close .*cgroup=$PGT_CG/raw " "$PGT_LOG" | tail -n 1
   [ "$(pgt_log_count conn.close "reason=\"client protocol violation\"")" -gt "$before" ]
