@@ -313,7 +313,7 @@ void session_policy_reloaded(struct session_env *env)
 
 /* The session's last words are queued in u2c: a slow client still gets them and what
  * the server said before (its own FATAL, final rows). The upstream closes now. The
- * client end drains, is shut for writing (sbuf_flush, once u2c is empty), and closes
+ * client end drains, is shut for writing once u2c is empty (drain_step), and closes
  * when the client does, or after SESSION_REFUSE_TIMEOUT_S: closed while the client
  * still sends, a socket resets the connection, and the client's kernel drops what it
  * had not read yet (those rows, the FATAL), even when pgtether's buffers were empty. */
