@@ -582,7 +582,9 @@ void fx_init(void)
 	F.env.gen = 1;
 	F.env.mask_epoch = 1;
 	snprintf(F.env.sentinel_tag, sizeof(F.env.sentinel_tag), "pgtether_denied_0123456789abcdef_");
-	if ((F.env.epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
+	/* classified through the cache, as a worker does (worker.c): a message the
+	 * search_path lookup holds back is classified again when the answers are in */
+	if ((F.env.epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 || !(F.env.sqlcache = calloc(1, sizeof(*F.env.sqlcache))))
 		abort();
 }
 
@@ -736,6 +738,7 @@ void fx_end(void)
 		session_close(&F.env, F.s, "fuzz: end of input");
 	session_reap(&F.env);
 	F.s = NULL;
+	sqlclass_cache_clear(F.env.sqlcache); /* each input from an empty cache: a finding replays */
 	close(F.cpeer);
 	close(F.upeer);
 	if (F.rec_fd >= 0) {
