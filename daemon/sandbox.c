@@ -283,10 +283,11 @@ static void sandbox_build(struct sandbox_prog *p, pid_t self)
 	 * the process itself, exit. */
 	static const long plain[] = {
 		SYS_read, SYS_write, SYS_readv, SYS_writev, SYS_pread64, SYS_pwrite64, SYS_lseek,
-		SYS_recvfrom, SYS_sendto, SYS_recvmsg, SYS_sendmsg,
+		SYS_recvfrom, SYS_recvmsg,
 		/* the upstream socket arrives connecting (the parent set SO_MARK, which
 		 * needs CAP_NET_ADMIN, and connected it to the upstream): no connect(),
-		 * with which AF_UNSPEC then an address would aim it anywhere */
+		 * with which AF_UNSPEC then an address would aim it anywhere (nor
+		 * sendto/sendmsg with MSG_FASTOPEN, below) */
 		SYS_getsockopt, SYS_getpeername, SYS_getsockname, SYS_shutdown,
 		SYS_close,
 		SYS_epoll_create1, SYS_epoll_ctl, SYS_epoll_pwait, SYS_ppoll,
@@ -373,6 +374,11 @@ static void sandbox_build(struct sandbox_prog *p, pid_t self)
 	 * so a PROT_EXEC mapping could only be an exploit's. */
 	sandbox_allow_arg_clear(p, SYS_mmap, 2, PROT_EXEC);
 	sandbox_allow_arg_clear(p, SYS_mprotect, 2, PROT_EXEC);
+	/* MSG_FASTOPEN connects a TCP socket in the CLOSE state to the address given:
+	 * an upstream socket the server refused, or one shut down while connecting,
+	 * would be aimed anywhere with its mark. Nothing in a worker sends with it. */
+	sandbox_allow_arg_clear(p, SYS_sendto, 3, MSG_FASTOPEN);
+	sandbox_allow_arg_clear(p, SYS_sendmsg, 2, MSG_FASTOPEN);
 	sandbox_allow_arg_in(p, SYS_fcntl, 1, fcntl_cmds, sizeof(fcntl_cmds) / sizeof(fcntl_cmds[0]));
 	sandbox_allow_arg_in(p, SYS_ioctl, 1, ioctl_cmds, sizeof(ioctl_cmds) / sizeof(ioctl_cmds[0]));
 	sandbox_allow_arg_in(p, SYS_prctl, 0, prctl_opts, sizeof(prctl_opts) / sizeof(prctl_opts[0]));

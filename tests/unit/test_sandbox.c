@@ -24,6 +24,7 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -708,6 +709,103 @@ static void test_threads(void **state)
 	assert_int_equal(WTERMSIG(st), SIGSYS);
 }
 
+/* ---- a refused upstream socket is not aimed anywhere else -------------------------- */
+
+struct reaim {
+	int fd;                    /* a TCP socket whose connect was refused: state CLOSE */
+	struct sockaddr_in to;     /* a listener it was never meant to reach */
+	bool msg;                  /* sendmsg, not sendto */
+};
+
+/* MSG_FASTOPEN connects a socket in the CLOSE state to the address it is given (the
+ * kernel's TCP Fast Open client, on by default): what a taken-over worker would do
+ * with the marked socket the parent connected to an upstream that refused it */
+static int do_reaim(void *a)
+{
+	const struct reaim *r = a;
+	struct iovec iov = { .iov_base = "x", .iov_len = 1 };
+	struct msghdr mh = { .msg_name = (void *)&r->to, .msg_namelen = sizeof(r->to), .msg_iov = &iov, .msg_iovlen = 1 };
+
+	/* the first try after the refusal reports it (ECONNABORTED); the second connects */
+	for (int i = 0; i < 2; i++)
+		if ((r->msg ? syscall(SYS_sendmsg, r->fd, &mh, MSG_FASTOPEN)
+			    : syscall(SYS_sendto, r->fd, "x", 1, MSG_FASTOPEN, &r->to, sizeof(r->to))) == 1)
+			return 0;
+	return 1;
+}
+
+/* A socket refused by a port nobody listens on, as an upstream that is down leaves
+ * the one the parent hands over. */
+static int refused_socket(void)
+{
+	struct sockaddr_in dead = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(dead);
+	int probe = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), fd, e = 0;
+	struct pollfd pfd;
+
+	assert_true(probe != -1);
+	assert_int_equal(bind(probe, (struct sockaddr *)&dead, sizeof(dead)), 0);
+	assert_int_equal(getsockname(probe, (struct sockaddr *)&dead, &len), 0);
+	close(probe); /* bound, then closed: the port refuses */
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	assert_true(fd != -1);
+	assert_true(connect(fd, (struct sockaddr *)&dead, sizeof(dead)) == -1 && errno == EINPROGRESS);
+	pfd = (struct pollfd){ .fd = fd, .events = POLLOUT };
+	assert_int_equal(poll(&pfd, 1, 5000), 1);
+	len = sizeof(e);
+	assert_int_equal(getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &len), 0);
+	assert_int_equal(e, ECONNREFUSED);
+	/* blocking from here, so a send that connects has connected when it returns */
+	assert_int_equal(fcntl(fd, F_SETFL, 0), 0);
+	return fd;
+}
+
+/* Whether the listener lfd has a connection waiting (it was reached). */
+static bool reached(int lfd)
+{
+	struct pollfd pfd = { .fd = lfd, .events = POLLIN };
+	int acc;
+
+	if (poll(&pfd, 1, 200) != 1)
+		return false;
+	acc = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	assert_true(acc != -1);
+	close(acc);
+	return true;
+}
+
+static void test_fastopen_reaim(void **state)
+{
+	struct reaim r = { .to = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) } };
+	socklen_t len = sizeof(r.to);
+	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), st;
+
+	(void)state;
+	assert_true(lfd != -1);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&r.to, sizeof(r.to)), 0);
+	assert_int_equal(listen(lfd, 4), 0);
+	assert_int_equal(getsockname(lfd, (struct sockaddr *)&r.to, &len), 0);
+	for (int m = 0; m < 2; m++) {
+		r.msg = m;
+		/* outside the sandbox the attack works on this kernel: the test can see it */
+		r.fd = refused_socket();
+		assert_int_equal(do_reaim(&r), 0);
+		assert_true(reached(lfd));
+		close(r.fd);
+		/* inside it, the call kills the worker and nothing is reached */
+		r.fd = refused_socket();
+		st = wait_for(sandboxed(do_reaim, &r));
+		if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGSYS) {
+			print_error("%s with MSG_FASTOPEN: %s %d\n", m ? "sendmsg" : "sendto", WIFSIGNALED(st) ? "signal" : "exit",
+				    WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+			fail();
+		}
+		assert_false(reached(lfd));
+		close(r.fd);
+	}
+	close(lfd);
+}
+
 /* abort() signals the process itself (tgkill on its own pid): SIGABRT, not SIGSYS */
 static void test_abort(void **state)
 {
@@ -782,6 +880,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_tls_fresh_process),
 		cmocka_unit_test(test_forbidden),
 		cmocka_unit_test(test_threads),
+		cmocka_unit_test(test_fastopen_reaim),
 		cmocka_unit_test(test_abort),
 #ifdef TEST_ASAN
 		cmocka_unit_test(test_asan_report),
