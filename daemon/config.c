@@ -54,7 +54,7 @@ static const char *const known_keys[] = {
 };
 
 static const char *const upstream_keys[] = {
-	"address", "aliases", "tls", "ca_file", "role", NULL,
+	"address", "aliases", "tls", "auth_methods", "ca_file", "role", NULL,
 };
 
 
@@ -402,6 +402,32 @@ static int parse_upstream(struct jsonpos_src *p, const char *name, json_t *obj, 
 	else
 		return jsonpos_fail(p, sub, "upstream '%s': tls must be \"disable\", \"require\" or \"verify-full\", got '%s'", name, json_string_value(v));
 
+	u->auth_methods = CONFIG_AUTH_SCRAM;
+	v = json_object_get(obj, "auth_methods");
+	if (v) {
+		snprintf(sub, sizeof(sub), "%s/auth_methods", ptr);
+		if (!json_is_array(v) || json_array_size(v) == 0)
+			return jsonpos_fail(p, sub, "upstream '%s': auth_methods must be a list of \"scram-sha-256\", \"md5\" and \"password\"", name);
+		u->auth_methods = 0;
+		for (i = 0; i < json_array_size(v); i++) {
+			const char *meth = json_string_value(json_array_get(v, i));
+			unsigned bit = 0;
+
+			for (unsigned b = CONFIG_AUTH_SCRAM; b <= CONFIG_AUTH_PASSWORD && meth; b <<= 1)
+				if (!strcmp(meth, config_auth_name(b)))
+					bit = b;
+			snprintf(sub, sizeof(sub), "%s/auth_methods/%zu", ptr, i);
+			if (!bit)
+				return jsonpos_fail(p, sub, "upstream '%s': auth_methods takes \"scram-sha-256\", \"md5\" and \"password\"", name);
+			if (u->auth_methods & bit)
+				return jsonpos_fail(p, sub, "upstream '%s': auth_methods lists \"%s\" twice", name, meth);
+			u->auth_methods |= bit;
+		}
+		snprintf(sub, sizeof(sub), "%s/auth_methods", ptr);
+		if ((u->auth_methods & CONFIG_AUTH_PASSWORD) && u->tls != CONFIG_TLS_VERIFY_FULL)
+			return jsonpos_fail(p, sub, "upstream '%s': auth_methods lists \"password\", which pgtether sends only over tls \"verify-full\"", name);
+	}
+
 	v = json_object_get(obj, "ca_file");
 	if (v) {
 		snprintf(sub, sizeof(sub), "%s/ca_file", ptr);
@@ -554,6 +580,16 @@ struct config_role *config_role_for(const struct config_upstream *u, const char 
 		if (strcmp(u->roles[i].name, name) == 0)
 			return &u->roles[i];
 	return NULL;
+}
+
+const char *config_auth_name(unsigned method)
+{
+	switch (method) {
+	case CONFIG_AUTH_SCRAM: return "scram-sha-256";
+	case CONFIG_AUTH_MD5: return "md5";
+	case CONFIG_AUTH_PASSWORD: return "password";
+	}
+	return "?";
 }
 
 struct config_upstream *config_upstream_named(const struct config *c, const char *name)

@@ -34,6 +34,18 @@ enum config_fail_mode { CONFIG_FAIL_CLOSED, CONFIG_FAIL_OPEN };
 
 enum config_tls { CONFIG_TLS_DISABLE, CONFIG_TLS_REQUIRE, CONFIG_TLS_VERIFY_FULL };
 
+/* The logins pgtether answers for an upstream ("auth_methods"): what each gives a
+ * worker is a SCRAM proof for one exchange, an md5 hash salted as the worker asks
+ * (cheap to try passwords on), or the password itself. */
+enum config_auth {
+	CONFIG_AUTH_SCRAM = 1u << 0,    /* "scram-sha-256", the default */
+	CONFIG_AUTH_MD5 = 1u << 1,      /* "md5" */
+	CONFIG_AUTH_PASSWORD = 1u << 2, /* "password": cleartext, over tls verify-full only */
+};
+
+/* The name of one CONFIG_AUTH_ method, as auth_methods and pg_hba.conf write it. */
+const char *config_auth_name(unsigned method);
+
 struct ssl_ctx_st;
 
 /* A role of an upstream and the held credential pgtetherd logs in with. */
@@ -57,6 +69,7 @@ struct config_upstream {
 	struct addr *aliases;
 	size_t n_aliases;
 	enum config_tls tls;
+	unsigned auth_methods;          /* CONFIG_AUTH_* it may ask for */
 	char *ca_file;
 	char *role;                     /* the role a rule without "role" logs in as */
 	struct config_role *roles;      /* every role credentials_file holds for it */

@@ -86,6 +86,7 @@ static const struct {
 	[FAULT_UPSTREAM_SCRAM_SIGNATURE] = { "28000", "upstream did not prove the password", FAULT_END_REFUSE },
 	[FAULT_UPSTREAM_CLEARTEXT] = { "28000", "upstream asks for a cleartext password", FAULT_END_REFUSE },
 	[FAULT_UPSTREAM_AUTH_METHOD] = { "28000", "upstream authentication method not supported", FAULT_END_REFUSE },
+	[FAULT_UPSTREAM_AUTH_NOT_LISTED] = { "28000", "upstream authentication method not in auth_methods", FAULT_END_REFUSE },
 	[FAULT_UPSTREAM_LOGIN_REFUSED] = { "28000", "upstream refused the login", FAULT_END_REFUSE },
 	[FAULT_UPSTREAM_LOGIN_MESSAGE] = { "08P01", "upstream protocol violation", FAULT_END_REFUSE },
 	[FAULT_UPSTREAM_KEYDATA] = { "08P01", "upstream protocol violation", FAULT_END_REFUSE },
@@ -380,6 +381,10 @@ static void login_message(enum fault_code f, const struct fault_facts *ff, char 
 	case FAULT_UPSTREAM_AUTH_METHOD:
 		snprintf(out, cap, "pgtether: upstream '%.*s' asks for an authentication method pgtether does not support (code %u); "
 			 "use scram-sha-256 or md5", FACT(ff->upstream), ff->auth_code);
+		break;
+	case FAULT_UPSTREAM_AUTH_NOT_LISTED:
+		snprintf(out, cap, "pgtether: upstream '%.*s' asks for %.*s authentication, which its \"auth_methods\" does not list; "
+			 "use scram-sha-256 in pg_hba.conf, or list it in the upstream's auth_methods", FACT(ff->upstream), FACT(ff->detail));
 		break;
 	case FAULT_UPSTREAM_LOGIN_REFUSED:
 		/* never the credential, only what the server said about it */

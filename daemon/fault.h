@@ -88,6 +88,7 @@ enum fault_code {
 	FAULT_UPSTREAM_SCRAM_SIGNATURE, /* the server signature is not the one expected */
 	FAULT_UPSTREAM_CLEARTEXT,     /* a cleartext password asked for without verify-full */
 	FAULT_UPSTREAM_AUTH_METHOD,   /* auth_code: a method pgtether does not take */
+	FAULT_UPSTREAM_AUTH_NOT_LISTED, /* detail: a method the upstream's auth_methods leaves out */
 	FAULT_UPSTREAM_LOGIN_REFUSED, /* role, credentials_file; detail: the server's message */
 	FAULT_UPSTREAM_LOGIN_MESSAGE, /* a message of invalid length during login */
 	FAULT_UPSTREAM_KEYDATA,       /* a malformed BackendKeyData */

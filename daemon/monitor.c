@@ -247,6 +247,15 @@ void login_done(struct monitor *m, struct mon_conn *c)
 	c->login_counted = c->login_keyed = false;
 }
 
+/* c's held statement is no longer listed for approvers. */
+static void held_unlist(struct monitor *m, struct mon_conn *c)
+{
+	json_decref(c->held);
+	c->held = NULL;
+	m->held_bytes -= c->held_len;
+	c->held_len = 0;
+}
+
 void conn_end(struct monitor *m, struct mon_conn *c)
 {
 	login_done(m, c);
@@ -257,7 +266,7 @@ void conn_end(struct monitor *m, struct mon_conn *c)
 	if (c->w && c->w->sessions)
 		c->w->sessions--;
 	json_decref(c->claims);
-	json_decref(c->held);
+	held_unlist(m, c);
 	free(c->pending);
 	if (c->prev)
 		c->prev->next = c->next;
@@ -594,35 +603,54 @@ static void on_cancel(struct monitor *m, struct mon_conn *c, const struct priv_c
 	login_done(m, c);
 }
 
-static void on_held_info(struct mon_conn *c, const uint8_t *body, size_t len)
+/* What approvers are shown of c's held statement: once per request (a worker sends it
+ * once), and all sessions' together no more than one `pgtether approvals` answer holds,
+ * so a worker taken over cannot fill the parent's memory with listings. -EPROTO: a
+ * second one. */
+static int on_held_info(struct monitor *m, struct mon_conn *c, const uint8_t *body, size_t len)
 {
 	struct priv_held h;
 	json_error_t e;
 	json_t *j;
 
+	if (c->held)
+		return -EPROTO;
 	if (len < sizeof(h))
-		return;
+		return 0;
 	memcpy(&h, body, sizeof(h));
+	if (h.json_len == len - sizeof(h) && m->held_bytes + h.json_len > MON_HELD_BYTES_MAX) {
+		log_warn("approval.request", "id=%llu: held statements already take %zu bytes of listings; request %llu is not listed",
+			 (unsigned long long)c->id, m->held_bytes, (unsigned long long)c->held_id);
+		return 0;
+	}
 	if (h.json_len != len - sizeof(h) ||
 	    !priv_json_bounded((const char *)body + sizeof(h), h.json_len, PRIV_HELD_MAX_DEPTH, PRIV_HELD_MAX_VALUES)) {
 		log_warn("approval.request", "id=%llu: worker %u sent what approvers are shown in a shape it never makes; not listed",
 			 (unsigned long long)c->id, c->w->idx);
-		return;
+		return 0;
 	}
 	j = json_loadb((const char *)body + sizeof(h), h.json_len, JSON_REJECT_DUPLICATES, &e);
 	if (!json_is_object(j)) {
 		json_decref(j);
-		return;
+		return 0;
 	}
-	/* who asked is the parent's record, not the worker's word */
+	/* who asked is the parent's record, not the worker's word: the token's subject
+	 * it verified too, and the rule it last knows of */
 	json_object_set_new(j, "pid", json_integer((json_int_t)c->origin.tgid));
 	json_object_set_new(j, "uid", json_integer((json_int_t)c->origin.uid));
+	json_object_set_new(j, "rule", escape_json_str(c->rule));
+	if (c->token_sub[0])
+		json_object_set_new(j, "sub", escape_json_str(c->token_sub));
+	else
+		json_object_del(j, "sub");
 	if (c->facts_read) {
 		json_object_set_new(j, "cgroup", escape_json_str(c->facts.cgroup));
 		json_object_set_new(j, "exe", escape_json_str(c->facts.exe));
 	}
-	json_decref(c->held);
 	c->held = j;
+	c->held_len = h.json_len;
+	m->held_bytes += h.json_len;
+	return 0;
 }
 
 static int on_stats(struct monitor *m, struct mon_worker *w, const uint8_t *body, size_t len)
@@ -659,6 +687,18 @@ static bool remask_unread(const struct mon_worker *w)
 }
 
 /* ---- the request channel ---------------------------------------------------------------- */
+
+/* Whether a session has the cancel key (pid, secret) already. A worker draws each key
+ * at random (upstream.c); one that took a victim's key from a CancelRequest it read
+ * and gave it to a session of its own in the victim's cgroup would have the victim's
+ * later cancels routed to it (on_cancel) and dropped. */
+static bool key_taken(const struct monitor *m, uint32_t pid, uint32_t secret)
+{
+	for (const struct mon_conn *t = m->head; t; t = t->next)
+		if (t->have_key && t->key_pid == pid && t->key_secret == secret)
+			return true;
+	return false;
+}
 
 /* One packet from w. -EPROTO: out of order or malformed (the worker is ended). */
 static int on_packet(struct monitor *m, struct mon_worker *w, const struct priv_hdr *h, const uint8_t *body, int fd)
@@ -735,6 +775,11 @@ static int on_packet(struct monitor *m, struct mon_worker *w, const struct priv_
 		memcpy(&q, body, sizeof(q));
 		if (q.up_idx >= c->n_addrs)
 			return -EPROTO;
+		if (key_taken(m, q.key_pid, q.key_secret)) {
+			log_warn("cancel", "id=%llu: worker %u gave it the cancel key of a live session (62 random bits: only a worker taken over repeats one)",
+				 (unsigned long long)c->id, w->idx);
+			return -EPROTO;
+		}
 		c->up_addr = c->addrs[q.up_idx];
 		c->key_pid = q.key_pid;
 		c->key_secret = q.key_secret;
@@ -751,19 +796,16 @@ static int on_packet(struct monitor *m, struct mon_worker *w, const struct priv_
 		id = ++m->next_request;
 		c->held_id = id;
 		c->held_since = time(NULL);
-		json_decref(c->held);
-		c->held = NULL;
+		held_unlist(m, c);
 		return reply(w, c->id, 0, &id, sizeof(id), -1);
 	}
 	case PRIV_HELD_INFO:
 		if (c->st != MC_RELAYING || !c->held_id)
 			return -EPROTO;
-		on_held_info(c, body, h->len);
-		return 0;
+		return on_held_info(m, c, body, h->len);
 	case PRIV_HELD_DONE:
 		c->held_id = 0;
-		json_decref(c->held);
-		c->held = NULL;
+		held_unlist(m, c);
 		return 0;
 	case PRIV_RULE: {
 		struct priv_rule q;
@@ -1153,8 +1195,7 @@ int monitor_decide(struct monitor *m, uint64_t id, bool approve, const char *rea
 	snprintf(d.by, sizeof(d.by), "%s", by ? by : "");
 	snprintf(d.reason, sizeof(d.reason), "%s", reason ? reason : "");
 	c->held_id = 0; /* decided: no longer listed, nor decided twice */
-	json_decref(c->held);
-	c->held = NULL;
+	held_unlist(m, c);
 	if (worker_send(c->w, PRIV_DECIDE, c->id, &d, sizeof(d), -1) < 0) {
 		snprintf(err, errlen, "the worker serving request %llu cannot be reached", (unsigned long long)id);
 		return -EIO;

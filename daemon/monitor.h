@@ -94,6 +94,7 @@ struct mon_conn {
 	uint64_t held_id;
 	time_t held_since;
 	json_t *held;                   /* what `pgtether approvals` shows */
+	size_t held_len;                /* its JSON's length, in monitor.held_bytes */
 	uint64_t bytes_in, bytes_out;
 	char client_encoding[32], scs[8];
 	struct timespec started;
@@ -107,6 +108,7 @@ struct mon_conn {
 
 struct monitor {
 	struct config *cfg;
+	size_t held_bytes;              /* what all sessions' held listings take, as sent */
 	struct intercept *ic;
 	struct sockdiag *sd;
 	struct attest_fs *fs;           /* token files, the executable's path and hash (NULL: on the loop) */

@@ -5,9 +5,12 @@
 #ifndef PGTETHER_MONITOR_INT_H
 #define PGTETHER_MONITOR_INT_H
 
+#include "control.h"
 #include "monitor.h"
 
 #define MON_MAX_SOCKETS 512        /* upstream sockets of one connection (cancel retries) */
+#define MON_LOGIN_GRACE_S 5        /* after login_timeout: a worker's own timer has ended the login */
+#define MON_HELD_BYTES_MAX CONTROL_MAX_REPLY /* all held listings: what `pgtether approvals` can answer */
 
 /* A command to w; a failure kills w (its sessions end when it is reaped). */
 int worker_send(struct mon_worker *w, uint32_t type, uint64_t conn, const void *body, size_t len, int fd);

@@ -472,6 +472,21 @@ void login_overdue(struct monitor *m, struct mon_conn *c, time_t age)
 {
 	unsigned t = m->cfg->login_timeout;
 
+	if (c->st != MC_RELAYING && c->st != MC_CANCELLING && age >= (time_t)t + MON_LOGIN_GRACE_S &&
+	    (c->login_counted || c->cfd >= 0)) {
+		/* A worker ends a login at login_timeout by its own timer (ENDED follows):
+		 * one taken over that neither finishes nor ends its logins would otherwise
+		 * keep their places under max_logins, and every login of the host would be
+		 * refused. The session stays the worker's; the parent lets go of it. */
+		log_warn("login", "id=%llu: worker %u neither finished nor ended the login in %u s; its place under the login caps is freed",
+			 (unsigned long long)c->id, c->w->idx, t + MON_LOGIN_GRACE_S);
+		login_fs_end(m, c);
+		login_done(m, c);
+		if (c->cfd >= 0)
+			close(c->cfd);
+		c->cfd = -1;
+		return;
+	}
 	if (c->st != MC_ATTESTING || age < (time_t)t)
 		return;
 	if (c->fs_job && c->fs_kind == ATTEST_FS_TOKEN) {
@@ -582,6 +597,19 @@ static struct mon_proof *mon_proof_take(struct monitor *m, uint64_t job)
 	return NULL;
 }
 
+/* Whether c's upstream lists method in auth_methods: the worker checks too
+ * (upstream.c), so one that asks otherwise was taken over, and is told no. */
+static bool method_listed(struct monitor *m, struct mon_conn *c, unsigned method)
+{
+	const struct config_upstream *u = config_upstream_named(m->cfg, c->upstream);
+
+	if (u && (u->auth_methods & method))
+		return true;
+	log_warn("login", "id=%llu: worker %u asked for a %s login to upstream '%s', which its auth_methods does not list; refused",
+		 (unsigned long long)c->id, c->w->idx, config_auth_name(method), c->upstream);
+	return false;
+}
+
 int login_scram(struct monitor *m, struct mon_conn *c, const struct priv_scram *q)
 {
 	struct config_role *cr = conn_role(m, c);
@@ -596,6 +624,8 @@ int login_scram(struct monitor *m, struct mon_conn *c, const struct priv_scram *
 		return -EPROTO;
 	if (!cr)
 		return reply(c->w, c->id, -ENOENT, NULL, 0, -1);
+	if (!method_listed(m, c, CONFIG_AUTH_SCRAM))
+		return reply(c->w, c->id, -EPERM, NULL, 0, -1);
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return reply(c->w, c->id, -ENOMEM, NULL, 0, -1);
@@ -741,6 +771,9 @@ int login_md5(struct monitor *m, struct mon_conn *c, const uint8_t *salt, size_t
 
 	if (len != 4)
 		return -EPROTO;
+	/* a hash salted as the worker asks: passwords are cheap to try on it */
+	if (!method_listed(m, c, CONFIG_AUTH_MD5))
+		return reply(c->w, c->id, -EPERM, NULL, 0, -1);
 	if (!cr || scram_md5_response(c->role, cr->password, salt, out) < 0)
 		return reply(c->w, c->id, -ENOENT, NULL, 0, -1);
 	r = reply(c->w, c->id, 0, out, strlen(out) + 1, -1);
@@ -757,6 +790,8 @@ int login_cleartext(struct monitor *m, struct mon_conn *c)
 
 	if (!cr)
 		return reply(c->w, c->id, -ENOENT, NULL, 0, -1);
+	if (!method_listed(m, c, CONFIG_AUTH_PASSWORD))
+		return reply(c->w, c->id, -EPERM, NULL, 0, -1);
 	/* The worker's rule, kept here too: a worker taken over would otherwise get the
 	 * password of any upstream just by asking. (Under verify-full the parent cannot
 	 * see the handshake: there it trusts the worker's check.) */

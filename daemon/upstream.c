@@ -36,6 +36,18 @@ static int upstream_send(struct session *s, const uint8_t *m, size_t n)
 	return sbuf_flush(&s->c2u, &s->upstream, NULL);
 }
 
+/* Whether the upstream's auth_methods lists method; when not, the session is refused
+ * with what to change (the parent answers only for listed methods too). */
+static bool method_listed(struct session_env *env, struct session *s, unsigned method)
+{
+	const struct config_upstream *u = config_upstream_named(env->cfg, s->upstream_name);
+
+	if (u && (u->auth_methods & method))
+		return true;
+	session_refuse(env, s, FAULT_UPSTREAM_AUTH_NOT_LISTED, &(struct fault_facts){ .detail = config_auth_name(method) });
+	return false;
+}
+
 /* One authentication request from the upstream. 1 when logged in, 0 to go on,
  * or refuses the session and returns -1. */
 static int upstream_auth_request(struct session_env *env, struct session *s, const uint8_t *body, uint32_t len)
@@ -70,6 +82,8 @@ static int upstream_auth_request(struct session_env *env, struct session *s, con
 		}
 		if (!scram)
 			break;
+		if (!method_listed(env, s, CONFIG_AUTH_SCRAM))
+			return -1;
 		r = scram_client_first(&s->scram, s->role, NULL, msg, sizeof(msg));
 		if (r < 0 || upstream_send(s, out, pgwire_build_sasl_initial(out, sizeof(out), "SCRAM-SHA-256", (uint8_t *)msg, (size_t)r)) < 0)
 			goto io;
@@ -120,6 +134,8 @@ static int upstream_auth_request(struct session_env *env, struct session *s, con
 	case 5: /* AuthenticationMD5Password */
 		if (len < 8)
 			break;
+		if (!method_listed(env, s, CONFIG_AUTH_MD5))
+			return -1;
 		{
 			size_t got;
 
@@ -140,6 +156,8 @@ static int upstream_auth_request(struct session_env *env, struct session *s, con
 			char pw[1024];
 			size_t got;
 
+			if (!method_listed(env, s, CONFIG_AUTH_PASSWORD))
+				return -1;
 			/* the one login in which the password itself is sent: the worker has it
 			 * for the length of this call */
 			r = worker_call(PRIV_CLEARTEXT, s->id, NULL, 0, pw, sizeof(pw), &got, NULL);

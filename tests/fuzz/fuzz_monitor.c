@@ -543,6 +543,8 @@ HARNESS static void scene(void)
 	m->gen = 1;
 	m->bundle_fd = -1;
 	F.cfg.upstreams[0].tls = F.scene & 4 ? CONFIG_TLS_VERIFY_FULL : CONFIG_TLS_DISABLE;
+	/* db answers every login it may ("password" needs verify-full); ro SCRAM alone */
+	F.cfg.upstreams[0].auth_methods = CONFIG_AUTH_SCRAM | CONFIG_AUTH_MD5 | (F.scene & 4 ? CONFIG_AUTH_PASSWORD : 0);
 	F.cfg.recording_fail_open = (F.scene & 0x20) != 0;
 	for (size_t i = 0; i < F.cfg.n_upstreams; i++)
 		for (size_t k = 0; k < F.cfg.upstreams[i].n_roles; k++)
@@ -784,7 +786,7 @@ HARNESS static void check_cancel(unsigned w, const struct priv_new_conn *nc)
 }
 
 /* What the worker reads: replies (the held password only for cleartext to a
- * verify-full upstream) and commands. */
+ * verify-full upstream that lists "password") and commands. */
 HARNESS static void drain(unsigned w, bool replies, bool commands)
 {
 	while (replies) {
@@ -800,7 +802,7 @@ HARNESS static void drain(unsigned w, bool replies, bool commands)
 			struct mon_conn *c = find(h.conn);
 			struct config_upstream *u = c ? config_upstream_named(&F.cfg, c->upstream) : NULL;
 
-			fuzz_check(u && u->tls == CONFIG_TLS_VERIFY_FULL && c->w == &F.m.w[w]);
+			fuzz_check(u && u->tls == CONFIG_TLS_VERIFY_FULL && (u->auth_methods & CONFIG_AUTH_PASSWORD) && c->w == &F.m.w[w]);
 		}
 		if (fd >= 0)
 			close(fd);

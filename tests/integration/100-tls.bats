@@ -154,7 +154,15 @@ PY
   [ "$output" = "handshake failed" ]
 }
 
-@test "a cleartext password is sent only over TLS with verify-full; md5 works too" {
+# The daemon again, with the jq filter $1 applied to its configuration.
+restart_with() {
+  pgt_stop_daemon
+  jq "$1" "$PGT_CONF" >"$PGT_CONF.new"
+  mv "$PGT_CONF.new" "$PGT_CONF"
+  pgt_start_daemon
+}
+
+@test "a cleartext password is sent only over TLS with verify-full, md5 only where auth_methods lists it" {
   "$PGT_ROOT/scripts/pg-local.sh" role "$PGT_TMP/pg" "$PG_PORT" app_pw "$PG_APP_PASSWORD"
   "$PGT_ROOT/scripts/pg-local.sh" role "$PGT_TMP/pg" "$PG_PORT" app_md5 "$PG_APP_PASSWORD"
   # stored as md5, so the md5 method really is md5 (not upgraded to SCRAM)
@@ -174,6 +182,11 @@ PY
     run pgt_in "$PGT_CG/pw" psql -X -h 127.0.0.1 -p "$PG_PORT" -Atq -c "select current_user"
     echo "$mode: $output"
     if [ "$mode" = verify-full ]; then
+      # verified, but the password itself goes to a worker only where the admin said so
+      [ "$status" -eq 2 ]
+      [[ "$output" == *"asks for password authentication, which its \"auth_methods\" does not list"* ]]
+      restart_with '.upstreams.main.auth_methods = ["scram-sha-256", "password"]'
+      run pgt_in "$PGT_CG/pw" psql -X -h 127.0.0.1 -p "$PG_PORT" -Atq -c "select current_user"
       [ "$output" = app_pw ]
     else
       # under "require" a man in the middle could be the one asking
@@ -186,6 +199,12 @@ PY
   jq '.upstreams.main.role = "app_md5"' "$PGT_CONF" >"$PGT_CONF.new"
   mv "$PGT_CONF.new" "$PGT_CONF"
   pgt_start_daemon
+  # an md5 hash salted as a worker asks is cheap to try passwords on: SCRAM alone by default
+  run pgt_in "$PGT_CG/pw" psql -X -h 127.0.0.1 -p "$PG_PORT" -Atq -c "select current_user"
+  echo "md5 by default: $output"
+  [ "$status" -eq 2 ]
+  [[ "$output" == *"asks for md5 authentication, which its \"auth_methods\" does not list"* ]]
+  restart_with '.upstreams.main.auth_methods = ["md5"]'
   run pgt_in "$PGT_CG/pw" psql -X -h 127.0.0.1 -p "$PG_PORT" -Atq -c "select current_user"
   [ "$output" = app_md5 ]
   pgt_write_credentials "$PG_APP_PASSWORD"

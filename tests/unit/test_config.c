@@ -262,6 +262,38 @@ static void test_upstreams(void **state)
 	expect_error("{\"max_message_bytes\": 10}", "t.json:1:2: 'max_message_bytes' must be an integer from 65536 to 1073741824");
 }
 
+/* The logins pgtether answers for an upstream: SCRAM alone unless the file lists more
+ * (an md5 hash salted as a worker asks, or the password itself, are worth more to a
+ * worker taken over than a SCRAM proof); the password only over tls verify-full. */
+static void test_auth_methods(void **state)
+{
+	struct config c;
+	char err[CONFIG_ERR_LEN] = "";
+
+	(void)state;
+	assert_int_equal(parse("{\"upstreams\": {\"a\": {\"address\": \"127.0.0.2:5432\", \"tls\": \"disable\", \"role\": \"x\"},"
+			       " \"b\": {\"address\": \"127.0.0.3:5432\", \"tls\": \"verify-full\", \"role\": \"x\","
+			       " \"auth_methods\": [\"md5\", \"password\", \"scram-sha-256\"]},"
+			       " \"c\": {\"address\": \"127.0.0.4:5432\", \"tls\": \"require\", \"role\": \"x\", \"auth_methods\": [\"md5\"]}}}",
+			       &c, err), 0);
+	assert_int_equal(c.upstreams[0].auth_methods, CONFIG_AUTH_SCRAM);
+	assert_int_equal(c.upstreams[1].auth_methods, CONFIG_AUTH_SCRAM | CONFIG_AUTH_MD5 | CONFIG_AUTH_PASSWORD);
+	assert_int_equal(c.upstreams[2].auth_methods, CONFIG_AUTH_MD5);
+	config_release(&c);
+	assert_string_equal(config_auth_name(CONFIG_AUTH_MD5), "md5");
+
+	expect_error("{\"upstreams\": {\"m\": {\"address\": \"127.0.0.2:5432\", \"tls\": \"require\", \"role\": \"a\", \"auth_methods\": [\"password\"]}}}",
+		     "t.json:1:82: upstream 'm': auth_methods lists \"password\", which pgtether sends only over tls \"verify-full\"");
+	expect_error("{\"upstreams\": {\"m\": {\"address\": \"127.0.0.2:5432\", \"tls\": \"disable\", \"role\": \"a\", \"auth_methods\": [\"md5\", \"trust\"]}}}",
+		     "t.json:1:106: upstream 'm': auth_methods takes \"scram-sha-256\", \"md5\" and \"password\"");
+	expect_error("{\"upstreams\": {\"m\": {\"address\": \"127.0.0.2:5432\", \"tls\": \"disable\", \"role\": \"a\", \"auth_methods\": [\"md5\", \"md5\"]}}}",
+		     "t.json:1:106: upstream 'm': auth_methods lists \"md5\" twice");
+	expect_error("{\"upstreams\": {\"m\": {\"address\": \"127.0.0.2:5432\", \"tls\": \"disable\", \"role\": \"a\", \"auth_methods\": []}}}",
+		     "t.json:1:82: upstream 'm': auth_methods must be a list of \"scram-sha-256\", \"md5\" and \"password\"");
+	expect_error("{\"upstreams\": {\"m\": {\"address\": \"127.0.0.2:5432\", \"tls\": \"disable\", \"role\": \"a\", \"auth_methods\": \"md5\"}}}",
+		     "t.json:1:82: upstream 'm': auth_methods must be a list of \"scram-sha-256\", \"md5\" and \"password\"");
+}
+
 /* The key of "hash" masks: read only when a rule hashes; root's alone; 32 bytes or
  * more; its SHA-256 is the key. */
 static void test_mask_key(void **state)
@@ -376,6 +408,7 @@ int main(void)
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_cgroup_path),
 		cmocka_unit_test(test_upstreams),
+		cmocka_unit_test(test_auth_methods),
 		cmocka_unit_test(test_jsonpos),
 		cmocka_unit_test(test_approvers_group),
 		cmocka_unit_test(test_mask_key),

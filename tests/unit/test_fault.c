@@ -245,6 +245,15 @@ static void test_login_messages(void **state)
 	fault_describe(FAULT_UPSTREAM_AUTH_METHOD, &facts, &t);
 	assert_string_equal(t.msg, "pgtether: upstream 'main' asks for an authentication method pgtether does not support "
 			    "(code 7); use scram-sha-256 or md5");
+	{
+		struct fault_facts m = facts;
+
+		m.detail = "md5";
+		fault_describe(FAULT_UPSTREAM_AUTH_NOT_LISTED, &m, &t);
+		assert_string_equal(t.msg, "pgtether: upstream 'main' asks for md5 authentication, which its \"auth_methods\" does not list; "
+				    "use scram-sha-256 in pg_hba.conf, or list it in the upstream's auth_methods");
+		assert_string_equal(t.sqlstate, "28000");
+	}
 	fault_describe(FAULT_UPSTREAM_TLS, &facts, &t);
 	assert_string_equal(t.msg, "pgtether: TLS to upstream 'main' failed: upstream error: Connection reset by peer");
 	fault_describe(FAULT_UPSTREAM_LOGIN_UNEXPECTED, &facts, &t);

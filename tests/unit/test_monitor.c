@@ -98,6 +98,7 @@ static int setup(void **state)
 	T.role.password = T.password;
 	T.up.name = "db";
 	T.up.tls = CONFIG_TLS_REQUIRE;
+	T.up.auth_methods = CONFIG_AUTH_SCRAM | CONFIG_AUTH_MD5 | CONFIG_AUTH_PASSWORD;
 	T.up.roles = &T.role;
 	T.up.n_roles = 1;
 	T.cfg.upstreams = &T.up;
@@ -217,6 +218,80 @@ static void test_cleartext_only_verify_full(void **state)
 	assert_false(killed(0));
 }
 
+/* Only the logins the upstream's auth_methods lists are answered: a worker taken
+ * over that asks an upstream of SCRAM alone for an md5 hash (salted as it likes,
+ * cheap to try passwords on) or the password gets neither. */
+static void test_auth_methods_listed(void **state)
+{
+	char out[64] = "";
+	struct priv_scram q;
+	size_t len = 0;
+
+	(void)state;
+	T.up.tls = CONFIG_TLS_VERIFY_FULL;
+	T.up.auth_methods = CONFIG_AUTH_SCRAM;
+	conn(0, 7, MC_AUTHORIZED);
+	say(0, PRIV_MD5, 7, "salt", 4);
+	assert_int_equal(answer(0, out, sizeof(out), &len), -EPERM);
+	assert_int_equal(len, 0);
+	conn(0, 8, MC_AUTHORIZED);
+	say(0, PRIV_CLEARTEXT, 8, NULL, 0);
+	assert_int_equal(answer(0, out, sizeof(out), &len), -EPERM);
+	assert_int_equal(len, 0);
+	assert_null(strstr(out, "s3cret"));
+	/* ... and SCRAM only where it is listed */
+	T.up.auth_methods = CONFIG_AUTH_MD5;
+	conn(0, 9, MC_AUTHORIZED);
+	memset(&q, 0, sizeof(q));
+	snprintf(q.client_first_bare, sizeof(q.client_first_bare), "n=,r=%0*d", SCRAM_NONCE_LEN, 1);
+	snprintf(q.server_first, sizeof(q.server_first), "r=%0*d2,s=c2FsdA==,i=4096", SCRAM_NONCE_LEN, 1);
+	say(0, PRIV_SCRAM, 9, &q, sizeof(q));
+	assert_int_equal(answer(0, NULL, 0, &len), -EPERM);
+	/* where md5 is listed it is answered */
+	conn(0, 10, MC_AUTHORIZED);
+	say(0, PRIV_MD5, 10, "salt", 4);
+	assert_int_equal(answer(0, out, sizeof(out), &len), 0);
+	assert_int_equal(strncmp(out, "md5", 3), 0);
+	assert_false(killed(0));
+}
+
+/* A login its worker neither finishes nor ends (the worker's own timer ends it at
+ * login_timeout) lets go of its place under the login caps and the parent's copy of
+ * the client socket soon after: a worker taken over cannot fill max_logins and turn
+ * away every login of the host. */
+static void test_login_overdue_frees_caps(void **state)
+{
+	struct mon_conn *c, *r;
+	int sv[2], rv[2];
+	char b;
+
+	(void)state;
+	T.cfg.login_timeout = 30;
+	c = conn(0, 11, MC_AUTHORIZED);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	c->cfd = sv[0];
+	assert_int_equal(quota_login_begin(&T.m.logins, 10), 0);
+	c->login_counted = true;
+	login_overdue(&T.m, c, 30 + MON_LOGIN_GRACE_S - 1);
+	assert_true(c->login_counted);
+	assert_int_equal(c->cfd, sv[0]);
+	login_overdue(&T.m, c, 30 + MON_LOGIN_GRACE_S);
+	assert_false(c->login_counted);
+	assert_int_equal(T.m.logins.total, 0);
+	assert_int_equal(c->cfd, -1);
+	assert_int_equal(read(sv[1], &b, 1), 0); /* the parent's copy is closed */
+	close(sv[1]);
+	/* a relaying session is no login: the parent keeps what it keeps of it */
+	r = conn(0, 12, MC_RELAYING);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, rv), 0);
+	r->cfd = rv[0];
+	login_overdue(&T.m, r, 3600);
+	assert_int_equal(r->cfd, rv[0]);
+	close(rv[0]), close(rv[1]);
+	r->cfd = -1;
+	assert_false(killed(0));
+}
+
 /* A proof for a session of another worker, or one out of turn, ends the worker. */
 static void test_out_of_order_kills(void **state)
 {
@@ -291,7 +366,8 @@ static void test_ddl_flood_coalesced(void **state)
 static void test_held_info(void **state)
 {
 	struct priv_held h = { 30, 0 };
-	static const char good[] = "{\"pid\":1,\"uid\":0,\"cgroup\":\"/x\",\"sql\":\"DROP TABLE t\",\"params\":[\"a\",\"b\"]}";
+	static const char good[] = "{\"pid\":1,\"uid\":0,\"cgroup\":\"/x\",\"rule\":\"admins\",\"sub\":\"root@corp\","
+				   "\"sql\":\"DROP TABLE t\",\"params\":[\"a\",\"b\"]}";
 	size_t big = 1 << 20, len;
 	uint64_t id;
 	uint8_t *b = malloc(sizeof(h) + big);
@@ -300,6 +376,8 @@ static void test_held_info(void **state)
 
 	(void)state;
 	c = conn(0, 4, MC_RELAYING);
+	snprintf(c->rule, sizeof(c->rule), "ci");
+	snprintf(c->token_sub, sizeof(c->token_sub), "job-17");
 	say(0, PRIV_HELD, 4, NULL, 0);
 	assert_int_equal(answer(0, &id, sizeof(id), &len), 0);
 
@@ -331,8 +409,74 @@ static void test_held_info(void **state)
 	a = json_array_get(list, 0);
 	assert_int_equal(json_integer_value(json_object_get(a, "uid")), 1000);
 	assert_int_equal(json_integer_value(json_object_get(a, "pid")), 4242);
+	/* the rule and the token's subject are the parent's too, not what the worker says */
+	assert_string_equal(json_string_value(json_object_get(a, "rule")), "ci");
+	assert_string_equal(json_string_value(json_object_get(a, "sub")), "job-17");
 	json_decref(list);
 	assert_false(killed(0));
+	free(b);
+}
+
+/* A listing for approvers is sent once per request, and all of them together fit in
+ * one `pgtether approvals` answer: a worker taken over that sends more is ended, or
+ * not listed, instead of filling the root parent's memory. */
+static void held_listing(unsigned worker, uint64_t conn_id, const uint8_t *b, size_t n)
+{
+	uint64_t id;
+	size_t len;
+
+	say(worker, PRIV_HELD, conn_id, NULL, 0);
+	assert_int_equal(answer(worker, &id, sizeof(id), &len), 0);
+	say(worker, PRIV_HELD_INFO, conn_id, b, n);
+}
+
+static void test_held_listings_bounded(void **state)
+{
+	enum { N = MON_HELD_BYTES_MAX / (1u << 20) + 1 };
+	struct priv_held h = { 30, 0 };
+	size_t big = 1u << 20, n = sizeof(h) + big;
+	uint8_t *b = malloc(n);
+	struct mon_conn *c[N + 1];
+	char *j = (char *)b + sizeof(h);
+
+	(void)state;
+	/* {"sql":"xxx...x"}: one value, 1 MiB (a held statement is at most that, escaped more) */
+	memset(j, 'x', big);
+	memcpy(j, "{\"sql\":\"", 8);
+	memcpy(j + big - 2, "\"}", 2);
+	h.json_len = (uint32_t)big;
+	memcpy(b, &h, sizeof(h));
+	for (unsigned i = 0; i < N; i++) {
+		c[i] = conn(1, 40 + i, MC_RELAYING);
+		held_listing(1, 40 + i, b, n);
+		/* the last one would take the listings past what an answer holds */
+		if (i + 1 < N)
+			assert_non_null(c[i]->held);
+		else
+			assert_null(c[i]->held);
+	}
+	assert_true(T.m.held_bytes <= MON_HELD_BYTES_MAX);
+	/* one request decided elsewhere (HELD_DONE): room again, and the next is listed */
+	say(1, PRIV_HELD_DONE, 40, NULL, 0);
+	assert_null(c[0]->held);
+	held_listing(1, 40 + N - 1, b, n);
+	assert_non_null(c[N - 1]->held);
+	assert_false(killed(1));
+
+	/* a second listing for the same request is not what a worker sends */
+	{
+		static const char small[] = "{\"sql\":\"DROP TABLE t\"}";
+
+		h.json_len = sizeof(small) - 1;
+		memcpy(b, &h, sizeof(h));
+		memcpy(j, small, sizeof(small) - 1);
+		say(1, PRIV_HELD_DONE, 41, NULL, 0); /* room for it */
+		c[N] = conn(0, 60, MC_RELAYING);
+		held_listing(0, 60, b, sizeof(h) + h.json_len);
+		assert_non_null(c[N]->held);
+		say(0, PRIV_HELD_INFO, 60, b, sizeof(h) + h.json_len);
+		assert_true(killed(0));
+	}
 	free(b);
 }
 
@@ -377,6 +521,34 @@ static void test_cancel_same_pid(void **state)
 	assert_int_equal(h.conn, 22);
 	if (fd >= 0)
 		close(fd);
+}
+
+/* A session's cancel key is its own: a worker that hands a new session the key of a
+ * live one (read from a CancelRequest for it) is ended, so the victim's later cancels
+ * still reach the victim (on_cancel routes by key and cgroup, newest first). */
+static void test_cancel_key_not_reused(void **state)
+{
+	struct priv_logged_in q = { .key_pid = 12345, .key_secret = 99, .up_idx = 0 };
+	struct mon_conn *victim, *ok, *squat;
+
+	(void)state;
+	victim = conn(1, 30, MC_RELAYING);
+	victim->have_key = true;
+	victim->key_pid = 12345;
+	victim->key_secret = 99;
+	/* the same "pid" with another secret is two sessions' chance, and fine */
+	ok = conn(0, 31, MC_AUTHORIZED);
+	ok->n_addrs = 1;
+	q.key_secret = 100;
+	say(0, PRIV_LOGGED_IN, 31, &q, sizeof(q));
+	assert_int_equal(ok->st, MC_RELAYING);
+	assert_false(killed(0));
+	squat = conn(0, 32, MC_AUTHORIZED);
+	squat->n_addrs = 1;
+	q.key_secret = 99;
+	say(0, PRIV_LOGGED_IN, 32, &q, sizeof(q));
+	assert_true(killed(0));
+	assert_int_equal(victim->st, MC_RELAYING);
 }
 
 /* The parent's refusal of a fresh connection, read from whichever worker got it. */
@@ -863,11 +1035,15 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_cleartext_only_verify_full, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_auth_methods_listed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_login_overdue_frees_caps, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_out_of_order_kills, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stats_capped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ddl_flood_coalesced, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_held_info, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_held_listings_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cancel_same_pid, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cancel_key_not_reused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_socket_only_upstream, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_scram_iterations_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_scram_off_the_loop, setup, teardown),
