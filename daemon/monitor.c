@@ -250,9 +250,11 @@ void login_done(struct monitor *m, struct mon_conn *c)
 /* c's held statement is no longer listed for approvers. */
 static void held_unlist(struct monitor *m, struct mon_conn *c)
 {
+	(void)m;
 	json_decref(c->held);
 	c->held = NULL;
-	m->held_bytes -= c->held_len;
+	if (c->w)
+		c->w->held_bytes -= c->held_len;
 	c->held_len = 0;
 }
 
@@ -450,6 +452,7 @@ static void conn_dispatch(struct monitor *m)
 		free(c->pending);
 		c->pending = NULL;
 		c->w = w;
+		clock_gettime(CLOCK_MONOTONIC, &c->handed);
 		w->sessions++;
 		if (c->st == MC_REFUSED)
 			conn_end(m, c);
@@ -522,6 +525,7 @@ static void conn_accepted(struct monitor *m, int cfd)
 		return;
 	}
 	c->w = w;
+	c->handed = c->started;
 	w->sessions++;
 	/* a refusal is the worker's alone: nothing to say for it if that worker dies,
 	 * and a flood of them must not hold the parent's fds */
@@ -603,26 +607,38 @@ static void on_cancel(struct monitor *m, struct mon_conn *c, const struct priv_c
 	login_done(m, c);
 }
 
-/* What approvers are shown of c's held statement: once per request (a worker sends it
- * once), and all sessions' together no more than one `pgtether approvals` answer holds,
- * so a worker taken over cannot fill the parent's memory with listings. -EPROTO: a
- * second one. */
+/* What approvers are shown of c's held statement. A worker sends one per request, so a
+ * second is -EPROTO whatever came of the first. Each worker's listings together hold
+ * at most its share of one `pgtether approvals` answer (one taken over cannot crowd
+ * the others' out, nor fill the parent's memory), and it may have at most
+ * MON_HELD_BYTES_MAX parsed a minute (nor keep the parent's loop parsing). Past
+ * either, the request is not listed (it times out). */
 static int on_held_info(struct monitor *m, struct mon_conn *c, const uint8_t *body, size_t len)
 {
+	struct mon_worker *w = c->w;
+	size_t share = MON_HELD_BYTES_MAX / (m->n_workers ? m->n_workers : 1), charge;
+	time_t now = time(NULL);
 	struct priv_held h;
 	json_error_t e;
 	json_t *j;
 
-	if (c->held)
+	if (c->held_info_seen)
 		return -EPROTO;
+	c->held_info_seen = true;
 	if (len < sizeof(h))
 		return 0;
 	memcpy(&h, body, sizeof(h));
-	if (h.json_len == len - sizeof(h) && m->held_bytes + h.json_len > MON_HELD_BYTES_MAX) {
-		log_warn("approval.request", "id=%llu: held statements already take %zu bytes of listings; request %llu is not listed",
-			 (unsigned long long)c->id, m->held_bytes, (unsigned long long)c->held_id);
+	if (now - w->held_window >= 60 || now < w->held_window) {
+		w->held_window = now;
+		w->held_window_bytes = 0;
+	}
+	charge = (size_t)h.json_len + MON_HELD_OVERHEAD;
+	if (w->held_bytes + charge > share || w->held_window_bytes + h.json_len > MON_HELD_BYTES_MAX) {
+		log_warn("approval.request", "id=%llu: worker %u's held statements already take %zu bytes of listings (%zu parsed this minute); request %llu is not listed",
+			 (unsigned long long)c->id, w->idx, w->held_bytes, w->held_window_bytes, (unsigned long long)c->held_id);
 		return 0;
 	}
+	w->held_window_bytes += h.json_len;
 	if (h.json_len != len - sizeof(h) ||
 	    !priv_json_bounded((const char *)body + sizeof(h), h.json_len, PRIV_HELD_MAX_DEPTH, PRIV_HELD_MAX_VALUES)) {
 		log_warn("approval.request", "id=%llu: worker %u sent what approvers are shown in a shape it never makes; not listed",
@@ -648,8 +664,8 @@ static int on_held_info(struct monitor *m, struct mon_conn *c, const uint8_t *bo
 		json_object_set_new(j, "exe", escape_json_str(c->facts.exe));
 	}
 	c->held = j;
-	c->held_len = h.json_len;
-	m->held_bytes += h.json_len;
+	c->held_len = charge;
+	w->held_bytes += charge;
 	return 0;
 }
 
@@ -796,6 +812,7 @@ static int on_packet(struct monitor *m, struct mon_worker *w, const struct priv_
 		id = ++m->next_request;
 		c->held_id = id;
 		c->held_since = time(NULL);
+		c->held_info_seen = false;
 		held_unlist(m, c);
 		return reply(w, c->id, 0, &id, sizeof(id), -1);
 	}
@@ -1026,7 +1043,7 @@ void monitor_tick(struct monitor *m)
 		if (c->pending && now.tv_sec - c->started.tv_sec >= (time_t)m->cfg->login_timeout) {
 			no_worker(c->cfd);
 			conn_end(m, c);
-		} else {
+		} else if (!login_abandon(m, c, now.tv_sec - c->handed.tv_sec)) {
 			login_overdue(m, c, now.tv_sec - c->started.tv_sec);
 		}
 	}

@@ -60,6 +60,9 @@ struct mon_worker {
 	uint64_t waiting;               /* the session whose SCRAM call waits for the proof
 					 * thread (0: none); no other call is taken meanwhile */
 	unsigned proofs;                /* jobs of this process in the proof pool */
+	size_t held_bytes;              /* what its sessions' listings for approvers are charged */
+	time_t held_window;             /* the minute held_window_bytes counts */
+	size_t held_window_bytes;       /* listings parsed in it */
 };
 
 struct mon_conn {
@@ -94,10 +97,12 @@ struct mon_conn {
 	uint64_t held_id;
 	time_t held_since;
 	json_t *held;                   /* what `pgtether approvals` shows */
-	size_t held_len;                /* its JSON's length, in monitor.held_bytes */
+	size_t held_len;                /* what it is charged in its worker's held_bytes */
+	bool held_info_seen;            /* PRIV_HELD_INFO came for held_id */
 	uint64_t bytes_in, bytes_out;
 	char client_encoding[32], scs[8];
 	struct timespec started;
+	struct timespec handed;         /* sent to its worker (login_abandon counts from it) */
 	struct priv_new_conn *pending;  /* waits for a worker to be ready (not sent yet) */
 	struct mon_scram *scram;        /* its SCRAM call, waiting for the proof thread */
 	uint64_t fs_job;                /* its job on the file-system threads (attest_fs), 0: none */
@@ -108,7 +113,6 @@ struct mon_conn {
 
 struct monitor {
 	struct config *cfg;
-	size_t held_bytes;              /* what all sessions' held listings take, as sent */
 	struct intercept *ic;
 	struct sockdiag *sd;
 	struct attest_fs *fs;           /* token files, the executable's path and hash (NULL: on the loop) */

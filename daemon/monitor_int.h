@@ -5,12 +5,16 @@
 #ifndef PGTETHER_MONITOR_INT_H
 #define PGTETHER_MONITOR_INT_H
 
+#include <limits.h>
+
 #include "control.h"
 #include "monitor.h"
 
 #define MON_MAX_SOCKETS 512        /* upstream sockets of one connection (cancel retries) */
 #define MON_LOGIN_GRACE_S 5        /* after login_timeout: a worker's own timer has ended the login */
-#define MON_HELD_BYTES_MAX CONTROL_MAX_REPLY /* all held listings: what `pgtether approvals` can answer */
+#define MON_HELD_BYTES_MAX (CONTROL_MAX_REPLY / 2) /* all workers' held listings, as sent: room in an
+					    * approvals answer for what the parent adds */
+#define MON_HELD_OVERHEAD (2 * PATH_MAX + 1024) /* ... which is charged with each: cgroup, exe, ids */
 
 /* A command to w; a failure kills w (its sessions end when it is reaped). */
 int worker_send(struct mon_worker *w, uint32_t type, uint64_t conn, const void *body, size_t len, int fd);
@@ -39,6 +43,9 @@ void login_fs_end(struct monitor *m, struct mon_conn *c);
 /* c has been logging in for login_timeout (seconds since accept, age): when it waits
  * for the file-system threads (or another login's hash), it is refused saying for what. */
 void login_overdue(struct monitor *m, struct mon_conn *c, time_t age);
+/* Ends (conn_end) c when its worker has had it for age seconds, past login_timeout
+ * and MON_LOGIN_GRACE_S, and it is still no relay; true when it did. */
+bool login_abandon(struct monitor *m, struct mon_conn *c, time_t age);
 
 /* TOKEN: the client's token (NULL: it sent an empty one). */
 void login_token(struct monitor *m, struct mon_conn *c, const char *token, size_t len);

@@ -468,25 +468,27 @@ void login_fs_end(struct monitor *m, struct mon_conn *c)
 	c->fs_job = 0;
 }
 
+bool login_abandon(struct monitor *m, struct mon_conn *c, time_t age)
+{
+	unsigned t = m->cfg->login_timeout + MON_LOGIN_GRACE_S;
+
+	if (c->st == MC_RELAYING || c->st == MC_CANCELLING || c->pending || age < (time_t)t)
+		return false;
+	/* A worker ends a login at login_timeout by its own timer, counted from when it
+	 * got the connection (ENDED follows): one taken over that neither finishes nor
+	 * ends its logins would otherwise keep their places under max_logins, and every
+	 * login of the host would be refused. The parent forgets it (what the worker
+	 * says of it later is ignored, or answered ENOENT). */
+	log_warn("login", "id=%llu: worker %u neither finished nor ended the login in %u s; the parent lets go of it",
+		 (unsigned long long)c->id, c->w ? c->w->idx : 0, t);
+	conn_end(m, c);
+	return true;
+}
+
 void login_overdue(struct monitor *m, struct mon_conn *c, time_t age)
 {
 	unsigned t = m->cfg->login_timeout;
 
-	if (c->st != MC_RELAYING && c->st != MC_CANCELLING && age >= (time_t)t + MON_LOGIN_GRACE_S &&
-	    (c->login_counted || c->cfd >= 0)) {
-		/* A worker ends a login at login_timeout by its own timer (ENDED follows):
-		 * one taken over that neither finishes nor ends its logins would otherwise
-		 * keep their places under max_logins, and every login of the host would be
-		 * refused. The session stays the worker's; the parent lets go of it. */
-		log_warn("login", "id=%llu: worker %u neither finished nor ended the login in %u s; its place under the login caps is freed",
-			 (unsigned long long)c->id, c->w->idx, t + MON_LOGIN_GRACE_S);
-		login_fs_end(m, c);
-		login_done(m, c);
-		if (c->cfd >= 0)
-			close(c->cfd);
-		c->cfd = -1;
-		return;
-	}
 	if (c->st != MC_ATTESTING || age < (time_t)t)
 		return;
 	if (c->fs_job && c->fs_kind == ATTEST_FS_TOKEN) {

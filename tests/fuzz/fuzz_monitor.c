@@ -478,6 +478,7 @@ HARNESS static struct mon_conn *add_conn(int worker, uint64_t id, enum mon_state
 	c->dst = u->address;
 	snprintf(c->upstream, sizeof(c->upstream), "%s", u->name);
 	clock_gettime(CLOCK_MONOTONIC, &c->started);
+	c->handed = c->started;
 	if (st != MC_RELAYING && st != MC_CANCELLING) {
 		fuzz_check(quota_login_begin(&m->logins, F.cfg.max_logins) == 0);
 		c->login_counted = true;

@@ -256,13 +256,23 @@ static void test_auth_methods_listed(void **state)
 }
 
 /* A login its worker neither finishes nor ends (the worker's own timer ends it at
- * login_timeout) lets go of its place under the login caps and the parent's copy of
- * the client socket soon after: a worker taken over cannot fill max_logins and turn
- * away every login of the host. */
-static void test_login_overdue_frees_caps(void **state)
+ * login_timeout, counted from when it got the connection) is let go of soon after:
+ * its place under the login caps, the parent's copy of the client socket, the record
+ * itself. A worker taken over cannot fill max_logins and turn away every login of the
+ * host, nor keep records the caps no longer bound. */
+static bool linked(uint64_t id)
+{
+	for (const struct mon_conn *c = T.m.head; c; c = c->next)
+		if (c->id == id)
+			return true;
+	return false;
+}
+
+static void test_login_abandoned(void **state)
 {
 	struct mon_conn *c, *r;
-	int sv[2], rv[2];
+	unsigned sessions;
+	int sv[2];
 	char b;
 
 	(void)state;
@@ -272,23 +282,23 @@ static void test_login_overdue_frees_caps(void **state)
 	c->cfd = sv[0];
 	assert_int_equal(quota_login_begin(&T.m.logins, 10), 0);
 	c->login_counted = true;
-	login_overdue(&T.m, c, 30 + MON_LOGIN_GRACE_S - 1);
+	sessions = T.m.w[0].sessions;
+	assert_false(login_abandon(&T.m, c, 30 + MON_LOGIN_GRACE_S - 1));
 	assert_true(c->login_counted);
-	assert_int_equal(c->cfd, sv[0]);
-	login_overdue(&T.m, c, 30 + MON_LOGIN_GRACE_S);
-	assert_false(c->login_counted);
+	assert_true(login_abandon(&T.m, c, 30 + MON_LOGIN_GRACE_S));
+	assert_false(linked(11));
 	assert_int_equal(T.m.logins.total, 0);
-	assert_int_equal(c->cfd, -1);
+	assert_int_equal(T.m.w[0].sessions, sessions - 1);
 	assert_int_equal(read(sv[1], &b, 1), 0); /* the parent's copy is closed */
 	close(sv[1]);
-	/* a relaying session is no login: the parent keeps what it keeps of it */
+	/* what the worker says of it later is not heard */
+	say(0, PRIV_IDENTIFY, 11, NULL, 0);
+	assert_false(linked(11));
+	/* a relay, or a cancel on its way, is no login */
 	r = conn(0, 12, MC_RELAYING);
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, rv), 0);
-	r->cfd = rv[0];
-	login_overdue(&T.m, r, 3600);
-	assert_int_equal(r->cfd, rv[0]);
-	close(rv[0]), close(rv[1]);
-	r->cfd = -1;
+	assert_false(login_abandon(&T.m, r, 3600));
+	r = conn(0, 13, MC_CANCELLING);
+	assert_false(login_abandon(&T.m, r, 3600));
 	assert_false(killed(0));
 }
 
@@ -399,6 +409,10 @@ static void test_held_info(void **state)
 	say(0, PRIV_HELD_INFO, 4, b, sizeof(h) + big);
 	assert_null(c->held);
 
+	/* the next request (one listing each) */
+	say(0, PRIV_HELD_DONE, 4, NULL, 0);
+	say(0, PRIV_HELD, 4, NULL, 0);
+	assert_int_equal(answer(0, &id, sizeof(id), &len), 0);
 	h.json_len = sizeof(good) - 1;
 	memcpy(b, &h, sizeof(h));
 	memcpy(b + sizeof(h), good, sizeof(good) - 1);
@@ -417,9 +431,11 @@ static void test_held_info(void **state)
 	free(b);
 }
 
-/* A listing for approvers is sent once per request, and all of them together fit in
- * one `pgtether approvals` answer: a worker taken over that sends more is ended, or
- * not listed, instead of filling the root parent's memory. */
+/* A listing for approvers is sent once per request; each worker's listings hold at
+ * most its share of one `pgtether approvals` answer, and at most MON_HELD_BYTES_MAX
+ * of them are parsed a minute: a worker taken over that sends more is ended, or its
+ * requests are not listed, instead of filling the root parent's memory, keeping its
+ * loop parsing, or crowding out the other workers' requests. */
 static void held_listing(unsigned worker, uint64_t conn_id, const uint8_t *b, size_t n)
 {
 	uint64_t id;
@@ -432,52 +448,63 @@ static void held_listing(unsigned worker, uint64_t conn_id, const uint8_t *b, si
 
 static void test_held_listings_bounded(void **state)
 {
-	enum { N = MON_HELD_BYTES_MAX / (1u << 20) + 1 };
 	struct priv_held h = { 30, 0 };
-	size_t big = 1u << 20, n = sizeof(h) + big;
-	uint8_t *b = malloc(n);
-	struct mon_conn *c[N + 1];
+	size_t big = 1u << 20, n = sizeof(h) + big, share = MON_HELD_BYTES_MAX / T.m.n_workers;
+	unsigned fit = (unsigned)(share / (big + MON_HELD_OVERHEAD));
+	static const char small[] = "{\"sql\":\"DROP TABLE t\"}";
+	uint8_t *b = malloc(n), *sb = malloc(sizeof(h) + sizeof(small));
+	struct mon_conn *c[64], *x;
 	char *j = (char *)b + sizeof(h);
 
 	(void)state;
+	assert_true(fit + 1 < 64);
 	/* {"sql":"xxx...x"}: one value, 1 MiB (a held statement is at most that, escaped more) */
 	memset(j, 'x', big);
 	memcpy(j, "{\"sql\":\"", 8);
 	memcpy(j + big - 2, "\"}", 2);
 	h.json_len = (uint32_t)big;
 	memcpy(b, &h, sizeof(h));
-	for (unsigned i = 0; i < N; i++) {
+	h.json_len = sizeof(small) - 1;
+	memcpy(sb, &h, sizeof(h));
+	memcpy(sb + sizeof(h), small, sizeof(small) - 1);
+	for (unsigned i = 0; i <= fit; i++) {
 		c[i] = conn(1, 40 + i, MC_RELAYING);
 		held_listing(1, 40 + i, b, n);
-		/* the last one would take the listings past what an answer holds */
-		if (i + 1 < N)
+		/* the last one would take worker 1's listings past its share */
+		if (i < fit)
 			assert_non_null(c[i]->held);
 		else
 			assert_null(c[i]->held);
 	}
-	assert_true(T.m.held_bytes <= MON_HELD_BYTES_MAX);
+	assert_true(T.m.w[1].held_bytes <= share);
+	/* worker 0's requests are listed all the same */
+	x = conn(0, 60, MC_RELAYING);
+	held_listing(0, 60, sb, sizeof(h) + h.json_len);
+	assert_non_null(x->held);
 	/* one request decided elsewhere (HELD_DONE): room again, and the next is listed */
 	say(1, PRIV_HELD_DONE, 40, NULL, 0);
 	assert_null(c[0]->held);
-	held_listing(1, 40 + N - 1, b, n);
-	assert_non_null(c[N - 1]->held);
+	held_listing(1, 40 + fit, b, n);
+	assert_non_null(c[fit]->held);
+	/* held, listed, done, again: at most MON_HELD_BYTES_MAX is parsed a minute */
+	{
+		unsigned listed = 0;
+
+		for (unsigned k = 0; k < MON_HELD_BYTES_MAX / big + 2; k++) {
+			say(1, PRIV_HELD_DONE, 41, NULL, 0);
+			held_listing(1, 41, b, n);
+			listed += c[1]->held != NULL;
+		}
+		assert_true(listed < MON_HELD_BYTES_MAX / big);
+	}
 	assert_false(killed(1));
 
-	/* a second listing for the same request is not what a worker sends */
-	{
-		static const char small[] = "{\"sql\":\"DROP TABLE t\"}";
-
-		h.json_len = sizeof(small) - 1;
-		memcpy(b, &h, sizeof(h));
-		memcpy(j, small, sizeof(small) - 1);
-		say(1, PRIV_HELD_DONE, 41, NULL, 0); /* room for it */
-		c[N] = conn(0, 60, MC_RELAYING);
-		held_listing(0, 60, b, sizeof(h) + h.json_len);
-		assert_non_null(c[N]->held);
-		say(0, PRIV_HELD_INFO, 60, b, sizeof(h) + h.json_len);
-		assert_true(killed(0));
-	}
+	/* a second listing for the same request is not what a worker sends, even when
+	 * the first was not listed */
+	say(0, PRIV_HELD_INFO, 60, sb, sizeof(h) + h.json_len);
+	assert_true(killed(0));
 	free(b);
+	free(sb);
 }
 
 /* A CancelRequest reaches the session whose key it names even when another session
@@ -1036,7 +1063,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_cleartext_only_verify_full, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_auth_methods_listed, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_login_overdue_frees_caps, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_login_abandoned, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_out_of_order_kills, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stats_capped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ddl_flood_coalesced, setup, teardown),
