@@ -582,8 +582,8 @@ void fx_init(void)
 	F.env.gen = 1;
 	F.env.mask_epoch = 1;
 	snprintf(F.env.sentinel_tag, sizeof(F.env.sentinel_tag), "pgtether_denied_0123456789abcdef_");
-	/* classified through the cache, as a worker does (worker.c): a message the
-	 * search_path lookup holds back is classified again when the answers are in */
+	/* statements classified through the cache, as a worker's are (worker.c);
+	 * fx_end empties it, so no input depends on the ones before it */
 	if ((F.env.epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 || !(F.env.sqlcache = calloc(1, sizeof(*F.env.sqlcache))))
 		abort();
 }
