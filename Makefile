@@ -87,6 +87,9 @@ $(BUILD)/tests/test_privsep: $(BUILD)/obj/privsep.o
 # the parent's request channel, with a test playing the workers (kernel modules stubbed)
 $(BUILD)/tests/test_monitor: tests/stubs/kernel.c $(BUILD)/obj/privsep.o $(BUILD)/obj/monitor.o $(BUILD)/obj/monitor_login.o
 
+# real loopback TCP sockets looked up and aborted (needs root)
+$(BUILD)/tests/test_sockdiag: $(BUILD)/obj/sockdiag.o
+
 # the buffers are driven over socketpairs; TLS is linked, not used
 $(BUILD)/tests/test_sbuf: $(BUILD)/obj/sbuf.o $(BUILD)/obj/tls.o
 # a load recorded and replayed ends with the TLS contexts built

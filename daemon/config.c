@@ -600,6 +600,13 @@ struct config_upstream *config_upstream_named(const struct config *c, const char
 	return NULL;
 }
 
+bool config_upstream_allows(const struct config *c, const char *name, unsigned method)
+{
+	const struct config_upstream *u = config_upstream_named(c, name);
+
+	return u && (u->auth_methods & method);
+}
+
 int config_check_policy(const struct config *c, char *err)
 {
 	for (size_t i = 0; i < c->policy.n; i++) {

@@ -182,6 +182,9 @@ unsigned config_workers(const struct config *c);
 /* The upstream named name, or NULL. */
 struct config_upstream *config_upstream_named(const struct config *c, const char *name);
 
+/* Whether the upstream named name lists method (CONFIG_AUTH_*) in auth_methods. */
+bool config_upstream_allows(const struct config *c, const char *name, unsigned method);
+
 /* The held role of u named name, or NULL. */
 struct config_role *config_role_for(const struct config_upstream *u, const char *name);
 

@@ -129,6 +129,7 @@ void worker_kill(struct mon_worker *w, const char *why)
 		return;
 	log_error("worker", "worker %u (pid %d): %s; killing it", w->idx, (int)w->pid, why);
 	kill(w->pid, SIGKILL);
+	w->ready = false; /* new connections wait for its successor, or go to the others */
 }
 
 int worker_send(struct mon_worker *w, uint32_t type, uint64_t conn, const void *body, size_t len, int fd)
@@ -165,20 +166,20 @@ int reply(struct mon_worker *w, uint64_t conn, int result, const void *payload, 
 	return r;
 }
 
-/* The worker with the fewest sessions that is ready. */
-static struct mon_worker *pick_worker(struct monitor *m)
+/* The next ready worker in turn. Not the one with the fewest sessions: a worker taken
+ * over that ends its own sessions at once would always have the fewest, and be given
+ * every new connection of the host to read. In turn, it sees its share. */
+struct mon_worker *pick_worker(struct monitor *m)
 {
-	struct mon_worker *best = NULL;
-
 	for (unsigned i = 0; i < m->n_workers; i++) {
 		struct mon_worker *w = &m->w[(m->next_worker + i) % m->n_workers];
 
-		if (w->pid > 0 && w->ready && (!best || w->sessions < best->sessions))
-			best = w;
+		if (w->pid > 0 && w->ready) {
+			m->next_worker = (w->idx + 1) % m->n_workers;
+			return w;
+		}
 	}
-	if (best)
-		m->next_worker = (best->idx + 1) % m->n_workers;
-	return best;
+	return NULL;
 }
 
 /* ---- connections ---------------------------------------------------------------- */
@@ -248,9 +249,8 @@ void login_done(struct monitor *m, struct mon_conn *c)
 }
 
 /* c's held statement is no longer listed for approvers. */
-static void held_unlist(struct monitor *m, struct mon_conn *c)
+static void held_unlist(struct mon_conn *c)
 {
-	(void)m;
 	json_decref(c->held);
 	c->held = NULL;
 	if (c->w)
@@ -268,7 +268,7 @@ void conn_end(struct monitor *m, struct mon_conn *c)
 	if (c->w && c->w->sessions)
 		c->w->sessions--;
 	json_decref(c->claims);
-	held_unlist(m, c);
+	held_unlist(c);
 	free(c->pending);
 	if (c->prev)
 		c->prev->next = c->next;
@@ -287,6 +287,30 @@ void conn_end(struct monitor *m, struct mon_conn *c)
 		m->n_by_id = 0;
 	}
 	free(c);
+}
+
+void conn_abort_upstream(struct monitor *m, struct mon_conn *c)
+{
+	/* the worker alone has their fds: they are aborted by name */
+	for (size_t i = 0; i < c->n_up_socks && m->sd; i++) {
+		const struct mon_upsock *u = &c->up_socks[i];
+		int r = sockdiag_destroy(m->sd, &u->local, &u->remote, u->cookie);
+
+		if (r < 0 && r != -ENOENT)
+			log_error("upstream", "id=%llu: cannot abort its upstream connection: %s", (unsigned long long)c->id,
+				  strerror(-r));
+	}
+	c->n_up_socks = 0;
+}
+
+void conn_sever(struct monitor *m, struct mon_conn *c)
+{
+	/* the parent's copy of the client socket is the very socket the worker has:
+	 * shut, it ends for both */
+	if (c->cfd >= 0)
+		shutdown(c->cfd, SHUT_RDWR);
+	conn_abort_upstream(m, c);
+	conn_end(m, c);
 }
 
 /* The outermost attached cgroup the recorded cgroup is within (see session.c before
@@ -734,7 +758,7 @@ static int on_packet(struct monitor *m, struct mon_worker *w, const struct priv_
 		return -EPROTO;
 	if (!c || c->w != w) {
 		/* a connection the parent ended (its worker was told) may still speak once */
-		if (h->type == PRIV_ENDED || h->type == PRIV_HELD_DONE || h->type == PRIV_RULE || h->type == PRIV_DDL)
+		if (h->type == PRIV_ENDED || h->type == PRIV_HELD_DONE || h->type == PRIV_DDL)
 			return 0;
 		if (h->type >= PRIV_SOCKET && h->type < PRIV_REPLY)
 			return reply(w, h->conn, -ENOENT, NULL, 0, -1);
@@ -813,7 +837,7 @@ static int on_packet(struct monitor *m, struct mon_worker *w, const struct priv_
 		c->held_id = id;
 		c->held_since = time(NULL);
 		c->held_info_seen = false;
-		held_unlist(m, c);
+		held_unlist(c);
 		return reply(w, c->id, 0, &id, sizeof(id), -1);
 	}
 	case PRIV_HELD_INFO:
@@ -822,26 +846,18 @@ static int on_packet(struct monitor *m, struct mon_worker *w, const struct priv_
 		return on_held_info(m, c, body, h->len);
 	case PRIV_HELD_DONE:
 		c->held_id = 0;
-		held_unlist(m, c);
+		held_unlist(c);
 		return 0;
-	case PRIV_RULE: {
-		struct priv_rule q;
-
-		if (c->st != MC_RELAYING || h->len != sizeof(q))
-			return -EPROTO;
-		memcpy(&q, body, sizeof(q));
-		if (!PRIV_STR_OK(q.rule))
-			return -EPROTO;
-		memcpy(c->rule, q.rule, sizeof(c->rule));
-		return 0;
-	}
 	case PRIV_CANCEL:
 		if (c->st != MC_STARTUP || h->len != sizeof(struct priv_cancel))
 			return -EPROTO;
 		on_cancel(m, c, (const struct priv_cancel *)body);
 		return 0;
 	case PRIV_ENDED:
-		conn_end(m, c);
+		/* an honest worker has closed both ends already; one taken over that says
+		 * so and goes on relaying would keep a session nobody sees (status, reload,
+		 * worker balance) */
+		conn_sever(m, c);
 		return 0;
 	case PRIV_DDL:
 		if (c->st != MC_RELAYING)
@@ -865,8 +881,12 @@ void monitor_worker_event(struct monitor *m, struct mon_worker *w, uint32_t even
 		if (n == -EAGAIN)
 			return;
 		if (n < 0) {
+			/* a worker closes its request channel only by exiting: one that closes
+			 * it and lives could no longer be asked anything of its sessions */
 			if (n != -EPIPE)
 				worker_kill(w, "it sent a malformed packet");
+			else if (!m->stopping)
+				worker_kill(w, "it closed its request channel");
 			epoll_ctl(m->epfd, EPOLL_CTL_DEL, w->req, NULL);
 			return;
 		}
@@ -1043,7 +1063,8 @@ void monitor_tick(struct monitor *m)
 		if (c->pending && now.tv_sec - c->started.tv_sec >= (time_t)m->cfg->login_timeout) {
 			no_worker(c->cfd);
 			conn_end(m, c);
-		} else if (!login_abandon(m, c, now.tv_sec - c->handed.tv_sec)) {
+		} else if (!login_abandon(m, c, now.tv_sec - c->handed.tv_sec) &&
+			   !login_withdrawn_overdue(m, c, now.tv_sec - c->withdrawn_at)) {
 			login_overdue(m, c, now.tv_sec - c->started.tv_sec);
 		}
 	}
@@ -1079,6 +1100,7 @@ void monitor_reloaded(struct monitor *m, int bundle_fd)
 	for (unsigned i = 0; i < m->n_workers; i++)
 		if (m->w[i].pid > 0)
 			worker_send(&m->w[i], PRIV_CONFIG, m->gen, NULL, 0, m->bundle_fd);
+	login_reloaded(m); /* the parent's own decision, not the workers' word */
 }
 
 static const char *conn_state_name(enum mon_state st)
@@ -1212,7 +1234,7 @@ int monitor_decide(struct monitor *m, uint64_t id, bool approve, const char *rea
 	snprintf(d.by, sizeof(d.by), "%s", by ? by : "");
 	snprintf(d.reason, sizeof(d.reason), "%s", reason ? reason : "");
 	c->held_id = 0; /* decided: no longer listed, nor decided twice */
-	held_unlist(m, c);
+	held_unlist(c);
 	if (worker_send(c->w, PRIV_DECIDE, c->id, &d, sizeof(d), -1) < 0) {
 		snprintf(err, errlen, "the worker serving request %llu cannot be reached", (unsigned long long)id);
 		return -EIO;

@@ -91,6 +91,13 @@ struct mon_conn {
 	size_t n_addrs;
 	bool login_asked;               /* the one proof (SCRAM, md5, cleartext) was given */
 	unsigned sockets;               /* upstream sockets handed out */
+	struct mon_upsock {             /* a login's, each as the kernel names it (sockdiag) */
+		struct addr local, remote;
+		uint64_t cookie;
+	} up_socks[CONFIG_MAX_RESOLVED];
+	size_t n_up_socks;
+	bool read_only;                 /* its rule's, as decided (a reload compares it) */
+	time_t withdrawn_at;            /* a reload took its rule away (monotonic s), 0: not */
 	struct addr up_addr;            /* the one its relay is connected to (cancels go there) */
 	uint32_t key_pid, key_secret;
 	bool have_key;

@@ -12,6 +12,7 @@
 
 #define MON_MAX_SOCKETS 512        /* upstream sockets of one connection (cancel retries) */
 #define MON_LOGIN_GRACE_S 5        /* after login_timeout: a worker's own timer has ended the login */
+#define MON_WITHDRAW_GRACE_S 2     /* after a reload: a worker has ended what it withdrew */
 #define MON_HELD_BYTES_MAX (CONTROL_MAX_REPLY / 2) /* all workers' held listings, as sent: room in an
 					    * approvals answer for what the parent adds */
 #define MON_HELD_OVERHEAD (2 * PATH_MAX + 1024) /* ... which is charged with each: cgroup, exe, ids */
@@ -24,6 +25,9 @@ int reply(struct mon_worker *w, uint64_t conn, int result, const void *payload, 
 
 void worker_kill(struct mon_worker *w, const char *why);
 
+/* The worker a new connection goes to (ready ones, in turn), or NULL. */
+struct mon_worker *pick_worker(struct monitor *m);
+
 /* c no longer counts under max_logins (and max_logins_per_cgroup). */
 void login_done(struct monitor *m, struct mon_conn *c);
 
@@ -32,6 +36,13 @@ int conn_link(struct monitor *m, struct mon_conn *c);
 
 /* Forgets c, closing the parent's copy of its socket. */
 void conn_end(struct monitor *m, struct mon_conn *c);
+
+/* Aborts c's upstream connections (sockdiag_destroy), whatever its worker does. */
+void conn_abort_upstream(struct monitor *m, struct mon_conn *c);
+
+/* Ends c whatever its worker does: its client socket is shut and its upstream
+ * connections aborted (sockdiag_destroy), then conn_end. */
+void conn_sever(struct monitor *m, struct mon_conn *c);
 
 /* IDENTIFY: reads the kernel facts, then hashes the executable or goes on to the
  * token and the decision (the verdict goes to c's worker). */
@@ -46,6 +57,15 @@ void login_overdue(struct monitor *m, struct mon_conn *c, time_t age);
 /* Ends (conn_end) c when its worker has had it for age seconds, past login_timeout
  * and MON_LOGIN_GRACE_S, and it is still no relay; true when it did. */
 bool login_abandon(struct monitor *m, struct mon_conn *c, time_t age);
+
+/* A reload: the sessions past their verdict are decided again by the parent (their
+ * rule follows a rename; one whose access is gone is marked withdrawn_at). */
+void login_reloaded(struct monitor *m);
+
+/* c was withdrawn by a reload `since` seconds ago: past MON_WITHDRAW_GRACE_S its
+ * upstream connections are aborted, past SESSION_REFUSE_TIMEOUT_S +
+ * MON_LOGIN_GRACE_S it is ended (conn_sever; true) if its worker has not. */
+bool login_withdrawn_overdue(struct monitor *m, struct mon_conn *c, time_t since);
 
 /* TOKEN: the client's token (NULL: it sent an empty one). */
 void login_token(struct monitor *m, struct mon_conn *c, const char *token, size_t len);

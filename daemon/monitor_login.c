@@ -159,6 +159,7 @@ static void authorize(struct monitor *m, struct mon_conn *c, const char *token, 
 		return;
 	}
 	snprintf(c->role, sizeof(c->role), "%s", role);
+	c->read_only = policy_read_only(rule);
 	verdict_facts(c, &v);
 	v.ok = true;
 	v.rule_idx = (uint32_t)(rule - m->cfg->policy.rules);
@@ -481,7 +482,55 @@ bool login_abandon(struct monitor *m, struct mon_conn *c, time_t age)
 	 * says of it later is ignored, or answered ENOENT). */
 	log_warn("login", "id=%llu: worker %u neither finished nor ended the login in %u s; the parent lets go of it",
 		 (unsigned long long)c->id, c->w ? c->w->idx : 0, t);
-	conn_end(m, c);
+	conn_sever(m, c); /* a login it finished unsaid would relay unseen */
+	return true;
+}
+
+void login_reloaded(struct monitor *m)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	for (struct mon_conn *c = m->head; c; c = c->next) {
+		const struct policy_rule *rule;
+		struct config_upstream *u;
+		struct policy_facts f;
+		char why[512];
+
+		if ((c->st != MC_AUTHORIZED && c->st != MC_RELAYING) || c->withdrawn_at)
+			continue;
+		conn_policy_facts(c, &f);
+		if (c->token_iss[0]) {
+			f.issuer = c->token_iss;
+			f.claims = c->claims;
+		}
+		u = config_upstream_named(m->cfg, c->upstream);
+		rule = policy_decide_again(&m->cfg->policy, &f, u ? u->role : NULL, c->role, c->read_only, c->rule, why,
+					   sizeof(why));
+		if (rule) {
+			snprintf(c->rule, sizeof(c->rule), "%s", rule->name);
+			continue;
+		}
+		/* its worker decides the same from the same snapshot, and ends it with why */
+		c->withdrawn_at = now.tv_sec > 0 ? now.tv_sec : 1;
+	}
+}
+
+bool login_withdrawn_overdue(struct monitor *m, struct mon_conn *c, time_t since)
+{
+	if (!c->withdrawn_at || since < MON_WITHDRAW_GRACE_S)
+		return false;
+	if (since < SESSION_REFUSE_TIMEOUT_S + MON_LOGIN_GRACE_S) {
+		/* The worker has had the reload for MON_WITHDRAW_GRACE_S: an honest one has
+		 * closed the upstream and told the client why, and waits for the client to
+		 * read it (SESSION_REFUSE_TIMEOUT_S at most). One taken over would go on
+		 * under the rule the admin took away: its server connection ends now. */
+		conn_abort_upstream(m, c);
+		return false;
+	}
+	log_warn("policy", "id=%llu: worker %u has not ended the session a reload withdrew (it was allowed by '%s') in %lld s; the parent ends it",
+		 (unsigned long long)c->id, c->w ? c->w->idx : 0, c->rule, (long long)since);
+	conn_sever(m, c);
 	return true;
 }
 
@@ -603,9 +652,7 @@ static struct mon_proof *mon_proof_take(struct monitor *m, uint64_t job)
  * (upstream.c), so one that asks otherwise was taken over, and is told no. */
 static bool method_listed(struct monitor *m, struct mon_conn *c, unsigned method)
 {
-	const struct config_upstream *u = config_upstream_named(m->cfg, c->upstream);
-
-	if (u && (u->auth_methods & method))
+	if (config_upstream_allows(m->cfg, c->upstream, method))
 		return true;
 	log_warn("login", "id=%llu: worker %u asked for a %s login to upstream '%s', which its auth_methods does not list; refused",
 		 (unsigned long long)c->id, c->w->idx, config_auth_name(method), c->upstream);
@@ -809,6 +856,27 @@ int login_cleartext(struct monitor *m, struct mon_conn *c)
  * marked socket passes the connect hook and any rule keyed on the mark, so one a
  * worker could aim itself would reach anything this host reaches (connect is not in
  * the workers' seccomp list, sandbox.c). */
+/* The kernel's names of the login's socket fd, connecting to `to` (its port is bound
+ * by connect): what conn_sever aborts it by once the worker has the only fd. */
+static int upsock_note(struct mon_conn *c, int fd, const struct addr *to)
+{
+	struct mon_upsock *u = &c->up_socks[c->n_up_socks];
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	socklen_t clen = sizeof(u->cookie);
+
+	if (c->n_up_socks >= CONFIG_MAX_RESOLVED) /* sockets <= n_addrs makes this impossible */
+		return -EINVAL;
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) == -1 ||
+	    getsockopt(fd, SOL_SOCKET, SO_COOKIE, &u->cookie, &clen) == -1)
+		return -errno;
+	if (addr_from_sockaddr((struct sockaddr *)&ss, &u->local) < 0)
+		return -EAFNOSUPPORT;
+	u->remote = *to;
+	c->n_up_socks++;
+	return 0;
+}
+
 int login_socket(struct monitor *m, struct mon_conn *c, const uint8_t *body, size_t len)
 {
 	uint32_t mark = m->cfg->socket_mark;
@@ -831,7 +899,11 @@ int login_socket(struct monitor *m, struct mon_conn *c, const uint8_t *body, siz
 			 (unsigned long long)c->id, c->w->idx, addr_format(&to, buf), c->upstream);
 		return reply(c->w, c->id, -EPERM, NULL, 0, -1);
 	}
-	if (++c->sockets > MON_MAX_SOCKETS)
+	/* A login tries each address once (upstream.c), and before its proof: a worker
+	 * asking for more holds connections the parent could not end (conn_sever). */
+	if (c->st == MC_AUTHORIZED && c->login_asked)
+		return -EPROTO;
+	if (++c->sockets > (c->st == MC_AUTHORIZED ? c->n_addrs : MON_MAX_SOCKETS))
 		return reply(c->w, c->id, -EINVAL, NULL, 0, -1);
 	sslen = addr_to_sockaddr(&to, &ss);
 	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
@@ -846,6 +918,10 @@ int login_socket(struct monitor *m, struct mon_conn *c, const uint8_t *body, siz
 	/* without blocking: the worker waits for EPOLLOUT and reads SO_ERROR */
 	if (connect(fd, (struct sockaddr *)&ss, sslen) == -1 && errno != EINPROGRESS) {
 		r = -errno;
+		close(fd);
+		return reply(c->w, c->id, r, NULL, 0, -1);
+	}
+	if (c->st == MC_AUTHORIZED && (r = upsock_note(c, fd, &to)) < 0) {
 		close(fd);
 		return reply(c->w, c->id, r, NULL, 0, -1);
 	}

@@ -580,6 +580,30 @@ const struct policy_rule *policy_decide(const struct policy *p, const struct pol
 	return allow;
 }
 
+const struct policy_rule *policy_decide_again(const struct policy *p, const struct policy_facts *f,
+					      const char *default_role, const char *role, bool read_only,
+					      const char *was, char *why, size_t cap)
+{
+	const struct policy_rule *deny, *rule = policy_decide(p, f, &deny);
+	const char *now_role = rule && default_role ? (rule->role ? rule->role : default_role) : NULL;
+
+	if (now_role && strcmp(now_role, role) == 0 && policy_read_only(rule) == read_only)
+		return rule;
+	if (deny)
+		snprintf(why, cap, "pgtether: access withdrawn by a policy reload: denied by rule '%s' (%s:%d)", deny->name,
+			 deny->file, deny->line);
+	else if (now_role && strcmp(now_role, role) == 0)
+		snprintf(why, cap, "pgtether: session ended by a policy reload: rule '%s' is now %s; reconnect", rule->name,
+			 read_only ? "read-write" : "read-only");
+	else if (rule)
+		snprintf(why, cap, "pgtether: access withdrawn by a policy reload: rule '%s' now grants role '%s', not '%s'",
+			 rule->name, now_role ? now_role : "?", role);
+	else
+		snprintf(why, cap, "pgtether: access withdrawn by a policy reload: no rule allows this session any more (it was allowed by '%s')",
+			 was);
+	return NULL;
+}
+
 static int policy_wanted(const char *name)
 {
 	size_t n = strlen(name);

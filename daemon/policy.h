@@ -160,6 +160,16 @@ const struct policy_rule *policy_decide(const struct policy *p, const struct pol
 					const struct policy_rule **ret_deny);
 
 /*
+ * A reload: the session allowed by rule `was`, logged in as role (read-only or not),
+ * decided again. The rule it is under now, or NULL with why saying, as its client
+ * is told, what took its access away (a deny rule, no rule, another role, read-only
+ * changed). default_role: its upstream's (NULL: the upstream is gone).
+ */
+const struct policy_rule *policy_decide_again(const struct policy *p, const struct policy_facts *f,
+					      const char *default_role, const char *role, bool read_only,
+					      const char *was, char *why, size_t cap);
+
+/*
  * Whether a rule lets its sessions change nothing: it has "statements" and allows or
  * approves no class that writes (write, ddl, drop, truncate, alter_role, grant,
  * copy_in). Such sessions are also run read-only by the server

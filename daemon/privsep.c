@@ -164,7 +164,6 @@ const char *priv_type_name(uint32_t type)
 	case PRIV_LOGGED_IN: return "logged_in";
 	case PRIV_HELD_INFO: return "held_info";
 	case PRIV_HELD_DONE: return "held_done";
-	case PRIV_RULE: return "rule";
 	case PRIV_STATS: return "stats";
 	case PRIV_CANCEL: return "cancel";
 	case PRIV_ENDED: return "ended";

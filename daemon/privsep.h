@@ -49,7 +49,6 @@ enum priv_type {
 	PRIV_LOGGED_IN,         /* the relay starts: the client's cancel key */
 	PRIV_HELD_INFO,         /* what the approver is shown of the held statement */
 	PRIV_HELD_DONE,         /* the held statement was decided, timed out or ended */
-	PRIV_RULE,              /* a reload put the session under another rule */
 	PRIV_STATS,             /* byte counts and settings of relaying sessions */
 	PRIV_CANCEL,            /* fd: a client socket that sent a CancelRequest */
 	PRIV_ENDED,             /* the session is closed */
@@ -126,10 +125,6 @@ struct priv_decide {
 struct priv_logged_in {
 	uint32_t key_pid, key_secret;
 	uint32_t up_idx;        /* which of the verdict's addresses it is connected to */
-};
-
-struct priv_rule {
-	char rule[128];
 };
 
 struct priv_stat {

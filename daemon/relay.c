@@ -239,7 +239,7 @@ void session_relay_event(struct session_env *env, struct session *s, struct sess
 		session_relay_event(env, s, &s->upstream, EPOLLIN);
 }
 
-/* ---- a reload: the relaying sessions decided again ---------------------------- */
+/* ---- a reload: the sessions past their verdict decided again ----------------- */
 
 static void session_facts(const struct session *s, struct policy_facts *f)
 {
@@ -259,53 +259,39 @@ void session_policy_reloaded(struct session_env *env)
 	if (env->sqlcache)
 		sqlclass_cache_clear(env->sqlcache); /* the dangerous functions may have changed */
 	for (s = env->head; s; s = next) {
-		const struct policy_rule *rule, *deny;
+		const struct policy_rule *rule;
 		struct config_upstream *u;
 		struct policy_facts f;
 		char msg[512];
 
 		next = s->next;
-		if (s->state != SESSION_RELAYING || s->draining || !s->rule[0])
+		/* past the verdict: relaying, or logging in upstream under it */
+		if (s->state < SESSION_CONNECTING || s->state > SESSION_RELAYING || s->draining || !s->rule[0])
 			continue;
 		session_facts(s, &f);
 		if (s->token_iss[0]) {
 			f.issuer = s->token_iss;
 			f.claims = s->claims;
 		}
-		rule = policy_decide(&env->cfg->policy, &f, &deny);
 		u = config_upstream_named(env->cfg, s->upstream_name);
-		if (rule && u && strcmp(rule->role ? rule->role : u->role, s->role) == 0 &&
-		    policy_read_only(rule) == s->read_only) {
+		rule = policy_decide_again(&env->cfg->policy, &f, u ? u->role : NULL, s->role, s->read_only, s->rule, msg,
+					   sizeof(msg));
+		if (rule) {
+			/* the parent follows the rename by its own decision */
 			if (strcmp(rule->name, s->rule) != 0) {
 				log_info("policy", "id=%llu: session now under rule '%s' (was '%s')", (unsigned long long)s->id,
 					 rule->name, s->rule);
 				snprintf(s->rule, sizeof(s->rule), "%s", rule->name);
-				{
-					struct priv_rule q;
-
-					memset(&q, 0, sizeof(q));
-					snprintf(q.rule, sizeof(q.rule), "%s", rule->name);
-					worker_notify(PRIV_RULE, s->id, &q, sizeof(q), -1);
-				}
 			}
 			s->rule_gen = env->gen;
 			s->rule_idx = (size_t)(rule - env->cfg->policy.rules);
 			continue;
 		}
-		if (deny)
-			snprintf(msg, sizeof(msg), "pgtether: access withdrawn by a policy reload: denied by rule '%s' (%s:%d)",
-				 deny->name, deny->file, deny->line);
-		else if (rule && u && strcmp(rule->role ? rule->role : u->role, s->role) == 0)
-			snprintf(msg, sizeof(msg), "pgtether: session ended by a policy reload: rule '%s' is now %s; reconnect",
-				 rule->name, s->read_only ? "read-write" : "read-only");
-		else if (rule)
-			snprintf(msg, sizeof(msg), "pgtether: access withdrawn by a policy reload: rule '%s' now grants role '%s', not '%s'",
-				 rule->name, rule->role ? rule->role : u ? u->role : "?", s->role);
-		else
-			snprintf(msg, sizeof(msg), "pgtether: access withdrawn by a policy reload: no rule allows this session any more (it was allowed by '%s')",
-				 s->rule);
 		log_warn("policy", "id=%llu cgroup=%s: %s", (unsigned long long)s->id, s->facts.cgroup, msg);
-		session_fault(env, s, FAULT_ACCESS_WITHDRAWN, msg);
+		if (s->state == SESSION_RELAYING)
+			session_fault(env, s, FAULT_ACCESS_WITHDRAWN, msg);
+		else
+			session_refuse(env, s, FAULT_ACCESS_WITHDRAWN, &(struct fault_facts){ .detail = msg });
 	}
 }
 

@@ -60,11 +60,12 @@ static void put_ip(__be32 out[4], const struct addr *a)
 	}
 }
 
-int sockdiag_cookie(struct sockdiag *sd, const struct addr *local, const struct addr *remote,
-		    uint64_t *ret)
+/* Sends one request for the TCP socket local-remote (cookie: INET_DIAG_NOCOOKIE, or
+ * the one it must have) of type (SOCK_DIAG_BY_FAMILY, SOCK_DESTROY), with flags. */
+static int request(struct sockdiag *sd, int type, int flags, const struct addr *local, const struct addr *remote,
+		   uint64_t cookie)
 {
 	struct inet_diag_req_v2 req;
-	struct reply rep = { 0, 0 };
 	struct nl_msg *msg;
 	int r;
 
@@ -76,10 +77,10 @@ int sockdiag_cookie(struct sockdiag *sd, const struct addr *local, const struct 
 	req.id.idiag_dport = htons(remote->port);
 	put_ip(req.id.idiag_src, local);
 	put_ip(req.id.idiag_dst, remote);
-	req.id.idiag_cookie[0] = INET_DIAG_NOCOOKIE;
-	req.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
+	req.id.idiag_cookie[0] = (uint32_t)cookie;
+	req.id.idiag_cookie[1] = (uint32_t)(cookie >> 32);
 
-	msg = nlmsg_alloc_simple(SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST);
+	msg = nlmsg_alloc_simple(type, NLM_F_REQUEST | flags);
 	if (!msg)
 		return -ENOMEM;
 	if (nlmsg_append(msg, &req, sizeof(req), NLMSG_ALIGNTO) < 0) {
@@ -88,8 +89,18 @@ int sockdiag_cookie(struct sockdiag *sd, const struct addr *local, const struct 
 	}
 	r = nl_send_auto(sd->nl, msg);
 	nlmsg_free(msg);
-	if (r < 0)
-		return -EIO;
+	return r < 0 ? -EIO : 0;
+}
+
+int sockdiag_cookie(struct sockdiag *sd, const struct addr *local, const struct addr *remote,
+		    uint64_t *ret)
+{
+	const uint64_t none = (uint64_t)INET_DIAG_NOCOOKIE << 32 | INET_DIAG_NOCOOKIE;
+	struct reply rep = { 0, 0 };
+	int r;
+
+	if ((r = request(sd, SOCK_DIAG_BY_FAMILY, 0, local, remote, none)) < 0)
+		return r;
 	nl_socket_modify_cb(sd->nl, NL_CB_VALID, NL_CB_CUSTOM, on_valid, &rep);
 	r = nl_recvmsgs_default(sd->nl);
 	if (rep.found) {
@@ -98,6 +109,23 @@ int sockdiag_cookie(struct sockdiag *sd, const struct addr *local, const struct 
 	}
 	/* The kernel answers a lookup miss with NLMSG_ERROR ENOENT. */
 	return r == -NLE_OBJ_NOTFOUND || r == 0 ? -ENOENT : -EIO;
+}
+
+int sockdiag_destroy(struct sockdiag *sd, const struct addr *local, const struct addr *remote, uint64_t cookie)
+{
+	struct reply rep = { 0, 0 };
+	int r;
+
+	/* a destroy that works has no answer but the ACK asked for */
+	if ((r = request(sd, SOCK_DESTROY, NLM_F_ACK, local, remote, cookie)) < 0)
+		return r;
+	nl_socket_modify_cb(sd->nl, NL_CB_VALID, NL_CB_CUSTOM, on_valid, &rep);
+	r = nl_wait_for_ack(sd->nl);
+	if (r == 0)
+		return 0;
+	if (r == -NLE_OBJ_NOTFOUND)
+		return -ENOENT;
+	return r == -NLE_PERM ? -EPERM : r == -NLE_OPNOTSUPP ? -EOPNOTSUPP : -EIO;
 }
 
 void sockdiag_close(struct sockdiag *sd)

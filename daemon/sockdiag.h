@@ -28,6 +28,12 @@ int sockdiag_open(struct sockdiag *sd);
 int sockdiag_cookie(struct sockdiag *sd, const struct addr *local, const struct addr *remote,
 		    uint64_t *ret);
 
+/* Aborts the TCP socket local-remote whose cookie is `cookie` (SOCK_DESTROY: its
+ * peer gets a reset, its owner ECONNABORTED), wherever its fds are. 0, -ENOENT when
+ * there is no such socket (closed already, or another socket now has the 4-tuple),
+ * or another -errno. */
+int sockdiag_destroy(struct sockdiag *sd, const struct addr *local, const struct addr *remote, uint64_t cookie);
+
 void sockdiag_close(struct sockdiag *sd);
 
 #endif

@@ -40,9 +40,7 @@ static int upstream_send(struct session *s, const uint8_t *m, size_t n)
  * with what to change (the parent answers only for listed methods too). */
 static bool method_listed(struct session_env *env, struct session *s, unsigned method)
 {
-	const struct config_upstream *u = config_upstream_named(env->cfg, s->upstream_name);
-
-	if (u && (u->auth_methods & method))
+	if (config_upstream_allows(env->cfg, s->upstream_name, method))
 		return true;
 	session_refuse(env, s, FAULT_UPSTREAM_AUTH_NOT_LISTED, &(struct fault_facts){ .detail = config_auth_name(method) });
 	return false;

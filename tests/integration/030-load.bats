@@ -94,16 +94,22 @@ SH
   [ "$status" -eq 0 ]
 }
 
-@test "an upstream that accepts but never answers is given up after login_timeout with 08001" {
-  local mute start
+# mute_upstream LOGIN_TIMEOUT: a listener on 127.0.0.2:$mute that completes the TCP
+# handshake and then says nothing (its pid in $listener, for 40 s at most), and the
+# daemon restarted with it as upstream 'dead' and that login_timeout.
+mute_upstream() {
   mute=$(pgt_free_port)
-  # a listener that completes the TCP handshake and then says nothing
-  /usr/bin/python3 -c 'import socket,sys,time; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.2", int(sys.argv[1]))); s.listen(8); time.sleep(30)' "$mute" &
-  local listener=$!
+  /usr/bin/python3 -c 'import socket,sys,time; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.2", int(sys.argv[1]))); s.listen(8); time.sleep(40)' "$mute" &
+  listener=$!
   pgt_stop_daemon
-  PGT_EXTRA_CONFIG='"login_timeout": 2' pgt_write_config closed "[]" "[\"*:$PG_PORT\", \"127.0.0.2:$mute\"]" \
+  PGT_EXTRA_CONFIG="\"login_timeout\": $1" pgt_write_config closed "[]" "[\"*:$PG_PORT\", \"127.0.0.2:$mute\"]" \
     "\"dead\": { \"address\": \"127.0.0.2:$mute\", \"tls\": \"disable\", \"role\": \"app\" }"
   pgt_start_daemon
+}
+
+@test "an upstream that accepts but never answers is given up after login_timeout with 08001" {
+  local mute start listener
+  mute_upstream 2
   start=$(date +%s)
   PGCONNECT_TIMEOUT=20 run pgt_in "$PGT_CG/mute" psql -X "host=127.0.0.2 port=$mute" -Atq -c "select 1"
   kill "$listener"
@@ -112,6 +118,29 @@ SH
   [[ "$output" == *"FATAL:  pgtether: cannot reach the database at 127.0.0.2:$mute: login timed out"* ]]
   # given up by the daemon after about 2 s, not by the client's 20 s
   [ $(($(date +%s) - start)) -lt 10 ]
+}
+
+in_login() { pgt status --json | jq -e '[.. | objects | select(.state? == "login")] | length > 0' >/dev/null; }
+
+@test "a reload that withdraws the rule of a login still waiting for its server ends that login, saying why" {
+  local mute start bg listener
+  mute_upstream 30 # the login waits upstream, well within its timeout
+  PGCONNECT_TIMEOUT=40 pgt_in "$PGT_CG/mute" psql -X "host=127.0.0.2 port=$mute" -Atq -c "select 1" >"$PGT_TMP/mute.out" 2>&1 &
+  bg=$!
+  pgt_wait_until 10 in_login
+  jq '.rules |= map(select(.name != "tests-dead"))' "$PGT_TMP/policy.d/50-tests.json" >"$PGT_TMP/50.json"
+  mv "$PGT_TMP/50.json" "$PGT_TMP/policy.d/50-tests.json"
+  start=$(date +%s)
+  pgt_reload
+  wait "$bg" || true
+  kill "$listener"
+  cat "$PGT_TMP/mute.out"
+  echo "ended after $(($(date +%s) - start)) s"
+  grep -q "FATAL:  pgtether: access withdrawn by a policy reload: no rule allows this session any more (it was allowed by 'tests-dead')" "$PGT_TMP/mute.out"
+  # by the reload, not by login_timeout
+  [ $(($(date +%s) - start)) -lt 10 ]
+  pgt_write_policy
+  pgt_reload
 }
 
 @test "the daemon stops cleanly with no sanitizer report" {

@@ -22,6 +22,9 @@
 #include <cmocka.h>
 
 #include "monitor_int.h"
+#include "session.h"
+#include "sockdiag.h"
+#include "../stubs/stubs.h"
 
 /* ---- a parent with two workers --------------------------------------------------- */
 static struct {
@@ -29,6 +32,7 @@ static struct {
 	struct config cfg;
 	struct config_upstream up;
 	struct config_role role;
+	struct sockdiag sd;
 	char password[32];
 	int wend[2][2];     /* the test's ends: [i][0] command channel, [i][1] request channel */
 } T;
@@ -104,6 +108,7 @@ static int setup(void **state)
 	T.cfg.upstreams = &T.up;
 	T.cfg.n_upstreams = 1;
 	T.m.cfg = &T.cfg;
+	T.m.sd = &T.sd; /* the stub's: it records what it is asked to abort */
 	T.m.buf = malloc(PRIV_MAX_MSG);
 	T.m.epfd = epoll_create1(EPOLL_CLOEXEC);
 	T.m.n_workers = 2;
@@ -992,7 +997,7 @@ static void test_conn_index(void **state)
 {
 	enum { N = 300 };
 	struct mon_conn *c[N + 1];
-	struct priv_rule q;
+	size_t len;
 
 	(void)state;
 	for (uint64_t id = 1; id <= N; id++)
@@ -1000,11 +1005,13 @@ static void test_conn_index(void **state)
 	for (uint64_t id = 1; id <= N; id += 3)
 		say(0, PRIV_ENDED, id * 64 + 7, NULL, 0);
 	for (uint64_t id = 1; id <= N; id++) {
-		memset(&q, 0, sizeof(q));
-		snprintf(q.rule, sizeof(q.rule), "r%llu", (unsigned long long)id);
-		say(0, PRIV_RULE, id * 64 + 7, &q, sizeof(q)); /* an ended one: ignored */
-		if (id % 3 != 1)
-			assert_string_equal(c[id]->rule, q.rule);
+		say(0, PRIV_HELD, id * 64 + 7, NULL, 0); /* an ended one: ENOENT */
+		if (id % 3 != 1) {
+			assert_int_equal(answer(0, NULL, 0, &len), 0);
+			assert_true(c[id]->held_id != 0);
+		} else {
+			assert_int_equal(answer(0, NULL, 0, &len), -ENOENT);
+		}
 	}
 	assert_false(killed(0));
 	assert_int_equal(T.m.n_conns, N - (N + 2) / 3);
@@ -1058,6 +1065,208 @@ static void test_stats_many_sessions(void **state)
 	free(st);
 }
 
+/* ---- a worker's word is not the end of a session ---------------------------------- */
+
+/* A listener on loopback and c (AUTHORIZED, its only address the listener's). */
+static int upstream_listener(struct mon_conn *c)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t sl = sizeof(sin);
+	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	assert_int_equal(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(listen(lfd, 4), 0);
+	assert_int_equal(getsockname(lfd, (struct sockaddr *)&sin, &sl), 0);
+	assert_int_equal(addr_from_sockaddr((struct sockaddr *)&sin, &c->addrs[0]), 0);
+	c->n_addrs = 1;
+	return lfd;
+}
+
+/* The worker's call for an upstream socket: the fd it gets (-1: none) and the result. */
+static int ask_socket(unsigned worker, struct mon_conn *c, int *fd)
+{
+	uint8_t b[256];
+	struct priv_reply rp;
+
+	say(worker, PRIV_SOCKET, c->id, &c->addrs[0], sizeof(c->addrs[0]));
+	assert_true(priv_recv(T.wend[worker][1], b, sizeof(b), fd) >= (long)sizeof(rp));
+	memcpy(&rp, b + sizeof(struct priv_hdr), sizeof(rp));
+	return rp.result;
+}
+
+/* Whether fd reads end of stream within 200 ms. */
+static bool reads_eof(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	char b;
+
+	return poll(&p, 1, 200) == 1 && read(fd, &b, 1) == 0;
+}
+
+/* A worker that says a session ENDED while it relays on would keep a session the
+ * parent no longer sees: not in status, not decided again at a reload, not counted.
+ * ENDED ends it: the client socket is shut (the worker's fd of it too: same socket)
+ * and the upstream connection the worker alone holds is aborted by its kernel name. */
+static void test_ended_severs(void **state)
+{
+	struct priv_logged_in q = { 0x1234, 0x5678, 0 };
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	struct mon_conn *c;
+	struct addr local, to;
+	uint64_t cookie;
+	socklen_t cl = sizeof(cookie);
+	int sv[2], lfd, up, acc, wcfd;
+
+	(void)state;
+	c = conn(0, 60, MC_AUTHORIZED);
+	lfd = upstream_listener(c);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	c->cfd = sv[0];
+	wcfd = dup(sv[0]); /* the worker's copy of the client socket */
+	assert_int_equal(ask_socket(0, c, &up), 0);
+	assert_true(up >= 0);
+	acc = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	assert_true(acc >= 0);
+	/* the parent knows it by what the kernel calls it */
+	assert_int_equal(getsockname(up, (struct sockaddr *)&ss, &sl), 0);
+	assert_int_equal(addr_from_sockaddr((struct sockaddr *)&ss, &local), 0);
+	assert_int_equal(getsockopt(up, SOL_SOCKET, SO_COOKIE, &cookie, &cl), 0);
+	assert_int_equal(c->n_up_socks, 1);
+	assert_memory_equal(&c->up_socks[0].local, &local, sizeof(local));
+	assert_true(c->up_socks[0].cookie == cookie);
+	say(0, PRIV_LOGGED_IN, 60, &q, sizeof(q));
+	assert_int_equal(c->st, MC_RELAYING);
+
+	to = c->addrs[0];
+	stub_n_destroyed = 0;
+	say(0, PRIV_ENDED, 60, NULL, 0);
+	assert_false(linked(60));
+	assert_true(reads_eof(sv[1])); /* though the worker still has it open */
+	assert_int_equal(stub_n_destroyed, 1);
+	assert_memory_equal(&stub_destroyed[0].local, &local, sizeof(local));
+	assert_memory_equal(&stub_destroyed[0].remote, &to, sizeof(to));
+	assert_true(stub_destroyed[0].cookie == cookie);
+	assert_false(killed(0));
+	close(wcfd);
+	close(sv[1]);
+	close(up);
+	close(acc);
+	close(lfd);
+}
+
+/* A login has one socket per address and none after its proof: every socket that
+ * could carry the login is one the parent can abort. */
+static void test_login_sockets_bounded(void **state)
+{
+	struct mon_conn *c;
+	int lfd, fd, acc;
+
+	(void)state;
+	c = conn(0, 61, MC_AUTHORIZED);
+	lfd = upstream_listener(c);
+	assert_int_equal(ask_socket(0, c, &fd), 0);
+	close(fd);
+	assert_int_equal(ask_socket(0, c, &fd), -EINVAL); /* its one address, twice */
+	assert_int_equal(fd, -1);
+	assert_int_equal(c->n_up_socks, 1);
+	assert_false(killed(0));
+	acc = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	close(acc);
+	c->login_asked = true;
+	say(0, PRIV_SOCKET, 61, &c->addrs[0], sizeof(c->addrs[0]));
+	assert_true(killed(0));
+	close(lfd);
+}
+
+/* A worker that closes its request channel and lives can be asked nothing more of its
+ * sessions: it is killed, and gets no new connection meanwhile. */
+static void test_request_channel_closed(void **state)
+{
+	(void)state;
+	shutdown(T.wend[1][1], SHUT_RDWR); /* its stand-in process has a copy of this end */
+	monitor_worker_event(&T.m, &T.m.w[1], EPOLLIN | EPOLLHUP);
+	assert_false(T.m.w[1].ready);
+	assert_true(pick_worker(&T.m) == &T.m.w[0]);
+	assert_true(killed(1));
+}
+
+/* New connections go to the workers in turn: a worker that keeps its own count low
+ * (ending its sessions at once) does not draw every new connection to itself. */
+static void test_workers_in_turn(void **state)
+{
+	unsigned got[2] = { 0, 0 };
+
+	(void)state;
+	T.m.w[0].sessions = 0;
+	T.m.w[1].sessions = 100;
+	for (int i = 0; i < 10; i++)
+		got[pick_worker(&T.m)->idx]++;
+	assert_int_equal(got[0], 5);
+	assert_int_equal(got[1], 5);
+}
+
+/* A reload is decided again by the parent, with its own facts: the rule a session is
+ * under follows a rename, and a session whose access is gone is ended even when its
+ * worker (taken over) goes on: its upstream connections after MON_WITHDRAW_GRACE_S,
+ * the rest once an honest worker would have let the client read why. */
+static void test_reload_decided_by_parent(void **state)
+{
+	static const char renamed[] = "{\"rules\": [{\"name\": \"ci-new\", \"match\": {\"cgroup\": \"/ci\"},"
+		" \"token\": {\"source\": \"none\"}, \"upstream\": \"db\"}]}";
+	static const char denied[] = "{\"rules\": [{\"name\": \"no-ci\", \"effect\": \"deny\", \"match\": {\"cgroup\": \"/ci\"}},"
+		" {\"name\": \"ci-new\", \"match\": {\"cgroup\": \"/ci\"}, \"token\": {\"source\": \"none\"}, \"upstream\": \"db\"}]}";
+	char err[POLICY_ERR_LEN];
+	struct mon_conn *c, *l;
+	int sv[2];
+
+	(void)state;
+	T.up.role = "app";
+	c = conn(0, 70, MC_RELAYING);
+	l = conn(1, 71, MC_AUTHORIZED); /* logging in upstream under the old snapshot */
+	snprintf(c->facts.cgroup, sizeof(c->facts.cgroup), "/ci");
+	snprintf(l->facts.cgroup, sizeof(l->facts.cgroup), "/ci");
+	snprintf(c->rule, sizeof(c->rule), "ci");
+	snprintf(l->rule, sizeof(l->rule), "ci");
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	c->cfd = sv[0];
+	c->n_up_socks = 1;
+	c->up_socks[0].cookie = 99;
+
+	assert_int_equal(policy_parse(&T.cfg.policy, "10-ci.json", renamed, strlen(renamed), err), 0);
+	login_reloaded(&T.m);
+	assert_string_equal(c->rule, "ci-new");
+	assert_string_equal(l->rule, "ci-new");
+	assert_true(c->withdrawn_at == 0 && l->withdrawn_at == 0);
+	/* the same rule read-only now: not the session it logged in as */
+	c->read_only = true;
+	login_reloaded(&T.m);
+	assert_true(c->withdrawn_at != 0);
+	assert_true(l->withdrawn_at == 0);
+	policy_release(&T.cfg.policy);
+
+	assert_int_equal(policy_parse(&T.cfg.policy, "10-ci.json", denied, strlen(denied), err), 0);
+	login_reloaded(&T.m);
+	assert_true(l->withdrawn_at != 0);
+	stub_n_destroyed = 0;
+	assert_false(login_withdrawn_overdue(&T.m, c, MON_WITHDRAW_GRACE_S - 1));
+	assert_int_equal(stub_n_destroyed, 0);
+	assert_false(login_withdrawn_overdue(&T.m, c, MON_WITHDRAW_GRACE_S));
+	assert_int_equal(stub_n_destroyed, 1); /* the server connection, at once */
+	assert_true(stub_destroyed[0].cookie == 99);
+	assert_true(linked(70)); /* the client may still be reading why */
+	assert_false(login_withdrawn_overdue(&T.m, c, SESSION_REFUSE_TIMEOUT_S + MON_LOGIN_GRACE_S - 1));
+	assert_int_equal(stub_n_destroyed, 1);
+	assert_true(login_withdrawn_overdue(&T.m, c, SESSION_REFUSE_TIMEOUT_S + MON_LOGIN_GRACE_S));
+	assert_false(linked(70));
+	assert_true(reads_eof(sv[1]));
+	close(sv[1]);
+	assert_true(login_withdrawn_overdue(&T.m, l, SESSION_REFUSE_TIMEOUT_S + MON_LOGIN_GRACE_S));
+	assert_false(linked(71));
+	policy_release(&T.cfg.policy);
+	assert_false(killed(0));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1083,6 +1292,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_refusal_faults, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_conn_index, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stats_many_sessions, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ended_severs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_login_sockets_bounded, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_request_channel_closed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_workers_in_turn, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reload_decided_by_parent, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
