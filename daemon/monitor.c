@@ -289,18 +289,25 @@ void conn_end(struct monitor *m, struct mon_conn *c)
 	free(c);
 }
 
-void conn_abort_upstream(struct monitor *m, struct mon_conn *c)
+void conn_abort_upstream(struct monitor *m, struct mon_conn *c, uint64_t keep)
 {
-	/* the worker alone has their fds: they are aborted by name */
-	for (size_t i = 0; i < c->n_up_socks && m->sd; i++) {
-		const struct mon_upsock *u = &c->up_socks[i];
-		int r = sockdiag_destroy(m->sd, &u->local, &u->remote, u->cookie);
+	size_t kept = 0;
 
+	/* the worker alone has their fds: they are aborted by name */
+	for (size_t i = 0; i < c->n_up_socks; i++) {
+		const struct mon_upsock *u = &c->up_socks[i];
+		int r;
+
+		if (u->cookie == keep) {
+			c->up_socks[kept++] = *u;
+			continue;
+		}
+		r = m->sd ? sockdiag_destroy(m->sd, &u->local, &u->remote, u->cookie) : 0;
 		if (r < 0 && r != -ENOENT)
 			log_error("upstream", "id=%llu: cannot abort its upstream connection: %s", (unsigned long long)c->id,
 				  strerror(-r));
 	}
-	c->n_up_socks = 0;
+	c->n_up_socks = kept;
 }
 
 void conn_sever(struct monitor *m, struct mon_conn *c)
@@ -309,7 +316,7 @@ void conn_sever(struct monitor *m, struct mon_conn *c)
 	 * shut, it ends for both */
 	if (c->cfd >= 0)
 		shutdown(c->cfd, SHUT_RDWR);
-	conn_abort_upstream(m, c);
+	conn_abort_upstream(m, c, 0);
 	conn_end(m, c);
 }
 
@@ -792,6 +799,10 @@ static int on_packet(struct monitor *m, struct mon_worker *w, const struct priv_
 		if (c->st != MC_AUTHORIZED && c->st != MC_CANCELLING)
 			return -EPROTO;
 		return login_socket(m, c, body, h->len);
+	case PRIV_STARTUP:
+		if (c->st != MC_AUTHORIZED)
+			return -EPROTO;
+		return login_startup(m, c, body, h->len, fd);
 	case PRIV_SCRAM:
 		if (c->st != MC_AUTHORIZED || c->login_asked || h->len != sizeof(struct priv_scram))
 			return -EPROTO;

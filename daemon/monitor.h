@@ -90,6 +90,7 @@ struct mon_conn {
 	struct addr addrs[CONFIG_MAX_RESOLVED]; /* what PRIV_SOCKET may connect to (the verdict's) */
 	size_t n_addrs;
 	bool login_asked;               /* the one proof (SCRAM, md5, cleartext) was given */
+	bool startup_sent;              /* the parent wrote the StartupMessage (plain upstreams) */
 	unsigned sockets;               /* upstream sockets handed out */
 	struct mon_upsock {             /* a login's, each as the kernel names it (sockdiag) */
 		struct addr local, remote;

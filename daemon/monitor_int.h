@@ -37,8 +37,9 @@ int conn_link(struct monitor *m, struct mon_conn *c);
 /* Forgets c, closing the parent's copy of its socket. */
 void conn_end(struct monitor *m, struct mon_conn *c);
 
-/* Aborts c's upstream connections (sockdiag_destroy), whatever its worker does. */
-void conn_abort_upstream(struct monitor *m, struct mon_conn *c);
+/* Aborts c's upstream connections (sockdiag_destroy), whatever its worker does, but
+ * the one whose cookie is keep (0: none), which stays recorded. */
+void conn_abort_upstream(struct monitor *m, struct mon_conn *c, uint64_t keep);
 
 /* Ends c whatever its worker does: its client socket is shut and its upstream
  * connections aborted (sockdiag_destroy), then conn_end. */
@@ -76,6 +77,9 @@ int login_scram(struct monitor *m, struct mon_conn *c, const struct priv_scram *
 int login_md5(struct monitor *m, struct mon_conn *c, const uint8_t *salt, size_t len);
 int login_cleartext(struct monitor *m, struct mon_conn *c);
 int login_socket(struct monitor *m, struct mon_conn *c, const uint8_t *body, size_t len);
+/* STARTUP: writes the StartupMessage on fd, c's connected socket to a plain upstream,
+ * from the parent's facts; c's other sockets are aborted. */
+int login_startup(struct monitor *m, struct mon_conn *c, const uint8_t *body, size_t len, int fd);
 
 /* c ends: its SCRAM call (if one waits) is forgotten, and the proof job with it when
  * no other session waits for that job and it has not started. */

@@ -13,6 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <linux/tcp.h> /* tcp_info with tcpi_bytes_sent (glibc's has not) */
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -20,6 +23,7 @@
 #include "policy.h"
 #include "record.h"
 #include "session.h"
+#include "startopts.h"
 #include "token.h"
 
 /* ---- identity ---------------------------------------------------------------------- */
@@ -525,7 +529,7 @@ bool login_withdrawn_overdue(struct monitor *m, struct mon_conn *c, time_t since
 		 * closed the upstream and told the client why, and waits for the client to
 		 * read it (SESSION_REFUSE_TIMEOUT_S at most). One taken over would go on
 		 * under the rule the admin took away: its server connection ends now. */
-		conn_abort_upstream(m, c);
+		conn_abort_upstream(m, c, 0);
 		return false;
 	}
 	log_warn("policy", "id=%llu: worker %u has not ended the session a reload withdrew (it was allowed by '%s') in %lld s; the parent ends it",
@@ -659,6 +663,73 @@ static bool method_listed(struct monitor *m, struct mon_conn *c, unsigned method
 	return false;
 }
 
+/* Whether a proof may be given for c: on a plain upstream, only for the socket the
+ * parent wrote the StartupMessage on (login_startup; the others are aborted then),
+ * so the login it completes is to the database, as the role and identity, the parent
+ * decided. Inside TLS the worker writes it (see the note in login_startup). */
+static bool startup_written(struct monitor *m, struct mon_conn *c)
+{
+	const struct config_upstream *u = config_upstream_named(m->cfg, c->upstream);
+
+	if (c->startup_sent || (u && u->tls != CONFIG_TLS_DISABLE))
+		return true;
+	log_warn("login", "id=%llu: worker %u asked for a login proof before the parent wrote the startup packet; refused",
+		 (unsigned long long)c->id, c->w->idx);
+	return false;
+}
+
+int login_startup(struct monitor *m, struct mon_conn *c, const uint8_t *body, size_t len, int fd)
+{
+	const struct config_upstream *u = config_upstream_named(m->cfg, c->upstream);
+	char why[STARTOPTS_ERR], app[CONFIG_NAME_MAX + 1];
+	uint8_t pkt[PGWIRE_STARTUP_MAX];
+	struct priv_startup q;
+	struct tcp_info ti;
+	socklen_t tl = sizeof(ti), cl;
+	uint64_t cookie;
+	size_t i, n;
+	int queued = 0;
+
+	/* TLS upstreams: the worker writes it inside the TLS it holds. The parent cannot
+	 * see there; binding the database there too needs the parent's TLS (kTLS). */
+	if (len != sizeof(q) || fd < 0 || c->startup_sent || c->login_asked || !u || u->tls != CONFIG_TLS_DISABLE)
+		return -EPROTO;
+	memcpy(&q, body, sizeof(q));
+	if (!PRIV_STR_OK(q.client_app) || q.fwd_len > sizeof(q.fwd_params))
+		return -EPROTO;
+	if (!startopts_fwd_allowed(q.fwd_params, q.fwd_len, why)) {
+		log_warn("login", "id=%llu: worker %u passed settings the client could not have: %s", (unsigned long long)c->id,
+			 c->w->idx, why);
+		return -EPROTO;
+	}
+	/* one of the sockets it made for this login, connected, with nothing sent on it:
+	 * the server reads this packet first */
+	cl = sizeof(cookie);
+	if (getsockopt(fd, SOL_SOCKET, SO_COOKIE, &cookie, &cl) == -1)
+		return -EPROTO;
+	for (i = 0; i < c->n_up_socks && c->up_socks[i].cookie != cookie; i++)
+		;
+	if (i == c->n_up_socks || getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tl) == -1 || ti.tcpi_state != 1 /* TCP_ESTABLISHED */ ||
+	    ti.tcpi_bytes_sent != 0 || ioctl(fd, SIOCOUTQ, &queued) == -1 || queued != 0) {
+		log_warn("login", "id=%llu: worker %u asked for the startup packet on a socket not of its login, not connected, or written to already; refused",
+			 (unsigned long long)c->id, c->w->idx);
+		return -EPROTO;
+	}
+	snprintf(app, sizeof(app), "%s", q.client_app);
+	n = startopts_upstream_startup(pkt, sizeof(pkt), &(struct startopts_login){
+		.role = c->role, .database = c->database, .client_app = app, .cgroup = c->facts.cgroup,
+		.exe = c->facts.exe, .rule = c->rule, .comm = c->origin.comm, .token_iss = c->token_iss,
+		.token_sub = c->token_sub, .uid = c->origin.uid, .gid = c->origin.gid, .pid = c->origin.tgid,
+		.read_only = c->read_only, .fwd = q.fwd_params, .fwd_len = q.fwd_len });
+	if (n == 0)
+		return reply(c->w, c->id, -E2BIG, NULL, 0, -1);
+	if (send(fd, pkt, n, MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)n)
+		return reply(c->w, c->id, -EIO, NULL, 0, -1);
+	c->startup_sent = true;
+	conn_abort_upstream(m, c, cookie); /* the addresses tried before can carry nothing now */
+	return reply(c->w, c->id, 0, NULL, 0, -1);
+}
+
 int login_scram(struct monitor *m, struct mon_conn *c, const struct priv_scram *q)
 {
 	struct config_role *cr = conn_role(m, c);
@@ -669,7 +740,7 @@ int login_scram(struct monitor *m, struct mon_conn *c, const struct priv_scram *
 	const char *r;
 	int n;
 
-	if (!PRIV_STR_OK(q->client_first_bare) || !PRIV_STR_OK(q->server_first))
+	if (!PRIV_STR_OK(q->client_first_bare) || !PRIV_STR_OK(q->server_first) || !startup_written(m, c))
 		return -EPROTO;
 	if (!cr)
 		return reply(c->w, c->id, -ENOENT, NULL, 0, -1);
@@ -818,7 +889,7 @@ int login_md5(struct monitor *m, struct mon_conn *c, const uint8_t *salt, size_t
 	char out[36];
 	int r;
 
-	if (len != 4)
+	if (len != 4 || !startup_written(m, c))
 		return -EPROTO;
 	/* a hash salted as the worker asks: passwords are cheap to try on it */
 	if (!method_listed(m, c, CONFIG_AUTH_MD5))
@@ -901,7 +972,7 @@ int login_socket(struct monitor *m, struct mon_conn *c, const uint8_t *body, siz
 	}
 	/* A login tries each address once (upstream.c), and before its proof: a worker
 	 * asking for more holds connections the parent could not end (conn_sever). */
-	if (c->st == MC_AUTHORIZED && c->login_asked)
+	if (c->st == MC_AUTHORIZED && (c->login_asked || c->startup_sent))
 		return -EPROTO;
 	if (++c->sockets > (c->st == MC_AUTHORIZED ? c->n_addrs : MON_MAX_SOCKETS))
 		return reply(c->w, c->id, -EINVAL, NULL, 0, -1);

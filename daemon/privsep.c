@@ -173,6 +173,7 @@ const char *priv_type_name(uint32_t type)
 	case PRIV_MD5: return "md5";
 	case PRIV_CLEARTEXT: return "cleartext";
 	case PRIV_HELD: return "held";
+	case PRIV_STARTUP: return "startup";
 	case PRIV_REPLY: return "reply";
 	default: return "unknown";
 	}

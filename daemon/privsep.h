@@ -25,6 +25,7 @@
 #include "fault.h"
 #include "intercept.h"
 #include "scram.h"
+#include "startopts.h"
 
 #define PRIV_MAX_MSG (8u << 20)      /* a held statement of 1 MiB, escaped, fits */
 #define PRIV_SOCKBUF (16 << 20)      /* SO_SNDBUFFORCE of both ends: one packet fits */
@@ -61,6 +62,7 @@ enum priv_type {
 	PRIV_MD5,               /* the md5 response */
 	PRIV_CLEARTEXT,         /* the password itself (cleartext over verified TLS) */
 	PRIV_HELD,              /* a statement waits for approval: its request number */
+	PRIV_STARTUP,           /* fd: the connected upstream socket (plain): the parent logs in on it */
 
 	PRIV_REPLY = 96,
 };
@@ -137,6 +139,14 @@ struct priv_stat {
 
 struct priv_cancel {
 	uint8_t pkt[16];
+};
+
+/* What the parent needs of the client's startup to write the server's (startopts.h);
+ * the database, role and identity are its own. */
+struct priv_startup {
+	char client_app[CONFIG_NAME_MAX + 1];
+	uint32_t fwd_len;
+	char fwd_params[STARTOPTS_FWD_BYTES];
 };
 
 struct priv_scram {

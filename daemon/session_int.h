@@ -12,6 +12,7 @@
 #include "log.h"
 #include "maskednames.h"
 #include "session.h"
+#include "startopts.h"
 #include "taint.h"
 
 enum session_state {
@@ -53,7 +54,7 @@ struct session {
 	char token_iss[256];             /* verified "iss", or empty */
 	char token_sub[256];             /* its "sub" claim, or empty */
 	char client_app[CONFIG_NAME_MAX + 1];
-	char fwd_params[2048];           /* startup parameters passed on: name\0value\0... */
+	char fwd_params[STARTOPTS_FWD_BYTES]; /* startup parameters passed on: name\0value\0... */
 	size_t fwd_len;
 
 	/* login */
@@ -282,7 +283,7 @@ struct session *session_new(struct session_env *env, int cfd);
 struct session *session_find(struct session_env *env, uint64_t id);
 
 /* Startup parameters passed on, at most: connect_upstream adds its own after them. */
-#define SESSION_FWD_MAX 64
+#define SESSION_FWD_MAX STARTOPTS_FWD_MAX
 
 /* The first bytes of a connection (startup.c), by the session's state: STARTUP,
  * CLIENT_TLS, CLIENT_AUTH. */

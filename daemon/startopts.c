@@ -6,6 +6,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "pgwire.h"
+
 /*
  * Settings (PostgreSQL 15 names, all PGC_USERSET) that change neither privilege nor
  * how pgtether reads the session. Sorted for bsearch.
@@ -283,4 +285,83 @@ int startopts_split(const char *options, char *buf, size_t cap, struct startopts
 		n++;
 	}
 	return n;
+}
+
+/* The pairs of fwd (len bytes) into out (at most max), or -1 when it is not whole
+ * NUL-terminated pairs or there are more. */
+static int fwd_pairs(const char *fwd, size_t len, struct pgwire_param *out, size_t max)
+{
+	size_t n = 0;
+
+	for (size_t at = 0; at < len;) {
+		const char *k = fwd + at, *kend = memchr(k, '\0', len - at), *vend;
+
+		if (!kend || n == max)
+			return -1;
+		at = (size_t)(kend - fwd) + 1;
+		if (at >= len || !(vend = memchr(fwd + at, '\0', len - at)))
+			return -1;
+		out[n++] = (struct pgwire_param){ k, fwd + at };
+		at = (size_t)(vend - fwd) + 1;
+	}
+	return (int)n;
+}
+
+bool startopts_fwd_allowed(const char *fwd, size_t len, char why[STARTOPTS_ERR])
+{
+	struct pgwire_param p[STARTOPTS_FWD_MAX];
+	int n = fwd_pairs(fwd, len, p, STARTOPTS_FWD_MAX);
+
+	if (n < 0) {
+		snprintf(why, STARTOPTS_ERR, "not whole name=value pairs, or more than %d", STARTOPTS_FWD_MAX);
+		return false;
+	}
+	for (int i = 0; i < n; i++) {
+		if (!strcmp(p[i].name, "client_encoding")) {
+			if (strcmp(p[i].value, "UTF8") == 0)
+				continue;
+			snprintf(why, STARTOPTS_ERR, "client_encoding is passed as UTF8 only");
+			return false;
+		}
+		if (!startopts_allowed(p[i].name, why) || !startopts_value_allowed(p[i].name, p[i].value, why))
+			return false;
+	}
+	return true;
+}
+
+size_t startopts_upstream_startup(uint8_t *out, size_t cap, const struct startopts_login *l)
+{
+	struct pgwire_param p[STARTOPTS_FWD_MAX + 5];
+	char app[128], identity[1024];
+	int n = fwd_pairs(l->fwd, l->fwd_len, p, STARTOPTS_FWD_MAX), k;
+
+	if (n < 0)
+		return 0;
+	if (l->client_app[0])
+		snprintf(app, sizeof(app), "pgtether:%s:%s", l->cgroup, l->client_app);
+	else
+		snprintf(app, sizeof(app), "pgtether:%s", l->cgroup);
+	/* PostgreSQL cuts application_name to NAMEDATALEN-1 bytes with a NOTICE the
+	 * client would see; cut it here instead, on a UTF-8 character boundary. */
+	if (strlen(app) > 63) {
+		size_t cut = 63;
+
+		while (cut > 0 && ((uint8_t)app[cut] & 0xc0) == 0x80)
+			cut--;
+		app[cut] = '\0';
+	}
+	/* what the database sees as current_setting('pgtether.identity') */
+	k = snprintf(identity, sizeof(identity), "cgroup=%s;uid=%u;gid=%u;pid=%u;exe=%s;comm=%.16s;rule=%s", l->cgroup,
+		     l->uid, l->gid, l->pid, l->exe, l->comm, l->rule);
+	if (l->token_iss[0] && k > 0 && (size_t)k < sizeof(identity))
+		snprintf(identity + k, sizeof(identity) - (size_t)k, ";iss=%s;sub=%s", l->token_iss, l->token_sub);
+	p[n++] = (struct pgwire_param){ "user", l->role };
+	p[n++] = (struct pgwire_param){ "database", l->database };
+	p[n++] = (struct pgwire_param){ "application_name", app };
+	p[n++] = (struct pgwire_param){ "pgtether.identity", identity };
+	/* The server refuses, in a read-only session, the writes pgtether cannot see:
+	 * a function that writes, called from a SELECT; a DO block. */
+	if (l->read_only)
+		p[n++] = (struct pgwire_param){ "default_transaction_read_only", "on" };
+	return pgwire_build_startup(out, cap, p, (size_t)n);
 }

@@ -24,6 +24,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define STARTOPTS_MAX 64               /* settings in one "options" value */
 #define STARTOPTS_ERR 256
@@ -57,5 +58,34 @@ bool startopts_allowed(const char *name, char why[STARTOPTS_ERR]);
  * value passes.
  */
 bool startopts_value_allowed(const char *name, const char *value, char why[STARTOPTS_ERR]);
+
+/*
+ * The StartupMessage pgtether sends the server. Built from the parent's facts by
+ * the parent for plain upstreams (monitor_login.c: the worker cannot choose the
+ * database, role or identity it logs in with), and by the worker inside TLS.
+ */
+#define STARTOPTS_FWD_BYTES 2048         /* settings passed on: name\0value\0... */
+#define STARTOPTS_FWD_MAX 64             /* ... at most this many of them */
+
+struct startopts_login {
+	const char *role, *database;
+	const char *client_app;          /* the client's application_name, "" for none */
+	const char *cgroup, *exe, *rule;
+	const char *comm;                /* at most 16 bytes, not NUL-terminated at 16 */
+	const char *token_iss, *token_sub; /* "" for no token */
+	unsigned uid, gid, pid;
+	bool read_only;                  /* default_transaction_read_only=on */
+	const char *fwd;                 /* the client's settings passed on (fwd_len bytes) */
+	size_t fwd_len;
+};
+
+/* Writes the packet into out (cap bytes, PGWIRE_STARTUP_MAX will do): its length,
+ * or 0 when it does not fit or fwd is not whole pairs. */
+size_t startopts_upstream_startup(uint8_t *out, size_t cap, const struct startopts_login *l);
+
+/* Whether fwd (len bytes) is what a worker may have the parent pass on: whole
+ * name\0value\0 pairs, at most STARTOPTS_FWD_MAX, each allowed (startopts_allowed
+ * and startopts_value_allowed) or client_encoding=UTF8. False with why. */
+bool startopts_fwd_allowed(const char *fwd, size_t len, char why[STARTOPTS_ERR]);
 
 #endif

@@ -23,6 +23,7 @@
 #include "client_side.h"
 #include "log.h"
 #include "privsep.h"
+#include "startopts.h"
 #include "worker.h"
 
 static void upstream_begin_login(struct session_env *env, struct session *s);
@@ -489,11 +490,29 @@ void upstream_tls_step(struct session_env *env, struct session *s)
 	upstream_begin_login(env, s);
 }
 
+/* A plain upstream: the parent writes the StartupMessage on the connected socket,
+ * from its own facts (the database, role and identity are not the worker's word)
+ * and the client's settings, which it checks again. 0 or -errno. */
+static int startup_by_parent(struct session *s)
+{
+	struct priv_startup q;
+
+	memset(&q, 0, sizeof(q));
+	snprintf(q.client_app, sizeof(q.client_app), "%s", s->client_app);
+	memcpy(q.fwd_params, s->fwd_params, s->fwd_len);
+	q.fwd_len = (uint32_t)s->fwd_len;
+	return worker_call_fd(PRIV_STARTUP, s->id, &q, sizeof(q), s->upstream.fd, NULL, 0, NULL, NULL);
+}
+
 /* Connected (and encrypted, where configured): send the startup packet. */
 static void upstream_begin_login(struct session_env *env, struct session *s)
 {
 	s->state = SESSION_LOGIN;
 	s->upstream.want = 0;
+	if (!s->upstream.ssl && startup_by_parent(s) < 0) {
+		session_refuse(env, s, FAULT_UPSTREAM_STARTUP_SEND, NULL);
+		return;
+	}
 	if (sbuf_flush(&s->c2u, &s->upstream, NULL) < 0) {
 		session_refuse(env, s, FAULT_UPSTREAM_STARTUP_SEND, NULL);
 		return;
@@ -505,62 +524,43 @@ static void upstream_begin_login(struct session_env *env, struct session *s)
 
 /* ---- the start: the StartupMessage upstream, the first connect; the end: the relay begins ---- */
 
-/* What the database sees as current_setting('pgtether.identity'). */
-/* Both halves of the identity, for the database (pgtether.identity). */
-static void identity_string(const struct session *s, char *out, size_t cap)
+/* What it logs in with upstream (startopts.h): the parent's facts, as the verdict
+ * gave them to the worker. */
+static void upstream_login_facts(struct session_env *env, struct session *s, struct startopts_login *l)
 {
-	int n = snprintf(out, cap, "cgroup=%s;uid=%u;gid=%u;pid=%u;exe=%s;comm=%.16s;rule=%s", s->facts.cgroup,
-			 s->origin.uid, s->origin.gid, s->origin.tgid, s->facts.exe, s->origin.comm, s->rule);
-
-	if (s->token_iss[0] && n > 0 && (size_t)n < cap)
-		snprintf(out + n, cap - (size_t)n, ";iss=%s;sub=%s", s->token_iss, s->token_sub);
+	*l = (struct startopts_login){
+		.role = s->role, .database = s->database, .client_app = s->client_app, .cgroup = s->facts.cgroup,
+		.exe = s->facts.exe, .rule = s->rule, .comm = s->origin.comm, .token_iss = s->token_iss,
+		.token_sub = s->token_sub, .uid = s->origin.uid, .gid = s->origin.gid, .pid = s->origin.tgid,
+		.read_only = s->read_only, .fwd = s->fwd_params, .fwd_len = s->fwd_len,
+	};
+	(void)env;
 }
 
-/* Allowed: build the upstream's StartupMessage and connect. */
+/* Allowed: build the upstream's StartupMessage (TLS: the parent writes it to a plain
+ * upstream, upstream_begin_login) and connect. */
 void upstream_start(struct session_env *env, struct session *s)
 {
-	struct pgwire_param outp[72];
-	char app[128], identity[1024];
 	struct config_upstream *u = config_upstream_named(env->cfg, s->upstream_name);
-	uint8_t m[PGWIRE_STARTUP_MAX];
-	size_t nout = 0, n;
+	struct startopts_login l;
 	int r;
 
-	for (size_t at = 0; at < s->fwd_len && nout < SESSION_FWD_MAX;) {
-		const char *k = s->fwd_params + at, *v = k + strlen(k) + 1;
-
-		outp[nout++] = (struct pgwire_param){ k, v };
-		at = (size_t)(v - s->fwd_params) + strlen(v) + 1;
-	}
-	if (s->client_app[0])
-		snprintf(app, sizeof(app), "pgtether:%s:%s", s->facts.cgroup, s->client_app);
-	else
-		snprintf(app, sizeof(app), "pgtether:%s", s->facts.cgroup);
-	/* PostgreSQL cuts application_name to NAMEDATALEN-1 bytes with a NOTICE the
-	 * client would see; cut it here instead, on a UTF-8 character boundary. */
-	if (strlen(app) > CONFIG_NAME_MAX) {
-		size_t cut = CONFIG_NAME_MAX;
-
-		while (cut > 0 && ((uint8_t)app[cut] & 0xc0) == 0x80)
-			cut--;
-		app[cut] = '\0';
-	}
-	identity_string(s, identity, sizeof(identity));
-	outp[nout++] = (struct pgwire_param){ "user", s->role };
-	outp[nout++] = (struct pgwire_param){ "database", s->database };
-	outp[nout++] = (struct pgwire_param){ "application_name", app };
-	outp[nout++] = (struct pgwire_param){ "pgtether.identity", identity };
 	/* The server refuses, in a read-only session, the writes pgtether cannot see:
 	 * a function that writes, called from a SELECT; a DO block. The client cannot
 	 * turn it off: check_statement denies what would (sets_read_write). */
-	if ((s->read_only = session_rule(env, s) && policy_read_only(session_rule(env, s))))
-		outp[nout++] = (struct pgwire_param){ "default_transaction_read_only", "on" };
-	n = pgwire_build_startup(m, sizeof(m), outp, nout);
-	if (n == 0 || n > sbuf_room(&s->c2u)) {
-		session_refuse(env, s, FAULT_STARTUP_TOO_LARGE, NULL);
-		return;
+	s->read_only = session_rule(env, s) && policy_read_only(session_rule(env, s));
+	if (u->tls != CONFIG_TLS_DISABLE) {
+		uint8_t m[PGWIRE_STARTUP_MAX];
+		size_t n;
+
+		upstream_login_facts(env, s, &l);
+		n = startopts_upstream_startup(m, sizeof(m), &l);
+		if (n == 0 || n > sbuf_room(&s->c2u)) {
+			session_refuse(env, s, FAULT_STARTUP_TOO_LARGE, NULL);
+			return;
+		}
+		sbuf_put(&s->c2u, m, n);
 	}
-	sbuf_put(&s->c2u, m, n);
 
 	if (RAND_bytes((uint8_t *)&s->key_pid, sizeof(s->key_pid)) != 1 ||
 	    RAND_bytes((uint8_t *)&s->key_secret, sizeof(s->key_secret)) != 1) {

@@ -53,6 +53,12 @@ int worker_notify(uint32_t type, uint64_t conn, const void *body, size_t len, in
 int worker_call(uint32_t type, uint64_t conn, const void *body, size_t len, void *ret, size_t cap, size_t *ret_len,
 		int *ret_fd)
 {
+	return worker_call_fd(type, conn, body, len, -1, ret, cap, ret_len, ret_fd);
+}
+
+int worker_call_fd(uint32_t type, uint64_t conn, const void *body, size_t len, int fd_out, void *ret, size_t cap,
+		   size_t *ret_len, int *ret_fd)
+{
 	struct pollfd p = { PRIV_FD_REQ, POLLIN, 0 };
 	struct priv_reply rp;
 	struct priv_hdr h;
@@ -63,7 +69,7 @@ int worker_call(uint32_t type, uint64_t conn, const void *body, size_t len, void
 		*ret_fd = -1;
 	if (ret_len)
 		*ret_len = 0;
-	if ((r = worker_notify(type, conn, body, len, -1)) < 0)
+	if ((r = worker_notify(type, conn, body, len, fd_out)) < 0)
 		return r;
 	do
 		r = poll(&p, 1, PRIV_CALL_TIMEOUT_MS);

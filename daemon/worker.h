@@ -26,5 +26,8 @@ int worker_notify(uint32_t type, uint64_t conn, const void *body, size_t len, in
  */
 int worker_call(uint32_t type, uint64_t conn, const void *body, size_t len, void *ret, size_t cap, size_t *ret_len,
 		int *ret_fd);
+/* The same, with fd_out (>= 0) passed along with the call. */
+int worker_call_fd(uint32_t type, uint64_t conn, const void *body, size_t len, int fd_out, void *ret, size_t cap,
+		   size_t *ret_len, int *ret_fd);
 
 #endif

@@ -46,3 +46,10 @@ int worker_call(uint32_t type, uint64_t conn, const void *body, size_t len, void
 	}
 	return -ENOSYS; /* nothing else is called once a session relays */
 }
+
+int worker_call_fd(uint32_t type, uint64_t conn, const void *body, size_t len, int fd_out, void *ret, size_t cap,
+		   size_t *ret_len, int *ret_fd)
+{
+	fuzz_check(fd_out >= 0);
+	return worker_call(type, conn, body, len, ret, cap, ret_len, ret_fd);
+}

@@ -1267,6 +1267,166 @@ static void test_reload_decided_by_parent(void **state)
 	assert_false(killed(0));
 }
 
+/* ---- a plain upstream's startup is the parent's ------------------------------------ */
+
+/* The worker's call with an fd (the test keeps its own). */
+static void say_fd(unsigned worker, uint32_t type, uint64_t id, const void *body, size_t len, int fd)
+{
+	assert_int_equal(priv_send(T.wend[worker][1], type, id, body, len, fd), 0);
+	monitor_worker_event(&T.m, &T.m.w[worker], EPOLLIN);
+}
+
+/* A plain upstream's login c (its listener *lfd, the server's end *acc) with its
+ * socket connected (*up, the worker's). */
+static struct mon_conn *plain_login(uint64_t id, int *lfd, int *up, int *acc)
+{
+	struct pollfd p;
+	struct mon_conn *c;
+
+	T.up.tls = CONFIG_TLS_DISABLE;
+	c = conn(0, id, MC_AUTHORIZED);
+	snprintf(c->database, sizeof(c->database), "appdb");
+	snprintf(c->rule, sizeof(c->rule), "ci");
+	snprintf(c->facts.cgroup, sizeof(c->facts.cgroup), "/ci");
+	*lfd = upstream_listener(c);
+	assert_int_equal(ask_socket(0, c, up), 0);
+	*acc = accept4(*lfd, NULL, NULL, SOCK_CLOEXEC);
+	assert_true(*acc >= 0);
+	p = (struct pollfd){ .fd = *up, .events = POLLOUT };
+	assert_int_equal(poll(&p, 1, 1000), 1);
+	return c;
+}
+
+static void startup_q(struct priv_startup *q, const char *app, const char *fwd, size_t fwd_len)
+{
+	memset(q, 0, sizeof(*q));
+	snprintf(q->client_app, sizeof(q->client_app), "%s", app);
+	memcpy(q->fwd_params, fwd, fwd_len);
+	q->fwd_len = (uint32_t)fwd_len;
+}
+
+/* Whether the packet the server got (n bytes at b) has name=value. */
+static bool has_param(const uint8_t *b, size_t n, const char *name, const char *value)
+{
+	for (size_t at = 8; at < n;) {
+		const char *k = (const char *)b + at, *v = k + strlen(k) + 1;
+
+		if (!*k)
+			break;
+		if (!strcmp(k, name) && !strcmp(v, value))
+			return true;
+		at = (size_t)((const uint8_t *)v - b) + strlen(v) + 1;
+	}
+	return false;
+}
+
+/* The worker has the parent write the StartupMessage of a plain upstream: the
+ * database, role and identity are the parent's (the database the rule was decided
+ * for), the client's settings are checked again; the login's other sockets are
+ * aborted, and no socket is handed out after it. */
+static void test_startup_by_parent(void **state)
+{
+	static const char fwd[] = "client_encoding\0UTF8\0search_path\0public\0";
+	struct priv_startup q;
+	struct mon_conn *c;
+	uint8_t b[4096];
+	ssize_t n;
+	size_t len;
+	int lfd, up, acc, fd;
+
+	(void)state;
+	c = plain_login(80, &lfd, &up, &acc);
+	c->up_socks[1] = c->up_socks[0]; /* as if an address tried before */
+	c->up_socks[1].cookie++;
+	c->n_up_socks = 2;
+	startup_q(&q, "psql", fwd, sizeof(fwd) - 1);
+	stub_n_destroyed = 0;
+	say_fd(0, PRIV_STARTUP, 80, &q, sizeof(q), up);
+	assert_int_equal(answer(0, NULL, 0, &len), 0);
+	assert_true(c->startup_sent);
+	n = recv(acc, b, sizeof(b), 0);
+	assert_true(n > 8);
+	assert_true(has_param(b, (size_t)n, "user", "app"));
+	assert_true(has_param(b, (size_t)n, "database", "appdb"));
+	assert_true(has_param(b, (size_t)n, "application_name", "pgtether:/ci:psql"));
+	assert_true(has_param(b, (size_t)n, "search_path", "public"));
+	assert_true(has_param(b, (size_t)n, "client_encoding", "UTF8"));
+	assert_true(has_param(b, (size_t)n, "pgtether.identity", "cgroup=/ci;uid=1000;gid=0;pid=4242;exe=;comm=;rule=ci"));
+	assert_int_equal(stub_n_destroyed, 1); /* the other one */
+	assert_true(stub_destroyed[0].cookie == c->up_socks[0].cookie + 1);
+	assert_int_equal(c->n_up_socks, 1);
+	assert_false(killed(0));
+	/* no more sockets for this login */
+	say(0, PRIV_SOCKET, 80, &c->addrs[0], sizeof(c->addrs[0]));
+	assert_true(killed(0));
+	(void)fd;
+	close(up);
+	close(acc);
+	close(lfd);
+}
+
+/* Every way around it ends the worker: a proof before the parent's startup, settings
+ * the client could not have passed, a socket written to already, one not of the
+ * login, a second startup. */
+static void test_startup_refusals(void **state)
+{
+	static const char as_admin[] = "user\0postgres\0";
+	static const char bad_path[] = "search_path\0evil, pg_catalog\0";
+	static const char ok[] = "client_encoding\0UTF8\0";
+	struct priv_scram sq;
+	struct priv_startup q;
+	struct mon_conn *c;
+	size_t len;
+	int lfd, up, acc, other[2];
+
+	(void)state;
+	c = plain_login(81, &lfd, &up, &acc);
+	memset(&sq, 0, sizeof(sq));
+	say(0, PRIV_SCRAM, 81, &sq, sizeof(sq));
+	assert_true(killed(0));
+	c->login_asked = false; /* marked as it was asked; the rest is about the startup */
+
+	for (int i = 0; i < 2; i++) {
+		worker_down(0);
+		worker_up(0);
+		startup_q(&q, "", i ? bad_path : as_admin, i ? sizeof(bad_path) - 1 : sizeof(as_admin) - 1);
+		say_fd(0, PRIV_STARTUP, 81, &q, sizeof(q), up);
+		assert_true(killed(0));
+		assert_false(c->startup_sent);
+	}
+
+	worker_down(0);
+	worker_up(0);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, other), 0);
+	startup_q(&q, "", ok, sizeof(ok) - 1);
+	say_fd(0, PRIV_STARTUP, 81, &q, sizeof(q), other[0]); /* not its socket */
+	assert_true(killed(0));
+	close(other[0]);
+	close(other[1]);
+
+	worker_down(0);
+	worker_up(0);
+	assert_int_equal(send(up, "\0\0\0\x10", 4, 0), 4); /* its own startup first */
+	say_fd(0, PRIV_STARTUP, 81, &q, sizeof(q), up);
+	assert_true(killed(0));
+	assert_false(c->startup_sent);
+	close(up);
+	close(acc);
+	close(lfd);
+
+	/* a second startup on a fresh login */
+	worker_down(0);
+	worker_up(0);
+	c = plain_login(82, &lfd, &up, &acc);
+	say_fd(0, PRIV_STARTUP, 82, &q, sizeof(q), up);
+	assert_int_equal(answer(0, NULL, 0, &len), 0);
+	say_fd(0, PRIV_STARTUP, 82, &q, sizeof(q), up);
+	assert_true(killed(0));
+	close(up);
+	close(acc);
+	close(lfd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1297,6 +1457,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_request_channel_closed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_workers_in_turn, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reload_decided_by_parent, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_startup_by_parent, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_startup_refusals, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
