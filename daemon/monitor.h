@@ -83,6 +83,7 @@ struct mon_conn {
 	bool facts_read;
 	json_t *claims;
 	const char *token_source;
+	char token_path[PATH_MAX];      /* the file the token was read from ("file") */
 	char token_iss[256], token_sub[256];
 	char rule[128];
 	char role[CONFIG_NAME_MAX + 1];

@@ -64,6 +64,7 @@ static void verdict_facts(const struct mon_conn *c, struct priv_verdict *v)
 	v->ready_facts = c->facts_read;
 	snprintf(v->rule, sizeof(v->rule), "%s", c->rule);
 	snprintf(v->token_source, sizeof(v->token_source), "%s", c->token_source ? c->token_source : "none");
+	snprintf(v->token_path, sizeof(v->token_path), "%s", c->token_path);
 	snprintf(v->token_iss, sizeof(v->token_iss), "%s", c->token_iss);
 	snprintf(v->token_sub, sizeof(v->token_sub), "%s", c->token_sub);
 }
@@ -97,7 +98,8 @@ static void conn_policy_facts(const struct mon_conn *c, struct policy_facts *f)
 	*f = (struct policy_facts){
 		.cgroup = c->facts.cgroup, .uid = c->origin.uid, .exe = c->facts.exe,
 		.exe_sha256 = c->facts.exe_sha256, .database = c->database, .upstream = c->upstream,
-		.exe_foreign = c->facts.exe_foreign,
+		.exe_foreign = c->facts.exe_foreign, .token_known = true, .token = policy_token_named(c->token_source),
+		.token_path = c->token_path,
 	};
 }
 
@@ -201,6 +203,7 @@ static void authorize(struct monitor *m, struct mon_conn *c, const char *token, 
  * tok is the caller's to wipe. */
 static void token_read(struct monitor *m, struct mon_conn *c, const char *path, int r, const char *tok, size_t len)
 {
+	snprintf(c->token_path, sizeof(c->token_path), "%s", path);
 	if (r == -ESTALE) {
 		refuse_conn(m, c, FAULT_PARENT_PID_REUSED, NULL);
 	} else if (r < 0) {

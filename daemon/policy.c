@@ -547,9 +547,21 @@ bool policy_rule_fits_facts(const struct policy_rule *r, const struct policy_fac
 	return true;
 }
 
+enum policy_token policy_token_named(const char *source)
+{
+	if (source && !strcmp(source, "password"))
+		return POLICY_TOKEN_PASSWORD;
+	return source && !strcmp(source, "file") ? POLICY_TOKEN_FILE : POLICY_TOKEN_NONE;
+}
+
 static bool fits(const struct policy_rule *r, const struct policy_facts *f)
 {
 	if (!policy_rule_fits_facts(r, f))
+		return false;
+	/* deny rules whatever the source: a token sent another way must not dodge one */
+	if (!r->deny && f->token_known && r->token != POLICY_TOKEN_NONE &&
+	    (r->token != f->token ||
+	     (r->token == POLICY_TOKEN_FILE && (!f->token_path || strcmp(r->token_path, f->token_path) != 0))))
 		return false;
 	if (r->issuer && (!f->issuer || strcmp(r->issuer, f->issuer) != 0))
 		return false;

@@ -124,7 +124,17 @@ struct policy_facts {
 	json_t *claims;
 	bool exe_foreign;                /* exe is only the workload's own name for it: no
 					  * allow rule matches by exe (deny rules still do) */
+	/* How the token came: an allow rule that takes one matches only a token taken
+	 * its way (the file at its path, or as the password), else a token a workload
+	 * could send as a password would pass for one read from a file. token_known
+	 * false (pgtether explain): not checked. */
+	bool token_known;
+	enum policy_token token;         /* POLICY_TOKEN_NONE: no token */
+	const char *token_path;          /* POLICY_TOKEN_FILE: the file it was read from */
 };
+
+/* The token source named "password", "file" or anything else (none). */
+enum policy_token policy_token_named(const char *source);
 
 /* The cgroup glob rules use (see above). */
 bool policy_cgroup_fits(const char *glob, const char *cgroup);

@@ -105,6 +105,7 @@ struct priv_verdict {
 	uint32_t rule_idx, gen;
 	char role[CONFIG_NAME_MAX + 1];
 	char token_source[16];
+	char token_path[PATH_MAX];   /* "file": the file it was read from */
 	char token_iss[256], token_sub[256];
 	struct attest_facts facts;
 	uint32_t n_addrs;

@@ -246,7 +246,8 @@ static void session_facts(const struct session *s, struct policy_facts *f)
 	*f = (struct policy_facts){
 		.cgroup = s->facts.cgroup, .uid = s->origin.uid, .exe = s->facts.exe,
 		.exe_sha256 = s->facts.exe_sha256, .database = s->database, .upstream = s->upstream_name,
-		.exe_foreign = s->facts.exe_foreign,
+		.exe_foreign = s->facts.exe_foreign, .token_known = true, .token = policy_token_named(s->token_source),
+		.token_path = s->token_path,
 	};
 }
 

@@ -128,6 +128,8 @@ void session_free(struct session_env *env, struct session *s)
 	searchpath_state_release(&s->path);
 	searchpath_scan_release(&s->path_sc);
 	free(s->path_sql);
+	free(s->token_path);
+	s->token_path = NULL;
 	tls_free(s->client.ssl);
 	tls_free(s->upstream.ssl);
 	s->client.ssl = s->upstream.ssl = NULL;
@@ -351,6 +353,8 @@ void session_verdict(struct session_env *env, uint64_t id, const struct priv_ver
 	}
 	snprintf(s->rule, sizeof(s->rule), "%.*s", (int)sizeof(v->rule) - 1, v->rule);
 	s->token_source = token_source_name(v->token_source);
+	free(s->token_path);
+	s->token_path = !strcmp(s->token_source, "file") ? strndup(v->token_path, sizeof(v->token_path) - 1) : NULL;
 	snprintf(s->token_iss, sizeof(s->token_iss), "%.*s", (int)sizeof(v->token_iss) - 1, v->token_iss);
 	snprintf(s->token_sub, sizeof(s->token_sub), "%.*s", (int)sizeof(v->token_sub) - 1, v->token_sub);
 	if (!v->ok) {

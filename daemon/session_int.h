@@ -51,6 +51,7 @@ struct session {
 	unsigned rule_gen;               /* env->gen when rule_idx was looked up */
 	size_t rule_idx;
 	const char *token_source;        /* "none", "password" or "file" */
+	char *token_path;                /* "file": the file it was read from (the parent's) */
 	char token_iss[256];             /* verified "iss", or empty */
 	char token_sub[256];             /* its "sub" claim, or empty */
 	char client_app[CONFIG_NAME_MAX + 1];

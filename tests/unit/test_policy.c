@@ -298,6 +298,54 @@ static void test_parse_errors(void **state)
 	expect("{ \"rules\": [ { \"name\": \"a\", \"name\": \"b\" } ] }", "p.json:1:34: duplicate object key near '\"name\"'");
 }
 
+/* An allow rule that takes a token matches only a token taken its way: one the client
+ * sent as its password does not pass for one read from the rule's file (which only a
+ * process of the workload's own mount namespace could have put there), nor one read
+ * from another file. Deny rules match whatever the source. */
+static void test_token_source(void **state)
+{
+	static const char rules[] = "{ \"rules\": [\n"
+		"{ \"name\": \"ci-pw\", \"match\": { \"cgroup\": \"/ci/**\", \"issuer\": \"" ISS "\" }, \"token\": { \"source\": \"password\" }, \"upstream\": \"main\", \"role\": \"app_ro\" },\n"
+		"{ \"name\": \"ci-file\", \"match\": { \"cgroup\": \"/ci/build\", \"issuer\": \"" ISS "\" }, \"token\": { \"source\": \"file\", \"path\": \"/run/jwt\" }, \"upstream\": \"main\", \"role\": \"admin\" },\n"
+		"{ \"name\": \"no-x\", \"effect\": \"deny\", \"match\": { \"cgroup\": \"/ci/x\", \"issuer\": \"" ISS "\" } }\n"
+		"] }";
+	struct policy p = { NULL, 0 };
+	char err[POLICY_ERR_LEN] = "";
+	const struct policy_rule *deny, *r;
+	json_t *claims = json_pack("{s:s}", "sub", "a");
+	struct policy_facts f = { .cgroup = "/ci/build", .uid = 1001, .exe = "/usr/bin/psql", .database = "app",
+				  .upstream = "main", .issuer = ISS, .claims = claims, .token_known = true };
+
+	(void)state;
+	assert_int_equal(policy_parse(&p, "10-t.json", rules, strlen(rules), err), 0);
+	f.token = POLICY_TOKEN_PASSWORD;
+	r = policy_decide(&p, &f, &deny);
+	assert_non_null(r);
+	assert_string_equal(r->name, "ci-pw"); /* not ci-file, though it is the same token */
+	/* ci-pw out of the way (its glob now starts /zi/): a password token still is not ci-file's */
+	p.rules[0].cgroup[1] = 'z';
+	assert_null(policy_decide(&p, &f, &deny));
+	f.token = POLICY_TOKEN_FILE;
+	f.token_path = "/run/other";
+	assert_null(policy_decide(&p, &f, &deny));
+	f.token_path = "/run/jwt";
+	r = policy_decide(&p, &f, &deny);
+	assert_non_null(r);
+	assert_string_equal(r->name, "ci-file");
+	/* pgtether explain says no source: every rule's fits */
+	f.token_known = false;
+	f.token = POLICY_TOKEN_PASSWORD;
+	assert_string_equal(policy_decide(&p, &f, &deny)->name, "ci-file");
+	/* a deny rule, whatever the source */
+	f.token_known = true;
+	f.cgroup = "/ci/x";
+	assert_null(policy_decide(&p, &f, &deny));
+	assert_non_null(deny);
+	assert_string_equal(deny->name, "no-x");
+	policy_release(&p);
+	json_decref(claims);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -306,6 +354,7 @@ int main(void)
 		cmocka_unit_test(test_statements),
 		cmocka_unit_test(test_parse_errors),
 		cmocka_unit_test(test_masks),
+		cmocka_unit_test(test_token_source),
 	};
 
 	return cmocka_run_group_tests_name("policy", tests, NULL, NULL);
