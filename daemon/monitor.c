@@ -651,6 +651,7 @@ static int on_held_info(struct monitor *m, struct mon_conn *c, const uint8_t *bo
 	time_t now = time(NULL);
 	struct priv_held h;
 	json_error_t e;
+	long values;
 	json_t *j;
 
 	if (c->held_info_seen)
@@ -663,19 +664,21 @@ static int on_held_info(struct monitor *m, struct mon_conn *c, const uint8_t *bo
 		w->held_window = now;
 		w->held_window_bytes = 0;
 	}
-	charge = (size_t)h.json_len + MON_HELD_OVERHEAD;
-	if (w->held_bytes + charge > share || w->held_window_bytes + h.json_len > MON_HELD_BYTES_MAX) {
-		log_warn("approval.request", "id=%llu: worker %u's held statements already take %zu bytes of listings (%zu parsed this minute); request %llu is not listed",
-			 (unsigned long long)c->id, w->idx, w->held_bytes, w->held_window_bytes, (unsigned long long)c->held_id);
-		return 0;
-	}
-	w->held_window_bytes += h.json_len;
 	if (h.json_len != len - sizeof(h) ||
-	    !priv_json_bounded((const char *)body + sizeof(h), h.json_len, PRIV_HELD_MAX_DEPTH, PRIV_HELD_MAX_VALUES)) {
+	    (values = priv_json_count((const char *)body + sizeof(h), h.json_len, PRIV_HELD_MAX_DEPTH, PRIV_HELD_MAX_VALUES)) < 0) {
 		log_warn("approval.request", "id=%llu: worker %u sent what approvers are shown in a shape it never makes; not listed",
 			 (unsigned long long)c->id, c->w->idx);
 		return 0;
 	}
+	/* charged for what it will take parsed, not for its text: a listing of empty
+	 * objects is some 80 times its text in jansson's values */
+	charge = (size_t)h.json_len + (size_t)values * PRIV_JSON_VALUE_COST + MON_HELD_OVERHEAD;
+	if (w->held_bytes + charge > share || w->held_window_bytes + charge > MON_HELD_BYTES_MAX) {
+		log_warn("approval.request", "id=%llu: worker %u's held statements already take %zu bytes of listings (%zu parsed this minute); request %llu is not listed",
+			 (unsigned long long)c->id, w->idx, w->held_bytes, w->held_window_bytes, (unsigned long long)c->held_id);
+		return 0;
+	}
+	w->held_window_bytes += charge;
 	j = json_loadb((const char *)body + sizeof(h), h.json_len, JSON_REJECT_DUPLICATES, &e);
 	if (!json_is_object(j)) {
 		json_decref(j);

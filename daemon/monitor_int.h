@@ -13,8 +13,9 @@
 #define MON_MAX_SOCKETS 512        /* upstream sockets of one connection (cancel retries) */
 #define MON_LOGIN_GRACE_S 5        /* after login_timeout: a worker's own timer has ended the login */
 #define MON_WITHDRAW_GRACE_S 2     /* after a reload: a worker has ended what it withdrew */
-#define MON_HELD_BYTES_MAX (CONTROL_MAX_REPLY / 2) /* all workers' held listings, as sent: room in an
-					    * approvals answer for what the parent adds */
+#define MON_HELD_BYTES_MAX (CONTROL_MAX_REPLY / 2) /* all workers' held listings, their text and
+					    * what parsing it takes (PRIV_JSON_VALUE_COST): room in
+					    * an approvals answer for what the parent adds */
 #define MON_HELD_OVERHEAD (2 * PATH_MAX + 1024) /* ... which is charged with each: cgroup, exe, ids */
 
 /* A command to w; a failure kills w (its sessions end when it is reaped). */

@@ -108,6 +108,11 @@ bool priv_str_ok(const char *s, size_t cap)
 
 bool priv_json_bounded(const char *s, size_t len, unsigned max_depth, size_t max_values)
 {
+	return priv_json_count(s, len, max_depth, max_values) >= 0;
+}
+
+long priv_json_count(const char *s, size_t len, unsigned max_depth, size_t max_values)
+{
 	unsigned depth = 0;
 	size_t values = 0;
 	bool in_str = false;
@@ -129,7 +134,7 @@ bool priv_json_bounded(const char *s, size_t len, unsigned max_depth, size_t max
 		case '[':
 		case '{':
 			if (++depth > max_depth || ++values > max_values)
-				return false;
+				return -1;
 			break;
 		case ']':
 		case '}':
@@ -139,13 +144,13 @@ bool priv_json_bounded(const char *s, size_t len, unsigned max_depth, size_t max
 		case ',':
 		case ':':
 			if (++values > max_values)
-				return false;
+				return -1;
 			break;
 		default:
 			break;
 		}
 	}
-	return true;
+	return (long)values;
 }
 
 const char *priv_type_name(uint32_t type)

@@ -199,6 +199,11 @@ bool priv_str_ok(const char *s, size_t cap);
  * rejects what is not JSON.
  */
 bool priv_json_bounded(const char *s, size_t len, unsigned max_depth, size_t max_values);
+/* The same count: how many arrays, objects and separators, or -1 past a bound. What
+ * parsing costs follows it: jansson takes up to ~120 bytes per one counted (an empty
+ * object, 3 bytes of text and 2 counted, is ~230), besides the strings' own bytes. */
+long priv_json_count(const char *s, size_t len, unsigned max_depth, size_t max_values);
+#define PRIV_JSON_VALUE_COST 128
 #define PRIV_HELD_MAX_DEPTH 4        /* the approval object, its lists, their objects */
 #define PRIV_HELD_MAX_VALUES (4u * 65536u) /* a Bind's 65535 parameters, escaped flags */
 

@@ -504,6 +504,29 @@ static void test_held_listings_bounded(void **state)
 	}
 	assert_false(killed(1));
 
+	/* {"a":[{},{},...]}: 300 kB of text, but some 23 MB once parsed (jansson's
+	 * values): charged for that, it is past worker 0's share */
+	{
+		size_t k = 100000, tl = 6 + 3 * k + 1;
+		uint8_t *eb = malloc(sizeof(h) + tl);
+		char *t = (char *)eb + sizeof(h);
+		struct mon_conn *e = conn(0, 61, MC_RELAYING);
+
+		memcpy(t, "{\"a\":[", 6);
+		for (size_t i = 0; i < k; i++)
+			memcpy(t + 6 + 3 * i, "{},", 3);
+		t[6 + 3 * k - 1] = ']';
+		t[6 + 3 * k] = '}';
+		h.json_len = (uint32_t)tl;
+		memcpy(eb, &h, sizeof(h));
+		held_listing(0, 61, eb, sizeof(h) + tl);
+		assert_null(e->held);
+		assert_true(T.m.w[0].held_bytes <= share);
+		assert_false(killed(0));
+		free(eb);
+		h.json_len = sizeof(small) - 1;
+	}
+
 	/* a second listing for the same request is not what a worker sends, even when
 	 * the first was not listed */
 	say(0, PRIV_HELD_INFO, 60, sb, sizeof(h) + h.json_len);
