@@ -260,6 +260,7 @@ static void held_unlist(struct mon_conn *c)
 
 void conn_end(struct monitor *m, struct mon_conn *c)
 {
+	login_cancel_close(c);
 	login_done(m, c);
 	login_scram_end(m, c);
 	login_fs_end(m, c);
@@ -806,6 +807,10 @@ static int on_packet(struct monitor *m, struct mon_worker *w, const struct priv_
 		if (c->st != MC_AUTHORIZED)
 			return -EPROTO;
 		return login_startup(m, c, body, h->len, fd);
+	case PRIV_CANCEL_SEND:
+		if (c->st != MC_CANCELLING)
+			return -EPROTO;
+		return login_cancel_send(m, c, body, h->len);
 	case PRIV_SCRAM:
 		if (c->st != MC_AUTHORIZED || c->login_asked || h->len != sizeof(struct priv_scram))
 			return -EPROTO;

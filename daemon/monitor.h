@@ -63,6 +63,7 @@ struct mon_worker {
 	size_t held_bytes;              /* what its sessions' listings for approvers are charged */
 	time_t held_window;             /* the minute held_window_bytes counts */
 	size_t held_window_bytes;       /* listings parsed in it */
+	unsigned cancels_open;          /* its cancels' sockets the parent has not written yet */
 };
 
 struct mon_conn {
@@ -92,6 +93,8 @@ struct mon_conn {
 	size_t n_addrs;
 	bool login_asked;               /* the one proof (SCRAM, md5, cleartext) was given */
 	bool startup_sent;              /* the parent wrote the StartupMessage (plain upstreams) */
+	bool cancel_open;               /* a cancel's socket the parent has not written yet ... */
+	int cancel_fd;                  /* ... and its copy of it */
 	unsigned sockets;               /* upstream sockets handed out */
 	struct mon_upsock {             /* a login's, each as the kernel names it (sockdiag) */
 		struct addr local, remote;

@@ -78,6 +78,13 @@ int login_scram(struct monitor *m, struct mon_conn *c, const struct priv_scram *
 int login_md5(struct monitor *m, struct mon_conn *c, const uint8_t *salt, size_t len);
 int login_cleartext(struct monitor *m, struct mon_conn *c);
 int login_socket(struct monitor *m, struct mon_conn *c, const uint8_t *body, size_t len);
+/* CANCEL_SEND: writes the CancelRequest (len bytes at pkt) on c's cancel socket.
+ * A cancel's socket carries nothing else first: one its worker wrote to itself could
+ * carry a login of the worker's choosing, with a proof asked for another session. */
+int login_cancel_send(struct monitor *m, struct mon_conn *c, const uint8_t *pkt, size_t len);
+/* c's copy of its cancel socket (if any) is closed. */
+void login_cancel_close(struct mon_conn *c);
+
 /* STARTUP: writes the StartupMessage on fd, c's connected socket to a plain upstream,
  * from the parent's facts; c's other sockets are aborted. */
 int login_startup(struct monitor *m, struct mon_conn *c, const uint8_t *body, size_t len, int fd);

@@ -8,6 +8,7 @@
 #include "monitor_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
@@ -666,6 +667,67 @@ static bool method_listed(struct monitor *m, struct mon_conn *c, unsigned method
 	return false;
 }
 
+/* Whether fd is connected with nothing sent or queued on it yet. */
+static bool unwritten(int fd)
+{
+	struct tcp_info ti;
+	socklen_t tl = sizeof(ti);
+	int queued = 0;
+
+	return getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tl) == 0 && ti.tcpi_state == 1 /* TCP_ESTABLISHED */ &&
+	       ti.tcpi_bytes_sent == 0 && ioctl(fd, SIOCOUTQ, &queued) == 0 && queued == 0;
+}
+
+void login_cancel_close(struct mon_conn *c)
+{
+	if (!c->cancel_open)
+		return;
+	close(c->cancel_fd);
+	c->cancel_open = false;
+	if (c->w && c->w->cancels_open)
+		c->w->cancels_open--;
+}
+
+int login_cancel_send(struct monitor *m, struct mon_conn *c, const uint8_t *pkt, size_t len)
+{
+	(void)m;
+	/* a CancelRequest: length 16, code 80877102; the key is the worker's to know */
+	if (len != 16 || memcmp(pkt, "\0\0\0\x10\x04\xd2\x16\x2e", 8) != 0 || !c->cancel_open)
+		return -EPROTO;
+	if (!unwritten(c->cancel_fd)) {
+		log_warn("cancel", "id=%llu: worker %u asked for the CancelRequest on a socket not connected, or written to already; refused",
+			 (unsigned long long)c->id, c->w->idx);
+		return -EPROTO;
+	}
+	if (send(c->cancel_fd, pkt, len, MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)len)
+		return reply(c->w, c->id, -EIO, NULL, 0, -1);
+	login_cancel_close(c); /* the server reads a cancel first: it carries nothing else */
+	return reply(c->w, c->id, 0, NULL, 0, -1);
+}
+
+/* Whether none of w's cancel sockets that wait for their CancelRequest was written to
+ * by w itself: a login over one (its own startup) would take any proof it is given. */
+static bool cancels_unused(struct monitor *m, struct mon_worker *w)
+{
+	if (!w->cancels_open)
+		return true;
+	for (const struct mon_conn *t = m->head; t; t = t->next) {
+		struct tcp_info ti;
+		socklen_t tl = sizeof(ti);
+		int queued = 0;
+
+		if (t->w != w || !t->cancel_open)
+			continue;
+		if (getsockopt(t->cancel_fd, IPPROTO_TCP, TCP_INFO, &ti, &tl) == -1 || ti.tcpi_bytes_sent != 0 ||
+		    ioctl(t->cancel_fd, SIOCOUTQ, &queued) == -1 || queued != 0) {
+			log_warn("login", "worker %u wrote on the socket of cancel %llu itself; no proof is given to it",
+				 w->idx, (unsigned long long)t->id);
+			return false;
+		}
+	}
+	return true;
+}
+
 /* Whether a proof may be given for c: on a plain upstream, only for the socket the
  * parent wrote the StartupMessage on (login_startup; the others are aborted then),
  * so the login it completes is to the database, as the role and identity, the parent
@@ -674,6 +736,8 @@ static bool startup_written(struct monitor *m, struct mon_conn *c)
 {
 	const struct config_upstream *u = config_upstream_named(m->cfg, c->upstream);
 
+	if (!cancels_unused(m, c->w))
+		return false;
 	if (c->startup_sent || (u && u->tls != CONFIG_TLS_DISABLE))
 		return true;
 	log_warn("login", "id=%llu: worker %u asked for a login proof before the parent wrote the startup packet; refused",
@@ -687,11 +751,9 @@ int login_startup(struct monitor *m, struct mon_conn *c, const uint8_t *body, si
 	char why[STARTOPTS_ERR], app[CONFIG_NAME_MAX + 1];
 	uint8_t pkt[PGWIRE_STARTUP_MAX];
 	struct priv_startup q;
-	struct tcp_info ti;
-	socklen_t tl = sizeof(ti), cl;
+	socklen_t cl;
 	uint64_t cookie;
 	size_t i, n;
-	int queued = 0;
 
 	/* TLS upstreams: the worker writes it inside the TLS it holds. The parent cannot
 	 * see there; binding the database there too needs the parent's TLS (kTLS). */
@@ -712,8 +774,7 @@ int login_startup(struct monitor *m, struct mon_conn *c, const uint8_t *body, si
 		return -EPROTO;
 	for (i = 0; i < c->n_up_socks && c->up_socks[i].cookie != cookie; i++)
 		;
-	if (i == c->n_up_socks || getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tl) == -1 || ti.tcpi_state != 1 /* TCP_ESTABLISHED */ ||
-	    ti.tcpi_bytes_sent != 0 || ioctl(fd, SIOCOUTQ, &queued) == -1 || queued != 0) {
+	if (i == c->n_up_socks || !unwritten(fd)) {
 		log_warn("login", "id=%llu: worker %u asked for the startup packet on a socket not of its login, not connected, or written to already; refused",
 			 (unsigned long long)c->id, c->w->idx);
 		return -EPROTO;
@@ -911,6 +972,8 @@ int login_cleartext(struct monitor *m, struct mon_conn *c)
 	struct config_upstream *u = config_upstream_named(m->cfg, c->upstream);
 	struct config_role *cr = conn_role(m, c);
 
+	if (!cancels_unused(m, c->w))
+		return -EPROTO;
 	if (!cr)
 		return reply(c->w, c->id, -ENOENT, NULL, 0, -1);
 	if (!method_listed(m, c, CONFIG_AUTH_PASSWORD))
@@ -998,6 +1061,19 @@ int login_socket(struct monitor *m, struct mon_conn *c, const uint8_t *body, siz
 	if (c->st == MC_AUTHORIZED && (r = upsock_note(c, fd, &to)) < 0) {
 		close(fd);
 		return reply(c->w, c->id, r, NULL, 0, -1);
+	}
+	if (c->st == MC_CANCELLING) {
+		/* the try before is over: whatever the worker keeps of it can send nothing */
+		if (c->cancel_open)
+			shutdown(c->cancel_fd, SHUT_RDWR);
+		login_cancel_close(c);
+		if ((c->cancel_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0) {
+			r = -errno;
+			close(fd);
+			return reply(c->w, c->id, r, NULL, 0, -1);
+		}
+		c->cancel_open = true;
+		c->w->cancels_open++;
 	}
 	r = reply(c->w, c->id, 0, NULL, 0, fd);
 	close(fd);

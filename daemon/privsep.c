@@ -179,6 +179,7 @@ const char *priv_type_name(uint32_t type)
 	case PRIV_CLEARTEXT: return "cleartext";
 	case PRIV_HELD: return "held";
 	case PRIV_STARTUP: return "startup";
+	case PRIV_CANCEL_SEND: return "cancel_send";
 	case PRIV_REPLY: return "reply";
 	default: return "unknown";
 	}

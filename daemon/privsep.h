@@ -63,6 +63,7 @@ enum priv_type {
 	PRIV_CLEARTEXT,         /* the password itself (cleartext over verified TLS) */
 	PRIV_HELD,              /* a statement waits for approval: its request number */
 	PRIV_STARTUP,           /* fd: the connected upstream socket (plain): the parent logs in on it */
+	PRIV_CANCEL_SEND,       /* the CancelRequest, for the parent to write on the cancel's socket */
 
 	PRIV_REPLY = 96,
 };

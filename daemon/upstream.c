@@ -418,8 +418,9 @@ void upstream_connected(struct session_env *env, struct session *s)
 	if (s->state == SESSION_CANCELLING) {
 		uint8_t m[16];
 
+		/* the parent writes it: a cancel's socket carries nothing else first */
 		pgwire_build_cancel_request(m, sizeof(m), s->cancel_pid, s->cancel_secret);
-		if (upstream_send(s, m, sizeof(m)) < 0) {
+		if (worker_call(PRIV_CANCEL_SEND, s->id, m, sizeof(m), NULL, 0, NULL, NULL) < 0) {
 			session_free(env, s);
 			return;
 		}

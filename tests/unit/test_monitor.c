@@ -1450,6 +1450,96 @@ static void test_startup_refusals(void **state)
 	close(lfd);
 }
 
+/* ---- a cancel's socket carries a CancelRequest, the parent's ------------------------ */
+
+static const uint8_t cancel_pkt[16] = { 0, 0, 0, 16, 0x04, 0xd2, 0x16, 0x2e, 0, 0, 0, 7, 0, 0, 0, 9 };
+
+/* A cancel c of worker 0 with its socket connected (*up, the worker's). */
+static struct mon_conn *cancel_conn(uint64_t id, int *lfd, int *up, int *acc)
+{
+	struct pollfd p;
+	struct mon_conn *c = conn(0, id, MC_CANCELLING);
+
+	*lfd = upstream_listener(c);
+	assert_int_equal(ask_socket(0, c, up), 0);
+	*acc = accept4(*lfd, NULL, NULL, SOCK_CLOEXEC);
+	assert_true(*acc >= 0);
+	p = (struct pollfd){ .fd = *up, .events = POLLOUT };
+	assert_int_equal(poll(&p, 1, 1000), 1);
+	assert_true(c->cancel_open);
+	return c;
+}
+
+static void test_cancel_sent_by_parent(void **state)
+{
+	struct mon_conn *c;
+	uint8_t b[32];
+	size_t len;
+	int lfd, up, acc, up2, acc2;
+
+	(void)state;
+	c = cancel_conn(90, &lfd, &up, &acc);
+	/* a second try: the first socket can send nothing more */
+	assert_int_equal(ask_socket(0, c, &up2), 0);
+	acc2 = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	assert_true(reads_eof(acc));
+	assert_int_equal(send(up, "x", 1, MSG_NOSIGNAL), -1);
+	assert_int_equal(T.m.w[0].cancels_open, 1);
+	/* what is not a CancelRequest is not written */
+	{
+		uint8_t bad[16];
+
+		memcpy(bad, cancel_pkt, 16);
+		bad[7] ^= 1;
+		say(0, PRIV_CANCEL_SEND, 90, bad, sizeof(bad));
+		assert_true(killed(0));
+		worker_down(0);
+		worker_up(0);
+	}
+	{
+		struct pollfd p = { .fd = up2, .events = POLLOUT };
+
+		assert_int_equal(poll(&p, 1, 1000), 1);
+	}
+	say(0, PRIV_CANCEL_SEND, 90, cancel_pkt, sizeof(cancel_pkt));
+	assert_int_equal(answer(0, NULL, 0, &len), 0);
+	assert_int_equal(recv(acc2, b, sizeof(b), 0), 16);
+	assert_memory_equal(b, cancel_pkt, 16);
+	assert_false(c->cancel_open);
+	assert_int_equal(T.m.w[0].cancels_open, 0);
+	assert_false(killed(0));
+	close(up);
+	close(acc);
+	close(up2);
+	close(acc2);
+	close(lfd);
+}
+
+/* A worker that writes on a cancel's socket itself (a startup of its choosing: a login
+ * to any database) gets no proof for any session after that, nor its CancelRequest. */
+static void test_cancel_socket_no_login(void **state)
+{
+	struct mon_conn *c, *a;
+	uint8_t salt[4] = { 1, 2, 3, 4 };
+	int lfd, up, acc;
+
+	(void)state;
+	c = cancel_conn(91, &lfd, &up, &acc);
+	a = conn(0, 92, MC_AUTHORIZED); /* a TLS upstream (setup): its startup is the worker's */
+	assert_int_equal(send(up, "\0\0\0\x08\0\x03\0\0", 8, MSG_NOSIGNAL), 8);
+	say(0, PRIV_MD5, 92, salt, sizeof(salt));
+	assert_true(killed(0));
+	worker_down(0);
+	worker_up(0);
+	a->login_asked = false;
+	say(0, PRIV_CANCEL_SEND, 91, cancel_pkt, sizeof(cancel_pkt));
+	assert_true(killed(0));
+	(void)c;
+	close(up);
+	close(acc);
+	close(lfd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1482,6 +1572,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reload_decided_by_parent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_startup_by_parent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_startup_refusals, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cancel_sent_by_parent, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cancel_socket_no_login, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
