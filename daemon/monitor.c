@@ -303,8 +303,11 @@ void conn_abort_upstream(struct monitor *m, struct mon_conn *c, uint64_t keep)
 			c->up_socks[kept++] = *u;
 			continue;
 		}
-		r = m->sd ? sockdiag_destroy(m->sd, &u->local, &u->remote, u->cookie) : 0;
-		if (r < 0 && r != -ENOENT)
+		r = m->sd && !m->no_destroy ? sockdiag_destroy(m->sd, &u->local, &u->remote, u->cookie) : 0;
+		if (r == -EOPNOTSUPP) {
+			m->no_destroy = true;
+			log_error("upstream", "this kernel cannot abort sockets by name (CONFIG_INET_DIAG_DESTROY): a worker taken over could keep upstream connections of sessions the parent ended");
+		} else if (r < 0 && r != -ENOENT)
 			log_error("upstream", "id=%llu: cannot abort its upstream connection: %s", (unsigned long long)c->id,
 				  strerror(-r));
 	}

@@ -127,6 +127,7 @@ struct monitor {
 	struct config *cfg;
 	struct intercept *ic;
 	struct sockdiag *sd;
+	bool no_destroy;                /* the kernel has no SOCK_DESTROY (said once) */
 	struct attest_fs *fs;           /* token files, the executable's path and hash (NULL: on the loop) */
 	struct attest_cache exe_cache;
 	struct scrampool *proofs;       /* PBKDF2 off the loop (MON_PROOFS_MAX jobs) */
