@@ -33,7 +33,7 @@ KERNEL  := intercept sockdiag notify tls sandbox
 # the session, in the files it is being split into (issue 13)
 SESSION := session refuse startup relay client_side server_side approval sbuf sessrec cancel upstream
 # the privileged parent and its workers (DESIGN.md "Processes")
-PRIVSEP := privsep monitor monitor_login worker
+PRIVSEP := privsep monitor monitor_login monitor_held worker
 DAEMON  := $(PURE) $(KERNEL) $(SESSION) $(PRIVSEP) control
 CLI     := addr escape jsonpos cfgsrc config pgwire b64url jwks token issuers policy pgtree sqlclass sqlclass_out sqlguard searchpath prepared gate record mask maskset cgroup control log
 
@@ -85,7 +85,7 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(PURE:%=$(BUILD)/obj/%.o)
 
 $(BUILD)/tests/test_privsep: $(BUILD)/obj/privsep.o
 # the parent's request channel, with a test playing the workers (kernel modules stubbed)
-$(BUILD)/tests/test_monitor: tests/stubs/kernel.c $(BUILD)/obj/privsep.o $(BUILD)/obj/monitor.o $(BUILD)/obj/monitor_login.o
+$(BUILD)/tests/test_monitor: tests/stubs/kernel.c $(BUILD)/obj/privsep.o $(BUILD)/obj/monitor.o $(BUILD)/obj/monitor_login.o $(BUILD)/obj/monitor_held.o
 
 # real loopback TCP sockets looked up and aborted (needs root)
 $(BUILD)/tests/test_sockdiag: $(BUILD)/obj/sockdiag.o
@@ -125,7 +125,7 @@ $(BUILD)/fuzz_client $(BUILD)/fuzz_server: tests/fuzz/session_fixture.c tests/fu
 # are tests/stubs/kernel.c, as in test_monitor; /proc, the file-system threads, the proof thread,
 # recordings, kill, waitpid and connect are wrapped at link time, so the daemon's code
 # is unchanged
-$(BUILD)/fuzz_monitor: tests/stubs/kernel.c $(BUILD)/obj/privsep.o $(BUILD)/obj/monitor.o $(BUILD)/obj/monitor_login.o
+$(BUILD)/fuzz_monitor: tests/stubs/kernel.c $(BUILD)/obj/privsep.o $(BUILD)/obj/monitor.o $(BUILD)/obj/monitor_login.o $(BUILD)/obj/monitor_held.o
 $(BUILD)/fuzz_monitor: LDLIBS += -Wl,--wrap=attest_read,--wrap=attest_read_token,--wrap=attest_vouch_exe,--wrap=attest_fs_submit \
 	-Wl,--wrap=attest_fs_cancel,--wrap=attest_fs_collect,--wrap=record_create,--wrap=kill,--wrap=waitpid,--wrap=connect \
 	-Wl,--wrap=scrampool_submit,--wrap=scrampool_cancel,--wrap=scrampool_collect

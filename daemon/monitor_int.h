@@ -32,6 +32,11 @@ struct mon_worker *pick_worker(struct monitor *m);
 /* c no longer counts under max_logins (and max_logins_per_cgroup). */
 void login_done(struct monitor *m, struct mon_conn *c);
 
+/* monitor_held.c: c's held statement is no longer listed for approvers; HELD_INFO:
+ * what approvers are shown of it (-EPROTO: a second one for the same request). */
+void held_unlist(struct mon_conn *c);
+int held_info(struct monitor *m, struct mon_conn *c, const uint8_t *body, size_t len);
+
 /* Adds c (its id set) to m's connections. 0, or -ENOMEM (c is not added). */
 int conn_link(struct monitor *m, struct mon_conn *c);
 
