@@ -667,17 +667,15 @@ static bool method_listed(struct monitor *m, struct mon_conn *c, unsigned method
 	return false;
 }
 
-/* Whether nothing was sent or queued on the TCP socket fd yet (and, with connected,
- * it is established). */
-static bool unwritten(int fd, bool connected)
+/* Whether fd is connected with nothing sent or queued on it yet. */
+static bool unwritten(int fd)
 {
 	struct tcp_info ti;
 	socklen_t tl = sizeof(ti);
 	int queued = 0;
 
-	return getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tl) == 0 &&
-	       (!connected || ti.tcpi_state == 1 /* TCP_ESTABLISHED */) && ti.tcpi_bytes_sent == 0 &&
-	       ioctl(fd, SIOCOUTQ, &queued) == 0 && queued == 0;
+	return getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tl) == 0 && ti.tcpi_state == 1 /* TCP_ESTABLISHED */ &&
+	       ti.tcpi_bytes_sent == 0 && ioctl(fd, SIOCOUTQ, &queued) == 0 && queued == 0;
 }
 
 void login_cancel_close(struct mon_conn *c)
@@ -696,7 +694,7 @@ int login_cancel_send(struct monitor *m, struct mon_conn *c, const uint8_t *pkt,
 	/* a CancelRequest: length 16, code 80877102; the key is the worker's to know */
 	if (len != 16 || memcmp(pkt, "\0\0\0\x10\x04\xd2\x16\x2e", 8) != 0 || !c->cancel_open)
 		return -EPROTO;
-	if (!unwritten(c->cancel_fd, true)) {
+	if (!unwritten(c->cancel_fd)) {
 		log_warn("cancel", "id=%llu: worker %u asked for the CancelRequest on a socket not connected, or written to already; refused",
 			 (unsigned long long)c->id, c->w->idx);
 		return -EPROTO;
@@ -714,9 +712,14 @@ static bool cancels_unused(struct monitor *m, struct mon_worker *w)
 	if (!w->cancels_open)
 		return true;
 	for (const struct mon_conn *t = m->head; t; t = t->next) {
+		struct tcp_info ti;
+		socklen_t tl = sizeof(ti);
+		int queued = 0;
+
 		if (t->w != w || !t->cancel_open)
 			continue;
-		if (!unwritten(t->cancel_fd, false)) {
+		if (getsockopt(t->cancel_fd, IPPROTO_TCP, TCP_INFO, &ti, &tl) == -1 || ti.tcpi_bytes_sent != 0 ||
+		    ioctl(t->cancel_fd, SIOCOUTQ, &queued) == -1 || queued != 0) {
 			log_warn("login", "worker %u wrote on the socket of cancel %llu itself; no proof is given to it",
 				 w->idx, (unsigned long long)t->id);
 			return false;
@@ -771,7 +774,7 @@ int login_startup(struct monitor *m, struct mon_conn *c, const uint8_t *body, si
 		return -EPROTO;
 	for (i = 0; i < c->n_up_socks && c->up_socks[i].cookie != cookie; i++)
 		;
-	if (i == c->n_up_socks || !unwritten(fd, true)) {
+	if (i == c->n_up_socks || !unwritten(fd)) {
 		log_warn("login", "id=%llu: worker %u asked for the startup packet on a socket not of its login, not connected, or written to already; refused",
 			 (unsigned long long)c->id, c->w->idx);
 		return -EPROTO;
